@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+
+.PHONY: run test stop install build bench clean
+
+## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
+run: install
+	@bash scripts/run.sh
+
+## Install missing system packages, run the whole suite against throwaway Redis and Postgres.
+test: install
+	@bash scripts/test.sh
+
+## Stop the Redis and Postgres that `make run` started.
+stop:
+	@bash scripts/services.sh stop-all .data
+
+## Install the Debian packages the build and the local servers need (apt-get, via sudo when not root).
+install:
+	@bash scripts/services.sh install
+
+build: install
+	swift build
+
+## Release-build benchmarks next to redis-benchmark and pgbench on the same throwaway servers.
+bench: install
+	@bash scripts/bench.sh
+
+clean:
+	rm -rf .build

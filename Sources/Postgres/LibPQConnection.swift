@@ -1,0 +1,145 @@
+import CLibPQ
+import Foundation
+import ConnectionPool
+
+/// One libpq connection. Owns the `PGconn*`; every result it reads is wrapped in a
+/// ``PostgresResult`` that clears it. Used on pool threads only, one call at a time.
+final class LibPQConnection: PoolableConnection {
+    private let configuration: PostgresConfiguration
+    private var connection: OpaquePointer?
+
+    init(configuration: PostgresConfiguration) {
+        self.configuration = configuration
+    }
+
+    deinit { self.close() }
+
+    func close() {
+        if let connection { PQfinish(connection) }
+        self.connection = nil
+    }
+
+    /// True inside a transaction block (or a failed one).
+    var inTransaction: Bool {
+        guard let connection else { return false }
+        let status = PQtransactionStatus(connection)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
+    /// Runs one parameterised statement with the extended protocol.
+    ///
+    /// `reconnect` allows replacing a connection that broke while idle; it is false inside a
+    /// transaction, where a new connection would silently lose the transaction's earlier work.
+    func execute(_ query: PostgresQuery, reconnect: Bool) throws(PostgresError) -> PostgresRows {
+        let connection = try self.connected(reconnect: reconnect)
+        let binds = query.binds
+        let count = binds.count
+        let result: OpaquePointer? = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(count, 1)) { types in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: max(count, 1)) { values in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) { lengths in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) { formats in
+                        let total = binds.reduce(0) { $0 + ($1.bytes?.count ?? 0) + 1 }
+                        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: max(total, 1)) { storage in
+                            var offset = 0
+                            for (index, bind) in binds.enumerated() {
+                                types[index] = bind.typeOID
+                                formats[index] = bind.binary ? 1 : 0
+                                if let bytes = bind.bytes {
+                                    let start = storage.baseAddress! + offset
+                                    bytes.withUnsafeBytes { raw in
+                                        if !raw.isEmpty { UnsafeMutableRawPointer(start).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+                                    }
+                                    start[bytes.count] = 0
+                                    values[index] = UnsafePointer(start)
+                                    lengths[index] = Int32(bytes.count)
+                                    offset += bytes.count + 1
+                                } else {
+                                    values[index] = nil
+                                    lengths[index] = 0
+                                }
+                            }
+                            return PQexecParams(
+                                connection, query.sql, Int32(count),
+                                types.baseAddress, values.baseAddress, lengths.baseAddress, formats.baseAddress, 0
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        return try self.check(result, connection)
+    }
+
+    /// Runs trusted SQL text with the simple protocol, which allows several statements (migrations).
+    func executeScript(_ sql: String, reconnect: Bool) throws(PostgresError) {
+        let connection = try self.connected(reconnect: reconnect)
+        _ = try self.check(PQexec(connection, sql), connection)
+    }
+
+    private func check(_ result: OpaquePointer?, _ connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
+        guard let result else {
+            let message = String(cString: PQerrorMessage(connection))
+            if PQstatus(connection) != CONNECTION_OK { self.close() }
+            throw PostgresError(code: .connection, detail: message)
+        }
+        let owned = PostgresResult(result)
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(result: owned)
+        default:
+            let state = PQresultErrorField(result, CLIBPQ_DIAG_SQLSTATE).map { String(cString: $0) }
+            let primary = PQresultErrorField(result, CLIBPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) }
+            let detail = PQresultErrorField(result, CLIBPQ_DIAG_MESSAGE_DETAIL).map { String(cString: $0) }
+            let constraint = PQresultErrorField(result, CLIBPQ_DIAG_CONSTRAINT_NAME).map { String(cString: $0) }
+            if PQstatus(connection) != CONNECTION_OK {
+                self.close()
+                throw PostgresError(code: .connection, sqlState: state, detail: primary ?? String(cString: PQerrorMessage(connection)))
+            }
+            guard let state else {
+                throw PostgresError(code: .connection, detail: primary ?? String(cString: PQerrorMessage(connection)))
+            }
+            throw PostgresError(
+                code: .server, sqlState: state, constraint: constraint,
+                detail: [primary, detail].compactMap { $0 }.joined(separator: " ")
+            )
+        }
+    }
+
+    private func connected(reconnect: Bool) throws(PostgresError) -> OpaquePointer {
+        if let connection {
+            if !reconnect || clibpq_idle_connection_broken(connection) == 0 {
+                return connection
+            }
+            self.close()
+        }
+        guard reconnect else {
+            throw PostgresError(code: .connection, detail: "connection lost inside a transaction")
+        }
+        let keywords = self.configuration.keywords
+        let connection = Self.withCStrings(keywords.map(\.0)) { names in
+            Self.withCStrings(keywords.map(\.1)) { values in
+                PQconnectdbParams(names, values, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(code: .connection, detail: "libpq could not allocate a connection")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(code: .connection, detail: message)
+        }
+        // libpq prints server notices to stderr by default; they would bypass our logging.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        self.connection = connection
+        return connection
+    }
+
+    /// A NULL-terminated array of C strings valid inside `body`.
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let duplicated = strings.map { strdup($0) }
+        defer { duplicated.forEach { free($0) } }
+        let pointers = duplicated.map { UnsafePointer<CChar>($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

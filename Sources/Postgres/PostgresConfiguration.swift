@@ -1,0 +1,43 @@
+/// How to reach Postgres: any libpq connection string or `postgres://` URL, plus pool settings.
+public struct PostgresConfiguration: Sendable, Hashable {
+    /// Handed to libpq as it is, e.g. `postgres://user:pass@127.0.0.1:5432/db`; never logged.
+    public var connectionString: String
+    /// The most connections (and pool threads) at once.
+    public var poolSize: Int = 8
+    /// How long a caller waits for a free connection.
+    public var acquireTimeout: Duration = .seconds(5)
+    /// libpq's `connect_timeout` (whole seconds, at least 1... libpq's own rounding).
+    public var connectTimeout: Duration = .seconds(3)
+    /// The server cancels any statement running longer (`statement_timeout`); `nil` for none.
+    public var statementTimeout: Duration? = .seconds(5)
+    /// Shown in `pg_stat_activity`.
+    public var applicationName = "ussd-gateway"
+
+    public init(connectionString: String) {
+        self.connectionString = connectionString
+    }
+
+    /// libpq keywords: the connection string is expanded first, these settings override it.
+    var keywords: [(String, String)] {
+        var options = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601"
+        if let statementTimeout {
+            options += " -c statement_timeout=\(max(1, statementTimeout.milliseconds))"
+        }
+        return [
+            ("dbname", self.connectionString),
+            ("connect_timeout", String(max(1, Int(self.connectTimeout.components.seconds)))),
+            ("application_name", self.applicationName),
+            ("client_encoding", "UTF8"),
+            ("options", options),
+            ("keepalives", "1"),
+            ("keepalives_idle", "30"),
+            ("tcp_user_timeout", "30000"),
+        ]
+    }
+}
+
+extension Duration {
+    var milliseconds: Int {
+        Int(self.components.seconds) * 1000 + Int(self.components.attoseconds / 1_000_000_000_000_000)
+    }
+}

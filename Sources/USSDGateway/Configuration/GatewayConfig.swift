@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import Postgres
+import Redis
+
+/// Everything the gateway reads from its environment, parsed once at start-up.
+///
+/// Each field's default sits next to it; ``load(environment:)`` is the one place environment
+/// variables are read. A bad value stops start-up with a ``ConfigError`` naming the variable.
+public struct GatewayConfig: Sendable {
+    /// `ENVIRONMENT`: `development` relaxes production-only requirements; default `production`.
+    public var environment: DeploymentEnvironment = .production
+    /// `HTTP_HOST`: address to listen on; default `127.0.0.1` (containers set `0.0.0.0`).
+    public var httpHost = "127.0.0.1"
+    /// `HTTP_PORT`: default 8080.
+    public var httpPort = 8080
+    /// `REDIS_URL`: `redis://[:password@]host:port/db`; default `redis://127.0.0.1:6379/0`.
+    public var redis = RedisConfiguration()
+    /// `DATABASE_URL`: a libpq URL or connection string; default `postgres://ussd@127.0.0.1:5432/ussd`.
+    public var postgres = PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:5432/ussd")
+    /// `LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default `info`.
+    public var logLevel = Logger.Level.info
+    /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
+    /// (under Kubernetes' 30-second termination grace period).
+    public var shutdownTimeout = Duration.seconds(25)
+
+    public init() {}
+
+    /// The deployment stage.
+    public enum DeploymentEnvironment: String, Sendable {
+        case development
+        case production
+    }
+
+    /// Reads the configuration from environment variables, overriding `file` entries (the optional
+    /// config file, same keys).
+    public static func load(environment: [String: String], file: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
+        let values = file.merging(environment) { _, fromEnvironment in fromEnvironment }
+        var reader = Reader(values: values)
+        var config = GatewayConfig()
+        config.environment = try reader.oneOf("ENVIRONMENT", default: config.environment)
+        config.httpHost = try reader.string("HTTP_HOST", default: config.httpHost)
+        config.httpPort = try reader.integer("HTTP_PORT", default: config.httpPort, in: 0...65535)
+        config.logLevel = try reader.oneOf("LOG_LEVEL", default: config.logLevel)
+        config.shutdownTimeout = .seconds(try reader.integer("SHUTDOWN_TIMEOUT_SECONDS", default: 25, in: 1...3600))
+
+        if let url = reader.value("REDIS_URL") {
+            do {
+                config.redis = try RedisConfiguration(url: url)
+            } catch {
+                throw ConfigError(variable: "REDIS_URL", problem: error.reason)
+            }
+        }
+        config.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: config.redis.poolSize, in: 1...512)
+        config.redis.commandTimeout = .milliseconds(try reader.integer("REDIS_TIMEOUT_MS", default: 2000, in: 10...60_000))
+
+        if let url = reader.value("DATABASE_URL") {
+            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
+                throw ConfigError(variable: "DATABASE_URL", problem: "must be a postgres:// URL or a libpq connection string")
+            }
+            config.postgres.connectionString = url
+        }
+        config.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: config.postgres.poolSize, in: 1...512)
+        let statementTimeout = try reader.integer("DATABASE_STATEMENT_TIMEOUT_MS", default: 5000, in: 0...3_600_000)
+        config.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
+        return config
+    }
+
+    /// Reads a config file of `KEY=VALUE` lines (blank lines and `#` comments skipped, values
+    /// optionally quoted).
+    public static func readFile(at path: String) throws(ConfigError) -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(variable: "config file \(path)", problem: "cannot be read")
+        }
+        var values: [String: String] = [:]
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ConfigError(variable: "config file \(path)", problem: "line \(number + 1) is not KEY=VALUE")
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
+                value = String(value.dropFirst().dropLast())
+            }
+            values[key] = value
+        }
+        return values
+    }
+
+    private struct Reader {
+        let values: [String: String]
+
+        func value(_ name: String) -> String? {
+            guard let value = self.values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+            return value
+        }
+
+        func string(_ name: String, default fallback: String) throws(ConfigError) -> String {
+            self.value(name) ?? fallback
+        }
+
+        func integer(_ name: String, default fallback: Int, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+            guard let text = self.value(name) else { return fallback }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigError(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
+            }
+            return number
+        }
+
+        func oneOf<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) throws(ConfigError) -> T where T.RawValue == String {
+            guard let text = self.value(name) else { return fallback }
+            guard let value = T(rawValue: text.lowercased()) else {
+                let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigError(variable: name, problem: "must be one of \(allowed) (got \"\(text)\")")
+            }
+            return value
+        }
+    }
+}
+
+extension GatewayConfig.DeploymentEnvironment: CaseIterable {}
+
+/// A configuration value that cannot be used: which variable, and what is wrong with it.
+/// Values are echoed only for plain settings, never for URLs (they can hold passwords).
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public let variable: String
+    public let problem: String
+    public var description: String { "\(self.variable): \(self.problem)" }
+}

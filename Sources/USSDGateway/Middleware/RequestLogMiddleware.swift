@@ -1,0 +1,63 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// One log line per request: method, route pattern, status, duration and request id.
+///
+/// Logs the route *pattern* (`context.endpointPath`), never `request.uri`, which would carry the
+/// callback token, and never the body, which carries PINs. The request id comes from a sane
+/// `X-Request-Id` header when a proxy set one, and goes back in the response.
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var context = context
+        let requestID = Self.requestID(from: request) ?? context.id
+        context.logger[metadataKey: "request_id"] = .string(requestID)
+        do {
+            var response = try await next(request, context)
+            response.headers[.xRequestID] = requestID
+            self.log(request, context: context, status: response.status.code, start: start, requestID: requestID)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            self.log(request, context: context, status: status, start: start, requestID: requestID)
+            throw error
+        }
+    }
+
+    private func log(_ request: Request, context: Context, status: Int, start: ContinuousClock.Instant, requestID: String) {
+        let elapsed = ContinuousClock.now - start
+        let level: Logger.Level = status >= 500 ? .error : .info
+        self.logger.log(
+            level: level, "request",
+            metadata: [
+                "method": .string(request.method.rawValue),
+                "route": .string(context.endpointPath ?? "unmatched"),
+                "status": .stringConvertible(status),
+                "duration_ms": .string(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+                "request_id": .string(requestID),
+            ]
+        )
+    }
+
+    /// A caller-supplied id, accepted only when short and plain (it lands in our logs).
+    private static func requestID(from request: Request) -> String? {
+        guard let value = request.headers[.xRequestID], (1...64).contains(value.utf8.count),
+            value.utf8.allSatisfy({ $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") })
+        else { return nil }
+        return value
+    }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = HTTPField.Name("X-Request-Id")!
+}
+
+extension UInt8 {
+    fileprivate var isASCIIAlphanumeric: Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
+    }
+}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Postgres
+import ServiceLifecycle
+import USSDGateway
+
+@main
+struct USSDGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ussd-gateway",
+        abstract: "USSD/SMS wallet gateway for Africa's Talking and M-Pesa.",
+        subcommands: [Serve.self, Migrate.self, Bench.self]
+    )
+}
+
+/// Options every subcommand shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "A file of KEY=VALUE lines; environment variables override it.")
+    var config: String?
+
+    /// Loads the configuration, or prints the one-line problem and exits with code 2.
+    func load() throws -> GatewayConfig {
+        do {
+            let file = try self.config.map { path throws(ConfigError) in try GatewayConfig.readFile(at: path) } ?? [:]
+            return try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, file: file)
+        } catch {
+            FileHandle.standardError.write(Data("ussd-gateway: configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+private func bootstrapLogging(_ config: GatewayConfig) {
+    let level = config.logLevel
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the HTTP routes until SIGTERM or SIGINT.")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try self.options.load()
+        bootstrapLogging(config)
+        let logger = Logger(label: "ussd.http")
+        let app = buildApplication(config: config, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = config.shutdownTimeout
+        try await ServiceGroup(configuration: groupConfiguration).run()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending database migrations, then exit.")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try self.options.load()
+        bootstrapLogging(config)
+        let logger = Logger(label: "migrate")
+        let postgres = PostgresClient(configuration: config.postgres, logger: logger)
+        do {
+            let applied = try await postgres.migrate(GatewayMigrations.all)
+            logger.info("migrations done", metadata: ["applied": "\(applied.count)", "known": "\(GatewayMigrations.all.count)"])
+            await postgres.shutdown()
+        } catch {
+            await postgres.shutdown()
+            FileHandle.standardError.write(Data("ussd-gateway: migrate failed: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Measure the Redis or Postgres client's throughput (use a release build).")
+
+    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres }
+
+    @Argument(help: "redis or postgres") var target: Target
+    @Option(help: "Concurrent tasks.") var concurrency = 32
+    @Option(help: "Operations in all (redis: per command).") var requests = 100_000
+    @Option(help: "pgbench scale factor of the pgbench_accounts table (postgres).") var scale = 1
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try self.options.load()
+        switch self.target {
+        case .redis:
+            for result in try await ClientBenchmark.redis(config.redis, concurrency: self.concurrency, requests: self.requests) {
+                print(result)
+            }
+        case .postgres:
+            print(try await ClientBenchmark.postgres(config.postgres, concurrency: self.concurrency, transactions: self.requests, scale: self.scale))
+        }
+    }
+}

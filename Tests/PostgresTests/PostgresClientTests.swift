@@ -1,0 +1,250 @@
+import ConnectionPool
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+@Suite struct PostgresClientTests {
+    @Test func valuesRoundTripWithTheirTypes() async throws {
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase())
+        let when = Date(timeIntervalSince1970: 1_795_000_000.123456)
+        let bytes = Data([0, 1, 2, 254, 255])
+        let row = try #require(
+            try await postgres.query(
+                """
+                SELECT \(Int64.max)::bigint, \(42)::int, \(Int32(-7))::int, \("Habari ya asubuhi ✓"), \(true), \(2.5)::float8,
+                       \(when)::timestamptz, \(bytes)::bytea, \(nil as String?)::text, \(Optional(5))::bigint
+                """
+            ).single()
+        )
+        let (big, int, small, text, flag, double) = try row.decode((Int64, Int, Int32, String, Bool, Double).self)
+        #expect(big == Int64.max)
+        #expect(int == 42)
+        #expect(small == -7)
+        #expect(text == "Habari ya asubuhi ✓")
+        #expect(flag)
+        #expect(double == 2.5)
+        let decodedDate = try row.decode(Date.self, column: 6)
+        #expect(abs(decodedDate.timeIntervalSince(when)) < 0.000_001)
+        #expect(try row.decode(Data.self, column: 7) == bytes)
+        #expect(try row.decode(String?.self, column: 8) == nil)
+        #expect(try row.decode(Int?.self, column: 9) == 5)
+        let nullError = #expect(throws: PostgresError.self) { try row.decode(String.self, column: 8) }
+        #expect(nullError?.code == .decoding)
+        await postgres.shutdown()
+    }
+
+    @Test func timestampsDecodeInEveryServerForm() async throws {
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase())
+        let row = try #require(
+            try await postgres.query(
+                "SELECT '2026-11-21 23:19:50.5+03:00'::timestamptz, '2026-11-21 20:19:50'::timestamp, '2026-11-21'::date, '1969-07-20 20:17:40+00'::timestamptz"
+            ).single()
+        )
+        let expected = Date(timeIntervalSince1970: 1_795_292_390.5)
+        #expect(try row.decode(Date.self, column: 0) == expected)
+        #expect(try row.decode(Date.self, column: 1) == Date(timeIntervalSince1970: 1_795_292_390))
+        #expect(try row.decode(Date.self, column: 2) == Date(timeIntervalSince1970: 1_795_219_200))
+        #expect(try row.decode(Date.self, column: 3) == Date(timeIntervalSince1970: -14_182_940))
+        await postgres.shutdown()
+    }
+
+    @Test func interpolatedValuesAreParametersNotSQL() async throws {
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase())
+        try await postgres.query("CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)")
+        let hostile = "x'); DROP TABLE notes; --"
+        let query: PostgresQuery = "INSERT INTO notes (body) VALUES (\(hostile)) RETURNING id"
+        #expect(query.sql == "INSERT INTO notes (body) VALUES ($1) RETURNING id")
+        #expect(query.parameterCount == 1)
+        try await postgres.query(query)
+        let stored = try await postgres.query("SELECT body FROM notes").map { try $0.decode(String.self, column: 0) }
+        #expect(stored == [hostile])
+        await postgres.shutdown()
+    }
+
+    @Test func transactionCommitsOnReturnAndRollsBackOnThrow() async throws {
+        struct Boom: Error {}
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase())
+        try await postgres.query("CREATE TABLE ledger (id INT PRIMARY KEY, amount BIGINT NOT NULL)")
+
+        try await postgres.transaction { tx in
+            try await tx.query("INSERT INTO ledger VALUES (1, 100)")
+            try await tx.query("INSERT INTO ledger VALUES (2, 200)")
+        }
+        await #expect(throws: Boom.self) {
+            try await postgres.transaction { tx in
+                try await tx.query("INSERT INTO ledger VALUES (3, 300)")
+                try await tx.query("UPDATE ledger SET amount = 0 WHERE id = 1")
+                throw Boom()
+            }
+        }
+        await #expect(throws: PostgresError.self) {
+            try await postgres.transaction { tx in
+                try await tx.query("INSERT INTO ledger VALUES (4, 400)")
+                try await tx.query("INSERT INTO ledger VALUES (1, 1)")  // duplicate key aborts the transaction
+            }
+        }
+
+        let rows = try await postgres.query("SELECT id, amount FROM ledger ORDER BY id").map { try $0.decode((Int, Int64).self) }
+        #expect(rows.map(\.0) == [1, 2])
+        #expect(rows.map(\.1) == [100, 200])
+        #expect(postgres.poolUsage.leased == 0)
+        // The connection that saw the failed transaction is clean again.
+        #expect(try await postgres.query("SELECT count(*) FROM ledger").single()?.decode(Int.self, column: 0) == 2)
+        await postgres.shutdown()
+    }
+
+    @Test func duplicateKeyIsATypedUniqueViolation() async throws {
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase())
+        try await postgres.query("CREATE TABLE customers (msisdn TEXT CONSTRAINT customers_msisdn_key UNIQUE)")
+        try await postgres.query("INSERT INTO customers VALUES (\("254712345678"))")
+        let error = await #expect(throws: PostgresError.self) {
+            try await postgres.query("INSERT INTO customers VALUES (\("254712345678"))")
+        }
+        #expect(error?.sqlState == "23505")
+        #expect(error?.isUniqueViolation == true)
+        #expect(error?.constraint == "customers_msisdn_key")
+        #expect(error?.description.contains("254712345678") == false, "the key's value stays out of the description")
+        #expect(error?.debugDescription.contains("254712345678") == true)
+        await postgres.shutdown()
+    }
+
+    @Test func deadlockSurfacesAsTypedAndRetriesSucceed() async throws {
+        let configuration = try await TestServers.freshDatabase()
+        let postgres = PostgresClient(configuration: configuration)
+        try await postgres.query("CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL)")
+        try await postgres.query("INSERT INTO accounts VALUES (1, 0), (2, 0)")
+
+        // Two transactions lock the rows in opposite orders, each waiting until the other holds its first lock.
+        let barrier = Barrier(parties: 2)
+        func transfer(first: Int, second: Int, attempts: Int) async throws {
+            let attempt = Counter()
+            try await postgres.transaction(maxAttempts: attempts) { tx in
+                try await tx.query("UPDATE accounts SET balance = balance + 1 WHERE id = \(first)")
+                if attempt.next() == 1 { await barrier.arrive() }
+                try await tx.query("UPDATE accounts SET balance = balance - 1 WHERE id = \(second)")
+            }
+        }
+        let outcomes = await withTaskGroup(of: PostgresError?.self) { group in
+            group.addTask { do { try await transfer(first: 1, second: 2, attempts: 1); return nil } catch { return error as? PostgresError } }
+            group.addTask { do { try await transfer(first: 2, second: 1, attempts: 1); return nil } catch { return error as? PostgresError } }
+            return await group.reduce(into: [PostgresError?]()) { $0.append($1) }
+        }
+        #expect(outcomes.compactMap { $0 }.count == 1, "exactly one side is chosen as the deadlock victim")
+        #expect(outcomes.compactMap { $0 }.first?.isDeadlock == true)
+
+        let retried = Barrier(parties: 2)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (first, second) in [(1, 2), (2, 1)] {
+                group.addTask {
+                    let attempt = Counter()
+                    try await postgres.transaction(maxAttempts: 3) { tx in
+                        try await tx.query("UPDATE accounts SET balance = balance + 1 WHERE id = \(first)")
+                        if attempt.next() == 1 { await retried.arrive() }
+                        try await tx.query("UPDATE accounts SET balance = balance - 1 WHERE id = \(second)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let total = try await postgres.query("SELECT sum(balance) FROM accounts").single()?.decode(Int.self, column: 0)
+        #expect(total == 0)
+        await postgres.shutdown()
+    }
+
+    @Test func serializationFailuresAreRetried() async throws {
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase())
+        try await postgres.query("CREATE TABLE counter (id INT PRIMARY KEY, value INT NOT NULL)")
+        try await postgres.query("INSERT INTO counter VALUES (1, 0)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    try await postgres.transaction(isolation: .serializable, maxAttempts: 50) { tx in
+                        let value = try await tx.query("SELECT value FROM counter WHERE id = 1").single()!.decode(Int.self, column: 0)
+                        try await Task.sleep(for: .milliseconds(5))
+                        try await tx.query("UPDATE counter SET value = \(value + 1) WHERE id = 1")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await postgres.query("SELECT value FROM counter").single()?.decode(Int.self, column: 0) == 8, "no lost update")
+        await postgres.shutdown()
+    }
+
+    @Test func statementTimeoutCancelsSlowQueries() async throws {
+        var configuration = try await TestServers.freshDatabase()
+        configuration.statementTimeout = .milliseconds(200)
+        let postgres = PostgresClient(configuration: configuration)
+        let error = await #expect(throws: PostgresError.self) { try await postgres.query("SELECT pg_sleep(5)") }
+        #expect(error?.isQueryCanceled == true)
+        #expect(try await postgres.query("SELECT 1").count == 1)
+        await postgres.shutdown()
+    }
+
+    @Test func exhaustedPoolFailsWaitingCallersWithAClearTimeout() async throws {
+        var configuration = try await TestServers.freshDatabase()
+        configuration.poolSize = 1
+        configuration.acquireTimeout = .milliseconds(200)
+        let postgres = PostgresClient(configuration: configuration)
+        let holder = Task { try await postgres.query("SELECT pg_sleep(1)") }
+        while postgres.poolUsage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
+
+        let error = await #expect(throws: ConnectionPoolError.self) { try await postgres.query("SELECT 1") }
+
+        #expect(error?.isAcquireTimeout == true)
+        #expect(error?.description.hasPrefix("postgres pool exhausted") == true)
+        _ = try await holder.value
+        #expect(try await postgres.query("SELECT 1").count == 1)
+        await postgres.shutdown()
+    }
+
+    @Test func callsSucceedAgainAfterTheServerRestarts() async throws {
+        let server = try await PrivateServer.start(.postgres)
+        var configuration = server.postgresConfiguration
+        configuration.poolSize = 3
+        let postgres = PostgresClient(configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 { group.addTask { try await postgres.query("SELECT 1") } }
+            try await group.waitForAll()
+        }
+
+        try await server.stop()
+        let down = await #expect(throws: PostgresError.self) { try await postgres.query("SELECT 1") }
+        #expect(down?.code == .connection)
+        try await server.start()
+
+        for _ in 0..<6 {
+            #expect(try await postgres.query("SELECT 1").single()?.decode(Int.self, column: 0) == 1)
+        }
+        try await postgres.transaction { tx in try await tx.query("SELECT 1") }
+        await postgres.shutdown()
+        await server.remove()
+    }
+}
+
+/// Lets `parties` tasks wait until all of them have arrived.
+actor Barrier {
+    private let parties: Int
+    private var arrived = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(parties: Int) { self.parties = parties }
+
+    func arrive() async {
+        self.arrived += 1
+        if self.arrived >= self.parties {
+            self.waiting.forEach { $0.resume() }
+            self.waiting = []
+            return
+        }
+        await withCheckedContinuation { self.waiting.append($0) }
+    }
+}
+
+/// Counts calls across retries of one closure.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func next() -> Int { self.lock.withLock { self.value += 1; return self.value } }
+}

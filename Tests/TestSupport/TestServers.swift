@@ -1,0 +1,110 @@
+import Foundation
+import Postgres
+import Redis
+
+/// The Redis and Postgres that `make test` started, read from `REDIS_URL` and `DATABASE_URL`.
+public enum TestServers {
+    /// The shared test Redis. Tests keep to keys under their own ``uniquePrefix(_:)``.
+    public static func redisConfiguration() throws -> RedisConfiguration {
+        guard let url = ProcessInfo.processInfo.environment["REDIS_URL"] else {
+            throw TestSetupError("REDIS_URL is not set: run the tests with `make test`")
+        }
+        return try RedisConfiguration(url: url)
+    }
+
+    /// The shared test Postgres's own database.
+    public static func postgresConfiguration() throws -> PostgresConfiguration {
+        guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
+            throw TestSetupError("DATABASE_URL is not set: run the tests with `make test`")
+        }
+        return PostgresConfiguration(connectionString: url)
+    }
+
+    /// A key prefix no other test uses.
+    public static func uniquePrefix(_ name: String) -> String {
+        "test:\(name):\(UUID().uuidString.prefix(8)):"
+    }
+
+    /// A new, empty database on the test server, so a test can create tables and migrate freely.
+    public static func freshDatabase(_ name: String = "t") async throws -> PostgresConfiguration {
+        let admin = try postgresConfiguration()
+        let database = "\(name)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
+        let client = PostgresClient(configuration: admin)
+        // CREATE DATABASE takes no parameters; the name is built here from a UUID, never from input.
+        try await client.query("CREATE DATABASE \(unescaped: database)")
+        await client.shutdown()
+        return PostgresConfiguration(connectionString: admin.connectionString.replacingDatabase(with: database))
+    }
+}
+
+extension String {
+    /// The same `postgres://` URL naming another database.
+    fileprivate func replacingDatabase(with database: String) -> String {
+        guard var components = URLComponents(string: self) else { return self }
+        components.path = "/" + database
+        return components.string ?? self
+    }
+}
+
+/// The tests cannot run: the environment lacks what `make test` provides.
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A Redis or Postgres of a test's own, on a free port, which the test may stop and start again
+/// (through `scripts/services.sh`, the script `make test` uses).
+public final class PrivateServer: Sendable {
+    public enum Kind: String, Sendable { case redis, postgres }
+
+    public let kind: Kind
+    public let port: Int
+    public let directory: String
+
+    private init(kind: Kind, port: Int) {
+        self.kind = kind
+        self.port = port
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("ussd-test-\(kind.rawValue)-\(UUID().uuidString.prefix(8))").path
+    }
+
+    /// Starts a new server of this kind on a free port.
+    public static func start(_ kind: Kind) async throws -> PrivateServer {
+        let port = Int(try await script(["free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let server = PrivateServer(kind: kind, port: port)
+        try await server.start()
+        return server
+    }
+
+    public var redisConfiguration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: self.port) }
+    public var postgresConfiguration: PostgresConfiguration {
+        PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:\(self.port)/ussd")
+    }
+
+    /// Starts the server again on the same port and files.
+    public func start() async throws {
+        try await Self.script(["start-\(self.kind.rawValue)", self.directory, String(self.port)])
+    }
+
+    /// Stops the server; its clients' connections break.
+    public func stop() async throws {
+        try await Self.script(["stop-\(self.kind.rawValue)", self.directory])
+    }
+
+    /// Stops the server and removes its files; call at the end of the test.
+    public func remove() async {
+        _ = try? await Self.script(["stop-\(self.kind.rawValue)", self.directory])
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    /// Path of `scripts/services.sh`, found from this file's place in the repository.
+    public static var scriptPath: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/services.sh").path
+    }
+
+    /// Runs the script and returns its standard output.
+    @discardableResult
+    static func script(_ arguments: [String]) async throws -> String {
+        try await ChildProcess.run("/bin/bash", [scriptPath] + arguments)
+    }
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Local Redis and Postgres for development and tests: never the system's servers.
+#
+#   services.sh install                      install missing Debian packages (apt-get, sudo when not root)
+#   services.sh free-port                    print a free TCP port on 127.0.0.1
+#   services.sh start-redis DIR PORT         start redis-server with its files in DIR
+#   services.sh start-postgres DIR PORT      initdb DIR on first use, start postgres, create database "ussd"
+#   services.sh stop-redis DIR | stop-postgres DIR | stop-all DIR
+#
+# As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
+set -euo pipefail
+
+PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server redis-tools postgresql postgresql-contrib)
+
+log() { printf '%s\n' "services: $*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+pg_bindir() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$dir" ] || { log "no PostgreSQL server found under /usr/lib/postgresql (run: $0 install)"; exit 1; }
+    printf '%s\n' "$dir"
+}
+
+install() {
+    local missing=()
+    for package in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then return 0; fi
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts the packaged servers as system services where it can; we never use them.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+    fi
+}
+
+free_port() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$(( (RANDOM % 30000) + 20000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+    done
+    log "no free port found"
+    exit 1
+}
+
+wait_for_port() {
+    local port=$1 what=$2
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "$what did not start listening on port $port"
+    return 1
+}
+
+start_redis() {
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
+        log "redis already running (pid $(cat "$dir/redis.pid"))"
+        return 0
+    fi
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --pidfile "$dir/redis.pid" \
+        --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no </dev/null >/dev/null 2>&1
+    wait_for_port "$port" redis
+    echo "$port" > "$dir/port"
+}
+
+stop_redis() {
+    local dir=$1
+    [ -f "$dir/redis.pid" ] || return 0
+    local pid
+    pid=$(cat "$dir/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "redis (pid $pid) ignored SIGTERM; killing it"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/redis.pid"
+}
+
+# Runs a Postgres binary as the unprivileged user when we are root.
+pg_run() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+start_postgres() {
+    local dir=$1 port=$2 bin
+    bin=$(pg_bindir)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin postgres
+        chown postgres "$dir"
+        # The server must be able to reach its directory through every parent.
+        local parent=$dir
+        while [ "$parent" != / ]; do parent=$(dirname "$parent"); chmod o+x "$parent" 2>/dev/null || true; done
+    fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        pg_run mkdir -p "$dir/data"
+        pg_run "$bin/initdb" -D "$dir/data" -U ussd --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+            || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    if pg_run "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        log "postgres already running"
+    else
+        pg_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 \
+            -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200 ${PG_EXTRA_OPTIONS:-}" start \
+            </dev/null >/dev/null 2>>"$dir/pg_ctl.log" \
+            || { cat "$dir/data/server.log" >&2; exit 1; }
+    fi
+    echo "$port" > "$dir/port"
+    "$bin/psql" -h 127.0.0.1 -p "$port" -U ussd -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ussd'" | grep -q 1 \
+        || "$bin/psql" -h 127.0.0.1 -p "$port" -U ussd -d postgres -qc "CREATE DATABASE ussd" >/dev/null
+}
+
+stop_postgres() {
+    local dir=$1 bin
+    [ -f "$dir/data/PG_VERSION" ] || return 0
+    bin=$(pg_bindir)
+    pg_run "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+    install) install ;;
+    free-port) free_port ;;
+    start-redis) start_redis "$@" ;;
+    stop-redis) stop_redis "$@" ;;
+    start-postgres) start_postgres "$@" ;;
+    stop-postgres) stop_postgres "$@" ;;
+    stop-all) stop_redis "$1/redis"; stop_postgres "$1/postgres" ;;
+    pg-bindir) pg_bindir ;;
+    *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+esac

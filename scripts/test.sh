@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test`: throwaway Redis and Postgres in a temporary directory on free ports, the whole
+# suite against them, and the servers stopped afterwards even when tests fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v swift >/dev/null || { echo "test: Swift is not on PATH" >&2; exit 1; }
+
+scratch=$(mktemp -d /tmp/ussd-gateway-test.XXXXXX)
+chmod 755 "$scratch"
+cleanup() {
+    bash scripts/services.sh stop-all "$scratch" || true
+    rm -rf "$scratch"
+}
+trap cleanup EXIT INT TERM
+
+redis_port=$(bash scripts/services.sh free-port)
+bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"
+pg_port=$(bash scripts/services.sh free-port)
+# Throwaway data: durability off makes the many small test databases fast to create.
+PG_EXTRA_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    bash scripts/services.sh start-postgres "$scratch/postgres" "$pg_port"
+
+export REDIS_URL="redis://127.0.0.1:$redis_port/0"
+export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"
+echo "test: Redis on :$redis_port, Postgres on :$pg_port" >&2
+
+swift build --build-tests
+swift test --skip-build "$@"
