@@ -6,7 +6,9 @@ import Logging
 ///
 /// Logs the route *pattern* (`context.endpointPath`), never `request.uri`, which would carry the
 /// callback token, and never the body, which carries PINs. The request id comes from a sane
-/// `X-Request-Id` header when a proxy set one, and goes back in the response.
+/// `X-Request-Id` header when a proxy set one, and goes back in the response. Errors become
+/// responses here, so they carry the id too; an unexpected error answers a plain 500 naming only
+/// the request id, with the error itself in the log.
 struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
@@ -20,10 +22,20 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             response.headers[.xRequestID] = requestID
             self.log(request, context: context, status: response.status.code, start: start, requestID: requestID)
             return response
+        } catch let error as any HTTPResponseError {
+            var response = try error.response(from: request, context: context)
+            response.headers[.xRequestID] = requestID
+            self.log(request, context: context, status: response.status.code, start: start, requestID: requestID)
+            return response
         } catch {
-            let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            self.log(request, context: context, status: status, start: start, requestID: requestID)
-            throw error
+            // An unexpected failure: the caller sees only the request id; the log keeps the error.
+            context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
+            self.log(request, context: context, status: 500, start: start, requestID: requestID)
+            return Response(
+                status: .internalServerError,
+                headers: [.contentType: "text/plain; charset=utf-8", .xRequestID: requestID],
+                body: .init(byteBuffer: ByteBuffer(string: "internal error (request id \(requestID))\n"))
+            )
         }
     }
 

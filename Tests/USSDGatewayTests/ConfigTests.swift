@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import TestSupport
+import USSDGateway
+
+@Suite struct ConfigTests {
+    @Test func defaultsAreDocumentedValues() throws {
+        let config = try GatewayConfig.load(environment: [:])
+        #expect(config.httpHost == "127.0.0.1")
+        #expect(config.httpPort == 8080)
+        #expect(config.environment == .production)
+        #expect(config.logLevel == .info)
+        #expect(config.redis.host == "127.0.0.1" && config.redis.port == 6379)
+        #expect(config.postgres.statementTimeout == .seconds(5))
+    }
+
+    @Test func environmentOverridesTheConfigFile() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-\(UUID().uuidString).env").path
+        try "# local settings\nHTTP_PORT=9000\nLOG_LEVEL = 'debug'\nREDIS_URL=\"redis://cache:6390/1\"\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let config = try GatewayConfig.load(environment: ["HTTP_PORT": "9100"], file: GatewayConfig.readFile(at: file))
+        #expect(config.httpPort == 9100)
+        #expect(config.logLevel == .debug)
+        #expect(config.redis.host == "cache" && config.redis.port == 6390 && config.redis.database == 1)
+    }
+
+    @Test(arguments: [
+        ("HTTP_PORT", "eighty", "HTTP_PORT: must be a whole number from 0 to 65535 (got \"eighty\")"),
+        ("HTTP_PORT", "70000", "HTTP_PORT: must be a whole number from 0 to 65535 (got \"70000\")"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL: must be one of trace, debug, info, notice, warning, error, critical (got \"loud\")"),
+        ("ENVIRONMENT", "staging", "ENVIRONMENT: must be one of development, production (got \"staging\")"),
+        ("REDIS_URL", "http://:hunter2@cache:6379", "REDIS_URL: must look like redis://[:password@]host:port/db"),
+        ("REDIS_POOL_SIZE", "0", "REDIS_POOL_SIZE: must be a whole number from 1 to 512 (got \"0\")"),
+        ("DATABASE_URL", "mysql://db", "DATABASE_URL: must be a postgres:// URL or a libpq connection string"),
+        ("DATABASE_STATEMENT_TIMEOUT_MS", "-1", "DATABASE_STATEMENT_TIMEOUT_MS: must be a whole number from 0 to 3600000 (got \"-1\")"),
+    ])
+    func badValueNamesTheVariableAndTheProblem(variable: String, value: String, message: String) {
+        let error = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: [variable: value]) }
+        #expect(error?.variable == variable)
+        #expect(error?.description == message)
+        #expect(error?.description.contains("hunter2") == false, "URLs are never echoed: they may hold passwords")
+    }
+
+    @Test func executableReportsABadValueInOneLineAndExitsWith2() async throws {
+        let child = try ChildProcess.start(
+            GatewayBinary.path, ["serve"],
+            environment: ["PATH": "/usr/bin:/bin", "HTTP_PORT": "abc", "DATABASE_URL": "postgres://x@127.0.0.1:1/x"]
+        )
+        let status = await child.wait()
+        #expect(status == 2)
+        let lines = child.errorOutput.split(separator: "\n")
+        #expect(lines == ["ussd-gateway: configuration error: HTTP_PORT: must be a whole number from 0 to 65535 (got \"abc\")"])
+    }
+}
+
+/// The `ussd-gateway` executable, built next to the test bundle by `swift build --build-tests`.
+enum GatewayBinary {
+    static var path: String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("ussd-gateway").path
+    }
+}

@@ -1,0 +1,43 @@
+import Curl
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+@Suite struct ExecutableTests {
+    func environment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOG_LEVEL"] = "warning"
+        return environment.merging(extra) { $1 }
+    }
+
+    @Test func migrateCreatesTheMigrationTableAndCanRunAgain() async throws {
+        let database = try await TestServers.freshDatabase("migrate")
+        for _ in 0..<2 {
+            let child = try ChildProcess.start(GatewayBinary.path, ["migrate"], environment: self.environment(["DATABASE_URL": database.connectionString]))
+            #expect(await child.wait() == 0, "migrate failed: \(child.errorOutput)")
+        }
+        let postgres = PostgresClient(configuration: database)
+        let exists = try await postgres.query("SELECT to_regclass('schema_migrations') IS NOT NULL").single()?.decode(Bool.self, column: 0)
+        #expect(exists == true)
+        await postgres.shutdown()
+    }
+
+    @Test func serveAnswersThenStopsGracefullyOnSIGTERM() async throws {
+        let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: self.environment(["HTTP_PORT": String(port)]))
+        let curl = CurlClient()
+        var ready: CurlResponse?
+        for _ in 0..<300 where ready == nil {
+            ready = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/readyz", timeout: .seconds(5)))
+            if ready == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(ready?.status == 200, "serve never became ready: \(server.errorOutput)")
+
+        server.signal(SIGTERM)
+        let status = await server.wait()
+        #expect(status == 0, "serve exited \(status) on SIGTERM: \(server.errorOutput)")
+        await #expect(throws: CurlError.self) { try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: .seconds(2))) }
+        curl.shutdown()
+    }
+}
