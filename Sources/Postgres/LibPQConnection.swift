@@ -7,6 +7,16 @@ import ConnectionPool
 final class LibPQConnection: PoolableConnection {
     private let configuration: PostgresConfiguration
     private var connection: OpaquePointer?
+    /// Statements prepared on this connection, by SQL text and parameter types.
+    private var prepared: [PreparedKey: String] = [:]
+    private var nextStatement = 0
+    /// Past this many distinct statements the cache starts over (`DEALLOCATE ALL`).
+    static let preparedLimit = 256
+
+    private struct PreparedKey: Hashable {
+        let sql: String
+        let types: [UInt32]
+    }
 
     init(configuration: PostgresConfiguration) {
         self.configuration = configuration
@@ -17,6 +27,7 @@ final class LibPQConnection: PoolableConnection {
     func close() {
         if let connection { PQfinish(connection) }
         self.connection = nil
+        self.prepared = [:]
     }
 
     /// True inside a transaction block (or a failed one).
@@ -26,48 +37,72 @@ final class LibPQConnection: PoolableConnection {
         return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
     }
 
-    /// Runs one parameterised statement with the extended protocol.
+    /// Runs one parameterised statement with the extended protocol, prepared once per connection.
     ///
-    /// `reconnect` allows replacing a connection that broke while idle; it is false inside a
-    /// transaction, where a new connection would silently lose the transaction's earlier work.
+    /// The server parses and plans a statement the first time this connection sees its SQL and
+    /// then only binds and executes it, as postgres-nio and JDBC do. `reconnect` allows replacing
+    /// a connection that broke while idle; it is false inside a transaction, where a new
+    /// connection would silently lose the transaction's earlier work.
     func execute(_ query: PostgresQuery, reconnect: Bool) throws(PostgresError) -> PostgresRows {
         let connection = try self.connected(reconnect: reconnect)
-        let binds = query.binds
+        let key = PreparedKey(sql: query.sql, types: query.binds.map(\.typeOID))
+        let name = try self.statementName(for: key, connection)
+        do {
+            return try self.check(self.executePrepared(name, query.binds, connection), connection)
+        } catch let error where error.sqlState == "0A000" && !self.inTransaction {
+            // "cached plan must not change result type": a migration altered a table under a
+            // cached statement. Prepare it afresh, once; inside a transaction the caller retries.
+            self.prepared[key] = nil
+            let fresh = try self.statementName(for: key, connection)
+            return try self.check(self.executePrepared(fresh, query.binds, connection), connection)
+        }
+    }
+
+    private func statementName(for key: PreparedKey, _ connection: OpaquePointer) throws(PostgresError) -> String {
+        if let name = self.prepared[key] { return name }
+        if self.prepared.count >= Self.preparedLimit, !self.inTransaction {
+            _ = try self.check(PQexec(connection, "DEALLOCATE ALL"), connection)
+            self.prepared = [:]
+        }
+        self.nextStatement += 1
+        let name = "s\(self.nextStatement)"
+        let result = key.types.withUnsafeBufferPointer { types in
+            PQprepare(connection, name, key.sql, Int32(types.count), types.baseAddress)
+        }
+        _ = try self.check(result, connection)
+        self.prepared[key] = name
+        return name
+    }
+
+    private func executePrepared(_ name: String, _ binds: [PostgresBind], _ connection: OpaquePointer) -> OpaquePointer? {
         let count = binds.count
-        let result: OpaquePointer? = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(count, 1)) { types in
-            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: max(count, 1)) { values in
-                withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) { lengths in
-                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) { formats in
-                        let total = binds.reduce(0) { $0 + ($1.bytes?.count ?? 0) + 1 }
-                        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: max(total, 1)) { storage in
-                            var offset = 0
-                            for (index, bind) in binds.enumerated() {
-                                types[index] = bind.typeOID
-                                formats[index] = bind.binary ? 1 : 0
-                                if let bytes = bind.bytes {
-                                    let start = storage.baseAddress! + offset
-                                    bytes.withUnsafeBytes { raw in
-                                        if !raw.isEmpty { UnsafeMutableRawPointer(start).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
-                                    }
-                                    start[bytes.count] = 0
-                                    values[index] = UnsafePointer(start)
-                                    lengths[index] = Int32(bytes.count)
-                                    offset += bytes.count + 1
-                                } else {
-                                    values[index] = nil
-                                    lengths[index] = 0
+        return withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: max(count, 1)) { values in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) { lengths in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) { formats in
+                    let total = binds.reduce(0) { $0 + ($1.bytes?.count ?? 0) + 1 }
+                    return withUnsafeTemporaryAllocation(of: CChar.self, capacity: max(total, 1)) { storage in
+                        var offset = 0
+                        for (index, bind) in binds.enumerated() {
+                            formats[index] = bind.binary ? 1 : 0
+                            if let bytes = bind.bytes {
+                                let start = storage.baseAddress! + offset
+                                bytes.withUnsafeBytes { raw in
+                                    if !raw.isEmpty { UnsafeMutableRawPointer(start).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
                                 }
+                                start[bytes.count] = 0
+                                values[index] = UnsafePointer(start)
+                                lengths[index] = Int32(bytes.count)
+                                offset += bytes.count + 1
+                            } else {
+                                values[index] = nil
+                                lengths[index] = 0
                             }
-                            return PQexecParams(
-                                connection, query.sql, Int32(count),
-                                types.baseAddress, values.baseAddress, lengths.baseAddress, formats.baseAddress, 0
-                            )
                         }
+                        return PQexecPrepared(connection, name, Int32(count), values.baseAddress, lengths.baseAddress, formats.baseAddress, 0)
                     }
                 }
             }
         }
-        return try self.check(result, connection)
     }
 
     /// Runs trusted SQL text with the simple protocol, which allows several statements (migrations).

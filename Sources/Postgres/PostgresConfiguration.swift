@@ -1,3 +1,5 @@
+import Foundation
+
 /// How to reach Postgres: any libpq connection string or `postgres://` URL, plus pool settings.
 public struct PostgresConfiguration: Sendable, Hashable {
     /// Handed to libpq as it is, e.g. `postgres://user:pass@127.0.0.1:5432/db`; never logged.
@@ -39,5 +41,23 @@ public struct PostgresConfiguration: Sendable, Hashable {
 extension Duration {
     var milliseconds: Int {
         Int(self.components.seconds) * 1000 + Int(self.components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+extension PostgresConfiguration: CustomStringConvertible {
+    /// The connection string with any password replaced by `***`, safe for logs.
+    public var description: String {
+        var text = self.connectionString
+        // URL form: scheme://user:password@host
+        if let schemeEnd = text.range(of: "://"), let at = text[schemeEnd.upperBound...].firstIndex(of: "@"),
+            let colon = text[schemeEnd.upperBound..<at].firstIndex(of: ":")
+        {
+            text.replaceSubrange(text.index(after: colon)..<at, with: "***")
+        }
+        // keyword form: password=secret
+        if let range = text.range(of: #"password\s*=\s*('[^']*'|\S+)"#, options: .regularExpression) {
+            text.replaceSubrange(range, with: "password=***")
+        }
+        return text
     }
 }

@@ -2,22 +2,32 @@ import ConnectionPool
 import Logging
 import ServiceLifecycle
 
-/// An async Redis client over a bounded pool of hiredis connections.
+/// An async Redis client over a bounded pool of pipelined hiredis connections.
 ///
-/// hiredis blocks, so each command runs on one of the pool's own threads; callers on the Swift
-/// concurrency pool or an event loop only await. Every command goes out as argv, never as a
-/// format string built from values. As a `Service` it closes its pool on graceful shutdown.
+/// hiredis blocks, so each connection has an I/O thread of its own (``RedisPipeline``) and callers
+/// on the Swift concurrency pool or an event loop only await. Concurrent commands share round
+/// trips. At most `maximumInFlight` commands are queued or awaiting replies; past that, callers
+/// wait in line and fail with ``ConnectionPoolError/acquireTimeout(pool:waited:)``. Every command
+/// goes out as argv, never as a format string built from values. As a `Service` it closes its
+/// connections on graceful shutdown, after commands in flight finish.
 public final class RedisClient: Sendable, Service {
     public let configuration: RedisConfiguration
-    private let pool: ConnectionPool<RedisConnection>
+    private let pipelines: [RedisPipeline]
+    private let permits: LeasePool<Permit>
     private let logger: Logger
+
+    /// The right to have one command in flight.
+    private struct Permit: Sendable {}
 
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis")) {
         self.configuration = configuration
         self.logger = logger
-        self.pool = ConnectionPool(name: "redis", size: configuration.poolSize, acquireTimeout: configuration.acquireTimeout) {
-            RedisConnection(configuration: configuration)
-        }
+        self.pipelines = (0..<configuration.poolSize).map { RedisPipeline(configuration: configuration, index: $0) }
+        self.permits = LeasePool(
+            name: "redis",
+            resources: Array(repeating: Permit(), count: configuration.maximumInFlight),
+            acquireTimeout: configuration.acquireTimeout
+        )
     }
 
     /// Waits for graceful shutdown, then lets in-flight commands finish and closes the pool.
@@ -26,13 +36,14 @@ public final class RedisClient: Sendable, Service {
         await self.shutdown()
     }
 
-    /// Closes every connection after the leased ones come back; later calls fail.
+    /// Waits for commands in flight, then closes every connection; later calls fail.
     public func shutdown() async {
-        await self.pool.shutdown()
+        await self.permits.shutdown()
+        for pipeline in self.pipelines { await pipeline.stop() }
     }
 
-    /// Connections leased and callers waiting right now.
-    public var poolUsage: (leased: Int, waiting: Int) { self.pool.usage }
+    /// Commands in flight and callers waiting for a place right now.
+    public var poolUsage: (leased: Int, waiting: Int) { self.permits.usage }
 
     /// Sends any command as argv and returns its reply; the typed helpers below are preferred.
     @discardableResult
@@ -43,7 +54,23 @@ public final class RedisClient: Sendable, Service {
     /// Sends a command whose arguments may be binary.
     @discardableResult
     public func send(bytes arguments: [[UInt8]]) async throws -> RedisValue {
-        try await self.pool.run { connection in try connection.execute(arguments) }
+        let permit = try await self.permits.acquire()
+        defer { self.permits.release(permit) }
+        return try await self.leastBusyPipeline().send(arguments)
+    }
+
+    private func leastBusyPipeline() -> RedisPipeline {
+        guard self.pipelines.count > 1 else { return self.pipelines[0] }
+        var best = self.pipelines[0]
+        var bestLoad = best.load
+        for pipeline in self.pipelines.dropFirst() where bestLoad > 0 {
+            let load = pipeline.load
+            if load < bestLoad {
+                best = pipeline
+                bestLoad = load
+            }
+        }
+        return best
     }
 
     /// `PING`; true when the server answered `PONG`.

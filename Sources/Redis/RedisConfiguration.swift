@@ -9,9 +9,11 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// The `AUTH` user name for Redis 6 ACLs, when the URL names one.
     public var username: String?
     public var database: Int
-    /// The most connections (and pool threads) at once.
-    public var poolSize: Int = 16
-    /// How long a caller waits for a free connection.
+    /// Connections, each with an I/O thread that pipelines the commands queued on it.
+    public var poolSize: Int = 4
+    /// Most commands queued or awaiting replies at once; callers past it wait for a place.
+    public var maximumInFlight: Int = 1024
+    /// How long a caller waits for a place when `maximumInFlight` commands are outstanding.
     public var acquireTimeout: Duration = .seconds(5)
     /// TCP connect timeout.
     public var connectTimeout: Duration = .seconds(2)
@@ -54,4 +56,12 @@ public struct RedisConfiguration: Sendable, Hashable {
 public struct RedisConfigurationError: Error, Sendable, CustomStringConvertible {
     public let reason: String
     public var description: String { self.reason }
+}
+
+extension RedisConfiguration: CustomStringConvertible {
+    /// `redis://host:port/db`, with the password shown as `***`, safe for logs.
+    public var description: String {
+        let credentials = self.password == nil ? "" : "\(self.username ?? ""):***@"
+        return "redis://\(credentials)\(self.host):\(self.port)/\(self.database)"
+    }
 }

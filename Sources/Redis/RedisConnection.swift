@@ -1,10 +1,9 @@
 import CHiredis
-import ConnectionPool
 import Foundation
 
 /// One hiredis connection. Owns the `redisContext*` and frees every reply it reads; nothing else
-/// touches the C pointers. Used on pool threads only, one call at a time (see ``ConnectionPool``).
-final class RedisConnection: PoolableConnection {
+/// touches the C pointers. Used only by the I/O thread of its ``RedisPipeline``.
+final class RedisConnection {
     private let configuration: RedisConfiguration
     private var context: UnsafeMutablePointer<redisContext>?
 
@@ -20,25 +19,55 @@ final class RedisConnection: PoolableConnection {
     }
 
     /// Sends one command as argv (never a format string) and decodes its reply.
-    ///
-    /// A connection that broke while idle (server restarted) is replaced before sending, so the
-    /// first call after a restart succeeds; a failure during the command drops the connection.
     func execute(_ arguments: [[UInt8]]) throws -> RedisValue {
-        let context = try self.connectedContext()
-        let raw = Self.withArgv(arguments) { argc, argv, lengths in
-            redisCommandArgv(context, argc, argv, lengths)
-        }
-        guard let raw else {
-            let error = Self.connectionError(context)
-            self.close()
-            throw error
-        }
-        let reply = raw.assumingMemoryBound(to: redisReply.self)
-        defer { freeReplyObject(raw) }
-        return try Self.decode(reply.pointee)
+        try self.executeBatch([arguments])[0].get()
     }
 
-    private func connectedContext() throws -> UnsafeMutablePointer<redisContext> {
+    /// Writes every command, then reads every reply in order: one round trip for the batch.
+    ///
+    /// A connection that broke while idle (server restarted) is replaced before writing, so the
+    /// first batch after a restart succeeds. An I/O failure or timeout drops the connection and
+    /// fails the commands whose replies were not read; a server error reply fails only its command.
+    func executeBatch(_ commands: [[[UInt8]]]) -> [Result<RedisValue, RedisError>] {
+        let context: UnsafeMutablePointer<redisContext>
+        do {
+            context = try self.connectedContext()
+        } catch {
+            return commands.map { _ in .failure(error) }
+        }
+        for command in commands {
+            let status = Self.withArgv(command) { argc, argv, lengths in
+                redisAppendCommandArgv(context, argc, argv, lengths)
+            }
+            guard status == REDIS_OK else {
+                let error = Self.connectionError(context)
+                self.close()
+                return commands.map { _ in .failure(error) }
+            }
+        }
+        var results: [Result<RedisValue, RedisError>] = []
+        results.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                let error = Self.connectionError(context)
+                self.close()
+                while results.count < commands.count { results.append(.failure(error)) }
+                return results
+            }
+            defer { freeReplyObject(raw) }
+            do {
+                results.append(.success(try Self.decode(raw.assumingMemoryBound(to: redisReply.self).pointee)))
+            } catch let error as RedisError {
+                results.append(.failure(error))
+            } catch {
+                results.append(.failure(RedisError(code: .unexpectedReply, detail: "\(error)")))
+            }
+        }
+        return results
+    }
+
+    private func connectedContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         if let context = self.context {
             if context.pointee.err == 0, chiredis_peer_closed(context.pointee.fd) == 0 {
                 return context
@@ -65,9 +94,12 @@ final class RedisConnection: PoolableConnection {
             if self.configuration.database != 0 {
                 _ = try self.execute([Array("SELECT".utf8), Array(String(self.configuration.database).utf8)])
             }
-        } catch {
+        } catch let error as RedisError {
             self.close()
             throw error
+        } catch {
+            self.close()
+            throw RedisError(code: .connection, detail: "\(error)")
         }
         return context
     }

@@ -69,3 +69,11 @@ import TestSupport
         #expect(throws: MigrationError.badFileName("nonumber.sql")) { try Migration.load(directory: directory) }
     }
 }
+
+@Suite struct ConfigurationDescriptionTests {
+    @Test func descriptionsNeverShowPasswords() throws {
+        #expect("\(PostgresConfiguration(connectionString: "postgres://ussd:s3cret@db:5432/ussd"))" == "postgres://ussd:***@db:5432/ussd")
+        #expect("\(PostgresConfiguration(connectionString: "host=db password=s3cret dbname=ussd"))" == "host=db password=*** dbname=ussd")
+        #expect("\(PostgresConfiguration(connectionString: "postgres://ussd@db/ussd"))" == "postgres://ussd@db/ussd")
+    }
+}

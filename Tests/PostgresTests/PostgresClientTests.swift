@@ -199,6 +199,29 @@ import TestSupport
         await postgres.shutdown()
     }
 
+    @Test func cachedStatementsSurviveSchemaChangesAndTheCacheLimit() async throws {
+        var configuration = try await TestServers.freshDatabase()
+        configuration.poolSize = 1
+        let postgres = PostgresClient(configuration: configuration)
+        try await postgres.query("CREATE TABLE wallets (id INT PRIMARY KEY, owner TEXT NOT NULL)")
+        try await postgres.query("INSERT INTO wallets VALUES (\(1), \("Achieng"))")
+        let select: PostgresQuery = "SELECT * FROM wallets WHERE id = \(1)"
+        #expect(try await postgres.query(select).columns == ["id", "owner"])
+
+        // A migration adds a column under the cached statement's plan.
+        try await postgres.query("ALTER TABLE wallets ADD COLUMN language TEXT NOT NULL DEFAULT 'sw'")
+        let row = try #require(try await postgres.query(select).single())
+        #expect(try row.decode(String.self, column: "language") == "sw")
+
+        // More distinct statements than the cache holds: it starts over and keeps working.
+        for index in 0..<300 {
+            let value = try await postgres.query("SELECT \(unescaped: String(index)) + \(1)").single()?.decode(Int.self, column: 0)
+            #expect(value == index + 1)
+        }
+        #expect(try await postgres.query(select).count == 1)
+        await postgres.shutdown()
+    }
+
     @Test func callsSucceedAgainAfterTheServerRestarts() async throws {
         let server = try await PrivateServer.start(.postgres)
         var configuration = server.postgresConfiguration

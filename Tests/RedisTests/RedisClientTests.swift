@@ -105,6 +105,7 @@ import TestSupport
     @Test func exhaustedPoolFailsWaitingCallersWithAClearTimeout() async throws {
         var configuration = try TestServers.redisConfiguration()
         configuration.poolSize = 1
+        configuration.maximumInFlight = 1
         configuration.acquireTimeout = .milliseconds(200)
         configuration.commandTimeout = .seconds(5)
         let redis = RedisClient(configuration: configuration)
@@ -118,6 +119,39 @@ import TestSupport
         _ = try await blocker.value
         #expect(try await redis.ping(), "the pool serves again once the connection is back")
         await redis.shutdown()
+    }
+
+    @Test func concurrentCommandsArePipelinedAndEachGetsItsOwnReply() async throws {
+        // Given one connection and many concurrent callers
+        var configuration = try TestServers.redisConfiguration()
+        configuration.poolSize = 1
+        let redis = RedisClient(configuration: configuration)
+        let before = try await Self.commandCount(redis)
+
+        // When 500 tasks each set and read back their own key
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<500 {
+                group.addTask {
+                    let key = self.prefix + "pipelined:\(index)"
+                    try await redis.set(key, to: "value-\(index)", expiresIn: 60)
+                    #expect(try await redis.get(key) == "value-\(index)", "replies must not be crossed between callers")
+                }
+            }
+            try await group.waitForAll()
+        }
+
+        // Then every reply matched its command, and a server error stays with its own command
+        await #expect(throws: RedisError.self) { try await redis.send(["NOSUCHCOMMAND"]) }
+        #expect(try await redis.ping())
+        #expect(try await Self.commandCount(redis) - before >= 1000)
+        await redis.shutdown()
+    }
+
+    /// Commands the server has processed, from INFO commandstats' total.
+    static func commandCount(_ redis: RedisClient) async throws -> Int {
+        let info = try await redis.send(["INFO", "stats"]).string ?? ""
+        let line = info.split(separator: "\r\n").first { $0.hasPrefix("total_commands_processed:") } ?? ""
+        return Int(line.split(separator: ":").last ?? "") ?? 0
     }
 
     @Test func refusedConnectionIsATypedError() async throws {
@@ -181,5 +215,12 @@ import TestSupport
         #expect(try await right.send(["CLIENT", "INFO"]).string?.contains("db=3") == true)
         await right.shutdown()
         await server.remove()
+    }
+}
+
+@Suite struct RedisConfigurationDescriptionTests {
+    @Test func descriptionNeverShowsThePassword() throws {
+        #expect("\(try RedisConfiguration(url: "redis://:s3cret@cache:6380/2"))" == "redis://:***@cache:6380/2")
+        #expect("\(try RedisConfiguration(url: "redis://cache"))" == "redis://cache:6379/0")
     }
 }

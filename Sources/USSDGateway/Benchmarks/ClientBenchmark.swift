@@ -18,17 +18,15 @@ public enum ClientBenchmark {
         }
     }
 
-    /// SET then GET of `key:__rand_int__` (redis-benchmark's key without `-r`), `requests` each.
+    /// SET then GET of `key:__rand_int__` (redis-benchmark's key without `-r`), `requests` each,
+    /// over the client's configured connections (pipelined), not one connection per task.
     public static func redis(_ configuration: RedisConfiguration, concurrency: Int, requests: Int) async throws -> [Result] {
-        var configuration = configuration
-        configuration.poolSize = concurrency
         let client = RedisClient(configuration: configuration)
-        defer { Task { await client.shutdown() } }
         _ = try await client.ping()
-        let set = try await self.measure("redis SET", concurrency: concurrency, total: requests) { _ in
+        let set = try await self.measure("redis SET (\(configuration.poolSize) connections)", concurrency: concurrency, total: requests) { _ in
             try await client.set("key:__rand_int__", to: "xxx")
         }
-        let get = try await self.measure("redis GET", concurrency: concurrency, total: requests) { _ in
+        let get = try await self.measure("redis GET (\(configuration.poolSize) connections)", concurrency: concurrency, total: requests) { _ in
             _ = try await client.get("key:__rand_int__")
         }
         await client.shutdown()

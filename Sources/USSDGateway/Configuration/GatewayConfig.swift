@@ -51,7 +51,8 @@ public struct GatewayConfig: Sendable {
                 throw ConfigError(variable: "REDIS_URL", problem: error.reason)
             }
         }
-        config.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: config.redis.poolSize, in: 1...512)
+        config.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: config.redis.poolSize, in: 1...64)
+        config.redis.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: config.redis.maximumInFlight, in: 1...100_000)
         config.redis.commandTimeout = .milliseconds(try reader.integer("REDIS_TIMEOUT_MS", default: 2000, in: 10...60_000))
 
         if let url = reader.value("DATABASE_URL") {
