@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl",
+                "Redis", "Postgres", "Curl", "ConnectionPool",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

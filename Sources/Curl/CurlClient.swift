@@ -38,12 +38,13 @@ public final class CurlClient: Sendable, Service {
     /// Waits for graceful shutdown, then stops the driver (failing transfers still in flight).
     public func run() async throws {
         try? await gracefulShutdown()
-        self.shutdown()
+        await self.shutdown()
     }
 
     /// Stops the driver thread; requests in flight fail with ``CurlError/Code/shutdown``.
-    public func shutdown() {
-        self.driver.stop()
+    /// Returns once the thread has finished. Safe to call more than once.
+    public func shutdown() async {
+        await self.driver.stop()
     }
 }
 
@@ -69,6 +70,7 @@ final class CurlDriver: @unchecked Sendable {
         var cancelled: [CurlTransfer] = []
         var stopping = false
         var stopped = false
+        var waitingForStop: [CheckedContinuation<Void, Never>] = []
     }
 
     private let configuration: CurlConfiguration
@@ -76,7 +78,6 @@ final class CurlDriver: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let inbox = Mutex(Inbox())
     private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
-    private let finished = DispatchSemaphore(value: 0)
 
     init(configuration: CurlConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -114,15 +115,21 @@ final class CurlDriver: @unchecked Sendable {
         if accepted { curl_multi_wakeup(self.multi) }
     }
 
-    /// Stops the loop and waits for the thread to finish. Safe to call more than once.
-    func stop() {
-        let first = self.inbox.withLock { inbox -> Bool in
-            defer { inbox.stopping = true }
-            return !inbox.stopping
+    /// Stops the loop and waits (without blocking a thread) for it to finish.
+    func stop() async {
+        await withCheckedContinuation { continuation in
+            let alreadyStopped = self.inbox.withLock { inbox -> Bool in
+                inbox.stopping = true
+                if inbox.stopped { return true }
+                inbox.waitingForStop.append(continuation)
+                return false
+            }
+            if alreadyStopped {
+                continuation.resume()
+            } else {
+                curl_multi_wakeup(self.multi)
+            }
         }
-        guard first else { return }
-        curl_multi_wakeup(self.multi)
-        self.finished.wait()
     }
 
     private func loop() {
@@ -153,10 +160,13 @@ final class CurlDriver: @unchecked Sendable {
             }
             curl_multi_poll(self.multi, nil, 0, 1000, nil)
         }
-        let leftovers = self.inbox.withLock { inbox in
+        let (leftovers, waiting) = self.inbox.withLock { inbox in
             inbox.stopped = true
-            defer { inbox.submitted = [] }
-            return inbox.submitted
+            defer {
+                inbox.submitted = []
+                inbox.waitingForStop = []
+            }
+            return (inbox.submitted, inbox.waitingForStop)
         }
         for (handle, transfer) in self.active {
             curl_multi_remove_handle(self.multi, handle)
@@ -166,7 +176,7 @@ final class CurlDriver: @unchecked Sendable {
         for transfer in leftovers {
             transfer.finish(.failure(CurlError(code: .shutdown, detail: "client shut down")))
         }
-        self.finished.signal()
+        for continuation in waiting { continuation.resume() }
     }
 
     private func add(_ transfer: CurlTransfer) {

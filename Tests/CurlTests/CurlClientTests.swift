@@ -77,7 +77,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             #expect(missing.status == 404, "an HTTP error status is a response, not a thrown error")
             #expect(missing.text == "no such thing")
         }
-        curl.shutdown()
+        await curl.shutdown()
     }
 
     @Test func totalTimeoutFailsSlowRequests() async throws {
@@ -89,7 +89,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             #expect(error?.code == .timeout)
             #expect(error?.description.contains("127.0.0.1") == false, "errors never repeat the URL")
         }
-        curl.shutdown()
+        await curl.shutdown()
     }
 
     @Test func refusedConnectionIsAConnectError() async throws {
@@ -98,7 +98,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             try await curl.execute(CurlRequest(url: "http://127.0.0.1:1/", connectTimeout: .seconds(2)))
         }
         #expect(error?.code == .connect)
-        curl.shutdown()
+        await curl.shutdown()
     }
 
     @Test func serves100ConcurrentRequestsAtOnce() async throws {
@@ -115,7 +115,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             #expect(answers.count == 100)
             #expect(answers.allSatisfy { $0 == "together" }, "all 100 requests were in flight at the same time")
         }
-        curl.shutdown()
+        await curl.shutdown()
     }
 
     @Test func cancellingTheTaskAbortsTheRequest() async throws {
@@ -129,7 +129,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             #expect(throws: CancellationError.self) { try result.get() }
             #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(client.port!)/hello")).status == 200)
         }
-        curl.shutdown()
+        await curl.shutdown()
     }
 
     @Test func oversizedResponsesFailInsteadOfFillingMemory() async throws {
@@ -142,7 +142,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             }
             #expect(error?.code == .transfer)
         }
-        curl.shutdown()
+        await curl.shutdown()
     }
 
     @Test func shutdownFailsRequestsInFlightAndRefusesNewOnes() async throws {
@@ -151,7 +151,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             let url = "http://127.0.0.1:\(client.port!)/slow"
             let request = Task { try await curl.execute(CurlRequest(url: url, timeout: .seconds(60))) }
             try await Task.sleep(for: .milliseconds(100))
-            curl.shutdown()
+            await curl.shutdown()
             let inFlight = await request.result
             #expect(throws: CurlError.self) { try inFlight.get() }
             let error = await #expect(throws: CurlError.self) { try await curl.execute(CurlRequest(url: url)) }
@@ -194,8 +194,8 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
         let curl = CurlClient()
         let error = await #expect(throws: CurlError.self) { try await curl.execute(CurlRequest(url: url, timeout: .seconds(5))) }
         #expect(error?.code == .tls)
-        curl.shutdown()
-        trusting.shutdown()
+        await curl.shutdown()
+        await trusting.shutdown()
         await server.stop()
     }
 }

@@ -38,6 +38,6 @@ import TestSupport
         let status = await server.wait()
         #expect(status == 0, "serve exited \(status) on SIGTERM: \(server.errorOutput)")
         await #expect(throws: CurlError.self) { try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: .seconds(2))) }
-        curl.shutdown()
+        await curl.shutdown()
     }
 }

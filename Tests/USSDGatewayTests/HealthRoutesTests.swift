@@ -6,7 +6,7 @@ import Logging
 import Synchronization
 import Testing
 import TestSupport
-import USSDGateway
+@testable import USSDGateway
 
 /// Keeps every log record, to check what reaches the logs.
 final class LogCapture: Sendable {
@@ -133,5 +133,28 @@ final class LogCapture: Sendable {
         let everything = capture.all.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n")
         #expect(!everything.contains("4321"), "request bodies never reach the logs")
         #expect(!everything.contains("secret-token-in-path"), "raw paths never reach the logs")
+    }
+}
+
+@Suite struct UnexpectedErrorTests {
+    struct LeakyError: Error, CustomStringConvertible {
+        var description: String { "could not decode text=1*2*0712345678*500*4321" }
+    }
+
+    @Test func unexpectedErrorsAnswer500WithTheRequestIDAndLogNoMessage() async throws {
+        let capture = LogCapture()
+        let router = Router()
+        router.add(middleware: RequestLogMiddleware(logger: capture.logger))
+        router.post("/explode") { _, _ -> String in throw LeakyError() }
+        try await Application(router: router).test(.router) { client in
+            try await client.execute(uri: "/explode", method: .post, headers: [HTTPField.Name("X-Request-Id")!: "boom-1"]) { response in
+                #expect(response.status == .internalServerError)
+                #expect(String(buffer: response.body) == "internal error (request id boom-1)\n")
+            }
+        }
+        let logged = capture.all.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n")
+        #expect(logged.contains("unhandled error"))
+        #expect(logged.contains("LeakyError"))
+        #expect(!logged.contains("4321"), "an unknown error's message may hold a PIN and is never logged")
     }
 }

@@ -29,7 +29,7 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             return response
         } catch {
             // An unexpected failure: the caller sees only the request id; the log keeps the error.
-            context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
+            self.logger.error("unhandled error", metadata: ["error": .string(safeDescription(of: error)), "request_id": .string(requestID)])
             self.log(request, context: context, status: 500, start: start, requestID: requestID)
             return Response(
                 status: .internalServerError,

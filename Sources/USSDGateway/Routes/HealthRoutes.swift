@@ -51,7 +51,7 @@ struct HealthRoutes {
                 do {
                     return try await body() ? nil : "unexpected answer"
                 } catch {
-                    return "\(error)"
+                    return safeDescription(of: error)
                 }
             }
             group.addTask {
