@@ -58,10 +58,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Pure: the menus.json model, lint and engine. Foundation only, no I/O.
+        .target(name: "Menus"),
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "ConnectionPool",
+                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -82,6 +84,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Redis", "Postgres"], path: "Tests/TestSupport"),
 
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
+        .testTarget(name: "MenusTests", dependencies: ["Menus"]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(
@@ -96,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "USSDGatewayTests",
             dependencies: [
-                "USSDGateway", "TestSupport", "Curl", "Postgres",
+                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Postgres
 import ServiceLifecycle
+import Menus
 import USSDGateway
 
 @main
@@ -10,7 +11,7 @@ struct USSDGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ussd-gateway",
         abstract: "USSD/SMS wallet gateway for Africa's Talking and M-Pesa.",
-        subcommands: [Serve.self, Migrate.self, Bench.self]
+        subcommands: [Serve.self, Migrate.self, MenusCommand.self, Bench.self]
     )
 }
 
@@ -47,6 +48,12 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try self.options.load()
         bootstrapLogging(config)
+        do {
+            _ = try loadCheckedMenus(at: config.menusPath)
+        } catch {
+            FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let logger = Logger(label: "ussd.http")
         let app = buildApplication(config: config, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -96,6 +103,51 @@ struct Bench: AsyncParsableCommand {
             }
         case .postgres:
             print(try await ClientBenchmark.postgres(config.postgres, concurrency: self.concurrency, transactions: self.requests, scale: self.scale))
+        }
+    }
+}
+
+struct MenusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "menus",
+        abstract: "Check or draw a menus file.",
+        subcommands: [Lint.self, Graph.self]
+    )
+
+    struct Lint: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a menus file against the gateway's actions: exit 0 when clean, 1 with one `screen-id: problem` line each."
+        )
+        @Argument(help: "The menus file (default: MENUS_PATH or menus.json).") var path: String?
+
+        func run() async throws {
+            let path = self.path ?? ProcessInfo.processInfo.environment["MENUS_PATH"] ?? "menus.json"
+            let graph: MenuGraph
+            do {
+                graph = try MenuGraph.load(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                print(error)
+                throw ExitCode(1)
+            }
+            let problems = graph.lint(actions: ActionRegistry.all)
+            for problem in problems { print(problem) }
+            if !problems.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Graph: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the journeys as a Mermaid state diagram.")
+        @Argument(help: "The menus file (default: MENUS_PATH or menus.json).") var path: String?
+        @Option(help: "Language of the option labels.") var language: String?
+
+        func run() async throws {
+            let path = self.path ?? ProcessInfo.processInfo.environment["MENUS_PATH"] ?? "menus.json"
+            do {
+                print(try MenuGraph.load(contentsOf: URL(fileURLWithPath: path)).mermaid(language: self.language), terminator: "")
+            } catch {
+                FileHandle.standardError.write(Data("ussd-gateway: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
         }
     }
 }

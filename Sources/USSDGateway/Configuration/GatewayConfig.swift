@@ -18,6 +18,8 @@ public struct GatewayConfig: Sendable {
     public var redis = RedisConfiguration()
     /// `DATABASE_URL`: a libpq URL or connection string; default `postgres://ussd@127.0.0.1:5432/ussd`.
     public var postgres = PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:5432/ussd")
+    /// `MENUS_PATH`: the journeys file; default `menus.json` in the working directory.
+    public var menusPath = "menus.json"
     /// `LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default `info`.
     public var logLevel = Logger.Level.info
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
@@ -42,6 +44,7 @@ public struct GatewayConfig: Sendable {
         config.httpHost = try reader.string("HTTP_HOST", default: config.httpHost)
         config.httpPort = try reader.integer("HTTP_PORT", default: config.httpPort, in: 0...65535)
         config.logLevel = try reader.oneOf("LOG_LEVEL", default: config.logLevel)
+        config.menusPath = try reader.string("MENUS_PATH", default: config.menusPath)
         config.shutdownTimeout = .seconds(try reader.integer("SHUTDOWN_TIMEOUT_SECONDS", default: 25, in: 1...3600))
 
         if let url = reader.value("REDIS_URL") {

@@ -1,0 +1,235 @@
+/// Walks a ``MenuGraph``: pure, synchronous, no I/O. The host (the gateway) keeps the state,
+/// runs the actions, and shows the pages.
+public struct Engine: Sendable {
+    public let graph: MenuGraph
+    private let sealer: (any SecretSealer)?
+
+    /// Route and action chains longer than this in one hop are a loop in the file.
+    static let maximumTransitions = 32
+
+    public init(graph: MenuGraph, sealer: (any SecretSealer)? = nil) {
+        self.graph = graph
+        self.sealer = sealer
+    }
+
+    /// Starts a session with the host's context variables (e.g. `msisdn`).
+    public func start(variables: [String: String] = [:], language: String? = nil) -> Step {
+        let chosen = language.flatMap { self.graph.languages.contains($0) ? $0 : nil } ?? self.graph.defaultLanguage
+        let state = SessionState(screen: self.graph.document.start, variables: variables, language: chosen)
+        return self.enter(self.graph.document.start, state, secrets: [:], transitions: 0)
+    }
+
+    /// Applies the user's input on the screen waiting for it.
+    public func advance(_ state: SessionState, input raw: String) -> Step {
+        let input = raw.trimmingCharacters(in: .whitespaces)
+        guard let screen = self.graph.screen(state.screen) else { return self.failure(state) }
+        var state = state
+        if input == self.graph.homeKey {
+            state.history = []
+            state.wrongInputs = 0
+            return self.enter(self.graph.home, state, secrets: [:], transitions: 0)
+        }
+        if input == self.graph.backKey, let previous = state.history.last {
+            state.history.removeLast()
+            state.wrongInputs = 0
+            return self.enter(previous, state, secrets: [:], transitions: 0)
+        }
+        switch screen.type {
+        case .menu: return self.choose(screen, input, state)
+        case .input: return self.accept(screen, input, state)
+        case .action, .route, .end: return self.failure(state)
+        }
+    }
+
+    /// Continues after the host ran the action ``Step/perform(_:_:)`` asked for.
+    public func resume(_ state: SessionState, with result: ActionResult) -> Step {
+        guard let screen = self.graph.screen(state.screen), screen.type == .action else { return self.failure(state) }
+        var state = state
+        switch result {
+        case .success(let variables):
+            state.variables.merge(variables) { $1 }
+            self.adoptLanguage(&state)
+            return self.enter(screen.next!, state, secrets: [:], transitions: 0)
+        case .failure(let code, let variables):
+            state.variables.merge(variables) { $1 }
+            guard let target = screen.errors?[code] ?? screen.errors?["*"] else { return self.failure(state) }
+            return self.enter(target, state, secrets: [:], transitions: 0)
+        }
+    }
+
+    // MARK: - Screens
+
+    private func enter(_ id: String, _ state: SessionState, secrets: [String: String], transitions: Int, notice: String? = nil) -> Step {
+        guard transitions < Self.maximumTransitions, let screen = self.graph.screen(id) else { return self.failure(state) }
+        var state = state
+        state.screen = id
+        switch screen.type {
+        case .menu:
+            state.page = 0
+            return .show(self.menuPage(id, screen, state, notice: notice), state)
+        case .input:
+            let prompt = self.graph.render(id + ".text", state.language, state.variables)
+            return .show(self.page(id, [notice, prompt].compactMap { $0 }.joined(separator: "\n"), continues: true), state)
+        case .end:
+            return .show(self.page(id, self.graph.render(id + ".text", state.language, state.variables), continues: false), state)
+        case .route:
+            let next = screen.routes!.first { $0.when.holds(for: state.variables) }?.next ?? screen.otherwise!
+            return self.enter(next, state, secrets: secrets, transitions: transitions + 1)
+        case .action:
+            var values = state.variables
+            values.merge(secrets) { $1 }
+            var arguments: [String: String] = [:]
+            var secretArguments: Set<String> = []
+            for (name, _) in screen.arguments ?? [:] {
+                let key = "\(id).argument.\(name)"
+                arguments[name] = self.graph.render(key, state.language, values)
+                if let template = self.graph.texts[key]?.fallback, template.variables.contains(where: { secrets[$0] != nil }) {
+                    secretArguments.insert(name)
+                }
+            }
+            return .perform(ActionRequest(action: screen.action!, arguments: arguments, secretArguments: secretArguments), state)
+        }
+    }
+
+    private func choose(_ screen: MenuDocument.Screen, _ input: String, _ state: SessionState) -> Step {
+        var state = state
+        let visible = self.visibleOptions(screen, state)
+        if input == self.graph.moreKey, state.page + 1 < self.menuPages(state.screen, screen, state, notice: nil).count {
+            state.page += 1
+            state.wrongInputs = 0
+            return .show(self.menuPage(state.screen, screen, state, notice: nil), state)
+        }
+        guard let number = Int(input), number >= 1, number <= visible.count else {
+            return self.wrong(state) { state in
+                .show(self.menuPage(state.screen, screen, state, notice: self.graph.systemText("invalidChoice", state.language)), state)
+            }
+        }
+        let option = visible[number - 1]
+        for (name, value) in option.option.set ?? [:] { state.variables[name] = value }
+        self.adoptLanguage(&state)
+        state.wrongInputs = 0
+        state.history.append(state.screen)
+        return self.enter(option.option.next, state, secrets: [:], transitions: 0)
+    }
+
+    private func accept(_ screen: MenuDocument.Screen, _ input: String, _ state: SessionState) -> Step {
+        var state = state
+        let id = state.screen
+        guard let value = screen.validator!.validate(input) else {
+            return self.wrong(state) { state in
+                let error = self.graph.render(id + ".error", state.language, state.variables)
+                return self.enter(id, state, secrets: [:], transitions: 0, notice: error.isEmpty ? nil : error)
+            }
+        }
+        state.wrongInputs = 0
+        let variable = screen.variable!
+        var secrets: [String: String] = [:]
+        if screen.secret == true {
+            if let confirmed = screen.confirms {
+                let matches = state.sealed[confirmed].map { $0 == self.sealer?.seal(value) } ?? false
+                state.sealed[confirmed] = nil
+                guard matches else {
+                    let target = screen.mismatch ?? self.inputScreen(storing: confirmed) ?? id
+                    let error = self.graph.render(id + ".error", state.language, state.variables)
+                    if let index = state.history.lastIndex(of: target) { state.history.removeSubrange(index...) }
+                    return self.enter(target, state, secrets: [:], transitions: 0, notice: error.isEmpty ? nil : error)
+                }
+            }
+            if self.graph.screen(screen.next!)?.type == .action {
+                secrets[variable] = value
+            } else if let sealer = self.sealer {
+                state.sealed[variable] = sealer.seal(value)
+            } else {
+                return self.failure(state)
+            }
+        } else {
+            state.variables[variable] = value
+            self.adoptLanguage(&state)
+        }
+        state.history.append(id)
+        return self.enter(screen.next!, state, secrets: secrets, transitions: 0)
+    }
+
+    private func wrong(_ state: SessionState, _ again: (SessionState) -> Step) -> Step {
+        var state = state
+        state.wrongInputs += 1
+        if state.wrongInputs >= self.graph.maxWrongInputs {
+            return .show(self.page(state.screen, self.graph.systemText("tooManyAttempts", state.language), continues: false), state)
+        }
+        return again(state)
+    }
+
+    private func failure(_ state: SessionState) -> Step {
+        .show(self.page(state.screen, self.graph.systemText("failure", state.language), continues: false), state)
+    }
+
+    /// A `language` variable naming a configured language switches the session's language.
+    private func adoptLanguage(_ state: inout SessionState) {
+        if let language = state.variables["language"], language != state.language, self.graph.languages.contains(language) {
+            state.language = language
+        }
+    }
+
+    private func inputScreen(storing variable: String) -> String? {
+        self.graph.document.screens.first { $0.value.type == .input && $0.value.variable == variable }?.key
+    }
+
+    private func page(_ screen: String, _ text: String, continues: Bool) -> Page {
+        Page(text: self.graph.budget.truncate(text), continues: continues, screen: screen)
+    }
+
+    // MARK: - Menus and paging
+
+    struct VisibleOption {
+        let option: MenuDocument.Option
+        let index: Int
+    }
+
+    private func visibleOptions(_ screen: MenuDocument.Screen, _ state: SessionState) -> [VisibleOption] {
+        (screen.options ?? []).enumerated().compactMap { index, option in
+            option.when.map { $0.holds(for: state.variables) } ?? true ? VisibleOption(option: option, index: index) : nil
+        }
+    }
+
+    private func menuPage(_ id: String, _ screen: MenuDocument.Screen, _ state: SessionState, notice: String?) -> Page {
+        let pages = self.menuPages(id, screen, state, notice: notice)
+        return Page(text: pages[min(state.page, pages.count - 1)], continues: true, screen: id)
+    }
+
+    /// Splits a menu into pages that each fit the budget: the title (and any notice) on the
+    /// first, options numbered across pages, the more key on all but the last, back when there
+    /// is somewhere to go back to.
+    func menuPages(_ id: String, _ screen: MenuDocument.Screen, _ state: SessionState, notice: String?) -> [String] {
+        let language = state.language
+        let title = self.graph.render(id + ".text", language, state.variables)
+        let lines = self.visibleOptions(screen, state).enumerated().map { number, visible in
+            "\(number + 1). " + self.graph.render("\(id).option.\(visible.index)", language, state.variables)
+        }
+        let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
+        let back = state.history.isEmpty ? nil : "\(self.graph.backKey). " + self.graph.systemText("back", language)
+        let head = [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n")
+        let budget = self.graph.budget
+
+        var pages: [String] = []
+        var current: [String] = head.isEmpty ? [] : [head]
+        var onPage = 0
+        func compose(_ body: [String], last: Bool) -> String {
+            (body + (last ? [] : [more]) + (back.map { [$0] } ?? [])).joined(separator: "\n")
+        }
+        for (index, line) in lines.enumerated() {
+            let candidate = current + [line]
+            let isLast = index == lines.count - 1
+            if onPage > 0 && !budget.fits(compose(candidate, last: isLast)) {
+                // `current` fitted with the more line when its last option went in.
+                pages.append(compose(current, last: false))
+                current = [line]
+                onPage = 1
+            } else {
+                current = candidate
+                onPage += 1
+            }
+        }
+        pages.append(budget.truncate(compose(current, last: true)))
+        return pages
+    }
+}

@@ -1,0 +1,423 @@
+/// One problem `menus lint` found: where (a screen id, `sms.<command>`, or a top-level key) and what.
+public struct LintProblem: Sendable, Hashable, CustomStringConvertible {
+    public let location: String
+    public let message: String
+    public var description: String { "\(self.location): \(self.message)" }
+}
+
+extension MenuGraph {
+    /// Checks the journeys against the gateway's action registry. Empty means clean; the gateway
+    /// refuses to start otherwise.
+    public func lint(actions: [ActionSpec]) -> [LintProblem] {
+        var linter = Linter(graph: self, actions: Dictionary(actions.map { ($0.name, $0) }) { first, _ in first })
+        linter.run()
+        return linter.problems.sorted { ($0.location, $0.message) < ($1.location, $1.message) }
+    }
+}
+
+private struct Linter {
+    let graph: MenuGraph
+    let actions: [String: ActionSpec]
+    var problems: [LintProblem] = []
+    var document: MenuDocument { self.graph.document }
+
+    mutating func report(_ location: String, _ message: String) {
+        self.problems.append(LintProblem(location: location, message: message))
+    }
+
+    mutating func run() {
+        self.checkTargets()
+        self.checkReachability()
+        self.checkDeadEnds()
+        self.checkOptions()
+        self.checkActions()
+        self.checkTranslations()
+        self.checkVariablesAndSecrets()
+        self.checkLengths()
+        self.checkSMS()
+    }
+
+    // MARK: Graph structure
+
+    /// Every screen a screen can lead to, with what leads there.
+    func edges(_ id: String, _ screen: MenuDocument.Screen) -> [(target: String, via: String)] {
+        var edges: [(String, String)] = []
+        for (index, option) in (screen.options ?? []).enumerated() { edges.append((option.next, "option \(index + 1)")) }
+        if let next = screen.next { edges.append((next, "next")) }
+        for (code, target) in (screen.errors ?? [:]).sorted(by: { $0.key < $1.key }) { edges.append((target, "error \(code)")) }
+        for (index, route) in (screen.routes ?? []).enumerated() { edges.append((route.next, "route \(index + 1)")) }
+        if let otherwise = screen.otherwise { edges.append((otherwise, "otherwise")) }
+        if let mismatch = screen.mismatch { edges.append((mismatch, "mismatch")) }
+        return edges
+    }
+
+    mutating func checkTargets() {
+        if self.document.screens[self.document.start] == nil { self.report("start", "screen \(self.document.start) does not exist") }
+        if let home = self.document.home, self.document.screens[home] == nil { self.report("home", "screen \(home) does not exist") }
+        for (id, screen) in self.document.screens {
+            for edge in self.edges(id, screen) where self.document.screens[edge.target] == nil {
+                self.report(id, "\(edge.via) leads to \(edge.target), which does not exist")
+            }
+        }
+    }
+
+    mutating func checkReachability() {
+        var seen: Set<String> = []
+        var queue = [self.document.start, self.graph.home]
+        while let id = queue.popLast() {
+            guard seen.insert(id).inserted, let screen = self.document.screens[id] else { continue }
+            queue += self.edges(id, screen).map(\.target)
+        }
+        for id in self.document.screens.keys where !seen.contains(id) {
+            self.report(id, "unreachable from the start screen")
+        }
+    }
+
+    mutating func checkDeadEnds() {
+        // Screens from which no end screen can be reached trap the user.
+        var canFinish: Set<String> = Set(self.document.screens.filter { $0.value.type == .end }.keys)
+        var changed = true
+        while changed {
+            changed = false
+            for (id, screen) in self.document.screens where !canFinish.contains(id) {
+                if self.edges(id, screen).contains(where: { canFinish.contains($0.target) }) || (screen.type == .menu && canFinish.contains(self.graph.home)) {
+                    canFinish.insert(id)
+                    changed = true
+                }
+            }
+        }
+        for (id, screen) in self.document.screens where screen.type != .end {
+            if self.edges(id, screen).isEmpty {
+                self.report(id, "dead end: a \(screen.type.rawValue) screen with nowhere to go")
+            } else if !canFinish.contains(id) {
+                self.report(id, "dead end: no end screen can be reached from here")
+            }
+        }
+    }
+
+    mutating func checkOptions() {
+        for (id, screen) in self.document.screens where screen.type == .menu {
+            let options = screen.options ?? []
+            for language in self.graph.languages {
+                var seen: [String: Int] = [:]
+                for (index, option) in options.enumerated() {
+                    let label = option.label.text(language, fallback: self.graph.defaultLanguage).trimmingCharacters(in: .whitespaces)
+                    if label.isEmpty {
+                        self.report(id, "option \(index + 1) has an empty label in \(language)")
+                        continue
+                    }
+                    if let first = seen[label.lowercased()], option.when == nil || options[first].when == nil {
+                        self.report(id, "options \(first + 1) and \(index + 1) have the same label \"\(label)\" in \(language)")
+                    }
+                    seen[label.lowercased()] = index
+                }
+            }
+            for (index, option) in options.enumerated() where option.when?.isEmpty == true {
+                self.report(id, "option \(index + 1) has a condition that tests nothing")
+            }
+        }
+        for (id, screen) in self.document.screens where screen.type == .route {
+            for (index, route) in (screen.routes ?? []).enumerated() where route.when.isEmpty {
+                self.report(id, "route \(index + 1) has a condition that tests nothing")
+            }
+        }
+    }
+
+    // MARK: Actions
+
+    mutating func checkActions() {
+        for (id, screen) in self.document.screens where screen.type == .action {
+            self.checkAction(id, screen.action!, arguments: Set((screen.arguments ?? [:]).keys), errors: Set((screen.errors ?? [:]).keys))
+        }
+    }
+
+    /// `errors` are the codes handled; `own` those mapped here (shared SMS replies are not "mapped here").
+    mutating func checkAction(_ location: String, _ name: String, arguments: Set<String>, errors: Set<String>, own: Set<String>? = nil) {
+        guard let spec = self.actions[name] else {
+            self.report(location, "unknown action \(name)")
+            return
+        }
+        for missing in spec.arguments.subtracting(arguments).sorted() {
+            self.report(location, "action \(name) needs argument \(missing)")
+        }
+        for extra in arguments.subtracting(spec.arguments).sorted() {
+            self.report(location, "action \(name) takes no argument \(extra)")
+        }
+        if !errors.contains("*") {
+            for code in spec.errors.subtracting(errors).sorted() {
+                self.report(location, "error \(code) of \(name) is not mapped")
+            }
+        }
+        for code in (own ?? errors).subtracting(spec.errors).subtracting(["*"]).sorted() {
+            self.report(location, "error \(code) is mapped but \(name) never fails with it")
+        }
+    }
+
+    // MARK: Texts
+
+    mutating func checkTranslations() {
+        let languages = self.graph.languages
+        func check(_ text: LocalizedText?, _ location: String, _ what: String) {
+            guard let text else { return }
+            for language in text.missing(languages) { self.report(location, "\(what) has no \(language) translation") }
+        }
+        for (id, screen) in self.document.screens {
+            check(screen.text, id, "text")
+            check(screen.error, id, "error text")
+            for (index, option) in (screen.options ?? []).enumerated() { check(option.label, id, "option \(index + 1)") }
+            if screen.type == .input, screen.error == nil { self.report(id, "input has no error text") }
+        }
+        for (name, text) in self.document.settings.texts ?? [:] { check(text, "settings.texts.\(name)", "text") }
+        if let sms = self.document.sms {
+            check(sms.help, "sms", "help")
+            for (code, text) in sms.errors ?? [:] { check(text, "sms", "error \(code)") }
+            for command in sms.commands {
+                check(command.reply, "sms.\(command.name)", "reply")
+                check(command.usage, "sms.\(command.name)", "usage")
+                for (code, text) in command.errors ?? [:] { check(text, "sms.\(command.name)", "error \(code)") }
+                for language in languages where (command.keywords[language] ?? []).isEmpty {
+                    self.report("sms.\(command.name)", "has no \(language) keyword")
+                }
+            }
+        }
+    }
+
+    // MARK: Variables and secrets
+
+    /// Secret input variables: the screens that ask for each.
+    var secretInputs: [String: [String]] {
+        Dictionary(
+            grouping: self.document.screens.filter { $0.value.type == .input && $0.value.secret == true }.map { ($0.value.variable!, $0.key) },
+            by: \.0
+        ).mapValues { $0.map(\.1).sorted() }
+    }
+
+    mutating func checkVariablesAndSecrets() {
+        let secrets = self.secretInputs
+        // May-analysis: the variables some path can have set on arrival at each screen.
+        var arriving: [String: Set<String>] = [:]
+        let context = Set((self.document.context ?? [:]).keys)
+        arriving[self.document.start] = context
+        arriving[self.graph.home, default: []].formUnion(context)
+        var changed = true
+        while changed {
+            changed = false
+            for (id, screen) in self.document.screens {
+                guard let incoming = arriving[id] else { continue }
+                for (target, added) in self.outgoingSets(id, screen) {
+                    let next = incoming.union(added)
+                    if !next.isSubset(of: arriving[target] ?? []) || arriving[target] == nil {
+                        arriving[target, default: []].formUnion(next)
+                        changed = true
+                    }
+                }
+            }
+        }
+
+        for (id, screen) in self.document.screens {
+            let known = arriving[id] ?? context
+            var templates: [(String, Template)] = []
+            for key in [id + ".text", id + ".error"] {
+                for entry in self.graph.texts[key]?.all ?? [] { templates.append((key.hasSuffix(".error") ? "error text" : "text", entry.template)) }
+            }
+            for index in (screen.options ?? []).indices {
+                for entry in self.graph.texts["\(id).option.\(index)"]?.all ?? [] { templates.append(("option \(index + 1)", entry.template)) }
+            }
+            // Secrets may appear only as arguments of the action right after the secret input.
+            var allowedSecrets: Set<String> = []
+            if screen.type == .action {
+                for (variable, inputIDs) in secrets where inputIDs.contains(where: { self.document.screens[$0]!.next == id }) {
+                    allowedSecrets.insert(variable)
+                }
+                for name in (screen.arguments ?? [:]).keys.sorted() {
+                    if let template = self.graph.texts["\(id).argument.\(name)"]?.fallback { templates.append(("argument \(name)", template)) }
+                }
+            }
+            var reported: Set<String> = []
+            for (what, template) in templates {
+                for variable in template.variables {
+                    if secrets[variable] != nil {
+                        if !allowedSecrets.contains(variable) || !what.hasPrefix("argument"), reported.insert("secret " + variable).inserted {
+                            self.report(id, "secret \(variable) is used in \(what); secrets may only be arguments of the action right after their input")
+                        }
+                    } else if !known.contains(variable), reported.insert(variable).inserted {
+                        self.report(id, "\(what) uses {\(variable)}, which no earlier screen or action can have set")
+                    }
+                }
+            }
+        }
+
+        for (variable, inputIDs) in secrets {
+            for inputID in inputIDs {
+                let input = self.document.screens[inputID]!
+                let nextIsAction = input.next.flatMap { self.document.screens[$0] }?.type == .action
+                let confirmed = self.document.screens.values.contains { $0.confirms == variable }
+                if !nextIsAction && !confirmed {
+                    self.report(inputID, "secret \(variable) must be followed directly by the action that uses it")
+                }
+                if let confirms = input.confirms, secrets[confirms] == nil {
+                    self.report(inputID, "confirms \(confirms), which is not a secret input")
+                }
+            }
+        }
+    }
+
+    /// For each outgoing edge, the variables it sets.
+    func outgoingSets(_ id: String, _ screen: MenuDocument.Screen) -> [(String, Set<String>)] {
+        var result: [(String, Set<String>)] = []
+        switch screen.type {
+        case .menu:
+            for option in screen.options ?? [] { result.append((option.next, Set((option.set ?? [:]).keys))) }
+        case .input:
+            result.append((screen.next!, screen.secret == true ? [] : [screen.variable!]))
+            if let mismatch = screen.mismatch { result.append((mismatch, [])) }
+        case .action:
+            let spec = self.actions[screen.action!]
+            result.append((screen.next!, Set((spec?.results ?? [:]).keys)))
+            for target in (screen.errors ?? [:]).values { result.append((target, [])) }
+        case .route:
+            for route in screen.routes ?? [] { result.append((route.next, [])) }
+            result.append((screen.otherwise!, []))
+        case .end:
+            break
+        }
+        return result
+    }
+
+    // MARK: Worst-case lengths
+
+    /// The longest value each variable can hold, and whether it can leave GSM-7.
+    var variableSpecs: [String: MenuDocument.VariableSpec] {
+        var specs: [String: MenuDocument.VariableSpec] = [:]
+        func add(_ name: String, _ spec: MenuDocument.VariableSpec) {
+            if let existing = specs[name] {
+                specs[name] = .init(maxLength: max(existing.maxLength, spec.maxLength), unicode: (existing.unicode ?? false) || (spec.unicode ?? false))
+            } else {
+                specs[name] = spec
+            }
+        }
+        for (name, spec) in self.document.context ?? [:] { add(name, spec) }
+        for (name, spec) in self.document.variables ?? [:] { add(name, spec) }
+        for screen in self.document.screens.values {
+            if screen.type == .input, let validator = screen.validator {
+                add(screen.variable!, .init(maxLength: validator.maxLength, unicode: !validator.isGSM7))
+            }
+            if screen.type == .action, let spec = self.actions[screen.action!] {
+                for (name, result) in spec.results { add(name, result) }
+            }
+            for option in screen.options ?? [] {
+                for (name, value) in option.set ?? [:] { add(name, .init(maxLength: value.count, unicode: !GSM7.canEncode(value))) }
+            }
+        }
+        return specs
+    }
+
+    mutating func checkLengths() {
+        let specs = self.variableSpecs
+        var worst: [String: String] = [:]
+        for (name, spec) in specs {
+            worst[name] = String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
+        }
+        let worstAmount = { (length: Int) -> String in
+            Template.formatAmount(Int(String(repeating: "9", count: min(max(length, 1), 17)))!)
+        }
+        func worstValues(_ template: Template) -> [String: String] {
+            var values: [String: String] = [:]
+            for part in template.parts {
+                guard case .variable(let name, let formatter) = part else { continue }
+                let base = worst[name] ?? ""
+                switch formatter {
+                case .plain: values[name] = base
+                case .amount: values[name] = base.isEmpty ? "" : worstAmount(base.count)
+                case .phone: values[name] = "0712345678"
+                }
+            }
+            return values
+        }
+        func render(_ key: String, _ language: String) -> String {
+            guard let template = self.graph.texts[key]?.template(language) else { return "" }
+            let values = worstValues(template)
+            return template.parts.map { part -> String in
+                switch part {
+                case .literal(let text): return text
+                case .variable(let name, _): return values[name] ?? ""
+                }
+            }.joined()
+        }
+        let budget = self.graph.budget
+        func check(_ id: String, _ language: String, _ what: String, _ text: String) {
+            let measure = budget.measure(text)
+            if !measure.fits {
+                self.report(id, "\(what) can reach \(measure.cost) \(measure.encoding == .gsm7 ? "septets" : "UCS-2 characters") in \(language), over the budget of \(measure.limit)")
+            }
+        }
+        for language in self.graph.languages {
+            for (id, screen) in self.document.screens {
+                switch screen.type {
+                case .input:
+                    let error = render(id + ".error", language)
+                    check(id, language, "prompt with its error text", [error, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n"))
+                case .end:
+                    check(id, language, "text", render(id + ".text", language))
+                case .menu:
+                    let back = "\(self.graph.backKey). " + self.graph.systemText("back", language)
+                    let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
+                    let notice = self.graph.systemText("invalidChoice", language)
+                    let title = [notice, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n")
+                    for (index, _) in (screen.options ?? []).enumerated() {
+                        // Each option must fit on a page of its own; the engine pages the rest.
+                        let line = "\(index + 1). " + render("\(id).option.\(index)", language)
+                        check(id, language, "option \(index + 1) on a page", [line, more, back].joined(separator: "\n"))
+                    }
+                    if let first = screen.options?.indices.first {
+                        let line = "\(first + 1). " + render("\(id).option.\(first)", language)
+                        check(id, language, "title with the first option", [title, line, more, back].joined(separator: "\n"))
+                    }
+                case .action, .route:
+                    break
+                }
+            }
+        }
+    }
+
+    // MARK: SMS
+
+    mutating func checkSMS() {
+        guard let sms = self.document.sms else { return }
+        var keywords: [String: String] = [:]
+        for command in sms.commands {
+            let location = "sms.\(command.name)"
+            for keyword in command.keywords.values.flatMap({ $0 }) {
+                let upper = keyword.uppercased()
+                if let other = keywords[upper], other != command.name {
+                    self.report(location, "keyword \(keyword) is also a keyword of \(other)")
+                }
+                keywords[upper] = command.name
+            }
+            let own = Set((command.errors ?? [:]).keys)
+            self.checkAction(
+                location, command.action, arguments: Set((command.actionArguments ?? [:]).keys),
+                errors: own.union((sms.errors ?? [:]).keys), own: own
+            )
+            let available = Set((command.arguments ?? []).map(\.variable)).union((self.document.context ?? [:]).keys)
+            let secrets = Set((command.arguments ?? []).filter { $0.secret == true }.map(\.variable))
+            let results = Set(self.actions[command.action]?.results.keys.map { $0 } ?? [])
+            for (name, _) in command.actionArguments ?? [:] {
+                for variable in self.graph.texts["\(location).argument.\(name)"]?.fallback.variables ?? [] where !available.contains(variable) {
+                    self.report(location, "argument \(name) uses {\(variable)}, which the command does not have")
+                }
+            }
+            var replies: [(String, String)] = [("\(location).reply", "reply"), ("\(location).usage", "usage")]
+            replies += (command.errors ?? [:]).keys.map { ("\(location).errors.\($0)", "error \($0)") }
+            for (key, what) in replies {
+                for variable in Set(self.graph.texts[key]?.all.flatMap(\.template.variables) ?? []) {
+                    if secrets.contains(variable) {
+                        self.report(location, "secret \(variable) is used in \(what)")
+                    } else if !available.contains(variable) && !(what == "reply" && results.contains(variable)) {
+                        self.report(location, "\(what) uses {\(variable)}, which the command does not have")
+                    }
+                }
+            }
+        }
+    }
+}

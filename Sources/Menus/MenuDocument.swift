@@ -1,0 +1,142 @@
+/// `menus.json` as written: the operator's journeys for USSD screens and SMS commands.
+///
+/// ``MenuGraph`` checks and compiles a document; the engine only ever sees a graph.
+public struct MenuDocument: Sendable, Codable {
+    public var version: Int
+    /// Short codes this file serves, e.g. `*384*96#`.
+    public var serviceCodes: [String]
+    public var languages: [String]
+    public var defaultLanguage: String
+    public var settings: Settings
+    /// The first screen of a session.
+    public var start: String
+    /// Where the home key (`00`) leads; the start screen when absent.
+    public var home: String?
+    /// Variables the host provides when a session starts (e.g. `msisdn`), with their longest length.
+    public var context: [String: VariableSpec]?
+    /// Longest lengths of variables whose source cannot tell (used for worst-case page lengths).
+    public var variables: [String: VariableSpec]?
+    public var screens: [String: Screen]
+    public var sms: SMSSection?
+
+    public struct Settings: Sendable, Codable {
+        /// Septets per page in GSM-7 (default 160, at most 182).
+        public var pageBudget: Int?
+        /// Characters per page once a character outside GSM-7 appears (default 70).
+        public var ucs2PageBudget: Int?
+        public var backKey: String?
+        public var homeKey: String?
+        public var moreKey: String?
+        /// How long after a dropped session the same number may resume it, in seconds.
+        public var resumeWindowSeconds: Int?
+        /// Wrong inputs in a row before the session ends politely (default 3).
+        public var maxWrongInputs: Int?
+        /// Texts the engine itself shows: `more`, `back`, `home`, `invalidChoice`, `tooManyAttempts`, `failure`.
+        public var texts: [String: LocalizedText]?
+    }
+
+    public struct VariableSpec: Sendable, Codable, Hashable {
+        public var maxLength: Int
+        /// True when values may hold characters outside GSM-7 (forcing UCS-2 pages).
+        public var unicode: Bool?
+
+        public init(maxLength: Int, unicode: Bool? = nil) {
+            self.maxLength = maxLength
+            self.unicode = unicode
+        }
+    }
+
+    /// One screen; its `type` decides which fields apply.
+    public struct Screen: Sendable, Codable {
+        public enum Kind: String, Sendable, Codable {
+            case menu, input, action, route, end
+        }
+
+        public var type: Kind
+        /// Shown text (menu title, input prompt, end text).
+        public var text: LocalizedText?
+        // menu
+        public var options: [Option]?
+        // input
+        public var variable: String?
+        public var validator: Validator?
+        /// Shown above the prompt again after a wrong input.
+        public var error: LocalizedText?
+        /// PINs: never stored, never echoed, only passed to the action right after.
+        public var secret: Bool?
+        /// For a confirmation input: the earlier secret input this one must equal.
+        public var confirms: String?
+        /// Where a failed confirmation leads (default: the confirmed input's screen).
+        public var mismatch: String?
+        // action
+        public var action: String?
+        public var arguments: [String: String]?
+        /// Error code -> screen; `*` catches codes not listed.
+        public var errors: [String: String]?
+        // route
+        public var routes: [Route]?
+        public var otherwise: String?
+        // menu, input, action
+        public var next: String?
+    }
+
+    public struct Option: Sendable, Codable {
+        public var label: LocalizedText
+        public var next: String
+        /// Shown only when the condition holds.
+        public var when: Condition?
+        /// Sets variables when chosen (e.g. `{"language": "sw"}`).
+        public var set: [String: String]?
+    }
+
+    public struct Route: Sendable, Codable {
+        public var when: Condition
+        public var next: String
+    }
+
+    public struct SMSSection: Sendable, Codable {
+        /// The reply to anything that is not a command.
+        public var help: LocalizedText
+        public var commands: [SMSCommand]
+        /// Replies per error code shared by every command; a command's own `errors` win.
+        public var errors: [String: LocalizedText]?
+    }
+
+    public struct SMSCommand: Sendable, Codable {
+        public var name: String
+        /// Keywords per language, e.g. `{"en": ["BAL", "BALANCE"], "sw": ["SALIO"]}`.
+        public var keywords: [String: [String]]
+        public var arguments: [SMSArgument]?
+        public var action: String
+        /// Action argument templates, as on action screens.
+        public var actionArguments: [String: String]?
+        /// The reply on success.
+        public var reply: LocalizedText
+        /// The reply when the arguments do not validate: usually the command's usage.
+        public var usage: LocalizedText
+        public var errors: [String: LocalizedText]?
+    }
+
+    public struct SMSArgument: Sendable, Codable {
+        public var variable: String
+        public var validator: Validator
+        public var secret: Bool?
+    }
+}
+
+/// What an action promises: the arguments it reads, the variables it sets and the error codes it
+/// can fail with. The gateway passes its registry to ``MenuGraph`` so lint can check the file.
+public struct ActionSpec: Sendable, Hashable {
+    public var name: String
+    public var arguments: Set<String>
+    /// Variables set on success, with their longest rendered length.
+    public var results: [String: MenuDocument.VariableSpec]
+    public var errors: Set<String>
+
+    public init(name: String, arguments: Set<String>, results: [String: MenuDocument.VariableSpec] = [:], errors: Set<String> = []) {
+        self.name = name
+        self.arguments = arguments
+        self.results = results
+        self.errors = errors
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+
+/// A checked, compiled `menus.json`: every template parsed, every screen of a known shape.
+///
+/// Loading fails only on what makes the file unusable to read (bad JSON, unknown fields' types, a
+/// screen missing what its type needs, a malformed template); everything a journey can get wrong
+/// is ``lint(actions:)``'s business, which the gateway runs before serving.
+public struct MenuGraph: Sendable {
+    public let document: MenuDocument
+    public let budget: TextBudget
+    public let backKey: String
+    public let homeKey: String
+    public let moreKey: String
+    public let maxWrongInputs: Int
+    public var home: String { self.document.home ?? self.document.start }
+    public var languages: [String] { self.document.languages }
+    public var defaultLanguage: String { self.document.defaultLanguage }
+
+    /// Compiled texts by where they sit: `screen-id` + `.text`, `.error`, `.option.N`.
+    let texts: [String: CompiledText]
+
+    /// Reads and compiles a menus file.
+    public static func load(contentsOf url: URL) throws(MenuLoadError) -> MenuGraph {
+        guard let data = try? Data(contentsOf: url) else {
+            throw MenuLoadError(location: url.path, problem: "cannot be read")
+        }
+        return try self.load(data: data)
+    }
+
+    /// Decodes and compiles menus JSON.
+    public static func load(data: Data) throws(MenuLoadError) -> MenuGraph {
+        let document: MenuDocument
+        do {
+            document = try JSONDecoder().decode(MenuDocument.self, from: data)
+        } catch let error as DecodingError {
+            if let syntax = MenuLoadError(syntaxOf: data) { throw syntax }
+            throw MenuLoadError(decoding: error)
+        } catch {
+            throw MenuLoadError(location: "menus.json", problem: "\(error)")
+        }
+        return try MenuGraph(document: document)
+    }
+
+    public init(document: MenuDocument) throws(MenuLoadError) {
+        self.document = document
+        let settings = document.settings
+        let gsm7 = settings.pageBudget ?? 160
+        guard (20...TextBudget.ceiling).contains(gsm7) else {
+            throw MenuLoadError(location: "settings.pageBudget", problem: "must be from 20 to \(TextBudget.ceiling), got \(gsm7)")
+        }
+        self.budget = TextBudget(gsm7: gsm7, ucs2: settings.ucs2PageBudget ?? 70)
+        self.backKey = settings.backKey ?? "0"
+        self.homeKey = settings.homeKey ?? "00"
+        self.moreKey = settings.moreKey ?? "98"
+        self.maxWrongInputs = settings.maxWrongInputs ?? 3
+        guard !document.languages.isEmpty, document.languages.contains(document.defaultLanguage) else {
+            throw MenuLoadError(location: "defaultLanguage", problem: "must be one of languages \(document.languages)")
+        }
+        guard Set([self.backKey, self.homeKey, self.moreKey]).count == 3 else {
+            throw MenuLoadError(location: "settings", problem: "back, home and more keys must differ")
+        }
+
+        var texts: [String: CompiledText] = [:]
+        func compile(_ text: LocalizedText?, _ key: String) throws(MenuLoadError) {
+            guard let text else { return }
+            texts[key] = try CompiledText(text, location: key, defaultLanguage: document.defaultLanguage)
+        }
+        for (id, screen) in document.screens {
+            try Self.checkShape(id, screen)
+            try compile(screen.text, id + ".text")
+            try compile(screen.error, id + ".error")
+            for (index, option) in (screen.options ?? []).enumerated() {
+                try compile(option.label, "\(id).option.\(index)")
+            }
+            for (name, argument) in screen.arguments ?? [:] {
+                try compile(.shared(argument), "\(id).argument.\(name)")
+            }
+        }
+        for (name, text) in settings.texts ?? [:] {
+            try compile(text, "settings.texts.\(name)")
+        }
+        if let sms = document.sms {
+            try compile(sms.help, "sms.help")
+            for (code, text) in sms.errors ?? [:] { try compile(text, "sms.errors.\(code)") }
+            for command in sms.commands {
+                try compile(command.reply, "sms.\(command.name).reply")
+                try compile(command.usage, "sms.\(command.name).usage")
+                for (code, text) in command.errors ?? [:] { try compile(text, "sms.\(command.name).errors.\(code)") }
+                for (name, argument) in command.actionArguments ?? [:] {
+                    try compile(.shared(argument), "sms.\(command.name).argument.\(name)")
+                }
+            }
+        }
+        self.texts = texts
+    }
+
+    /// The screen's fields its type needs; anything else is lint's concern.
+    private static func checkShape(_ id: String, _ screen: MenuDocument.Screen) throws(MenuLoadError) {
+        func require(_ present: Bool, _ field: String) throws(MenuLoadError) {
+            if !present { throw MenuLoadError(location: "screens.\(id)", problem: "a \(screen.type.rawValue) screen needs \(field)") }
+        }
+        switch screen.type {
+        case .menu:
+            try require(screen.text != nil, "text")
+            try require(screen.options != nil, "options")
+        case .input:
+            try require(screen.text != nil, "text")
+            try require(screen.variable != nil, "variable")
+            try require(screen.validator != nil, "validator")
+            try require(screen.next != nil, "next")
+        case .action:
+            try require(screen.action != nil, "action")
+            try require(screen.next != nil, "next")
+        case .route:
+            try require(screen.routes != nil, "routes")
+            try require(screen.otherwise != nil, "otherwise")
+        case .end:
+            try require(screen.text != nil, "text")
+        }
+    }
+
+    public func screen(_ id: String) -> MenuDocument.Screen? { self.document.screens[id] }
+
+    /// A compiled text rendered in `language` with `variables`.
+    func render(_ key: String, _ language: String, _ variables: [String: String]) -> String {
+        self.texts[key]?.render(language, variables) ?? ""
+    }
+
+    /// An engine text from settings, or the built-in English one.
+    func systemText(_ name: String, _ language: String, _ variables: [String: String] = [:]) -> String {
+        if let text = self.texts["settings.texts.\(name)"] { return text.render(language, variables) }
+        switch name {
+        case "more": return "More"
+        case "back": return "Back"
+        case "invalidChoice": return "Invalid choice."
+        case "tooManyAttempts": return "Too many wrong entries. Please dial again."
+        default: return "Sorry, something went wrong. Please try again."
+        }
+    }
+}
+
+/// A localized text with its templates parsed once.
+struct CompiledText: Sendable {
+    let templates: [String: Template]
+    let fallback: Template
+
+    init(_ text: LocalizedText, location: String, defaultLanguage: String) throws(MenuLoadError) {
+        var templates: [String: Template] = [:]
+        do {
+            switch text {
+            case .shared(let source):
+                let template = try Template(source)
+                self.templates = [:]
+                self.fallback = template
+                return
+            case .perLanguage(let sources):
+                for (language, source) in sources { templates[language] = try Template(source) }
+            }
+        } catch {
+            throw MenuLoadError(location: location, problem: "bad template: \(error.problem)")
+        }
+        self.templates = templates
+        self.fallback = templates[defaultLanguage] ?? templates.sorted { $0.key < $1.key }.first?.value ?? (try! Template(""))
+    }
+
+    func template(_ language: String) -> Template { self.templates[language] ?? self.fallback }
+
+    func render(_ language: String, _ variables: [String: String]) -> String {
+        self.template(language).render(variables)
+    }
+
+    var all: [(language: String?, template: Template)] {
+        self.templates.isEmpty ? [(nil, self.fallback)] : self.templates.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}
+
+/// Why a menus file could not be loaded: where (a JSON path or screen) and what.
+public struct MenuLoadError: Error, Sendable, CustomStringConvertible {
+    public let location: String
+    public let problem: String
+
+    public init(location: String, problem: String) {
+        self.location = location
+        self.problem = problem
+    }
+
+    /// A JSON syntax error with its line and column (JSONDecoder tells neither; the parser
+    /// underneath tells the character offset).
+    init?(syntaxOf data: Data) {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return nil
+        } catch {
+            let message = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "not valid JSON"
+            guard let range = message.range(of: #"character (\d+)"#, options: .regularExpression),
+                let offset = Int(message[range].dropFirst("character ".count))
+            else {
+                self.init(location: "menus.json", problem: message)
+                return
+            }
+            let before = data.prefix(offset)
+            let line = before.filter { $0 == UInt8(ascii: "\n") }.count + 1
+            let column = offset - (before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
+            self.init(location: "menus.json line \(line), column \(column)", problem: "not valid JSON: \(message)")
+        }
+    }
+
+    init(decoding error: DecodingError) {
+        func path(_ context: DecodingError.Context) -> String {
+            let components = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return components.isEmpty ? "menus.json" : components.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .dataCorrupted(let context):
+            // The JSON parser's own error carries the line and column of a syntax error.
+            let underlying = context.underlyingError.map { error -> String in
+                (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? String(describing: error)
+            }
+            self.init(location: path(context), problem: [context.debugDescription, underlying].compactMap { $0 }.joined(separator: " "))
+        case .keyNotFound(let key, let context):
+            self.init(location: path(context), problem: "missing field \(key.stringValue)")
+        case .typeMismatch(let type, let context):
+            self.init(location: path(context), problem: "expected \(type): \(context.debugDescription)")
+        case .valueNotFound(let type, let context):
+            self.init(location: path(context), problem: "missing \(type)")
+        @unknown default:
+            self.init(location: "menus.json", problem: "\(error)")
+        }
+    }
+
+    public var description: String { "\(self.location): \(self.problem)" }
+}

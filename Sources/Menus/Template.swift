@@ -1,0 +1,134 @@
+import Foundation
+
+/// A text with `{name}` placeholders and optional formatters: `{amount|amount}` renders integer
+/// cents as `KES 1,250`, `{recipient|phone}` masks `254712345678` as `0712***678`. Nothing else is
+/// evaluated: a template cannot reach code or the environment. `{{` and `}}` stand for braces.
+public struct Template: Sendable, Hashable {
+    public enum Part: Sendable, Hashable {
+        case literal(String)
+        case variable(String, Formatter)
+    }
+
+    /// How a placeholder's value is shown.
+    public enum Formatter: String, Sendable, Hashable, CaseIterable {
+        case plain
+        /// Integer cents as `KES 1,250` (or `KES 1,250.50`).
+        case amount
+        /// A normalised MSISDN as a local number with the middle hidden: `0712***678`.
+        case phone
+    }
+
+    public let parts: [Part]
+
+    /// Parses `source`; a malformed placeholder is a ``TemplateError``.
+    public init(_ source: String) throws(TemplateError) {
+        var parts: [Part] = []
+        var literal = ""
+        var index = source.startIndex
+        while index < source.endIndex {
+            let character = source[index]
+            let next = source.index(after: index)
+            if character == "{" {
+                if next < source.endIndex, source[next] == "{" {
+                    literal.append("{")
+                    index = source.index(after: next)
+                    continue
+                }
+                guard let close = source[next...].firstIndex(of: "}") else {
+                    throw TemplateError(template: source, problem: "a { has no closing }")
+                }
+                let inside = source[next..<close].split(separator: "|", omittingEmptySubsequences: false).map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }
+                let name = inside[0]
+                guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }) else {
+                    throw TemplateError(template: source, problem: "placeholder {\(source[next..<close])} is not a variable name")
+                }
+                var formatter = Formatter.plain
+                if inside.count == 2 {
+                    guard let known = Formatter(rawValue: inside[1]) else {
+                        throw TemplateError(template: source, problem: "unknown formatter \(inside[1]) (known: amount, phone)")
+                    }
+                    formatter = known
+                } else if inside.count > 2 {
+                    throw TemplateError(template: source, problem: "placeholder {\(source[next..<close])} has more than one formatter")
+                }
+                if !literal.isEmpty { parts.append(.literal(literal)) }
+                literal = ""
+                parts.append(.variable(name, formatter))
+                index = source.index(after: close)
+            } else if character == "}" {
+                if next < source.endIndex, source[next] == "}" {
+                    literal.append("}")
+                    index = source.index(after: next)
+                    continue
+                }
+                throw TemplateError(template: source, problem: "a } has no opening {")
+            } else {
+                literal.append(character)
+                index = next
+            }
+        }
+        if !literal.isEmpty { parts.append(.literal(literal)) }
+        self.parts = parts
+    }
+
+    /// The variable names the template reads.
+    public var variables: [String] {
+        self.parts.compactMap { part in
+            if case .variable(let name, _) = part { return name }
+            return nil
+        }
+    }
+
+    /// Renders with `values`; a missing variable renders empty.
+    public func render(_ values: [String: String]) -> String {
+        var text = ""
+        for part in self.parts {
+            switch part {
+            case .literal(let literal): text += literal
+            case .variable(let name, let formatter): text += Self.format(values[name] ?? "", formatter)
+            }
+        }
+        return text
+    }
+
+    /// Applies a formatter; values it cannot read are shown as they are.
+    public static func format(_ value: String, _ formatter: Formatter) -> String {
+        switch formatter {
+        case .plain: return value
+        case .amount: return Int(value).map(formatAmount) ?? value
+        case .phone: return maskPhone(value)
+        }
+    }
+
+    /// `125000` cents -> `KES 1,250`; `125050` -> `KES 1,250.50`.
+    public static func formatAmount(_ cents: Int) -> String {
+        let negative = cents < 0
+        let magnitude = cents.magnitude
+        let shillings = String(magnitude / 100)
+        var grouped = ""
+        for (offset, digit) in shillings.reversed().enumerated() {
+            if offset > 0 && offset % 3 == 0 { grouped.append(",") }
+            grouped.append(digit)
+        }
+        var text = "KES " + (negative ? "-" : "") + String(grouped.reversed())
+        let remainder = magnitude % 100
+        if remainder != 0 { text += "." + (remainder < 10 ? "0" : "") + String(remainder) }
+        return text
+    }
+
+    /// `254712345678` -> `0712***678`; anything else keeps only its last three digits visible.
+    public static func maskPhone(_ value: String) -> String {
+        let local = value.hasPrefix("254") && value.count == 12 ? "0" + value.dropFirst(3) : value
+        guard local.count >= 7 else { return String(repeating: "*", count: local.count) }
+        return local.prefix(4) + "***" + local.suffix(3)
+    }
+}
+
+/// A placeholder the parser could not read.
+public struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let template: String
+    public let problem: String
+    public var description: String { self.problem }
+}

@@ -1,0 +1,162 @@
+import Foundation
+
+/// What an input or SMS argument must look like, and how it is normalised once accepted.
+public enum Validator: Sendable, Hashable {
+    /// Only digits, `minLength...maxLength` of them.
+    case digits(minLength: Int, maxLength: Int)
+    /// A Kenyan mobile number in any usual form (`0712345678`, `712345678`, `+254712345678`,
+    /// `254712345678`, with spaces or dashes), normalised to `2547XXXXXXXX` or `2541XXXXXXXX`.
+    case msisdn
+    /// Whole shillings from `min` to `max`, stored as integer cents.
+    case amount(min: Int, max: Int)
+    /// Exactly four digits.
+    case pin
+    /// Free text of 1 to `maxLength` characters; GSM-7 only unless `allowUnicode`.
+    case text(maxLength: Int, allowUnicode: Bool)
+    /// One of the listed values (compared case-insensitively, stored as listed).
+    case oneOf([String])
+    /// A whole-input match of a regular expression, with a declared longest length.
+    case regex(pattern: String, maxLength: Int)
+
+    /// The normalised value, or nil when `input` is not acceptable.
+    public func validate(_ input: String) -> String? {
+        let trimmed = input.trimmingCharacters(in: .whitespaces)
+        switch self {
+        case .digits(let minLength, let maxLength):
+            guard (minLength...maxLength).contains(trimmed.count), trimmed.allSatisfy(\.isASCIIDigit) else { return nil }
+            return trimmed
+        case .msisdn:
+            return Self.normaliseMSISDN(trimmed)
+        case .amount(let min, let max):
+            let digits = trimmed.replacingOccurrences(of: ",", with: "")
+            guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy(\.isASCIIDigit), let shillings = Int(digits),
+                (min...max).contains(shillings)
+            else { return nil }
+            return String(shillings * 100)
+        case .pin:
+            guard trimmed.count == 4, trimmed.allSatisfy(\.isASCIIDigit) else { return nil }
+            return trimmed
+        case .text(let maxLength, let allowUnicode):
+            guard (1...maxLength).contains(trimmed.count), allowUnicode || GSM7.canEncode(trimmed) else { return nil }
+            return trimmed
+        case .oneOf(let values):
+            return values.first { $0.caseInsensitiveCompare(trimmed) == .orderedSame }
+        case .regex(let pattern, let maxLength):
+            guard trimmed.count <= maxLength, let expression = try? NSRegularExpression(pattern: "^(?:\(pattern))$") else { return nil }
+            let range = NSRange(trimmed.startIndex..., in: trimmed)
+            return expression.firstMatch(in: trimmed, range: range) == nil ? nil : trimmed
+        }
+    }
+
+    /// `2547XXXXXXXX` / `2541XXXXXXXX` from the forms Kenyans type, else nil.
+    public static func normaliseMSISDN(_ input: String) -> String? {
+        var digits = input.filter { !" -().".contains($0) }
+        if digits.hasPrefix("+") { digits.removeFirst() }
+        guard digits.allSatisfy(\.isASCIIDigit) else { return nil }
+        if digits.hasPrefix("254"), digits.count == 12 {
+            digits.removeFirst(3)
+        } else if digits.hasPrefix("0"), digits.count == 10 {
+            digits.removeFirst()
+        } else if digits.count != 9 {
+            return nil
+        }
+        guard digits.first == "7" || digits.first == "1" else { return nil }
+        return "254" + digits
+    }
+
+    /// The longest value it can store, in characters (for worst-case page lengths).
+    public var maxLength: Int {
+        switch self {
+        case .digits(_, let maxLength): return maxLength
+        case .msisdn: return 12
+        case .amount(_, let max): return String(max * 100).count
+        case .pin: return 4
+        case .text(let maxLength, _): return maxLength
+        case .oneOf(let values): return values.map(\.count).max() ?? 0
+        case .regex(_, let maxLength): return maxLength
+        }
+    }
+
+    /// True when stored values are always GSM-7.
+    public var isGSM7: Bool {
+        switch self {
+        case .text(_, let allowUnicode): return !allowUnicode
+        case .oneOf(let values): return values.allSatisfy(GSM7.canEncode)
+        case .regex: return false
+        default: return true
+        }
+    }
+}
+
+extension Validator: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case type, minLength, maxLength, length, min, max, values, pattern, allowUnicode
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let type = try container.decode(String.self, forKey: .type)
+        switch type {
+        case "digits":
+            if let length = try container.decodeIfPresent(Int.self, forKey: .length) {
+                self = .digits(minLength: length, maxLength: length)
+            } else {
+                self = .digits(
+                    minLength: try container.decodeIfPresent(Int.self, forKey: .minLength) ?? 1,
+                    maxLength: try container.decode(Int.self, forKey: .maxLength)
+                )
+            }
+        case "msisdn": self = .msisdn
+        case "amount": self = .amount(min: try container.decode(Int.self, forKey: .min), max: try container.decode(Int.self, forKey: .max))
+        case "pin": self = .pin
+        case "text":
+            self = .text(
+                maxLength: try container.decode(Int.self, forKey: .maxLength),
+                allowUnicode: try container.decodeIfPresent(Bool.self, forKey: .allowUnicode) ?? false
+            )
+        case "oneOf": self = .oneOf(try container.decode([String].self, forKey: .values))
+        case "regex":
+            let pattern = try container.decode(String.self, forKey: .pattern)
+            guard (try? NSRegularExpression(pattern: pattern)) != nil else {
+                throw DecodingError.dataCorruptedError(forKey: .pattern, in: container, debugDescription: "not a valid regular expression")
+            }
+            self = .regex(pattern: pattern, maxLength: try container.decode(Int.self, forKey: .maxLength))
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: container,
+                debugDescription: "unknown validator \(type) (known: digits, msisdn, amount, pin, text, oneOf, regex)"
+            )
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .digits(let minLength, let maxLength):
+            try container.encode("digits", forKey: .type)
+            try container.encode(minLength, forKey: .minLength)
+            try container.encode(maxLength, forKey: .maxLength)
+        case .msisdn: try container.encode("msisdn", forKey: .type)
+        case .amount(let min, let max):
+            try container.encode("amount", forKey: .type)
+            try container.encode(min, forKey: .min)
+            try container.encode(max, forKey: .max)
+        case .pin: try container.encode("pin", forKey: .type)
+        case .text(let maxLength, let allowUnicode):
+            try container.encode("text", forKey: .type)
+            try container.encode(maxLength, forKey: .maxLength)
+            try container.encode(allowUnicode, forKey: .allowUnicode)
+        case .oneOf(let values):
+            try container.encode("oneOf", forKey: .type)
+            try container.encode(values, forKey: .values)
+        case .regex(let pattern, let maxLength):
+            try container.encode("regex", forKey: .type)
+            try container.encode(pattern, forKey: .pattern)
+            try container.encode(maxLength, forKey: .maxLength)
+        }
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { self.isASCII && self.isNumber }
+}

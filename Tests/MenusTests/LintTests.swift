@@ -1,0 +1,171 @@
+import Foundation
+import Menus
+import Testing
+
+/// One small broken file per class of problem `menus lint` catches.
+@Suite struct LintTests {
+    static let actions = [
+        ActionSpec(name: "wallet.balance", arguments: ["msisdn", "pin"], results: ["balance": .init(maxLength: 12)], errors: ["wrong_pin", "locked"]),
+        ActionSpec(name: "wallet.profile", arguments: ["msisdn"], results: ["name": .init(maxLength: 20)], errors: ["not_registered"]),
+    ]
+
+    /// A clean two-language file; each test breaks one thing.
+    static func base() -> [String: Any] {
+        [
+            "version": 1, "serviceCodes": ["*384*96#"], "languages": ["en", "sw"], "defaultLanguage": "en",
+            "settings": ["pageBudget": 160], "start": "main", "context": ["msisdn": ["maxLength": 12]],
+            "screens": [
+                "main": [
+                    "type": "menu", "text": ["en": "Main", "sw": "Menyu"],
+                    "options": [
+                        ["label": ["en": "Balance", "sw": "Salio"], "next": "pin"],
+                        ["label": ["en": "Help", "sw": "Msaada"], "next": "help"],
+                    ],
+                ],
+                "pin": [
+                    "type": "input", "text": ["en": "PIN", "sw": "PIN"], "variable": "pin", "validator": ["type": "pin"],
+                    "error": ["en": "4 digits", "sw": "tarakimu 4"], "secret": true, "next": "balance",
+                ],
+                "balance": [
+                    "type": "action", "action": "wallet.balance", "arguments": ["msisdn": "{msisdn}", "pin": "{pin}"], "next": "show",
+                    "errors": ["wrong_pin": "help", "locked": "help"],
+                ],
+                "show": ["type": "end", "text": ["en": "Balance {balance|amount}", "sw": "Salio {balance|amount}"]],
+                "help": ["type": "end", "text": ["en": "Call us", "sw": "Tupigie"]],
+            ],
+        ]
+    }
+
+    static func lint(_ change: (inout [String: Any]) -> Void) throws -> [String] {
+        var document = base()
+        change(&document)
+        let data = try JSONSerialization.data(withJSONObject: document)
+        return try MenuGraph.load(data: data).lint(actions: actions).map(\.description)
+    }
+
+    static func screens(_ document: inout [String: Any], _ change: (inout [String: [String: Any]]) -> Void) {
+        var screens = document["screens"] as! [String: [String: Any]]
+        change(&screens)
+        document["screens"] = screens
+    }
+
+    @Test func theBaseFileIsClean() throws {
+        #expect(try Self.lint { _ in } == [])
+    }
+
+    @Test func theDefaultMenusFileIsClean() throws {
+        let graph = try MenuGraph.load(contentsOf: defaultMenusURL())
+        let registry = [
+            "wallet.profile", "wallet.register", "wallet.balance", "wallet.send", "wallet.save", "wallet.unsave", "wallet.statement",
+            "wallet.verifyPin", "wallet.changePin", "wallet.setLanguage", "mpesa.deposit", "mpesa.withdraw",
+        ]
+        // Lint against the unknown-action check alone: the gateway's full registry is tested in USSDGatewayTests.
+        let problems = graph.lint(actions: []).filter { $0.message.hasPrefix("unknown action") }
+        #expect(Set(problems.map { $0.message.replacingOccurrences(of: "unknown action ", with: "") }).isSubset(of: Set(registry)))
+    }
+
+    @Test func brokenNextTarget() throws {
+        let problems = try Self.lint { Self.screens(&$0) { $0["pin"]!["next"] = "nowhere" } }
+        #expect(problems.contains("pin: next leads to nowhere, which does not exist"))
+    }
+
+    @Test func unreachableScreen() throws {
+        let problems = try Self.lint { Self.screens(&$0) { $0["orphan"] = ["type": "end", "text": "Bye"] } }
+        #expect(problems == ["orphan: unreachable from the start screen"])
+    }
+
+    @Test func deadEnd() throws {
+        let problems = try Self.lint {
+            Self.screens(&$0) {
+                $0["main"]!["options"] = [["label": ["en": "Loop", "sw": "Mzunguko"], "next": "loop"]]
+                $0["loop"] = ["type": "route", "routes": [["when": ["variable": "x", "exists": true], "next": "loop"]], "otherwise": "loop"]
+            }
+        }
+        #expect(problems.contains("loop: dead end: no end screen can be reached from here"))
+        let empty = try Self.lint { Self.screens(&$0) { $0["main"]!["options"] = [] } }
+        #expect(empty.contains("main: dead end: a menu screen with nowhere to go"))
+    }
+
+    @Test func duplicateAndEmptyOptions() throws {
+        let problems = try Self.lint {
+            Self.screens(&$0) {
+                $0["main"]!["options"] = [
+                    ["label": ["en": "Balance", "sw": "Salio"], "next": "pin"],
+                    ["label": ["en": "balance", "sw": "Salio 2"], "next": "help"],
+                    ["label": ["en": " ", "sw": "Tupu"], "next": "help"],
+                ]
+            }
+        }
+        #expect(problems.contains("main: options 1 and 2 have the same label \"balance\" in en"))
+        #expect(problems.contains("main: option 3 has an empty label in en"))
+    }
+
+    @Test func unknownAction() throws {
+        let problems = try Self.lint { Self.screens(&$0) { $0["balance"]!["action"] = "wallet.teleport" } }
+        #expect(problems.contains("balance: unknown action wallet.teleport"))
+    }
+
+    @Test func unmappedAndImpossibleErrorCodes() throws {
+        let problems = try Self.lint { Self.screens(&$0) { $0["balance"]!["errors"] = ["wrong_pin": "help", "insufficient_funds": "help"] } }
+        #expect(problems.contains("balance: error locked of wallet.balance is not mapped"))
+        #expect(problems.contains("balance: error insufficient_funds is mapped but wallet.balance never fails with it"))
+        let caught = try Self.lint { Self.screens(&$0) { $0["balance"]!["errors"] = ["*": "help"] } }
+        #expect(caught == [], "a * mapping catches every code")
+    }
+
+    @Test func missingTranslation() throws {
+        let problems = try Self.lint { Self.screens(&$0) { $0["help"]!["text"] = ["en": "Call us"] } }
+        #expect(problems == ["help: text has no sw translation"])
+    }
+
+    @Test func variableNoEarlierScreenCanHaveSet() throws {
+        let problems = try Self.lint { Self.screens(&$0) { $0["help"]!["text"] = ["en": "Call us, {name}", "sw": "Tupigie, {name}"] } }
+        #expect(problems == ["help: text uses {name}, which no earlier screen or action can have set"])
+    }
+
+    @Test func secretUsedAnywhereButTheFollowingAction() throws {
+        let echoed = try Self.lint { Self.screens(&$0) { $0["show"]!["text"] = ["en": "Your PIN {pin}", "sw": "PIN yako {pin}"] } }
+        #expect(echoed.contains { $0.hasPrefix("show: secret pin is used in text") })
+        let notFollowed = try Self.lint {
+            Self.screens(&$0) {
+                $0["pin"]!["next"] = "confirm"
+                $0["confirm"] = [
+                    "type": "menu", "text": ["en": "Sure?", "sw": "Una uhakika?"],
+                    "options": [["label": ["en": "Yes", "sw": "Ndiyo"], "next": "balance"]],
+                ]
+            }
+        }
+        #expect(notFollowed.contains("pin: secret pin must be followed directly by the action that uses it"))
+        #expect(notFollowed.contains { $0.hasPrefix("balance: secret pin is used in argument pin") })
+    }
+
+    @Test func worstCaseLengthOverTheBudgetPerLanguage() throws {
+        let problems = try Self.lint {
+            Self.screens(&$0) {
+                $0["show"]!["text"] = [
+                    "en": "Balance {balance|amount}",
+                    "sw": String(repeating: "Salio lako ni ", count: 12) + "{balance|amount}",
+                ]
+            }
+        }
+        #expect(problems.count == 1)
+        #expect(problems.first?.hasPrefix("show: text can reach") == true && problems.first?.contains("in sw, over the budget of 160") == true)
+        let unicode = try Self.lint { Self.screens(&$0) { $0["help"]!["text"] = ["en": "Call us ☎ " + String(repeating: "x", count: 70), "sw": "Tupigie"] } }
+        #expect(unicode == ["help: text can reach 80 UCS-2 characters in en, over the budget of 70"])
+    }
+
+    @Test func loadErrorsNameTheScreenOrPosition() throws {
+        var document = Self.base()
+        Self.screens(&document) { $0["pin"]!["validator"] = ["type": "fingerprint"] }
+        let error = #expect(throws: MenuLoadError.self) { try MenuGraph.load(data: JSONSerialization.data(withJSONObject: document)) }
+        #expect(error?.location == "screens.pin.validator.type")
+        #expect(error?.problem.contains("unknown validator fingerprint") == true)
+
+        Self.screens(&document) { $0["pin"]!["validator"] = ["type": "pin"]; $0["help"]!["text"] = "Hi {name" }
+        let template = #expect(throws: MenuLoadError.self) { try MenuGraph.load(data: JSONSerialization.data(withJSONObject: document)) }
+        #expect(template?.description == "help.text: bad template: a { has no closing }")
+
+        let syntax = #expect(throws: MenuLoadError.self) { try MenuGraph.load(data: Data("{\"version\": 1,\n \"screens\": [}".utf8)) }
+        #expect(syntax?.description.contains("line 2") == true, "\(String(describing: syntax))")
+    }
+}
