@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: release build, throwaway Redis and Postgres, and each of our clients measured right
-# after the reference tool doing the same work against the same server (32 connections each).
+# after the reference tool doing the same work against the same server (32 connections each);
+# then the menu engine. `scripts/bench.sh menus` runs only the menu part (no servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+section=${1:-all}
 
 CONCURRENCY=${CONCURRENCY:-32}
 REQUESTS=${REQUESTS:-200000}
@@ -10,6 +12,21 @@ PG_TRANSACTIONS=${PG_TRANSACTIONS:-200000}
 
 swift build -c release --product ussd-gateway >&2
 bin="$(swift build -c release --show-bin-path)/ussd-gateway"
+
+bench_menus() {
+    local generated
+    generated=$(mktemp /tmp/ussd-menus-generated.XXXXXX.json)
+    echo "== menus: ussd-gateway bench menus --requests 800000 (default menus.json; generated 501-screen file)"
+    LOG_LEVEL=warning "$bin" bench menus --requests 800000 --write-generated "$generated"
+    echo "== menus: reference, python3 json.load of the same generated file (median of 21)"
+    python3 -c 'import json,sys,time,statistics
+d=open(sys.argv[1],"rb").read(); t=[]
+for _ in range(21):
+    s=time.perf_counter(); json.loads(d); t.append(time.perf_counter()-s)
+print("python3 json.loads: median %.2f ms" % (statistics.median(t)*1000))' "$generated"
+    rm -f "$generated"
+}
+if [ "$section" = menus ]; then bench_menus; exit 0; fi
 
 scratch=$(mktemp -d /tmp/ussd-gateway-bench.XXXXXX)
 chmod 755 "$scratch"
@@ -37,3 +54,5 @@ echo "== postgres: pgbench -S -M prepared -c $CONCURRENCY -j 2 -t $per_client"
 "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -S -M prepared -c "$CONCURRENCY" -j 2 -t "$per_client" ussd 2>/dev/null | grep -E '^tps'
 echo "== postgres: ussd-gateway bench postgres --concurrency $CONCURRENCY --requests $PG_TRANSACTIONS"
 "$bin" bench postgres --concurrency "$CONCURRENCY" --requests "$PG_TRANSACTIONS" --scale 1
+
+bench_menus

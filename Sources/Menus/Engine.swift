@@ -210,22 +210,41 @@ public struct Engine: Sendable {
         let head = [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n")
         let budget = self.graph.budget
 
-        var pages: [String] = []
-        var current: [String] = head.isEmpty ? [] : [head]
-        var onPage = 0
+        // Each line is measured once; a page's cost is its lines' costs added up.
+        let moreCost = TextBudget.Cost(more)
+        let backCost = back.map(TextBudget.Cost.init)
+        func fits(_ texts: [String], _ costs: [TextBudget.Cost], last: Bool) -> Bool {
+            var allTexts = texts
+            var allCosts = costs
+            if !last {
+                allTexts.append(more)
+                allCosts.append(moreCost)
+            }
+            if let back, let backCost {
+                allTexts.append(back)
+                allCosts.append(backCost)
+            }
+            return budget.measure(TextBudget.Cost.joined(allCosts, texts: allTexts)).fits
+        }
         func compose(_ body: [String], last: Bool) -> String {
             (body + (last ? [] : [more]) + (back.map { [$0] } ?? [])).joined(separator: "\n")
         }
+        var pages: [String] = []
+        var current: [String] = head.isEmpty ? [] : [head]
+        var currentCosts: [TextBudget.Cost] = current.map(TextBudget.Cost.init)
+        var onPage = 0
         for (index, line) in lines.enumerated() {
-            let candidate = current + [line]
+            let cost = TextBudget.Cost(line)
             let isLast = index == lines.count - 1
-            if onPage > 0 && !budget.fits(compose(candidate, last: isLast)) {
+            if onPage > 0 && !fits(current + [line], currentCosts + [cost], last: isLast) {
                 // `current` fitted with the more line when its last option went in.
                 pages.append(compose(current, last: false))
                 current = [line]
+                currentCosts = [cost]
                 onPage = 1
             } else {
-                current = candidate
+                current.append(line)
+                currentCosts.append(cost)
                 onPage += 1
             }
         }

@@ -18,18 +18,59 @@ public struct TextBudget: Sendable, Hashable, Codable {
 
     /// The cost of `text` in its encoding and whether it still fits.
     public func measure(_ text: String) -> Measure {
-        var septets = 0
-        for scalar in text.unicodeScalars {
-            if GSM7.basic.contains(scalar) {
-                septets += 1
-            } else if GSM7.extended.contains(scalar) {
-                septets += 2
-            } else {
-                let units = text.utf16.count
-                return Measure(encoding: .ucs2, cost: units, limit: self.ucs2)
+        self.measure(Cost(text))
+    }
+
+    /// The verdict for a cost, e.g. a page's lines added up with ``Cost/joined(_:)``.
+    func measure(_ cost: Cost) -> Measure {
+        cost.gsm7 ? Measure(encoding: .gsm7, cost: cost.septets, limit: self.gsm7) : Measure(encoding: .ucs2, cost: cost.utf16, limit: self.ucs2)
+    }
+
+    /// A text's cost in both encodings, so lines can be measured once and added up.
+    struct Cost {
+        var septets: Int
+        var utf16: Int
+        var gsm7: Bool
+
+        init(_ text: String) {
+            var septets = 0
+            var gsm7 = true
+            for scalar in text.unicodeScalars {
+                let value = scalar.value
+                if value < 128 {
+                    let cost = GSM7.asciiCost[Int(value)]
+                    if cost == 0 { gsm7 = false; break }
+                    septets += Int(cost)
+                } else if GSM7.basic.contains(scalar) {
+                    septets += 1
+                } else if GSM7.extended.contains(scalar) {
+                    septets += 2
+                } else {
+                    gsm7 = false
+                    break
+                }
             }
+            self.septets = septets
+            self.gsm7 = gsm7
+            self.utf16 = gsm7 ? 0 : text.utf16.count
+            if !gsm7 { self.septets = 0 }
         }
-        return Measure(encoding: .gsm7, cost: septets, limit: self.gsm7)
+
+        private init(septets: Int, utf16: Int, gsm7: Bool) {
+            self.septets = septets
+            self.utf16 = utf16
+            self.gsm7 = gsm7
+        }
+
+        /// The cost of the texts joined by newlines. `utf16` is only meaningful when not GSM-7;
+        /// callers that need it for GSM-7 parts pass their texts' UTF-16 counts via `utf16Of`.
+        static func joined(_ parts: [Cost], texts: [String]) -> Cost {
+            let separators = max(parts.count - 1, 0)
+            if parts.allSatisfy(\.gsm7) {
+                return Cost(septets: parts.reduce(0) { $0 + $1.septets } + separators, utf16: 0, gsm7: true)
+            }
+            return Cost(septets: 0, utf16: texts.reduce(0) { $0 + $1.utf16.count } + separators, gsm7: false)
+        }
     }
 
     /// True when `text` fits one page.
@@ -64,6 +105,12 @@ public enum GSM7 {
             .unicodeScalars
     )
     static let extended: Set<Unicode.Scalar> = Set("^{}\\[~]|€\u{0C}".unicodeScalars)
+
+    /// Septets of each ASCII character: 1 in the basic set, 2 in the extension table, 0 outside.
+    static let asciiCost: [UInt8] = (0..<128).map { value in
+        let scalar = Unicode.Scalar(UInt8(value))
+        return basic.contains(scalar) ? 1 : extended.contains(scalar) ? 2 : 0
+    }
 
     /// True when every character of `text` can be sent in GSM-7.
     public static func canEncode(_ text: String) -> Bool {

@@ -86,9 +86,10 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Measure the Redis or Postgres client's throughput (use a release build).")
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres }
+    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus }
 
-    @Argument(help: "redis or postgres") var target: Target
+    @Argument(help: "redis, postgres or menus") var target: Target
+    @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
     @Option(help: "Concurrent tasks.") var concurrency = 32
     @Option(help: "Operations in all (redis: per command).") var requests = 100_000
     @Option(help: "pgbench scale factor of the pgbench_accounts table (postgres).") var scale = 1
@@ -103,6 +104,15 @@ struct Bench: AsyncParsableCommand {
             }
         case .postgres:
             print(try await ClientBenchmark.postgres(config.postgres, concurrency: self.concurrency, transactions: self.requests, scale: self.scale))
+        case .menus:
+            let graph = try loadCheckedMenus(at: config.menusPath)
+            _ = MenuBenchmark.engineSteps(graph: graph, journeys: 1000)
+            let steps = MenuBenchmark.engineSteps(graph: graph, journeys: self.requests / 8)
+            print(steps, String(format: "= %.2f microseconds per step", steps.seconds / Double(steps.operations) * 1e6))
+            let generated = try MenuBenchmark.generatedMenus(groups: 125)
+            if let path = self.writeGenerated { try generated.write(to: URL(fileURLWithPath: path)) }
+            let (milliseconds, problems) = try MenuBenchmark.loadAndLint(generated, runs: 21)
+            print(String(format: "menus load+lint of 501 screens (%d bytes): median of 21 runs %.2f ms, %d problems", generated.count, milliseconds, problems))
         }
     }
 }

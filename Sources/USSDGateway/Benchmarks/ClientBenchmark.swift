@@ -12,6 +12,12 @@ public enum ClientBenchmark {
         public let name: String
         public let operations: Int
         public let seconds: Double
+
+        public init(name: String, operations: Int, seconds: Double) {
+            self.name = name
+            self.operations = operations
+            self.seconds = seconds
+        }
         public var perSecond: Double { Double(self.operations) / self.seconds }
         public var description: String {
             "\(self.name): \(self.operations) ops in \(String(format: "%.2f", self.seconds)) s = \(String(format: "%.0f", self.perSecond)) ops/s"
@@ -63,8 +69,6 @@ public enum ClientBenchmark {
             }
             try await group.waitForAll()
         }
-        let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return Result(name: name, operations: total, seconds: seconds)
+        return Result(name: name, operations: total, seconds: (ContinuousClock.now - start).seconds)
     }
 }

@@ -1,0 +1,106 @@
+import Foundation
+import Menus
+import Testing
+
+@Suite struct SMSEngineTests {
+    let sms: SMSEngine
+    init() throws { self.sms = SMSEngine(graph: try MenuGraph.load(contentsOf: defaultMenusURL())) }
+
+    @Test func sendCommandInEitherLanguageRunsTheActionWithoutKeepingThePIN() throws {
+        for (text, language) in [("SEND 0722000111 500 2580", "en"), ("tuma +254722000111 500 2580", "sw")] {
+            guard case .perform(let command, let request, let replyLanguage, let variables) = self.sms.interpret(text, context: ["msisdn": "254712345678"]) else {
+                Issue.record("\(text) was not understood")
+                continue
+            }
+            #expect(command == "send")
+            #expect(replyLanguage == language, "the keyword's language answers when the sender's is unknown")
+            #expect(request.action == "wallet.send")
+            #expect(request.arguments == ["msisdn": "254712345678", "to": "254722000111", "amount": "50000", "pin": "2580"])
+            #expect(request.secretArguments == ["pin"])
+            #expect(variables["pin"] == nil, "the PIN is not kept for the reply")
+            let reply = self.sms.reply(to: command, result: .success(["balance": "450000", "reference": "TX1"]), language: replyLanguage, variables: variables)
+            #expect(reply.contains("KES 500") && reply.contains("0722***111") && reply.contains("KES 4,500") && !reply.contains("2580"))
+        }
+    }
+
+    @Test func badArgumentsGetTheUsageAndUnknownTextGetsHelp() {
+        #expect(self.sms.interpret("SEND 0722000111 five 2580") == .reply("To send money: SEND <phone> <amount> <PIN>, e.g. SEND 0712345678 500 1234"))
+        #expect(self.sms.interpret("SALIO") == .reply("Kuangalia salio tuma: SALIO <PIN>"))
+        guard case .reply(let help) = self.sms.interpret("hello there", language: "sw") else { Issue.record("no help"); return }
+        #expect(help.hasPrefix("Amri: SALIO <PIN>"))
+        guard case .reply(let empty) = self.sms.interpret("   ") else { Issue.record("no help"); return }
+        #expect(empty.hasPrefix("Commands: BAL <PIN>"))
+    }
+
+    @Test func errorsUseTheSharedRepliesInTheSendersLanguage() {
+        guard case .perform(let command, _, let language, let variables) = self.sms.interpret("BAL 2580", language: "sw") else {
+            Issue.record("BAL not understood")
+            return
+        }
+        #expect(language == "sw", "a known preference wins over the keyword's language")
+        #expect(self.sms.reply(to: command, result: .failure("wrong_pin"), language: language, variables: variables) == "PIN si sahihi. Hakuna kilichofanyika.")
+        #expect(self.sms.reply(to: command, result: .failure("something_new"), language: "en", variables: variables) == "Sorry, something went wrong. Please try again.")
+    }
+}
+
+@Suite struct BuildingBlockTests {
+    @Test(arguments: [
+        ("0712345678", "254712345678"), ("712345678", "254712345678"), ("+254712345678", "254712345678"),
+        ("254 712-345-678", "254712345678"), ("0110345678", "254110345678"),
+    ])
+    func kenyanNumbersNormalise(input: String, expected: String) {
+        #expect(Validator.msisdn.validate(input) == expected)
+    }
+
+    @Test(arguments: ["0812345678", "07123456", "+1712345678", "2547123456789", "07l2345678", ""])
+    func otherNumbersAreRefused(input: String) {
+        #expect(Validator.msisdn.validate(input) == nil)
+    }
+
+    @Test func validatorsAcceptAndNormalise() {
+        #expect(Validator.amount(min: 10, max: 250_000).validate("1,250") == "125000")
+        #expect(Validator.amount(min: 10, max: 250_000).validate("9") == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("250001") == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("12.50") == nil, "whole shillings only")
+        #expect(Validator.pin.validate("0042") == "0042")
+        #expect(Validator.pin.validate("042") == nil)
+        #expect(Validator.digits(minLength: 2, maxLength: 3).validate("123") == "123")
+        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Amani") == "Amani")
+        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Ama😀") == nil, "GSM-7 only unless allowed")
+        #expect(Validator.oneOf(["en", "sw"]).validate("SW") == "sw")
+        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE254") == "KE254")
+        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE2545") == nil)
+    }
+
+    @Test func formattersShowAmountsAndMaskPhones() throws {
+        #expect(Template.formatAmount(125_000) == "KES 1,250")
+        #expect(Template.formatAmount(125_050) == "KES 1,250.50")
+        #expect(Template.formatAmount(5) == "KES 0.05")
+        #expect(Template.formatAmount(100_000_000_00) == "KES 100,000,000")
+        #expect(Template.maskPhone("254712345678") == "0712***678")
+        let template = try Template("Sent {amount|amount} to {to|phone}. {{ok}}")
+        #expect(template.render(["amount": "50000", "to": "254722000111"]) == "Sent KES 500 to 0722***111. {ok}")
+        #expect(throws: TemplateError.self) { try Template("{amount|upper}") }
+    }
+
+    @Test func gsm7CountsExtensionCharactersTwiceAndFallsBackToUCS2() {
+        let budget = TextBudget(gsm7: 160, ucs2: 70)
+        #expect(budget.measure("Salio KES 1,000").cost == 15)
+        #expect(budget.measure("[x]").cost == 5, "[ and ] take two septets each")
+        #expect(budget.measure("€").cost == 2)
+        let unicode = budget.measure("Habari 👋")
+        #expect(unicode.encoding == .ucs2 && unicode.limit == 70 && unicode.cost == 9)
+        #expect(budget.fits(String(repeating: "a", count: 160)))
+        #expect(!budget.fits(String(repeating: "a", count: 159) + "€"))
+        let cut = budget.truncate(String(repeating: "ü", count: 300))
+        #expect(cut.hasSuffix("...") && budget.fits(cut))
+    }
+
+    @Test func sessionStateIsSmallAndRoundTrips() throws {
+        var state = SessionState(screen: "send.confirm", variables: ["msisdn": "254712345678", "recipient": "254722000111", "amount": "50000"], language: "sw")
+        state.history = ["main", "send.to", "send.amount"]
+        let data = try JSONEncoder().encode(state)
+        #expect(data.count < 200, "\(data.count) bytes")
+        #expect(try JSONDecoder().decode(SessionState.self, from: data) == state)
+    }
+}
