@@ -21,7 +21,7 @@ public struct Engine: Sendable {
 
     /// Applies the user's input on the screen waiting for it.
     public func advance(_ state: SessionState, input raw: String) -> Step {
-        let input = raw.trimmingCharacters(in: .whitespaces)
+        let input = raw.trimmedOfSpaces
         guard let screen = self.graph.screen(state.screen) else { return self.failure(state) }
         var state = state
         if input == self.graph.homeKey {

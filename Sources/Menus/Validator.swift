@@ -20,7 +20,7 @@ public enum Validator: Sendable, Hashable {
 
     /// The normalised value, or nil when `input` is not acceptable.
     public func validate(_ input: String) -> String? {
-        let trimmed = input.trimmingCharacters(in: .whitespaces)
+        let trimmed = input.trimmedOfSpaces
         switch self {
         case .digits(let minLength, let maxLength):
             guard (minLength...maxLength).contains(trimmed.count), trimmed.allSatisfy(\.isASCIIDigit) else { return nil }
@@ -28,7 +28,7 @@ public enum Validator: Sendable, Hashable {
         case .msisdn:
             return Self.normaliseMSISDN(trimmed)
         case .amount(let min, let max):
-            let digits = trimmed.replacingOccurrences(of: ",", with: "")
+            let digits = trimmed.filter { $0 != "," }
             guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy(\.isASCIIDigit), let shillings = Int(digits),
                 (min...max).contains(shillings)
             else { return nil }
@@ -159,4 +159,14 @@ extension Validator: Codable {
 
 extension Character {
     var isASCIIDigit: Bool { self.isASCII && self.isNumber }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs; native, as the engine trims every input.
+    var trimmedOfSpaces: String {
+        let isSpace = { (c: Character) in c == " " || c == "\t" }
+        guard let first = self.firstIndex(where: { !isSpace($0) }), let last = self.lastIndex(where: { !isSpace($0) }) else { return "" }
+        if first == self.startIndex && last == self.index(before: self.endIndex) { return self }
+        return String(self[first...last])
+    }
 }
