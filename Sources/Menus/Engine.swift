@@ -60,7 +60,9 @@ public struct Engine: Sendable {
     // MARK: - Screens
 
     private func enter(_ id: String, _ state: SessionState, secrets: [String: String], transitions: Int, notice: String? = nil) -> Step {
-        guard transitions < Self.maximumTransitions, let screen = self.graph.screen(id) else { return self.failure(state) }
+        guard transitions < Self.maximumTransitions, let screen = self.graph.screen(id), let texts = self.graph.compiled[id] else {
+            return self.failure(state)
+        }
         var state = state
         state.screen = id
         switch screen.type {
@@ -68,10 +70,10 @@ public struct Engine: Sendable {
             state.page = 0
             return .show(self.menuPage(id, screen, state, notice: notice), state)
         case .input:
-            let prompt = self.graph.render(id + ".text", state.language, state.variables)
+            let prompt = texts.render(texts.text, state.language, state.variables)
             return .show(self.page(id, [notice, prompt].compactMap { $0 }.joined(separator: "\n"), continues: true), state)
         case .end:
-            return .show(self.page(id, self.graph.render(id + ".text", state.language, state.variables), continues: false), state)
+            return .show(self.page(id, texts.render(texts.text, state.language, state.variables), continues: false), state)
         case .route:
             let next = screen.routes!.first { $0.when.holds(for: state.variables) }?.next ?? screen.otherwise!
             return self.enter(next, state, secrets: secrets, transitions: transitions + 1)
@@ -80,10 +82,9 @@ public struct Engine: Sendable {
             values.merge(secrets) { $1 }
             var arguments: [String: String] = [:]
             var secretArguments: Set<String> = []
-            for (name, _) in screen.arguments ?? [:] {
-                let key = "\(id).argument.\(name)"
-                arguments[name] = self.graph.render(key, state.language, values)
-                if let template = self.graph.texts[key]?.fallback, template.variables.contains(where: { secrets[$0] != nil }) {
+            for (name, text) in texts.arguments {
+                arguments[name] = text.render(state.language, values)
+                if !secrets.isEmpty, text.fallback.variables.contains(where: { secrets[$0] != nil }) {
                     secretArguments.insert(name)
                 }
             }
@@ -117,7 +118,7 @@ public struct Engine: Sendable {
         let id = state.screen
         guard let value = screen.validator!.validate(input) else {
             return self.wrong(state) { state in
-                let error = self.graph.render(id + ".error", state.language, state.variables)
+                let error = self.graph.compiled[id]?.error?.render(state.language, state.variables) ?? ""
                 return self.enter(id, state, secrets: [:], transitions: 0, notice: error.isEmpty ? nil : error)
             }
         }
@@ -130,7 +131,7 @@ public struct Engine: Sendable {
                 state.sealed[confirmed] = nil
                 guard matches else {
                     let target = screen.mismatch ?? self.inputScreen(storing: confirmed) ?? id
-                    let error = self.graph.render(id + ".error", state.language, state.variables)
+                    let error = self.graph.compiled[id]?.error?.render(state.language, state.variables) ?? ""
                     if let index = state.history.lastIndex(of: target) { state.history.removeSubrange(index...) }
                     return self.enter(target, state, secrets: [:], transitions: 0, notice: error.isEmpty ? nil : error)
                 }
@@ -201,9 +202,10 @@ public struct Engine: Sendable {
     /// is somewhere to go back to.
     func menuPages(_ id: String, _ screen: MenuDocument.Screen, _ state: SessionState, notice: String?) -> [String] {
         let language = state.language
-        let title = self.graph.render(id + ".text", language, state.variables)
+        let texts = self.graph.compiled[id]
+        let title = texts?.text?.render(language, state.variables) ?? ""
         let lines = self.visibleOptions(screen, state).enumerated().map { number, visible in
-            "\(number + 1). " + self.graph.render("\(id).option.\(visible.index)", language, state.variables)
+            "\(number + 1). " + (texts?.options[visible.index].render(language, state.variables) ?? "")
         }
         let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
         let back = state.history.isEmpty ? nil : "\(self.graph.backKey). " + self.graph.systemText("back", language)

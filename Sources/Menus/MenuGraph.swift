@@ -18,6 +18,10 @@ public struct MenuGraph: Sendable {
 
     /// Compiled texts by where they sit: `screen-id` + `.text`, `.error`, `.option.N`.
     let texts: [String: CompiledText]
+    /// The same texts gathered per screen, so a step looks a screen up once.
+    let compiled: [String: CompiledScreen]
+    /// `more`, `back`, `invalidChoice`, ... from settings.
+    let systemTexts: [String: CompiledText]
 
     /// Reads and compiles a menus file.
     public static func load(contentsOf url: URL) throws(MenuLoadError) -> MenuGraph {
@@ -92,6 +96,17 @@ public struct MenuGraph: Sendable {
             }
         }
         self.texts = texts
+        var compiled: [String: CompiledScreen] = [:]
+        for (id, screen) in document.screens {
+            compiled[id] = CompiledScreen(
+                text: texts[id + ".text"],
+                error: texts[id + ".error"],
+                options: (screen.options ?? []).indices.map { texts["\(id).option.\($0)"]! },
+                arguments: (screen.arguments ?? [:]).keys.sorted().map { ($0, texts["\(id).argument.\($0)"]!) }
+            )
+        }
+        self.compiled = compiled
+        self.systemTexts = Dictionary(uniqueKeysWithValues: (settings.texts ?? [:]).keys.map { ($0, texts["settings.texts.\($0)"]!) })
     }
 
     /// The screen's fields its type needs; anything else is lint's concern.
@@ -128,7 +143,7 @@ public struct MenuGraph: Sendable {
 
     /// An engine text from settings, or the built-in English one.
     func systemText(_ name: String, _ language: String, _ variables: [String: String] = [:]) -> String {
-        if let text = self.texts["settings.texts.\(name)"] { return text.render(language, variables) }
+        if let text = self.systemTexts[name] { return text.render(language, variables) }
         switch name {
         case "more": return "More"
         case "back": return "Back"
@@ -136,6 +151,18 @@ public struct MenuGraph: Sendable {
         case "tooManyAttempts": return "Too many wrong entries. Please dial again."
         default: return "Sorry, something went wrong. Please try again."
         }
+    }
+}
+
+/// A screen's texts, compiled.
+struct CompiledScreen: Sendable {
+    let text: CompiledText?
+    let error: CompiledText?
+    let options: [CompiledText]
+    let arguments: [(name: String, text: CompiledText)]
+
+    func render(_ text: CompiledText?, _ language: String, _ variables: [String: String]) -> String {
+        text?.render(language, variables) ?? ""
     }
 }
 
