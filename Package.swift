@@ -58,12 +58,24 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The ledger on Postgres: customers, PINs, accounts, transfers, provider records, outbox.
+        .target(
+            name: "Wallet",
+            dependencies: [
+                "Postgres",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Migrations")]
+        ),
         // Pure: the menus.json model, lint and engine. Foundation only, no I/O.
         .target(name: "Menus"),
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus",
+                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +97,7 @@ let package = Package(
 
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus"]),
+        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport"]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(

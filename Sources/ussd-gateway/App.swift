@@ -72,8 +72,9 @@ struct Migrate: AsyncParsableCommand {
         let logger = Logger(label: "migrate")
         let postgres = PostgresClient(configuration: config.postgres, logger: logger)
         do {
-            let applied = try await postgres.migrate(GatewayMigrations.all)
-            logger.info("migrations done", metadata: ["applied": "\(applied.count)", "known": "\(GatewayMigrations.all.count)"])
+            let migrations = try GatewayMigrations.all()
+            let applied = try await postgres.migrate(migrations)
+            logger.info("migrations done", metadata: ["applied": "\(applied.count)", "known": "\(migrations.count)"])
             await postgres.shutdown()
         } catch {
             await postgres.shutdown()

@@ -19,8 +19,12 @@ import TestSupport
             #expect(await child.wait() == 0, "migrate failed: \(child.errorOutput)")
         }
         let postgres = PostgresClient(configuration: database)
-        let exists = try await postgres.query("SELECT to_regclass('schema_migrations') IS NOT NULL").single()?.decode(Bool.self, column: 0)
+        let exists = try await postgres.query(
+            "SELECT to_regclass('schema_migrations') IS NOT NULL AND to_regclass('transfers') IS NOT NULL AND to_regclass('outbox') IS NOT NULL"
+        ).single()?.decode(Bool.self, column: 0)
         #expect(exists == true)
+        let versions = try await postgres.query("SELECT version FROM schema_migrations").map { try $0.decode(Int.self, column: 0) }
+        #expect(versions == [1], "the ledger migration was applied once")
         await postgres.shutdown()
     }
 

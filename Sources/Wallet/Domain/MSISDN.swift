@@ -1,0 +1,40 @@
+import Foundation
+
+/// A Kenyan mobile number in its one normalised form, `2547XXXXXXXX` or `2541XXXXXXXX`.
+/// Parse once at the edge; inside the wallet a value of this type is already valid.
+public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
+    public let value: String
+
+    public init?(_ normalised: String) {
+        let digits = Array(normalised.utf8)
+        guard digits.count == 12, normalised.hasPrefix("2547") || normalised.hasPrefix("2541"),
+            digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
+        self.value = normalised
+    }
+
+    public var description: String { self.value }
+}
+
+/// Money in integer cents (KES). Never a floating-point number.
+public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let cents: Int64
+
+    public init(cents: Int64) { self.cents = cents }
+    public static func shillings(_ shillings: Int64) -> Amount { Amount(cents: shillings * 100) }
+    public static func < (lhs: Amount, rhs: Amount) -> Bool { lhs.cents < rhs.cents }
+    public static let zero = Amount(cents: 0)
+    public var description: String { "\(self.cents / 100).\(String(format: "%02lld", self.cents % 100))" }
+}
+
+/// The caller-chosen id of a money movement; the same key never moves money twice.
+public struct IdempotencyKey: Sendable, Hashable, CustomStringConvertible {
+    public let value: String
+
+    public init?(_ value: String) {
+        guard (1...200).contains(value.utf8.count) else { return nil }
+        self.value = value
+    }
+
+    public var description: String { self.value }
+}

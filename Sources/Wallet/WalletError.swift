@@ -1,0 +1,45 @@
+import Foundation
+
+/// Why a wallet operation was refused. Each case has a stable code that menus.json maps to a
+/// screen (`insufficient_funds`, `wrong_pin`, ...); `description` never holds a PIN or a value
+/// a user typed.
+public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
+    case notRegistered
+    case alreadyRegistered
+    case wrongPIN(attemptsLeft: Int)
+    case locked(until: Date)
+    case weakPIN
+    case insufficientFunds
+    case recipientNotRegistered
+    case sameAccount
+    case limitExceeded
+    /// The key was used before with different parameters.
+    case idempotencyKeyReused
+    case invalidArgument(String)
+
+    /// The code menus.json and SMS replies use.
+    public var code: String {
+        switch self {
+        case .notRegistered: return "not_registered"
+        case .alreadyRegistered: return "already_registered"
+        case .wrongPIN: return "wrong_pin"
+        case .locked: return "locked"
+        case .weakPIN: return "weak_pin"
+        case .insufficientFunds: return "insufficient_funds"
+        case .recipientNotRegistered: return "recipient_not_registered"
+        case .sameAccount: return "same_account"
+        case .limitExceeded: return "limit_exceeded"
+        case .idempotencyKeyReused: return "idempotency_key_reused"
+        case .invalidArgument: return "invalid_argument"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .wrongPIN(let left): return "wrong_pin (\(left) attempts left)"
+        case .locked(let until): return "locked until \(until)"
+        case .invalidArgument(let what): return "invalid_argument: \(what)"
+        default: return self.code
+        }
+    }
+}
