@@ -10,12 +10,17 @@ public final class Wallet: Sendable {
     let pins: PINHasher
     /// How long three wrong PINs lock a customer (`PIN_LOCK_MINUTES`, default 30).
     let lockDuration: Duration
+    let limits: WalletLimits
     let logger: Logger
 
-    public init(postgres: PostgresClient, pins: PINHasher, lockDuration: Duration = .seconds(30 * 60), logger: Logger = Logger(label: "wallet")) {
+    public init(
+        postgres: PostgresClient, pins: PINHasher, lockDuration: Duration = .seconds(30 * 60), limits: WalletLimits = WalletLimits(),
+        logger: Logger = Logger(label: "wallet")
+    ) {
         self.postgres = postgres
         self.pins = pins
         self.lockDuration = lockDuration
+        self.limits = limits
         self.logger = logger
     }
 

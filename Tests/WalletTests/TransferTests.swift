@@ -1,0 +1,163 @@
+import Foundation
+import Postgres
+import Synchronization
+import Testing
+import TestSupport
+import Wallet
+
+extension Ledger {
+    /// Registers `msisdn` and deposits `cents` straight from the float (the M-Pesa issue's path).
+    func funded(_ msisdn: String, cents: Int64, name: String = "Customer") async throws -> MSISDN {
+        let number = MSISDN(msisdn)!
+        try await self.wallet.register(msisdn: number, name: name, pin: "2580", language: "en")
+        if cents > 0 {
+            try await self.post("fund-\(msisdn)", from: try await self.systemAccount("mpesa_float"), to: try await self.account(msisdn, "main"), cents: cents, kind: "deposit")
+        }
+        return number
+    }
+}
+
+func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
+
+@Suite struct TransferTests {
+    @Test func sendMovesMoneyOnceAndTheSameKeyReplaysTheReceipt() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 100_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+
+        let receipt = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(300), key: key("s1:3"))
+        #expect(receipt.balances.main == Amount(cents: 70_000))
+        // A crash between commit and reply: the caller retries the same key.
+        let replay = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(300), key: key("s1:3"))
+        #expect(replay.key == receipt.key && replay.amount == receipt.amount && replay.createdAt == receipt.createdAt)
+        #expect(try await ledger.wallet.balances(otieno).main == .shillings(300), "moved once")
+        await #expect(throws: WalletError.idempotencyKeyReused) {
+            try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(301), key: key("s1:3"))
+        }
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func refusalsAreTypedAndAFailedKeyKeepsFailing() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 10_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        let stranger = MSISDN("254733000222")!
+
+        await #expect(throws: WalletError.insufficientFunds) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(101), key: key("k1")) }
+        try await ledger.post("topup", from: try await ledger.systemAccount("mpesa_float"), to: try await ledger.account("254712345678", "main"), cents: 1_000_000, kind: "deposit")
+        await #expect(throws: WalletError.insufficientFunds, "the key failed once, so it keeps failing") {
+            try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(101), key: key("k1"))
+        }
+        await #expect(throws: WalletError.recipientNotRegistered) { try await ledger.wallet.send(from: achieng, to: stranger, amount: .shillings(10), key: key("k2")) }
+        await #expect(throws: WalletError.notRegistered) { try await ledger.wallet.send(from: stranger, to: achieng, amount: .shillings(10), key: key("k3")) }
+        await #expect(throws: WalletError.sameAccount) { try await ledger.wallet.send(from: achieng, to: achieng, amount: .shillings(10), key: key("k4")) }
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: Amount(cents: 50), key: key("k5")) }
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(250_001), key: key("k6")) }
+        #expect(try await ledger.wallet.balances(otieno).main == .zero)
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func dailyLimitCountsSendsOfTheSameDay() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 70_000_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(250_000), key: key("d1"))
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(250_000), key: key("d2"))
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1), key: key("d3")) }
+        _ = try await ledger.wallet.save(achieng, amount: .shillings(1_000), key: key("d4"))
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func saveAndUnsaveMoveBetweenTheCustomersOwnAccounts() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 100_000)
+        let saved = try await ledger.wallet.save(achieng, amount: .shillings(400), key: key("v1"))
+        #expect(saved.balances.main == .shillings(600) && saved.balances.savings == .shillings(400))
+        await #expect(throws: WalletError.insufficientFunds) { try await ledger.wallet.unsave(achieng, amount: .shillings(401), key: key("v2")) }
+        let back = try await ledger.wallet.unsave(achieng, amount: .shillings(150), key: key("v3"))
+        #expect(back.balances.main == .shillings(750) && back.balances.savings == .shillings(250))
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func sixteenTasksOfRandomMovementsWithRetriesKeepEveryInvariant() async throws {
+        // Given 50 funded customers
+        let ledger = try await Ledger.make()
+        var customers: [MSISDN] = []
+        for index in 0..<50 {
+            customers.append(try await ledger.funded("2547100000\(String(format: "%02d", index))", cents: 50_000))
+        }
+        let customerList = customers
+
+        // When 16 tasks make 2,000 random sends, saves and unsaves, a fifth of them retrying an earlier key
+        struct Operation: Sendable, Hashable {
+            let key: String
+            let kind: Int
+            let from: MSISDN
+            let to: MSISDN
+            let cents: Int64
+        }
+        final class Journal: Sendable {
+            let succeeded = Mutex<[String: Operation]>([:])
+            let leaked = Mutex<[String]>([])
+        }
+        let journal = Journal()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    var generator = SystemRandomNumberGenerator()
+                    var mine: [Operation] = []
+                    for index in 0..<125 {
+                        let operation: Operation
+                        if !mine.isEmpty, Int.random(in: 0..<5, using: &generator) == 0 {
+                            operation = mine.randomElement(using: &generator)!
+                        } else {
+                            let from = customerList.randomElement(using: &generator)!
+                            var to = customerList.randomElement(using: &generator)!
+                            while to == from { to = customerList.randomElement(using: &generator)! }
+                            operation = Operation(
+                                key: "w\(worker):\(index)", kind: Int.random(in: 0..<3, using: &generator), from: from, to: to,
+                                cents: Int64.random(in: 1...150, using: &generator) * 100
+                            )
+                            mine.append(operation)
+                        }
+                        do {
+                            let amount = Amount(cents: operation.cents)
+                            switch operation.kind {
+                            case 0: _ = try await ledger.wallet.send(from: operation.from, to: operation.to, amount: amount, key: key(operation.key))
+                            case 1: _ = try await ledger.wallet.save(operation.from, amount: amount, key: key(operation.key))
+                            default: _ = try await ledger.wallet.unsave(operation.from, amount: amount, key: key(operation.key))
+                            }
+                            journal.succeeded.withLock { $0[operation.key] = operation }
+                        } catch is WalletError {
+                            // A refusal (insufficient funds, mostly) is an outcome, not a leak.
+                        } catch {
+                            journal.leaked.withLock { $0.append("\(error)") }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+
+        // Then the sums hold, each key moved money once, and no database error leaked out
+        try await ledger.audit()
+        #expect(journal.leaked.withLock { $0 } == [], "deadlocks and serialization failures are retried inside the wallet")
+        let succeeded = journal.succeeded.withLock { $0 }
+        let rows = try await ledger.postgres.query("SELECT id, amount FROM transfers WHERE kind IN ('p2p', 'save', 'unsave')")
+        var moved: [String: Int64] = [:]
+        for row in rows {
+            let (id, amount) = try row.decode((String, Int64).self)
+            moved[id] = amount
+        }
+        #expect(moved.count == succeeded.count, "one transfer per successful key, none for refused ones")
+        for (key, operation) in succeeded { #expect(moved[key] == operation.cents) }
+        // The customers' money, main and savings, is still exactly what was deposited.
+        let total = try await ledger.postgres.query("SELECT sum(balance)::bigint FROM accounts WHERE customer_id IS NOT NULL").single()!.decode(Int64.self, column: 0)
+        #expect(total == 50 * 50_000)
+        await ledger.postgres.shutdown()
+    }
+}
