@@ -75,6 +75,11 @@ extension Wallet {
                             """
                         ).single()!
                         let created = try row.decode(Date.self, column: 0)
+                        if kind == "p2p" {
+                            let params = ["amount": String(amount.cents), "key": key.value]
+                            try await self.queueSMS(tx, to: debit.msisdn, template: "sent", params: params.merging(["to": credit.msisdn.value]) { $1 }, dedupe: "\(key.value):sent")
+                            try await self.queueSMS(tx, to: credit.msisdn, template: "received", params: params.merging(["from": debit.msisdn.value]) { $1 }, dedupe: "\(key.value):received")
+                        }
                         let balances = try await self.balances(tx, initiator)
                         return .success(TransferReceipt(key: key.value, kind: kind, amount: amount, createdAt: created, balances: balances))
                     }

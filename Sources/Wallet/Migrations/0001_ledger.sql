@@ -148,11 +148,15 @@ CREATE TABLE payouts (
 );
 
 -- Messages to send after the money movement that causes them commits (same transaction).
+-- The wallet records what happened (a template name and its values); the SMS sender words it
+-- in the recipient's language.
 CREATE TABLE outbox (
     id BIGSERIAL PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('sms')),
     recipient TEXT NOT NULL,
-    body TEXT NOT NULL,
+    language TEXT NOT NULL,
+    template TEXT NOT NULL,
+    params JSONB NOT NULL DEFAULT '{}',
     dedupe_key TEXT NOT NULL UNIQUE,
     attempts INT NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
