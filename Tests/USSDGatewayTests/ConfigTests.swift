@@ -5,7 +5,8 @@ import USSDGateway
 
 @Suite struct ConfigTests {
     @Test func defaultsAreDocumentedValues() throws {
-        let config = try GatewayConfig.load(environment: [:])
+        let config = try GatewayConfig.load(environment: ["PIN_PEPPER": "a-production-pepper-of-32-bytes!"])
+        #expect(config.pinLockMinutes == 30)
         #expect(config.httpHost == "127.0.0.1")
         #expect(config.httpPort == 8080)
         #expect(config.environment == .production)
@@ -18,7 +19,7 @@ import USSDGateway
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-\(UUID().uuidString).env").path
         try "# local settings\nHTTP_PORT=9000\nLOG_LEVEL = 'debug'\nREDIS_URL=\"redis://cache:6390/1\"\n".write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let config = try GatewayConfig.load(environment: ["HTTP_PORT": "9100"], file: GatewayConfig.readFile(at: file))
+        let config = try GatewayConfig.load(environment: ["HTTP_PORT": "9100", "ENVIRONMENT": "development"], file: GatewayConfig.readFile(at: file))
         #expect(config.httpPort == 9100)
         #expect(config.logLevel == .debug)
         #expect(config.redis.host == "cache" && config.redis.port == 6390 && config.redis.database == 1)
@@ -39,6 +40,16 @@ import USSDGateway
         #expect(error?.variable == variable)
         #expect(error?.description == message)
         #expect(error?.description.contains("hunter2") == false, "URLs are never echoed: they may hold passwords")
+    }
+
+    @Test func pinPepperIsRequiredOutsideDevelopmentAndNeverEchoed() throws {
+        let missing = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: [:]) }
+        #expect(missing?.description == "PIN_PEPPER: is required outside development (ENVIRONMENT=development uses a built-in one)")
+        let short = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_PEPPER": "short-secret"]) }
+        #expect(short?.description == "PIN_PEPPER: must be at least 16 bytes")
+        #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development"]).pinPepper.count >= 16)
+        let lock = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PIN_LOCK_MINUTES": "0"]) }
+        #expect(lock?.variable == "PIN_LOCK_MINUTES")
     }
 
     @Test func executableReportsABadValueInOneLineAndExitsWith2() async throws {

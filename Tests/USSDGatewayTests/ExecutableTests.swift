@@ -8,6 +8,7 @@ import TestSupport
     func environment(_ extra: [String: String]) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["LOG_LEVEL"] = "warning"
+        environment["ENVIRONMENT"] = "development"
         environment["MENUS_PATH"] = MenusCommandTests.repoMenus
         return environment.merging(extra) { $1 }
     }

@@ -53,6 +53,7 @@ import USSDGateway
         defer { try? FileManager.default.removeItem(atPath: broken) }
         var environment = ProcessInfo.processInfo.environment
         environment["MENUS_PATH"] = broken
+        environment["ENVIRONMENT"] = "development"
         environment["HTTP_PORT"] = "0"
         let child = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
         #expect(await child.wait() == 2)

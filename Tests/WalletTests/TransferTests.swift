@@ -92,7 +92,8 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
         }
         let customerList = customers
 
-        // When 16 tasks make 2,000 random sends, saves and unsaves, a fifth of them retrying an earlier key
+        // When 16 tasks make 2,000 random sends, saves, unsaves and withdrawals (each settled paid or
+        // failed, sometimes twice), a fifth of them retrying an earlier key
         struct Operation: Sendable, Hashable {
             let key: String
             let kind: Int
@@ -119,7 +120,7 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
                             var to = customerList.randomElement(using: &generator)!
                             while to == from { to = customerList.randomElement(using: &generator)! }
                             operation = Operation(
-                                key: "w\(worker):\(index)", kind: Int.random(in: 0..<3, using: &generator), from: from, to: to,
+                                key: "w\(worker):\(index)", kind: Int.random(in: 0..<4, using: &generator), from: from, to: to,
                                 cents: Int64.random(in: 1...150, using: &generator) * 100
                             )
                             mine.append(operation)
@@ -129,7 +130,14 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
                             switch operation.kind {
                             case 0: _ = try await ledger.wallet.send(from: operation.from, to: operation.to, amount: amount, key: key(operation.key))
                             case 1: _ = try await ledger.wallet.save(operation.from, amount: amount, key: key(operation.key))
-                            default: _ = try await ledger.wallet.unsave(operation.from, amount: amount, key: key(operation.key))
+                            case 2: _ = try await ledger.wallet.unsave(operation.from, amount: amount, key: key(operation.key))
+                            default:
+                                let payout = try await ledger.wallet.reserveWithdrawal(operation.from, amount: amount, key: key(operation.key))
+                                if operation.cents % 200 == 0 {
+                                    try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "R-\(operation.key)")
+                                } else {
+                                    try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "failed")
+                                }
                             }
                             journal.succeeded.withLock { $0[operation.key] = operation }
                         } catch is WalletError {
@@ -147,17 +155,29 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
         try await ledger.audit()
         #expect(journal.leaked.withLock { $0 } == [], "deadlocks and serialization failures are retried inside the wallet")
         let succeeded = journal.succeeded.withLock { $0 }
-        let rows = try await ledger.postgres.query("SELECT id, amount FROM transfers WHERE kind IN ('p2p', 'save', 'unsave')")
-        var moved: [String: Int64] = [:]
+        let rows = try await ledger.postgres.query(
+            "SELECT regexp_replace(id, '^withdrawal:', ''), amount, status FROM transfers WHERE kind IN ('p2p', 'save', 'unsave', 'withdrawal')"
+        )
+        var moved: [String: (Int64, String)] = [:]
         for row in rows {
-            let (id, amount) = try row.decode((String, Int64).self)
-            moved[id] = amount
+            let (id, amount, status) = try row.decode((String, Int64, String).self)
+            #expect(moved[id] == nil, "key \(id) has two transfers")
+            moved[id] = (amount, status)
         }
         #expect(moved.count == succeeded.count, "one transfer per successful key, none for refused ones")
-        for (key, operation) in succeeded { #expect(moved[key] == operation.cents) }
-        // The customers' money, main and savings, is still exactly what was deposited.
+        var paidOut: Int64 = 0
+        for (key, operation) in succeeded {
+            #expect(moved[key]?.0 == operation.cents)
+            if operation.kind == 3 {
+                #expect(moved[key]?.1 == (operation.cents % 200 == 0 ? "posted" : "voided"))
+                if operation.cents % 200 == 0 { paidOut += operation.cents }
+            }
+        }
+        // The customers' money, main and savings, is what was deposited less what was paid out.
         let total = try await ledger.postgres.query("SELECT sum(balance)::bigint FROM accounts WHERE customer_id IS NOT NULL").single()!.decode(Int64.self, column: 0)
-        #expect(total == 50 * 50_000)
+        #expect(total == 50 * 50_000 - paidOut)
+        let held = try await ledger.postgres.query("SELECT sum(held)::bigint FROM accounts").single()!.decode(Int64.self, column: 0)
+        #expect(held == 0, "every hold was settled")
         await ledger.postgres.shutdown()
     }
 }

@@ -22,6 +22,11 @@ public struct GatewayConfig: Sendable {
     public var menusPath = "menus.json"
     /// `LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default `info`.
     public var logLevel = Logger.Level.info
+    /// `PIN_PEPPER`: the server-side secret mixed into every PIN hash, at least 16 bytes. Required
+    /// unless `ENVIRONMENT=development`, where a fixed development pepper stands in.
+    public var pinPepper: [UInt8] = []
+    /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
+    public var pinLockMinutes = 30
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
     /// (under Kubernetes' 30-second termination grace period).
     public var shutdownTimeout = Duration.seconds(25)
@@ -67,6 +72,17 @@ public struct GatewayConfig: Sendable {
         config.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: config.postgres.poolSize, in: 1...512)
         let statementTimeout = try reader.integer("DATABASE_STATEMENT_TIMEOUT_MS", default: 5000, in: 0...3_600_000)
         config.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
+        config.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: config.pinLockMinutes, in: 1...1440)
+
+        // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.
+        if let pepper = reader.value("PIN_PEPPER") {
+            guard pepper.utf8.count >= 16 else { throw ConfigError(variable: "PIN_PEPPER", problem: "must be at least 16 bytes") }
+            config.pinPepper = Array(pepper.utf8)
+        } else if config.environment == .development {
+            config.pinPepper = Array("development-pepper-never-for-production".utf8)
+        } else {
+            throw ConfigError(variable: "PIN_PEPPER", problem: "is required outside development (ENVIRONMENT=development uses a built-in one)")
+        }
         return config
     }
 
