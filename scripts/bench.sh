@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: release build, throwaway Redis and Postgres, and each of our clients measured right
 # after the reference tool doing the same work against the same server (32 connections each);
-# then the menu engine. `scripts/bench.sh menus` runs only the menu part (no servers).
+# then the wallet next to pgbench's TPC-B-like transaction, then the menu engine.
+# `scripts/bench.sh menus` runs only the menu part (no servers); `scripts/bench.sh wallet` only the wallet part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 section=${1:-all}
@@ -27,6 +28,7 @@ print("python3 json.loads: median %.2f ms" % (statistics.median(t)*1000))' "$gen
     rm -f "$generated"
 }
 if [ "$section" = menus ]; then bench_menus; exit 0; fi
+SENDS=${SENDS:-20000}
 
 scratch=$(mktemp -d /tmp/ussd-gateway-bench.XXXXXX)
 chmod 755 "$scratch"
@@ -39,8 +41,10 @@ pg_bin=$(bash scripts/services.sh pg-bindir)
 export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"
 export LOG_LEVEL=warning
+export ENVIRONMENT=development
 
 echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+if [ "$section" = all ]; then
 echo "== redis: redis-benchmark -t set,get -c $CONCURRENCY -n $REQUESTS -q"
 redis-benchmark -p "$redis_port" -t set,get -c "$CONCURRENCY" -n "$REQUESTS" -q 2>/dev/null | tr '\r' '\n' | grep 'requests per second' 
 echo "== redis: ussd-gateway bench redis --concurrency $CONCURRENCY --requests $REQUESTS"
@@ -54,5 +58,15 @@ echo "== postgres: pgbench -S -M prepared -c $CONCURRENCY -j 2 -t $per_client"
 "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -S -M prepared -c "$CONCURRENCY" -j 2 -t "$per_client" ussd 2>/dev/null | grep -E '^tps'
 echo "== postgres: ussd-gateway bench postgres --concurrency $CONCURRENCY --requests $PG_TRANSACTIONS"
 "$bin" bench postgres --concurrency "$CONCURRENCY" --requests "$PG_TRANSACTIONS" --scale 1
+fi
 
-bench_menus
+# The wallet in its own database of the same server, next to pgbench's TPC-B-like transaction
+# (three updates and an insert, as a send does) with 32 clients.
+"$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U ussd -d postgres -qc "CREATE DATABASE wallet_bench" >/dev/null
+"$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -i -s 32 -q ussd >/dev/null 2>&1
+echo "== wallet: pgbench -b tpcb-like -c $CONCURRENCY -j 2 -T 30 (scale 32)"
+"$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -b tpcb-like -c "$CONCURRENCY" -j 2 -T 30 ussd 2>/dev/null | grep -E '^tps'
+echo "== wallet: ussd-gateway bench wallet --concurrency $CONCURRENCY --requests $SENDS (deposits: half as many)"
+DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/wallet_bench" "$bin" bench wallet --concurrency "$CONCURRENCY" --requests "$SENDS"
+
+if [ "$section" = all ]; then bench_menus; fi

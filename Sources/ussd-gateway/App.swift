@@ -87,9 +87,9 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Measure the Redis or Postgres client's throughput (use a release build).")
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus }
+    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus, wallet }
 
-    @Argument(help: "redis, postgres or menus") var target: Target
+    @Argument(help: "redis, postgres, menus or wallet") var target: Target
     @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
     @Option(help: "Concurrent tasks.") var concurrency = 32
     @Option(help: "Operations in all (redis: per command).") var requests = 100_000
@@ -105,6 +105,10 @@ struct Bench: AsyncParsableCommand {
             }
         case .postgres:
             print(try await ClientBenchmark.postgres(config.postgres, concurrency: self.concurrency, transactions: self.requests, scale: self.scale))
+        case .wallet:
+            for result in try await WalletBenchmark.run(config.postgres, concurrency: self.concurrency, sends: self.requests, deposits: self.requests / 2) {
+                print(result)
+            }
         case .menus:
             let graph = try loadCheckedMenus(at: config.menusPath)
             _ = MenuBenchmark.engineSteps(graph: graph, journeys: 1000)

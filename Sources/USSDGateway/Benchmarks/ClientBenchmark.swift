@@ -54,7 +54,8 @@ public enum ClientBenchmark {
         return result
     }
 
-    /// Runs `total` operations spread over `concurrency` tasks and times the whole.
+    /// Runs `total` operations spread over `concurrency` tasks and times the whole; each operation
+    /// gets its own index in `0..<total`.
     static func measure(
         _ name: String, concurrency: Int, total: Int,
         _ operation: @escaping @Sendable (Int) async throws -> Void
@@ -64,7 +65,7 @@ public enum ClientBenchmark {
             for worker in 0..<concurrency {
                 let share = total / concurrency + (worker < total % concurrency ? 1 : 0)
                 group.addTask {
-                    for index in 0..<share { try await operation(index) }
+                    for index in 0..<share { try await operation(worker + index * concurrency) }
                 }
             }
             try await group.waitForAll()
