@@ -174,13 +174,7 @@ extension Wallet {
                 if status != "active" { refusal = .notRegistered }
                 else if !self.limits.perTransaction.contains(amount.cents) { refusal = .limitExceeded }
                 else {
-                    let today = try await tx.query(
-                        """
-                        SELECT coalesce(sum(amount), 0)::bigint FROM transfers
-                        WHERE debit_account = \(accountID) AND kind IN ('p2p', 'withdrawal') AND status <> 'voided'
-                          AND created_at >= (date_trunc('day', now() AT TIME ZONE 'Africa/Nairobi') AT TIME ZONE 'Africa/Nairobi')
-                        """
-                    ).single()!.decode(Int64.self, column: 0)
+                    let today = try await self.debitsToday(tx, account: accountID)
                     if today + amount.cents > self.limits.daily { refusal = .limitExceeded }
                     else if available < amount.cents { refusal = .insufficientFunds }
                 }

@@ -80,7 +80,7 @@ extension Wallet {
                             try await self.queueSMS(tx, to: debit.msisdn, template: "sent", params: params.merging(["to": credit.msisdn.value]) { $1 }, dedupe: "\(key.value):sent")
                             try await self.queueSMS(tx, to: credit.msisdn, template: "received", params: params.merging(["from": debit.msisdn.value]) { $1 }, dedupe: "\(key.value):received")
                         }
-                        let balances = try await self.balances(tx, initiator)
+                        let balances = try await self.balances(tx, initiator) ?? Balances(main: .zero, savings: .zero, held: .zero)
                         return .success(TransferReceipt(key: key.value, kind: kind, amount: amount, createdAt: created, balances: balances))
                     }
                 }
@@ -102,7 +102,7 @@ extension Wallet {
         ).single() {
             let (kind, cents, created, stored) = try row.decode((String, Int64, Date, String?).self)
             guard stored == fingerprint else { return .failure(.idempotencyKeyReused) }
-            let balances = try await self.balances(tx, initiator)
+            let balances = try await self.balances(tx, initiator) ?? Balances(main: .zero, savings: .zero, held: .zero)
             return .success(TransferReceipt(key: key.value, kind: kind, amount: Amount(cents: cents), createdAt: created, balances: balances))
         }
         if let row = try await tx.query("SELECT fingerprint, error FROM failed_transfers WHERE id = \(key.value)").single() {
@@ -143,33 +143,11 @@ extension Wallet {
         guard let creditID, creditStatus == "active" else { return .failure(.recipientNotRegistered) }
         guard self.limits.perTransaction.contains(amount.cents) else { return .failure(.limitExceeded) }
         if kind == "p2p" || kind == "withdrawal" {
-            let today = try await tx.query(
-                """
-                SELECT coalesce(sum(amount), 0)::bigint FROM transfers
-                WHERE debit_account = \(debitID) AND kind IN ('p2p', 'withdrawal') AND status <> 'voided'
-                  AND created_at >= (date_trunc('day', now() AT TIME ZONE 'Africa/Nairobi') AT TIME ZONE 'Africa/Nairobi')
-                """
-            ).single()!.decode(Int64.self, column: 0)
+            let today = try await self.debitsToday(tx, account: debitID)
             if today + amount.cents > self.limits.daily { return .failure(.limitExceeded) }
         }
         guard available >= amount.cents else { return .failure(.insufficientFunds) }
         return .success((debitID, creditID))
-    }
-
-    func balances(_ tx: PostgresConnection, _ msisdn: MSISDN) async throws -> Balances {
-        var main = Amount.zero, savings = Amount.zero, held = Amount.zero
-        for row in try await tx.query(
-            "SELECT a.kind, a.balance, a.held FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = \(msisdn.value)"
-        ) {
-            let (kind, balance, hold) = try row.decode((String, Int64, Int64).self)
-            if kind == "main" {
-                main = Amount(cents: balance)
-                held = Amount(cents: hold)
-            } else {
-                savings = Amount(cents: balance)
-            }
-        }
-        return Balances(main: main, savings: savings, held: held)
     }
 }
 

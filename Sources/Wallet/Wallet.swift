@@ -158,13 +158,18 @@ public final class Wallet: Sendable {
     }
 
     public func balances(_ msisdn: MSISDN) async throws -> Balances {
-        let rows = try await self.postgres.query(
-            """
-            SELECT a.kind, a.balance, a.held FROM accounts a JOIN customers c ON c.id = a.customer_id
-            WHERE c.msisdn = \(msisdn.value)
-            """
+        try await self.postgres.withConnection { connection in
+            guard let balances = try await self.balances(connection, msisdn) else { throw WalletError.notRegistered }
+            return balances
+        }
+    }
+
+    /// A customer's balances as `connection` sees them (inside its transaction, if any); nil when unknown.
+    func balances(_ connection: PostgresConnection, _ msisdn: MSISDN) async throws -> Balances? {
+        let rows = try await connection.query(
+            "SELECT a.kind, a.balance, a.held FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = \(msisdn.value)"
         )
-        guard !rows.isEmpty else { throw WalletError.notRegistered }
+        guard !rows.isEmpty else { return nil }
         var main = Amount.zero, savings = Amount.zero, held = Amount.zero
         for row in rows {
             let (kind, balance, hold) = try row.decode((String, Int64, Int64).self)
@@ -176,6 +181,17 @@ public final class Wallet: Sendable {
             }
         }
         return Balances(main: main, savings: savings, held: held)
+    }
+
+    /// What an account has sent and withdrawn so far in the current Nairobi day, for the daily limit.
+    func debitsToday(_ connection: PostgresConnection, account: Int64) async throws -> Int64 {
+        try await connection.query(
+            """
+            SELECT coalesce(sum(amount), 0)::bigint FROM transfers
+            WHERE debit_account = \(account) AND kind IN ('p2p', 'withdrawal') AND status <> 'voided'
+              AND created_at >= (date_trunc('day', now() AT TIME ZONE 'Africa/Nairobi') AT TIME ZONE 'Africa/Nairobi')
+            """
+        ).single()!.decode(Int64.self, column: 0)
     }
 
     static func customer(_ row: PostgresRow) throws -> Customer {
