@@ -50,7 +50,7 @@ extension Wallet {
         }
     }
 
-    /// One movement in one transaction: replay check, accounts locked in id order, rules, insert.
+    /// One movement in one transaction: accounts locked in id order, replay check, rules, insert.
     /// A business refusal is recorded under the key (so a retry fails the same way) and thrown
     /// after the commit; deadlocks and serialization failures rerun the transaction.
     func move(kind: String, key: IdempotencyKey, amount: Amount, initiator: MSISDN, debit: Party, credit: Party) async throws -> TransferReceipt {
@@ -58,8 +58,10 @@ extension Wallet {
         for attempt in 1...5 {
             do {
                 let outcome: Result<TransferReceipt, WalletError> = try await self.postgres.transaction(maxAttempts: 5) { tx in
-                    if let replay = try await self.replay(tx, key: key, fingerprint: fingerprint, initiator: initiator) { return replay }
+                    // Lock first, then look for a replay: two requests with the same key lock the
+                    // same rows, so the second always sees what the first committed.
                     let refusal = try await self.check(tx, kind: kind, amount: amount, debit: debit, credit: credit)
+                    if let replay = try await self.replay(tx, key: key, fingerprint: fingerprint, initiator: initiator) { return replay }
                     switch refusal {
                     case .failure(let error):
                         try await tx.query(

@@ -181,3 +181,30 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
         await ledger.postgres.shutdown()
     }
 }
+
+@Suite struct IdempotencyRaceTests {
+    @Test func concurrentCopiesOfOneKeyAgreeOnOneOutcome() async throws {
+        // Twenty copies of the same send race; the balance covers exactly one of them.
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 10_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do {
+                        return try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(100), key: key("race")).key
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+            }
+            return await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(Set(outcomes) == ["race"], "every copy gets the one receipt: \(Set(outcomes))")
+        #expect(try await ledger.wallet.balances(otieno).main == .shillings(100))
+        let failed = try await ledger.postgres.query("SELECT count(*) FROM failed_transfers").single()!.decode(Int.self, column: 0)
+        #expect(failed == 0, "no copy recorded a refusal for a key that succeeded")
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+}
