@@ -62,8 +62,8 @@ public struct TextBudget: Sendable, Hashable, Codable {
             self.gsm7 = gsm7
         }
 
-        /// The cost of the texts joined by newlines. `utf16` is only meaningful when not GSM-7;
-        /// callers that need it for GSM-7 parts pass their texts' UTF-16 counts via `utf16Of`.
+        /// The cost of `texts` (whose costs are `parts`) joined by newlines; once any part is
+        /// outside GSM-7 the whole page is UCS-2 and is counted in UTF-16 units from `texts`.
         static func joined(_ parts: [Cost], texts: [String]) -> Cost {
             let separators = max(parts.count - 1, 0)
             if parts.allSatisfy(\.gsm7) {

@@ -99,21 +99,23 @@ extension Wallet {
     /// only when amount and phone match what was asked. Queues the SMS receipt in the same transaction.
     @discardableResult
     public func completeDeposit(checkoutRequestID: String, receipt: String, amount: Amount, phone: MSISDN, raw: String? = nil) async throws -> Deposit {
-        try await self.postgres.transaction(maxAttempts: 5) { tx in
+        // A mismatch is recorded on the deposit and committed, then reported: throwing inside the
+        // transaction would roll the record back.
+        let outcome: Result<Deposit, ProviderRecordError> = try await self.postgres.transaction(maxAttempts: 5) { tx in
             guard let row = try await tx.query(
                 """
                 SELECT id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt, customer_id
                 FROM deposits WHERE checkout_request_id = \(checkoutRequestID) FOR UPDATE
                 """
-            ).single() else { throw ProviderRecordError.unknownDeposit }
+            ).single() else { return .failure(.unknownDeposit) }
             let deposit = try Self.deposit(row)
             let customerID = try row.decode(Int64.self, column: 7)
-            if deposit.status == "completed" { return deposit }
+            if deposit.status == "completed" { return .success(deposit) }
             guard deposit.amount == amount, deposit.msisdn == phone else {
                 try await tx.query(
                     "UPDATE deposits SET result_text = 'amount or phone mismatch', raw_callback = \(raw)::jsonb, updated_at = now() WHERE id = \(deposit.id)"
                 )
-                throw ProviderRecordError.mismatch
+                return .failure(.mismatch)
             }
             let transferID = "deposit:\(deposit.id)"
             try await tx.query(
@@ -132,8 +134,9 @@ extension Wallet {
                 """
             ).single()!
             try await self.queueSMS(tx, to: deposit.msisdn, template: "deposit_received", params: ["amount": String(amount.cents), "receipt": receipt], dedupe: transferID)
-            return try Self.deposit(updated)
+            return .success(try Self.deposit(updated))
         }
+        return try outcome.get()
     }
 
     /// Marks a deposit the customer did not pay (cancelled, timed out, wrong PIN on the handset).

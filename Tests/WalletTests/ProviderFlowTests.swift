@@ -32,8 +32,11 @@ import Wallet
         let deposit = try await ledger.wallet.beginDeposit(achieng, amount: .shillings(500), key: key("dep-a"))
         try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_2")
         await #expect(throws: ProviderRecordError.mismatch) {
-            try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_2", receipt: "R1", amount: .shillings(5), phone: achieng)
+            try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_2", receipt: "R1", amount: .shillings(5), phone: achieng, raw: #"{"Amount": 5}"#)
         }
+        let flagged = try await ledger.postgres.query("SELECT result_text, raw_callback::text, status FROM deposits WHERE checkout_request_id = 'ws_CO_2'")
+            .single()!.decode((String?, String?, String).self)
+        #expect(flagged.0 == "amount or phone mismatch" && flagged.1 == #"{"Amount": 5}"# && flagged.2 == "pending", "the mismatch is kept for a human")
         await #expect(throws: ProviderRecordError.mismatch) {
             try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_2", receipt: "R1", amount: .shillings(500), phone: MSISDN("254722000111")!)
         }
