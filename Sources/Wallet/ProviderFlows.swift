@@ -99,44 +99,23 @@ extension Wallet {
     /// only when amount and phone match what was asked. Queues the SMS receipt in the same transaction.
     @discardableResult
     public func completeDeposit(checkoutRequestID: String, receipt: String, amount: Amount, phone: MSISDN, raw: String? = nil) async throws -> Deposit {
-        // A mismatch is recorded on the deposit and committed, then reported: throwing inside the
-        // transaction would roll the record back.
-        let outcome: Result<Deposit, ProviderRecordError> = try await self.postgres.transaction(maxAttempts: 5) { tx in
-            guard let row = try await tx.query(
+        // One round trip (`wallet_complete_deposit`, migration 0002). A mismatch is recorded on
+        // the deposit and committed, then reported.
+        let row = try await self.retryingTransient {
+            try await self.postgres.query(
                 """
-                SELECT id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt, customer_id
-                FROM deposits WHERE checkout_request_id = \(checkoutRequestID) FOR UPDATE
-                """
-            ).single() else { return .failure(.unknownDeposit) }
-            let deposit = try Self.deposit(row)
-            let customerID = try row.decode(Int64.self, column: 7)
-            if deposit.status == "completed" { return .success(deposit) }
-            guard deposit.amount == amount, deposit.msisdn == phone else {
-                try await tx.query(
-                    "UPDATE deposits SET result_text = 'amount or phone mismatch', raw_callback = \(raw)::jsonb, updated_at = now() WHERE id = \(deposit.id)"
-                )
-                return .failure(.mismatch)
-            }
-            let transferID = "deposit:\(deposit.id)"
-            try await tx.query(
-                """
-                INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
-                SELECT \(transferID), f.id, m.id, \(amount.cents), 'deposit', 'posted', jsonb_build_object('receipt', \(receipt)::text)
-                FROM accounts f, accounts m WHERE f.customer_id IS NULL AND f.kind = 'mpesa_float' AND m.customer_id = \(customerID) AND m.kind = 'main'
-                """
-            )
-            let updated = try await tx.query(
-                """
-                UPDATE deposits SET status = 'completed', receipt = \(receipt), result_code = 0, transfer_id = \(transferID),
-                    raw_callback = \(raw)::jsonb, updated_at = now()
-                WHERE id = \(deposit.id)
-                RETURNING id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
+                SELECT outcome, id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
+                FROM wallet_complete_deposit(\(checkoutRequestID), \(receipt), \(amount.cents), \(phone.value), \(raw)::jsonb)
                 """
             ).single()!
-            try await self.queueSMS(tx, to: deposit.msisdn, template: "deposit_received", params: ["amount": String(amount.cents), "receipt": receipt], dedupe: transferID)
-            return .success(try Self.deposit(updated))
         }
-        return try outcome.get()
+        switch try row.decode(String.self, column: 0) {
+        case "unknown": throw ProviderRecordError.unknownDeposit
+        case "mismatch": throw ProviderRecordError.mismatch
+        default:
+            let (_, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String, Int64, String, String?, String?).self)
+            return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status, checkoutRequestID: checkout, receipt: receipt)
+        }
     }
 
     /// Marks a deposit the customer did not pay (cancelled, timed out, wrong PIN on the handset).

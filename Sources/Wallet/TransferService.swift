@@ -50,106 +50,43 @@ extension Wallet {
         }
     }
 
-    /// One movement in one transaction: accounts locked in id order, replay check, rules, insert.
-    /// A business refusal is recorded under the key (so a retry fails the same way) and thrown
-    /// after the commit; deadlocks and serialization failures rerun the transaction.
+    /// One movement, in one round trip: the `wallet_move` function (migration 0002) locks both
+    /// accounts in id order, looks for a replay, applies the rules, inserts the transfer and
+    /// queues the receipts inside one statement. A refusal is recorded under the key, so a retry
+    /// is refused the same way. Deadlocks and serialization failures are retried here.
     func move(kind: String, key: IdempotencyKey, amount: Amount, initiator: MSISDN, debit: Party, credit: Party) async throws -> TransferReceipt {
         let fingerprint = "\(kind)|\(debit.msisdn)|\(debit.accountKind)|\(credit.msisdn)|\(credit.accountKind)|\(amount.cents)"
-        for attempt in 1...5 {
+        let row = try await self.retryingTransient {
+            try await self.postgres.query(
+                """
+                SELECT outcome, kind, amount, created_at, main, savings, held FROM wallet_move(
+                    \(key.value), \(kind), \(fingerprint), \(debit.msisdn.value), \(debit.accountKind), \(credit.msisdn.value), \(credit.accountKind),
+                    \(amount.cents), \(self.limits.perTransaction.lowerBound), \(self.limits.perTransaction.upperBound), \(self.limits.daily))
+                """
+            ).single()!
+        }
+        let (outcome, storedKind, cents, created, main, savings, held) = try row.decode((String, String?, Int64?, Date?, Int64?, Int64?, Int64?).self)
+        guard outcome == "posted" || outcome == "replayed", let storedKind, let cents, let created else {
+            throw outcome == WalletError.idempotencyKeyReused.code ? WalletError.idempotencyKeyReused : WalletError(code: outcome)
+        }
+        let balances = Balances(main: Amount(cents: main ?? 0), savings: Amount(cents: savings ?? 0), held: Amount(cents: held ?? 0))
+        return TransferReceipt(key: key.value, kind: storedKind, amount: Amount(cents: cents), createdAt: created, balances: balances)
+    }
+
+    /// Runs `body` again after a deadlock, a serialization failure or a racing insert of the same
+    /// key (the rerun then sees the committed row and replays it); a CHECK the rules should
+    /// have prevented surfaces as insufficient funds.
+    func retryingTransient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
+        var attempt = 1
+        while true {
             do {
-                let outcome: Result<TransferReceipt, WalletError> = try await self.postgres.transaction(maxAttempts: 5) { tx in
-                    // Lock first, then look for a replay: two requests with the same key lock the
-                    // same rows, so the second always sees what the first committed.
-                    let refusal = try await self.check(tx, kind: kind, amount: amount, debit: debit, credit: credit)
-                    if let replay = try await self.replay(tx, key: key, fingerprint: fingerprint, initiator: initiator) { return replay }
-                    switch refusal {
-                    case .failure(let error):
-                        try await tx.query(
-                            "INSERT INTO failed_transfers (id, fingerprint, error) VALUES (\(key.value), \(fingerprint), \(error.code)) ON CONFLICT (id) DO NOTHING"
-                        )
-                        return .failure(error)
-                    case .success(let (debitID, creditID)):
-                        let row = try await tx.query(
-                            """
-                            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
-                            VALUES (\(key.value), \(debitID), \(creditID), \(amount.cents), \(kind), 'posted', jsonb_build_object('fingerprint', \(fingerprint)::text))
-                            RETURNING created_at
-                            """
-                        ).single()!
-                        let created = try row.decode(Date.self, column: 0)
-                        if kind == "p2p" {
-                            let params = ["amount": String(amount.cents), "key": key.value]
-                            try await self.queueSMS(tx, to: debit.msisdn, template: "sent", params: params.merging(["to": credit.msisdn.value]) { $1 }, dedupe: "\(key.value):sent")
-                            try await self.queueSMS(tx, to: credit.msisdn, template: "received", params: params.merging(["from": debit.msisdn.value]) { $1 }, dedupe: "\(key.value):received")
-                        }
-                        let balances = try await self.balances(tx, initiator) ?? Balances(main: .zero, savings: .zero, held: .zero)
-                        return .success(TransferReceipt(key: key.value, kind: kind, amount: amount, createdAt: created, balances: balances))
-                    }
-                }
-                return try outcome.get()
-            } catch let error as PostgresError where error.isUniqueViolation && error.constraint == "transfers_pkey" && attempt < 5 {
-                // The same key committed concurrently: the next attempt replays it.
-                continue
+                return try await body()
+            } catch let error as PostgresError where attempt < 5 && (error.isTransient || (error.isUniqueViolation && error.constraint == "transfers_pkey")) {
+                attempt += 1
             } catch let error as PostgresError where error.constraint == "customer_balance_never_negative" {
                 throw WalletError.insufficientFunds
             }
         }
-        throw WalletError.idempotencyKeyReused
-    }
-
-    /// The original outcome of a key already used, or nil for a new key.
-    private func replay(_ tx: PostgresConnection, key: IdempotencyKey, fingerprint: String, initiator: MSISDN) async throws -> Result<TransferReceipt, WalletError>? {
-        if let row = try await tx.query(
-            "SELECT kind, amount, created_at, metadata->>'fingerprint' FROM transfers WHERE id = \(key.value)"
-        ).single() {
-            let (kind, cents, created, stored) = try row.decode((String, Int64, Date, String?).self)
-            guard stored == fingerprint else { return .failure(.idempotencyKeyReused) }
-            let balances = try await self.balances(tx, initiator) ?? Balances(main: .zero, savings: .zero, held: .zero)
-            return .success(TransferReceipt(key: key.value, kind: kind, amount: Amount(cents: cents), createdAt: created, balances: balances))
-        }
-        if let row = try await tx.query("SELECT fingerprint, error FROM failed_transfers WHERE id = \(key.value)").single() {
-            let (stored, code) = try row.decode((String, String).self)
-            guard stored == fingerprint else { return .failure(.idempotencyKeyReused) }
-            return .failure(WalletError(code: code))
-        }
-        return nil
-    }
-
-    /// Locks both accounts in id order and applies the rules; the two account ids, or the refusal.
-    private func check(_ tx: PostgresConnection, kind: String, amount: Amount, debit: Party, credit: Party) async throws -> Result<(Int64, Int64), WalletError> {
-        let rows = try await tx.query(
-            """
-            SELECT a.id, c.msisdn, a.kind, a.balance - a.held, c.status
-            FROM accounts a JOIN customers c ON c.id = a.customer_id
-            WHERE (c.msisdn = \(debit.msisdn.value) AND a.kind = \(debit.accountKind))
-               OR (c.msisdn = \(credit.msisdn.value) AND a.kind = \(credit.accountKind))
-            ORDER BY a.id
-            FOR UPDATE OF a
-            """
-        )
-        var debitID: Int64?, creditID: Int64?, available: Int64 = 0, debitStatus = "", creditStatus = ""
-        for row in rows {
-            let (id, msisdn, accountKind, spendable, status) = try row.decode((Int64, String, String, Int64, String).self)
-            if msisdn == debit.msisdn.value && accountKind == debit.accountKind {
-                debitID = id
-                available = spendable
-                debitStatus = status
-            }
-            if msisdn == credit.msisdn.value && accountKind == credit.accountKind {
-                creditID = id
-                creditStatus = status
-            }
-        }
-        guard let debitID, debitStatus == "active" else { return .failure(.notRegistered) }
-        if debit == credit || (kind == "p2p" && debit.msisdn == credit.msisdn) { return .failure(.sameAccount) }
-        guard let creditID, creditStatus == "active" else { return .failure(.recipientNotRegistered) }
-        guard self.limits.perTransaction.contains(amount.cents) else { return .failure(.limitExceeded) }
-        if kind == "p2p" || kind == "withdrawal" {
-            let today = try await self.debitsToday(tx, account: debitID)
-            if today + amount.cents > self.limits.daily { return .failure(.limitExceeded) }
-        }
-        guard available >= amount.cents else { return .failure(.insufficientFunds) }
-        return .success((debitID, creditID))
     }
 }
 
@@ -162,6 +99,7 @@ extension WalletError {
         case "recipient_not_registered": self = .recipientNotRegistered
         case "same_account": self = .sameAccount
         case "limit_exceeded": self = .limitExceeded
+        case "idempotency_key_reused": self = .idempotencyKeyReused
         default: self = .invalidArgument(code)
         }
     }

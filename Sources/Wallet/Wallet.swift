@@ -183,13 +183,13 @@ public final class Wallet: Sendable {
         return Balances(main: main, savings: savings, held: held)
     }
 
-    /// What an account has sent and withdrawn so far in the current Nairobi day, for the daily limit.
+    /// What an account has sent and withdrawn so far in the current Nairobi day, for the daily
+    /// limit (a counter the transfer triggers keep on the account row, migration 0002).
     func debitsToday(_ connection: PostgresConnection, account: Int64) async throws -> Int64 {
         try await connection.query(
             """
-            SELECT coalesce(sum(amount), 0)::bigint FROM transfers
-            WHERE debit_account = \(account) AND kind IN ('p2p', 'withdrawal') AND status <> 'voided'
-              AND created_at >= (date_trunc('day', now() AT TIME ZONE 'Africa/Nairobi') AT TIME ZONE 'Africa/Nairobi')
+            SELECT CASE WHEN debits_day = (now() AT TIME ZONE 'Africa/Nairobi')::date THEN debits_today ELSE 0 END
+            FROM accounts WHERE id = \(account)
             """
         ).single()!.decode(Int64.self, column: 0)
     }

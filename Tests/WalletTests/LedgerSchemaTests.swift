@@ -36,7 +36,7 @@ struct Ledger {
     /// The invariants every test ends with: balances sum to zero; no customer below zero.
     func audit(sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let row = try await self.postgres.query(
-            "SELECT coalesce(sum(balance), 0)::bigint, count(*) FILTER (WHERE customer_id IS NOT NULL AND balance - held < 0) FROM accounts"
+            "SELECT coalesce(sum(balance), 0)::bigint, count(*) FILTER (WHERE customer_id IS NOT NULL AND balance - held < 0) FROM account_balances"
         ).single()!
         let (sum, negative) = try row.decode((Int64, Int).self)
         #expect(sum == 0, "balances sum to \(sum)", sourceLocation: sourceLocation)
@@ -136,5 +136,95 @@ struct Ledger {
         #expect(balances.main == Amount(cents: 4_000) && balances.held == .zero, "a voided hold gives the money back")
         try await ledger.audit()
         await ledger.postgres.shutdown()
+    }
+}
+
+@Suite struct HotAccountTests {
+    @Test func systemAccountsKeepTheirBalanceInShardsOnlyTransfersChange() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")
+        let float = try await ledger.systemAccount("mpesa_float")
+        let main = try await ledger.account("254712345678", "main")
+        try await ledger.post("dep-1", from: float, to: main, cents: 7_000, kind: "deposit")
+        try await ledger.post("dep-2", from: float, to: main, cents: 3_000, kind: "deposit")
+
+        // The float's own row is untouched; its balance is the sum of its shards.
+        let row = try await ledger.postgres.query("SELECT a.balance, v.balance FROM accounts a JOIN account_balances v USING (id) WHERE a.id = \(float)").single()!
+        let (own, total) = try row.decode((Int64, Int64).self)
+        #expect(own == 0 && total == -10_000)
+        let shards = try await ledger.postgres.query("SELECT count(*) FROM account_shards WHERE account_id = \(float)").single()!.decode(Int.self, column: 0)
+        #expect(shards == 16)
+
+        for statement: PostgresQuery in [
+            "UPDATE account_shards SET balance = balance + 5 WHERE account_id = \(float)",
+            "DELETE FROM account_shards WHERE account_id = \(float)",
+            "INSERT INTO account_shards (account_id, shard, balance) VALUES (\(main), 0, 100)",
+            "UPDATE accounts SET id = 999 WHERE id = \(float)",
+        ] {
+            let error = await #expect(throws: PostgresError.self) { try await ledger.postgres.query(statement) }
+            #expect(error?.sqlState == "23001")
+        }
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aTransferToAnAccountThatDoesNotExistIsRefused() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")
+        let float = try await ledger.systemAccount("mpesa_float")
+        let main = try await ledger.account("254712345678", "main")
+        try await ledger.post("dep-1", from: float, to: main, cents: 5_000, kind: "deposit")
+        for (debit, credit, status) in [(float, Int64(424_242), "posted"), (Int64(424_242), main, "posted"), (main, Int64(424_242), "pending")] {
+            let error = await #expect(throws: PostgresError.self) {
+                try await ledger.post("bad-\(debit)-\(credit)", from: debit, to: credit, cents: 100, kind: "deposit", status: status)
+            }
+            #expect(error?.sqlState == "23503", "foreign_key_violation")
+        }
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+}
+
+@Suite struct LedgerUpgradeTests {
+    @Test func upgradingALedgerWithMoneyKeepsBalancesAndTheDaysSends() async throws {
+        // A database on migration 0001 with money in it: the float paid two customers, one sent.
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase("wallet_upgrade"))
+        let migrations = try WalletMigrations.all()
+        try await postgres.migrate(Array(migrations.prefix(1)))
+        try await postgres.query(
+            "INSERT INTO customers (msisdn, name, pin_hash) VALUES ('254712345678', 'Achieng', 'x'), ('254722000111', 'Otieno', 'x')"
+        )
+        try await postgres.query("INSERT INTO accounts (customer_id, kind) SELECT id, k FROM customers, (VALUES ('main'), ('savings')) v(k)")
+        try await postgres.query(
+            """
+            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status)
+            SELECT 'fund-' || a.id, f.id, a.id, 40000000, 'deposit', 'posted'
+            FROM accounts a, accounts f WHERE a.kind = 'main' AND f.kind = 'mpesa_float'
+            """
+        )
+        try await postgres.query(
+            """
+            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status)
+            SELECT 'sent-today', a.id, b.id, 30000000, 'p2p', 'posted'
+            FROM accounts a JOIN customers c ON c.id = a.customer_id, accounts b JOIN customers d ON d.id = b.customer_id
+            WHERE c.msisdn = '254712345678' AND a.kind = 'main' AND d.msisdn = '254722000111' AND b.kind = 'main'
+            """
+        )
+
+        // Then 0002: the sum still balances, and today's send still counts against the daily limit.
+        try await postgres.migrate(migrations)
+        let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
+        let ledger = Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: pins))
+        try await ledger.audit()
+        let achieng = MSISDN("254712345678")!, otieno = MSISDN("254722000111")!
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(100_000))
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(200_001), key: key("u1")) }
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(100_000), key: key("u2"))
+        let deposit = try await ledger.wallet.beginDeposit(otieno, amount: .shillings(500), key: key("u3"))
+        try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_upgrade")
+        try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_upgrade", receipt: "UPG1", amount: .shillings(500), phone: otieno)
+        #expect(try await ledger.wallet.balances(otieno).main == .shillings(800_500))
+        try await ledger.audit()
+        await postgres.shutdown()
     }
 }

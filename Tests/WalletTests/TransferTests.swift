@@ -71,6 +71,32 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
         await ledger.postgres.shutdown()
     }
 
+    @Test func theDailyLimitForgetsYesterdayAndVoidedWithdrawals() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 200_000_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        // Yesterday (Nairobi time) Achieng sent the whole day's limit.
+        let from = try await ledger.account("254712345678", "main"), to = try await ledger.account("254722000111", "main")
+        for index in 0..<2 {
+            try await ledger.postgres.query(
+                """
+                INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, created_at)
+                VALUES (\("yesterday-\(index)"), \(from), \(to), 25000000, 'p2p', 'posted', now() - interval '1 day')
+                """
+            )
+        }
+        // Today she may send the limit again: 250,000 sent and 250,000 held for a withdrawal.
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(250_000), key: key("t1"))
+        let payout = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(250_000), key: key("t2"))
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1), key: key("t3")) }
+        // The withdrawal fails and its hold is released: its amount no longer counts.
+        try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "The initiator information is invalid.")
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(250_000), key: key("t4"))
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(1), key: key("t5")) }
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
     @Test func saveAndUnsaveMoveBetweenTheCustomersOwnAccounts() async throws {
         let ledger = try await Ledger.make()
         let achieng = try await ledger.funded("254712345678", cents: 100_000)
@@ -79,6 +105,13 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
         await #expect(throws: WalletError.insufficientFunds) { try await ledger.wallet.unsave(achieng, amount: .shillings(401), key: key("v2")) }
         let back = try await ledger.wallet.unsave(achieng, amount: .shillings(150), key: key("v3"))
         #expect(back.balances.main == .shillings(750) && back.balances.savings == .shillings(250))
+        // A send's receipt shows the sender's savings too; a replay shows the balances of now.
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        let sent = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(50), key: key("v4"))
+        #expect(sent.balances == Wallet.Balances(main: .shillings(700), savings: .shillings(250), held: .zero))
+        _ = try await ledger.wallet.save(achieng, amount: .shillings(100), key: key("v5"))
+        let replay = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(50), key: key("v4"))
+        #expect(replay.balances == Wallet.Balances(main: .shillings(600), savings: .shillings(350), held: .zero))
         try await ledger.audit()
         await ledger.postgres.shutdown()
     }

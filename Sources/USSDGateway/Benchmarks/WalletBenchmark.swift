@@ -69,7 +69,7 @@ public enum WalletBenchmark {
             let customer = Int(checkout.split(separator: "_").last!)! % customers + 1
             _ = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(run)\(index)", amount: .shillings(250), phone: number(customer))
         }
-        let sum = try await postgres.query("SELECT sum(balance)::bigint FROM accounts").single()!.decode(Int64.self, column: 0)
+        let sum = try await postgres.query("SELECT sum(balance)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         precondition(sum == 0, "the ledger does not balance after the benchmark")
         await postgres.shutdown()
         return [sent, credited]
