@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+import USSDGateway
 
 @Suite struct ExecutableTests {
     func environment(_ extra: [String: String]) -> [String: String] {
@@ -24,8 +25,9 @@ import TestSupport
             "SELECT to_regclass('schema_migrations') IS NOT NULL AND to_regclass('transfers') IS NOT NULL AND to_regclass('outbox') IS NOT NULL"
         ).single()?.decode(Bool.self, column: 0)
         #expect(exists == true)
-        let versions = try await postgres.query("SELECT version FROM schema_migrations").map { try $0.decode(Int.self, column: 0) }
-        #expect(versions == [1], "the ledger migration was applied once")
+        let versions = try await postgres.query("SELECT version FROM schema_migrations ORDER BY version").map { try $0.decode(Int.self, column: 0) }
+        let shipped = try GatewayMigrations.all().map(\.version)
+        #expect(versions == shipped && versions.first == 1, "every shipped migration was applied once")
         await postgres.shutdown()
     }
 
