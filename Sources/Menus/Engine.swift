@@ -41,6 +41,26 @@ public struct Engine: Sendable {
         }
     }
 
+    /// Shows `state`'s screen again (a resumed session), from its first page and without
+    /// sealed secrets: a confirmation in progress starts over.
+    public func redisplay(_ state: SessionState) -> Step {
+        var state = state
+        state.sealed = [:]
+        state.wrongInputs = 0
+        guard let screen = self.graph.screen(state.screen), screen.type == .menu || screen.type == .input else { return self.failure(state) }
+        if screen.type == .input, screen.confirms != nil, let first = screen.mismatch ?? self.inputScreen(storing: screen.confirms!) {
+            if let index = state.history.lastIndex(of: first) { state.history.removeSubrange(index...) }
+            return self.enter(first, state, secrets: [:], transitions: 0)
+        }
+        return self.enter(state.screen, state, secrets: [:], transitions: 0)
+    }
+
+    /// A page of the gateway's own (`settings.texts`), fitted to the budget.
+    public func systemPage(_ name: String, language: String, variables: [String: String] = [:], continues: Bool = false) -> Page {
+        let chosen = self.graph.languages.contains(language) ? language : self.graph.defaultLanguage
+        return self.page(name, self.graph.systemText(name, chosen, variables), continues: continues)
+    }
+
     /// Continues after the host ran the action ``Step/perform(_:_:)`` asked for.
     public func resume(_ state: SessionState, with result: ActionResult) -> Step {
         guard let screen = self.graph.screen(state.screen), screen.type == .action else { return self.failure(state) }

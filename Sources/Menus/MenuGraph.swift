@@ -142,13 +142,19 @@ public struct MenuGraph: Sendable {
     }
 
     /// An engine text from settings, or the built-in English one.
-    func systemText(_ name: String, _ language: String, _ variables: [String: String] = [:]) -> String {
+    /// A text of `settings.texts` (the gateway's own words: paging, errors, resume, ...), or its
+    /// built-in English default.
+    public func systemText(_ name: String, _ language: String, _ variables: [String: String] = [:]) -> String {
         if let text = self.systemTexts[name] { return text.render(language, variables) }
         switch name {
         case "more": return "More"
         case "back": return "Back"
         case "invalidChoice": return "Invalid choice."
         case "tooManyAttempts": return "Too many wrong entries. Please dial again."
+        case "resumeOffer": return "You left a session unfinished.\n1. Continue where you left off\n2. Start again"
+        case "processing": return "We are processing your request. You will get an SMS."
+        case "rateLimited": return "Too many requests. Please wait a minute and dial again."
+        case "unknownService": return "This service is not available."
         default: return "Sorry, something went wrong. Please try again."
         }
     }

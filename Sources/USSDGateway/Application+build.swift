@@ -1,6 +1,10 @@
 import Curl
 import Hummingbird
 import Logging
+import Menus
+import Metrics
+import ServiceLifecycle
+import Wallet
 import Postgres
 import Redis
 
@@ -21,22 +25,57 @@ public struct GatewayClients: Sendable {
 
 /// Builds the gateway: routes, middleware, and the clients as services that the application's
 /// service group starts before the server and shuts down after it, so in-flight requests finish
-/// before the pools close.
-public func buildApplication(config: GatewayConfig, logger: Logger? = nil) -> some ApplicationProtocol {
+/// before the pools close. `menus` defaults to the checked file at `config.menusPath`.
+public func buildApplication(config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil) throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "ussd.http")
     logger.logLevel = config.logLevel
     GatewayMetrics.bootstrap()
+    let graph = try menus ?? loadCheckedMenus(at: config.menusPath)
     let clients = GatewayClients(config: config, logger: logger)
+    let pins = PINHasher(pepper: config.pinPepper, cost: config.pinHashCost)
+    let wallet = Wallet(postgres: clients.postgres, pins: pins, lockDuration: .seconds(config.pinLockMinutes * 60), logger: Logger(label: "wallet"))
+    var settings = USSDService.Settings()
+    settings.sessionTTLSeconds = config.sessionTTLSeconds
+    settings.resumeWindowSeconds = config.resumeWindowSeconds ?? graph.document.settings.resumeWindowSeconds ?? 300
+    settings.hopDeadline = config.hopDeadline
+    settings.rateLimitPerMinute = config.ussdRateLimitPerMinute
+    var ussdLogger = logger
+    ussdLogger[metadataKey: "subsystem"] = "ussd"
+    let ussd = USSDService(
+        graph: graph, redis: clients.redis, actions: WalletActions(wallet: wallet), wallet: wallet, sealer: PepperSealer(pins: pins),
+        settings: settings, logger: ussdLogger
+    )
+    let guardian = CallbackGuard(token: config.callbackToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs)
 
-    let router = Router()
+    let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))
     router.add(middleware: MetricsMiddleware())
     HealthRoutes(redis: clients.redis, postgres: clients.postgres).register(on: router)
+    USSDRoutes(service: ussd, guardian: guardian, logger: ussdLogger).register(on: router)
 
     return Application(
         router: router,
         configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "ussd-gateway"),
-        services: [clients.redis, clients.postgres, clients.http],
+        services: [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)],
         logger: logger
     )
+}
+
+/// Refreshes the `ussd_active_sessions` gauge from Redis every ten seconds (every replica's
+/// sessions, so each replica reports the same number).
+struct USSDGauges: Service {
+    let service: USSDService
+    let logger: Logger
+
+    func run() async throws {
+        let gauge = Gauge(label: "ussd_active_sessions")
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                gauge.record(try await self.service.activeSessions())
+            } catch {
+                self.logger.debug("active sessions not counted", metadata: ["error": .string(safeDescription(of: error))])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
+        }
+    }
 }

@@ -250,6 +250,14 @@ extension Wallet {
 
     // MARK: Outbox
 
+    /// Queues an SMS to a customer, in their language, once per `dedupe` key (e.g. the result of a
+    /// USSD action that finished after its session had to end).
+    public func queueNotice(_ msisdn: MSISDN, template: String, params: [String: String], dedupe: String) async throws {
+        try await self.postgres.withConnection { connection in
+            try await self.queueSMS(connection, to: msisdn, template: template, params: params, dedupe: dedupe)
+        }
+    }
+
     /// Queues an SMS in the caller's transaction, once per `dedupe` key.
     func queueSMS(_ tx: PostgresConnection, to msisdn: MSISDN, template: String, params: [String: String], dedupe: String) async throws {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: params, options: [.sortedKeys]), as: UTF8.self)

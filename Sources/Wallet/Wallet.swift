@@ -129,6 +129,48 @@ public final class Wallet: Sendable {
         try await self.postgres.query("UPDATE customers SET pin_hash = \(hash), updated_at = now() WHERE id = \(customer.id)")
     }
 
+    /// How long a PIN-change token stays good.
+    public static let pinChangeTokenLifetime: TimeInterval = 300
+
+    /// Checks the current PIN and returns a short-lived token that lets ``changePIN(_:token:new:)``
+    /// set a new one without the current PIN passing through another screen. The token is a MAC
+    /// over the number, its expiry and the current PIN hash, so it is worthless once the PIN
+    /// changes (single use) or the expiry passes, and it holds nothing secret itself.
+    public func pinChangeToken(_ msisdn: MSISDN, pin: String, now: Date = Date()) async throws -> String {
+        try await self.verifyPIN(msisdn, pin: pin)
+        let expiry = Int(now.timeIntervalSince1970 + Self.pinChangeTokenLifetime)
+        return "\(expiry)-" + String(self.pins.seal("pin-change|\(msisdn.value)|\(expiry)|\(try await self.pinHash(msisdn))").prefix(20))
+    }
+
+    /// Sets a new PIN with a token from ``pinChangeToken(_:pin:now:)``. An expired, used or forged
+    /// token is `tokenExpired`.
+    public func changePIN(_ msisdn: MSISDN, token: String, new: String, now: Date = Date()) async throws {
+        let customer = try await self.customer(msisdn)
+        if let until = customer.lockedUntil, customer.isLocked(at: now) { throw WalletError.locked(until: until) }
+        let parts = token.split(separator: "-", maxSplits: 1)
+        guard parts.count == 2, let expiry = Int(parts[0]), TimeInterval(expiry) >= now.timeIntervalSince1970 else { throw WalletError.tokenExpired }
+        let current = try await self.pinHash(msisdn)
+        let expected = String(self.pins.seal("pin-change|\(msisdn.value)|\(expiry)|\(current)").prefix(20))
+        guard Array(expected.utf8).count == parts[1].utf8.count,
+            zip(Array(expected.utf8), Array(parts[1].utf8)).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0
+        else { throw WalletError.tokenExpired }
+        guard PINPolicy.isWellFormed(new) else { throw WalletError.invalidArgument("a PIN is four digits") }
+        guard PINPolicy.isAcceptable(new), try await !self.pins.verify(new, against: current) else { throw WalletError.weakPIN }
+        let hash = try await self.pins.hash(new)
+        // Only if the PIN did not change meanwhile: the token was for that PIN.
+        let updated = try await self.postgres.query(
+            "UPDATE customers SET pin_hash = \(hash), updated_at = now() WHERE id = \(customer.id) AND pin_hash = \(current) RETURNING id"
+        )
+        if updated.isEmpty { throw WalletError.tokenExpired }
+    }
+
+    private func pinHash(_ msisdn: MSISDN) async throws -> String {
+        guard let row = try await self.postgres.query("SELECT pin_hash FROM customers WHERE msisdn = \(msisdn.value)").single() else {
+            throw WalletError.notRegistered
+        }
+        return try row.decode(String.self, column: 0)
+    }
+
     /// Sets the language menus and SMS replies use.
     public func setLanguage(_ msisdn: MSISDN, language: String) async throws {
         guard language.count == 2, language.allSatisfy({ $0.isLowercase && $0.isASCII }) else {

@@ -9,6 +9,8 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
     case wrongPIN(attemptsLeft: Int)
     case locked(until: Date)
     case weakPIN
+    /// A PIN-change token that expired, was used, or was never issued.
+    case tokenExpired
     case insufficientFunds
     case recipientNotRegistered
     case sameAccount
@@ -25,6 +27,7 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
         case .wrongPIN: return "wrong_pin"
         case .locked: return "locked"
         case .weakPIN: return "weak_pin"
+        case .tokenExpired: return "token_expired"
         case .insufficientFunds: return "insufficient_funds"
         case .recipientNotRegistered: return "recipient_not_registered"
         case .sameAccount: return "same_account"

@@ -48,14 +48,15 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try self.options.load()
         bootstrapLogging(config)
+        let menus: MenuGraph
         do {
-            _ = try loadCheckedMenus(at: config.menusPath)
+            menus = try loadCheckedMenus(at: config.menusPath)
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
             throw ExitCode(2)
         }
         let logger = Logger(label: "ussd.http")
-        let app = buildApplication(config: config, logger: logger)
+        let app = try buildApplication(config: config, logger: logger, menus: menus)
         var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = config.shutdownTimeout
         try await ServiceGroup(configuration: groupConfiguration).run()

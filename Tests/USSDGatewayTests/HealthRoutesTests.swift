@@ -46,7 +46,7 @@ final class LogCapture: Sendable {
     }
 
     @Test func healthzAndReadyzAnswer200WhenRedisAndPostgresAnswer() async throws {
-        let app = buildApplication(config: try self.config())
+        let app = try buildApplication(config: try self.config())
         try await app.test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .ok)
@@ -108,7 +108,7 @@ final class LogCapture: Sendable {
 
     @Test func eachRequestLogsOneLineWithRouteStatusDurationAndIDButNoBody() async throws {
         let capture = LogCapture()
-        let app = buildApplication(config: try self.config(), logger: capture.logger)
+        let app = try buildApplication(config: try self.config(), logger: capture.logger)
         try await app.test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "at-req-42"]) { response in
                 #expect(response.headers[HTTPField.Name("X-Request-Id")!] == "at-req-42")

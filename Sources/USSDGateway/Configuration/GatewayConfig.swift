@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Postgres
 import Redis
+import Wallet
 
 /// Everything the gateway reads from its environment, parsed once at start-up.
 ///
@@ -25,11 +26,33 @@ public struct GatewayConfig: Sendable {
     /// `PIN_PEPPER`: the server-side secret mixed into every PIN hash, at least 16 bytes. Required
     /// unless `ENVIRONMENT=development`, where a fixed development pepper stands in.
     public var pinPepper: [UInt8] = []
+    /// How slow the PIN hash is: production strength unless a test asks for less (not an
+    /// environment variable: nobody should lower it in a deployment).
+    public var pinHashCost = PINHasher.Cost.production
     /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
     public var pinLockMinutes = 30
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
     /// (under Kubernetes' 30-second termination grace period).
     public var shutdownTimeout = Duration.seconds(25)
+
+    /// `SESSION_TTL_SECONDS`: how long a USSD session lives in Redis after its last hop; default 120.
+    public var sessionTTLSeconds = 120
+    /// `RESUME_WINDOW_SECONDS`: how long after its last hop an unfinished session can be resumed
+    /// by dialling again; default menus.json's `resumeWindowSeconds`, else 300. 0 turns resume off.
+    public var resumeWindowSeconds: Int?
+    /// `HOP_DEADLINE_MS`: longest a hop waits for its action before answering "we are processing
+    /// your request" and letting it finish; default 4000.
+    public var hopDeadline = Duration.milliseconds(4000)
+    /// `USSD_RATE_LIMIT_PER_MINUTE`: new hops per number per minute; 0 turns it off; default 30.
+    public var ussdRateLimitPerMinute = 30
+    /// `CALLBACK_TOKEN`: when set, every provider callback path carries it as one extra trailing
+    /// segment (`/ussd/africastalking/<token>`); anything else is 404.
+    public var callbackToken: String?
+    /// `CALLBACK_ALLOWED_CIDRS`: comma-separated source networks allowed to call provider routes;
+    /// empty allows any.
+    public var callbackAllowedCIDRs: [CIDR] = []
+    /// `TRUSTED_PROXY_CIDRS`: proxies whose `X-Forwarded-For` is believed; empty believes none.
+    public var trustedProxyCIDRs: [CIDR] = []
 
     public init() {}
 
@@ -73,6 +96,20 @@ public struct GatewayConfig: Sendable {
         let statementTimeout = try reader.integer("DATABASE_STATEMENT_TIMEOUT_MS", default: 5000, in: 0...3_600_000)
         config.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
         config.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: config.pinLockMinutes, in: 1...1440)
+        config.sessionTTLSeconds = try reader.integer("SESSION_TTL_SECONDS", default: config.sessionTTLSeconds, in: 10...3600)
+        if reader.value("RESUME_WINDOW_SECONDS") != nil {
+            config.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)
+        }
+        config.hopDeadline = .milliseconds(try reader.integer("HOP_DEADLINE_MS", default: 4000, in: 100...14_000))
+        config.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: config.ussdRateLimitPerMinute, in: 0...100_000)
+        if let token = reader.value("CALLBACK_TOKEN") {
+            guard token.utf8.count >= 16, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
+                throw ConfigError(variable: "CALLBACK_TOKEN", problem: "must be at least 16 letters, digits, '-' or '_'")
+            }
+            config.callbackToken = token
+        }
+        config.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
+        config.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
 
         // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.
         if let pepper = reader.value("PIN_PEPPER") {
@@ -127,6 +164,19 @@ public struct GatewayConfig: Sendable {
                 throw ConfigError(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
             }
             return number
+        }
+
+        func cidrs(_ name: String) throws(ConfigError) -> [CIDR] {
+            guard let text = self.value(name) else { return [] }
+            var networks: [CIDR] = []
+            for item in text.split(separator: ",") {
+                let item = item.trimmingCharacters(in: .whitespaces)
+                guard let network = CIDR(item) else {
+                    throw ConfigError(variable: name, problem: "\"\(item)\" is not an address or network (e.g. 10.0.0.0/8, 2001:db8::/32)")
+                }
+                networks.append(network)
+            }
+            return networks
         }
 
         func oneOf<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) throws(ConfigError) -> T where T.RawValue == String {

@@ -1,0 +1,199 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Menus
+import Postgres
+import Testing
+import TestSupport
+import Wallet
+@testable import USSDGateway
+
+/// A fresh Safaricom-style local number for one test (sessions, rate counters and resume snapshots
+/// are keyed by number in the shared Redis).
+func freshLocal() -> String { "07" + String(format: "%08d", Int.random(in: 0..<100_000_000)) }
+
+/// A number as the menus show it: `0712***678`.
+func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(3) }
+
+@Suite struct USSDJourneyTests {
+    @Test func anUnknownNumberRegistersThenLandsOnTheMainMenu() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+            #expect(try await phone.type("Achieng Otieno").hasPrefix("CON Choose your language"))
+            #expect(try await phone.type("1") == "CON Choose a 4-digit PIN")
+            #expect(try await phone.type("1234") == "CON Enter the PIN again to confirm")
+            // A weak PIN is refused by the wallet after confirmation, and asked for again.
+            #expect(try await phone.type("1234") == "CON That PIN is too easy to guess. Choose another 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
+            #expect(try await phone.type("9999").contains("The PINs did not match."), "a mismatch asks again")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
+            #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Achieng Otieno! Your wallet is ready. Dial again to use it.")
+
+            let main = try await phone.dial()
+            #expect(main.hasPrefix("CON Welcome Achieng Otieno\n1. Check Balance"))
+            #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.achieng) == "END Balance: KES 0\nSavings: KES 0")
+        }
+        #expect(try await harness.wallet.customer(MSISDN(Validator.normaliseMSISDN(local)!)!).name == "Achieng Otieno")
+        await harness.finish()
+    }
+
+    @Test func sendMoneyWithPINMovesMoneyOnceEvenWhenTheHopIsRepeated() async throws {
+        let harness = try await USSDHarness.make()
+        let (achieng, otieno) = (freshLocal(), freshLocal())
+        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
+        let recipient = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        try await harness.run { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            _ = try await phone.dial()
+            #expect(try await phone.type("4") == "CON Send money. Enter the phone number")
+            #expect(try await phone.type(otieno) == "CON Enter amount to send (KES)")
+            #expect(try await phone.type("300").hasPrefix("CON Send KES 300 to \(masked(otieno))?"))
+            #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
+            let done = try await phone.type(TypedPINs.achieng)
+            #expect(done.hasPrefix("END Sent KES 300 to \(masked(otieno)). New balance KES 700. Ref "))
+            // The aggregator did not get our answer and posts the same hop again.
+            #expect(try await phone.repeatLast() == done, "byte for byte")
+            #expect(try await phone.repeatLast() == done)
+        }
+        #expect(try await harness.wallet.balances(sender).main == .shillings(700))
+        #expect(try await harness.wallet.balances(recipient).main == .shillings(300))
+        #expect(try await harness.movements(kind: "p2p") == 1)
+        try await harness.audit()
+        await harness.finish()
+    }
+
+    @Test func twoCopiesOfThePINHopPostedTogetherMoveMoneyOnce() async throws {
+        let harness = try await USSDHarness.make()
+        let (achieng, otieno) = (freshLocal(), freshLocal())
+        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
+        _ = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        try await harness.run { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            for input in ["", "4", otieno, "250", "1"] { _ = input.isEmpty ? try await phone.dial() : try await phone.type(input) }
+            phone.inputs.append(TypedPINs.achieng)
+            let pinHop = phone
+            let replies = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<4 { group.addTask { try await pinHop.repeatLast() } }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(Set(replies).count == 1, "every copy got the same reply: \(replies)")
+            #expect(replies[0].hasPrefix("END Sent KES 250 to"))
+        }
+        #expect(try await harness.wallet.balances(sender).main == .shillings(750))
+        #expect(try await harness.movements(kind: "p2p") == 1)
+        try await harness.audit()
+        await harness.finish()
+    }
+
+    @Test func savingsStatementAndAPagedMainMenu() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Zoë Wanjiru", pin: TypedPINs.achieng, shillings: 2_000)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            let first = try await phone.dial()
+            #expect(first.contains("98. More"), "a name outside GSM-7 makes the page UCS-2 (70 characters), so the menu pages: \(first)")
+            #expect(!first.contains("7. Help"))
+            let second = try await phone.type("98")
+            #expect(second.contains("7. Help"), "numbering continues across pages: \(second)")
+            #expect(try await phone.type("5").hasPrefix("CON Savings\n1. Savings balance"))
+            #expect(try await phone.type("2") == "CON Save from your balance. Enter amount (KES)")
+            #expect(try await phone.type("5") == "CON Enter a whole amount from 10 to 250,000.\nSave from your balance. Enter amount (KES)", "a wrong input repeats the screen with its error")
+            #expect(try await phone.type("500").hasPrefix("CON Save KES 500?"))
+            #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.achieng) == "END Saved KES 500. Savings KES 500. Balance KES 1,500.")
+
+            _ = try await phone.dial()
+            for input in ["98", "5", "3", "200", "1"] { _ = try await phone.type(input) }
+            #expect(try await phone.type(TypedPINs.achieng) == "END Moved KES 200 to your balance. Savings KES 300. Balance KES 1,700.")
+
+            _ = try await phone.dial()
+            for input in ["98", "6", "1"] { _ = try await phone.type(input) }
+            let statement = try await phone.type(TypedPINs.achieng)
+            #expect(statement.hasPrefix("END "))
+            #expect(statement.contains("+200.00 unsave") && statement.contains("-500.00 save") && statement.contains("+2000.00 deposit"), "\(statement)")
+        }
+        #expect(try await harness.wallet.balances(msisdn) == Wallet.Balances(main: .shillings(1_700), savings: .shillings(300), held: .zero))
+        try await harness.audit()
+        await harness.finish()
+    }
+
+    @Test func changePINThenLanguageThenBackAndHome() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Kamau", pin: TypedPINs.achieng, shillings: 100)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            _ = try await phone.dial()
+            for input in ["98", "6"] { _ = try await phone.type(input) }
+            #expect(try await phone.type("2") == "CON Enter your current PIN")
+            #expect(try await phone.type(TypedPINs.newPIN) == "CON Wrong PIN. Enter your current PIN")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Choose a new 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.newPIN) == "CON Enter the new PIN again")
+            #expect(try await phone.type(TypedPINs.newPIN) == "END Your PIN has been changed.")
+
+            // The old PIN no longer works; the new one does.
+            _ = try await phone.dial()
+            _ = try await phone.type("1")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Wrong PIN. Enter your 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.newPIN) == "END Balance: KES 100\nSavings: KES 0")
+
+            // Language: Kiswahili from the next screen on, and on the next dial.
+            _ = try await phone.dial()
+            for input in ["98", "6", "3"] { _ = try await phone.type(input) }
+            let saved = try await phone.type("2")
+            #expect(saved.hasPrefix("END ") && !saved.contains("Language saved"), "\(saved)")
+            let swahili = try await phone.dial()
+            #expect(swahili.contains("Angalia Salio"), "\(swahili)")
+
+            // Back (0) returns to the previous screen; home (00) to the main menu.
+            #expect(try await phone.type("4").hasPrefix("CON "))
+            #expect(try await phone.type("0") == swahili, "back from the first screen of a journey is the main menu")
+            _ = try await phone.type("4")
+            _ = try await phone.type(freshLocal())
+            #expect(try await phone.type("00") == swahili)
+        }
+        #expect(try await harness.wallet.customer(msisdn).language == "sw")
+        await harness.finish()
+    }
+
+    @Test func wrongChoicesRepeatTheMenuThenEnd() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Njeri", pin: TypedPINs.achieng)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            let main = try await phone.dial()
+            #expect(try await phone.type("9") == "CON Invalid choice.\n" + main.dropFirst(4))
+            #expect(try await phone.type("x").hasPrefix("CON Invalid choice."))
+            #expect(try await phone.type("") == "END Too many wrong entries. Please dial again.")
+        }
+        await harness.finish()
+    }
+
+    @Test func threeWrongPINsLockTheCustomerAndMoveNothing() async throws {
+        let harness = try await USSDHarness.make()
+        let (achieng, otieno) = (freshLocal(), freshLocal())
+        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
+        _ = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        try await harness.run { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            _ = try await phone.dial()
+            for input in ["4", otieno, "100", "1"] { _ = try await phone.type(input) }
+            #expect(try await phone.type(TypedPINs.wrong) == "CON Wrong PIN. Enter your 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.wrong) == "CON Wrong PIN. Enter your 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.wrong).hasPrefix("END Your wallet is locked"))
+            // Locked: even the right PIN gets nowhere, and the main menu says so at once.
+            #expect(try await phone.dial().hasPrefix("END Your wallet is locked"))
+        }
+        #expect(try await harness.wallet.balances(sender).main == .shillings(1_000))
+        #expect(try await harness.movements(kind: "p2p") == 0)
+        try await harness.audit()
+        await harness.finish()
+    }
+}

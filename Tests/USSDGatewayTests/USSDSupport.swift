@@ -1,0 +1,166 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Menus
+import Postgres
+import Redis
+import Testing
+import TestSupport
+import Wallet
+@testable import USSDGateway
+
+/// PINs typed in the USSD tests: `scripts/test.sh` greps the whole run's output for them, and each
+/// test checks its own captured logs.
+enum TypedPINs {
+    static let achieng = "7391"
+    static let otieno = "8264"
+    static let newPIN = "5917"
+    static let wrong = "6048"
+    static let all = [achieng, otieno, newPIN, wrong]
+}
+
+/// A gateway on the test servers (a fresh database, the shared Redis), its logs captured, and a
+/// wallet on the same database for setting up and checking money.
+struct USSDHarness {
+    let config: GatewayConfig
+    let postgres: PostgresClient
+    let redis: RedisClient
+    let wallet: Wallet
+    let capture = LogCapture()
+    let graph: MenuGraph
+
+    static func make(_ adjust: (inout GatewayConfig) -> Void = { _ in }) async throws -> USSDHarness {
+        var config = GatewayConfig()
+        config.environment = .development
+        config.redis = try TestServers.redisConfiguration()
+        config.postgres = try await TestServers.freshDatabase("ussd")
+        config.pinPepper = Array("test-pepper-of-32-bytes-at-least".utf8)
+        config.pinHashCost = .testing
+        config.logLevel = .trace
+        adjust(&config)
+        let postgres = PostgresClient(configuration: config.postgres)
+        try await postgres.migrate(try GatewayMigrations.all())
+        let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: .testing))
+        return USSDHarness(
+            config: config, postgres: postgres, redis: RedisClient(configuration: config.redis), wallet: wallet,
+            graph: try loadCheckedMenus(at: config.menusPath)
+        )
+    }
+
+    /// Runs `body` against the application, then checks that no typed PIN reached the logs.
+    func run(_ body: @Sendable (any TestClientProtocol) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph).test(.router) { client in
+            try await body(client)
+        }
+        for record in self.capture.all {
+            let line = record.message + " " + record.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            for pin in TypedPINs.all {
+                #expect(!Self.containsToken(line, pin), "a PIN reached the logs: \(record.message)", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    func finish() async {
+        await self.postgres.shutdown()
+        await self.redis.shutdown()
+    }
+
+    /// Whether `token` appears in `text` not glued to other letters or digits.
+    static func containsToken(_ text: String, _ token: String) -> Bool {
+        var searchRange = text.startIndex..<text.endIndex
+        while let found = text.range(of: token, range: searchRange) {
+            let before = found.lowerBound == text.startIndex ? nil : text[text.index(before: found.lowerBound)]
+            let after = found.upperBound == text.endIndex ? nil : text[found.upperBound]
+            if !(before?.isLetter ?? false) && !(before?.isNumber ?? false) && !(after?.isLetter ?? false) && !(after?.isNumber ?? false) {
+                return true
+            }
+            searchRange = found.upperBound..<text.endIndex
+        }
+        return false
+    }
+
+    /// Registers a customer straight in the wallet and deposits `shillings` through the deposit flow.
+    func customer(_ local: String, name: String, pin: String, shillings: Int64 = 0, language: String = "en") async throws -> MSISDN {
+        let msisdn = MSISDN(Validator.normaliseMSISDN(local)!)!
+        try await self.wallet.register(msisdn: msisdn, name: name, pin: pin, language: language)
+        if shillings > 0 {
+            let deposit = try await self.wallet.beginDeposit(msisdn, amount: .shillings(shillings), key: IdempotencyKey("fund-\(local)")!)
+            try await self.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_fund_\(local)")
+            try await self.wallet.completeDeposit(checkoutRequestID: "ws_CO_fund_\(local)", receipt: "FUND\(local)", amount: .shillings(shillings), phone: msisdn)
+        }
+        return msisdn
+    }
+
+    /// Sum of all balances (zero) and the number of posted p2p/save/unsave transfers.
+    func audit(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let sum = try await self.postgres.query("SELECT coalesce(sum(balance), 0)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
+        #expect(sum == 0, "balances sum to \(sum)", sourceLocation: sourceLocation)
+    }
+
+    func movements(kind: String) async throws -> Int {
+        try await self.postgres.query("SELECT count(*) FROM transfers WHERE kind = \(kind)").single()!.decode(Int.self, column: 0)
+    }
+}
+
+/// A handset on Africa's Talking: one session at a time, `text` kept the way the aggregator keeps
+/// it (every input so far, `*`-joined), every reply checked for its prefix and the page budget.
+struct Phone {
+    let client: any TestClientProtocol
+    let number: String
+    let graph: MenuGraph
+    var path = "/ussd/africastalking"
+    var serviceCode = "*384*96#"
+    var session = Phone.newSession()
+    var inputs: [String] = []
+
+    init(_ client: any TestClientProtocol, _ local: String, graph: MenuGraph) {
+        self.client = client
+        self.number = "+254" + local.dropFirst()
+        self.graph = graph
+    }
+
+    static func newSession() -> String { "ATUid_" + UUID().uuidString.lowercased() }
+    var text: String { self.inputs.joined(separator: "*") }
+
+    /// A new dial: a new session, empty text.
+    mutating func dial() async throws -> String {
+        self.session = Self.newSession()
+        self.inputs = []
+        return try await self.post(text: "")
+    }
+
+    /// Types one answer on the current screen.
+    mutating func type(_ input: String) async throws -> String {
+        self.inputs.append(input)
+        return try await self.post(text: self.text)
+    }
+
+    /// Posts the current hop again, as the aggregator does when our first answer was lost.
+    func repeatLast() async throws -> String { try await self.post(text: self.text) }
+
+    func post(text: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let response = try await self.raw(Self.form([
+            "sessionId": self.session, "phoneNumber": self.number, "networkCode": "63902", "serviceCode": self.serviceCode, "text": text,
+        ]))
+        #expect(response.status == .ok, sourceLocation: sourceLocation)
+        #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true, sourceLocation: sourceLocation)
+        let body = String(buffer: response.body)
+        #expect(body.hasPrefix("CON ") || body.hasPrefix("END "), "reply without CON/END: \(body)", sourceLocation: sourceLocation)
+        #expect(self.graph.budget.measure(String(body.dropFirst(4))).fits, "reply over the page budget: \(body)", sourceLocation: sourceLocation)
+        return body
+    }
+
+    func raw(_ body: String, path: String? = nil) async throws -> TestResponse {
+        try await self.client.execute(
+            uri: path ?? self.path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+            body: ByteBuffer(string: body)
+        )
+    }
+
+    static func form(_ fields: [String: String]) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
+    }
+}
