@@ -34,12 +34,13 @@ struct USSDHarness {
         var config = GatewayConfig()
         config.environment = .development
         config.redis = try TestServers.redisConfiguration()
-        config.postgres = try await TestServers.freshDatabase("ussd")
+        let database = try await TestServers.freshDatabase("ussd")
+        config.postgres = database
         config.pinPepper = Array("test-pepper-of-32-bytes-at-least".utf8)
         config.pinHashCost = .testing
         config.logLevel = .trace
         adjust(&config)
-        let postgres = PostgresClient(configuration: config.postgres)
+        let postgres = PostgresClient(configuration: database)
         try await postgres.migrate(try GatewayMigrations.all())
         let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: .testing))
         return USSDHarness(
@@ -49,8 +50,10 @@ struct USSDHarness {
     }
 
     /// Runs `body` against the application, then checks that no typed PIN reached the logs.
-    func run(_ body: @Sendable (any TestClientProtocol) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        try await buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph).test(.router) { client in
+    func run(
+        _ mode: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        try await buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph).test(mode) { client in
             try await body(client)
         }
         for record in self.capture.all {

@@ -1,0 +1,197 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Menus
+import Postgres
+import Redis
+import Testing
+import TestSupport
+import Wallet
+@testable import USSDGateway
+
+@Suite struct USSDSessionTests {
+    @Test func theSessionKeyExpiresAfterItsTTLAndHoldsNoSecret() async throws {
+        let harness = try await USSDHarness.make { $0.sessionTTLSeconds = 2 }
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Akinyi", pin: TypedPINs.achieng, shillings: 50)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("1")
+            _ = try await phone.type(TypedPINs.wrong)
+            let key = USSDSessionStore.sessionKey(phone.session)
+            guard case .seconds(let ttl) = try await harness.redis.ttl(key) else {
+                Issue.record("the session key has no TTL")
+                return
+            }
+            #expect(ttl >= 1 && ttl <= 2)
+            let stored = try await harness.redis.get(key) ?? ""
+            #expect(!stored.isEmpty && !USSDHarness.containsToken(stored, TypedPINs.wrong), "no PIN in Redis")
+            try await Task.sleep(for: .milliseconds(2_600))
+            let after = try await harness.redis.ttl(key)
+            #expect(after == .missing, "gone after the TTL")
+        }
+        await harness.finish()
+    }
+
+    @Test func aDialAfterADroppedCallOffersToResumeAndContinues() async throws {
+        let harness = try await USSDHarness.make()
+        let (achieng, otieno) = (freshLocal(), freshLocal())
+        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
+        _ = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        try await harness.run { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("4")
+            #expect(try await phone.type(otieno) == "CON Enter amount to send (KES)")
+            // The call drops; Africa's Talking reports the session Incomplete.
+            let dropped = phone.session
+            let event = try await phone.raw(
+                Phone.form([
+                    "sessionId": dropped, "phoneNumber": phone.number, "serviceCode": "*384*96#", "networkCode": "63902",
+                    "date": "2026-11-21 10:00:00", "status": "Incomplete", "input": "4*\(otieno)", "lastAppResponse": "CON Enter amount",
+                    "hopsCount": "3", "durationInMillis": "21000", "cost": "KES 0.0",
+                ]), path: "/ussd/africastalking/events"
+            )
+            #expect(event.status == .ok)
+
+            #expect(try await phone.dial() == "CON You left a session unfinished.\n1. Continue where you left off\n2. Start again")
+            #expect(try await phone.type("1") == "CON Enter amount to send (KES)", "back where the call dropped")
+            #expect(try await phone.type("200").hasPrefix("CON Send KES 200 to \(masked(otieno))?"), "with what was typed before")
+            _ = try await phone.type("1")
+            #expect(try await phone.type(TypedPINs.achieng).hasPrefix("END Sent KES 200"))
+
+            // Finished with END: the next dial starts afresh.
+            #expect(try await phone.dial().hasPrefix("CON Welcome Achieng"))
+
+            // Start again is offered too, and honoured.
+            _ = try await phone.type("5")
+            _ = try await phone.dial()
+            #expect(try await phone.type("2").hasPrefix("CON Welcome Achieng"))
+            // A completed session's Success event drops its snapshot.
+            _ = try await phone.type("5")
+            let finished = phone.session
+            _ = try await phone.raw(
+                Phone.form(["sessionId": finished, "phoneNumber": phone.number, "serviceCode": "*384*96#", "status": "Success", "input": "5"]),
+                path: "/ussd/africastalking/events"
+            )
+            #expect(try await phone.dial().hasPrefix("CON Welcome Achieng"))
+        }
+        #expect(try await harness.wallet.balances(sender).main == .shillings(800))
+        try await harness.audit()
+        await harness.finish()
+    }
+
+    @Test func badCallbacksAreRefusedWithoutLosingAnything() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            phone.serviceCode = "*999#"
+            #expect(try await phone.dial() == "END This service is not available.")
+            for body in [
+                "phoneNumber=%2B254712345678&serviceCode=%2A384%2A96%23&text=",
+                "sessionId=ATUid_1&phoneNumber=12345&serviceCode=%2A384%2A96%23&text=",
+                "sessionId=ATUid_1&phoneNumber=%2B254712345678&text=",
+                "sessionId=ATUid_1&phoneNumber=%2B254712345678&serviceCode=%2A384%2A96%23",
+                "sessionId=ATUid%201&phoneNumber=%2B254712345678&serviceCode=%2A384%2A96%23&text=",
+                "sessionId=%ZZ&text=",
+            ] {
+                #expect(try await phone.raw(body).status == .badRequest, "\(body)")
+            }
+            let huge = try await phone.raw("sessionId=ATUid_2&text=" + String(repeating: "1", count: 70_000))
+            #expect(huge.status == .contentTooLarge)
+            let event = try await phone.raw("sessionId=ATUid_2&status=Success", path: "/ussd/africastalking/events")
+            #expect(event.status == .badRequest, "an event without a phone number")
+        }
+        let warnings = harness.capture.all.filter { $0.message == "malformed callback" }
+        #expect(warnings.count >= 7 && warnings.allSatisfy { $0.metadata["reason"]?.isEmpty == false }, "each refusal logged with its reason")
+        await harness.finish()
+    }
+
+    @Test func theCallbackTokenAndSourceAllowlistGuardTheRoutes() async throws {
+        let token = "t0k3n-" + UUID().uuidString.lowercased()
+        let harness = try await USSDHarness.make {
+            $0.callbackToken = token
+            $0.callbackAllowedCIDRs = [CIDR("127.0.0.0/8")!, CIDR("::1")!, CIDR("10.9.0.0/16")!]
+            $0.trustedProxyCIDRs = [CIDR("127.0.0.1")!]
+        }
+        let local = freshLocal()
+        // Live: a real TCP peer (127.0.0.1) for the source allowlist.
+        try await harness.run(.live) { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            #expect(try await phone.raw("sessionId=a&phoneNumber=%2B254712345678&serviceCode=x&text=").status == .notFound, "no token")
+            #expect(try await phone.raw("x", path: "/ussd/africastalking/wrong-token-0000000000").status == .notFound)
+            #expect(try await phone.raw("x", path: "/ussd/africastalking/events").status == .notFound)
+            phone.path = "/ussd/africastalking/" + token
+            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+            let event = try await phone.raw(
+                Phone.form(["sessionId": phone.session, "phoneNumber": phone.number, "status": "Success"]), path: "/ussd/africastalking/events/" + token
+            )
+            #expect(event.status == .ok)
+        }
+        let guardian = CallbackGuard(token: nil, allowed: [CIDR("10.9.0.0/16")!], trustedProxies: [CIDR("127.0.0.1")!])
+        var head = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/")
+        head.headerFields[HTTPField.Name("X-Forwarded-For")!] = "203.0.113.9, 10.9.4.4"
+        let forwarded = Request(head: head, body: .init(buffer: ByteBuffer()))
+        #expect(guardian.source(forwarded, peer: "127.0.0.1") == "10.9.4.4", "the proxy's word is taken")
+        #expect(guardian.source(forwarded, peer: "192.0.2.1") == "192.0.2.1", "an untrusted peer's header is not")
+        #expect(CIDR("10.9.0.0/16")!.contains("::ffff:10.9.1.2") && !CIDR("10.9.0.0/16")!.contains("10.10.0.1"))
+        await harness.finish()
+    }
+
+    @Test func aBusyNumberIsSlowedPolitely() async throws {
+        let harness = try await USSDHarness.make { $0.ussdRateLimitPerMinute = 3 }
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Baraka", pin: TypedPINs.achieng)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("98")
+            let third = try await phone.type("5")
+            #expect(third.hasPrefix("CON Savings"))
+            #expect(try await phone.repeatLast() == third, "a repeated hop is not a new one")
+            #expect(try await phone.type("1") == "END Too many requests. Please wait a minute and dial again.")
+        }
+        await harness.finish()
+    }
+
+    @Test func anActionPastTheDeadlineEndsPolitelyAndReportsBySMS() async throws {
+        let harness = try await USSDHarness.make { $0.hopDeadline = .milliseconds(1) }
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Chebet", pin: TypedPINs.achieng, shillings: 40)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            // Even the first screen's profile lookup is late with a 1 ms deadline.
+            let first = try await phone.dial()
+            #expect(first == "END We are processing your request. You will get an SMS.")
+            #expect(try await phone.repeatLast() == first)
+        }
+        // The lookup finished anyway, and its screen went to the outbox.
+        var text: String?
+        for _ in 0..<100 where text == nil {
+            text = try await harness.postgres.query(
+                "SELECT params->>'text' FROM outbox WHERE recipient = \(msisdn.value) AND template = 'ussd_result'"
+            ).single()?.decode(String.self, column: 0)
+            if text == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(text?.hasPrefix("Welcome Chebet") == true, "\(text ?? "nothing queued")")
+        await harness.finish()
+    }
+
+    @Test func anInternalFailureIsALocalisedEndNotA500() async throws {
+        let harness = try await USSDHarness.make {
+            // A database nobody listens on: the first screen's lookup fails.
+            $0.postgres = PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:1/nowhere?connect_timeout=1")
+        }
+        try await harness.run { client in
+            var phone = Phone(client, freshLocal(), graph: harness.graph)
+            let reply = try await phone.dial()
+            #expect(reply == "END Sorry, something went wrong. Please try again.")
+        }
+        let failure = harness.capture.all.first { $0.message == "ussd hop failed" }
+        #expect(failure?.metadata["error_id"]?.count == 8, "logged with an error id")
+        await harness.finish()
+    }
+}
