@@ -11,7 +11,7 @@ struct USSDGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ussd-gateway",
         abstract: "USSD/SMS wallet gateway for Africa's Talking and M-Pesa.",
-        subcommands: [Serve.self, Migrate.self, MenusCommand.self, Bench.self]
+        subcommands: [Serve.self, Migrate.self, Simulate.self, MenusCommand.self, Bench.self]
     )
 }
 

@@ -59,6 +59,10 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             // The aggregator did not get our answer and posts the same hop again.
             #expect(try await phone.repeatLast() == done, "byte for byte")
             #expect(try await phone.repeatLast() == done)
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(metrics.contains("ussd_hops_total{screen=\"send.done\",outcome=\"end\"}"), "hops by screen and outcome")
+            #expect(metrics.contains("outcome=\"replay\"") && metrics.contains("ussd_hop_duration_seconds_bucket"))
+            #expect(metrics.contains("ussd_active_sessions"))
         }
         #expect(try await harness.wallet.balances(sender).main == .shillings(700))
         #expect(try await harness.wallet.balances(recipient).main == .shillings(300))

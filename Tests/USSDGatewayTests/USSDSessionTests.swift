@@ -1,3 +1,4 @@
+import Curl
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -192,6 +193,29 @@ import Wallet
         }
         let failure = harness.capture.all.first { $0.message == "ussd hop failed" }
         #expect(failure?.metadata["error_id"]?.count == 8, "logged with an error id")
+        await harness.finish()
+    }
+}
+
+@Suite struct SimulatorTests {
+    @Test func theTerminalPhoneSpeaksAfricasTalkingsFormatToALiveGateway() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Halima", pin: TypedPINs.achieng, shillings: 25)
+        try await harness.run(.live) { client in
+            let http = CurlClient()
+            var phone = try #require(SimulatedPhone(url: "http://127.0.0.1:\(client.port!)/ussd/africastalking", phone: local, serviceCode: "*384*96#", http: http))
+            #expect(phone.phoneNumber == "+254" + local.dropFirst())
+            let main = try await phone.dial()
+            #expect(main.continues && main.text.hasPrefix("Welcome Halima"))
+            #expect(try await phone.answer("1") == .init(text: "Enter your 4-digit PIN", continues: true))
+            #expect(phone.text == "1")
+            #expect(try await phone.answer(TypedPINs.achieng) == .init(text: "Balance: KES 25\nSavings: KES 0", continues: false))
+            #expect(phone.text == "1*" + TypedPINs.achieng, "text is kept the way the aggregator keeps it")
+            let again = try await phone.dial()
+            #expect(again == main && phone.text == "", ":restart starts a new session")
+            await http.shutdown()
+        }
         await harness.finish()
     }
 }

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Curl
+import Foundation
+import USSDGateway
+
+/// `ussd-gateway simulate`: a terminal phone talking to a running gateway the way Africa's
+/// Talking does.
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Dial the menus of a running gateway from the terminal, as a feature phone would.",
+        discussion: "Type an answer and press Enter. :restart drops the call and dials again; :quit leaves."
+    )
+
+    @Option(help: "The phone number dialling (0712345678, 254712345678 or +254712345678).")
+    var phone: String
+
+    @Option(help: "The gateway's base URL.")
+    var url = "http://127.0.0.1:8080"
+
+    @Option(help: "The USSD code dialled.")
+    var code = "*384*96#"
+
+    @Option(help: "The gateway's CALLBACK_TOKEN, if it has one.")
+    var token: String?
+
+    func run() async throws {
+        let http = CurlClient()
+        defer { Task { await http.shutdown() } }
+        var endpoint = self.url.hasSuffix("/") ? String(self.url.dropLast()) : self.url
+        endpoint += "/ussd/africastalking" + (self.token.map { "/" + $0 } ?? "")
+        guard var phone = SimulatedPhone(url: endpoint, phone: self.phone, serviceCode: self.code, http: http) else {
+            throw ValidationError("--phone must be a Kenyan mobile number such as 0712345678")
+        }
+        var lines = standardInputLines().makeAsyncIterator()
+        say("Dialling \(self.code) as \(phone.phoneNumber) (:restart to drop the call, :quit to leave)\n")
+        var screen = try await phone.dial()
+        while true {
+            var shown = "\n" + screen.text + "\n"
+            shown += screen.continues ? "> " : "[session ended; Enter dials again]\n"
+            say(shown)
+            guard let line = await lines.next() else { return }
+            switch line.trimmingCharacters(in: .whitespaces) {
+            case ":quit", ":q":
+                return
+            case ":restart":
+                say("[call dropped; dialling again]\n")
+                screen = try await phone.dial()
+            default:
+                screen = screen.continues ? try await phone.answer(line) : try await phone.dial()
+            }
+        }
+    }
+}
+
+/// Writes straight to standard output (unbuffered, so prompts and screens keep their order).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+/// Lines of standard input, read on a thread of their own (a blocking read must not hold a
+/// Swift concurrency thread).
+func standardInputLines() -> AsyncStream<String> {
+    let (stream, continuation) = AsyncStream<String>.makeStream()
+    let thread = Thread {
+        while let line = readLine(strippingNewline: true) { continuation.yield(line) }
+        continuation.finish()
+    }
+    thread.start()
+    return stream
+}
