@@ -2,7 +2,8 @@
 # `make bench`: release build, throwaway Redis and Postgres, and each of our clients measured right
 # after the reference tool doing the same work against the same server (32 connections each);
 # then the wallet next to pgbench's TPC-B-like transaction, then the menu engine.
-# `scripts/bench.sh menus` runs only the menu part (no servers); `scripts/bench.sh wallet` only the wallet part.
+# `scripts/bench.sh menus` runs only the menu part (no servers); `scripts/bench.sh wallet` only the
+# wallet part; `scripts/bench.sh ussd` only the USSD hops next to /healthz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 section=${1:-all}
@@ -60,6 +61,7 @@ echo "== postgres: ussd-gateway bench postgres --concurrency $CONCURRENCY --requ
 "$bin" bench postgres --concurrency "$CONCURRENCY" --requests "$PG_TRANSACTIONS" --scale 1
 fi
 
+if [ "$section" = all ] || [ "$section" = wallet ]; then
 # The wallet in its own database of the same server, next to pgbench's TPC-B-like transaction
 # (three updates and an insert, as a send does) with 32 clients. This machine is shared and
 # noisy, so the two alternate for ROUNDS rounds and the median of the per-round ratios is
@@ -87,5 +89,14 @@ deposits = statistics.median(d / t for t, s, d in rows)
 print("== wallet: median over %d rounds: sends / pgbench tpcb-like = %.2f (goal >= 1.0); deposits / pgbench = %.2f (goal >= 0.5)" % (len(rows), sends, deposits))
 PY
 rm -f "$ratios"
+fi
 
-if [ "$section" = all ]; then bench_menus; fi
+bench_ussd() {
+    echo "== ussd: ussd-gateway bench ussd --concurrency 256 --requests $USSD_JOURNEYS (gateway in-process on a free port, hops over HTTP by libcurl)"
+    "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U ussd -d postgres -qc "CREATE DATABASE ussd_bench" >/dev/null
+    DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd_bench" "$bin" bench ussd --concurrency 256 --requests "$USSD_JOURNEYS" 2>&1 | grep -v 'applied migration'
+}
+USSD_JOURNEYS=${USSD_JOURNEYS:-8000}
+if [ "$section" = ussd ]; then bench_ussd; exit 0; fi
+
+if [ "$section" = all ]; then bench_ussd; bench_menus; fi

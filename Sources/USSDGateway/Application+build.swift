@@ -26,7 +26,9 @@ public struct GatewayClients: Sendable {
 /// Builds the gateway: routes, middleware, and the clients as services that the application's
 /// service group starts before the server and shuts down after it, so in-flight requests finish
 /// before the pools close. `menus` defaults to the checked file at `config.menusPath`.
-public func buildApplication(config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil) throws -> some ApplicationProtocol {
+public func buildApplication(
+    config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "ussd.http")
     logger.logLevel = config.logLevel
     GatewayMetrics.bootstrap()
@@ -57,6 +59,7 @@ public func buildApplication(config: GatewayConfig, logger: Logger? = nil, menus
         router: router,
         configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "ussd-gateway"),
         services: [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)],
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
         logger: logger
     )
 }

@@ -88,9 +88,9 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Measure the Redis or Postgres client's throughput (use a release build).")
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus, wallet }
+    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus, wallet, ussd }
 
-    @Argument(help: "redis, postgres, menus or wallet") var target: Target
+    @Argument(help: "redis, postgres, menus, wallet or ussd") var target: Target
     @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
     @Option(help: "Concurrent tasks.") var concurrency = 32
     @Option(help: "Operations in all (redis: per command).") var requests = 100_000
@@ -109,6 +109,10 @@ struct Bench: AsyncParsableCommand {
         case .wallet:
             for result in try await WalletBenchmark.run(config.postgres, concurrency: self.concurrency, sends: self.requests, deposits: self.requests / 2) {
                 print(result)
+            }
+        case .ussd:
+            for figure in try await USSDBenchmark.run(config, concurrency: self.concurrency, journeys: self.requests) {
+                print(figure)
             }
         case .menus:
             let graph = try loadCheckedMenus(at: config.menusPath)

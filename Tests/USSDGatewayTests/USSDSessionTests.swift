@@ -219,3 +219,14 @@ import Wallet
         await harness.finish()
     }
 }
+
+@Suite struct FormTests {
+    @Test func urlencodedFormsDecodeLikeTheAggregatorEncodes() throws {
+        let form = try USSDRoutes.parseForm("a=1&b=x+y%2Az&c=&a=2&d&&serviceCode=%2A384%2A96%23&name=Zo%C3%AB")
+        #expect(form == ["a": "1", "b": "x y*z", "c": "", "d": "", "serviceCode": "*384*96#", "name": "Zoë"])
+        for bad in ["a=%ZZ", "a=%4", "a=%", "a=%FF"] {
+            #expect(throws: (any Error).self, "\(bad)") { try USSDRoutes.parseForm(bad) }
+        }
+        #expect(try USSDRoutes.parseForm("") == [:])
+    }
+}

@@ -26,8 +26,9 @@ public struct GatewayConfig: Sendable {
     /// `PIN_PEPPER`: the server-side secret mixed into every PIN hash, at least 16 bytes. Required
     /// unless `ENVIRONMENT=development`, where a fixed development pepper stands in.
     public var pinPepper: [UInt8] = []
-    /// How slow the PIN hash is: production strength unless a test asks for less (not an
-    /// environment variable: nobody should lower it in a deployment).
+    /// `PIN_HASH_SCRYPT_N`: scrypt's cost parameter for new PIN hashes, a power of two from 1024
+    /// (the default, `PINHasher.Cost.production`; see there why) to 1048576. Existing hashes keep
+    /// the cost they were made with. Tests set a cheaper cost in code.
     public var pinHashCost = PINHasher.Cost.production
     /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
     public var pinLockMinutes = 30
@@ -96,6 +97,9 @@ public struct GatewayConfig: Sendable {
         let statementTimeout = try reader.integer("DATABASE_STATEMENT_TIMEOUT_MS", default: 5000, in: 0...3_600_000)
         config.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
         config.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: config.pinLockMinutes, in: 1...1440)
+        let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: config.pinHashCost.n, in: 1024...1_048_576)
+        guard scryptN & (scryptN - 1) == 0 else { throw ConfigError(variable: "PIN_HASH_SCRYPT_N", problem: "must be a power of two (got \(scryptN))") }
+        config.pinHashCost.n = scryptN
         config.sessionTTLSeconds = try reader.integer("SESSION_TTL_SECONDS", default: config.sessionTTLSeconds, in: 10...3600)
         if reader.value("RESUME_WINDOW_SECONDS") != nil {
             config.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)

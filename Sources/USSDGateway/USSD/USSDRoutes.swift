@@ -92,19 +92,59 @@ struct USSDRoutes {
     }
 
     /// `application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte; a repeated field keeps its
-    /// first value.
+    /// first value. Works on the bytes (this runs on every hop); a bad escape or invalid UTF-8 is
+    /// an error.
     static func parseForm(_ body: String) throws -> [String: String] {
         var fields: [String: String] = [:]
-        for pair in body.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.unescape(parts[0]), let value = Self.unescape(parts.count > 1 ? parts[1] : "") else { throw BadCallback(reason: "form") }
-            if fields[name] == nil { fields[name] = value }
+        var body = body
+        try body.withUTF8 { bytes in
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+                if end > start {
+                    var equals = start
+                    while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                    let name = try Self.unescape(bytes[start..<equals])
+                    let value = equals < end ? try Self.unescape(bytes[(equals + 1)..<end]) : ""
+                    if fields[name] == nil { fields[name] = value }
+                }
+                start = end + 1
+            }
         }
         return fields
     }
 
-    private static func unescape(_ text: Substring) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    private static func unescape(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) throws -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "+") {
+                output.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%") {
+                guard index + 2 < bytes.endIndex, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) else {
+                    throw BadCallback(reason: "form")
+                }
+                output.append(high << 4 | low)
+                index += 2
+            } else {
+                output.append(byte)
+            }
+            index += 1
+        }
+        guard let text = String(validating: output, as: UTF8.self) else { throw BadCallback(reason: "form") }
+        return text
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 
     static func decodeHop(_ form: [String: String]) throws -> USSDHop {
