@@ -95,6 +95,8 @@ bench_ussd() {
     echo "== ussd: ussd-gateway bench ussd --concurrency 256 --requests $USSD_JOURNEYS (gateway in-process on a free port, hops over HTTP by libcurl)"
     "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U ussd -d postgres -qc "CREATE DATABASE ussd_bench" >/dev/null
     DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd_bench" "$bin" bench ussd --concurrency 256 --requests "$USSD_JOURNEYS" 2>&1 | grep -v 'applied migration'
+    echo "== ussd: the same with 16 concurrent sessions (latency without 256-deep queueing)"
+    DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd_bench" "$bin" bench ussd --concurrency 16 --requests $((USSD_JOURNEYS / 4)) 2>&1 | grep -v 'applied migration'
 }
 USSD_JOURNEYS=${USSD_JOURNEYS:-8000}
 if [ "$section" = ussd ]; then bench_ussd; exit 0; fi
