@@ -68,6 +68,10 @@ extension PostgresClient {
     public func migrate(_ migrations: [Migration]) async throws -> [Int] {
         try await self.withConnection { connection in
             let lockKey: Int64 = 0x7573_7364_6d69_6772  // "ussdmigr"
+            // A migration may rightly take longer than the service's statement timeout (a backfill,
+            // an index build, waiting for another replica's migration): none on this session
+            // meanwhile; RESET gives back the connection's own setting.
+            try await connection.executeScript("SET statement_timeout = 0")
             // Lock first: concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog.
             try await connection.query("SELECT pg_advisory_lock(\(lockKey))")
             do {
@@ -100,9 +104,11 @@ extension PostgresClient {
                     done.append(migration.version)
                 }
                 try await connection.query("SELECT pg_advisory_unlock(\(lockKey))")
+                try await connection.executeScript("RESET statement_timeout")
                 return done
             } catch {
                 _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))")
+                try? await connection.executeScript("RESET statement_timeout")
                 throw error
             }
         }

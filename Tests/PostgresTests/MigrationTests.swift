@@ -9,6 +9,19 @@ import TestSupport
         Migration(version: 2, name: "names", sql: "ALTER TABLE customers ADD COLUMN name TEXT; CREATE INDEX customers_name ON customers (name);"),
     ]
 
+    @Test func aSlowMigrationIsNotCutShortByTheStatementTimeout() async throws {
+        var configuration = try await TestServers.freshDatabase()
+        configuration.statementTimeout = .milliseconds(100)
+        configuration.poolSize = 1
+        let postgres = PostgresClient(configuration: configuration)
+        let slow = Migration(version: 1, name: "backfill", sql: "SELECT pg_sleep(0.3); CREATE TABLE filled (id INT);")
+        #expect(try await postgres.migrate([slow]) == [1])
+        // The same connection has its own timeout back afterwards.
+        #expect(try await postgres.query("SHOW statement_timeout").single()?.decode(String.self, column: 0) == "100ms")
+        await #expect(throws: PostgresError.self) { try await postgres.query("SELECT pg_sleep(0.3)") }
+        await postgres.shutdown()
+    }
+
     @Test func appliesPendingMigrationsInOrderOnceOnly() async throws {
         let postgres = PostgresClient(configuration: try await TestServers.freshDatabase())
         #expect(try await postgres.migrate(Array(self.migrations.reversed())) == [1, 2])

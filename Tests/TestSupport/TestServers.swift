@@ -29,7 +29,10 @@ public enum TestServers {
     public static func freshDatabase(_ name: String = "t") async throws -> PostgresConfiguration {
         let admin = try postgresConfiguration()
         let database = "\(name)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
-        let client = PostgresClient(configuration: admin)
+        // Under a whole suite in parallel on two cores, CREATE DATABASE can queue for a while.
+        var creator = admin
+        creator.statementTimeout = nil
+        let client = PostgresClient(configuration: creator)
         // CREATE DATABASE takes no parameters; the name is built here from a UUID, never from input.
         try await client.query("CREATE DATABASE \(unescaped: database)")
         await client.shutdown()

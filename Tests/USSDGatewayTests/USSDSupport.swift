@@ -13,10 +13,10 @@ import Wallet
 /// PINs typed in the USSD tests: `scripts/test.sh` greps the whole run's output for them, and each
 /// test checks its own captured logs.
 enum TypedPINs {
-    static let achieng = "7391"
-    static let otieno = "8264"
-    static let newPIN = "5917"
-    static let wrong = "6048"
+    static let achieng = "3857"
+    static let otieno = "9146"
+    static let newPIN = "2739"
+    static let wrong = "6152"
     static let all = [achieng, otieno, newPIN, wrong]
 }
 
