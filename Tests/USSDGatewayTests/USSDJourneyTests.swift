@@ -44,9 +44,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
 
     @Test func sendMoneyWithPINMovesMoneyOnceEvenWhenTheHopIsRepeated() async throws {
         let harness = try await USSDHarness.make()
-        let (achieng, otieno) = (freshLocal(), freshLocal())
-        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
-        let recipient = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        let (achieng, sender, otieno, recipient) = try await harness.senderAndRecipient()
         try await harness.run { client in
             var phone = Phone(client, achieng, graph: harness.graph)
             _ = try await phone.dial()
@@ -73,9 +71,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
 
     @Test func twoCopiesOfThePINHopPostedTogetherMoveMoneyOnce() async throws {
         let harness = try await USSDHarness.make()
-        let (achieng, otieno) = (freshLocal(), freshLocal())
-        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
-        _ = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        let (achieng, sender, otieno, _) = try await harness.senderAndRecipient()
         try await harness.run { client in
             var phone = Phone(client, achieng, graph: harness.graph)
             for input in ["", "4", otieno, "250", "1"] { _ = input.isEmpty ? try await phone.dial() : try await phone.type(input) }
@@ -182,9 +178,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
 
     @Test func threeWrongPINsLockTheCustomerAndMoveNothing() async throws {
         let harness = try await USSDHarness.make()
-        let (achieng, otieno) = (freshLocal(), freshLocal())
-        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
-        _ = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        let (achieng, sender, otieno, _) = try await harness.senderAndRecipient()
         try await harness.run { client in
             var phone = Phone(client, achieng, graph: harness.graph)
             _ = try await phone.dial()

@@ -38,9 +38,7 @@ import Wallet
 
     @Test func aDialAfterADroppedCallOffersToResumeAndContinues() async throws {
         let harness = try await USSDHarness.make()
-        let (achieng, otieno) = (freshLocal(), freshLocal())
-        let sender = try await harness.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
-        _ = try await harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        let (achieng, sender, otieno, _) = try await harness.senderAndRecipient()
         try await harness.run { client in
             var phone = Phone(client, achieng, graph: harness.graph)
             _ = try await phone.dial()
@@ -228,5 +226,31 @@ import Wallet
             #expect(throws: (any Error).self, "\(bad)") { try USSDRoutes.parseForm(bad) }
         }
         #expect(try USSDRoutes.parseForm("") == [:])
+    }
+}
+
+@Suite struct SessionCodecTests {
+    @Test func recordsRoundTripAndOlderJSONRecordsStillRead() throws {
+        var state = SessionState(screen: "send.amount", variables: ["msisdn": "254712345678", "name": "Zoë: *1*\n2", "recipient": ""], language: "sw")
+        state.history = ["main", "send.to"]
+        state.page = 1
+        state.wrongInputs = 2
+        state.sealed = ["pin": "ab12"]
+        let record = SessionRecord(
+            hop: 7, textLength: 12, textSeal: "f00d", reply: "CON Weka kiasi\n1. Ndiyo: 0712***678", state: state, offer: nil, claim: "beef", claimedAt: 1_763_700_000.25
+        )
+        let bytes = SessionCodec.encode(record)
+        let back = try SessionCodec.decode(bytes[...])
+        #expect(back.hop == 7 && back.textLength == 12 && back.textSeal == "f00d" && back.reply == record.reply)
+        #expect(back.state == state && back.offer == nil && back.claim == "beef" && back.claimedAt == 1_763_700_000.25)
+
+        let json = try JSONEncoder().encode(record)
+        let legacy = try SessionCodec.decode(Array(json)[...])
+        #expect(legacy.state == state && legacy.reply == record.reply, "a record written before this codec still reads")
+
+        for corrupt in ["", "S1", "S2:x", "2:S1999:1", "2:S1x:1"] {
+            #expect(throws: (any Error).self, "\(corrupt)") { try SessionCodec.decode(Array(corrupt.utf8)[...]) }
+        }
+        #expect(throws: (any Error).self) { try SessionCodec.decode(bytes.dropLast(3)) }
     }
 }

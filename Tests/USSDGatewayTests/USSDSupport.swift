@@ -95,6 +95,14 @@ struct USSDHarness {
         return msisdn
     }
 
+    /// Achieng with 1,000 KES and Otieno with nothing, on fresh numbers: (local, MSISDN) of each.
+    func senderAndRecipient() async throws -> (String, MSISDN, String, MSISDN) {
+        let (achieng, otieno) = (freshLocal(), freshLocal())
+        let sender = try await self.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
+        let recipient = try await self.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        return (achieng, sender, otieno, recipient)
+    }
+
     /// Sum of all balances (zero) and the number of posted p2p/save/unsave transfers.
     func audit(sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let sum = try await self.postgres.query("SELECT coalesce(sum(balance), 0)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)

@@ -32,27 +32,8 @@ public enum USSDBenchmark {
         config.postgres.poolSize = max(config.postgres.poolSize, 16)
         config.postgres.statementTimeout = nil
         let setup = PostgresClient(configuration: config.postgres)
-        try await setup.migrate(try GatewayMigrations.all())
         let hash = try await PINHasher(pepper: config.pinPepper, cost: config.pinHashCost).hash(Self.pin)
-        try await setup.query(
-            """
-            INSERT INTO customers (msisdn, name, language, pin_hash)
-            SELECT '2547' || lpad(g::text, 8, '0'), 'Customer ' || g, 'en', \(hash)
-            FROM generate_series(1, \(customers)) g ON CONFLICT DO NOTHING
-            """
-        )
-        try await setup.query("INSERT INTO accounts (customer_id, kind) SELECT c.id, v.kind FROM customers c, (VALUES ('main'), ('savings')) v(kind) ON CONFLICT DO NOTHING")
-        try await setup.query(
-            """
-            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status)
-            SELECT 'ussd-bench-fund-' || a.id, f.id, a.id, 100000000, 'deposit', 'posted'
-            FROM accounts a, accounts f
-            WHERE a.kind = 'main' AND a.customer_id IS NOT NULL AND f.customer_id IS NULL AND f.kind = 'mpesa_float'
-            ON CONFLICT DO NOTHING
-            """
-        )
-        try await setup.query("UPDATE customers SET failed_pin_attempts = 0, locked_until = NULL, pin_hash = \(hash)")
-        try await setup.query("ANALYZE")
+        try await WalletBenchmark.prepare(setup, customers: customers, pinHash: hash)
         await setup.shutdown()
 
         var logger = Logger(label: "bench")

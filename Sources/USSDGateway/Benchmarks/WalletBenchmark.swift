@@ -5,16 +5,18 @@ import Wallet
 /// Wallet throughput for `ussd-gateway bench wallet`: sends among 10,000 funded customers, and
 /// deposit completions, which all credit through the one M-Pesa float account (the hot row).
 public enum WalletBenchmark {
-    /// Migrates the database and bulk-creates `customers` customers with 1,000,000 KES each.
-    static func prepare(_ postgres: PostgresClient, customers: Int) async throws {
+    /// Migrates the database and bulk-creates `customers` customers with 1,000,000 KES each, all with
+    /// `pinHash` (by default one no PIN matches), unlocked.
+    static func prepare(_ postgres: PostgresClient, customers: Int, pinHash: String = "scrypt$bench-customers-do-not-log-in") async throws {
         try await postgres.migrate(try WalletMigrations.all())
         try await postgres.query(
             """
             INSERT INTO customers (msisdn, name, language, pin_hash)
-            SELECT '2547' || lpad(g::text, 8, '0'), 'Customer ' || g, 'en', 'scrypt$bench-customers-do-not-log-in'
+            SELECT '2547' || lpad(g::text, 8, '0'), 'Customer ' || g, 'en', \(pinHash)
             FROM generate_series(1, \(customers)) g ON CONFLICT DO NOTHING
             """
         )
+        try await postgres.query("UPDATE customers SET failed_pin_attempts = 0, locked_until = NULL, pin_hash = \(pinHash) WHERE pin_hash <> \(pinHash) OR failed_pin_attempts > 0 OR locked_until IS NOT NULL")
         try await postgres.query(
             "INSERT INTO accounts (customer_id, kind) SELECT c.id, v.kind FROM customers c, (VALUES ('main'), ('savings')) v(kind) ON CONFLICT DO NOTHING"
         )

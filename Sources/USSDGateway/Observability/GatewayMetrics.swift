@@ -1,4 +1,5 @@
 import Metrics
+import Synchronization
 import Prometheus
 
 /// The process's Prometheus registry, bootstrapped into swift-metrics once per process.
@@ -51,5 +52,37 @@ public enum GatewayMetrics {
         case "error.type": return "error"
         default: return String(label.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
         }
+    }
+}
+
+/// Counters and timers by label and dimensions, made once: swift-metrics' `Counter(label:)` asks the
+/// factory (a registry lookup under a lock, names sanitized) every time, and a USSD hop records
+/// several. The dimension values are bounded (screen ids, outcomes, statuses), so is the cache.
+final class MetricCache: Sendable {
+    private let counters = Mutex<[String: Metrics.Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+        let key = Self.key(label, dimensions)
+        return self.counters.withLock { cache in
+            if let counter = cache[key] { return counter }
+            let counter = Metrics.Counter(label: label, dimensions: dimensions)
+            cache[key] = counter
+            return counter
+        }
+    }
+
+    func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
+        let key = Self.key(label, dimensions)
+        return self.timers.withLock { cache in
+            if let timer = cache[key] { return timer }
+            let timer = Metrics.Timer(label: label, dimensions: dimensions)
+            cache[key] = timer
+            return timer
+        }
+    }
+
+    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
+        dimensions.reduce(label) { $0 + "\u{1F}" + $1.0 + "=" + $1.1 }
     }
 }

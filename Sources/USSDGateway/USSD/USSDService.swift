@@ -38,6 +38,7 @@ public final class USSDService: Sendable {
     let rateLimitPerMinute: Int
     let logger: Logger
     let serviceCodes: Set<String>
+    let metrics = MetricCache()
 
     public struct Settings: Sendable {
         public var sessionTTLSeconds = 120
@@ -69,8 +70,8 @@ public final class USSDService: Sendable {
         let start = ContinuousClock.now
         var outcome = Outcome(screen: "-", kind: "error")
         defer {
-            Counter(label: "ussd_hops_total", dimensions: [("screen", outcome.screen), ("outcome", outcome.kind)]).increment()
-            Timer(label: "ussd_hop_duration_seconds", dimensions: [("outcome", outcome.kind)]).record(duration: ContinuousClock.now - start)
+            self.metrics.counter("ussd_hops_total", [("screen", outcome.screen), ("outcome", outcome.kind)]).increment()
+            self.metrics.timer("ussd_hop_duration_seconds", [("outcome", outcome.kind)]).record(duration: ContinuousClock.now - start)
         }
         guard self.serviceCodes.contains(hop.serviceCode) else {
             outcome.kind = "unknown_service"
@@ -143,10 +144,10 @@ public final class USSDService: Sendable {
             if let offer = current.offer {
                 switch input.trimmingCharacters(in: .whitespaces) {
                 case "1":
-                    Counter(label: "ussd_resumes_total", dimensions: [("choice", "continue")]).increment()
+                    self.metrics.counter("ussd_resumes_total", [("choice", "continue")]).increment()
                     step = self.engine.redisplay(offer)
                 case "2":
-                    Counter(label: "ussd_resumes_total", dimensions: [("choice", "restart")]).increment()
+                    self.metrics.counter("ussd_resumes_total", [("choice", "restart")]).increment()
                     step = self.engine.start(variables: ["msisdn": hop.msisdn.value], language: offer.language)
                 default:
                     let again = self.engine.systemPage("resumeOffer", language: offer.language, continues: true)
@@ -165,7 +166,7 @@ public final class USSDService: Sendable {
             if let snapshot = try await self.store.resumeSnapshot(hop.msisdn.value), snapshot.sessionId != hop.sessionId {
                 let page = self.engine.systemPage("resumeOffer", language: snapshot.state.language, continues: true)
                 let offer = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "CON " + page.text, offer: snapshot.state)
-                Counter(label: "ussd_resumes_total", dimensions: [("choice", "offered")]).increment()
+                self.metrics.counter("ussd_resumes_total", [("choice", "offered")]).increment()
                 return try await self.commit(hop, offer, version: version, outcome: &outcome, screen: "resume", resume: .keep)
             }
             step = self.engine.start(variables: ["msisdn": hop.msisdn.value])
@@ -247,7 +248,7 @@ public final class USSDService: Sendable {
             return first
         }
         if let first { return try first.get() }
-        Counter(label: "ussd_late_actions_total", dimensions: [("action", request.action)]).increment()
+        self.metrics.counter("ussd_late_actions_total", [("action", request.action)]).increment()
         let engine = self.engine, wallet = self.wallet, logger = self.logger
         Task {
             do {
@@ -290,7 +291,7 @@ public final class USSDService: Sendable {
     /// An end-of-session event: a `Success` drops the resume snapshot; `Incomplete` (the user left
     /// or was dropped while a screen waited for input) and `Failed` keep it for the resume window.
     public func sessionEnded(sessionId: String, msisdn: MSISDN, status: String) async throws {
-        Counter(label: "ussd_sessions_ended_total", dimensions: [("status", Self.statusLabel(status))]).increment()
+        self.metrics.counter("ussd_sessions_ended_total", [("status", Self.statusLabel(status))]).increment()
         try await self.store.endSession(sessionId)
         if status == "Success" {
             if let snapshot = try await self.store.resumeSnapshot(msisdn.value), snapshot.sessionId == sessionId {

@@ -95,8 +95,7 @@ struct USSDSessionStore: Sendable {
         guard let bar = stored.firstIndex(of: UInt8(ascii: "|")), let version = Int(String(decoding: stored[..<bar], as: UTF8.self)) else {
             throw USSDStoreError.corrupt
         }
-        let record = try JSONDecoder().decode(SessionRecord.self, from: Data(stored[(bar + 1)...]))
-        return (version, record)
+        return (version, try SessionCodec.decode(stored[(bar + 1)...]))
     }
 
     enum ResumeChange {
@@ -107,7 +106,7 @@ struct USSDSessionStore: Sendable {
 
     /// The compare-and-set write; false when another callback wrote first.
     func save(_ sessionId: String, msisdn: String, expecting version: Int, _ record: SessionRecord, resume: ResumeChange) async throws -> Bool {
-        let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+        let encoded = String(decoding: SessionCodec.encode(record), as: UTF8.self)
         var resumeMode = "keep", resumeValue = ""
         switch resume {
         case .keep: break
@@ -122,7 +121,7 @@ struct USSDSessionStore: Sendable {
             Self.write,
             keys: [Self.sessionKey(sessionId), Self.resumeKey(msisdn), Self.activeKey],
             arguments: [
-                String(version), json, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds)),
+                String(version), encoded, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds)),
                 live ? "add" : "rem", String(expiry), sessionId,
             ]
         )
