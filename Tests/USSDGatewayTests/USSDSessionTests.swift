@@ -252,5 +252,9 @@ import Wallet
             #expect(throws: (any Error).self, "\(corrupt)") { try SessionCodec.decode(Array(corrupt.utf8)[...]) }
         }
         #expect(throws: (any Error).self) { try SessionCodec.decode(bytes.dropLast(3)) }
+
+        let snapshot = ResumeSnapshot(sessionId: "ATUid_1", state: state)
+        #expect(try SessionCodec.decodeSnapshot(SessionCodec.encode(snapshot)[...]).state == state)
+        #expect(try SessionCodec.decodeSnapshot(Array(try JSONEncoder().encode(snapshot))[...]).sessionId == "ATUid_1")
     }
 }

@@ -39,6 +39,26 @@ enum SessionCodec {
         )
     }
 
+    /// A resume snapshot: `R1`, the session id, the state.
+    static func encode(_ snapshot: ResumeSnapshot) -> [UInt8] {
+        var writer = Writer()
+        writer.put("R1")
+        writer.put(snapshot.sessionId)
+        writer.put(state: snapshot.state)
+        return writer.bytes
+    }
+
+    static func decodeSnapshot(_ bytes: ArraySlice<UInt8>) throws -> ResumeSnapshot {
+        if bytes.first == UInt8(ascii: "{") {
+            return try JSONDecoder().decode(ResumeSnapshot.self, from: Data(bytes))
+        }
+        var reader = Reader(bytes: bytes)
+        guard try reader.string() == "R1" else { throw USSDStoreError.corrupt }
+        let sessionId = try reader.string()
+        guard let state = try reader.state() else { throw USSDStoreError.corrupt }
+        return ResumeSnapshot(sessionId: sessionId, state: state)
+    }
+
     struct Writer {
         var bytes: [UInt8] = []
 

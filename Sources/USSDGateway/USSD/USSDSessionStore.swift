@@ -111,8 +111,10 @@ struct USSDSessionStore: Sendable {
         switch resume {
         case .keep: break
         case .set(let snapshot):
-            resumeMode = self.resumeWindowSeconds > 0 ? "set" : "keep"
-            resumeValue = String(decoding: try JSONEncoder().encode(snapshot), as: UTF8.self)
+            if self.resumeWindowSeconds > 0 {
+                resumeMode = "set"
+                resumeValue = String(decoding: SessionCodec.encode(snapshot), as: UTF8.self)
+            }
         case .drop: resumeMode = "del"
         }
         let live = record.state != nil
@@ -130,7 +132,7 @@ struct USSDSessionStore: Sendable {
 
     func resumeSnapshot(_ msisdn: String) async throws -> ResumeSnapshot? {
         guard self.resumeWindowSeconds > 0, let bytes = try await self.redis.getBytes(Self.resumeKey(msisdn)) else { return nil }
-        return try? JSONDecoder().decode(ResumeSnapshot.self, from: Data(bytes))
+        return try? SessionCodec.decodeSnapshot(bytes[...])
     }
 
     func dropResume(_ msisdn: String) async throws {
