@@ -195,3 +195,43 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
         await harness.finish()
     }
 }
+
+@Suite struct USSDReplicaTests {
+    @Test func hopsAlternatingBetweenTwoReplicasFollowOneSession() async throws {
+        // Two gateways on the same Redis and Postgres, as behind a load balancer: each keeps a copy
+        // of the sessions it served, which the other one makes stale.
+        let harness = try await USSDHarness.make()
+        let (achieng, sender, otieno, recipient) = try await harness.senderAndRecipient()
+        let other = try buildApplication(config: harness.config, logger: harness.capture.logger, menus: harness.graph)
+        try await harness.run { first in
+            try await other.test(.router) { second in
+                let session = Phone.newSession()
+                var inputs: [String] = []
+                var replies: [String] = []
+                for (index, input) in ["", "4", otieno, "300", "1", TypedPINs.achieng, "again"].enumerated() {
+                    var phone = Phone(index % 2 == 0 ? first : second, achieng, graph: harness.graph)
+                    (phone.session, phone.inputs) = (session, inputs)
+                    if input == "again" {
+                        // The final hop repeated on the other replica than the one that answered it.
+                        replies.append(try await phone.repeatLast())
+                    } else {
+                        replies.append(input.isEmpty ? try await phone.post(text: "") : try await phone.type(input))
+                    }
+                    inputs = phone.inputs
+                }
+                #expect(replies[0].hasPrefix("CON Welcome Achieng"))
+                #expect(replies[1] == "CON Send money. Enter the phone number")
+                #expect(replies[2] == "CON Enter amount to send (KES)")
+                #expect(replies[3].hasPrefix("CON Send KES 300 to \(masked(otieno))?"))
+                #expect(replies[4] == "CON Enter your 4-digit PIN")
+                #expect(replies[5].hasPrefix("END Sent KES 300 to"))
+                #expect(replies[6] == replies[5])
+            }
+        }
+        #expect(try await harness.wallet.balances(sender).main == .shillings(700))
+        #expect(try await harness.wallet.balances(recipient).main == .shillings(300))
+        #expect(try await harness.movements(kind: "p2p") == 1)
+        try await harness.audit()
+        await harness.finish()
+    }
+}

@@ -3,6 +3,7 @@ import Logging
 import Menus
 import Metrics
 import Redis
+import Synchronization
 import Wallet
 
 /// One hop as Africa's Talking reports it, decoded and checked at the edge.
@@ -39,6 +40,10 @@ public final class USSDService: Sendable {
     let logger: Logger
     let serviceCodes: Set<String>
     let metrics = MetricCache()
+    /// The records this process wrote last, so the next hop of a session it served skips reading
+    /// Redis; every write is still compare-and-set, so a copy another replica made stale is found
+    /// out before anything is acted on, and the hop is answered again from Redis.
+    let recent: RecentSessions
 
     public struct Settings: Sendable {
         public var sessionTTLSeconds = 120
@@ -62,6 +67,7 @@ public final class USSDService: Sendable {
         self.rateLimitPerMinute = settings.rateLimitPerMinute
         self.logger = logger
         self.serviceCodes = Set(graph.document.serviceCodes)
+        self.recent = RecentSessions(lifetime: .seconds(settings.sessionTTLSeconds))
     }
 
     /// Answers one hop: the reply body, `CON ...` or `END ...`. Never throws: an internal failure is
@@ -79,7 +85,11 @@ public final class USSDService: Sendable {
         }
         var language = self.engine.graph.defaultLanguage
         do {
-            return try await self.answer(hop, outcome: &outcome, language: &language)
+            do {
+                return try await self.answer(hop, outcome: &outcome, language: &language, fresh: false)
+            } catch is StaleSession {
+                return try await self.answer(hop, outcome: &outcome, language: &language, fresh: true)
+            }
         } catch {
             let errorID = String(UUID().uuidString.prefix(8)).lowercased()
             self.logger.error(
@@ -96,9 +106,12 @@ public final class USSDService: Sendable {
         var kind: String
     }
 
-    private func answer(_ hop: USSDHop, outcome: inout Outcome, language: inout String) async throws -> String {
+    private func answer(_ hop: USSDHop, outcome: inout Outcome, language: inout String, fresh: Bool) async throws -> String {
         let seal = self.sealer.seal("ussd-text|" + hop.text)
-        let loaded = try await self.store.load(hop.sessionId)
+        let cached = fresh ? nil : self.recent.get(hop.sessionId)
+        let fromCache = cached != nil
+        let loaded: (version: Int, record: SessionRecord)?
+        if let cached { loaded = cached } else { loaded = try await self.store.load(hop.sessionId) }
         var version = loaded?.version ?? 0
         var record = loaded?.record
 
@@ -134,7 +147,7 @@ public final class USSDService: Sendable {
             var ended = record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
             ended.hop += 1
             (ended.textLength, ended.textSeal, ended.reply, ended.state, ended.offer) = (hop.text.utf8.count, seal, "END " + page.text, nil, nil)
-            _ = try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, ended, resume: .keep)
+            try await self.write(hop, ended, expecting: version, resume: .keep, fromCache: fromCache)
             return "END " + page.text
         }
 
@@ -154,7 +167,7 @@ public final class USSDService: Sendable {
                     let reply = "CON " + self.engine.systemPage("invalidChoice", language: offer.language).text + "\n" + again.text
                     var next = current
                     (next.hop, next.textLength, next.textSeal, next.reply) = (number, hop.text.utf8.count, seal, reply)
-                    _ = try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, next, resume: .keep)
+                    try await self.write(hop, next, expecting: version, resume: .keep, fromCache: fromCache)
                     outcome = Outcome(screen: "resume", kind: "con")
                     return reply
                 }
@@ -167,7 +180,7 @@ public final class USSDService: Sendable {
                 let page = self.engine.systemPage("resumeOffer", language: snapshot.state.language, continues: true)
                 let offer = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "CON " + page.text, offer: snapshot.state)
                 self.metrics.counter("ussd_resumes_total", [("choice", "offered")]).increment()
-                return try await self.commit(hop, offer, version: version, outcome: &outcome, screen: "resume", resume: .keep)
+                return try await self.commit(hop, offer, version: version, outcome: &outcome, screen: "resume", resume: .keep, fromCache: fromCache)
             }
             step = self.engine.start(variables: ["msisdn": hop.msisdn.value])
         }
@@ -181,19 +194,22 @@ public final class USSDService: Sendable {
                 var claim = record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
                 (claim.claim, claim.claimedAt) = (seal, Date().timeIntervalSince1970)
                 guard try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, claim, resume: .keep) else {
+                    self.recent.remove(hop.sessionId)
+                    if fromCache { throw StaleSession() }
                     outcome.kind = "replay"
                     return try await self.waitForClaimedHop(hop, seal: seal, claimedAt: Date().timeIntervalSince1970, language: language)
                 }
                 version += 1
                 record = claim
                 claimed = true
+                self.recent.put(hop.sessionId, version: version, claim)
             }
             let context = ActionContext(msisdn: hop.msisdn, idempotencyKey: "\(hop.sessionId):\(number)", channel: "ussd")
             guard let result = try await self.run(request, context: context, state: state, hop: hop, number: number) else {
                 // Past the deadline: the action finishes on its own and its result goes by SMS.
                 let page = self.engine.systemPage("processing", language: language)
                 let ended = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "END " + page.text)
-                return try await self.commit(hop, ended, version: version, outcome: &outcome, screen: state.screen, resume: .drop)
+                return try await self.commit(hop, ended, version: version, outcome: &outcome, screen: state.screen, resume: .drop, fromCache: fromCache && !claimed)
             }
             step = self.engine.resume(state, with: result)
         }
@@ -203,22 +219,37 @@ public final class USSDService: Sendable {
             hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: reply, state: page.continues ? state : nil
         )
         let resume: USSDSessionStore.ResumeChange = page.continues ? .set(ResumeSnapshot(sessionId: hop.sessionId, state: Self.resumable(state))) : .drop
-        return try await self.commit(hop, next, version: version, outcome: &outcome, screen: page.screen, resume: resume)
+        return try await self.commit(hop, next, version: version, outcome: &outcome, screen: page.screen, resume: resume, fromCache: fromCache && !claimed)
     }
 
     /// Writes the hop's record; when another copy of the hop wrote first, answers what it stored.
+    /// A record read from this process's copy that turns out stale answers the hop again from Redis.
     private func commit(
-        _ hop: USSDHop, _ record: SessionRecord, version: Int, outcome: inout Outcome, screen: String, resume: USSDSessionStore.ResumeChange
+        _ hop: USSDHop, _ record: SessionRecord, version: Int, outcome: inout Outcome, screen: String, resume: USSDSessionStore.ResumeChange,
+        fromCache: Bool
     ) async throws -> String {
         if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, record, resume: resume) {
+            self.recent.put(hop.sessionId, version: version + 1, record)
             outcome = Outcome(screen: screen, kind: record.reply.hasPrefix("CON ") ? "con" : "end")
             return record.reply
         }
+        self.recent.remove(hop.sessionId)
+        if fromCache { throw StaleSession() }
         if let winner = try await self.store.load(hop.sessionId)?.record, winner.textSeal == record.textSeal {
             outcome = Outcome(screen: screen, kind: "replay")
             return winner.reply
         }
         throw USSDConflict()
+    }
+
+    /// A write whose answer does not depend on winning (rate limit, a repeated resume offer).
+    private func write(_ hop: USSDHop, _ record: SessionRecord, expecting version: Int, resume: USSDSessionStore.ResumeChange, fromCache: Bool) async throws {
+        if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, record, resume: resume) {
+            self.recent.put(hop.sessionId, version: version + 1, record)
+        } else {
+            self.recent.remove(hop.sessionId)
+            if fromCache { throw StaleSession() }
+        }
     }
 
     /// The input of a new hop: what follows the previous hop's text (a prefix of this one).
@@ -309,6 +340,49 @@ public final class USSDService: Sendable {
     /// Sessions with a live state right now (all replicas), for the `ussd_active_sessions` gauge.
     public func activeSessions() async throws -> Int {
         try await self.store.activeSessions()
+    }
+}
+
+/// This process's copy of a session was older than Redis's: answer the hop again from Redis.
+struct StaleSession: Error {}
+
+/// The last record this process wrote per session, for at most the session TTL; bounded.
+final class RecentSessions: Sendable {
+    private struct Entry {
+        let version: Int
+        let record: SessionRecord
+        let at: ContinuousClock.Instant
+    }
+    private let entries = Mutex<[String: Entry]>([:])
+    private let lifetime: Duration
+    static let capacity = 100_000
+
+    init(lifetime: Duration) { self.lifetime = lifetime }
+
+    func get(_ sessionId: String) -> (version: Int, record: SessionRecord)? {
+        self.entries.withLock { entries in
+            guard let entry = entries[sessionId] else { return nil }
+            guard ContinuousClock.now - entry.at < self.lifetime else {
+                entries[sessionId] = nil
+                return nil
+            }
+            return (entry.version, entry.record)
+        }
+    }
+
+    func put(_ sessionId: String, version: Int, _ record: SessionRecord) {
+        let now = ContinuousClock.now
+        self.entries.withLock { entries in
+            if entries.count >= Self.capacity {
+                entries = entries.filter { now - $0.value.at < self.lifetime }
+                if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[sessionId] = Entry(version: version, record: record, at: now)
+        }
+    }
+
+    func remove(_ sessionId: String) {
+        _ = self.entries.withLock { $0.removeValue(forKey: sessionId) }
     }
 }
 
