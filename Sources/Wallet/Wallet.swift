@@ -81,11 +81,15 @@ public final class Wallet: Sendable {
     @discardableResult
     public func verifyPIN(_ msisdn: MSISDN, pin: String) async throws -> Customer {
         guard let row = try await self.postgres.query(
-            "SELECT id, msisdn, name, language, status, locked_until, pin_hash FROM customers WHERE msisdn = \(msisdn.value)"
+            "SELECT id, msisdn, name, language, status, locked_until, pin_hash, failed_pin_attempts FROM customers WHERE msisdn = \(msisdn.value)"
         ).single() else { throw WalletError.notRegistered }
         let customer = try Self.customer(row)
         if let until = customer.lockedUntil, customer.isLocked() { throw WalletError.locked(until: until) }
         let matches = PINPolicy.isWellFormed(pin) ? try await self.pins.verify(pin, against: try row.decode(String.self, column: 6)) : false
+        if matches, customer.lockedUntil == nil, try row.decode(Int.self, column: 7) == 0 {
+            // Nothing to reset: no write (the usual case, and a PIN hop's most expensive statement).
+            return customer
+        }
         if matches {
             // A right PIN resets the count, unless a concurrent wrong one locked the customer meanwhile.
             let reset = try await self.postgres.query(
