@@ -49,7 +49,7 @@ if [ "$section" = all ]; then
 echo "== redis: redis-benchmark -t set,get -c $CONCURRENCY -n $REQUESTS -q"
 redis-benchmark -p "$redis_port" -t set,get -c "$CONCURRENCY" -n "$REQUESTS" -q 2>/dev/null | tr '\r' '\n' | grep 'requests per second' 
 echo "== redis: ussd-gateway bench redis --concurrency $CONCURRENCY --requests $REQUESTS"
-"$bin" bench redis --concurrency "$CONCURRENCY" --requests "$REQUESTS"
+REDIS_POOL_SIZE=4 "$bin" bench redis --concurrency "$CONCURRENCY" --requests "$REQUESTS"
 
 "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -i -s 1 -q ussd >/dev/null 2>&1
 per_client=$((PG_TRANSACTIONS / CONCURRENCY))

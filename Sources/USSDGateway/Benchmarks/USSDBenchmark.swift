@@ -29,7 +29,6 @@ public enum USSDBenchmark {
         config.ussdRateLimitPerMinute = 0
         // Journeys that end on a CON screen would leave resume offers for the next dial of the number.
         config.resumeWindowSeconds = 0
-        config.postgres.poolSize = max(config.postgres.poolSize, 16)
         config.postgres.statementTimeout = nil
         let setup = PostgresClient(configuration: config.postgres)
         let hash = try await PINHasher(pepper: config.pinPepper, cost: config.pinHashCost).hash(Self.pin)
