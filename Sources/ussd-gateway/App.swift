@@ -111,8 +111,10 @@ struct Bench: AsyncParsableCommand {
                 print(result)
             }
         case .ussd:
-            for figure in try await USSDBenchmark.run(config, concurrency: self.concurrency, journeys: self.requests) {
+            let figures = try await USSDBenchmark.run(config, concurrency: self.concurrency, journeys: self.requests)
+            for (index, figure) in figures.enumerated() {
                 print(figure)
+                if index % 2 == 1 { print(String(format: "  ratio to the floor just before: %.2f", figure.ratio(to: figures[index - 1]))) }
             }
         case .menus:
             let graph = try loadCheckedMenus(at: config.menusPath)

@@ -16,6 +16,8 @@ public enum USSDBenchmark {
         public let p50: Double
         public let p99: Double
         public var perSecond: Double { Double(self.hops) / self.seconds }
+        /// This figure next to the floor measured just before it.
+        public func ratio(to floor: Figure) -> Double { self.perSecond / floor.perSecond }
         public var description: String {
             String(format: "%@: %d requests in %.2f s = %.0f/s, p50 %.2f ms, p99 %.2f ms", self.name, self.hops, self.seconds, self.perSecond, self.p50 * 1000, self.p99 * 1000)
         }
@@ -54,13 +56,20 @@ public enum USSDBenchmark {
         _ = try await self.drive("warm-up", concurrency: concurrency, count: concurrency * 4) { index in
             [try await self.hop(http, url, "w\(run)-\(index)", self.number(index % customers + 1), "")]
         }
-        let floor = try await self.drive("GET /healthz (the floor)", concurrency: concurrency, count: journeys * 3) { _ in
-            let start = ContinuousClock.now
-            let response = try await http.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz"))
-            guard response.status == 200 else { throw BenchmarkError.unexpected(response.text) }
-            return [(ContinuousClock.now - start).seconds]
+        // The floor is measured again right before each kind of journey, so each ratio compares
+        // two measurements taken within seconds of each other on this shared machine.
+        let floorRequests = journeys * 3
+        func floor() async throws -> Figure {
+            try await self.drive("GET /healthz (the floor)", concurrency: concurrency, count: floorRequests) { _ in
+                let start = ContinuousClock.now
+                let response = try await http.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz"))
+                guard response.status == 200 else { throw BenchmarkError.unexpected(response.text) }
+                return [(ContinuousClock.now - start).seconds]
+            }
         }
-        let menus = try await self.drive("menu hops (dial, Savings, back, My Account, home)", concurrency: concurrency, count: journeys) { index in
+        var figures: [Figure] = []
+        figures.append(try await floor())
+        figures.append(try await self.drive("menu hops (dial, Savings, back, My Account, home)", concurrency: concurrency, count: journeys) { index in
             let session = "m\(run)-\(index)", phone = self.number(index % customers + 1)
             var times: [Double] = []
             var text = ""
@@ -69,15 +78,17 @@ public enum USSDBenchmark {
                 times.append(try await self.hop(http, url, session, phone, text))
             }
             return times
-        }
-        let balances = try await self.drive("balance journeys (dial, 1, PIN): every hop", concurrency: concurrency, count: journeys / 2) { index in
+        })
+        figures.append(try await floor())
+        figures.append(try await self.drive("balance journeys (dial, 1, PIN): every hop", concurrency: concurrency, count: journeys / 2) { index in
             let session = "b\(run)-\(index)", phone = self.number(index % customers + 1)
             return [
                 try await self.hop(http, url, session, phone, ""), try await self.hop(http, url, session, phone, "1"),
                 try await self.hop(http, url, session, phone, "1*\(self.pin)", expect: "END Balance"),
             ]
-        }
-        let sends = try await self.drive("send-money journeys (dial, 4, number, amount, 1, PIN): every hop", concurrency: concurrency, count: journeys / 2) { index in
+        })
+        figures.append(try await floor())
+        figures.append(try await self.drive("send-money journeys (dial, 4, number, amount, 1, PIN): every hop", concurrency: concurrency, count: journeys / 2) { index in
             let session = "s\(run)-\(index)", from = index % customers + 1
             let phone = self.number(from), to = "07" + String(format: "%08d", from % customers + 1)
             var times: [Double] = []
@@ -87,11 +98,11 @@ public enum USSDBenchmark {
                 times.append(try await self.hop(http, url, session, phone, text, expect: input == self.pin ? "END Sent" : nil))
             }
             return times
-        }
+        })
         await http.shutdown()
         await group.triggerGracefulShutdown()
         _ = try? await server.value
-        return [floor, menus, balances, sends]
+        return figures
     }
 
     static func number(_ index: Int) -> String { "+2547" + String(format: "%08d", index) }
