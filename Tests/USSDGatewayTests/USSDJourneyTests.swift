@@ -218,6 +218,12 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
                         replies.append(input.isEmpty ? try await phone.post(text: "") : try await phone.type(input))
                     }
                     inputs = phone.inputs
+                    if index == 0 {
+                        // The first hop repeated on the other replica, which has never seen the session.
+                        var repeated = Phone(second, achieng, graph: harness.graph)
+                        repeated.session = session
+                        #expect(try await repeated.post(text: "") == replies[0])
+                    }
                 }
                 #expect(replies[0].hasPrefix("CON Welcome Achieng"))
                 #expect(replies[1] == "CON Send money. Enter the phone number")

@@ -109,9 +109,13 @@ public final class USSDService: Sendable {
     private func answer(_ hop: USSDHop, outcome: inout Outcome, language: inout String, fresh: Bool) async throws -> String {
         let seal = self.sealer.seal("ussd-text|" + hop.text)
         let cached = fresh ? nil : self.recent.get(hop.sessionId)
-        let fromCache = cached != nil
+        // A first hop (empty text) is almost always a new session: assume so without reading Redis.
+        // If the session exists after all (a repeated first hop), the compare-and-set write fails
+        // and the hop is answered again from Redis, exactly as for a stale copy.
+        let assumedNew = !fresh && cached == nil && hop.text.isEmpty
+        let fromCache = cached != nil || assumedNew
         let loaded: (version: Int, record: SessionRecord)?
-        if let cached { loaded = cached } else { loaded = try await self.store.load(hop.sessionId) }
+        if let cached { loaded = cached } else if assumedNew { loaded = nil } else { loaded = try await self.store.load(hop.sessionId) }
         var version = loaded?.version ?? 0
         var record = loaded?.record
 
