@@ -67,7 +67,7 @@ public struct GatewayConfig: Sendable {
     /// config file, same keys).
     public static func load(environment: [String: String], file: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
         let values = file.merging(environment) { _, fromEnvironment in fromEnvironment }
-        var reader = Reader(values: values)
+        let reader = Reader(values: values)
         var config = GatewayConfig()
         config.environment = try reader.oneOf("ENVIRONMENT", default: config.environment)
         config.httpHost = try reader.string("HTTP_HOST", default: config.httpHost)
