@@ -25,7 +25,20 @@ struct Simulate: AsyncParsableCommand {
 
     func run() async throws {
         let http = CurlClient()
-        defer { Task { await http.shutdown() } }
+        do {
+            try await self.converse(http)
+        } catch let error as CurlError {
+            await http.shutdown()
+            FileHandle.standardError.write(Data("ussd-gateway: cannot reach the gateway at \(self.url): \(error) (is `make run` serving?)\n".utf8))
+            throw ExitCode(1)
+        } catch {
+            await http.shutdown()
+            throw error
+        }
+        await http.shutdown()
+    }
+
+    private func converse(_ http: CurlClient) async throws {
         var endpoint = self.url.hasSuffix("/") ? String(self.url.dropLast()) : self.url
         endpoint += "/ussd/africastalking" + (self.token.map { "/" + $0 } ?? "")
         guard var phone = SimulatedPhone(url: endpoint, phone: self.phone, serviceCode: self.code, http: http) else {

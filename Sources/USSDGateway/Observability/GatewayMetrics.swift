@@ -63,22 +63,22 @@ final class MetricCache: Sendable {
     private let timers = Mutex<[String: Metrics.Timer]>([:])
 
     func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
-        let key = Self.key(label, dimensions)
-        return self.counters.withLock { cache in
-            if let counter = cache[key] { return counter }
-            let counter = Metrics.Counter(label: label, dimensions: dimensions)
-            cache[key] = counter
-            return counter
-        }
+        Self.cached(self.counters, label, dimensions) { Metrics.Counter(label: label, dimensions: dimensions) }
     }
 
     func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
+        Self.cached(self.timers, label, dimensions) { Metrics.Timer(label: label, dimensions: dimensions) }
+    }
+
+    private static func cached<Metric>(
+        _ cache: borrowing Mutex<[String: Metric]>, _ label: String, _ dimensions: [(String, String)], _ make: () -> Metric
+    ) -> Metric {
         let key = Self.key(label, dimensions)
-        return self.timers.withLock { cache in
-            if let timer = cache[key] { return timer }
-            let timer = Metrics.Timer(label: label, dimensions: dimensions)
-            cache[key] = timer
-            return timer
+        return cache.withLock { cache in
+            if let metric = cache[key] { return metric }
+            let metric = make()
+            cache[key] = metric
+            return metric
         }
     }
 

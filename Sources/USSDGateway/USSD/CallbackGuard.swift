@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -43,11 +44,9 @@ public struct CallbackGuard: Sendable {
     /// `X-Forwarded-For` entry that is not itself a trusted proxy.
     func source(_ request: Request, peer: String?) -> String? {
         guard let peer else { return nil }
-        guard self.trustedProxies.contains(where: { $0.contains(peer) }), let forwarded = request.headers[values: .init("X-Forwarded-For")!].last else {
-            return peer
-        }
-        let hops = request.headers[values: .init("X-Forwarded-For")!].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        _ = forwarded
+        let name = HTTPField.Name("X-Forwarded-For")!
+        guard self.trustedProxies.contains(where: { $0.contains(peer) }), request.headers[name] != nil else { return peer }
+        let hops = request.headers[values: name].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
         for hop in hops.reversed() where !self.trustedProxies.contains(where: { $0.contains(hop) }) {
             return hop
         }

@@ -126,7 +126,7 @@ public final class USSDService: Sendable {
             }
             if current.claim == seal {
                 outcome = Outcome(screen: current.state?.screen ?? "-", kind: "replay")
-                return try await self.waitForClaimedHop(hop, seal: seal, claimedAt: current.claimedAt ?? 0, language: current.state?.language ?? language)
+                return try await self.waitForClaimedHop(hop, seal: seal, language: current.state?.language ?? language)
             }
         }
 
@@ -201,7 +201,7 @@ public final class USSDService: Sendable {
                     self.recent.remove(hop.sessionId)
                     if fromCache { throw StaleSession() }
                     outcome.kind = "replay"
-                    return try await self.waitForClaimedHop(hop, seal: seal, claimedAt: Date().timeIntervalSince1970, language: language)
+                    return try await self.waitForClaimedHop(hop, seal: seal, language: language)
                 }
                 version += 1
                 record = claim
@@ -217,7 +217,8 @@ public final class USSDService: Sendable {
             }
             step = self.engine.resume(state, with: result)
         }
-        guard case .show(let page, let state) = step else { throw ActionError.badKey }
+        // The loop above leaves only `.show`.
+        guard case .show(let page, let state) = step else { throw USSDConflict() }
         let reply = (page.continues ? "CON " : "END ") + page.text
         let next = SessionRecord(
             hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: reply, state: page.continues ? state : nil
@@ -303,7 +304,7 @@ public final class USSDService: Sendable {
     /// deadline and a little more) and answer it; failing that, the "we are processing your
     /// request" page (the first copy's result then goes by SMS, or its process died and its money
     /// movement, if it committed, stays exactly-once by its key).
-    private func waitForClaimedHop(_ hop: USSDHop, seal: String, claimedAt: Double, language: String) async throws -> String {
+    private func waitForClaimedHop(_ hop: USSDHop, seal: String, language: String) async throws -> String {
         let limit = ContinuousClock.now + self.deadline + .seconds(1)
         while ContinuousClock.now < limit {
             try await Task.sleep(for: .milliseconds(20))

@@ -145,7 +145,8 @@ struct USSDSessionStore: Sendable {
         _ = try await self.redis.expire(Self.resumeKey(msisdn), seconds: self.resumeWindowSeconds)
     }
 
-    /// Drops the session's live state: the record stays (for replays) until its TTL, marked ended.
+    /// Takes an ended session out of the active-session index (its record stays, for replays,
+    /// until its TTL).
     func endSession(_ sessionId: String) async throws {
         _ = try await self.redis.send(["ZREM", Self.activeKey, sessionId])
     }
