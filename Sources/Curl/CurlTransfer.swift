@@ -101,20 +101,38 @@ final class CurlTransfer: @unchecked Sendable {
         self.headerList = nil
     }
 
+    /// One header line as libcurl hands it over, parsed on bytes (no per-character `String` work:
+    /// this runs several times for every response).
     fileprivate func receiveHeader(_ line: UnsafeBufferPointer<UInt8>) {
-        var text = String(decoding: line, as: UTF8.self)
-        // "\r\n" is a single Character in Swift: trim scalars, not characters.
-        while let last = text.unicodeScalars.last, last == "\n" || last == "\r" { text.unicodeScalars.removeLast() }
-        if text.hasPrefix("HTTP/") {
+        var end = line.count
+        while end > 0, line[end - 1] == UInt8(ascii: "\n") || line[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        let bytes = UnsafeBufferPointer(rebasing: line[0..<end])
+        if bytes.starts(with: "HTTP/".utf8) {
             // A new status line: an interim 1xx response or a proxy's answer came before; start over.
             self.headers = []
-            let parts = text.split(separator: " ", maxSplits: 2)
-            self.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-        } else if let colon = text.firstIndex(of: ":") {
-            let name = String(text[..<colon])
-            let value = text[text.index(after: colon)...].trimmingCharacters(in: " \t")
+            self.status = Self.statusCode(bytes)
+        } else if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
+            var start = colon + 1
+            var stop = bytes.count
+            while start < stop, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") { start += 1 }
+            while stop > start, bytes[stop - 1] == UInt8(ascii: " ") || bytes[stop - 1] == UInt8(ascii: "\t") { stop -= 1 }
+            let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<colon]), as: UTF8.self)
+            let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<stop]), as: UTF8.self)
             self.headers.append((name, value))
         }
+    }
+
+    /// The three digits after "HTTP/x[.y] " in a status line; 0 when they are not there.
+    private static func statusCode(_ line: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let space = line.firstIndex(of: UInt8(ascii: " ")), space + 3 <= line.count else { return 0 }
+        var code = 0
+        for index in space + 1..<space + 4 {
+            let digit = line[index]
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return 0 }
+            code = code * 10 + Int(digit - UInt8(ascii: "0"))
+        }
+        if space + 4 < line.count, line[space + 4] != UInt8(ascii: " ") { return 0 }
+        return code
     }
 
     fileprivate func receiveBody(_ chunk: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -145,19 +163,6 @@ private let curlWriteHeader: ccurl_data_callback = { data, size, count, user in
         transfer.receiveHeader(UnsafeBufferPointer(start: $0, count: length))
     }
     return length
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, set.contains(first) { scalars.removeFirst() }
-        while let last = scalars.last, set.contains(last) { scalars.removeLast() }
-        return String(scalars)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
 }
 
 extension Duration {
