@@ -71,11 +71,18 @@ let package = Package(
             resources: [.copy("Migrations")]
         ),
         // Pure: the menus.json model, lint and engine. Foundation only, no I/O.
+        .target(
+            name: "MPesa",
+            dependencies: [
+                "Curl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "Menus"),
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet",
+                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet", "MPesa",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "USSDGatewayTests",
             dependencies: [
-                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus",
+                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

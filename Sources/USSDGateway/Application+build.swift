@@ -1,4 +1,5 @@
 import Curl
+import MPesa
 import Hummingbird
 import Logging
 import Menus
@@ -43,8 +44,23 @@ public func buildApplication(
     settings.rateLimitPerMinute = config.ussdRateLimitPerMinute
     var ussdLogger = logger
     ussdLogger[metadataKey: "subsystem"] = "ussd"
+    var mpesaLogger = logger
+    mpesaLogger[metadataKey: "subsystem"] = "mpesa"
+    let mpesa = config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.callbackToken).map { daraja in
+        MPesaService(
+            daraja: DarajaClient(configuration: daraja, http: clients.http, logger: mpesaLogger), wallet: wallet, stkDelay: config.mpesa.stkDelay,
+            reconcileInterval: config.mpesa.reconcileInterval, logger: mpesaLogger
+        )
+    }
+    if mpesa == nil {
+        mpesaLogger.notice(
+            "M-Pesa not configured: deposits and withdrawals answer 'temporarily unavailable'",
+            metadata: ["missing": .string(config.mpesa.missing(publicBaseURL: config.publicBaseURL).joined(separator: ", "))]
+        )
+    }
+    let actions = WalletActions(wallet: wallet, mobileMoney: mpesa ?? UnavailableMobileMoney())
     let ussd = USSDService(
-        graph: graph, redis: clients.redis, actions: WalletActions(wallet: wallet), wallet: wallet, sealer: PepperSealer(pins: pins),
+        graph: graph, redis: clients.redis, actions: actions, wallet: wallet, sealer: PepperSealer(pins: pins),
         settings: settings, logger: ussdLogger
     )
     let guardian = CallbackGuard(token: config.callbackToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs)
@@ -52,13 +68,21 @@ public func buildApplication(
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))
     router.add(middleware: MetricsMiddleware())
-    HealthRoutes(redis: clients.redis, postgres: clients.postgres).register(on: router)
+    HealthRoutes(redis: clients.redis, postgres: clients.postgres, mpesaConfigured: mpesa != nil).register(on: router)
     USSDRoutes(service: ussd, guardian: guardian, logger: ussdLogger).register(on: router)
+    let mpesaGuard = CallbackGuard(
+        token: config.callbackToken, allowed: config.mpesa.allowedCIDRs.isEmpty ? config.callbackAllowedCIDRs : config.mpesa.allowedCIDRs,
+        trustedProxies: config.trustedProxyCIDRs
+    )
+    MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
+
+    var services: [any Service] = [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)]
+    if let mpesa { services.append(mpesa) }
 
     return Application(
         router: router,
         configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "ussd-gateway"),
-        services: [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)],
+        services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
         logger: logger
     )

@@ -32,6 +32,34 @@ public struct StatementEntry: Sendable, Hashable {
     public let at: Date
 }
 
+/// Why a deposit was not paid, in the words the SMS templates use (`params.reason`).
+public enum DepositFailure: String, Sendable, CaseIterable {
+    case cancelled
+    case timeout
+    case wrongPIN = "wrong_pin"
+    case insufficientFunds = "insufficient_funds"
+    case limit
+    /// Daraja refused the push itself; the customer saw no prompt.
+    case notSent = "not_sent"
+    case other
+
+    /// Our code for a push that never reached the customer.
+    public static let notSentCode = -1
+
+    /// From an STK ResultCode (reference: ../shared/reference/daraja.md).
+    public init(code: Int) {
+        switch code {
+        case 1032: self = .cancelled
+        case 1037, 1019: self = .timeout
+        case 2001: self = .wrongPIN
+        case 1: self = .insufficientFunds
+        case 2, 3, 4, 8, 17: self = .limit
+        case Self.notSentCode: self = .notSent
+        default: self = .other
+        }
+    }
+}
+
 /// Why a provider callback could not be applied.
 public enum ProviderRecordError: Error, Sendable, Hashable {
     case unknownDeposit
@@ -91,14 +119,17 @@ extension Wallet {
     /// Notes the CheckoutRequestID Daraja gave the STK push, by which its callback is matched.
     public func recordCheckout(depositID: Int64, checkoutRequestID: String) async throws {
         try await self.postgres.query(
-            "UPDATE deposits SET checkout_request_id = \(checkoutRequestID), updated_at = now() WHERE id = \(depositID) AND checkout_request_id IS NULL"
+            """
+            UPDATE deposits SET checkout_request_id = \(checkoutRequestID), next_check_at = now() + interval '60 seconds', updated_at = now()
+            WHERE id = \(depositID) AND checkout_request_id IS NULL
+            """
         )
     }
 
     /// Credits a paid deposit exactly once, whatever number of times the callback arrives, and
     /// only when amount and phone match what was asked. Queues the SMS receipt in the same transaction.
     @discardableResult
-    public func completeDeposit(checkoutRequestID: String, receipt: String, amount: Amount, phone: MSISDN, raw: String? = nil) async throws -> Deposit {
+    public func completeDeposit(checkoutRequestID: String, receipt: String?, amount: Amount, phone: MSISDN, raw: String? = nil) async throws -> Deposit {
         // One round trip (`wallet_complete_deposit`, migration 0002). A mismatch is recorded on
         // the deposit and committed, then reported.
         let row = try await self.retryingTransient {
@@ -118,14 +149,73 @@ extension Wallet {
         }
     }
 
-    /// Marks a deposit the customer did not pay (cancelled, timed out, wrong PIN on the handset).
-    public func failDeposit(checkoutRequestID: String, code: Int, text: String) async throws {
+    /// Marks a deposit the customer did not pay (cancelled, timed out, wrong PIN on the handset)
+    /// and queues the SMS that says so, once. A deposit already completed or failed is left as it
+    /// is (a final state never changes); false then, or when no deposit has that id.
+    @discardableResult
+    public func failDeposit(checkoutRequestID: String, code: Int, text: String, raw: String? = nil) async throws -> Bool {
+        try await self.failDeposit(where: "checkout", checkoutRequestID, code: code, text: text, raw: raw)
+    }
+
+    /// The same for a deposit whose STK push never got a CheckoutRequestID (refused, or never sent).
+    @discardableResult
+    public func failDeposit(id: Int64, code: Int, text: String) async throws -> Bool {
+        try await self.failDeposit(where: "id", String(id), code: code, text: text, raw: nil)
+    }
+
+    private func failDeposit(where column: String, _ value: String, code: Int, text: String, raw: String?) async throws -> Bool {
+        try await self.postgres.transaction(maxAttempts: 5) { tx in
+            let rows = column == "id"
+                ? try await tx.query(
+                    """
+                    UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now()
+                    WHERE id = \(Int64(value)!) AND status = 'pending' RETURNING id, msisdn, amount
+                    """
+                )
+                : try await tx.query(
+                    """
+                    UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), raw_callback = \(raw)::jsonb, updated_at = now()
+                    WHERE checkout_request_id = \(value) AND status = 'pending' RETURNING id, msisdn, amount
+                    """
+                )
+            guard let row = rows.first else { return false }
+            let (id, msisdn, cents) = try row.decode((Int64, String, Int64).self)
+            try await self.queueSMS(
+                tx, to: MSISDN(msisdn)!, template: "deposit_failed", params: ["amount": String(cents), "reason": DepositFailure(code: code).rawValue],
+                dedupe: "deposit:\(id)"
+            )
+            return true
+        }
+    }
+
+    /// A deposit as the wallet has it, by its CheckoutRequestID.
+    public func deposit(checkoutRequestID: String) async throws -> Deposit? {
+        try await self.postgres.query(
+            "SELECT id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt FROM deposits WHERE checkout_request_id = \(checkoutRequestID)"
+        ).single().map(Self.deposit)
+    }
+
+    /// A deposit as the wallet has it, by id.
+    public func deposit(id: Int64) async throws -> Deposit? {
+        try await self.postgres.query(
+            "SELECT id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt FROM deposits WHERE id = \(id)"
+        ).single().map(Self.deposit)
+    }
+
+    /// Claims up to `limit` pending deposits due for a check (first 60 s after the push, then
+    /// backing off to 30 minutes), so that replicas never check the same one at once: the rows are
+    /// taken with `FOR UPDATE SKIP LOCKED` and their next check is pushed back in the same statement.
+    public func claimDepositsToCheck(limit: Int = 50) async throws -> [Deposit] {
         try await self.postgres.query(
             """
-            UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now()
-            WHERE checkout_request_id = \(checkoutRequestID) AND status = 'pending'
+            UPDATE deposits d SET checks = d.checks + 1,
+                next_check_at = now() + least(interval '30 minutes', interval '60 seconds' * power(2, least(d.checks, 10)))
+            WHERE d.id IN (
+                SELECT id FROM deposits WHERE status = 'pending' AND COALESCE(next_check_at, created_at + interval '60 seconds') <= now()
+                ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING d.id, d.idempotency_key, d.msisdn, d.amount, d.status, d.checkout_request_id, d.receipt
             """
-        )
+        ).map(Self.deposit)
     }
 
     // MARK: Withdrawals
@@ -189,16 +279,19 @@ extension Wallet {
     }
 
     /// Notes that the B2C request went out (its ConversationID), keeping the hold.
-    public func markWithdrawalSent(_ id: String, conversationID: String) async throws {
+    public func markWithdrawalSent(_ id: String, conversationID: String?) async throws {
         try await self.postgres.query(
-            "UPDATE payouts SET status = 'sent', conversation_id = \(conversationID), updated_at = now() WHERE id = \(id) AND status IN ('reserved', 'unknown')"
+            """
+            UPDATE payouts SET status = 'sent', conversation_id = COALESCE(\(conversationID), conversation_id), next_check_at = now() + interval '120 seconds', updated_at = now()
+            WHERE id = \(id) AND status IN ('reserved', 'unknown')
+            """
         )
     }
 
     /// The B2C result says paid: the held money leaves for good. Idempotent.
     @discardableResult
-    public func completeWithdrawal(_ id: String, providerTransactionID: String) async throws -> Payout {
-        try await self.settle(id) { tx, payout in
+    public func completeWithdrawal(_ id: String, providerTransactionID: String, raw: String? = nil) async throws -> Payout {
+        try await self.settle(id, raw: raw) { tx, payout in
             try await tx.query("UPDATE transfers SET status = 'posted' WHERE id = \(("withdrawal:" + id))")
             try await tx.query(
                 "UPDATE payouts SET status = 'paid', provider_transaction_id = \(providerTransactionID), result_code = 0, updated_at = now() WHERE id = \(id)"
@@ -210,8 +303,8 @@ extension Wallet {
 
     /// The B2C result says not paid: the hold is released, the money is spendable again. Idempotent.
     @discardableResult
-    public func failWithdrawal(_ id: String, code: Int, text: String) async throws -> Payout {
-        try await self.settle(id) { tx, payout in
+    public func failWithdrawal(_ id: String, code: Int, text: String, raw: String? = nil) async throws -> Payout {
+        try await self.settle(id, raw: raw) { tx, payout in
             try await tx.query("UPDATE transfers SET status = 'voided' WHERE id = \(("withdrawal:" + id))")
             try await tx.query("UPDATE payouts SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now() WHERE id = \(id)")
             try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(id)")
@@ -220,8 +313,46 @@ extension Wallet {
     }
 
     /// A timeout: the outcome is unknown, so the hold stays until reconciliation says paid or not.
-    public func markWithdrawalUnknown(_ id: String) async throws {
-        try await self.postgres.query("UPDATE payouts SET status = 'unknown', updated_at = now() WHERE id = \(id) AND status IN ('reserved', 'sent')")
+    @discardableResult
+    public func markWithdrawalUnknown(_ id: String, raw: String? = nil) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            UPDATE payouts SET status = 'unknown', raw_result = COALESCE(\(raw)::jsonb, raw_result), next_check_at = now() + interval '60 seconds', updated_at = now()
+            WHERE id = \(id) AND status IN ('reserved', 'sent', 'unknown') RETURNING id
+            """
+        ).isEmpty
+    }
+
+    /// Claims up to `limit` open payouts due for a check, as ``claimDepositsToCheck(limit:)`` does.
+    /// `checks` is how many times each was claimed before, this time included.
+    public func claimPayoutsToCheck(limit: Int = 50) async throws -> [(payout: Payout, checks: Int)] {
+        try await self.postgres.query(
+            """
+            UPDATE payouts p SET checks = p.checks + 1,
+                next_check_at = now() + least(interval '30 minutes', interval '60 seconds' * power(2, least(p.checks, 10)))
+            WHERE p.id IN (
+                SELECT id FROM payouts WHERE status IN ('reserved', 'sent', 'unknown')
+                    AND COALESCE(next_check_at, created_at + interval '60 seconds') <= now()
+                ORDER BY created_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING p.id, p.msisdn, p.amount, p.status, p.checks
+            """
+        ).map { row in
+            let (id, msisdn, cents, status, checks) = try row.decode((String, String, Int64, String, Int32).self)
+            return (Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status), Int(checks))
+        }
+    }
+
+    /// Notes the id of the transaction-status query sent for a payout (its answer carries it).
+    public func recordStatusQuery(_ id: String, queryID: String) async throws {
+        try await self.postgres.query("UPDATE payouts SET status_query_id = \(queryID), updated_at = now() WHERE id = \(id)")
+    }
+
+    /// The payout a transaction-status query was sent for, by the query's id.
+    public func payout(statusQueryID: String) async throws -> Payout? {
+        try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map { row in
+            let (id, msisdn, cents, status) = try row.decode((String, String, Int64, String).self)
+            return Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status)
+        }
     }
 
     public func payout(id: String) async throws -> Payout? {
@@ -233,7 +364,7 @@ extension Wallet {
 
     /// Applies a final B2C outcome once: the same outcome again returns the payout; the opposite
     /// outcome after one was applied is a conflict for a human, never a second movement.
-    private func settle(_ id: String, _ apply: (PostgresConnection, Payout) async throws -> String) async throws -> Payout {
+    private func settle(_ id: String, raw: String?, _ apply: (PostgresConnection, Payout) async throws -> String) async throws -> Payout {
         try await self.postgres.transaction(maxAttempts: 5) { tx in
             guard let row = try await tx.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id) FOR UPDATE").single() else {
                 throw ProviderRecordError.unknownPayout
@@ -244,6 +375,7 @@ extension Wallet {
                 return payout
             }
             let final = try await apply(tx, payout)
+            if let raw { try await tx.query("UPDATE payouts SET raw_result = \(raw)::jsonb WHERE id = \(id)") }
             return Payout(id: payoutID, msisdn: payout.msisdn, amount: payout.amount, status: final)
         }
     }
@@ -273,5 +405,22 @@ extension Wallet {
     static func deposit(_ row: PostgresRow) throws -> Deposit {
         let (id, key, msisdn, cents, status, checkout, receipt) = try row.decode((Int64, String, String, Int64, String, String?, String?).self)
         return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status, checkoutRequestID: checkout, receipt: receipt)
+    }
+}
+
+extension Wallet {
+    /// Keeps a well-formed provider callback that matched nothing of ours (or disagreed with it)
+    /// for a human to review; the provider is still answered 200.
+    public func keepForReview(kind: String, reference: String, reason: String, body: String) async throws {
+        try await self.postgres.query(
+            "INSERT INTO mpesa_review (kind, reference, reason, body) VALUES (\(kind), \(reference), \(reason), \(body)::jsonb)"
+        )
+    }
+
+    /// Callbacks kept for review, newest first.
+    public func reviewItems(limit: Int = 50) async throws -> [(kind: String, reference: String, reason: String)] {
+        try await self.postgres.query("SELECT kind, reference, reason FROM mpesa_review ORDER BY id DESC LIMIT \(limit)").map { row in
+            try row.decode((String, String, String).self)
+        }
     }
 }

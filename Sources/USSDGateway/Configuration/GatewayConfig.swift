@@ -1,3 +1,4 @@
+import MPesa
 import Foundation
 import Logging
 import Postgres
@@ -54,6 +55,11 @@ public struct GatewayConfig: Sendable {
     public var callbackAllowedCIDRs: [CIDR] = []
     /// `TRUSTED_PROXY_CIDRS`: proxies whose `X-Forwarded-For` is believed; empty believes none.
     public var trustedProxyCIDRs: [CIDR] = []
+
+    /// The gateway's public base URL (`PUBLIC_BASE_URL`); provider callback URLs are built from it.
+    public var publicBaseURL: String?
+    /// Daraja (M-Pesa) settings.
+    public var mpesa = MPesaSettings()
 
     public init() {}
 
@@ -114,6 +120,25 @@ public struct GatewayConfig: Sendable {
         }
         config.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
         config.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
+        if let url = reader.value("PUBLIC_BASE_URL") {
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                throw ConfigError(variable: "PUBLIC_BASE_URL", problem: "must be an http(s) URL such as https://gateway.example.com")
+            }
+            config.publicBaseURL = url
+        }
+        config.mpesa.baseURL = try reader.string("MPESA_BASE_URL", default: config.mpesa.baseURL)
+        config.mpesa.consumerKey = reader.value("MPESA_CONSUMER_KEY")
+        config.mpesa.consumerSecret = reader.value("MPESA_CONSUMER_SECRET")
+        config.mpesa.shortcode = reader.value("MPESA_SHORTCODE")
+        config.mpesa.passkey = reader.value("MPESA_PASSKEY")
+        config.mpesa.transactionType = try reader.oneOf("MPESA_TRANSACTION_TYPE", default: config.mpesa.transactionType)
+        config.mpesa.tillNumber = reader.value("MPESA_TILL_NUMBER")
+        config.mpesa.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
+        config.mpesa.initiatorName = reader.value("MPESA_INITIATOR_NAME")
+        config.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
+        config.mpesa.stkDelay = .milliseconds(try reader.integer("STK_DELAY_MS", default: 1500, in: 0...30_000))
+        config.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
+        config.mpesa.reconcileInterval = .seconds(try reader.integer("MPESA_RECONCILE_INTERVAL_SECONDS", default: 15, in: 1...3600))
 
         // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.
         if let pepper = reader.value("PIN_PEPPER") {

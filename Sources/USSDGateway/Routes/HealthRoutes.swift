@@ -6,6 +6,8 @@ import Redis
 struct HealthRoutes {
     let redis: RedisClient
     let postgres: PostgresClient
+    /// Reported by /readyz; M-Pesa not configured does not make the gateway unready.
+    var mpesaConfigured = false
     /// Longest a readiness check may take before it counts as failed.
     var checkTimeout: Duration = .seconds(2)
 
@@ -31,7 +33,7 @@ struct HealthRoutes {
         }
         let results = [("redis", await redisCheck), ("postgres", await postgresCheck)]
         let failed = results.filter { $0.1 != nil }
-        let lines = results.map { name, problem in "\(name): \(problem ?? "ok")" }
+        let lines = results.map { name, problem in "\(name): \(problem ?? "ok")" } + ["mpesa: \(self.mpesaConfigured ? "configured" : "not configured")"]
         if failed.isEmpty {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ready\n" + lines.joined(separator: "\n") + "\n")))
         }

@@ -35,7 +35,7 @@ public struct CallbackGuard: Sendable {
         }
         guard !self.allowed.isEmpty else { return }
         guard let source = self.source(request, peer: context.remoteAddress?.ipAddress), self.allowed.contains(where: { $0.contains(source) }) else {
-            context.logger.warning("callback from a source outside CALLBACK_ALLOWED_CIDRS", metadata: ["peer": .string(context.remoteAddress?.ipAddress ?? "unknown")])
+            context.logger.warning("callback from a source outside the allowlist", metadata: ["peer": .string(context.remoteAddress?.ipAddress ?? "unknown")])
             throw HTTPError(.forbidden)
         }
     }

@@ -1,0 +1,353 @@
+import Curl
+import Foundation
+import Logging
+
+/// A Daraja API client over libcurl: OAuth, STK push and query, B2C and transaction status.
+///
+/// One access token per process (each new token invalidates the previous one): it is refreshed
+/// by a single caller `tokenRefreshMargin` before it expires while concurrent callers wait for
+/// that refresh, and an invalid-token answer drops it and retries the call once. Every request is
+/// validated before it leaves. Tokens, keys and bodies never reach the log.
+public final class DarajaClient: Sendable {
+    public let configuration: DarajaConfiguration
+    private let http: CurlClient
+    private let tokens: TokenCache
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+
+    public init(configuration: DarajaConfiguration, http: CurlClient, logger: Logger = Logger(label: "mpesa"), now: @escaping @Sendable () -> Date = Date.init) {
+        self.configuration = configuration
+        self.http = http
+        self.logger = logger
+        self.now = now
+        self.tokens = TokenCache(margin: configuration.tokenRefreshMargin, now: now)
+    }
+
+    // MARK: STK push
+
+    /// What Daraja said to an STK push it accepted.
+    public struct STKPushAccepted: Sendable, Hashable {
+        public let merchantRequestID: String
+        public let checkoutRequestID: String
+    }
+
+    /// Asks the customer's phone to approve paying `shillings` to our shortcode.
+    public func stkPush(phone: String, shillings: Int, accountReference: String, description: String) async throws(DarajaError) -> STKPushAccepted {
+        try Validate.msisdn(phone, field: "PhoneNumber")
+        try Validate.amount(shillings, in: 1...250_000)
+        try Validate.length(accountReference, field: "AccountReference", in: 1...12)
+        try Validate.length(description, field: "TransactionDesc", in: 1...13)
+        try Validate.callbackURL(self.configuration.stkCallbackURL, field: "CallBackURL")
+        let timestamp = Self.timestamp(self.now())
+        let body: [(String, JSONOut)] = [
+            ("BusinessShortCode", .string(self.configuration.shortcode)),
+            ("Password", .string(self.password(timestamp))),
+            ("Timestamp", .string(timestamp)),
+            ("TransactionType", .string(self.configuration.transactionType.commandID)),
+            ("Amount", .integer(shillings)),
+            ("PartyA", .string(phone)),
+            ("PartyB", .string(self.configuration.partyB)),
+            ("PhoneNumber", .string(phone)),
+            ("CallBackURL", .string(self.configuration.stkCallbackURL)),
+            ("AccountReference", .string(accountReference)),
+            ("TransactionDesc", .string(description)),
+        ]
+        let reply = try await self.call("/mpesa/stkpush/v1/processrequest", body)
+        guard reply["ResponseCode"]?.string == "0", let checkout = reply["CheckoutRequestID"]?.string, !checkout.isEmpty else {
+            throw .api(status: 200, code: reply["ResponseCode"]?.string ?? "?", message: reply["ResponseDescription"]?.string ?? "not accepted")
+        }
+        return STKPushAccepted(merchantRequestID: reply["MerchantRequestID"]?.string ?? "", checkoutRequestID: checkout)
+    }
+
+    /// Where an STK push stands according to the query API.
+    public enum STKStatus: Sendable, Hashable {
+        /// "The transaction is being processed".
+        case pending
+        case paid
+        case failed(code: Int, text: String)
+    }
+
+    /// The STK query. A callback-confirmed result must never be overwritten by this answer.
+    public func stkQuery(checkoutRequestID: String) async throws(DarajaError) -> STKStatus {
+        try Validate.length(checkoutRequestID, field: "CheckoutRequestID", in: 1...100)
+        let timestamp = Self.timestamp(self.now())
+        let body: [(String, JSONOut)] = [
+            ("BusinessShortCode", .string(self.configuration.shortcode)),
+            ("Password", .string(self.password(timestamp))),
+            ("Timestamp", .string(timestamp)),
+            ("CheckoutRequestID", .string(checkoutRequestID)),
+        ]
+        let reply: JSONValue
+        do {
+            reply = try await self.call("/mpesa/stkpushquery/v1/query", body)
+        } catch where error.isBeingProcessed {
+            return .pending
+        }
+        guard let code = reply["ResultCode"]?.integer else { throw .malformedResponse(status: 200) }
+        if code == 0 { return .paid }
+        return .failed(code: Int(code), text: reply["ResultDesc"]?.string ?? "")
+    }
+
+    // MARK: B2C
+
+    public enum B2CCommand: String, Sendable, CaseIterable {
+        case businessPayment = "BusinessPayment"
+        case salaryPayment = "SalaryPayment"
+        case promotionPayment = "PromotionPayment"
+    }
+
+    /// Pays `shillings` to `phone`. `originatorConversationID` is the idempotency key: a retry
+    /// must reuse it (Daraja refuses a duplicate), never replace it while the first is unknown.
+    /// Returns Daraja's ConversationID.
+    public func b2c(
+        originatorConversationID: String, phone: String, shillings: Int, remarks: String, occasion: String = "Withdrawal",
+        command: B2CCommand = .businessPayment
+    ) async throws(DarajaError) -> String {
+        try Validate.length(originatorConversationID, field: "OriginatorConversationID", in: 1...100)
+        try Validate.msisdn(phone, field: "PartyB")
+        try Validate.amount(shillings, in: 10...250_000)
+        try Validate.length(remarks, field: "Remarks", in: 2...100)
+        try Validate.length(occasion, field: "Occasion", in: 0...100)
+        try Validate.callbackURL(self.configuration.b2cResultURL, field: "ResultURL")
+        try Validate.callbackURL(self.configuration.b2cTimeoutURL, field: "QueueTimeOutURL")
+        let body: [(String, JSONOut)] = [
+            ("OriginatorConversationID", .string(originatorConversationID)),
+            ("InitiatorName", .string(self.configuration.initiatorName)),
+            ("SecurityCredential", .string(self.configuration.securityCredential)),
+            ("CommandID", .string(command.rawValue)),
+            ("Amount", .string(String(shillings))),
+            ("PartyA", .string(self.configuration.b2cShortcode)),
+            ("PartyB", .string(phone)),
+            ("Remarks", .string(remarks)),
+            ("QueueTimeOutURL", .string(self.configuration.b2cTimeoutURL)),
+            ("ResultURL", .string(self.configuration.b2cResultURL)),
+            ("Occasion", .string(occasion)),
+        ]
+        let reply = try await self.call("/mpesa/b2c/v3/paymentrequest", body)
+        guard reply["ResponseCode"]?.string == "0", let conversation = reply["ConversationID"]?.string else {
+            throw .api(status: 200, code: reply["ResponseCode"]?.string ?? "?", message: reply["ResponseDescription"]?.string ?? "not accepted")
+        }
+        return conversation
+    }
+
+    /// Asks for the outcome of an earlier B2C by our OriginatorConversationID. The answer comes
+    /// later to the result URL, as a `Result` whose OriginatorConversationID is `queryID`.
+    public func transactionStatus(originalConversationID: String, queryID: String) async throws(DarajaError) -> String {
+        try Validate.length(originalConversationID, field: "OriginalConversationID", in: 1...100)
+        try Validate.length(queryID, field: "OriginatorConversationID", in: 1...100)
+        try Validate.callbackURL(self.configuration.b2cResultURL, field: "ResultURL")
+        let body: [(String, JSONOut)] = [
+            ("OriginatorConversationID", .string(queryID)),
+            ("Initiator", .string(self.configuration.initiatorName)),
+            ("SecurityCredential", .string(self.configuration.securityCredential)),
+            ("CommandID", .string("TransactionStatusQuery")),
+            ("OriginalConversationID", .string(originalConversationID)),
+            ("PartyA", .string(self.configuration.b2cShortcode)),
+            ("IdentifierType", .string("4")),
+            ("ResultURL", .string(self.configuration.b2cResultURL)),
+            ("QueueTimeOutURL", .string(self.configuration.b2cTimeoutURL)),
+            ("Remarks", .string("Withdrawal status")),
+            ("Occasion", .string("Reconcile")),
+        ]
+        let reply = try await self.call("/mpesa/transactionstatus/v1/query", body)
+        guard reply["ResponseCode"]?.string == "0" else {
+            throw .api(status: 200, code: reply["ResponseCode"]?.string ?? "?", message: reply["ResponseDescription"]?.string ?? "not accepted")
+        }
+        return reply["ConversationID"]?.string ?? ""
+    }
+
+    // MARK: Plumbing
+
+    /// `base64(BusinessShortCode + Passkey + Timestamp)`.
+    func password(_ timestamp: String) -> String {
+        Data((self.configuration.shortcode + self.configuration.passkey + timestamp).utf8).base64EncodedString()
+    }
+
+    /// `yyyyMMddHHmmss` in Nairobi time (UTC+3 all year: Kenya keeps no daylight saving).
+    public static func timestamp(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down)) + 3 * 3600
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d%02d%02d%02d%02d%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+            Int(parts.tm_min), Int(parts.tm_sec)
+        )
+    }
+
+    /// Posts a JSON body with the current token; on an invalid-token answer, refreshes once and
+    /// retries once.
+    private func call(_ path: String, _ body: [(String, JSONOut)]) async throws(DarajaError) -> JSONValue {
+        let bytes = JSONOut.object(body).encoded()
+        let token = try await self.token()
+        do {
+            return try await self.post(path, bytes, token: token)
+        } catch where error.isInvalidToken {
+            self.logger.notice("Daraja refused the access token; refreshing once", metadata: ["path": .string(path)])
+            await self.tokens.invalidate(token)
+            return try await self.post(path, bytes, token: try await self.token())
+        }
+    }
+
+    private func post(_ path: String, _ body: [UInt8], token: String) async throws(DarajaError) -> JSONValue {
+        let request = CurlRequest(
+            method: "POST", url: self.configuration.baseURL + path,
+            headers: [("Content-Type", "application/json"), ("Accept", "application/json"), ("Authorization", "Bearer " + token)],
+            body: body, timeout: self.configuration.requestTimeout
+        )
+        let response: CurlResponse
+        do {
+            response = try await self.http.execute(request)
+        } catch let error as CurlError {
+            throw .transport(error)
+        } catch {
+            throw .cancelled
+        }
+        return try Self.decode(response)
+    }
+
+    static func decode(_ response: CurlResponse) throws(DarajaError) -> JSONValue {
+        guard let json = JSONValue.parse(response.body), case .object = json else { throw .malformedResponse(status: response.status) }
+        if let code = json["errorCode"]?.string {
+            throw .api(status: response.status, code: code, message: json["errorMessage"]?.string ?? "")
+        }
+        guard (200..<300).contains(response.status) else { throw .malformedResponse(status: response.status) }
+        return json
+    }
+
+    /// The cached token, or a fresh one fetched by exactly one caller.
+    func token() async throws(DarajaError) -> String {
+        do {
+            return try await self.tokens.current { try await self.fetchToken() }
+        } catch let error as DarajaError {
+            throw error
+        } catch {
+            throw .cancelled
+        }
+    }
+
+    private func fetchToken() async throws -> (String, Duration) {
+        let basic = Data((self.configuration.consumerKey + ":" + self.configuration.consumerSecret).utf8).base64EncodedString()
+        let request = CurlRequest(
+            method: "GET", url: self.configuration.baseURL + "/oauth/v1/generate?grant_type=client_credentials",
+            headers: [("Authorization", "Basic " + basic), ("Accept", "application/json")], timeout: self.configuration.requestTimeout
+        )
+        let response: CurlResponse
+        do {
+            response = try await self.http.execute(request)
+        } catch let error as CurlError {
+            throw DarajaError.transport(error)
+        }
+        let json = try Self.decode(response)
+        guard let token = json["access_token"]?.string, !token.isEmpty, let lifetime = json["expires_in"]?.integer, lifetime > 0 else {
+            throw DarajaError.malformedResponse(status: response.status)
+        }
+        self.logger.debug("Daraja access token refreshed", metadata: ["expires_in": .stringConvertible(lifetime)])
+        return (token, .seconds(lifetime))
+    }
+}
+
+/// One token per process, refreshed by a single caller.
+actor TokenCache {
+    private var token: String?
+    private var expires = Date.distantPast
+    private var refresh: Task<(String, Duration), any Error>?
+    private let margin: Duration
+    private let now: @Sendable () -> Date
+
+    init(margin: Duration, now: @escaping @Sendable () -> Date) {
+        self.margin = margin
+        self.now = now
+    }
+
+    func current(fetch: @escaping @Sendable () async throws -> (String, Duration)) async throws -> String {
+        let marginSeconds = Double(self.margin.components.seconds)
+        if let token, self.now().addingTimeInterval(marginSeconds) < self.expires { return token }
+        if let refresh { return try await refresh.value.0 }
+        let started = self.now()
+        let task = Task { try await fetch() }
+        self.refresh = task
+        defer { self.refresh = nil }
+        let (token, lifetime) = try await task.value
+        self.token = token
+        self.expires = started.addingTimeInterval(Double(lifetime.components.seconds))
+        return token
+    }
+
+    /// Drops `token` if it is still the cached one (a newer one is kept).
+    func invalidate(_ token: String) {
+        if self.token == token {
+            self.token = nil
+            self.expires = .distantPast
+        }
+    }
+}
+
+/// A JSON body with its keys in a fixed order, written without Foundation's encoder.
+enum JSONOut {
+    case string(String)
+    case integer(Int)
+    case object([(String, JSONOut)])
+
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        self.write(into: &out)
+        return out
+    }
+
+    private func write(into out: inout [UInt8]) {
+        switch self {
+        case .integer(let number): out += Array(String(number).utf8)
+        case .string(let text): Self.quote(text, into: &out)
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            for (index, (key, value)) in members.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                Self.quote(key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                value.write(into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static func quote(_ text: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0..<0x20: out += Array(String(format: "\\u%04x", Int(byte)).utf8)
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Daraja's field rules, checked before anything leaves.
+enum Validate {
+    static func msisdn(_ value: String, field: String) throws(DarajaError) {
+        let bytes = Array(value.utf8)
+        guard bytes.count == 12, value.hasPrefix("2547") || value.hasPrefix("2541"), bytes.allSatisfy({ (48...57).contains($0) }) else {
+            throw .invalidRequest("\(field) must be 2547XXXXXXXX or 2541XXXXXXXX")
+        }
+    }
+
+    static func amount(_ shillings: Int, in range: ClosedRange<Int>) throws(DarajaError) {
+        guard range.contains(shillings) else {
+            throw .invalidRequest("Amount must be whole shillings from \(range.lowerBound) to \(range.upperBound)")
+        }
+    }
+
+    static func length(_ value: String, field: String, in range: ClosedRange<Int>) throws(DarajaError) {
+        guard range.contains(value.count) else { throw .invalidRequest("\(field) must be \(range.lowerBound)-\(range.upperBound) characters") }
+    }
+
+    /// https, or plain http to a loopback address (local development and tests).
+    static func callbackURL(_ value: String, field: String) throws(DarajaError) {
+        let loopback = value.hasPrefix("http://127.0.0.1:") || value.hasPrefix("http://localhost:") || value.hasPrefix("http://[::1]:")
+        guard value.hasPrefix("https://") || loopback, !value.contains(" ") else {
+            throw .invalidRequest("\(field) must be an https URL")
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import MPesa
+import Metrics
+import Menus
+import ServiceLifecycle
+import Synchronization
+import Wallet
+
+/// Deposits by STK push and withdrawals by B2C, the callbacks that settle them, and the
+/// reconciler that settles what no callback did.
+///
+/// The USSD reply never waits for Daraja: the deposit is recorded, the session ENDs, and the push
+/// leaves `stkDelay` later from this service's own task group (as a `Service` it drains queued work
+/// on graceful shutdown). Whatever a crash loses is picked up by the reconciler: a payout still
+/// `reserved` is sent again with the same OriginatorConversationID (Daraja refuses a duplicate, so
+/// that cannot pay twice); a deposit whose push never got a CheckoutRequestID is failed.
+public final class MPesaService: MobileMoneyChannel, Service {
+    let daraja: DarajaClient
+    let wallet: Wallet
+    let stkDelay: Duration
+    let reconcileInterval: Duration
+    let logger: Logger
+    private let jobs: AsyncStream<@Sendable () async -> Void>
+    private let enqueue: AsyncStream<@Sendable () async -> Void>.Continuation
+
+    public init(daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15), logger: Logger) {
+        self.daraja = daraja
+        self.wallet = wallet
+        self.stkDelay = stkDelay
+        self.reconcileInterval = reconcileInterval
+        self.logger = logger
+        (self.jobs, self.enqueue) = AsyncStream.makeStream()
+    }
+
+    /// Runs queued pushes and payouts, and a reconciliation pass every `reconcileInterval`, until
+    /// graceful shutdown; work already queued is finished first.
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await withDiscardingTaskGroup { jobs in
+                    for await job in self.jobs { jobs.addTask { await job() } }
+                }
+            }
+            group.addTask {
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.reconcileInterval) }
+                    guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+                    do {
+                        _ = try await self.reconcile()
+                    } catch {
+                        self.logger.warning("reconciliation pass failed", metadata: ["error": .string(safeDescription(of: error))])
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            self.enqueue.finish()
+        }
+    }
+
+    private func later(_ job: @escaping @Sendable () async -> Void) {
+        self.enqueue.yield(job)
+    }
+
+    // MARK: Deposit
+
+    public func deposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> ActionResult {
+        guard amount.cents % 100 == 0, (1...250_000).contains(amount.cents / 100) else { return .failure("limit_exceeded") }
+        let deposit = try await self.wallet.beginDeposit(msisdn, amount: amount, key: key)
+        // A retried hop finds the deposit already there: its push is queued or gone, not repeated.
+        if deposit.status == "pending", deposit.checkoutRequestID == nil, self.inFlight.claim("deposit:\(deposit.id)") {
+            self.later {
+                await self.push(deposit)
+                self.inFlight.release("deposit:\(deposit.id)")
+            }
+        }
+        return .success([:])
+    }
+
+    /// Provider requests queued or running in this process, so none is queued twice at once.
+    let inFlight = InFlight()
+
+    func push(_ deposit: Deposit) async {
+        try? await Task.sleep(for: self.stkDelay)
+        do {
+            let accepted = try await self.daraja.stkPush(
+                phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: "Wallet", description: "Deposit"
+            )
+            try await self.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: accepted.checkoutRequestID)
+            Self.counter("mpesa_stk_push_total", "accepted")
+            self.logger.info("STK push accepted", metadata: ["deposit": .stringConvertible(deposit.id)])
+        } catch let error as DarajaError where !error.outcomeUnknown {
+            // Refused outright: the customer saw no prompt. Fail it and say so by SMS.
+            Self.counter("mpesa_stk_push_total", "refused")
+            self.logger.warning("STK push refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
+            _ = try? await self.wallet.failDeposit(id: deposit.id, code: DepositFailure.notSentCode, text: error.description)
+        } catch {
+            // No answer: the push may have gone. The reconciler fails the deposit if no
+            // CheckoutRequestID ever comes; a callback for it is then kept for review.
+            Self.counter("mpesa_stk_push_total", "unknown")
+            self.logger.warning("STK push unanswered", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
+        }
+    }
+
+    // MARK: Withdraw
+
+    public func withdraw(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> ActionResult {
+        guard amount.cents % 100 == 0, (10...250_000).contains(amount.cents / 100) else { return .failure("limit_exceeded") }
+        let payout = try await self.wallet.reserveWithdrawal(msisdn, amount: amount, key: key)
+        if payout.status == "reserved", self.inFlight.claim("payout:" + payout.id) {
+            self.later {
+                await self.pay(payout)
+                self.inFlight.release("payout:" + payout.id)
+            }
+        }
+        let balances = try await self.wallet.balances(msisdn)
+        return .success(["balance": String(balances.available.cents)])
+    }
+
+    /// Sends the B2C request for a reserved payout, always under the payout's own id.
+    func pay(_ payout: Payout) async {
+        do {
+            let conversation = try await self.daraja.b2c(
+                originatorConversationID: payout.id, phone: payout.msisdn.value, shillings: Int(payout.amount.cents / 100), remarks: "Wallet withdrawal"
+            )
+            try await self.wallet.markWithdrawalSent(payout.id, conversationID: conversation)
+            Self.counter("mpesa_b2c_total", "accepted")
+        } catch let error as DarajaError where error.isDuplicateOriginator {
+            // The first request was taken: its result is on its way, or a status query finds it.
+            Self.counter("mpesa_b2c_total", "duplicate")
+            _ = try? await self.wallet.markWithdrawalSent(payout.id, conversationID: nil)
+        } catch let error as DarajaError where !error.outcomeUnknown && !error.isBusy {
+            // Refused outright: nothing was paid; release the hold.
+            Self.counter("mpesa_b2c_total", "refused")
+            self.logger.warning("B2C refused", metadata: ["payout": .string(payout.id), "error": .string(error.description)])
+            _ = try? await self.wallet.failWithdrawal(payout.id, code: -1, text: error.description)
+        } catch {
+            // Busy or no answer: the hold stays; the reconciler retries with the same id.
+            Self.counter("mpesa_b2c_total", "unknown")
+            self.logger.warning("B2C unanswered", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+        }
+    }
+
+    static func counter(_ label: String, _ outcome: String) {
+        Counter(label: label, dimensions: [("outcome", outcome)]).increment()
+    }
+}
+
+/// Keys of provider requests queued or running in this process.
+final class InFlight: Sendable {
+    private let keys = Mutex<Set<String>>([])
+    func claim(_ key: String) -> Bool { self.keys.withLock { $0.insert(key).inserted } }
+    func release(_ key: String) { _ = self.keys.withLock { $0.remove(key) } }
+    func contains(_ key: String) -> Bool { self.keys.withLock { $0.contains(key) } }
+}

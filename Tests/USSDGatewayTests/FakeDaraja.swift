@@ -1,0 +1,306 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MPesa
+import Synchronization
+import Testing
+
+/// A local Daraja that checks every request strictly against ../shared/reference/daraja.md and
+/// answers as the scenario says. Anything off (a missing or extra key, a wrong Password or
+/// Timestamp, a stale token, a field format) is recorded in `violations` and refused the way
+/// Daraja refuses (400 with its error shape); tests expect `violations` to stay empty.
+final class FakeDaraja: Sendable {
+    static let key = "fake-consumer-key"
+    static let secret = "fake-consumer-secret"
+    static let shortcode = "174379"
+    static let passkey = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+    static let b2cShortcode = "600992"
+
+    enum Answer: Sendable {
+        case accept
+        /// Daraja's error shape with this status.
+        case error(status: Int, code: String, message: String)
+        /// No answer before the client gives up.
+        case hang
+    }
+
+    enum QueryAnswer: Sendable {
+        case pending
+        case paid
+        case failed(Int, String)
+    }
+
+    struct Request: Sendable {
+        let path: String
+        let json: [String: JSONValue]
+    }
+
+    struct State {
+        var stk: [Answer] = []
+        var b2c: [Answer] = []
+        var query: QueryAnswer = .pending
+        var status: [Answer] = []
+        /// The next POST is refused as if the token had been replaced.
+        var expireTokenOnce = false
+        var expiresIn: JSONValue = .string("3599")
+        var currentToken: String?
+        var tokensIssued = 0
+        var requests: [Request] = []
+        var violations: [String] = []
+        var checkouts = 0
+    }
+
+    let state = Mutex(State())
+    private let running = Mutex<(port: Int, task: Task<Void, any Error>?)>((0, nil))
+
+    var port: Int { self.running.withLock { $0.port } }
+    var baseURL: String { "http://127.0.0.1:\(self.port)" }
+
+    /// Starts on a free port.
+    static func start() async throws -> FakeDaraja {
+        let fake = FakeDaraja()
+        let (ready, signal) = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: fake.router(),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in signal.yield(channel.localAddress?.port ?? 0) }
+        )
+        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var iterator = ready.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        fake.running.withLock { $0 = (port, task) }
+        return fake
+    }
+
+    func stop() async {
+        guard let task = self.running.withLock({ $0.task }) else { return }
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    func configuration(gateway: String, token: String? = nil) -> DarajaConfiguration {
+        let suffix = token.map { "/" + $0 } ?? ""
+        var configuration = DarajaConfiguration(
+            baseURL: self.baseURL, consumerKey: Self.key, consumerSecret: Self.secret, shortcode: Self.shortcode, passkey: Self.passkey,
+            b2cShortcode: Self.b2cShortcode, initiatorName: "testapi", securityCredential: "c2VjcmV0LWNyZWRlbnRpYWw=",
+            stkCallbackURL: gateway + "/mpesa/stk/callback" + suffix, b2cResultURL: gateway + "/mpesa/b2c/result" + suffix,
+            b2cTimeoutURL: gateway + "/mpesa/b2c/timeout" + suffix
+        )
+        configuration.requestTimeout = .seconds(2)
+        return configuration
+    }
+
+    var violations: [String] { self.state.withLock { $0.violations } }
+    func requests(_ path: String) -> [Request] { self.state.withLock { $0.requests.filter { $0.path == path } } }
+    var tokensIssued: Int { self.state.withLock { $0.tokensIssued } }
+
+    // MARK: Server
+
+    private func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/oauth/v1/generate") { request, _ -> Response in self.oauth(request) }
+        for path in ["/mpesa/stkpush/v1/processrequest", "/mpesa/stkpushquery/v1/query", "/mpesa/b2c/v3/paymentrequest", "/mpesa/transactionstatus/v1/query"] {
+            router.post(RouterPath(path)) { request, _ -> Response in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                return await self.post(path, request, Array(body.readableBytesView))
+            }
+        }
+        return router
+    }
+
+    private func oauth(_ request: HummingbirdCore.Request) -> Response {
+        let expected = "Basic " + Data("\(Self.key):\(Self.secret)".utf8).base64EncodedString()
+        guard request.uri.query == "grant_type=client_credentials" else {
+            return self.refuse("oauth without grant_type=client_credentials", status: 400, code: "400.008.02", message: "Invalid grant type passed")
+        }
+        guard request.headers[.authorization] == expected else {
+            return self.refuse("oauth with wrong Basic credentials", status: 400, code: "400.008.01", message: "Invalid Authentication passed")
+        }
+        let (token, expiresIn) = self.state.withLock { state in
+            state.tokensIssued += 1
+            // Each new token invalidates the previous one, as Daraja does.
+            state.currentToken = "token-\(state.tokensIssued)-\(UUID().uuidString.prefix(8))"
+            return (state.currentToken!, state.expiresIn)
+        }
+        let lifetime: String
+        switch expiresIn {
+        case .integer(let number): lifetime = String(number)
+        default: lifetime = "\"\(expiresIn.string ?? "3599")\""
+        }
+        return Self.json(200, #"{"access_token":"\#(token)","expires_in":\#(lifetime)}"#)
+    }
+
+    private func post(_ path: String, _ request: HummingbirdCore.Request, _ body: [UInt8]) async -> Response {
+        guard request.headers[.contentType] == "application/json" else {
+            // Daraja's misleading answer to a missing Content-Type.
+            return self.refuse("\(path) without Content-Type application/json", status: 400, code: "400.002.02", message: "Bad Request - Invalid BusinessShortCode")
+        }
+        let bearer = request.headers[.authorization] ?? ""
+        let expire = self.state.withLock { state -> Bool in
+            defer { state.expireTokenOnce = false }
+            return state.expireTokenOnce
+        }
+        let current = self.state.withLock { $0.currentToken }
+        if expire || current == nil || bearer != "Bearer " + (current ?? "") {
+            if !expire { self.state.withLock { $0.violations.append("\(path) with a stale or missing token") } }
+            if expire { self.state.withLock { $0.currentToken = nil } }
+            return Self.json(401, #"{"requestId":"x","errorCode":"404.001.03","errorMessage":"Invalid Access Token"}"#)
+        }
+        guard let parsed = JSONValue.parse(body), case .object(let json) = parsed else {
+            return self.refuse("\(path) body is not a JSON object", status: 400, code: "400.002.05", message: "Invalid Request Payload")
+        }
+        let problems = Self.check(path, json)
+        if !problems.isEmpty {
+            return self.refuse(problems.joined(separator: "; "), status: 400, code: "400.002.02", message: "Bad Request - " + problems[0])
+        }
+        self.state.withLock { $0.requests.append(Request(path: path, json: json)) }
+        switch path {
+        case "/mpesa/stkpush/v1/processrequest":
+            switch self.next(\.stk) {
+            case .accept:
+                let n = self.state.withLock { state -> Int in
+                    state.checkouts += 1
+                    return state.checkouts
+                }
+                let checkout = "ws_CO_\(Int(Date().timeIntervalSince1970))\(self.port)\(n)"
+                return Self.json(
+                    200,
+                    #"{"MerchantRequestID":"29115-\#(n)","CheckoutRequestID":"\#(checkout)","ResponseCode":"0","ResponseDescription":"Success. Request accepted for processing","CustomerMessage":"Success. Request accepted for processing"}"#
+                )
+            case .error(let status, let code, let message): return Self.error(status, code, message)
+            case .hang: return await Self.hang()
+            }
+        case "/mpesa/stkpushquery/v1/query":
+            switch self.state.withLock({ $0.query }) {
+            case .pending:
+                return Self.error(500, "500.001.1001", "The transaction is being processed")
+            case .paid:
+                return Self.json(200, #"{"ResponseCode":"0","ResponseDescription":"The service request has been accepted successsfully","MerchantRequestID":"1","CheckoutRequestID":"\#(json["CheckoutRequestID"]?.string ?? "")","ResultCode":"0","ResultDesc":"The service request is processed successfully."}"#)
+            case .failed(let code, let text):
+                return Self.json(200, #"{"ResponseCode":"0","ResponseDescription":"accepted","MerchantRequestID":"1","CheckoutRequestID":"\#(json["CheckoutRequestID"]?.string ?? "")","ResultCode":"\#(code)","ResultDesc":"\#(text)"}"#)
+            }
+        case "/mpesa/b2c/v3/paymentrequest":
+            switch self.next(\.b2c) {
+            case .accept:
+                return Self.json(200, #"{"ConversationID":"AG_\#(UUID().uuidString.prefix(8))","OriginatorConversationID":"\#(json["OriginatorConversationID"]?.string ?? "")","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#)
+            case .error(let status, let code, let message): return Self.error(status, code, message)
+            case .hang: return await Self.hang()
+            }
+        default:
+            switch self.next(\.status) {
+            case .accept:
+                return Self.json(200, #"{"OriginatorConversationID":"\#(json["OriginatorConversationID"]?.string ?? "")","ConversationID":"AG_status","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#)
+            case .error(let status, let code, let message): return Self.error(status, code, message)
+            case .hang: return await Self.hang()
+            }
+        }
+    }
+
+    /// The next scripted answer for an endpoint; `.accept` once the script runs out.
+    private func next(_ key: WritableKeyPath<State, [Answer]>) -> Answer {
+        self.state.withLock { state in state[keyPath: key].isEmpty ? .accept : state[keyPath: key].removeFirst() }
+    }
+
+    private func refuse(_ violation: String, status: Int, code: String, message: String) -> Response {
+        self.state.withLock { $0.violations.append(violation) }
+        return Self.error(status, code, message)
+    }
+
+    private static func hang() async -> Response {
+        try? await Task.sleep(for: .seconds(10))
+        return Self.error(504, "504.000.00", "late")
+    }
+
+    static func error(_ status: Int, _ code: String, _ message: String) -> Response {
+        Self.json(status, #"{"requestId":"fake-\#(UUID().uuidString.prefix(6))","errorCode":"\#(code)","errorMessage":"\#(message)"}"#)
+    }
+
+    static func json(_ status: Int, _ text: String) -> Response {
+        Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    // MARK: The rules
+
+    static let keys: [String: Set<String>] = [
+        "/mpesa/stkpush/v1/processrequest": [
+            "BusinessShortCode", "Password", "Timestamp", "TransactionType", "Amount", "PartyA", "PartyB", "PhoneNumber", "CallBackURL",
+            "AccountReference", "TransactionDesc",
+        ],
+        "/mpesa/stkpushquery/v1/query": ["BusinessShortCode", "Password", "Timestamp", "CheckoutRequestID"],
+        "/mpesa/b2c/v3/paymentrequest": [
+            "OriginatorConversationID", "InitiatorName", "SecurityCredential", "CommandID", "Amount", "PartyA", "PartyB", "Remarks",
+            "QueueTimeOutURL", "ResultURL", "Occasion",
+        ],
+        "/mpesa/transactionstatus/v1/query": [
+            "OriginatorConversationID", "Initiator", "SecurityCredential", "CommandID", "OriginalConversationID", "PartyA", "IdentifierType",
+            "ResultURL", "QueueTimeOutURL", "Remarks", "Occasion",
+        ],
+    ]
+
+    static func check(_ path: String, _ json: [String: JSONValue]) -> [String] {
+        var problems: [String] = []
+        let expected = Self.keys[path] ?? []
+        let extra = Set(json.keys).subtracting(expected)
+        let missing = expected.subtracting(json.keys)
+        if !extra.isEmpty { problems.append("\(path): extra keys \(extra.sorted())") }
+        if !missing.isEmpty { problems.append("\(path): missing keys \(missing.sorted())") }
+        func text(_ key: String) -> String { json[key]?.string ?? "" }
+        func msisdn(_ key: String) {
+            let value = text(key)
+            if !(value.count == 12 && (value.hasPrefix("2547") || value.hasPrefix("2541")) && value.allSatisfy(\.isNumber)) {
+                problems.append("\(key) \(value) is not 2547/2541 + 8 digits")
+            }
+        }
+        func url(_ key: String) {
+            let value = text(key)
+            if !(value.hasPrefix("https://") || value.hasPrefix("http://127.0.0.1:")) { problems.append("\(key) is not an https URL") }
+        }
+        if path == "/mpesa/stkpush/v1/processrequest" || path == "/mpesa/stkpushquery/v1/query" {
+            if text("BusinessShortCode") != Self.shortcode { problems.append("BusinessShortCode") }
+            let timestamp = text("Timestamp")
+            if text("Password") != Data((Self.shortcode + Self.passkey + timestamp).utf8).base64EncodedString() {
+                problems.append("Password is not base64(shortcode + passkey + Timestamp)")
+            }
+            // Nairobi time: within two minutes of now at UTC+3.
+            let format = DateFormatter()
+            format.dateFormat = "yyyyMMddHHmmss"
+            format.timeZone = TimeZone(secondsFromGMT: 3 * 3600)
+            format.locale = Locale(identifier: "en_US_POSIX")
+            if timestamp.count != 14 || format.date(from: timestamp).map({ abs($0.timeIntervalSinceNow) > 120 }) ?? true {
+                problems.append("Timestamp \(timestamp) is not now in Nairobi time (yyyyMMddHHmmss)")
+            }
+        }
+        switch path {
+        case "/mpesa/stkpush/v1/processrequest":
+            if text("TransactionType") != "CustomerPayBillOnline" { problems.append("TransactionType") }
+            if case .integer(let amount) = json["Amount"] {
+                if !(1...250_000).contains(amount) { problems.append("Amount out of range") }
+            } else {
+                problems.append("Amount is not whole shillings")
+            }
+            msisdn("PartyA")
+            msisdn("PhoneNumber")
+            if text("PartyB") != Self.shortcode { problems.append("PartyB is not the paybill") }
+            url("CallBackURL")
+            if !(1...12).contains(text("AccountReference").count) { problems.append("AccountReference over 12") }
+            if !(1...13).contains(text("TransactionDesc").count) { problems.append("TransactionDesc over 13") }
+        case "/mpesa/b2c/v3/paymentrequest":
+            if !["BusinessPayment", "SalaryPayment", "PromotionPayment"].contains(text("CommandID")) { problems.append("CommandID") }
+            if let amount = Int(text("Amount")), (10...250_000).contains(amount) {} else { problems.append("B2C Amount") }
+            if text("PartyA") != Self.b2cShortcode { problems.append("PartyA is not the B2C shortcode") }
+            msisdn("PartyB")
+            if !(2...100).contains(text("Remarks").count) { problems.append("Remarks not 2-100") }
+            if text("InitiatorName").isEmpty || text("SecurityCredential").isEmpty { problems.append("initiator") }
+            url("ResultURL")
+            url("QueueTimeOutURL")
+        case "/mpesa/transactionstatus/v1/query":
+            if text("CommandID") != "TransactionStatusQuery" { problems.append("CommandID") }
+            if text("IdentifierType") != "4" { problems.append("IdentifierType") }
+            if text("PartyA") != Self.b2cShortcode { problems.append("PartyA") }
+            url("ResultURL")
+        default:
+            break
+        }
+        return problems
+    }
+}
