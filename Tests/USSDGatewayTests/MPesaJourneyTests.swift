@@ -1,0 +1,389 @@
+import Curl
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MPesa
+import Menus
+import Testing
+import USSDGateway
+import Wallet
+
+/// Deposits and withdrawals end to end: a live gateway on real Redis and Postgres, Daraja played
+/// by the strict fake, and Safaricom's callbacks posted the way Safaricom posts them.
+struct MPesaRig {
+    let fake: FakeDaraja
+    let harness: USSDHarness
+    let http = CurlClient()
+
+    static func make(_ adjust: (inout GatewayConfig) -> Void = { _ in }) async throws -> MPesaRig {
+        let fake = try await FakeDaraja.start()
+        let harness = try await USSDHarness.make { config in
+            config.publicBaseURL = "http://127.0.0.1:9"
+            config.mpesa.baseURL = fake.baseURL
+            config.mpesa.consumerKey = FakeDaraja.key
+            config.mpesa.consumerSecret = FakeDaraja.secret
+            config.mpesa.shortcode = FakeDaraja.shortcode
+            config.mpesa.passkey = FakeDaraja.passkey
+            config.mpesa.b2cShortcode = FakeDaraja.b2cShortcode
+            config.mpesa.initiatorName = "testapi"
+            config.mpesa.securityCredential = "c2VjcmV0LWNyZWRlbnRpYWw="
+            config.mpesa.stkDelay = .milliseconds(50)
+            config.mpesa.reconcileInterval = .seconds(3600)
+            adjust(&config)
+        }
+        return MPesaRig(fake: fake, harness: harness)
+    }
+
+    /// Another replica's M-Pesa service on the same database: what `ussd-gateway mpesa reconcile` runs.
+    func replica() -> MPesaService {
+        let configuration = self.harness.config.mpesa.daraja(publicBaseURL: self.harness.config.publicBaseURL, callbackToken: self.harness.config.callbackToken)!
+        return MPesaService(
+            daraja: DarajaClient(configuration: configuration, http: self.http), wallet: self.harness.wallet, stkDelay: .zero, logger: self.harness.capture.logger
+        )
+    }
+
+    func finish() async {
+        await self.http.shutdown()
+        await self.fake.stop()
+        await self.harness.finish()
+    }
+
+    /// Waits (up to five seconds) for the `count`-th request to a Daraja path.
+    func request(_ path: String, count: Int = 1) async throws -> FakeDaraja.Request {
+        for _ in 0..<500 {
+            let seen = self.fake.requests(path)
+            if seen.count >= count { return seen[count - 1] }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw CancellationError()
+    }
+
+    /// Waits for the deposit of `msisdn` to get its CheckoutRequestID.
+    func checkout(_ msisdn: MSISDN) async throws -> String {
+        for _ in 0..<500 {
+            if let row = try await self.harness.postgres.query(
+                "SELECT checkout_request_id FROM deposits WHERE msisdn = \(msisdn.value) AND checkout_request_id IS NOT NULL AND idempotency_key NOT LIKE 'fund-%' ORDER BY id DESC LIMIT 1"
+            ).single() {
+                return try row.decode(String.self, column: 0)
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw CancellationError()
+    }
+
+    func balance(_ msisdn: MSISDN) async throws -> Int64 { try await self.harness.wallet.balances(msisdn).available.cents }
+
+    func outbox(_ msisdn: MSISDN, _ template: String) async throws -> Int {
+        try await self.harness.postgres.query("SELECT count(*) FROM outbox WHERE recipient = \(msisdn.value) AND template = \(template)").single()!
+            .decode(Int.self, column: 0)
+    }
+
+    func payoutStatus(_ msisdn: MSISDN) async throws -> (id: String, status: String, held: Int64) {
+        let row = try await self.harness.postgres.query(
+            """
+            SELECT p.id, p.status, a.held FROM payouts p JOIN accounts a ON a.customer_id = p.customer_id AND a.kind = 'main'
+            WHERE p.msisdn = \(msisdn.value) ORDER BY p.created_at DESC LIMIT 1
+            """
+        ).single()!
+        return try row.decode((String, String, Int64).self)
+    }
+
+    /// Makes every pending deposit and open payout due for the reconciler now.
+    func makeDue() async throws {
+        try await self.harness.postgres.query("UPDATE deposits SET next_check_at = now() - interval '1 second' WHERE status = 'pending'")
+        try await self.harness.postgres.query("UPDATE payouts SET next_check_at = now() - interval '1 second' WHERE status IN ('reserved', 'sent', 'unknown')")
+    }
+
+    static func stkSuccess(_ checkout: String, shillings: Int, receipt: String, phone: String) -> String {
+        #"{"Body":{"stkCallback":{"MerchantRequestID":"29115-34620561-1","CheckoutRequestID":"\#(checkout)","ResultCode":0,"ResultDesc":"The service request is processed successfully.","CallbackMetadata":{"Item":[{"Name":"Amount","Value":\#(shillings).00},{"Name":"MpesaReceiptNumber","Value":"\#(receipt)"},{"Name":"Balance"},{"Name":"TransactionDate","Value":20191219102115},{"Name":"PhoneNumber","Value":\#(phone)}]}}}}"#
+    }
+
+    static func stkFailure(_ checkout: String, code: Int, text: String) -> String {
+        #"{"Body":{"stkCallback":{"MerchantRequestID":"29115-1","CheckoutRequestID":"\#(checkout)","ResultCode":\#(code),"ResultDesc":"\#(text)"}}}"#
+    }
+
+    static func b2cResult(_ originator: String, code: Int, receipt: String? = nil, status: String? = nil) -> String {
+        var parameters: [String] = []
+        if let receipt { parameters += [#"{"Key":"TransactionAmount","Value":100}"#, #"{"Key":"TransactionReceipt","Value":"\#(receipt)"}"#, #"{"Key":"ReceiptNo","Value":"\#(receipt)"}"#] }
+        if let status { parameters.append(#"{"Key":"TransactionStatus","Value":"\#(status)"}"#) }
+        let list = parameters.isEmpty ? "" : #","ResultParameters":{"ResultParameter":[\#(parameters.joined(separator: ","))]}"#
+        return #"{"Result":{"ResultType":0,"ResultCode":\#(code),"ResultDesc":"\#(code == 0 ? "The service request is processed successfully." : "The initiator information is invalid.")","OriginatorConversationID":"\#(originator)","ConversationID":"AG_20240706_1","TransactionID":"\#(receipt ?? "SG600000000")"\#(list)}}"#
+    }
+}
+
+/// Posts a JSON callback the way Safaricom does; expects 200 with the documented acknowledgement.
+func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let response = try await client.execute(uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+    #expect(response.status == .ok, sourceLocation: sourceLocation)
+    #expect(String(buffer: response.body) == #"{"ResultCode":0,"ResultDesc":"Accepted"}"#, sourceLocation: sourceLocation)
+}
+
+@Suite struct MPesaJourneyTests {
+    @Test func aUSSDDepositIsCreditedOnceWhenItsCallbackArrivesThreeTimes() async throws {
+        let rig = try await MPesaRig.make()
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Wanjiku", pin: TypedPINs.achieng)
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, local, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            #expect(try await phone.type("2").contains("Enter amount"))
+            #expect(try await phone.type("500").contains("Deposit"))
+            _ = try await phone.type("1")
+            let end = try await phone.type(TypedPINs.achieng)
+            #expect(end.hasPrefix("END Check your phone"), "\(end)")
+            #expect(try await phone.repeatLast() == end, "a repeated hop replays and pushes nothing new")
+
+            let push = try await rig.request("/mpesa/stkpush/v1/processrequest")
+            #expect(push.json["Amount"] == .integer(500))
+            #expect(push.json["PhoneNumber"]?.string == msisdn.value)
+            let checkout = try await rig.checkout(msisdn)
+            let paid = MPesaRig.stkSuccess(checkout, shillings: 500, receipt: "NLJ7RT61SV", phone: msisdn.value)
+            async let first: Void = callback(client, "/mpesa/stk/callback", paid)
+            async let second: Void = callback(client, "/mpesa/stk/callback", paid)
+            _ = try await (first, second)
+            try await callback(client, "/mpesa/stk/callback", paid)
+
+            #expect(try await rig.balance(msisdn) == 50_000)
+            #expect(try await rig.outbox(msisdn, "deposit_received") == 1)
+            #expect(rig.fake.requests("/mpesa/stkpush/v1/processrequest").count == 1, "one push for the deposit")
+            let raw = try await rig.harness.postgres.query("SELECT raw_callback->'Body'->'stkCallback'->>'CheckoutRequestID' FROM deposits WHERE checkout_request_id = \(checkout)").single()!
+            #expect(try raw.decode(String.self, column: 0) == checkout, "the raw callback is kept with the deposit")
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func aCancelledDepositChangesNothingButTellsTheCustomer() async throws {
+        let rig = try await MPesaRig.make()
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Kamau", pin: TypedPINs.otieno, shillings: 200)
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, local, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("2")
+            _ = try await phone.type("300")
+            _ = try await phone.type("1")
+            #expect(try await phone.type(TypedPINs.otieno).hasPrefix("END "))
+            let checkout = try await rig.checkout(msisdn)
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkFailure(checkout, code: 1032, text: "Request cancelled by user"))
+            // A success arriving after the final failure is kept for review, not credited twice over.
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkFailure(checkout, code: 1032, text: "Request cancelled by user"))
+            #expect(try await rig.balance(msisdn) == 20_000)
+            #expect(try await rig.outbox(msisdn, "deposit_failed") == 1)
+            let reason = try await rig.harness.postgres.query("SELECT params->>'reason' FROM outbox WHERE recipient = \(msisdn.value) AND template = 'deposit_failed'").single()!
+            #expect(try reason.decode(String.self, column: 0) == "cancelled")
+        }
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func unknownCallbacksAreKeptForReviewAndMalformedOnesRefused() async throws {
+        let rig = try await MPesaRig.make { $0.callbackToken = "s3cret-token" }
+        try await rig.harness.run(.live) { client in
+            try await callback(client, "/mpesa/stk/callback/s3cret-token", MPesaRig.stkSuccess("ws_CO_nobody", shillings: 10, receipt: "ZZZ1", phone: "254700000001"))
+            try await callback(client, "/mpesa/b2c/result/s3cret-token", MPesaRig.b2cResult("nobody", code: 0, receipt: "SGX1"))
+            let review = try await rig.harness.wallet.reviewItems()
+            #expect(Set(review.map(\.reference)) == ["ws_CO_nobody", "nobody"])
+            let bad = try await client.execute(uri: "/mpesa/stk/callback/s3cret-token", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{\"Body\":"))
+            #expect(bad.status == .badRequest)
+            let shapeless = try await client.execute(uri: "/mpesa/b2c/timeout/s3cret-token", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{\"Result\":{}}"))
+            #expect(shapeless.status == .badRequest)
+            let noToken = try await client.execute(uri: "/mpesa/stk/callback", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}"))
+            #expect(noToken.status == .notFound)
+        }
+        await rig.finish()
+    }
+
+    @Test func aWithdrawalIsHeldThenPaidOnceOrRefundedOnce() async throws {
+        let rig = try await MPesaRig.make()
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Njeri", pin: TypedPINs.achieng, shillings: 1_000)
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, local, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("3")
+            _ = try await phone.type("400")
+            _ = try await phone.type("1")
+            let end = try await phone.type(TypedPINs.achieng)
+            #expect(end.hasPrefix("END ") && end.contains("New balance KES 600"), "\(end)")
+            let b2c = try await rig.request("/mpesa/b2c/v3/paymentrequest")
+            let payoutID = try #require(b2c.json["OriginatorConversationID"]?.string)
+            #expect(b2c.json["Amount"]?.string == "400" && b2c.json["PartyB"]?.string == msisdn.value)
+            var payout = try await rig.payoutStatus(msisdn)
+            #expect(payout.id == payoutID && payout.held == 40_000)
+            #expect(try await rig.balance(msisdn) == 60_000)
+
+            let paid = MPesaRig.b2cResult(payoutID, code: 0, receipt: "SG632NMUAB")
+            try await callback(client, "/mpesa/b2c/result", paid)
+            try await callback(client, "/mpesa/b2c/result", paid)
+            // A contradicting result after the final one changes nothing.
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 2001))
+            payout = try await rig.payoutStatus(msisdn)
+            #expect(payout.status == "paid" && payout.held == 0)
+            #expect(try await rig.balance(msisdn) == 60_000)
+            #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
+
+            // A second withdrawal whose B2C fails: the hold is released once.
+            _ = try await phone.dial()
+            _ = try await phone.type("3")
+            _ = try await phone.type("100")
+            _ = try await phone.type("1")
+            _ = try await phone.type(TypedPINs.achieng)
+            let second = try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2)
+            let secondID = try #require(second.json["OriginatorConversationID"]?.string)
+            #expect(try await rig.balance(msisdn) == 50_000)
+            let failed = MPesaRig.b2cResult(secondID, code: 2001)
+            try await callback(client, "/mpesa/b2c/result", failed)
+            try await callback(client, "/mpesa/b2c/result", failed)
+            #expect(try await rig.balance(msisdn) == 60_000)
+            #expect(try await rig.outbox(msisdn, "withdrawal_failed") == 1)
+            #expect(try await rig.harness.movements(kind: "withdrawal") == 2)
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func aTimedOutWithdrawalKeepsItsHoldUntilReconciliationResolvesIt() async throws {
+        let rig = try await MPesaRig.make()
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Baraka", pin: TypedPINs.otieno, shillings: 500)
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, local, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("3")
+            _ = try await phone.type("200")
+            _ = try await phone.type("1")
+            _ = try await phone.type(TypedPINs.otieno)
+            let b2c = try await rig.request("/mpesa/b2c/v3/paymentrequest")
+            let payoutID = try #require(b2c.json["OriginatorConversationID"]?.string)
+            try await callback(client, "/mpesa/b2c/timeout", MPesaRig.b2cResult(payoutID, code: 1, receipt: nil))
+            var payout = try await rig.payoutStatus(msisdn)
+            #expect(payout.status == "unknown" && payout.held == 20_000, "a timeout is not a failure: the funds stay held")
+
+            try await rig.makeDue()
+            let changes = try await rig.replica().reconcile()
+            #expect(changes.count == 1 && changes[0].contains("transaction status"), "\(changes)")
+            let query = try await rig.request("/mpesa/transactionstatus/v1/query")
+            #expect(query.json["OriginalConversationID"]?.string == payoutID)
+            #expect(rig.fake.requests("/mpesa/b2c/v3/paymentrequest").count == 1, "never a second payment while the first is unknown")
+            let queryID = try #require(query.json["OriginatorConversationID"]?.string)
+            payout = try await rig.payoutStatus(msisdn)
+            #expect(payout.status == "unknown" && payout.held == 20_000)
+
+            // Safaricom posts the status answer to the result URL under the query's id.
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queryID, code: 0, receipt: "SGQ1", status: "Completed"))
+            payout = try await rig.payoutStatus(msisdn)
+            #expect(payout.status == "paid" && payout.held == 0)
+            #expect(try await rig.balance(msisdn) == 30_000)
+            // The late original result changes nothing more.
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 0, receipt: "SGQ1"))
+            #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func aDepositWhoseCallbackNeverComesIsResolvedByTheReconciler() async throws {
+        let rig = try await MPesaRig.make()
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Auma", pin: TypedPINs.achieng)
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, local, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("2")
+            _ = try await phone.type("250")
+            _ = try await phone.type("1")
+            _ = try await phone.type(TypedPINs.achieng)
+            let checkout = try await rig.checkout(msisdn)
+            let replica = rig.replica()
+
+            // Not yet due: nothing is asked.
+            #expect(try await replica.reconcile().isEmpty)
+            try await rig.makeDue()
+            #expect(try await replica.reconcile().isEmpty, "'being processed' leaves it pending")
+            #expect(rig.fake.requests("/mpesa/stkpushquery/v1/query").count == 1)
+
+            rig.fake.state.withLock { $0.query = .paid }
+            try await rig.makeDue()
+            let changes = try await replica.reconcile()
+            #expect(changes.count == 1 && changes[0].contains("credited"), "\(changes)")
+            #expect(try await rig.balance(msisdn) == 25_000)
+
+            // The callback arrives late after all: nothing more is credited.
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess(checkout, shillings: 250, receipt: "LATE1", phone: msisdn.value))
+            #expect(try await rig.balance(msisdn) == 25_000)
+            #expect(try await rig.outbox(msisdn, "deposit_received") == 1)
+            try await rig.makeDue()
+            #expect(try await replica.reconcile().isEmpty, "a completed deposit is never checked again")
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func pushesThatAreRefusedOrUnansweredAreFailedOrRetriedWithTheSameID() async throws {
+        let rig = try await MPesaRig.make()
+        let (payer, withdrawer) = (freshLocal(), freshLocal())
+        let payerMSISDN = try await rig.harness.customer(payer, name: "Chebet", pin: TypedPINs.achieng)
+        let withdrawerMSISDN = try await rig.harness.customer(withdrawer, name: "Mutua", pin: TypedPINs.otieno, shillings: 300)
+        rig.fake.state.withLock {
+            $0.stk = [.error(status: 500, code: "500.001.1001", message: "Merchant does not exist")]
+            $0.b2c = [.error(status: 503, code: "500.003.02", message: "Spike arrest violation")]
+        }
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, payer, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("2")
+            _ = try await phone.type("100")
+            _ = try await phone.type("1")
+            _ = try await phone.type(TypedPINs.achieng)
+            _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
+            for _ in 0..<200 where try await rig.outbox(payerMSISDN, "deposit_failed") == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(try await rig.outbox(payerMSISDN, "deposit_failed") == 1, "a refused push fails the deposit and says so")
+
+            var other = Phone(client, withdrawer, graph: rig.harness.graph)
+            _ = try await other.dial()
+            _ = try await other.type("3")
+            _ = try await other.type("100")
+            _ = try await other.type("1")
+            _ = try await other.type(TypedPINs.otieno)
+            let first = try await rig.request("/mpesa/b2c/v3/paymentrequest")
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "reserved", "spike arrest: still held, not failed")
+            try await rig.makeDue()
+            let changes = try await rig.replica().reconcile()
+            #expect(changes.count == 1 && changes[0].contains("same OriginatorConversationID"), "\(changes)")
+            let again = try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2)
+            #expect(again.json["OriginatorConversationID"] == first.json["OriginatorConversationID"])
+            #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "sent")
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func withoutMPesaSettingsDepositsAreUnavailableAndReadyzSaysSo() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Wafula", pin: TypedPINs.achieng)
+        try await harness.run(.router) { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("2")
+            _ = try await phone.type("100")
+            _ = try await phone.type("1")
+            let end = try await phone.type(TypedPINs.achieng)
+            #expect(end.hasPrefix("END ") && end.localizedCaseInsensitiveContains("not available"), "\(end)")
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(String(buffer: ready.body).contains("mpesa: not configured"))
+            let callback = try await client.execute(uri: "/mpesa/stk/callback", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}"))
+            #expect(callback.status == .serviceUnavailable)
+        }
+        #expect(try await harness.postgres.query("SELECT count(*) FROM deposits WHERE msisdn LIKE '%' AND idempotency_key NOT LIKE 'fund-%'").single()!.decode(Int.self, column: 0) == 0)
+        await harness.finish()
+    }
+}
