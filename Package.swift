@@ -94,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "ussd-gateway",
             dependencies: [
-                "USSDGateway",
+                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -46,12 +46,7 @@ public func buildApplication(
     ussdLogger[metadataKey: "subsystem"] = "ussd"
     var mpesaLogger = logger
     mpesaLogger[metadataKey: "subsystem"] = "mpesa"
-    let mpesa = config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.callbackToken).map { daraja in
-        MPesaService(
-            daraja: DarajaClient(configuration: daraja, http: clients.http, logger: mpesaLogger), wallet: wallet, stkDelay: config.mpesa.stkDelay,
-            reconcileInterval: config.mpesa.reconcileInterval, logger: mpesaLogger
-        )
-    }
+    let mpesa = MPesaService.make(config: config, wallet: wallet, http: clients.http, logger: mpesaLogger)
     if mpesa == nil {
         mpesaLogger.notice(
             "M-Pesa not configured: deposits and withdrawals answer 'temporarily unavailable'",
@@ -86,6 +81,18 @@ public func buildApplication(
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
         logger: logger
     )
+}
+
+extension MPesaService {
+    /// The M-Pesa service `config` describes, or nil while a required setting is missing.
+    public static func make(config: GatewayConfig, wallet: Wallet, http: CurlClient, logger: Logger) -> MPesaService? {
+        config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.callbackToken).map { daraja in
+            MPesaService(
+                daraja: DarajaClient(configuration: daraja, http: http, logger: logger), wallet: wallet, stkDelay: config.mpesa.stkDelay,
+                reconcileInterval: config.mpesa.reconcileInterval, logger: logger
+            )
+        }
+    }
 }
 
 /// Refreshes the `ussd_active_sessions` gauge from Redis every ten seconds (every replica's

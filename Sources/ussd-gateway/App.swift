@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import Postgres
 import ServiceLifecycle
+import Curl
+import Wallet
 import Menus
 import USSDGateway
 
@@ -11,7 +13,7 @@ struct USSDGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ussd-gateway",
         abstract: "USSD/SMS wallet gateway for Africa's Talking and M-Pesa.",
-        subcommands: [Serve.self, Migrate.self, Simulate.self, MenusCommand.self, Bench.self]
+        subcommands: [Serve.self, Migrate.self, Simulate.self, MenusCommand.self, MPesaCommand.self, Bench.self]
     )
 }
 
@@ -81,6 +83,69 @@ struct Migrate: AsyncParsableCommand {
             await postgres.shutdown()
             FileHandle.standardError.write(Data("ussd-gateway: migrate failed: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+}
+
+struct MPesaCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mpesa", abstract: "M-Pesa operations: reconcile by hand, list callbacks kept for review.",
+        subcommands: [Reconcile.self, Review.self]
+    )
+
+    struct Reconcile: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one reconciliation pass now (pending deposits, open payouts that are due) and print what changed."
+        )
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+            let http = CurlClient()
+            let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: config.pinHashCost), logger: Logger(label: "wallet"))
+            guard let mpesa = MPesaService.make(config: config, wallet: wallet, http: http, logger: Logger(label: "mpesa")) else {
+                let missing = config.mpesa.missing(publicBaseURL: config.publicBaseURL).joined(separator: ", ")
+                FileHandle.standardError.write(Data("ussd-gateway: M-Pesa is not configured (missing \(missing))\n".utf8))
+                await http.shutdown()
+                await postgres.shutdown()
+                throw ExitCode(2)
+            }
+            do {
+                let changes = try await mpesa.reconcile()
+                print(changes.isEmpty ? "nothing to change" : changes.joined(separator: "\n"))
+            } catch {
+                FileHandle.standardError.write(Data("ussd-gateway: reconcile failed: \(error)\n".utf8))
+                await http.shutdown()
+                await postgres.shutdown()
+                throw ExitCode(1)
+            }
+            await http.shutdown()
+            await postgres.shutdown()
+        }
+    }
+
+    struct Review: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List M-Pesa callbacks that matched nothing of ours, newest first.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "How many to list.") var limit = 50
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+            let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: config.pinHashCost), logger: Logger(label: "wallet"))
+            let items: [(kind: String, reference: String, reason: String)]
+            do {
+                items = try await wallet.reviewItems(limit: self.limit)
+            } catch {
+                await postgres.shutdown()
+                FileHandle.standardError.write(Data("ussd-gateway: review failed: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            await postgres.shutdown()
+            print(items.isEmpty ? "nothing to review" : items.map { "\($0.kind)\t\($0.reference)\t\($0.reason)" }.joined(separator: "\n"))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MPesa
 import Testing
 import TestSupport
 import USSDGateway
@@ -13,6 +14,35 @@ import USSDGateway
         #expect(config.logLevel == .info)
         #expect(config.redis.host == "127.0.0.1" && config.redis.port == 6379)
         #expect(config.postgres.statementTimeout == .seconds(5))
+    }
+
+    @Test func mpesaSettingsBuildDarajaWithCallbackURLsFromThePublicBase() throws {
+        var environment = [
+            "ENVIRONMENT": "development", "PUBLIC_BASE_URL": "https://gw.example.com/", "CALLBACK_TOKEN": "abcdefghijklmnopqrstuvwxyz012345",
+            "MPESA_CONSUMER_KEY": "k", "MPESA_CONSUMER_SECRET": "s", "MPESA_SHORTCODE": "174379", "MPESA_PASSKEY": "p",
+            "MPESA_B2C_SHORTCODE": "600992", "MPESA_INITIATOR_NAME": "testapi", "MPESA_SECURITY_CREDENTIAL": "c",
+        ]
+        var config = try GatewayConfig.load(environment: environment)
+        #expect(config.mpesa.stkDelay == .milliseconds(1500) && config.mpesa.baseURL == "https://sandbox.safaricom.co.ke")
+        let daraja = try #require(config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.callbackToken))
+        #expect(daraja.stkCallbackURL == "https://gw.example.com/mpesa/stk/callback/abcdefghijklmnopqrstuvwxyz012345")
+        #expect(daraja.b2cTimeoutURL == "https://gw.example.com/mpesa/b2c/timeout/abcdefghijklmnopqrstuvwxyz012345")
+        #expect(daraja.partyB == "174379" && daraja.transactionType == .paybill)
+        #expect(!daraja.description.contains("s,") && !daraja.description.contains("passkey"), "a configuration prints no secret")
+
+        environment["MPESA_TRANSACTION_TYPE"] = "till"
+        config = try GatewayConfig.load(environment: environment)
+        #expect(config.mpesa.missing(publicBaseURL: config.publicBaseURL) == ["MPESA_TILL_NUMBER"])
+        environment["MPESA_TILL_NUMBER"] = "5123456"
+        config = try GatewayConfig.load(environment: environment)
+        #expect(config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: nil)?.partyB == "5123456")
+
+        config = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MPESA_CONSUMER_KEY": "k"])
+        #expect(config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: nil) == nil)
+        #expect(config.mpesa.missing(publicBaseURL: nil).contains("PUBLIC_BASE_URL"))
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MPESA_TRANSACTION_TYPE": "cash"]) }
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "STK_DELAY_MS": "-5"]) }
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PUBLIC_BASE_URL": "gw.example.com"]) }
     }
 
     @Test func environmentOverridesTheConfigFile() throws {

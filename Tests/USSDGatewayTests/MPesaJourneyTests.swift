@@ -6,6 +6,7 @@ import Logging
 import MPesa
 import Menus
 import Testing
+import TestSupport
 import USSDGateway
 import Wallet
 
@@ -43,7 +44,14 @@ struct MPesaRig {
         )
     }
 
-    func finish() async {
+    /// Stops everything, after checking that no Daraja secret or token reached the logs.
+    func finish(sourceLocation: SourceLocation = #_sourceLocation) async {
+        for record in self.harness.capture.all {
+            let line = record.message + " " + record.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            for secret in [FakeDaraja.secret, FakeDaraja.passkey, "c2VjcmV0LWNyZWRlbnRpYWw=", "token-"] {
+                #expect(!line.contains(secret), "a Daraja secret reached the logs: \(record.message)", sourceLocation: sourceLocation)
+            }
+        }
         await self.http.shutdown()
         await self.fake.stop()
         await self.harness.finish()
@@ -156,7 +164,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
     }
 
     @Test func aCancelledDepositChangesNothingButTellsTheCustomer() async throws {
-        let rig = try await MPesaRig.make()
+        let rig = try await MPesaRig.make { $0.mpesa.stkDelay = .milliseconds(700) }
         let local = freshLocal()
         let msisdn = try await rig.harness.customer(local, name: "Kamau", pin: TypedPINs.otieno, shillings: 200)
         try await rig.harness.run(.live) { client in
@@ -166,6 +174,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             _ = try await phone.type("300")
             _ = try await phone.type("1")
             #expect(try await phone.type(TypedPINs.otieno).hasPrefix("END "))
+            #expect(rig.fake.requests("/mpesa/stkpush/v1/processrequest").isEmpty, "the push waits STK_DELAY_MS after the reply")
             let checkout = try await rig.checkout(msisdn)
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkFailure(checkout, code: 1032, text: "Request cancelled by user"))
             // A success arriving after the final failure is kept for review, not credited twice over.
@@ -194,6 +203,16 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             #expect(noToken.status == .notFound)
         }
         await rig.finish()
+
+        // MPESA_ALLOWED_CIDRS: a source outside it gets 403 (the test client comes from 127.0.0.1).
+        let fenced = try await MPesaRig.make { $0.mpesa.allowedCIDRs = [CIDR("196.201.214.0/24")!] }
+        try await fenced.harness.run(.live) { client in
+            let refused = try await client.execute(uri: "/mpesa/stk/callback", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}"))
+            #expect(refused.status == .forbidden)
+            let ussd = try await client.execute(uri: "/ussd/africastalking", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: "x=1"))
+            #expect(ussd.status == .badRequest, "the M-Pesa allowlist is not the USSD routes' business")
+        }
+        await fenced.finish()
     }
 
     @Test func aWithdrawalIsHeldThenPaidOnceOrRefundedOnce() async throws {
@@ -264,7 +283,11 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             #expect(payout.status == "unknown" && payout.held == 20_000, "a timeout is not a failure: the funds stay held")
 
             try await rig.makeDue()
-            let changes = try await rig.replica().reconcile()
+            // Two replicas reconcile at once: the row is claimed by one of them only.
+            let (one, two) = (rig.replica(), rig.replica())
+            async let left = one.reconcile()
+            async let right = two.reconcile()
+            let changes = try await left + right
             #expect(changes.count == 1 && changes[0].contains("transaction status"), "\(changes)")
             let query = try await rig.request("/mpesa/transactionstatus/v1/query")
             #expect(query.json["OriginalConversationID"]?.string == payoutID)
@@ -363,6 +386,41 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         }
         #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
         try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func theReconcileCommandRunsOnePassAndSaysWhatChanged() async throws {
+        let rig = try await MPesaRig.make()
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Kiprop", pin: TypedPINs.achieng)
+        let deposit = try await rig.harness.wallet.beginDeposit(msisdn, amount: .shillings(70), key: IdempotencyKey("cli-\(local)")!)
+        try await rig.harness.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_cli_\(local)")
+        rig.fake.state.withLock { $0.query = .failed(1037, "DS timeout user cannot be reached") }
+        try await rig.makeDue()
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge([
+            "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": MenusCommandTests.repoMenus,
+            "DATABASE_URL": rig.harness.config.postgres.connectionString, "PUBLIC_BASE_URL": "https://gateway.example.com",
+            "MPESA_BASE_URL": rig.fake.baseURL, "MPESA_CONSUMER_KEY": FakeDaraja.key, "MPESA_CONSUMER_SECRET": FakeDaraja.secret,
+            "MPESA_SHORTCODE": FakeDaraja.shortcode, "MPESA_PASSKEY": FakeDaraja.passkey, "MPESA_B2C_SHORTCODE": FakeDaraja.b2cShortcode,
+            "MPESA_INITIATOR_NAME": "testapi", "MPESA_SECURITY_CREDENTIAL": "c2VjcmV0LWNyZWRlbnRpYWw=",
+        ]) { $1 }
+        let first = try ChildProcess.start(GatewayBinary.path, ["mpesa", "reconcile"], environment: environment)
+        #expect(await first.wait() == 0, "\(first.errorOutput)")
+        #expect(first.output.contains("deposit \(deposit.id): failed (STK query: 1037"), "\(first.output)")
+        #expect(try await rig.harness.wallet.deposit(id: deposit.id)?.status == "failed")
+        #expect(try await rig.outbox(msisdn, "deposit_failed") == 1)
+        let second = try ChildProcess.start(GatewayBinary.path, ["mpesa", "reconcile"], environment: environment)
+        #expect(await second.wait() == 0)
+        #expect(second.output.contains("nothing to change"))
+        for secret in [FakeDaraja.secret, FakeDaraja.passkey, "c2VjcmV0LWNyZWRlbnRpYWw="] {
+            #expect(!first.output.contains(secret) && !first.errorOutput.contains(secret), "a secret reached the output")
+        }
+        environment["MPESA_PASSKEY"] = nil
+        let unconfigured = try ChildProcess.start(GatewayBinary.path, ["mpesa", "reconcile"], environment: environment)
+        #expect(await unconfigured.wait() == 2)
+        #expect(unconfigured.errorOutput.contains("MPESA_PASSKEY"))
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
         await rig.finish()
     }
 
