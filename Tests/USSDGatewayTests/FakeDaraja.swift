@@ -207,7 +207,7 @@ final class FakeDaraja: Sendable {
     }
 
     private static func hang() async -> Response {
-        try? await Task.sleep(for: .seconds(10))
+        try? await Task.sleep(for: .seconds(3))
         return Self.error(504, "504.000.00", "late")
     }
 

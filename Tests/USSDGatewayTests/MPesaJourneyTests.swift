@@ -389,6 +389,53 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         await rig.finish()
     }
 
+    @Test func unansweredCallsLeaveMoneyPendingUntilTheReconcilerResolvesIt() async throws {
+        let rig = try await MPesaRig.make { $0.mpesa.requestTimeout = .milliseconds(300) }
+        let (payer, withdrawer) = (freshLocal(), freshLocal())
+        let payerMSISDN = try await rig.harness.customer(payer, name: "Atieno", pin: TypedPINs.achieng)
+        let withdrawerMSISDN = try await rig.harness.customer(withdrawer, name: "Onyango", pin: TypedPINs.otieno, shillings: 300)
+        rig.fake.state.withLock {
+            $0.stk = [.hang]
+            $0.b2c = [.hang]
+        }
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, payer, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            _ = try await phone.type("2")
+            _ = try await phone.type("100")
+            _ = try await phone.type("1")
+            #expect(try await phone.type(TypedPINs.achieng).hasPrefix("END Check your phone"))
+            var other = Phone(client, withdrawer, graph: rig.harness.graph)
+            _ = try await other.dial()
+            _ = try await other.type("3")
+            _ = try await other.type("100")
+            _ = try await other.type("1")
+            _ = try await other.type(TypedPINs.otieno)
+            let first = try await rig.request("/mpesa/b2c/v3/paymentrequest")
+            _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
+            try await Task.sleep(for: .milliseconds(600))
+            // No answer: nothing is decided yet.
+            let deposit = try #require(try await rig.harness.postgres.query(
+                "SELECT id, status, checkout_request_id FROM deposits WHERE msisdn = \(payerMSISDN.value)"
+            ).single()).decode((Int64, String, String?).self)
+            #expect(deposit.1 == "pending" && deposit.2 == nil)
+            #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "reserved")
+            #expect(try await rig.balance(withdrawerMSISDN) == 20_000, "the hold stays")
+
+            try await rig.makeDue()
+            let changes = try await rig.replica().reconcile()
+            #expect(changes.contains { $0.contains("deposit \(deposit.0): failed") }, "\(changes)")
+            #expect(changes.contains { $0.contains("same OriginatorConversationID") }, "\(changes)")
+            let again = try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2)
+            #expect(again.json["OriginatorConversationID"] == first.json["OriginatorConversationID"])
+            #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "sent")
+            #expect(try await rig.outbox(payerMSISDN, "deposit_failed") == 1)
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
     @Test func theReconcileCommandRunsOnePassAndSaysWhatChanged() async throws {
         let rig = try await MPesaRig.make()
         let local = freshLocal()

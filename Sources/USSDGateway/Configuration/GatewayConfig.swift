@@ -138,6 +138,7 @@ public struct GatewayConfig: Sendable {
         config.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
         config.mpesa.stkDelay = .milliseconds(try reader.integer("STK_DELAY_MS", default: 1500, in: 0...30_000))
         config.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
+        config.mpesa.requestTimeout = .milliseconds(try reader.integer("MPESA_TIMEOUT_MS", default: 30_000, in: 100...55_000))
         config.mpesa.reconcileInterval = .seconds(try reader.integer("MPESA_RECONCILE_INTERVAL_SECONDS", default: 15, in: 1...3600))
 
         // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.

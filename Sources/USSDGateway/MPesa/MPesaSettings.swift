@@ -21,6 +21,8 @@ public struct MPesaSettings: Sendable {
     /// Source allowlist for the M-Pesa callback routes (`MPESA_ALLOWED_CIDRS`); empty = the
     /// general `CALLBACK_ALLOWED_CIDRS` applies.
     public var allowedCIDRs: [CIDR] = []
+    /// Longest a Daraja call may take before its outcome counts as unknown (`MPESA_TIMEOUT_MS`).
+    public var requestTimeout = Duration.seconds(30)
     /// How often the reconciler looks for deposits and payouts to check.
     public var reconcileInterval = Duration.seconds(15)
 
@@ -49,12 +51,14 @@ public struct MPesaSettings: Sendable {
         else { return nil }
         let base = publicBaseURL.hasSuffix("/") ? String(publicBaseURL.dropLast()) : publicBaseURL
         let suffix = callbackToken.map { "/" + $0 } ?? ""
-        return DarajaConfiguration(
+        var configuration = DarajaConfiguration(
             baseURL: self.baseURL, consumerKey: consumerKey, consumerSecret: consumerSecret, shortcode: shortcode, passkey: passkey,
             transactionType: self.transactionType, partyB: self.transactionType == .till ? self.tillNumber : shortcode,
             b2cShortcode: b2cShortcode, initiatorName: initiatorName, securityCredential: securityCredential,
             stkCallbackURL: base + "/mpesa/stk/callback" + suffix, b2cResultURL: base + "/mpesa/b2c/result" + suffix,
             b2cTimeoutURL: base + "/mpesa/b2c/timeout" + suffix
         )
+        configuration.requestTimeout = self.requestTimeout
+        return configuration
     }
 }
