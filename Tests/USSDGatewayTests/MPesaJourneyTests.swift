@@ -120,6 +120,20 @@ struct MPesaRig {
     }
 }
 
+extension Phone {
+    /// Dials and walks main menu -> Deposit (2) or Withdraw (3) -> amount -> confirm -> PIN; the last reply.
+    mutating func mobileMoney(_ option: String, shillings: Int, pin: String) async throws -> String {
+        _ = try await self.dial()
+        _ = try await self.type(option)
+        _ = try await self.type(String(shillings))
+        _ = try await self.type("1")
+        return try await self.type(pin)
+    }
+
+    mutating func deposit(_ shillings: Int, pin: String) async throws -> String { try await self.mobileMoney("2", shillings: shillings, pin: pin) }
+    mutating func withdraw(_ shillings: Int, pin: String) async throws -> String { try await self.mobileMoney("3", shillings: shillings, pin: pin) }
+}
+
 /// Posts a JSON callback the way Safaricom does; expects 200 with the documented acknowledgement.
 func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
     let response = try await client.execute(uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
@@ -169,11 +183,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let msisdn = try await rig.harness.customer(local, name: "Kamau", pin: TypedPINs.otieno, shillings: 200)
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, local, graph: rig.harness.graph)
-            _ = try await phone.dial()
-            _ = try await phone.type("2")
-            _ = try await phone.type("300")
-            _ = try await phone.type("1")
-            #expect(try await phone.type(TypedPINs.otieno).hasPrefix("END "))
+            #expect(try await phone.deposit(300, pin: TypedPINs.otieno).hasPrefix("END "))
             #expect(rig.fake.requests("/mpesa/stkpush/v1/processrequest").isEmpty, "the push waits STK_DELAY_MS after the reply")
             let checkout = try await rig.checkout(msisdn)
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkFailure(checkout, code: 1032, text: "Request cancelled by user"))
@@ -202,6 +212,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             let noToken = try await client.execute(uri: "/mpesa/stk/callback", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}"))
             #expect(noToken.status == .notFound)
         }
+        try await rig.harness.audit()
         await rig.finish()
 
         // MPESA_ALLOWED_CIDRS: a source outside it gets 403 (the test client comes from 127.0.0.1).
@@ -212,6 +223,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             let ussd = try await client.execute(uri: "/ussd/africastalking", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: "x=1"))
             #expect(ussd.status == .badRequest, "the M-Pesa allowlist is not the USSD routes' business")
         }
+        try await fenced.harness.audit()
         await fenced.finish()
     }
 
@@ -221,11 +233,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let msisdn = try await rig.harness.customer(local, name: "Njeri", pin: TypedPINs.achieng, shillings: 1_000)
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, local, graph: rig.harness.graph)
-            _ = try await phone.dial()
-            _ = try await phone.type("3")
-            _ = try await phone.type("400")
-            _ = try await phone.type("1")
-            let end = try await phone.type(TypedPINs.achieng)
+            let end = try await phone.withdraw(400, pin: TypedPINs.achieng)
             #expect(end.hasPrefix("END ") && end.contains("New balance KES 600"), "\(end)")
             let b2c = try await rig.request("/mpesa/b2c/v3/paymentrequest")
             let payoutID = try #require(b2c.json["OriginatorConversationID"]?.string)
@@ -245,11 +253,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
 
             // A second withdrawal whose B2C fails: the hold is released once.
-            _ = try await phone.dial()
-            _ = try await phone.type("3")
-            _ = try await phone.type("100")
-            _ = try await phone.type("1")
-            _ = try await phone.type(TypedPINs.achieng)
+            _ = try await phone.withdraw(100, pin: TypedPINs.achieng)
             let second = try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2)
             let secondID = try #require(second.json["OriginatorConversationID"]?.string)
             #expect(try await rig.balance(msisdn) == 50_000)
@@ -271,11 +275,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let msisdn = try await rig.harness.customer(local, name: "Baraka", pin: TypedPINs.otieno, shillings: 500)
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, local, graph: rig.harness.graph)
-            _ = try await phone.dial()
-            _ = try await phone.type("3")
-            _ = try await phone.type("200")
-            _ = try await phone.type("1")
-            _ = try await phone.type(TypedPINs.otieno)
+            _ = try await phone.withdraw(200, pin: TypedPINs.otieno)
             let b2c = try await rig.request("/mpesa/b2c/v3/paymentrequest")
             let payoutID = try #require(b2c.json["OriginatorConversationID"]?.string)
             try await callback(client, "/mpesa/b2c/timeout", MPesaRig.b2cResult(payoutID, code: 1, receipt: nil))
@@ -316,11 +316,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let msisdn = try await rig.harness.customer(local, name: "Auma", pin: TypedPINs.achieng)
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, local, graph: rig.harness.graph)
-            _ = try await phone.dial()
-            _ = try await phone.type("2")
-            _ = try await phone.type("250")
-            _ = try await phone.type("1")
-            _ = try await phone.type(TypedPINs.achieng)
+            _ = try await phone.deposit(250, pin: TypedPINs.achieng)
             let checkout = try await rig.checkout(msisdn)
             let replica = rig.replica()
 
@@ -359,21 +355,13 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         }
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, payer, graph: rig.harness.graph)
-            _ = try await phone.dial()
-            _ = try await phone.type("2")
-            _ = try await phone.type("100")
-            _ = try await phone.type("1")
-            _ = try await phone.type(TypedPINs.achieng)
+            _ = try await phone.deposit(100, pin: TypedPINs.achieng)
             _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
             for _ in 0..<200 where try await rig.outbox(payerMSISDN, "deposit_failed") == 0 { try await Task.sleep(for: .milliseconds(10)) }
             #expect(try await rig.outbox(payerMSISDN, "deposit_failed") == 1, "a refused push fails the deposit and says so")
 
             var other = Phone(client, withdrawer, graph: rig.harness.graph)
-            _ = try await other.dial()
-            _ = try await other.type("3")
-            _ = try await other.type("100")
-            _ = try await other.type("1")
-            _ = try await other.type(TypedPINs.otieno)
+            _ = try await other.withdraw(100, pin: TypedPINs.otieno)
             let first = try await rig.request("/mpesa/b2c/v3/paymentrequest")
             try await Task.sleep(for: .milliseconds(100))
             #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "reserved", "spike arrest: still held, not failed")
@@ -400,17 +388,9 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         }
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, payer, graph: rig.harness.graph)
-            _ = try await phone.dial()
-            _ = try await phone.type("2")
-            _ = try await phone.type("100")
-            _ = try await phone.type("1")
-            #expect(try await phone.type(TypedPINs.achieng).hasPrefix("END Check your phone"))
+            #expect(try await phone.deposit(100, pin: TypedPINs.achieng).hasPrefix("END Check your phone"))
             var other = Phone(client, withdrawer, graph: rig.harness.graph)
-            _ = try await other.dial()
-            _ = try await other.type("3")
-            _ = try await other.type("100")
-            _ = try await other.type("1")
-            _ = try await other.type(TypedPINs.otieno)
+            _ = try await other.withdraw(100, pin: TypedPINs.otieno)
             let first = try await rig.request("/mpesa/b2c/v3/paymentrequest")
             _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
             try await Task.sleep(for: .milliseconds(600))
@@ -468,6 +448,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         #expect(await unconfigured.wait() == 2)
         #expect(unconfigured.errorOutput.contains("MPESA_PASSKEY"))
         #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
         await rig.finish()
     }
 
@@ -477,18 +458,15 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         _ = try await harness.customer(local, name: "Wafula", pin: TypedPINs.achieng)
         try await harness.run(.router) { client in
             var phone = Phone(client, local, graph: harness.graph)
-            _ = try await phone.dial()
-            _ = try await phone.type("2")
-            _ = try await phone.type("100")
-            _ = try await phone.type("1")
-            let end = try await phone.type(TypedPINs.achieng)
+            let end = try await phone.deposit(100, pin: TypedPINs.achieng)
             #expect(end.hasPrefix("END ") && end.localizedCaseInsensitiveContains("not available"), "\(end)")
             let ready = try await client.execute(uri: "/readyz", method: .get)
             #expect(String(buffer: ready.body).contains("mpesa: not configured"))
             let callback = try await client.execute(uri: "/mpesa/stk/callback", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}"))
             #expect(callback.status == .serviceUnavailable)
         }
-        #expect(try await harness.postgres.query("SELECT count(*) FROM deposits WHERE msisdn LIKE '%' AND idempotency_key NOT LIKE 'fund-%'").single()!.decode(Int.self, column: 0) == 0)
+        #expect(try await harness.postgres.query("SELECT count(*) FROM deposits WHERE idempotency_key NOT LIKE 'fund-%'").single()!.decode(Int.self, column: 0) == 0)
+        try await harness.audit()
         await harness.finish()
     }
 }
