@@ -78,11 +78,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "AfricasTalking",
+            dependencies: [
+                "Curl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "Menus"),
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet", "MPesa",
+                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet", "MPesa", "AfricasTalking",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "USSDGatewayTests",
             dependencies: [
-                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet",
+                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "AfricasTalking",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -71,8 +71,18 @@ start_redis() {
         log "redis already running (pid $(cat "$dir/redis.pid"))"
         return 0
     fi
-    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --pidfile "$dir/redis.pid" \
-        --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no </dev/null >/dev/null 2>&1
+    # A restart on the same port can race the old server's exit: try again while the port is taken.
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --pidfile "$dir/redis.pid" \
+            --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no </dev/null >/dev/null 2>&1
+        if [ "$attempt" -lt 5 ] && sleep 0.2 && grep -q "Address already in use" "$dir/redis.log" 2>/dev/null; then
+            : > "$dir/redis.log"
+            sleep 1
+            continue
+        fi
+        break
+    done
     wait_for_port "$port" redis
     echo "$port" > "$dir/port"
 }
@@ -87,6 +97,7 @@ stop_redis() {
     if kill -0 "$pid" 2>/dev/null; then
         log "redis (pid $pid) ignored SIGTERM; killing it"
         kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$dir/redis.pid"
 }

@@ -382,7 +382,49 @@ private struct Linter {
 
     // MARK: SMS
 
+    /// Each notice's worst case (every parameter at its longest) in at most its allowed segments:
+    /// one of 160 GSM-7 septets or 70 UCS-2 characters, or two of 153 / 67 when it says `segments: 2`.
+    mutating func checkNotifications() {
+        guard let notifications = self.document.sms?.notifications else { return }
+        for (name, notice) in notifications {
+            let location = "sms.notifications.\(name)"
+            let allowed = notice.segments ?? 1
+            guard (1...2).contains(allowed) else {
+                self.report(location, "segments must be 1 or 2")
+                continue
+            }
+            let budget = allowed == 1 ? TextBudget(gsm7: 160, ucs2: 70) : TextBudget(gsm7: 306, ucs2: 134)
+            for language in self.graph.languages {
+                guard let template = self.graph.texts[location]?.template(language) else { continue }
+                var worst = ""
+                for part in template.parts {
+                    switch part {
+                    case .literal(let text): worst += text
+                    case .variable(let variable, let formatter):
+                        guard let spec = notice.params?[variable] else {
+                            self.report(location, "{\(variable)} has no entry in params (its longest value)")
+                            continue
+                        }
+                        switch formatter {
+                        case .plain: worst += String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
+                        case .amount: worst += Template.formatAmount(Int(String(repeating: "9", count: min(max(spec.maxLength, 1), 17)))!)
+                        case .phone: worst += "0712345678"
+                        }
+                    }
+                }
+                let measure = budget.measure(worst)
+                if !measure.fits {
+                    self.report(
+                        location,
+                        "can reach \(measure.cost) \(measure.encoding == .gsm7 ? "septets" : "UCS-2 characters") in \(language), over \(allowed) segment\(allowed == 1 ? "" : "s") (\(measure.limit))"
+                    )
+                }
+            }
+        }
+    }
+
     mutating func checkSMS() {
+        self.checkNotifications()
         guard let sms = self.document.sms else { return }
         var keywords: [String: String] = [:]
         for command in sms.commands {

@@ -100,6 +100,19 @@ public struct MenuDocument: Sendable, Codable {
         public var commands: [SMSCommand]
         /// Replies per error code shared by every command; a command's own `errors` win.
         public var errors: [String: LocalizedText]?
+        /// SMS notices the gateway sends on its own (receipts, alerts), by template name as the
+        /// wallet queues them (`sent`, `deposit_failed`, ...). `name.variant` is tried first
+        /// when a notice has a `reason` (`deposit_failed.cancelled`).
+        public var notifications: [String: Notification]?
+    }
+
+    /// One SMS notice: its text and the longest value of each parameter, so lint can count its
+    /// worst-case segments.
+    public struct Notification: Sendable, Codable {
+        public var text: LocalizedText
+        public var params: [String: VariableSpec]?
+        /// Segments allowed at most (default 1; never more than 2).
+        public var segments: Int?
     }
 
     public struct SMSCommand: Sendable, Codable {

@@ -86,6 +86,7 @@ public struct MenuGraph: Sendable {
         if let sms = document.sms {
             try compile(sms.help, "sms.help")
             for (code, text) in sms.errors ?? [:] { try compile(text, "sms.errors.\(code)") }
+            for (name, notice) in sms.notifications ?? [:] { try compile(notice.text, "sms.notifications.\(name)") }
             for command in sms.commands {
                 try compile(command.reply, "sms.\(command.name).reply")
                 try compile(command.usage, "sms.\(command.name).usage")
@@ -135,6 +136,15 @@ public struct MenuGraph: Sendable {
     }
 
     public func screen(_ id: String) -> MenuDocument.Screen? { self.document.screens[id] }
+
+    /// An SMS notice in `language`: `template.reason` when `params` has a reason and the file
+    /// words it, else `template`; nil when the file has neither.
+    public func notification(_ template: String, language: String, params: [String: String]) -> String? {
+        var keys = ["sms.notifications.\(template)"]
+        if let reason = params["reason"] { keys.insert("sms.notifications.\(template).\(reason)", at: 0) }
+        guard let key = keys.first(where: { self.texts[$0] != nil }) else { return nil }
+        return self.render(key, language, params)
+    }
 
     /// A compiled text rendered in `language` with `variables`.
     func render(_ key: String, _ language: String, _ variables: [String: String]) -> String {

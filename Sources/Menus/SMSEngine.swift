@@ -60,6 +60,23 @@ public struct SMSEngine: Sendable {
         return .reply(self.graph.render("sms.help", fallback, context))
     }
 
+    /// `text` fit to store and log: the words a command declares secret (the PIN) become `****`.
+    /// When the words do not match a command's shape, every word of four to six digits is masked,
+    /// since one of them may still be a PIN.
+    public func masked(_ text: String) -> String {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).map(String.init)
+        var secret = Set<Int>()
+        if let keyword = words.first?.uppercased(),
+            let command = self.graph.document.sms?.commands.first(where: { $0.keywords.values.contains { $0.contains { $0.uppercased() == keyword } } }),
+            words.count == (command.arguments?.count ?? 0) + 1
+        {
+            for (index, argument) in (command.arguments ?? []).enumerated() where argument.secret == true { secret.insert(index + 1) }
+        } else {
+            for (index, word) in words.enumerated() where (4...6).contains(word.count) && word.allSatisfy(\.isASCIIDigit) { secret.insert(index) }
+        }
+        return words.enumerated().map { secret.contains($0.offset) ? "****" : $0.element }.joined(separator: " ")
+    }
+
     /// The reply to a command once its action ran; `variables` are those ``interpret`` returned.
     public func reply(to command: String, result: ActionResult, language: String, variables: [String: String]) -> String {
         switch result {

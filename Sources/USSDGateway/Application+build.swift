@@ -1,3 +1,4 @@
+import AfricasTalking
 import Curl
 import MPesa
 import Hummingbird
@@ -63,16 +64,28 @@ public func buildApplication(
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))
     router.add(middleware: MetricsMiddleware())
-    HealthRoutes(redis: clients.redis, postgres: clients.postgres, mpesaConfigured: mpesa != nil).register(on: router)
+    var smsLogger = logger
+    smsLogger[metadataKey: "subsystem"] = "sms"
+    let sender = config.sms.configuration.map { configuration in
+        OutboxSender(
+            postgres: clients.postgres, client: AfricasTalkingSMS(configuration: configuration, http: clients.http), graph: graph,
+            settings: config.sms, logger: smsLogger
+        )
+    }
+    if sender == nil { smsLogger.notice("SMS not configured (AT_USERNAME, AT_API_KEY): messages are queued, not sent") }
+    let sms = SMSService(graph: graph, postgres: clients.postgres, wallet: wallet, actions: actions, logger: smsLogger)
+    HealthRoutes(redis: clients.redis, postgres: clients.postgres, mpesaConfigured: mpesa != nil, smsConfigured: sender != nil).register(on: router)
     USSDRoutes(service: ussd, guardian: guardian, logger: ussdLogger).register(on: router)
     let mpesaGuard = CallbackGuard(
         token: config.callbackToken, allowed: config.mpesa.allowedCIDRs.isEmpty ? config.callbackAllowedCIDRs : config.mpesa.allowedCIDRs,
         trustedProxies: config.trustedProxyCIDRs
     )
     MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
+    SMSRoutes(service: sms, guardian: guardian, logger: smsLogger).register(on: router)
 
     var services: [any Service] = [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)]
     if let mpesa { services.append(mpesa) }
+    if let sender { services.append(sender) }
 
     return Application(
         router: router,

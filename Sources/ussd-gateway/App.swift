@@ -13,7 +13,7 @@ struct USSDGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ussd-gateway",
         abstract: "USSD/SMS wallet gateway for Africa's Talking and M-Pesa.",
-        subcommands: [Serve.self, Migrate.self, Simulate.self, MenusCommand.self, MPesaCommand.self, Bench.self]
+        subcommands: [Serve.self, Migrate.self, Simulate.self, MenusCommand.self, MPesaCommand.self, SMSCommand.self, Bench.self]
     )
 }
 
@@ -146,6 +146,73 @@ struct MPesaCommand: AsyncParsableCommand {
             }
             await postgres.shutdown()
             print(items.isEmpty ? "nothing to review" : items.map { "\($0.kind)\t\($0.reference)\t\($0.reason)" }.joined(separator: "\n"))
+        }
+    }
+}
+
+struct SMSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sms", abstract: "SMS operations: queue a message, list the outbox.", subcommands: [Send.self, Outbox.self]
+    )
+
+    struct Send: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue an SMS; the gateway's sender delivers it (see `sms outbox`).")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "The recipient, in any usual Kenyan form (0712345678, +254712345678, ...).") var to: String
+        @Option(help: "The message.") var text: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            guard let msisdn = Validator.normaliseMSISDN(self.to).flatMap(MSISDN.init) else {
+                FileHandle.standardError.write(Data("ussd-gateway: --to must be a Kenyan mobile number such as 0712345678\n".utf8))
+                throw ExitCode(2)
+            }
+            guard !self.text.isEmpty, self.text.count <= 918 else {
+                FileHandle.standardError.write(Data("ussd-gateway: --text must be 1 to 918 characters (6 segments)\n".utf8))
+                throw ExitCode(2)
+            }
+            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+            do {
+                let id = try await SMSService.queue(postgres, to: msisdn, text: self.text)
+                await postgres.shutdown()
+                print("queued as outbox #\(id) to \(msisdn.value)" + (config.sms.configuration == nil ? " (AT_USERNAME/AT_API_KEY unset here: a configured gateway sends it)" : ""))
+            } catch {
+                await postgres.shutdown()
+                FileHandle.standardError.write(Data("ussd-gateway: could not queue: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Outbox: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List pending and failed messages, oldest first.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "How many to list.") var limit = 50
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+            let lines: [String]
+            do {
+                lines = try await postgres.query(
+                    """
+                    SELECT id, status, attempts, recipient, template, coalesce(last_error, ''),
+                        CASE WHEN status = 'pending' THEN to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || 'Z' ELSE '' END
+                    FROM outbox WHERE status IN ('pending', 'failed') ORDER BY id LIMIT \(self.limit)
+                    """
+                ).map { row in
+                    let (id, status, attempts, recipient, template, error, next) = try row.decode((Int64, String, Int32, String, String, String, String).self)
+                    return "#\(id)\t\(status)\t\(attempts) attempts\t\(recipient)\t\(template)\t" + (status == "pending" ? "next \(next)" : error)
+                }
+            } catch {
+                await postgres.shutdown()
+                FileHandle.standardError.write(Data("ussd-gateway: could not read the outbox: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            await postgres.shutdown()
+            print(lines.isEmpty ? "no pending or failed messages" : lines.joined(separator: "\n"))
         }
     }
 }

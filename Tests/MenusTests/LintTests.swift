@@ -64,6 +64,39 @@ import Testing
         #expect(Set(problems.map { $0.message.replacingOccurrences(of: "unknown action ", with: "") }).isSubset(of: Set(registry)))
     }
 
+    @Test func smsNoticesAreCountedInSegmentsAtTheirWorstCase() throws {
+        func notices(_ notifications: [String: Any]) -> (inout [String: Any]) -> Void {
+            { document in
+                document["sms"] = ["help": ["en": "Help", "sw": "Msaada"], "commands": [] as [Any], "notifications": notifications]
+            }
+        }
+        let fine = try Self.lint(notices(["sent": ["text": ["en": "Sent {amount|amount} to {to|phone}", "sw": "Umetuma {amount|amount} kwa {to|phone}"], "params": ["amount": ["maxLength": 8], "to": ["maxLength": 12]]]]))
+        #expect(fine == [])
+        let long = String(repeating: "x", count: 140)
+        let over = try Self.lint(notices(["sent": ["text": ["en": long + " {name}", "sw": "Umetuma"], "params": ["name": ["maxLength": 30]]]]))
+        #expect(over == ["sms.notifications.sent: can reach 171 septets in en, over 1 segment (160)"])
+        let allowedTwo = try Self.lint(notices(["sent": ["text": ["en": long + " {name}", "sw": "Umetuma"], "params": ["name": ["maxLength": 30]], "segments": 2]]))
+        #expect(allowedTwo == [])
+        let unicode = try Self.lint(notices(["sent": ["text": ["en": "Hi {name}", "sw": "Habari {name}"], "params": ["name": ["maxLength": 66, "unicode": true]]]]))
+        #expect(unicode == ["sms.notifications.sent: can reach 73 UCS-2 characters in sw, over 1 segment (70)"], "English fits (69), Swahili does not")
+        let unknown = try Self.lint(notices(["sent": ["text": ["en": "Hi {who}", "sw": "Habari {who}"]]]))
+        #expect(unknown.contains("sms.notifications.sent: {who} has no entry in params (its longest value)"))
+        let three = try Self.lint(notices(["sent": ["text": "Hi", "segments": 3]]))
+        #expect(three == ["sms.notifications.sent: segments must be 1 or 2"])
+    }
+
+    @Test func theShippedNoticesEachFitOneSegment() throws {
+        let graph = try MenuGraph.load(contentsOf: defaultMenusURL())
+        #expect(graph.lint(actions: []).filter { $0.location.hasPrefix("sms.notifications") }.isEmpty)
+        let names = Set((graph.document.sms?.notifications ?? [:]).keys)
+        for template in ["sent", "received", "deposit_received", "deposit_failed", "withdrawal_paid", "withdrawal_failed", "saved", "pin_changed", "account_locked", "ussd_result"] {
+            #expect(names.contains(template), "no wording for \(template)")
+        }
+        #expect(graph.notification("deposit_failed", language: "sw", params: ["amount": "50000", "reason": "cancelled"]) == "Ulighairi ombi la M-Pesa la KES 500. Hakuna kilichotolewa.")
+        #expect(graph.notification("deposit_failed", language: "en", params: ["amount": "50000", "reason": "other"])?.hasPrefix("Your deposit of KES 500") == true)
+        #expect(graph.notification("nonsense", language: "en", params: [:]) == nil)
+    }
+
     @Test func brokenNextTarget() throws {
         let problems = try Self.lint { Self.screens(&$0) { $0["pin"]!["next"] = "nowhere" } }
         #expect(problems.contains("pin: next leads to nowhere, which does not exist"))

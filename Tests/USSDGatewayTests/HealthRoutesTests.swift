@@ -54,7 +54,7 @@ final class LogCapture: Sendable {
             }
             try await client.execute(uri: "/readyz", method: .get) { response in
                 #expect(response.status == .ok)
-                #expect(String(buffer: response.body) == "ready\nredis: ok\npostgres: ok\nmpesa: not configured\n", "M-Pesa unset: reported, not a reason to be unready")
+                #expect(String(buffer: response.body) == "ready\nredis: ok\npostgres: ok\nmpesa: not configured\nsms: not configured\n", "M-Pesa and SMS unset: reported, not a reason to be unready")
             }
         }
     }

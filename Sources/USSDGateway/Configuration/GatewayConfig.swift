@@ -60,6 +60,8 @@ public struct GatewayConfig: Sendable {
     public var publicBaseURL: String?
     /// Daraja (M-Pesa) settings.
     public var mpesa = MPesaSettings()
+    /// Africa's Talking SMS settings.
+    public var sms = SMSSettings()
 
     public init() {}
 
@@ -138,6 +140,15 @@ public struct GatewayConfig: Sendable {
         config.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
         config.mpesa.stkDelay = .milliseconds(try reader.integer("STK_DELAY_MS", default: 1500, in: 0...30_000))
         config.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
+        config.sms.username = reader.value("AT_USERNAME")
+        config.sms.apiKey = reader.value("AT_API_KEY")
+        config.sms.baseURL = try reader.string("AT_SMS_BASE_URL", default: config.sms.baseURL)
+        guard config.sms.baseURL.hasPrefix("https://") || config.sms.baseURL.hasPrefix("http://") else {
+            throw ConfigError(variable: "AT_SMS_BASE_URL", problem: "must be an http(s) URL such as https://api.sandbox.africastalking.com")
+        }
+        config.sms.senderID = reader.value("AT_SENDER_ID")
+        config.sms.maxAttempts = try reader.integer("SMS_MAX_ATTEMPTS", default: config.sms.maxAttempts, in: 1...100)
+        config.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: 10, in: 0...10_000))
         config.mpesa.requestTimeout = .milliseconds(try reader.integer("MPESA_TIMEOUT_MS", default: 30_000, in: 100...55_000))
         config.mpesa.reconcileInterval = .seconds(try reader.integer("MPESA_RECONCILE_INTERVAL_SECONDS", default: 15, in: 1...3600))
 

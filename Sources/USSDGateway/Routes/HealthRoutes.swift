@@ -8,6 +8,8 @@ struct HealthRoutes {
     let postgres: PostgresClient
     /// Reported by /readyz; M-Pesa not configured does not make the gateway unready.
     var mpesaConfigured = false
+    /// Reported by /readyz, like M-Pesa.
+    var smsConfigured = false
     /// Longest a readiness check may take before it counts as failed.
     var checkTimeout: Duration = .seconds(2)
 
@@ -33,7 +35,9 @@ struct HealthRoutes {
         }
         let results = [("redis", await redisCheck), ("postgres", await postgresCheck)]
         let failed = results.filter { $0.1 != nil }
-        let lines = results.map { name, problem in "\(name): \(problem ?? "ok")" } + ["mpesa: \(self.mpesaConfigured ? "configured" : "not configured")"]
+        let lines = results.map { name, problem in "\(name): \(problem ?? "ok")" } + [
+            "mpesa: \(self.mpesaConfigured ? "configured" : "not configured")", "sms: \(self.smsConfigured ? "configured" : "not configured")",
+        ]
         if failed.isEmpty {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ready\n" + lines.joined(separator: "\n") + "\n")))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Menus
 import Wallet
 
@@ -38,6 +39,7 @@ public struct UnavailableMobileMoney: MobileMoneyChannel {
 public struct WalletActions: ActionRunner {
     let wallet: Wallet
     let mobileMoney: any MobileMoneyChannel
+    let logger = Logger(label: "wallet.actions")
 
     public init(wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney()) {
         self.wallet = wallet
@@ -77,6 +79,12 @@ public struct WalletActions: ActionRunner {
                 let receipt = request.action == "wallet.save"
                     ? try await self.wallet.save(msisdn, amount: amount, key: try self.key(context))
                     : try await self.wallet.unsave(msisdn, amount: amount, key: try self.key(context))
+                if request.action == "wallet.save" {
+                    await self.notice(
+                        msisdn, "saved", ["amount": String(amount.cents), "savings": String(receipt.balances.savings.cents)],
+                        dedupe: receipt.key + ":saved"
+                    )
+                }
                 return .success(["balance": String(receipt.balances.available.cents), "savings": String(receipt.balances.savings.cents)])
             case "wallet.statement":
                 try await self.wallet.verifyPIN(msisdn, pin: arguments["pin"] ?? "")
@@ -85,6 +93,7 @@ public struct WalletActions: ActionRunner {
                 return .success(["pin_token": try await self.wallet.pinChangeToken(msisdn, pin: arguments["pin"] ?? "")])
             case "wallet.changePin":
                 try await self.wallet.changePIN(msisdn, token: arguments["pin_token"] ?? "", new: arguments["new_pin"] ?? "")
+                await self.notice(msisdn, "pin_changed", [:], dedupe: context.idempotencyKey + ":pin_changed")
                 return .success([:])
             case "wallet.setLanguage":
                 try await self.wallet.setLanguage(msisdn, language: arguments["language"] ?? "")
@@ -99,11 +108,25 @@ public struct WalletActions: ActionRunner {
                 throw ActionError.unknownAction(request.action)
             }
         } catch let error as WalletError {
+            if case .locked(let until) = error {
+                // Once per lock: the same lock gives the same key.
+                let minutes = max(1, Int((until.timeIntervalSinceNow / 60).rounded(.up)))
+                await self.notice(msisdn, "account_locked", ["minutes": String(minutes)], dedupe: "locked:\(msisdn.value):\(Int(until.timeIntervalSince1970))")
+            }
             switch error {
             case .wrongPIN(let left): return .failure(error.code, ["attempts_left": String(left)])
             case .invalidArgument: throw error
             default: return .failure(error.code)
             }
+        }
+    }
+
+    /// Queues an SMS notice; a failure to queue is logged, never the user's problem.
+    private func notice(_ msisdn: MSISDN, _ template: String, _ params: [String: String], dedupe: String) async {
+        do {
+            try await self.wallet.queueNotice(msisdn, template: template, params: params, dedupe: dedupe)
+        } catch {
+            self.logger.warning("SMS notice not queued", metadata: ["template": .string(template), "error": .string(safeDescription(of: error))])
         }
     }
 

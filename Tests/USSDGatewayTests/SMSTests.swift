@@ -1,0 +1,291 @@
+import AfricasTalking
+import Curl
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Menus
+import Postgres
+import Testing
+import TestSupport
+import USSDGateway
+import Wallet
+
+/// The SMS channel end to end: commands posted the way Africa's Talking posts them, replies and
+/// receipts leaving through the outbox sender to the fake messaging API.
+struct SMSRig {
+    let fake: FakeAfricasTalking
+    let harness: USSDHarness
+
+    static func make(_ adjust: (inout GatewayConfig) -> Void = { _ in }) async throws -> SMSRig {
+        let fake = try await FakeAfricasTalking.start()
+        let harness = try await USSDHarness.make { config in
+            config.sms.username = FakeAfricasTalking.username
+            config.sms.apiKey = FakeAfricasTalking.apiKey
+            config.sms.baseURL = fake.baseURL
+            config.sms.retryBase = .milliseconds(20)
+            config.sms.pollInterval = .milliseconds(20)
+            config.sms.ratePerSecond = 0
+            config.sms.requestTimeout = .milliseconds(500)
+            adjust(&config)
+        }
+        return SMSRig(fake: fake, harness: harness)
+    }
+
+    func finish(sourceLocation: SourceLocation = #_sourceLocation) async {
+        #expect(self.fake.violations.isEmpty, "\(self.fake.violations)", sourceLocation: sourceLocation)
+        for record in self.harness.capture.all {
+            let line = record.message + " " + record.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            #expect(!line.contains(FakeAfricasTalking.apiKey), "the API key reached the logs", sourceLocation: sourceLocation)
+        }
+        await self.fake.stop()
+        await self.harness.finish()
+    }
+
+    /// A sender of our own on the harness's database, as another replica would run it.
+    func sender(maxAttempts: Int = 8, http: CurlClient) -> OutboxSender {
+        var settings = self.harness.config.sms
+        settings.maxAttempts = maxAttempts
+        return OutboxSender(
+            postgres: self.harness.postgres, client: AfricasTalkingSMS(configuration: settings.configuration!, http: http), graph: self.harness.graph,
+            settings: settings, logger: self.harness.capture.logger
+        )
+    }
+
+    /// Waits (up to five seconds) until the texts sent to `msisdn` satisfy `done`; returns them.
+    @discardableResult
+    func texts(_ msisdn: MSISDN, sourceLocation: SourceLocation = #_sourceLocation, until done: ([String]) -> Bool) async throws -> [String] {
+        for _ in 0..<500 {
+            let texts = self.fake.texts(to: msisdn.value)
+            if done(texts) { return texts }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let texts = self.fake.texts(to: msisdn.value)
+        Issue.record("\(msisdn.value) never got what was expected: \(texts)", sourceLocation: sourceLocation)
+        return texts
+    }
+
+    func status(_ id: Int64) async throws -> (status: String, attempts: Int32, error: String?) {
+        try await self.harness.postgres.query("SELECT status, attempts, last_error FROM outbox WHERE id = \(id)").single()!.decode((String, Int32, String?).self)
+    }
+
+    /// Waits until outbox row `id` leaves `pending`.
+    func settled(_ id: Int64) async throws -> (status: String, attempts: Int32, error: String?) {
+        for _ in 0..<500 {
+            let row = try await self.status(id)
+            if row.status != "pending" { return row }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return try await self.status(id)
+    }
+}
+
+/// Posts one inbound SMS as Africa's Talking does.
+@discardableResult
+func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, id: String = "ATXid_in_" + UUID().uuidString, path: String = "/sms/africastalking/inbound") async throws -> TestResponse {
+    let form = Phone.form(["from": "+" + msisdn.value, "to": "20880", "text": text, "date": "2026-11-22 10:00:00", "id": id, "linkId": "", "networkCode": "63902"])
+    let response = try await client.execute(uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: form))
+    #expect(response.status == .ok)
+    return response
+}
+
+@Suite struct SMSTests {
+    @Test func everyCommandInBothLanguages() async throws {
+        let rig = try await SMSRig.make()
+        let (achiengLocal, otienoLocal, juma) = (freshLocal(), freshLocal(), freshLocal())
+        let achieng = try await rig.harness.customer(achiengLocal, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
+        let otieno = try await rig.harness.customer(otienoLocal, name: "Otieno", pin: TypedPINs.otieno, shillings: 1_000, language: "sw")
+        let stranger = MSISDN(Validator.normaliseMSISDN(juma)!)!
+        try await rig.harness.run(.live) { client in
+            // The funding deposits' receipts go out first.
+            try await rig.texts(achieng) { $0.count == 1 }
+            try await rig.texts(otieno) { $0.count == 1 }
+            // English, with the customer's own spacing and case.
+            try await sms(client, from: achieng, "  bal   \(TypedPINs.achieng) ")
+            try await rig.texts(achieng) { $0.contains("Balance KES 1,000. Savings KES 0.") }
+            try await sms(client, from: achieng, "SEND +254\(otienoLocal.dropFirst()) 100 \(TypedPINs.achieng)")
+            try await rig.texts(achieng) { texts in
+                texts.contains { $0.hasPrefix("Sent KES 100 to \(masked(otienoLocal)). Balance KES 900.") }
+                    && texts.contains { $0.hasPrefix("You sent KES 100 to \(masked(otienoLocal)). Ref ") }
+            }
+            try await rig.texts(otieno) { $0.contains { $0.hasPrefix("Umepokea KES 100 kutoka \(masked(achiengLocal)). Kumb ") } }
+            try await sms(client, from: achieng, "SAVE 200 \(TypedPINs.achieng)")
+            try await rig.texts(achieng) { $0.contains("You saved KES 200. Savings KES 200.") }
+            try await sms(client, from: achieng, "MINI \(TypedPINs.achieng)")
+            try await rig.texts(achieng) { $0.contains { $0.contains("-KES 100 \(otienoLocal)") || $0.contains("-100") } }
+            try await sms(client, from: achieng, "DEPOSIT 100 \(TypedPINs.achieng)")
+            try await sms(client, from: achieng, "WITHDRAW 100 \(TypedPINs.achieng)")
+            try await rig.texts(achieng) { $0.filter { $0 == "M-Pesa is not available right now. Please try again later." }.count == 2 }
+            try await sms(client, from: achieng, "HELLO there")
+            try await rig.texts(achieng) { $0.contains { $0.hasPrefix("Commands: BAL <PIN>") } }
+            try await sms(client, from: achieng, "SEND 0712")
+            try await rig.texts(achieng) { $0.contains { $0.contains("SEND <phone> <amount> <PIN>") } }
+
+            // Swahili, from a Swahili customer.
+            try await sms(client, from: otieno, "SALIO \(TypedPINs.otieno)")
+            try await rig.texts(otieno) { $0.contains("Salio KES 1,100. Akiba KES 0.") }
+            try await sms(client, from: otieno, "tuma \(achiengLocal) 50 \(TypedPINs.otieno)")
+            try await rig.texts(otieno) { $0.contains { $0.hasPrefix("Umetuma KES 50 kwa \(masked(achiengLocal))") } }
+            try await sms(client, from: otieno, "HIFADHI 100 \(TypedPINs.otieno)")
+            try await rig.texts(otieno) { $0.contains("Umehifadhi KES 100. Akiba KES 100.") }
+            try await sms(client, from: otieno, "TAARIFA \(TypedPINs.otieno)")
+            try await sms(client, from: otieno, "WEKA 100 \(TypedPINs.otieno)")
+            try await sms(client, from: otieno, "TOA 100 \(TypedPINs.otieno)")
+            try await rig.texts(otieno) { $0.filter { $0 == "M-Pesa haipatikani sasa. Tafadhali jaribu tena baadaye." }.count == 2 }
+            try await sms(client, from: otieno, "SALIO 0000")
+            try await rig.texts(otieno) { $0.contains("PIN si sahihi. Hakuna kilichofanyika.") }
+            try await sms(client, from: otieno, "habari")
+            try await rig.texts(otieno) { $0.contains { $0.hasPrefix("Amri: SALIO <PIN>") } }
+
+            // A number without a wallet learns how to open one.
+            try await sms(client, from: stranger, "BAL \(TypedPINs.newPIN)")
+            try await rig.texts(stranger) { $0 == ["This number has no wallet. Dial *384*96# to open one."] }
+
+            // What was stored of the commands has the PIN masked.
+            let stored = try await rig.harness.postgres.query("SELECT text_masked FROM sms_inbound").map { try $0.decode(String.self, column: 0) }
+            #expect(stored.contains("bal ****") && stored.contains("SEND +254\(otienoLocal.dropFirst()) 100 ****"), "\(stored)")
+            for pin in TypedPINs.all { #expect(!stored.contains { $0.contains(pin) }, "a PIN was stored") }
+        }
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func aRetriedInboundIDRunsNothingTwice() async throws {
+        let rig = try await SMSRig.make()
+        let (senderLocal, recipientLocal) = (freshLocal(), freshLocal())
+        let sender = try await rig.harness.customer(senderLocal, name: "Wambui", pin: TypedPINs.achieng, shillings: 500)
+        let recipient = try await rig.harness.customer(recipientLocal, name: "Kiprono", pin: TypedPINs.otieno)
+        try await rig.harness.run(.live) { client in
+            let id = "ATXid_dup_" + UUID().uuidString
+            let text = "SEND \(recipientLocal) 200 \(TypedPINs.achieng)"
+            async let first = sms(client, from: sender, text, id: id)
+            async let second = sms(client, from: sender, text, id: id)
+            _ = try await (first, second)
+            try await sms(client, from: sender, text, id: id)
+            // The funding receipt, one reply and one send receipt; one receipt for the recipient.
+            try await rig.texts(sender) { $0.count >= 3 }
+            try await rig.texts(recipient) { $0.count >= 1 }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(rig.fake.texts(to: sender.value).count == 3, "\(rig.fake.texts(to: sender.value))")
+            #expect(rig.fake.texts(to: recipient.value).count == 1)
+            #expect(try await rig.harness.wallet.balances(sender).available.cents == 30_000)
+            #expect(try await rig.harness.wallet.balances(recipient).available.cents == 20_000)
+        }
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    @Test func transientFailuresAreRetriedAndPermanentOnesAreNot() async throws {
+        let rig = try await SMSRig.make { $0.sms.maxAttempts = 3 }
+        let (a, b, c) = (freshLocal(), freshLocal(), freshLocal())
+        let first = MSISDN(Validator.normaliseMSISDN(a)!)!
+        let second = MSISDN(Validator.normaliseMSISDN(b)!)!
+        let third = MSISDN(Validator.normaliseMSISDN(c)!)!
+        try await rig.harness.run(.live) { _ in
+            rig.fake.state.withLock { $0.script = [.http(500), .recipient(502, "RejectedByGateway")] }
+            let retried = try await SMSService.queue(rig.harness.postgres, to: first, text: "Retried until it goes")
+            var row = try await rig.settled(retried)
+            #expect(row.status == "sent" && row.attempts == 3, "\(row)")
+            #expect(rig.fake.texts(to: first.value) == ["Retried until it goes"])
+
+            rig.fake.state.withLock { $0.script = [.recipient(403, "InvalidPhoneNumber")] }
+            let refused = try await SMSService.queue(rig.harness.postgres, to: second, text: "Never retried")
+            row = try await rig.settled(refused)
+            #expect(row.status == "failed" && row.attempts == 1 && row.error == "403 InvalidPhoneNumber", "\(row)")
+
+            rig.fake.state.withLock { $0.script = [.hang, .http(503), .http(503)] }
+            let hopeless = try await SMSService.queue(rig.harness.postgres, to: third, text: "Given up on")
+            row = try await rig.settled(hopeless)
+            #expect(row.status == "failed" && row.attempts == 3 && row.error?.hasPrefix("gave up after 3 attempts") == true, "\(row)")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(rig.fake.state.withLock { $0.requests } == 7, "three for the retried one, one for the refused one, three for the hopeless one")
+        }
+        await rig.finish()
+    }
+
+    @Test func deliveryReportsUpdateTheMessage() async throws {
+        let rig = try await SMSRig.make()
+        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        try await rig.harness.run(.live) { client in
+            let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Report on me")
+            _ = try await rig.settled(id)
+            let messageID = try #require(rig.fake.messages.first { $0.to == "+" + msisdn.value }?.messageID)
+            func report(_ fields: [String: String]) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/sms/africastalking/delivery", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                    body: ByteBuffer(string: Phone.form(fields))
+                )
+            }
+            #expect(try await report(["id": messageID, "status": "Buffered", "phoneNumber": "+" + msisdn.value, "networkCode": "63902"]).status == .ok)
+            #expect(try await report(["id": messageID, "status": "Failed", "failureReason": "UserInBlackList", "phoneNumber": "+" + msisdn.value, "retryCount": "0"]).status == .ok)
+            // A late in-progress report does not undo a final one.
+            #expect(try await report(["id": messageID, "status": "Sent"]).status == .ok)
+            let row = try await rig.harness.postgres.query("SELECT delivery_status, failure_reason FROM outbox WHERE id = \(id)").single()!.decode((String?, String?).self)
+            #expect(row.0 == "Failed" && row.1 == "UserInBlackList")
+            #expect(try await report(["id": "ATXid_unknown", "status": "Success"]).status == .ok, "an unknown id is answered and logged")
+            #expect(try await report(["status": "Success"]).status == .badRequest)
+        }
+        await rig.finish()
+    }
+
+    @Test func aMessageLeftPendingByACrashIsSentAfterTheRestart() async throws {
+        let rig = try await SMSRig.make()
+        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        // A sender claimed this row and died: its claim has run out.
+        let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Survived a crash")
+        try await rig.harness.postgres.query("UPDATE outbox SET attempts = 1, claimed_until = now() - interval '1 second' WHERE id = \(id)")
+        // And one claimed by a sender that is still alive is left to it.
+        let held = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Someone else's")
+        try await rig.harness.postgres.query("UPDATE outbox SET attempts = 1, claimed_until = now() + interval '1 hour' WHERE id = \(held)")
+        try await rig.harness.run(.live) { _ in
+            let row = try await rig.settled(id)
+            #expect(row.status == "sent" && row.attempts == 2)
+            #expect(try await rig.status(held).status == "pending")
+            #expect(rig.fake.texts(to: msisdn.value) == ["Survived a crash"])
+        }
+        await rig.finish()
+    }
+
+    @Test func twoSendersNeverSendTheSameRowTwice() async throws {
+        let rig = try await SMSRig.make()
+        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        for index in 0..<40 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
+        let http = CurlClient()
+        let (one, two) = (rig.sender(http: http), rig.sender(http: http))
+        async let left: Int = { var total = 0; while true { let n = try await one.sendDue(limit: 3); total += n; if n == 0 { return total } } }()
+        async let right: Int = { var total = 0; while true { let n = try await two.sendDue(limit: 3); total += n; if n == 0 { return total } } }()
+        let (a, b) = try await (left, right)
+        #expect(a + b == 40 && a > 0 && b > 0, "both senders worked: \(a) + \(b)")
+        let texts = rig.fake.texts(to: msisdn.value)
+        #expect(texts.count == 40 && Set(texts).count == 40, "each message once: \(texts.count) sent")
+        await http.shutdown()
+        await rig.finish()
+    }
+
+    @Test func operatorsQueueAndListMessagesFromTheCommandLine() async throws {
+        let rig = try await SMSRig.make()
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(["LOG_LEVEL": "warning", "ENVIRONMENT": "development", "DATABASE_URL": rig.harness.config.postgres.connectionString]) { $1 }
+        let local = freshLocal()
+        let send = try ChildProcess.start(GatewayBinary.path, ["sms", "send", "--to", local, "--text", "Office closed on Monday"], environment: environment)
+        #expect(await send.wait() == 0, "\(send.errorOutput)")
+        #expect(send.output.contains("queued as outbox #"))
+        let list = try ChildProcess.start(GatewayBinary.path, ["sms", "outbox"], environment: environment)
+        #expect(await list.wait() == 0)
+        #expect(list.output.contains("pending") && list.output.contains("254" + local.dropFirst()) && list.output.contains("operator"), "\(list.output)")
+        let bad = try ChildProcess.start(GatewayBinary.path, ["sms", "send", "--to", "12345", "--text", "x"], environment: environment)
+        #expect(await bad.wait() == 2)
+        await rig.finish()
+    }
+
+    @Test func malformedInboundCallbacksAre400() async throws {
+        let rig = try await SMSRig.make()
+        try await rig.harness.run(.router) { client in
+            for body in ["from=%2B254712345678&text=BAL", "id=ATX1&text=BAL", "id=ATX1&from=%2B254712345678", "id=%ZZ&from=x&text=y"] {
+                let response = try await client.execute(uri: "/sms/africastalking/inbound", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: body))
+                #expect(response.status == .badRequest, "\(body)")
+            }
+        }
+        await rig.finish()
+    }
+}
