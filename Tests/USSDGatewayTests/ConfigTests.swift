@@ -45,6 +45,21 @@ import USSDGateway
         #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PUBLIC_BASE_URL": "gw.example.com"]) }
     }
 
+    @Test func smsSettingsAreReadWithTheirDefaults() throws {
+        var config = try GatewayConfig.load(environment: ["ENVIRONMENT": "development"])
+        #expect(config.sms.configuration == nil, "no AT_USERNAME/AT_API_KEY: queued, not sent")
+        #expect(config.sms.baseURL == "https://api.africastalking.com" && config.sms.maxAttempts == 8 && config.sms.ratePerSecond == 10)
+        config = try GatewayConfig.load(environment: [
+            "ENVIRONMENT": "development", "AT_USERNAME": "sandbox", "AT_API_KEY": "k", "AT_SMS_BASE_URL": "https://api.sandbox.africastalking.com",
+            "AT_SENDER_ID": "WALLET", "SMS_MAX_ATTEMPTS": "3", "SMS_RATE_PER_SECOND": "0",
+        ])
+        let at = try #require(config.sms.configuration)
+        #expect(at.baseURL == "https://api.sandbox.africastalking.com" && at.username == "sandbox" && at.senderID == "WALLET")
+        #expect(!at.description.contains("k)") && config.sms.maxAttempts == 3 && config.sms.ratePerSecond == 0)
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "SMS_MAX_ATTEMPTS": "0"]) }
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "AT_SMS_BASE_URL": "api.africastalking.com"]) }
+    }
+
     @Test func environmentOverridesTheConfigFile() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-\(UUID().uuidString).env").path
         try "# local settings\nHTTP_PORT=9000\nLOG_LEVEL = 'debug'\nREDIS_URL=\"redis://cache:6390/1\"\n".write(toFile: file, atomically: true, encoding: .utf8)

@@ -177,6 +177,26 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         await rig.finish()
     }
 
+    @Test func aDepositBySMSPushesTheSamePrompt() async throws {
+        let rig = try await MPesaRig.make()
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Nyambura", pin: TypedPINs.achieng)
+        try await rig.harness.run(.live) { client in
+            try await sms(client, from: msisdn, "WEKA 150 \(TypedPINs.achieng)", id: "ATXid_dep_\(local)")
+            try await sms(client, from: msisdn, "WEKA 150 \(TypedPINs.achieng)", id: "ATXid_dep_\(local)")
+            let push = try await rig.request("/mpesa/stkpush/v1/processrequest")
+            #expect(push.json["Amount"] == .integer(150) && push.json["PhoneNumber"]?.string == msisdn.value)
+            let checkout = try await rig.checkout(msisdn)
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess(checkout, shillings: 150, receipt: "SMSDEP1", phone: msisdn.value))
+            #expect(try await rig.balance(msisdn) == 15_000)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(rig.fake.requests("/mpesa/stkpush/v1/processrequest").count == 1, "a retried SMS pushes nothing new")
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
     @Test func aCancelledDepositChangesNothingButTellsTheCustomer() async throws {
         let rig = try await MPesaRig.make { $0.mpesa.stkDelay = .milliseconds(700) }
         let local = freshLocal()

@@ -150,6 +150,23 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         await rig.finish()
     }
 
+    @Test func threeWrongPINsBySMSLockTheWalletAndSayItOnce() async throws {
+        let rig = try await SMSRig.make { $0.sms.senderID = "WALLET" }
+        let local = freshLocal()
+        let msisdn = try await rig.harness.customer(local, name: "Chege", pin: TypedPINs.achieng)
+        try await rig.harness.run(.live) { client in
+            for _ in 0..<3 { try await sms(client, from: msisdn, "BAL \(TypedPINs.wrong)") }
+            try await sms(client, from: msisdn, "BAL \(TypedPINs.achieng)")
+            let texts = try await rig.texts(msisdn) { texts in
+                texts.filter { $0.hasPrefix("Your wallet is locked after 3 wrong PINs") }.count == 2 && texts.contains { $0.hasPrefix("Your wallet is locked for 30 minutes") }
+            }
+            #expect(texts.filter { $0 == "Wrong PIN. Nothing was done." }.count == 2, "\(texts)")
+            #expect(texts.filter { $0.hasPrefix("Your wallet is locked for") }.count == 1, "one notice per lock: \(texts)")
+            #expect(rig.fake.messages.allSatisfy { $0.from == "WALLET" }, "AT_SENDER_ID goes as from")
+        }
+        await rig.finish()
+    }
+
     @Test func aRetriedInboundIDRunsNothingTwice() async throws {
         let rig = try await SMSRig.make()
         let (senderLocal, recipientLocal) = (freshLocal(), freshLocal())

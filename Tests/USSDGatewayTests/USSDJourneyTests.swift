@@ -159,6 +159,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             #expect(try await phone.type("00") == swahili)
         }
         #expect(try await harness.wallet.customer(msisdn).language == "sw")
+        #expect(try await harness.notices(msisdn, "pin_changed") == 1, "the owner is told the PIN changed")
         await harness.finish()
     }
 
@@ -191,6 +192,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
         }
         #expect(try await harness.wallet.balances(sender).main == .shillings(1_000))
         #expect(try await harness.movements(kind: "p2p") == 0)
+        #expect(try await harness.notices(sender, "account_locked") == 1, "one notice per lock")
         try await harness.audit()
         await harness.finish()
     }

@@ -109,6 +109,11 @@ struct USSDHarness {
         #expect(sum == 0, "balances sum to \(sum)", sourceLocation: sourceLocation)
     }
 
+    /// SMS notices of `template` queued for `msisdn`.
+    func notices(_ msisdn: MSISDN, _ template: String) async throws -> Int {
+        try await self.postgres.query("SELECT count(*) FROM outbox WHERE recipient = \(msisdn.value) AND template = \(template)").single()!.decode(Int.self, column: 0)
+    }
+
     func movements(kind: String) async throws -> Int {
         try await self.postgres.query("SELECT count(*) FROM transfers WHERE kind = \(kind)").single()!.decode(Int.self, column: 0)
     }
