@@ -102,27 +102,24 @@ struct MPesaCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
-            let http = CurlClient()
-            let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: config.pinHashCost), logger: Logger(label: "wallet"))
-            guard let mpesa = MPesaService.make(config: config, wallet: wallet, http: http, logger: Logger(label: "mpesa")) else {
-                let missing = config.mpesa.missing(publicBaseURL: config.publicBaseURL).joined(separator: ", ")
-                FileHandle.standardError.write(Data("ussd-gateway: M-Pesa is not configured (missing \(missing))\n".utf8))
-                await http.shutdown()
-                await postgres.shutdown()
+            let missing = config.mpesa.missing(publicBaseURL: config.publicBaseURL)
+            guard missing.isEmpty else {
+                FileHandle.standardError.write(Data("ussd-gateway: M-Pesa is not configured (missing \(missing.joined(separator: ", ")))\n".utf8))
                 throw ExitCode(2)
             }
-            do {
-                let changes = try await mpesa.reconcile()
-                print(changes.isEmpty ? "nothing to change" : changes.joined(separator: "\n"))
-            } catch {
-                FileHandle.standardError.write(Data("ussd-gateway: reconcile failed: \(error)\n".utf8))
-                await http.shutdown()
-                await postgres.shutdown()
-                throw ExitCode(1)
+            let changes = try await withPostgres(config, doing: "reconcile") { postgres in
+                let http = CurlClient()
+                let mpesa = MPesaService.make(config: config, wallet: wallet(config, postgres), http: http, logger: Logger(label: "mpesa"))!
+                do {
+                    let changes = try await mpesa.reconcile()
+                    await http.shutdown()
+                    return changes
+                } catch {
+                    await http.shutdown()
+                    throw error
+                }
             }
-            await http.shutdown()
-            await postgres.shutdown()
+            print(changes.isEmpty ? "nothing to change" : changes.joined(separator: "\n"))
         }
     }
 
@@ -134,19 +131,29 @@ struct MPesaCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
-            let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: config.pinHashCost), logger: Logger(label: "wallet"))
-            let items: [(kind: String, reference: String, reason: String)]
-            do {
-                items = try await wallet.reviewItems(limit: self.limit)
-            } catch {
-                await postgres.shutdown()
-                FileHandle.standardError.write(Data("ussd-gateway: review failed: \(error)\n".utf8))
-                throw ExitCode(1)
-            }
-            await postgres.shutdown()
+            let items = try await withPostgres(config, doing: "review") { try await wallet(config, $0).reviewItems(limit: self.limit) }
             print(items.isEmpty ? "nothing to review" : items.map { "\($0.kind)\t\($0.reference)\t\($0.reason)" }.joined(separator: "\n"))
         }
+    }
+}
+
+/// The wallet over `postgres`, as the gateway builds it.
+private func wallet(_ config: GatewayConfig, _ postgres: PostgresClient) -> Wallet {
+    Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: config.pinHashCost), logger: Logger(label: "wallet"))
+}
+
+/// Runs `body` with a Postgres client that is shut down afterwards; a failure prints one line
+/// naming `what` and exits with code 1.
+private func withPostgres<T>(_ config: GatewayConfig, doing what: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
+    let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+    do {
+        let result = try await body(postgres)
+        await postgres.shutdown()
+        return result
+    } catch {
+        await postgres.shutdown()
+        FileHandle.standardError.write(Data("ussd-gateway: \(what) failed: \(error)\n".utf8))
+        throw ExitCode(1)
     }
 }
 
@@ -172,16 +179,8 @@ struct SMSCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("ussd-gateway: --text must be 1 to 918 characters (6 segments)\n".utf8))
                 throw ExitCode(2)
             }
-            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
-            do {
-                let id = try await SMSService.queue(postgres, to: msisdn, text: self.text)
-                await postgres.shutdown()
-                print("queued as outbox #\(id) to \(msisdn.value)" + (config.sms.configuration == nil ? " (AT_USERNAME/AT_API_KEY unset here: a configured gateway sends it)" : ""))
-            } catch {
-                await postgres.shutdown()
-                FileHandle.standardError.write(Data("ussd-gateway: could not queue: \(error)\n".utf8))
-                throw ExitCode(1)
-            }
+            let id = try await withPostgres(config, doing: "queueing") { try await SMSService.queue($0, to: msisdn, text: self.text) }
+            print("queued as outbox #\(id) to \(msisdn.value)" + (config.sms.configuration == nil ? " (AT_USERNAME/AT_API_KEY unset here: a configured gateway sends it)" : ""))
         }
     }
 
@@ -193,10 +192,8 @@ struct SMSCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
-            let lines: [String]
-            do {
-                lines = try await postgres.query(
+            let lines = try await withPostgres(config, doing: "reading the outbox") { postgres in
+                try await postgres.query(
                     """
                     SELECT id, status, attempts, recipient, template, coalesce(last_error, ''),
                         CASE WHEN status = 'pending' THEN to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || 'Z' ELSE '' END
@@ -206,12 +203,7 @@ struct SMSCommand: AsyncParsableCommand {
                     let (id, status, attempts, recipient, template, error, next) = try row.decode((Int64, String, Int32, String, String, String, String).self)
                     return "#\(id)\t\(status)\t\(attempts) attempts\t\(recipient)\t\(template)\t" + (status == "pending" ? "next \(next)" : error)
                 }
-            } catch {
-                await postgres.shutdown()
-                FileHandle.standardError.write(Data("ussd-gateway: could not read the outbox: \(error)\n".utf8))
-                throw ExitCode(1)
             }
-            await postgres.shutdown()
             print(lines.isEmpty ? "no pending or failed messages" : lines.joined(separator: "\n"))
         }
     }

@@ -46,12 +46,8 @@ final class FakeAfricasTalking: Sendable {
             let body = try await request.body.collect(upTo: 1 << 20)
             return await fake.messaging(request, String(buffer: body))
         }
-        let (ready, signal) = AsyncStream<Int>.makeStream()
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { signal.yield($0.localAddress?.port ?? 0) })
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var iterator = ready.makeAsyncIterator()
-        let port = await iterator.next() ?? 0
-        fake.running.withLock { $0 = (port, task) }
+        let server = await LocalServer.start(router)
+        fake.running.withLock { $0 = server }
         return fake
     }
 

@@ -59,16 +59,8 @@ final class FakeDaraja: Sendable {
     /// Starts on a free port.
     static func start() async throws -> FakeDaraja {
         let fake = FakeDaraja()
-        let (ready, signal) = AsyncStream<Int>.makeStream()
-        let app = Application(
-            router: fake.router(),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in signal.yield(channel.localAddress?.port ?? 0) }
-        )
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var iterator = ready.makeAsyncIterator()
-        let port = await iterator.next() ?? 0
-        fake.running.withLock { $0 = (port, task) }
+        let server = await LocalServer.start(fake.router())
+        fake.running.withLock { $0 = server }
         return fake
     }
 
@@ -302,5 +294,19 @@ final class FakeDaraja: Sendable {
             break
         }
         return problems
+    }
+}
+
+/// A Hummingbird server on a free loopback port, run in a task of its own until cancelled.
+enum LocalServer {
+    static func start(_ router: Router<BasicRequestContext>) async -> (port: Int, task: Task<Void, any Error>?) {
+        let (ready, signal) = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in signal.yield(channel.localAddress?.port ?? 0) }
+        )
+        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var iterator = ready.makeAsyncIterator()
+        return (await iterator.next() ?? 0, task)
     }
 }
