@@ -36,6 +36,16 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation {
 
         /// Binds `value` as the next `$n` parameter.
         public mutating func appendInterpolation<Value: PostgresEncodable>(_ value: Value) {
+            self.bind(value)
+        }
+
+        /// Binds an optional as the next `$n` parameter: SQL NULL when nil. (Spelled out so that an
+        /// optional reads as intended, not as Swift's "debug description" of one.)
+        public mutating func appendInterpolation<Value: PostgresEncodable>(_ value: Value?) {
+            self.bind(value)
+        }
+
+        private mutating func bind<Value: PostgresEncodable>(_ value: Value) {
             self.binds.append(PostgresBind(typeOID: Value.postgresTypeOID, binary: Value.postgresBinary, bytes: value.postgresBytes))
             self.sql += "$\(self.binds.count)"
         }
