@@ -72,9 +72,30 @@ public struct SMSEngine: Sendable {
         {
             for (index, argument) in (command.arguments ?? []).enumerated() where argument.secret == true { secret.insert(index + 1) }
         } else {
-            for (index, word) in words.enumerated() where (4...6).contains(word.count) && word.allSatisfy(\.isASCIIDigit) { secret.insert(index) }
+            // Not a command's shape: any run of four to six digits, even glued to a word
+            // (`BAL1234`), may be a PIN.
+            return words.map(Self.maskingDigitRuns).joined(separator: " ")
         }
         return words.enumerated().map { secret.contains($0.offset) ? "****" : $0.element }.joined(separator: " ")
+    }
+
+    private static func maskingDigitRuns(_ word: String) -> String {
+        var out = ""
+        var run = ""
+        func flush() {
+            out += (4...6).contains(run.count) ? "****" : run
+            run = ""
+        }
+        for character in word {
+            if character.isASCIIDigit {
+                run.append(character)
+            } else {
+                flush()
+                out.append(character)
+            }
+        }
+        flush()
+        return out
     }
 
     /// The reply to a command once its action ran; `variables` are those ``interpret`` returned.

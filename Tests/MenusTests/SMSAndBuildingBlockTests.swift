@@ -23,6 +23,14 @@ import Testing
         }
     }
 
+    @Test func storedTextsHaveThePINMasked() {
+        #expect(self.sms.masked("  send 0712345678  500 1234 ") == "send 0712345678 500 ****", "a command's secret argument, by position")
+        #expect(self.sms.masked("TUMA +254712345678 1500 9876") == "TUMA +254712345678 1500 ****")
+        #expect(self.sms.masked("BAL1234") == "BAL****", "not a command: digit runs of 4-6 are masked even when glued")
+        #expect(self.sms.masked("SEND 0712345678 1234") == "SEND 0712345678 ****", "the wrong shape masks every 4-6 digit run")
+        #expect(self.sms.masked("hello there") == "hello there")
+    }
+
     @Test func badArgumentsGetTheUsageAndUnknownTextGetsHelp() {
         #expect(self.sms.interpret("SEND 0722000111 five 2580") == .reply("To send money: SEND <phone> <amount> <PIN>, e.g. SEND 0712345678 500 1234"))
         #expect(self.sms.interpret("SALIO") == .reply("Kuangalia salio tuma: SALIO <PIN>"))

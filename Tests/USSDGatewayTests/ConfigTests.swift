@@ -43,6 +43,10 @@ import USSDGateway
         #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MPESA_TRANSACTION_TYPE": "cash"]) }
         #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "STK_DELAY_MS": "-5"]) }
         #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PUBLIC_BASE_URL": "gw.example.com"]) }
+        #expect(throws: ConfigError.self, "Safaricom calls back only over https") {
+            try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PUBLIC_BASE_URL": "http://gw.example.com"])
+        }
+        #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PUBLIC_BASE_URL": "http://127.0.0.1:8080"]).publicBaseURL != nil)
     }
 
     @Test func smsSettingsAreReadWithTheirDefaults() throws {

@@ -279,6 +279,30 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         await rig.finish()
     }
 
+    @Test func aClaimThatRanOutAndWasTakenOverIsNotSentTwice() async throws {
+        let rig = try await SMSRig.make()
+        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Only once")
+        let http = CurlClient()
+        let (slow, other) = (rig.sender(http: http), rig.sender(http: http))
+        // The slow sender claims the row, then takes longer than its claim.
+        let claimed = try #require(try await slow.claim(limit: 1).first)
+        try await rig.harness.postgres.query("UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE id = \(id)")
+        let taken = try #require(try await other.claim(limit: 1).first, "the run-out claim is free to take")
+        #expect(await slow.send(claimed) == .skipped, "the other sender holds it now")
+        #expect(await other.send(taken) == .sent)
+        #expect(rig.fake.texts(to: msisdn.value) == ["Only once"])
+        #expect(try await rig.status(id).status == "sent")
+        // A claim that ran out but that nobody took is renewed and sent.
+        let late = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Late but sent")
+        let mine = try #require(try await slow.claim(limit: 1).first)
+        try await rig.harness.postgres.query("UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE id = \(late)")
+        #expect(await slow.send(mine) == .sent)
+        #expect(rig.fake.texts(to: msisdn.value) == ["Only once", "Late but sent"])
+        await http.shutdown()
+        await rig.finish()
+    }
+
     @Test func operatorsQueueAndListMessagesFromTheCommandLine() async throws {
         let rig = try await SMSRig.make()
         var environment = ProcessInfo.processInfo.environment

@@ -123,8 +123,10 @@ public struct GatewayConfig: Sendable {
         config.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
         config.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
         if let url = reader.value("PUBLIC_BASE_URL") {
-            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-                throw ConfigError(variable: "PUBLIC_BASE_URL", problem: "must be an http(s) URL such as https://gateway.example.com")
+            // Safaricom posts callbacks only to https; plain http is for a gateway on this machine.
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].contains { url == $0 || url.hasPrefix($0 + ":") || url.hasPrefix($0 + "/") }
+            guard url.hasPrefix("https://") || loopback else {
+                throw ConfigError(variable: "PUBLIC_BASE_URL", problem: "must be an https URL such as https://gateway.example.com (http only for 127.0.0.1 or localhost)")
             }
             config.publicBaseURL = url
         }

@@ -67,7 +67,10 @@ public final class MPesaService: MobileMoneyChannel, Service {
     public func deposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> ActionResult {
         guard amount.cents % 100 == 0, (1...250_000).contains(amount.cents / 100) else { return .failure("limit_exceeded") }
         let deposit = try await self.wallet.beginDeposit(msisdn, amount: amount, key: key)
-        // A retried hop finds the deposit already there: its push is queued or gone, not repeated.
+        // The same key finds the same deposit. Its push is queued once per process; once the
+        // CheckoutRequestID is stored it is never pushed again. (A push whose outcome was unknown
+        // leaves none, so a later run with the same key, e.g. an SMS re-run after a crash, pushes
+        // again; a payment for the first prompt then lands in mpesa_review.)
         if deposit.status == "pending", deposit.checkoutRequestID == nil, self.inFlight.claim("deposit:\(deposit.id)") {
             self.later {
                 await self.push(deposit)

@@ -9,8 +9,9 @@ import Synchronization
 
 /// Sends the outbox through Africa's Talking, safely from any number of replicas.
 ///
-/// Rows are claimed with `FOR UPDATE SKIP LOCKED` for a minute at a time, so two senders never
-/// hold the same row, and a row whose sender died mid-send is sent again once its claim expires
+/// Rows are claimed with `FOR UPDATE SKIP LOCKED` for a minute at a time under a token, and each
+/// claim is renewed right before its message goes, so two senders never send the same row; a row
+/// whose sender died mid-send is sent again once its claim expires
 /// (the price of at-least-once: a crash between Africa's Talking's answer and our update can send
 /// one message twice). Transient failures (HTTP 5xx, no answer, per-recipient 500-502) come back
 /// with exponential backoff and jitter until `maxAttempts`; permanent ones (per-recipient 401-409,
@@ -48,85 +49,126 @@ public final class OutboxSender: Service, Sendable {
     /// What one pass did with each message it claimed.
     public enum Outcome: String, Sendable {
         case sent, retrying, failed
+        /// The claim ran out and another sender holds the message now: left to it.
+        case skipped
+    }
+
+    /// One message claimed by this sender, under `token`.
+    public struct Claimed: Sendable {
+        let id: Int64
+        let token: String
+        let recipient: String
+        let language: String
+        let template: String
+        let params: String
+        let message: String?
+        let attempts: Int
     }
 
     /// Claims up to `limit` due messages, sends them, and records each outcome. Returns how many
     /// it handled.
     @discardableResult
     public func sendDue(limit: Int = 20) async throws -> Int {
-        let rows = try await self.postgres.query(
+        let claimed = try await self.claim(limit: limit)
+        for message in claimed {
+            let outcome = await self.send(message)
+            Counter(label: "sms_outbox_total", dimensions: [("outcome", outcome.rawValue)]).increment()
+        }
+        return claimed.count
+    }
+
+    /// Claims up to `limit` due messages for a minute, under a token of this pass.
+    public func claim(limit: Int) async throws -> [Claimed] {
+        let token = UUID().uuidString
+        return try await self.postgres.query(
             """
-            UPDATE outbox o SET claimed_until = now() + interval '60 seconds', attempts = o.attempts + 1
+            UPDATE outbox o SET claimed_until = now() + interval '60 seconds', claim_token = \(token), attempts = o.attempts + 1
             WHERE o.id IN (
                 SELECT id FROM outbox WHERE kind = 'sms' AND status = 'pending' AND next_attempt_at <= now()
                     AND (claimed_until IS NULL OR claimed_until < now())
                 ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
             RETURNING o.id, o.recipient, o.language, o.template, o.params::text, o.message, o.attempts
             """
-        )
-        for row in rows {
+        ).map { row in
             let (id, recipient, language, template, params, message, attempts) = try row.decode((Int64, String, String, String, String, String?, Int32).self)
-            let outcome = await self.deliver(id: id, recipient: recipient, language: language, template: template, params: params, message: message, attempts: Int(attempts))
-            Counter(label: "sms_outbox_total", dimensions: [("outcome", outcome.rawValue)]).increment()
+            return Claimed(
+                id: id, token: token, recipient: recipient, language: language, template: template, params: params, message: message, attempts: Int(attempts)
+            )
         }
-        return rows.count
     }
 
-    private func deliver(id: Int64, recipient: String, language: String, template: String, params: String, message: String?, attempts: Int) async -> Outcome {
-        guard let text = message ?? self.word(template: template, language: language, params: params) else {
-            await self.record(id, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = 'menus.json has no wording for this template' WHERE id = \(id)")
-            self.logger.error("no wording for an outbox template", metadata: ["template": .string(template), "outbox": .stringConvertible(id)])
+    /// Sends one claimed message, after renewing the claim: a batch sent slowly (a low rate, slow
+    /// answers) can outlive its first minute, and a message another sender claimed meanwhile is
+    /// left to that sender.
+    public func send(_ claimed: Claimed) async -> Outcome {
+        let id = claimed.id
+        guard let text = claimed.message ?? self.word(template: claimed.template, language: claimed.language, params: claimed.params) else {
+            await self.record(claimed, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = 'menus.json has no wording for this template' WHERE id = \(id) AND claim_token = \(claimed.token)")
+            self.logger.error("no wording for an outbox template", metadata: ["template": .string(claimed.template), "outbox": .stringConvertible(id)])
             return .failed
         }
         await self.pace()
         do {
-            let status = try await self.client.send(to: "+" + recipient, message: text)
+            let renewed = try await self.postgres.query(
+                """
+                UPDATE outbox SET claimed_until = now() + interval '60 seconds'
+                WHERE id = \(id) AND claim_token = \(claimed.token) AND status = 'pending' RETURNING id
+                """
+            )
+            guard !renewed.isEmpty else { return .skipped }
+        } catch {
+            self.logger.warning("outbox claim not renewed; left for later", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
+            return .skipped
+        }
+        do {
+            let status = try await self.client.send(to: "+" + claimed.recipient, message: text)
             if status.accepted {
                 await self.record(
-                    id,
+                    claimed,
                     """
                     UPDATE outbox SET status = 'sent', sent_at = now(), claimed_until = NULL, provider_message_id = \(status.messageID),
                         provider_status = \(status.status), last_error = NULL
-                    WHERE id = \(id)
+                    WHERE id = \(id) AND claim_token = \(claimed.token)
                     """
                 )
                 return .sent
             }
             let reason = "\(status.statusCode) \(status.status)"
-            return await status.transient ? self.retry(id, attempts: attempts, reason: reason) : self.fail(id, reason: reason)
+            return await status.transient ? self.retry(claimed, reason: reason) : self.fail(claimed, reason: reason)
         } catch {
-            return await error.transient ? self.retry(id, attempts: attempts, reason: error.description) : self.fail(id, reason: error.description)
+            return await error.transient ? self.retry(claimed, reason: error.description) : self.fail(claimed, reason: error.description)
         }
     }
 
-    private func retry(_ id: Int64, attempts: Int, reason: String) async -> Outcome {
-        guard attempts < self.settings.maxAttempts else { return await self.fail(id, reason: "gave up after \(attempts) attempts: \(reason)") }
+    private func retry(_ claimed: Claimed, reason: String) async -> Outcome {
+        let (id, attempts) = (claimed.id, claimed.attempts)
+        guard attempts < self.settings.maxAttempts else { return await self.fail(claimed, reason: "gave up after \(attempts) attempts: \(reason)") }
         let delay = Self.backoff(attempt: attempts, base: self.settings.retryBase)
         let milliseconds = Int(delay.components.seconds) * 1000 + Int(delay.components.attoseconds / 1_000_000_000_000_000)
         await self.record(
-            id,
+            claimed,
             """
             UPDATE outbox SET claimed_until = NULL, last_error = \(reason),
                 next_attempt_at = now() + make_interval(secs => \(Double(milliseconds) / 1000))
-            WHERE id = \(id)
+            WHERE id = \(id) AND claim_token = \(claimed.token)
             """
         )
         self.logger.notice("SMS will be retried", metadata: ["outbox": .stringConvertible(id), "attempt": .stringConvertible(attempts), "reason": .string(reason)])
         return .retrying
     }
 
-    private func fail(_ id: Int64, reason: String) async -> Outcome {
-        await self.record(id, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = \(reason) WHERE id = \(id)")
-        self.logger.warning("SMS failed for good", metadata: ["outbox": .stringConvertible(id), "reason": .string(reason)])
+    private func fail(_ claimed: Claimed, reason: String) async -> Outcome {
+        await self.record(claimed, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = \(reason) WHERE id = \(claimed.id) AND claim_token = \(claimed.token)")
+        self.logger.warning("SMS failed for good", metadata: ["outbox": .stringConvertible(claimed.id), "reason": .string(reason)])
         return .failed
     }
 
-    private func record(_ id: Int64, _ query: PostgresQuery) async {
+    private func record(_ claimed: Claimed, _ query: PostgresQuery) async {
         do {
             try await self.postgres.query(query)
         } catch {
             // The claim expires and the row is tried again: at least once, never lost.
-            self.logger.error("outbox update failed", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
+            self.logger.error("outbox update failed", metadata: ["outbox": .stringConvertible(claimed.id), "error": .string(safeDescription(of: error))])
         }
     }
 

@@ -15,11 +15,14 @@ CREATE TABLE sms_inbound (
 -- pending -> sent (accepted by Africa's Talking) or failed (permanent refusal, or out of
 -- attempts). `message` holds an already worded text (command replies, operator messages);
 -- otherwise `template` and `params` are worded in `language` when sent. A sender claims a row
--- until `claimed_until`; a crash leaves the claim to expire and the row is sent after restart.
+-- until `claimed_until` under its own `claim_token`, and renews that claim right before sending,
+-- so a row whose claim ran out and was taken by another sender is not sent twice; a crash leaves
+-- the claim to expire and the row is sent after restart.
 ALTER TABLE outbox
     ADD COLUMN status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
     ADD COLUMN message TEXT,
     ADD COLUMN claimed_until TIMESTAMPTZ,
+    ADD COLUMN claim_token TEXT,
     ADD COLUMN provider_status TEXT,
     ADD COLUMN delivery_status TEXT,
     ADD COLUMN failure_reason TEXT,
