@@ -53,8 +53,8 @@ extension MPesaService {
         if let payout = try await self.wallet.payout(id: result.originatorConversationID) {
             if payout.status == "paid" || payout.status == "failed" { return .alreadyFinal }
             if result.resultCode == 0 {
-                let receipt = result.parameters["TransactionReceipt"]?.string ?? result.transactionID
-                try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt.isEmpty ? result.conversationID : receipt, raw: raw)
+                let receipt = Self.firstNonEmpty(result.parameters["TransactionReceipt"]?.string, result.transactionID, result.conversationID) ?? "b2c:" + payout.id
+                try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: raw)
                 return .paid
             }
             try await self.wallet.failWithdrawal(payout.id, code: result.resultCode, text: result.resultDescription, raw: raw)
@@ -69,7 +69,8 @@ extension MPesaService {
             let status = (result.parameters["TransactionStatus"]?.string ?? "").lowercased()
             switch status {
             case "completed":
-                let receipt = result.parameters["ReceiptNo"]?.string ?? result.transactionID
+                // The receipt column is unique: without a receipt, the query's own id stands in.
+                let receipt = Self.firstNonEmpty(result.parameters["ReceiptNo"]?.string) ?? "status:" + result.originatorConversationID
                 try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: raw)
                 return .paid
             case "failed", "cancelled", "expired", "declined":
@@ -92,6 +93,10 @@ extension MPesaService {
         if try await self.wallet.payout(statusQueryID: result.originatorConversationID) != nil { return .ignored }
         try await self.wallet.keepForReview(kind: "b2c_timeout", reference: result.originatorConversationID, reason: "unknown OriginatorConversationID", body: raw)
         return .review
+    }
+
+    private static func firstNonEmpty(_ values: String?...) -> String? {
+        values.lazy.compactMap { $0 }.first { !$0.isEmpty }
     }
 
     // MARK: Reconciliation
