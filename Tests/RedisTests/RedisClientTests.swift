@@ -109,13 +109,18 @@ import TestSupport
         configuration.acquireTimeout = .milliseconds(200)
         configuration.commandTimeout = .seconds(5)
         let redis = RedisClient(configuration: configuration)
-        let blocker = Task { try await redis.send(["BLPOP", self.prefix + "blocking-list", "1"]) }
+        // The only permit is held by a BLPOP that waits until another client pushes (10 s at most):
+        // long enough that even a starved machine times the ping out first.
+        let blocker = Task { try await redis.send(["BLPOP", self.prefix + "blocking-list", "10"]) }
         while redis.poolUsage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
 
         let error = await #expect(throws: ConnectionPoolError.self) { try await redis.ping() }
 
         #expect(error?.isAcquireTimeout == true)
         #expect(error?.description == "redis pool exhausted: no connection became free within 0.2 seconds")
+        let other = RedisClient(configuration: try TestServers.redisConfiguration())
+        try await other.send(["LPUSH", self.prefix + "blocking-list", "go"])
+        await other.shutdown()
         _ = try await blocker.value
         #expect(try await redis.ping(), "the pool serves again once the connection is back")
         await redis.shutdown()
