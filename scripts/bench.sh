@@ -34,10 +34,10 @@ SENDS=${SENDS:-20000}
 scratch=$(mktemp -d /tmp/ussd-gateway-bench.XXXXXX)
 chmod 755 "$scratch"
 trap 'bash scripts/services.sh stop-all "$scratch" || true; rm -rf "$scratch"' EXIT INT TERM
-redis_port=$(bash scripts/services.sh free-port)
-bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"
-pg_port=$(bash scripts/services.sh free-port)
-bash scripts/services.sh start-postgres "$scratch/postgres" "$pg_port"
+bash scripts/services.sh start-redis "$scratch/redis" auto
+redis_port=$(cat "$scratch/redis/port")
+bash scripts/services.sh start-postgres "$scratch/postgres" auto
+pg_port=$(cat "$scratch/postgres/port")
 pg_bin=$(bash scripts/services.sh pg-bindir)
 export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"

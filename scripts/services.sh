@@ -5,6 +5,8 @@
 #   services.sh free-port                    print a free TCP port on 127.0.0.1
 #   services.sh start-redis DIR PORT         start redis-server with its files in DIR
 #   services.sh start-postgres DIR PORT      initdb DIR on first use, start postgres, create database "ussd"
+#                                            PORT "auto": a free port, another one if the bind still
+#                                            loses a race; either way the port is written to DIR/port
 #   services.sh stop-redis DIR | stop-postgres DIR | stop-all DIR
 #
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
@@ -40,10 +42,27 @@ install() {
     fi
 }
 
+# Ports in use in any state (listening, connected, TIME_WAIT), from the kernel's tables.
+ports_in_use() {
+    local _sl local_address _rest
+    for table in /proc/net/tcp /proc/net/tcp6; do
+        [ -r "$table" ] || continue
+        while read -r _sl local_address _rest; do
+            [ "$_sl" = sl ] || printf '%d\n' "$((16#${local_address##*:}))"
+        done < "$table"
+    done
+}
+
+# A port below the kernel's ephemeral range (outgoing connections take their local ports from
+# there, and a port one of them holds cannot be bound), not in use, and refusing connections.
 free_port() {
-    local port
+    local low=32768 port used
+    if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then read -r low _ < /proc/sys/net/ipv4/ip_local_port_range; fi
+    [ "$low" -gt 11000 ] || low=61000
+    used=" $(ports_in_use | tr '\n' ' ') "
     for _ in $(seq 1 200); do
-        port=$(( (RANDOM % 30000) + 20000 ))
+        port=$(( (RANDOM % (low - 10000)) + 10000 ))
+        case "$used" in *" $port "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             printf '%s\n' "$port"
             return 0
@@ -72,19 +91,22 @@ start_redis() {
         return 0
     fi
     # A restart on the same port can race the old server's exit: try again while the port is taken.
-    local attempt
+    # With "auto", a port someone took between our look and the bind is traded for another.
+    local attempt chosen=$port
     for attempt in 1 2 3 4 5; do
-        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --pidfile "$dir/redis.pid" \
+        if [ "$port" = auto ]; then chosen=$(free_port); fi
+        : > "$dir/redis.log"
+        redis-server --bind 127.0.0.1 --port "$chosen" --dir "$dir" --pidfile "$dir/redis.pid" \
             --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no </dev/null >/dev/null 2>&1
         if [ "$attempt" -lt 5 ] && sleep 0.2 && grep -q "Address already in use" "$dir/redis.log" 2>/dev/null; then
-            : > "$dir/redis.log"
-            sleep 1
+            log "redis: port $chosen is taken; trying again"
+            [ "$port" = auto ] || sleep 1
             continue
         fi
         break
     done
-    wait_for_port "$port" redis
-    echo "$port" > "$dir/port"
+    wait_for_port "$chosen" redis
+    echo "$chosen" > "$dir/port"
 }
 
 stop_redis() {
@@ -128,17 +150,32 @@ start_postgres() {
         pg_run "$bin/initdb" -D "$dir/data" -U ussd --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
+    local chosen=$port attempt
     if pg_run "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
         log "postgres already running"
+        chosen=$(cat "$dir/port" 2>/dev/null || printf '%s' "$port")
     else
-        pg_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 \
-            -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200 ${PG_EXTRA_OPTIONS:-}" start \
-            </dev/null >/dev/null 2>>"$dir/pg_ctl.log" \
-            || { cat "$dir/data/server.log" >&2; exit 1; }
+        for attempt in 1 2 3 4 5; do
+            if [ "$port" = auto ]; then chosen=$(free_port); fi
+            local seen=0
+            if [ -f "$dir/data/server.log" ]; then seen=$(wc -l < "$dir/data/server.log"); fi
+            if pg_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 \
+                -o "-p $chosen -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200 ${PG_EXTRA_OPTIONS:-}" start \
+                </dev/null >/dev/null 2>>"$dir/pg_ctl.log"; then
+                break
+            fi
+            # A port someone took between our look and the bind: with "auto", trade it for another.
+            if [ "$port" = auto ] && [ "$attempt" -lt 5 ] && tail -n "+$((seen + 1))" "$dir/data/server.log" 2>/dev/null | grep -q "Address already in use"; then
+                log "postgres: port $chosen is taken; trying again"
+                continue
+            fi
+            tail -n "+$((seen + 1))" "$dir/data/server.log" >&2
+            exit 1
+        done
     fi
-    echo "$port" > "$dir/port"
-    "$bin/psql" -h 127.0.0.1 -p "$port" -U ussd -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ussd'" | grep -q 1 \
-        || "$bin/psql" -h 127.0.0.1 -p "$port" -U ussd -d postgres -qc "CREATE DATABASE ussd" >/dev/null
+    echo "$chosen" > "$dir/port"
+    "$bin/psql" -h 127.0.0.1 -p "$chosen" -U ussd -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ussd'" | grep -q 1 \
+        || "$bin/psql" -h 127.0.0.1 -p "$chosen" -U ussd -d postgres -qc "CREATE DATABASE ussd" >/dev/null
 }
 
 stop_postgres() {

@@ -14,16 +14,22 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-redis_port=$(bash scripts/services.sh free-port)
-bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"
-pg_port=$(bash scripts/services.sh free-port)
+bash scripts/services.sh start-redis "$scratch/redis" auto
+redis_port=$(cat "$scratch/redis/port")
 # Throwaway data: durability off makes the many small test databases fast to create.
 PG_EXTRA_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-    bash scripts/services.sh start-postgres "$scratch/postgres" "$pg_port"
+    bash scripts/services.sh start-postgres "$scratch/postgres" auto
+pg_port=$(cat "$scratch/postgres/port")
 
 export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"
 echo "test: Redis on :$redis_port, Postgres on :$pg_port" >&2
+
+# Whatever the build and the tests leave in the temporary directory (the compiler's scratch files,
+# child output, private servers' files) goes with the scratch directory.
+mkdir -p "$scratch/tmp"
+chmod 755 "$scratch/tmp"
+export TMPDIR="$scratch/tmp"
 
 swift build --build-tests
 set +e

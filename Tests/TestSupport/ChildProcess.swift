@@ -17,6 +17,10 @@ public final class ChildProcess: Sendable {
         self.errorPath = errorPath
     }
 
+    deinit {
+        self.removeFiles()
+    }
+
     /// Starts `executable` and returns at once.
     public static func start(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ChildProcess {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString)").path
@@ -57,7 +61,6 @@ public final class ChildProcess: Sendable {
     public static func run(_ executable: String, _ arguments: [String]) async throws -> String {
         let child = try start(executable, arguments)
         let status = await child.wait()
-        defer { child.removeFiles() }
         guard status == 0 else {
             throw TestSetupError("\(executable) \(arguments.joined(separator: " ")) exited \(status): \(child.errorOutput)")
         }
@@ -82,17 +85,16 @@ public final class ChildProcess: Sendable {
         kill(self.pid, signal)
     }
 
-    /// Sends SIGTERM, waits for the exit, and removes the output files.
+    /// Sends SIGTERM and waits for the exit (the output files go when the last reference does).
     public func stop() async {
         self.signal()
         _ = await self.wait()
-        self.removeFiles()
     }
 
     public var output: String { (try? String(contentsOfFile: self.outputPath, encoding: .utf8)) ?? "" }
     public var errorOutput: String { (try? String(contentsOfFile: self.errorPath, encoding: .utf8)) ?? "" }
 
-    func removeFiles() {
+    private func removeFiles() {
         unlink(self.outputPath)
         unlink(self.errorPath)
     }

@@ -64,18 +64,20 @@ public final class PrivateServer: Sendable {
     public let port: Int
     public let directory: String
 
-    private init(kind: Kind, port: Int) {
+    private init(kind: Kind, port: Int, directory: String) {
         self.kind = kind
         self.port = port
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("ussd-test-\(kind.rawValue)-\(UUID().uuidString.prefix(8))").path
+        self.directory = directory
     }
 
-    /// Starts a new server of this kind on a free port.
+    /// Starts a new server of this kind on a free port (the script picks it, and picks again if
+    /// another process binds it first).
     public static func start(_ kind: Kind) async throws -> PrivateServer {
-        let port = Int(try await script(["free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
-        let server = PrivateServer(kind: kind, port: port)
-        try await server.start()
-        return server
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ussd-test-\(kind.rawValue)-\(UUID().uuidString.prefix(8))").path
+        try await script(["start-\(kind.rawValue)", directory, "auto"])
+        let written = try String(contentsOfFile: directory + "/port", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let port = Int(written) else { throw TestSetupError("services.sh wrote no port for \(kind.rawValue) in \(directory)") }
+        return PrivateServer(kind: kind, port: port, directory: directory)
     }
 
     public var redisConfiguration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: self.port) }
