@@ -279,6 +279,53 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         await rig.finish()
     }
 
+    /// Two gateway processes (`ussd-gateway serve`, as two replicas run it) on one database: every
+    /// row goes out once, and both take part. Each replica signs with its own sender id, so the
+    /// fake can tell who sent what.
+    @Test func twoSenderProcessesNeverSendTheSameRowTwice() async throws {
+        let rig = try await SMSRig.make()
+        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge([
+            "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": MenusCommandTests.repoMenus,
+            "DATABASE_URL": rig.harness.config.postgres.connectionString,
+            "AT_USERNAME": FakeAfricasTalking.username, "AT_API_KEY": FakeAfricasTalking.apiKey, "AT_SMS_BASE_URL": rig.fake.baseURL,
+            // Ten a second: a replica's batch of 20 takes two seconds, so the other one claims the next.
+            "SMS_RATE_PER_SECOND": "10",
+        ]) { $1 }
+        var replicas: [(name: String, process: ChildProcess, port: Int)] = []
+        for name in ["REPLICA1", "REPLICA2"] {
+            let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+            let process = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment.merging(["HTTP_PORT": String(port), "AT_SENDER_ID": name]) { $1 })
+            replicas.append((name, process, port))
+        }
+        let curl = CurlClient()
+        for replica in replicas {
+            var ready: CurlResponse?
+            for _ in 0..<300 where ready?.status != 200 {
+                ready = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(replica.port)/readyz", timeout: .seconds(5)))
+                if ready?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(ready?.status == 200, "\(replica.name) never became ready: \(replica.process.errorOutput)")
+        }
+        // Queued once both replicas are polling.
+        for index in 0..<60 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
+        for _ in 0..<3000 where rig.fake.texts(to: msisdn.value).count < 60 { try await Task.sleep(for: .milliseconds(10)) }
+        for replica in replicas {
+            replica.process.signal(SIGTERM)
+            #expect(await replica.process.wait() == 0, "\(replica.name) did not stop cleanly: \(replica.process.errorOutput)")
+        }
+        await curl.shutdown()
+
+        let sent = rig.fake.messages.filter { $0.to == "+" + msisdn.value }
+        #expect(sent.count == 60 && Set(sent.map(\.text)).count == 60, "each message once: \(sent.count) sent")
+        let bySender = Dictionary(grouping: sent, by: { $0.from ?? "none" }).mapValues(\.count)
+        #expect(bySender["REPLICA1", default: 0] > 0 && bySender["REPLICA2", default: 0] > 0, "both replicas sent: \(bySender)")
+        let unsent = try await rig.harness.postgres.query("SELECT count(*) FROM outbox WHERE recipient = \(msisdn.value) AND status <> 'sent'").single()!.decode(Int64.self, column: 0)
+        #expect(unsent == 0)
+        await rig.finish()
+    }
+
     @Test func aClaimThatRanOutAndWasTakenOverIsNotSentTwice() async throws {
         let rig = try await SMSRig.make()
         let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
