@@ -24,6 +24,8 @@ final class FakeAfricasTalking: Sendable {
         let text: String
         let from: String?
         let messageID: String?
+        /// When the fake took it (the tests run in the same process, so the clocks agree).
+        var receivedAt = ContinuousClock.now
     }
 
     struct State {

@@ -309,6 +309,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
             #expect(ready?.status == 200, "\(replica.name) never became ready: \(replica.process.errorOutput)")
         }
         // Queued once both replicas are polling.
+        let queuedAt = ContinuousClock.now
         for index in 0..<60 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
         for _ in 0..<3000 where rig.fake.texts(to: msisdn.value).count < 60 { try await Task.sleep(for: .milliseconds(10)) }
         for replica in replicas {
@@ -321,6 +322,13 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         #expect(sent.count == 60 && Set(sent.map(\.text)).count == 60, "each message once: \(sent.count) sent")
         let bySender = Dictionary(grouping: sent, by: { $0.from ?? "none" }).mapValues(\.count)
         #expect(bySender["REPLICA1", default: 0] > 0 && bySender["REPLICA2", default: 0] > 0, "both replicas sent: \(bySender)")
+        // SMS_RATE_PER_SECOND holds per replica: its n-th message cannot leave before n - 1 slots of
+        // 100 ms have passed since the rows were queued (a lower bound, which a slow machine only
+        // makes easier to meet).
+        for (sender, messages) in Dictionary(grouping: sent, by: { $0.from ?? "none" }) {
+            let last = messages.map(\.receivedAt).max()!
+            #expect(last - queuedAt >= .milliseconds(100) * (messages.count - 1), "\(sender) sent \(messages.count) faster than 10 a second")
+        }
         let unsent = try await rig.harness.postgres.query("SELECT count(*) FROM outbox WHERE recipient = \(msisdn.value) AND status <> 'sent'").single()!.decode(Int64.self, column: 0)
         #expect(unsent == 0)
         await rig.finish()
