@@ -126,6 +126,30 @@ extension Wallet {
         )
     }
 
+    /// Matches a paid STK callback whose CheckoutRequestID we never learnt (Daraja's answer to the
+    /// push was lost to a timeout or a crash, or is still on its way) to its deposit: the one
+    /// deposit of that phone and amount, from the last `window`, still without a CheckoutRequestID
+    /// and not settled otherwise (pending, or failed only because the push went unconfirmed).
+    /// Two or more such deposits are ambiguous and nothing is matched; the callback then goes to
+    /// review. Returns the matched deposit's id; the caller credits it by the CheckoutRequestID.
+    public func adoptUnconfirmedDeposit(checkoutRequestID: String, phone: MSISDN, amount: Amount, window: Duration = .seconds(24 * 3600)) async throws -> Int64? {
+        try await self.postgres.query(
+            """
+            WITH candidates AS (
+                SELECT id FROM deposits
+                WHERE msisdn = \(phone.value) AND amount = \(amount.cents) AND checkout_request_id IS NULL
+                    AND (status = 'pending' OR (status = 'failed' AND result_code = \(DepositFailure.notSentCode)))
+                    AND created_at > now() - make_interval(secs => \(Double(window.components.seconds)))
+                FOR UPDATE
+            )
+            UPDATE deposits SET checkout_request_id = \(checkoutRequestID), updated_at = now()
+            WHERE id = (SELECT min(id) FROM candidates) AND (SELECT count(*) FROM candidates) = 1
+                AND NOT EXISTS (SELECT 1 FROM deposits WHERE checkout_request_id = \(checkoutRequestID))
+            RETURNING id
+            """
+        ).single()?.decode(Int64.self, column: 0)
+    }
+
     /// Credits a paid deposit exactly once, whatever number of times the callback arrives, and
     /// only when amount and phone match what was asked. Queues the SMS receipt in the same transaction.
     @discardableResult
@@ -182,7 +206,9 @@ extension Wallet {
             let (id, msisdn, cents) = try row.decode((Int64, String, Int64).self)
             try await self.queueSMS(
                 tx, to: MSISDN(msisdn)!, template: "deposit_failed", params: ["amount": String(cents), "reason": DepositFailure(code: code).rawValue],
-                dedupe: "deposit:\(id)"
+                // Not the credit's key ('deposit:<id>'): a payment that still arrives after this
+                // notice credits the deposit, and its receipt must not be swallowed.
+                dedupe: "deposit-failed:\(id)"
             )
             return true
         }

@@ -436,6 +436,60 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         await rig.finish()
     }
 
+    /// Daraja's answer to the push is lost, the reconciler fails the deposit, and then the customer's
+    /// payment arrives after all under a CheckoutRequestID we never learnt: it is matched to that
+    /// deposit and credited once, with a receipt after the failure notice. Where two deposits could
+    /// be it, nothing is guessed: the callback goes to review.
+    @Test func aPaymentForAPushWhoseAnswerWasLostIsMatchedToItsDeposit() async throws {
+        let rig = try await MPesaRig.make { $0.mpesa.requestTimeout = .milliseconds(300) }
+        let (payer, twice) = (freshLocal(), freshLocal())
+        let payerMSISDN = try await rig.harness.customer(payer, name: "Wanjiru", pin: TypedPINs.achieng)
+        let twiceMSISDN = try await rig.harness.customer(twice, name: "Kiprop", pin: TypedPINs.otieno)
+        rig.fake.state.withLock { $0.stk = [.hang, .hang, .hang] }
+        try await rig.harness.run(.live) { client in
+            var phone = Phone(client, payer, graph: rig.harness.graph)
+            _ = try await phone.deposit(100, pin: TypedPINs.achieng)
+            _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
+            var other = Phone(client, twice, graph: rig.harness.graph)
+            _ = try await other.deposit(150, pin: TypedPINs.otieno)
+            _ = try await other.deposit(150, pin: TypedPINs.otieno)
+            _ = try await rig.request("/mpesa/stkpush/v1/processrequest", count: 3)
+            for _ in 0..<300 where try await rig.harness.postgres.query("SELECT 1 FROM deposits WHERE msisdn IN (\(payerMSISDN.value), \(twiceMSISDN.value))").count < 3 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await Task.sleep(for: .milliseconds(600))
+            try await rig.makeDue()
+            let changes = try await rig.replica().reconcile()
+            #expect(changes.filter { $0.contains("failed, the STK push was never confirmed") }.count == 3, "\(changes)")
+            #expect(try await rig.outbox(payerMSISDN, "deposit_failed") == 1)
+
+            // The payment for the lost push arrives, twice, two of them at once.
+            let orphan = MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_1", shillings: 100, receipt: "LOSTANS01", phone: payerMSISDN.value)
+            async let first: Void = callback(client, "/mpesa/stk/callback", orphan)
+            async let second: Void = callback(client, "/mpesa/stk/callback", orphan)
+            _ = try await (first, second)
+            try await callback(client, "/mpesa/stk/callback", orphan)
+            #expect(try await rig.balance(payerMSISDN) == 10_000, "credited once")
+            let row = try #require(try await rig.harness.postgres.query(
+                "SELECT status, checkout_request_id, receipt FROM deposits WHERE msisdn = \(payerMSISDN.value)"
+            ).single()).decode((String, String?, String?).self)
+            #expect(row.0 == "completed" && row.1 == "ws_CO_LOST_ANSWER_1" && row.2 == "LOSTANS01")
+            #expect(try await rig.outbox(payerMSISDN, "deposit_received") == 1, "the receipt follows the failure notice")
+
+            // Two unconfirmed deposits of the same phone and amount: which one was paid is a guess.
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_2", shillings: 150, receipt: "LOSTANS02", phone: twiceMSISDN.value))
+            #expect(try await rig.balance(twiceMSISDN) == 0)
+            let review = try await rig.harness.postgres.query("SELECT count(*) FROM mpesa_review WHERE reference = 'ws_CO_LOST_ANSWER_2'").single()!.decode(Int.self, column: 0)
+            #expect(review == 1)
+            // A payment of another amount matches nothing either.
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_3", shillings: 120, receipt: "LOSTANS03", phone: payerMSISDN.value))
+            #expect(try await rig.balance(payerMSISDN) == 10_000)
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
     @Test func theReconcileCommandRunsOnePassAndSaysWhatChanged() async throws {
         let rig = try await MPesaRig.make()
         let local = freshLocal()

@@ -45,6 +45,20 @@ struct Ledger {
 }
 
 @Suite struct LedgerSchemaTests {
+    /// Migration 5: failure notices queued before it under the credit's key 'deposit:<id>' move to
+    /// 'deposit-failed:<id>', so a payment arriving later still gets its receipt; other keys stay.
+    @Test func failureNoticesQueuedBeforeMigrationFiveGiveTheCreditItsKeyBack() async throws {
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase("wallet"))
+        try await postgres.migrate(try WalletMigrations.all().filter { $0.version <= 4 })
+        for (template, key) in [("deposit_failed", "deposit:7"), ("deposit_received", "deposit:8"), ("withdrawal_failed", "payout:9")] {
+            try await postgres.query("INSERT INTO outbox (kind, recipient, language, template, dedupe_key) VALUES ('sms', '254700000000', 'en', \(template), \(key))")
+        }
+        try await postgres.migrate(try WalletMigrations.all())
+        let keys = try await postgres.query("SELECT template, dedupe_key FROM outbox ORDER BY id").map { try $0.decode((String, String).self) }
+        #expect(keys.map(\.1) == ["deposit-failed:7", "deposit:8", "payout:9"], "\(keys)")
+        await postgres.shutdown()
+    }
+
     @Test func transfersMoveMoneyAndKeepTheSumAtZero() async throws {
         let ledger = try await Ledger.make()
         try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")

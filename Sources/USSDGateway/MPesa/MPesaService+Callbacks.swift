@@ -29,12 +29,25 @@ extension MPesaService {
             try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "PhoneNumber is not a Kenyan MSISDN", body: raw)
             return .review
         }
-        do {
+        let amount = Amount(cents: paid.shillings * 100)
+        let complete = { () async throws -> CallbackOutcome in
             let before = try await self.wallet.deposit(checkoutRequestID: checkout)?.status
-            try await self.wallet.completeDeposit(
-                checkoutRequestID: checkout, receipt: paid.receipt, amount: Amount(cents: paid.shillings * 100), phone: phone, raw: raw
-            )
+            try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: raw)
             return before == "completed" ? .alreadyFinal : .credited
+        }
+        do {
+            do {
+                return try await complete()
+            } catch ProviderRecordError.unknownDeposit {
+                // Paid, but we never learnt this CheckoutRequestID: the push's answer was lost (or
+                // has not come yet). The one recent deposit of this phone and amount still without
+                // one is it; a duplicate of this callback may have matched it meanwhile, so the
+                // credit is tried again either way.
+                if let deposit = try await self.wallet.adoptUnconfirmedDeposit(checkoutRequestID: checkout, phone: phone, amount: amount) {
+                    self.logger.notice("paid STK callback matched to a deposit whose push was never confirmed", metadata: ["deposit": .stringConvertible(deposit)])
+                }
+                return try await complete()
+            }
         } catch ProviderRecordError.unknownDeposit {
             try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: raw)
             return .review
