@@ -70,7 +70,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         // The same key finds the same deposit. Its push is queued once per process; once the
         // CheckoutRequestID is stored it is never pushed again. (A push whose outcome was unknown
         // leaves none, so a later run with the same key, e.g. an SMS re-run after a crash, pushes
-        // again; a payment for the first prompt then lands in mpesa_review.)
+        // again; a payment for the first prompt then matches nothing and lands in mpesa_review.)
         if deposit.status == "pending", deposit.checkoutRequestID == nil, self.inFlight.claim("deposit:\(deposit.id)") {
             self.later {
                 await self.push(deposit)
@@ -99,7 +99,8 @@ public final class MPesaService: MobileMoneyChannel, Service {
             _ = try? await self.wallet.failDeposit(id: deposit.id, code: DepositFailure.notSentCode, text: error.description)
         } catch {
             // No answer: the push may have gone. The reconciler fails the deposit if no
-            // CheckoutRequestID ever comes; a callback for it is then kept for review.
+            // CheckoutRequestID ever comes; a payment that arrives anyway is matched to it by phone
+            // and amount (`adoptUnconfirmedDeposit`) and credited.
             Self.counter("mpesa_stk_push_total", "unknown")
             self.logger.warning("STK push unanswered", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
         }
