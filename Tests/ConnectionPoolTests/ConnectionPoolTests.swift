@@ -19,10 +19,12 @@ final class Counter: Sendable {
 
 @Suite struct ConnectionPoolTests {
     @Test func exhaustedPoolMakesCallersWaitThenFailWithATimeout() async throws {
-        // Given a pool of one connection held by a slow caller
+        // Given a pool of one connection held by a caller until the test lets go (not for a fixed
+        // time: on a loaded machine the waiter's timer may fire late, never early)
         let pool = ConnectionPool(name: "test", size: 1, acquireTimeout: .milliseconds(200)) { CountingConnection() }
+        let (letGo, release) = AsyncStream<Void>.makeStream()
         let holder = Task {
-            try await pool.withConnection { _ in try await Task.sleep(for: .seconds(2)) }
+            try await pool.withConnection { _ in for await _ in letGo {} }
         }
         while pool.usage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
 
@@ -35,7 +37,7 @@ final class Counter: Sendable {
         #expect(error?.isAcquireTimeout == true)
         #expect(error?.description.contains("test pool exhausted") == true)
         #expect(pool.usage.waiting == 0)
-        holder.cancel()
+        release.finish()
         _ = await holder.result
         try await pool.withConnection { _ in }
         await pool.shutdown()

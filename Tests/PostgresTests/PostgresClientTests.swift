@@ -187,13 +187,17 @@ import TestSupport
         configuration.poolSize = 1
         configuration.acquireTimeout = .milliseconds(200)
         let postgres = PostgresClient(configuration: configuration)
-        let holder = Task { try await postgres.query("SELECT pg_sleep(1)") }
+        // The one connection is held until the test lets go (not for a fixed time: on a loaded
+        // machine the waiter's timer may fire late, never early).
+        let (letGo, release) = AsyncStream<Void>.makeStream()
+        let holder = Task { try await postgres.transaction { _ in for await _ in letGo {} } }
         while postgres.poolUsage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
 
         let error = await #expect(throws: ConnectionPoolError.self) { try await postgres.query("SELECT 1") }
 
         #expect(error?.isAcquireTimeout == true)
         #expect(error?.description.hasPrefix("postgres pool exhausted") == true)
+        release.finish()
         _ = try await holder.value
         #expect(try await postgres.query("SELECT 1").count == 1)
         await postgres.shutdown()

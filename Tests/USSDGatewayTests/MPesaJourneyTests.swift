@@ -67,6 +67,17 @@ struct MPesaRig {
         throw CancellationError()
     }
 
+    /// Waits (up to ten seconds) until the gateway has logged `message` `count` times: a call
+    /// that got no answer, say, is over only when its own timeout has fired, which a loaded
+    /// machine may delay.
+    func logged(_ message: String, count: Int = 1, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        for _ in 0..<1000 {
+            if self.harness.capture.all.filter({ $0.message == message }).count >= count { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("never logged \(count) × \(message)", sourceLocation: sourceLocation)
+    }
+
     /// Waits for the deposit of `msisdn` to get its CheckoutRequestID.
     func checkout(_ msisdn: MSISDN) async throws -> String {
         for _ in 0..<500 {
@@ -383,7 +394,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             var other = Phone(client, withdrawer, graph: rig.harness.graph)
             _ = try await other.withdraw(100, pin: TypedPINs.otieno)
             let first = try await rig.request("/mpesa/b2c/v3/paymentrequest")
-            try await Task.sleep(for: .milliseconds(100))
+            try await rig.logged("B2C unanswered")
             #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "reserved", "spike arrest: still held, not failed")
             try await rig.makeDue()
             let changes = try await rig.replica().reconcile()
@@ -413,7 +424,8 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             _ = try await other.withdraw(100, pin: TypedPINs.otieno)
             let first = try await rig.request("/mpesa/b2c/v3/paymentrequest")
             _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
-            try await Task.sleep(for: .milliseconds(600))
+            try await rig.logged("STK push unanswered")
+            try await rig.logged("B2C unanswered")
             // No answer: nothing is decided yet.
             let deposit = try #require(try await rig.harness.postgres.query(
                 "SELECT id, status, checkout_request_id FROM deposits WHERE msisdn = \(payerMSISDN.value)"
@@ -454,10 +466,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             _ = try await other.deposit(150, pin: TypedPINs.otieno)
             _ = try await other.deposit(150, pin: TypedPINs.otieno)
             _ = try await rig.request("/mpesa/stkpush/v1/processrequest", count: 3)
-            for _ in 0..<300 where try await rig.harness.postgres.query("SELECT 1 FROM deposits WHERE msisdn IN (\(payerMSISDN.value), \(twiceMSISDN.value))").count < 3 {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            try await Task.sleep(for: .milliseconds(600))
+            try await rig.logged("STK push unanswered", count: 3)
             try await rig.makeDue()
             let changes = try await rig.replica().reconcile()
             #expect(changes.filter { $0.contains("failed, the STK push was never confirmed") }.count == 3, "\(changes)")
