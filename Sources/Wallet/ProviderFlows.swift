@@ -304,11 +304,15 @@ extension Wallet {
         }
     }
 
-    /// Notes that the B2C request went out (its ConversationID), keeping the hold.
+    /// Notes that the B2C request went out (its ConversationID), keeping the hold: `reserved`
+    /// becomes `sent`; an `unknown` (its timeout callback came first) stays unknown.
     public func markWithdrawalSent(_ id: String, conversationID: String?) async throws {
         try await self.postgres.query(
             """
-            UPDATE payouts SET status = 'sent', conversation_id = COALESCE(\(conversationID), conversation_id), next_check_at = now() + interval '120 seconds', updated_at = now()
+            UPDATE payouts SET conversation_id = COALESCE(\(conversationID), conversation_id), updated_at = now(),
+                -- A timeout callback that overtook Daraja's answer has already said more: it stays unknown.
+                next_check_at = CASE WHEN status = 'reserved' THEN now() + interval '120 seconds' ELSE next_check_at END,
+                status = CASE WHEN status = 'reserved' THEN 'sent' ELSE status END
             WHERE id = \(id) AND status IN ('reserved', 'unknown')
             """
         )
