@@ -95,10 +95,12 @@ start_redis() {
     local attempt chosen=$port
     for attempt in 1 2 3 4 5; do
         if [ "$port" = auto ]; then chosen=$(free_port); fi
-        : > "$dir/redis.log"
+        # Only this attempt's lines of the log count (earlier runs' lines are kept).
+        local seen=0
+        if [ -f "$dir/redis.log" ]; then seen=$(wc -l < "$dir/redis.log"); fi
         redis-server --bind 127.0.0.1 --port "$chosen" --dir "$dir" --pidfile "$dir/redis.pid" \
             --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no </dev/null >/dev/null 2>&1
-        if [ "$attempt" -lt 5 ] && sleep 0.2 && grep -q "Address already in use" "$dir/redis.log" 2>/dev/null; then
+        if [ "$attempt" -lt 5 ] && sleep 0.2 && tail -n "+$((seen + 1))" "$dir/redis.log" 2>/dev/null | grep -q "Address already in use"; then
             log "redis: port $chosen is taken; trying again"
             [ "$port" = auto ] || sleep 1
             continue

@@ -295,7 +295,11 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         ]) { $1 }
         var replicas: [(name: String, process: ChildProcess, port: Int)] = []
         for name in ["REPLICA1", "REPLICA2"] {
-            let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+            // The first replica may not have bound its port yet when the second looks for one.
+            var port = 0
+            while port == 0 || replicas.contains(where: { $0.port == port }) {
+                port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+            }
             let process = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment.merging(["HTTP_PORT": String(port), "AT_SENDER_ID": name]) { $1 })
             replicas.append((name, process, port))
         }
