@@ -1,3 +1,122 @@
+/// Why a body is not a usable Daraja callback (answered 400). The reason names the field, never
+/// its value.
+public struct DarajaCallbackMalformed: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The checks every Daraja callback field goes through before the gateway uses it: the right JSON
+/// type, a bounded length, the characters the field can hold. A field of the right type whose value
+/// is out of range (an amount of 10^17 shillings, a phone that is not Kenyan) is not malformed: the
+/// callback is answered 200 and kept for review.
+enum DarajaField {
+    /// Printable ASCII without spaces, 1 to `maxLength` characters (Safaricom's ids).
+    static func token(_ value: JSONValue?, _ name: String, maxLength: Int = 128) throws(DarajaCallbackMalformed) -> String {
+        guard case .string(let text)? = value, (1...maxLength).contains(text.utf8.count), text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw DarajaCallbackMalformed("\(name) missing or malformed")
+        }
+        return text
+    }
+
+    static func optionalToken(_ value: JSONValue?, _ name: String, maxLength: Int = 128) throws(DarajaCallbackMalformed) -> String {
+        guard let value, value != .null else { return "" }
+        if case .string(let text) = value, text.isEmpty { return "" }
+        return try Self.token(value, name, maxLength: maxLength)
+    }
+
+    /// A result code: a JSON integer (or a string of digits) from 0 to Int32.max, so it fits the
+    /// database column it is kept in.
+    static func resultCode(_ value: JSONValue?) throws(DarajaCallbackMalformed) -> Int {
+        let number: Int64?
+        switch value {
+        case .integer(let n)?: number = n
+        case .string(let text)?: number = text.utf8.count <= 10 ? Int64(text) : nil
+        case .decimal(let d)?: number = d.rounded() == d && d >= 0 && d <= Double(Int32.max) ? Int64(d) : nil
+        default: number = nil
+        }
+        guard let number, (0...Int64(Int32.max)).contains(number) else { throw DarajaCallbackMalformed("ResultCode missing or not a small whole number") }
+        return Int(number)
+    }
+
+    /// Free text (a description): a string, or absent; cut to `maxLength` characters for keeping.
+    static func text(_ value: JSONValue?, _ name: String, maxLength: Int = 256) throws(DarajaCallbackMalformed) -> String {
+        switch value {
+        case nil, .null?: return ""
+        case .string(let text)?: return String(text.prefix(maxLength))
+        default: throw DarajaCallbackMalformed("\(name) is not text")
+        }
+    }
+
+    /// A receipt number: 1 to 32 letters and digits.
+    static func receipt(_ value: JSONValue?, _ name: String) throws(DarajaCallbackMalformed) -> String {
+        guard case .string(let text)? = value, (1...32).contains(text.utf8.count),
+            text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) })
+        else { throw DarajaCallbackMalformed("\(name) missing or malformed") }
+        return text
+    }
+
+    /// A phone number as Safaricom sends it: an integer, or a string of up to 15 digits.
+    static func phone(_ value: JSONValue?) throws(DarajaCallbackMalformed) -> String {
+        switch value {
+        case .integer(let number)? where number > 0: return String(number)
+        case .string(let text)? where (1...15).contains(text.utf8.count) && text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }): return text
+        default: throw DarajaCallbackMalformed("PhoneNumber missing or not a number")
+        }
+    }
+
+    /// Whole shillings: nil when the value is a number (or a string of one) outside `range` or not
+    /// whole; malformed when it is not a number at all. No arithmetic on the raw value can trap.
+    static func shillings(_ value: JSONValue?, in range: ClosedRange<Int64>) throws(DarajaCallbackMalformed) -> Int64? {
+        switch value {
+        case .integer(let number)?:
+            return range.contains(number) ? number : nil
+        case .decimal(let number)?:
+            guard number.isFinite, number.rounded() == number, number >= Double(range.lowerBound), number <= Double(range.upperBound) else { return nil }
+            return Int64(number)
+        case .string(let text)?:
+            // `1`, `1.00`, `-5`, `1e3`: digits with an optional sign and fraction; nothing else.
+            guard (1...40).contains(text.utf8.count) else { throw DarajaCallbackMalformed("Amount is not a number") }
+            var body = Substring(text)
+            let negative = body.first == "-"
+            if negative || body.first == "+" { body.removeFirst() }
+            let parts = body.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+            let isDigits = { (part: Substring) in !part.isEmpty && part.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+            guard isDigits(parts[0]), parts.count == 1 || isDigits(parts[1]) else { throw DarajaCallbackMalformed("Amount is not a number") }
+            if negative || (parts.count == 2 && parts[1].contains(where: { $0 != "0" })) { return nil }
+            let whole = parts[0].drop { $0 == "0" }
+            guard whole.utf8.count <= 18, let number = Int64(whole.isEmpty ? "0" : String(whole)) else { return nil }
+            return range.contains(number) ? number : nil
+        default:
+            throw DarajaCallbackMalformed("Amount is not a number")
+        }
+    }
+
+    /// The body, parsed and checked against ``JSONValue/Limits/callbacks``.
+    static func document(_ bytes: [UInt8]) throws(DarajaCallbackMalformed) -> JSONValue {
+        switch JSONValue.parseChecked(bytes) {
+        case .success(let value): return value
+        case .failure(let failure): throw DarajaCallbackMalformed(failure.description)
+        }
+    }
+
+    /// `[{"Name": ..., "Value": ...}, ...]` (or one such object on its own) as name -> value.
+    static func items(_ value: JSONValue?, name: String, value valueKey: String, _ field: String) throws(DarajaCallbackMalformed) -> [String: JSONValue] {
+        let list: [JSONValue]
+        switch value {
+        case nil, .null?: return [:]
+        case .array(let items)?: list = items
+        case .object?: list = [value!]
+        default: throw DarajaCallbackMalformed("\(field) is not a list")
+        }
+        var items: [String: JSONValue] = [:]
+        for item in list {
+            guard case .object(let members) = item, case .string(let key) = members[name] else { throw DarajaCallbackMalformed("\(field) has an item without \(name)") }
+            if let value = members[valueKey], items[key] == nil { items[key] = value }
+        }
+        return items
+    }
+}
+
 /// The body Safaricom posts to the STK callback URL, checked for shape.
 public struct STKCallback: Sendable, Hashable {
     public let merchantRequestID: String
@@ -6,55 +125,44 @@ public struct STKCallback: Sendable, Hashable {
     public let resultDescription: String
     /// Only on success (`resultCode == 0`).
     public let paid: Paid?
+    /// The body as the gateway keeps it (``JSONValue/serialized``).
+    public let raw: String
+
+    /// The amounts an STK push can carry, in whole shillings (../shared/reference/daraja.md).
+    public static let shillingRange: ClosedRange<Int64> = 1...250_000
 
     public struct Paid: Sendable, Hashable {
-        /// Whole shillings (the callback sends a decimal such as `1.00`).
-        public let shillings: Int64
+        /// Whole shillings within ``STKCallback/shillingRange``; nil when Safaricom reported an amount
+        /// outside it (or not whole): such a callback is kept for review, never credited.
+        public let shillings: Int64?
         public let receipt: String
+        /// Digits, as sent; the caller decides whether it is a number the deployment serves.
         public let phone: String
     }
 
-    /// Why a body is not an STK callback; the reason is safe to log.
-    public struct Malformed: Error, Sendable, CustomStringConvertible {
-        public let description: String
-    }
+    public typealias Malformed = DarajaCallbackMalformed
 
-    public init(json bytes: [UInt8]) throws(Malformed) {
-        guard let json = JSONValue.parse(bytes) else { throw Malformed(description: "body is not JSON") }
-        guard let callback = json["Body"]?["stkCallback"] else { throw Malformed(description: "no Body.stkCallback") }
-        guard let checkout = callback["CheckoutRequestID"]?.string, !checkout.isEmpty else {
-            throw Malformed(description: "no CheckoutRequestID")
+    public init(json bytes: [UInt8]) throws(DarajaCallbackMalformed) {
+        let json = try DarajaField.document(bytes)
+        guard case .object? = json["Body"]?["stkCallback"], let callback = json["Body"]?["stkCallback"] else {
+            throw Malformed("no Body.stkCallback")
         }
-        guard let code = callback["ResultCode"]?.integer, let small = Int(exactly: code) else { throw Malformed(description: "no numeric ResultCode") }
-        self.merchantRequestID = callback["MerchantRequestID"]?.string ?? ""
-        self.checkoutRequestID = checkout
-        self.resultCode = small
-        self.resultDescription = callback["ResultDesc"]?.string ?? ""
-        guard small == 0 else {
+        self.checkoutRequestID = try DarajaField.token(callback["CheckoutRequestID"], "CheckoutRequestID", maxLength: 64)
+        self.merchantRequestID = try DarajaField.optionalToken(callback["MerchantRequestID"], "MerchantRequestID", maxLength: 64)
+        self.resultCode = try DarajaField.resultCode(callback["ResultCode"])
+        self.resultDescription = try DarajaField.text(callback["ResultDesc"], "ResultDesc")
+        self.raw = json.serialized
+        guard self.resultCode == 0 else {
             self.paid = nil
             return
         }
-        var items: [String: JSONValue] = [:]
-        for item in callback["CallbackMetadata"]?["Item"]?.array ?? [] {
-            if let name = item["Name"]?.string, let value = item["Value"] { items[name] = value }
-        }
-        guard let amount = items["Amount"], let shillings = Self.wholeShillings(amount) else {
-            throw Malformed(description: "a successful callback without a whole Amount")
-        }
-        guard let receipt = items["MpesaReceiptNumber"]?.string, !receipt.isEmpty else {
-            throw Malformed(description: "a successful callback without MpesaReceiptNumber")
-        }
-        guard let phone = items["PhoneNumber"]?.integer else { throw Malformed(description: "a successful callback without PhoneNumber") }
-        self.paid = Paid(shillings: shillings, receipt: receipt, phone: String(phone))
-    }
-
-    private static func wholeShillings(_ value: JSONValue) -> Int64? {
-        switch value {
-        case .integer(let number): return number
-        case .decimal(let number): return number >= 0 && number.rounded() == number && number < 1e12 ? Int64(number) : nil
-        case .string(let text): return Int64(text) ?? Double(text).flatMap { $0.rounded() == $0 && $0 < 1e12 ? Int64($0) : nil }
-        default: return nil
-        }
+        let items = try DarajaField.items(callback["CallbackMetadata"]?["Item"], name: "Name", value: "Value", "CallbackMetadata.Item")
+        guard items["Amount"] != nil else { throw Malformed("a successful callback without Amount") }
+        self.paid = Paid(
+            shillings: try DarajaField.shillings(items["Amount"], in: Self.shillingRange),
+            receipt: try DarajaField.receipt(items["MpesaReceiptNumber"], "MpesaReceiptNumber"),
+            phone: try DarajaField.phone(items["PhoneNumber"])
+        )
     }
 }
 
@@ -68,25 +176,43 @@ public struct B2CResult: Sendable, Hashable {
     public let transactionID: String
     /// `ResultParameters.ResultParameter` as key -> value.
     public let parameters: [String: JSONValue]
+    /// The body as the gateway keeps it (``JSONValue/serialized``).
+    public let raw: String
 
-    public init(json bytes: [UInt8]) throws(STKCallback.Malformed) {
-        guard let json = JSONValue.parse(bytes) else { throw STKCallback.Malformed(description: "body is not JSON") }
-        guard let result = json["Result"] else { throw STKCallback.Malformed(description: "no Result") }
-        guard let originator = result["OriginatorConversationID"]?.string, !originator.isEmpty else {
-            throw STKCallback.Malformed(description: "no OriginatorConversationID")
+    public init(json bytes: [UInt8]) throws(DarajaCallbackMalformed) {
+        let json = try DarajaField.document(bytes)
+        guard case .object? = json["Result"], let result = json["Result"] else { throw DarajaCallbackMalformed("no Result") }
+        self.originatorConversationID = try DarajaField.token(result["OriginatorConversationID"], "OriginatorConversationID")
+        self.resultCode = try DarajaField.resultCode(result["ResultCode"])
+        self.resultDescription = try DarajaField.text(result["ResultDesc"], "ResultDesc")
+        self.conversationID = try DarajaField.optionalToken(result["ConversationID"], "ConversationID")
+        self.transactionID = try DarajaField.optionalToken(result["TransactionID"], "TransactionID", maxLength: 64)
+        self.parameters = try DarajaField.items(result["ResultParameters"]?["ResultParameter"], name: "Key", value: "Value", "ResultParameters")
+        self.raw = json.serialized
+        // Read now, so a malformed receipt or status is refused here rather than met later.
+        _ = try self.receipt
+        _ = try self.transactionStatus
+    }
+
+    /// Safaricom's receipt for the payment (`TransactionReceipt`, or `ReceiptNo` in a status answer),
+    /// if the result carries one.
+    public var receipt: String? {
+        get throws(DarajaCallbackMalformed) {
+            for key in ["TransactionReceipt", "ReceiptNo"] {
+                if let value = self.parameters[key], value != .null { return try DarajaField.receipt(value, key) }
+            }
+            return nil
         }
-        guard let code = result["ResultCode"]?.integer, let small = Int(exactly: code) else {
-            throw STKCallback.Malformed(description: "no numeric ResultCode")
+    }
+
+    /// A transaction-status answer's `TransactionStatus` (`Completed`, `Failed`, ...), lowercased.
+    public var transactionStatus: String? {
+        get throws(DarajaCallbackMalformed) {
+            guard let value = self.parameters["TransactionStatus"], value != .null else { return nil }
+            guard case .string(let text) = value, (1...32).contains(text.utf8.count), text.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic && $0.isASCII }) else {
+                throw DarajaCallbackMalformed("TransactionStatus malformed")
+            }
+            return text.lowercased()
         }
-        self.resultCode = small
-        self.resultDescription = result["ResultDesc"]?.string ?? ""
-        self.originatorConversationID = originator
-        self.conversationID = result["ConversationID"]?.string ?? ""
-        self.transactionID = result["TransactionID"]?.string ?? ""
-        var parameters: [String: JSONValue] = [:]
-        for item in result["ResultParameters"]?["ResultParameter"]?.array ?? [] {
-            if let key = item["Key"]?.string, let value = item["Value"] { parameters[key] = value }
-        }
-        self.parameters = parameters
     }
 }

@@ -49,6 +49,15 @@ public enum DarajaError: Error, Sendable, Hashable, CustomStringConvertible {
         return message.localizedLowercase.contains("duplicate originatorconversationid")
     }
 
+    /// The call may have been taken: no answer came, or the answer was a server error (5xx), after
+    /// which Safaricom's own state is not known. A payout with such an attempt is settled only by a
+    /// result callback or a transaction-status answer.
+    public var mayHaveBeenTaken: Bool {
+        if self.outcomeUnknown { return true }
+        if case .api(let status, _, _) = self { return status >= 500 }
+        return false
+    }
+
     /// The call may have been taken although no answer came: query before trying again.
     public var outcomeUnknown: Bool {
         switch self {

@@ -147,7 +147,7 @@ public struct Engine: Sendable {
         var secrets: [String: String] = [:]
         if screen.secret == true {
             if let confirmed = screen.confirms {
-                let matches = state.sealed[confirmed].map { $0 == self.sealer?.seal(value) } ?? false
+                let matches = state.sealed[confirmed].map { $0 == self.seal(value, variable: confirmed, in: &state) } ?? false
                 state.sealed[confirmed] = nil
                 guard matches else {
                     let target = screen.mismatch ?? self.inputScreen(storing: confirmed) ?? id
@@ -158,8 +158,8 @@ public struct Engine: Sendable {
             }
             if self.graph.screen(screen.next!)?.type == .action {
                 secrets[variable] = value
-            } else if let sealer = self.sealer {
-                state.sealed[variable] = sealer.seal(value)
+            } else if let seal = self.seal(value, variable: variable, in: &state) {
+                state.sealed[variable] = seal
             } else {
                 return self.failure(state)
             }
@@ -169,6 +169,16 @@ public struct Engine: Sendable {
         }
         state.history.append(id)
         return self.enter(screen.next!, state, secrets: secrets, transitions: 0)
+    }
+
+    /// A secret's seal, bound to this session (its random nonce) and to the variable, so that equal
+    /// PINs typed in two sessions, or for two variables, never give equal seals. Nil without a sealer.
+    private func seal(_ secret: String, variable: String, in state: inout SessionState) -> String? {
+        guard let sealer = self.sealer else { return nil }
+        if state.nonce.isEmpty {
+            state.nonce = String((0..<16).map { _ in "0123456789abcdef".randomElement()! })
+        }
+        return sealer.seal("secret|\(state.nonce)|\(variable)|\(secret)")
     }
 
     private func wrong(_ state: SessionState, _ again: (SessionState) -> Step) -> Step {

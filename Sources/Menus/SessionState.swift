@@ -15,6 +15,8 @@ public struct SessionState: Sendable, Hashable, Codable {
     public var wrongInputs: Int
     /// Seals of secrets awaiting confirmation, by variable.
     public var sealed: [String: String]
+    /// A random value of this session that every seal is bound to (set at the first seal).
+    public var nonce: String
 
     public init(screen: String, variables: [String: String], language: String) {
         self.screen = screen
@@ -24,10 +26,11 @@ public struct SessionState: Sendable, Hashable, Codable {
         self.page = 0
         self.wrongInputs = 0
         self.sealed = [:]
+        self.nonce = ""
     }
 
     private enum CodingKeys: String, CodingKey {
-        case screen = "s", variables = "v", history = "h", language = "l", page = "p", wrongInputs = "w", sealed = "x"
+        case screen = "s", variables = "v", history = "h", language = "l", page = "p", wrongInputs = "w", sealed = "x", nonce = "k"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -39,6 +42,7 @@ public struct SessionState: Sendable, Hashable, Codable {
         self.page = try container.decodeIfPresent(Int.self, forKey: .page) ?? 0
         self.wrongInputs = try container.decodeIfPresent(Int.self, forKey: .wrongInputs) ?? 0
         self.sealed = try container.decodeIfPresent([String: String].self, forKey: .sealed) ?? [:]
+        self.nonce = try container.decodeIfPresent(String.self, forKey: .nonce) ?? ""
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -50,11 +54,13 @@ public struct SessionState: Sendable, Hashable, Codable {
         if self.page != 0 { try container.encode(self.page, forKey: .page) }
         if self.wrongInputs != 0 { try container.encode(self.wrongInputs, forKey: .wrongInputs) }
         if !self.sealed.isEmpty { try container.encode(self.sealed, forKey: .sealed) }
+        if !self.nonce.isEmpty { try container.encode(self.nonce, forKey: .nonce) }
     }
 }
 
 /// Seals a secret so a later input can be compared with it without storing it: the gateway uses
-/// an HMAC keyed with its server-side pepper. Must be deterministic for equal inputs.
+/// an HMAC keyed with its server-side pepper. Must be deterministic for equal inputs; the engine
+/// binds what it seals to the session's nonce and the variable.
 public protocol SecretSealer: Sendable {
     func seal(_ secret: String) -> String
 }

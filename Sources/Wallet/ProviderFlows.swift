@@ -43,8 +43,10 @@ public enum DepositFailure: String, Sendable, CaseIterable {
     case notSent = "not_sent"
     case other
 
-    /// Our code for a push that never reached the customer.
+    /// Our code for a push Daraja refused: it never reached the customer.
     public static let notSentCode = -1
+    /// Our code for a push whose answer never came (no CheckoutRequestID within the matching window).
+    public static let unconfirmedCode = -2
 
     /// From an STK ResultCode (reference: ../shared/reference/daraja.md).
     public init(code: Int) {
@@ -54,7 +56,7 @@ public enum DepositFailure: String, Sendable, CaseIterable {
         case 2001: self = .wrongPIN
         case 1: self = .insufficientFunds
         case 2, 3, 4, 8, 17: self = .limit
-        case Self.notSentCode: self = .notSent
+        case Self.notSentCode, Self.unconfirmedCode: self = .notSent
         default: self = .other
         }
     }
@@ -66,8 +68,18 @@ public enum ProviderRecordError: Error, Sendable, Hashable {
     case unknownPayout
     /// The callback's amount or phone differs from what was asked: nothing credited, flagged.
     case mismatch
-    /// The payout was already settled the other way (e.g. success after failure): needs a human.
+    /// A final result contradicting an earlier final one (paid after refunded, a payment for a
+    /// deposit already failed or credited under another receipt): kept for a human, nothing moved.
+    /// `current` says what was known before.
     case conflict(current: String)
+    /// Matched to a payment by phone and amount, and not yet confirmed by an STK Query.
+    case awaitingQuery
+}
+
+/// Which deposit: by our id, or by the CheckoutRequestID Daraja gave its push.
+public enum DepositReference: Sendable, Hashable {
+    case id(Int64)
+    case checkout(String)
 }
 
 extension Wallet {
@@ -126,47 +138,65 @@ extension Wallet {
         )
     }
 
+    /// How long after its push a deposit whose push was never answered can still be matched to a
+    /// payment naming an unknown CheckoutRequestID; the reconciler fails it only after this.
+    public static let unconfirmedPushWindow = Duration.seconds(600)
+
     /// Matches a paid STK callback whose CheckoutRequestID we never learnt (Daraja's answer to the
     /// push was lost to a timeout or a crash, or is still on its way) to its deposit: the one
-    /// deposit of that phone and amount, from the last `window`, still without a CheckoutRequestID
-    /// and not settled otherwise (pending, or failed only because the push went unconfirmed).
+    /// pending deposit of that phone and amount from the last ``unconfirmedPushWindow`` still
+    /// without a CheckoutRequestID. A push Daraja refused is failed at once and never matches.
     /// Two or more such deposits are ambiguous and nothing is matched; the callback then goes to
-    /// review. Returns the matched deposit's id; the caller credits it by the CheckoutRequestID.
-    public func adoptUnconfirmedDeposit(checkoutRequestID: String, phone: MSISDN, amount: Amount, window: Duration = .seconds(24 * 3600)) async throws -> Int64? {
+    /// review. The match is not a credit: the receipt waits on the deposit, which is due for an
+    /// STK Query at once, and only a query that says paid credits it. Returns the deposit.
+    public func adoptUnconfirmedDeposit(checkoutRequestID: String, phone: MSISDN, amount: Amount, receipt: String, raw: String) async throws -> Deposit? {
         try await self.postgres.query(
             """
             WITH candidates AS (
                 SELECT id FROM deposits
-                WHERE msisdn = \(phone.value) AND amount = \(amount.cents) AND checkout_request_id IS NULL
-                    AND (status = 'pending' OR (status = 'failed' AND result_code = \(DepositFailure.notSentCode)))
-                    AND created_at > now() - make_interval(secs => \(Double(window.components.seconds)))
+                WHERE msisdn = \(phone.value) AND amount = \(amount.cents) AND checkout_request_id IS NULL AND status = 'pending'
+                    AND created_at > now() - make_interval(secs => \(Double(Self.unconfirmedPushWindow.components.seconds)))
                 FOR UPDATE
             )
-            UPDATE deposits SET checkout_request_id = \(checkoutRequestID), updated_at = now()
+            UPDATE deposits SET checkout_request_id = \(checkoutRequestID), callback_receipt = \(receipt), raw_callback = \(raw)::jsonb,
+                next_check_at = now(), updated_at = now()
             WHERE id = (SELECT min(id) FROM candidates) AND (SELECT count(*) FROM candidates) = 1
                 AND NOT EXISTS (SELECT 1 FROM deposits WHERE checkout_request_id = \(checkoutRequestID))
-            RETURNING id
+            RETURNING id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
             """
-        ).single()?.decode(Int64.self, column: 0)
+        ).single().map(Self.deposit)
+    }
+
+    /// The receipt a paid callback named for a deposit still awaiting an STK Query's confirmation.
+    public func callbackReceipt(depositID: Int64) async throws -> String? {
+        try await self.postgres.query("SELECT callback_receipt FROM deposits WHERE id = \(depositID)").single()?.decode(String?.self, column: 0)
     }
 
     /// Credits a paid deposit exactly once, whatever number of times the callback arrives, and
     /// only when amount and phone match what was asked. Queues the SMS receipt in the same transaction.
     @discardableResult
-    public func completeDeposit(checkoutRequestID: String, receipt: String?, amount: Amount, phone: MSISDN, raw: String? = nil) async throws -> Deposit {
+    /// A deposit matched to a payment by phone and amount (``adoptUnconfirmedDeposit``) is credited
+    /// only when `confirmedByQuery`; a callback alone gets ``ProviderRecordError/awaitingQuery``.
+    public func completeDeposit(
+        checkoutRequestID: String, receipt: String?, amount: Amount, phone: MSISDN, raw: String? = nil, confirmedByQuery: Bool = false
+    ) async throws -> Deposit {
         // One round trip (`wallet_complete_deposit`, migration 0002). A mismatch is recorded on
         // the deposit and committed, then reported.
         let row = try await self.retryingTransient {
             try await self.postgres.query(
                 """
                 SELECT outcome, id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
-                FROM wallet_complete_deposit(\(checkoutRequestID), \(receipt), \(amount.cents), \(phone.value), \(raw)::jsonb)
+                FROM wallet_complete_deposit(\(checkoutRequestID), \(receipt), \(amount.cents), \(phone.value), \(raw)::jsonb, \(confirmedByQuery))
                 """
             ).single()!
         }
         switch try row.decode(String.self, column: 0) {
         case "unknown": throw ProviderRecordError.unknownDeposit
         case "mismatch": throw ProviderRecordError.mismatch
+        case "awaiting_query": throw ProviderRecordError.awaitingQuery
+        case "conflict":
+            let (status, known) = (try row.decode(String.self, column: 5), try row.decode(String?.self, column: 7))
+            throw ProviderRecordError.conflict(current: status == "completed" ? "credited under receipt \(known ?? "-")" : "failed (\(known ?? "-"))")
         default:
             let (_, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String, Int64, String, String?, String?).self)
             return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status, checkoutRequestID: checkout, receipt: receipt)
@@ -176,32 +206,28 @@ extension Wallet {
     /// Marks a deposit the customer did not pay (cancelled, timed out, wrong PIN on the handset)
     /// and queues the SMS that says so, once. A deposit already completed or failed is left as it
     /// is (a final state never changes); false then, or when no deposit has that id.
+    /// A deposit whose push never got a CheckoutRequestID is named by its id (refused, or never
+    /// answered).
     @discardableResult
-    public func failDeposit(checkoutRequestID: String, code: Int, text: String, raw: String? = nil) async throws -> Bool {
-        try await self.failDeposit(where: "checkout", checkoutRequestID, code: code, text: text, raw: raw)
-    }
-
-    /// The same for a deposit whose STK push never got a CheckoutRequestID (refused, or never sent).
-    @discardableResult
-    public func failDeposit(id: Int64, code: Int, text: String) async throws -> Bool {
-        try await self.failDeposit(where: "id", String(id), code: code, text: text, raw: nil)
-    }
-
-    private func failDeposit(where column: String, _ value: String, code: Int, text: String, raw: String?) async throws -> Bool {
+    public func failDeposit(_ reference: DepositReference, code: Int, text: String, raw: String? = nil) async throws -> Bool {
         try await self.postgres.transaction(maxAttempts: 5) { tx in
-            let rows = column == "id"
-                ? try await tx.query(
+            let rows: PostgresRows
+            switch reference {
+            case .id(let id):
+                rows = try await tx.query(
                     """
                     UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now()
-                    WHERE id = \(Int64(value)!) AND status = 'pending' RETURNING id, msisdn, amount
+                    WHERE id = \(id) AND status = 'pending' RETURNING id, msisdn, amount
                     """
                 )
-                : try await tx.query(
+            case .checkout(let checkout):
+                rows = try await tx.query(
                     """
-                    UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), raw_callback = \(raw)::jsonb, updated_at = now()
-                    WHERE checkout_request_id = \(value) AND status = 'pending' RETURNING id, msisdn, amount
+                    UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), raw_callback = COALESCE(\(raw)::jsonb, raw_callback), updated_at = now()
+                    WHERE checkout_request_id = \(checkout) AND status = 'pending' RETURNING id, msisdn, amount
                     """
                 )
+            }
             guard let row = rows.first else { return false }
             let (id, msisdn, cents) = try row.decode((Int64, String, Int64).self)
             try await self.queueSMS(
@@ -239,9 +265,17 @@ extension Wallet {
             WHERE d.id IN (
                 SELECT id FROM deposits WHERE status = 'pending' AND COALESCE(next_check_at, created_at + interval '60 seconds') <= now()
                 ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING d.id, d.idempotency_key, d.msisdn, d.amount, d.status, d.checkout_request_id, d.receipt
+            RETURNING d.id, d.idempotency_key, d.msisdn, d.amount, d.status, d.checkout_request_id, COALESCE(d.receipt, d.callback_receipt)
             """
         ).map(Self.deposit)
+    }
+
+    /// Whether a pending deposit without a CheckoutRequestID is past the window in which a payment
+    /// for it may still be matched (``unconfirmedPushWindow``): only then may it be failed.
+    public func isPastUnconfirmedWindow(_ deposit: Deposit) async throws -> Bool {
+        try await self.postgres.query(
+            "SELECT created_at < now() - make_interval(secs => \(Double(Self.unconfirmedPushWindow.components.seconds))) FROM deposits WHERE id = \(deposit.id)"
+        ).single()?.decode(Bool.self, column: 0) ?? false
     }
 
     // MARK: Withdrawals
@@ -273,7 +307,8 @@ extension Wallet {
                 else if !self.limits.perTransaction.contains(amount.cents) { refusal = .limitExceeded }
                 else {
                     let today = try await self.debitsToday(tx, account: accountID)
-                    if today + amount.cents > self.limits.daily { refusal = .limitExceeded }
+                    let (total, overflow) = today.addingReportingOverflow(amount.cents)
+                    if overflow || total > self.limits.daily { refusal = .limitExceeded }
                     else if available < amount.cents { refusal = .insufficientFunds }
                 }
                 if let refusal {
@@ -318,10 +353,53 @@ extension Wallet {
         )
     }
 
-    /// The B2C result says paid: the held money leaves for good. Idempotent.
+    /// Notes that a B2C attempt got no answer (a timeout, a 5xx, spike arrest): it may have been
+    /// taken, so from now on only a result callback or a status answer can settle the payout.
+    public func markPayoutOutcomeUnknown(_ id: String) async throws {
+        try await self.postgres.query("UPDATE payouts SET outcome_unknown = true, updated_at = now() WHERE id = \(id) AND NOT outcome_unknown")
+    }
+
+    /// What became of a B2C request Daraja refused outright.
+    public enum Refusal: Sendable, Hashable {
+        /// No attempt's outcome was ever unknown: nothing was paid, the hold is released.
+        case refunded
+        /// An earlier attempt may have been paid: the hold stays until a result or a status answer.
+        case keptForStatus
+        /// Already settled (a result came meanwhile).
+        case alreadyFinal
+    }
+
+    /// Daraja refused a B2C request outright. The hold is released only when no attempt of this
+    /// payout ever had an unknown outcome; otherwise the refusal of a re-send proves nothing (the
+    /// first attempt may have paid), the payout becomes `unknown` and the reconciler asks for its
+    /// transaction status.
+    public func refuseWithdrawal(_ id: String, code: Int, text: String) async throws -> Refusal {
+        let kept = try await self.postgres.query(
+            """
+            UPDATE payouts SET status = 'unknown', result_text = \(text), next_check_at = now(), updated_at = now()
+            WHERE id = \(id) AND outcome_unknown AND status IN ('reserved', 'sent', 'unknown') RETURNING id
+            """
+        )
+        if !kept.isEmpty { return .keptForStatus }
+        do {
+            let payout = try await self.settle(id, outcome: "failed", raw: nil) { tx, payout in
+                try await self.void(tx, payout, code: code, text: text, onlyIfOutcomeKnown: true)
+            }
+            switch payout.status {
+            case "failed": return .refunded
+            case "paid": return .alreadyFinal
+            default: return .keptForStatus
+            }
+        } catch ProviderRecordError.conflict {
+            return .alreadyFinal
+        }
+    }
+
+    /// The B2C result says paid: the held money leaves for good. Idempotent; after a refund it is a
+    /// ``ProviderRecordError/conflict(current:)`` and nothing moves.
     @discardableResult
     public func completeWithdrawal(_ id: String, providerTransactionID: String, raw: String? = nil) async throws -> Payout {
-        try await self.settle(id, raw: raw) { tx, payout in
+        try await self.settle(id, outcome: "paid", raw: raw) { tx, payout in
             try await tx.query("UPDATE transfers SET status = 'posted' WHERE id = \(("withdrawal:" + id))")
             try await tx.query(
                 "UPDATE payouts SET status = 'paid', provider_transaction_id = \(providerTransactionID), result_code = 0, updated_at = now() WHERE id = \(id)"
@@ -331,15 +409,25 @@ extension Wallet {
         }
     }
 
-    /// The B2C result says not paid: the hold is released, the money is spendable again. Idempotent.
+    /// A result callback or a status answer says not paid: the hold is released, the money is
+    /// spendable again. Idempotent; after a payment it is a ``ProviderRecordError/conflict(current:)``
+    /// and nothing moves.
     @discardableResult
     public func failWithdrawal(_ id: String, code: Int, text: String, raw: String? = nil) async throws -> Payout {
-        try await self.settle(id, raw: raw) { tx, payout in
-            try await tx.query("UPDATE transfers SET status = 'voided' WHERE id = \(("withdrawal:" + id))")
-            try await tx.query("UPDATE payouts SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now() WHERE id = \(id)")
-            try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(id)")
-            return "failed"
+        try await self.settle(id, outcome: "failed", raw: raw) { tx, payout in
+            try await self.void(tx, payout, code: code, text: text, onlyIfOutcomeKnown: false)
         }
+    }
+
+    private func void(_ tx: PostgresConnection, _ payout: Payout, code: Int, text: String, onlyIfOutcomeKnown: Bool) async throws -> String {
+        if onlyIfOutcomeKnown, try await tx.query("SELECT 1 FROM payouts WHERE id = \(payout.id) AND outcome_unknown").first != nil {
+            // An unknown outcome was noted since the caller looked: keep the hold.
+            return payout.status
+        }
+        try await tx.query("UPDATE transfers SET status = 'voided' WHERE id = \(("withdrawal:" + payout.id))")
+        try await tx.query("UPDATE payouts SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now() WHERE id = \(payout.id)")
+        try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(payout.id)")
+        return "failed"
     }
 
     /// A timeout: the outcome is unknown, so the hold stays until reconciliation says paid or not.
@@ -347,19 +435,23 @@ extension Wallet {
     public func markWithdrawalUnknown(_ id: String, raw: String? = nil) async throws -> Bool {
         try await !self.postgres.query(
             """
-            UPDATE payouts SET status = 'unknown', raw_result = COALESCE(\(raw)::jsonb, raw_result), next_check_at = now() + interval '60 seconds', updated_at = now()
+            UPDATE payouts SET status = 'unknown', outcome_unknown = true, raw_result = COALESCE(\(raw)::jsonb, raw_result),
+                next_check_at = now() + interval '60 seconds', updated_at = now()
             WHERE id = \(id) AND status IN ('reserved', 'sent', 'unknown') RETURNING id
             """
         ).isEmpty
     }
 
     /// Claims up to `limit` open payouts due for a check, as ``claimDepositsToCheck(limit:)`` does.
-    /// `checks` is how many times each was claimed before, this time included.
-    public func claimPayoutsToCheck(limit: Int = 50) async throws -> [(payout: Payout, checks: Int)] {
+    /// `checks` is how many times each was claimed before, this time included. The claim (the next
+    /// check's time) lasts at least `lease`: longer than the calls one check makes, so that no two
+    /// replicas ever work one payout at once.
+    public func claimPayoutsToCheck(limit: Int = 50, lease: Duration = .seconds(120)) async throws -> [(payout: Payout, checks: Int)] {
         try await self.postgres.query(
             """
             UPDATE payouts p SET checks = p.checks + 1,
-                next_check_at = now() + least(interval '30 minutes', interval '60 seconds' * power(2, least(p.checks, 10)))
+                next_check_at = now() + greatest(make_interval(secs => \(Double(lease.components.seconds))),
+                    least(interval '30 minutes', interval '60 seconds' * power(2, least(p.checks, 10))))
             WHERE p.id IN (
                 SELECT id FROM payouts WHERE status IN ('reserved', 'sent', 'unknown')
                     AND COALESCE(next_check_at, created_at + interval '60 seconds') <= now()
@@ -372,6 +464,20 @@ extension Wallet {
         }
     }
 
+    /// Payouts still unsettled after `maxChecks` checks or older than `maxAge` stop being checked
+    /// and wait for a person in `needs_review`, their hold kept (a late result still settles them).
+    /// Returns them, each once.
+    public func escalateUnsettledPayouts(maxChecks: Int, maxAge: Duration) async throws -> [Payout] {
+        try await self.postgres.query(
+            """
+            UPDATE payouts SET status = 'needs_review', updated_at = now()
+            WHERE status IN ('reserved', 'sent', 'unknown')
+                AND (checks >= \(maxChecks) OR created_at < now() - make_interval(secs => \(Double(maxAge.components.seconds))))
+            RETURNING id, msisdn, amount, status
+            """
+        ).map(Self.payout)
+    }
+
     /// Notes the id of the transaction-status query sent for a payout (its answer carries it).
     public func recordStatusQuery(_ id: String, queryID: String) async throws {
         try await self.postgres.query("UPDATE payouts SET status_query_id = \(queryID), updated_at = now() WHERE id = \(id)")
@@ -379,29 +485,30 @@ extension Wallet {
 
     /// The payout a transaction-status query was sent for, by the query's id.
     public func payout(statusQueryID: String) async throws -> Payout? {
-        try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map { row in
-            let (id, msisdn, cents, status) = try row.decode((String, String, Int64, String).self)
-            return Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status)
-        }
+        try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map(Self.payout)
     }
 
     public func payout(id: String) async throws -> Payout? {
-        try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id)").single().map { row in
-            let (id, msisdn, cents, status) = try row.decode((String, String, Int64, String).self)
-            return Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status)
-        }
+        try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id)").single().map(Self.payout)
     }
 
-    /// Applies a final B2C outcome once: the same outcome again returns the payout; the opposite
-    /// outcome after one was applied is a conflict for a human, never a second movement.
-    private func settle(_ id: String, raw: String?, _ apply: (PostgresConnection, Payout) async throws -> String) async throws -> Payout {
+    static func payout(_ row: PostgresRow) throws -> Payout {
+        let (id, msisdn, cents, status) = try row.decode((String, String, Int64, String).self)
+        return Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status)
+    }
+
+    /// Applies a final B2C outcome (`paid` or `failed`) once: the same outcome again returns the
+    /// payout; the opposite outcome after one was applied is a conflict for a human, never a second
+    /// movement.
+    private func settle(_ id: String, outcome: String, raw: String?, _ apply: (PostgresConnection, Payout) async throws -> String) async throws -> Payout {
         try await self.postgres.transaction(maxAttempts: 5) { tx in
             guard let row = try await tx.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id) FOR UPDATE").single() else {
                 throw ProviderRecordError.unknownPayout
             }
-            let (payoutID, msisdn, cents, status) = try row.decode((String, String, Int64, String).self)
-            let payout = Payout(id: payoutID, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status)
+            let payout = try Self.payout(row)
+            let (payoutID, status) = (payout.id, payout.status)
             if status == "paid" || status == "failed" {
+                guard status == outcome else { throw ProviderRecordError.conflict(current: status) }
                 return payout
             }
             let final = try await apply(tx, payout)
@@ -438,19 +545,57 @@ extension Wallet {
     }
 }
 
+/// A provider report kept for a person: a callback that matched nothing of ours or disagreed with
+/// it, a final result contradicting an earlier one (`reason` `conflict`), or a payout the
+/// reconciler could not settle.
+public struct ReviewItem: Sendable, Hashable {
+    public let id: Int64
+    /// `stk`, `b2c_result`, `b2c_timeout`, `stk_query` or `payout`.
+    public let kind: String
+    /// The provider's reference (CheckoutRequestID, OriginatorConversationID) or our payout id.
+    public let reference: String
+    public let reason: String
+    public let depositID: Int64?
+    public let payoutID: String?
+    /// For a conflict: what was known before, and what the new report says.
+    public let earlierResult: String?
+    public let newResult: String?
+    public let receivedAt: Date
+
+    /// The reason every contradiction is kept under.
+    public static let conflict = "conflict"
+}
+
 extension Wallet {
-    /// Keeps a well-formed provider callback that matched nothing of ours (or disagreed with it)
-    /// for a human to review; the provider is still answered 200.
-    public func keepForReview(kind: String, reference: String, reason: String, body: String) async throws {
+    /// Keeps a provider report for a human to review; the provider is still answered 200. A
+    /// conflict names the deposit or payout it concerns and both results.
+    public func keepForReview(
+        kind: String, reference: String, reason: String, body: String, depositID: Int64? = nil, payoutID: String? = nil,
+        earlierResult: String? = nil, newResult: String? = nil
+    ) async throws {
         try await self.postgres.query(
-            "INSERT INTO mpesa_review (kind, reference, reason, body) VALUES (\(kind), \(reference), \(reason), \(body)::jsonb)"
+            """
+            INSERT INTO mpesa_review (kind, reference, reason, body, deposit_id, payout_id, earlier_result, new_result)
+            VALUES (\(kind), \(reference), \(reason), \(body)::jsonb, \(depositID), \(payoutID), \(earlierResult), \(newResult))
+            """
         )
     }
 
-    /// Callbacks kept for review, newest first.
-    public func reviewItems(limit: Int = 50) async throws -> [(kind: String, reference: String, reason: String)] {
-        try await self.postgres.query("SELECT kind, reference, reason FROM mpesa_review ORDER BY id DESC LIMIT \(limit)").map { row in
-            try row.decode((String, String, String).self)
+    /// Reports kept for review, newest first.
+    public func reviewItems(limit: Int = 50) async throws -> [ReviewItem] {
+        try await self.postgres.query(
+            """
+            SELECT id, kind, reference, reason, deposit_id, payout_id, earlier_result, new_result, received_at
+            FROM mpesa_review ORDER BY id DESC LIMIT \(limit)
+            """
+        ).map { row in
+            let (id, kind, reference, reason, deposit, payout, earlier, new, at) = try row.decode(
+                (Int64, String, String, String, Int64?, String?, String?, String?, Date).self
+            )
+            return ReviewItem(
+                id: id, kind: kind, reference: reference, reason: reason, depositID: deposit, payoutID: payout, earlierResult: earlier,
+                newResult: new, receivedAt: at
+            )
         }
     }
 }

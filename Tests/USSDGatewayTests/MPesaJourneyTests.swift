@@ -435,9 +435,14 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             #expect(try await rig.balance(withdrawerMSISDN) == 20_000, "the hold stays")
 
             try await rig.makeDue()
+            let early = try await rig.replica().reconcile()
+            #expect(!early.contains { $0.contains("deposit \(deposit.0): failed") }, "a payment may still come: \(early)")
+            #expect(early.contains { $0.contains("same OriginatorConversationID") }, "\(early)")
+            // Past the window in which a payment could still be matched, the deposit is failed.
+            try await rig.harness.postgres.query("UPDATE deposits SET created_at = now() - interval '11 minutes' WHERE id = \(deposit.0)")
+            try await rig.makeDue()
             let changes = try await rig.replica().reconcile()
             #expect(changes.contains { $0.contains("deposit \(deposit.0): failed") }, "\(changes)")
-            #expect(changes.contains { $0.contains("same OriginatorConversationID") }, "\(changes)")
             let again = try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2)
             #expect(again.json["OriginatorConversationID"] == first.json["OriginatorConversationID"])
             #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "sent")
@@ -448,16 +453,19 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         await rig.finish()
     }
 
-    /// Daraja's answer to the push is lost, the reconciler fails the deposit, and then the customer's
-    /// payment arrives after all under a CheckoutRequestID we never learnt: it is matched to that
-    /// deposit and credited once, with a receipt after the failure notice. Where two deposits could
-    /// be it, nothing is guessed: the callback goes to review.
-    @Test func aPaymentForAPushWhoseAnswerWasLostIsMatchedToItsDeposit() async throws {
+    /// Daraja's answer to the push is lost, and then the customer's payment arrives under a
+    /// CheckoutRequestID we never learnt. It is matched to that deposit, but a callback is unsigned:
+    /// the credit waits for an STK Query, and lands once with the callback's receipt. Where two
+    /// deposits could be it, nothing is guessed; a push Daraja refused is never matched; a query that
+    /// contradicts the callback goes to a person; past ten minutes unmatched deposits are failed.
+    @Test func aPaymentForAPushWhoseAnswerWasLostIsCreditedOnlyOnceAQueryConfirmsIt() async throws {
         let rig = try await MPesaRig.make { $0.mpesa.requestTimeout = .milliseconds(300) }
-        let (payer, twice) = (freshLocal(), freshLocal())
+        let (payer, twice, refused, doubted) = (freshLocal(), freshLocal(), freshLocal(), freshLocal())
         let payerMSISDN = try await rig.harness.customer(payer, name: "Wanjiru", pin: TypedPINs.achieng)
         let twiceMSISDN = try await rig.harness.customer(twice, name: "Kiprop", pin: TypedPINs.otieno)
-        rig.fake.state.withLock { $0.stk = [.hang, .hang, .hang] }
+        let refusedMSISDN = try await rig.harness.customer(refused, name: "Chebet", pin: TypedPINs.achieng)
+        let doubtedMSISDN = try await rig.harness.customer(doubted, name: "Mutua", pin: TypedPINs.otieno)
+        rig.fake.state.withLock { $0.stk = [.hang, .hang, .hang, .error(status: 400, code: "400.002.02", message: "Bad Request - Invalid PhoneNumber"), .hang] }
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, payer, graph: rig.harness.graph)
             _ = try await phone.deposit(100, pin: TypedPINs.achieng)
@@ -466,33 +474,65 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             _ = try await other.deposit(150, pin: TypedPINs.otieno)
             _ = try await other.deposit(150, pin: TypedPINs.otieno)
             _ = try await rig.request("/mpesa/stkpush/v1/processrequest", count: 3)
-            try await rig.logged("STK push unanswered", count: 3)
-            try await rig.makeDue()
-            let changes = try await rig.replica().reconcile()
-            #expect(changes.filter { $0.contains("failed, the STK push was never confirmed") }.count == 3, "\(changes)")
-            #expect(try await rig.outbox(payerMSISDN, "deposit_failed") == 1)
+            var third = Phone(client, refused, graph: rig.harness.graph)
+            _ = try await third.deposit(130, pin: TypedPINs.achieng)
+            try await rig.logged("STK push refused")
+            var fourth = Phone(client, doubted, graph: rig.harness.graph)
+            _ = try await fourth.deposit(170, pin: TypedPINs.otieno)
+            try await rig.logged("STK push unanswered", count: 4)
 
-            // The payment for the lost push arrives, twice, two of them at once.
+            // The payment for the lost push arrives three times, two of them at once. Nothing is
+            // credited before a query says paid.
             let orphan = MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_1", shillings: 100, receipt: "LOSTANS01", phone: payerMSISDN.value)
             async let first: Void = callback(client, "/mpesa/stk/callback", orphan)
             async let second: Void = callback(client, "/mpesa/stk/callback", orphan)
             _ = try await (first, second)
             try await callback(client, "/mpesa/stk/callback", orphan)
-            #expect(try await rig.balance(payerMSISDN) == 10_000, "credited once")
-            let row = try #require(try await rig.harness.postgres.query(
-                "SELECT status, checkout_request_id, receipt FROM deposits WHERE msisdn = \(payerMSISDN.value)"
-            ).single()).decode((String, String?, String?).self)
-            #expect(row.0 == "completed" && row.1 == "ws_CO_LOST_ANSWER_1" && row.2 == "LOSTANS01")
-            #expect(try await rig.outbox(payerMSISDN, "deposit_received") == 1, "the receipt follows the failure notice")
+            _ = try await rig.request("/mpesa/stkpushquery/v1/query")
+            try await rig.logged("matched payment not confirmed yet; the reconciler asks again")
+            #expect(try await rig.balance(payerMSISDN) == 0, "the fake's query still says pending")
 
             // Two unconfirmed deposits of the same phone and amount: which one was paid is a guess.
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_2", shillings: 150, receipt: "LOSTANS02", phone: twiceMSISDN.value))
-            #expect(try await rig.balance(twiceMSISDN) == 0)
-            let review = try await rig.harness.postgres.query("SELECT count(*) FROM mpesa_review WHERE reference = 'ws_CO_LOST_ANSWER_2'").single()!.decode(Int.self, column: 0)
-            #expect(review == 1)
+            // A push Daraja refused never reached the phone: a payment naming it is not matched.
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_3", shillings: 130, receipt: "LOSTANS03", phone: refusedMSISDN.value))
             // A payment of another amount matches nothing either.
-            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_3", shillings: 120, receipt: "LOSTANS03", phone: payerMSISDN.value))
-            #expect(try await rig.balance(payerMSISDN) == 10_000)
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_4", shillings: 120, receipt: "LOSTANS04", phone: payerMSISDN.value))
+            for reference in ["ws_CO_LOST_ANSWER_2", "ws_CO_LOST_ANSWER_3", "ws_CO_LOST_ANSWER_4"] {
+                let kept = try await rig.harness.postgres.query("SELECT count(*) FROM mpesa_review WHERE reference = \(reference)").single()!.decode(Int.self, column: 0)
+                #expect(kept == 1, "\(reference)")
+            }
+            #expect(try await rig.balance(twiceMSISDN) == 0)
+            #expect(try await rig.balance(refusedMSISDN) == 0)
+
+            // The query contradicts the callback: kept as a conflict, not credited.
+            rig.fake.state.withLock { $0.query = .failed(1032, "Request cancelled by user") }
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_5", shillings: 170, receipt: "LOSTANS05", phone: doubtedMSISDN.value))
+            try await rig.logged("M-Pesa reports disagree; kept for review")
+            #expect(try await rig.balance(doubtedMSISDN) == 0)
+            let conflict = try #require(try await rig.harness.wallet.reviewItems().first { $0.reference == "ws_CO_LOST_ANSWER_5" })
+            #expect(conflict.reason == "conflict" && conflict.kind == "stk_query" && conflict.depositID != nil)
+            #expect(conflict.earlierResult?.contains("LOSTANS05") == true && conflict.newResult?.contains("1032") == true)
+
+            // The reconciler's query says paid (another process: the gateway made its last call).
+            rig.fake.state.withLock { $0.query = .paid }
+            try await rig.makeDue()
+            let changes = try await rig.replica().reconcile()
+            #expect(!changes.contains { $0.contains("never confirmed") }, "within the window a payment may still come: \(changes)")
+            #expect(try await rig.balance(payerMSISDN) == 10_000, "credited once, after the query")
+            try await callback(client, "/mpesa/stk/callback", orphan)
+            let row = try #require(try await rig.harness.postgres.query(
+                "SELECT status, checkout_request_id, receipt FROM deposits WHERE msisdn = \(payerMSISDN.value)"
+            ).single()).decode((String, String?, String?).self)
+            #expect(row.0 == "completed" && row.1 == "ws_CO_LOST_ANSWER_1" && row.2 == "LOSTANS01", "with the callback's receipt")
+            #expect(try await rig.outbox(payerMSISDN, "deposit_received") == 1)
+
+            // Ten minutes on, the deposits nothing matched are failed, each with one notice.
+            try await rig.harness.postgres.query("UPDATE deposits SET created_at = now() - interval '11 minutes'")
+            try await rig.makeDue()
+            let late = try await rig.replica().reconcile()
+            #expect(late.filter { $0.contains("failed, the STK push was never confirmed") }.count == 2, "\(late)")
+            #expect(try await rig.outbox(twiceMSISDN, "deposit_failed") == 2)
         }
         #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
         try await rig.harness.audit()

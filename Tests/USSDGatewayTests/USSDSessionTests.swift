@@ -218,17 +218,6 @@ import Wallet
     }
 }
 
-@Suite struct FormTests {
-    @Test func urlencodedFormsDecodeLikeTheAggregatorEncodes() throws {
-        let form = try USSDRoutes.parseForm("a=1&b=x+y%2Az&c=&a=2&d&&serviceCode=%2A384%2A96%23&name=Zo%C3%AB")
-        #expect(form == ["a": "1", "b": "x y*z", "c": "", "d": "", "serviceCode": "*384*96#", "name": "Zoë"])
-        for bad in ["a=%ZZ", "a=%4", "a=%", "a=%FF"] {
-            #expect(throws: (any Error).self, "\(bad)") { try USSDRoutes.parseForm(bad) }
-        }
-        #expect(try USSDRoutes.parseForm("") == [:])
-    }
-}
-
 @Suite struct SessionCodecTests {
     @Test func recordsRoundTripAndOlderJSONRecordsStillRead() throws {
         var state = SessionState(screen: "send.amount", variables: ["msisdn": "254712345678", "name": "Zoë: *1*\n2", "recipient": ""], language: "sw")
@@ -236,13 +225,16 @@ import Wallet
         state.page = 1
         state.wrongInputs = 2
         state.sealed = ["pin": "ab12"]
+        state.nonce = "0123456789abcdef"
         let record = SessionRecord(
-            hop: 7, textLength: 12, textSeal: "f00d", reply: "CON Weka kiasi\n1. Ndiyo: 0712***678", state: state, offer: nil, claim: "beef", claimedAt: 1_763_700_000.25
+            hop: 7, textLength: 12, textSeal: "f00d", reply: "CON Weka kiasi\n1. Ndiyo: 0712***678", state: state, offer: nil, claim: "beef", claimedAt: 1_763_700_000.25,
+            msisdn: "254712345678"
         )
         let bytes = SessionCodec.encode(record)
         let back = try SessionCodec.decode(bytes[...])
         #expect(back.hop == 7 && back.textLength == 12 && back.textSeal == "f00d" && back.reply == record.reply)
         #expect(back.state == state && back.offer == nil && back.claim == "beef" && back.claimedAt == 1_763_700_000.25)
+        #expect(back.msisdn == "254712345678" && back.state?.nonce == "0123456789abcdef")
 
         let json = try JSONEncoder().encode(record)
         let legacy = try SessionCodec.decode(Array(json)[...])

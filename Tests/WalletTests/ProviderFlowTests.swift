@@ -43,7 +43,12 @@ import Wallet
         await #expect(throws: ProviderRecordError.unknownDeposit) {
             try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_nope", receipt: "R2", amount: .shillings(500), phone: achieng)
         }
-        try await ledger.wallet.failDeposit(checkoutRequestID: "ws_CO_2", code: 1032, text: "Request cancelled by user")
+        try await ledger.wallet.failDeposit(.checkout("ws_CO_2"), code: 1032, text: "Request cancelled by user")
+        #expect(try await ledger.wallet.balances(achieng).main == .zero)
+        // A payment after Safaricom said the deposit failed contradicts it: a conflict, no credit.
+        await #expect(throws: ProviderRecordError.conflict(current: "failed (1032 Request cancelled by user)")) {
+            try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_2", receipt: "R9", amount: .shillings(500), phone: achieng)
+        }
         #expect(try await ledger.wallet.balances(achieng).main == .zero)
         // One M-Pesa receipt can never credit two deposits.
         let other = try await ledger.wallet.beginDeposit(achieng, amount: .shillings(500), key: key("dep-b"))
@@ -51,6 +56,10 @@ import Wallet
         let third = try await ledger.wallet.beginDeposit(achieng, amount: .shillings(500), key: key("dep-c"))
         try await ledger.wallet.recordCheckout(depositID: third.id, checkoutRequestID: "ws_CO_4")
         try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_3", receipt: "SAME", amount: .shillings(500), phone: achieng)
+        try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_3", receipt: "SAME", amount: .shillings(500), phone: achieng)
+        await #expect(throws: ProviderRecordError.conflict(current: "credited under receipt SAME"), "credited under another receipt") {
+            try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_3", receipt: "OTHER", amount: .shillings(500), phone: achieng)
+        }
         await #expect(throws: PostgresError.self) {
             try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_4", receipt: "SAME", amount: .shillings(500), phone: achieng)
         }
@@ -82,8 +91,10 @@ import Wallet
         #expect(row.0 == "unknown" && row.1 == "AG_2024_1")
         let paid = try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "NLJ41HAY6Q")
         let again = try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "NLJ41HAY6Q")
-        let late = try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "late failure")
-        #expect(paid.status == "paid" && again.status == "paid" && late.status == "paid", "the first final outcome wins")
+        #expect(paid.status == "paid" && again.status == "paid")
+        await #expect(throws: ProviderRecordError.conflict(current: "paid"), "a failure after a payment is a conflict, never a refund") {
+            try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "late failure")
+        }
         balances = try await ledger.wallet.balances(achieng)
         #expect(balances.main == .shillings(400) && balances.held == .zero)
         try await ledger.audit()
@@ -95,7 +106,9 @@ import Wallet
         let achieng = try await ledger.funded("254712345678", cents: 100_000)
         let payout = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(700), key: key("wd:2"))
         try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "The initiator information is invalid.")
-        #expect(try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "X").status == "failed", "no payment after a failure")
+        await #expect(throws: ProviderRecordError.conflict(current: "failed"), "no payment after a failure") {
+            try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "X")
+        }
         let balances = try await ledger.wallet.balances(achieng)
         #expect(balances.main == .shillings(1_000) && balances.available == .shillings(1_000))
         await #expect(throws: WalletError.insufficientFunds) { try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(1_001), key: key("wd:3")) }
@@ -104,6 +117,32 @@ import Wallet
         }
         let templates = try await ledger.postgres.query("SELECT template FROM outbox").map { try $0.decode(String.self, column: 0) }
         #expect(templates == ["withdrawal_failed"])
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aRefusedResendAfterAnUnansweredAttemptKeepsTheHold() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 100_000)
+        // Never unanswered: a refusal refunds.
+        let clean = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), key: key("wd:clean"))
+        #expect(try await ledger.wallet.refuseWithdrawal(clean.id, code: -1, text: "Invalid initiator") == .refunded)
+        // Once unanswered, a refused re-send proves nothing: the hold stays for a status answer.
+        let risky = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(300), key: key("wd:risky"))
+        try await ledger.wallet.markPayoutOutcomeUnknown(risky.id)
+        #expect(try await ledger.wallet.refuseWithdrawal(risky.id, code: -1, text: "Unfamiliar error") == .keptForStatus)
+        #expect(try await ledger.wallet.payout(id: risky.id)?.status == "unknown")
+        #expect(try await ledger.wallet.balances(achieng).available == .shillings(700))
+        // A status answer settles it.
+        try await ledger.wallet.completeWithdrawal(risky.id, providerTransactionID: "SGSTATUS1")
+        let balances = try await ledger.wallet.balances(achieng)
+        #expect(balances.main == .shillings(700) && balances.held == .zero)
+        // Unsettled too long: waits for a person, hold kept.
+        let stuck = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(50), key: key("wd:stuck"))
+        try await ledger.postgres.query("UPDATE payouts SET checks = 12 WHERE id = \(stuck.id)")
+        #expect(try await ledger.wallet.escalateUnsettledPayouts(maxChecks: 12, maxAge: .seconds(86_400)).map(\.id) == [stuck.id])
+        #expect(try await ledger.wallet.escalateUnsettledPayouts(maxChecks: 12, maxAge: .seconds(86_400)).isEmpty, "once")
+        #expect(try await ledger.wallet.balances(achieng).held == .shillings(50))
         try await ledger.audit()
         await ledger.postgres.shutdown()
     }

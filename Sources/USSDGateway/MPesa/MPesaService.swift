@@ -20,15 +20,25 @@ public final class MPesaService: MobileMoneyChannel, Service {
     let wallet: Wallet
     let stkDelay: Duration
     let reconcileInterval: Duration
+    /// When the reconciler gives up on a payout and hands it to a person.
+    let payoutReview: (checks: Int, age: Duration)
+    /// How long a reconciler's claim on a payout lasts: two full Daraja calls and a margin, so no
+    /// two replicas ever work one payout at once.
+    let claimLease: Duration
     let logger: Logger
     private let jobs: AsyncStream<@Sendable () async -> Void>
     private let enqueue: AsyncStream<@Sendable () async -> Void>.Continuation
 
-    public init(daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15), logger: Logger) {
+    public init(
+        daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
+        payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), logger: Logger
+    ) {
         self.daraja = daraja
         self.wallet = wallet
         self.stkDelay = stkDelay
         self.reconcileInterval = reconcileInterval
+        self.payoutReview = payoutReview
+        self.claimLease = daraja.configuration.requestTimeout * 2 + .seconds(10)
         self.logger = logger
         (self.jobs, self.enqueue) = AsyncStream.makeStream()
     }
@@ -58,7 +68,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         }
     }
 
-    private func later(_ job: @escaping @Sendable () async -> Void) {
+    func later(_ job: @escaping @Sendable () async -> Void) {
         self.enqueue.yield(job)
     }
 
@@ -96,11 +106,11 @@ public final class MPesaService: MobileMoneyChannel, Service {
             // Refused outright: the customer saw no prompt. Fail it and say so by SMS.
             Self.counter("mpesa_stk_push_total", "refused")
             self.logger.warning("STK push refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
-            _ = try? await self.wallet.failDeposit(id: deposit.id, code: DepositFailure.notSentCode, text: error.description)
+            _ = try? await self.wallet.failDeposit(.id(deposit.id), code: DepositFailure.notSentCode, text: error.description)
         } catch {
-            // No answer: the push may have gone. The reconciler fails the deposit if no
-            // CheckoutRequestID ever comes; a payment that arrives anyway is matched to it by phone
-            // and amount (`adoptUnconfirmedDeposit`) and credited.
+            // No answer: the push may have gone. A payment that arrives within the matching window
+            // is matched to it by phone and amount (`adoptUnconfirmedDeposit`) and credited once an
+            // STK Query confirms it; after the window the reconciler fails the deposit.
             Self.counter("mpesa_stk_push_total", "unknown")
             self.logger.warning("STK push unanswered", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
         }
@@ -133,15 +143,30 @@ public final class MPesaService: MobileMoneyChannel, Service {
             // The first request was taken: its result is on its way, or a status query finds it.
             Self.counter("mpesa_b2c_total", "duplicate")
             _ = try? await self.wallet.markWithdrawalSent(payout.id, conversationID: nil)
-        } catch let error as DarajaError where !error.outcomeUnknown && !error.isBusy {
-            // Refused outright: nothing was paid; release the hold.
+        } catch let error as DarajaError where !error.mayHaveBeenTaken && !error.isBusy {
+            // Refused outright. The hold is released only if no attempt of this payout ever went
+            // unanswered: an earlier attempt may have paid, and a refusal of this one proves nothing.
             Self.counter("mpesa_b2c_total", "refused")
             self.logger.warning("B2C refused", metadata: ["payout": .string(payout.id), "error": .string(error.description)])
-            _ = try? await self.wallet.failWithdrawal(payout.id, code: -1, text: error.description)
+            do {
+                if try await self.wallet.refuseWithdrawal(payout.id, code: -1, text: error.description) == .keptForStatus {
+                    self.logger.warning("B2C re-send refused after an unanswered attempt; the hold stays until a status answer", metadata: ["payout": .string(payout.id)])
+                }
+            } catch {
+                self.logger.warning("B2C refusal not recorded", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+            }
         } catch {
-            // Busy or no answer: the hold stays; the reconciler retries with the same id.
+            // Busy or no answer: the hold stays; the reconciler retries with the same id. An attempt
+            // that may have been taken is remembered: a later refusal no longer refunds.
             Self.counter("mpesa_b2c_total", "unknown")
             self.logger.warning("B2C unanswered", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+            if (error as? DarajaError)?.mayHaveBeenTaken ?? true {
+                do {
+                    try await self.wallet.markPayoutOutcomeUnknown(payout.id)
+                } catch {
+                    self.logger.warning("unknown B2C outcome not recorded", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+                }
+            }
         }
     }
 

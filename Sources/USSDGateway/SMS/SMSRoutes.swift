@@ -1,3 +1,4 @@
+import AfricasTalking
 import Hummingbird
 import Logging
 import NIOCore
@@ -18,22 +19,26 @@ struct SMSRoutes {
 
     func inbound(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
         try self.guardian.check(request, context)
-        let form = try await self.form(request)
-        guard let id = form["id"], !id.isEmpty, id.utf8.count <= 100 else { throw self.bad("inbound SMS without a usable id") }
-        guard let from = form["from"], !from.isEmpty else { throw self.bad("inbound SMS without from") }
-        guard let text = form["text"] else { throw self.bad("inbound SMS without text") }
-        _ = try await self.service.receive(SMSService.Inbound(id: id, from: from, text: text))
+        let message: AfricasTalkingInboundSMS
+        do {
+            message = try AfricasTalkingInboundSMS(form: try await self.form(request))
+        } catch let error as MalformedCallback {
+            throw self.bad(error.description)
+        }
+        _ = try await self.service.receive(SMSService.Inbound(id: message.id, from: message.from, text: message.text))
         return Response(status: .ok)
     }
 
     func delivery(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
         try self.guardian.check(request, context)
-        let form = try await self.form(request)
-        guard let id = form["id"], !id.isEmpty else { throw self.bad("delivery report without id") }
-        guard let status = form["status"], !status.isEmpty, status.utf8.count <= 40 else { throw self.bad("delivery report without status") }
-        let reason = form["failureReason"].flatMap { $0.isEmpty ? nil : String($0.prefix(100)) }
-        if try await !self.service.deliveryReport(messageID: id, status: status, failureReason: reason) {
-            self.logger.notice("delivery report for a message we do not know", metadata: ["status": .string(status)])
+        let report: AfricasTalkingDeliveryReport
+        do {
+            report = try AfricasTalkingDeliveryReport(form: try await self.form(request))
+        } catch let error as MalformedCallback {
+            throw self.bad(error.description)
+        }
+        if try await !self.service.deliveryReport(report) {
+            self.logger.notice("delivery report for a message we do not know", metadata: ["status": .string(report.known?.rawValue ?? "other")])
         }
         return Response(status: .ok)
     }
@@ -46,11 +51,7 @@ struct SMSRoutes {
             self.logger.warning("SMS callback over 64 KiB")
             throw HTTPError(.contentTooLarge)
         }
-        do {
-            return try USSDRoutes.parseForm(String(buffer: buffer))
-        } catch let error as BadCallback {
-            throw self.bad(error.reason)
-        }
+        return try FormFields.parse(buffer.readableBytesView)
     }
 
     private func bad(_ reason: String) -> BadCallback {

@@ -1,3 +1,4 @@
+import AfricasTalking
 import Foundation
 import Logging
 import Menus
@@ -94,22 +95,23 @@ public final class SMSService: Sendable {
         return .replied
     }
 
-    /// `POST /sms/africastalking/delivery`: the message's delivery status by its messageId.
-    /// False when no message of ours has that id.
-    public func deliveryReport(messageID: String, status: String, failureReason: String?) async throws -> Bool {
-        let final = ["Success", "Rejected", "Failed", "AbsentSubscriber", "Expired"].contains(status)
+    /// `POST /sms/africastalking/delivery`: the message's delivery status by its messageId; a final
+    /// status is not undone by a late in-progress one. False when no message of ours has that id.
+    public func deliveryReport(_ report: AfricasTalkingDeliveryReport) async throws -> Bool {
+        let final = report.known?.isFinal ?? false
         let rows = try await self.postgres.query(
             """
-            UPDATE outbox SET delivery_status = \(status), failure_reason = COALESCE(\(failureReason), failure_reason),
-                delivered_at = CASE WHEN \(status) = 'Success' THEN now() ELSE delivered_at END
-            WHERE provider_message_id = \(messageID)
+            UPDATE outbox SET delivery_status = \(report.status), failure_reason = COALESCE(\(report.failureReason), failure_reason),
+                delivered_at = CASE WHEN \(report.known == .success) THEN now() ELSE delivered_at END
+            WHERE provider_message_id = \(report.id)
                 AND (delivery_status IS NULL OR delivery_status NOT IN ('Success', 'Rejected', 'Failed', 'AbsentSubscriber', 'Expired') OR \(final))
             RETURNING id
             """
         )
-        Counter(label: "sms_delivery_reports_total", dimensions: [("status", status)]).increment()
+        // Labels only from the documented vocabulary: anything else is `other`.
+        Counter(label: "sms_delivery_reports_total", dimensions: [("status", report.known?.rawValue ?? "other")]).increment()
         if rows.isEmpty {
-            return try await !self.postgres.query("SELECT 1 FROM outbox WHERE provider_message_id = \(messageID)").isEmpty
+            return try await !self.postgres.query("SELECT 1 FROM outbox WHERE provider_message_id = \(report.id)").isEmpty
         }
         return true
     }

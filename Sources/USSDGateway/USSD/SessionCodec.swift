@@ -9,13 +9,14 @@ enum SessionCodec {
     static func encode(_ record: SessionRecord) -> [UInt8] {
         var writer = Writer()
         writer.bytes.reserveCapacity(256 + record.reply.utf8.count)
-        writer.put("S1")
+        writer.put("S2")
         writer.put(String(record.hop))
         writer.put(String(record.textLength))
         writer.put(record.textSeal)
         writer.put(record.reply)
         writer.put(record.claim ?? "")
         writer.put(record.claimedAt.map { String($0) } ?? "")
+        writer.put(record.msisdn ?? "")
         writer.put(state: record.state)
         writer.put(state: record.offer)
         return writer.bytes
@@ -26,23 +27,26 @@ enum SessionCodec {
             return try JSONDecoder().decode(SessionRecord.self, from: Data(bytes))
         }
         var reader = Reader(bytes: bytes)
-        guard try reader.string() == "S1" else { throw USSDStoreError.corrupt }
+        let tag = try reader.string()
+        guard tag == "S2" || tag == "S1" else { throw USSDStoreError.corrupt }
+        reader.version = tag == "S2" ? 2 : 1
         let hop = try reader.int()
         let textLength = try reader.int()
         let textSeal = try reader.string()
         let reply = try reader.string()
         let claim = try reader.string()
         let claimedAt = try reader.string()
+        let msisdn = reader.version >= 2 ? try reader.string() : ""
         return SessionRecord(
             hop: hop, textLength: textLength, textSeal: textSeal, reply: reply, state: try reader.state(), offer: try reader.state(),
-            claim: claim.isEmpty ? nil : claim, claimedAt: Double(claimedAt)
+            claim: claim.isEmpty ? nil : claim, claimedAt: Double(claimedAt), msisdn: msisdn.isEmpty ? nil : msisdn
         )
     }
 
     /// A resume snapshot: `R1`, the session id, the state.
     static func encode(_ snapshot: ResumeSnapshot) -> [UInt8] {
         var writer = Writer()
-        writer.put("R1")
+        writer.put("R2")
         writer.put(snapshot.sessionId)
         writer.put(state: snapshot.state)
         return writer.bytes
@@ -53,7 +57,9 @@ enum SessionCodec {
             return try JSONDecoder().decode(ResumeSnapshot.self, from: Data(bytes))
         }
         var reader = Reader(bytes: bytes)
-        guard try reader.string() == "R1" else { throw USSDStoreError.corrupt }
+        let tag = try reader.string()
+        guard tag == "R2" || tag == "R1" else { throw USSDStoreError.corrupt }
+        reader.version = tag == "R2" ? 2 : 1
         let sessionId = try reader.string()
         guard let state = try reader.state() else { throw USSDStoreError.corrupt }
         return ResumeSnapshot(sessionId: sessionId, state: state)
@@ -93,12 +99,15 @@ enum SessionCodec {
             self.put(String(state.history.count))
             for screen in state.history { self.put(screen) }
             self.put(state.sealed)
+            self.put(state.nonce)
         }
     }
 
     struct Reader {
         let bytes: ArraySlice<UInt8>
         var index: Int
+        /// 1 for records written before the number and the seal nonce were kept.
+        var version = 2
 
         init(bytes: ArraySlice<UInt8>) {
             self.bytes = bytes
@@ -151,6 +160,7 @@ enum SessionCodec {
             guard (0...10_000).contains(count) else { throw USSDStoreError.corrupt }
             state.history = try (0..<count).map { _ in try self.string() }
             state.sealed = try self.map()
+            if self.version >= 2 { state.nonce = try self.string() }
             return state
         }
     }

@@ -1,3 +1,4 @@
+import AfricasTalking
 import Foundation
 import Logging
 import Menus
@@ -70,9 +71,18 @@ public final class USSDService: Sendable {
         self.recent = RecentSessions(lifetime: .seconds(settings.sessionTTLSeconds))
     }
 
+    /// What a hop gets: a reply, or a refusal of a hop that cannot be the session's (answered 400).
+    public enum Answer: Sendable, Equatable {
+        /// `CON ...` or `END ...`.
+        case reply(String)
+        /// Why, safe to log.
+        case refused(String)
+    }
+
     /// Answers one hop: the reply body, `CON ...` or `END ...`. Never throws: an internal failure is
-    /// a localised apology with an error id in the log.
-    public func handle(_ hop: USSDHop) async -> String {
+    /// a localised apology with an error id in the log. A hop of a known session from another
+    /// number is refused and changes nothing.
+    public func handle(_ hop: USSDHop) async -> Answer {
         let start = ContinuousClock.now
         var outcome = Outcome(screen: "-", kind: "error")
         defer {
@@ -81,15 +91,19 @@ public final class USSDService: Sendable {
         }
         guard self.serviceCodes.contains(hop.serviceCode) else {
             outcome.kind = "unknown_service"
-            return "END " + self.engine.systemPage("unknownService", language: self.engine.graph.defaultLanguage).text
+            return .reply("END " + self.engine.systemPage("unknownService", language: self.engine.graph.defaultLanguage).text)
         }
         var language = self.engine.graph.defaultLanguage
         do {
             do {
-                return try await self.answer(hop, outcome: &outcome, language: &language, fresh: false)
+                return .reply(try await self.answer(hop, outcome: &outcome, language: &language, fresh: false))
             } catch is StaleSession {
-                return try await self.answer(hop, outcome: &outcome, language: &language, fresh: true)
+                return .reply(try await self.answer(hop, outcome: &outcome, language: &language, fresh: true))
             }
+        } catch is SessionOfAnotherNumber {
+            outcome.kind = "refused"
+            self.logger.warning("a hop of a session from another number", metadata: ["session": .string(hop.sessionId)])
+            return .refused("sessionId belongs to another phoneNumber")
         } catch {
             let errorID = String(UUID().uuidString.prefix(8)).lowercased()
             self.logger.error(
@@ -97,7 +111,7 @@ public final class USSDService: Sendable {
                 metadata: ["error_id": .string(errorID), "error": .string(safeDescription(of: error)), "session": .string(hop.sessionId)]
             )
             outcome.kind = "error"
-            return "END " + self.engine.systemPage("failure", language: language).text
+            return .reply("END " + self.engine.systemPage("failure", language: language).text)
         }
     }
 
@@ -119,6 +133,12 @@ public final class USSDService: Sendable {
         var version = loaded?.version ?? 0
         var record = loaded?.record
 
+        if let owner = record?.msisdn, owner != hop.msisdn.value {
+            // Checked before a replay too: a stored reply (a balance, say) is the owner's alone.
+            guard fromCache else { throw SessionOfAnotherNumber() }
+            self.recent.remove(hop.sessionId)
+            throw StaleSession()
+        }
         if let current = record {
             if current.textSeal == seal {
                 outcome = Outcome(screen: current.state?.screen ?? "end", kind: "replay")
@@ -196,7 +216,7 @@ public final class USSDService: Sendable {
             if !claimed && request.action != "wallet.profile" {
                 // Claim the hop first, so a copy of it waits for this reply instead of acting too.
                 var claim = record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
-                (claim.claim, claim.claimedAt) = (seal, Date().timeIntervalSince1970)
+                (claim.claim, claim.claimedAt, claim.msisdn) = (seal, Date().timeIntervalSince1970, hop.msisdn.value)
                 guard try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, claim, resume: .keep) else {
                     self.recent.remove(hop.sessionId)
                     if fromCache { throw StaleSession() }
@@ -233,6 +253,8 @@ public final class USSDService: Sendable {
         _ hop: USSDHop, _ record: SessionRecord, version: Int, outcome: inout Outcome, screen: String, resume: USSDSessionStore.ResumeChange,
         fromCache: Bool
     ) async throws -> String {
+        var record = record
+        record.msisdn = hop.msisdn.value
         if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, record, resume: resume) {
             self.recent.put(hop.sessionId, version: version + 1, record)
             outcome = Outcome(screen: screen, kind: record.reply.hasPrefix("CON ") ? "con" : "end")
@@ -249,6 +271,8 @@ public final class USSDService: Sendable {
 
     /// A write whose answer does not depend on winning (rate limit, a repeated resume offer).
     private func write(_ hop: USSDHop, _ record: SessionRecord, expecting version: Int, resume: USSDSessionStore.ResumeChange, fromCache: Bool) async throws {
+        var record = record
+        record.msisdn = hop.msisdn.value
         if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, record, resume: resume) {
             self.recent.put(hop.sessionId, version: version + 1, record)
         } else {
@@ -326,20 +350,16 @@ public final class USSDService: Sendable {
 
     /// An end-of-session event: a `Success` drops the resume snapshot; `Incomplete` (the user left
     /// or was dropped while a screen waited for input) and `Failed` keep it for the resume window.
-    public func sessionEnded(sessionId: String, msisdn: MSISDN, status: String) async throws {
-        self.metrics.counter("ussd_sessions_ended_total", [("status", Self.statusLabel(status))]).increment()
+    public func sessionEnded(sessionId: String, msisdn: MSISDN, status: AfricasTalkingUSSDEvent.Status) async throws {
+        self.metrics.counter("ussd_sessions_ended_total", [("status", status.rawValue.lowercased())]).increment()
         try await self.store.endSession(sessionId)
-        if status == "Success" {
+        if status == .success {
             if let snapshot = try await self.store.resumeSnapshot(msisdn.value), snapshot.sessionId == sessionId {
                 try await self.store.dropResume(msisdn.value)
             }
         } else {
             try await self.store.extendResume(msisdn.value)
         }
-    }
-
-    static func statusLabel(_ status: String) -> String {
-        ["Success", "Incomplete", "Failed"].contains(status) ? status.lowercased() : "other"
     }
 
     /// Sessions with a live state right now (all replicas), for the `ussd_active_sessions` gauge.
@@ -350,6 +370,9 @@ public final class USSDService: Sendable {
 
 /// This process's copy of a session was older than Redis's: answer the hop again from Redis.
 struct StaleSession: Error {}
+
+/// A hop whose sessionId belongs to a session of another number: a forged or confused callback.
+struct SessionOfAnotherNumber: Error {}
 
 /// The last record this process wrote per session, for at most the session TTL; bounded.
 final class RecentSessions: Sendable {

@@ -23,9 +23,11 @@ struct SessionRecord: Codable, Sendable {
     /// hop waits for its reply instead of running the action again.
     var claim: String?
     var claimedAt: Double?
+    /// The number the session belongs to: a hop of this session from another number is refused.
+    var msisdn: String?
 
     private enum CodingKeys: String, CodingKey {
-        case hop = "n", textLength = "tl", textSeal = "ts", reply = "r", state = "st", offer = "o", claim = "c", claimedAt = "ca"
+        case hop = "n", textLength = "tl", textSeal = "ts", reply = "r", state = "st", offer = "o", claim = "c", claimedAt = "ca", msisdn = "m"
     }
 }
 
