@@ -164,6 +164,7 @@ public struct MenuGraph: Sendable {
         case "resumeOffer": return "You left a session unfinished.\n1. Continue where you left off\n2. Start again"
         case "processing": return "We are processing your request. You will get an SMS."
         case "rateLimited": return "Too many requests. Please wait a minute and dial again."
+        case "smsRateLimited": return "Too many messages. Please wait a minute, then send your request again."
         case "unknownService": return "This service is not available."
         default: return "Sorry, something went wrong. Please try again."
         }

@@ -29,7 +29,8 @@ public struct GatewayClients: Sendable {
 /// service group starts before the server and shuts down after it, so in-flight requests finish
 /// before the pools close. `menus` defaults to the checked file at `config.menusPath`.
 public func buildApplication(
-    config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+    onAdminRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "ussd.http")
     logger.logLevel = config.logLevel
@@ -59,7 +60,7 @@ public func buildApplication(
         graph: graph, redis: clients.redis, actions: actions, wallet: wallet, sealer: PepperSealer(pins: pins),
         settings: settings, logger: ussdLogger
     )
-    let guardian = CallbackGuard(token: config.callbackToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs)
+    let guardian = CallbackGuard(token: config.africasTalkingToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))
@@ -73,17 +74,33 @@ public func buildApplication(
         )
     }
     if sender == nil { smsLogger.notice("SMS not configured (AT_USERNAME, AT_API_KEY): messages are queued, not sent") }
-    let sms = SMSService(graph: graph, postgres: clients.postgres, wallet: wallet, actions: actions, logger: smsLogger)
-    HealthRoutes(redis: clients.redis, postgres: clients.postgres, mpesaConfigured: mpesa != nil, smsConfigured: sender != nil).register(on: router)
+    let sms = SMSService(
+        graph: graph, postgres: clients.postgres, wallet: wallet, actions: actions, rateLimit: (clients.redis, config.smsRateLimitPerMinute), logger: smsLogger
+    )
+    let health = HealthRoutes(redis: clients.redis, postgres: clients.postgres, mpesaConfigured: mpesa != nil, smsConfigured: sender != nil)
+    var services: [any Service] = [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)]
+    if let adminPort = config.adminPort {
+        // Readiness and metrics on a listener of their own, off the public callback port.
+        let admin = Router(context: GatewayRequestContext.self)
+        health.register(on: admin, parts: [.health, .readiness, .metrics])
+        health.register(on: router, parts: [.health])
+        services.append(
+            Application(
+                router: admin, configuration: .init(address: .hostname(config.adminHost, port: adminPort), serverName: "ussd-gateway-admin"),
+                onServerRunning: { channel in await onAdminRunning(channel.localAddress?.port ?? adminPort) }, logger: logger
+            )
+        )
+    } else {
+        health.register(on: router)
+    }
     USSDRoutes(service: ussd, guardian: guardian, logger: ussdLogger).register(on: router)
     let mpesaGuard = CallbackGuard(
-        token: config.callbackToken, allowed: config.mpesa.allowedCIDRs.isEmpty ? config.callbackAllowedCIDRs : config.mpesa.allowedCIDRs,
+        token: config.mpesaToken, allowed: config.mpesa.allowedCIDRs.isEmpty ? config.callbackAllowedCIDRs : config.mpesa.allowedCIDRs,
         trustedProxies: config.trustedProxyCIDRs
     )
     MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
     SMSRoutes(service: sms, guardian: guardian, logger: smsLogger).register(on: router)
 
-    var services: [any Service] = [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)]
     if let mpesa { services.append(mpesa) }
     if let sender { services.append(sender) }
 
@@ -99,10 +116,11 @@ public func buildApplication(
 extension MPesaService {
     /// The M-Pesa service `config` describes, or nil while a required setting is missing.
     public static func make(config: GatewayConfig, wallet: Wallet, http: CurlClient, logger: Logger) -> MPesaService? {
-        config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.callbackToken).map { daraja in
+        config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.mpesaToken).map { daraja in
             MPesaService(
                 daraja: DarajaClient(configuration: daraja, http: http, logger: logger), wallet: wallet, stkDelay: config.mpesa.stkDelay,
-                reconcileInterval: config.mpesa.reconcileInterval, logger: logger
+                reconcileInterval: config.mpesa.reconcileInterval,
+                payoutReview: (config.mpesa.payoutReviewAfterChecks, config.mpesa.payoutReviewAfter), logger: logger
             )
         }
     }

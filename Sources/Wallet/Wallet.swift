@@ -48,7 +48,7 @@ public final class Wallet: Sendable {
             throw WalletError.invalidArgument("language must be a two-letter code")
         }
         guard PINPolicy.isWellFormed(pin) else { throw WalletError.invalidArgument("a PIN is four digits") }
-        guard PINPolicy.isAcceptable(pin) else { throw WalletError.weakPIN }
+        guard PINPolicy.isAcceptable(pin, msisdn: msisdn.value) else { throw WalletError.weakPIN }
         let hash = try await self.pins.hash(pin)
         do {
             return try await self.postgres.transaction { tx in
@@ -75,104 +75,121 @@ public final class Wallet: Sendable {
         return try Self.customer(row)
     }
 
-    /// Checks a PIN. Three wrong in a row lock the customer for the lock duration; a right one
-    /// resets the count. The slow hash runs outside any transaction; the count is updated
-    /// atomically, so concurrent wrong attempts cannot undercount.
+    /// Checks a PIN. An attempt is reserved atomically before the slow hash is computed, so no
+    /// number of concurrent guesses (USSD sessions, SMS commands, replicas) gets more than three
+    /// tries past the lock; a fourth while three are being checked is refused as locked. Three
+    /// wrong in a row lock the customer: the first lock for the lock duration, the second for a
+    /// day, the third until an operator unlocks. A right PIN releases its attempt and starts both
+    /// counts again.
     @discardableResult
     public func verifyPIN(_ msisdn: MSISDN, pin: String) async throws -> Customer {
+        let attempts = PINPolicy.attemptsBeforeLock
+        // A lock that ran out starts a new count.
         guard let row = try await self.postgres.query(
-            "SELECT id, msisdn, name, language, status, locked_until, pin_hash, failed_pin_attempts FROM customers WHERE msisdn = \(msisdn.value)"
-        ).single() else { throw WalletError.notRegistered }
-        let customer = try Self.customer(row)
-        if let until = customer.lockedUntil, customer.isLocked() { throw WalletError.locked(until: until) }
-        let matches = PINPolicy.isWellFormed(pin) ? try await self.pins.verify(pin, against: try row.decode(String.self, column: 6)) : false
-        if matches, customer.lockedUntil == nil, try row.decode(Int.self, column: 7) == 0 {
-            // Nothing to reset: no write (the usual case, and a PIN hop's most expensive statement).
-            return customer
+            """
+            UPDATE customers SET
+                failed_pin_attempts = CASE WHEN locked_until <= now() THEN 1 ELSE failed_pin_attempts + 1 END,
+                locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END
+            WHERE msisdn = \(msisdn.value) AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < \(attempts)))
+            RETURNING id, msisdn, name, language, status, locked_until, pin_hash, failed_pin_attempts
+            """
+        ).single() else {
+            let customer = try await self.customer(msisdn)
+            if let until = customer.lockedUntil, customer.isLocked() { throw WalletError.locked(until: until) }
+            // Every attempt left is being checked right now.
+            throw WalletError.tooManyAttempts
         }
+        let customer = try Self.customer(row)
+        let matches = PINPolicy.isWellFormed(pin) ? try await self.pins.verify(pin, against: try row.decode(String.self, column: 6)) : false
         if matches {
-            // A right PIN resets the count, unless a concurrent wrong one locked the customer meanwhile.
+            // Releases this attempt and the earlier wrong ones, unless a concurrent wrong one locked
+            // the customer meanwhile.
             let reset = try await self.postgres.query(
                 """
-                UPDATE customers SET failed_pin_attempts = 0, locked_until = NULL, updated_at = now()
-                WHERE id = \(customer.id) AND (locked_until IS NULL OR locked_until <= now())
-                RETURNING id
+                UPDATE customers SET failed_pin_attempts = 0, pin_locks = 0
+                WHERE id = \(customer.id) AND locked_until IS NULL RETURNING id
                 """
             )
-            if reset.isEmpty {
-                throw WalletError.locked(until: try await self.customer(msisdn).lockedUntil ?? Date())
-            }
+            if reset.isEmpty { throw WalletError.locked(until: try await self.customer(msisdn).lockedUntil ?? Date()) }
             return customer
         }
-        let lockSeconds = Int(self.lockDuration.components.seconds)
+        let firstLock = Double(self.lockDuration.components.seconds)
+        // The attempt stays counted. At the limit this one locks, for longer each time in a row.
         let failed = try await self.postgres.query(
             """
             UPDATE customers SET
-                failed_pin_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= now() THEN 1 ELSE failed_pin_attempts + 1 END,
-                locked_until = CASE
-                    WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= now() THEN 1 ELSE failed_pin_attempts + 1 END) >= \(PINPolicy.attemptsBeforeLock)
-                    THEN now() + make_interval(secs => \(lockSeconds))
-                    WHEN locked_until <= now() THEN NULL
-                    ELSE locked_until END,
+                pin_locks = pin_locks + 1,
+                locked_until = now() + CASE pin_locks WHEN 0 THEN make_interval(secs => \(firstLock)) WHEN 1 THEN interval '24 hours' ELSE interval '100 years' END,
                 updated_at = now()
-            WHERE id = \(customer.id)
+            WHERE id = \(customer.id) AND failed_pin_attempts >= \(attempts) AND locked_until IS NULL
             RETURNING failed_pin_attempts, locked_until
             """
-        ).single()!
-        let (attempts, until) = try failed.decode((Int, Date?).self)
-        if let until, until > Date() { throw WalletError.locked(until: until) }
-        throw WalletError.wrongPIN(attemptsLeft: max(0, PINPolicy.attemptsBeforeLock - attempts))
+        ).single()
+        if let failed, let until = try failed.decode(Date?.self, column: 1) {
+            self.logger.notice("PIN locked after wrong attempts", metadata: ["customer": .stringConvertible(customer.id)])
+            throw WalletError.locked(until: until)
+        }
+        let current = try await self.customer(msisdn)
+        if let until = current.lockedUntil, current.isLocked() { throw WalletError.locked(until: until) }
+        let used = try await self.postgres.query("SELECT failed_pin_attempts FROM customers WHERE id = \(customer.id)").single()!.decode(Int.self, column: 0)
+        throw WalletError.wrongPIN(attemptsLeft: max(0, attempts - used))
     }
 
     /// Replaces the PIN after checking the current one.
     public func changePIN(_ msisdn: MSISDN, current: String, new: String) async throws {
         let customer = try await self.verifyPIN(msisdn, pin: current)
         guard PINPolicy.isWellFormed(new) else { throw WalletError.invalidArgument("a PIN is four digits") }
-        guard PINPolicy.isAcceptable(new), new != current else { throw WalletError.weakPIN }
+        guard PINPolicy.isAcceptable(new, msisdn: msisdn.value), new != current else { throw WalletError.weakPIN }
         let hash = try await self.pins.hash(new)
-        try await self.postgres.query("UPDATE customers SET pin_hash = \(hash), updated_at = now() WHERE id = \(customer.id)")
+        try await self.postgres.query(
+            "UPDATE customers SET pin_hash = \(hash), pin_change_grant = NULL, pin_change_grant_until = NULL, updated_at = now() WHERE id = \(customer.id)"
+        )
     }
 
-    /// How long a PIN-change token stays good.
-    public static let pinChangeTokenLifetime: TimeInterval = 300
+    /// How long a PIN-change grant stays good.
+    public static let pinChangeGrantLifetime = Duration.seconds(300)
 
-    /// Checks the current PIN and returns a short-lived token that lets ``changePIN(_:token:new:)``
-    /// set a new one without the current PIN passing through another screen. The token is a MAC
-    /// over the number, its expiry and the current PIN hash, so it is worthless once the PIN
-    /// changes (single use) or the expiry passes, and it holds nothing secret itself.
-    public func pinChangeToken(_ msisdn: MSISDN, pin: String, now: Date = Date()) async throws -> String {
-        try await self.verifyPIN(msisdn, pin: pin)
-        let expiry = Int(now.timeIntervalSince1970 + Self.pinChangeTokenLifetime)
-        return "\(expiry)-" + String(self.pins.seal("pin-change|\(msisdn.value)|\(expiry)|\(try await self.pinHash(msisdn))").prefix(20))
+    /// Checks the current PIN and grants one PIN change to `conversation` (the USSD session that
+    /// asked) for ``pinChangeGrantLifetime``. The grant lives in the database, bound to the session:
+    /// nothing secret or derived from a secret has to travel through the session store between the
+    /// screen that asks for the current PIN and the one that sets the new one.
+    public func grantPINChange(_ msisdn: MSISDN, pin: String, conversation: String) async throws {
+        let customer = try await self.verifyPIN(msisdn, pin: pin)
+        try await self.postgres.query(
+            """
+            UPDATE customers SET pin_change_grant = \(conversation),
+                pin_change_grant_until = now() + make_interval(secs => \(Double(Self.pinChangeGrantLifetime.components.seconds)))
+            WHERE id = \(customer.id)
+            """
+        )
     }
 
-    /// Sets a new PIN with a token from ``pinChangeToken(_:pin:now:)``. An expired, used or forged
-    /// token is `tokenExpired`.
-    public func changePIN(_ msisdn: MSISDN, token: String, new: String, now: Date = Date()) async throws {
+    /// Sets a new PIN under a grant from ``grantPINChange(_:pin:conversation:)`` to the same
+    /// conversation. A grant that expired, was used, or was given to another session is
+    /// `tokenExpired`. The grant is used up whatever the outcome but a weak PIN.
+    public func changePIN(_ msisdn: MSISDN, conversation: String, new: String) async throws {
         let customer = try await self.customer(msisdn)
-        if let until = customer.lockedUntil, customer.isLocked(at: now) { throw WalletError.locked(until: until) }
-        let parts = token.split(separator: "-", maxSplits: 1)
-        guard parts.count == 2, let expiry = Int(parts[0]), TimeInterval(expiry) >= now.timeIntervalSince1970 else { throw WalletError.tokenExpired }
-        let current = try await self.pinHash(msisdn)
-        let expected = String(self.pins.seal("pin-change|\(msisdn.value)|\(expiry)|\(current)").prefix(20))
-        guard Array(expected.utf8).count == parts[1].utf8.count,
-            zip(Array(expected.utf8), Array(parts[1].utf8)).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0
-        else { throw WalletError.tokenExpired }
+        if let until = customer.lockedUntil, customer.isLocked() { throw WalletError.locked(until: until) }
         guard PINPolicy.isWellFormed(new) else { throw WalletError.invalidArgument("a PIN is four digits") }
-        guard PINPolicy.isAcceptable(new), try await !self.pins.verify(new, against: current) else { throw WalletError.weakPIN }
+        guard PINPolicy.isAcceptable(new, msisdn: msisdn.value) else { throw WalletError.weakPIN }
+        guard let row = try await self.postgres.query(
+            """
+            SELECT pin_hash FROM customers
+            WHERE id = \(customer.id) AND pin_change_grant = \(conversation) AND pin_change_grant_until > now()
+            """
+        ).single() else { throw WalletError.tokenExpired }
+        let current = try row.decode(String.self, column: 0)
+        guard try await !self.pins.verify(new, against: current) else { throw WalletError.weakPIN }
         let hash = try await self.pins.hash(new)
-        // Only if the PIN did not change meanwhile: the token was for that PIN.
+        // Only under the grant it was checked with, and only once.
         let updated = try await self.postgres.query(
-            "UPDATE customers SET pin_hash = \(hash), updated_at = now() WHERE id = \(customer.id) AND pin_hash = \(current) RETURNING id"
+            """
+            UPDATE customers SET pin_hash = \(hash), pin_change_grant = NULL, pin_change_grant_until = NULL, updated_at = now()
+            WHERE id = \(customer.id) AND pin_hash = \(current) AND pin_change_grant = \(conversation) AND pin_change_grant_until > now()
+            RETURNING id
+            """
         )
         if updated.isEmpty { throw WalletError.tokenExpired }
-    }
-
-    private func pinHash(_ msisdn: MSISDN) async throws -> String {
-        guard let row = try await self.postgres.query("SELECT pin_hash FROM customers WHERE msisdn = \(msisdn.value)").single() else {
-            throw WalletError.notRegistered
-        }
-        return try row.decode(String.self, column: 0)
     }
 
     /// Sets the language menus and SMS replies use.

@@ -8,8 +8,10 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
     case alreadyRegistered
     case wrongPIN(attemptsLeft: Int)
     case locked(until: Date)
+    /// Every PIN attempt left is being checked right now (concurrent guesses): refused like a lock.
+    case tooManyAttempts
     case weakPIN
-    /// A PIN-change token that expired, was used, or was never issued.
+    /// A PIN-change grant that expired, was used, or was given to another session.
     case tokenExpired
     case insufficientFunds
     case recipientNotRegistered
@@ -25,7 +27,7 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notRegistered: return "not_registered"
         case .alreadyRegistered: return "already_registered"
         case .wrongPIN: return "wrong_pin"
-        case .locked: return "locked"
+        case .locked, .tooManyAttempts: return "locked"
         case .weakPIN: return "weak_pin"
         case .tokenExpired: return "token_expired"
         case .insufficientFunds: return "insufficient_funds"
@@ -41,6 +43,7 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .wrongPIN(let left): return "wrong_pin (\(left) attempts left)"
         case .locked(let until): return "locked until \(until)"
+        case .tooManyAttempts: return "locked (every PIN attempt left is being checked)"
         case .invalidArgument(let what): return "invalid_argument: \(what)"
         default: return self.code
         }

@@ -26,6 +26,7 @@ final class FakeWallet: @unchecked Sendable {
         var balance: Int
         var savings: Int
         var wrongPins = 0
+        var pinChangeGranted = false
     }
 
     var customers: [String: Customer] = [:]
@@ -84,9 +85,11 @@ final class FakeWallet: @unchecked Sendable {
         case "wallet.statement":
             return .success(["statement": "21/11 Sent KES 500 to 0722***111\n20/11 Deposit KES 2,000"])
         case "wallet.verifyPin":
-            return .success(["pin_token": "tok-\(msisdn)"])
+            customer.pinChangeGranted = true
+            return .success([:])
         case "wallet.changePin":
-            guard arguments["pin_token"] == "tok-\(msisdn)" else { return .failure("token_expired") }
+            guard customer.pinChangeGranted else { return .failure("token_expired") }
+            customer.pinChangeGranted = false
             if ["0000", "1234", "1111"].contains(arguments["new_pin"]) { return .failure("weak_pin") }
             customer.pin = arguments["new_pin"]!
             return .success([:])

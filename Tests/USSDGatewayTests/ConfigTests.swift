@@ -6,7 +6,7 @@ import USSDGateway
 
 @Suite struct ConfigTests {
     @Test func defaultsAreDocumentedValues() throws {
-        let config = try GatewayConfig.load(environment: ["PIN_PEPPER": "a-production-pepper-of-32-bytes!"])
+        let config = try GatewayConfig.load(environment: ["PIN_PEPPER": "a-production-pepper-of-32-bytes!", "CALLBACK_TOKEN": "abcdefghijklmnopqrstuvwxyz012345"])
         #expect(config.pinLockMinutes == 30)
         #expect(config.httpHost == "127.0.0.1")
         #expect(config.httpPort == 8080)

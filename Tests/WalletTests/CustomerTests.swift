@@ -5,27 +5,41 @@ import TestSupport
 import Wallet
 
 @Suite struct PINPolicyTests {
-    @Test(arguments: ["0000", "7777", "1234", "2345", "9876", "4321", "1987", "2001", "123", "12345", "12a4"])
+    @Test(arguments: [
+        "0000", "7777", "1234", "2345", "9876", "4321", "8901", "0987", "1212", "4545", "1122", "9900", "2580", "0852", "1470", "3690",
+        "1900", "1987", "2001", "2029", "123", "12345", "12a4",
+    ])
     func weakOrMalformedPINsAreRefused(pin: String) {
         #expect(!PINPolicy.isAcceptable(pin))
     }
 
-    @Test(arguments: ["2580", "4829", "7391", "0842", "1357"])
+    @Test(arguments: ["4829", "7391", "0842", "1357", "2030", "1899", "1221"])
     func ordinaryPINsAreAccepted(pin: String) {
         #expect(PINPolicy.isAcceptable(pin))
     }
 
+    @Test func theLastFourDigitsOfTheCustomersOwnNumberAreRefused() {
+        #expect(!PINPolicy.isAcceptable("4829", msisdn: "254712344829"))
+        #expect(PINPolicy.isAcceptable("4829", msisdn: "254712340000"))
+    }
+
+    @Test func locksEscalateToAnOperator() {
+        #expect(PINPolicy.lockDuration(lockNumber: 1, first: .seconds(1800)) == .seconds(1800))
+        #expect(PINPolicy.lockDuration(lockNumber: 2, first: .seconds(1800)) == .seconds(86_400))
+        #expect(PINPolicy.lockDuration(lockNumber: 3, first: .seconds(1800)) == nil)
+    }
+
     @Test func hashesAreSaltedPepperedAndVerifiable() async throws {
         let hasher = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
-        let first = try await hasher.hash("2580")
-        let second = try await hasher.hash("2580")
+        let first = try await hasher.hash("4826")
+        let second = try await hasher.hash("4826")
         #expect(first != second, "a random salt per hash")
-        #expect(first.hasPrefix("scrypt$256$4$1$") && !first.contains("2580"))
-        #expect(try await hasher.verify("2580", against: first))
+        #expect(first.hasPrefix("scrypt$256$4$1$") && !first.contains("4826"))
+        #expect(try await hasher.verify("4826", against: first))
         #expect(try await hasher.verify("2581", against: first) == false)
         let otherPepper = PINHasher(pepper: Array("another-pepper-of-32-bytes-long!".utf8), cost: .testing)
-        #expect(try await otherPepper.verify("2580", against: first) == false, "without the pepper the hash is useless")
-        #expect(hasher.seal("2580") == hasher.seal("2580") && hasher.seal("2580") != otherPepper.seal("2580"))
+        #expect(try await otherPepper.verify("4826", against: first) == false, "without the pepper the hash is useless")
+        #expect(hasher.seal("4826") == hasher.seal("4826") && hasher.seal("4826") != otherPepper.seal("4826"))
     }
 }
 
@@ -34,7 +48,7 @@ import Wallet
 
     @Test func registerOpensMainAndSavingsAndRefusesDuplicatesAndWeakPINs() async throws {
         let ledger = try await Ledger.make()
-        let customer = try await ledger.wallet.register(msisdn: self.achieng, name: "  Achieng Otieno ", pin: "2580", language: "sw")
+        let customer = try await ledger.wallet.register(msisdn: self.achieng, name: "  Achieng Otieno ", pin: "4826", language: "sw")
         #expect(customer.name == "Achieng Otieno" && customer.language == "sw" && !customer.isLocked())
         #expect(try await ledger.wallet.balances(self.achieng) == Wallet.Balances(main: .zero, savings: .zero, held: .zero))
         await #expect(throws: WalletError.alreadyRegistered) {
@@ -45,33 +59,33 @@ import Wallet
         }
         await #expect(throws: WalletError.notRegistered) { try await ledger.wallet.customer(MSISDN("254722000111")!) }
         let stored = try await ledger.postgres.query("SELECT pin_hash FROM customers").single()!.decode(String.self, column: 0)
-        #expect(!stored.contains("2580"))
+        #expect(!stored.contains("4826"))
         await ledger.postgres.shutdown()
     }
 
     @Test func threeWrongPINsLockTheCustomerAndARightOneResetsTheCount() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
 
         await #expect(throws: WalletError.wrongPIN(attemptsLeft: 2)) { try await ledger.wallet.verifyPIN(self.achieng, pin: "1111") }
-        try await ledger.wallet.verifyPIN(self.achieng, pin: "2580")
+        try await ledger.wallet.verifyPIN(self.achieng, pin: "4826")
         await #expect(throws: WalletError.wrongPIN(attemptsLeft: 2)) { try await ledger.wallet.verifyPIN(self.achieng, pin: "1111") }
         await #expect(throws: WalletError.wrongPIN(attemptsLeft: 1)) { try await ledger.wallet.verifyPIN(self.achieng, pin: "abcd") }
         let third = await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "1112") }
         guard case .locked = third else { Issue.record("expected locked, got \(String(describing: third))"); return }
-        let whileLocked = await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "2580") }
+        let whileLocked = await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "4826") }
         #expect(whileLocked?.code == "locked", "even the right PIN is refused while locked")
 
         // After the lock (2 seconds in this test) the right PIN works and the count starts over.
         try await Task.sleep(for: .milliseconds(2200))
-        try await ledger.wallet.verifyPIN(self.achieng, pin: "2580")
+        try await ledger.wallet.verifyPIN(self.achieng, pin: "4826")
         await #expect(throws: WalletError.wrongPIN(attemptsLeft: 2)) { try await ledger.wallet.verifyPIN(self.achieng, pin: "1111") }
         await ledger.postgres.shutdown()
     }
 
     @Test func concurrentWrongPINsLockExactlyOnceWithoutUndercounting() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
         let outcomes = await withTaskGroup(of: String.self) { group in
             for _ in 0..<6 {
                 group.addTask {
@@ -93,15 +107,106 @@ import Wallet
         await ledger.postgres.shutdown()
     }
 
+    /// 40 guesses at once, one of them right, on a fresh customer each time: attempts are reserved
+    /// before the hash, so at most three are ever checked and the right one gets through only when
+    /// it is among them (3 in 40 by chance). Over 40 rounds that is 3 on average; more than 12 would
+    /// happen by chance less than once in 10^5 runs, while checking every guess lets it through in
+    /// most rounds.
+    @Test func fortyConcurrentGuessesGetPastTheLockNoMoreOftenThanChance() async throws {
+        let ledger = try await Ledger.make()
+        var successes = 0
+        for round in 0..<40 {
+            let msisdn = MSISDN("2547120" + String(format: "%05d", round))!
+            try await ledger.wallet.register(msisdn: msisdn, name: "Guess \(round)", pin: "4826", language: "en")
+            let right = Int.random(in: 0..<40)
+            let outcomes = await withTaskGroup(of: String.self) { group in
+                for guess in 0..<40 {
+                    group.addTask {
+                        do {
+                            try await ledger.wallet.verifyPIN(msisdn, pin: guess == right ? "4826" : String(format: "%04d", 5000 + guess))
+                            return "ok"
+                        } catch let error as WalletError {
+                            return error.code
+                        } catch {
+                            return "other"
+                        }
+                    }
+                }
+                return await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(!outcomes.contains("other"))
+            #expect(outcomes.filter { $0 == "ok" || $0 == "wrong_pin" }.count <= 3, "at most three guesses are checked: \(outcomes)")
+            successes += outcomes.filter { $0 == "ok" }.count
+        }
+        #expect(successes <= 12, "\(successes) of 40 rounds got past the lock")
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func attemptsBeingCheckedAreReservedAndLocksEscalateToAnOperator() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
+        // Three attempts in flight (reserved, not yet answered): a fourth is refused, right or not.
+        try await ledger.postgres.query("UPDATE customers SET failed_pin_attempts = 3 WHERE msisdn = \(self.achieng.value)")
+        await #expect(throws: WalletError.tooManyAttempts) { try await ledger.wallet.verifyPIN(self.achieng, pin: "4826") }
+        try await ledger.postgres.query("UPDATE customers SET failed_pin_attempts = 0 WHERE msisdn = \(self.achieng.value)")
+
+        func lockOut() async throws -> Date {
+            for _ in 0..<2 { await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "9999") } }
+            let error = await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "9999") }
+            guard case .locked(let until)? = error else {
+                Issue.record("expected a lock, got \(String(describing: error))")
+                return .distantPast
+            }
+            return until
+        }
+        func expireLock() async throws {
+            try await ledger.postgres.query("UPDATE customers SET locked_until = now() - interval '1 second' WHERE msisdn = \(self.achieng.value)")
+        }
+        let first = try await lockOut()
+        #expect(first.timeIntervalSinceNow < 10, "the first lock lasts the lock duration (2 s here)")
+        try await expireLock()
+        let second = try await lockOut()
+        #expect(second.timeIntervalSinceNow > 23 * 3600 && second.timeIntervalSinceNow < 25 * 3600, "the second, a day")
+        try await expireLock()
+        let third = try await lockOut()
+        #expect(third.timeIntervalSinceNow > 10 * 365 * 86_400, "the third, until an operator unlocks")
+        // A right PIN after a lock ran out starts the escalation again.
+        try await ledger.postgres.query("UPDATE customers SET locked_until = now() - interval '1 second', pin_locks = 1 WHERE msisdn = \(self.achieng.value)")
+        try await ledger.wallet.verifyPIN(self.achieng, pin: "4826")
+        #expect(try await lockOut().timeIntervalSinceNow < 10)
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aPINChangeIsGrantedToOneSessionOnceAndNothingSecretLeavesTheDatabase() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
+        await #expect(throws: WalletError.tokenExpired, "no grant yet") {
+            try await ledger.wallet.changePIN(self.achieng, conversation: "ussd:s1", new: "4829")
+        }
+        try await ledger.wallet.grantPINChange(self.achieng, pin: "4826", conversation: "ussd:s1")
+        await #expect(throws: WalletError.tokenExpired, "another session") {
+            try await ledger.wallet.changePIN(self.achieng, conversation: "ussd:s2", new: "4829")
+        }
+        await #expect(throws: WalletError.weakPIN, "its own last four digits") {
+            try await ledger.wallet.changePIN(self.achieng, conversation: "ussd:s1", new: "5678")
+        }
+        try await ledger.wallet.changePIN(self.achieng, conversation: "ussd:s1", new: "4829")
+        await #expect(throws: WalletError.tokenExpired, "used once") {
+            try await ledger.wallet.changePIN(self.achieng, conversation: "ussd:s1", new: "7391")
+        }
+        try await ledger.wallet.verifyPIN(self.achieng, pin: "4829")
+        await ledger.postgres.shutdown()
+    }
+
     @Test func changePINNeedsTheCurrentOneAndRefusesWeakOnes() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
         await #expect(throws: WalletError.wrongPIN(attemptsLeft: 2)) { try await ledger.wallet.changePIN(self.achieng, current: "1111", new: "4829") }
-        await #expect(throws: WalletError.weakPIN) { try await ledger.wallet.changePIN(self.achieng, current: "2580", new: "1990") }
-        await #expect(throws: WalletError.weakPIN) { try await ledger.wallet.changePIN(self.achieng, current: "2580", new: "2580") }
-        try await ledger.wallet.changePIN(self.achieng, current: "2580", new: "4829")
+        await #expect(throws: WalletError.weakPIN) { try await ledger.wallet.changePIN(self.achieng, current: "4826", new: "1990") }
+        await #expect(throws: WalletError.weakPIN) { try await ledger.wallet.changePIN(self.achieng, current: "4826", new: "4826") }
+        try await ledger.wallet.changePIN(self.achieng, current: "4826", new: "4829")
         try await ledger.wallet.verifyPIN(self.achieng, pin: "4829")
-        await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "2580") }
+        await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "4826") }
         try await ledger.wallet.setLanguage(self.achieng, language: "sw")
         #expect(try await ledger.wallet.customer(self.achieng).language == "sw")
         await ledger.postgres.shutdown()

@@ -61,7 +61,7 @@ struct Ledger {
 
     @Test func transfersMoveMoneyAndKeepTheSumAtZero() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "4826", language: "en")
         try await ledger.wallet.register(msisdn: MSISDN("254722000111")!, name: "Otieno", pin: "4829", language: "sw")
         let float = try await ledger.systemAccount("mpesa_float")
         let achieng = try await ledger.account("254712345678", "main")
@@ -79,7 +79,7 @@ struct Ledger {
 
     @Test func theDatabaseRefusesANegativeCustomerBalance() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "4826", language: "en")
         let float = try await ledger.systemAccount("mpesa_float")
         let main = try await ledger.account("254712345678", "main")
         try await ledger.post("dep-1", from: float, to: main, cents: 5_000, kind: "deposit")
@@ -103,7 +103,7 @@ struct Ledger {
 
     @Test func postedTransfersCanNeitherChangeNorBeDeleted() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "4826", language: "en")
         let float = try await ledger.systemAccount("mpesa_float")
         let main = try await ledger.account("254712345678", "main")
         try await ledger.post("dep-1", from: float, to: main, cents: 5_000, kind: "deposit")
@@ -126,7 +126,7 @@ struct Ledger {
     @Test func pendingTransfersHoldFundsUntilPostedOrVoidedOnce() async throws {
         let ledger = try await Ledger.make()
         let msisdn = MSISDN("254712345678")!
-        try await ledger.wallet.register(msisdn: msisdn, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: msisdn, name: "Achieng", pin: "4826", language: "en")
         let float = try await ledger.systemAccount("mpesa_float")
         let inFlight = try await ledger.systemAccount("payouts_in_flight")
         let main = try await ledger.account("254712345678", "main")
@@ -156,7 +156,7 @@ struct Ledger {
 @Suite struct HotAccountTests {
     @Test func systemAccountsKeepTheirBalanceInShardsOnlyTransfersChange() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "4826", language: "en")
         let float = try await ledger.systemAccount("mpesa_float")
         let main = try await ledger.account("254712345678", "main")
         try await ledger.post("dep-1", from: float, to: main, cents: 7_000, kind: "deposit")
@@ -184,7 +184,7 @@ struct Ledger {
 
     @Test func aTransferToAnAccountThatDoesNotExistIsRefused() async throws {
         let ledger = try await Ledger.make()
-        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "2580", language: "en")
+        try await ledger.wallet.register(msisdn: MSISDN("254712345678")!, name: "Achieng", pin: "4826", language: "en")
         let float = try await ledger.systemAccount("mpesa_float")
         let main = try await ledger.account("254712345678", "main")
         try await ledger.post("dep-1", from: float, to: main, cents: 5_000, kind: "deposit")

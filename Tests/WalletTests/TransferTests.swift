@@ -9,7 +9,7 @@ extension Ledger {
     /// Registers `msisdn` and deposits `cents` straight from the float (the M-Pesa issue's path).
     func funded(_ msisdn: String, cents: Int64, name: String = "Customer") async throws -> MSISDN {
         let number = MSISDN(msisdn)!
-        try await self.wallet.register(msisdn: number, name: name, pin: "2580", language: "en")
+        try await self.wallet.register(msisdn: number, name: name, pin: "4826", language: "en")
         if cents > 0 {
             try await self.post("fund-\(msisdn)", from: try await self.systemAccount("mpesa_float"), to: try await self.account(msisdn, "main"), cents: cents, kind: "deposit")
         }

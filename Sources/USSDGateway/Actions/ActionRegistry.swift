@@ -29,9 +29,10 @@ public enum ActionRegistry {
             errors: pinErrors.union(["insufficient_funds", "limit_exceeded"])
         ),
         ActionSpec(name: "wallet.statement", arguments: ["msisdn", "pin"], results: ["statement": .init(maxLength: 120)], errors: pinErrors),
-        ActionSpec(name: "wallet.verifyPin", arguments: ["msisdn", "pin"], results: ["pin_token": .init(maxLength: 32)], errors: pinErrors),
+        // Grants one PIN change to this session, in the database (nothing secret goes to the session).
+        ActionSpec(name: "wallet.verifyPin", arguments: ["msisdn", "pin"], errors: pinErrors),
         ActionSpec(
-            name: "wallet.changePin", arguments: ["msisdn", "pin_token", "new_pin"],
+            name: "wallet.changePin", arguments: ["msisdn", "new_pin"],
             errors: ["weak_pin", "token_expired", "locked", "not_registered"]
         ),
         ActionSpec(name: "wallet.setLanguage", arguments: ["msisdn", "language"], errors: ["not_registered"]),

@@ -47,9 +47,28 @@ public struct GatewayConfig: Sendable {
     public var hopDeadline = Duration.milliseconds(4000)
     /// `USSD_RATE_LIMIT_PER_MINUTE`: new hops per number per minute; 0 turns it off; default 30.
     public var ussdRateLimitPerMinute = 30
+    /// `SMS_RATE_LIMIT_PER_MINUTE`: inbound SMS commands per number per minute; over it one polite
+    /// reply, then silence; 0 turns it off; default 10.
+    public var smsRateLimitPerMinute = 10
     /// `CALLBACK_TOKEN`: when set, every provider callback path carries it as one extra trailing
-    /// segment (`/ussd/africastalking/<token>`); anything else is 404.
+    /// segment (`/ussd/africastalking/<token>`); anything else is 404. Each provider's own token
+    /// (``mpesaCallbackToken``, ``africasTalkingCallbackToken``) takes its place for that provider.
     public var callbackToken: String?
+    /// `MPESA_CALLBACK_TOKEN`: the token of Safaricom's callback routes; falls back to `CALLBACK_TOKEN`.
+    public var mpesaCallbackToken: String?
+    /// `AT_CALLBACK_TOKEN`: the token of Africa's Talking's USSD and SMS callback routes; falls back
+    /// to `CALLBACK_TOKEN`. With one token per provider, a leak at one opens nothing at the other.
+    public var africasTalkingCallbackToken: String?
+    /// The token guarding the M-Pesa routes.
+    public var mpesaToken: String? { self.mpesaCallbackToken ?? self.callbackToken }
+    /// The token guarding the Africa's Talking routes.
+    public var africasTalkingToken: String? { self.africasTalkingCallbackToken ?? self.callbackToken }
+    /// Shortest callback token taken (`openssl rand -hex 16` gives 32 characters).
+    public static let minimumTokenLength = 24
+    /// `ADMIN_HOST` / `ADMIN_PORT`: when `ADMIN_PORT` is set, `/readyz` and `/metrics` are served on
+    /// this separate listener (default host 127.0.0.1) and no longer on the public callback port.
+    public var adminHost = "127.0.0.1"
+    public var adminPort: Int?
     /// `CALLBACK_ALLOWED_CIDRS`: comma-separated source networks allowed to call provider routes;
     /// empty allows any.
     public var callbackAllowedCIDRs: [CIDR] = []
@@ -114,11 +133,16 @@ public struct GatewayConfig: Sendable {
         }
         config.hopDeadline = .milliseconds(try reader.integer("HOP_DEADLINE_MS", default: 4000, in: 100...14_000))
         config.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: config.ussdRateLimitPerMinute, in: 0...100_000)
-        if let token = reader.value("CALLBACK_TOKEN") {
-            guard token.utf8.count >= 16, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
-                throw ConfigError(variable: "CALLBACK_TOKEN", problem: "must be at least 16 letters, digits, '-' or '_'")
+        config.callbackToken = try reader.token("CALLBACK_TOKEN")
+        config.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
+        config.africasTalkingCallbackToken = try reader.token("AT_CALLBACK_TOKEN")
+        config.adminHost = try reader.string("ADMIN_HOST", default: config.adminHost)
+        if reader.value("ADMIN_PORT") != nil {
+            let port = try reader.integer("ADMIN_PORT", default: 0, in: 0...65535)
+            guard port == 0 || port != config.httpPort else {
+                throw ConfigError(variable: "ADMIN_PORT", problem: "must differ from HTTP_PORT (the admin listener is not the public callback port)")
             }
-            config.callbackToken = token
+            config.adminPort = port
         }
         config.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
         config.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
@@ -153,6 +177,9 @@ public struct GatewayConfig: Sendable {
         config.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: 10, in: 0...10_000))
         config.mpesa.requestTimeout = .milliseconds(try reader.integer("MPESA_TIMEOUT_MS", default: 30_000, in: 100...55_000))
         config.mpesa.reconcileInterval = .seconds(try reader.integer("MPESA_RECONCILE_INTERVAL_SECONDS", default: 15, in: 1...3600))
+        config.mpesa.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: config.mpesa.payoutReviewAfterChecks, in: 1...1000)
+        config.mpesa.payoutReviewAfter = .seconds(3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: 24, in: 1...720)))
+        config.smsRateLimitPerMinute = try reader.integer("SMS_RATE_LIMIT_PER_MINUTE", default: config.smsRateLimitPerMinute, in: 0...100_000)
 
         // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.
         if let pepper = reader.value("PIN_PEPPER") {
@@ -163,7 +190,28 @@ public struct GatewayConfig: Sendable {
         } else {
             throw ConfigError(variable: "PIN_PEPPER", problem: "is required outside development (ENVIRONMENT=development uses a built-in one)")
         }
+        if let problem = config.productionProblem { throw problem }
         return config
+    }
+
+    /// Why this configuration must not serve in production, naming the variable: a configured
+    /// provider's callback routes without a token would let anyone who finds the host post a
+    /// "successful" payment or a USSD hop. Nil in development, which keeps working without tokens.
+    public var productionProblem: ConfigError? {
+        guard self.environment == .production else { return nil }
+        if self.africasTalkingToken == nil {
+            return ConfigError(
+                variable: "AT_CALLBACK_TOKEN",
+                problem: "is required in production (or CALLBACK_TOKEN): Africa's Talking's USSD and SMS callback routes would be open to anyone"
+            )
+        }
+        if self.mpesa.missing(publicBaseURL: self.publicBaseURL).isEmpty, self.mpesaToken == nil {
+            return ConfigError(
+                variable: "MPESA_CALLBACK_TOKEN",
+                problem: "is required in production when M-Pesa is configured (or CALLBACK_TOKEN): anyone could post a paid STK callback"
+            )
+        }
+        return nil
     }
 
     /// Reads a config file of `KEY=VALUE` lines (blank lines and `#` comments skipped, values
@@ -207,6 +255,16 @@ public struct GatewayConfig: Sendable {
                 throw ConfigError(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
             }
             return number
+        }
+
+        /// A callback token: at least ``GatewayConfig/minimumTokenLength`` letters, digits, `-` or `_`
+        /// (it is a path segment). Never echoed.
+        func token(_ name: String) throws(ConfigError) -> String? {
+            guard let token = self.value(name) else { return nil }
+            guard token.utf8.count >= GatewayConfig.minimumTokenLength, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
+                throw ConfigError(variable: name, problem: "must be at least \(GatewayConfig.minimumTokenLength) letters, digits, '-' or '_'")
+            }
+            return token
         }
 
         func cidrs(_ name: String) throws(ConfigError) -> [CIDR] {

@@ -25,6 +25,11 @@ public struct MPesaSettings: Sendable {
     public var requestTimeout = Duration.seconds(30)
     /// How often the reconciler looks for deposits and payouts to check.
     public var reconcileInterval = Duration.seconds(15)
+    /// A payout still unsettled after this many checks (`MPESA_PAYOUT_REVIEW_AFTER_CHECKS`, default
+    /// 12: about four hours of backing-off checks) or this age (`MPESA_PAYOUT_REVIEW_AFTER_HOURS`,
+    /// default 24) goes to `needs_review`, its hold kept.
+    public var payoutReviewAfterChecks = 12
+    public var payoutReviewAfter = Duration.seconds(24 * 3600)
 
     public init() {}
 

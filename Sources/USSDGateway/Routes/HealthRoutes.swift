@@ -13,16 +13,23 @@ struct HealthRoutes {
     /// Longest a readiness check may take before it counts as failed.
     var checkTimeout: Duration = .seconds(2)
 
-    func register(on router: Router<some RequestContext>) {
+    /// The routes, each of which may be served by the public or the admin listener.
+    enum Part: CaseIterable {
+        case health, readiness, metrics
+    }
+
+    func register(on router: Router<some RequestContext>, parts: Set<Part> = Set(Part.allCases)) {
         // Alive: the process answers HTTP. Dependencies are /readyz's business.
-        router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/readyz") { _, _ in try await self.readiness() }
-        router.get("/metrics") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: GatewayMetrics.render()))
-            )
+        if parts.contains(.health) { router.get("/healthz") { _, _ in "ok\n" } }
+        if parts.contains(.readiness) { router.get("/readyz") { _, _ in try await self.readiness() } }
+        if parts.contains(.metrics) {
+            router.get("/metrics") { _, _ in
+                Response(
+                    status: .ok,
+                    headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: GatewayMetrics.render()))
+                )
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import Logging
 import Menus
 import Metrics
 import Postgres
+import Redis
 import Wallet
 
 /// Inbound SMS commands: de-duplicated on Africa's Talking's message id, read with menus.json's
@@ -29,6 +30,8 @@ public final class SMSService: Sendable {
         case duplicate
         /// The sender is not a number we can answer.
         case ignored
+        /// Over `SMS_RATE_LIMIT_PER_MINUTE`: nothing ran (the first one over gets a polite reply).
+        case rateLimited = "rate_limited"
     }
 
     let graph: MenuGraph
@@ -36,16 +39,31 @@ public final class SMSService: Sendable {
     let postgres: PostgresClient
     let wallet: Wallet
     let actions: any ActionRunner
+    /// Counts commands per number per minute; nil or a limit of 0 counts nothing.
+    let rateLimit: (redis: RedisClient, perMinute: Int)?
     let logger: Logger
 
-    public init(graph: MenuGraph, postgres: PostgresClient, wallet: Wallet, actions: any ActionRunner, logger: Logger) {
+    public init(
+        graph: MenuGraph, postgres: PostgresClient, wallet: Wallet, actions: any ActionRunner, rateLimit: (redis: RedisClient, perMinute: Int)? = nil,
+        logger: Logger
+    ) {
         self.graph = graph
         self.engine = SMSEngine(graph: graph)
         self.postgres = postgres
         self.wallet = wallet
         self.actions = actions
+        self.rateLimit = rateLimit.flatMap { $0.perMinute > 0 ? $0 : nil }
         self.logger = logger
     }
+
+    /// Counts one command in the number's current minute (a Redis counter that expires with it).
+    static let count = RedisScript(
+        """
+        local n = redis.call('INCR', KEYS[1])
+        if n == 1 then redis.call('EXPIRE', KEYS[1], 120) end
+        return n
+        """
+    )
 
     public func receive(_ message: Inbound) async throws -> Outcome {
         guard let msisdn = Validator.normaliseMSISDN(message.from).flatMap(MSISDN.init) else {
@@ -69,30 +87,45 @@ public final class SMSService: Sendable {
             return .duplicate
         }
         let language = try? await self.wallet.customer(msisdn).language
-        let reply: String
+        var reply: String?
         var command = "help"
-        switch self.engine.interpret(message.text, language: language, context: ["msisdn": msisdn.value]) {
-        case .reply(let text):
-            reply = text
-        case .perform(let name, let request, let replyLanguage, let variables):
-            command = name
-            let context = ActionContext(msisdn: msisdn, idempotencyKey: "sms:" + message.id, channel: "sms")
-            let result = try await self.actions.run(request, context: context)
-            reply = self.engine.reply(to: name, result: result, language: replyLanguage, variables: variables)
+        var outcome = Outcome.replied
+        if let rateLimit = self.rateLimit {
+            let minute = Int(Date().timeIntervalSince1970) / 60
+            let count = try await rateLimit.redis.run(Self.count, keys: ["sms:rl:\(msisdn.value):\(minute)"]).int ?? 0
+            if count > rateLimit.perMinute {
+                // One polite reply when the limit is first passed, then silence (every reply costs).
+                outcome = .rateLimited
+                command = "rate_limited"
+                reply = count == rateLimit.perMinute + 1 ? self.graph.systemText("smsRateLimited", language ?? self.graph.defaultLanguage) : nil
+            }
+        }
+        if outcome == .replied {
+            switch self.engine.interpret(message.text, language: language, context: ["msisdn": msisdn.value]) {
+            case .reply(let text):
+                reply = text
+            case .perform(let name, let request, let replyLanguage, let variables):
+                command = name
+                let context = ActionContext(msisdn: msisdn, idempotencyKey: "sms:" + message.id, channel: "sms", conversation: "sms:" + message.id)
+                let result = try await self.actions.run(request, context: context)
+                reply = self.engine.reply(to: name, result: result, language: replyLanguage, variables: variables)
+            }
         }
         try await self.postgres.transaction { tx in
-            try await tx.query(
-                """
-                INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
-                VALUES ('sms', \(msisdn.value), \(language ?? self.graph.defaultLanguage), 'reply', '{}', \("sms:\(message.id):reply"), \(reply))
-                ON CONFLICT (dedupe_key) DO NOTHING
-                """
-            )
+            if let reply {
+                try await tx.query(
+                    """
+                    INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
+                    VALUES ('sms', \(msisdn.value), \(language ?? self.graph.defaultLanguage), 'reply', '{}', \("sms:\(message.id):reply"), \(reply))
+                    ON CONFLICT (dedupe_key) DO NOTHING
+                    """
+                )
+            }
             try await tx.query("UPDATE sms_inbound SET status = 'done', done_at = now() WHERE id = \(message.id)")
         }
-        Counter(label: "sms_inbound_total", dimensions: [("outcome", "replied"), ("command", command)]).increment()
+        Counter(label: "sms_inbound_total", dimensions: [("outcome", outcome.rawValue), ("command", command)]).increment()
         self.logger.info("SMS command", metadata: ["sms": .string(message.id), "command": .string(command)])
-        return .replied
+        return outcome
     }
 
     /// `POST /sms/africastalking/delivery`: the message's delivery status by its messageId; a final

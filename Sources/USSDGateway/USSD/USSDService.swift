@@ -228,7 +228,10 @@ public final class USSDService: Sendable {
                 claimed = true
                 self.recent.put(hop.sessionId, version: version, claim)
             }
-            let context = ActionContext(msisdn: hop.msisdn, idempotencyKey: "\(hop.sessionId):\(number)", channel: "ussd")
+            // Namespaced per channel: no caller can pick a key another channel or the wallet uses.
+            let context = ActionContext(
+                msisdn: hop.msisdn, idempotencyKey: "ussd:\(hop.sessionId):\(number)", channel: "ussd", conversation: "ussd:" + hop.sessionId
+            )
             guard let result = try await self.run(request, context: context, state: state, hop: hop, number: number) else {
                 // Past the deadline: the action finishes on its own and its result goes by SMS.
                 let page = self.engine.systemPage("processing", language: language)

@@ -10,6 +10,9 @@ public struct ActionContext: Sendable {
     /// `{sessionId}:{hop}` for USSD (the same on a retried hop), the message id for SMS.
     public let idempotencyKey: String
     public let channel: String
+    /// The conversation the action belongs to: `ussd:<sessionId>` or `sms:<message id>`. A PIN-change
+    /// grant is bound to it.
+    public let conversation: String
 }
 
 /// Runs the actions of ``ActionRegistry`` for the menus. A thrown error is an internal failure
@@ -90,9 +93,10 @@ public struct WalletActions: ActionRunner {
                 try await self.wallet.verifyPIN(msisdn, pin: arguments["pin"] ?? "")
                 return .success(["statement": Self.statement(try await self.wallet.statement(msisdn, limit: 5))])
             case "wallet.verifyPin":
-                return .success(["pin_token": try await self.wallet.pinChangeToken(msisdn, pin: arguments["pin"] ?? "")])
+                try await self.wallet.grantPINChange(msisdn, pin: arguments["pin"] ?? "", conversation: context.conversation)
+                return .success([:])
             case "wallet.changePin":
-                try await self.wallet.changePIN(msisdn, token: arguments["pin_token"] ?? "", new: arguments["new_pin"] ?? "")
+                try await self.wallet.changePIN(msisdn, conversation: context.conversation, new: arguments["new_pin"] ?? "")
                 await self.notice(msisdn, "pin_changed", [:], dedupe: context.idempotencyKey + ":pin_changed")
                 return .success([:])
             case "wallet.setLanguage":
@@ -110,8 +114,11 @@ public struct WalletActions: ActionRunner {
         } catch let error as WalletError {
             if case .locked(let until) = error {
                 // Once per lock: the same lock gives the same key.
-                let minutes = max(1, Int((until.timeIntervalSinceNow / 60).rounded(.up)))
-                await self.notice(msisdn, "account_locked", ["minutes": String(minutes)], dedupe: "locked:\(msisdn.value):\(Int(until.timeIntervalSince1970))")
+                // Bounded before it meets arithmetic: a lock "until an operator unlocks" is a century.
+                let minutes = Int(min(max(until.timeIntervalSinceNow / 60, 1), 100_000).rounded(.up))
+                var params = ["minutes": String(minutes)]
+                if minutes > 24 * 60 { params["reason"] = "permanent" }
+                await self.notice(msisdn, "account_locked", params, dedupe: "locked:\(msisdn.value):\(Int(until.timeIntervalSince1970))")
             }
             switch error {
             case .wrongPIN(let left): return .failure(error.code, ["attempts_left": String(left)])

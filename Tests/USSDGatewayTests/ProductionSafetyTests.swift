@@ -1,0 +1,130 @@
+import Curl
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TestSupport
+@testable import USSDGateway
+
+/// No open doors in production: a configured provider's callback routes without a token refuse
+/// start-up, each provider has a token of its own, and readiness and metrics can leave the public port.
+@Suite struct ProductionSafetyTests {
+    static let pepper = "a-production-pepper-of-32-bytes!"
+    static let atToken = "at-token-0123456789abcdefghij"
+    static let mpesaToken = "mpesa-token-0123456789abcdefg"
+    static let mpesa = [
+        "PUBLIC_BASE_URL": "https://gw.example.com", "MPESA_CONSUMER_KEY": "k", "MPESA_CONSUMER_SECRET": "s", "MPESA_SHORTCODE": "174379",
+        "MPESA_PASSKEY": "p", "MPESA_B2C_SHORTCODE": "600992", "MPESA_INITIATOR_NAME": "testapi", "MPESA_SECURITY_CREDENTIAL": "c",
+    ]
+
+    @Test func productionRefusesUnguardedCallbackRoutesNamingTheVariable() throws {
+        let noToken = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper]) }
+        #expect(noToken?.variable == "AT_CALLBACK_TOKEN")
+        let mpesaOpen = #expect(throws: ConfigError.self) {
+            try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken]) { $1 })
+        }
+        #expect(mpesaOpen?.variable == "MPESA_CALLBACK_TOKEN")
+        let short = #expect(throws: ConfigError.self) {
+            try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper, "CALLBACK_TOKEN": "only-sixteen-chr"])
+        }
+        #expect(short?.variable == "CALLBACK_TOKEN" && short?.description.contains("only-sixteen") == false, "the value is never echoed")
+
+        // Per provider: a leak at one opens nothing at the other.
+        let both = try GatewayConfig.load(
+            environment: Self.mpesa.merging(["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken]) { $1 }
+        )
+        #expect(both.africasTalkingToken == Self.atToken && both.mpesaToken == Self.mpesaToken)
+        #expect(both.mpesa.daraja(publicBaseURL: both.publicBaseURL, callbackToken: both.mpesaToken)?.stkCallbackURL.hasSuffix(Self.mpesaToken) == true)
+        // One shared token covers both; development needs none.
+        let shared = try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_PEPPER": Self.pepper, "CALLBACK_TOKEN": Self.atToken]) { $1 })
+        #expect(shared.africasTalkingToken == Self.atToken && shared.mpesaToken == Self.atToken)
+        #expect(try GatewayConfig.load(environment: Self.mpesa.merging(["ENVIRONMENT": "development"]) { $1 }).productionProblem == nil)
+
+        let clash = #expect(throws: ConfigError.self) {
+            try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "HTTP_PORT": "8080", "ADMIN_PORT": "8080"])
+        }
+        #expect(clash?.variable == "ADMIN_PORT")
+    }
+
+    @Test func serveExitsWithCode2AndOneLineWithoutTokensAndStartsWithThem() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["ENVIRONMENT"] = "production"
+        environment["PIN_PEPPER"] = Self.pepper
+        environment["MENUS_PATH"] = MenusCommandTests.repoMenus
+        environment["LOG_LEVEL"] = "warning"
+        for name in ["CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN"] { environment[name] = nil }
+        let refused = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment.merging(Self.mpesa) { $1 }.merging(["AT_CALLBACK_TOKEN": Self.atToken]) { $1 })
+        #expect(await refused.wait() == 2)
+        let lines = refused.errorOutput.split(separator: "\n")
+        #expect(lines.count == 1 && lines.first?.contains("MPESA_CALLBACK_TOKEN") == true, "\(refused.errorOutput)")
+
+        let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        var admin = port
+        while admin == port { admin = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))! }
+        let guarded = environment.merging(Self.mpesa) { $1 }.merging([
+            "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken, "HTTP_PORT": String(port), "ADMIN_PORT": String(admin),
+        ]) { $1 }
+        let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: guarded)
+        let curl = CurlClient()
+        var ready: CurlResponse?
+        for _ in 0..<300 where ready == nil {
+            ready = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(admin)/readyz", timeout: .seconds(5)))
+            if ready == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(ready?.status == 200, "serve never became ready: \(server.errorOutput)")
+        #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(admin)/metrics")).status == 200)
+        #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz")).status == 200)
+        #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/metrics")).status == 404, "metrics left the public port")
+        #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/readyz")).status == 404)
+        server.signal(SIGTERM)
+        #expect(await server.wait() == 0, "\(server.errorOutput)")
+        await curl.shutdown()
+    }
+
+    @Test func eachProviderAcceptsOnlyItsOwnToken() async throws {
+        let harness = try await USSDHarness.make { config in
+            config.africasTalkingCallbackToken = Self.atToken
+            config.mpesaCallbackToken = Self.mpesaToken
+        }
+        try await harness.run { client in
+            let form = Phone.form(["sessionId": "ATUid_tok", "phoneNumber": "+254712345678", "serviceCode": "*384*96#", "text": ""])
+            func post(_ path: String, _ body: String, json: Bool = false) async throws -> HTTPResponse.Status {
+                try await client.execute(
+                    uri: path, method: .post, headers: [.contentType: json ? "application/json" : "application/x-www-form-urlencoded"], body: ByteBuffer(string: body)
+                ).status
+            }
+            let own = try await post("/ussd/africastalking/" + Self.atToken, form)
+            let crossed = try await post("/ussd/africastalking/" + Self.mpesaToken, form)
+            let other = try await post("/mpesa/stk/callback/" + Self.atToken, "{}", json: true)
+            #expect(own == .ok)
+            #expect(crossed == .notFound, "M-Pesa's token opens nothing at Africa's Talking")
+            #expect(other == .notFound, "Africa's Talking's token opens nothing at M-Pesa")
+        }
+        await harness.finish()
+    }
+
+    @Test func aHopOfAKnownSessionFromAnotherNumberIsRefusedAndChangesNothing() async throws {
+        let harness = try await USSDHarness.make()
+        let (local, forger) = (freshLocal(), freshLocal())
+        try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 100)
+        try await harness.run(.live) { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            let menu = try await phone.dial()
+            _ = try await phone.type("1")
+            let balance = try await phone.type(TypedPINs.achieng)
+            #expect(balance.contains("KES 100"))
+            // The same session id, from another number: neither the stored reply nor a new hop.
+            for text in [phone.text, phone.text + "*0", ""] {
+                let forged = try await phone.raw(Phone.form([
+                    "sessionId": phone.session, "phoneNumber": "+254" + forger.dropFirst(), "serviceCode": "*384*96#", "text": text,
+                ]))
+                #expect(forged.status == .badRequest, "\(text.count)")
+                #expect(!String(buffer: forged.body).contains("KES"))
+            }
+            #expect(try await phone.repeatLast() == balance, "the owner's session is untouched")
+            _ = menu
+        }
+        await harness.finish()
+    }
+}
