@@ -124,7 +124,9 @@ struct MPesaCommand: AsyncParsableCommand {
     }
 
     struct Review: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List M-Pesa callbacks that matched nothing of ours, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List M-Pesa reports kept for a person, newest first: callbacks that matched nothing, conflicts (with the deposit or payout and both results), payouts the reconciler could not settle."
+        )
         @OptionGroup var options: ConfigOptions
         @Option(help: "How many to list.") var limit = 50
 
@@ -132,7 +134,17 @@ struct MPesaCommand: AsyncParsableCommand {
             let config = try self.options.load()
             bootstrapLogging(config)
             let items = try await withPostgres(config, doing: "review") { try await wallet(config, $0).reviewItems(limit: self.limit) }
-            print(items.isEmpty ? "nothing to review" : items.map { "\($0.kind)\t\($0.reference)\t\($0.reason)" }.joined(separator: "\n"))
+            print(items.isEmpty ? "nothing to review" : items.map(Self.line).joined(separator: "\n"))
+        }
+
+        /// `#id  kind  reference  reason  [deposit N | payout ID]  [was: ...  now: ...]`, tab-separated.
+        static func line(_ item: ReviewItem) -> String {
+            var fields = ["#\(item.id)", item.kind, item.reference, item.reason]
+            if let deposit = item.depositID { fields.append("deposit \(deposit)") }
+            if let payout = item.payoutID { fields.append("payout \(payout)") }
+            if let earlier = item.earlierResult { fields.append("was: " + earlier) }
+            if let new = item.newResult { fields.append("now: " + new) }
+            return fields.joined(separator: "\t")
         }
     }
 }

@@ -58,8 +58,8 @@ public final class ChildProcess: Sendable {
 
     /// Runs `executable` to the end on a thread of its own; throws unless it exits 0.
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String]) async throws -> String {
-        let child = try start(executable, arguments)
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
+        let child = try environment.map { try start(executable, arguments, environment: $0) } ?? start(executable, arguments)
         let status = await child.wait()
         guard status == 0 else {
             throw TestSetupError("\(executable) \(arguments.joined(separator: " ")) exited \(status): \(child.errorOutput)")

@@ -13,6 +13,7 @@ final class LogCapture: Sendable {
     struct Record: Sendable {
         let message: String
         let metadata: [String: String]
+        var level: Logger.Level = .info
     }
 
     private let records = Mutex<[Record]>([])
@@ -32,7 +33,7 @@ final class LogCapture: Sendable {
         }
         func log(event: LogEvent) {
             let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
-            let record = Record(message: "\(event.message)", metadata: merged.mapValues { "\($0)" })
+            let record = Record(message: "\(event.message)", metadata: merged.mapValues { "\($0)" }, level: event.level)
             self.capture.records.withLock { $0.append(record) }
         }
     }
