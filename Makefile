@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: run test stop install build bench clean
+.PHONY: run test stop install build bench fuzz clean
 
 ## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
 run: install
@@ -25,6 +25,10 @@ build: install
 ## Release-build benchmarks next to redis-benchmark and pgbench on the same throwaway servers.
 bench: install
 	@bash scripts/bench.sh
+
+## Coverage-guided fuzzing (libFuzzer) of every decoder of outside input, FUZZ_SECONDS (default 60) per target.
+fuzz:
+	@bash scripts/fuzz.sh
 
 clean:
 	rm -rf .build

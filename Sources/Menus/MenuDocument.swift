@@ -44,6 +44,18 @@ public struct MenuDocument: Sendable, Codable {
             self.maxLength = maxLength
             self.unicode = unicode
         }
+
+        private enum CodingKeys: String, CodingKey { case maxLength, unicode }
+
+        /// `maxLength` from 0 to ``Validator/maximumLength``: lint builds a worst-case value that long.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.maxLength = try container.decode(Int.self, forKey: .maxLength)
+            self.unicode = try container.decodeIfPresent(Bool.self, forKey: .unicode)
+            guard (0...Validator.maximumLength).contains(self.maxLength) else {
+                throw DecodingError.dataCorruptedError(forKey: .maxLength, in: container, debugDescription: "must be from 0 to \(Validator.maximumLength)")
+            }
+        }
     }
 
     /// One screen; its `type` decides which fields apply.

@@ -93,25 +93,46 @@ extension Validator: Codable {
         case type, minLength, maxLength, length, min, max, values, pattern, allowUnicode
     }
 
+    /// The largest amount a validator may allow, in whole shillings: cents of it, and of any sum of
+    /// a few of them, stay far inside Int64.
+    public static let maximumShillings = 1_000_000_000
+    /// The longest input a validator may allow (a USSD page holds 182 characters).
+    public static let maximumLength = 1000
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let type = try container.decode(String.self, forKey: .type)
+        // Bounds are checked here, once: a range whose ends are reversed or absurd would trap later.
+        func range(_ low: Int, _ high: Int, within limit: ClosedRange<Int>, _ key: CodingKeys) throws -> (Int, Int) {
+            guard limit.contains(low), limit.contains(high), low <= high else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: container, debugDescription: "must be from \(limit.lowerBound) to \(limit.upperBound), the lower bound first"
+                )
+            }
+            return (low, high)
+        }
         switch type {
         case "digits":
             if let length = try container.decodeIfPresent(Int.self, forKey: .length) {
-                self = .digits(minLength: length, maxLength: length)
+                let (low, high) = try range(length, length, within: 1...Self.maximumLength, .length)
+                self = .digits(minLength: low, maxLength: high)
             } else {
-                self = .digits(
-                    minLength: try container.decodeIfPresent(Int.self, forKey: .minLength) ?? 1,
-                    maxLength: try container.decode(Int.self, forKey: .maxLength)
+                let (low, high) = try range(
+                    try container.decodeIfPresent(Int.self, forKey: .minLength) ?? 1, try container.decode(Int.self, forKey: .maxLength),
+                    within: 0...Self.maximumLength, .maxLength
                 )
+                self = .digits(minLength: low, maxLength: high)
             }
         case "msisdn": self = .msisdn
-        case "amount": self = .amount(min: try container.decode(Int.self, forKey: .min), max: try container.decode(Int.self, forKey: .max))
+        case "amount":
+            let (low, high) = try range(
+                try container.decode(Int.self, forKey: .min), try container.decode(Int.self, forKey: .max), within: 0...Self.maximumShillings, .max
+            )
+            self = .amount(min: low, max: high)
         case "pin": self = .pin
         case "text":
             self = .text(
-                maxLength: try container.decode(Int.self, forKey: .maxLength),
+                maxLength: try range(1, try container.decode(Int.self, forKey: .maxLength), within: 1...Self.maximumLength, .maxLength).1,
                 allowUnicode: try container.decodeIfPresent(Bool.self, forKey: .allowUnicode) ?? false
             )
         case "oneOf": self = .oneOf(try container.decode([String].self, forKey: .values))
@@ -120,7 +141,7 @@ extension Validator: Codable {
             guard (try? NSRegularExpression(pattern: pattern)) != nil else {
                 throw DecodingError.dataCorruptedError(forKey: .pattern, in: container, debugDescription: "not a valid regular expression")
             }
-            self = .regex(pattern: pattern, maxLength: try container.decode(Int.self, forKey: .maxLength))
+            self = .regex(pattern: pattern, maxLength: try range(1, try container.decode(Int.self, forKey: .maxLength), within: 1...Self.maximumLength, .maxLength).1)
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: container,

@@ -146,6 +146,18 @@ public final class Wallet: Sendable {
         )
     }
 
+    /// Lifts a PIN lock (an operator's decision: the third lock in a row lasts until this) and
+    /// starts both counts again. False when the number is not registered.
+    @discardableResult
+    public func unlockPIN(_ msisdn: MSISDN) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            UPDATE customers SET locked_until = NULL, failed_pin_attempts = 0, pin_locks = 0, updated_at = now()
+            WHERE msisdn = \(msisdn.value) RETURNING id
+            """
+        ).isEmpty
+    }
+
     /// How long a PIN-change grant stays good.
     public static let pinChangeGrantLifetime = Duration.seconds(300)
 

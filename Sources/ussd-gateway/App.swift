@@ -13,7 +13,7 @@ struct USSDGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ussd-gateway",
         abstract: "USSD/SMS wallet gateway for Africa's Talking and M-Pesa.",
-        subcommands: [Serve.self, Migrate.self, Simulate.self, MenusCommand.self, MPesaCommand.self, SMSCommand.self, Bench.self]
+        subcommands: [Serve.self, Migrate.self, Simulate.self, MenusCommand.self, MPesaCommand.self, SMSCommand.self, CustomerCommand.self, Bench.self]
     )
 }
 
@@ -166,6 +166,42 @@ private func withPostgres<T>(_ config: GatewayConfig, doing what: String, _ body
         await postgres.shutdown()
         FileHandle.standardError.write(Data("ussd-gateway: \(what) failed: \(error)\n".utf8))
         throw ExitCode(1)
+    }
+}
+
+struct CustomerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "customer", abstract: "Customer support.", subcommands: [Unlock.self])
+
+    struct Unlock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift a customer's PIN lock (the third lock in a row lasts until an operator does this); logged with who and why."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @Option(name: .customLong("operator"), help: "Who is unlocking.") var operatorName: String
+        @Option(help: "Why (for the log).") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            guard let msisdn = Validator.normaliseMSISDN(self.number).flatMap(MSISDN.init) else {
+                FileHandle.standardError.write(Data("ussd-gateway: the number must be a Kenyan mobile number such as 0712345678\n".utf8))
+                throw ExitCode(2)
+            }
+            guard !self.operatorName.isEmpty, !self.reason.isEmpty else {
+                FileHandle.standardError.write(Data("ussd-gateway: --operator and --reason must not be empty\n".utf8))
+                throw ExitCode(2)
+            }
+            let unlocked = try await withPostgres(config, doing: "unlocking") { try await wallet(config, $0).unlockPIN(msisdn) }
+            guard unlocked else {
+                FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
+                throw ExitCode(1)
+            }
+            Logger(label: "wallet").notice(
+                "PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.value), "operator": .string(self.operatorName), "reason": .string(self.reason)]
+            )
+            print("unlocked \(msisdn.value)")
+        }
     }
 }
 

@@ -285,6 +285,24 @@ struct HostileBodies {
         await rig.finish()
     }
 
+    /// The third lock in a row lasts until an operator lifts it with `ussd-gateway customer unlock`.
+    @Test func anOperatorUnlocksAPermanentLockFromTheCommandLine() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Locked", pin: TypedPINs.achieng)
+        try await harness.postgres.query("UPDATE customers SET locked_until = now() + interval '100 years', pin_locks = 3 WHERE msisdn = \(msisdn.value)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["ENVIRONMENT"] = "development"
+        environment["DATABASE_URL"] = harness.config.postgres.connectionString
+        environment["LOG_LEVEL"] = "warning"
+        let refused = try ChildProcess.start(GatewayBinary.path, ["customer", "unlock", local, "--operator", "wanjiru", "--reason", ""], environment: environment)
+        #expect(await refused.wait() == 2)
+        let output = try await ChildProcess.run(GatewayBinary.path, ["customer", "unlock", local, "--operator", "wanjiru", "--reason", "caller verified"], environment: environment)
+        #expect(output.contains("unlocked \(msisdn.value)"))
+        try await harness.wallet.verifyPIN(msisdn, pin: TypedPINs.achieng)
+        await harness.finish()
+    }
+
     /// Over `SMS_RATE_LIMIT_PER_MINUTE`, one polite reply and then silence; other numbers unaffected.
     @Test func smsCommandsAreRateLimitedPerNumber() async throws {
         let rig = try await SMSRig.make { $0.smsRateLimitPerMinute = 3 }

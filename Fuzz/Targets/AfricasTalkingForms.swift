@@ -1,0 +1,31 @@
+import AfricasTalking
+import Menus
+
+/// Africa's Talking's form callbacks: the urlencoded parser, then the USSD hop, end-of-session,
+/// inbound SMS and delivery report decoders on the same fields, then the phone number normaliser.
+/// Beyond "never traps", what a decoder accepts must keep the promises the gateway relies on.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    guard let form = try? FormFields.parse(bytes) else { return 0 }
+    if let hop = try? AfricasTalkingUSSDHop(form: form) {
+        precondition(CallbackField.isIdentifier(hop.sessionID), "a session id outside [A-Za-z0-9_-]{1,64}")
+        precondition(hop.text.utf8.count <= AfricasTalkingUSSDHop.maximumText && !hop.text.unicodeScalars.contains { $0.value < 0x20 }, "text unbounded")
+        precondition(hop.phoneNumber.utf8.count <= 16, "phone unbounded")
+        if let msisdn = Validator.normaliseMSISDN(hop.phoneNumber) {
+            precondition(msisdn.utf8.count == 12 && msisdn.hasPrefix("254"), "a normalised number of the wrong shape")
+        }
+    }
+    if let event = try? AfricasTalkingUSSDEvent(form: form) {
+        precondition(CallbackField.isIdentifier(event.sessionID), "an event's session id unchecked")
+    }
+    if let sms = try? AfricasTalkingInboundSMS(form: form) {
+        precondition(!sms.text.unicodeScalars.contains { $0.value == 0 }, "NUL in an SMS text")
+        precondition(CallbackField.isIdentifier(sms.id, maxLength: 100), "an SMS id unchecked")
+    }
+    if let report = try? AfricasTalkingDeliveryReport(form: form) {
+        precondition(report.known.map { $0.rawValue == report.status } ?? true, "a status label that is not the status")
+    }
+    _ = Validator.normaliseMSISDN(form["phoneNumber"] ?? "")
+    return 0
+}

@@ -1,0 +1,25 @@
+import MPesa
+
+/// Safaricom's callbacks: the STK callback, and the B2C result envelope that result, timeout and
+/// transaction-status answers share (with its receipt and status accessors). What a decoder accepts
+/// must be storable: an amount in range or none, and a body the database's JSON parser takes.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    if let callback = try? STKCallback(json: bytes) {
+        if let shillings = callback.paid?.shillings {
+            precondition(STKCallback.shillingRange.contains(shillings), "an amount outside the documented range")
+            precondition(shillings.multipliedReportingOverflow(by: 100).overflow == false, "cents overflow")
+        }
+        precondition(callback.checkoutRequestID.utf8.count <= 64 && callback.resultCode >= 0, "unbounded fields")
+        precondition(JSONValue.parse(Array(callback.raw.utf8)) != nil, "a stored body that is not JSON")
+        precondition(!callback.raw.utf8.contains(0), "NUL in a stored body")
+    }
+    if let result = try? B2CResult(json: bytes) {
+        _ = try? result.receipt
+        _ = try? result.transactionStatus
+        precondition(result.originatorConversationID.utf8.count <= 128 && Int32(exactly: result.resultCode) != nil, "unbounded fields")
+        precondition(JSONValue.parse(Array(result.raw.utf8)) != nil, "a stored body that is not JSON")
+    }
+    return 0
+}
