@@ -64,6 +64,7 @@ public func buildApplication(
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))
+    router.add(middleware: KnownMethodsMiddleware())
     router.add(middleware: MetricsMiddleware())
     var smsLogger = logger
     smsLogger[metadataKey: "subsystem"] = "sms"

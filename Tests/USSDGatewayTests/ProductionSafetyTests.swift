@@ -104,6 +104,25 @@ import TestSupport
         await harness.finish()
     }
 
+    /// Metric labels come only from known values: an invented HTTP method is refused before the
+    /// metrics see it, and an undocumented delivery status is counted as `other`.
+    @Test func noCallerCanAddMetricSeries() async throws {
+        let harness = try await USSDHarness.make()
+        try await harness.run { client in
+            let invented = try await client.execute(uri: "/healthz", method: HTTPRequest.Method("EXFILTRATE")!)
+            #expect(invented.status == .methodNotAllowed)
+            let report = Phone.form(["id": "ATXid_unknown", "status": "Teleported"])
+            let reported = try await client.execute(
+                uri: "/sms/africastalking/delivery", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: report)
+            )
+            #expect(reported.status == .ok)
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(!metrics.contains("EXFILTRATE") && !metrics.contains("Teleported"))
+            #expect(metrics.contains(#"sms_delivery_reports_total{status="other"}"#))
+        }
+        await harness.finish()
+    }
+
     @Test func aHopOfAKnownSessionFromAnotherNumberIsRefusedAndChangesNothing() async throws {
         let harness = try await USSDHarness.make()
         let (local, forger) = (freshLocal(), freshLocal())
