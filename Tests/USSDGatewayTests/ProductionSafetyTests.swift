@@ -123,6 +123,33 @@ import TestSupport
         await harness.finish()
     }
 
+    /// Two customers typing the same PIN on the same screen leave different seals in Redis: every
+    /// seal is bound to its session (and a confirmed PIN's also to its variable).
+    @Test func equalPINsNeverGiveEqualSealsInRedis() async throws {
+        let harness = try await USSDHarness.make()
+        let (first, second) = (freshLocal(), freshLocal())
+        _ = try await harness.customer(first, name: "First", pin: TypedPINs.achieng)
+        _ = try await harness.customer(second, name: "Second", pin: TypedPINs.achieng)
+        try await harness.run(.live) { client in
+            var seals: [String] = []
+            for local in [first, second] {
+                var phone = Phone(client, local, graph: harness.graph)
+                _ = try await phone.dial()
+                for input in ["98", "6", "2"] { _ = try await phone.type(input) }
+                #expect(try await phone.type(TypedPINs.achieng) == "CON Choose a new 4-digit PIN")
+                let store = USSDSessionStore(redis: harness.redis, ttlSeconds: 120, resumeWindowSeconds: 300)
+                let record = try #require(try await store.load(phone.session)?.record)
+                seals.append(record.textSeal)
+                _ = try await phone.type(TypedPINs.newPIN)
+                let confirming = try #require(try await store.load(phone.session)?.record)
+                seals += confirming.state?.sealed.values.map { $0 } ?? []
+                #expect(confirming.state?.variables.values.contains { $0.contains(TypedPINs.newPIN) || $0.contains(TypedPINs.achieng) } == false)
+            }
+            #expect(seals.count == 4 && Set(seals).count == 4, "\(seals.count) seals, \(Set(seals).count) distinct")
+        }
+        await harness.finish()
+    }
+
     @Test func aHopOfAKnownSessionFromAnotherNumberIsRefusedAndChangesNothing() async throws {
         let harness = try await USSDHarness.make()
         let (local, forger) = (freshLocal(), freshLocal())

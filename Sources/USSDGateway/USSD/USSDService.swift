@@ -121,7 +121,7 @@ public final class USSDService: Sendable {
     }
 
     private func answer(_ hop: USSDHop, outcome: inout Outcome, language: inout String, fresh: Bool) async throws -> String {
-        let seal = self.sealer.seal("ussd-text|" + hop.text)
+        let seal = Self.textSeal(hop.text, session: hop.sessionId, sealer: self.sealer)
         let cached = fresh ? nil : self.recent.get(hop.sessionId)
         // A first hop (empty text) is almost always a new session: assume so without reading Redis.
         // If the session exists after all (a repeated first hop), the compare-and-set write fails
@@ -157,7 +157,7 @@ public final class USSDService: Sendable {
                 outcome.kind = "after_end"
                 return "END " + self.engine.systemPage("failure", language: language).text
             }
-            guard let next = self.newInput(hop.text, after: current) else {
+            guard let next = self.newInput(hop.text, after: current, sessionId: hop.sessionId) else {
                 outcome.kind = "out_of_order"
                 return "END " + self.engine.systemPage("failure", language: current.state?.language ?? language).text
             }
@@ -284,12 +284,18 @@ public final class USSDService: Sendable {
         }
     }
 
+    /// The seal of a hop's `text` (which repeats every PIN typed), bound to the session: the same
+    /// inputs in two sessions never give equal seals, so Redis reveals nothing about equal PINs.
+    static func textSeal(_ text: String, session: String, sealer: any SecretSealer) -> String {
+        sealer.seal("ussd-text|" + session + "|" + text)
+    }
+
     /// The input of a new hop: what follows the previous hop's text (a prefix of this one).
-    private func newInput(_ text: String, after record: SessionRecord) -> String? {
+    private func newInput(_ text: String, after record: SessionRecord, sessionId: String) -> String? {
         let bytes = Array(text.utf8)
         guard bytes.count >= record.textLength else { return nil }
         let previous = String(decoding: bytes[..<record.textLength], as: UTF8.self)
-        guard self.sealer.seal("ussd-text|" + previous) == record.textSeal else { return nil }
+        guard Self.textSeal(previous, session: sessionId, sealer: self.sealer) == record.textSeal else { return nil }
         if record.textLength == 0 { return text }
         guard bytes.count > record.textLength, bytes[record.textLength] == UInt8(ascii: "*") else { return nil }
         return String(decoding: bytes[(record.textLength + 1)...], as: UTF8.self)
