@@ -5,10 +5,10 @@ import Hummingbird
 /// it: Hummingbird's metrics label series by method, and HTTP lets a client invent any method name,
 /// so without this anyone could grow Prometheus' series without bound.
 struct KnownMethodsMiddleware<Context: RequestContext>: RouterMiddleware {
-    static var known: Set<HTTPRequest.Method> { [.get, .head, .post, .put, .delete, .options, .patch] }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard Self.known.contains(request.method) else { throw HTTPError(.methodNotAllowed) }
-        return try await next(request, context)
+        switch request.method {
+        case .get, .head, .post, .put, .delete, .options, .patch: return try await next(request, context)
+        default: throw HTTPError(.methodNotAllowed)
+        }
     }
 }
