@@ -150,6 +150,27 @@ import TestSupport
         await harness.finish()
     }
 
+    /// Money-moving keys carry their channel (`ussd:<session>:<hop>`, `sms:<id>`); a session id or an
+    /// SMS id cannot hold a `:`, so no caller can pick a key another channel or the wallet's own
+    /// transfers (`deposit:<id>`, `withdrawal:<key>`) use.
+    @Test func idempotencyKeysAreNamespacedPerChannel() async throws {
+        let harness = try await USSDHarness.make()
+        let (achieng, sender, otieno, _) = try await harness.senderAndRecipient()
+        try await harness.run(.live) { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            for input in ["", "4", otieno, "250", "1", TypedPINs.achieng] { _ = input.isEmpty ? try await phone.dial() : try await phone.type(input) }
+            try await sms(client, from: sender, "SEND \(otieno) 100 \(TypedPINs.achieng)", id: "ATXid_namespaced")
+            let forged = try await client.execute(
+                uri: "/ussd/africastalking", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: Phone.form(["sessionId": "deposit:1", "phoneNumber": "+254" + achieng.dropFirst(), "serviceCode": "*384*96#", "text": ""]))
+            )
+            #expect(forged.status == .badRequest)
+        }
+        let ids = try await harness.postgres.query("SELECT id FROM transfers WHERE kind = 'p2p' ORDER BY created_at").map { try $0.decode(String.self, column: 0) }
+        #expect(ids.count == 2 && ids[0].hasPrefix("ussd:ATUid_") && ids[1] == "sms:ATXid_namespaced", "\(ids)")
+        await harness.finish()
+    }
+
     @Test func aHopOfAKnownSessionFromAnotherNumberIsRefusedAndChangesNothing() async throws {
         let harness = try await USSDHarness.make()
         let (local, forger) = (freshLocal(), freshLocal())
