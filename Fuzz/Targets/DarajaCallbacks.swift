@@ -11,14 +11,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             precondition(STKCallback.shillingRange.contains(shillings), "an amount outside the documented range")
             precondition(shillings.multipliedReportingOverflow(by: 100).overflow == false, "cents overflow")
         }
-        precondition(callback.checkoutRequestID.utf8.count <= 64 && callback.resultCode >= 0, "unbounded fields")
+        precondition(callback.checkoutRequestID.utf8.count <= 64, "an unbounded id")
+        precondition(callback.resultCode >= 0 || callback.outOfRange != nil, "a result code outside its column, not flagged")
         precondition(JSONValue.parse(Array(callback.raw.utf8)) != nil, "a stored body that is not JSON")
         precondition(!callback.raw.utf8.contains(0), "NUL in a stored body")
     }
     if let result = try? B2CResult(json: bytes) {
         _ = try? result.receipt
         _ = try? result.transactionStatus
-        precondition(result.originatorConversationID.utf8.count <= 128 && Int32(exactly: result.resultCode) != nil, "unbounded fields")
+        precondition(result.originatorConversationID.utf8.count <= 128, "an unbounded id")
+        precondition(Int32(exactly: result.resultCode) != nil && (result.resultCode >= 0 || result.outOfRange != nil), "a result code outside its column, not flagged")
         precondition(JSONValue.parse(Array(result.raw.utf8)) != nil, "a stored body that is not JSON")
     }
     return 0

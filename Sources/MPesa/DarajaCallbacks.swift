@@ -24,18 +24,20 @@ enum DarajaField {
         return try Self.token(value, name, maxLength: maxLength)
     }
 
-    /// A result code: a JSON integer (or a string of digits) from 0 to Int32.max, so it fits the
-    /// database column it is kept in.
-    static func resultCode(_ value: JSONValue?) throws(DarajaCallbackMalformed) -> Int {
-        let number: Int64?
+    /// A result code: a JSON integer (or a string of digits). Nil when it is a whole number outside
+    /// 0 to Int32.max (the database column's range): a well-formed callback with an out-of-range
+    /// value, kept for review; malformed when it is not a whole number at all.
+    static func resultCode(_ value: JSONValue?) throws(DarajaCallbackMalformed) -> Int? {
+        let range = Int64(0)...Int64(Int32.max)
         switch value {
-        case .integer(let n)?: number = n
-        case .string(let text)?: number = text.utf8.count <= 10 ? Int64(text) : nil
-        case .decimal(let d)?: number = d.rounded() == d && d >= 0 && d <= Double(Int32.max) ? Int64(d) : nil
-        default: number = nil
+        case .integer(let n)?: return range.contains(n) ? Int(n) : nil
+        case .string(let text)? where (1...40).contains(text.utf8.count) && text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }):
+            guard let n = Int64(text) else { return nil }
+            return range.contains(n) ? Int(n) : nil
+        case .decimal(let d)? where d.isFinite && d.rounded() == d:
+            return d >= 0 && d <= Double(Int32.max) ? Int(d) : nil
+        default: throw DarajaCallbackMalformed("ResultCode missing or not a whole number")
         }
-        guard let number, (0...Int64(Int32.max)).contains(number) else { throw DarajaCallbackMalformed("ResultCode missing or not a small whole number") }
-        return Int(number)
     }
 
     /// Free text (a description): a string, or absent; cut to `maxLength` characters for keeping.
@@ -121,10 +123,14 @@ enum DarajaField {
 public struct STKCallback: Sendable, Hashable {
     public let merchantRequestID: String
     public let checkoutRequestID: String
+    /// 0 to Int32.max; -1 when Safaricom sent a whole number outside that (see ``outOfRange``).
     public let resultCode: Int
     public let resultDescription: String
     /// Only on success (`resultCode == 0`).
     public let paid: Paid?
+    /// Which field of this well-formed callback holds a value outside its range, if any: such a
+    /// callback is answered 200 and kept for review, never applied.
+    public let outOfRange: String?
     /// The body as the gateway keeps it (``JSONValue/serialized``).
     public let raw: String
 
@@ -149,7 +155,9 @@ public struct STKCallback: Sendable, Hashable {
         }
         self.checkoutRequestID = try DarajaField.token(callback["CheckoutRequestID"], "CheckoutRequestID", maxLength: 64)
         self.merchantRequestID = try DarajaField.optionalToken(callback["MerchantRequestID"], "MerchantRequestID", maxLength: 64)
-        self.resultCode = try DarajaField.resultCode(callback["ResultCode"])
+        let code = try DarajaField.resultCode(callback["ResultCode"])
+        self.resultCode = code ?? -1
+        self.outOfRange = code == nil ? "ResultCode" : nil
         self.resultDescription = try DarajaField.text(callback["ResultDesc"], "ResultDesc")
         self.raw = json.serialized
         guard self.resultCode == 0 else {
@@ -168,7 +176,11 @@ public struct STKCallback: Sendable, Hashable {
 
 /// The `Result` envelope Safaricom posts to a B2C (or transaction status) result or timeout URL.
 public struct B2CResult: Sendable, Hashable {
+    /// 0 to Int32.max; -1 when Safaricom sent a whole number outside that (see ``outOfRange``).
     public let resultCode: Int
+    /// Which field of this well-formed result holds a value outside its range, if any: kept for
+    /// review, never applied.
+    public let outOfRange: String?
     public let resultDescription: String
     /// Ours: the payout's id, or a status query's id.
     public let originatorConversationID: String
@@ -183,7 +195,9 @@ public struct B2CResult: Sendable, Hashable {
         let json = try DarajaField.document(bytes)
         guard case .object? = json["Result"], let result = json["Result"] else { throw DarajaCallbackMalformed("no Result") }
         self.originatorConversationID = try DarajaField.token(result["OriginatorConversationID"], "OriginatorConversationID")
-        self.resultCode = try DarajaField.resultCode(result["ResultCode"])
+        let code = try DarajaField.resultCode(result["ResultCode"])
+        self.resultCode = code ?? -1
+        self.outOfRange = code == nil ? "ResultCode" : nil
         self.resultDescription = try DarajaField.text(result["ResultDesc"], "ResultDesc")
         self.conversationID = try DarajaField.optionalToken(result["ConversationID"], "ConversationID")
         self.transactionID = try DarajaField.optionalToken(result["TransactionID"], "TransactionID", maxLength: 64)

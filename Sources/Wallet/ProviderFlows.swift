@@ -257,11 +257,13 @@ extension Wallet {
     /// Claims up to `limit` pending deposits due for a check (first 60 s after the push, then
     /// backing off to 30 minutes), so that replicas never check the same one at once: the rows are
     /// taken with `FOR UPDATE SKIP LOCKED` and their next check is pushed back in the same statement.
-    public func claimDepositsToCheck(limit: Int = 50) async throws -> [Deposit] {
+    /// The claim lasts at least `lease` (longer than the query a check makes).
+    public func claimDepositsToCheck(limit: Int = 50, lease: Duration = .seconds(120)) async throws -> [Deposit] {
         try await self.postgres.query(
             """
             UPDATE deposits d SET checks = d.checks + 1,
-                next_check_at = now() + least(interval '30 minutes', interval '60 seconds' * power(2, least(d.checks, 10)))
+                next_check_at = now() + greatest(make_interval(secs => \(Double(lease.components.seconds))),
+                    least(interval '30 minutes', interval '60 seconds' * power(2, least(d.checks, 10))))
             WHERE d.id IN (
                 SELECT id FROM deposits WHERE status = 'pending' AND COALESCE(next_check_at, created_at + interval '60 seconds') <= now()
                 ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)

@@ -65,7 +65,7 @@ import Testing
             #"{"Result":{"ResultCode":0,"OriginatorConversationID":"ok","ResultDesc":"x\u0000"}}"#,
             #"{"Result":{"ResultCode":0,"OriginatorConversationID":"ok","Extra":{"k\u0001":1}}}"#,
             #"{"Result":{"ResultCode":"zero","OriginatorConversationID":"ok"}}"#,
-            #"{"Result":{"ResultCode":99999999999,"OriginatorConversationID":"ok"}}"#,
+            #"{"Result":{"ResultCode":1.5,"OriginatorConversationID":"ok"}}"#,
             #"{"Result":{"ResultCode":0,"OriginatorConversationID":123}}"#,
             #"{"Result":{"ResultCode":0,"OriginatorConversationID":"ok","ResultParameters":{"ResultParameter":[{"Key":"TransactionReceipt","Value":"SG 1"}]}}}"#,
             #"{"Result":{"ResultCode":0,"OriginatorConversationID":"\#(String(repeating: "a", count: 129))"}}"#,
@@ -76,6 +76,16 @@ import Testing
         for body in bodies {
             #expect(throws: DarajaCallbackMalformed.self, "\(body.prefix(80))") { try B2CResult(json: Array(body.utf8)) }
         }
+    }
+
+    @Test func aWholeResultCodeOutOfRangeIsKeptForReviewNotRefused() throws {
+        for code in ["99999999999", "-1", "\"-5\"", "1e300", "\"123456789012345678901234567890\""] {
+            let result = try B2CResult(json: Array(#"{"Result":{"ResultCode":\#(code),"OriginatorConversationID":"ok"}}"#.utf8))
+            #expect(result.outOfRange == "ResultCode", "\(code)")
+            let stk = try STKCallback(json: Array(#"{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":\#(code)}}}"#.utf8))
+            #expect(stk.outOfRange == "ResultCode" && stk.paid == nil, "\(code)")
+        }
+        #expect(try B2CResult(json: Array(#"{"Result":{"ResultCode":"2001","OriginatorConversationID":"ok"}}"#.utf8)).resultCode == 2001)
     }
 
     @Test func storedBodiesAreCanonicalJSON() throws {

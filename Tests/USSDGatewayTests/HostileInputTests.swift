@@ -171,10 +171,12 @@ struct HostileBodies {
                 let response = try await client.execute(uri: "/mpesa/stk/callback", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: amount(value)))
                 #expect(response.status == .badRequest, "\(value)")
             }
+            // A result code too large for its column is an out-of-range value, not a malformed body.
+            try await callback(client, "/mpesa/stk/callback", MPesaRig.stkFailure("ws_CO_absurd_\(local)", code: 99_999_999_999, text: "?"))
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
             #expect(try await rig.balance(msisdn) == 0)
             let review = try await rig.harness.postgres.query("SELECT count(*) FROM mpesa_review WHERE reference = \("ws_CO_absurd_" + local)").single()!.decode(Int.self, column: 0)
-            #expect(review == kept.count - 1)
+            #expect(review == kept.count)
             // The real amount still credits once.
             try await callback(client, "/mpesa/stk/callback", amount("100.00"))
             #expect(try await rig.balance(msisdn) == 10_000)

@@ -20,6 +20,10 @@ extension MPesaService {
         let callback = try STKCallback(json: body)
         let raw = callback.raw
         let checkout = callback.checkoutRequestID
+        if let field = callback.outOfRange {
+            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "\(field) out of range", body: raw)
+            return .review
+        }
         guard let paid = callback.paid else {
             if try await self.wallet.failDeposit(.checkout(checkout), code: callback.resultCode, text: callback.resultDescription, raw: raw) {
                 return .failed
@@ -121,6 +125,10 @@ extension MPesaService {
     public func b2cResult(_ body: [UInt8]) async throws -> CallbackOutcome {
         let result = try B2CResult(json: body)
         let raw = result.raw
+        if let field = result.outOfRange {
+            try await self.wallet.keepForReview(kind: "b2c_result", reference: result.originatorConversationID, reason: "\(field) out of range", body: raw)
+            return .review
+        }
         if let payout = try await self.wallet.payout(id: result.originatorConversationID) {
             if result.resultCode == 0 {
                 let receipt = try result.receipt ?? Self.firstNonEmpty(result.transactionID, result.conversationID) ?? "b2c:" + payout.id
@@ -195,7 +203,7 @@ extension MPesaService {
     /// change (what `ussd-gateway mpesa reconcile` prints).
     public func reconcile(limit: Int = 50) async throws -> [String] {
         var changes: [String] = []
-        for deposit in try await self.wallet.claimDepositsToCheck(limit: limit) {
+        for deposit in try await self.wallet.claimDepositsToCheck(limit: limit, lease: self.claimLease) {
             do {
                 if let line = try await self.check(deposit) { changes.append(line) }
             } catch {

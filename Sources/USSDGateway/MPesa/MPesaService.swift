@@ -22,8 +22,8 @@ public final class MPesaService: MobileMoneyChannel, Service {
     let reconcileInterval: Duration
     /// When the reconciler gives up on a payout and hands it to a person.
     let payoutReview: (checks: Int, age: Duration)
-    /// How long a reconciler's claim on a payout lasts: two full Daraja calls and a margin, so no
-    /// two replicas ever work one payout at once.
+    /// How long a reconciler's claim on a deposit or payout lasts: two full Daraja calls and a margin, so
+    /// no two replicas ever work one at once.
     let claimLease: Duration
     let logger: Logger
     private let jobs: AsyncStream<@Sendable () async -> Void>
