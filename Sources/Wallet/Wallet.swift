@@ -178,7 +178,7 @@ public final class Wallet: Sendable {
 
     /// Sets a new PIN under a grant from ``grantPINChange(_:pin:conversation:)`` to the same
     /// conversation. A grant that expired, was used, or was given to another session is
-    /// `tokenExpired`. The grant is used up whatever the outcome but a weak PIN.
+    /// `tokenExpired`. A successful change uses the grant up; a weak new PIN leaves it for another try.
     public func changePIN(_ msisdn: MSISDN, conversation: String, new: String) async throws {
         let customer = try await self.customer(msisdn)
         if let until = customer.lockedUntil, customer.isLocked() { throw WalletError.locked(until: until) }

@@ -149,6 +149,20 @@ struct MPesaCommand: AsyncParsableCommand {
     }
 }
 
+/// A command line that cannot be used: one line on standard error, exit code 2.
+private func refusal(_ problem: String) -> ExitCode {
+    FileHandle.standardError.write(Data("ussd-gateway: \(problem)\n".utf8))
+    return ExitCode(2)
+}
+
+/// A number given on the command line, in any usual Kenyan form (`0712345678`, `+254712345678`).
+private func msisdnArgument(_ value: String, named name: String) throws -> MSISDN {
+    guard let msisdn = Validator.normaliseMSISDN(value).flatMap(MSISDN.init) else {
+        throw refusal("\(name) must be a Kenyan mobile number such as 0712345678")
+    }
+    return msisdn
+}
+
 /// The wallet over `postgres`, as the gateway builds it.
 private func wallet(_ config: GatewayConfig, _ postgres: PostgresClient) -> Wallet {
     Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: config.pinHashCost), logger: Logger(label: "wallet"))
@@ -184,14 +198,8 @@ struct CustomerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            guard let msisdn = Validator.normaliseMSISDN(self.number).flatMap(MSISDN.init) else {
-                FileHandle.standardError.write(Data("ussd-gateway: the number must be a Kenyan mobile number such as 0712345678\n".utf8))
-                throw ExitCode(2)
-            }
-            guard !self.operatorName.isEmpty, !self.reason.isEmpty else {
-                FileHandle.standardError.write(Data("ussd-gateway: --operator and --reason must not be empty\n".utf8))
-                throw ExitCode(2)
-            }
+            let msisdn = try msisdnArgument(self.number, named: "the number")
+            guard !self.operatorName.isEmpty, !self.reason.isEmpty else { throw refusal("--operator and --reason must not be empty") }
             let unlocked = try await withPostgres(config, doing: "unlocking") { try await wallet(config, $0).unlockPIN(msisdn) }
             guard unlocked else {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
@@ -219,14 +227,8 @@ struct SMSCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            guard let msisdn = Validator.normaliseMSISDN(self.to).flatMap(MSISDN.init) else {
-                FileHandle.standardError.write(Data("ussd-gateway: --to must be a Kenyan mobile number such as 0712345678\n".utf8))
-                throw ExitCode(2)
-            }
-            guard !self.text.isEmpty, self.text.count <= 918 else {
-                FileHandle.standardError.write(Data("ussd-gateway: --text must be 1 to 918 characters (6 segments)\n".utf8))
-                throw ExitCode(2)
-            }
+            let msisdn = try msisdnArgument(self.to, named: "--to")
+            guard !self.text.isEmpty, self.text.count <= 918 else { throw refusal("--text must be 1 to 918 characters (6 segments)") }
             let id = try await withPostgres(config, doing: "queueing") { try await SMSService.queue($0, to: msisdn, text: self.text) }
             print("queued as outbox #\(id) to \(msisdn.value)" + (config.sms.configuration == nil ? " (AT_USERNAME/AT_API_KEY unset here: a configured gateway sends it)" : ""))
         }

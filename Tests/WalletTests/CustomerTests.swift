@@ -108,8 +108,8 @@ import Wallet
     }
 
     /// 40 guesses at once, one of them right, on a fresh customer each time: attempts are reserved
-    /// before the hash, so at most three are ever checked and the right one gets through only when
-    /// it is among them (3 in 40 by chance). Over 40 rounds that is 3 on average; more than 12 would
+    /// before the hash, so only three can be checked before the right one, and it gets through only
+    /// when it is among them (3 in 40 by chance). Over 40 rounds that is 3 on average; more than 12 would
     /// happen by chance less than once in 10^5 runs, while checking every guess lets it through in
     /// most rounds.
     @Test func fortyConcurrentGuessesGetPastTheLockNoMoreOftenThanChance() async throws {
@@ -135,7 +135,11 @@ import Wallet
                 return await group.reduce(into: [String]()) { $0.append($1) }
             }
             #expect(!outcomes.contains("other"))
-            #expect(outcomes.filter { $0 == "ok" || $0 == "wrong_pin" }.count <= 3, "at most three guesses are checked: \(outcomes)")
+            // Until the right one is checked only three guesses can be; once it passes, the count
+            // starts again (whoever sent it knows the PIN), so later guesses may be checked too.
+            if !outcomes.contains("ok") {
+                #expect(outcomes.filter { $0 == "wrong_pin" }.count <= 3, "at most three guesses are checked: \(outcomes)")
+            }
             successes += outcomes.filter { $0 == "ok" }.count
         }
         #expect(successes <= 12, "\(successes) of 40 rounds got past the lock")

@@ -92,7 +92,14 @@ public final class SMSService: Sendable {
         var outcome = Outcome.replied
         if let rateLimit = self.rateLimit {
             let minute = Int(Date().timeIntervalSince1970) / 60
-            let count = try await rateLimit.redis.run(Self.count, keys: ["sms:rl:\(msisdn.value):\(minute)"]).int ?? 0
+            // SMS needs no Redis otherwise: while it is down the limit is not counted, not the command refused.
+            let count: Int
+            do {
+                count = try await rateLimit.redis.run(Self.count, keys: ["sms:rl:\(msisdn.value):\(minute)"]).int ?? 0
+            } catch {
+                self.logger.warning("SMS rate limit not counted", metadata: ["error": .string(safeDescription(of: error))])
+                count = 0
+            }
             if count > rateLimit.perMinute {
                 // One polite reply when the limit is first passed, then silence (every reply costs).
                 outcome = .rateLimited
