@@ -86,10 +86,22 @@ let package = Package(
             ]
         ),
         .target(name: "Menus"),
+        // The embedded sandbox of a development gateway: simulated Daraja and Africa's Talking
+        // messaging, the handsets' inboxes and the browser phone. Never switched on in production.
+        .target(
+            name: "Sandbox",
+            dependencies: [
+                "Curl", "MPesa", "AfricasTalking",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet", "MPesa", "AfricasTalking",
+                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet", "MPesa", "AfricasTalking", "Sandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -126,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "USSDGatewayTests",
             dependencies: [
-                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "AfricasTalking",
+                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "AfricasTalking", "Sandbox",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -9,6 +9,7 @@ import ServiceLifecycle
 import Wallet
 import Postgres
 import Redis
+import Sandbox
 
 /// The clients one gateway process shares among its routes and workers.
 public struct GatewayClients: Sendable {
@@ -32,6 +33,14 @@ public func buildApplication(
     config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
     onAdminRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
+    var config = config
+    // Checked here too: a configuration built in code never ran `GatewayConfig.load`'s checks.
+    if let problem = config.sandboxProblem { throw problem }
+    if config.sandbox.isOn && config.sandbox.gatewayURL == nil {
+        // The simulated providers call this very listener, so its port must be known before it listens.
+        if config.httpPort == 0 { config.httpPort = try freeListeningPort(host: config.httpHost) }
+        config.applySandbox(port: config.httpPort)
+    }
     var logger = logger ?? Logger(label: "ussd.http")
     logger.logLevel = config.logLevel
     GatewayMetrics.bootstrap()
@@ -49,7 +58,12 @@ public func buildApplication(
     var mpesaLogger = logger
     mpesaLogger[metadataKey: "subsystem"] = "mpesa"
     let mpesa = MPesaService.make(config: config, wallet: wallet, http: clients.http, logger: mpesaLogger)
-    if mpesa == nil {
+    if config.sandbox.mpesa {
+        mpesaLogger.notice(
+            "M-Pesa: sandbox. Daraja is simulated on this gateway and no money moves; an amount's last digit chooses the outcome (README: the sandbox)",
+            metadata: ["daraja": .string(config.mpesa.baseURL)]
+        )
+    } else if mpesa == nil {
         mpesaLogger.notice(
             "M-Pesa not configured: deposits and withdrawals answer 'temporarily unavailable'",
             metadata: ["missing": .string(config.mpesa.missing(publicBaseURL: config.publicBaseURL).joined(separator: ", "))]
@@ -74,12 +88,44 @@ public func buildApplication(
             settings: config.sms, logger: smsLogger
         )
     }
-    if sender == nil { smsLogger.notice("SMS not configured (AT_USERNAME, AT_API_KEY): messages are queued, not sent") }
+    if config.sandbox.sms {
+        smsLogger.notice("SMS: sandbox. Messages land in the simulated handsets' inboxes (GET /sandbox/inbox, /simulator), not on phones")
+    } else if sender == nil {
+        smsLogger.notice("SMS not configured (AT_USERNAME, AT_API_KEY): messages are queued, not sent")
+    }
     let sms = SMSService(
         graph: graph, postgres: clients.postgres, wallet: wallet, actions: actions, rateLimit: (clients.redis, config.smsRateLimitPerMinute), logger: smsLogger
     )
-    let health = HealthRoutes(redis: clients.redis, postgres: clients.postgres, mpesaConfigured: mpesa != nil, smsConfigured: sender != nil)
+    let health = HealthRoutes(
+        redis: clients.redis, postgres: clients.postgres,
+        mpesa: config.sandbox.mpesa ? .sandbox : mpesa != nil ? .configured : .notConfigured,
+        sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
+    )
     var services: [any Service] = [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)]
+    if config.sandbox.isOn, let gatewayURL = config.sandbox.gatewayURL {
+        var sandboxLogger = logger
+        sandboxLogger[metadataKey: "subsystem"] = "sandbox"
+        let sandbox = Sandbox(
+            settings: .init(
+                mpesa: config.sandbox.mpesa, sms: config.sandbox.sms, delay: config.sandbox.delay, deliveryDelay: config.sandbox.deliveryDelay,
+                deliveryURL: gatewayURL + "/sms/africastalking/delivery" + (config.africasTalkingToken.map { "/" + $0 } ?? "")
+            ),
+            http: clients.http, logger: sandboxLogger
+        )
+        sandbox.register(on: router)
+        services.append(sandbox)
+    }
+    if config.sandbox.simulator {
+        let suffix = config.africasTalkingToken.map { "/" + $0 } ?? ""
+        SimulatorPage(
+            settings: .init(
+                ussdPath: "/ussd/africastalking" + suffix, smsPath: "/sms/africastalking/inbound" + suffix, serviceCodes: graph.document.serviceCodes,
+                smsShortcode: config.sms.senderID ?? "22384", mpesa: config.sandbox.mpesa ? "sandbox" : mpesa != nil ? "live" : "not configured",
+                sms: config.sandbox.sms ? "sandbox" : sender != nil ? "live" : "not configured"
+            )
+        ).register(on: router)
+        logger.notice("browser phone: GET /simulator", metadata: ["url": .string((config.sandbox.gatewayURL ?? "http://\(config.httpHost):\(config.httpPort)") + "/simulator")])
+    }
     if let adminPort = config.adminPort {
         // Readiness and metrics on a listener of their own, off the public callback port.
         let admin = Router(context: GatewayRequestContext.self)
@@ -105,11 +151,12 @@ public func buildApplication(
     if let mpesa { services.append(mpesa) }
     if let sender { services.append(sender) }
 
+    let port = config.httpPort
     return Application(
         router: router,
-        configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "ussd-gateway"),
+        configuration: .init(address: .hostname(config.httpHost, port: port), serverName: "ussd-gateway"),
         services: services,
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
         logger: logger
     )
 }

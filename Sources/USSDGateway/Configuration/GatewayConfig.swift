@@ -81,6 +81,8 @@ public struct GatewayConfig: Sendable {
     public var mpesa = MPesaSettings()
     /// Africa's Talking SMS settings.
     public var sms = SMSSettings()
+    /// The embedded sandbox and the browser phone (development only).
+    public var sandbox = SandboxSettings()
 
     public init() {}
 
@@ -181,6 +183,25 @@ public struct GatewayConfig: Sendable {
         config.mpesa.payoutReviewAfter = .seconds(3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: 24, in: 1...720)))
         config.smsRateLimitPerMinute = try reader.integer("SMS_RATE_LIMIT_PER_MINUTE", default: config.smsRateLimitPerMinute, in: 0...100_000)
 
+        // The sandbox: in development, each provider without credentials is simulated.
+        let sandbox: SandboxSettings.Switch = try reader.oneOf("SANDBOX", default: .auto)
+        let simulator: SandboxSettings.Switch = try reader.oneOf("SIMULATOR", default: .auto)
+        if config.environment == .development {
+            let darajaCredentials = config.mpesa.consumerKey != nil || config.mpesa.consumerSecret != nil
+            let africasTalkingCredentials = config.sms.username != nil || config.sms.apiKey != nil
+            config.sandbox.mpesa = sandbox == .on || (sandbox == .auto && !darajaCredentials)
+            config.sandbox.sms = sandbox == .on || (sandbox == .auto && !africasTalkingCredentials)
+            config.sandbox.simulator = simulator != .off
+        } else {
+            config.sandbox.mpesa = sandbox == .on
+            config.sandbox.sms = sandbox == .on
+            config.sandbox.simulator = simulator == .on
+        }
+        config.sandbox.delay = .milliseconds(try reader.integer("SANDBOX_DELAY_MS", default: 2000, in: 0...60_000))
+        if let problem = config.sandboxProblem { throw problem }
+        // With HTTP_PORT=0 the port is known only when serving: `buildApplication` applies it then.
+        if config.sandbox.isOn && config.httpPort != 0 { config.applySandbox(port: config.httpPort) }
+
         // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.
         if let pepper = reader.value("PIN_PEPPER") {
             guard pepper.utf8.count >= 16 else { throw ConfigError(variable: "PIN_PEPPER", problem: "must be at least 16 bytes") }
@@ -199,6 +220,7 @@ public struct GatewayConfig: Sendable {
     /// "successful" payment or a USSD hop. Nil in development, which keeps working without tokens.
     public var productionProblem: ConfigError? {
         guard self.environment == .production else { return nil }
+        if let problem = self.sandboxProblem { return problem }
         if self.africasTalkingToken == nil {
             return ConfigError(
                 variable: "AT_CALLBACK_TOKEN",

@@ -6,10 +6,11 @@ import Redis
 struct HealthRoutes {
     let redis: RedisClient
     let postgres: PostgresClient
-    /// Reported by /readyz; M-Pesa not configured does not make the gateway unready.
-    var mpesaConfigured = false
-    /// Reported by /readyz, like M-Pesa.
-    var smsConfigured = false
+    /// How M-Pesa runs, reported by /readyz: `configured`, `sandbox` or `not configured` (which
+    /// does not make the gateway unready).
+    var mpesa = ProviderMode.notConfigured
+    /// How SMS runs, reported by /readyz like M-Pesa.
+    var sms = ProviderMode.notConfigured
     /// Longest a readiness check may take before it counts as failed.
     var checkTimeout: Duration = .seconds(2)
 
@@ -43,7 +44,7 @@ struct HealthRoutes {
         let results = [("redis", await redisCheck), ("postgres", await postgresCheck)]
         let failed = results.filter { $0.1 != nil }
         let lines = results.map { name, problem in "\(name): \(problem ?? "ok")" } + [
-            "mpesa: \(self.mpesaConfigured ? "configured" : "not configured")", "sms: \(self.smsConfigured ? "configured" : "not configured")",
+            "mpesa: \(self.mpesa.rawValue)", "sms: \(self.sms.rawValue)",
         ]
         if failed.isEmpty {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ready\n" + lines.joined(separator: "\n") + "\n")))
@@ -76,4 +77,11 @@ struct HealthRoutes {
             return first
         }
     }
+}
+
+/// How a provider runs: against the provider itself, against the embedded sandbox, or not at all.
+enum ProviderMode: String, Sendable {
+    case configured
+    case sandbox
+    case notConfigured = "not configured"
 }

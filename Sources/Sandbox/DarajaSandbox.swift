@@ -1,0 +1,355 @@
+import Curl
+import Foundation
+import Hummingbird
+import Logging
+import MPesa
+import Synchronization
+
+/// A simulated Daraja inside the gateway process, for development without Safaricom credentials.
+///
+/// It takes the real ``DarajaClient``'s requests over HTTP under ``pathPrefix`` (OAuth, STK push,
+/// STK query, B2C, transaction status), checks each against Daraja's rules (``DarajaRequestRules``)
+/// and answers in Daraja's shapes. Then, after ``delay``, it plays the customer and Safaricom as
+/// ``SandboxRules`` say for the amount, and posts the callbacks over HTTP to the URLs the request
+/// named, so the gateway's real callback routes and reconciler run as they do live. A customer
+/// who pays also gets M-Pesa's confirmation SMS in the ``SandboxInbox``.
+public final class DarajaSandbox: Sendable {
+    /// Where the routes live on the gateway's listener; the client's `MPESA_BASE_URL` ends with it.
+    public static let pathPrefix = "/sandbox/daraja"
+    /// The simulated app's credentials. Not secrets: they open nothing but this simulation.
+    public static let consumerKey = "sandbox-consumer-key"
+    public static let consumerSecret = "sandbox-consumer-secret"
+    /// Safaricom's public sandbox paybill and passkey (../shared/reference/daraja.md).
+    public static let shortcode = "174379"
+    public static let passkey = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+    public static let b2cShortcode = "600000"
+    public static let initiatorName = "sandboxapi"
+    public static let securityCredential = Data("sandbox-initiator-credential".utf8).base64EncodedString()
+
+    struct Push {
+        let merchantRequestID: String
+        let phone: String
+        let shillings: Int
+        let outcome: SandboxRules.STKOutcome
+        let settlesAt: ContinuousClock.Instant
+        let receipt: String
+    }
+
+    struct Payment {
+        let phone: String
+        let shillings: Int
+        let outcome: SandboxRules.B2COutcome
+        let settlesAt: ContinuousClock.Instant
+        let receipt: String
+    }
+
+    struct State {
+        var token: String?
+        var pushes: [String: Push] = [:]
+        var pushOrder: [String] = []
+        var payments: [String: Payment] = [:]
+        var paymentOrder: [String] = []
+        var sequence = 0
+    }
+
+    /// How long the simulated customer takes to answer a prompt, and Safaricom to pay out.
+    public let delay: Duration
+    let rules = DarajaRequestRules(shortcode: DarajaSandbox.shortcode, passkey: DarajaSandbox.passkey, b2cShortcode: DarajaSandbox.b2cShortcode)
+    let inbox: SandboxInbox
+    let scheduler: SandboxScheduler
+    let http: CurlClient
+    let logger: Logger
+    let state = Mutex(State())
+    /// Pushes and payments remembered for queries; the oldest are forgotten past this.
+    static let remembered = 10_000
+
+    init(delay: Duration, inbox: SandboxInbox, scheduler: SandboxScheduler, http: CurlClient, logger: Logger) {
+        self.delay = delay
+        self.inbox = inbox
+        self.scheduler = scheduler
+        self.http = http
+        self.logger = logger
+    }
+
+    func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get(RouterPath(Self.pathPrefix + "/oauth/v1/generate")) { request, _ -> Response in self.oauth(request) }
+        for path in [DarajaRequestRules.stkPush, DarajaRequestRules.stkQuery, DarajaRequestRules.b2c, DarajaRequestRules.transactionStatus] {
+            router.post(RouterPath(Self.pathPrefix + path)) { request, _ -> Response in
+                let body = try await request.body.collect(upTo: 64 * 1024)
+                return self.post(path, request, Array(body.readableBytesView))
+            }
+        }
+    }
+
+    // MARK: Requests
+
+    private func oauth(_ request: Request) -> Response {
+        let expected = "Basic " + Data("\(Self.consumerKey):\(Self.consumerSecret)".utf8).base64EncodedString()
+        guard request.uri.query == "grant_type=client_credentials" else { return Self.error(400, "400.008.02", "Invalid grant type passed") }
+        guard request.headers[.authorization] == expected else { return Self.error(400, "400.008.01", "Invalid Authentication passed") }
+        // Each new token replaces the previous one, as Daraja's do.
+        let token = Self.randomToken(28)
+        self.state.withLock { $0.token = token }
+        return Self.json(200, #"{"access_token":"\#(token)","expires_in":"3599"}"#)
+    }
+
+    private func post(_ path: String, _ request: Request, _ body: [UInt8]) -> Response {
+        guard request.headers[.contentType]?.hasPrefix("application/json") == true else {
+            return Self.error(400, "400.002.02", "Bad Request - Invalid BusinessShortCode")
+        }
+        let token = self.state.withLock { $0.token }
+        guard let token, request.headers[.authorization] == "Bearer " + token else { return Self.error(401, "404.001.03", "Invalid Access Token") }
+        guard case .object(let json)? = JSONValue.parse(body) else { return Self.error(400, "400.002.05", "Invalid Request Payload") }
+        let problems = self.rules.problems(path, json)
+        if let first = problems.first {
+            self.logger.warning("sandbox Daraja refused a request", metadata: ["path": .string(path), "problems": .string(problems.joined(separator: "; "))])
+            return Self.error(400, "400.002.02", "Bad Request - " + first)
+        }
+        switch path {
+        case DarajaRequestRules.stkPush: return self.stkPush(json)
+        case DarajaRequestRules.stkQuery: return self.stkQuery(json)
+        case DarajaRequestRules.b2c: return self.b2c(json)
+        default: return self.transactionStatus(json)
+        }
+    }
+
+    private func stkPush(_ json: [String: JSONValue]) -> Response {
+        let shillings = Int(json["Amount"]?.integer ?? 0)
+        let phone = json["PhoneNumber"]?.string ?? ""
+        let callbackURL = json["CallBackURL"]?.string ?? ""
+        let outcome = SandboxRules.stk(shillings: shillings)
+        let (checkout, push) = self.state.withLock { state -> (String, Push) in
+            state.sequence += 1
+            let checkout = "ws_CO_\(Self.nairobiStamp(Date()))\(state.sequence)\(Self.randomToken(4))"
+            let push = Push(
+                merchantRequestID: "29115-\(state.sequence)-1", phone: phone, shillings: shillings, outcome: outcome,
+                settlesAt: .now + self.delay, receipt: Self.receipt()
+            )
+            Self.remember(checkout, push, in: &state.pushes, order: &state.pushOrder)
+            return (checkout, push)
+        }
+        self.logger.info("sandbox STK push", metadata: ["checkout": .string(checkout), "outcome": .string(outcome.rawValue)])
+        self.scheduler.after(self.delay) { await self.settle(checkout, push, callbackURL: callbackURL) }
+        return Self.json(
+            200,
+            #"{"MerchantRequestID":\#(quoted(push.merchantRequestID)),"CheckoutRequestID":\#(quoted(checkout)),"ResponseCode":"0","ResponseDescription":"Success. Request accepted for processing","CustomerMessage":"Success. Request accepted for processing"}"#
+        )
+    }
+
+    private func stkQuery(_ json: [String: JSONValue]) -> Response {
+        let checkout = json["CheckoutRequestID"]?.string ?? ""
+        guard let push = self.state.withLock({ $0.pushes[checkout] }) else { return Self.error(400, "400.002.02", "Bad Request - Invalid CheckoutRequestID") }
+        guard ContinuousClock.now >= push.settlesAt else { return Self.error(500, "500.001.1001", "The transaction is being processed") }
+        let (code, description) = push.outcome.result
+        return Self.json(
+            200,
+            #"{"ResponseCode":"0","ResponseDescription":"The service request has been accepted successsfully","MerchantRequestID":\#(quoted(push.merchantRequestID)),"CheckoutRequestID":\#(quoted(checkout)),"ResultCode":"\#(code)","ResultDesc":\#(quoted(description))}"#
+        )
+    }
+
+    private func b2c(_ json: [String: JSONValue]) -> Response {
+        let originator = json["OriginatorConversationID"]?.string ?? ""
+        let shillings = Int(json["Amount"]?.string ?? "") ?? 0
+        let phone = json["PartyB"]?.string ?? ""
+        let resultURL = json["ResultURL"]?.string ?? ""
+        let timeoutURL = json["QueueTimeOutURL"]?.string ?? ""
+        let outcome = SandboxRules.b2c(shillings: shillings)
+        let payment = Payment(phone: phone, shillings: shillings, outcome: outcome, settlesAt: .now + self.delay, receipt: Self.receipt())
+        let taken = self.state.withLock { state -> Bool in
+            // The OriginatorConversationID is the idempotency key: Daraja refuses it a second time.
+            guard state.payments[originator] == nil else { return false }
+            Self.remember(originator, payment, in: &state.payments, order: &state.paymentOrder)
+            return true
+        }
+        guard taken else { return Self.error(400, "400.002.02", "Duplicate OriginatorConversationID") }
+        let conversation = "AG_\(Self.nairobiStamp(Date()).prefix(8))_\(Self.randomToken(12))"
+        self.logger.info("sandbox B2C payment", metadata: ["originator": .string(originator), "outcome": .string(outcome.rawValue)])
+        self.scheduler.after(self.delay) {
+            await self.settle(originator, conversation: conversation, payment, resultURL: resultURL, timeoutURL: timeoutURL)
+        }
+        return Self.json(
+            200,
+            #"{"ConversationID":\#(quoted(conversation)),"OriginatorConversationID":\#(quoted(originator)),"ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#
+        )
+    }
+
+    private func transactionStatus(_ json: [String: JSONValue]) -> Response {
+        let queryID = json["OriginatorConversationID"]?.string ?? ""
+        let original = json["OriginalConversationID"]?.string ?? ""
+        let resultURL = json["ResultURL"]?.string ?? ""
+        let conversation = "AG_\(Self.nairobiStamp(Date()).prefix(8))_\(Self.randomToken(12))"
+        self.scheduler.after(.milliseconds(200)) {
+            let payment = self.state.withLock { $0.payments[original] }
+            let body: String
+            if let payment, ContinuousClock.now >= payment.settlesAt {
+                let status = payment.outcome.paid ? "Completed" : "Failed"
+                body = Self.result(
+                    queryID, conversation: conversation, code: 0, description: "The service request has been accepted successfully.",
+                    transactionID: payment.receipt,
+                    parameters: [
+                        ("ReceiptNo", quoted(payment.receipt)), ("TransactionStatus", quoted(status)), ("Amount", String(payment.shillings)),
+                        ("DebitPartyName", quoted(Self.b2cShortcode + " - Wallet")), ("CreditPartyName", quoted(payment.phone)),
+                    ]
+                )
+            } else if payment != nil {
+                body = Self.result(
+                    queryID, conversation: conversation, code: 0, description: "The service request has been accepted successfully.",
+                    transactionID: "", parameters: [("TransactionStatus", quoted("Pending"))]
+                )
+            } else {
+                body = Self.result(queryID, conversation: conversation, code: 1, description: "No transaction with this OriginalConversationID", transactionID: "", parameters: [])
+            }
+            await self.callback(resultURL, body, what: "transaction status result")
+        }
+        return Self.json(
+            200,
+            #"{"OriginatorConversationID":\#(quoted(queryID)),"ConversationID":\#(quoted(conversation)),"ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#
+        )
+    }
+
+    // MARK: What the customer and Safaricom do later
+
+    private func settle(_ checkout: String, _ push: Push, callbackURL: String) async {
+        let (code, description) = push.outcome.result
+        if push.outcome.paid {
+            self.inbox.deliver(
+                to: "+" + push.phone, from: "MPESA",
+                text: "\(push.receipt) Confirmed. Ksh\(push.shillings).00 sent to WALLET \(Self.shortcode) for account Wallet on \(Self.handsetDate(Date())). (sandbox)"
+            )
+        }
+        var body = #"{"Body":{"stkCallback":{"MerchantRequestID":\#(quoted(push.merchantRequestID)),"CheckoutRequestID":\#(quoted(checkout)),"ResultCode":\#(code),"ResultDesc":\#(quoted(description))"#
+        if push.outcome.paid {
+            body += #","CallbackMetadata":{"Item":[{"Name":"Amount","Value":\#(push.shillings).00},{"Name":"MpesaReceiptNumber","Value":\#(quoted(push.receipt))},{"Name":"Balance"},{"Name":"TransactionDate","Value":\#(Self.nairobiStamp(Date()))},{"Name":"PhoneNumber","Value":\#(push.phone)}]}"#
+        }
+        body += "}}}"
+        switch push.outcome {
+        case .callbackLost:
+            self.logger.info("sandbox STK callback withheld (amount ends in 7): the reconciler's STK Query settles it", metadata: ["checkout": .string(checkout)])
+        case .callbackTwice:
+            await self.callback(callbackURL, body, what: "STK callback")
+            await self.callback(callbackURL, body, what: "STK callback (again)")
+        default:
+            await self.callback(callbackURL, body, what: "STK callback")
+        }
+    }
+
+    private func settle(_ originator: String, conversation: String, _ payment: Payment, resultURL: String, timeoutURL: String) async {
+        if payment.outcome.paid {
+            self.inbox.deliver(
+                to: "+" + payment.phone, from: "MPESA",
+                text: "\(payment.receipt) Confirmed. You have received Ksh\(payment.shillings).00 from WALLET \(Self.b2cShortcode) on \(Self.handsetDate(Date())). (sandbox)"
+            )
+        }
+        switch payment.outcome {
+        case .unregisteredReceiver:
+            let body = Self.result(originator, conversation: conversation, code: 2040, description: "The receiver is not a registered M-Pesa customer.", transactionID: payment.receipt, parameters: [])
+            await self.callback(resultURL, body, what: "B2C result")
+        case .timedOut:
+            let body = Self.result(originator, conversation: conversation, code: 1, description: "The request timed out in the queue.", transactionID: "", parameters: [])
+            await self.callback(timeoutURL, body, what: "B2C timeout")
+        case .paid, .resultTwice:
+            let body = Self.result(
+                originator, conversation: conversation, code: 0, description: "The service request is processed successfully.", transactionID: payment.receipt,
+                parameters: [
+                    ("TransactionAmount", String(payment.shillings)), ("TransactionReceipt", quoted(payment.receipt)),
+                    ("ReceiverPartyPublicName", quoted(payment.phone + " - SANDBOX CUSTOMER")), ("TransactionCompletedDateTime", quoted(Self.resultDate(Date()))),
+                    ("B2CUtilityAccountAvailableFunds", "1000000.00"), ("B2CRecipientIsRegisteredCustomer", quoted("Y")),
+                ]
+            )
+            await self.callback(resultURL, body, what: "B2C result")
+            if payment.outcome == .resultTwice { await self.callback(resultURL, body, what: "B2C result (again)") }
+        }
+    }
+
+    /// Posts one callback, as Safaricom does: once, no signature; a failure is only logged.
+    private func callback(_ url: String, _ body: String, what: String) async {
+        do {
+            let response = try await self.http.execute(
+                CurlRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: Array(body.utf8), timeout: .seconds(15))
+            )
+            if response.status != 200 {
+                self.logger.warning("sandbox \(what) not taken", metadata: ["status": .stringConvertible(response.status)])
+            }
+        } catch {
+            self.logger.warning("sandbox \(what) not delivered", metadata: ["error": .string(String(describing: error))])
+        }
+    }
+
+    // MARK: Shapes
+
+    static func result(_ originator: String, conversation: String, code: Int, description: String, transactionID: String, parameters: [(String, String)]) -> String {
+        var body = #"{"Result":{"ResultType":0,"ResultCode":\#(code),"ResultDesc":\#(quoted(description)),"OriginatorConversationID":\#(quoted(originator)),"ConversationID":\#(quoted(conversation)),"TransactionID":\#(quoted(transactionID))"#
+        if !parameters.isEmpty {
+            let items = parameters.map { #"{"Key":"\#($0.0)","Value":\#($0.1)}"# }.joined(separator: ",")
+            body += #","ResultParameters":{"ResultParameter":[\#(items)]}"#
+        }
+        return body + "}}"
+    }
+
+    static func error(_ status: Int, _ code: String, _ message: String) -> Response {
+        Self.json(status, #"{"requestId":"sandbox-\#(Self.randomToken(8))","errorCode":\#(quoted(code)),"errorMessage":\#(quoted(message))}"#)
+    }
+
+    static func json(_ status: Int, _ text: String) -> Response {
+        Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    private static func remember<Value>(_ key: String, _ value: Value, in table: inout [String: Value], order: inout [String]) {
+        table[key] = value
+        order.append(key)
+        if order.count > Self.remembered { table[order.removeFirst()] = nil }
+    }
+
+    /// A receipt number in M-Pesa's shape: ten capital letters and digits.
+    static func receipt() -> String {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789")
+        return "S" + String((0..<9).map { _ in alphabet.randomElement()! })
+    }
+
+    static func randomToken(_ length: Int) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        return String((0..<length).map { _ in alphabet.randomElement()! })
+    }
+
+    static var nairobi: Calendar {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(secondsFromGMT: 3 * 3600)!
+        return calendar
+    }
+
+    /// `yyyyMMddHHmmss` in Nairobi time, as `TransactionDate` carries it.
+    static func nairobiStamp(_ date: Date) -> String {
+        let c = Self.nairobi.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d%02d%02d%02d%02d%02d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+    }
+
+    /// `dd.MM.yyyy HH:mm:ss`, as `TransactionCompletedDateTime` carries it.
+    static func resultDate(_ date: Date) -> String {
+        let c = Self.nairobi.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%02d.%02d.%04d %02d:%02d:%02d", c.day!, c.month!, c.year!, c.hour!, c.minute!, c.second!)
+    }
+
+    /// `28/11/26 at 12:05 PM`, as M-Pesa's confirmation SMS words it.
+    static func handsetDate(_ date: Date) -> String {
+        let c = Self.nairobi.dateComponents([.year, .month, .day, .hour, .minute], from: date)
+        let hour = c.hour! % 12 == 0 ? 12 : c.hour! % 12
+        return String(format: "%d/%d/%02d at %d:%02d ", c.day!, c.month!, c.year! % 100, hour, c.minute!) + (c.hour! < 12 ? "AM" : "PM")
+    }
+}
+
+/// `text` as a JSON string literal.
+func quoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,93 @@
+import Curl
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The embedded sandbox of a development gateway: a simulated Daraja, a simulated Africa's
+/// Talking messaging API, and the handsets' inboxes, all on the gateway's own listener.
+///
+/// The gateway's real clients are pointed at it (`MPESA_BASE_URL`, `AT_SMS_BASE_URL`), so every
+/// request, callback, reconciliation and delivery report runs as it does live; only the far end
+/// is simulated. The configuration never switches it on in production.
+public final class Sandbox: Service, Sendable {
+    public struct Settings: Sendable {
+        /// Simulate Daraja.
+        public var mpesa: Bool
+        /// Simulate Africa's Talking's messaging API.
+        public var sms: Bool
+        /// How long the simulated customer takes to answer an STK prompt, and Safaricom a B2C payment.
+        public var delay: Duration
+        /// How long before a delivery report follows a message.
+        public var deliveryDelay: Duration
+        /// The gateway's delivery-report URL, token included when there is one.
+        public var deliveryURL: String
+
+        public init(mpesa: Bool, sms: Bool, delay: Duration, deliveryDelay: Duration, deliveryURL: String) {
+            self.mpesa = mpesa
+            self.sms = sms
+            self.delay = delay
+            self.deliveryDelay = deliveryDelay
+            self.deliveryURL = deliveryURL
+        }
+    }
+
+    public let settings: Settings
+    public let inbox = SandboxInbox()
+    let scheduler = SandboxScheduler()
+    let daraja: DarajaSandbox?
+    let africasTalking: AfricasTalkingSandbox?
+
+    public init(settings: Settings, http: CurlClient, logger: Logger) {
+        self.settings = settings
+        self.daraja = settings.mpesa ? DarajaSandbox(delay: settings.delay, inbox: self.inbox, scheduler: self.scheduler, http: http, logger: logger) : nil
+        self.africasTalking =
+            settings.sms
+            ? AfricasTalkingSandbox(
+                inbox: self.inbox, scheduler: self.scheduler, http: http, deliveryURL: settings.deliveryURL, deliveryDelay: settings.deliveryDelay,
+                logger: logger
+            ) : nil
+    }
+
+    /// The simulated providers' routes, and `GET /sandbox/inbox?phone=+2547...[&after=N]`: a
+    /// handset's messages as JSON, oldest first.
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        self.daraja?.register(on: router)
+        self.africasTalking?.register(on: router)
+        router.get("/sandbox/inbox") { request, _ -> Response in
+            guard let phone = Self.phone(request.uri.queryParameters["phone"].map(String.init) ?? "") else {
+                return Response(
+                    status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: "phone must be a Kenyan mobile number such as +254712000001\n"))
+                )
+            }
+            let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? 0
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            let body = try encoder.encode(InboxPage(phone: phone, messages: self.inbox.messages(for: phone, after: after)))
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+    }
+
+    struct InboxPage: Encodable {
+        let phone: String
+        let messages: [SandboxInbox.Message]
+    }
+
+    /// `+254` and nine digits from any usual form; a `+` decoded as a space is forgiven.
+    static func phone(_ value: String) -> String? {
+        let digits = value.filter(\.isNumber)
+        let national: Substring
+        if digits.hasPrefix("254"), digits.count == 12 { national = digits.dropFirst(3) }
+        else if digits.hasPrefix("0"), digits.count == 10 { national = digits.dropFirst() }
+        else if digits.count == 9 { national = Substring(digits) }
+        else { return nil }
+        guard national.first == "7" || national.first == "1" else { return nil }
+        return "+254" + national
+    }
+
+    public func run() async throws {
+        try await self.scheduler.run()
+    }
+}
