@@ -176,6 +176,7 @@ public struct SimulatorPage: Sendable {
         let settings = null;
         let session = null;      // { id, inputs: [] } while a call is open
         let busy = false;
+        let hops = 0;            // replies shown so far, in body's data-hops (tests wait on it)
 
         // 0712345678, 712345678, 254712345678 or +254712345678 -> +254712345678; null otherwise.
         function msisdn(value) {
@@ -231,6 +232,8 @@ public struct SimulatorPage: Sendable {
             session = null;
           }
           busy = false;
+          hops += 1;
+          document.body.dataset.hops = String(hops);
           setCall(session !== null);
           setStatus(session ? "In a call: hop " + (session.inputs.length + 1) + "." : "Call ended.");
           if (session) $("entry").focus();

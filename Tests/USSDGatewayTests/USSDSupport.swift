@@ -56,6 +56,11 @@ struct USSDHarness {
         try await buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph).test(mode) { client in
             try await body(client)
         }
+        self.expectNoTypedPINInLogs(sourceLocation: sourceLocation)
+    }
+
+    /// No PIN a test typed appears in any captured log line.
+    func expectNoTypedPINInLogs(sourceLocation: SourceLocation = #_sourceLocation) {
         for record in self.capture.all {
             let line = record.message + " " + record.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             for pin in TypedPINs.all {

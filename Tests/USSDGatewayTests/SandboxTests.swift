@@ -1,0 +1,269 @@
+import Curl
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import MPesa
+import Menus
+import Sandbox
+import Testing
+import TestSupport
+import AfricasTalking
+import Wallet
+@testable import USSDGateway
+
+/// The embedded sandbox: the gateway's real Daraja and Africa's Talking clients against the
+/// simulated providers on its own listener, the callbacks and delivery reports coming back over
+/// HTTP, and the production switch that keeps all of it off.
+@Suite struct SandboxTests {
+    /// A development gateway on a known free port with both providers simulated: deposits approved
+    /// after 200 ms, a reconciler that runs every second.
+    static func harness() async throws -> USSDHarness {
+        try await USSDHarness.make { config in
+            config.httpPort = try! freeListeningPort(host: "127.0.0.1")
+            config.sandbox.mpesa = true
+            config.sandbox.sms = true
+            config.sandbox.delay = .milliseconds(200)
+            config.sandbox.deliveryDelay = .milliseconds(50)
+            config.mpesa.stkDelay = .milliseconds(50)
+            config.mpesa.reconcileInterval = .seconds(1)
+            config.sms.pollInterval = .milliseconds(100)
+            config.ussdRateLimitPerMinute = 0
+            config.applySandbox(port: config.httpPort)
+        }
+    }
+
+    /// Polls `condition` every 50 ms, up to `attempts` times; whether it came true.
+    static func eventually(_ attempts: Int = 300, _ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<attempts {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    static func available(_ harness: USSDHarness, _ msisdn: MSISDN) async throws -> Int64 {
+        try await harness.wallet.balances(msisdn).available.cents / 100
+    }
+
+    static func inbox(_ http: CurlClient, _ base: String, _ msisdn: MSISDN) async throws -> [(from: String, text: String, status: String)] {
+        let response = try await http.execute(CurlRequest(url: base + "/sandbox/inbox?phone=%2B\(msisdn.value)", timeout: .seconds(5)))
+        guard response.status == 200, let json = JSONValue.parse(response.body) else { return [] }
+        return (json["messages"]?.array ?? []).map { ($0["from"]?.string ?? "", $0["text"]?.string ?? "", $0["status"]?.string ?? "") }
+    }
+
+    /// The payouts as `shillings status`, by amount, once their statuses are `expected` (each pass
+    /// makes the open ones due for the reconciler), or as they are when that does not happen.
+    static func payoutsOnceSettled(_ harness: USSDHarness, _ expected: [String]) async throws -> [String] {
+        var payouts: [String] = []
+        for _ in 0..<300 {
+            try await harness.postgres.query("UPDATE payouts SET next_check_at = now() - interval '1 second' WHERE status IN ('sent', 'unknown')")
+            payouts = try await harness.postgres.query("SELECT amount / 100 || ' ' || status FROM payouts ORDER BY amount").map { try $0.decode(String.self, column: 0) }
+            if payouts.map({ String($0.split(separator: " ")[1]) }) == expected { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return payouts
+    }
+
+    /// Dials and walks main menu -> `option` -> amount -> confirm -> PIN; the last screen.
+    static func mobileMoney(_ phone: inout SimulatedPhone, _ option: String, shillings: Int, pin: String) async throws -> String {
+        _ = try await phone.dial()
+        _ = try await phone.answer(option)
+        _ = try await phone.answer(String(shillings))
+        _ = try await phone.answer("1")
+        return try await phone.answer(pin).text
+    }
+
+    @Test func everyOutcomeRuleSettlesTheWalletOnceThroughTheRealCallbacksAndReconciler() async throws {
+        let harness = try await Self.harness()
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Amina", pin: TypedPINs.achieng)
+        let http = CurlClient()
+        try await harness.serve { base in
+            var phone = SimulatedPhone(url: base + "/ussd/africastalking", phone: local, serviceCode: "*384*96#", http: http)!
+            let pin = TypedPINs.achieng
+            // Approved: credited after the delay, with M-Pesa's confirmation and our receipt in the inbox.
+            #expect(try await Self.mobileMoney(&phone, "2", shillings: 500, pin: pin).hasPrefix("Check your phone"))
+            #expect(try await Self.eventually { try await Self.available(harness, msisdn) == 500 }, "the approved deposit was credited")
+            #expect(try await Self.eventually { try await Self.inbox(http, base, msisdn).contains { $0.text.contains("KES 500 from M-Pesa is in your wallet") } })
+            let afterDeposit = try await Self.inbox(http, base, msisdn)
+            #expect(afterDeposit.contains { $0.from == "MPESA" && $0.text.contains("Ksh500.00 sent to WALLET 174379") })
+
+            // Ends in 1: cancelled by the customer (1032); nothing credited.
+            _ = try await Self.mobileMoney(&phone, "2", shillings: 501, pin: pin)
+            #expect(try await Self.eventually {
+                try await harness.postgres.query("SELECT count(*) FROM deposits WHERE status = 'failed' AND result_code = 1032").single()!.decode(Int.self, column: 0) == 1
+            }, "the cancelled push failed its deposit")
+
+            // Ends in 8: the callback comes twice and credits once.
+            _ = try await Self.mobileMoney(&phone, "2", shillings: 508, pin: pin)
+            #expect(try await Self.eventually { try await Self.available(harness, msisdn) == 1008 })
+            #expect(try await Self.eventually { harness.capture.all.contains { $0.metadata["outcome"] == "already_final" } }, "the second callback was taken as a repeat")
+
+            // Ends in 7: no callback at all; the reconciler's STK Query credits it.
+            _ = try await Self.mobileMoney(&phone, "2", shillings: 507, pin: pin)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await Self.available(harness, msisdn) == 1008, "no callback, no credit yet")
+            #expect(try await Self.eventually {
+                try await harness.postgres.query("UPDATE deposits SET next_check_at = now() - interval '1 second' WHERE status = 'pending'")
+                return try await Self.available(harness, msisdn) == 1515
+            }, "the STK Query settled the deposit whose callback never came")
+
+            // Withdrawals: paid; refused (ends in 1, the hold released); timed out (ends in 7, settled by status query).
+            #expect(try await Self.mobileMoney(&phone, "3", shillings: 100, pin: pin).contains("on its way"))
+            _ = try await Self.mobileMoney(&phone, "3", shillings: 101, pin: pin)
+            _ = try await Self.mobileMoney(&phone, "3", shillings: 107, pin: pin)
+            let payouts = try await Self.payoutsOnceSettled(harness, ["paid", "failed", "paid"])
+            #expect(payouts == ["100 paid", "101 failed", "107 paid"], "each payout settled as its rule says")
+            #expect(try await Self.available(harness, msisdn) == 1515 - 100 - 107)
+            let held = try await harness.wallet.balances(msisdn).held.cents
+            #expect(held == 0, "no hold left")
+
+            // Every receipt went through the real client to the inbox and was reported delivered.
+            #expect(try await Self.eventually {
+                try await harness.postgres.query("SELECT count(*) FILTER (WHERE delivery_status = 'Success'), count(*) FROM outbox WHERE recipient = \(msisdn.value)")
+                    .single().map { row in let (delivered, all) = try row.decode((Int, Int).self); return delivered == all && all > 0 } ?? false
+            }, "every message delivered")
+            let inbox = try await Self.inbox(http, base, msisdn)
+            #expect(inbox.contains { $0.text == "KES 507 from M-Pesa is in your wallet." }, "a query-confirmed credit has no receipt to show")
+            #expect(inbox.filter { $0.from == "MPESA" }.count == 5, "M-Pesa confirmed three deposits and two payouts: \(inbox.map(\.text))")
+            #expect(inbox.allSatisfy { $0.status == "Success" })
+            for pin in TypedPINs.all { #expect(!inbox.contains { $0.text.contains(pin) }) }
+        }
+        let review = try await harness.postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int.self, column: 0)
+        #expect(review == 0, "nothing for a person to look at")
+        try await harness.audit()
+        await http.shutdown()
+        await harness.finish()
+    }
+
+    @Test func theSimulatedDarajaHoldsTheRealClientToDarajasRules() async throws {
+        let harness = try await Self.harness()
+        let http = CurlClient()
+        try await harness.serve { _ in
+            let configuration = harness.config.mpesa.daraja(publicBaseURL: harness.config.publicBaseURL, callbackToken: nil)!
+            let daraja = DarajaClient(configuration: configuration, http: http)
+            let id = "sandbox-test-\(UUID().uuidString.prefix(8))"
+            _ = try await daraja.b2c(originatorConversationID: id, phone: "254712000009", shillings: 100, remarks: "Wallet withdrawal")
+            await #expect(throws: DarajaError.self) { _ = try await daraja.b2c(originatorConversationID: id, phone: "254712000009", shillings: 100, remarks: "Again") }
+            do throws(DarajaError) {
+                _ = try await daraja.b2c(originatorConversationID: id, phone: "254712000009", shillings: 100, remarks: "Again")
+            } catch {
+                #expect(error.isDuplicateOriginator, "a reused OriginatorConversationID is refused as Daraja refuses it: \(error)")
+            }
+            // A client with the wrong secret gets no token; one with a wrong passkey gets a 400.
+            var wrong = configuration
+            wrong.consumerSecret = "not-the-secret"
+            await #expect(throws: DarajaError.self) { _ = try await DarajaClient(configuration: wrong, http: http).stkQuery(checkoutRequestID: "ws_CO_1") }
+            wrong = configuration
+            wrong.passkey = "not-the-passkey"
+            do throws(DarajaError) {
+                _ = try await DarajaClient(configuration: wrong, http: http).stkPush(phone: "254712000009", shillings: 10, accountReference: "Wallet", description: "Deposit")
+                Issue.record("a push with a wrong Password was taken")
+            } catch {
+                #expect(error.description.contains("Password"), "\(error)")
+            }
+            // An unknown CheckoutRequestID is an error, not "pending".
+            await #expect(throws: DarajaError.self) { _ = try await daraja.stkQuery(checkoutRequestID: "ws_CO_unknown") }
+        }
+        await http.shutdown()
+        await harness.finish()
+    }
+
+    @Test func readinessTheStartUpLogAndTheBrowserPhoneSaySandbox() async throws {
+        let token = "at-token-for-the-browser-phone-0123"
+        let harness = try await USSDHarness.make { config in
+            config.httpPort = try! freeListeningPort(host: "127.0.0.1")
+            config.sandbox.mpesa = true
+            config.sandbox.sms = true
+            config.sandbox.simulator = true
+            config.africasTalkingCallbackToken = token
+        }
+        try await harness.run(.router) { client in
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(String(buffer: ready.body).contains("mpesa: sandbox\nsms: sandbox"))
+            let page = try await client.execute(uri: "/simulator", method: .get)
+            #expect(page.status == .ok && page.headers[.contentType] == "text/html; charset=utf-8")
+            let policy = try #require(page.headers[.contentSecurityPolicy])
+            #expect(policy.contains("default-src 'none'") && policy.contains("script-src 'self'") && policy.contains("connect-src 'self'"))
+            let html = String(buffer: page.body)
+            #expect(!html.contains("http://") && !html.contains("https://") && !html.contains("<script>"), "nothing fetched from elsewhere, no inline script")
+            let script = String(buffer: try await client.execute(uri: "/simulator/simulator.js", method: .get).body)
+            #expect(!script.contains("innerHTML") && !script.contains("insertAdjacentHTML") && !script.contains("document.write"), "replies are text, never HTML")
+            let settings = String(buffer: try await client.execute(uri: "/simulator/settings.json", method: .get).body)
+            #expect(settings.contains(#""ussdPath":"\/ussd\/africastalking\/\#(token)""#), "\(settings)")
+            #expect(settings.contains(#""serviceCodes":["*384*96#"]"#))
+            let badPhone = try await client.execute(uri: "/sandbox/inbox?phone=hello", method: .get)
+            #expect(badPhone.status == .badRequest)
+        }
+        let notices = harness.capture.all.filter { $0.level == .notice }.map(\.message)
+        #expect(notices.contains { $0.hasPrefix("M-Pesa: sandbox") } && notices.contains { $0.hasPrefix("SMS: sandbox") }, "\(notices)")
+        await harness.finish()
+    }
+
+    @Test func developmentSimulatesOnlyTheProvidersWithoutCredentials() throws {
+        let development = ["ENVIRONMENT": "development", "HTTP_PORT": "8080"]
+        let plain = try GatewayConfig.load(environment: development)
+        #expect(plain.sandbox.mpesa && plain.sandbox.sms && plain.sandbox.simulator)
+        #expect(plain.mpesa.baseURL == "http://127.0.0.1:8080/sandbox/daraja" && plain.publicBaseURL == "http://127.0.0.1:8080")
+        #expect(plain.sms.baseURL == "http://127.0.0.1:8080/sandbox/africastalking" && plain.sms.configuration != nil)
+        #expect(plain.mpesa.daraja(publicBaseURL: plain.publicBaseURL, callbackToken: nil) != nil, "M-Pesa works with no credentials set")
+
+        let withAT = try GatewayConfig.load(environment: development.merging(["AT_USERNAME": "acme", "AT_API_KEY": "key"]) { $1 })
+        #expect(withAT.sandbox.mpesa && !withAT.sandbox.sms && withAT.sms.baseURL == AfricasTalkingSMS.Configuration.liveURL)
+        let withDaraja = try GatewayConfig.load(environment: development.merging(["MPESA_CONSUMER_KEY": "k", "PUBLIC_BASE_URL": "https://gw.example.com"]) { $1 })
+        #expect(!withDaraja.sandbox.mpesa && withDaraja.sandbox.sms && withDaraja.mpesa.baseURL == DarajaConfiguration.sandboxURL)
+        let off = try GatewayConfig.load(environment: development.merging(["SANDBOX": "off", "SIMULATOR": "off"]) { $1 })
+        #expect(!off.sandbox.isOn && !off.sandbox.simulator && off.publicBaseURL == nil)
+        let kept = try GatewayConfig.load(environment: development.merging(["PUBLIC_BASE_URL": "https://tunnel.example.com"]) { $1 })
+        #expect(kept.publicBaseURL == "https://tunnel.example.com", "a PUBLIC_BASE_URL set is where the sandbox's callbacks go")
+        let delay = try GatewayConfig.load(environment: development.merging(["SANDBOX_DELAY_MS": "50"]) { $1 })
+        #expect(delay.sandbox.delay == .milliseconds(50))
+    }
+
+    @Test func productionNeverRunsTheSandboxOrTheBrowserPhone() async throws {
+        let production = ["ENVIRONMENT": "production", "PIN_PEPPER": "a-production-pepper-of-32-bytes!", "AT_CALLBACK_TOKEN": String(repeating: "t", count: 32)]
+        let quiet = try GatewayConfig.load(environment: production)
+        #expect(!quiet.sandbox.isOn && !quiet.sandbox.simulator, "auto is off in production")
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: production.merging(["SANDBOX": "on"]) { $1 }) }
+        do {
+            _ = try GatewayConfig.load(environment: production.merging(["SANDBOX": "on"]) { $1 })
+        } catch {
+            #expect(error.variable == "SANDBOX")
+        }
+        do {
+            _ = try GatewayConfig.load(environment: production.merging(["SIMULATOR": "on"]) { $1 })
+            Issue.record("SIMULATOR=on was taken in production")
+        } catch {
+            #expect(error.variable == "SIMULATOR")
+        }
+        // A configuration built in code is checked again where the application is built.
+        for change in [{ (config: inout GatewayConfig) in config.sandbox.mpesa = true }, { $0.sandbox.sms = true }, { $0.sandbox.simulator = true }] {
+            var config = quiet
+            change(&config)
+            #expect(throws: ConfigError.self) { _ = try buildApplication(config: config, menus: try loadCheckedMenus(at: "menus.json")) }
+        }
+    }
+}
+
+extension USSDHarness {
+    /// Serves the gateway on `config.httpPort` (as `serve` does, a real listener the sandbox calls
+    /// back), runs `body` with its base URL, stops it, then checks that no typed PIN reached the logs.
+    func serve(_ body: @Sendable (String) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let (ready, signal) = AsyncStream<Int>.makeStream()
+        let app = try buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph, onServerRunning: { signal.yield($0) })
+        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var iterator = ready.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        do {
+            try await body("http://127.0.0.1:\(port)")
+        } catch {
+            task.cancel()
+            _ = try? await task.value
+            throw error
+        }
+        task.cancel()
+        _ = try? await task.value
+        self.expectNoTypedPINInLogs(sourceLocation: sourceLocation)
+    }
+}
