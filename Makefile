@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: run test stop install build bench fuzz clean
+.PHONY: run test stop install build bench fuzz screenshot clean
 
 ## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
 run: install
@@ -29,6 +29,11 @@ bench: install
 ## Coverage-guided fuzzing (libFuzzer) of every decoder of outside input, FUZZ_SECONDS (default 60) per target.
 fuzz:
 	@bash scripts/fuzz.sh
+
+## The browser phone's test alone, its screenshot written to docs/simulator.png (the README's picture).
+screenshot: install
+	@bash scripts/services.sh install-browser
+	@SCREENSHOT_PATH="$(CURDIR)/docs/simulator.png" bash scripts/test.sh --filter BrowserPhoneTests
 
 clean:
 	rm -rf .build

@@ -2,6 +2,8 @@
 # Local Redis and Postgres for development and tests: never the system's servers.
 #
 #   services.sh install                      install missing Debian packages (apt-get, sudo when not root)
+#   services.sh install-browser              install headless Chromium and chromedriver for the browser test
+#                                            (best effort: exits 1 when they cannot be installed)
 #   services.sh free-port                    print a free TCP port on 127.0.0.1
 #   services.sh start-redis DIR PORT         start redis-server with its files in DIR
 #   services.sh start-postgres DIR PORT      initdb DIR on first use, start postgres, create database "ussd"
@@ -40,6 +42,21 @@ install() {
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         as_root systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
     fi
+}
+
+# Debian's chromium and chromium-driver, for the browser phone's test (Tests/USSDGatewayTests/
+# BrowserPhoneTests.swift drives them through the WebDriver protocol). Not needed to serve.
+install_browser() {
+    local missing=()
+    for package in chromium chromium-driver; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then return 0; fi
+    log "installing ${missing[*]} for the browser test"
+    { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || {
+        log "could not install ${missing[*]}: the browser test will be skipped"
+        return 1
+    }
 }
 
 # Ports in use in any state (listening, connected, TIME_WAIT), from the kernel's tables. Read by
@@ -191,6 +208,7 @@ command=${1:-}
 shift || true
 case "$command" in
     install) install ;;
+    install-browser) install_browser ;;
     free-port) free_port ;;
     start-redis) start_redis "$@" ;;
     stop-redis) stop_redis "$@" ;;

@@ -14,6 +14,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The browser phone's test needs headless Chromium; without it that one test is skipped, visibly.
+bash scripts/services.sh install-browser || true
+
 bash scripts/services.sh start-redis "$scratch/redis" auto
 redis_port=$(cat "$scratch/redis/port")
 # Throwaway data: durability off makes the many small test databases fast to create.

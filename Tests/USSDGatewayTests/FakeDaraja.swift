@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MPesa
+import Sandbox
 import Synchronization
 import Testing
 
@@ -213,86 +214,12 @@ final class FakeDaraja: Sendable {
 
     // MARK: The rules
 
-    static let keys: [String: Set<String>] = [
-        "/mpesa/stkpush/v1/processrequest": [
-            "BusinessShortCode", "Password", "Timestamp", "TransactionType", "Amount", "PartyA", "PartyB", "PhoneNumber", "CallBackURL",
-            "AccountReference", "TransactionDesc",
-        ],
-        "/mpesa/stkpushquery/v1/query": ["BusinessShortCode", "Password", "Timestamp", "CheckoutRequestID"],
-        "/mpesa/b2c/v3/paymentrequest": [
-            "OriginatorConversationID", "InitiatorName", "SecurityCredential", "CommandID", "Amount", "PartyA", "PartyB", "Remarks",
-            "QueueTimeOutURL", "ResultURL", "Occasion",
-        ],
-        "/mpesa/transactionstatus/v1/query": [
-            "OriginatorConversationID", "Initiator", "SecurityCredential", "CommandID", "OriginalConversationID", "PartyA", "IdentifierType",
-            "ResultURL", "QueueTimeOutURL", "Remarks", "Occasion",
-        ],
-    ]
+    /// Daraja's rules, shared with the embedded sandbox; this fake's app is a paybill.
+    static let rules = DarajaRequestRules(shortcode: FakeDaraja.shortcode, passkey: FakeDaraja.passkey, b2cShortcode: FakeDaraja.b2cShortcode)
 
     static func check(_ path: String, _ json: [String: JSONValue]) -> [String] {
-        var problems: [String] = []
-        let expected = Self.keys[path] ?? []
-        let extra = Set(json.keys).subtracting(expected)
-        let missing = expected.subtracting(json.keys)
-        if !extra.isEmpty { problems.append("\(path): extra keys \(extra.sorted())") }
-        if !missing.isEmpty { problems.append("\(path): missing keys \(missing.sorted())") }
-        func text(_ key: String) -> String { json[key]?.string ?? "" }
-        func msisdn(_ key: String) {
-            let value = text(key)
-            if !(value.count == 12 && (value.hasPrefix("2547") || value.hasPrefix("2541")) && value.allSatisfy(\.isNumber)) {
-                problems.append("\(key) \(value) is not 2547/2541 + 8 digits")
-            }
-        }
-        func url(_ key: String) {
-            let value = text(key)
-            if !(value.hasPrefix("https://") || value.hasPrefix("http://127.0.0.1:")) { problems.append("\(key) is not an https URL") }
-        }
-        if path == "/mpesa/stkpush/v1/processrequest" || path == "/mpesa/stkpushquery/v1/query" {
-            if text("BusinessShortCode") != Self.shortcode { problems.append("BusinessShortCode") }
-            let timestamp = text("Timestamp")
-            if text("Password") != Data((Self.shortcode + Self.passkey + timestamp).utf8).base64EncodedString() {
-                problems.append("Password is not base64(shortcode + passkey + Timestamp)")
-            }
-            // Nairobi time: within two minutes of now at UTC+3.
-            let format = DateFormatter()
-            format.dateFormat = "yyyyMMddHHmmss"
-            format.timeZone = TimeZone(secondsFromGMT: 3 * 3600)
-            format.locale = Locale(identifier: "en_US_POSIX")
-            if timestamp.count != 14 || format.date(from: timestamp).map({ abs($0.timeIntervalSinceNow) > 120 }) ?? true {
-                problems.append("Timestamp \(timestamp) is not now in Nairobi time (yyyyMMddHHmmss)")
-            }
-        }
-        switch path {
-        case "/mpesa/stkpush/v1/processrequest":
-            if text("TransactionType") != "CustomerPayBillOnline" { problems.append("TransactionType") }
-            if case .integer(let amount) = json["Amount"] {
-                if !(1...250_000).contains(amount) { problems.append("Amount out of range") }
-            } else {
-                problems.append("Amount is not whole shillings")
-            }
-            msisdn("PartyA")
-            msisdn("PhoneNumber")
-            if text("PartyB") != Self.shortcode { problems.append("PartyB is not the paybill") }
-            url("CallBackURL")
-            if !(1...12).contains(text("AccountReference").count) { problems.append("AccountReference over 12") }
-            if !(1...13).contains(text("TransactionDesc").count) { problems.append("TransactionDesc over 13") }
-        case "/mpesa/b2c/v3/paymentrequest":
-            if !["BusinessPayment", "SalaryPayment", "PromotionPayment"].contains(text("CommandID")) { problems.append("CommandID") }
-            if let amount = Int(text("Amount")), (10...250_000).contains(amount) {} else { problems.append("B2C Amount") }
-            if text("PartyA") != Self.b2cShortcode { problems.append("PartyA is not the B2C shortcode") }
-            msisdn("PartyB")
-            if !(2...100).contains(text("Remarks").count) { problems.append("Remarks not 2-100") }
-            if text("InitiatorName").isEmpty || text("SecurityCredential").isEmpty { problems.append("initiator") }
-            url("ResultURL")
-            url("QueueTimeOutURL")
-        case "/mpesa/transactionstatus/v1/query":
-            if text("CommandID") != "TransactionStatusQuery" { problems.append("CommandID") }
-            if text("IdentifierType") != "4" { problems.append("IdentifierType") }
-            if text("PartyA") != Self.b2cShortcode { problems.append("PartyA") }
-            url("ResultURL")
-        default:
-            break
-        }
+        var problems = Self.rules.problems(path, json)
+        if path == DarajaRequestRules.stkPush && json["TransactionType"]?.string != "CustomerPayBillOnline" { problems.append("TransactionType") }
         return problems
     }
 }

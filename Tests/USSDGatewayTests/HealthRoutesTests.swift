@@ -41,7 +41,7 @@ final class LogCapture: Sendable {
 
 @Suite struct HealthRoutesTests {
     func config() throws -> GatewayConfig {
-        var config = try GatewayConfig.load(environment: ProcessInfo.processInfo.environment.merging(["ENVIRONMENT": "development"]) { $1 })
+        var config = try GatewayConfig.load(environment: ProcessInfo.processInfo.environment.merging(["ENVIRONMENT": "development", "SANDBOX": "off"]) { $1 })
         config.httpPort = 0
         return config
     }

@@ -58,6 +58,14 @@ import TestSupport
         #expect(await refused.wait() == 2)
         let lines = refused.errorOutput.split(separator: "\n")
         #expect(lines.count == 1 && lines.first?.contains("MPESA_CALLBACK_TOKEN") == true, "\(refused.errorOutput)")
+        // Neither the sandbox nor the browser phone can be switched on in production.
+        for (variable, value) in [("SANDBOX", "on"), ("SIMULATOR", "on")] {
+            let tokens = ["AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken, variable: value]
+            let switchedOn = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment.merging(tokens) { $1 })
+            #expect(await switchedOn.wait() == 2)
+            let said = switchedOn.errorOutput.split(separator: "\n")
+            #expect(said.count == 1 && said.first?.contains("\(variable): cannot be on in production") == true, "\(switchedOn.errorOutput)")
+        }
 
         let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
         var admin = port
@@ -77,6 +85,11 @@ import TestSupport
         #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz")).status == 200)
         #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/metrics")).status == 404, "metrics left the public port")
         #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/readyz")).status == 404)
+        for path in ["/simulator", "/simulator/settings.json", "/sandbox/inbox?phone=%2B254712000001", "/sandbox/daraja/oauth/v1/generate?grant_type=client_credentials"] {
+            #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)" + path)).status == 404, "\(path) is not served in production")
+        }
+        let mode = try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(admin)/readyz")).text
+        #expect(mode.contains("mpesa: configured") && !mode.contains("sandbox"), "\(mode)")
         server.signal(SIGTERM)
         #expect(await server.wait() == 0, "\(server.errorOutput)")
         await curl.shutdown()
