@@ -113,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "ussd-gateway",
             dependencies: [
-                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus",
+                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -129,6 +129,11 @@ import Wallet
             #expect(inbox.filter { $0.from == "MPESA" }.count == 5, "M-Pesa confirmed three deposits and two payouts: \(inbox.map(\.text))")
             #expect(inbox.allSatisfy { $0.status == "Success" })
             for pin in TypedPINs.all { #expect(!inbox.contains { $0.text.contains(pin) }) }
+            // What `ussd-gateway simulate` prints: the same inbox, from a given message on.
+            let reader = SimulatedInbox(baseURL: base, phoneNumber: "+" + msisdn.value, http: http)
+            let all = try #require(try await reader.messages())
+            #expect(all.map(\.text) == inbox.map(\.text))
+            #expect(try await reader.messages(after: all[1].sequence)?.map(\.text) == Array(inbox.dropFirst(2).map(\.text)))
         }
         let review = try await harness.postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int.self, column: 0)
         #expect(review == 0, "nothing for a person to look at")
