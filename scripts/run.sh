@@ -22,5 +22,5 @@ export LOG_LEVEL=${LOG_LEVEL:-info}
 swift build --product ussd-gateway
 bin="$(swift build --show-bin-path)/ussd-gateway"
 "$bin" migrate
-echo "run: serving on http://$HTTP_HOST:$HTTP_PORT (Redis :$REDIS_PORT, Postgres :$PG_PORT; Ctrl-C stops, make stop stops the servers)" >&2
+echo "run: serving on http://$HTTP_HOST:$HTTP_PORT, the browser phone at http://$HTTP_HOST:$HTTP_PORT/simulator (Redis :$REDIS_PORT, Postgres :$PG_PORT; Ctrl-C stops, make stop stops the servers)" >&2
 exec "$bin" serve
