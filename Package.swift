@@ -5,7 +5,8 @@ let package = Package(
     name: "ussd-gateway",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "ussd-gateway", targets: ["ussd-gateway"])
+        .executable(name: "ussd-gateway", targets: ["ussd-gateway"]),
+        .executable(name: "gateway-bench", targets: ["gateway-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
@@ -98,24 +99,84 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // HTTP plumbing every channel shares: request context, callback guard, body limits and
+        // forms, request log, method check, metrics, error descriptions safe to log.
         .target(
-            name: "USSDGateway",
+            name: "GatewayHTTP",
             dependencies: [
-                "Redis", "Postgres", "Curl", "ConnectionPool", "Menus", "Wallet", "MPesa", "AfricasTalking", "Sandbox",
+                "AfricasTalking", "Redis", "Postgres", "Curl", "ConnectionPool",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        // The one table of actions the menus may name, bound to the wallet and the mobile-money provider.
+        .target(
+            name: "GatewayActions",
+            dependencies: ["Menus", "Wallet", "GatewayHTTP", .product(name: "Logging", package: "swift-log")]
+        ),
+        // USSD: Africa's Talking's hops through Redis sessions and the menu engine to the actions.
+        .target(
+            name: "USSDChannel",
+            dependencies: [
+                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // SMS: inbound commands, the outbox sender, delivery reports.
+        .target(
+            name: "SMSChannel",
+            dependencies: [
+                "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // M-Pesa: deposits by STK push, withdrawals by B2C, their callbacks and the reconciler.
+        .target(
+            name: "MPesaGateway",
+            dependencies: [
+                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayActions",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Configuration and composition: builds the application from the parts above.
+        .target(
+            name: "USSDGateway",
+            dependencies: [
+                "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesa", "AfricasTalking", "Sandbox",
+                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "ussd-gateway",
             dependencies: [
-                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox",
+                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // Benchmarks and their seeded data: a separate executable, never in the production binary.
+        .executableTarget(
+            name: "gateway-bench",
+            dependencies: [
+                "USSDGateway", "USSDChannel", "GatewayActions", "Wallet", "Redis", "Postgres", "Curl", "Menus", "Sandbox",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/GatewayBench"
         ),
 
         // Helpers the test targets share: the servers `make test` started, private ones to restart.
@@ -139,6 +200,7 @@ let package = Package(
             name: "USSDGatewayTests",
             dependencies: [
                 "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "AfricasTalking", "Sandbox",
+                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -12,14 +12,15 @@ CONCURRENCY=${CONCURRENCY:-32}
 REQUESTS=${REQUESTS:-200000}
 PG_TRANSACTIONS=${PG_TRANSACTIONS:-200000}
 
-swift build -c release --product ussd-gateway >&2
-bin="$(swift build -c release --show-bin-path)/ussd-gateway"
+# The benchmarks are an executable of their own (gateway-bench): the production binary has none.
+swift build -c release --product gateway-bench >&2
+bench="$(swift build -c release --show-bin-path)/gateway-bench"
 
 bench_menus() {
     local generated
     generated=$(mktemp /tmp/ussd-menus-generated.XXXXXX.json)
-    echo "== menus: ussd-gateway bench menus --requests 800000 (default menus.json; generated 501-screen file)"
-    LOG_LEVEL=warning "$bin" bench menus --requests 800000 --write-generated "$generated"
+    echo "== menus: gateway-bench menus --requests 800000 (default menus.json; generated 501-screen file)"
+    LOG_LEVEL=warning "$bench" menus --requests 800000 --write-generated "$generated"
     echo "== menus: reference, python3 json.load of the same generated file (median of 21)"
     python3 -c 'import json,sys,time,statistics
 d=open(sys.argv[1],"rb").read(); t=[]
@@ -48,8 +49,8 @@ echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 if [ "$section" = all ]; then
 echo "== redis: redis-benchmark -t set,get -c $CONCURRENCY -n $REQUESTS -q"
 redis-benchmark -p "$redis_port" -t set,get -c "$CONCURRENCY" -n "$REQUESTS" -q 2>/dev/null | tr '\r' '\n' | grep 'requests per second' 
-echo "== redis: ussd-gateway bench redis --concurrency $CONCURRENCY --requests $REQUESTS"
-REDIS_POOL_SIZE=4 "$bin" bench redis --concurrency "$CONCURRENCY" --requests "$REQUESTS"
+echo "== redis: gateway-bench redis --concurrency $CONCURRENCY --requests $REQUESTS"
+REDIS_POOL_SIZE=4 "$bench" redis --concurrency "$CONCURRENCY" --requests "$REQUESTS"
 
 "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -i -s 1 -q ussd >/dev/null 2>&1
 per_client=$((PG_TRANSACTIONS / CONCURRENCY))
@@ -57,8 +58,8 @@ echo "== postgres: pgbench -S -c $CONCURRENCY -j 2 -t $per_client"
 "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -S -c "$CONCURRENCY" -j 2 -t "$per_client" ussd 2>/dev/null | grep -E '^tps'
 echo "== postgres: pgbench -S -M prepared -c $CONCURRENCY -j 2 -t $per_client"
 "$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -S -M prepared -c "$CONCURRENCY" -j 2 -t "$per_client" ussd 2>/dev/null | grep -E '^tps'
-echo "== postgres: ussd-gateway bench postgres --concurrency $CONCURRENCY --requests $PG_TRANSACTIONS"
-"$bin" bench postgres --concurrency "$CONCURRENCY" --requests "$PG_TRANSACTIONS" --scale 1
+echo "== postgres: gateway-bench postgres --concurrency $CONCURRENCY --requests $PG_TRANSACTIONS"
+"$bench" postgres --concurrency "$CONCURRENCY" --requests "$PG_TRANSACTIONS" --scale 1
 fi
 
 if [ "$section" = all ] || [ "$section" = wallet ]; then
@@ -74,8 +75,8 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "== wallet round $round: pgbench -b tpcb-like -c $CONCURRENCY -j 2 -T 20 (scale 32)"
     tps=$("$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ussd -b tpcb-like -c "$CONCURRENCY" -j 2 -T 20 ussd 2>/dev/null | grep -E '^tps' | awk '{print $3}')
     echo "tps = $tps"
-    echo "== wallet round $round: ussd-gateway bench wallet --concurrency $CONCURRENCY --requests $SENDS (deposits: half as many)"
-    out=$(DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/wallet_bench" "$bin" bench wallet --concurrency "$CONCURRENCY" --requests "$SENDS" 2>&1 | grep -v 'applied migration')
+    echo "== wallet round $round: gateway-bench wallet --concurrency $CONCURRENCY --requests $SENDS (deposits: half as many)"
+    out=$(DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/wallet_bench" "$bench" wallet --concurrency "$CONCURRENCY" --requests "$SENDS" 2>&1 | grep -v 'applied migration')
     echo "$out"
     sends=$(echo "$out" | grep 'wallet sends' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
     deposits=$(echo "$out" | grep 'deposit completions' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
@@ -98,8 +99,8 @@ bench_ussd() {
     local out
     out=$(mktemp)
     for round in 1 2 3; do
-        echo "== ussd round $round: ussd-gateway bench ussd --concurrency 256 --requests $USSD_JOURNEYS (gateway in-process on a free port, hops over HTTP by libcurl)"
-        DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd_bench" "$bin" bench ussd --concurrency 256 --requests "$USSD_JOURNEYS" 2>&1 | grep -v 'applied migration' | tee -a "$out"
+        echo "== ussd round $round: gateway-bench ussd --concurrency 256 --requests $USSD_JOURNEYS (gateway in-process on a free port, hops over HTTP by libcurl)"
+        DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd_bench" "$bench" ussd --concurrency 256 --requests "$USSD_JOURNEYS" 2>&1 | grep -v 'applied migration' | tee -a "$out"
     done
     python3 - "$out" <<'PY'
 import re, statistics, sys
@@ -115,7 +116,7 @@ print("== ussd: median ratio to /healthz over %d rounds: menu hops %.2f (goal >=
 PY
     rm -f "$out"
     echo "== ussd: 16 concurrent sessions (latency without 256-deep queueing)"
-    DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd_bench" "$bin" bench ussd --concurrency 16 --requests $((USSD_JOURNEYS / 4)) 2>&1 | grep -v 'applied migration'
+    DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd_bench" "$bench" ussd --concurrency 16 --requests $((USSD_JOURNEYS / 4)) 2>&1 | grep -v 'applied migration'
 }
 USSD_JOURNEYS=${USSD_JOURNEYS:-8000}
 if [ "$section" = ussd ]; then bench_ussd; exit 0; fi

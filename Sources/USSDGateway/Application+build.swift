@@ -1,15 +1,20 @@
 import AfricasTalking
 import Curl
-import MPesa
+import GatewayActions
+import GatewayHTTP
 import Hummingbird
 import Logging
 import Menus
 import Metrics
-import ServiceLifecycle
-import Wallet
+import MPesa
+import MPesaGateway
 import Postgres
 import Redis
 import Sandbox
+import ServiceLifecycle
+import SMSChannel
+import USSDChannel
+import Wallet
 
 /// The clients one gateway process shares among its routes and workers.
 public struct GatewayClients: Sendable {

@@ -1,11 +1,16 @@
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import Menus
+@testable import MPesaGateway
 import Postgres
+@testable import SMSChannel
 import Testing
 import TestSupport
-import Wallet
+@testable import USSDChannel
 @testable import USSDGateway
+import Wallet
 
 /// The newcomer's path, in a real browser: `ussd-gateway serve` in development with no
 /// credentials (so both providers run in the embedded sandbox), and headless Chromium on

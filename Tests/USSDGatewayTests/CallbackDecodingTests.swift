@@ -1,7 +1,12 @@
 import AfricasTalking
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import MPesa
+@testable import MPesaGateway
+@testable import SMSChannel
 import Testing
+@testable import USSDChannel
 
 /// The edge decoders on their own: what a hostile caller can put in a field is refused before any
 /// of it is used (the fuzz targets in Fuzz/ drive the same decoders with random bytes).

@@ -1,7 +1,12 @@
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import MPesa
+@testable import MPesaGateway
+@testable import SMSChannel
 import Testing
 import TestSupport
+@testable import USSDChannel
 import USSDGateway
 
 @Suite struct ConfigTests {

@@ -1,7 +1,12 @@
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import MPesa
+@testable import MPesaGateway
+@testable import SMSChannel
 import Testing
+@testable import USSDChannel
 
 /// The Daraja client against the strict fake: request shapes, the token's life, typed errors,
 /// validation before anything leaves.

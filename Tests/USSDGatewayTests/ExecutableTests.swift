@@ -1,8 +1,13 @@
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
+@testable import MPesaGateway
 import Postgres
+@testable import SMSChannel
 import Testing
 import TestSupport
+@testable import USSDChannel
 import USSDGateway
 
 @Suite struct ExecutableTests {

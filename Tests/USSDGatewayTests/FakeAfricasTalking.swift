@@ -1,7 +1,12 @@
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
+@testable import MPesaGateway
+@testable import SMSChannel
 import Synchronization
+@testable import USSDChannel
 
 /// A local Africa's Talking messaging API that checks each request against
 /// ../shared/reference/africastalking.md (form body, `apiKey` and `Accept` headers, only the

@@ -1,10 +1,15 @@
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import MPesa
+@testable import MPesaGateway
 import Sandbox
+@testable import SMSChannel
 import Synchronization
 import Testing
+@testable import USSDChannel
 
 /// A local Daraja that checks every request strictly against ../shared/reference/daraja.md and
 /// answers as the scenario says. Anything off (a missing or extra key, a wrong Password or

@@ -1,11 +1,16 @@
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+@testable import MPesaGateway
+@testable import SMSChannel
 import Synchronization
 import Testing
 import TestSupport
+@testable import USSDChannel
 @testable import USSDGateway
 
 /// Keeps every log record, to check what reaches the logs.

@@ -1,10 +1,15 @@
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Menus
+@testable import MPesaGateway
+@testable import SMSChannel
 import Testing
 import TestSupport
+@testable import USSDChannel
 import USSDGateway
 import Wallet
 

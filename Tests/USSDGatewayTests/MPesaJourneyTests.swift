@@ -1,12 +1,17 @@
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import MPesa
 import Menus
+import MPesa
+@testable import MPesaGateway
+@testable import SMSChannel
 import Testing
 import TestSupport
+@testable import USSDChannel
 import USSDGateway
 import Wallet
 

@@ -1,10 +1,15 @@
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+@testable import MPesaGateway
+@testable import SMSChannel
 import Testing
 import TestSupport
+@testable import USSDChannel
 @testable import USSDGateway
 
 /// No open doors in production: a configured provider's callback routes without a token refuse

@@ -1,13 +1,18 @@
 import AfricasTalking
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import Menus
+@testable import MPesaGateway
 import Postgres
+@testable import SMSChannel
 import Testing
 import TestSupport
+@testable import USSDChannel
 import USSDGateway
 import Wallet
 

@@ -1,16 +1,21 @@
+import AfricasTalking
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import MPesa
 import Menus
+import MPesa
+@testable import MPesaGateway
 import Sandbox
+@testable import SMSChannel
 import Testing
 import TestSupport
-import AfricasTalking
-import Wallet
+@testable import USSDChannel
 @testable import USSDGateway
+import Wallet
 
 /// The embedded sandbox: the gateway's real Daraja and Africa's Talking clients against the
 /// simulated providers on its own listener, the callbacks and delivery reports coming back over

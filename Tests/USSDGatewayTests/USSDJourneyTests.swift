@@ -1,13 +1,18 @@
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Menus
+@testable import MPesaGateway
 import Postgres
+@testable import SMSChannel
 import Testing
 import TestSupport
-import Wallet
+@testable import USSDChannel
 @testable import USSDGateway
+import Wallet
 
 /// A fresh Safaricom-style local number for one test (sessions, rate counters and resume snapshots
 /// are keyed by number in the shared Redis).

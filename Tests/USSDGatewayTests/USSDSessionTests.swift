@@ -1,15 +1,21 @@
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Menus
+@testable import MPesaGateway
 import Postgres
 import Redis
+@testable import SMSChannel
+@testable import Sandbox
 import Testing
 import TestSupport
-import Wallet
+@testable import USSDChannel
 @testable import USSDGateway
+import Wallet
 
 @Suite struct USSDSessionTests {
     @Test func theSessionKeyExpiresAfterItsTTLAndHoldsNoSecret() async throws {

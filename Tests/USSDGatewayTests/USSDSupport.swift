@@ -1,14 +1,19 @@
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Menus
+@testable import MPesaGateway
 import Postgres
 import Redis
+@testable import SMSChannel
 import Testing
 import TestSupport
-import Wallet
+@testable import USSDChannel
 @testable import USSDGateway
+import Wallet
 
 /// PINs typed in the USSD tests: `scripts/test.sh` greps the whole run's output for them, and each
 /// test checks its own captured logs.

@@ -1,6 +1,11 @@
 import Curl
 import Foundation
+@testable import GatewayActions
+@testable import GatewayHTTP
+@testable import MPesaGateway
+@testable import SMSChannel
 import TestSupport
+@testable import USSDChannel
 
 /// A headless Chromium driven through chromedriver's W3C WebDriver HTTP protocol (Debian's
 /// `chromium` and `chromium-driver`): plain JSON over HTTP, spoken here with our own libcurl client.

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import GatewayActions
+import USSDGateway
+
+/// `gateway-bench`: the benchmarks, in an executable of their own so the production binary
+/// carries none of them (and none of the data they seed).
+@main
+struct GatewayBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway-bench",
+        abstract: "Measure the clients, the menu engine, the wallet and USSD hops (use a release build).",
+        discussion: "wallet and ussd write only to a database they created themselves, or to one whose name ends in _bench."
+    )
+
+    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus, wallet, ussd }
+
+    @Argument(help: "redis, postgres, menus, wallet or ussd") var target: Target
+    @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
+    @Option(help: "Concurrent tasks.") var concurrency = 32
+    @Option(help: "Operations in all (redis: per command).") var requests = 100_000
+    @Option(help: "pgbench scale factor of the pgbench_accounts table (postgres).") var scale = 1
+    @Option(name: .long, help: "A file of KEY=VALUE lines; environment variables override it.") var config: String?
+
+    func run() async throws {
+        let file = try self.config.map { path throws(ConfigError) in try GatewayConfig.readFile(at: path) } ?? [:]
+        var environment = ProcessInfo.processInfo.environment
+        // Benchmarks run against throwaway servers; the development defaults are right there.
+        if environment["ENVIRONMENT"] == nil { environment["ENVIRONMENT"] = "development" }
+        let config = try GatewayConfig.load(environment: environment, file: file)
+        switch self.target {
+        case .redis:
+            for result in try await ClientBenchmark.redis(config.redis, concurrency: self.concurrency, requests: self.requests) {
+                print(result)
+            }
+        case .postgres:
+            print(try await ClientBenchmark.postgres(config.postgres, concurrency: self.concurrency, transactions: self.requests, scale: self.scale))
+        case .wallet:
+            for result in try await WalletBenchmark.run(config.postgres, concurrency: self.concurrency, sends: self.requests, deposits: self.requests / 2) {
+                print(result)
+            }
+        case .ussd:
+            let figures = try await USSDBenchmark.run(config, concurrency: self.concurrency, journeys: self.requests)
+            for (index, figure) in figures.enumerated() {
+                print(figure)
+                if index % 2 == 1 { print(String(format: "  ratio to the floor just before: %.2f", figure.ratio(to: figures[index - 1]))) }
+            }
+        case .menus:
+            let graph = try loadCheckedMenus(at: config.menusPath)
+            _ = MenuBenchmark.engineSteps(graph: graph, journeys: 1000)
+            let steps = MenuBenchmark.engineSteps(graph: graph, journeys: self.requests / 8)
+            print(steps, String(format: "= %.2f microseconds per step", steps.seconds / Double(steps.operations) * 1e6))
+            let generated = try MenuBenchmark.generatedMenus(groups: 125)
+            if let path = self.writeGenerated { try generated.write(to: URL(fileURLWithPath: path)) }
+            let (milliseconds, problems) = try MenuBenchmark.loadAndLint(generated, runs: 21)
+            print(String(format: "menus load+lint of 501 screens (%d bytes): median of 21 runs %.2f ms, %d problems", generated.count, milliseconds, problems))
+        }
+    }
+}

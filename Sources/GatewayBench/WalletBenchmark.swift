@@ -1,0 +1,81 @@
+import Foundation
+import GatewayActions
+import Postgres
+import USSDGateway
+import Wallet
+
+/// Wallet throughput for `ussd-gateway bench wallet`: sends among 10,000 funded customers, and
+/// deposit completions, which all credit through the one M-Pesa float account (the hot row).
+public enum WalletBenchmark {
+    /// Migrates the database and bulk-creates `customers` customers with 1,000,000 KES each, all with
+    /// `pinHash` (by default one no PIN matches), unlocked.
+    static func prepare(_ postgres: PostgresClient, customers: Int, pinHash: String = "scrypt$bench-customers-do-not-log-in") async throws {
+        try await postgres.migrate(try WalletMigrations.all())
+        try await postgres.query(
+            """
+            INSERT INTO customers (msisdn, name, language, pin_hash)
+            SELECT '2547' || lpad(g::text, 8, '0'), 'Customer ' || g, 'en', \(pinHash)
+            FROM generate_series(1, \(customers)) g ON CONFLICT DO NOTHING
+            """
+        )
+        try await postgres.query("UPDATE customers SET failed_pin_attempts = 0, locked_until = NULL, pin_hash = \(pinHash) WHERE pin_hash <> \(pinHash) OR failed_pin_attempts > 0 OR locked_until IS NOT NULL")
+        try await postgres.query(
+            "INSERT INTO accounts (customer_id, kind) SELECT c.id, v.kind FROM customers c, (VALUES ('main'), ('savings')) v(kind) ON CONFLICT DO NOTHING"
+        )
+        try await postgres.query(
+            """
+            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status)
+            SELECT 'bench-fund-' || a.id, f.id, a.id, 100000000, 'deposit', 'posted'
+            FROM accounts a, accounts f
+            WHERE a.kind = 'main' AND a.customer_id IS NOT NULL AND f.customer_id IS NULL AND f.kind = 'mpesa_float'
+            ON CONFLICT DO NOTHING
+            """
+        )
+        try await postgres.query("ANALYZE")
+    }
+
+    static func number(_ index: Int) -> MSISDN { MSISDN("2547" + String(format: "%08d", index))! }
+
+    public static func run(_ configuration: PostgresConfiguration, concurrency: Int, sends: Int, deposits: Int, customers: Int = 10_000) async throws -> [ClientBenchmark.Result] {
+        var configuration = configuration
+        configuration.poolSize = concurrency
+        // Bulk-creating 10,000 funded customers takes longer than the service's statement timeout.
+        configuration.statementTimeout = nil
+        let postgres = PostgresClient(configuration: configuration)
+        try await self.prepare(postgres, customers: customers)
+        let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: Array("bench-pepper-not-for-production".utf8), cost: .testing))
+        let run = UUID().uuidString.prefix(8)
+
+        let sent = try await ClientBenchmark.measure("wallet sends (\(customers) customers)", concurrency: concurrency, total: sends) { index in
+            let from = Int.random(in: 1...customers)
+            var to = Int.random(in: 1...customers)
+            while to == from { to = Int.random(in: 1...customers) }
+            _ = try await wallet.send(from: number(from), to: number(to), amount: .shillings(100), key: IdempotencyKey("bench-\(run)-\(UUID().uuidString)")!)
+        }
+
+        // Deposits waiting for their callbacks, then the callbacks timed.
+        let pending = try await withThrowingTaskGroup(of: String.self) { group in
+            var checkouts: [String] = []
+            for index in 0..<deposits {
+                group.addTask {
+                    let deposit = try await wallet.beginDeposit(number(index % customers + 1), amount: .shillings(250), key: IdempotencyKey("bench-dep-\(run)-\(index)")!)
+                    let checkout = "ws_CO_\(run)_\(index)"
+                    try await wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: checkout)
+                    return checkout
+                }
+                if index >= concurrency, let checkout = try await group.next() { checkouts.append(checkout) }
+            }
+            return try await group.reduce(into: checkouts) { $0.append($1) }
+        }
+        let checkouts = pending.sorted()
+        let credited = try await ClientBenchmark.measure("deposit completions (one float account)", concurrency: concurrency, total: checkouts.count) { index in
+            let checkout = checkouts[index % checkouts.count]
+            let customer = Int(checkout.split(separator: "_").last!)! % customers + 1
+            _ = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(run)\(index)", amount: .shillings(250), phone: number(customer))
+        }
+        let sum = try await postgres.query("SELECT sum(balance)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
+        precondition(sum == 0, "the ledger does not balance after the benchmark")
+        await postgres.shutdown()
+        return [sent, credited]
+    }
+}

@@ -1,0 +1,90 @@
+import Metrics
+import Synchronization
+import Prometheus
+
+/// The process's Prometheus registry, bootstrapped into swift-metrics once per process.
+///
+/// Hummingbird's `MetricsMiddleware` reports `hb.requests` and `http.server.request.duration` with
+/// dotted OpenTelemetry names; the sanitizer gives them Prometheus names and short labels:
+/// `http_requests_total{route,method,status}` and `http_request_duration_seconds{...}` (a histogram).
+public enum GatewayMetrics {
+    /// The registry `/metrics` renders.
+    public static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        ]
+        factory.nameAndLabelSanitizer = { name, labels in
+            (prometheusName(name), labels.map { (prometheusLabel($0.0), $0.1) })
+        }
+        MetricsSystem.bootstrap(factory)
+        return registry
+    }()
+
+    /// Makes sure the registry is the metrics backend before anything records.
+    public static func bootstrap() { _ = registry }
+
+    /// The registry's metrics in Prometheus' text exposition format.
+    public static func render() -> String {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    static func prometheusName(_ name: String) -> String {
+        switch name {
+        case "hb.requests": return "http_requests_total"
+        case "hb.request.errors": return "http_request_errors_total"
+        case "http.server.request.duration": return "http_request_duration_seconds"
+        case "http.server.active_requests": return "http_active_requests"
+        default: return String(name.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
+        }
+    }
+
+    static func prometheusLabel(_ label: String) -> String {
+        switch label {
+        case "http.route": return "route"
+        case "http.request.method": return "method"
+        case "http.response.status_code": return "status"
+        case "error.type": return "error"
+        default: return String(label.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
+        }
+    }
+}
+
+/// Counters and timers by label and dimensions, made once: swift-metrics' `Counter(label:)` asks the
+/// factory (a registry lookup under a lock, names sanitized) every time, and a USSD hop records
+/// several. The dimension values are bounded (screen ids, outcomes, statuses), so is the cache.
+public final class MetricCache: Sendable {
+    public init() {}
+
+    private let counters = Mutex<[String: Metrics.Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    public func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+        Self.cached(self.counters, label, dimensions) { Metrics.Counter(label: label, dimensions: dimensions) }
+    }
+
+    public func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
+        Self.cached(self.timers, label, dimensions) { Metrics.Timer(label: label, dimensions: dimensions) }
+    }
+
+    private static func cached<Metric>(
+        _ cache: borrowing Mutex<[String: Metric]>, _ label: String, _ dimensions: [(String, String)], _ make: () -> Metric
+    ) -> Metric {
+        let key = Self.key(label, dimensions)
+        return cache.withLock { cache in
+            if let metric = cache[key] { return metric }
+            let metric = make()
+            cache[key] = metric
+            return metric
+        }
+    }
+
+    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
+        dimensions.reduce(label) { $0 + "\u{1F}" + $1.0 + "=" + $1.1 }
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import GatewayActions
+import GatewayHTTP
+import Logging
+import Menus
+import Metrics
+import MPesa
+import ServiceLifecycle
+import Synchronization
+import Wallet
+
+/// Deposits by STK push and withdrawals by B2C, the callbacks that settle them, and the
+/// reconciler that settles what no callback did.
+///
+/// The USSD reply never waits for Daraja: the deposit is recorded, the session ENDs, and the push
+/// leaves `stkDelay` later from this service's own task group (as a `Service` it drains queued work
+/// on graceful shutdown). Whatever a crash loses is picked up by the reconciler: a payout still
+/// `reserved` is sent again with the same OriginatorConversationID (Daraja refuses a duplicate, so
+/// that cannot pay twice); a deposit whose push never got a CheckoutRequestID is failed.
+public final class MPesaService: MobileMoneyChannel, Service {
+    let daraja: DarajaClient
+    let wallet: Wallet
+    let stkDelay: Duration
+    let reconcileInterval: Duration
+    /// When the reconciler gives up on a payout and hands it to a person.
+    let payoutReview: (checks: Int, age: Duration)
+    /// How long a reconciler's claim on a deposit or payout lasts: two full Daraja calls and a margin, so
+    /// no two replicas ever work one at once.
+    let claimLease: Duration
+    let logger: Logger
+    private let jobs: AsyncStream<@Sendable () async -> Void>
+    private let enqueue: AsyncStream<@Sendable () async -> Void>.Continuation
+
+    public init(
+        daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
+        payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), logger: Logger
+    ) {
+        self.daraja = daraja
+        self.wallet = wallet
+        self.stkDelay = stkDelay
+        self.reconcileInterval = reconcileInterval
+        self.payoutReview = payoutReview
+        self.claimLease = daraja.configuration.requestTimeout * 2 + .seconds(10)
+        self.logger = logger
+        (self.jobs, self.enqueue) = AsyncStream.makeStream()
+    }
+
+    /// Runs queued pushes and payouts, and a reconciliation pass every `reconcileInterval`, until
+    /// graceful shutdown; work already queued is finished first.
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await withDiscardingTaskGroup { jobs in
+                    for await job in self.jobs { jobs.addTask { await job() } }
+                }
+            }
+            group.addTask {
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.reconcileInterval) }
+                    guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+                    do {
+                        _ = try await self.reconcile()
+                    } catch {
+                        self.logger.warning("reconciliation pass failed", metadata: ["error": .string(safeDescription(of: error))])
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            self.enqueue.finish()
+        }
+    }
+
+    func later(_ job: @escaping @Sendable () async -> Void) {
+        self.enqueue.yield(job)
+    }
+
+    // MARK: Deposit
+
+    public func deposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> ActionResult {
+        guard amount.cents % 100 == 0, (1...250_000).contains(amount.cents / 100) else { return .failure("limit_exceeded") }
+        let deposit = try await self.wallet.beginDeposit(msisdn, amount: amount, key: key)
+        // The same key finds the same deposit. Its push is queued once per process; once the
+        // CheckoutRequestID is stored it is never pushed again. (A push whose outcome was unknown
+        // leaves none, so a later run with the same key, e.g. an SMS re-run after a crash, pushes
+        // again; a payment for the first prompt then matches nothing and lands in mpesa_review.)
+        if deposit.status == "pending", deposit.checkoutRequestID == nil, self.inFlight.claim("deposit:\(deposit.id)") {
+            self.later {
+                await self.push(deposit)
+                self.inFlight.release("deposit:\(deposit.id)")
+            }
+        }
+        return .success([:])
+    }
+
+    /// Provider requests queued or running in this process, so none is queued twice at once.
+    let inFlight = InFlight()
+
+    func push(_ deposit: Deposit) async {
+        try? await Task.sleep(for: self.stkDelay)
+        do {
+            let accepted = try await self.daraja.stkPush(
+                phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: "Wallet", description: "Deposit"
+            )
+            try await self.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: accepted.checkoutRequestID)
+            Self.counter("mpesa_stk_push_total", "accepted")
+            self.logger.info("STK push accepted", metadata: ["deposit": .stringConvertible(deposit.id)])
+        } catch let error as DarajaError where !error.outcomeUnknown {
+            // Refused outright: the customer saw no prompt. Fail it and say so by SMS.
+            Self.counter("mpesa_stk_push_total", "refused")
+            self.logger.warning("STK push refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
+            _ = try? await self.wallet.failDeposit(.id(deposit.id), code: DepositFailure.notSentCode, text: error.description)
+        } catch {
+            // No answer: the push may have gone. A payment that arrives within the matching window
+            // is matched to it by phone and amount (`adoptUnconfirmedDeposit`) and credited once an
+            // STK Query confirms it; after the window the reconciler fails the deposit.
+            Self.counter("mpesa_stk_push_total", "unknown")
+            self.logger.warning("STK push unanswered", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
+        }
+    }
+
+    // MARK: Withdraw
+
+    public func withdraw(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> ActionResult {
+        guard amount.cents % 100 == 0, (10...250_000).contains(amount.cents / 100) else { return .failure("limit_exceeded") }
+        let payout = try await self.wallet.reserveWithdrawal(msisdn, amount: amount, key: key)
+        if payout.status == "reserved", self.inFlight.claim("payout:" + payout.id) {
+            self.later {
+                await self.pay(payout)
+                self.inFlight.release("payout:" + payout.id)
+            }
+        }
+        let balances = try await self.wallet.balances(msisdn)
+        return .success(["balance": String(balances.available.cents)])
+    }
+
+    /// Sends the B2C request for a reserved payout, always under the payout's own id.
+    func pay(_ payout: Payout) async {
+        do {
+            let conversation = try await self.daraja.b2c(
+                originatorConversationID: payout.id, phone: payout.msisdn.value, shillings: Int(payout.amount.cents / 100), remarks: "Wallet withdrawal"
+            )
+            try await self.wallet.markWithdrawalSent(payout.id, conversationID: conversation)
+            Self.counter("mpesa_b2c_total", "accepted")
+        } catch let error as DarajaError where error.isDuplicateOriginator {
+            // The first request was taken: its result is on its way, or a status query finds it.
+            Self.counter("mpesa_b2c_total", "duplicate")
+            _ = try? await self.wallet.markWithdrawalSent(payout.id, conversationID: nil)
+        } catch let error as DarajaError where !error.mayHaveBeenTaken && !error.isBusy {
+            // Refused outright. The hold is released only if no attempt of this payout ever went
+            // unanswered: an earlier attempt may have paid, and a refusal of this one proves nothing.
+            Self.counter("mpesa_b2c_total", "refused")
+            self.logger.warning("B2C refused", metadata: ["payout": .string(payout.id), "error": .string(error.description)])
+            do {
+                if try await self.wallet.refuseWithdrawal(payout.id, code: -1, text: error.description) == .keptForStatus {
+                    self.logger.warning("B2C re-send refused after an unanswered attempt; the hold stays until a status answer", metadata: ["payout": .string(payout.id)])
+                }
+            } catch {
+                self.logger.warning("B2C refusal not recorded", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+            }
+        } catch {
+            // Busy or no answer: the hold stays; the reconciler retries with the same id. An attempt
+            // that may have been taken is remembered: a later refusal no longer refunds.
+            Self.counter("mpesa_b2c_total", "unknown")
+            self.logger.warning("B2C unanswered", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+            if (error as? DarajaError)?.mayHaveBeenTaken ?? true {
+                do {
+                    try await self.wallet.markPayoutOutcomeUnknown(payout.id)
+                } catch {
+                    self.logger.warning("unknown B2C outcome not recorded", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+                }
+            }
+        }
+    }
+
+    static func counter(_ label: String, _ outcome: String) {
+        Counter(label: label, dimensions: [("outcome", outcome)]).increment()
+    }
+}
+
+/// Keys of provider requests queued or running in this process.
+final class InFlight: Sendable {
+    private let keys = Mutex<Set<String>>([])
+    func claim(_ key: String) -> Bool { self.keys.withLock { $0.insert(key).inserted } }
+    func release(_ key: String) { _ = self.keys.withLock { $0.remove(key) } }
+    func contains(_ key: String) -> Bool { self.keys.withLock { $0.contains(key) } }
+}

@@ -1,0 +1,71 @@
+import GatewayActions
+import GatewayHTTP
+import MPesa
+
+/// The `MPESA_*` settings as read from the environment. With any required one missing the
+/// gateway still serves: deposits and withdrawals answer "temporarily unavailable" and
+/// `/readyz` reports M-Pesa as not configured.
+public struct MPesaSettings: Sendable {
+    public var baseURL = DarajaConfiguration.sandboxURL
+    public var consumerKey: String?
+    public var consumerSecret: String?
+    public var shortcode: String?
+    public var passkey: String?
+    public var transactionType = DarajaConfiguration.TransactionType.paybill
+    /// PartyB for a till (`MPESA_TILL_NUMBER`); a paybill uses its shortcode.
+    public var tillNumber: String?
+    public var b2cShortcode: String?
+    public var initiatorName: String?
+    public var securityCredential: String?
+    /// How long after the USSD reply the STK push leaves: the phone cannot show the prompt while
+    /// the USSD session is still open.
+    public var stkDelay = Duration.milliseconds(1500)
+    /// Source allowlist for the M-Pesa callback routes (`MPESA_ALLOWED_CIDRS`); empty = the
+    /// general `CALLBACK_ALLOWED_CIDRS` applies.
+    public var allowedCIDRs: [CIDR] = []
+    /// Longest a Daraja call may take before its outcome counts as unknown (`MPESA_TIMEOUT_MS`).
+    public var requestTimeout = Duration.seconds(30)
+    /// How often the reconciler looks for deposits and payouts to check.
+    public var reconcileInterval = Duration.seconds(15)
+    /// A payout still unsettled after this many checks (`MPESA_PAYOUT_REVIEW_AFTER_CHECKS`, default
+    /// 12: about four hours of backing-off checks) or this age (`MPESA_PAYOUT_REVIEW_AFTER_HOURS`,
+    /// default 24) goes to `needs_review`, its hold kept.
+    public var payoutReviewAfterChecks = 12
+    public var payoutReviewAfter = Duration.seconds(24 * 3600)
+
+    public init() {}
+
+    /// The names of the settings still missing for a working M-Pesa, given `publicBaseURL`.
+    public func missing(publicBaseURL: String?) -> [String] {
+        var names: [String] = []
+        if self.consumerKey == nil { names.append("MPESA_CONSUMER_KEY") }
+        if self.consumerSecret == nil { names.append("MPESA_CONSUMER_SECRET") }
+        if self.shortcode == nil { names.append("MPESA_SHORTCODE") }
+        if self.passkey == nil { names.append("MPESA_PASSKEY") }
+        if self.b2cShortcode == nil { names.append("MPESA_B2C_SHORTCODE") }
+        if self.initiatorName == nil { names.append("MPESA_INITIATOR_NAME") }
+        if self.securityCredential == nil { names.append("MPESA_SECURITY_CREDENTIAL") }
+        if self.transactionType == .till && self.tillNumber == nil { names.append("MPESA_TILL_NUMBER") }
+        if publicBaseURL == nil { names.append("PUBLIC_BASE_URL") }
+        return names
+    }
+
+    /// The Daraja client's configuration, callback URLs built from `publicBaseURL` (with the
+    /// callback token as the last segment when one is set); nil while anything is missing.
+    public func daraja(publicBaseURL: String?, callbackToken: String?) -> DarajaConfiguration? {
+        guard self.missing(publicBaseURL: publicBaseURL).isEmpty, let publicBaseURL, let consumerKey, let consumerSecret, let shortcode,
+            let passkey, let b2cShortcode, let initiatorName, let securityCredential
+        else { return nil }
+        let base = publicBaseURL.hasSuffix("/") ? String(publicBaseURL.dropLast()) : publicBaseURL
+        let suffix = callbackToken.map { "/" + $0 } ?? ""
+        var configuration = DarajaConfiguration(
+            baseURL: self.baseURL, consumerKey: consumerKey, consumerSecret: consumerSecret, shortcode: shortcode, passkey: passkey,
+            transactionType: self.transactionType, partyB: self.transactionType == .till ? self.tillNumber : shortcode,
+            b2cShortcode: b2cShortcode, initiatorName: initiatorName, securityCredential: securityCredential,
+            stkCallbackURL: base + "/mpesa/stk/callback" + suffix, b2cResultURL: base + "/mpesa/b2c/result" + suffix,
+            b2cTimeoutURL: base + "/mpesa/b2c/timeout" + suffix
+        )
+        configuration.requestTimeout = self.requestTimeout
+        return configuration
+    }
+}

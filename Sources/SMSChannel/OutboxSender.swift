@@ -1,0 +1,214 @@
+import AfricasTalking
+import Foundation
+import GatewayActions
+import GatewayHTTP
+import Logging
+import Menus
+import Metrics
+import Postgres
+import ServiceLifecycle
+import Synchronization
+
+/// Sends the outbox through Africa's Talking, safely from any number of replicas.
+///
+/// Rows are claimed with `FOR UPDATE SKIP LOCKED` for a minute at a time under a token, and each
+/// claim is renewed right before its message goes, so two senders never send the same row; a row
+/// whose sender died mid-send is sent again once its claim expires
+/// (the price of at-least-once: a crash between Africa's Talking's answer and our update can send
+/// one message twice). Transient failures (HTTP 5xx, no answer, per-recipient 500-502) come back
+/// with exponential backoff and jitter until `maxAttempts`; permanent ones (per-recipient 401-409,
+/// HTTP 4xx) are recorded with their reason and never retried.
+public final class OutboxSender: Service, Sendable {
+    let postgres: PostgresClient
+    let client: AfricasTalkingSMS
+    let graph: MenuGraph
+    let settings: SMSSettings
+    let logger: Logger
+    private let pacing = Mutex(ContinuousClock.now)
+
+    public init(postgres: PostgresClient, client: AfricasTalkingSMS, graph: MenuGraph, settings: SMSSettings, logger: Logger) {
+        self.postgres = postgres
+        self.client = client
+        self.graph = graph
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            var handled = 0
+            do {
+                handled = try await self.sendDue()
+            } catch {
+                self.logger.warning("outbox pass failed", metadata: ["error": .string(safeDescription(of: error))])
+            }
+            if handled == 0 {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.settings.pollInterval) }
+            }
+        }
+    }
+
+    /// What one pass did with each message it claimed.
+    public enum Outcome: String, Sendable {
+        case sent, retrying, failed
+        /// The claim ran out and another sender holds the message now: left to it.
+        case skipped
+    }
+
+    /// One message claimed by this sender, under `token`.
+    public struct Claimed: Sendable {
+        let id: Int64
+        let token: String
+        let recipient: String
+        let language: String
+        let template: String
+        let params: String
+        let message: String?
+        let attempts: Int
+    }
+
+    /// Claims up to `limit` due messages, sends them, and records each outcome. Returns how many
+    /// it handled.
+    @discardableResult
+    public func sendDue(limit: Int = 20) async throws -> Int {
+        let claimed = try await self.claim(limit: limit)
+        for message in claimed {
+            let outcome = await self.send(message)
+            Counter(label: "sms_outbox_total", dimensions: [("outcome", outcome.rawValue)]).increment()
+        }
+        return claimed.count
+    }
+
+    /// Claims up to `limit` due messages for a minute, under a token of this pass.
+    public func claim(limit: Int) async throws -> [Claimed] {
+        let token = UUID().uuidString
+        return try await self.postgres.query(
+            """
+            UPDATE outbox o SET claimed_until = now() + interval '60 seconds', claim_token = \(token), attempts = o.attempts + 1
+            WHERE o.id IN (
+                SELECT id FROM outbox WHERE kind = 'sms' AND status = 'pending' AND next_attempt_at <= now()
+                    AND (claimed_until IS NULL OR claimed_until < now())
+                ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING o.id, o.recipient, o.language, o.template, o.params::text, o.message, o.attempts
+            """
+        ).map { row in
+            let (id, recipient, language, template, params, message, attempts) = try row.decode((Int64, String, String, String, String, String?, Int32).self)
+            return Claimed(
+                id: id, token: token, recipient: recipient, language: language, template: template, params: params, message: message, attempts: Int(attempts)
+            )
+        }
+    }
+
+    /// Sends one claimed message, after renewing the claim: a batch sent slowly (a low rate, slow
+    /// answers) can outlive its first minute, and a message another sender claimed meanwhile is
+    /// left to that sender.
+    public func send(_ claimed: Claimed) async -> Outcome {
+        let id = claimed.id
+        guard let text = claimed.message ?? self.word(template: claimed.template, language: claimed.language, params: claimed.params) else {
+            await self.record(claimed, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = 'menus.json has no wording for this template' WHERE id = \(id) AND claim_token = \(claimed.token)")
+            self.logger.error("no wording for an outbox template", metadata: ["template": .string(claimed.template), "outbox": .stringConvertible(id)])
+            return .failed
+        }
+        await self.pace()
+        do {
+            let renewed = try await self.postgres.query(
+                """
+                UPDATE outbox SET claimed_until = now() + interval '60 seconds'
+                WHERE id = \(id) AND claim_token = \(claimed.token) AND status = 'pending' RETURNING id
+                """
+            )
+            guard !renewed.isEmpty else { return .skipped }
+        } catch {
+            self.logger.warning("outbox claim not renewed; left for later", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
+            return .skipped
+        }
+        do {
+            let status = try await self.client.send(to: "+" + claimed.recipient, message: text)
+            if status.accepted {
+                await self.record(
+                    claimed,
+                    """
+                    UPDATE outbox SET status = 'sent', sent_at = now(), claimed_until = NULL, provider_message_id = \(status.messageID),
+                        provider_status = \(status.status), last_error = NULL
+                    WHERE id = \(id) AND claim_token = \(claimed.token)
+                    """
+                )
+                return .sent
+            }
+            let reason = "\(status.statusCode) \(status.status)"
+            return await status.transient ? self.retry(claimed, reason: reason) : self.fail(claimed, reason: reason)
+        } catch {
+            return await error.transient ? self.retry(claimed, reason: error.description) : self.fail(claimed, reason: error.description)
+        }
+    }
+
+    private func retry(_ claimed: Claimed, reason: String) async -> Outcome {
+        let (id, attempts) = (claimed.id, claimed.attempts)
+        guard attempts < self.settings.maxAttempts else { return await self.fail(claimed, reason: "gave up after \(attempts) attempts: \(reason)") }
+        let delay = Self.backoff(attempt: attempts, base: self.settings.retryBase)
+        let milliseconds = Int(delay.components.seconds) * 1000 + Int(delay.components.attoseconds / 1_000_000_000_000_000)
+        await self.record(
+            claimed,
+            """
+            UPDATE outbox SET claimed_until = NULL, last_error = \(reason),
+                next_attempt_at = now() + make_interval(secs => \(Double(milliseconds) / 1000))
+            WHERE id = \(id) AND claim_token = \(claimed.token)
+            """
+        )
+        self.logger.notice("SMS will be retried", metadata: ["outbox": .stringConvertible(id), "attempt": .stringConvertible(attempts), "reason": .string(reason)])
+        return .retrying
+    }
+
+    private func fail(_ claimed: Claimed, reason: String) async -> Outcome {
+        await self.record(claimed, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = \(reason) WHERE id = \(claimed.id) AND claim_token = \(claimed.token)")
+        self.logger.warning("SMS failed for good", metadata: ["outbox": .stringConvertible(claimed.id), "reason": .string(reason)])
+        return .failed
+    }
+
+    private func record(_ claimed: Claimed, _ query: PostgresQuery) async {
+        do {
+            try await self.postgres.query(query)
+        } catch {
+            // The claim expires and the row is tried again: at least once, never lost.
+            self.logger.error("outbox update failed", metadata: ["outbox": .stringConvertible(claimed.id), "error": .string(safeDescription(of: error))])
+        }
+    }
+
+    /// `base * 2^(attempt - 1)`, at most an hour, scattered by ±25 % so that retries of many rows
+    /// do not arrive together.
+    static func backoff(attempt: Int, base: Duration) -> Duration {
+        let seconds = Double(base.components.seconds) + Double(base.components.attoseconds) / 1e18
+        let raw = min(3600, seconds * pow(2, Double(max(0, attempt - 1))))
+        return .milliseconds(Int(raw * Double.random(in: 0.75...1.25) * 1000))
+    }
+
+    /// Waits for this replica's next sending slot (`SMS_RATE_PER_SECOND`).
+    private func pace() async {
+        guard self.settings.ratePerSecond > 0 else { return }
+        let interval = Duration.milliseconds(Int(1000 / self.settings.ratePerSecond))
+        let slot = self.pacing.withLock { next -> ContinuousClock.Instant in
+            let now = ContinuousClock.now
+            let slot = max(next, now)
+            next = slot + interval
+            return slot
+        }
+        if slot > .now { try? await Task.sleep(until: slot) }
+    }
+
+    /// A template worded in `language` from menus.json's notifications.
+    func word(template: String, language: String, params json: String) -> String? {
+        var params: [String: String] = [:]
+        if let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] {
+            for (key, value) in object {
+                switch value {
+                case let text as String: params[key] = text
+                case let number as NSNumber: params[key] = number.stringValue
+                default: break
+                }
+            }
+        }
+        if let key = params["key"] { params["reference"] = TransferReference.of(key) }
+        let language = self.graph.languages.contains(language) ? language : self.graph.defaultLanguage
+        return self.graph.notification(template, language: language, params: params)
+    }
+}

@@ -1,0 +1,171 @@
+import AfricasTalking
+import Foundation
+import GatewayActions
+import GatewayHTTP
+import Logging
+import Menus
+import Metrics
+import Postgres
+import Redis
+import Wallet
+
+/// Inbound SMS commands: de-duplicated on Africa's Talking's message id, read with menus.json's
+/// `sms` section, run through the same actions as USSD, answered through the outbox.
+public final class SMSService: Sendable {
+    /// One message as Africa's Talking posts it.
+    public struct Inbound: Sendable {
+        public let id: String
+        public let from: String
+        public let text: String
+
+        public init(id: String, from: String, text: String) {
+            self.id = id
+            self.from = from
+            self.text = text
+        }
+    }
+
+    public enum Outcome: String, Sendable {
+        /// Replied (the reply is in the outbox).
+        case replied
+        /// A retried callback of a message already handled (or being handled): nothing ran.
+        case duplicate
+        /// The sender is not a number we can answer.
+        case ignored
+        /// Over `SMS_RATE_LIMIT_PER_MINUTE`: nothing ran (the first one over gets a polite reply).
+        case rateLimited = "rate_limited"
+    }
+
+    let graph: MenuGraph
+    let engine: SMSEngine
+    let postgres: PostgresClient
+    let wallet: Wallet
+    let actions: any ActionRunner
+    /// Counts commands per number per minute; nil or a limit of 0 counts nothing.
+    let rateLimit: (redis: RedisClient, perMinute: Int)?
+    let logger: Logger
+
+    public init(
+        graph: MenuGraph, postgres: PostgresClient, wallet: Wallet, actions: any ActionRunner, rateLimit: (redis: RedisClient, perMinute: Int)? = nil,
+        logger: Logger
+    ) {
+        self.graph = graph
+        self.engine = SMSEngine(graph: graph)
+        self.postgres = postgres
+        self.wallet = wallet
+        self.actions = actions
+        self.rateLimit = rateLimit.flatMap { $0.perMinute > 0 ? $0 : nil }
+        self.logger = logger
+    }
+
+    /// Counts one command in the number's current minute (a Redis counter that expires with it).
+    static let count = RedisScript(
+        """
+        local n = redis.call('INCR', KEYS[1])
+        if n == 1 then redis.call('EXPIRE', KEYS[1], 120) end
+        return n
+        """
+    )
+
+    public func receive(_ message: Inbound) async throws -> Outcome {
+        guard let msisdn = Validator.normaliseMSISDN(message.from).flatMap(MSISDN.init) else {
+            self.logger.notice("SMS from a sender that is not a Kenyan MSISDN", metadata: ["sms": .string(message.id)])
+            Counter(label: "sms_inbound_total", dimensions: [("outcome", "ignored")]).increment()
+            return .ignored
+        }
+        let masked = self.engine.masked(message.text)
+        // A new id is claimed; a known one runs again only when its first run died unfinished.
+        let claimed = try await self.postgres.query(
+            """
+            INSERT INTO sms_inbound (id, sender, text_masked) VALUES (\(message.id), \(msisdn.value), \(masked))
+            ON CONFLICT (id) DO UPDATE SET received_at = now()
+            WHERE sms_inbound.status = 'received' AND sms_inbound.received_at < now() - interval '30 seconds'
+            RETURNING id
+            """
+        )
+        guard !claimed.isEmpty else {
+            Counter(label: "sms_inbound_total", dimensions: [("outcome", "duplicate")]).increment()
+            self.logger.info("duplicate SMS callback", metadata: ["sms": .string(message.id)])
+            return .duplicate
+        }
+        let language = try? await self.wallet.customer(msisdn).language
+        var reply: String?
+        var command = "help"
+        var outcome = Outcome.replied
+        if let rateLimit = self.rateLimit {
+            let minute = Int(Date().timeIntervalSince1970) / 60
+            // SMS needs no Redis otherwise: while it is down the limit is not counted, not the command refused.
+            let count: Int
+            do {
+                count = try await rateLimit.redis.run(Self.count, keys: ["sms:rl:\(msisdn.value):\(minute)"]).int ?? 0
+            } catch {
+                self.logger.warning("SMS rate limit not counted", metadata: ["error": .string(safeDescription(of: error))])
+                count = 0
+            }
+            if count > rateLimit.perMinute {
+                // One polite reply when the limit is first passed, then silence (every reply costs).
+                outcome = .rateLimited
+                command = "rate_limited"
+                reply = count == rateLimit.perMinute + 1 ? self.graph.systemText("smsRateLimited", language ?? self.graph.defaultLanguage) : nil
+            }
+        }
+        if outcome == .replied {
+            switch self.engine.interpret(message.text, language: language, context: ["msisdn": msisdn.value]) {
+            case .reply(let text):
+                reply = text
+            case .perform(let name, let request, let replyLanguage, let variables):
+                command = name
+                let context = ActionContext(msisdn: msisdn, idempotencyKey: "sms:" + message.id, channel: "sms", conversation: "sms:" + message.id)
+                let result = try await self.actions.run(request, context: context)
+                reply = self.engine.reply(to: name, result: result, language: replyLanguage, variables: variables)
+            }
+        }
+        try await self.postgres.transaction { tx in
+            if let reply {
+                try await tx.query(
+                    """
+                    INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
+                    VALUES ('sms', \(msisdn.value), \(language ?? self.graph.defaultLanguage), 'reply', '{}', \("sms:\(message.id):reply"), \(reply))
+                    ON CONFLICT (dedupe_key) DO NOTHING
+                    """
+                )
+            }
+            try await tx.query("UPDATE sms_inbound SET status = 'done', done_at = now() WHERE id = \(message.id)")
+        }
+        Counter(label: "sms_inbound_total", dimensions: [("outcome", outcome.rawValue), ("command", command)]).increment()
+        self.logger.info("SMS command", metadata: ["sms": .string(message.id), "command": .string(command)])
+        return outcome
+    }
+
+    /// `POST /sms/africastalking/delivery`: the message's delivery status by its messageId; a final
+    /// status is not undone by a late in-progress one. False when no message of ours has that id.
+    public func deliveryReport(_ report: AfricasTalkingDeliveryReport) async throws -> Bool {
+        let final = report.known?.isFinal ?? false
+        let rows = try await self.postgres.query(
+            """
+            UPDATE outbox SET delivery_status = \(report.status), failure_reason = COALESCE(\(report.failureReason), failure_reason),
+                delivered_at = CASE WHEN \(report.known == .success) THEN now() ELSE delivered_at END
+            WHERE provider_message_id = \(report.id)
+                AND (delivery_status IS NULL OR delivery_status NOT IN ('Success', 'Rejected', 'Failed', 'AbsentSubscriber', 'Expired') OR \(final))
+            RETURNING id
+            """
+        )
+        // Labels only from the documented vocabulary: anything else is `other`.
+        Counter(label: "sms_delivery_reports_total", dimensions: [("status", report.known?.rawValue ?? "other")]).increment()
+        if rows.isEmpty {
+            return try await !self.postgres.query("SELECT 1 FROM outbox WHERE provider_message_id = \(report.id)").isEmpty
+        }
+        return true
+    }
+
+    /// Queues an operator's message (`ussd-gateway sms send`); returns the outbox id.
+    public static func queue(_ postgres: PostgresClient, to msisdn: MSISDN, text: String) async throws -> Int64 {
+        try await postgres.query(
+            """
+            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
+            VALUES ('sms', \(msisdn.value), 'en', 'operator', '{}', \("operator:" + UUID().uuidString), \(text))
+            RETURNING id
+            """
+        ).single()!.decode(Int64.self, column: 0)
+    }
+}

@@ -1,0 +1,74 @@
+import AfricasTalking
+import Foundation
+import GatewayActions
+import GatewayHTTP
+import Hummingbird
+import Logging
+import Menus
+import NIOCore
+import Wallet
+
+/// Africa's Talking's USSD routes: `POST /ussd/africastalking` (a hop) and
+/// `POST /ussd/africastalking/events` (end of session), each with the callback token as one more
+/// path segment when one is configured.
+public struct USSDRoutes: Sendable {
+    let service: USSDService
+    let guardian: CallbackGuard
+    let logger: Logger
+
+    public init(service: USSDService, guardian: CallbackGuard, logger: Logger) {
+        self.service = service
+        self.guardian = guardian
+        self.logger = logger
+    }
+
+    public func register(on router: Router<GatewayRequestContext>) {
+        let hop = self.guardian.paths("/ussd/africastalking")
+        let events = self.guardian.paths("/ussd/africastalking/events")
+        router.post(hop) { request, context in try await self.hop(request, context) }
+        router.post(events) { request, context in try await self.event(request, context) }
+    }
+
+    func hop(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        try self.guardian.check(request, context)
+        let hop: USSDHop
+        do {
+            hop = try Self.decodeHop(try await CallbackBody.form(request, logger: context.logger, route: "ussd.hop"))
+        } catch let error as MalformedCallback {
+            throw CallbackBody.refuse(error.description, logger: context.logger, route: "ussd")
+        }
+        switch await self.service.handle(hop) {
+        case .reply(let reply):
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: reply)))
+        case .refused(let reason):
+            throw CallbackBody.refuse(reason, logger: context.logger, route: "ussd.hop")
+        }
+    }
+
+    func event(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        try self.guardian.check(request, context)
+        let event: AfricasTalkingUSSDEvent
+        let msisdn: MSISDN
+        do {
+            event = try AfricasTalkingUSSDEvent(form: try await CallbackBody.form(request, logger: context.logger, route: "ussd.event"))
+            msisdn = try Self.msisdn(event.phoneNumber)
+        } catch let error as MalformedCallback {
+            throw CallbackBody.refuse(error.description, logger: context.logger, route: "ussd")
+        }
+        try await self.service.sessionEnded(sessionId: event.sessionID, msisdn: msisdn, status: event.status)
+        return Response(status: .ok)
+    }
+
+    static func decodeHop(_ form: [String: String]) throws(MalformedCallback) -> USSDHop {
+        let hop = try AfricasTalkingUSSDHop(form: form)
+        return USSDHop(sessionId: hop.sessionID, msisdn: try Self.msisdn(hop.phoneNumber), serviceCode: hop.serviceCode, text: hop.text)
+    }
+
+    /// A number the deployment serves (a Kenyan mobile number), from Africa's Talking's `+2547...`.
+    static func msisdn(_ phone: String) throws(MalformedCallback) -> MSISDN {
+        guard let msisdn = Validator.normaliseMSISDN(phone).flatMap(MSISDN.init) else {
+            throw MalformedCallback("phoneNumber is not a Kenyan mobile number")
+        }
+        return msisdn
+    }
+}

@@ -1,0 +1,327 @@
+import Foundation
+import GatewayHTTP
+import Logging
+import MPesa
+import MPesaGateway
+import Postgres
+import Redis
+import SMSChannel
+import Wallet
+
+/// Everything the gateway reads from its environment, parsed once at start-up.
+///
+/// Each field's default sits next to it; ``load(environment:)`` is the one place environment
+/// variables are read. A bad value stops start-up with a ``ConfigError`` naming the variable.
+public struct GatewayConfig: Sendable {
+    /// `ENVIRONMENT`: `development` relaxes production-only requirements; default `production`.
+    public var environment: DeploymentEnvironment = .production
+    /// `HTTP_HOST`: address to listen on; default `127.0.0.1` (containers set `0.0.0.0`).
+    public var httpHost = "127.0.0.1"
+    /// `HTTP_PORT`: default 8080.
+    public var httpPort = 8080
+    /// `REDIS_URL`: `redis://[:password@]host:port/db`; default `redis://127.0.0.1:6379/0`.
+    public var redis = RedisConfiguration()
+    /// `DATABASE_URL`: a libpq URL or connection string; default `postgres://ussd@127.0.0.1:5432/ussd`.
+    public var postgres = PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:5432/ussd")
+    /// `MENUS_PATH`: the journeys file; default `menus.json` in the working directory.
+    public var menusPath = "menus.json"
+    /// `LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default `info`.
+    public var logLevel = Logger.Level.info
+    /// `PIN_PEPPER`: the server-side secret mixed into every PIN hash, at least 16 bytes. Required
+    /// unless `ENVIRONMENT=development`, where a fixed development pepper stands in.
+    public var pinPepper: [UInt8] = []
+    /// `PIN_HASH_SCRYPT_N`: scrypt's cost parameter for new PIN hashes, a power of two from 1024
+    /// (the default, `PINHasher.Cost.production`; see there why) to 1048576. Existing hashes keep
+    /// the cost they were made with. Tests set a cheaper cost in code.
+    public var pinHashCost = PINHasher.Cost.production
+    /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
+    public var pinLockMinutes = 30
+    /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
+    /// (under Kubernetes' 30-second termination grace period).
+    public var shutdownTimeout = Duration.seconds(25)
+
+    /// `SESSION_TTL_SECONDS`: how long a USSD session lives in Redis after its last hop; default 120.
+    public var sessionTTLSeconds = 120
+    /// `RESUME_WINDOW_SECONDS`: how long after its last hop an unfinished session can be resumed
+    /// by dialling again; default menus.json's `resumeWindowSeconds`, else 300. 0 turns resume off.
+    public var resumeWindowSeconds: Int?
+    /// `HOP_DEADLINE_MS`: longest a hop waits for its action before answering "we are processing
+    /// your request" and letting it finish; default 4000.
+    public var hopDeadline = Duration.milliseconds(4000)
+    /// `USSD_RATE_LIMIT_PER_MINUTE`: new hops per number per minute; 0 turns it off; default 30.
+    public var ussdRateLimitPerMinute = 30
+    /// `SMS_RATE_LIMIT_PER_MINUTE`: inbound SMS commands per number per minute; over it one polite
+    /// reply, then silence; 0 turns it off; default 10.
+    public var smsRateLimitPerMinute = 10
+    /// `CALLBACK_TOKEN`: when set, every provider callback path carries it as one extra trailing
+    /// segment (`/ussd/africastalking/<token>`); anything else is 404. Each provider's own token
+    /// (``mpesaCallbackToken``, ``africasTalkingCallbackToken``) takes its place for that provider.
+    public var callbackToken: String?
+    /// `MPESA_CALLBACK_TOKEN`: the token of Safaricom's callback routes; falls back to `CALLBACK_TOKEN`.
+    public var mpesaCallbackToken: String?
+    /// `AT_CALLBACK_TOKEN`: the token of Africa's Talking's USSD and SMS callback routes; falls back
+    /// to `CALLBACK_TOKEN`. With one token per provider, a leak at one opens nothing at the other.
+    public var africasTalkingCallbackToken: String?
+    /// The token guarding the M-Pesa routes.
+    public var mpesaToken: String? { self.mpesaCallbackToken ?? self.callbackToken }
+    /// The token guarding the Africa's Talking routes.
+    public var africasTalkingToken: String? { self.africasTalkingCallbackToken ?? self.callbackToken }
+    /// Shortest callback token taken (`openssl rand -hex 16` gives 32 characters).
+    public static let minimumTokenLength = 24
+    /// `ADMIN_HOST` / `ADMIN_PORT`: when `ADMIN_PORT` is set, `/readyz` and `/metrics` are served on
+    /// this separate listener (default host 127.0.0.1) and no longer on the public callback port.
+    public var adminHost = "127.0.0.1"
+    public var adminPort: Int?
+    /// `CALLBACK_ALLOWED_CIDRS`: comma-separated source networks allowed to call provider routes;
+    /// empty allows any.
+    public var callbackAllowedCIDRs: [CIDR] = []
+    /// `TRUSTED_PROXY_CIDRS`: proxies whose `X-Forwarded-For` is believed; empty believes none.
+    public var trustedProxyCIDRs: [CIDR] = []
+
+    /// The gateway's public base URL (`PUBLIC_BASE_URL`); provider callback URLs are built from it.
+    public var publicBaseURL: String?
+    /// Daraja (M-Pesa) settings.
+    public var mpesa = MPesaSettings()
+    /// Africa's Talking SMS settings.
+    public var sms = SMSSettings()
+    /// The embedded sandbox and the browser phone (development only).
+    public var sandbox = SandboxSettings()
+
+    public init() {}
+
+    /// The deployment stage.
+    public enum DeploymentEnvironment: String, Sendable {
+        case development
+        case production
+    }
+
+    /// Reads the configuration from environment variables, overriding `file` entries (the optional
+    /// config file, same keys).
+    public static func load(environment: [String: String], file: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
+        let values = file.merging(environment) { _, fromEnvironment in fromEnvironment }
+        let reader = Reader(values: values)
+        var config = GatewayConfig()
+        config.environment = try reader.oneOf("ENVIRONMENT", default: config.environment)
+        config.httpHost = try reader.string("HTTP_HOST", default: config.httpHost)
+        config.httpPort = try reader.integer("HTTP_PORT", default: config.httpPort, in: 0...65535)
+        config.logLevel = try reader.oneOf("LOG_LEVEL", default: config.logLevel)
+        config.menusPath = try reader.string("MENUS_PATH", default: config.menusPath)
+        config.shutdownTimeout = .seconds(try reader.integer("SHUTDOWN_TIMEOUT_SECONDS", default: 25, in: 1...3600))
+
+        if let url = reader.value("REDIS_URL") {
+            do {
+                config.redis = try RedisConfiguration(url: url)
+            } catch {
+                throw ConfigError(variable: "REDIS_URL", problem: error.reason)
+            }
+        }
+        config.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: config.redis.poolSize, in: 1...64)
+        config.redis.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: config.redis.maximumInFlight, in: 1...100_000)
+        config.redis.commandTimeout = .milliseconds(try reader.integer("REDIS_TIMEOUT_MS", default: 2000, in: 10...60_000))
+
+        if let url = reader.value("DATABASE_URL") {
+            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
+                throw ConfigError(variable: "DATABASE_URL", problem: "must be a postgres:// URL or a libpq connection string")
+            }
+            config.postgres.connectionString = url
+        }
+        config.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: config.postgres.poolSize, in: 1...512)
+        let statementTimeout = try reader.integer("DATABASE_STATEMENT_TIMEOUT_MS", default: 5000, in: 0...3_600_000)
+        config.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
+        config.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: config.pinLockMinutes, in: 1...1440)
+        let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: config.pinHashCost.n, in: 1024...1_048_576)
+        guard scryptN & (scryptN - 1) == 0 else { throw ConfigError(variable: "PIN_HASH_SCRYPT_N", problem: "must be a power of two (got \(scryptN))") }
+        config.pinHashCost.n = scryptN
+        config.sessionTTLSeconds = try reader.integer("SESSION_TTL_SECONDS", default: config.sessionTTLSeconds, in: 10...3600)
+        if reader.value("RESUME_WINDOW_SECONDS") != nil {
+            config.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)
+        }
+        config.hopDeadline = .milliseconds(try reader.integer("HOP_DEADLINE_MS", default: 4000, in: 100...14_000))
+        config.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: config.ussdRateLimitPerMinute, in: 0...100_000)
+        config.callbackToken = try reader.token("CALLBACK_TOKEN")
+        config.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
+        config.africasTalkingCallbackToken = try reader.token("AT_CALLBACK_TOKEN")
+        config.adminHost = try reader.string("ADMIN_HOST", default: config.adminHost)
+        if reader.value("ADMIN_PORT") != nil {
+            let port = try reader.integer("ADMIN_PORT", default: 0, in: 0...65535)
+            guard port == 0 || port != config.httpPort else {
+                throw ConfigError(variable: "ADMIN_PORT", problem: "must differ from HTTP_PORT (the admin listener is not the public callback port)")
+            }
+            config.adminPort = port
+        }
+        config.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
+        config.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
+        if let url = reader.value("PUBLIC_BASE_URL") {
+            // Safaricom posts callbacks only to https; plain http is for a gateway on this machine.
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].contains { url == $0 || url.hasPrefix($0 + ":") || url.hasPrefix($0 + "/") }
+            guard url.hasPrefix("https://") || loopback else {
+                throw ConfigError(variable: "PUBLIC_BASE_URL", problem: "must be an https URL such as https://gateway.example.com (http only for 127.0.0.1 or localhost)")
+            }
+            config.publicBaseURL = url
+        }
+        config.mpesa.baseURL = try reader.string("MPESA_BASE_URL", default: config.mpesa.baseURL)
+        config.mpesa.consumerKey = reader.value("MPESA_CONSUMER_KEY")
+        config.mpesa.consumerSecret = reader.value("MPESA_CONSUMER_SECRET")
+        config.mpesa.shortcode = reader.value("MPESA_SHORTCODE")
+        config.mpesa.passkey = reader.value("MPESA_PASSKEY")
+        config.mpesa.transactionType = try reader.oneOf("MPESA_TRANSACTION_TYPE", default: config.mpesa.transactionType)
+        config.mpesa.tillNumber = reader.value("MPESA_TILL_NUMBER")
+        config.mpesa.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
+        config.mpesa.initiatorName = reader.value("MPESA_INITIATOR_NAME")
+        config.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
+        config.mpesa.stkDelay = .milliseconds(try reader.integer("STK_DELAY_MS", default: 1500, in: 0...30_000))
+        config.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
+        config.sms.username = reader.value("AT_USERNAME")
+        config.sms.apiKey = reader.value("AT_API_KEY")
+        config.sms.baseURL = try reader.string("AT_SMS_BASE_URL", default: config.sms.baseURL)
+        guard config.sms.baseURL.hasPrefix("https://") || config.sms.baseURL.hasPrefix("http://") else {
+            throw ConfigError(variable: "AT_SMS_BASE_URL", problem: "must be an http(s) URL such as https://api.sandbox.africastalking.com")
+        }
+        config.sms.senderID = reader.value("AT_SENDER_ID")
+        config.sms.maxAttempts = try reader.integer("SMS_MAX_ATTEMPTS", default: config.sms.maxAttempts, in: 1...100)
+        config.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: 10, in: 0...10_000))
+        config.mpesa.requestTimeout = .milliseconds(try reader.integer("MPESA_TIMEOUT_MS", default: 30_000, in: 100...55_000))
+        config.mpesa.reconcileInterval = .seconds(try reader.integer("MPESA_RECONCILE_INTERVAL_SECONDS", default: 15, in: 1...3600))
+        config.mpesa.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: config.mpesa.payoutReviewAfterChecks, in: 1...1000)
+        config.mpesa.payoutReviewAfter = .seconds(3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: 24, in: 1...720)))
+        config.smsRateLimitPerMinute = try reader.integer("SMS_RATE_LIMIT_PER_MINUTE", default: config.smsRateLimitPerMinute, in: 0...100_000)
+
+        // The sandbox: in development, each provider without credentials is simulated.
+        let sandbox: SandboxSettings.Switch = try reader.oneOf("SANDBOX", default: .auto)
+        let simulator: SandboxSettings.Switch = try reader.oneOf("SIMULATOR", default: .auto)
+        if config.environment == .development {
+            let darajaCredentials = config.mpesa.consumerKey != nil || config.mpesa.consumerSecret != nil
+            let africasTalkingCredentials = config.sms.username != nil || config.sms.apiKey != nil
+            config.sandbox.mpesa = sandbox == .on || (sandbox == .auto && !darajaCredentials)
+            config.sandbox.sms = sandbox == .on || (sandbox == .auto && !africasTalkingCredentials)
+            config.sandbox.simulator = simulator != .off
+        } else {
+            config.sandbox.mpesa = sandbox == .on
+            config.sandbox.sms = sandbox == .on
+            config.sandbox.simulator = simulator == .on
+        }
+        config.sandbox.delay = .milliseconds(try reader.integer("SANDBOX_DELAY_MS", default: 2000, in: 0...60_000))
+        if let problem = config.sandboxProblem { throw problem }
+        // With HTTP_PORT=0 the port is known only when serving: `buildApplication` applies it then.
+        if config.sandbox.isOn && config.httpPort != 0 { config.applySandbox(port: config.httpPort) }
+
+        // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.
+        if let pepper = reader.value("PIN_PEPPER") {
+            guard pepper.utf8.count >= 16 else { throw ConfigError(variable: "PIN_PEPPER", problem: "must be at least 16 bytes") }
+            config.pinPepper = Array(pepper.utf8)
+        } else if config.environment == .development {
+            config.pinPepper = Array("development-pepper-never-for-production".utf8)
+        } else {
+            throw ConfigError(variable: "PIN_PEPPER", problem: "is required outside development (ENVIRONMENT=development uses a built-in one)")
+        }
+        if let problem = config.productionProblem { throw problem }
+        return config
+    }
+
+    /// Why this configuration must not serve in production, naming the variable: a configured
+    /// provider's callback routes without a token would let anyone who finds the host post a
+    /// "successful" payment or a USSD hop. Nil in development, which keeps working without tokens.
+    public var productionProblem: ConfigError? {
+        guard self.environment == .production else { return nil }
+        if let problem = self.sandboxProblem { return problem }
+        if self.africasTalkingToken == nil {
+            return ConfigError(
+                variable: "AT_CALLBACK_TOKEN",
+                problem: "is required in production (or CALLBACK_TOKEN): Africa's Talking's USSD and SMS callback routes would be open to anyone"
+            )
+        }
+        if self.mpesa.missing(publicBaseURL: self.publicBaseURL).isEmpty, self.mpesaToken == nil {
+            return ConfigError(
+                variable: "MPESA_CALLBACK_TOKEN",
+                problem: "is required in production when M-Pesa is configured (or CALLBACK_TOKEN): anyone could post a paid STK callback"
+            )
+        }
+        return nil
+    }
+
+    /// Reads a config file of `KEY=VALUE` lines (blank lines and `#` comments skipped, values
+    /// optionally quoted).
+    public static func readFile(at path: String) throws(ConfigError) -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(variable: "config file \(path)", problem: "cannot be read")
+        }
+        var values: [String: String] = [:]
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ConfigError(variable: "config file \(path)", problem: "line \(number + 1) is not KEY=VALUE")
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
+                value = String(value.dropFirst().dropLast())
+            }
+            values[key] = value
+        }
+        return values
+    }
+
+    private struct Reader {
+        let values: [String: String]
+
+        func value(_ name: String) -> String? {
+            guard let value = self.values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+            return value
+        }
+
+        func string(_ name: String, default fallback: String) throws(ConfigError) -> String {
+            self.value(name) ?? fallback
+        }
+
+        func integer(_ name: String, default fallback: Int, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+            guard let text = self.value(name) else { return fallback }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigError(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
+            }
+            return number
+        }
+
+        /// A callback token: at least ``GatewayConfig/minimumTokenLength`` letters, digits, `-` or `_`
+        /// (it is a path segment). Never echoed.
+        func token(_ name: String) throws(ConfigError) -> String? {
+            guard let token = self.value(name) else { return nil }
+            guard token.utf8.count >= GatewayConfig.minimumTokenLength, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
+                throw ConfigError(variable: name, problem: "must be at least \(GatewayConfig.minimumTokenLength) letters, digits, '-' or '_'")
+            }
+            return token
+        }
+
+        func cidrs(_ name: String) throws(ConfigError) -> [CIDR] {
+            guard let text = self.value(name) else { return [] }
+            var networks: [CIDR] = []
+            for item in text.split(separator: ",") {
+                let item = item.trimmingCharacters(in: .whitespaces)
+                guard let network = CIDR(item) else {
+                    throw ConfigError(variable: name, problem: "\"\(item)\" is not an address or network (e.g. 10.0.0.0/8, 2001:db8::/32)")
+                }
+                networks.append(network)
+            }
+            return networks
+        }
+
+        func oneOf<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) throws(ConfigError) -> T where T.RawValue == String {
+            guard let text = self.value(name) else { return fallback }
+            guard let value = T(rawValue: text.lowercased()) else {
+                let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigError(variable: name, problem: "must be one of \(allowed) (got \"\(text)\")")
+            }
+            return value
+        }
+    }
+}
+
+extension GatewayConfig.DeploymentEnvironment: CaseIterable {}
+
+/// A configuration value that cannot be used: which variable, and what is wrong with it.
+/// Values are echoed only for plain settings, never for URLs (they can hold passwords).
+public struct ConfigError: LogSafeError, Sendable {
+    public let variable: String
+    public let problem: String
+    public var description: String { "\(self.variable): \(self.problem)" }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import GatewayHTTP
+import MPesa
+import MPesaGateway
+import Sandbox
+import SMSChannel
+
+/// The embedded sandbox's settings (`SANDBOX`, `SIMULATOR`, `SANDBOX_DELAY_MS`): which providers
+/// are simulated on the gateway's own listener, and whether the browser phone is served.
+///
+/// Development only. With `ENVIRONMENT=production` `auto` means off, and `on` stops start-up.
+public struct SandboxSettings: Sendable {
+    /// `auto`: in development, simulate each provider that has no credentials; `on`: simulate both
+    /// (their credentials are ignored); `off`: simulate neither.
+    public enum Switch: String, Sendable, CaseIterable {
+        case auto, on, off
+    }
+
+    /// Daraja is simulated: the M-Pesa settings point at ``DarajaSandbox``.
+    public var mpesa = false
+    /// Africa's Talking's messaging API is simulated: the SMS settings point at ``AfricasTalkingSandbox``.
+    public var sms = false
+    /// `GET /simulator`, the browser phone, is served.
+    public var simulator = false
+    /// `SANDBOX_DELAY_MS`: how long the simulated customer takes to approve a prompt and Safaricom
+    /// to pay out; default 2000.
+    public var delay = Duration.milliseconds(2000)
+    /// How long after a message its delivery report follows.
+    public var deliveryDelay = Duration.milliseconds(500)
+    /// The gateway's own address as the sandbox reaches it (`http://127.0.0.1:8080`); set once the
+    /// port is known.
+    public internal(set) var gatewayURL: String?
+
+    public init() {}
+
+    /// Any provider simulated.
+    public var isOn: Bool { self.mpesa || self.sms }
+}
+
+extension GatewayConfig {
+    /// Points the simulated providers' settings at the sandbox on this gateway's listener at
+    /// `port`: Daraja's base URL and credentials, the callback base when `PUBLIC_BASE_URL` is unset,
+    /// and Africa's Talking's base URL and account.
+    public mutating func applySandbox(port: Int) {
+        let host = ["0.0.0.0", "::", "", "localhost"].contains(self.httpHost) ? "127.0.0.1" : self.httpHost.contains(":") ? "[\(self.httpHost)]" : self.httpHost
+        let base = "http://\(host):\(port)"
+        self.sandbox.gatewayURL = base
+        if self.sandbox.mpesa {
+            self.mpesa.baseURL = base + DarajaSandbox.pathPrefix
+            self.mpesa.consumerKey = DarajaSandbox.consumerKey
+            self.mpesa.consumerSecret = DarajaSandbox.consumerSecret
+            self.mpesa.shortcode = DarajaSandbox.shortcode
+            self.mpesa.passkey = DarajaSandbox.passkey
+            self.mpesa.transactionType = .paybill
+            self.mpesa.tillNumber = nil
+            self.mpesa.b2cShortcode = DarajaSandbox.b2cShortcode
+            self.mpesa.initiatorName = DarajaSandbox.initiatorName
+            self.mpesa.securityCredential = DarajaSandbox.securityCredential
+            if self.publicBaseURL == nil { self.publicBaseURL = base }
+        }
+        if self.sandbox.sms {
+            self.sms.username = AfricasTalkingSandbox.username
+            self.sms.apiKey = AfricasTalkingSandbox.apiKey
+            self.sms.baseURL = base + AfricasTalkingSandbox.pathPrefix
+        }
+    }
+
+    /// Why the sandbox or the browser phone must not run with this configuration: never in
+    /// production. Checked by ``load(environment:file:)`` and again by ``buildApplication``.
+    public var sandboxProblem: ConfigError? {
+        guard self.environment == .production else { return nil }
+        if self.sandbox.isOn {
+            return ConfigError(variable: "SANDBOX", problem: "cannot be on in production: it simulates M-Pesa payments and SMS (set auto or off)")
+        }
+        if self.sandbox.simulator {
+            return ConfigError(variable: "SIMULATOR", problem: "cannot be on in production: the browser phone is for development (set auto or off)")
+        }
+        return nil
+    }
+}

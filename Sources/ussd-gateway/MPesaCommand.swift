@@ -1,0 +1,74 @@
+import ArgumentParser
+import Curl
+import Foundation
+import Logging
+import Menus
+import MPesaGateway
+import Postgres
+import ServiceLifecycle
+import USSDGateway
+import Wallet
+
+struct MPesaCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mpesa", abstract: "M-Pesa operations: reconcile by hand, list callbacks kept for review.",
+        subcommands: [Reconcile.self, Review.self]
+    )
+
+    struct Reconcile: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one reconciliation pass now (pending deposits, open payouts that are due) and print what changed."
+        )
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let missing = config.mpesa.missing(publicBaseURL: config.publicBaseURL)
+            guard missing.isEmpty else {
+                FileHandle.standardError.write(Data("ussd-gateway: M-Pesa is not configured (missing \(missing.joined(separator: ", ")))\n".utf8))
+                throw ExitCode(2)
+            }
+            let changes = try await withPostgres(config, doing: "reconcile") { postgres in
+                let http = CurlClient()
+                let mpesa = MPesaService.make(config: config, wallet: wallet(config, postgres), http: http, logger: Logger(label: "mpesa"))!
+                do {
+                    let changes = try await mpesa.reconcile()
+                    await http.shutdown()
+                    return changes
+                } catch {
+                    await http.shutdown()
+                    throw error
+                }
+            }
+            print(changes.isEmpty ? "nothing to change" : changes.joined(separator: "\n"))
+        }
+    }
+
+    struct Review: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List M-Pesa reports kept for a person, newest first: callbacks that matched nothing, conflicts (with the deposit or payout and both results), payouts the reconciler could not settle."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "How many to list.") var limit = 50
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let items = try await withPostgres(config, doing: "review") { try await wallet(config, $0).reviewItems(limit: self.limit) }
+            print(items.isEmpty ? "nothing to review" : items.map(Self.line).joined(separator: "\n"))
+        }
+
+        /// `#id  kind  reference  reason  [deposit N | payout ID]  [was: ...  now: ...]`, tab-separated.
+        static func line(_ item: ReviewItem) -> String {
+            var fields = ["#\(item.id)", item.kind, item.reference, item.reason]
+            if let deposit = item.depositID { fields.append("deposit \(deposit)") }
+            if let payout = item.payoutID { fields.append("payout \(payout)") }
+            if let earlier = item.earlierResult { fields.append("was: " + earlier) }
+            if let new = item.newResult { fields.append("now: " + new) }
+            return fields.joined(separator: "\t")
+        }
+    }
+}
+
+/// A command line that cannot be used: one line on standard error, exit code 2.
