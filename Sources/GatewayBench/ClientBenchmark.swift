@@ -4,7 +4,7 @@ import Postgres
 import Redis
 import USSDGateway
 
-/// Throughput of the Redis and Postgres wrappers under concurrency, for `ussd-gateway bench`.
+/// Throughput of the Redis and Postgres wrappers under concurrency, for `gateway-bench`.
 ///
 /// Each mirrors a reference tool run against the same server in the same run: Redis SET and GET
 /// of one 3-byte value like `redis-benchmark -t get,set`, and Postgres' point select on

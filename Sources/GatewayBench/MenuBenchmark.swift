@@ -3,7 +3,7 @@ import GatewayActions
 import Menus
 import USSDGateway
 
-/// Engine speed and load+lint time, for `ussd-gateway bench menus`.
+/// Engine speed and load+lint time, for `gateway-bench menus`.
 public enum MenuBenchmark {
     /// A sealer for the benchmark only; the gateway's own is keyed with its pepper.
     struct BenchSealer: SecretSealer {

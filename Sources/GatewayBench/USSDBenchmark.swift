@@ -7,7 +7,7 @@ import ServiceLifecycle
 import USSDGateway
 import Wallet
 
-/// `ussd-gateway bench ussd`: the whole USSD path under load. A gateway is started in this process
+/// `gateway-bench ussd`: the whole USSD path under load. A gateway is started in this process
 /// on a free port; `concurrency` simulated sessions post hops to it over HTTP as Africa's Talking
 /// would, and `/healthz` on the same server, driven the same way, is the floor of the HTTP stack.
 public enum USSDBenchmark {
@@ -33,6 +33,7 @@ public enum USSDBenchmark {
         config.ussdRateLimitPerMinute = 0
         // Journeys that end on a CON screen would leave resume offers for the next dial of the number.
         config.resumeWindowSeconds = 0
+        config.postgres = try BenchmarkDatabase.checked(config.postgres)
         config.postgres.statementTimeout = nil
         let setup = PostgresClient(configuration: config.postgres)
         let hash = try await PINHasher(pepper: config.pinPepper, cost: config.pinHashCost).hash(Self.pin)
@@ -146,16 +147,5 @@ public enum USSDBenchmark {
         let sorted = latencies.sorted()
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         return Figure(name: name, hops: sorted.count, seconds: seconds, p50: percentile(0.50), p99: percentile(0.99))
-    }
-}
-
-enum BenchmarkError: Error, CustomStringConvertible {
-    case serverDidNotStart
-    case unexpected(String)
-    var description: String {
-        switch self {
-        case .serverDidNotStart: return "the gateway did not start"
-        case .unexpected(let reply): return "unexpected reply: \(reply.prefix(200))"
-        }
     }
 }

@@ -4,30 +4,44 @@ import Postgres
 import USSDGateway
 import Wallet
 
-/// Wallet throughput for `ussd-gateway bench wallet`: sends among 10,000 funded customers, and
+/// Wallet throughput for `gateway-bench wallet`: sends among 10,000 funded customers, and
 /// deposit completions, which all credit through the one M-Pesa float account (the hot row).
 public enum WalletBenchmark {
-    /// Migrates the database and bulk-creates `customers` customers with 1,000,000 KES each, all with
-    /// `pinHash` (by default one no PIN matches), unlocked.
+    /// Migrates the database and bulk-creates `customers` customers (``number(_:)`` 1 to
+    /// `customers`) with 1,000,000 KES each, all with `pinHash` (by default one no PIN matches),
+    /// unlocked. Only those seeded numbers are touched: their PIN hashes, locks and funding.
     static func prepare(_ postgres: PostgresClient, customers: Int, pinHash: String = "scrypt$bench-customers-do-not-log-in") async throws {
         try await postgres.migrate(try WalletMigrations.all())
+        let seeded = "'2547' || lpad(g::text, 8, '0')"
         try await postgres.query(
             """
             INSERT INTO customers (msisdn, name, language, pin_hash)
-            SELECT '2547' || lpad(g::text, 8, '0'), 'Customer ' || g, 'en', \(pinHash)
+            SELECT \(unescaped: seeded), 'Customer ' || g, 'en', \(pinHash)
             FROM generate_series(1, \(customers)) g ON CONFLICT DO NOTHING
             """
         )
-        try await postgres.query("UPDATE customers SET failed_pin_attempts = 0, locked_until = NULL, pin_hash = \(pinHash) WHERE pin_hash <> \(pinHash) OR failed_pin_attempts > 0 OR locked_until IS NOT NULL")
         try await postgres.query(
-            "INSERT INTO accounts (customer_id, kind) SELECT c.id, v.kind FROM customers c, (VALUES ('main'), ('savings')) v(kind) ON CONFLICT DO NOTHING"
+            """
+            UPDATE customers SET failed_pin_attempts = 0, locked_until = NULL, pin_hash = \(pinHash)
+            WHERE msisdn IN (SELECT \(unescaped: seeded) FROM generate_series(1, \(customers)) g)
+                AND (pin_hash <> \(pinHash) OR failed_pin_attempts > 0 OR locked_until IS NOT NULL)
+            """
+        )
+        try await postgres.query(
+            """
+            INSERT INTO accounts (customer_id, kind)
+            SELECT c.id, v.kind FROM customers c, (VALUES ('main'), ('savings')) v(kind)
+            WHERE c.msisdn IN (SELECT \(unescaped: seeded) FROM generate_series(1, \(customers)) g)
+            ON CONFLICT DO NOTHING
+            """
         )
         try await postgres.query(
             """
             INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status)
             SELECT 'bench-fund-' || a.id, f.id, a.id, 100000000, 'deposit', 'posted'
-            FROM accounts a, accounts f
-            WHERE a.kind = 'main' AND a.customer_id IS NOT NULL AND f.customer_id IS NULL AND f.kind = 'mpesa_float'
+            FROM accounts a JOIN customers c ON c.id = a.customer_id, accounts f
+            WHERE a.kind = 'main' AND f.customer_id IS NULL AND f.kind = 'mpesa_float'
+                AND c.msisdn IN (SELECT \(unescaped: seeded) FROM generate_series(1, \(customers)) g)
             ON CONFLICT DO NOTHING
             """
         )
@@ -37,7 +51,7 @@ public enum WalletBenchmark {
     static func number(_ index: Int) -> MSISDN { MSISDN("2547" + String(format: "%08d", index))! }
 
     public static func run(_ configuration: PostgresConfiguration, concurrency: Int, sends: Int, deposits: Int, customers: Int = 10_000) async throws -> [ClientBenchmark.Result] {
-        var configuration = configuration
+        var configuration = try BenchmarkDatabase.checked(configuration)
         configuration.poolSize = concurrency
         // Bulk-creating 10,000 funded customers takes longer than the service's statement timeout.
         configuration.statementTimeout = nil

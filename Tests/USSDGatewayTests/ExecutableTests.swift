@@ -53,4 +53,22 @@ import USSDGateway
         await #expect(throws: CurlError.self) { try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: .seconds(2))) }
         await curl.shutdown()
     }
+
+    /// The benchmarks are not in the production binary, and they refuse a database not marked as
+    /// a benchmark database (its name ends in `_bench`) before writing anything to it.
+    @Test func benchmarksLiveApartAndWriteOnlyToABenchmarkDatabase() async throws {
+        let gone = try ChildProcess.start(GatewayBinary.path, ["bench", "wallet"], environment: self.environment([:]))
+        #expect(await gone.wait() != 0, "ussd-gateway has no bench command")
+        let bench = URL(fileURLWithPath: GatewayBinary.path).deletingLastPathComponent().appendingPathComponent("gateway-bench").path
+        let database = try await TestServers.freshDatabase("wallet")
+        for target in ["wallet", "ussd"] {
+            let refused = try ChildProcess.start(bench, [target, "--requests", "10"], environment: self.environment(["DATABASE_URL": database.connectionString]))
+            #expect(await refused.wait() != 0)
+            #expect(refused.errorOutput.contains("benchmarks write only to a database whose name ends in _bench"), "\(refused.errorOutput)")
+        }
+        let postgres = PostgresClient(configuration: database)
+        let tables = try await postgres.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").single()!.decode(Int.self, column: 0)
+        #expect(tables == 0, "nothing was written: not even the migrations")
+        await postgres.shutdown()
+    }
 }
