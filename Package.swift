@@ -125,6 +125,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // SMS: inbound commands, the outbox sender, delivery reports.
@@ -184,6 +185,7 @@ let package = Package(
 
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus"]),
+        .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus"]),
         .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport"]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),

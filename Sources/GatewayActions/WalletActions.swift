@@ -28,6 +28,9 @@ public struct ActionContext: Sendable {
 /// with the code the menus map to a screen.
 public protocol ActionRunner: Sendable {
     func run(_ request: ActionRequest, context: ActionContext) async throws -> ActionResult
+    /// Whether `action` only looks something up (it moves nothing, changes nothing): its hop
+    /// needs no claim against a copy of itself.
+    func isLookup(_ action: String) -> Bool
 }
 
 /// Deposits and withdrawals through a mobile-money provider (the M-Pesa issue implements it).
@@ -56,6 +59,8 @@ public struct WalletActions: ActionRunner {
         self.wallet = wallet
         self.mobileMoney = mobileMoney
     }
+
+    public func isLookup(_ action: String) -> Bool { action == "wallet.profile" }
 
     public func run(_ request: ActionRequest, context: ActionContext) async throws -> ActionResult {
         let arguments = request.arguments

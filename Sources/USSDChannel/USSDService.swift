@@ -4,38 +4,23 @@ import GatewayActions
 import GatewayHTTP
 import Logging
 import Menus
-import Metrics
 import Redis
-import Synchronization
 import Wallet
-
-/// One hop as Africa's Talking reports it, decoded and checked at the edge.
-public struct USSDHop: Sendable {
-    public let sessionId: String
-    public let msisdn: MSISDN
-    public let serviceCode: String
-    /// Every input of the session so far, `*`-joined. Holds PINs: never log or store it.
-    public let text: String
-
-    public init(sessionId: String, msisdn: MSISDN, serviceCode: String, text: String) {
-        self.sessionId = sessionId
-        self.msisdn = msisdn
-        self.serviceCode = serviceCode
-        self.text = text
-    }
-}
 
 /// The USSD channel: Redis sessions, the menu engine and the actions, exactly once per hop.
 ///
 /// A hop is identified by (sessionId, text). A repeated hop gets the stored reply byte for byte and
 /// runs nothing; a copy of a hop whose action is still running waits for that reply. The new
 /// input is what follows the previous hop's text. Money-moving actions get the idempotency key
-/// `{sessionId}:{hop}`, so even a crash between the wallet's commit and the session write cannot
-/// move money twice: the retried hop replays the wallet's receipt.
+/// `ussd:{sessionId}:{hop}`, so even a crash between the wallet's commit and the session write
+/// cannot move money twice: the retried hop replays the wallet's receipt.
+///
+/// ``HopPlan`` decides what a hop is from the stored record; this type performs the decision.
 public final class USSDService: Sendable {
     let engine: Engine
     let store: USSDSessionStore
     let actions: any ActionRunner
+    let workers: ActionWorkers
     let wallet: Wallet?
     let sealer: any SecretSealer
     let deadline: Duration
@@ -58,12 +43,13 @@ public final class USSDService: Sendable {
     }
 
     public init(
-        graph: MenuGraph, redis: RedisClient, actions: any ActionRunner, wallet: Wallet?, sealer: any SecretSealer,
+        graph: MenuGraph, redis: RedisClient, actions: any ActionRunner, workers: ActionWorkers, wallet: Wallet?, sealer: any SecretSealer,
         settings: Settings, logger: Logger
     ) {
         self.engine = Engine(graph: graph, sealer: sealer)
         self.store = USSDSessionStore(redis: redis, ttlSeconds: settings.sessionTTLSeconds, resumeWindowSeconds: settings.resumeWindowSeconds)
         self.actions = actions
+        self.workers = workers
         self.wallet = wallet
         self.sealer = sealer
         self.deadline = settings.hopDeadline
@@ -81,209 +67,247 @@ public final class USSDService: Sendable {
         case refused(String)
     }
 
-    /// Answers one hop: the reply body, `CON ...` or `END ...`. Never throws: an internal failure is
-    /// a localised apology with an error id in the log. A hop of a known session from another
-    /// number is refused and changes nothing.
+    /// A session as a hop found it: the stored record (none for a new session), its version, and
+    /// whether it came from this process's copy rather than from Redis.
+    struct Found {
+        var version: Int
+        var record: SessionRecord?
+        var fromCache: Bool
+
+        /// The language the session speaks, when it has begun.
+        var language: String? { self.record?.state?.language ?? self.record?.offer?.language }
+    }
+
+    /// A reply with what the metrics say of it.
+    struct Reply {
+        let text: String
+        let screen: String
+        let kind: String
+    }
+
+    /// How an attempt at a hop ended.
+    enum Attempt {
+        case answered(Reply)
+        case refused(String)
+        /// This process's copy of the session was stale: answer the hop again from Redis.
+        case reload
+    }
+
+    /// Answers one hop: `CON ...` or `END ...`. Never throws: an internal failure is a localised
+    /// apology with an error id in the log. A hop of a known session from another number is
+    /// refused and changes nothing.
     public func handle(_ hop: USSDHop) async -> Answer {
         let start = ContinuousClock.now
-        var outcome = Outcome(screen: "-", kind: "error")
+        var outcome = (screen: "-", kind: "error")
         defer {
             self.metrics.counter("ussd_hops_total", [("screen", outcome.screen), ("outcome", outcome.kind)]).increment()
             self.metrics.timer("ussd_hop_duration_seconds", [("outcome", outcome.kind)]).record(duration: ContinuousClock.now - start)
         }
+        var language = self.engine.graph.defaultLanguage
         guard self.serviceCodes.contains(hop.serviceCode) else {
             outcome.kind = "unknown_service"
-            return .reply("END " + self.engine.systemPage("unknownService", language: self.engine.graph.defaultLanguage).text)
+            return .reply("END " + self.engine.systemPage("unknownService", language: language).text)
         }
-        var language = self.engine.graph.defaultLanguage
         do {
-            do {
-                return .reply(try await self.answer(hop, outcome: &outcome, language: &language, fresh: false))
-            } catch is StaleSession {
-                return .reply(try await self.answer(hop, outcome: &outcome, language: &language, fresh: true))
+            for fresh in [false, true] {
+                let found = try await self.find(hop, fresh: fresh)
+                language = found.language ?? language
+                switch try await self.answer(hop, found) {
+                case .answered(let reply):
+                    outcome = (reply.screen, reply.kind)
+                    return .reply(reply.text)
+                case .refused(let reason):
+                    outcome.kind = "refused"
+                    self.logger.warning("a hop of a session from another number", metadata: ["session": .string(hop.sessionId)])
+                    return .refused(reason)
+                case .reload:
+                    continue
+                }
             }
-        } catch is SessionOfAnotherNumber {
-            outcome.kind = "refused"
-            self.logger.warning("a hop of a session from another number", metadata: ["session": .string(hop.sessionId)])
-            return .refused("sessionId belongs to another phoneNumber")
+            throw USSDConflict()
         } catch {
             let errorID = String(UUID().uuidString.prefix(8)).lowercased()
-            self.logger.error(
-                "ussd hop failed",
-                metadata: ["error_id": .string(errorID), "error": .string(safeDescription(of: error)), "session": .string(hop.sessionId)]
-            )
-            outcome.kind = "error"
+            self.logger.error("ussd hop failed", metadata: ["error_id": .string(errorID), "error": .string(safeDescription(of: error)), "session": .string(hop.sessionId)])
             return .reply("END " + self.engine.systemPage("failure", language: language).text)
         }
     }
 
-    struct Outcome {
-        var screen: String
-        var kind: String
+    /// The session from this process's copy, or from Redis when `fresh` or not cached. A first hop
+    /// (empty text) is almost always a new session: it is assumed so without reading Redis; if the
+    /// session exists after all, the compare-and-set write fails and the hop is answered again.
+    func find(_ hop: USSDHop, fresh: Bool) async throws -> Found {
+        if !fresh, let cached = self.recent.get(hop.sessionId) { return Found(version: cached.version, record: cached.record, fromCache: true) }
+        if !fresh && hop.text.isEmpty { return Found(version: 0, record: nil, fromCache: true) }
+        let loaded = try await self.store.load(hop.sessionId)
+        return Found(version: loaded?.version ?? 0, record: loaded?.record, fromCache: false)
     }
 
-    private func answer(_ hop: USSDHop, outcome: inout Outcome, language: inout String, fresh: Bool) async throws -> String {
+    /// Plans the hop against the session found, then does what the plan says.
+    func answer(_ hop: USSDHop, _ found: Found) async throws -> Attempt {
         let seal = Self.textSeal(hop.text, session: hop.sessionId, sealer: self.sealer)
-        let cached = fresh ? nil : self.recent.get(hop.sessionId)
-        // A first hop (empty text) is almost always a new session: assume so without reading Redis.
-        // If the session exists after all (a repeated first hop), the compare-and-set write fails
-        // and the hop is answered again from Redis, exactly as for a stale copy.
-        let assumedNew = !fresh && cached == nil && hop.text.isEmpty
-        let fromCache = cached != nil || assumedNew
-        let loaded: (version: Int, record: SessionRecord)?
-        if let cached { loaded = cached } else if assumedNew { loaded = nil } else { loaded = try await self.store.load(hop.sessionId) }
-        var version = loaded?.version ?? 0
-        var record = loaded?.record
-
-        if let owner = record?.msisdn, owner != hop.msisdn.value {
-            // Checked before a replay too: a stored reply (a balance, say) is the owner's alone.
-            guard fromCache else { throw SessionOfAnotherNumber() }
+        let plan = HopPlan.plan(record: found.record, msisdn: hop.msisdn.value, seal: seal, fromCache: found.fromCache) { record in
+            self.newInput(hop.text, after: record, sessionId: hop.sessionId)
+        }
+        let language = found.language ?? self.engine.graph.defaultLanguage
+        switch plan {
+        case .reload:
             self.recent.remove(hop.sessionId)
-            throw StaleSession()
-        }
-        if let current = record {
-            if current.textSeal == seal {
-                outcome = Outcome(screen: current.state?.screen ?? "end", kind: "replay")
-                return current.reply
+            return .reload
+        case .refuse:
+            return .refused("sessionId belongs to another phoneNumber")
+        case .replay(let reply, let screen):
+            return .answered(Reply(text: reply, screen: screen, kind: "replay"))
+        case .wait(let screen, let waitLanguage):
+            let reply = try await self.waitForClaimedHop(hop, seal: seal, language: waitLanguage.isEmpty ? language : waitLanguage)
+            return .answered(Reply(text: reply, screen: screen, kind: "replay"))
+        case .afterEnd:
+            return .answered(Reply(text: "END " + self.engine.systemPage("failure", language: language).text, screen: "-", kind: "after_end"))
+        case .outOfOrder:
+            return .answered(Reply(text: "END " + self.engine.systemPage("failure", language: language).text, screen: "-", kind: "out_of_order"))
+        case .begin, .resumeChoice, .advance:
+            if self.rateLimitPerMinute > 0, try await self.store.countHop(hop.msisdn.value) > self.rateLimitPerMinute {
+                return try await self.rateLimited(hop, found, seal: seal, language: language)
             }
-            if current.claim == seal {
-                outcome = Outcome(screen: current.state?.screen ?? "-", kind: "replay")
-                return try await self.waitForClaimedHop(hop, seal: seal, language: current.state?.language ?? language)
-            }
+            return try await self.respond(plan, hop, found, seal: seal)
         }
+    }
 
-        var input: String?
-        if let current = record {
-            guard current.state != nil || current.offer != nil else {
-                // The session ENDed; a later hop of it is not one we can answer.
-                outcome.kind = "after_end"
-                return "END " + self.engine.systemPage("failure", language: language).text
-            }
-            guard let next = self.newInput(hop.text, after: current, sessionId: hop.sessionId) else {
-                outcome.kind = "out_of_order"
-                return "END " + self.engine.systemPage("failure", language: current.state?.language ?? language).text
-            }
-            input = next
-            language = current.state?.language ?? current.offer?.language ?? language
-        }
+    /// Over the number's rate limit: the session ends politely, and the hop is remembered as
+    /// answered so a repeat of it gets the same page.
+    func rateLimited(_ hop: USSDHop, _ found: Found, seal: String, language: String) async throws -> Attempt {
+        let page = self.engine.systemPage("rateLimited", language: language)
+        var ended = found.record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
+        ended.hop += 1
+        (ended.textLength, ended.textSeal, ended.reply, ended.state, ended.offer) = (hop.text.utf8.count, seal, "END " + page.text, nil, nil)
+        guard try await self.write(hop, ended, found, resume: .keep) else { return .reload }
+        return .answered(Reply(text: "END " + page.text, screen: "-", kind: "rate_limited"))
+    }
 
-        if self.rateLimitPerMinute > 0, try await self.store.countHop(hop.msisdn.value) > self.rateLimitPerMinute {
-            outcome.kind = "rate_limited"
-            let page = self.engine.systemPage("rateLimited", language: language)
-            var ended = record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
-            ended.hop += 1
-            (ended.textLength, ended.textSeal, ended.reply, ended.state, ended.offer) = (hop.text.utf8.count, seal, "END " + page.text, nil, nil)
-            try await self.write(hop, ended, expecting: version, resume: .keep, fromCache: fromCache)
-            return "END " + page.text
-        }
-
-        let number = (record?.hop ?? 0) + 1
-        var step: Step
-        if let current = record, let input {
-            if let offer = current.offer {
-                switch input.trimmingCharacters(in: .whitespaces) {
-                case "1":
-                    self.metrics.counter("ussd_resumes_total", [("choice", "continue")]).increment()
-                    step = self.engine.redisplay(offer)
-                case "2":
-                    self.metrics.counter("ussd_resumes_total", [("choice", "restart")]).increment()
-                    step = self.engine.start(variables: ["msisdn": hop.msisdn.value], language: offer.language)
-                default:
-                    let again = self.engine.systemPage("resumeOffer", language: offer.language, continues: true)
-                    let reply = "CON " + self.engine.systemPage("invalidChoice", language: offer.language).text + "\n" + again.text
-                    var next = current
-                    (next.hop, next.textLength, next.textSeal, next.reply) = (number, hop.text.utf8.count, seal, reply)
-                    try await self.write(hop, next, expecting: version, resume: .keep, fromCache: fromCache)
-                    outcome = Outcome(screen: "resume", kind: "con")
-                    return reply
-                }
-            } else {
-                step = self.engine.advance(current.state!, input: input)
+    /// The engine's first step for this hop (or a reply that needs no step: a resume offer, a
+    /// wrong answer to it), then the actions, then the page.
+    func respond(_ plan: HopPlan, _ hop: USSDHop, _ found: Found, seal: String) async throws -> Attempt {
+        let number = (found.record?.hop ?? 0) + 1
+        let first: Step
+        switch plan {
+        case .resumeChoice(let offer, let input):
+            switch input.trimmingCharacters(in: .whitespaces) {
+            case "1":
+                self.metrics.counter("ussd_resumes_total", [("choice", "continue")]).increment()
+                first = self.engine.redisplay(offer)
+            case "2":
+                self.metrics.counter("ussd_resumes_total", [("choice", "restart")]).increment()
+                first = self.engine.start(variables: ["msisdn": hop.msisdn.value], language: offer.language)
+            default:
+                return try await self.offerAgain(offer, hop, found, seal: seal, number: number)
             }
-        } else {
-            // A new session (or one whose record expired: it starts again from the top).
-            if let snapshot = try await self.store.resumeSnapshot(hop.msisdn.value), snapshot.sessionId != hop.sessionId {
-                let page = self.engine.systemPage("resumeOffer", language: snapshot.state.language, continues: true)
-                let offer = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "CON " + page.text, offer: snapshot.state)
-                self.metrics.counter("ussd_resumes_total", [("choice", "offered")]).increment()
-                return try await self.commit(hop, offer, version: version, outcome: &outcome, screen: "resume", resume: .keep, fromCache: fromCache)
-            }
-            step = self.engine.start(variables: ["msisdn": hop.msisdn.value])
+        case .advance(let state, let input):
+            first = self.engine.advance(state, input: input)
+        default:
+            if let offer = try await self.resumeOffer(hop, found, seal: seal, number: number) { return offer }
+            first = self.engine.start(variables: ["msisdn": hop.msisdn.value])
         }
+        return try await self.perform(first, hop, found, seal: seal, number: number)
+    }
 
-        // Actions, one after another, until a page to show.
+    /// A new session of a number that left one unfinished within the resume window: the offer to
+    /// continue it; nil when there is nothing to resume.
+    func resumeOffer(_ hop: USSDHop, _ found: Found, seal: String, number: Int) async throws -> Attempt? {
+        guard let snapshot = try await self.store.resumeSnapshot(hop.msisdn.value), snapshot.sessionId != hop.sessionId else { return nil }
+        let page = self.engine.systemPage("resumeOffer", language: snapshot.state.language, continues: true)
+        let offer = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "CON " + page.text, offer: snapshot.state)
+        self.metrics.counter("ussd_resumes_total", [("choice", "offered")]).increment()
+        return try await self.commit(hop, offer, found, screen: "resume", resume: .keep)
+    }
+
+    /// A wrong answer to the resume offer: "invalid choice" and the offer again.
+    func offerAgain(_ offer: SessionState, _ hop: USSDHop, _ found: Found, seal: String, number: Int) async throws -> Attempt {
+        let again = self.engine.systemPage("resumeOffer", language: offer.language, continues: true)
+        let reply = "CON " + self.engine.systemPage("invalidChoice", language: offer.language).text + "\n" + again.text
+        var next = found.record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
+        (next.hop, next.textLength, next.textSeal, next.reply) = (number, hop.text.utf8.count, seal, reply)
+        guard try await self.write(hop, next, found, resume: .keep) else { return .reload }
+        return .answered(Reply(text: reply, screen: "resume", kind: "con"))
+    }
+
+    /// Runs the step's actions one after another until a page to show, then stores the page as
+    /// the hop's reply. The first action that may change anything claims the hop first, so a
+    /// copy of it waits for this reply instead of acting too.
+    func perform(_ first: Step, _ hop: USSDHop, _ found: Found, seal: String, number: Int) async throws -> Attempt {
+        var step = first
+        var session = found
         var claimed = false
         while case .perform(let request, let state) = step {
-            language = state.language
-            if !claimed && request.action != "wallet.profile" {
-                // Claim the hop first, so a copy of it waits for this reply instead of acting too.
-                var claim = record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
-                (claim.claim, claim.claimedAt, claim.msisdn) = (seal, Date().timeIntervalSince1970, hop.msisdn.value)
-                guard try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, claim, resume: .keep) else {
-                    self.recent.remove(hop.sessionId)
-                    if fromCache { throw StaleSession() }
-                    outcome.kind = "replay"
-                    return try await self.waitForClaimedHop(hop, seal: seal, language: language)
+            if !claimed && !self.actions.isLookup(request.action) {
+                guard let updated = try await self.claim(hop, session, seal: seal) else {
+                    if session.fromCache { return .reload }
+                    let reply = try await self.waitForClaimedHop(hop, seal: seal, language: state.language)
+                    return .answered(Reply(text: reply, screen: "-", kind: "replay"))
                 }
-                version += 1
-                record = claim
-                claimed = true
-                self.recent.put(hop.sessionId, version: version, claim)
+                (session, claimed) = (updated, true)
             }
-            // Namespaced per channel: no caller can pick a key another channel or the wallet uses.
             let context = ActionContext(
                 msisdn: hop.msisdn, idempotencyKey: "ussd:\(hop.sessionId):\(number)", channel: "ussd", conversation: "ussd:" + hop.sessionId
             )
             guard let result = try await self.run(request, context: context, state: state, hop: hop, number: number) else {
                 // Past the deadline: the action finishes on its own and its result goes by SMS.
-                let page = self.engine.systemPage("processing", language: language)
+                let page = self.engine.systemPage("processing", language: state.language)
                 let ended = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "END " + page.text)
-                return try await self.commit(hop, ended, version: version, outcome: &outcome, screen: state.screen, resume: .drop, fromCache: fromCache && !claimed)
+                return try await self.commit(hop, ended, session, screen: state.screen, resume: .drop)
             }
             step = self.engine.resume(state, with: result)
         }
         // The loop above leaves only `.show`.
         guard case .show(let page, let state) = step else { throw USSDConflict() }
-        let reply = (page.continues ? "CON " : "END ") + page.text
         let next = SessionRecord(
-            hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: reply, state: page.continues ? state : nil
+            hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: (page.continues ? "CON " : "END ") + page.text,
+            state: page.continues ? state : nil
         )
         let resume: USSDSessionStore.ResumeChange = page.continues ? .set(ResumeSnapshot(sessionId: hop.sessionId, state: Self.resumable(state))) : .drop
-        return try await self.commit(hop, next, version: version, outcome: &outcome, screen: page.screen, resume: resume, fromCache: fromCache && !claimed)
+        return try await self.commit(hop, next, session, screen: page.screen, resume: resume)
+    }
+
+    /// Marks the hop as running in the session; the session as written, or nil when another copy
+    /// of the hop (or a newer hop) wrote first.
+    func claim(_ hop: USSDHop, _ found: Found, seal: String) async throws -> Found? {
+        var claim = found.record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
+        (claim.claim, claim.claimedAt, claim.msisdn) = (seal, Date().timeIntervalSince1970, hop.msisdn.value)
+        guard try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: found.version, claim, resume: .keep) else {
+            self.recent.remove(hop.sessionId)
+            return nil
+        }
+        self.recent.put(hop.sessionId, version: found.version + 1, claim)
+        // Written to Redis just now: from here on, a lost write is a real conflict, not a stale copy.
+        return Found(version: found.version + 1, record: claim, fromCache: false)
     }
 
     /// Writes the hop's record; when another copy of the hop wrote first, answers what it stored.
     /// A record read from this process's copy that turns out stale answers the hop again from Redis.
-    private func commit(
-        _ hop: USSDHop, _ record: SessionRecord, version: Int, outcome: inout Outcome, screen: String, resume: USSDSessionStore.ResumeChange,
-        fromCache: Bool
-    ) async throws -> String {
+    func commit(_ hop: USSDHop, _ record: SessionRecord, _ found: Found, screen: String, resume: USSDSessionStore.ResumeChange) async throws -> Attempt {
         var record = record
         record.msisdn = hop.msisdn.value
-        if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, record, resume: resume) {
-            self.recent.put(hop.sessionId, version: version + 1, record)
-            outcome = Outcome(screen: screen, kind: record.reply.hasPrefix("CON ") ? "con" : "end")
-            return record.reply
+        if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: found.version, record, resume: resume) {
+            self.recent.put(hop.sessionId, version: found.version + 1, record)
+            return .answered(Reply(text: record.reply, screen: screen, kind: record.reply.hasPrefix("CON ") ? "con" : "end"))
         }
         self.recent.remove(hop.sessionId)
-        if fromCache { throw StaleSession() }
+        if found.fromCache { return .reload }
         if let winner = try await self.store.load(hop.sessionId)?.record, winner.textSeal == record.textSeal {
-            outcome = Outcome(screen: screen, kind: "replay")
-            return winner.reply
+            return .answered(Reply(text: winner.reply, screen: screen, kind: "replay"))
         }
         throw USSDConflict()
     }
 
-    /// A write whose answer does not depend on winning (rate limit, a repeated resume offer).
-    private func write(_ hop: USSDHop, _ record: SessionRecord, expecting version: Int, resume: USSDSessionStore.ResumeChange, fromCache: Bool) async throws {
+    /// A write whose answer does not depend on winning (rate limit, a repeated resume offer); false
+    /// only when the session came from a stale copy and the hop must be answered again.
+    func write(_ hop: USSDHop, _ record: SessionRecord, _ found: Found, resume: USSDSessionStore.ResumeChange) async throws -> Bool {
         var record = record
         record.msisdn = hop.msisdn.value
-        if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: version, record, resume: resume) {
-            self.recent.put(hop.sessionId, version: version + 1, record)
-        } else {
-            self.recent.remove(hop.sessionId)
-            if fromCache { throw StaleSession() }
+        if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: found.version, record, resume: resume) {
+            self.recent.put(hop.sessionId, version: found.version + 1, record)
+            return true
         }
+        self.recent.remove(hop.sessionId)
+        return !found.fromCache
     }
 
     /// The seal of a hop's `text` (which repeats every PIN typed), bound to the session: the same
@@ -293,7 +317,7 @@ public final class USSDService: Sendable {
     }
 
     /// The input of a new hop: what follows the previous hop's text (a prefix of this one).
-    private func newInput(_ text: String, after record: SessionRecord, sessionId: String) -> String? {
+    func newInput(_ text: String, after record: SessionRecord, sessionId: String) -> String? {
         let bytes = Array(text.utf8)
         guard bytes.count >= record.textLength else { return nil }
         let previous = String(decoding: bytes[..<record.textLength], as: UTF8.self)
@@ -305,41 +329,25 @@ public final class USSDService: Sendable {
 
     /// Runs an action within the hop deadline; nil when the deadline passed first. A late result is
     /// worded by the engine as usual and sent to the customer by SMS through the outbox.
-    private func run(_ request: ActionRequest, context: ActionContext, state: SessionState, hop: USSDHop, number: Int) async throws -> ActionResult? {
-        let work = Task { try await self.actions.run(request, context: context) }
-        let deadline = self.deadline
-        let first = await withTaskGroup(of: Result<ActionResult, any Error>?.self) { group in
-            group.addTask { await work.result }
-            group.addTask {
-                try? await Task.sleep(for: deadline)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
-        if let first { return try first.get() }
-        self.metrics.counter("ussd_late_actions_total", [("action", request.action)]).increment()
-        let engine = self.engine, wallet = self.wallet, logger = self.logger
-        Task {
+    func run(_ request: ActionRequest, context: ActionContext, state: SessionState, hop: USSDHop, number: Int) async throws -> ActionResult? {
+        let (engine, wallet, logger, actions) = (self.engine, self.wallet, self.logger, self.actions)
+        let result = try await self.workers.run(within: self.deadline, { try await actions.run(request, context: context) }) { late in
             do {
-                let result = try await work.value
-                guard case .show(let page, _) = engine.resume(state, with: result) else { return }
-                try await wallet?.queueNotice(
-                    hop.msisdn, template: "ussd_result", params: ["text": page.text], dedupe: "ussd:\(hop.sessionId):\(number)"
-                )
+                guard case .show(let page, _) = engine.resume(state, with: try late.get()) else { return }
+                try await wallet?.queueNotice(hop.msisdn, template: "ussd_result", params: ["text": page.text], dedupe: "ussd:\(hop.sessionId):\(number)")
             } catch {
                 logger.error("late ussd action failed", metadata: ["action": .string(request.action), "error": .string(safeDescription(of: error))])
             }
         }
-        return nil
+        if result == nil { self.metrics.counter("ussd_late_actions_total", [("action", request.action)]).increment() }
+        return result
     }
 
     /// A copy of a hop whose action is running elsewhere: wait for that hop's reply (up to the
     /// deadline and a little more) and answer it; failing that, the "we are processing your
     /// request" page (the first copy's result then goes by SMS, or its process died and its money
     /// movement, if it committed, stays exactly-once by its key).
-    private func waitForClaimedHop(_ hop: USSDHop, seal: String, language: String) async throws -> String {
+    func waitForClaimedHop(_ hop: USSDHop, seal: String, language: String) async throws -> String {
         let limit = ContinuousClock.now + self.deadline + .seconds(1)
         while ContinuousClock.now < limit {
             try await Task.sleep(for: .milliseconds(20))
@@ -379,52 +387,7 @@ public final class USSDService: Sendable {
     }
 }
 
-/// This process's copy of a session was older than Redis's: answer the hop again from Redis.
-struct StaleSession: Error {}
-
-/// A hop whose sessionId belongs to a session of another number: a forged or confused callback.
-struct SessionOfAnotherNumber: Error {}
-
-/// The last record this process wrote per session, for at most the session TTL; bounded.
-final class RecentSessions: Sendable {
-    private struct Entry {
-        let version: Int
-        let record: SessionRecord
-        let at: ContinuousClock.Instant
-    }
-    private let entries = Mutex<[String: Entry]>([:])
-    private let lifetime: Duration
-    static let capacity = 100_000
-
-    init(lifetime: Duration) { self.lifetime = lifetime }
-
-    func get(_ sessionId: String) -> (version: Int, record: SessionRecord)? {
-        self.entries.withLock { entries in
-            guard let entry = entries[sessionId] else { return nil }
-            guard ContinuousClock.now - entry.at < self.lifetime else {
-                entries[sessionId] = nil
-                return nil
-            }
-            return (entry.version, entry.record)
-        }
-    }
-
-    func put(_ sessionId: String, version: Int, _ record: SessionRecord) {
-        let now = ContinuousClock.now
-        self.entries.withLock { entries in
-            if entries.count >= Self.capacity {
-                entries = entries.filter { now - $0.value.at < self.lifetime }
-                if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
-            }
-            entries[sessionId] = Entry(version: version, record: record, at: now)
-        }
-    }
-
-    func remove(_ sessionId: String) {
-        _ = self.entries.withLock { $0.removeValue(forKey: sessionId) }
-    }
-}
-
-struct USSDConflict: Error, CustomStringConvertible {
+/// Another callback of the session changed it in a way this hop cannot answer from.
+struct USSDConflict: Error, LogSafeError {
     var description: String { "another callback of the session changed it first" }
 }

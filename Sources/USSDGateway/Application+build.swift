@@ -75,8 +75,9 @@ public func buildApplication(
         )
     }
     let actions = WalletActions(wallet: wallet, mobileMoney: mpesa ?? UnavailableMobileMoney())
+    let workers = ActionWorkers()
     let ussd = USSDService(
-        graph: graph, redis: clients.redis, actions: actions, wallet: wallet, sealer: PepperSealer(pins: pins),
+        graph: graph, redis: clients.redis, actions: actions, workers: workers, wallet: wallet, sealer: PepperSealer(pins: pins),
         settings: settings, logger: ussdLogger
     )
     let guardian = CallbackGuard(token: config.africasTalkingToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs)
@@ -106,7 +107,7 @@ public func buildApplication(
         mpesa: config.sandbox.mpesa ? .sandbox : mpesa != nil ? .configured : .notConfigured,
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
-    var services: [any Service] = [clients.redis, clients.postgres, clients.http, USSDGauges(service: ussd, logger: ussdLogger)]
+    var services: [any Service] = [clients.redis, clients.postgres, clients.http, workers, USSDGauges(service: ussd, logger: ussdLogger)]
     if config.sandbox.isOn, let gatewayURL = config.sandbox.gatewayURL {
         var sandboxLogger = logger
         sandboxLogger[metadataKey: "subsystem"] = "sandbox"
