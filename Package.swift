@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Postgres",
+                "Postgres", "PhoneNumbers",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -86,13 +86,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Menus"),
+        // Pure value types every layer shares: the one parser of phone numbers.
+        .target(name: "PhoneNumbers"),
+        .target(name: "Menus", dependencies: ["PhoneNumbers"]),
         // The embedded sandbox of a development gateway: simulated Daraja and Africa's Talking
         // messaging, the handsets' inboxes and the browser phone. Never switched on in production.
         .target(
             name: "Sandbox",
             dependencies: [
-                "Curl", "MPesa", "AfricasTalking",
+                "Curl", "MPesa", "AfricasTalking", "PhoneNumbers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -186,6 +188,7 @@ let package = Package(
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus"]),
         .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus"]),
+        .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
         .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport"]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),

@@ -4,7 +4,7 @@
 /// pure, so the decoders can be fuzzed on their own (`make fuzz`).
 ///
 /// Phone numbers are checked for shape only here (an optional `+`, then digits); which numbers the
-/// deployment serves is the caller's rule (`Validator.normaliseMSISDN`).
+/// deployment serves is the caller's rule (`MSISDN(parsing:)`).
 
 /// Why a callback cannot be used. The reason names the field, never its value: values can hold PINs.
 public struct MalformedCallback: Error, Sendable, Hashable, CustomStringConvertible {

@@ -76,8 +76,8 @@ public final class MPesaService: MobileMoneyChannel, Service {
 
     // MARK: Deposit
 
-    public func deposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> ActionResult {
-        guard amount.cents % 100 == 0, (1...250_000).contains(amount.cents / 100) else { return .failure("limit_exceeded") }
+    public func deposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
+        guard amount.cents % 100 == 0, (1...250_000).contains(amount.cents / 100) else { return .outsideLimits }
         let deposit = try await self.wallet.beginDeposit(msisdn, amount: amount, key: key)
         // The same key finds the same deposit. Its push is queued once per process; once the
         // CheckoutRequestID is stored it is never pushed again. (A push whose outcome was unknown
@@ -89,7 +89,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
                 self.inFlight.release("deposit:\(deposit.id)")
             }
         }
-        return .success([:])
+        return .prompted
     }
 
     /// Provider requests queued or running in this process, so none is queued twice at once.
@@ -120,8 +120,8 @@ public final class MPesaService: MobileMoneyChannel, Service {
 
     // MARK: Withdraw
 
-    public func withdraw(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> ActionResult {
-        guard amount.cents % 100 == 0, (10...250_000).contains(amount.cents / 100) else { return .failure("limit_exceeded") }
+    public func withdraw(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
+        guard amount.cents % 100 == 0, (10...250_000).contains(amount.cents / 100) else { return .outsideLimits }
         let payout = try await self.wallet.reserveWithdrawal(msisdn, amount: amount, key: key)
         if payout.status == "reserved", self.inFlight.claim("payout:" + payout.id) {
             self.later {
@@ -129,8 +129,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
                 self.inFlight.release("payout:" + payout.id)
             }
         }
-        let balances = try await self.wallet.balances(msisdn)
-        return .success(["balance": String(balances.available.cents)])
+        return .paying(available: try await self.wallet.balances(msisdn).available)
     }
 
     /// Sends the B2C request for a reserved payout, always under the payout's own id.

@@ -1,4 +1,5 @@
 import Foundation
+import PhoneNumbers
 
 /// What an input or SMS argument must look like, and how it is normalised once accepted.
 public enum Validator: Sendable, Hashable {
@@ -26,7 +27,7 @@ public enum Validator: Sendable, Hashable {
             guard (minLength...maxLength).contains(trimmed.count), trimmed.allSatisfy(\.isASCIIDigit) else { return nil }
             return trimmed
         case .msisdn:
-            return Self.normaliseMSISDN(trimmed)
+            return MSISDN(parsing: trimmed)?.value
         case .amount(let min, let max):
             let digits = trimmed.filter { $0 != "," }
             guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy(\.isASCIIDigit), let shillings = Int(digits),
@@ -46,22 +47,6 @@ public enum Validator: Sendable, Hashable {
             let range = NSRange(trimmed.startIndex..., in: trimmed)
             return expression.firstMatch(in: trimmed, range: range) == nil ? nil : trimmed
         }
-    }
-
-    /// `2547XXXXXXXX` / `2541XXXXXXXX` from the forms Kenyans type, else nil.
-    public static func normaliseMSISDN(_ input: String) -> String? {
-        var digits = input.filter { !" -().".contains($0) }
-        if digits.hasPrefix("+") { digits.removeFirst() }
-        guard digits.allSatisfy(\.isASCIIDigit) else { return nil }
-        if digits.hasPrefix("254"), digits.count == 12 {
-            digits.removeFirst(3)
-        } else if digits.hasPrefix("0"), digits.count == 10 {
-            digits.removeFirst()
-        } else if digits.count != 9 {
-            return nil
-        }
-        guard digits.first == "7" || digits.first == "1" else { return nil }
-        return "254" + digits
     }
 
     /// The longest value it can store, in characters (for worst-case page lengths).

@@ -68,7 +68,7 @@ public final class SMSService: Sendable {
     )
 
     public func receive(_ message: Inbound) async throws -> Outcome {
-        guard let msisdn = Validator.normaliseMSISDN(message.from).flatMap(MSISDN.init) else {
+        guard let msisdn = MSISDN(parsing: message.from) else {
             self.logger.notice("SMS from a sender that is not a Kenyan MSISDN", metadata: ["sms": .string(message.id)])
             Counter(label: "sms_inbound_total", dimensions: [("outcome", "ignored")]).increment()
             return .ignored

@@ -2,6 +2,7 @@ import Curl
 import Foundation
 import Hummingbird
 import Logging
+import PhoneNumbers
 import ServiceLifecycle
 
 /// The embedded sandbox of a development gateway: a simulated Daraja, a simulated Africa's
@@ -77,14 +78,7 @@ public final class Sandbox: Service, Sendable {
 
     /// `+254` and nine digits from any usual form; a `+` decoded as a space is forgiven.
     static func phone(_ value: String) -> String? {
-        let digits = value.filter(\.isNumber)
-        let national: Substring
-        if digits.hasPrefix("254"), digits.count == 12 { national = digits.dropFirst(3) }
-        else if digits.hasPrefix("0"), digits.count == 10 { national = digits.dropFirst() }
-        else if digits.count == 9 { national = Substring(digits) }
-        else { return nil }
-        guard national.first == "7" || national.first == "1" else { return nil }
-        return "+254" + national
+        MSISDN(parsing: value.trimmingCharacters(in: .whitespaces))?.international
     }
 
     public func run() async throws {

@@ -1,5 +1,6 @@
 import Curl
 import Foundation
+import PhoneNumbers
 
 /// A feature phone on Africa's Talking, for `ussd-gateway simulate`: it posts each hop in the
 /// aggregator's format to a running gateway and keeps `text` the way the aggregator does (every
@@ -14,13 +15,9 @@ public struct SimulatedPhone: Sendable {
 
     /// `phone` in any usual form (`0712345678`, `254712345678`, `+254712345678`).
     public init?(url: String, phone: String, serviceCode: String, http: CurlClient) {
-        let digits = phone.filter(\.isNumber)
-        let national: String
-        if digits.hasPrefix("254"), digits.count == 12 { national = String(digits.dropFirst(3)) }
-        else if digits.hasPrefix("0"), digits.count == 10 { national = String(digits.dropFirst()) }
-        else { return nil }
+        guard let msisdn = MSISDN(parsing: phone) else { return nil }
         self.url = url
-        self.phoneNumber = "+254" + national
+        self.phoneNumber = msisdn.international
         self.serviceCode = serviceCode
         self.http = http
     }

@@ -66,7 +66,7 @@ public struct USSDRoutes: Sendable {
 
     /// A number the deployment serves (a Kenyan mobile number), from Africa's Talking's `+2547...`.
     static func msisdn(_ phone: String) throws(MalformedCallback) -> MSISDN {
-        guard let msisdn = Validator.normaliseMSISDN(phone).flatMap(MSISDN.init) else {
+        guard let msisdn = MSISDN(parsing: phone) else {
             throw MalformedCallback("phoneNumber is not a Kenyan mobile number")
         }
         return msisdn

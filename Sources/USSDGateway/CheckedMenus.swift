@@ -3,10 +3,10 @@ import GatewayActions
 import GatewayHTTP
 import Menus
 
-/// Loads a menus file and lints it against ``ActionRegistry``: a file with any problem is refused.
+/// Loads a menus file and lints it against ``ActionTable``: a file with any problem is refused.
 public func loadCheckedMenus(at path: String) throws -> MenuGraph {
     let graph = try MenuGraph.load(contentsOf: URL(fileURLWithPath: path))
-    let problems = graph.lint(actions: ActionRegistry.all)
+    let problems = graph.lint(actions: ActionTable.specs)
     guard problems.isEmpty else { throw MenuProblems(path: path, problems: problems) }
     return graph
 }

@@ -105,7 +105,7 @@ extension Wallet {
             let (key, kind, cents, at, outgoing, counterparty) = try row.decode((String, String, Int64, Date, Bool, String?).self)
             return StatementEntry(
                 key: key, kind: kind, direction: outgoing ? .outgoing : .incoming, amount: Amount(cents: cents),
-                counterparty: counterparty.flatMap(MSISDN.init), at: at
+                counterparty: counterparty.flatMap { MSISDN($0) }, at: at
             )
         }
     }

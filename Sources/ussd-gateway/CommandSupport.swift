@@ -41,7 +41,7 @@ func refusal(_ problem: String) -> ExitCode {
 
 /// A number given on the command line, in any usual Kenyan form (`0712345678`, `+254712345678`).
 func msisdnArgument(_ value: String, named name: String) throws -> MSISDN {
-    guard let msisdn = Validator.normaliseMSISDN(value).flatMap(MSISDN.init) else {
+    guard let msisdn = MSISDN(parsing: value) else {
         throw refusal("\(name) must be a Kenyan mobile number such as 0712345678")
     }
     return msisdn

@@ -31,7 +31,7 @@ struct MenusCommand: AsyncParsableCommand {
                 print(error)
                 throw ExitCode(1)
             }
-            let problems = graph.lint(actions: ActionRegistry.all)
+            let problems = graph.lint(actions: ActionTable.specs)
             for problem in problems { print(problem) }
             if !problems.isEmpty { throw ExitCode(1) }
         }

@@ -53,17 +53,6 @@ import Testing
         #expect(try Self.lint { _ in } == [])
     }
 
-    @Test func theDefaultMenusFileIsClean() throws {
-        let graph = try MenuGraph.load(contentsOf: defaultMenusURL())
-        let registry = [
-            "wallet.profile", "wallet.register", "wallet.balance", "wallet.send", "wallet.save", "wallet.unsave", "wallet.statement",
-            "wallet.verifyPin", "wallet.changePin", "wallet.setLanguage", "mpesa.deposit", "mpesa.withdraw",
-        ]
-        // Lint against the unknown-action check alone: the gateway's full registry is tested in USSDGatewayTests.
-        let problems = graph.lint(actions: []).filter { $0.message.hasPrefix("unknown action") }
-        #expect(Set(problems.map { $0.message.replacingOccurrences(of: "unknown action ", with: "") }).isSubset(of: Set(registry)))
-    }
-
     @Test func smsNoticesAreCountedInSegmentsAtTheirWorstCase() throws {
         func notices(_ notifications: [String: Any]) -> (inout [String: Any]) -> Void {
             { document in

@@ -140,8 +140,8 @@ import Wallet
 
         let postgres = PostgresClient(configuration: database)
         let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: Array("balances-only-no-pin-checked-here".utf8), cost: .testing))
-        #expect(try await wallet.balances(MSISDN(Validator.normaliseMSISDN(amina)!)!).available == .shillings(200))
-        #expect(try await wallet.balances(MSISDN(Validator.normaliseMSISDN(baraka)!)!).available == .shillings(200))
+        #expect(try await wallet.balances(MSISDN(parsing: amina)!).available == .shillings(200))
+        #expect(try await wallet.balances(MSISDN(parsing: baraka)!).available == .shillings(200))
         let sum = try await postgres.query("SELECT coalesce(sum(balance), 0)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         #expect(sum == 0, "the ledger balances")
         await postgres.shutdown()

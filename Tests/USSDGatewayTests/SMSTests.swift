@@ -100,7 +100,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         let (achiengLocal, otienoLocal, juma) = (freshLocal(), freshLocal(), freshLocal())
         let achieng = try await rig.harness.customer(achiengLocal, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
         let otieno = try await rig.harness.customer(otienoLocal, name: "Otieno", pin: TypedPINs.otieno, shillings: 1_000, language: "sw")
-        let stranger = MSISDN(Validator.normaliseMSISDN(juma)!)!
+        let stranger = MSISDN(parsing: juma)!
         try await rig.harness.run(.live) { client in
             // The funding deposits' receipts go out first.
             try await rig.texts(achieng) { $0.count == 1 }
@@ -200,9 +200,9 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
     @Test func transientFailuresAreRetriedAndPermanentOnesAreNot() async throws {
         let rig = try await SMSRig.make { $0.sms.maxAttempts = 3 }
         let (a, b, c) = (freshLocal(), freshLocal(), freshLocal())
-        let first = MSISDN(Validator.normaliseMSISDN(a)!)!
-        let second = MSISDN(Validator.normaliseMSISDN(b)!)!
-        let third = MSISDN(Validator.normaliseMSISDN(c)!)!
+        let first = MSISDN(parsing: a)!
+        let second = MSISDN(parsing: b)!
+        let third = MSISDN(parsing: c)!
         try await rig.harness.run(.live) { _ in
             rig.fake.state.withLock { $0.script = [.http(500), .recipient(502, "RejectedByGateway")] }
             let retried = try await SMSService.queue(rig.harness.postgres, to: first, text: "Retried until it goes")
@@ -227,7 +227,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func deliveryReportsUpdateTheMessage() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        let msisdn = MSISDN(parsing: freshLocal())!
         try await rig.harness.run(.live) { client in
             let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Report on me")
             _ = try await rig.settled(id)
@@ -252,7 +252,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func aMessageLeftPendingByACrashIsSentAfterTheRestart() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        let msisdn = MSISDN(parsing: freshLocal())!
         // A sender claimed this row and died: its claim has run out.
         let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Survived a crash")
         try await rig.harness.postgres.query("UPDATE outbox SET attempts = 1, claimed_until = now() - interval '1 second' WHERE id = \(id)")
@@ -270,7 +270,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func twoSendersNeverSendTheSameRowTwice() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        let msisdn = MSISDN(parsing: freshLocal())!
         for index in 0..<40 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
         let http = CurlClient()
         let (one, two) = (rig.sender(http: http), rig.sender(http: http))
@@ -289,7 +289,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
     /// fake can tell who sent what.
     @Test func twoSenderProcessesNeverSendTheSameRowTwice() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        let msisdn = MSISDN(parsing: freshLocal())!
         var environment = ProcessInfo.processInfo.environment
         environment.merge([
             "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": MenusCommandTests.repoMenus,
@@ -345,7 +345,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func aClaimThatRanOutAndWasTakenOverIsNotSentTwice() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(Validator.normaliseMSISDN(freshLocal())!)!
+        let msisdn = MSISDN(parsing: freshLocal())!
         let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Only once")
         let http = CurlClient()
         let (slow, other) = (rig.sender(http: http), rig.sender(http: http))

@@ -95,7 +95,7 @@ struct USSDHarness {
 
     /// Registers a customer straight in the wallet and deposits `shillings` through the deposit flow.
     func customer(_ local: String, name: String, pin: String, shillings: Int64 = 0, language: String = "en") async throws -> MSISDN {
-        let msisdn = MSISDN(Validator.normaliseMSISDN(local)!)!
+        let msisdn = MSISDN(parsing: local)!
         try await self.wallet.register(msisdn: msisdn, name: name, pin: pin, language: language)
         if shillings > 0 {
             let deposit = try await self.wallet.beginDeposit(msisdn, amount: .shillings(shillings), key: IdempotencyKey("fund-\(local)")!)

@@ -1,21 +1,5 @@
 import Foundation
 
-/// A Kenyan mobile number in its one normalised form, `2547XXXXXXXX` or `2541XXXXXXXX`.
-/// Parse once at the edge; inside the wallet a value of this type is already valid.
-public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
-    public let value: String
-
-    public init?(_ normalised: String) {
-        let digits = Array(normalised.utf8)
-        guard digits.count == 12, normalised.hasPrefix("2547") || normalised.hasPrefix("2541"),
-            digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-        else { return nil }
-        self.value = normalised
-    }
-
-    public var description: String { self.value }
-}
-
 /// Money in integer cents (KES). Never a floating-point number.
 public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let cents: Int64

@@ -1,0 +1,136 @@
+import Menus
+import Wallet
+
+/// One action the menus may name: its contract (the arguments it reads, the variables it sets,
+/// the error codes it fails with, which `menus lint` checks) next to what it does.
+public struct ActionBinding: Sendable {
+    public let spec: ActionSpec
+    /// It looks something up and changes nothing: its hop needs no claim.
+    public let isLookup: Bool
+    let perform: @Sendable (WalletActions, ActionRequest, ActionContext) async throws -> ActionResult
+
+    init(
+        _ spec: ActionSpec, isLookup: Bool = false, _ perform: @escaping @Sendable (WalletActions, ActionRequest, ActionContext) async throws -> ActionResult
+    ) {
+        self.spec = spec
+        self.isLookup = isLookup
+        self.perform = perform
+    }
+}
+
+/// Every action the menus may name, each in one place: the gateway refuses to start on a menus
+/// file that names anything else. Amounts are integer cents.
+public enum ActionTable {
+    static let pinErrors: Set<String> = ["wrong_pin", "locked", "not_registered"]
+    static let money = MenuDocument.VariableSpec(maxLength: 12)
+
+    /// The contracts, for `menus lint`.
+    public static var specs: [ActionSpec] { Self.all.map(\.spec) }
+
+    static let byName = Dictionary(uniqueKeysWithValues: Self.all.map { ($0.spec.name, $0) })
+
+    public static let all: [ActionBinding] = [
+        ActionBinding(
+            ActionSpec(
+                name: "wallet.profile", arguments: ["msisdn"],
+                results: ["name": .init(maxLength: 20), "language": .init(maxLength: 2), "status": .init(maxLength: 10)], errors: ["not_registered"]
+            ), isLookup: true
+        ) { actions, _, context in
+            let customer = try await actions.wallet.customer(context.msisdn)
+            return .success(["name": String(customer.name.prefix(20)), "language": customer.language, "status": customer.isLocked() ? "locked" : customer.status])
+        },
+        ActionBinding(ActionSpec(name: "wallet.register", arguments: ["msisdn", "name", "language", "pin"], errors: ["weak_pin", "already_registered"])) {
+            actions, request, context in
+            let arguments = request.arguments
+            try await actions.wallet.register(msisdn: context.msisdn, name: arguments["name"] ?? "", pin: arguments["pin"] ?? "", language: arguments["language"] ?? "en")
+            return .success([:])
+        },
+        ActionBinding(ActionSpec(name: "wallet.balance", arguments: ["msisdn", "pin"], results: ["balance": money, "savings": money], errors: pinErrors)) {
+            actions, request, context in
+            try await actions.verifyPIN(request, context)
+            let balances = try await actions.wallet.balances(context.msisdn)
+            return .success(["balance": String(balances.available.cents), "savings": String(balances.savings.cents)])
+        },
+        ActionBinding(
+            ActionSpec(
+                name: "wallet.send", arguments: ["msisdn", "to", "amount", "pin"], results: ["balance": money, "reference": .init(maxLength: 10)],
+                errors: pinErrors.union(["insufficient_funds", "recipient_not_registered", "same_account", "limit_exceeded"])
+            )
+        ) { actions, request, context in
+            guard let to = MSISDN(parsing: request.arguments["to"] ?? "") else { return .failure("recipient_not_registered") }
+            try await actions.verifyPIN(request, context)
+            let receipt = try await actions.wallet.send(from: context.msisdn, to: to, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
+            return .success(["balance": String(receipt.balances.available.cents), "reference": TransferReference.of(receipt.key)])
+        },
+        ActionBinding(
+            ActionSpec(
+                name: "wallet.save", arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "savings": money],
+                errors: pinErrors.union(["insufficient_funds", "limit_exceeded"])
+            )
+        ) { actions, request, context in
+            try await actions.verifyPIN(request, context)
+            let amount = try WalletActions.amount(request)
+            let receipt = try await actions.wallet.save(context.msisdn, amount: amount, key: try WalletActions.key(context))
+            await actions.notice(
+                context.msisdn, "saved", ["amount": String(amount.cents), "savings": String(receipt.balances.savings.cents)], dedupe: receipt.key + ":saved"
+            )
+            return .success(["balance": String(receipt.balances.available.cents), "savings": String(receipt.balances.savings.cents)])
+        },
+        ActionBinding(
+            ActionSpec(
+                name: "wallet.unsave", arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "savings": money],
+                errors: pinErrors.union(["insufficient_funds", "limit_exceeded"])
+            )
+        ) { actions, request, context in
+            try await actions.verifyPIN(request, context)
+            let receipt = try await actions.wallet.unsave(context.msisdn, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
+            return .success(["balance": String(receipt.balances.available.cents), "savings": String(receipt.balances.savings.cents)])
+        },
+        ActionBinding(ActionSpec(name: "wallet.statement", arguments: ["msisdn", "pin"], results: ["statement": .init(maxLength: 120)], errors: pinErrors)) {
+            actions, request, context in
+            try await actions.verifyPIN(request, context)
+            return .success(["statement": StatementText.of(try await actions.wallet.statement(context.msisdn, limit: 5))])
+        },
+        // Grants one PIN change to this conversation, in the database (nothing secret goes to the session).
+        ActionBinding(ActionSpec(name: "wallet.verifyPin", arguments: ["msisdn", "pin"], errors: pinErrors)) { actions, request, context in
+            try await actions.wallet.grantPINChange(context.msisdn, pin: request.arguments["pin"] ?? "", conversation: context.conversation)
+            return .success([:])
+        },
+        ActionBinding(ActionSpec(name: "wallet.changePin", arguments: ["msisdn", "new_pin"], errors: ["weak_pin", "token_expired", "locked", "not_registered"])) {
+            actions, request, context in
+            try await actions.wallet.changePIN(context.msisdn, conversation: context.conversation, new: request.arguments["new_pin"] ?? "")
+            await actions.notice(context.msisdn, "pin_changed", [:], dedupe: context.idempotencyKey + ":pin_changed")
+            return .success([:])
+        },
+        ActionBinding(ActionSpec(name: "wallet.setLanguage", arguments: ["msisdn", "language"], errors: ["not_registered"])) { actions, request, context in
+            try await actions.wallet.setLanguage(context.msisdn, language: request.arguments["language"] ?? "")
+            return .success([:])
+        },
+        ActionBinding(ActionSpec(name: "mpesa.deposit", arguments: ["msisdn", "amount", "pin"], errors: pinErrors.union(["limit_exceeded", "unavailable"]))) {
+            actions, request, context in
+            try await actions.verifyPIN(request, context)
+            let outcome = try await actions.mobileMoney.deposit(context.msisdn, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
+            return Self.result(outcome)
+        },
+        ActionBinding(
+            ActionSpec(
+                name: "mpesa.withdraw", arguments: ["msisdn", "amount", "pin"], results: ["balance": money],
+                errors: pinErrors.union(["insufficient_funds", "limit_exceeded", "unavailable"])
+            )
+        ) { actions, request, context in
+            try await actions.verifyPIN(request, context)
+            let outcome = try await actions.mobileMoney.withdraw(context.msisdn, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
+            return Self.result(outcome)
+        },
+    ]
+
+    /// A provider's outcome in the menus' words.
+    static func result(_ outcome: MobileMoneyOutcome) -> ActionResult {
+        switch outcome {
+        case .prompted: return .success([:])
+        case .paying(let available): return .success(["balance": String(available.cents)])
+        case .outsideLimits: return .failure("limit_exceeded")
+        case .unavailable: return .failure("unavailable")
+        }
+    }
+}
