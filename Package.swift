@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "Redis",
             dependencies: [
-                "CHiredis", "ConnectionPool",
+                "CHiredis", "ConnectionPool", "Basics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Postgres",
             dependencies: [
-                "CLibPQ", "ConnectionPool",
+                "CLibPQ", "ConnectionPool", "Basics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "Curl",
             dependencies: [
-                "CCurl",
+                "CCurl", "Basics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Postgres", "PhoneNumbers",
+                "Postgres", "Basics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -87,14 +87,14 @@ let package = Package(
             ]
         ),
         // Pure value types every layer shares: the one parser of phone numbers.
-        .target(name: "PhoneNumbers"),
-        .target(name: "Menus", dependencies: ["PhoneNumbers"]),
+        .target(name: "Basics"),
+        .target(name: "Menus", dependencies: ["Basics"]),
         // The embedded sandbox of a development gateway: simulated Daraja and Africa's Talking
         // messaging, the handsets' inboxes and the browser phone. Never switched on in production.
         .target(
             name: "Sandbox",
             dependencies: [
-                "Curl", "MPesa", "AfricasTalking", "PhoneNumbers",
+                "Curl", "MPesa", "AfricasTalking", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import Basics
 import CCurl
 
 /// One request in flight: its easy handle, header list, response buffers and the continuation to
@@ -34,8 +35,8 @@ final class CurlTransfer: @unchecked Sendable {
         var code = ccurl_setopt_string(handle, CURLOPT_URL, request.url)
         func set(_ result: CURLcode) { if code == CURLE_OK { code = result } }
         set(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        set(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, request.timeout.curlMilliseconds)))
-        set(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, request.connectTimeout.curlMilliseconds)))
+        set(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(request.timeout.inMilliseconds))))
+        set(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(request.connectTimeout.inMilliseconds))))
         set(ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         set(ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
         set(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, configuration.verifyTLS ? 1 : 0))
@@ -165,8 +166,3 @@ private let curlWriteHeader: ccurl_data_callback = { data, size, count, user in
     return length
 }
 
-extension Duration {
-    var curlMilliseconds: Int {
-        Int(self.components.seconds) * 1000 + Int(self.components.attoseconds / 1_000_000_000_000_000)
-    }
-}

@@ -72,6 +72,6 @@ public enum ClientBenchmark {
             }
             try await group.waitForAll()
         }
-        return Result(name: name, operations: total, seconds: (ContinuousClock.now - start).seconds)
+        return Result(name: name, operations: total, seconds: (ContinuousClock.now - start).inSeconds)
     }
 }

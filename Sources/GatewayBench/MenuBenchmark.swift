@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import GatewayActions
 import Menus
@@ -35,7 +36,7 @@ public enum MenuBenchmark {
         }
         let elapsed = ContinuousClock.now - start
         precondition(checksum > 0)
-        return ClientBenchmark.Result(name: "menu engine steps", operations: steps, seconds: elapsed.seconds)
+        return ClientBenchmark.Result(name: "menu engine steps", operations: steps, seconds: elapsed.inSeconds)
     }
 
     /// A generated file of `groups` x 4 screens (menu, input, action, end per group), chained.
@@ -83,10 +84,8 @@ public enum MenuBenchmark {
             problems = graph.lint(actions: ActionTable.specs).count
             times.append(ContinuousClock.now - start)
         }
-        return (times.sorted()[times.count / 2].seconds * 1000, problems)
+        return (times.sorted()[times.count / 2].inSeconds * 1000, problems)
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
-}
+

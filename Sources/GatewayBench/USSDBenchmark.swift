@@ -67,7 +67,7 @@ public enum USSDBenchmark {
                 let start = ContinuousClock.now
                 let response = try await http.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz"))
                 guard response.status == 200 else { throw BenchmarkError.unexpected(response.text) }
-                return [(ContinuousClock.now - start).seconds]
+                return [(ContinuousClock.now - start).inSeconds]
             }
         }
         var figures: [Figure] = []
@@ -118,7 +118,7 @@ public enum USSDBenchmark {
         let response = try await http.execute(
             CurlRequest(method: "POST", url: url, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array(body.utf8))
         )
-        let elapsed = (ContinuousClock.now - start).seconds
+        let elapsed = (ContinuousClock.now - start).inSeconds
         let reply = response.text
         guard response.status == 200, reply.hasPrefix(expect ?? "CON") || (expect == nil && reply.hasPrefix("END")) else {
             throw BenchmarkError.unexpected("\(response.status) \(reply)")
@@ -143,7 +143,7 @@ public enum USSDBenchmark {
             }
             return try await group.reduce(into: [Double]()) { $0 += $1 }
         }
-        let seconds = (ContinuousClock.now - start).seconds
+        let seconds = (ContinuousClock.now - start).inSeconds
         let sorted = latencies.sorted()
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         return Figure(name: name, hops: sorted.count, seconds: seconds, p50: percentile(0.50), p99: percentile(0.99))

@@ -1,3 +1,4 @@
+import Basics
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -52,7 +53,7 @@ public struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
                 "method": .string(request.method.rawValue),
                 "route": .string(context.endpointPath ?? "unmatched"),
                 "status": .stringConvertible(status),
-                "duration_ms": .string(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+                "duration_ms": .string(String(format: "%.3f", elapsed.inSeconds * 1000)),
                 "request_id": .string(requestID),
             ]
         )

@@ -1,5 +1,5 @@
 import Foundation
-import PhoneNumbers
+import Basics
 
 /// What an input or SMS argument must look like, and how it is normalised once accepted.
 public enum Validator: Sendable, Hashable {

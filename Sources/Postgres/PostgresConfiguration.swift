@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// How to reach Postgres: any libpq connection string or `postgres://` URL, plus pool settings.
@@ -23,7 +24,7 @@ public struct PostgresConfiguration: Sendable, Hashable {
     var keywords: [(String, String)] {
         var options = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601"
         if let statementTimeout {
-            options += " -c statement_timeout=\(max(1, statementTimeout.milliseconds))"
+            options += " -c statement_timeout=\(max(1, statementTimeout.inMilliseconds))"
         }
         return [
             ("dbname", self.connectionString),
@@ -38,11 +39,6 @@ public struct PostgresConfiguration: Sendable, Hashable {
     }
 }
 
-extension Duration {
-    var milliseconds: Int {
-        Int(self.components.seconds) * 1000 + Int(self.components.attoseconds / 1_000_000_000_000_000)
-    }
-}
 
 extension PostgresConfiguration: CustomStringConvertible {
     /// The connection string with any password replaced by `***`, safe for logs.

@@ -1,3 +1,4 @@
+import Basics
 import CHiredis
 import Foundation
 
@@ -168,7 +169,7 @@ final class RedisConnection {
     }
 
     private static func timeval(_ duration: Duration) -> Foundation.timeval {
-        let micros = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        let micros = duration.inMicroseconds
         return Foundation.timeval(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))
     }
 }

@@ -8,6 +8,7 @@ import Metrics
 import Postgres
 import ServiceLifecycle
 import Synchronization
+import Wallet
 
 /// Sends the outbox through Africa's Talking, safely from any number of replicas.
 ///
@@ -19,7 +20,7 @@ import Synchronization
 /// with exponential backoff and jitter until `maxAttempts`; permanent ones (per-recipient 401-409,
 /// HTTP 4xx) are recorded with their reason and never retried.
 public final class OutboxSender: Service, Sendable {
-    let postgres: PostgresClient
+    let outbox: Outbox
     let client: AfricasTalkingSMS
     let graph: MenuGraph
     let settings: SMSSettings
@@ -27,7 +28,7 @@ public final class OutboxSender: Service, Sendable {
     private let pacing = Mutex(ContinuousClock.now)
 
     public init(postgres: PostgresClient, client: AfricasTalkingSMS, graph: MenuGraph, settings: SMSSettings, logger: Logger) {
-        self.postgres = postgres
+        self.outbox = Outbox(postgres: postgres)
         self.client = client
         self.graph = graph
         self.settings = settings
@@ -55,23 +56,11 @@ public final class OutboxSender: Service, Sendable {
         case skipped
     }
 
-    /// One message claimed by this sender, under `token`.
-    public struct Claimed: Sendable {
-        let id: Int64
-        let token: String
-        let recipient: String
-        let language: String
-        let template: String
-        let params: String
-        let message: String?
-        let attempts: Int
-    }
-
     /// Claims up to `limit` due messages, sends them, and records each outcome. Returns how many
     /// it handled.
     @discardableResult
     public func sendDue(limit: Int = 20) async throws -> Int {
-        let claimed = try await self.claim(limit: limit)
+        let claimed = try await self.outbox.claimDue(limit: limit)
         for message in claimed {
             let outcome = await self.send(message)
             Counter(label: "sms_outbox_total", dimensions: [("outcome", outcome.rawValue)]).increment()
@@ -79,60 +68,27 @@ public final class OutboxSender: Service, Sendable {
         return claimed.count
     }
 
-    /// Claims up to `limit` due messages for a minute, under a token of this pass.
-    public func claim(limit: Int) async throws -> [Claimed] {
-        let token = UUID().uuidString
-        return try await self.postgres.query(
-            """
-            UPDATE outbox o SET claimed_until = now() + interval '60 seconds', claim_token = \(token), attempts = o.attempts + 1
-            WHERE o.id IN (
-                SELECT id FROM outbox WHERE kind = 'sms' AND status = 'pending' AND next_attempt_at <= now()
-                    AND (claimed_until IS NULL OR claimed_until < now())
-                ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING o.id, o.recipient, o.language, o.template, o.params::text, o.message, o.attempts
-            """
-        ).map { row in
-            let (id, recipient, language, template, params, message, attempts) = try row.decode((Int64, String, String, String, String, String?, Int32).self)
-            return Claimed(
-                id: id, token: token, recipient: recipient, language: language, template: template, params: params, message: message, attempts: Int(attempts)
-            )
-        }
-    }
-
     /// Sends one claimed message, after renewing the claim: a batch sent slowly (a low rate, slow
     /// answers) can outlive its first minute, and a message another sender claimed meanwhile is
     /// left to that sender.
-    public func send(_ claimed: Claimed) async -> Outcome {
+    public func send(_ claimed: Outbox.Claimed) async -> Outcome {
         let id = claimed.id
         guard let text = claimed.message ?? self.word(template: claimed.template, language: claimed.language, params: claimed.params) else {
-            await self.record(claimed, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = 'menus.json has no wording for this template' WHERE id = \(id) AND claim_token = \(claimed.token)")
+            await self.record(claimed) { try await $0.markFailed($1, reason: "menus.json has no wording for this template") }
             self.logger.error("no wording for an outbox template", metadata: ["template": .string(claimed.template), "outbox": .stringConvertible(id)])
             return .failed
         }
         await self.pace()
         do {
-            let renewed = try await self.postgres.query(
-                """
-                UPDATE outbox SET claimed_until = now() + interval '60 seconds'
-                WHERE id = \(id) AND claim_token = \(claimed.token) AND status = 'pending' RETURNING id
-                """
-            )
-            guard !renewed.isEmpty else { return .skipped }
+            guard try await self.outbox.renew(claimed) else { return .skipped }
         } catch {
             self.logger.warning("outbox claim not renewed; left for later", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
             return .skipped
         }
         do {
-            let status = try await self.client.send(to: "+" + claimed.recipient, message: text)
+            let status = try await self.client.send(to: claimed.recipient.international, message: text)
             if status.accepted {
-                await self.record(
-                    claimed,
-                    """
-                    UPDATE outbox SET status = 'sent', sent_at = now(), claimed_until = NULL, provider_message_id = \(status.messageID),
-                        provider_status = \(status.status), last_error = NULL
-                    WHERE id = \(id) AND claim_token = \(claimed.token)
-                    """
-                )
+                await self.record(claimed) { try await $0.markSent($1, messageID: status.messageID, providerStatus: status.status) }
                 return .sent
             }
             let reason = "\(status.statusCode) \(status.status)"
@@ -142,32 +98,24 @@ public final class OutboxSender: Service, Sendable {
         }
     }
 
-    private func retry(_ claimed: Claimed, reason: String) async -> Outcome {
+    private func retry(_ claimed: Outbox.Claimed, reason: String) async -> Outcome {
         let (id, attempts) = (claimed.id, claimed.attempts)
         guard attempts < self.settings.maxAttempts else { return await self.fail(claimed, reason: "gave up after \(attempts) attempts: \(reason)") }
         let delay = Self.backoff(attempt: attempts, base: self.settings.retryBase)
-        let milliseconds = Int(delay.components.seconds) * 1000 + Int(delay.components.attoseconds / 1_000_000_000_000_000)
-        await self.record(
-            claimed,
-            """
-            UPDATE outbox SET claimed_until = NULL, last_error = \(reason),
-                next_attempt_at = now() + make_interval(secs => \(Double(milliseconds) / 1000))
-            WHERE id = \(id) AND claim_token = \(claimed.token)
-            """
-        )
+        await self.record(claimed) { try await $0.retry($1, after: delay, reason: reason) }
         self.logger.notice("SMS will be retried", metadata: ["outbox": .stringConvertible(id), "attempt": .stringConvertible(attempts), "reason": .string(reason)])
         return .retrying
     }
 
-    private func fail(_ claimed: Claimed, reason: String) async -> Outcome {
-        await self.record(claimed, "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = \(reason) WHERE id = \(claimed.id) AND claim_token = \(claimed.token)")
+    private func fail(_ claimed: Outbox.Claimed, reason: String) async -> Outcome {
+        await self.record(claimed) { try await $0.markFailed($1, reason: reason) }
         self.logger.warning("SMS failed for good", metadata: ["outbox": .stringConvertible(claimed.id), "reason": .string(reason)])
         return .failed
     }
 
-    private func record(_ claimed: Claimed, _ query: PostgresQuery) async {
+    private func record(_ claimed: Outbox.Claimed, _ change: (Outbox, Outbox.Claimed) async throws -> Void) async {
         do {
-            try await self.postgres.query(query)
+            try await change(self.outbox, claimed)
         } catch {
             // The claim expires and the row is tried again: at least once, never lost.
             self.logger.error("outbox update failed", metadata: ["outbox": .stringConvertible(claimed.id), "error": .string(safeDescription(of: error))])
@@ -177,8 +125,7 @@ public final class OutboxSender: Service, Sendable {
     /// `base * 2^(attempt - 1)`, at most an hour, scattered by ±25 % so that retries of many rows
     /// do not arrive together.
     static func backoff(attempt: Int, base: Duration) -> Duration {
-        let seconds = Double(base.components.seconds) + Double(base.components.attoseconds) / 1e18
-        let raw = min(3600, seconds * pow(2, Double(max(0, attempt - 1))))
+        let raw = min(3600, base.inSeconds * pow(2, Double(max(0, attempt - 1))))
         return .milliseconds(Int(raw * Double.random(in: 0.75...1.25) * 1000))
     }
 

@@ -122,13 +122,7 @@ public final class SMSService: Sendable {
         }
         try await self.postgres.transaction { tx in
             if let reply {
-                try await tx.query(
-                    """
-                    INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
-                    VALUES ('sms', \(msisdn.value), \(language ?? self.graph.defaultLanguage), 'reply', '{}', \("sms:\(message.id):reply"), \(reply))
-                    ON CONFLICT (dedupe_key) DO NOTHING
-                    """
-                )
+                try await Outbox.queue(tx, text: reply, to: msisdn, language: language ?? self.graph.defaultLanguage, template: "reply", dedupe: "sms:\(message.id):reply")
             }
             try await tx.query("UPDATE sms_inbound SET status = 'done', done_at = now() WHERE id = \(message.id)")
         }
@@ -140,32 +134,17 @@ public final class SMSService: Sendable {
     /// `POST /sms/africastalking/delivery`: the message's delivery status by its messageId; a final
     /// status is not undone by a late in-progress one. False when no message of ours has that id.
     public func deliveryReport(_ report: AfricasTalkingDeliveryReport) async throws -> Bool {
-        let final = report.known?.isFinal ?? false
-        let rows = try await self.postgres.query(
-            """
-            UPDATE outbox SET delivery_status = \(report.status), failure_reason = COALESCE(\(report.failureReason), failure_reason),
-                delivered_at = CASE WHEN \(report.known == .success) THEN now() ELSE delivered_at END
-            WHERE provider_message_id = \(report.id)
-                AND (delivery_status IS NULL OR delivery_status NOT IN ('Success', 'Rejected', 'Failed', 'AbsentSubscriber', 'Expired') OR \(final))
-            RETURNING id
-            """
-        )
         // Labels only from the documented vocabulary: anything else is `other`.
         Counter(label: "sms_delivery_reports_total", dimensions: [("status", report.known?.rawValue ?? "other")]).increment()
-        if rows.isEmpty {
-            return try await !self.postgres.query("SELECT 1 FROM outbox WHERE provider_message_id = \(report.id)").isEmpty
-        }
-        return true
+        return try await Outbox(postgres: self.postgres).recordDelivery(
+            messageID: report.id, status: report.status, failureReason: report.failureReason, delivered: report.known == .success,
+            final: report.known?.isFinal ?? false
+        )
     }
 
     /// Queues an operator's message (`ussd-gateway sms send`); returns the outbox id.
     public static func queue(_ postgres: PostgresClient, to msisdn: MSISDN, text: String) async throws -> Int64 {
-        try await postgres.query(
-            """
-            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
-            VALUES ('sms', \(msisdn.value), 'en', 'operator', '{}', \("operator:" + UUID().uuidString), \(text))
-            RETURNING id
-            """
-        ).single()!.decode(Int64.self, column: 0)
+        try await Outbox(postgres: postgres).queueOperatorMessage(text, to: msisdn)
     }
+
 }

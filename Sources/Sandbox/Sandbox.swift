@@ -2,7 +2,7 @@ import Curl
 import Foundation
 import Hummingbird
 import Logging
-import PhoneNumbers
+import Basics
 import ServiceLifecycle
 
 /// The embedded sandbox of a development gateway: a simulated Daraja, a simulated Africa's

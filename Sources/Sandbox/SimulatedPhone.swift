@@ -1,6 +1,6 @@
 import Curl
 import Foundation
-import PhoneNumbers
+import Basics
 
 /// A feature phone on Africa's Talking, for `ussd-gateway simulate`: it posts each hop in the
 /// aggregator's format to a running gateway and keeps `text` the way the aggregator does (every

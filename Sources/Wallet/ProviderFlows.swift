@@ -531,14 +531,7 @@ extension Wallet {
 
     /// Queues an SMS in the caller's transaction, once per `dedupe` key.
     func queueSMS(_ tx: PostgresConnection, to msisdn: MSISDN, template: String, params: [String: String], dedupe: String) async throws {
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: params, options: [.sortedKeys]), as: UTF8.self)
-        try await tx.query(
-            """
-            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key)
-            SELECT 'sms', \(msisdn.value), c.language, \(template), \(json)::jsonb, \(dedupe) FROM customers c WHERE c.msisdn = \(msisdn.value)
-            ON CONFLICT (dedupe_key) DO NOTHING
-            """
-        )
+        try await Outbox.queue(tx, notice: template, to: msisdn, params: params, dedupe: dedupe)
     }
 
     static func deposit(_ row: PostgresRow) throws -> Deposit {

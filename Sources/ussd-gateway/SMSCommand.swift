@@ -11,7 +11,7 @@ import USSDGateway
 
 struct SMSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sms", abstract: "SMS operations: queue a message, list the outbox.", subcommands: [Send.self, Outbox.self]
+        commandName: "sms", abstract: "SMS operations: queue a message, list the outbox.", subcommands: [Send.self, ListOutbox.self]
     )
 
     struct Send: AsyncParsableCommand {
@@ -30,25 +30,21 @@ struct SMSCommand: AsyncParsableCommand {
         }
     }
 
-    struct Outbox: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List pending and failed messages, oldest first.")
+    struct ListOutbox: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "outbox", abstract: "List pending and failed messages, oldest first.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "How many to list.") var limit = 50
 
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let lines = try await withPostgres(config, doing: "reading the outbox") { postgres in
-                try await postgres.query(
-                    """
-                    SELECT id, status, attempts, recipient, template, coalesce(last_error, ''),
-                        CASE WHEN status = 'pending' THEN to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || 'Z' ELSE '' END
-                    FROM outbox WHERE status IN ('pending', 'failed') ORDER BY id LIMIT \(self.limit)
-                    """
-                ).map { row in
-                    let (id, status, attempts, recipient, template, error, next) = try row.decode((Int64, String, Int32, String, String, String, String).self)
-                    return "#\(id)\t\(status)\t\(attempts) attempts\t\(recipient)\t\(template)\t" + (status == "pending" ? "next \(next)" : error)
-                }
+            let entries = try await withPostgres(config, doing: "reading the outbox") { postgres in
+                try await Outbox(postgres: postgres).undelivered(limit: self.limit)
+            }
+            let lines = entries.map { entry in
+                let next = entry.nextAttemptAt.map { "next " + ISO8601DateFormatter().string(from: $0) } ?? ""
+                return "#\(entry.id)\t\(entry.status.rawValue)\t\(entry.attempts) attempts\t\(entry.recipient)\t\(entry.template)\t"
+                    + (entry.status == .pending ? next : entry.lastError ?? "")
             }
             print(lines.isEmpty ? "no pending or failed messages" : lines.joined(separator: "\n"))
         }

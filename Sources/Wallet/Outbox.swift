@@ -1,0 +1,181 @@
+import Foundation
+import Postgres
+
+/// The outbox table, and the only code that touches it: every message the gateway owes a
+/// customer is a row here, written in the same transaction as what it reports and sent
+/// afterwards by the sender (at least once; a row is claimed under a token so two senders never
+/// send it together).
+public struct Outbox: Sendable {
+    let postgres: PostgresClient
+
+    public init(postgres: PostgresClient) {
+        self.postgres = postgres
+    }
+
+    /// A row's life: waiting to go, accepted by the provider, or given up on.
+    public enum Status: String, Sendable {
+        case pending, sent, failed
+    }
+
+    /// A message a sender has claimed: its row, its words (a template and parameters, or a text
+    /// already worded) and the token the claim was made under.
+    public struct Claimed: Sendable {
+        public let id: Int64
+        public let token: String
+        public let recipient: MSISDN
+        public let language: String
+        public let template: String
+        /// The template's parameters as JSON text.
+        public let params: String
+        /// The text when it was worded when queued (replies, operators' messages).
+        public let message: String?
+        /// Attempts so far, this one included.
+        public let attempts: Int
+    }
+
+    /// A row as `ussd-gateway sms outbox` lists it.
+    public struct Entry: Sendable {
+        public let id: Int64
+        public let status: Status
+        public let attempts: Int
+        public let recipient: String
+        public let template: String
+        public let lastError: String?
+        public let nextAttemptAt: Date?
+    }
+
+    // MARK: Writing messages
+
+    /// Queues a template notice in the caller's transaction, once per `dedupe` key, in the
+    /// customer's language (nothing when the number has no wallet).
+    static func queue(_ tx: PostgresConnection, notice template: String, to msisdn: MSISDN, params: [String: String], dedupe: String) async throws {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: params, options: [.sortedKeys]), as: UTF8.self)
+        try await tx.query(
+            """
+            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key)
+            SELECT 'sms', \(msisdn.value), c.language, \(template), \(json)::jsonb, \(dedupe) FROM customers c WHERE c.msisdn = \(msisdn.value)
+            ON CONFLICT (dedupe_key) DO NOTHING
+            """
+        )
+    }
+
+    /// Queues a text already worded (a reply to a command) in the caller's transaction, once per `dedupe` key.
+    public static func queue(_ tx: PostgresConnection, text: String, to msisdn: MSISDN, language: String, template: String, dedupe: String) async throws {
+        try await tx.query(
+            """
+            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
+            VALUES ('sms', \(msisdn.value), \(language), \(template), '{}', \(dedupe), \(text))
+            ON CONFLICT (dedupe_key) DO NOTHING
+            """
+        )
+    }
+
+    /// Queues an operator's message; its outbox id.
+    public func queueOperatorMessage(_ text: String, to msisdn: MSISDN) async throws -> Int64 {
+        try await self.postgres.query(
+            """
+            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
+            VALUES ('sms', \(msisdn.value), 'en', 'operator', '{}', \("operator:" + UUID().uuidString), \(text))
+            RETURNING id
+            """
+        ).single()!.decode(Int64.self, column: 0)
+    }
+
+    // MARK: Sending
+
+    /// Claims up to `limit` due messages for a minute, under a token of this pass.
+    public func claimDue(limit: Int) async throws -> [Claimed] {
+        let token = UUID().uuidString
+        return try await self.postgres.query(
+            """
+            UPDATE outbox o SET claimed_until = now() + interval '60 seconds', claim_token = \(token), attempts = o.attempts + 1
+            WHERE o.id IN (
+                SELECT id FROM outbox WHERE kind = 'sms' AND status = 'pending' AND next_attempt_at <= now()
+                    AND (claimed_until IS NULL OR claimed_until < now())
+                ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING o.id, o.recipient, o.language, o.template, o.params::text, o.message, o.attempts
+            """
+        ).map { row in
+            let (id, recipient, language, template, params, message, attempts) = try row.decode((Int64, String, String, String, String, String?, Int32).self)
+            return Claimed(
+                id: id, token: token, recipient: MSISDN(recipient)!, language: language, template: template, params: params, message: message,
+                attempts: Int(attempts)
+            )
+        }
+    }
+
+    /// Renews a claim right before its message goes; false when another sender holds the row now
+    /// or it is no longer pending (then it is left alone).
+    public func renew(_ claimed: Claimed) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            UPDATE outbox SET claimed_until = now() + interval '60 seconds'
+            WHERE id = \(claimed.id) AND claim_token = \(claimed.token) AND status = 'pending' RETURNING id
+            """
+        ).isEmpty
+    }
+
+    /// The provider accepted the message under `messageID`.
+    public func markSent(_ claimed: Claimed, messageID: String?, providerStatus: String) async throws {
+        try await self.postgres.query(
+            """
+            UPDATE outbox SET status = 'sent', sent_at = now(), claimed_until = NULL, provider_message_id = \(messageID),
+                provider_status = \(providerStatus), last_error = NULL
+            WHERE id = \(claimed.id) AND claim_token = \(claimed.token)
+            """
+        )
+    }
+
+    /// Leaves the message for another attempt after `delay`.
+    public func retry(_ claimed: Claimed, after delay: Duration, reason: String) async throws {
+        try await self.postgres.query(
+            """
+            UPDATE outbox SET claimed_until = NULL, last_error = \(reason), next_attempt_at = now() + make_interval(secs => \(delay.inSeconds))
+            WHERE id = \(claimed.id) AND claim_token = \(claimed.token)
+            """
+        )
+    }
+
+    /// Gives up on the message for good.
+    public func markFailed(_ claimed: Claimed, reason: String) async throws {
+        try await self.postgres.query(
+            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = \(reason) WHERE id = \(claimed.id) AND claim_token = \(claimed.token)"
+        )
+    }
+
+    // MARK: Delivery
+
+    /// Records a delivery report on the message the provider knows as `messageID`; a final status
+    /// is not undone by a late in-progress one. False when no message of ours has that id.
+    public func recordDelivery(messageID: String, status: String, failureReason: String?, delivered: Bool, final: Bool) async throws -> Bool {
+        let rows = try await self.postgres.query(
+            """
+            UPDATE outbox SET delivery_status = \(status), failure_reason = COALESCE(\(failureReason), failure_reason),
+                delivered_at = CASE WHEN \(delivered) THEN now() ELSE delivered_at END
+            WHERE provider_message_id = \(messageID)
+                AND (delivery_status IS NULL OR delivery_status NOT IN ('Success', 'Rejected', 'Failed', 'AbsentSubscriber', 'Expired') OR \(final))
+            RETURNING id
+            """
+        )
+        if !rows.isEmpty { return true }
+        return try await !self.postgres.query("SELECT 1 FROM outbox WHERE provider_message_id = \(messageID)").isEmpty
+    }
+
+    // MARK: Support
+
+    /// Pending and failed messages, oldest first.
+    public func undelivered(limit: Int) async throws -> [Entry] {
+        try await self.postgres.query(
+            """
+            SELECT id, status, attempts, recipient, template, last_error, CASE WHEN status = 'pending' THEN next_attempt_at END
+            FROM outbox WHERE status IN ('pending', 'failed') ORDER BY id LIMIT \(limit)
+            """
+        ).map { row in
+            let (id, status, attempts, recipient, template, error, next) = try row.decode((Int64, String, Int32, String, String, String?, Date?).self)
+            return Entry(
+                id: id, status: Status(rawValue: status) ?? .pending, attempts: Int(attempts), recipient: recipient, template: template, lastError: error,
+                nextAttemptAt: next
+            )
+        }
+    }
+}
