@@ -37,7 +37,7 @@ public enum ActionTable {
             ), isLookup: true
         ) { actions, _, context in
             let customer = try await actions.wallet.customer(context.msisdn)
-            return .success(["name": String(customer.name.prefix(20)), "language": customer.language, "status": customer.isLocked() ? "locked" : customer.status])
+            return .success(["name": String(customer.name.prefix(20)), "language": customer.language, "status": customer.isLocked() ? "locked" : customer.status.rawValue])
         },
         ActionBinding(ActionSpec(name: "wallet.register", arguments: ["msisdn", "name", "language", "pin"], errors: ["weak_pin", "already_registered"])) {
             actions, request, context in

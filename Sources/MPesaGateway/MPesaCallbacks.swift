@@ -34,7 +34,7 @@ extension MPesaService {
                 try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: raw)
                 return .review
             }
-            if deposit.status == "completed" {
+            if deposit.status == .completed {
                 return try await self.conflict(
                     kind: "stk", reference: checkout, body: raw, deposit: deposit.id,
                     earlier: "credited under receipt \(deposit.receipt ?? "-")", new: "STK callback: not paid (\(callback.resultCode))"
@@ -53,7 +53,7 @@ extension MPesaService {
         do {
             let before = try await self.wallet.deposit(checkoutRequestID: checkout)?.status
             try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: raw)
-            return before == "completed" ? .alreadyFinal : .credited
+            return before == .completed ? .alreadyFinal : .credited
         } catch ProviderRecordError.unknownDeposit {
             // Paid, but we never learnt this CheckoutRequestID: the push's answer was lost (or has
             // not come yet). The one recent pending deposit of this phone and amount is it, but a
@@ -63,7 +63,7 @@ extension MPesaService {
             ) else {
                 if let known = try await self.wallet.deposit(checkoutRequestID: checkout) {
                     // A copy of this callback matched it meanwhile.
-                    return known.status == "completed" ? .alreadyFinal : .awaitingQuery
+                    return known.status == .completed ? .alreadyFinal : .awaitingQuery
                 }
                 try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: raw)
                 return .review
@@ -172,7 +172,7 @@ extension MPesaService {
     private func settle(
         _ payout: Payout, paid: Bool, kind: String, reference: String, body: String, says: String, _ apply: () async throws -> Payout
     ) async throws -> CallbackOutcome {
-        if payout.status == (paid ? "paid" : "failed") { return .alreadyFinal }
+        if payout.status == (paid ? .paid : .failed) { return .alreadyFinal }
         do {
             _ = try await apply()
             return paid ? .paid : .failed
@@ -254,7 +254,7 @@ extension MPesaService {
     }
 
     private func check(_ payout: Payout, checks: Int) async throws -> String? {
-        if payout.status == "reserved" {
+        if payout.status == .reserved {
             // Never confirmed as sent: send again under the same id (a duplicate is refused).
             guard self.inFlight.claim("payout:" + payout.id) else { return nil }
             defer { self.inFlight.release("payout:" + payout.id) }

@@ -83,7 +83,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         // CheckoutRequestID is stored it is never pushed again. (A push whose outcome was unknown
         // leaves none, so a later run with the same key, e.g. an SMS re-run after a crash, pushes
         // again; a payment for the first prompt then matches nothing and lands in mpesa_review.)
-        if deposit.status == "pending", deposit.checkoutRequestID == nil, self.inFlight.claim("deposit:\(deposit.id)") {
+        if deposit.status == .pending, deposit.checkoutRequestID == nil, self.inFlight.claim("deposit:\(deposit.id)") {
             self.later {
                 await self.push(deposit)
                 self.inFlight.release("deposit:\(deposit.id)")
@@ -123,7 +123,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
     public func withdraw(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
         guard amount.cents % 100 == 0, (10...250_000).contains(amount.cents / 100) else { return .outsideLimits }
         let payout = try await self.wallet.reserveWithdrawal(msisdn, amount: amount, key: key)
-        if payout.status == "reserved", self.inFlight.claim("payout:" + payout.id) {
+        if payout.status == .reserved, self.inFlight.claim("payout:" + payout.id) {
             self.later {
                 await self.pay(payout)
                 self.inFlight.release("payout:" + payout.id)

@@ -3,21 +3,33 @@ import Postgres
 
 /// A deposit by M-Pesa STK push, as the wallet records it.
 public struct Deposit: Sendable, Hashable {
+    /// Pending until a payment credits it or a refusal fails it; both are final.
+    public enum Status: String, Sendable {
+        case pending, completed, failed
+    }
+
     public let id: Int64
     public let key: String
     public let msisdn: MSISDN
     public let amount: Amount
-    public let status: String
+    public let status: Status
     public let checkoutRequestID: String?
     public let receipt: String?
 }
 
 /// A withdrawal to M-Pesa (B2C): its id is our OriginatorConversationID.
 public struct Payout: Sendable, Hashable {
+    /// Reserved (the hold placed), sent (Daraja took the request), unknown (an answer was lost),
+    /// then paid or failed (final); needs review when the reconciler gave up asking.
+    public enum Status: String, Sendable {
+        case reserved, sent, unknown, paid, failed
+        case needsReview = "needs_review"
+    }
+
     public let id: String
     public let msisdn: MSISDN
     public let amount: Amount
-    public let status: String
+    public let status: Status
 }
 
 /// One line of a mini statement.
@@ -74,6 +86,8 @@ public enum ProviderRecordError: Error, Sendable, Hashable {
     case conflict(current: String)
     /// Matched to a payment by phone and amount, and not yet confirmed by an STK Query.
     case awaitingQuery
+    /// A row holds a value the schema does not allow.
+    case corrupt(String)
 }
 
 /// Which deposit: by our id, or by the CheckoutRequestID Daraja gave its push.
@@ -199,7 +213,7 @@ extension Wallet {
             throw ProviderRecordError.conflict(current: status == "completed" ? "credited under receipt \(known ?? "-")" : "failed (\(known ?? "-"))")
         default:
             let (_, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String, Int64, String, String?, String?).self)
-            return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status, checkoutRequestID: checkout, receipt: receipt)
+            return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
         }
     }
 
@@ -329,7 +343,7 @@ extension Wallet {
                 try await tx.query(
                     "INSERT INTO payouts (id, customer_id, msisdn, amount, transfer_id) VALUES (\(key.value), \(customerID), \(msisdn.value), \(amount.cents), \(transferID))"
                 )
-                return .success(Payout(id: key.value, msisdn: msisdn, amount: amount, status: "reserved"))
+                return .success(Payout(id: key.value, msisdn: msisdn, amount: amount, status: .reserved))
             }
             return try outcome.get()
         } catch let error as PostgresError where error.isUniqueViolation {
@@ -384,12 +398,12 @@ extension Wallet {
         )
         if !kept.isEmpty { return .keptForStatus }
         do {
-            let payout = try await self.settle(id, outcome: "failed", raw: nil) { tx, payout in
+            let payout = try await self.settle(id, outcome: .failed, raw: nil) { tx, payout in
                 try await self.void(tx, payout, code: code, text: text, onlyIfOutcomeKnown: true)
             }
             switch payout.status {
-            case "failed": return .refunded
-            case "paid": return .alreadyFinal
+            case .failed: return .refunded
+            case .paid: return .alreadyFinal
             default: return .keptForStatus
             }
         } catch ProviderRecordError.conflict {
@@ -401,13 +415,13 @@ extension Wallet {
     /// ``ProviderRecordError/conflict(current:)`` and nothing moves.
     @discardableResult
     public func completeWithdrawal(_ id: String, providerTransactionID: String, raw: String? = nil) async throws -> Payout {
-        try await self.settle(id, outcome: "paid", raw: raw) { tx, payout in
+        try await self.settle(id, outcome: .paid, raw: raw) { tx, payout in
             try await tx.query("UPDATE transfers SET status = 'posted' WHERE id = \(("withdrawal:" + id))")
             try await tx.query(
                 "UPDATE payouts SET status = 'paid', provider_transaction_id = \(providerTransactionID), result_code = 0, updated_at = now() WHERE id = \(id)"
             )
             try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_paid", params: ["amount": String(payout.amount.cents), "receipt": providerTransactionID], dedupe: "withdrawal:\(id)")
-            return "paid"
+            return .paid
         }
     }
 
@@ -416,12 +430,12 @@ extension Wallet {
     /// and nothing moves.
     @discardableResult
     public func failWithdrawal(_ id: String, code: Int, text: String, raw: String? = nil) async throws -> Payout {
-        try await self.settle(id, outcome: "failed", raw: raw) { tx, payout in
+        try await self.settle(id, outcome: .failed, raw: raw) { tx, payout in
             try await self.void(tx, payout, code: code, text: text, onlyIfOutcomeKnown: false)
         }
     }
 
-    private func void(_ tx: PostgresConnection, _ payout: Payout, code: Int, text: String, onlyIfOutcomeKnown: Bool) async throws -> String {
+    private func void(_ tx: PostgresConnection, _ payout: Payout, code: Int, text: String, onlyIfOutcomeKnown: Bool) async throws -> Payout.Status {
         if onlyIfOutcomeKnown, try await tx.query("SELECT 1 FROM payouts WHERE id = \(payout.id) AND outcome_unknown").first != nil {
             // An unknown outcome was noted since the caller looked: keep the hold.
             return payout.status
@@ -429,7 +443,7 @@ extension Wallet {
         try await tx.query("UPDATE transfers SET status = 'voided' WHERE id = \(("withdrawal:" + payout.id))")
         try await tx.query("UPDATE payouts SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now() WHERE id = \(payout.id)")
         try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(payout.id)")
-        return "failed"
+        return .failed
     }
 
     /// A timeout: the outcome is unknown, so the hold stays until reconciliation says paid or not.
@@ -462,7 +476,7 @@ extension Wallet {
             """
         ).map { row in
             let (id, msisdn, cents, status, checks) = try row.decode((String, String, Int64, String, Int32).self)
-            return (Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status), Int(checks))
+            return (Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status)), Int(checks))
         }
     }
 
@@ -496,21 +510,21 @@ extension Wallet {
 
     static func payout(_ row: PostgresRow) throws -> Payout {
         let (id, msisdn, cents, status) = try row.decode((String, String, Int64, String).self)
-        return Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status)
+        return Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status))
     }
 
     /// Applies a final B2C outcome (`paid` or `failed`) once: the same outcome again returns the
     /// payout; the opposite outcome after one was applied is a conflict for a human, never a second
     /// movement.
-    private func settle(_ id: String, outcome: String, raw: String?, _ apply: (PostgresConnection, Payout) async throws -> String) async throws -> Payout {
+    private func settle(_ id: String, outcome: Payout.Status, raw: String?, _ apply: (PostgresConnection, Payout) async throws -> Payout.Status) async throws -> Payout {
         try await self.postgres.transaction(maxAttempts: 5) { tx in
             guard let row = try await tx.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id) FOR UPDATE").single() else {
                 throw ProviderRecordError.unknownPayout
             }
             let payout = try Self.payout(row)
             let (payoutID, status) = (payout.id, payout.status)
-            if status == "paid" || status == "failed" {
-                guard status == outcome else { throw ProviderRecordError.conflict(current: status) }
+            if status == .paid || status == .failed {
+                guard status == outcome else { throw ProviderRecordError.conflict(current: status.rawValue) }
                 return payout
             }
             let final = try await apply(tx, payout)
@@ -534,9 +548,16 @@ extension Wallet {
         try await Outbox.queue(tx, notice: template, to: msisdn, params: params, dedupe: dedupe)
     }
 
+    /// A status column read back into its enum; a value the schema's CHECK does not allow is a
+    /// corrupt row, never a guess.
+    static func status<Status: RawRepresentable>(_ text: String) throws -> Status where Status.RawValue == String {
+        guard let status = Status(rawValue: text) else { throw ProviderRecordError.corrupt("status \(text)") }
+        return status
+    }
+
     static func deposit(_ row: PostgresRow) throws -> Deposit {
         let (id, key, msisdn, cents, status, checkout, receipt) = try row.decode((Int64, String, String, Int64, String, String?, String?).self)
-        return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: status, checkoutRequestID: checkout, receipt: receipt)
+        return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
     }
 }
 

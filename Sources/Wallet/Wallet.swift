@@ -26,11 +26,16 @@ public final class Wallet: Sendable {
 
     /// A registered customer.
     public struct Customer: Sendable, Hashable {
+        /// Active customers use the wallet; suspended and closed ones are refused.
+        public enum Status: String, Sendable {
+            case active, suspended, closed
+        }
+
         public let id: Int64
         public let msisdn: MSISDN
         public let name: String
         public let language: String
-        public let status: String
+        public let status: Status
         public let lockedUntil: Date?
 
         /// True while three wrong PINs keep the customer out.
@@ -271,6 +276,6 @@ public final class Wallet: Sendable {
 
     static func customer(_ row: PostgresRow) throws -> Customer {
         let (id, msisdn, name, language, status, lockedUntil) = try row.decode((Int64, String, String, String, String, Date?).self)
-        return Customer(id: id, msisdn: MSISDN(msisdn)!, name: name, language: language, status: status, lockedUntil: lockedUntil)
+        return Customer(id: id, msisdn: MSISDN(msisdn)!, name: name, language: language, status: try Self.status(status), lockedUntil: lockedUntil)
     }
 }

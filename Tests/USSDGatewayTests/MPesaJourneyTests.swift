@@ -563,7 +563,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let first = try ChildProcess.start(GatewayBinary.path, ["mpesa", "reconcile"], environment: environment)
         #expect(await first.wait() == 0, "\(first.errorOutput)")
         #expect(first.output.contains("deposit \(deposit.id): failed (STK query: 1037"), "\(first.output)")
-        #expect(try await rig.harness.wallet.deposit(id: deposit.id)?.status == "failed")
+        #expect(try await rig.harness.wallet.deposit(id: deposit.id)?.status == .failed)
         #expect(try await rig.outbox(msisdn, "deposit_failed") == 1)
         let second = try ChildProcess.start(GatewayBinary.path, ["mpesa", "reconcile"], environment: environment)
         #expect(await second.wait() == 0)

@@ -18,7 +18,7 @@ import Wallet
         async let second = ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_1", receipt: "NLJ7RT61SV", amount: .shillings(1_000), phone: achieng)
         let (a, b) = try await (first, second)
         let third = try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_1", receipt: "NLJ7RT61SV", amount: .shillings(1_000), phone: achieng)
-        #expect(a.status == "completed" && b.status == "completed" && third.receipt == "NLJ7RT61SV")
+        #expect(a.status == .completed && b.status == .completed && third.receipt == "NLJ7RT61SV")
         #expect(try await ledger.wallet.balances(achieng).main == .shillings(1_000), "credited exactly once")
         let sms = try await ledger.postgres.query("SELECT template, params->>'receipt' FROM outbox WHERE recipient = '254712345678'").map { try $0.decode((String, String?).self) }
         #expect(sms.count == 1 && sms.first?.0 == "deposit_received" && sms.first?.1 == "NLJ7RT61SV")
@@ -74,7 +74,7 @@ import Wallet
         let ledger = try await Ledger.make()
         let achieng = try await ledger.funded("254712345678", cents: 100_000)
         let payout = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(600), key: key("wd:1"))
-        #expect(payout.status == "reserved")
+        #expect(payout.status == .reserved)
         #expect(try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(600), key: key("wd:1")) == payout, "same key, same payout")
         var balances = try await ledger.wallet.balances(achieng)
         #expect(balances.main == .shillings(1_000) && balances.available == .shillings(400))
@@ -91,7 +91,7 @@ import Wallet
         #expect(row.0 == "unknown" && row.1 == "AG_2024_1")
         let paid = try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "NLJ41HAY6Q")
         let again = try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "NLJ41HAY6Q")
-        #expect(paid.status == "paid" && again.status == "paid")
+        #expect(paid.status == .paid && again.status == .paid)
         await #expect(throws: ProviderRecordError.conflict(current: "paid"), "a failure after a payment is a conflict, never a refund") {
             try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "late failure")
         }
@@ -131,7 +131,7 @@ import Wallet
         let risky = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(300), key: key("wd:risky"))
         try await ledger.wallet.markPayoutOutcomeUnknown(risky.id)
         #expect(try await ledger.wallet.refuseWithdrawal(risky.id, code: -1, text: "Unfamiliar error") == .keptForStatus)
-        #expect(try await ledger.wallet.payout(id: risky.id)?.status == "unknown")
+        #expect(try await ledger.wallet.payout(id: risky.id)?.status == .unknown)
         #expect(try await ledger.wallet.balances(achieng).available == .shillings(700))
         // A status answer settles it.
         try await ledger.wallet.completeWithdrawal(risky.id, providerTransactionID: "SGSTATUS1")
