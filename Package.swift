@@ -63,7 +63,8 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Postgres", "Basics",
+                "Postgres", "Basics", "ConnectionPool",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOPosix", package: "swift-nio"),

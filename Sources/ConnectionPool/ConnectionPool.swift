@@ -9,7 +9,7 @@ import NIOPosix
 public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
     /// The most connections open at once.
     public let size: Int
-    private let threads: NIOThreadPool
+    private let threads: OnDemandThreadPool
     private let leases: LeasePool<Lease>
 
     /// A connection handed to one caller; `@unchecked Sendable` because the pool guarantees it is
@@ -18,13 +18,12 @@ public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
         fileprivate let connection: Connection
     }
 
-    /// Creates the pool and its threads; connections are made by `makeConnection` now and connect
-    /// lazily on their first call.
+    /// Creates the pool; its threads start with the first call, and connections are made by
+    /// `makeConnection` now and connect lazily on their first call.
     public init(name: String, size: Int, acquireTimeout: Duration, makeConnection: () -> Connection) {
         precondition(size > 0, "a pool needs at least one connection")
         self.size = size
-        self.threads = NIOThreadPool(numberOfThreads: size)
-        self.threads.start()
+        self.threads = OnDemandThreadPool(numberOfThreads: size)
         self.leases = LeasePool(name: name, resources: (0..<size).map { _ in Lease(connection: makeConnection()) }, acquireTimeout: acquireTimeout)
     }
 
@@ -43,7 +42,7 @@ public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
         _ lease: Lease,
         _ body: @escaping @Sendable (Connection) throws -> Result
     ) async throws -> Result {
-        try await self.threads.runIfActive { try body(lease.connection) }
+        try await self.threads.run { try body(lease.connection) }
     }
 
     /// Leases a connection for one blocking call.
@@ -58,8 +57,8 @@ public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
     /// and stops the threads. Safe to call more than once.
     public func shutdown() async {
         for lease in await self.leases.shutdown() {
-            try? await self.threads.runIfActive { lease.connection.close() }
+            try? await self.threads.run { lease.connection.close() }
         }
-        try? await self.threads.shutdownGracefully()
+        await self.threads.shutdown()
     }
 }

@@ -37,6 +37,7 @@ public final class CurlClient: Sendable, Service {
 
     /// Waits for graceful shutdown, then stops the driver (failing transfers still in flight).
     public func run() async throws {
+        self.driver.start()
         try? await gracefulShutdown()
         await self.shutdown()
     }
@@ -68,6 +69,7 @@ final class CurlDriver: @unchecked Sendable {
     private struct Inbox {
         var submitted: [CurlTransfer] = []
         var cancelled: [CurlTransfer] = []
+        var started = false
         var stopping = false
         var stopped = false
         var waitingForStop: [CheckedContinuation<Void, Never>] = []
@@ -84,6 +86,17 @@ final class CurlDriver: @unchecked Sendable {
         self.logger = logger
         self.multi = curl_multi_init()!
         _ = ccurlm_setopt_long(self.multi, CURLMOPT_MAXCONNECTS, configuration.maximumCachedConnections)
+    }
+
+    /// Starts the driver thread unless it runs already (or has stopped): with the first transfer,
+    /// or with the client's `run`.
+    func start() {
+        let start = self.inbox.withLock { inbox -> Bool in
+            guard !inbox.started, !inbox.stopping else { return false }
+            inbox.started = true
+            return true
+        }
+        guard start else { return }
         let thread = Thread { [self] in self.loop() }
         thread.name = "curl-driver"
         thread.start()
@@ -103,6 +116,7 @@ final class CurlDriver: @unchecked Sendable {
             transfer.finish(.failure(CurlError(code: .shutdown, detail: "client shut down")))
             return
         }
+        self.start()
         curl_multi_wakeup(self.multi)
     }
 
@@ -120,6 +134,7 @@ final class CurlDriver: @unchecked Sendable {
         await withCheckedContinuation { continuation in
             let alreadyStopped = self.inbox.withLock { inbox -> Bool in
                 inbox.stopping = true
+                if !inbox.started { inbox.stopped = true }
                 if inbox.stopped { return true }
                 inbox.waitingForStop.append(continuation)
                 return false

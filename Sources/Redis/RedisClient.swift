@@ -32,6 +32,7 @@ public final class RedisClient: Sendable, Service {
 
     /// Waits for graceful shutdown, then lets in-flight commands finish and closes the pool.
     public func run() async throws {
+        for pipeline in self.pipelines { pipeline.start() }
         try? await gracefulShutdown()
         await self.shutdown()
     }

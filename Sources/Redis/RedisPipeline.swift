@@ -26,12 +26,29 @@ final class RedisPipeline: @unchecked Sendable {
     private var stopped = false
     private var exited: CheckedContinuation<Void, Never>?
     private var hasExited = false
+    private var started = false
+    private let index: Int
 
+    /// Makes the pipeline; its I/O thread starts with the first command (or the client's `run`).
     init(configuration: RedisConfiguration, index: Int) {
         self.connection = RedisConnection(configuration: configuration)
+        self.index = index
+    }
+
+    /// Starts the I/O thread unless it runs already. Call with `condition` locked.
+    private func startLocked() {
+        guard !self.started, !self.stopped else { return }
+        self.started = true
         let thread = Thread { [self] in self.loop() }
-        thread.name = "redis-io-\(index)"
+        thread.name = "redis-io-\(self.index)"
         thread.start()
+    }
+
+    /// Starts the I/O thread now rather than with the first command.
+    func start() {
+        self.condition.lock()
+        self.startLocked()
+        self.condition.unlock()
     }
 
     /// Commands queued or awaiting their reply; the client sends to the least busy pipeline.
@@ -50,6 +67,7 @@ final class RedisPipeline: @unchecked Sendable {
                 continuation.resume(throwing: RedisError(code: .connection, detail: "client shut down"))
                 return
             }
+            self.startLocked()
             self.queue.append(Command(arguments: arguments, continuation: continuation))
             self.outstanding += 1
             self.condition.signal()
@@ -62,7 +80,8 @@ final class RedisPipeline: @unchecked Sendable {
         await withCheckedContinuation { continuation in
             self.condition.lock()
             self.stopped = true
-            if self.hasExited {
+            if self.hasExited || !self.started {
+                self.hasExited = true
                 self.condition.unlock()
                 continuation.resume()
                 return

@@ -107,7 +107,7 @@ public func buildApplication(
         mpesa: config.sandbox.mpesa ? .sandbox : mpesa != nil ? .configured : .notConfigured,
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
-    var services: [any Service] = [clients.redis, clients.postgres, clients.http, workers, USSDGauges(service: ussd, logger: ussdLogger)]
+    var services: [any Service] = [clients.redis, clients.postgres, clients.http, pins, workers, USSDGauges(service: ussd, logger: ussdLogger)]
     if config.sandbox.isOn, let gatewayURL = config.sandbox.gatewayURL {
         var sandboxLogger = logger
         sandboxLogger[metadataKey: "subsystem"] = "sandbox"

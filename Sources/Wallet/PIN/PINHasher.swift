@@ -1,7 +1,8 @@
 import Crypto
 import CryptoExtras
 import Foundation
-import NIOPosix
+import ConnectionPool
+import ServiceLifecycle
 
 /// Hashes PINs slowly and with a server-side secret: scrypt over HMAC-SHA256(pepper, PIN) with a
 /// random salt per customer. A four-digit PIN has only 10,000 values, so the pepper (which never
@@ -10,7 +11,7 @@ import NIOPosix
 ///
 /// scrypt is deliberately expensive CPU work, so it runs on threads of its own, never on the
 /// Swift cooperative pool.
-public final class PINHasher: Sendable {
+public final class PINHasher: Service, Sendable {
     /// scrypt's cost: memory and time grow with `n`.
     public struct Cost: Sendable, Hashable {
         public var n: Int
@@ -35,19 +36,22 @@ public final class PINHasher: Sendable {
 
     private let pepper: SymmetricKey
     private let cost: Cost
-    private let threads: NIOThreadPool
+    private let threads: OnDemandThreadPool
 
     /// `pepper` is the `PIN_PEPPER` secret; at least 16 bytes.
     public init(pepper: [UInt8], cost: Cost = .production, threads: Int = 2) {
         precondition(pepper.count >= 16, "PIN_PEPPER must be at least 16 bytes")
         self.pepper = SymmetricKey(data: pepper)
         self.cost = cost
-        self.threads = NIOThreadPool(numberOfThreads: threads)
-        self.threads.start()
+        self.threads = OnDemandThreadPool(numberOfThreads: threads)
     }
 
-    deinit {
-        self.threads.shutdownGracefully { _ in }
+    /// Starts the hashing threads, and stops them at graceful shutdown (after the HTTP server, so no
+    /// PIN check is cut off). Without a service group they start with the first hash.
+    public func run() async throws {
+        self.threads.start()
+        try? await gracefulShutdown()
+        await self.threads.shutdown()
     }
 
     /// `scrypt$N$r$p$<salt hex>$<hash hex>` for storing.
@@ -76,7 +80,7 @@ public final class PINHasher: Sendable {
 
     private func derive(_ pin: String, salt: [UInt8], cost: Cost) async throws -> [UInt8] {
         let peppered = Array(HMAC<SHA256>.authenticationCode(for: Array(pin.utf8), using: self.pepper))
-        return try await self.threads.runIfActive {
+        return try await self.threads.run {
             let key = try KDF.Scrypt.deriveKey(
                 from: peppered, salt: salt, outputByteCount: 32, rounds: cost.n, blockSize: cost.r, parallelism: cost.p
             )
