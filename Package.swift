@@ -107,7 +107,7 @@ let package = Package(
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "AfricasTalking", "Redis", "Postgres", "Curl", "ConnectionPool",
+                "AfricasTalking", "Redis", "Postgres", "Curl", "ConnectionPool", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,7 +135,7 @@ let package = Package(
         .target(
             name: "SMSChannel",
             dependencies: [
-                "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions",
+                "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -157,7 +157,7 @@ let package = Package(
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesa", "AfricasTalking", "Sandbox",
+                "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesa", "AfricasTalking", "Sandbox", "Basics",
                 "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -176,7 +176,7 @@ let package = Package(
         .executableTarget(
             name: "gateway-bench",
             dependencies: [
-                "USSDGateway", "USSDChannel", "GatewayActions", "Wallet", "Redis", "Postgres", "Curl", "Menus", "Sandbox",
+                "USSDGateway", "USSDChannel", "GatewayActions", "Wallet", "Redis", "Postgres", "Curl", "Menus", "Sandbox", "Basics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -2,7 +2,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// Protection for every provider callback route (Africa's Talking, later M-Pesa). Providers sign
+/// Protection for every provider callback route (Africa's Talking, M-Pesa). Providers sign
 /// nothing, so: an unguessable token as one extra trailing path segment (compared in constant
 /// time; anything else is 404, as if the route did not exist), and optionally a source-address
 /// allowlist, where `X-Forwarded-For` counts only when the peer is a trusted proxy.

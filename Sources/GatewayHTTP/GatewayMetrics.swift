@@ -27,6 +27,14 @@ public enum GatewayMetrics {
     /// Makes sure the registry is the metrics backend before anything records.
     public static func bootstrap() { _ = registry }
 
+    /// The counters and timers every part of the gateway records to, made once each.
+    public static let cache = MetricCache()
+
+    /// Adds one to the counter `label` with these (bounded) dimensions.
+    public static func count(_ label: String, _ dimensions: [(String, String)] = []) {
+        Self.cache.counter(label, dimensions).increment()
+    }
+
     /// The registry's metrics in Prometheus' text exposition format.
     public static func render() -> String {
         var buffer: [UInt8] = []

@@ -113,7 +113,7 @@ extension MPesaService {
         try await self.wallet.keepForReview(
             kind: kind, reference: reference, reason: ReviewItem.conflict, body: body, depositID: deposit, payoutID: payout, earlierResult: earlier, newResult: new
         )
-        Counter(label: "mpesa_conflicts_total", dimensions: [("kind", kind)]).increment()
+        GatewayMetrics.count("mpesa_conflicts_total", [("kind", kind)])
         var metadata: Logger.Metadata = ["kind": .string(kind), "earlier": .string(earlier), "new": .string(new)]
         if let deposit { metadata["deposit"] = .stringConvertible(deposit) }
         if let payout { metadata["payout"] = .string(payout) }
@@ -213,7 +213,7 @@ extension MPesaService {
             }
         }
         for payout in try await self.wallet.escalateUnsettledPayouts(maxChecks: self.payoutReview.checks, maxAge: self.payoutReview.age) {
-            Counter(label: "mpesa_payouts_needs_review_total").increment()
+            GatewayMetrics.count("mpesa_payouts_needs_review_total")
             self.logger.error("payout still unsettled after its last check; held for review", metadata: ["payout": .string(payout.id)])
             try await self.wallet.keepForReview(
                 kind: "payout", reference: payout.id, reason: "unsettled after \(self.payoutReview.checks) checks or \(self.payoutReview.age)", body: "{}",

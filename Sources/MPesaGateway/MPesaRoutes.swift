@@ -46,11 +46,11 @@ public struct MPesaRoutes: Sendable {
         let body = try await CallbackBody.bytes(request, logger: self.logger, route: "mpesa." + kind)
         do {
             let outcome = try await apply(service, body)
-            Counter(label: "mpesa_callbacks_total", dimensions: [("kind", kind), ("outcome", outcome.rawValue)]).increment()
+            GatewayMetrics.count("mpesa_callbacks_total", [("kind", kind), ("outcome", outcome.rawValue)])
             self.logger.info("M-Pesa callback", metadata: ["kind": .string(kind), "outcome": .string(outcome.rawValue)])
             return Self.accepted
         } catch let malformed as STKCallback.Malformed {
-            Counter(label: "mpesa_callbacks_total", dimensions: [("kind", kind), ("outcome", "malformed")]).increment()
+            GatewayMetrics.count("mpesa_callbacks_total", [("kind", kind), ("outcome", "malformed")])
             self.logger.warning("malformed M-Pesa callback", metadata: ["kind": .string(kind), "reason": .string(malformed.description)])
             throw BadCallback(reason: malformed.description)
         }

@@ -172,7 +172,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
     }
 
     static func counter(_ label: String, _ outcome: String) {
-        Counter(label: label, dimensions: [("outcome", outcome)]).increment()
+        GatewayMetrics.count(label, [("outcome", outcome)])
     }
 }
 

@@ -1,3 +1,4 @@
+import Basics
 import AfricasTalking
 import Foundation
 import GatewayActions
@@ -63,7 +64,7 @@ public final class OutboxSender: Service, Sendable {
         let claimed = try await self.outbox.claimDue(limit: limit)
         for message in claimed {
             let outcome = await self.send(message)
-            Counter(label: "sms_outbox_total", dimensions: [("outcome", outcome.rawValue)]).increment()
+            GatewayMetrics.count("sms_outbox_total", [("outcome", outcome.rawValue)])
         }
         return claimed.count
     }

@@ -70,7 +70,7 @@ public final class SMSService: Sendable {
     public func receive(_ message: Inbound) async throws -> Outcome {
         guard let msisdn = MSISDN(parsing: message.from) else {
             self.logger.notice("SMS from a sender that is not a Kenyan MSISDN", metadata: ["sms": .string(message.id)])
-            Counter(label: "sms_inbound_total", dimensions: [("outcome", "ignored")]).increment()
+            GatewayMetrics.count("sms_inbound_total", [("outcome", "ignored")])
             return .ignored
         }
         let masked = self.engine.masked(message.text)
@@ -84,7 +84,7 @@ public final class SMSService: Sendable {
             """
         )
         guard !claimed.isEmpty else {
-            Counter(label: "sms_inbound_total", dimensions: [("outcome", "duplicate")]).increment()
+            GatewayMetrics.count("sms_inbound_total", [("outcome", "duplicate")])
             self.logger.info("duplicate SMS callback", metadata: ["sms": .string(message.id)])
             return .duplicate
         }
@@ -126,7 +126,7 @@ public final class SMSService: Sendable {
             }
             try await tx.query("UPDATE sms_inbound SET status = 'done', done_at = now() WHERE id = \(message.id)")
         }
-        Counter(label: "sms_inbound_total", dimensions: [("outcome", outcome.rawValue), ("command", command)]).increment()
+        GatewayMetrics.count("sms_inbound_total", [("outcome", outcome.rawValue), ("command", command)])
         self.logger.info("SMS command", metadata: ["sms": .string(message.id), "command": .string(command)])
         return outcome
     }
@@ -135,7 +135,7 @@ public final class SMSService: Sendable {
     /// status is not undone by a late in-progress one. False when no message of ours has that id.
     public func deliveryReport(_ report: AfricasTalkingDeliveryReport) async throws -> Bool {
         // Labels only from the documented vocabulary: anything else is `other`.
-        Counter(label: "sms_delivery_reports_total", dimensions: [("status", report.known?.rawValue ?? "other")]).increment()
+        GatewayMetrics.count("sms_delivery_reports_total", [("status", report.known?.rawValue ?? "other")])
         return try await Outbox(postgres: self.postgres).recordDelivery(
             messageID: report.id, status: report.status, failureReason: report.failureReason, delivered: report.known == .success,
             final: report.known?.isFinal ?? false

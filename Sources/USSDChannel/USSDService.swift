@@ -27,7 +27,7 @@ public final class USSDService: Sendable {
     let rateLimitPerMinute: Int
     let logger: Logger
     let serviceCodes: Set<String>
-    let metrics = MetricCache()
+    let metrics = GatewayMetrics.cache
     /// The records this process wrote last, so the next hop of a session it served skips reading
     /// Redis; every write is still compare-and-set, so a copy another replica made stale is found
     /// out before anything is acted on, and the hop is answered again from Redis.

@@ -1,4 +1,5 @@
 import Foundation
+import Basics
 import GatewayHTTP
 import Logging
 import MPesa
@@ -106,7 +107,7 @@ public struct GatewayConfig: Sendable {
         config.httpPort = try reader.integer("HTTP_PORT", default: config.httpPort, in: 0...65535)
         config.logLevel = try reader.oneOf("LOG_LEVEL", default: config.logLevel)
         config.menusPath = try reader.string("MENUS_PATH", default: config.menusPath)
-        config.shutdownTimeout = .seconds(try reader.integer("SHUTDOWN_TIMEOUT_SECONDS", default: 25, in: 1...3600))
+        config.shutdownTimeout = try reader.seconds("SHUTDOWN_TIMEOUT_SECONDS", default: config.shutdownTimeout, in: 1...3600)
 
         if let url = reader.value("REDIS_URL") {
             do {
@@ -117,7 +118,7 @@ public struct GatewayConfig: Sendable {
         }
         config.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: config.redis.poolSize, in: 1...64)
         config.redis.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: config.redis.maximumInFlight, in: 1...100_000)
-        config.redis.commandTimeout = .milliseconds(try reader.integer("REDIS_TIMEOUT_MS", default: 2000, in: 10...60_000))
+        config.redis.commandTimeout = try reader.milliseconds("REDIS_TIMEOUT_MS", default: config.redis.commandTimeout, in: 10...60_000)
 
         if let url = reader.value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
@@ -126,7 +127,9 @@ public struct GatewayConfig: Sendable {
             config.postgres.connectionString = url
         }
         config.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: config.postgres.poolSize, in: 1...512)
-        let statementTimeout = try reader.integer("DATABASE_STATEMENT_TIMEOUT_MS", default: 5000, in: 0...3_600_000)
+        let statementTimeout = try reader.integer(
+            "DATABASE_STATEMENT_TIMEOUT_MS", default: Int(config.postgres.statementTimeout?.inMilliseconds ?? 0), in: 0...3_600_000
+        )
         config.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
         config.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: config.pinLockMinutes, in: 1...1440)
         let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: config.pinHashCost.n, in: 1024...1_048_576)
@@ -136,7 +139,7 @@ public struct GatewayConfig: Sendable {
         if reader.value("RESUME_WINDOW_SECONDS") != nil {
             config.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)
         }
-        config.hopDeadline = .milliseconds(try reader.integer("HOP_DEADLINE_MS", default: 4000, in: 100...14_000))
+        config.hopDeadline = try reader.milliseconds("HOP_DEADLINE_MS", default: config.hopDeadline, in: 100...14_000)
         config.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: config.ussdRateLimitPerMinute, in: 0...100_000)
         config.callbackToken = try reader.token("CALLBACK_TOKEN")
         config.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
@@ -169,7 +172,7 @@ public struct GatewayConfig: Sendable {
         config.mpesa.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
         config.mpesa.initiatorName = reader.value("MPESA_INITIATOR_NAME")
         config.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
-        config.mpesa.stkDelay = .milliseconds(try reader.integer("STK_DELAY_MS", default: 1500, in: 0...30_000))
+        config.mpesa.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: config.mpesa.stkDelay, in: 0...30_000)
         config.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
         config.sms.username = reader.value("AT_USERNAME")
         config.sms.apiKey = reader.value("AT_API_KEY")
@@ -179,11 +182,13 @@ public struct GatewayConfig: Sendable {
         }
         config.sms.senderID = reader.value("AT_SENDER_ID")
         config.sms.maxAttempts = try reader.integer("SMS_MAX_ATTEMPTS", default: config.sms.maxAttempts, in: 1...100)
-        config.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: 10, in: 0...10_000))
-        config.mpesa.requestTimeout = .milliseconds(try reader.integer("MPESA_TIMEOUT_MS", default: 30_000, in: 100...55_000))
-        config.mpesa.reconcileInterval = .seconds(try reader.integer("MPESA_RECONCILE_INTERVAL_SECONDS", default: 15, in: 1...3600))
+        config.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: Int(config.sms.ratePerSecond), in: 0...10_000))
+        config.mpesa.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: config.mpesa.requestTimeout, in: 100...55_000)
+        config.mpesa.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: config.mpesa.reconcileInterval, in: 1...3600)
         config.mpesa.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: config.mpesa.payoutReviewAfterChecks, in: 1...1000)
-        config.mpesa.payoutReviewAfter = .seconds(3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: 24, in: 1...720)))
+        config.mpesa.payoutReviewAfter = .seconds(
+            3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: Int(config.mpesa.payoutReviewAfter.components.seconds / 3600), in: 1...720))
+        )
         config.smsRateLimitPerMinute = try reader.integer("SMS_RATE_LIMIT_PER_MINUTE", default: config.smsRateLimitPerMinute, in: 0...100_000)
 
         // The sandbox: in development, each provider without credentials is simulated.
@@ -200,7 +205,7 @@ public struct GatewayConfig: Sendable {
             config.sandbox.sms = sandbox == .on
             config.sandbox.simulator = simulator == .on
         }
-        config.sandbox.delay = .milliseconds(try reader.integer("SANDBOX_DELAY_MS", default: 2000, in: 0...60_000))
+        config.sandbox.delay = try reader.milliseconds("SANDBOX_DELAY_MS", default: config.sandbox.delay, in: 0...60_000)
         if let problem = config.sandboxProblem { throw problem }
         // With HTTP_PORT=0 the port is known only when serving: `buildApplication` applies it then.
         if config.sandbox.isOn && config.httpPort != 0 { config.applySandbox(port: config.httpPort) }
@@ -284,6 +289,14 @@ public struct GatewayConfig: Sendable {
 
         /// A callback token: at least ``GatewayConfig/minimumTokenLength`` letters, digits, `-` or `_`
         /// (it is a path segment). Never echoed.
+        func milliseconds(_ name: String, default fallback: Duration, in range: ClosedRange<Int>) throws(ConfigError) -> Duration {
+            .milliseconds(try self.integer(name, default: Int(fallback.inMilliseconds), in: range))
+        }
+
+        func seconds(_ name: String, default fallback: Duration, in range: ClosedRange<Int>) throws(ConfigError) -> Duration {
+            .seconds(try self.integer(name, default: Int(fallback.components.seconds), in: range))
+        }
+
         func token(_ name: String) throws(ConfigError) -> String? {
             guard let token = self.value(name) else { return nil }
             guard token.utf8.count >= GatewayConfig.minimumTokenLength, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
