@@ -61,7 +61,13 @@ public final class LeasePool<Resource: Sendable>: Sendable {
         case .wait(let waiterID): id = waiterID
         }
 
-        return try await withTaskCancellationHandler {
+        return try await self.wait(id)
+    }
+
+    /// Waits in line as waiter `id` until a resource is handed over, the timeout passes, the pool
+    /// shuts down or the caller is cancelled.
+    private func wait(_ id: UInt64) async throws -> Resource {
+        try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Resource, any Error>) in
                 let outcome = self.state.withLockedValue { state -> Immediate in
                     if state.isShutdown { return .shutdown }
@@ -73,28 +79,29 @@ public final class LeasePool<Resource: Sendable>: Sendable {
                     return .wait(id)
                 }
                 switch outcome {
-                case .resource(let resource):
-                    continuation.resume(returning: resource)
-                case .shutdown:
-                    continuation.resume(throwing: ConnectionPoolError.shutdown(pool: self.name))
-                case .wait:
-                    let timeout = self.acquireTimeout
-                    let name = self.name
-                    let timer = Task { [weak self] in
-                        guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                        self?.failWaiter(id, with: ConnectionPoolError.acquireTimeout(pool: name, waited: timeout))
-                    }
-                    let stillWaiting = self.state.withLockedValue { state -> Bool in
-                        guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
-                        state.waiters[index].timer = timer
-                        return true
-                    }
-                    if !stillWaiting { timer.cancel() }
+                case .resource(let resource): continuation.resume(returning: resource)
+                case .shutdown: continuation.resume(throwing: ConnectionPoolError.shutdown(pool: self.name))
+                case .wait: self.startTimer(for: id)
                 }
             }
         } onCancel: {
             self.failWaiter(id, with: CancellationError())
         }
+    }
+
+    /// Fails waiter `id` once the acquire timeout passes, unless it was served first.
+    private func startTimer(for id: UInt64) {
+        let (timeout, name) = (self.acquireTimeout, self.name)
+        let timer = Task { [weak self] in
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            self?.failWaiter(id, with: ConnectionPoolError.acquireTimeout(pool: name, waited: timeout))
+        }
+        let stillWaiting = self.state.withLockedValue { state -> Bool in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
+            state.waiters[index].timer = timer
+            return true
+        }
+        if !stillWaiting { timer.cancel() }
     }
 
     /// Gives a resource back: to the first caller in line, or to the idle set.

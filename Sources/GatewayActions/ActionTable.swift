@@ -62,29 +62,15 @@ public enum ActionTable {
             let receipt = try await actions.wallet.send(from: context.msisdn, to: to, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
             return .success(["balance": String(receipt.balances.available.cents), "reference": TransferReference.of(receipt.key)])
         },
-        ActionBinding(
-            ActionSpec(
-                name: "wallet.save", arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "savings": money],
-                errors: pinErrors.union(["insufficient_funds", "limit_exceeded"])
-            )
-        ) { actions, request, context in
-            try await actions.verifyPIN(request, context)
-            let amount = try WalletActions.amount(request)
-            let receipt = try await actions.wallet.save(context.msisdn, amount: amount, key: try WalletActions.key(context))
+        ActionBinding(Self.savingsSpec("wallet.save")) { actions, request, context in
+            let (amount, receipt) = try await actions.moveSavings(request, context) { try await $0.save($1, amount: $2, key: $3) }
             await actions.notice(
                 context.msisdn, "saved", ["amount": String(amount.cents), "savings": String(receipt.balances.savings.cents)], dedupe: receipt.key + ":saved"
             )
-            return .success(["balance": String(receipt.balances.available.cents), "savings": String(receipt.balances.savings.cents)])
+            return Self.balances(receipt)
         },
-        ActionBinding(
-            ActionSpec(
-                name: "wallet.unsave", arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "savings": money],
-                errors: pinErrors.union(["insufficient_funds", "limit_exceeded"])
-            )
-        ) { actions, request, context in
-            try await actions.verifyPIN(request, context)
-            let receipt = try await actions.wallet.unsave(context.msisdn, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
-            return .success(["balance": String(receipt.balances.available.cents), "savings": String(receipt.balances.savings.cents)])
+        ActionBinding(Self.savingsSpec("wallet.unsave")) { actions, request, context in
+            Self.balances(try await actions.moveSavings(request, context) { try await $0.unsave($1, amount: $2, key: $3) }.1)
         },
         ActionBinding(ActionSpec(name: "wallet.statement", arguments: ["msisdn", "pin"], results: ["statement": .init(maxLength: 120)], errors: pinErrors)) {
             actions, request, context in
@@ -123,6 +109,19 @@ public enum ActionTable {
             return Self.result(outcome)
         },
     ]
+
+    /// Saving and unsaving: the same contract, money the other way.
+    static func savingsSpec(_ name: String) -> ActionSpec {
+        ActionSpec(
+            name: name, arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "savings": money],
+            errors: pinErrors.union(["insufficient_funds", "limit_exceeded"])
+        )
+    }
+
+    /// The customer's balances after a movement, in cents.
+    static func balances(_ receipt: TransferReceipt) -> ActionResult {
+        .success(["balance": String(receipt.balances.available.cents), "savings": String(receipt.balances.savings.cents)])
+    }
 
     /// A provider's outcome in the menus' words.
     static func result(_ outcome: MobileMoneyOutcome) -> ActionResult {

@@ -46,6 +46,16 @@ public struct WalletActions: ActionRunner {
         try await self.wallet.verifyPIN(context.msisdn, pin: request.arguments["pin"] ?? "")
     }
 
+    /// Checks the PIN, then moves the request's amount between the customer's main and savings
+    /// accounts with `move`; the amount and the receipt.
+    func moveSavings(
+        _ request: ActionRequest, _ context: ActionContext, _ move: (Wallet, MSISDN, Amount, IdempotencyKey) async throws -> TransferReceipt
+    ) async throws -> (Amount, TransferReceipt) {
+        try await self.verifyPIN(request, context)
+        let amount = try Self.amount(request)
+        return (amount, try await move(self.wallet, context.msisdn, amount, try Self.key(context)))
+    }
+
     /// Queues an SMS notice; a failure to queue is logged, never the user's problem.
     func notice(_ msisdn: MSISDN, _ template: String, _ params: [String: String], dedupe: String) async {
         do {

@@ -20,68 +20,75 @@ extension MPesaService {
     /// review, and one that contradicts a final result is kept as a conflict.
     public func stkCallback(_ body: [UInt8]) async throws -> CallbackOutcome {
         let callback = try STKCallback(json: body)
-        let raw = callback.raw
         let checkout = callback.checkoutRequestID
         if let field = callback.outOfRange {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "\(field) out of range", body: raw)
+            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "\(field) out of range", body: callback.raw)
             return .review
         }
-        guard let paid = callback.paid else {
-            if try await self.wallet.failDeposit(.checkout(checkout), code: callback.resultCode, text: callback.resultDescription, raw: raw) {
-                return .failed
-            }
-            guard let deposit = try await self.wallet.deposit(checkoutRequestID: checkout) else {
-                try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: raw)
-                return .review
-            }
-            if deposit.status == .completed {
-                return try await self.conflict(
-                    kind: "stk", reference: checkout, body: raw, deposit: deposit.id,
-                    earlier: "credited under receipt \(deposit.receipt ?? "-")", new: "STK callback: not paid (\(callback.resultCode))"
-                )
-            }
-            return .alreadyFinal
-        }
+        guard let paid = callback.paid else { return try await self.unpaid(callback) }
         guard let shillings = paid.shillings, let amount = Amount(shillings: shillings) else {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "Amount outside 1 to 250,000 whole shillings", body: raw)
+            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "Amount outside 1 to 250,000 whole shillings", body: callback.raw)
             return .review
         }
         guard let phone = MSISDN(paid.phone) else {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "PhoneNumber is not a Kenyan MSISDN", body: raw)
+            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "PhoneNumber is not a Kenyan MSISDN", body: callback.raw)
             return .review
         }
         do {
             let before = try await self.wallet.deposit(checkoutRequestID: checkout)?.status
-            try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: raw)
+            try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: callback.raw)
             return before == .completed ? .alreadyFinal : .credited
         } catch ProviderRecordError.unknownDeposit {
-            // Paid, but we never learnt this CheckoutRequestID: the push's answer was lost (or has
-            // not come yet). The one recent pending deposit of this phone and amount is it, but a
-            // callback is unsigned: the credit waits for an STK Query of that CheckoutRequestID.
-            guard let deposit = try await self.wallet.adoptUnconfirmedDeposit(
-                checkoutRequestID: checkout, phone: phone, amount: amount, receipt: paid.receipt, raw: raw
-            ) else {
-                if let known = try await self.wallet.deposit(checkoutRequestID: checkout) {
-                    // A copy of this callback matched it meanwhile.
-                    return known.status == .completed ? .alreadyFinal : .awaitingQuery
-                }
-                try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: raw)
-                return .review
-            }
-            self.logger.notice("paid STK callback matched to a deposit whose push was never confirmed; querying", metadata: ["deposit": .stringConvertible(deposit.id)])
-            self.later { await self.confirm(deposit, checkout: checkout, receipt: paid.receipt) }
-            return .awaitingQuery
+            return try await self.adopt(callback, receipt: paid.receipt, amount: amount, phone: phone)
         } catch ProviderRecordError.awaitingQuery {
             return .awaitingQuery
         } catch ProviderRecordError.mismatch {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "amount or phone differ from the deposit", body: raw)
+            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "amount or phone differ from the deposit", body: callback.raw)
             return .review
         } catch ProviderRecordError.conflict(let current) {
             let deposit = try await self.wallet.deposit(checkoutRequestID: checkout)
             return try await self.conflict(
-                kind: "stk", reference: checkout, body: raw, deposit: deposit?.id, earlier: current, new: "STK callback: paid, receipt \(paid.receipt)"
+                kind: "stk", reference: checkout, body: callback.raw, deposit: deposit?.id, earlier: current, new: "STK callback: paid, receipt \(paid.receipt)"
             )
         }
+    }
+
+    /// An STK callback that says not paid: fails its pending deposit once; after a credit it is a
+    /// conflict, and for a deposit we do not know it is kept for review.
+    func unpaid(_ callback: STKCallback) async throws -> CallbackOutcome {
+        let checkout = callback.checkoutRequestID
+        if try await self.wallet.failDeposit(.checkout(checkout), code: callback.resultCode, text: callback.resultDescription, raw: callback.raw) {
+            return .failed
+        }
+        guard let deposit = try await self.wallet.deposit(checkoutRequestID: checkout) else {
+            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: callback.raw)
+            return .review
+        }
+        if deposit.status == .completed {
+            return try await self.conflict(
+                kind: "stk", reference: checkout, body: callback.raw, deposit: deposit.id,
+                earlier: "credited under receipt \(deposit.receipt ?? "-")", new: "STK callback: not paid (\(callback.resultCode))"
+            )
+        }
+        return .alreadyFinal
+    }
+
+    /// Paid, but we never learnt this CheckoutRequestID: the push's answer was lost (or has not
+    /// come yet). The one recent pending deposit of this phone and amount is it, but a callback is
+    /// unsigned: the credit waits for an STK Query of that CheckoutRequestID.
+    func adopt(_ callback: STKCallback, receipt: String, amount: Amount, phone: MSISDN) async throws -> CallbackOutcome {
+        let checkout = callback.checkoutRequestID
+        guard let deposit = try await self.wallet.adoptUnconfirmedDeposit(checkoutRequestID: checkout, phone: phone, amount: amount, receipt: receipt, raw: callback.raw) else {
+            if let known = try await self.wallet.deposit(checkoutRequestID: checkout) {
+                // A copy of this callback matched it meanwhile.
+                return known.status == .completed ? .alreadyFinal : .awaitingQuery
+            }
+            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: callback.raw)
+            return .review
+        }
+        self.logger.notice("paid STK callback matched to a deposit whose push was never confirmed; querying", metadata: ["deposit": .stringConvertible(deposit.id)])
+        self.later { await self.confirm(deposit, checkout: checkout, receipt: receipt) }
+        return .awaitingQuery
     }
 
     /// Credits a deposit matched to a payment for a push whose answer was lost, once an STK Query
@@ -196,74 +203,5 @@ extension MPesaService {
 
     private static func firstNonEmpty(_ values: String?...) -> String? {
         values.lazy.compactMap { $0 }.first { !$0.isEmpty }
-    }
-
-    // MARK: Reconciliation
-
-    /// One pass: every pending deposit and open payout that is due is checked with Daraja, the
-    /// rows claimed with `FOR UPDATE SKIP LOCKED` so replicas share the work. Returns one line per
-    /// change (what `ussd-gateway mpesa reconcile` prints).
-    public func reconcile(limit: Int = 50) async throws -> [String] {
-        var changes: [String] = []
-        for deposit in try await self.wallet.claimDepositsToCheck(limit: limit, lease: self.claimLease) {
-            do {
-                if let line = try await self.check(deposit) { changes.append(line) }
-            } catch {
-                self.logger.warning("deposit check failed", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
-            }
-        }
-        for payout in try await self.wallet.escalateUnsettledPayouts(maxChecks: self.payoutReview.checks, maxAge: self.payoutReview.age) {
-            GatewayMetrics.count("mpesa_payouts_needs_review_total")
-            self.logger.error("payout still unsettled after its last check; held for review", metadata: ["payout": .string(payout.id)])
-            try await self.wallet.keepForReview(
-                kind: "payout", reference: payout.id, reason: "unsettled after \(self.payoutReview.checks) checks or \(self.payoutReview.age)", body: "{}",
-                payoutID: payout.id
-            )
-            changes.append("payout \(payout.id): needs review, its hold kept")
-        }
-        for (payout, checks) in try await self.wallet.claimPayoutsToCheck(limit: limit, lease: self.claimLease) {
-            do {
-                if let line = try await self.check(payout, checks: checks) { changes.append(line) }
-            } catch {
-                self.logger.warning("payout check failed", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
-            }
-        }
-        for line in changes { self.logger.info("reconciled", metadata: ["change": .string(line)]) }
-        return changes
-    }
-
-    private func check(_ deposit: Deposit) async throws -> String? {
-        guard let checkout = deposit.checkoutRequestID else {
-            // The push never got a CheckoutRequestID (unanswered, or lost in a crash). A payment for
-            // it may still be matched within the window; after that it is failed.
-            guard !self.inFlight.contains("deposit:\(deposit.id)"), try await self.wallet.isPastUnconfirmedWindow(deposit) else { return nil }
-            guard try await self.wallet.failDeposit(.id(deposit.id), code: DepositFailure.unconfirmedCode, text: "STK push not confirmed") else { return nil }
-            return "deposit \(deposit.id): failed, the STK push was never confirmed"
-        }
-        switch try await self.daraja.stkQuery(checkoutRequestID: checkout) {
-        case .pending:
-            return nil
-        case .paid:
-            // A query carries no receipt; a paid callback that matched this deposit left its own.
-            try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
-            return "deposit \(deposit.id): credited \(deposit.amount) (STK query says paid)"
-        case .failed(let code, let text):
-            guard try await self.wallet.failDeposit(.checkout(checkout), code: code, text: text) else { return nil }
-            return "deposit \(deposit.id): failed (STK query: \(code) \(text))"
-        }
-    }
-
-    private func check(_ payout: Payout, checks: Int) async throws -> String? {
-        if payout.status == .reserved {
-            // Never confirmed as sent: send again under the same id (a duplicate is refused).
-            guard self.inFlight.claim("payout:" + payout.id) else { return nil }
-            defer { self.inFlight.release("payout:" + payout.id) }
-            await self.pay(payout)
-            return "payout \(payout.id): B2C sent again under the same OriginatorConversationID"
-        }
-        let queryID = "\(payout.id)-q\(checks)"
-        try await self.wallet.recordStatusQuery(payout.id, queryID: queryID)
-        _ = try await self.daraja.transactionStatus(originalConversationID: payout.id, queryID: queryID)
-        return "payout \(payout.id): transaction status asked (\(payout.status))"
     }
 }

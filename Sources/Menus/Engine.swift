@@ -237,50 +237,68 @@ public struct Engine: Sendable {
         let lines = self.visibleOptions(screen, state).enumerated().map { number, visible in
             "\(number + 1). " + (texts?.options[visible.index].render(language, state.variables) ?? "")
         }
-        let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
-        let back = state.history.isEmpty ? nil : "\(self.graph.backKey). " + self.graph.systemText("back", language)
-        let head = [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n")
-        let budget = self.graph.budget
+        let pager = MenuPager(
+            budget: self.graph.budget, more: "\(self.graph.moreKey). " + self.graph.systemText("more", language),
+            back: state.history.isEmpty ? nil : "\(self.graph.backKey). " + self.graph.systemText("back", language)
+        )
+        return pager.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines)
+    }
+}
 
-        // Each line is measured once; a page's cost is its lines' costs added up.
-        let moreCost = TextBudget.Cost(more)
-        let backCost = back.map(TextBudget.Cost.init)
-        func fits(_ texts: [String], _ costs: [TextBudget.Cost], last: Bool) -> Bool {
-            var allTexts = texts
-            var allCosts = costs
-            if !last {
-                allTexts.append(more)
-                allCosts.append(moreCost)
-            }
-            if let back, let backCost {
-                allTexts.append(back)
-                allCosts.append(backCost)
-            }
-            return budget.measure(TextBudget.Cost.joined(allCosts, texts: allTexts)).fits
-        }
-        func compose(_ body: [String], last: Bool) -> String {
-            (body + (last ? [] : [more]) + (back.map { [$0] } ?? [])).joined(separator: "\n")
-        }
+/// Lays a menu's lines out on pages that each fit the budget: the head on the first, the more
+/// line on all but the last, the back line on every page when there is one. Each line is measured
+/// once; a page's cost is its lines' costs added up.
+struct MenuPager {
+    let budget: TextBudget
+    let more: String
+    let back: String?
+    let moreCost: TextBudget.Cost
+    let backCost: TextBudget.Cost?
+
+    init(budget: TextBudget, more: String, back: String?) {
+        self.budget = budget
+        self.more = more
+        self.back = back
+        self.moreCost = TextBudget.Cost(more)
+        self.backCost = back.map(TextBudget.Cost.init)
+    }
+
+    func pages(head: String, lines: [String]) -> [String] {
         var pages: [String] = []
         var current: [String] = head.isEmpty ? [] : [head]
         var currentCosts: [TextBudget.Cost] = current.map(TextBudget.Cost.init)
         var onPage = 0
         for (index, line) in lines.enumerated() {
             let cost = TextBudget.Cost(line)
-            let isLast = index == lines.count - 1
-            if onPage > 0 && !fits(current + [line], currentCosts + [cost], last: isLast) {
+            if onPage > 0 && !self.fits(current + [line], currentCosts + [cost], last: index == lines.count - 1) {
                 // `current` fitted with the more line when its last option went in.
-                pages.append(compose(current, last: false))
-                current = [line]
-                currentCosts = [cost]
-                onPage = 1
+                pages.append(self.compose(current, last: false))
+                (current, currentCosts, onPage) = ([line], [cost], 1)
             } else {
                 current.append(line)
                 currentCosts.append(cost)
                 onPage += 1
             }
         }
-        pages.append(budget.truncate(compose(current, last: true)))
+        pages.append(self.budget.truncate(self.compose(current, last: true)))
         return pages
+    }
+
+    func fits(_ texts: [String], _ costs: [TextBudget.Cost], last: Bool) -> Bool {
+        var allTexts = texts
+        var allCosts = costs
+        if !last {
+            allTexts.append(self.more)
+            allCosts.append(self.moreCost)
+        }
+        if let back = self.back, let backCost = self.backCost {
+            allTexts.append(back)
+            allCosts.append(backCost)
+        }
+        return self.budget.measure(TextBudget.Cost.joined(allCosts, texts: allTexts)).fits
+    }
+
+    func compose(_ body: [String], last: Bool) -> String {
+        (body + (last ? [] : [self.more]) + (self.back.map { [$0] } ?? [])).joined(separator: "\n")
     }
 }

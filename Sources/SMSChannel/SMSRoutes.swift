@@ -26,28 +26,29 @@ public struct SMSRoutes: Sendable {
     }
 
     func inbound(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
-        try self.guardian.check(request, context)
-        let message: AfricasTalkingInboundSMS
-        do {
-            message = try AfricasTalkingInboundSMS(form: try await CallbackBody.form(request, logger: self.logger, route: "sms.inbound"))
-        } catch let error as MalformedCallback {
-            throw CallbackBody.refuse(error.description, logger: self.logger, route: "sms.inbound")
-        }
+        let message = try await self.decode(request, context, route: "sms.inbound", AfricasTalkingInboundSMS.init(form:))
         _ = try await self.service.receive(SMSService.Inbound(id: message.id, from: message.from, text: message.text))
         return Response(status: .ok)
     }
 
     func delivery(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
-        try self.guardian.check(request, context)
-        let report: AfricasTalkingDeliveryReport
-        do {
-            report = try AfricasTalkingDeliveryReport(form: try await CallbackBody.form(request, logger: self.logger, route: "sms.delivery"))
-        } catch let error as MalformedCallback {
-            throw CallbackBody.refuse(error.description, logger: self.logger, route: "sms.delivery")
-        }
+        let report = try await self.decode(request, context, route: "sms.delivery", AfricasTalkingDeliveryReport.init(form:))
         if try await !self.service.deliveryReport(report) {
             self.logger.notice("delivery report for a message we do not know", metadata: ["status": .string(report.known?.rawValue ?? "other")])
         }
         return Response(status: .ok)
+    }
+
+    /// A guarded callback's form, decoded; 400 with the reason logged when malformed.
+    private func decode<Callback>(
+        _ request: Request, _ context: GatewayRequestContext, route: String, _ decode: ([String: String]) throws(MalformedCallback) -> Callback
+    ) async throws -> Callback {
+        try self.guardian.check(request, context)
+        let form = try await CallbackBody.form(request, logger: self.logger, route: route)
+        do {
+            return try decode(form)
+        } catch {
+            throw CallbackBody.refuse(error.description, logger: self.logger, route: route)
+        }
     }
 }

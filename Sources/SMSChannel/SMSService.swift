@@ -73,53 +73,13 @@ public final class SMSService: Sendable {
             GatewayMetrics.count("sms_inbound_total", [("outcome", "ignored")])
             return .ignored
         }
-        let masked = self.engine.masked(message.text)
-        // A new id is claimed; a known one runs again only when its first run died unfinished.
-        let claimed = try await self.postgres.query(
-            """
-            INSERT INTO sms_inbound (id, sender, text_masked) VALUES (\(message.id), \(msisdn.value), \(masked))
-            ON CONFLICT (id) DO UPDATE SET received_at = now()
-            WHERE sms_inbound.status = 'received' AND sms_inbound.received_at < now() - interval '30 seconds'
-            RETURNING id
-            """
-        )
-        guard !claimed.isEmpty else {
+        guard try await self.claim(message, from: msisdn) else {
             GatewayMetrics.count("sms_inbound_total", [("outcome", "duplicate")])
             self.logger.info("duplicate SMS callback", metadata: ["sms": .string(message.id)])
             return .duplicate
         }
         let language = try? await self.wallet.customer(msisdn).language
-        var reply: String?
-        var command = "help"
-        var outcome = Outcome.replied
-        if let rateLimit = self.rateLimit {
-            let minute = Int(Date().timeIntervalSince1970) / 60
-            // SMS needs no Redis otherwise: while it is down the limit is not counted, not the command refused.
-            let count: Int
-            do {
-                count = try await rateLimit.redis.run(Self.count, keys: ["sms:rl:\(msisdn.value):\(minute)"]).int ?? 0
-            } catch {
-                self.logger.warning("SMS rate limit not counted", metadata: ["error": .string(safeDescription(of: error))])
-                count = 0
-            }
-            if count > rateLimit.perMinute {
-                // One polite reply when the limit is first passed, then silence (every reply costs).
-                outcome = .rateLimited
-                command = "rate_limited"
-                reply = count == rateLimit.perMinute + 1 ? self.graph.systemText("smsRateLimited", language ?? self.graph.defaultLanguage) : nil
-            }
-        }
-        if outcome == .replied {
-            switch self.engine.interpret(message.text, language: language, context: ["msisdn": msisdn.value]) {
-            case .reply(let text):
-                reply = text
-            case .perform(let name, let request, let replyLanguage, let variables):
-                command = name
-                let context = ActionContext(msisdn: msisdn, idempotencyKey: "sms:" + message.id, channel: "sms", conversation: "sms:" + message.id)
-                let result = try await self.actions.run(request, context: context)
-                reply = self.engine.reply(to: name, result: result, language: replyLanguage, variables: variables)
-            }
-        }
+        let (outcome, command, reply) = try await self.answer(message, from: msisdn, language: language)
         try await self.postgres.transaction { tx in
             if let reply {
                 try await Outbox.queue(tx, text: reply, to: msisdn, language: language ?? self.graph.defaultLanguage, template: "reply", dedupe: "sms:\(message.id):reply")
@@ -129,6 +89,50 @@ public final class SMSService: Sendable {
         GatewayMetrics.count("sms_inbound_total", [("outcome", outcome.rawValue), ("command", command)])
         self.logger.info("SMS command", metadata: ["sms": .string(message.id), "command": .string(command)])
         return outcome
+    }
+
+    /// Claims a message's id: a new id is claimed; a known one runs again only when its first run
+    /// died unfinished. False for a repeated callback.
+    func claim(_ message: Inbound, from msisdn: MSISDN) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            INSERT INTO sms_inbound (id, sender, text_masked) VALUES (\(message.id), \(msisdn.value), \(self.engine.masked(message.text)))
+            ON CONFLICT (id) DO UPDATE SET received_at = now()
+            WHERE sms_inbound.status = 'received' AND sms_inbound.received_at < now() - interval '30 seconds'
+            RETURNING id
+            """
+        ).isEmpty
+    }
+
+    /// The command's outcome, its name for the metrics, and the reply (none once a rate-limited
+    /// number has had its one polite answer).
+    func answer(_ message: Inbound, from msisdn: MSISDN, language: String?) async throws -> (Outcome, String, String?) {
+        if let count = await self.countCommand(msisdn), let rateLimit = self.rateLimit, count > rateLimit.perMinute {
+            // One polite reply when the limit is first passed, then silence (every reply costs).
+            let reply = count == rateLimit.perMinute + 1 ? self.graph.systemText("smsRateLimited", language ?? self.graph.defaultLanguage) : nil
+            return (.rateLimited, "rate_limited", reply)
+        }
+        switch self.engine.interpret(message.text, language: language, context: ["msisdn": msisdn.value]) {
+        case .reply(let text):
+            return (.replied, "help", text)
+        case .perform(let name, let request, let replyLanguage, let variables):
+            let context = ActionContext(msisdn: msisdn, idempotencyKey: "sms:" + message.id, channel: "sms", conversation: "sms:" + message.id)
+            let result = try await self.actions.run(request, context: context)
+            return (.replied, name, self.engine.reply(to: name, result: result, language: replyLanguage, variables: variables))
+        }
+    }
+
+    /// Counts one command in the number's current minute; nil without a rate limit, or while Redis
+    /// cannot count (SMS needs no Redis otherwise: the command is then not refused).
+    func countCommand(_ msisdn: MSISDN) async -> Int? {
+        guard let rateLimit = self.rateLimit else { return nil }
+        let minute = Int(Date().timeIntervalSince1970) / 60
+        do {
+            return try await rateLimit.redis.run(Self.count, keys: ["sms:rl:\(msisdn.value):\(minute)"]).int ?? 0
+        } catch {
+            self.logger.warning("SMS rate limit not counted", metadata: ["error": .string(safeDescription(of: error))])
+            return nil
+        }
     }
 
     /// `POST /sms/africastalking/delivery`: the message's delivery status by its messageId; a final

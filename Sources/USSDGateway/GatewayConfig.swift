@@ -99,128 +99,163 @@ public struct GatewayConfig: Sendable {
     /// Reads the configuration from environment variables, overriding `file` entries (the optional
     /// config file, same keys).
     public static func load(environment: [String: String], file: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
-        let values = file.merging(environment) { _, fromEnvironment in fromEnvironment }
-        let reader = Reader(values: values)
+        let reader = Reader(values: file.merging(environment) { _, fromEnvironment in fromEnvironment })
         var config = GatewayConfig()
-        config.environment = try reader.oneOf("ENVIRONMENT", default: config.environment)
-        config.httpHost = try reader.string("HTTP_HOST", default: config.httpHost)
-        config.httpPort = try reader.integer("HTTP_PORT", default: config.httpPort, in: 0...65535)
-        config.logLevel = try reader.oneOf("LOG_LEVEL", default: config.logLevel)
-        config.menusPath = try reader.string("MENUS_PATH", default: config.menusPath)
-        config.shutdownTimeout = try reader.seconds("SHUTDOWN_TIMEOUT_SECONDS", default: config.shutdownTimeout, in: 1...3600)
+        try config.readServer(reader)
+        try config.readStores(reader)
+        try config.readSessions(reader)
+        try config.readCallbacks(reader)
+        try config.readMPesa(reader)
+        try config.readSMS(reader)
+        try config.readSandbox(reader)
+        // Last, so a bad value elsewhere is reported first.
+        try config.readPepper(reader)
+        if let problem = config.productionProblem { throw problem }
+        return config
+    }
 
+    /// The process: stage, listener, logs, menus, shutdown.
+    private mutating func readServer(_ reader: Reader) throws(ConfigError) {
+        self.environment = try reader.oneOf("ENVIRONMENT", default: self.environment)
+        self.httpHost = try reader.string("HTTP_HOST", default: self.httpHost)
+        self.httpPort = try reader.integer("HTTP_PORT", default: self.httpPort, in: 0...65535)
+        self.logLevel = try reader.oneOf("LOG_LEVEL", default: self.logLevel)
+        self.menusPath = try reader.string("MENUS_PATH", default: self.menusPath)
+        self.shutdownTimeout = try reader.seconds("SHUTDOWN_TIMEOUT_SECONDS", default: self.shutdownTimeout, in: 1...3600)
+    }
+
+    /// Redis and Postgres.
+    private mutating func readStores(_ reader: Reader) throws(ConfigError) {
         if let url = reader.value("REDIS_URL") {
             do {
-                config.redis = try RedisConfiguration(url: url)
+                self.redis = try RedisConfiguration(url: url)
             } catch {
                 throw ConfigError(variable: "REDIS_URL", problem: error.reason)
             }
         }
-        config.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: config.redis.poolSize, in: 1...64)
-        config.redis.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: config.redis.maximumInFlight, in: 1...100_000)
-        config.redis.commandTimeout = try reader.milliseconds("REDIS_TIMEOUT_MS", default: config.redis.commandTimeout, in: 10...60_000)
+        self.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: self.redis.poolSize, in: 1...64)
+        self.redis.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: self.redis.maximumInFlight, in: 1...100_000)
+        self.redis.commandTimeout = try reader.milliseconds("REDIS_TIMEOUT_MS", default: self.redis.commandTimeout, in: 10...60_000)
 
         if let url = reader.value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
                 throw ConfigError(variable: "DATABASE_URL", problem: "must be a postgres:// URL or a libpq connection string")
             }
-            config.postgres.connectionString = url
+            self.postgres.connectionString = url
         }
-        config.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: config.postgres.poolSize, in: 1...512)
+        self.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: self.postgres.poolSize, in: 1...512)
         let statementTimeout = try reader.integer(
-            "DATABASE_STATEMENT_TIMEOUT_MS", default: Int(config.postgres.statementTimeout?.inMilliseconds ?? 0), in: 0...3_600_000
+            "DATABASE_STATEMENT_TIMEOUT_MS", default: Int(self.postgres.statementTimeout?.inMilliseconds ?? 0), in: 0...3_600_000
         )
-        config.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
-        config.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: config.pinLockMinutes, in: 1...1440)
-        let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: config.pinHashCost.n, in: 1024...1_048_576)
+        self.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
+    }
+
+    /// PINs, USSD sessions and their limits.
+    private mutating func readSessions(_ reader: Reader) throws(ConfigError) {
+        self.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: self.pinLockMinutes, in: 1...1440)
+        let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: self.pinHashCost.n, in: 1024...1_048_576)
         guard scryptN & (scryptN - 1) == 0 else { throw ConfigError(variable: "PIN_HASH_SCRYPT_N", problem: "must be a power of two (got \(scryptN))") }
-        config.pinHashCost.n = scryptN
-        config.sessionTTLSeconds = try reader.integer("SESSION_TTL_SECONDS", default: config.sessionTTLSeconds, in: 10...3600)
+        self.pinHashCost.n = scryptN
+        self.sessionTTLSeconds = try reader.integer("SESSION_TTL_SECONDS", default: self.sessionTTLSeconds, in: 10...3600)
         if reader.value("RESUME_WINDOW_SECONDS") != nil {
-            config.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)
+            self.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)
         }
-        config.hopDeadline = try reader.milliseconds("HOP_DEADLINE_MS", default: config.hopDeadline, in: 100...14_000)
-        config.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: config.ussdRateLimitPerMinute, in: 0...100_000)
-        config.callbackToken = try reader.token("CALLBACK_TOKEN")
-        config.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
-        config.africasTalkingCallbackToken = try reader.token("AT_CALLBACK_TOKEN")
-        config.adminHost = try reader.string("ADMIN_HOST", default: config.adminHost)
+        self.hopDeadline = try reader.milliseconds("HOP_DEADLINE_MS", default: self.hopDeadline, in: 100...14_000)
+        self.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: self.ussdRateLimitPerMinute, in: 0...100_000)
+    }
+
+    /// Provider callbacks: tokens, the admin listener, source allowlists, the public address.
+    private mutating func readCallbacks(_ reader: Reader) throws(ConfigError) {
+        self.callbackToken = try reader.token("CALLBACK_TOKEN")
+        self.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
+        self.africasTalkingCallbackToken = try reader.token("AT_CALLBACK_TOKEN")
+        self.adminHost = try reader.string("ADMIN_HOST", default: self.adminHost)
         if reader.value("ADMIN_PORT") != nil {
             let port = try reader.integer("ADMIN_PORT", default: 0, in: 0...65535)
-            guard port == 0 || port != config.httpPort else {
+            guard port == 0 || port != self.httpPort else {
                 throw ConfigError(variable: "ADMIN_PORT", problem: "must differ from HTTP_PORT (the admin listener is not the public callback port)")
             }
-            config.adminPort = port
+            self.adminPort = port
         }
-        config.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
-        config.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
+        self.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
+        self.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
         if let url = reader.value("PUBLIC_BASE_URL") {
             // Safaricom posts callbacks only to https; plain http is for a gateway on this machine.
             let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].contains { url == $0 || url.hasPrefix($0 + ":") || url.hasPrefix($0 + "/") }
             guard url.hasPrefix("https://") || loopback else {
                 throw ConfigError(variable: "PUBLIC_BASE_URL", problem: "must be an https URL such as https://gateway.example.com (http only for 127.0.0.1 or localhost)")
             }
-            config.publicBaseURL = url
+            self.publicBaseURL = url
         }
-        config.mpesa.baseURL = try reader.string("MPESA_BASE_URL", default: config.mpesa.baseURL)
-        config.mpesa.consumerKey = reader.value("MPESA_CONSUMER_KEY")
-        config.mpesa.consumerSecret = reader.value("MPESA_CONSUMER_SECRET")
-        config.mpesa.shortcode = reader.value("MPESA_SHORTCODE")
-        config.mpesa.passkey = reader.value("MPESA_PASSKEY")
-        config.mpesa.transactionType = try reader.oneOf("MPESA_TRANSACTION_TYPE", default: config.mpesa.transactionType)
-        config.mpesa.tillNumber = reader.value("MPESA_TILL_NUMBER")
-        config.mpesa.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
-        config.mpesa.initiatorName = reader.value("MPESA_INITIATOR_NAME")
-        config.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
-        config.mpesa.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: config.mpesa.stkDelay, in: 0...30_000)
-        config.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
-        config.sms.username = reader.value("AT_USERNAME")
-        config.sms.apiKey = reader.value("AT_API_KEY")
-        config.sms.baseURL = try reader.string("AT_SMS_BASE_URL", default: config.sms.baseURL)
-        guard config.sms.baseURL.hasPrefix("https://") || config.sms.baseURL.hasPrefix("http://") else {
+    }
+
+    /// Daraja (M-Pesa).
+    private mutating func readMPesa(_ reader: Reader) throws(ConfigError) {
+        self.mpesa.baseURL = try reader.string("MPESA_BASE_URL", default: self.mpesa.baseURL)
+        self.mpesa.consumerKey = reader.value("MPESA_CONSUMER_KEY")
+        self.mpesa.consumerSecret = reader.value("MPESA_CONSUMER_SECRET")
+        self.mpesa.shortcode = reader.value("MPESA_SHORTCODE")
+        self.mpesa.passkey = reader.value("MPESA_PASSKEY")
+        self.mpesa.transactionType = try reader.oneOf("MPESA_TRANSACTION_TYPE", default: self.mpesa.transactionType)
+        self.mpesa.tillNumber = reader.value("MPESA_TILL_NUMBER")
+        self.mpesa.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
+        self.mpesa.initiatorName = reader.value("MPESA_INITIATOR_NAME")
+        self.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
+        self.mpesa.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: self.mpesa.stkDelay, in: 0...30_000)
+        self.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
+        self.mpesa.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.mpesa.requestTimeout, in: 100...55_000)
+        self.mpesa.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: self.mpesa.reconcileInterval, in: 1...3600)
+        self.mpesa.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: self.mpesa.payoutReviewAfterChecks, in: 1...1000)
+        self.mpesa.payoutReviewAfter = .seconds(
+            3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: Int(self.mpesa.payoutReviewAfter.components.seconds / 3600), in: 1...720))
+        )
+    }
+
+    /// Africa's Talking's messaging and the inbound command limit.
+    private mutating func readSMS(_ reader: Reader) throws(ConfigError) {
+        self.sms.username = reader.value("AT_USERNAME")
+        self.sms.apiKey = reader.value("AT_API_KEY")
+        self.sms.baseURL = try reader.string("AT_SMS_BASE_URL", default: self.sms.baseURL)
+        guard self.sms.baseURL.hasPrefix("https://") || self.sms.baseURL.hasPrefix("http://") else {
             throw ConfigError(variable: "AT_SMS_BASE_URL", problem: "must be an http(s) URL such as https://api.sandbox.africastalking.com")
         }
-        config.sms.senderID = reader.value("AT_SENDER_ID")
-        config.sms.maxAttempts = try reader.integer("SMS_MAX_ATTEMPTS", default: config.sms.maxAttempts, in: 1...100)
-        config.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: Int(config.sms.ratePerSecond), in: 0...10_000))
-        config.mpesa.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: config.mpesa.requestTimeout, in: 100...55_000)
-        config.mpesa.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: config.mpesa.reconcileInterval, in: 1...3600)
-        config.mpesa.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: config.mpesa.payoutReviewAfterChecks, in: 1...1000)
-        config.mpesa.payoutReviewAfter = .seconds(
-            3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: Int(config.mpesa.payoutReviewAfter.components.seconds / 3600), in: 1...720))
-        )
-        config.smsRateLimitPerMinute = try reader.integer("SMS_RATE_LIMIT_PER_MINUTE", default: config.smsRateLimitPerMinute, in: 0...100_000)
+        self.sms.senderID = reader.value("AT_SENDER_ID")
+        self.sms.maxAttempts = try reader.integer("SMS_MAX_ATTEMPTS", default: self.sms.maxAttempts, in: 1...100)
+        self.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: Int(self.sms.ratePerSecond), in: 0...10_000))
+        self.smsRateLimitPerMinute = try reader.integer("SMS_RATE_LIMIT_PER_MINUTE", default: self.smsRateLimitPerMinute, in: 0...100_000)
+    }
 
-        // The sandbox: in development, each provider without credentials is simulated.
+    /// The sandbox: in development, each provider without credentials is simulated.
+    private mutating func readSandbox(_ reader: Reader) throws(ConfigError) {
         let sandbox: SandboxSettings.Switch = try reader.oneOf("SANDBOX", default: .auto)
         let simulator: SandboxSettings.Switch = try reader.oneOf("SIMULATOR", default: .auto)
-        if config.environment == .development {
-            let darajaCredentials = config.mpesa.consumerKey != nil || config.mpesa.consumerSecret != nil
-            let africasTalkingCredentials = config.sms.username != nil || config.sms.apiKey != nil
-            config.sandbox.mpesa = sandbox == .on || (sandbox == .auto && !darajaCredentials)
-            config.sandbox.sms = sandbox == .on || (sandbox == .auto && !africasTalkingCredentials)
-            config.sandbox.simulator = simulator != .off
+        if self.environment == .development {
+            let darajaCredentials = self.mpesa.consumerKey != nil || self.mpesa.consumerSecret != nil
+            let africasTalkingCredentials = self.sms.username != nil || self.sms.apiKey != nil
+            self.sandbox.mpesa = sandbox == .on || (sandbox == .auto && !darajaCredentials)
+            self.sandbox.sms = sandbox == .on || (sandbox == .auto && !africasTalkingCredentials)
+            self.sandbox.simulator = simulator != .off
         } else {
-            config.sandbox.mpesa = sandbox == .on
-            config.sandbox.sms = sandbox == .on
-            config.sandbox.simulator = simulator == .on
+            self.sandbox.mpesa = sandbox == .on
+            self.sandbox.sms = sandbox == .on
+            self.sandbox.simulator = simulator == .on
         }
-        config.sandbox.delay = try reader.milliseconds("SANDBOX_DELAY_MS", default: config.sandbox.delay, in: 0...60_000)
-        if let problem = config.sandboxProblem { throw problem }
+        self.sandbox.delay = try reader.milliseconds("SANDBOX_DELAY_MS", default: self.sandbox.delay, in: 0...60_000)
+        if let problem = self.sandboxProblem { throw problem }
         // With HTTP_PORT=0 the port is known only when serving: `buildApplication` applies it then.
-        if config.sandbox.isOn && config.httpPort != 0 { config.applySandbox(port: config.httpPort) }
+        if self.sandbox.isOn && self.httpPort != 0 { self.applySandbox(port: self.httpPort) }
+    }
 
-        // Last, so a bad value elsewhere is reported first. Never echoed: it is a secret.
+    /// `PIN_PEPPER`, never echoed: it is a secret.
+    private mutating func readPepper(_ reader: Reader) throws(ConfigError) {
         if let pepper = reader.value("PIN_PEPPER") {
             guard pepper.utf8.count >= 16 else { throw ConfigError(variable: "PIN_PEPPER", problem: "must be at least 16 bytes") }
-            config.pinPepper = Array(pepper.utf8)
-        } else if config.environment == .development {
-            config.pinPepper = Array("development-pepper-never-for-production".utf8)
+            self.pinPepper = Array(pepper.utf8)
+        } else if self.environment == .development {
+            self.pinPepper = Array("development-pepper-never-for-production".utf8)
         } else {
             throw ConfigError(variable: "PIN_PEPPER", problem: "is required outside development (ENVIRONMENT=development uses a built-in one)")
         }
-        if let problem = config.productionProblem { throw problem }
-        return config
     }
 
     /// Why this configuration must not serve in production, naming the variable: a configured

@@ -318,31 +318,13 @@ extension Wallet {
                     """
                 ).single() else { return .failure(.notRegistered) }
                 let (accountID, available, customerID, status) = try account.decode((Int64, Int64, Int64, String).self)
-                var refusal: WalletError?
-                if status != "active" { refusal = .notRegistered }
-                else if !self.limits.perTransaction.contains(amount.cents) { refusal = .limitExceeded }
-                else {
-                    let today = try await self.debitsToday(tx, account: accountID)
-                    let (total, overflow) = today.addingReportingOverflow(amount.cents)
-                    if overflow || total > self.limits.daily { refusal = .limitExceeded }
-                    else if available < amount.cents { refusal = .insufficientFunds }
-                }
-                if let refusal {
+                if let refusal = try await self.withdrawalRefusal(tx, account: accountID, available: available, status: status, amount: amount) {
                     try await tx.query(
                         "INSERT INTO failed_transfers (id, fingerprint, error) VALUES (\(transferID), \(fingerprint), \(refusal.code)) ON CONFLICT (id) DO NOTHING"
                     )
                     return .failure(refusal)
                 }
-                try await tx.query(
-                    """
-                    INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
-                    SELECT \(transferID), \(accountID), p.id, \(amount.cents), 'withdrawal', 'pending', jsonb_build_object('fingerprint', \(fingerprint)::text)
-                    FROM accounts p WHERE p.customer_id IS NULL AND p.kind = 'payouts_in_flight'
-                    """
-                )
-                try await tx.query(
-                    "INSERT INTO payouts (id, customer_id, msisdn, amount, transfer_id) VALUES (\(key.value), \(customerID), \(msisdn.value), \(amount.cents), \(transferID))"
-                )
+                try await self.hold(tx, amount, from: accountID, customer: customerID, msisdn: msisdn, payout: key.value, transfer: transferID, fingerprint: fingerprint)
                 return .success(Payout(id: key.value, msisdn: msisdn, amount: amount, status: .reserved))
             }
             return try outcome.get()
@@ -353,6 +335,32 @@ extension Wallet {
             }
             return existing
         }
+    }
+
+    /// Why a withdrawal may not be held from an account: the customer's status, the limits or the
+    /// balance; nil when it may.
+    private func withdrawalRefusal(_ tx: PostgresConnection, account: Int64, available: Int64, status: String, amount: Amount) async throws -> WalletError? {
+        if status != Customer.Status.active.rawValue { return .notRegistered }
+        if !self.limits.perTransaction.contains(amount.cents) { return .limitExceeded }
+        let (total, overflow) = try await self.debitsToday(tx, account: account).addingReportingOverflow(amount.cents)
+        if overflow || total > self.limits.daily { return .limitExceeded }
+        return available < amount.cents ? .insufficientFunds : nil
+    }
+
+    /// Holds the amount in a pending transfer to the payouts-in-flight account and records the payout.
+    private func hold(
+        _ tx: PostgresConnection, _ amount: Amount, from account: Int64, customer: Int64, msisdn: MSISDN, payout: String, transfer: String, fingerprint: String
+    ) async throws {
+        try await tx.query(
+            """
+            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
+            SELECT \(transfer), \(account), p.id, \(amount.cents), 'withdrawal', 'pending', jsonb_build_object('fingerprint', \(fingerprint)::text)
+            FROM accounts p WHERE p.customer_id IS NULL AND p.kind = 'payouts_in_flight'
+            """
+        )
+        try await tx.query(
+            "INSERT INTO payouts (id, customer_id, msisdn, amount, transfer_id) VALUES (\(payout), \(customer), \(msisdn.value), \(amount.cents), \(transfer))"
+        )
     }
 
     /// Notes that the B2C request went out (its ConversationID), keeping the hold: `reserved`

@@ -88,14 +88,32 @@ public final class Wallet: Sendable {
     /// counts again.
     @discardableResult
     public func verifyPIN(_ msisdn: MSISDN, pin: String) async throws -> Customer {
-        let attempts = PINPolicy.attemptsBeforeLock
-        // A lock that ran out starts a new count.
+        let (customer, hash) = try await self.reservePINAttempt(msisdn)
+        if PINPolicy.isWellFormed(pin), try await self.pins.verify(pin, against: hash) {
+            // Releases this attempt and the earlier wrong ones, unless a concurrent wrong one locked
+            // the customer meanwhile.
+            let reset = try await self.postgres.query(
+                "UPDATE customers SET failed_pin_attempts = 0, pin_locks = 0 WHERE id = \(customer.id) AND locked_until IS NULL RETURNING id"
+            )
+            if reset.isEmpty { throw WalletError.locked(until: try await self.customer(msisdn).lockedUntil ?? Date()) }
+            return customer
+        }
+        try await self.lockAfterWrongPIN(customer)
+        let current = try await self.customer(msisdn)
+        if let until = current.lockedUntil, current.isLocked() { throw WalletError.locked(until: until) }
+        let used = try await self.postgres.query("SELECT failed_pin_attempts FROM customers WHERE id = \(customer.id)").single()!.decode(Int.self, column: 0)
+        throw WalletError.wrongPIN(attemptsLeft: max(0, PINPolicy.attemptsBeforeLock - used))
+    }
+
+    /// Counts one PIN attempt before it is checked (a lock that ran out starts a new count): the
+    /// customer and their PIN hash, or why no attempt is left.
+    private func reservePINAttempt(_ msisdn: MSISDN) async throws -> (Customer, String) {
         guard let row = try await self.postgres.query(
             """
             UPDATE customers SET
                 failed_pin_attempts = CASE WHEN locked_until <= now() THEN 1 ELSE failed_pin_attempts + 1 END,
                 locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END
-            WHERE msisdn = \(msisdn.value) AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < \(attempts)))
+            WHERE msisdn = \(msisdn.value) AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < \(PINPolicy.attemptsBeforeLock)))
             RETURNING id, msisdn, name, language, status, locked_until, pin_hash, failed_pin_attempts
             """
         ).single() else {
@@ -104,29 +122,20 @@ public final class Wallet: Sendable {
             // Every attempt left is being checked right now.
             throw WalletError.tooManyAttempts
         }
-        let customer = try Self.customer(row)
-        let matches = PINPolicy.isWellFormed(pin) ? try await self.pins.verify(pin, against: try row.decode(String.self, column: 6)) : false
-        if matches {
-            // Releases this attempt and the earlier wrong ones, unless a concurrent wrong one locked
-            // the customer meanwhile.
-            let reset = try await self.postgres.query(
-                """
-                UPDATE customers SET failed_pin_attempts = 0, pin_locks = 0
-                WHERE id = \(customer.id) AND locked_until IS NULL RETURNING id
-                """
-            )
-            if reset.isEmpty { throw WalletError.locked(until: try await self.customer(msisdn).lockedUntil ?? Date()) }
-            return customer
-        }
+        return (try Self.customer(row), try row.decode(String.self, column: 6))
+    }
+
+    /// A wrong PIN: its attempt stays counted, and at the limit it locks the customer, for longer
+    /// each time in a row (throws ``WalletError/locked(until:)`` then).
+    private func lockAfterWrongPIN(_ customer: Customer) async throws {
         let firstLock = Double(self.lockDuration.components.seconds)
-        // The attempt stays counted. At the limit this one locks, for longer each time in a row.
         let failed = try await self.postgres.query(
             """
             UPDATE customers SET
                 pin_locks = pin_locks + 1,
                 locked_until = now() + CASE pin_locks WHEN 0 THEN make_interval(secs => \(firstLock)) WHEN 1 THEN interval '24 hours' ELSE interval '100 years' END,
                 updated_at = now()
-            WHERE id = \(customer.id) AND failed_pin_attempts >= \(attempts) AND locked_until IS NULL
+            WHERE id = \(customer.id) AND failed_pin_attempts >= \(PINPolicy.attemptsBeforeLock) AND locked_until IS NULL
             RETURNING failed_pin_attempts, locked_until
             """
         ).single()
@@ -134,10 +143,6 @@ public final class Wallet: Sendable {
             self.logger.notice("PIN locked after wrong attempts", metadata: ["customer": .stringConvertible(customer.id)])
             throw WalletError.locked(until: until)
         }
-        let current = try await self.customer(msisdn)
-        if let until = current.lockedUntil, current.isLocked() { throw WalletError.locked(until: until) }
-        let used = try await self.postgres.query("SELECT failed_pin_attempts FROM customers WHERE id = \(customer.id)").single()!.decode(Int.self, column: 0)
-        throw WalletError.wrongPIN(attemptsLeft: max(0, attempts - used))
     }
 
     /// Replaces the PIN after checking the current one.

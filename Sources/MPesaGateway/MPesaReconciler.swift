@@ -1,0 +1,77 @@
+import Foundation
+import GatewayActions
+import GatewayHTTP
+import Logging
+import Metrics
+import MPesa
+import Wallet
+
+/// The reconciler: what no callback settled, asked of Daraja.
+extension MPesaService {
+    /// One pass: every pending deposit and open payout that is due is checked with Daraja, the
+    /// rows claimed with `FOR UPDATE SKIP LOCKED` so replicas share the work. Returns one line per
+    /// change (what `ussd-gateway mpesa reconcile` prints).
+    public func reconcile(limit: Int = 50) async throws -> [String] {
+        var changes: [String] = []
+        for deposit in try await self.wallet.claimDepositsToCheck(limit: limit, lease: self.claimLease) {
+            do {
+                if let line = try await self.check(deposit) { changes.append(line) }
+            } catch {
+                self.logger.warning("deposit check failed", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
+            }
+        }
+        for payout in try await self.wallet.escalateUnsettledPayouts(maxChecks: self.payoutReview.checks, maxAge: self.payoutReview.age) {
+            GatewayMetrics.count("mpesa_payouts_needs_review_total")
+            self.logger.error("payout still unsettled after its last check; held for review", metadata: ["payout": .string(payout.id)])
+            try await self.wallet.keepForReview(
+                kind: "payout", reference: payout.id, reason: "unsettled after \(self.payoutReview.checks) checks or \(self.payoutReview.age)", body: "{}",
+                payoutID: payout.id
+            )
+            changes.append("payout \(payout.id): needs review, its hold kept")
+        }
+        for (payout, checks) in try await self.wallet.claimPayoutsToCheck(limit: limit, lease: self.claimLease) {
+            do {
+                if let line = try await self.check(payout, checks: checks) { changes.append(line) }
+            } catch {
+                self.logger.warning("payout check failed", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
+            }
+        }
+        for line in changes { self.logger.info("reconciled", metadata: ["change": .string(line)]) }
+        return changes
+    }
+
+    private func check(_ deposit: Deposit) async throws -> String? {
+        guard let checkout = deposit.checkoutRequestID else {
+            // The push never got a CheckoutRequestID (unanswered, or lost in a crash). A payment for
+            // it may still be matched within the window; after that it is failed.
+            guard !self.inFlight.contains("deposit:\(deposit.id)"), try await self.wallet.isPastUnconfirmedWindow(deposit) else { return nil }
+            guard try await self.wallet.failDeposit(.id(deposit.id), code: DepositFailure.unconfirmedCode, text: "STK push not confirmed") else { return nil }
+            return "deposit \(deposit.id): failed, the STK push was never confirmed"
+        }
+        switch try await self.daraja.stkQuery(checkoutRequestID: checkout) {
+        case .pending:
+            return nil
+        case .paid:
+            // A query carries no receipt; a paid callback that matched this deposit left its own.
+            try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
+            return "deposit \(deposit.id): credited \(deposit.amount) (STK query says paid)"
+        case .failed(let code, let text):
+            guard try await self.wallet.failDeposit(.checkout(checkout), code: code, text: text) else { return nil }
+            return "deposit \(deposit.id): failed (STK query: \(code) \(text))"
+        }
+    }
+
+    private func check(_ payout: Payout, checks: Int) async throws -> String? {
+        if payout.status == .reserved {
+            // Never confirmed as sent: send again under the same id (a duplicate is refused).
+            guard self.inFlight.claim("payout:" + payout.id) else { return nil }
+            defer { self.inFlight.release("payout:" + payout.id) }
+            await self.pay(payout)
+            return "payout \(payout.id): B2C sent again under the same OriginatorConversationID"
+        }
+        let queryID = "\(payout.id)-q\(checks)"
+        try await self.wallet.recordStatusQuery(payout.id, queryID: queryID)
+        _ = try await self.daraja.transactionStatus(originalConversationID: payout.id, queryID: queryID)
+        return "payout \(payout.id): transaction status asked (\(payout.status))"
+    }
+}
