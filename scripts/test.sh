@@ -14,6 +14,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The module graph in ARCHITECTURE.md is Package.swift's, and no module imports one it does not declare.
+python3 scripts/architecture.py --check
+
 # The browser phone's test needs headless Chromium; without it that one test is skipped, visibly.
 bash scripts/services.sh install-browser || true
 
