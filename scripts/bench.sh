@@ -44,6 +44,8 @@ export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"
 export LOG_LEVEL=warning
 export ENVIRONMENT=development
+# Measured as production runs: no simulated providers beside the routes.
+export SANDBOX=off
 
 echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 if [ "$section" = all ]; then
