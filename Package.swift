@@ -90,12 +90,14 @@ let package = Package(
         // Pure value types every layer shares: the one parser of phone numbers.
         .target(name: "Basics"),
         .target(name: "Menus", dependencies: ["Basics"]),
+        // Work requests hand on to a service that owns it until graceful shutdown.
+        .target(name: "Jobs", dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         // The embedded sandbox of a development gateway: simulated Daraja and Africa's Talking
         // messaging, the handsets' inboxes and the browser phone. Never switched on in production.
         .target(
             name: "Sandbox",
             dependencies: [
-                "Curl", "MPesa", "AfricasTalking", "Basics",
+                "Curl", "MPesa", "AfricasTalking", "Basics", "Jobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -124,7 +126,7 @@ let package = Package(
         .target(
             name: "USSDChannel",
             dependencies: [
-                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions",
+                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions", "Jobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -146,7 +148,7 @@ let package = Package(
         .target(
             name: "MPesaGateway",
             dependencies: [
-                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayActions",
+                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayActions", "Jobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

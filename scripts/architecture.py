@@ -27,7 +27,7 @@ LAYERS = [
     ("Shared service parts", ["GatewayActions", "GatewayHTTP"]),
     ("Domain and provider clients", ["Menus", "Wallet", "MPesa", "AfricasTalking"]),
     ("Clients", ["Redis", "Postgres", "Curl", "ConnectionPool"]),
-    ("Foundations", ["Basics", "CHiredis", "CLibPQ", "CCurl"]),
+    ("Foundations", ["Basics", "Jobs", "CHiredis", "CLibPQ", "CCurl"]),
 ]
 
 

@@ -1,4 +1,5 @@
 import Foundation
+import Jobs
 import GatewayActions
 import GatewayHTTP
 import Logging
@@ -28,8 +29,8 @@ public final class MPesaService: MobileMoneyChannel, Service {
     /// no two replicas ever work one at once.
     let claimLease: Duration
     let logger: Logger
-    private let jobs: AsyncStream<@Sendable () async -> Void>
-    private let enqueue: AsyncStream<@Sendable () async -> Void>.Continuation
+    /// Pushes and payouts queued by requests, finished even at shutdown.
+    private let jobs = JobQueue(atShutdown: .finish)
 
     public init(
         daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
@@ -42,18 +43,13 @@ public final class MPesaService: MobileMoneyChannel, Service {
         self.payoutReview = payoutReview
         self.claimLease = daraja.configuration.requestTimeout * 2 + .seconds(10)
         self.logger = logger
-        (self.jobs, self.enqueue) = AsyncStream.makeStream()
     }
 
     /// Runs queued pushes and payouts, and a reconciliation pass every `reconcileInterval`, until
     /// graceful shutdown; work already queued is finished first.
     public func run() async throws {
         await withDiscardingTaskGroup { group in
-            group.addTask {
-                await withDiscardingTaskGroup { jobs in
-                    for await job in self.jobs { jobs.addTask { await job() } }
-                }
-            }
+            group.addTask { await self.jobs.run() }
             group.addTask {
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.reconcileInterval) }
@@ -65,13 +61,11 @@ public final class MPesaService: MobileMoneyChannel, Service {
                     }
                 }
             }
-            try? await gracefulShutdown()
-            self.enqueue.finish()
         }
     }
 
     func later(_ job: @escaping @Sendable () async -> Void) {
-        self.enqueue.yield(job)
+        self.jobs.add(job)
     }
 
     // MARK: Deposit

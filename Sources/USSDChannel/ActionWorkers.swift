@@ -1,4 +1,5 @@
 import GatewayActions
+import Jobs
 import Menus
 import ServiceLifecycle
 import Synchronization
@@ -7,23 +8,12 @@ import Synchronization
 /// its hop was answered: as a `Service` it owns every such action and drains them at graceful
 /// shutdown (no task outlives the service group).
 public final class ActionWorkers: Service, Sendable {
-    private let jobs: AsyncStream<@Sendable () async -> Void>
-    private let enqueue: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let queue = JobQueue(atShutdown: .finish)
 
-    public init() {
-        (self.jobs, self.enqueue) = AsyncStream.makeStream()
-    }
+    public init() {}
 
     public func run() async throws {
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                await withDiscardingTaskGroup { running in
-                    for await job in self.jobs { running.addTask { await job() } }
-                }
-            }
-            try? await gracefulShutdown()
-            self.enqueue.finish()
-        }
+        await self.queue.run()
     }
 
     /// Runs `work` and waits for it at most `deadline`: its result, or nil when the deadline came
@@ -38,7 +28,7 @@ public final class ActionWorkers: Service, Sendable {
             do { result = .success(try await work()) } catch { result = .failure(error) }
             if !handoff.deliver(result) { await late(result) }
         }
-        if case .terminated = self.enqueue.yield(job) {
+        if !self.queue.add(job) {
             // Shutting down: nobody drains the queue any more, so the hop waits for its action.
             await job()
         }
