@@ -76,14 +76,14 @@ let package = Package(
         .target(
             name: "MPesa",
             dependencies: [
-                "Curl",
+                "Curl", "Basics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "AfricasTalking",
             dependencies: [
-                "Curl",
+                "Curl", "Basics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -26,11 +26,12 @@ quiet() { grep -v "Cannot export local symbol '__asan" >&2 || true; }
 module() {
     local name=$1; shift
     echo "fuzz: compiling $name" >&2
-    swiftc "${flags[@]}" -module-name "$name" -emit-module -emit-module-path "$build/$name.swiftmodule" -c "$@" -o "$build/$name.o" 2>&1 | quiet
+    swiftc "${flags[@]}" -I "$build" -module-name "$name" -emit-module -emit-module-path "$build/$name.swiftmodule" -c "$@" -o "$build/$name.o" 2>&1 | quiet
 }
+module Basics Sources/Basics/*.swift
 module Menus Sources/Menus/*.swift
 module AfricasTalking Sources/AfricasTalking/AfricasTalkingCallbacks.swift
-module MPesa Sources/MPesa/DarajaCallbacks.swift Sources/MPesa/JSONValue.swift
+module MPesa Sources/MPesa/DarajaCallbacks.swift
 
 declare -A sources=(
     [africastalking-forms]="Fuzz/Targets/AfricasTalkingForms.swift"
@@ -45,10 +46,10 @@ declare -A dictionaries=(
     [menus-loader]="Fuzz/Dictionaries/json.dict"
 )
 declare -A objects=(
-    [africastalking-forms]="$build/AfricasTalking.o $build/Menus.o"
-    [daraja-callbacks]="$build/MPesa.o"
-    [sms-commands]="$build/Menus.o"
-    [menus-loader]="$build/Menus.o"
+    [africastalking-forms]="$build/AfricasTalking.o $build/Menus.o $build/Basics.o"
+    [daraja-callbacks]="$build/MPesa.o $build/Basics.o"
+    [sms-commands]="$build/Menus.o $build/Basics.o"
+    [menus-loader]="$build/Menus.o $build/Basics.o"
 )
 
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1

@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 import Menus
 
 /// Africa's Talking's form callbacks: the urlencoded parser, then the USSD hop, end-of-session,
@@ -12,7 +13,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(CallbackField.isIdentifier(hop.sessionID), "a session id outside [A-Za-z0-9_-]{1,64}")
         precondition(hop.text.utf8.count <= AfricasTalkingUSSDHop.maximumText && !hop.text.unicodeScalars.contains { $0.value < 0x20 }, "text unbounded")
         precondition(hop.phoneNumber.utf8.count <= 16, "phone unbounded")
-        if let msisdn = Validator.normaliseMSISDN(hop.phoneNumber) {
+        if let msisdn = MSISDN(parsing: hop.phoneNumber)?.value {
             precondition(msisdn.utf8.count == 12 && msisdn.hasPrefix("254"), "a normalised number of the wrong shape")
         }
     }
@@ -26,6 +27,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let report = try? AfricasTalkingDeliveryReport(form: form) {
         precondition(report.known.map { $0.rawValue == report.status } ?? true, "a status label that is not the status")
     }
-    _ = Validator.normaliseMSISDN(form["phoneNumber"] ?? "")
+    _ = MSISDN(parsing: form["phoneNumber"] ?? "")
     return 0
 }

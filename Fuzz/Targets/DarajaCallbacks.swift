@@ -1,3 +1,4 @@
+import Basics
 import MPesa
 
 /// Safaricom's callbacks: the STK callback, and the B2C result envelope that result, timeout and

@@ -1,3 +1,4 @@
+import Basics
 import Curl
 import Foundation
 import Logging
@@ -94,18 +95,16 @@ public final class AfricasTalkingSMS: Sendable {
         guard response.status == 201 || response.status == 200 else {
             throw .http(status: response.status, message: String(response.text.prefix(200)))
         }
-        guard let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-            let data = json["SMSMessageData"] as? [String: Any]
-        else { throw .http(status: response.status, message: "no SMSMessageData in the answer") }
-        let recipients = data["Recipients"] as? [[String: Any]] ?? []
-        guard let first = recipients.first else {
-            // No recipient at all: Africa's Talking explains in Message (e.g. "InvalidSenderId").
-            throw .http(status: 400, message: String((data["Message"] as? String ?? "no recipients").prefix(200)))
+        guard let data = JSONValue.parse(response.body)?["SMSMessageData"], case .object = data else {
+            throw .http(status: response.status, message: "no SMSMessageData in the answer")
         }
-        let code = (first["statusCode"] as? Int) ?? Int(first["statusCode"] as? String ?? "") ?? 0
+        guard let first = data["Recipients"]?.array?.first else {
+            // No recipient at all: Africa's Talking explains in Message (e.g. "InvalidSenderId").
+            throw .http(status: 400, message: String((data["Message"]?.string ?? "no recipients").prefix(200)))
+        }
         return RecipientStatus(
-            number: first["number"] as? String ?? number, statusCode: code, status: first["status"] as? String ?? "",
-            messageID: (first["messageId"] as? String).flatMap { $0.isEmpty || $0 == "None" ? nil : $0 }
+            number: first["number"]?.string ?? number, statusCode: Int(first["statusCode"]?.integer ?? 0), status: first["status"]?.string ?? "",
+            messageID: first["messageId"]?.string.flatMap { $0.isEmpty || $0 == "None" ? nil : $0 }
         )
     }
 

@@ -1,3 +1,5 @@
+import Basics
+
 /// Why a body is not a usable Daraja callback (answered 400). The reason names the field, never
 /// its value.
 public struct DarajaCallbackMalformed: Error, Sendable, CustomStringConvertible {

@@ -146,14 +146,8 @@ public final class OutboxSender: Service, Sendable {
     /// A template worded in `language` from menus.json's notifications.
     func word(template: String, language: String, params json: String) -> String? {
         var params: [String: String] = [:]
-        if let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] {
-            for (key, value) in object {
-                switch value {
-                case let text as String: params[key] = text
-                case let number as NSNumber: params[key] = number.stringValue
-                default: break
-                }
-            }
+        if case .object(let members)? = JSONValue.parse(Array(json.utf8)) {
+            for (key, value) in members { params[key] = value.string }
         }
         if let key = params["key"] { params["reference"] = TransferReference.of(key) }
         let language = self.graph.languages.contains(language) ? language : self.graph.defaultLanguage

@@ -50,7 +50,7 @@ public struct Outbox: Sendable {
     /// Queues a template notice in the caller's transaction, once per `dedupe` key, in the
     /// customer's language (nothing when the number has no wallet).
     static func queue(_ tx: PostgresConnection, notice template: String, to msisdn: MSISDN, params: [String: String], dedupe: String) async throws {
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: params, options: [.sortedKeys]), as: UTF8.self)
+        let json = JSONValue.object(params.mapValues(JSONValue.string)).serialized
         try await tx.query(
             """
             INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key)

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Any JSON value, for Safaricom's callbacks: numbers arrive as integers, decimals or strings
+/// Any JSON value, the gateway's one way to read and write JSON on the wire and in the database
+/// (our own typed documents use Codable). Safaricom's numbers arrive as integers, decimals or strings
 /// depending on the field and the API, so nothing is forced through `Double` (an MSISDN as a
 /// Double loses no digits today, but a receipt number or a large integer could).
 public enum JSONValue: Sendable, Hashable, Decodable {
