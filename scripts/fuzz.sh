@@ -30,8 +30,8 @@ module() {
 }
 module Basics Sources/Basics/*.swift
 module Menus Sources/Menus/*.swift
-module AfricasTalking Sources/AfricasTalking/AfricasTalkingCallbacks.swift
-module MPesa Sources/MPesa/DarajaCallbacks.swift
+module AfricasTalking Sources/AfricasTalking/{MalformedCallback,FormFields,CallbackField,AfricasTalkingUSSDHop,AfricasTalkingUSSDEvent,AfricasTalkingInboundSMS,AfricasTalkingDeliveryReport}.swift
+module MPesa Sources/MPesa/{DarajaCallbackMalformed,DarajaField,STKCallback,B2CResult}.swift
 
 declare -A sources=(
     [africastalking-forms]="Fuzz/Targets/AfricasTalkingForms.swift"

@@ -16,21 +16,6 @@ import SMSChannel
 import USSDChannel
 import Wallet
 
-/// The clients one gateway process shares among its routes and workers.
-public struct GatewayClients: Sendable {
-    public let redis: RedisClient
-    public let postgres: PostgresClient
-    public let http: CurlClient
-
-    public init(config: GatewayConfig, logger: Logger) {
-        var redisLogger = logger
-        redisLogger[metadataKey: "subsystem"] = "redis"
-        self.redis = RedisClient(configuration: config.redis, logger: redisLogger)
-        self.postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
-        self.http = CurlClient(logger: Logger(label: "http.client"))
-    }
-}
-
 /// Builds the gateway: routes, middleware, and the clients as services that the application's
 /// service group starts before the server and shuts down after it, so in-flight requests finish
 /// before the pools close. `menus` defaults to the checked file at `config.menusPath`.
@@ -176,25 +161,6 @@ extension MPesaService {
                 reconcileInterval: config.mpesa.reconcileInterval,
                 payoutReview: (config.mpesa.payoutReviewAfterChecks, config.mpesa.payoutReviewAfter), logger: logger
             )
-        }
-    }
-}
-
-/// Refreshes the `ussd_active_sessions` gauge from Redis every ten seconds (every replica's
-/// sessions, so each replica reports the same number).
-struct USSDGauges: Service {
-    let service: USSDService
-    let logger: Logger
-
-    func run() async throws {
-        let gauge = Gauge(label: "ussd_active_sessions")
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                gauge.record(try await self.service.activeSessions())
-            } catch {
-                self.logger.debug("active sessions not counted", metadata: ["error": .string(safeDescription(of: error))])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
         }
     }
 }

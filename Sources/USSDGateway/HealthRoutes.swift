@@ -79,10 +79,3 @@ struct HealthRoutes {
         }
     }
 }
-
-/// How a provider runs: against the provider itself, against the embedded sandbox, or not at all.
-enum ProviderMode: String, Sendable {
-    case configured
-    case sandbox
-    case notConfigured = "not configured"
-}

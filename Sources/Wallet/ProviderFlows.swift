@@ -1,101 +1,6 @@
 import Foundation
 import Postgres
 
-/// A deposit by M-Pesa STK push, as the wallet records it.
-public struct Deposit: Sendable, Hashable {
-    /// Pending until a payment credits it or a refusal fails it; both are final.
-    public enum Status: String, Sendable {
-        case pending, completed, failed
-    }
-
-    public let id: Int64
-    public let key: String
-    public let msisdn: MSISDN
-    public let amount: Amount
-    public let status: Status
-    public let checkoutRequestID: String?
-    public let receipt: String?
-}
-
-/// A withdrawal to M-Pesa (B2C): its id is our OriginatorConversationID.
-public struct Payout: Sendable, Hashable {
-    /// Reserved (the hold placed), sent (Daraja took the request), unknown (an answer was lost),
-    /// then paid or failed (final); needs review when the reconciler gave up asking.
-    public enum Status: String, Sendable {
-        case reserved, sent, unknown, paid, failed
-        case needsReview = "needs_review"
-    }
-
-    public let id: String
-    public let msisdn: MSISDN
-    public let amount: Amount
-    public let status: Status
-}
-
-/// One line of a mini statement.
-public struct StatementEntry: Sendable, Hashable {
-    public enum Direction: String, Sendable { case incoming = "in", outgoing = "out" }
-    public let key: String
-    public let kind: String
-    public let direction: Direction
-    public let amount: Amount
-    /// The other customer of a send, when there is one.
-    public let counterparty: MSISDN?
-    public let at: Date
-}
-
-/// Why a deposit was not paid, in the words the SMS templates use (`params.reason`).
-public enum DepositFailure: String, Sendable, CaseIterable {
-    case cancelled
-    case timeout
-    case wrongPIN = "wrong_pin"
-    case insufficientFunds = "insufficient_funds"
-    case limit
-    /// Daraja refused the push itself; the customer saw no prompt.
-    case notSent = "not_sent"
-    case other
-
-    /// Our code for a push Daraja refused: it never reached the customer.
-    public static let notSentCode = -1
-    /// Our code for a push whose answer never came (no CheckoutRequestID within the matching window).
-    public static let unconfirmedCode = -2
-
-    /// From an STK ResultCode (reference: ../shared/reference/daraja.md).
-    public init(code: Int) {
-        switch code {
-        case 1032: self = .cancelled
-        case 1037, 1019: self = .timeout
-        case 2001: self = .wrongPIN
-        case 1: self = .insufficientFunds
-        case 2, 3, 4, 8, 17: self = .limit
-        case Self.notSentCode, Self.unconfirmedCode: self = .notSent
-        default: self = .other
-        }
-    }
-}
-
-/// Why a provider callback could not be applied.
-public enum ProviderRecordError: Error, Sendable, Hashable {
-    case unknownDeposit
-    case unknownPayout
-    /// The callback's amount or phone differs from what was asked: nothing credited, flagged.
-    case mismatch
-    /// A final result contradicting an earlier final one (paid after refunded, a payment for a
-    /// deposit already failed or credited under another receipt): kept for a human, nothing moved.
-    /// `current` says what was known before.
-    case conflict(current: String)
-    /// Matched to a payment by phone and amount, and not yet confirmed by an STK Query.
-    case awaitingQuery
-    /// A row holds a value the schema does not allow.
-    case corrupt(String)
-}
-
-/// Which deposit: by our id, or by the CheckoutRequestID Daraja gave its push.
-public enum DepositReference: Sendable, Hashable {
-    case id(Int64)
-    case checkout(String)
-}
-
 extension Wallet {
     // MARK: Statement
 
@@ -567,27 +472,6 @@ extension Wallet {
         let (id, key, msisdn, cents, status, checkout, receipt) = try row.decode((Int64, String, String, Int64, String, String?, String?).self)
         return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
     }
-}
-
-/// A provider report kept for a person: a callback that matched nothing of ours or disagreed with
-/// it, a final result contradicting an earlier one (`reason` `conflict`), or a payout the
-/// reconciler could not settle.
-public struct ReviewItem: Sendable, Hashable {
-    public let id: Int64
-    /// `stk`, `b2c_result`, `b2c_timeout`, `stk_query` or `payout`.
-    public let kind: String
-    /// The provider's reference (CheckoutRequestID, OriginatorConversationID) or our payout id.
-    public let reference: String
-    public let reason: String
-    public let depositID: Int64?
-    public let payoutID: String?
-    /// For a conflict: what was known before, and what the new report says.
-    public let earlierResult: String?
-    public let newResult: String?
-    public let receivedAt: Date
-
-    /// The reason every contradiction is kept under.
-    public static let conflict = "conflict"
 }
 
 extension Wallet {

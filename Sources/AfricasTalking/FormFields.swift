@@ -1,0 +1,55 @@
+/// `application/x-www-form-urlencoded`, as Africa's Talking posts it.
+public enum FormFields {
+    /// The fields of a form body: `+` is a space, `%XX` a byte, a repeated field keeps its first
+    /// value, a field without `=` is empty. A bad escape or invalid UTF-8 is malformed.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(MalformedCallback) -> [String: String] {
+        var fields: [String: String] = [:]
+        let bytes = Array(bytes)
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var equals = start
+                while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                let name = try Self.unescape(bytes[start..<equals])
+                let value = equals < end ? try Self.unescape(bytes[(equals + 1)..<end]) : ""
+                if fields[name] == nil { fields[name] = value }
+            }
+            start = end + 1
+        }
+        return fields
+    }
+
+    private static func unescape(_ bytes: ArraySlice<UInt8>) throws(MalformedCallback) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "+") {
+                output.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%") {
+                guard index + 2 < bytes.endIndex, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) else {
+                    throw MalformedCallback("body is not a urlencoded form")
+                }
+                output.append(high << 4 | low)
+                index += 2
+            } else {
+                output.append(byte)
+            }
+            index += 1
+        }
+        guard let text = String(validating: output, as: UTF8.self) else { throw MalformedCallback("body is not UTF-8") }
+        return text
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

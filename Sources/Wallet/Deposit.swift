@@ -1,0 +1,18 @@
+import Foundation
+import Postgres
+
+/// A deposit by M-Pesa STK push, as the wallet records it.
+public struct Deposit: Sendable, Hashable {
+    /// Pending until a payment credits it or a refusal fails it; both are final.
+    public enum Status: String, Sendable {
+        case pending, completed, failed
+    }
+
+    public let id: Int64
+    public let key: String
+    public let msisdn: MSISDN
+    public let amount: Amount
+    public let status: Status
+    public let checkoutRequestID: String?
+    public let receipt: String?
+}

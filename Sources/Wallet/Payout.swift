@@ -1,0 +1,17 @@
+import Foundation
+import Postgres
+
+/// A withdrawal to M-Pesa (B2C): its id is our OriginatorConversationID.
+public struct Payout: Sendable, Hashable {
+    /// Reserved (the hold placed), sent (Daraja took the request), unknown (an answer was lost),
+    /// then paid or failed (final); needs review when the reconciler gave up asking.
+    public enum Status: String, Sendable {
+        case reserved, sent, unknown, paid, failed
+        case needsReview = "needs_review"
+    }
+
+    public let id: String
+    public let msisdn: MSISDN
+    public let amount: Amount
+    public let status: Status
+}

@@ -1,0 +1,23 @@
+import Foundation
+import Postgres
+
+/// A provider report kept for a person: a callback that matched nothing of ours or disagreed with
+/// it, a final result contradicting an earlier one (`reason` `conflict`), or a payout the
+/// reconciler could not settle.
+public struct ReviewItem: Sendable, Hashable {
+    public let id: Int64
+    /// `stk`, `b2c_result`, `b2c_timeout`, `stk_query` or `payout`.
+    public let kind: String
+    /// The provider's reference (CheckoutRequestID, OriginatorConversationID) or our payout id.
+    public let reference: String
+    public let reason: String
+    public let depositID: Int64?
+    public let payoutID: String?
+    /// For a conflict: what was known before, and what the new report says.
+    public let earlierResult: String?
+    public let newResult: String?
+    public let receivedAt: Date
+
+    /// The reason every contradiction is kept under.
+    public static let conflict = "conflict"
+}
