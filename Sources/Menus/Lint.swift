@@ -1,9 +1,3 @@
-/// One problem `menus lint` found: where (a screen id, `sms.<command>`, or a top-level key) and what.
-public struct LintProblem: Sendable, Hashable, CustomStringConvertible {
-    public let location: String
-    public let message: String
-    public var description: String { "\(self.location): \(self.message)" }
-}
 
 extension MenuGraph {
     /// Checks the journeys against the gateway's action registry. Empty means clean; the gateway

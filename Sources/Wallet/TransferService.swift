@@ -1,25 +1,6 @@
 import Foundation
 import Postgres
 
-/// Per-transaction and daily limits (defaults follow M-Pesa's: 1 to 250,000 KES per transaction,
-/// 500,000 KES of sends and withdrawals per Nairobi day).
-public struct WalletLimits: Sendable, Hashable {
-    public var perTransaction: ClosedRange<Int64> = 100...25_000_000
-    public var daily: Int64 = 50_000_000
-
-    public init() {}
-}
-
-/// What a posted movement returns; the same key asked again returns the same receipt.
-public struct TransferReceipt: Sendable, Hashable {
-    public let key: String
-    public let kind: String
-    public let amount: Amount
-    public let createdAt: Date
-    /// The initiating customer's balances after this movement (now, for a replayed key).
-    public let balances: Wallet.Balances
-}
-
 extension Wallet {
     /// Sends money from one customer's main account to another's, once per key.
     public func send(from sender: MSISDN, to recipient: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> TransferReceipt {

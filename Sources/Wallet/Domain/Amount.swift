@@ -22,15 +22,3 @@ public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let zero = Amount(cents: 0)
     public var description: String { "\(self.cents / 100).\(String(format: "%02lld", self.cents % 100))" }
 }
-
-/// The caller-chosen id of a money movement; the same key never moves money twice.
-public struct IdempotencyKey: Sendable, Hashable, CustomStringConvertible {
-    public let value: String
-
-    public init?(_ value: String) {
-        guard (1...200).contains(value.utf8.count) else { return nil }
-        self.value = value
-    }
-
-    public var description: String { self.value }
-}
