@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: run test stop install build bench fuzz screenshot clean
+.PHONY: run test stop install build bench fuzz screenshot deploy-check clean
 
 ## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
 run: install
@@ -29,6 +29,10 @@ bench: install
 ## Coverage-guided fuzzing (libFuzzer) of every decoder of outside input, FUZZ_SECONDS (default 60) per target.
 fuzz:
 	@bash scripts/fuzz.sh
+
+## Validate deploy/ offline: Kubernetes schemas, hadolint, haproxy -c, systemd-analyze verify (also run by `make test`).
+deploy-check:
+	@bash scripts/deploy-check.sh
 
 ## The browser phone's test alone, its screenshot written to docs/simulator.png (the README's picture).
 screenshot: install

@@ -16,6 +16,8 @@ trap cleanup EXIT INT TERM
 
 # The module graph in ARCHITECTURE.md is Package.swift's, and no module imports one it does not declare.
 python3 scripts/architecture.py --check
+# deploy/ is valid (so CI, which runs this script, checks it too).
+bash scripts/deploy-check.sh
 
 # The browser phone's test needs headless Chromium; without it that one test is skipped, visibly.
 bash scripts/services.sh install-browser || true
