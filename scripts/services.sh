@@ -10,6 +10,7 @@
 #                                            PORT "auto": a free port, another one if the bind still
 #                                            loses a race; either way the port is written to DIR/port
 #   services.sh stop-redis DIR | stop-postgres DIR | stop-all DIR
+#   services.sh crash-postgres DIR           stop Postgres as a crash would (immediate: WAL replay on start)
 #
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
 set -euo pipefail
@@ -197,6 +198,13 @@ start_postgres() {
         || "$bin/psql" -h 127.0.0.1 -p "$chosen" -U ussd -d postgres -qc "CREATE DATABASE ussd" >/dev/null
 }
 
+# Stops Postgres as a crash would (`-m immediate`): no checkpoint; the next start replays the WAL.
+crash_postgres() {
+    local dir=$1 bin
+    bin=$(pg_bindir)
+    pg_run "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
 stop_postgres() {
     local dir=$1 bin
     [ -f "$dir/data/PG_VERSION" ] || return 0
@@ -214,6 +222,7 @@ case "$command" in
     stop-redis) stop_redis "$@" ;;
     start-postgres) start_postgres "$@" ;;
     stop-postgres) stop_postgres "$@" ;;
+    crash-postgres) crash_postgres "$@" ;;
     stop-all) stop_redis "$1/redis"; stop_postgres "$1/postgres" ;;
     pg-bindir) pg_bindir ;;
     *) sed -n '2,10p' "$0" >&2; exit 2 ;;

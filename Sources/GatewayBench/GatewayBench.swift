@@ -13,9 +13,13 @@ struct GatewayBench: AsyncParsableCommand {
         discussion: "wallet and ussd write only to a database they created themselves, or to one whose name ends in _bench."
     )
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus, wallet, ussd }
+    enum Target: String, ExpressibleByArgument, CaseIterable { case redis, postgres, menus, wallet, ussd, seed, handsets }
 
-    @Argument(help: "redis, postgres, menus, wallet or ussd") var target: Target
+    @Argument(help: "redis, postgres, menus, wallet, ussd; seed (customers for handsets), handsets (journeys against --url)") var target: Target
+    @Option(help: "handsets: the USSD route to walk (a balancer in front of replicas).") var url: String?
+    @Option(help: "handsets: how long to walk, in seconds.") var seconds = 30
+    @Option(help: "seed, handsets: how many customers.") var customers = 2_000
+    @Option(help: "handsets: write what each handset was told, as JSON lines, to this file.") var outcomes: String?
     @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
     @Option(help: "Concurrent tasks.") var concurrency = 32
     @Option(help: "Operations in all (redis: per command).") var requests = 100_000
@@ -44,6 +48,22 @@ struct GatewayBench: AsyncParsableCommand {
             for (index, figure) in figures.enumerated() {
                 print(figure)
                 if index % 2 == 1 { print(String(format: "  ratio to the floor just before: %.2f", figure.ratio(to: figures[index - 1]))) }
+            }
+        case .seed:
+            try await HandsetsSeed.run(config, customers: self.customers)
+            print("seeded \(self.customers) customers")
+        case .handsets:
+            guard let url = self.url else { throw ValidationError("handsets needs --url") }
+            let result = try await HandsetsBenchmark.run(url: url, concurrency: self.concurrency, duration: .seconds(self.seconds), customers: self.customers)
+            print(result.figure)
+            print("retried hops: \(result.retries)")
+            for told in ["sent", "refused", "unknown"] {
+                print("told \(told): \(result.outcomes.filter { $0.told == told }.count)")
+            }
+            if let path = self.outcomes {
+                let encoder = JSONEncoder()
+                let lines = try result.outcomes.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+                try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
             }
         case .menus:
             let graph = try loadCheckedMenus(at: config.menusPath)

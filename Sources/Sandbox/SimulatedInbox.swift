@@ -1,6 +1,5 @@
 import Curl
 import Foundation
-import Sandbox
 
 /// A simulated handset's SMS inbox on a development gateway's sandbox (`GET /sandbox/inbox`), for
 /// `ussd-gateway simulate`: what Africa's Talking's sandbox delivered and what M-Pesa's said.

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# `make scale-test`: three gateway replicas (`ussd-gateway serve`, release build) behind a real
+# haproxy, on one Redis and one Postgres (fsync on). Simulated handsets (`gateway-bench handsets`)
+# walk send-money and balance journeys through haproxy, so the hops of one session land on
+# different replicas. First the throughput with 1, 2 and 3 replicas; then a run with faults: one
+# replica SIGKILLed and restarted, then Redis restarted, then Postgres stopped as a crash would and
+# restarted. Then the audit: the ledger sums to zero, no customer balance is negative, every
+# transfer key appears once, every handset told "Sent" has its transfer, and no handset refused has
+# one. Exit 1 when any of that fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_SIZE=${SECONDS_PER_SIZE:-20}
+FAULT_SECONDS=${FAULT_SECONDS:-60}
+CONCURRENCY=${CONCURRENCY:-64}
+CUSTOMERS=${CUSTOMERS:-2000}
+
+log() { printf '%s\n' "scale-test: $*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+bash scripts/services.sh install
+command -v haproxy >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
+swift build -c release --product ussd-gateway >&2
+swift build -c release --product gateway-bench >&2
+bin="$(swift build -c release --show-bin-path)/ussd-gateway"
+bench="$(swift build -c release --show-bin-path)/gateway-bench"
+
+scratch=$(mktemp -d /tmp/ussd-gateway-scale.XXXXXX)
+chmod 755 "$scratch"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -f "$scratch/haproxy.pid" ] && kill "$(cat "$scratch/haproxy.pid")" 2>/dev/null || true
+    bash scripts/services.sh stop-all "$scratch" || true
+    rm -rf "$scratch"
+}
+trap cleanup EXIT INT TERM
+
+bash scripts/services.sh start-redis "$scratch/redis" auto
+redis_port=$(cat "$scratch/redis/port")
+bash scripts/services.sh start-postgres "$scratch/postgres" auto
+pg_port=$(cat "$scratch/postgres/port")
+pg_bin=$(bash scripts/services.sh pg-bindir)
+"$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U ussd -d postgres -qc "CREATE DATABASE scale_bench" >/dev/null
+
+token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export ENVIRONMENT=production PIN_PEPPER="scale-test-pepper-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" AT_CALLBACK_TOKEN="$token"
+export REDIS_URL="redis://127.0.0.1:$redis_port/0" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/scale_bench"
+export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
+"$bin" migrate 2>/dev/null
+"$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
+
+free_port() { bash scripts/services.sh free-port; }
+declare -a http_ports admin_ports replica_pids
+start_replica() {
+    local index=$1
+    HTTP_PORT=${http_ports[$index]} ADMIN_PORT=${admin_ports[$index]} "$bin" serve 2>>"$scratch/replica$index.log" &
+    replica_pids[$index]=$!
+    pids+=($!)
+    for _ in $(seq 1 200); do
+        curl -fsS -o /dev/null "http://127.0.0.1:${admin_ports[$index]}/readyz" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "replica $index never became ready"; cat "$scratch/replica$index.log" >&2; exit 1
+}
+for index in 1 2 3; do
+    http_ports[$index]=$(free_port)
+    admin_ports[$index]=$(free_port)
+    while [ "${admin_ports[$index]}" = "${http_ports[$index]}" ]; do admin_ports[$index]=$(free_port); done
+    start_replica "$index"
+done
+
+haproxy_port=$(free_port)
+start_haproxy() {
+    local replicas=$1
+    [ -f "$scratch/haproxy.pid" ] && { kill "$(cat "$scratch/haproxy.pid")" 2>/dev/null || true; sleep 0.5; }
+    {
+        printf 'global\n    maxconn 4000\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 20s\n    timeout server 15s\n    retries 0\n'
+        printf 'frontend public\n    bind 127.0.0.1:%s\n    default_backend gateways\n' "$haproxy_port"
+        printf 'backend gateways\n    balance leastconn\n    option httpchk GET /readyz\n    http-check expect status 200\n'
+        for index in $(seq 1 "$replicas"); do
+            printf '    server replica%s 127.0.0.1:%s check port %s inter 500ms fall 1 rise 1\n' "$index" "${http_ports[$index]}" "${admin_ports[$index]}"
+        done
+    } > "$scratch/haproxy.cfg"
+    haproxy -f "$scratch/haproxy.cfg" -D -p "$scratch/haproxy.pid"
+    sleep 1
+}
+url="http://127.0.0.1:$haproxy_port/ussd/africastalking/$token"
+
+echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ); $CONCURRENCY handsets, $CUSTOMERS customers"
+for replicas in 1 2 3; do
+    start_haproxy "$replicas"
+    echo "== $replicas replica(s) behind haproxy, ${SECONDS_PER_SIZE}s: gateway-bench handsets --concurrency $CONCURRENCY --seconds $SECONDS_PER_SIZE"
+    "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_SIZE" --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration'
+done
+
+start_haproxy 3
+outcomes="$scratch/outcomes.jsonl"
+echo "== faults, 3 replicas, ${FAULT_SECONDS}s: replica 2 SIGKILLed and restarted at 1/4, Redis restarted at 1/2, Postgres crashed and restarted at 3/4"
+"$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$FAULT_SECONDS" --customers "$CUSTOMERS" --outcomes "$outcomes" > "$scratch/faults.out" 2>&1 &
+load=$!
+quarter=$((FAULT_SECONDS / 4))
+sleep "$quarter"
+log "SIGKILL replica 2"; kill -9 "${replica_pids[2]}"; sleep 2; start_replica 2; log "replica 2 back"
+sleep "$quarter"
+log "restarting Redis"; bash scripts/services.sh stop-redis "$scratch/redis"; bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"; log "Redis back"
+sleep "$quarter"
+log "crashing Postgres"; bash scripts/services.sh crash-postgres "$scratch/postgres"; sleep 1
+bash scripts/services.sh start-postgres "$scratch/postgres" "$pg_port"; log "Postgres back"
+wait "$load" || { cat "$scratch/faults.out" >&2; exit 1; }
+grep -v 'applied migration' "$scratch/faults.out"
+# Let work finishing after its hop (late actions, the outbox) settle before the audit.
+sleep 5
+
+echo "== audit"
+python3 - "$outcomes" "$pg_bin/psql" "$pg_port" <<'PY'
+import json, subprocess, sys
+outcomes, psql, port = sys.argv[1], sys.argv[2], sys.argv[3]
+def query(sql):
+    return subprocess.run([psql, "-h", "127.0.0.1", "-p", port, "-U", "ussd", "-d", "scale_bench", "-tAc", sql], check=True, capture_output=True, text=True).stdout.strip()
+told = [json.loads(line) for line in open(outcomes) if line.strip()]
+keys = {o["key"]: o for o in told}
+# This run's sessions share one prefix (ussd:h<run>-...): the throughput phases' transfers are not its.
+prefix = told[0]["key"].split("-")[0] + "-" if told else "none"
+transfers = set(query("SELECT id FROM transfers WHERE id LIKE '%s%%'" % prefix).split())
+checks = {
+    "sum of all balances": (int(query("SELECT coalesce(sum(balance), 0) FROM account_balances")), 0),
+    "customer balances below zero": (int(query("SELECT count(*) FROM account_balances WHERE customer_id IS NOT NULL AND balance < 0")), 0),
+    "transfer keys recorded more than once": (int(query("SELECT count(*) FROM (SELECT id FROM transfers GROUP BY id HAVING count(*) > 1) t")), 0),
+    "handsets told Sent without their transfer": (sum(1 for o in told if o["told"] == "sent" and o["key"] not in transfers), 0),
+    "handsets refused with a transfer": (sum(1 for o in told if o["told"] == "refused" and o["key"] in transfers), 0),
+    "transfers no handset of the run asked for": (len([k for k in transfers if k not in keys]), 0),
+}
+print("handsets told Sent: %d, refused: %d, no answer or 'went wrong': %d (%d of those moved money, as a retried hop would find)" % (
+    sum(o["told"] == "sent" for o in told), sum(o["told"] == "refused" for o in told), sum(o["told"] == "unknown" for o in told),
+    sum(1 for o in told if o["told"] == "unknown" and o["key"] in transfers)))
+failed = False
+for name, (value, expected) in checks.items():
+    ok = expected is None or value == expected
+    failed |= not ok
+    print("%-45s %6d %s" % (name, value, "ok" if ok else "FAILED"))
+sys.exit(1 if failed else 0)
+PY
