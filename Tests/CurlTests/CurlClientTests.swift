@@ -183,7 +183,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
         var answered: CurlResponse?
         for _ in 0..<3 where answered == nil {
             if let server { await server.stop() }
-            let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+            let port = try await PrivateServer.freePort()
             url = "https://127.0.0.1:\(port)/"
             server = try ChildProcess.start(
                 "/usr/bin/openssl",

@@ -107,6 +107,14 @@ public final class PrivateServer: Sendable {
             .appendingPathComponent("scripts/services.sh").path
     }
 
+    /// A TCP port on 127.0.0.1 nobody uses right now (`services.sh free-port`).
+    public static func freePort() async throws -> Int {
+        guard let port = Int(try await Self.script(["free-port"]).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw TestSetupError("services.sh free-port printed no port")
+        }
+        return port
+    }
+
     /// Runs the script and returns its standard output.
     @discardableResult
     static func script(_ arguments: [String]) async throws -> String {

@@ -72,7 +72,7 @@ import Wallet
     func aNewcomerMovesMoneyFromTheBrowserPhone() async throws {
         // A fresh database, migrated by the binary as `make run` does; the shared Redis.
         let database = try await TestServers.freshDatabase("browser")
-        let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let port = try await PrivateServer.freePort()
         var environment = ProcessInfo.processInfo.environment
         for name in environment.keys where name.hasPrefix("MPESA_") || name.hasPrefix("AT_") || name.hasSuffix("CALLBACK_TOKEN") { environment[name] = nil }
         environment.merge([
@@ -83,11 +83,7 @@ import Wallet
         let gateway = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
         let base = "http://127.0.0.1:\(port)"
         let curl = CurlClient()
-        var ready: CurlResponse?
-        for _ in 0..<300 where ready?.status != 200 {
-            ready = try? await curl.execute(CurlRequest(url: base + "/readyz", timeout: .seconds(5)))
-            if ready?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
-        }
+        let ready = try await waitUntilReady(curl, base + "/readyz")
         try #require(ready?.status == 200, "serve never became ready: \(gateway.errorOutput)")
         #expect(ready?.text.contains("mpesa: sandbox\nsms: sandbox") == true, "no credentials: both providers in the sandbox")
 

@@ -37,14 +37,10 @@ import USSDGateway
     }
 
     @Test func serveAnswersThenStopsGracefullyOnSIGTERM() async throws {
-        let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let port = try await PrivateServer.freePort()
         let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: self.environment(["HTTP_PORT": String(port)]))
         let curl = CurlClient()
-        var ready: CurlResponse?
-        for _ in 0..<300 where ready == nil {
-            ready = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/readyz", timeout: .seconds(5)))
-            if ready == nil { try await Task.sleep(for: .milliseconds(50)) }
-        }
+        let ready = try await waitUntilReady(curl, "http://127.0.0.1:\(port)/readyz")
         #expect(ready?.status == 200, "serve never became ready: \(server.errorOutput)")
 
         server.signal(SIGTERM)

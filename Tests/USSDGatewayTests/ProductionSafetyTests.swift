@@ -72,19 +72,15 @@ import TestSupport
             #expect(said.count == 1 && said.first?.contains("\(variable): cannot be on in production") == true, "\(switchedOn.errorOutput)")
         }
 
-        let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let port = try await PrivateServer.freePort()
         var admin = port
-        while admin == port { admin = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))! }
+        while admin == port { admin = try await PrivateServer.freePort() }
         let guarded = environment.merging(Self.mpesa) { $1 }.merging([
             "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken, "HTTP_PORT": String(port), "ADMIN_PORT": String(admin),
         ]) { $1 }
         let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: guarded)
         let curl = CurlClient()
-        var ready: CurlResponse?
-        for _ in 0..<300 where ready == nil {
-            ready = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(admin)/readyz", timeout: .seconds(5)))
-            if ready == nil { try await Task.sleep(for: .milliseconds(50)) }
-        }
+        let ready = try await waitUntilReady(curl, "http://127.0.0.1:\(admin)/readyz")
         #expect(ready?.status == 200, "serve never became ready: \(server.errorOutput)")
         #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(admin)/metrics")).status == 200)
         #expect(try await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz")).status == 200)

@@ -303,18 +303,14 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
             // The first replica may not have bound its port yet when the second looks for one.
             var port = 0
             while port == 0 || replicas.contains(where: { $0.port == port }) {
-                port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+                port = try await PrivateServer.freePort()
             }
             let process = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment.merging(["HTTP_PORT": String(port), "AT_SENDER_ID": name]) { $1 })
             replicas.append((name, process, port))
         }
         let curl = CurlClient()
         for replica in replicas {
-            var ready: CurlResponse?
-            for _ in 0..<300 where ready?.status != 200 {
-                ready = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(replica.port)/readyz", timeout: .seconds(5)))
-                if ready?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
-            }
+            let ready = try await waitUntilReady(curl, "http://127.0.0.1:\(replica.port)/readyz")
             #expect(ready?.status == 200, "\(replica.name) never became ready: \(replica.process.errorOutput)")
         }
         // Queued once both replicas are polling.

@@ -1,3 +1,4 @@
+import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
@@ -189,4 +190,14 @@ struct Phone {
         allowed.insert(charactersIn: "-._~")
         return fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
     }
+}
+
+/// Polls `url` until it answers 200 (up to about fifteen seconds); the last answer, if any.
+func waitUntilReady(_ curl: CurlClient, _ url: String) async throws -> CurlResponse? {
+    var ready: CurlResponse?
+    for _ in 0..<300 where ready?.status != 200 {
+        ready = try? await curl.execute(CurlRequest(url: url, timeout: .seconds(5)))
+        if ready?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
+    }
+    return ready
 }

@@ -27,7 +27,7 @@ struct WebDriver {
     /// Starts chromedriver on a free port and opens a headless browser window of `width` x `height`.
     static func start(width: Int = 1280, height: Int = 1000) async throws -> WebDriver {
         guard let chromedriver = Self.chromedriver, let chromium = Self.chromium else { throw Failure(description: "chromium or chromedriver missing") }
-        let port = Int(try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "free-port"]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let port = try await PrivateServer.freePort()
         let driver = try ChildProcess.start(chromedriver, ["--port=\(port)"], environment: ProcessInfo.processInfo.environment)
         let http = CurlClient()
         let base = "http://127.0.0.1:\(port)"
