@@ -19,6 +19,8 @@ public final class AfricasTalkingSandbox: Sendable {
     public static let apiKey = "sandbox-api-key"
     /// The sender a handset shows when the gateway sets no `AT_SENDER_ID`.
     public static let defaultSender = "AFRICASTKNG"
+    /// Recipients one request may name (the gateway sends to one at a time).
+    static let maximumRecipients = 100
 
     let inbox: SandboxInbox
     let scheduler: SandboxScheduler
@@ -54,8 +56,13 @@ public final class AfricasTalkingSandbox: Sendable {
             return Self.json(400, #"{"SMSMessageData":{"Message":"InvalidRequest","Recipients":[]}}"#)
         }
         let sender = fields["from"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultSender
+        let numbers = to.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        // Each recipient costs an inbox entry and a delivery report: a bounded number per request.
+        guard numbers.count <= Self.maximumRecipients else {
+            return Self.json(400, #"{"SMSMessageData":{"Message":"TooManyRecipients","Recipients":[]}}"#)
+        }
         var recipients: [String] = []
-        for number in to.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        for number in numbers {
             // The form decoder reads a literal `+` as a space.
             let phone = number.hasPrefix("+") ? number : "+" + number.trimmingCharacters(in: .whitespaces)
             guard phone.count == 13, phone.hasPrefix("+254"), phone.dropFirst().allSatisfy(\.isNumber) else {
