@@ -11,6 +11,9 @@
 #                                            loses a race; either way the port is written to DIR/port
 #   services.sh stop-redis DIR | stop-postgres DIR | stop-all DIR
 #   services.sh crash-postgres DIR           stop Postgres as a crash would (immediate: WAL replay on start)
+#   services.sh start-redis-cluster DIR      a Redis Cluster of three primaries and three replicas in DIR/node1..6
+#                                            on free ports; DIR/url holds redis+cluster://host:port,...
+#   services.sh stop-redis-cluster DIR
 #
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
 set -euo pipefail
@@ -117,7 +120,7 @@ start_redis() {
         local seen=0
         if [ -f "$dir/redis.log" ]; then seen=$(wc -l < "$dir/redis.log"); fi
         redis-server --bind 127.0.0.1 --port "$chosen" --dir "$dir" --pidfile "$dir/redis.pid" \
-            --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no </dev/null >/dev/null 2>&1
+            --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no ${REDIS_EXTRA_OPTIONS:-} </dev/null >/dev/null 2>&1
         if [ "$attempt" -lt 5 ] && sleep 0.2 && tail -n "+$((seen + 1))" "$dir/redis.log" 2>/dev/null | grep -q "Address already in use"; then
             log "redis: port $chosen is taken; trying again"
             [ "$port" = auto ] || sleep 1
@@ -142,6 +145,52 @@ stop_redis() {
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$dir/redis.pid"
+}
+
+# Six cluster-enabled servers, then `redis-cli --cluster create` with one replica per primary, then
+# a wait until every node says cluster_state:ok and every replica has synced. A short node timeout
+# (1 s) lets a test see a failover in seconds.
+start_redis_cluster() {
+    local dir=$1 i ports=() nodes=()
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [ -f "$dir/url" ]; then
+        log "redis cluster already set up in $dir"
+        return 0
+    fi
+    for i in 1 2 3 4 5 6; do
+        REDIS_EXTRA_OPTIONS="--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000" \
+            start_redis "$dir/node$i" auto
+        ports+=("$(cat "$dir/node$i/port")")
+        nodes+=("127.0.0.1:${ports[-1]}")
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
+        cat "$dir/create.log" >&2
+        return 1
+    }
+    local port ready
+    for _ in $(seq 1 200); do
+        ready=1
+        for port in "${ports[@]}"; do
+            redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ready=0
+            if redis-cli -p "$port" info replication 2>/dev/null | grep -q 'role:slave'; then
+                redis-cli -p "$port" info replication | grep -q 'master_link_status:up' || ready=0
+            fi
+        done
+        [ "$ready" = 1 ] && break
+        sleep 0.1
+    done
+    [ "$ready" = 1 ] || { log "redis cluster in $dir did not become ready"; return 1; }
+    local IFS=,
+    echo "redis+cluster://${nodes[*]}" > "$dir/url"
+}
+
+stop_redis_cluster() {
+    local dir=$1 node
+    for node in "$dir"/node*; do
+        if [ -d "$node" ]; then stop_redis "$node"; fi
+    done
+    rm -f "$dir/url"
 }
 
 # Runs a Postgres binary as the unprivileged user when we are root.
@@ -223,7 +272,9 @@ case "$command" in
     start-postgres) start_postgres "$@" ;;
     stop-postgres) stop_postgres "$@" ;;
     crash-postgres) crash_postgres "$@" ;;
-    stop-all) stop_redis "$1/redis"; stop_postgres "$1/postgres" ;;
+    start-redis-cluster) start_redis_cluster "$@" ;;
+    stop-redis-cluster) stop_redis_cluster "$@" ;;
+    stop-all) stop_redis "$1/redis"; stop_redis_cluster "$1/redis-cluster"; stop_postgres "$1/postgres" ;;
     pg-bindir) pg_bindir ;;
-    *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

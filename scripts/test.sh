@@ -29,9 +29,14 @@ PG_EXTRA_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off
     bash scripts/services.sh start-postgres "$scratch/postgres" auto
 pg_port=$(cat "$scratch/postgres/port")
 
+# A Redis Cluster of three primaries and three replicas: the cluster tests, then the session
+# suites a second time with every Redis key on it.
+bash scripts/services.sh start-redis-cluster "$scratch/redis-cluster"
+
 export REDIS_URL="redis://127.0.0.1:$redis_port/0"
+export REDIS_CLUSTER_URL=$(cat "$scratch/redis-cluster/url")
 export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"
-echo "test: Redis on :$redis_port, Postgres on :$pg_port" >&2
+echo "test: Redis on :$redis_port, Redis Cluster at ${REDIS_CLUSTER_URL#redis+cluster://}, Postgres on :$pg_port" >&2
 
 # Whatever the build and the tests leave in the temporary directory (the compiler's scratch files,
 # child output, private servers' files) goes with the scratch directory.
@@ -40,12 +45,22 @@ chmod 755 "$scratch/tmp"
 export TMPDIR="$scratch/tmp"
 
 swift build --build-tests
+# Every suite that keeps state in Redis: sessions, resume, rate limits, replicas, health, the client.
+CLUSTER_SUITES='RedisClientTests|USSDSessionTests|USSDJourneyTests|USSDReplicaTests|HostileInputTests|SMSTests|HealthRoutesTests|SandboxTests'
 set +e
 # At most TEST_PARALLELISM tests at once (default 8). Unbounded, all 170-odd start together on two
 # cores: the gateway's cooperative threads then back up for seconds, and tests whose fakes must
 # answer within a client timeout fail for want of CPU, not for a fault.
 swift test --skip-build --experimental-maximum-parallelization-width "${TEST_PARALLELISM:-8}" "$@" 2>&1 | tee "$scratch/test-output.log"
 status=${PIPESTATUS[0]}
+# The same session suites on Redis Cluster as on one Redis (skipped when arguments pick tests).
+if [ "$#" -eq 0 ]; then
+    echo "test: the session suites again, with REDIS_URL on the Redis Cluster" >&2
+    REDIS_URL=$REDIS_CLUSTER_URL swift test --skip-build --experimental-maximum-parallelization-width "${TEST_PARALLELISM:-8}" \
+        --filter "$CLUSTER_SUITES" 2>&1 | tee -a "$scratch/test-output.log"
+    cluster_status=${PIPESTATUS[0]}
+    [ "$status" -ne 0 ] || status=$cluster_status
+fi
 set -e
 
 # The PINs the USSD tests type (Tests/USSDGatewayTests/USSDSupport.swift, TypedPINs) must not

@@ -2,7 +2,9 @@ import ConnectionPool
 import Logging
 import ServiceLifecycle
 
-/// An async Redis client over a bounded pool of pipelined hiredis connections.
+/// An async Redis client over a bounded pool of pipelined hiredis connections, to one server or
+/// to a Redis Cluster (``RedisConfiguration/isCluster``: each command goes to the primary of its
+/// key's slot, see ``RedisCluster``).
 ///
 /// hiredis blocks, so each connection has an I/O thread of its own (``RedisPipeline``) and callers
 /// on the Swift concurrency pool or an event loop only await. Concurrent commands share round
@@ -12,7 +14,9 @@ import ServiceLifecycle
 /// connections on graceful shutdown, after commands in flight finish.
 public final class RedisClient: Sendable, Service {
     public let configuration: RedisConfiguration
-    private let pipelines: [RedisPipeline]
+    /// One server's connections, or nil for a cluster.
+    private let single: RedisNode?
+    private let cluster: RedisCluster?
     private let permits: LeasePool<Permit>
     private let logger: Logger
 
@@ -22,7 +26,11 @@ public final class RedisClient: Sendable, Service {
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis")) {
         self.configuration = configuration
         self.logger = logger
-        self.pipelines = (0..<configuration.poolSize).map { RedisPipeline(configuration: configuration, index: $0) }
+        if configuration.isCluster {
+            (self.single, self.cluster) = (nil, RedisCluster(configuration: configuration, logger: logger))
+        } else {
+            (self.single, self.cluster) = (RedisNode(configuration: configuration), nil)
+        }
         self.permits = LeasePool(
             name: "redis",
             resources: Array(repeating: Permit(), count: configuration.maximumInFlight),
@@ -32,7 +40,8 @@ public final class RedisClient: Sendable, Service {
 
     /// Waits for graceful shutdown, then lets in-flight commands finish and closes the pool.
     public func run() async throws {
-        for pipeline in self.pipelines { pipeline.start() }
+        self.single?.start()
+        await self.cluster?.start()
         try? await gracefulShutdown()
         await self.shutdown()
     }
@@ -40,7 +49,8 @@ public final class RedisClient: Sendable, Service {
     /// Waits for commands in flight, then closes every connection; later calls fail.
     public func shutdown() async {
         await self.permits.shutdown()
-        for pipeline in self.pipelines { await pipeline.stop() }
+        await self.single?.stop()
+        await self.cluster?.stop()
     }
 
     /// Commands in flight and callers waiting for a place right now.
@@ -57,26 +67,47 @@ public final class RedisClient: Sendable, Service {
     public func send(bytes arguments: [[UInt8]]) async throws -> RedisValue {
         let permit = try await self.permits.acquire()
         defer { self.permits.release(permit) }
-        return try await self.leastBusyPipeline().send(arguments)
+        if let single = self.single { return try await single.send(arguments) }
+        return try await self.cluster!.send(arguments, timeout: self.configuration.commandTimeout)
     }
 
-    private func leastBusyPipeline() -> RedisPipeline {
-        guard self.pipelines.count > 1 else { return self.pipelines[0] }
-        var best = self.pipelines[0]
-        var bestLoad = best.load
-        for pipeline in self.pipelines.dropFirst() where bestLoad > 0 {
-            let load = pipeline.load
-            if load < bestLoad {
-                best = pipeline
-                bestLoad = load
+    /// Sends a command to one server: the only one, or a cluster node by its address.
+    private func send(_ arguments: [String], to endpoint: RedisEndpoint?) async throws -> RedisValue {
+        let permit = try await self.permits.acquire()
+        defer { self.permits.release(permit) }
+        let bytes = arguments.map { Array($0.utf8) }
+        if let single = self.single { return try await single.send(bytes) }
+        guard let endpoint else { return try await self.cluster!.send(bytes, timeout: self.configuration.commandTimeout) }
+        return try await self.cluster!.node(endpoint).send(bytes)
+    }
+
+    /// The servers holding keys: the one server, or every primary of the cluster.
+    private func primaries() async throws -> [RedisEndpoint?] {
+        guard let cluster = self.cluster else { return [nil] }
+        if cluster.primaries.isEmpty { try await cluster.refresh() }
+        return cluster.primaries
+    }
+
+    /// Sends a command without a key to the one server, or to every primary of a cluster (`INFO`,
+    /// `SCRIPT LOAD`, `DBSIZE`): one reply per server.
+    public func sendToEachPrimary(_ arguments: [String]) async throws -> [RedisValue] {
+        try await withThrowingTaskGroup(of: RedisValue.self) { group in
+            for endpoint in try await self.primaries() {
+                group.addTask { try await self.send(arguments, to: endpoint) }
             }
+            return try await group.reduce(into: [RedisValue]()) { $0.append($1) }
         }
-        return best
     }
 
-    /// `PING`; true when the server answered `PONG`.
+    /// Reads a cluster's slot map again now (a test's resharding, an operator's failover); nothing
+    /// for one server.
+    public func refreshTopology() async throws {
+        try await self.cluster?.refresh()
+    }
+
+    /// `PING`; true when the server answered `PONG` (for a cluster: every primary did).
     public func ping() async throws -> Bool {
-        try await self.send(["PING"]) == .status("PONG")
+        try await self.sendToEachPrimary(["PING"]).allSatisfy { $0 == .status("PONG") }
     }
 
     /// `GET key` as UTF-8 text, nil when the key does not exist.
@@ -139,11 +170,18 @@ public final class RedisClient: Sendable, Service {
         try await self.delete(keys)
     }
 
-    /// `DEL` of a list of keys; how many existed.
+    /// `DEL` of a list of keys; how many existed. On a cluster, one `DEL` per slot.
     @discardableResult
     public func delete(_ keys: [String]) async throws -> Int {
         guard !keys.isEmpty else { return 0 }
-        return try await self.integer("DEL", ["DEL"] + keys)
+        guard self.cluster != nil else { return try await self.integer("DEL", ["DEL"] + keys) }
+        let bySlot = Dictionary(grouping: keys, by: { ClusterSlot.of($0) })
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            for slotKeys in bySlot.values {
+                group.addTask { try await self.integer("DEL", ["DEL"] + slotKeys) }
+            }
+            return try await group.reduce(0, +)
+        }
     }
 
     /// `EXPIRE key seconds`; false when the key does not exist.
@@ -196,27 +234,21 @@ public final class RedisClient: Sendable, Service {
         }
     }
 
-    /// One `SCAN cursor MATCH pattern COUNT n` step: the next cursor (0 when done) and the keys.
-    public func scan(cursor: Int, matching pattern: String? = nil, count: Int? = nil) async throws -> (cursor: Int, keys: [String]) {
-        var arguments = ["SCAN", String(cursor)]
-        if let pattern { arguments += ["MATCH", pattern] }
-        if let count { arguments += ["COUNT", String(count)] }
-        let reply = try await self.send(arguments)
-        guard let parts = reply.array, parts.count == 2, let next = parts[0].int, let keys = parts[1].array else {
-            throw Self.unexpected("SCAN", reply)
-        }
-        return (next, keys.compactMap(\.string))
-    }
-
-    /// Every key matching `pattern`, walking SCAN to its end (never `KEYS`, which blocks the server).
+    /// Every key matching `pattern`, walking SCAN to its end on the server (on each primary of a
+    /// cluster); never `KEYS`, which blocks the server.
     public func scanAll(matching pattern: String, count: Int = 500) async throws -> [String] {
-        var cursor = 0
         var keys: [String] = []
-        repeat {
-            let step = try await self.scan(cursor: cursor, matching: pattern, count: count)
-            keys += step.keys
-            cursor = step.cursor
-        } while cursor != 0
+        for endpoint in try await self.primaries() {
+            var cursor = "0"
+            repeat {
+                let reply = try await self.send(["SCAN", cursor, "MATCH", pattern, "COUNT", String(count)], to: endpoint)
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let found = parts[1].array else {
+                    throw Self.unexpected("SCAN", reply)
+                }
+                keys += found.compactMap(\.string)
+                cursor = next
+            } while cursor != "0"
+        }
         return keys
     }
 

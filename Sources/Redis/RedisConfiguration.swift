@@ -1,9 +1,13 @@
 import Foundation
 
-/// Where and how to reach Redis: parsed once from `redis://[:password@]host:port/db`.
+/// Where and how to reach Redis: parsed once from `redis://[:password@]host:port/db`, or from
+/// `redis+cluster://[:password@]host:port[,host:port...]` for a Redis Cluster.
 public struct RedisConfiguration: Sendable, Hashable {
     public var host: String
     public var port: Int
+    /// The cluster's seed nodes: empty for one Redis server at `host:port`. The client learns the
+    /// rest of the cluster from any seed that answers.
+    public var clusterSeeds: [RedisEndpoint] = []
     /// The `AUTH` password; never printed by `description`.
     public var password: String?
     /// The `AUTH` user name for Redis 6 ACLs, when the URL names one.
@@ -31,10 +35,18 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.database = database
     }
 
-    /// Parses `redis://[[user]:password@]host[:port][/db]`.
+    /// True for a Redis Cluster (`redis+cluster://`).
+    public var isCluster: Bool { !self.clusterSeeds.isEmpty }
+
+    /// Parses `redis://[[user]:password@]host[:port][/db]` or
+    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]...]`.
     public init(url: String) throws(RedisConfigurationError) {
+        if url.hasPrefix("redis+cluster://") {
+            try self.init(clusterURL: url)
+            return
+        }
         guard let components = URLComponents(string: url), components.scheme == "redis" else {
-            throw RedisConfigurationError(reason: "must look like redis://[:password@]host:port/db")
+            throw RedisConfigurationError(reason: "must look like redis://[:password@]host:port/db or redis+cluster://host:port,host:port")
         }
         guard let host = components.host, !host.isEmpty else {
             throw RedisConfigurationError(reason: "has no host")
@@ -53,6 +65,78 @@ public struct RedisConfiguration: Sendable, Hashable {
         let password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
         self.init(host: host, port: port, password: password, username: user, database: database)
     }
+
+    /// `redis+cluster://[[user]:password@]host:port,host:port...`: URLComponents reads one host
+    /// only, so the seed list is split off first and each seed parsed on its own.
+    private init(clusterURL url: String) throws(RedisConfigurationError) {
+        var rest = Substring(url.dropFirst("redis+cluster://".count))
+        var credentials: Substring?
+        if let at = rest.lastIndex(of: "@") {
+            credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+        }
+        var path = Substring("")
+        if let slash = rest.firstIndex(of: "/") {
+            path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+        }
+        guard path.isEmpty || path == "0" else {
+            throw RedisConfigurationError(reason: "names a database; a Redis Cluster has database 0 only")
+        }
+        var seeds: [RedisEndpoint] = []
+        for part in rest.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let components = URLComponents(string: "redis://" + part), let host = components.host, !host.isEmpty,
+                components.user == nil, components.path.isEmpty
+            else {
+                throw RedisConfigurationError(reason: "must look like redis+cluster://[:password@]host:port,host:port")
+            }
+            let port = components.port ?? 6379
+            guard (1...65535).contains(port) else { throw RedisConfigurationError(reason: "has a port outside 1...65535") }
+            let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            seeds.append(RedisEndpoint(host: bare, port: port))
+        }
+        guard seeds.count <= 64 else { throw RedisConfigurationError(reason: "names more than 64 seed nodes") }
+        var user: String?
+        var password: String?
+        if let credentials {
+            let pair = credentials.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            user = pair.first.flatMap { String($0).removingPercentEncoding }.flatMap { $0.isEmpty ? nil : $0 }
+            password = pair.count == 2 ? String(pair[1]).removingPercentEncoding : nil
+        }
+        self.init(host: seeds[0].host, port: seeds[0].port, password: password, username: user, database: 0)
+        self.clusterSeeds = seeds
+    }
+
+    /// The same settings for one node of a cluster.
+    func node(_ endpoint: RedisEndpoint) -> RedisConfiguration {
+        var node = self
+        (node.host, node.port, node.database, node.clusterSeeds) = (endpoint.host, endpoint.port, 0, [])
+        return node
+    }
+}
+
+/// One Redis server's address.
+public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` as Redis writes it in `MOVED` and `ASK` replies (IPv6 hosts have colons).
+    init?(redirect text: Substring) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 }
 
 /// A `REDIS_URL` that cannot be used; the reason never repeats the URL, which may hold a password.
@@ -62,9 +146,13 @@ public struct RedisConfigurationError: Error, Sendable, CustomStringConvertible 
 }
 
 extension RedisConfiguration: CustomStringConvertible {
-    /// `redis://host:port/db`, with the password shown as `***`, safe for logs.
+    /// `redis://host:port/db` (or `redis+cluster://host:port,...`), with the password shown as
+    /// `***`, safe for logs.
     public var description: String {
         let credentials = self.password == nil ? "" : "\(self.username ?? ""):***@"
+        if self.isCluster {
+            return "redis+cluster://\(credentials)" + self.clusterSeeds.map(\.description).joined(separator: ",")
+        }
         return "redis://\(credentials)\(self.host):\(self.port)/\(self.database)"
     }
 }

@@ -19,51 +19,71 @@ final class RedisConnection {
         self.context = nil
     }
 
+    /// A command to write: its argv, and whether `ASKING` goes just before it (a Redis Cluster
+    /// slot in migration answered `ASK`: the next command on this connection may use the slot).
+    struct Outgoing {
+        var arguments: [[UInt8]]
+        var asking = false
+    }
+
     /// Sends one command as argv (never a format string) and decodes its reply.
     func execute(_ arguments: [[UInt8]]) throws -> RedisValue {
-        try self.executeBatch([arguments])[0].get()
+        try self.executeBatch([Outgoing(arguments: arguments)])[0].get()
     }
+
+    private static let asking: [[UInt8]] = [Array("ASKING".utf8)]
 
     /// Writes every command, then reads every reply in order: one round trip for the batch.
     ///
     /// A connection that broke while idle (server restarted) is replaced before writing, so the
-    /// first batch after a restart succeeds. An I/O failure or timeout drops the connection and
-    /// fails the commands whose replies were not read; a server error reply fails only its command.
-    func executeBatch(_ commands: [[[UInt8]]]) -> [Result<RedisValue, RedisError>] {
+    /// first batch after a restart succeeds. When no connection can be made, every command fails
+    /// as not sent (a cluster client may send it elsewhere). An I/O failure or timeout drops the
+    /// connection and fails the commands whose replies were not read; a server error reply fails
+    /// only its command.
+    func executeBatch(_ commands: [Outgoing]) -> [Result<RedisValue, RedisError>] {
         let context: UnsafeMutablePointer<redisContext>
         do {
             context = try self.connectedContext()
         } catch {
-            return commands.map { _ in .failure(error) }
+            var unsent = error
+            unsent.notSent = true
+            return commands.map { _ in .failure(unsent) }
         }
         for command in commands {
-            let status = Self.withArgv(command) { argc, argv, lengths in
-                redisAppendCommandArgv(context, argc, argv, lengths)
-            }
-            guard status == REDIS_OK else {
-                let error = Self.connectionError(context)
-                self.close()
-                return commands.map { _ in .failure(error) }
+            for arguments in command.asking ? [Self.asking, command.arguments] : [command.arguments] {
+                let status = Self.withArgv(arguments) { argc, argv, lengths in
+                    redisAppendCommandArgv(context, argc, argv, lengths)
+                }
+                guard status == REDIS_OK else {
+                    let error = Self.connectionError(context)
+                    self.close()
+                    return commands.map { _ in .failure(error) }
+                }
             }
         }
         var results: [Result<RedisValue, RedisError>] = []
         results.reserveCapacity(commands.count)
-        for _ in commands {
-            var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                let error = Self.connectionError(context)
-                self.close()
-                while results.count < commands.count { results.append(.failure(error)) }
-                return results
+        for command in commands {
+            var result: Result<RedisValue, RedisError>?
+            // After ASKING its reply (+OK) is read and dropped; the command's own reply follows.
+            for _ in 0..<(command.asking ? 2 : 1) {
+                var raw: UnsafeMutableRawPointer?
+                guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                    let error = Self.connectionError(context)
+                    self.close()
+                    while results.count < commands.count { results.append(.failure(error)) }
+                    return results
+                }
+                defer { freeReplyObject(raw) }
+                do {
+                    result = .success(try Self.decode(raw.assumingMemoryBound(to: redisReply.self).pointee))
+                } catch let error as RedisError {
+                    result = .failure(error)
+                } catch {
+                    result = .failure(RedisError(code: .unexpectedReply, detail: "\(error)"))
+                }
             }
-            defer { freeReplyObject(raw) }
-            do {
-                results.append(.success(try Self.decode(raw.assumingMemoryBound(to: redisReply.self).pointee)))
-            } catch let error as RedisError {
-                results.append(.failure(error))
-            } catch {
-                results.append(.failure(RedisError(code: .unexpectedReply, detail: "\(error)")))
-            }
+            results.append(result!)
         }
         return results
     }

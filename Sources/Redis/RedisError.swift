@@ -20,6 +20,10 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible, Cu
     /// Full detail for debugging; may repeat what the server said, never shown to users.
     public let detail: String
 
+    /// The command never left this process (no connection could be made), so sending it again,
+    /// to another node, cannot run it twice.
+    var notSent = false
+
     init(code: Code, serverCode: String? = nil, detail: String) {
         self.code = code
         self.serverCode = serverCode
@@ -33,6 +37,23 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible, Cu
 
     /// EVALSHA named a script the server does not have cached.
     public var isNoScript: Bool { self.serverCode == "NOSCRIPT" }
+
+    /// A Redis Cluster redirect: `MOVED slot host:port` (the slot has a new owner) or
+    /// `ASK slot host:port` (the slot is migrating; ask there once). The command did not run.
+    var redirect: (moved: Bool, slot: Int, endpoint: RedisEndpoint)? {
+        guard self.code == .server, self.serverCode == "MOVED" || self.serverCode == "ASK" else { return nil }
+        let parts = self.detail.split(separator: " ")
+        guard parts.count == 3, let slot = Int(parts[1]), (0..<ClusterSlot.count).contains(slot),
+            let endpoint = RedisEndpoint(redirect: parts[2])
+        else { return nil }
+        return (self.serverCode == "MOVED", slot, endpoint)
+    }
+
+    /// A Redis Cluster refusal that passes: `TRYAGAIN` (a multi-key command during a migration),
+    /// `CLUSTERDOWN` (slots without an owner while a failover runs). The command did not run.
+    var isClusterTransient: Bool {
+        self.code == .server && (self.serverCode == "TRYAGAIN" || self.serverCode == "CLUSTERDOWN")
+    }
 
     public var description: String {
         switch self.code {

@@ -12,7 +12,7 @@ import Foundation
 /// connection is touched only by the I/O thread.
 final class RedisPipeline: @unchecked Sendable {
     private struct Command {
-        let arguments: [[UInt8]]
+        let outgoing: RedisConnection.Outgoing
         let continuation: CheckedContinuation<RedisValue, any Error>
     }
 
@@ -29,10 +29,13 @@ final class RedisPipeline: @unchecked Sendable {
     private var started = false
     private let index: Int
 
+    private let name: String
+
     /// Makes the pipeline; its I/O thread starts with the first command (or the client's `run`).
-    init(configuration: RedisConfiguration, index: Int) {
+    init(configuration: RedisConfiguration, index: Int, name: String = "redis-io") {
         self.connection = RedisConnection(configuration: configuration)
         self.index = index
+        self.name = name
     }
 
     /// Starts the I/O thread unless it runs already. Call with `condition` locked.
@@ -40,7 +43,7 @@ final class RedisPipeline: @unchecked Sendable {
         guard !self.started, !self.stopped else { return }
         self.started = true
         let thread = Thread { [self] in self.loop() }
-        thread.name = "redis-io-\(self.index)"
+        thread.name = "\(self.name)-\(self.index)"
         thread.start()
     }
 
@@ -58,8 +61,9 @@ final class RedisPipeline: @unchecked Sendable {
         return self.outstanding
     }
 
-    /// Sends one command and waits for its reply.
-    func send(_ arguments: [[UInt8]]) async throws -> RedisValue {
+    /// Sends one command and waits for its reply; with `asking`, `ASKING` goes just before it on
+    /// the same connection.
+    func send(_ arguments: [[UInt8]], asking: Bool = false) async throws -> RedisValue {
         try await withCheckedThrowingContinuation { continuation in
             self.condition.lock()
             guard !self.stopped else {
@@ -68,7 +72,7 @@ final class RedisPipeline: @unchecked Sendable {
                 return
             }
             self.startLocked()
-            self.queue.append(Command(arguments: arguments, continuation: continuation))
+            self.queue.append(Command(outgoing: RedisConnection.Outgoing(arguments: arguments, asking: asking), continuation: continuation))
             self.outstanding += 1
             self.condition.signal()
             self.condition.unlock()
@@ -109,7 +113,7 @@ final class RedisPipeline: @unchecked Sendable {
             self.queue.removeFirst(count)
             self.condition.unlock()
 
-            let results = self.connection.executeBatch(batch.map(\.arguments))
+            let results = self.connection.executeBatch(batch.map(\.outgoing))
 
             self.condition.lock()
             self.outstanding -= count

@@ -1,6 +1,7 @@
 import Menus
 
-/// A resume snapshot, under `ussd:r:{msisdn}`: where an unfinished session stood.
+/// A resume snapshot, under `ussd:rs:{sessionId}` (the number's latest session is named by
+/// `ussd:r:{msisdn}`): where an unfinished session stood.
 struct ResumeSnapshot: Codable, Sendable {
     var sessionId: String
     var state: SessionState

@@ -373,11 +373,9 @@ public final class USSDService: Sendable {
         self.metrics.counter("ussd_sessions_ended_total", [("status", status.rawValue.lowercased())]).increment()
         try await self.store.endSession(sessionId)
         if status == .success {
-            if let snapshot = try await self.store.resumeSnapshot(msisdn.value), snapshot.sessionId == sessionId {
-                try await self.store.dropResume(msisdn.value)
-            }
+            try await self.store.dropResume(sessionId)
         } else {
-            try await self.store.extendResume(msisdn.value)
+            try await self.store.extendResume(sessionId)
         }
     }
 

@@ -7,36 +7,52 @@ import Redis
 /// Sessions, resume snapshots, rate counters and the active-session index in Redis. Every write of
 /// a session is compare-and-set on its version (a Lua script), so two overlapping callbacks of one
 /// session cannot both apply.
+///
+/// The keys are laid out for Redis Cluster: what one script touches shares a hash tag.
+/// - `ussd:s:{sessionId}`: the session record, with the session TTL.
+/// - `ussd:rs:{sessionId}`: where the session stood, for "continue where you left off", with the
+///   resume window. Written or dropped by the same script as the record (same slot).
+/// - `ussd:r:{msisdn}`: the number's latest session with a snapshot: its id only, moved when a
+///   session writes its first snapshot. A new dial reads it, then that session's snapshot.
+/// - `ussd:rl:{msisdn}:{minute}`: the number's hops in a minute.
+/// - `ussd:active:{n}`, n < 16: the live sessions by expiry time, spread over 16 sorted sets so
+///   that on a cluster the index is not one hot key on one node.
 struct USSDSessionStore: Sendable {
     let redis: RedisClient
     let ttlSeconds: Int
     let resumeWindowSeconds: Int
 
-    static let activeKey = "ussd:active"
+    /// Shards of the active-session index.
+    static let activeShards = 16
 
-    static func sessionKey(_ id: String) -> String { "ussd:s:\(id)" }
-    static func resumeKey(_ msisdn: String) -> String { "ussd:r:\(msisdn)" }
+    static func sessionKey(_ id: String) -> String { "ussd:s:{\(id)}" }
+    static func snapshotKey(_ id: String) -> String { "ussd:rs:{\(id)}" }
+    static func latestKey(_ msisdn: String) -> String { "ussd:r:{\(msisdn)}" }
+    static func activeKey(_ sessionId: String) -> String { "ussd:active:{\(ClusterSlot.of(sessionId) % Self.activeShards)}" }
+    static var activeKeys: [String] { (0..<Self.activeShards).map { "ussd:active:{\($0)}" } }
+
+    /// How long the number's pointer to its latest session lives: past any session's life plus
+    /// the resume window (the snapshot's own TTL decides whether there is anything to resume).
+    var latestTTLSeconds: Int { 3600 + self.resumeWindowSeconds }
 
     /// Writes the record as `version + 1` only if the stored version is still `version` (0: absent),
-    /// and in the same step sets or drops the number's resume snapshot and the active-session index.
+    /// and in the same step sets or drops the session's resume snapshot. Returns `{version, created}`:
+    /// the new version (0: another write came first), and 1 when this write gave the session its
+    /// first snapshot.
     static let write = RedisScript(
         """
         local current = redis.call('GET', KEYS[1])
         local version = 0
         if current then version = tonumber(string.match(current, '^(%d+)|')) or -1 end
-        if version ~= tonumber(ARGV[1]) then return 0 end
+        if version ~= tonumber(ARGV[1]) then return {0, 0} end
         redis.call('SET', KEYS[1], (version + 1) .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+        local created = 0
         if ARGV[4] == 'set' then
-            redis.call('SET', KEYS[2], ARGV[5], 'EX', tonumber(ARGV[6]))
+            if redis.call('SET', KEYS[2], ARGV[5], 'EX', tonumber(ARGV[6]), 'GET') == false then created = 1 end
         elseif ARGV[4] == 'del' then
             redis.call('DEL', KEYS[2])
         end
-        if ARGV[7] == 'add' then
-            redis.call('ZADD', KEYS[3], tonumber(ARGV[8]), ARGV[9])
-        elseif ARGV[7] == 'rem' then
-            redis.call('ZREM', KEYS[3], ARGV[9])
-        end
-        return version + 1
+        return {version + 1, created}
         """
     )
 
@@ -49,7 +65,7 @@ struct USSDSessionStore: Sendable {
         """
     )
 
-    /// Drops expired entries of the active-session index and counts the rest.
+    /// Drops expired entries of one shard of the active-session index and counts the rest.
     static let active = RedisScript(
         """
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -71,7 +87,9 @@ struct USSDSessionStore: Sendable {
         case drop
     }
 
-    /// The compare-and-set write; false when another callback wrote first.
+    /// The compare-and-set write; false when another callback wrote first. Alongside it, the
+    /// active-session index learns whether the session is live; a session's first snapshot moves
+    /// the number's pointer to it.
     func save(_ sessionId: String, msisdn: String, expecting version: Int, _ record: SessionRecord, resume: ResumeChange) async throws -> Bool {
         let encoded = String(decoding: SessionCodec.encode(record), as: UTF8.self)
         var resumeMode = "keep", resumeValue = ""
@@ -84,48 +102,79 @@ struct USSDSessionStore: Sendable {
             }
         case .drop: resumeMode = "del"
         }
+        let redis = self.redis
         let live = record.state != nil
         let expiry = Int(Date().timeIntervalSince1970) + self.ttlSeconds
+        let index = Self.activeKey(sessionId)
+        // The index is a gauge's source, not a guard: it is written whether or not the write wins,
+        // in the same round trip (the same pipeline batch on one server, another node on a cluster).
+        async let indexed = live
+            ? redis.send(["ZADD", index, String(expiry), sessionId]) : redis.send(["ZREM", index, sessionId])
+        // A new session's first write almost always creates its first snapshot: the pointer moves
+        // in the same round trip too (harmless if the write loses: the session is this number's).
+        let pointEarly = version == 0 && resumeMode == "set"
+        async let pointed: Void = pointEarly ? self.pointLatest(msisdn, at: sessionId) : ()
         let reply = try await self.redis.run(
             Self.write,
-            keys: [Self.sessionKey(sessionId), Self.resumeKey(msisdn), Self.activeKey],
-            arguments: [
-                String(version), encoded, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds)),
-                live ? "add" : "rem", String(expiry), sessionId,
-            ]
+            keys: [Self.sessionKey(sessionId), Self.snapshotKey(sessionId)],
+            arguments: [String(version), encoded, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds))]
         )
-        return (reply.int ?? 0) > 0
+        _ = try await indexed
+        try await pointed
+        guard let parts = reply.array, parts.count == 2, let written = parts[0].int else {
+            throw USSDStoreError.corrupt
+        }
+        if written > 0, parts[1].int == 1, !pointEarly {
+            try await self.pointLatest(msisdn, at: sessionId)
+        }
+        return written > 0
     }
 
+    private func pointLatest(_ msisdn: String, at sessionId: String) async throws {
+        try await self.redis.set(Self.latestKey(msisdn), to: sessionId, expiresIn: self.latestTTLSeconds)
+    }
+
+    /// Where the number's latest unfinished session stood, if within the resume window.
     func resumeSnapshot(_ msisdn: String) async throws -> ResumeSnapshot? {
-        guard self.resumeWindowSeconds > 0, let bytes = try await self.redis.getBytes(Self.resumeKey(msisdn)) else { return nil }
+        guard self.resumeWindowSeconds > 0, let latest = try await self.redis.get(Self.latestKey(msisdn)),
+            let bytes = try await self.redis.getBytes(Self.snapshotKey(latest))
+        else { return nil }
         return try? SessionCodec.decodeSnapshot(bytes[...])
     }
 
-    func dropResume(_ msisdn: String) async throws {
-        _ = try await self.redis.delete(Self.resumeKey(msisdn))
+    /// Forgets where the session stood (it finished).
+    func dropResume(_ sessionId: String) async throws {
+        _ = try await self.redis.delete(Self.snapshotKey(sessionId))
     }
 
-    /// Keeps a snapshot for the whole resume window from now (the session ended without `END`).
-    func extendResume(_ msisdn: String) async throws {
+    /// Keeps the session's snapshot for the whole resume window from now (it ended without `END`).
+    func extendResume(_ sessionId: String) async throws {
         guard self.resumeWindowSeconds > 0 else { return }
-        _ = try await self.redis.expire(Self.resumeKey(msisdn), seconds: self.resumeWindowSeconds)
+        _ = try await self.redis.expire(Self.snapshotKey(sessionId), seconds: self.resumeWindowSeconds)
     }
 
     /// Takes an ended session out of the active-session index (its record stays, for replays,
     /// until its TTL).
     func endSession(_ sessionId: String) async throws {
-        _ = try await self.redis.send(["ZREM", Self.activeKey, sessionId])
+        _ = try await self.redis.send(["ZREM", Self.activeKey(sessionId), sessionId])
     }
 
     /// Hops of this number in the current minute, this one included.
     func countHop(_ msisdn: String, now: Date = Date()) async throws -> Int {
         let minute = Int(now.timeIntervalSince1970) / 60
-        return try await self.redis.run(Self.count, keys: ["ussd:rl:\(msisdn):\(minute)"]).int ?? 0
+        return try await self.redis.run(Self.count, keys: ["ussd:rl:{\(msisdn)}:\(minute)"]).int ?? 0
     }
 
+    /// Live sessions across every shard of the index (all replicas' sessions).
     func activeSessions(now: Date = Date()) async throws -> Int {
-        try await self.redis.run(Self.active, keys: [Self.activeKey], arguments: [String(Int(now.timeIntervalSince1970))]).int ?? 0
+        let redis = self.redis
+        let cutoff = String(Int(now.timeIntervalSince1970))
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            for key in Self.activeKeys {
+                group.addTask { try await redis.run(Self.active, keys: [key], arguments: [cutoff]).int ?? 0 }
+            }
+            return try await group.reduce(0, +)
+        }
     }
 }
 

@@ -20,7 +20,8 @@ public struct GatewayConfig: Sendable {
     public var httpHost = "127.0.0.1"
     /// `HTTP_PORT`: default 8080.
     public var httpPort = 8080
-    /// `REDIS_URL`: `redis://[:password@]host:port/db`; default `redis://127.0.0.1:6379/0`.
+    /// `REDIS_URL`: `redis://[:password@]host:port/db`, or `redis+cluster://[:password@]host:port,host:port...`
+    /// for a Redis Cluster (seeds; the rest is learned); default `redis://127.0.0.1:6379/0`.
     public var redis = RedisConfiguration()
     /// `DATABASE_URL`: a libpq URL or connection string; default `postgres://ussd@127.0.0.1:5432/ussd`.
     public var postgres = PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:5432/ussd")

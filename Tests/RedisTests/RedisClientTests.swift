@@ -152,11 +152,13 @@ import TestSupport
         await redis.shutdown()
     }
 
-    /// Commands the server has processed, from INFO commandstats' total.
+    /// Commands the server (every primary of a cluster) has processed, from INFO stats' total.
     static func commandCount(_ redis: RedisClient) async throws -> Int {
-        let info = try await redis.send(["INFO", "stats"]).string ?? ""
-        let line = info.split(separator: "\r\n").first { $0.hasPrefix("total_commands_processed:") } ?? ""
-        return Int(line.split(separator: ":").last ?? "") ?? 0
+        try await redis.sendToEachPrimary(["INFO", "stats"]).reduce(0) { total, reply in
+            let info = reply.string ?? ""
+            let line = info.split(separator: "\r\n").first { $0.hasPrefix("total_commands_processed:") } ?? ""
+            return total + (Int(line.split(separator: ":").last ?? "") ?? 0)
+        }
     }
 
     @Test func refusedConnectionIsATypedError() async throws {

@@ -84,7 +84,7 @@ import USSDGateway
         ("HTTP_PORT", "70000", "HTTP_PORT: must be a whole number from 0 to 65535 (got \"70000\")"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL: must be one of trace, debug, info, notice, warning, error, critical (got \"loud\")"),
         ("ENVIRONMENT", "staging", "ENVIRONMENT: must be one of development, production (got \"staging\")"),
-        ("REDIS_URL", "http://:hunter2@cache:6379", "REDIS_URL: must look like redis://[:password@]host:port/db"),
+        ("REDIS_URL", "http://:hunter2@cache:6379", "REDIS_URL: must look like redis://[:password@]host:port/db or redis+cluster://host:port,host:port"),
         ("REDIS_POOL_SIZE", "0", "REDIS_POOL_SIZE: must be a whole number from 1 to 64 (got \"0\")"),
         ("DATABASE_URL", "mysql://db", "DATABASE_URL: must be a postgres:// URL or a libpq connection string"),
         ("DATABASE_STATEMENT_TIMEOUT_MS", "-1", "DATABASE_STATEMENT_TIMEOUT_MS: must be a whole number from 0 to 3600000 (got \"-1\")"),
