@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test clean
+.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test scale-test-cluster clean
 
 ## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
 run: install
@@ -37,6 +37,10 @@ deploy-check:
 ## Three replicas behind haproxy under simulated handsets, with a replica, Redis and Postgres failing mid-run; then the ledger audit.
 scale-test: install
 	@bash scripts/scale-test.sh
+
+## The same with sessions on a Redis Cluster of three primaries and three replicas, a primary SIGKILLed mid-run.
+scale-test-cluster: install
+	@REDIS_MODE=cluster bash scripts/scale-test.sh
 
 ## The browser phone's test alone, its screenshot written to docs/simulator.png (the README's picture).
 screenshot: install

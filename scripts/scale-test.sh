@@ -7,6 +7,13 @@
 # restarted. Then the audit: the ledger sums to zero, no customer balance is negative, every
 # transfer key appears once, every handset told "Sent" has its transfer, and no handset refused has
 # one. Exit 1 when any of that fails.
+#
+# REDIS_MODE=cluster (`make scale-test-cluster`): sessions on a Redis Cluster of three primaries and
+# three replicas instead of one Redis; the Redis fault is then a primary SIGKILLed (its replica is
+# promoted automatically) and started again (it rejoins as a replica).
+#
+# Each throughput phase also prints every tier's CPU per hop (from /proc): what one core of each
+# carries at that cost, so which part saturates first (SCALING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +21,7 @@ SECONDS_PER_SIZE=${SECONDS_PER_SIZE:-20}
 FAULT_SECONDS=${FAULT_SECONDS:-60}
 CONCURRENCY=${CONCURRENCY:-64}
 CUSTOMERS=${CUSTOMERS:-2000}
+REDIS_MODE=${REDIS_MODE:-single}
 
 log() { printf '%s\n' "scale-test: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -36,8 +44,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-bash scripts/services.sh start-redis "$scratch/redis" auto
-redis_port=$(cat "$scratch/redis/port")
+if [ "$REDIS_MODE" = cluster ]; then
+    bash scripts/services.sh start-redis-cluster "$scratch/redis-cluster"
+    redis_url=$(cat "$scratch/redis-cluster/url")
+else
+    bash scripts/services.sh start-redis "$scratch/redis" auto
+    redis_port=$(cat "$scratch/redis/port")
+    redis_url="redis://127.0.0.1:$redis_port/0"
+fi
 bash scripts/services.sh start-postgres "$scratch/postgres" auto
 pg_port=$(cat "$scratch/postgres/port")
 pg_bin=$(bash scripts/services.sh pg-bindir)
@@ -45,7 +59,7 @@ pg_bin=$(bash scripts/services.sh pg-bindir)
 
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export ENVIRONMENT=production PIN_PEPPER="scale-test-pepper-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" AT_CALLBACK_TOKEN="$token"
-export REDIS_URL="redis://127.0.0.1:$redis_port/0" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/scale_bench"
+export REDIS_URL="$redis_url" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/scale_bench"
 export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
@@ -87,23 +101,60 @@ start_haproxy() {
 }
 url="http://127.0.0.1:$haproxy_port/ussd/africastalking/$token"
 
-echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ); $CONCURRENCY handsets, $CUSTOMERS customers"
+# The processes of each tier, for the CPU per hop.
+pidfile_list() { local f out=""; for f in "$@"; do [ -f "$f" ] && out+="$(cat "$f"),"; done; echo "${out%,}"; }
+tiers() {
+    local gateways="" index
+    for index in 1 2 3; do gateways+="${replica_pids[$index]},"; done
+    echo "gateways=${gateways%,}" \
+        "haproxy=$(pidfile_list "$scratch/haproxy.pid")" \
+        "redis=$(pidfile_list "$scratch"/redis/redis.pid "$scratch"/redis-cluster/node*/redis.pid)" \
+        "postgres=$(head -1 "$scratch/postgres/data/postmaster.pid")"
+}
+
+echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ); $CONCURRENCY handsets, $CUSTOMERS customers; Redis: $REDIS_MODE"
 for replicas in 1 2 3; do
     start_haproxy "$replicas"
     echo "== $replicas replica(s) behind haproxy, ${SECONDS_PER_SIZE}s: gateway-bench handsets --concurrency $CONCURRENCY --seconds $SECONDS_PER_SIZE"
-    "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_SIZE" --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration'
+    # shellcheck disable=SC2046
+    python3 scripts/tier-cpu.py snapshot "$scratch/cpu.before" $(tiers)
+    "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_SIZE" --customers "$CUSTOMERS" 2>&1 \
+        | grep -v 'applied migration' | tee "$scratch/phase.out"
+    # shellcheck disable=SC2046
+    python3 scripts/tier-cpu.py snapshot "$scratch/cpu.after" $(tiers)
+    read -r hops seconds < <(sed -nE 's/.*: ([0-9]+) requests in ([0-9.]+) s.*/\1 \2/p' "$scratch/phase.out" | head -1)
+    python3 scripts/tier-cpu.py per-hop "$scratch/cpu.before" "$scratch/cpu.after" "$hops" "$seconds"
 done
 
 start_haproxy 3
 outcomes="$scratch/outcomes.jsonl"
-echo "== faults, 3 replicas, ${FAULT_SECONDS}s: replica 2 SIGKILLed and restarted at 1/4, Redis restarted at 1/2, Postgres crashed and restarted at 3/4"
+if [ "$REDIS_MODE" = cluster ]; then redis_fault="a Redis primary SIGKILLed (its replica promoted) and started again"; else redis_fault="Redis restarted"; fi
+echo "== faults, 3 replicas, ${FAULT_SECONDS}s: replica 2 SIGKILLed and restarted at 1/4, $redis_fault at 1/2, Postgres crashed and restarted at 3/4"
 "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$FAULT_SECONDS" --customers "$CUSTOMERS" --outcomes "$outcomes" > "$scratch/faults.out" 2>&1 &
 load=$!
 quarter=$((FAULT_SECONDS / 4))
 sleep "$quarter"
 log "SIGKILL replica 2"; kill -9 "${replica_pids[2]}"; sleep 2; start_replica 2; log "replica 2 back"
 sleep "$quarter"
-log "restarting Redis"; bash scripts/services.sh stop-redis "$scratch/redis"; bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"; log "Redis back"
+if [ "$REDIS_MODE" = cluster ]; then
+    # The primary of slot 0, killed as a crash would; the cluster promotes its replica after the
+    # node timeout (1 s), then the old primary comes back and rejoins as a replica.
+    victim=""
+    for node in "$scratch"/redis-cluster/node*; do
+        if redis-cli -p "$(cat "$node/port")" cluster nodes | grep -q 'myself,master.* 0-'; then victim=$node; fi
+    done
+    log "SIGKILL the Redis primary on :$(cat "$victim/port")"; kill -9 "$(cat "$victim/redis.pid")"
+    for _ in $(seq 1 100); do
+        other=$(ls -d "$scratch"/redis-cluster/node* | grep -v "^$victim\$" | head -1)
+        redis-cli -p "$(cat "$other/port")" cluster info | grep -q cluster_state:ok \
+            && redis-cli -p "$(cat "$other/port")" cluster nodes | grep -v fail | grep -q 'master.* 0-' && break
+        sleep 0.1
+    done
+    log "a replica serves its slots"
+    rm -f "$victim/redis.pid"; bash scripts/services.sh start-redis "$victim" "$(cat "$victim/port")"; log "the old primary is back as a replica"
+else
+    log "restarting Redis"; bash scripts/services.sh stop-redis "$scratch/redis"; bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"; log "Redis back"
+fi
 sleep "$quarter"
 log "crashing Postgres"; bash scripts/services.sh crash-postgres "$scratch/postgres"; sleep 1
 bash scripts/services.sh start-postgres "$scratch/postgres" "$pg_port"; log "Postgres back"

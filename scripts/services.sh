@@ -22,6 +22,8 @@ PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server 
 
 log() { printf '%s\n' "services: $*" >&2; }
 
+REDIS_CLUSTER_OPTIONS="--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000"
+
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -111,6 +113,9 @@ start_redis() {
         log "redis already running (pid $(cat "$dir/redis.pid"))"
         return 0
     fi
+    # A cluster node keeps its identity in nodes.conf: started again, it rejoins its cluster.
+    local extra=${REDIS_EXTRA_OPTIONS:-}
+    if [ -f "$dir/nodes.conf" ]; then extra="$REDIS_CLUSTER_OPTIONS"; fi
     # A restart on the same port can race the old server's exit: try again while the port is taken.
     # With "auto", a port someone took between our look and the bind is traded for another.
     local attempt chosen=$port
@@ -120,7 +125,7 @@ start_redis() {
         local seen=0
         if [ -f "$dir/redis.log" ]; then seen=$(wc -l < "$dir/redis.log"); fi
         redis-server --bind 127.0.0.1 --port "$chosen" --dir "$dir" --pidfile "$dir/redis.pid" \
-            --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no ${REDIS_EXTRA_OPTIONS:-} </dev/null >/dev/null 2>&1
+            --logfile "$dir/redis.log" --daemonize yes --save "" --appendonly no $extra </dev/null >/dev/null 2>&1
         if [ "$attempt" -lt 5 ] && sleep 0.2 && tail -n "+$((seen + 1))" "$dir/redis.log" 2>/dev/null | grep -q "Address already in use"; then
             log "redis: port $chosen is taken; trying again"
             [ "$port" = auto ] || sleep 1
@@ -159,8 +164,7 @@ start_redis_cluster() {
         return 0
     fi
     for i in 1 2 3 4 5 6; do
-        REDIS_EXTRA_OPTIONS="--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000" \
-            start_redis "$dir/node$i" auto
+        REDIS_EXTRA_OPTIONS="$REDIS_CLUSTER_OPTIONS" start_redis "$dir/node$i" auto
         ports+=("$(cat "$dir/node$i/port")")
         nodes+=("127.0.0.1:${ports[-1]}")
     done
