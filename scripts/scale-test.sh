@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_SIZE=${SECONDS_PER_SIZE:-20}
+SECONDS_PER_JOURNEY=${SECONDS_PER_JOURNEY:-15}
 FAULT_SECONDS=${FAULT_SECONDS:-60}
 CONCURRENCY=${CONCURRENCY:-64}
 CUSTOMERS=${CUSTOMERS:-2000}
@@ -108,22 +109,54 @@ tiers() {
     for index in 1 2 3; do gateways+="${replica_pids[$index]},"; done
     echo "gateways=${gateways%,}" \
         "haproxy=$(pidfile_list "$scratch/haproxy.pid")" \
-        "redis=$(pidfile_list "$scratch"/redis/redis.pid "$scratch"/redis-cluster/node*/redis.pid)" \
+        $(redis_tiers) \
         "postgres=$(head -1 "$scratch/postgres/data/postmaster.pid")"
+}
+
+# One Redis; or a cluster's primaries and replicas as two tiers (roles as they are right now).
+redis_tiers() {
+    if [ "$REDIS_MODE" != cluster ]; then echo "redis=$(pidfile_list "$scratch/redis/redis.pid")"; return; fi
+    local node primaries="" replicas=""
+    for node in "$scratch"/redis-cluster/node*; do
+        [ -f "$node/redis.pid" ] || continue
+        if redis-cli -p "$(cat "$node/port")" role 2>/dev/null | head -1 | grep -q master; then
+            primaries+="$(cat "$node/redis.pid"),"
+        else
+            replicas+="$(cat "$node/redis.pid"),"
+        fi
+    done
+    echo "redis-primaries=${primaries%,} redis-replicas=${replicas%,}"
+}
+commits() { "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U ussd -d postgres -tAc "SELECT sum(xact_commit) FROM pg_stat_database"; }
+
+# One phase of handsets: their figures, each tier's CPU per hop, and Postgres commits per second.
+phase() {
+    local seconds=$1 journeys=$2 before after hops elapsed
+    # shellcheck disable=SC2046
+    python3 scripts/tier-cpu.py snapshot "$scratch/cpu.before" $(tiers)
+    before=$(commits)
+    "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$seconds" --customers "$CUSTOMERS" --journeys "$journeys" 2>&1 \
+        | grep -v 'applied migration' | tee "$scratch/phase.out"
+    after=$(commits)
+    # shellcheck disable=SC2046
+    python3 scripts/tier-cpu.py snapshot "$scratch/cpu.after" $(tiers)
+    read -r hops elapsed < <(sed -nE 's/.*: ([0-9]+) requests in ([0-9.]+) s.*/\1 \2/p' "$scratch/phase.out" | head -1)
+    python3 scripts/tier-cpu.py per-hop "$scratch/cpu.before" "$scratch/cpu.after" "$hops" "$elapsed"
+    python3 -c "import sys; c, s = int(sys.argv[1]), float(sys.argv[2]); print('  postgres commits: %d in %.1f s = %.0f/s (every database; the gateways\' own included)' % (c, s, c / s))" \
+        "$((after - before))" "$elapsed"
 }
 
 echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ); $CONCURRENCY handsets, $CUSTOMERS customers; Redis: $REDIS_MODE"
 for replicas in 1 2 3; do
     start_haproxy "$replicas"
-    echo "== $replicas replica(s) behind haproxy, ${SECONDS_PER_SIZE}s: gateway-bench handsets --concurrency $CONCURRENCY --seconds $SECONDS_PER_SIZE"
-    # shellcheck disable=SC2046
-    python3 scripts/tier-cpu.py snapshot "$scratch/cpu.before" $(tiers)
-    "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_SIZE" --customers "$CUSTOMERS" 2>&1 \
-        | grep -v 'applied migration' | tee "$scratch/phase.out"
-    # shellcheck disable=SC2046
-    python3 scripts/tier-cpu.py snapshot "$scratch/cpu.after" $(tiers)
-    read -r hops seconds < <(sed -nE 's/.*: ([0-9]+) requests in ([0-9.]+) s.*/\1 \2/p' "$scratch/phase.out" | head -1)
-    python3 scripts/tier-cpu.py per-hop "$scratch/cpu.before" "$scratch/cpu.after" "$hops" "$seconds"
+    echo "== $replicas replica(s) behind haproxy, ${SECONDS_PER_SIZE}s: gateway-bench handsets --concurrency $CONCURRENCY --seconds $SECONDS_PER_SIZE --journeys mixed"
+    phase "$SECONDS_PER_SIZE" mixed
+done
+# What one replica carries by journey: menu hops, balance journeys, send-money journeys.
+start_haproxy 1
+for journeys in menu balance send; do
+    echo "== 1 replica, ${SECONDS_PER_JOURNEY}s of $journeys journeys only: gateway-bench handsets --journeys $journeys"
+    phase "$SECONDS_PER_JOURNEY" "$journeys"
 done
 
 start_haproxy 3

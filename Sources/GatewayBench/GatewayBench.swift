@@ -19,6 +19,7 @@ struct GatewayBench: AsyncParsableCommand {
     @Option(help: "handsets: the USSD route to walk (a balancer in front of replicas).") var url: String?
     @Option(help: "handsets: how long to walk, in seconds.") var seconds = 30
     @Option(help: "seed, handsets: how many customers.") var customers = 2_000
+    @Option(help: "handsets: mixed (sends, balances, refused sends), menu, balance or send.") var journeys = "mixed"
     @Option(help: "handsets: write what each handset was told, as JSON lines, to this file.") var outcomes: String?
     @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
     @Option(help: "Concurrent tasks.") var concurrency = 32
@@ -54,7 +55,12 @@ struct GatewayBench: AsyncParsableCommand {
             print("seeded \(self.customers) customers")
         case .handsets:
             guard let url = self.url else { throw ValidationError("handsets needs --url") }
-            let result = try await HandsetsBenchmark.run(url: url, concurrency: self.concurrency, duration: .seconds(self.seconds), customers: self.customers)
+            guard let mix = HandsetsBenchmark.Mix(rawValue: self.journeys) else {
+                throw ValidationError("--journeys is one of " + HandsetsBenchmark.Mix.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            let result = try await HandsetsBenchmark.run(
+                url: url, concurrency: self.concurrency, duration: .seconds(self.seconds), customers: self.customers, mix: mix
+            )
             print(result.figure)
             print("retried hops: \(result.retries)")
             for told in ["sent", "refused", "unknown"] {

@@ -25,7 +25,19 @@ enum HandsetsBenchmark {
 
     static let pin = USSDBenchmark.pin
 
-    static func run(url: String, concurrency: Int, duration: Duration, customers: Int) async throws -> Result {
+    /// Which journeys the handsets walk.
+    enum Mix: String, CaseIterable, Sendable {
+        /// Sends (65 %), balances (25 %) and sends that must be refused (10 %).
+        case mixed
+        /// Menu hops only: dial, Savings, back, My Account, home (no PIN, no money).
+        case menu
+        /// Balance journeys only: dial, 1, PIN (a PIN check and a read).
+        case balance
+        /// Send-money journeys only: dial, 4, number, amount, 1, PIN (a PIN check and a commit).
+        case send
+    }
+
+    static func run(url: String, concurrency: Int, duration: Duration, customers: Int, mix: Mix = .mixed) async throws -> Result {
         var configuration = CurlConfiguration()
         configuration.maximumCachedConnections = concurrency * 2
         let http = CurlClient(configuration: configuration)
@@ -37,7 +49,9 @@ enum HandsetsBenchmark {
                 group.addTask {
                     var (latencies, outcomes, retries, index) = ([Double](), [Outcome](), 0, 0)
                     while ContinuousClock.now < deadline {
-                        let walked = await self.journey(http, url, session: "h\(run)-\(worker)-\(index)", pick: index * concurrency + worker, customers: customers)
+                        let walked = await self.journey(
+                            http, url, session: "h\(run)-\(worker)-\(index)", pick: index * concurrency + worker, customers: customers, mix: mix
+                        )
                         latencies += walked.latencies
                         retries += walked.retries
                         if let outcome = walked.outcome { outcomes.append(outcome) }
@@ -58,13 +72,23 @@ enum HandsetsBenchmark {
 
     /// One journey: most are sends between seeded customers, some balances, and a few sends that
     /// must be refused (to a number with no wallet, to oneself).
-    static func journey(_ http: CurlClient, _ url: String, session: String, pick: Int, customers: Int) async -> (latencies: [Double], outcome: Outcome?, retries: Int) {
+    static func journey(
+        _ http: CurlClient, _ url: String, session: String, pick: Int, customers: Int, mix: Mix
+    ) async -> (latencies: [Double], outcome: Outcome?, retries: Int) {
         let from = pick % customers + 1
         let phone = USSDBenchmark.number(from)
-        let kind = pick % 20
+        let kind: Int
+        switch mix {
+        case .mixed: kind = pick % 20
+        case .menu: kind = -1
+        case .balance: kind = 2
+        case .send: kind = 7
+        }
         let inputs: [String]
         let name: String
         switch kind {
+        case -1:
+            (name, inputs) = ("menu", ["5", "0", "6", "00"])
         case 0:
             (name, inputs) = ("send to no wallet", ["4", "0799" + String(format: "%06d", from), "100", "1", self.pin])
         case 1:
@@ -90,12 +114,13 @@ enum HandsetsBenchmark {
         if reply.hasPrefix("END Sent") { told = "sent" }
         else if reply.contains("has no wallet") || reply.contains("cannot send money to yourself") { told = "refused" }
         else if reply.hasPrefix("END Balance") { told = "balance" }
+        else if name == "menu" && reply.hasPrefix("CON ") { told = "menu" }
         else { told = "unknown" }
         return (latencies, Self.outcome(name, session, inputs.count, told: told), retries)
     }
 
     static func outcome(_ journey: String, _ session: String, _ hop: Int, told: String) -> Outcome? {
-        journey == "balance" ? nil : Outcome(key: "ussd:\(session):\(hop + 1)", journey: journey, told: told)
+        journey == "balance" || journey == "menu" ? nil : Outcome(key: "ussd:\(session):\(hop + 1)", journey: journey, told: told)
     }
 
     /// Posts one hop, retrying it unchanged (as the aggregator does) while no usable answer comes,
