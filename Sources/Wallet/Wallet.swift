@@ -129,14 +129,23 @@ public final class Wallet: Sendable {
     /// each time in a row (throws ``WalletError/locked(until:)`` then).
     private func lockAfterWrongPIN(_ customer: Customer) async throws {
         let firstLock = Double(self.lockDuration.components.seconds)
+        // The lock and its row in the audit trail, in one statement.
         let failed = try await self.postgres.query(
             """
-            UPDATE customers SET
-                pin_locks = pin_locks + 1,
-                locked_until = now() + CASE pin_locks WHEN 0 THEN make_interval(secs => \(firstLock)) WHEN 1 THEN interval '24 hours' ELSE interval '100 years' END,
-                updated_at = now()
-            WHERE id = \(customer.id) AND failed_pin_attempts >= \(PINPolicy.attemptsBeforeLock) AND locked_until IS NULL
-            RETURNING failed_pin_attempts, locked_until
+            WITH locked AS (
+                UPDATE customers SET
+                    pin_locks = pin_locks + 1,
+                    locked_until = now() + CASE pin_locks WHEN 0 THEN make_interval(secs => \(firstLock)) WHEN 1 THEN interval '24 hours' ELSE interval '100 years' END,
+                    updated_at = now()
+                WHERE id = \(customer.id) AND failed_pin_attempts >= \(PINPolicy.attemptsBeforeLock) AND locked_until IS NULL
+                RETURNING msisdn, failed_pin_attempts, locked_until, pin_locks
+            ), logged AS (
+                INSERT INTO audit_log (actor, action, msisdn, before, after)
+                SELECT 'system', 'pin.locked', msisdn, jsonb_build_object('locked_until', NULL),
+                       jsonb_build_object('locked_until', locked_until, 'locks_in_a_row', pin_locks)
+                FROM locked
+            )
+            SELECT failed_pin_attempts, locked_until FROM locked
             """
         ).single()
         if let failed, let until = try failed.decode(Date?.self, column: 1) {
@@ -154,18 +163,6 @@ public final class Wallet: Sendable {
         try await self.postgres.query(
             "UPDATE customers SET pin_hash = \(hash), pin_change_grant = NULL, pin_change_grant_until = NULL, updated_at = now() WHERE id = \(customer.id)"
         )
-    }
-
-    /// Lifts a PIN lock (an operator's decision: the third lock in a row lasts until this) and
-    /// starts both counts again. False when the number is not registered.
-    @discardableResult
-    public func unlockPIN(_ msisdn: MSISDN) async throws -> Bool {
-        try await !self.postgres.query(
-            """
-            UPDATE customers SET locked_until = NULL, failed_pin_attempts = 0, pin_locks = 0, updated_at = now()
-            WHERE msisdn = \(msisdn.value) RETURNING id
-            """
-        ).isEmpty
     }
 
     /// How long a PIN-change grant stays good.

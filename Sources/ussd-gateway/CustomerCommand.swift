@@ -2,38 +2,167 @@ import ArgumentParser
 import Foundation
 import Logging
 import Postgres
-import ServiceLifecycle
-import Curl
-import Wallet
-import Menus
 import USSDGateway
+import Wallet
 
 struct CustomerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "customer", abstract: "Customer support.", subcommands: [Unlock.self])
+    static let configuration = CommandConfiguration(commandName: "customer", abstract: "Customer support.", subcommands: [Show.self, Unlock.self])
 
-    struct Unlock: AsyncParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Lift a customer's PIN lock (the third lock in a row lasts until an operator does this); logged with who and why."
+            abstract: "A customer as the support desk needs them: status, PIN lock, balances, open holds and the last 20 movements."
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
-        @Option(name: .customLong("operator"), help: "Who is unlocking.") var operatorName: String
-        @Option(help: "Why (for the log).") var reason: String
+        @Flag(help: "Print JSON, for scripts.") var json = false
 
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number")
-            guard !self.operatorName.isEmpty, !self.reason.isEmpty else { throw refusal("--operator and --reason must not be empty") }
-            let unlocked = try await withPostgres(config, doing: "unlocking") { try await wallet(config, $0).unlockPIN(msisdn) }
+            guard let overview = try await withPostgres(config, doing: "looking up", { try await wallet(config, $0).overview(msisdn) }) else {
+                FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
+                throw ExitCode(1)
+            }
+            if self.json {
+                print(try jsonText(CustomerView(overview)))
+            } else {
+                print(CustomerView(overview).text)
+            }
+        }
+    }
+
+    struct Unlock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift a customer's PIN lock (the third lock in a row lasts until an operator does this); written to the audit trail with who and why."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @Option(name: .customLong("operator"), help: "Who is unlocking.") var operatorName: String
+        @Option(help: "Why (for the audit trail).") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let action: OperatorAction
+            do {
+                action = try OperatorAction(operator: self.operatorName, reason: self.reason)
+            } catch {
+                throw refusal("--operator and --reason: \(error)")
+            }
+            let unlocked = try await withPostgres(config, doing: "unlocking") { try await wallet(config, $0).unlockPIN(msisdn, by: action) }
             guard unlocked else {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
                 throw ExitCode(1)
             }
-            Logger(label: "wallet").notice(
-                "PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.value), "operator": .string(self.operatorName), "reason": .string(self.reason)]
-            )
+            Logger(label: "wallet").notice("PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.value), "operator": .string(action.operatorName)])
             print("unlocked \(msisdn.value)")
         }
     }
+}
+
+/// `ussd-gateway audit --number N`: a customer's audit trail.
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "A customer's audit trail, newest first: who did what, when, why, before and after."
+    )
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "The customer's number, in any usual Kenyan form.") var number: String
+    @Option(help: "At most this many rows.") var limit = 200
+    @Flag(help: "Print JSON, for scripts.") var json = false
+
+    func run() async throws {
+        let config = try self.options.load()
+        bootstrapLogging(config)
+        let msisdn = try msisdnArgument(self.number, named: "--number")
+        let trail = try await withPostgres(config, doing: "reading the audit trail") { try await wallet(config, $0).auditTrail(msisdn, limit: self.limit) }
+        if self.json {
+            print(try jsonText(trail))
+            return
+        }
+        if trail.isEmpty { print("no audit rows for \(msisdn.value)") }
+        for entry in trail {
+            print("#\(entry.id) \(iso8601(entry.at)) \(entry.actor) \(entry.action)" + (entry.reason.map { " — \($0)" } ?? ""))
+            if let before = entry.before { print("    before \(before)") }
+            if let after = entry.after { print("    after  \(after)") }
+        }
+    }
+}
+
+/// What `customer show` prints.
+struct CustomerView: Codable {
+    struct Hold: Codable {
+        let payout: String
+        let amountKES: String
+        let status: String
+        let since: String
+    }
+
+    struct Movement: Codable {
+        let reference: String
+        let kind: String
+        let direction: String
+        let amountKES: String
+        let counterparty: String?
+        let at: String
+    }
+
+    let number: String
+    let name: String
+    let language: String
+    let status: String
+    let locked: Bool
+    let lockedUntil: String?
+    let failedPINAttempts: Int
+    let locksInARow: Int
+    let registeredAt: String
+    let mainKES: String
+    let savingsKES: String
+    let heldKES: String
+    let holds: [Hold]
+    let movements: [Movement]
+
+    init(_ overview: CustomerOverview) {
+        let customer = overview.customer
+        (self.number, self.name, self.language, self.status) = (customer.msisdn.value, customer.name, customer.language, customer.status.rawValue)
+        (self.locked, self.lockedUntil) = (customer.isLocked(), customer.lockedUntil.map(iso8601))
+        (self.failedPINAttempts, self.locksInARow, self.registeredAt) = (overview.failedPINAttempts, overview.locksInARow, iso8601(overview.registeredAt))
+        (self.mainKES, self.savingsKES, self.heldKES) = (overview.balances.main.description, overview.balances.savings.description, overview.balances.held.description)
+        self.holds = overview.holds.map { Hold(payout: $0.payout, amountKES: $0.amount.description, status: $0.status, since: iso8601($0.since)) }
+        self.movements = overview.movements.map {
+            Movement(
+                reference: $0.key, kind: $0.kind, direction: $0.direction.rawValue, amountKES: $0.amount.description, counterparty: $0.counterparty?.value,
+                at: iso8601($0.at)
+            )
+        }
+    }
+
+    var text: String {
+        var lines = [
+            "\(self.name) (\(self.number)), language \(self.language), \(self.status), registered \(self.registeredAt)",
+            self.locked
+                ? "PIN locked until \(self.lockedUntil ?? "?") (\(self.locksInARow) lock(s) in a row)"
+                : "PIN not locked; \(self.failedPINAttempts) failed attempt(s), \(self.locksInARow) lock(s) in a row",
+            "balances: main KES \(self.mainKES), savings KES \(self.savingsKES), held KES \(self.heldKES)",
+        ]
+        lines.append(self.holds.isEmpty ? "no open holds" : "open holds:")
+        lines += self.holds.map { "  payout \($0.payout): KES \($0.amountKES), \($0.status) since \($0.since)" }
+        lines.append(self.movements.isEmpty ? "no movements" : "last \(self.movements.count) movements:")
+        lines += self.movements.map {
+            "  \($0.at) \($0.direction == "in" ? "+" : "-")KES \($0.amountKES) \($0.kind)" + ($0.counterparty.map { " \($0)" } ?? "") + " ref \($0.reference)"
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+func iso8601(_ date: Date) -> String {
+    date.formatted(.iso8601)
+}
+
+func jsonText(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }

@@ -292,7 +292,8 @@ struct HostileBodies {
         await rig.finish()
     }
 
-    /// The third lock in a row lasts until an operator lifts it with `ussd-gateway customer unlock`.
+    /// The third lock in a row lasts until an operator lifts it with `ussd-gateway customer unlock`;
+    /// `customer show` and `audit` show the lock and the unlock.
     @Test func anOperatorUnlocksAPermanentLockFromTheCommandLine() async throws {
         let harness = try await USSDHarness.make()
         let local = freshLocal()
@@ -304,9 +305,21 @@ struct HostileBodies {
         environment["LOG_LEVEL"] = "warning"
         let refused = try ChildProcess.start(GatewayBinary.path, ["customer", "unlock", local, "--operator", "wanjiru", "--reason", ""], environment: environment)
         #expect(await refused.wait() == 2)
+        // What the desk sees first: locked, three locks in a row.
+        let shown = try await ChildProcess.run(GatewayBinary.path, ["customer", "show", local, "--json"], environment: environment)
+        let view = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any]
+        #expect(view?["locked"] as? Bool == true && view?["locksInARow"] as? Int == 3 && view?["name"] as? String == "Locked", "\(shown)")
+        #expect(view?["mainKES"] as? String == "0.00")
         let output = try await ChildProcess.run(GatewayBinary.path, ["customer", "unlock", local, "--operator", "wanjiru", "--reason", "caller verified"], environment: environment)
         #expect(output.contains("unlocked \(msisdn.value)"))
         try await harness.wallet.verifyPIN(msisdn, pin: TypedPINs.achieng)
+        let text = try await ChildProcess.run(GatewayBinary.path, ["customer", "show", local], environment: environment)
+        #expect(text.contains("Locked (\(msisdn.value))") && text.contains("PIN not locked"), "\(text)")
+        // The unlock is in the customer's audit trail, with who and why.
+        let trail = try await ChildProcess.run(GatewayBinary.path, ["audit", "--number", local], environment: environment)
+        #expect(trail.contains("wanjiru pin.unlocked — caller verified") && trail.contains("\"locks_in_a_row\": 3"), "\(trail)")
+        let unknown = try ChildProcess.start(GatewayBinary.path, ["customer", "show", freshLocal()], environment: environment)
+        #expect(await unknown.wait() == 1)
         await harness.finish()
     }
 

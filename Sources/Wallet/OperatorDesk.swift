@@ -1,0 +1,129 @@
+import Foundation
+import Postgres
+
+/// Who changes something by hand, and why. Every operator action is written to `audit_log` in the
+/// same statement as its effect, so neither exists without the other.
+public struct OperatorAction: Sendable, Hashable {
+    public let operatorName: String
+    public let reason: String
+
+    /// Refuses an empty or over-long name or reason, and control characters (the trail is read in
+    /// a terminal).
+    public init(operator operatorName: String, reason: String) throws(WalletError) {
+        let name = operatorName.trimmingCharacters(in: .whitespaces)
+        let why = reason.trimmingCharacters(in: .whitespaces)
+        guard (1...100).contains(name.count), (1...500).contains(why.count) else {
+            throw WalletError.invalidArgument("an operator name (up to 100 characters) and a reason (up to 500) are required")
+        }
+        guard !(name + why).unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw WalletError.invalidArgument("the operator name and reason must not contain control characters")
+        }
+        (self.operatorName, self.reason) = (name, why)
+    }
+}
+
+/// One row of the audit trail.
+public struct AuditEntry: Sendable, Hashable, Codable {
+    public let id: Int64
+    public let at: Date
+    /// An operator's name, or `system`.
+    public let actor: String
+    /// `pin.unlocked`, `pin.locked`, ...
+    public let action: String
+    public let msisdn: String?
+    public let reason: String?
+    /// The values before and after, as JSON text.
+    public let before: String?
+    public let after: String?
+}
+
+/// What the support desk sees of a customer.
+public struct CustomerOverview: Sendable, Hashable {
+    public struct Hold: Sendable, Hashable {
+        /// The payout's id (our OriginatorConversationID).
+        public let payout: String
+        public let amount: Amount
+        public let status: String
+        public let since: Date
+    }
+
+    public let customer: Wallet.Customer
+    public let failedPINAttempts: Int
+    /// Locks in a row: the third lasts until an operator unlocks.
+    public let locksInARow: Int
+    public let registeredAt: Date
+    public let balances: Wallet.Balances
+    /// Payouts holding money: reserved, sent, or with an outcome not known yet.
+    public let holds: [Hold]
+    /// The last 20 movements, newest first.
+    public let movements: [StatementEntry]
+}
+
+extension Wallet {
+    /// Lifts a PIN lock (the third lock in a row lasts until this) and starts both counts again,
+    /// recording who, why, and the lock as it was. False when the number is not registered.
+    @discardableResult
+    public func unlockPIN(_ msisdn: MSISDN, by action: OperatorAction) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            WITH old AS (
+                SELECT id, msisdn, failed_pin_attempts, pin_locks, locked_until FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE
+            ), changed AS (
+                UPDATE customers c SET locked_until = NULL, failed_pin_attempts = 0, pin_locks = 0, updated_at = now()
+                FROM old WHERE c.id = old.id RETURNING c.id
+            )
+            INSERT INTO audit_log (actor, action, msisdn, reason, before, after)
+            SELECT \(action.operatorName), 'pin.unlocked', old.msisdn, \(action.reason),
+                   jsonb_build_object('failed_pin_attempts', old.failed_pin_attempts, 'locks_in_a_row', old.pin_locks, 'locked_until', old.locked_until),
+                   jsonb_build_object('failed_pin_attempts', 0, 'locks_in_a_row', 0, 'locked_until', NULL)
+            FROM old JOIN changed ON changed.id = old.id
+            RETURNING id
+            """
+        ).isEmpty
+    }
+
+    /// A customer's audit trail, newest first.
+    public func auditTrail(_ msisdn: MSISDN, limit: Int = 200) async throws -> [AuditEntry] {
+        let rows = try await self.postgres.query(
+            """
+            SELECT id, at, actor, action, msisdn, reason, before::text, after::text FROM audit_log
+            WHERE msisdn = \(msisdn.value) ORDER BY id DESC LIMIT \(max(1, min(limit, 10_000)))
+            """
+        )
+        return try rows.map { row in
+            AuditEntry(
+                id: try row.decode(Int64.self, column: 0), at: try row.decode(Date.self, column: 1), actor: try row.decode(String.self, column: 2),
+                action: try row.decode(String.self, column: 3), msisdn: try row.decode(String?.self, column: 4),
+                reason: try row.decode(String?.self, column: 5), before: try row.decode(String?.self, column: 6), after: try row.decode(String?.self, column: 7)
+            )
+        }
+    }
+
+    /// Everything the support desk needs to answer a call about this number; nil when it is not
+    /// registered.
+    public func overview(_ msisdn: MSISDN) async throws -> CustomerOverview? {
+        guard let row = try await self.postgres.query(
+            """
+            SELECT id, msisdn, name, language, status, locked_until, failed_pin_attempts, pin_locks, created_at
+            FROM customers WHERE msisdn = \(msisdn.value)
+            """
+        ).single() else { return nil }
+        let customer = try Self.customer(row)
+        let holds = try await self.postgres.query(
+            """
+            SELECT id, amount, status, created_at FROM payouts
+            WHERE customer_id = \(customer.id) AND status IN ('reserved', 'sent', 'unknown') ORDER BY created_at
+            """
+        ).map { hold in
+            CustomerOverview.Hold(
+                payout: try hold.decode(String.self, column: 0), amount: Amount(cents: try hold.decode(Int64.self, column: 1)),
+                status: try hold.decode(String.self, column: 2), since: try hold.decode(Date.self, column: 3)
+            )
+        }
+        return CustomerOverview(
+            customer: customer, failedPINAttempts: try row.decode(Int.self, column: 6), locksInARow: try row.decode(Int.self, column: 7),
+            registeredAt: try row.decode(Date.self, column: 8), balances: try await self.balances(msisdn), holds: holds,
+            movements: try await self.statement(msisdn, limit: 20)
+        )
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+import Wallet
+
+/// The audit trail: written with each effect, never changed, and what the support desk reads.
+@Suite struct AuditTrailTests {
+    let achieng = MSISDN("254712345678")!
+    let otieno = MSISDN("254722000111")!
+
+    @Test func aLockAndAnOperatorsUnlockAreInTheTrailWithWhoWhyAndTheValuesBeforeAndAfter() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
+        for _ in 0..<3 { _ = try? await ledger.wallet.verifyPIN(self.achieng, pin: "9999") }
+        #expect(try await ledger.wallet.customer(self.achieng).isLocked())
+
+        let action = try OperatorAction(operator: "wanjiru", reason: "caller verified with ID")
+        #expect(try await ledger.wallet.unlockPIN(self.achieng, by: action))
+        try await ledger.wallet.verifyPIN(self.achieng, pin: "4826")
+        #expect(try await ledger.wallet.unlockPIN(self.otieno, by: action) == false, "an unknown number changes nothing")
+
+        let trail = try await ledger.wallet.auditTrail(self.achieng)
+        #expect(trail.map(\.action) == ["pin.unlocked", "pin.locked"], "newest first")
+        let unlock = trail[0], lock = trail[1]
+        #expect(lock.actor == "system" && lock.reason == nil)
+        #expect(lock.after?.contains("\"locks_in_a_row\": 1") == true, "\(lock.after ?? "")")
+        #expect(unlock.actor == "wanjiru" && unlock.reason == "caller verified with ID" && unlock.msisdn == self.achieng.value)
+        #expect(unlock.before?.contains("\"failed_pin_attempts\": 3") == true, "\(unlock.before ?? "")")
+        #expect(unlock.before?.contains("\"locks_in_a_row\": 1") == true)
+        #expect(unlock.after?.contains("\"locked_until\": null") == true, "\(unlock.after ?? "")")
+        #expect(unlock.at >= lock.at)
+        #expect(try await ledger.wallet.auditTrail(self.otieno).isEmpty)
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func theDatabaseRefusesToChangeOrRemoveAnyRowEvenToTheGatewaysOwnRole() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
+        try await ledger.wallet.unlockPIN(self.achieng, by: try OperatorAction(operator: "wanjiru", reason: "test"))
+        // The role that ran the migrations owns the table, and still cannot rewrite it.
+        for statement: PostgresQuery in [
+            "UPDATE audit_log SET reason = 'nothing happened'", "DELETE FROM audit_log", "TRUNCATE audit_log",
+        ] {
+            let error = await #expect(throws: PostgresError.self) { try await ledger.postgres.query(statement) }
+            #expect(error?.sqlState == "42501", "insufficient_privilege: \(String(describing: error))")
+        }
+        // With its privileges granted back, the trigger still refuses.
+        try await ledger.postgres.query("GRANT UPDATE, DELETE ON audit_log TO CURRENT_USER")
+        for statement: PostgresQuery in ["UPDATE audit_log SET reason = 'nothing happened'", "DELETE FROM audit_log"] {
+            let error = await #expect(throws: PostgresError.self) { try await ledger.postgres.query(statement) }
+            #expect(error?.sqlState == "42501")
+        }
+        #expect(try await ledger.wallet.auditTrail(self.achieng).map(\.reason) == ["test"])
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func operatorActionsNeedAWhoAndAWhy() {
+        #expect(throws: WalletError.self) { try OperatorAction(operator: "", reason: "x") }
+        #expect(throws: WalletError.self) { try OperatorAction(operator: "wanjiru", reason: "  ") }
+        #expect(throws: WalletError.self) { try OperatorAction(operator: "wanjiru\u{1B}[2J", reason: "x") }
+        #expect(throws: WalletError.self) { try OperatorAction(operator: String(repeating: "w", count: 101), reason: "x") }
+        #expect((try? OperatorAction(operator: " wanjiru ", reason: "caller verified"))?.operatorName == "wanjiru")
+    }
+
+    @Test func theOverviewShowsLockBalancesHoldsAndTheLastMovements() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "sw")
+        try await ledger.wallet.register(msisdn: self.otieno, name: "Otieno", pin: "7391", language: "en")
+        let deposit = try await ledger.wallet.beginDeposit(self.achieng, amount: .shillings(1_000), key: IdempotencyKey("fund-1")!)
+        try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_1")
+        try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_1", receipt: "RCPT1", amount: .shillings(1_000), phone: self.achieng)
+        for index in 0..<25 {
+            _ = try await ledger.wallet.send(from: self.achieng, to: self.otieno, amount: .shillings(10), key: IdempotencyKey("send-\(index)")!)
+        }
+        let payout = try await ledger.wallet.reserveWithdrawal(self.achieng, amount: .shillings(100), key: IdempotencyKey("withdraw-1")!)
+        _ = try? await ledger.wallet.verifyPIN(self.achieng, pin: "9999")
+
+        let overview = try #require(try await ledger.wallet.overview(self.achieng))
+        #expect(overview.customer.name == "Achieng" && overview.customer.language == "sw" && overview.customer.status == .active)
+        #expect(overview.failedPINAttempts == 1 && overview.locksInARow == 0 && !overview.customer.isLocked())
+        #expect(overview.balances.main == .shillings(750) && overview.balances.held == .shillings(100) && overview.balances.savings == .shillings(0))
+        #expect(overview.holds.map(\.payout) == [payout.id] && overview.holds.first?.amount == .shillings(100))
+        #expect(overview.movements.count == 20, "the last 20")
+        #expect(overview.movements.first?.key == "withdrawal:" + payout.id || overview.movements.first?.key == "send-24", "\(overview.movements.first?.key ?? "")")
+        #expect(try await ledger.wallet.overview(MSISDN("254733000000")!) == nil)
+        await ledger.postgres.shutdown()
+    }
+}
