@@ -371,7 +371,8 @@ public final class USSDService: Sendable {
     /// or was dropped while a screen waited for input) and `Failed` keep it for the resume window.
     public func sessionEnded(sessionId: String, msisdn: MSISDN, status: AfricasTalkingUSSDEvent.Status) async throws {
         self.metrics.counter("ussd_sessions_ended_total", [("status", status.rawValue.lowercased())]).increment()
-        try await self.store.endSession(sessionId)
+        // The index only feeds a gauge: it is not worth failing the event for.
+        try? await self.store.endSession(sessionId)
         if status == .success {
             try await self.store.dropResume(sessionId)
         } else {

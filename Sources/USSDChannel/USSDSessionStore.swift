@@ -107,11 +107,13 @@ struct USSDSessionStore: Sendable {
         let expiry = Int(Date().timeIntervalSince1970) + self.ttlSeconds
         let index = Self.activeKey(sessionId)
         // The index is a gauge's source, not a guard: it is written whether or not the write wins,
-        // in the same round trip (the same pipeline batch on one server, another node on a cluster).
+        // in the same round trip (the same pipeline batch on one server, another node on a cluster),
+        // and a failure to write it never fails the hop.
         async let indexed = live
             ? redis.send(["ZADD", index, String(expiry), sessionId]) : redis.send(["ZREM", index, sessionId])
         // A new session's first write almost always creates its first snapshot: the pointer moves
         // in the same round trip too (harmless if the write loses: the session is this number's).
+        // Resume is a convenience: a pointer that could not be written costs only the offer.
         let pointEarly = version == 0 && resumeMode == "set"
         async let pointed: Void = pointEarly ? self.pointLatest(msisdn, at: sessionId) : ()
         let reply = try await self.redis.run(
@@ -119,13 +121,13 @@ struct USSDSessionStore: Sendable {
             keys: [Self.sessionKey(sessionId), Self.snapshotKey(sessionId)],
             arguments: [String(version), encoded, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds))]
         )
-        _ = try await indexed
-        try await pointed
+        _ = try? await indexed
+        try? await pointed
         guard let parts = reply.array, parts.count == 2, let written = parts[0].int else {
             throw USSDStoreError.corrupt
         }
         if written > 0, parts[1].int == 1, !pointEarly {
-            try await self.pointLatest(msisdn, at: sessionId)
+            try? await self.pointLatest(msisdn, at: sessionId)
         }
         return written > 0
     }

@@ -42,6 +42,28 @@ import Wallet
         await harness.finish()
     }
 
+    /// The active-session index only feeds a gauge: when it cannot be written (here every shard
+    /// is a key of the wrong type, so Redis answers WRONGTYPE), hops are answered all the same.
+    @Test func aBrokenActiveSessionIndexNeverFailsAHop() async throws {
+        let server = try await PrivateServer.start(.redis)
+        let harness = try await USSDHarness.make { $0.redis = server.redisConfiguration }
+        for key in USSDSessionStore.activeKeys { try await harness.redis.set(key, to: "not a sorted set") }
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Akinyi", pin: TypedPINs.achieng, shillings: 50)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            let welcome = try await phone.dial()
+            let askPIN = try await phone.type("1")
+            let balance = try await phone.type(TypedPINs.achieng)
+            #expect(welcome.hasPrefix("CON Welcome Akinyi"))
+            #expect(askPIN == "CON Enter your 4-digit PIN")
+            #expect(balance.hasPrefix("END Balance"), "\(balance)")
+        }
+        #expect(try await harness.redis.get(USSDSessionStore.activeKeys[0]) == "not a sorted set", "the index really could not be written")
+        await harness.finish()
+        await server.remove()
+    }
+
     @Test func aDialAfterADroppedCallOffersToResumeAndContinues() async throws {
         let harness = try await USSDHarness.make()
         let (achieng, sender, otieno, _) = try await harness.senderAndRecipient()
