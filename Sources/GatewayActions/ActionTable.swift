@@ -4,7 +4,7 @@ import Wallet
 /// Every action the menus may name, each in one place: the gateway refuses to start on a menus
 /// file that names anything else. Amounts are integer cents.
 public enum ActionTable {
-    static let pinErrors: Set<String> = ["wrong_pin", "locked", "not_registered"]
+    static let pinErrors: Set<String> = ["wrong_pin", "locked", "not_registered", "pin_reset"]
     static let money = MenuDocument.VariableSpec(maxLength: 12)
 
     /// The contracts, for `menus lint`.
@@ -20,7 +20,9 @@ public enum ActionTable {
             ), isLookup: true
         ) { actions, _, context in
             let customer = try await actions.wallet.customer(context.msisdn)
-            return .success(["name": String(customer.name.prefix(20)), "language": customer.language, "status": customer.isLocked() ? "locked" : customer.status.rawValue])
+            // What the home route acts on first: a PIN to set, a lock, a block.
+            let status = customer.pinResetRequired ? "reset_pin" : customer.isLocked() ? "locked" : customer.isBlocked ? "blocked" : customer.status.rawValue
+            return .success(["name": String(customer.name.prefix(20)), "language": customer.language, "status": status])
         },
         ActionBinding(ActionSpec(name: "wallet.register", arguments: ["msisdn", "name", "language", "pin"], errors: ["weak_pin", "already_registered"])) {
             actions, request, context in
@@ -34,16 +36,31 @@ public enum ActionTable {
             let balances = try await actions.wallet.balances(context.msisdn)
             return .success(["balance": String(balances.available.cents), "savings": String(balances.savings.cents)])
         },
+        // The fee a send of `amount` pays, for the confirmation screen before the PIN is asked
+        // (Kenya's charge-disclosure rule). No database: the tariff is in memory.
+        ActionBinding(
+            ActionSpec(name: "wallet.sendFee", arguments: ["amount"], results: ["fee": money, "total": money], errors: ["limit_exceeded"]), isLookup: true
+        ) { actions, request, _ in
+            let amount = try WalletActions.amount(request).cents
+            guard let fee = actions.tariff.fee("p2p", cents: amount) else { return .failure("limit_exceeded") }
+            return .success(["fee": String(fee), "total": String(amount + fee)])
+        },
         ActionBinding(
             ActionSpec(
-                name: "wallet.send", arguments: ["msisdn", "to", "amount", "pin"], results: ["balance": money, "reference": .init(maxLength: 10)],
-                errors: pinErrors.union(["insufficient_funds", "recipient_not_registered", "same_account", "limit_exceeded"])
+                name: "wallet.send", arguments: ["msisdn", "to", "amount", "pin"],
+                results: ["balance": money, "reference": .init(maxLength: 10), "fee": money],
+                errors: pinErrors.union(["insufficient_funds", "recipient_not_registered", "same_account", "limit_exceeded", "blocked", "recipient_limit"])
             )
         ) { actions, request, context in
             guard let to = MSISDN(parsing: request.arguments["to"] ?? "") else { return .failure("recipient_not_registered") }
+            let amount = try WalletActions.amount(request)
+            // The same tariff the confirmation screen showed; an amount above it is refused.
+            guard let fee = actions.tariff.fee("p2p", cents: amount.cents) else { return .failure("limit_exceeded") }
             try await actions.verifyPIN(request, context)
-            let receipt = try await actions.wallet.send(from: context.msisdn, to: to, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
-            return .success(["balance": String(receipt.balances.available.cents), "reference": TransferReference.of(receipt.key)])
+            let receipt = try await actions.wallet.send(from: context.msisdn, to: to, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context))
+            return .success([
+                "balance": String(receipt.balances.available.cents), "reference": TransferReference.of(receipt.key), "fee": String(receipt.fee.cents),
+            ])
         },
         ActionBinding(Self.savingsSpec("wallet.save")) { actions, request, context in
             let (amount, receipt) = try await actions.moveSavings(request, context) { try await $0.save($1, amount: $2, key: $3) }
@@ -55,13 +72,15 @@ public enum ActionTable {
         ActionBinding(Self.savingsSpec("wallet.unsave")) { actions, request, context in
             Self.balances(try await actions.moveSavings(request, context) { try await $0.unsave($1, amount: $2, key: $3) }.1)
         },
-        ActionBinding(ActionSpec(name: "wallet.statement", arguments: ["msisdn", "pin"], results: ["statement": .init(maxLength: 120)], errors: pinErrors)) {
-            actions, request, context in
-            try await actions.verifyPIN(request, context)
+        ActionBinding(
+            ActionSpec(name: "wallet.statement", arguments: ["msisdn", "pin"], results: ["statement": .init(maxLength: 120)], errors: pinErrors.union(["blocked"]))
+        ) { actions, request, context in
+            try await actions.verifyActivePIN(request, context)
             return .success(["statement": StatementText.of(try await actions.wallet.statement(context.msisdn, limit: 5))])
         },
         // Grants one PIN change to this conversation, in the database (nothing secret goes to the session).
-        ActionBinding(ActionSpec(name: "wallet.verifyPin", arguments: ["msisdn", "pin"], errors: pinErrors)) { actions, request, context in
+        ActionBinding(ActionSpec(name: "wallet.verifyPin", arguments: ["msisdn", "pin"], errors: pinErrors.union(["blocked"]))) { actions, request, context in
+            if try await actions.wallet.customer(context.msisdn).isBlocked { return .failure("blocked") }
             try await actions.wallet.grantPINChange(context.msisdn, pin: request.arguments["pin"] ?? "", conversation: context.conversation)
             return .success([:])
         },
@@ -71,23 +90,31 @@ public enum ActionTable {
             await actions.notice(context.msisdn, "pin_changed", [:], dedupe: context.idempotencyKey + ":pin_changed")
             return .success([:])
         },
+        // The new PIN after an operator's reset (`customer reset-pin`): no old PIN to check.
+        ActionBinding(ActionSpec(name: "wallet.resetPin", arguments: ["msisdn", "new_pin"], errors: ["weak_pin", "token_expired", "not_registered"])) {
+            actions, request, context in
+            try await actions.wallet.completePINReset(context.msisdn, new: request.arguments["new_pin"] ?? "")
+            await actions.notice(context.msisdn, "pin_changed", [:], dedupe: context.idempotencyKey + ":pin_changed")
+            return .success([:])
+        },
         ActionBinding(ActionSpec(name: "wallet.setLanguage", arguments: ["msisdn", "language"], errors: ["not_registered"])) { actions, request, context in
             try await actions.wallet.setLanguage(context.msisdn, language: request.arguments["language"] ?? "")
             return .success([:])
         },
-        ActionBinding(ActionSpec(name: "mpesa.deposit", arguments: ["msisdn", "amount", "pin"], errors: pinErrors.union(["limit_exceeded", "unavailable"]))) {
-            actions, request, context in
-            try await actions.verifyPIN(request, context)
+        ActionBinding(
+            ActionSpec(name: "mpesa.deposit", arguments: ["msisdn", "amount", "pin"], errors: pinErrors.union(["limit_exceeded", "unavailable", "blocked"]))
+        ) { actions, request, context in
+            try await actions.verifyActivePIN(request, context)
             let outcome = try await actions.mobileMoney.deposit(context.msisdn, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
             return Self.result(outcome)
         },
         ActionBinding(
             ActionSpec(
                 name: "mpesa.withdraw", arguments: ["msisdn", "amount", "pin"], results: ["balance": money],
-                errors: pinErrors.union(["insufficient_funds", "limit_exceeded", "unavailable"])
+                errors: pinErrors.union(["insufficient_funds", "limit_exceeded", "unavailable", "blocked"])
             )
         ) { actions, request, context in
-            try await actions.verifyPIN(request, context)
+            try await actions.verifyActivePIN(request, context)
             let outcome = try await actions.mobileMoney.withdraw(context.msisdn, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
             return Self.result(outcome)
         },
@@ -97,7 +124,7 @@ public enum ActionTable {
     static func savingsSpec(_ name: String) -> ActionSpec {
         ActionSpec(
             name: name, arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "savings": money],
-            errors: pinErrors.union(["insufficient_funds", "limit_exceeded"])
+            errors: pinErrors.union(["insufficient_funds", "limit_exceeded", "blocked"])
         )
     }
 

@@ -9,11 +9,14 @@ import Wallet
 public struct WalletActions: ActionRunner {
     let wallet: Wallet
     let mobileMoney: any MobileMoneyChannel
+    /// The fees sends pay (menus.json's `tariffs`).
+    let tariff: Tariff
     let logger = Logger(label: "wallet.actions")
 
-    public init(wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney()) {
+    public init(wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney(), tariff: Tariff = Tariff([:])) {
         self.wallet = wallet
         self.mobileMoney = mobileMoney
+        self.tariff = tariff
     }
 
     public func isLookup(_ action: String) -> Bool { ActionTable.byName[action]?.isLookup ?? false }
@@ -42,8 +45,14 @@ public struct WalletActions: ActionRunner {
     }
 
     /// Checks the request's `pin` argument for the customer.
-    func verifyPIN(_ request: ActionRequest, _ context: ActionContext) async throws {
+    @discardableResult
+    func verifyPIN(_ request: ActionRequest, _ context: ActionContext) async throws -> Wallet.Customer {
         try await self.wallet.verifyPIN(context.msisdn, pin: request.arguments["pin"] ?? "")
+    }
+
+    /// Checks the PIN of a customer who must not be blocked (anything but checking the balance).
+    func verifyActivePIN(_ request: ActionRequest, _ context: ActionContext) async throws {
+        if try await self.verifyPIN(request, context).isBlocked { throw WalletError.blocked }
     }
 
     /// Checks the PIN, then moves the request's amount between the customer's main and savings

@@ -20,11 +20,14 @@ public enum CallbackBody {
     }
 
     /// The body as an urlencoded form (``FormFields``); 413 beyond ``maximum``, 400 when malformed.
-    public static func form(_ request: Request, logger: Logger, route: String) async throws -> [String: String] {
+    public static func form(
+        _ request: Request, logger: Logger, route: String, guardian: CallbackGuard? = nil, context: (some RequestContext & RemoteAddressRequestContext)? = nil
+    ) async throws -> [String: String] {
         let bytes = try await Self.bytes(request, logger: logger, route: route)
         do {
             return try FormFields.parse(bytes)
         } catch {
+            if let guardian, let context { throw guardian.refuse(error.description, request, context, route: route) }
             throw Self.refuse(error.description, logger: logger, route: route)
         }
     }

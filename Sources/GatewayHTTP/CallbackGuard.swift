@@ -10,11 +10,14 @@ public struct CallbackGuard: Sendable {
     let token: String?
     let allowed: [CIDR]
     let trustedProxies: [CIDR]
+    /// Where refusals go for the audit trail.
+    let refusals: CallbackRefusals?
 
-    public init(token: String?, allowed: [CIDR], trustedProxies: [CIDR]) {
+    public init(token: String?, allowed: [CIDR], trustedProxies: [CIDR], refusals: CallbackRefusals? = nil) {
         self.token = token
         self.allowed = allowed
         self.trustedProxies = trustedProxies
+        self.refusals = refusals
     }
 
     /// The route path for `base`: with a token configured, `base/{token}`.
@@ -31,13 +34,29 @@ public struct CallbackGuard: Sendable {
             for index in 0..<expected.count {
                 difference |= expected[index] ^ (index < given.count ? given[index] : 0)
             }
-            if difference != 0 { throw HTTPError(.notFound) }
+            if difference != 0 {
+                self.refusals?.record(
+                    route: request.uri.path.split(separator: "/").prefix(3).joined(separator: "/"), reason: "wrong or missing callback token",
+                    source: self.source(request, peer: context.remoteAddress?.ipAddress), status: 404
+                )
+                throw HTTPError(.notFound)
+            }
         }
         guard !self.allowed.isEmpty else { return }
         guard let source = self.source(request, peer: context.remoteAddress?.ipAddress), self.allowed.contains(where: { $0.contains(source) }) else {
             context.logger.warning("callback from a source outside the allowlist", metadata: ["peer": .string(context.remoteAddress?.ipAddress ?? "unknown")])
+            self.refusals?.record(
+                route: request.uri.path.split(separator: "/").prefix(3).joined(separator: "/"), reason: "source outside the allowlist",
+                source: self.source(request, peer: context.remoteAddress?.ipAddress), status: 403
+            )
             throw HTTPError(.forbidden)
         }
+    }
+
+    /// A malformed callback that passed the guard: the reason logged and recorded, 400 to the caller.
+    public func refuse(_ reason: String, _ request: Request, _ context: some RequestContext & RemoteAddressRequestContext, route: String) -> BadCallback {
+        self.refusals?.record(route: route, reason: reason, source: self.source(request, peer: context.remoteAddress?.ipAddress), status: 400)
+        return CallbackBody.refuse(reason, logger: context.logger, route: route)
     }
 
     /// The client address: the peer, or, when the peer is a trusted proxy, the right-most

@@ -51,8 +51,7 @@ public struct MPesaRoutes: Sendable {
             return Self.accepted
         } catch let malformed as STKCallback.Malformed {
             GatewayMetrics.count("mpesa_callbacks_total", [("kind", kind), ("outcome", "malformed")])
-            self.logger.warning("malformed M-Pesa callback", metadata: ["kind": .string(kind), "reason": .string(malformed.description)])
-            throw BadCallback(reason: malformed.description)
+            throw self.guardian.refuse(malformed.description, request, context, route: "mpesa." + kind)
         }
     }
 

@@ -29,6 +29,83 @@ private struct Linter {
         self.checkVariablesAndSecrets()
         self.checkLengths()
         self.checkSMS()
+        self.checkTariffs()
+        self.checkTiers()
+    }
+
+    // MARK: Tariffs and tiers
+
+    /// The action that makes each kind of movement a tariff may charge.
+    static let tariffActions = ["p2p": "wallet.send"]
+
+    mutating func checkTariffs() {
+        for (kind, bands) in (self.document.tariffs ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let location = "tariffs.\(kind)"
+            guard Tariff.kinds.contains(kind) else {
+                self.report(location, "fees on \(kind) are not supported (known: \(Tariff.kinds.sorted().joined(separator: ", ")))")
+                continue
+            }
+            guard !bands.isEmpty else {
+                self.report(location, "a tariff needs at least one band")
+                continue
+            }
+            var previous = 0
+            for (index, band) in bands.enumerated() {
+                if band.upTo <= previous || band.upTo > 100_000_000 {
+                    self.report(location, "band \(index + 1): upTo must rise from band to band, within 1 to 100,000,000 (got \(band.upTo) after \(previous))")
+                }
+                // The smallest amount of the band is previous + 1: a fee must be less than it.
+                if band.fee < 0 || band.fee > previous {
+                    self.report(location, "band \(index + 1): the fee \(band.fee) must be from 0 to less than the band's smallest amount (\(previous + 1))")
+                }
+                previous = max(previous, band.upTo)
+            }
+            // Every amount the menus or SMS commands let through to the action has a fee.
+            let action = Self.tariffActions[kind] ?? ""
+            for (where_, largest) in self.largestAmounts(for: action) where largest > previous {
+                self.report(location, "\(where_) allows amounts up to \(largest), above the last band (\(previous))")
+            }
+        }
+    }
+
+    /// Where each amount passed to `action` comes from, with the largest whole-shilling amount its
+    /// validator allows.
+    func largestAmounts(for action: String) -> [(String, Int)] {
+        var result: [(String, Int)] = []
+        for (_, screen) in self.document.screens where screen.type == .action && screen.action == action {
+            guard let template = screen.arguments?["amount"], template.hasPrefix("{"), template.hasSuffix("}") else { continue }
+            let variable = String(template.dropFirst().dropLast())
+            for (inputID, input) in self.document.screens where input.type == .input && input.variable == variable {
+                if case .amount(_, let max) = input.validator { result.append((inputID, max)) }
+            }
+        }
+        for command in self.document.sms?.commands ?? [] where command.action == action {
+            guard let template = command.actionArguments?["amount"], template.hasPrefix("{"), template.hasSuffix("}") else { continue }
+            let variable = String(template.dropFirst().dropLast())
+            for argument in command.arguments ?? [] where argument.variable == variable {
+                if case .amount(_, let max) = argument.validator { result.append(("sms.\(command.name)", max)) }
+            }
+        }
+        return result.sorted { $0.0 < $1.0 }
+    }
+
+    mutating func checkTiers() {
+        guard let tiers = self.document.tiers else { return }
+        if tiers.levels[tiers.default] == nil { self.report("tiers.default", "tier \(tiers.default) is not among the levels") }
+        for (name, limits) in tiers.levels.sorted(by: { $0.key < $1.key }) {
+            let location = "tiers.levels.\(name)"
+            if name.range(of: "^[a-z][a-z0-9_]{0,29}$", options: .regularExpression) == nil {
+                self.report(location, "a tier name is 1 to 30 lowercase letters, digits or _, starting with a letter")
+            }
+            let ceiling = 100_000_000
+            if !(1...ceiling).contains(limits.perTransaction) || !(1...ceiling).contains(limits.daily) || !(1...ceiling).contains(limits.maxBalance) {
+                self.report(location, "limits must be from 1 to \(ceiling) shillings")
+            }
+            if limits.daily < limits.perTransaction { self.report(location, "daily (\(limits.daily)) is below perTransaction (\(limits.perTransaction))") }
+            if limits.maxBalance < limits.perTransaction {
+                self.report(location, "maxBalance (\(limits.maxBalance)) is below perTransaction (\(limits.perTransaction))")
+            }
+        }
     }
 
     // MARK: Graph structure

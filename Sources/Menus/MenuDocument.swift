@@ -18,6 +18,31 @@ public struct MenuDocument: Sendable, Codable {
     public var variables: [String: VariableSpec]?
     public var screens: [String: Screen]
     public var sms: SMSSection?
+    /// Fees by movement kind (`p2p`) and amount band, in whole shillings (``Tariff``).
+    public var tariffs: [String: [TariffBand]]?
+    /// KYC tiers and their limits (``TiersSection``).
+    public var tiers: TiersSection?
+
+    /// One band of a tariff: amounts above the previous band's `upTo` and up to this one's pay `fee`.
+    public struct TariffBand: Sendable, Codable, Hashable {
+        public var upTo: Int
+        public var fee: Int
+    }
+
+    /// KYC tiers: limits in whole shillings per tier, and the tier a new customer gets.
+    public struct TiersSection: Sendable, Codable, Hashable {
+        public var `default`: String
+        public var levels: [String: TierLimits]
+    }
+
+    public struct TierLimits: Sendable, Codable, Hashable {
+        /// The most one send or withdrawal may move.
+        public var perTransaction: Int
+        /// The most the sends and withdrawals of one Nairobi day may add up to.
+        public var daily: Int
+        /// The most a wallet (main and savings) may hold.
+        public var maxBalance: Int
+    }
 
     public struct Settings: Sendable, Codable {
         /// Septets per page in GSM-7 (default 160, at most 182).

@@ -44,11 +44,11 @@ public struct SMSRoutes: Sendable {
         _ request: Request, _ context: GatewayRequestContext, route: String, _ decode: ([String: String]) throws(MalformedCallback) -> Callback
     ) async throws -> Callback {
         try self.guardian.check(request, context)
-        let form = try await CallbackBody.form(request, logger: self.logger, route: route)
+        let form = try await CallbackBody.form(request, logger: self.logger, route: route, guardian: self.guardian, context: context)
         do {
             return try decode(form)
         } catch {
-            throw CallbackBody.refuse(error.description, logger: self.logger, route: route)
+            throw self.guardian.refuse(error.description, request, context, route: route)
         }
     }
 }

@@ -33,15 +33,15 @@ public struct USSDRoutes: Sendable {
         try self.guardian.check(request, context)
         let hop: USSDHop
         do {
-            hop = try Self.decodeHop(try await CallbackBody.form(request, logger: context.logger, route: "ussd.hop"))
+            hop = try Self.decodeHop(try await CallbackBody.form(request, logger: context.logger, route: "ussd.hop", guardian: self.guardian, context: context))
         } catch let error as MalformedCallback {
-            throw CallbackBody.refuse(error.description, logger: context.logger, route: "ussd")
+            throw self.guardian.refuse(error.description, request, context, route: "ussd")
         }
         switch await self.service.handle(hop) {
         case .reply(let reply):
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: reply)))
         case .refused(let reason):
-            throw CallbackBody.refuse(reason, logger: context.logger, route: "ussd.hop")
+            throw self.guardian.refuse(reason, request, context, route: "ussd.hop")
         }
     }
 
@@ -50,10 +50,10 @@ public struct USSDRoutes: Sendable {
         let event: AfricasTalkingUSSDEvent
         let msisdn: MSISDN
         do {
-            event = try AfricasTalkingUSSDEvent(form: try await CallbackBody.form(request, logger: context.logger, route: "ussd.event"))
+            event = try AfricasTalkingUSSDEvent(form: try await CallbackBody.form(request, logger: context.logger, route: "ussd.event", guardian: self.guardian, context: context))
             msisdn = try Self.msisdn(event.phoneNumber)
         } catch let error as MalformedCallback {
-            throw CallbackBody.refuse(error.description, logger: context.logger, route: "ussd")
+            throw self.guardian.refuse(error.description, request, context, route: "ussd")
         }
         try await self.service.sessionEnded(sessionId: event.sessionID, msisdn: msisdn, status: event.status)
         return Response(status: .ok)

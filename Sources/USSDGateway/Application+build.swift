@@ -59,13 +59,17 @@ public func buildApplication(
             metadata: ["missing": .string(config.mpesa.missing(publicBaseURL: config.publicBaseURL).joined(separator: ", "))]
         )
     }
-    let actions = WalletActions(wallet: wallet, mobileMoney: mpesa ?? UnavailableMobileMoney())
+    let actions = WalletActions(wallet: wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: graph.document.tariff)
     let workers = ActionWorkers()
     let ussd = USSDService(
         graph: graph, redis: clients.redis, actions: actions, workers: workers, wallet: wallet, sealer: PepperSealer(pins: pins),
         settings: settings, logger: ussdLogger
     )
-    let guardian = CallbackGuard(token: config.africasTalkingToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs)
+    // Refused callbacks (forged, from outside the allowlist, malformed) go to the audit trail.
+    let refusals = CallbackRefusals()
+    let guardian = CallbackGuard(
+        token: config.africasTalkingToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs, refusals: refusals
+    )
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))
@@ -92,7 +96,10 @@ public func buildApplication(
         mpesa: config.sandbox.mpesa ? .sandbox : mpesa != nil ? .configured : .notConfigured,
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
-    var services: [any Service] = [clients.redis, clients.postgres, clients.http, pins, workers, USSDGauges(service: ussd, logger: ussdLogger)]
+    var services: [any Service] = [
+        clients.redis, clients.postgres, clients.http, pins, workers, USSDGauges(service: ussd, logger: ussdLogger),
+        RefusedCallbackAuditor(refusals: refusals, wallet: wallet, logger: logger),
+    ]
     if config.sandbox.isOn, let gatewayURL = config.sandbox.gatewayURL {
         var sandboxLogger = logger
         sandboxLogger[metadataKey: "subsystem"] = "sandbox"
@@ -134,7 +141,7 @@ public func buildApplication(
     USSDRoutes(service: ussd, guardian: guardian, logger: ussdLogger).register(on: router)
     let mpesaGuard = CallbackGuard(
         token: config.mpesaToken, allowed: config.mpesa.allowedCIDRs.isEmpty ? config.callbackAllowedCIDRs : config.mpesa.allowedCIDRs,
-        trustedProxies: config.trustedProxyCIDRs
+        trustedProxies: config.trustedProxyCIDRs, refusals: refusals
     )
     MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
     SMSRoutes(service: sms, guardian: guardian, logger: smsLogger).register(on: router)

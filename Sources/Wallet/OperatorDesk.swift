@@ -104,7 +104,7 @@ extension Wallet {
     public func overview(_ msisdn: MSISDN) async throws -> CustomerOverview? {
         guard let row = try await self.postgres.query(
             """
-            SELECT id, msisdn, name, language, status, locked_until, failed_pin_attempts, pin_locks, created_at
+            SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, failed_pin_attempts, pin_locks, created_at
             FROM customers WHERE msisdn = \(msisdn.value)
             """
         ).single() else { return nil }
@@ -121,9 +121,22 @@ extension Wallet {
             )
         }
         return CustomerOverview(
-            customer: customer, failedPINAttempts: try row.decode(Int.self, column: 6), locksInARow: try row.decode(Int.self, column: 7),
-            registeredAt: try row.decode(Date.self, column: 8), balances: try await self.balances(msisdn), holds: holds,
+            customer: customer, failedPINAttempts: try row.decode(Int.self, column: 8), locksInARow: try row.decode(Int.self, column: 9),
+            registeredAt: try row.decode(Date.self, column: 10), balances: try await self.balances(msisdn), holds: holds,
             movements: try await self.statement(msisdn, limit: 20)
         )
+    }
+}
+
+extension Wallet {
+    /// Records a refused provider callback (forged, from outside the allowlist, or malformed) in
+    /// the audit trail: the route, why, the source address and the status answered; never the
+    /// body. `suppressed` counts the refusals over the rate cap since the last row.
+    public func recordRefusedCallback(route: String, reason: String, source: String?, status: Int, suppressed: Int = 0) async throws {
+        var after = ["route": route, "status": String(status), "source": source ?? "unknown"]
+        if suppressed > 0 { after["suppressed_before_this"] = String(suppressed) }
+        try await self.postgres.withConnection { connection in
+            try await Self.audit(connection, actor: "system", "callback.refused", msisdn: nil, reason: String("\(route): \(reason)".prefix(500)), before: nil, after: after)
+        }
     }
 }

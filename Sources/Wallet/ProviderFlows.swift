@@ -35,6 +35,17 @@ extension Wallet {
     public func beginDeposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> Deposit {
         guard self.limits.perTransaction.contains(amount.cents) else { throw WalletError.limitExceeded }
         let customer = try await self.customer(msisdn)
+        if customer.isBlocked { throw WalletError.blocked }
+        // The tier's per-transaction limit, and its maximum balance counting what is already in the
+        // wallet (a deposit already paid is always credited: the check is made before the push).
+        let room = try await self.postgres.withConnection { connection -> Bool in
+            guard let tier = try await self.tierLimits(connection, customer: customer.id) else { return true }
+            let held = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE customer_id = \(customer.id)").single()!
+                .decode(Int64.self, column: 0)
+            let (total, overflow) = held.addingReportingOverflow(amount.cents)
+            return amount.cents <= tier.perTransaction && !overflow && total <= tier.maxBalance
+        }
+        guard room else { throw WalletError.limitExceeded }
         let row = try await self.postgres.query(
             """
             INSERT INTO deposits (idempotency_key, customer_id, msisdn, amount) VALUES (\(key.value), \(customer.id), \(msisdn.value), \(amount.cents))
@@ -223,7 +234,7 @@ extension Wallet {
                     """
                 ).single() else { return .failure(.notRegistered) }
                 let (accountID, available, customerID, status) = try account.decode((Int64, Int64, Int64, String).self)
-                if let refusal = try await self.withdrawalRefusal(tx, account: accountID, available: available, status: status, amount: amount) {
+                if let refusal = try await self.withdrawalRefusal(tx, account: accountID, customer: customerID, available: available, status: status, amount: amount) {
                     try await tx.query(
                         "INSERT INTO failed_transfers (id, fingerprint, error) VALUES (\(transferID), \(fingerprint), \(refusal.code)) ON CONFLICT (id) DO NOTHING"
                     )
@@ -244,11 +255,16 @@ extension Wallet {
 
     /// Why a withdrawal may not be held from an account: the customer's status, the limits or the
     /// balance; nil when it may.
-    private func withdrawalRefusal(_ tx: PostgresConnection, account: Int64, available: Int64, status: String, amount: Amount) async throws -> WalletError? {
+    private func withdrawalRefusal(
+        _ tx: PostgresConnection, account: Int64, customer: Int64, available: Int64, status: String, amount: Amount
+    ) async throws -> WalletError? {
+        if status == Customer.Status.suspended.rawValue { return .blocked }
         if status != Customer.Status.active.rawValue { return .notRegistered }
         if !self.limits.perTransaction.contains(amount.cents) { return .limitExceeded }
+        let tier = try await self.tierLimits(tx, customer: customer)
+        if let tier, amount.cents > tier.perTransaction { return .limitExceeded }
         let (total, overflow) = try await self.debitsToday(tx, account: account).addingReportingOverflow(amount.cents)
-        if overflow || total > self.limits.daily { return .limitExceeded }
+        if overflow || total > min(self.limits.daily, tier?.daily ?? .max) { return .limitExceeded }
         return available < amount.cents ? .insufficientFunds : nil
     }
 
@@ -489,20 +505,20 @@ extension Wallet {
         )
     }
 
-    /// Reports kept for review, newest first.
-    public func reviewItems(limit: Int = 50) async throws -> [ReviewItem] {
+    /// Reports kept for review, newest first: the open ones, or all with how each was resolved.
+    public func reviewItems(limit: Int = 50, openOnly: Bool = true) async throws -> [ReviewItem] {
         try await self.postgres.query(
             """
-            SELECT id, kind, reference, reason, deposit_id, payout_id, earlier_result, new_result, received_at
-            FROM mpesa_review ORDER BY id DESC LIMIT \(limit)
+            SELECT id, kind, reference, reason, deposit_id, payout_id, earlier_result, new_result, received_at, resolution, resolved_by, resolution_note
+            FROM mpesa_review WHERE \(unescaped: openOnly ? "resolution IS NULL" : "true") ORDER BY id DESC LIMIT \(max(1, min(limit, 10_000)))
             """
         ).map { row in
-            let (id, kind, reference, reason, deposit, payout, earlier, new, at) = try row.decode(
-                (Int64, String, String, String, Int64?, String?, String?, String?, Date).self
+            let (id, kind, reference, reason, deposit, payout, earlier, new, at, resolution, resolvedBy, note) = try row.decode(
+                (Int64, String, String, String, Int64?, String?, String?, String?, Date, String?, String?, String?).self
             )
             return ReviewItem(
                 id: id, kind: kind, reference: reference, reason: reason, depositID: deposit, payoutID: payout, earlierResult: earlier,
-                newResult: new, receivedAt: at
+                newResult: new, receivedAt: at, resolution: resolution, resolvedBy: resolvedBy, resolutionNote: note
             )
         }
     }

@@ -17,6 +17,10 @@ public struct ReviewItem: Sendable, Hashable {
     public let earlierResult: String?
     public let newResult: String?
     public let receivedAt: Date
+    /// Set once a person closed it (`mpesa resolve`): `credited`, `refunded` or `nothing`.
+    public var resolution: String? = nil
+    public var resolvedBy: String? = nil
+    public var resolutionNote: String? = nil
 
     /// The reason every contradiction is kept under.
     public static let conflict = "conflict"

@@ -2,10 +2,12 @@ import Foundation
 import Postgres
 
 extension Wallet {
-    /// Sends money from one customer's main account to another's, once per key.
-    public func send(from sender: MSISDN, to recipient: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> TransferReceipt {
+    /// Sends money from one customer's main account to another's, once per key, with `fee` (the
+    /// tariff's, shown to the sender before the PIN) posted to the fee-income account in the same
+    /// transaction. A replayed key returns the first receipt, fee included.
+    public func send(from sender: MSISDN, to recipient: MSISDN, amount: Amount, fee: Amount = .zero, key: IdempotencyKey) async throws -> TransferReceipt {
         try await self.move(
-            kind: "p2p", key: key, amount: amount, initiator: sender,
+            kind: "p2p", key: key, amount: amount, fee: fee, initiator: sender,
             debit: .customer(sender, "main"), credit: .customer(recipient, "main")
         )
     }
@@ -35,23 +37,25 @@ extension Wallet {
     /// accounts in id order, looks for a replay, applies the rules, inserts the transfer and
     /// queues the receipts inside one statement. A refusal is recorded under the key, so a retry
     /// is refused the same way. Deadlocks and serialization failures are retried here.
-    func move(kind: String, key: IdempotencyKey, amount: Amount, initiator: MSISDN, debit: Party, credit: Party) async throws -> TransferReceipt {
+    func move(kind: String, key: IdempotencyKey, amount: Amount, fee: Amount = .zero, initiator: MSISDN, debit: Party, credit: Party) async throws -> TransferReceipt {
+        guard fee.cents >= 0 else { throw WalletError.invalidArgument("a fee is never negative") }
         let fingerprint = "\(kind)|\(debit.msisdn)|\(debit.accountKind)|\(credit.msisdn)|\(credit.accountKind)|\(amount.cents)"
         let row = try await self.retryingTransient {
             try await self.postgres.query(
                 """
-                SELECT outcome, kind, amount, created_at, main, savings, held FROM wallet_move(
+                SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move(
                     \(key.value), \(kind), \(fingerprint), \(debit.msisdn.value), \(debit.accountKind), \(credit.msisdn.value), \(credit.accountKind),
-                    \(amount.cents), \(self.limits.perTransaction.lowerBound), \(self.limits.perTransaction.upperBound), \(self.limits.daily))
+                    \(amount.cents), \(self.limits.perTransaction.lowerBound), \(self.limits.perTransaction.upperBound), \(self.limits.daily), \(fee.cents))
                 """
             ).single()!
         }
         let (outcome, storedKind, cents, created, main, savings, held) = try row.decode((String, String?, Int64?, Date?, Int64?, Int64?, Int64?).self)
+        let charged = try row.decode(Int64?.self, column: 7) ?? 0
         guard outcome == "posted" || outcome == "replayed", let storedKind, let cents, let created else {
             throw outcome == WalletError.idempotencyKeyReused.code ? WalletError.idempotencyKeyReused : WalletError(code: outcome)
         }
         let balances = Balances(main: Amount(cents: main ?? 0), savings: Amount(cents: savings ?? 0), held: Amount(cents: held ?? 0))
-        return TransferReceipt(key: key.value, kind: storedKind, amount: Amount(cents: cents), createdAt: created, balances: balances)
+        return TransferReceipt(key: key.value, kind: storedKind, amount: Amount(cents: cents), fee: Amount(cents: charged), createdAt: created, balances: balances)
     }
 
     /// Runs `body` again after a deadlock, a serialization failure or a racing insert of the same
@@ -80,6 +84,8 @@ extension WalletError {
         case "recipient_not_registered": self = .recipientNotRegistered
         case "same_account": self = .sameAccount
         case "limit_exceeded": self = .limitExceeded
+        case "recipient_limit": self = .recipientLimit
+        case "blocked": self = .blocked
         case "idempotency_key_reused": self = .idempotencyKeyReused
         default: self = .invalidArgument(code)
         }

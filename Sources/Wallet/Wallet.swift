@@ -26,7 +26,8 @@ public final class Wallet: Sendable {
 
     /// A registered customer.
     public struct Customer: Sendable, Hashable {
-        /// Active customers use the wallet; suspended and closed ones are refused.
+        /// Active customers use the wallet; suspended ones (blocked by an operator) may only check
+        /// their balance; closed ones are refused.
         public enum Status: String, Sendable {
             case active, suspended, closed
         }
@@ -37,6 +38,12 @@ public final class Wallet: Sendable {
         public let language: String
         public let status: Status
         public let lockedUntil: Date?
+        /// An operator reset the PIN: the next dial must set a new one.
+        public let pinResetRequired: Bool
+        /// The KYC tier, or nil for the default one.
+        public let tier: String?
+
+        public var isBlocked: Bool { self.status == .suspended }
 
         /// True while three wrong PINs keep the customer out.
         public func isLocked(at now: Date = Date()) -> Bool { self.lockedUntil.map { $0 > now } ?? false }
@@ -60,7 +67,7 @@ public final class Wallet: Sendable {
                 let row = try await tx.query(
                     """
                     INSERT INTO customers (msisdn, name, language, pin_hash) VALUES (\(msisdn.value), \(name), \(language), \(hash))
-                    RETURNING id, msisdn, name, language, status, locked_until
+                    RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier
                     """
                 ).single()!
                 let customer = try Self.customer(row)
@@ -75,7 +82,7 @@ public final class Wallet: Sendable {
     /// The customer behind a number.
     public func customer(_ msisdn: MSISDN) async throws -> Customer {
         guard let row = try await self.postgres.query(
-            "SELECT id, msisdn, name, language, status, locked_until FROM customers WHERE msisdn = \(msisdn.value)"
+            "SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier FROM customers WHERE msisdn = \(msisdn.value)"
         ).single() else { throw WalletError.notRegistered }
         return try Self.customer(row)
     }
@@ -113,16 +120,18 @@ public final class Wallet: Sendable {
             UPDATE customers SET
                 failed_pin_attempts = CASE WHEN locked_until <= now() THEN 1 ELSE failed_pin_attempts + 1 END,
                 locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END
-            WHERE msisdn = \(msisdn.value) AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < \(PINPolicy.attemptsBeforeLock)))
-            RETURNING id, msisdn, name, language, status, locked_until, pin_hash, failed_pin_attempts
+            WHERE msisdn = \(msisdn.value) AND NOT pin_reset_required
+                AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < \(PINPolicy.attemptsBeforeLock)))
+            RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_hash, failed_pin_attempts
             """
         ).single() else {
             let customer = try await self.customer(msisdn)
+            if customer.pinResetRequired { throw WalletError.pinResetRequired }
             if let until = customer.lockedUntil, customer.isLocked() { throw WalletError.locked(until: until) }
             // Every attempt left is being checked right now.
             throw WalletError.tooManyAttempts
         }
-        return (try Self.customer(row), try row.decode(String.self, column: 6))
+        return (try Self.customer(row), try row.decode(String.self, column: 8))
     }
 
     /// A wrong PIN: its attempt stays counted, and at the limit it locks the customer, for longer
@@ -277,7 +286,10 @@ public final class Wallet: Sendable {
     }
 
     static func customer(_ row: PostgresRow) throws -> Customer {
-        let (id, msisdn, name, language, status, lockedUntil) = try row.decode((Int64, String, String, String, String, Date?).self)
-        return Customer(id: id, msisdn: MSISDN(msisdn)!, name: name, language: language, status: try Self.status(status), lockedUntil: lockedUntil)
+        let (id, msisdn, name, language, status, lockedUntil, resetRequired, tier) = try row.decode((Int64, String, String, String, String, Date?, Bool, String?).self)
+        return Customer(
+            id: id, msisdn: MSISDN(msisdn)!, name: name, language: language, status: try Self.status(status), lockedUntil: lockedUntil,
+            pinResetRequired: resetRequired, tier: tier
+        )
     }
 }

@@ -17,6 +17,12 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
     case recipientNotRegistered
     case sameAccount
     case limitExceeded
+    /// The recipient's KYC tier does not let their balance grow by this much.
+    case recipientLimit
+    /// An operator blocked the customer: only the balance may be checked.
+    case blocked
+    /// An operator reset the PIN: the customer must set a new one before anything that asks for it.
+    case pinResetRequired
     /// The key was used before with different parameters.
     case idempotencyKeyReused
     case invalidArgument(String)
@@ -34,6 +40,9 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
         case .recipientNotRegistered: return "recipient_not_registered"
         case .sameAccount: return "same_account"
         case .limitExceeded: return "limit_exceeded"
+        case .recipientLimit: return "recipient_limit"
+        case .blocked: return "blocked"
+        case .pinResetRequired: return "pin_reset"
         case .idempotencyKeyReused: return "idempotency_key_reused"
         case .invalidArgument: return "invalid_argument"
         }

@@ -66,3 +66,35 @@ func withPostgres<T>(_ config: GatewayConfig, doing what: String, _ body: (Postg
         throw ExitCode(1)
     }
 }
+
+/// `--operator` and `--reason` as an ``OperatorAction``, or exit code 2 naming the problem.
+func operatorAction(_ name: String, _ reason: String) throws -> OperatorAction {
+    do {
+        return try OperatorAction(operator: name, reason: reason)
+    } catch {
+        throw refusal("--operator and --reason: \(error)")
+    }
+}
+
+/// An amount in shillings as typed (`500`, `1,250.50`), in cents; exit code 2 otherwise.
+func shillingsArgument(_ text: String, named name: String) throws -> Amount {
+    let plain = text.replacingOccurrences(of: ",", with: "")
+    let parts = plain.split(separator: ".", omittingEmptySubsequences: false)
+    guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }), parts[0].count <= 9,
+        parts.count == 1 || parts[1].count <= 2, let shillings = Int64(parts[0])
+    else { throw refusal("\(name) must be an amount in shillings, e.g. 500 or 1250.50") }
+    let cents = parts.count == 2 ? Int64(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0
+    guard shillings * 100 + cents > 0 else { throw refusal("\(name) must be more than zero") }
+    return Amount(cents: shillings * 100 + cents)
+}
+
+/// Prints `what` happened to `msisdn`, or that nothing changed; exit 1 when the number is unknown.
+func report(_ outcome: DeskOutcome, _ msisdn: MSISDN, done: String, already: String) throws {
+    switch outcome {
+    case .changed: print("\(done) \(msisdn.value)")
+    case .unchanged: print("\(msisdn.value) \(already): nothing changed")
+    case .notRegistered:
+        FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
+        throw ExitCode(1)
+    }
+}

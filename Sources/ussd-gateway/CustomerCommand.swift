@@ -6,7 +6,9 @@ import USSDGateway
 import Wallet
 
 struct CustomerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "customer", abstract: "Customer support.", subcommands: [Show.self, Unlock.self])
+    static let configuration = CommandConfiguration(
+        commandName: "customer", abstract: "Customer support: look a customer up, unlock, reset a PIN, block, set a KYC tier.", subcommands: [Show.self, Unlock.self, ResetPIN.self, Block.self, Unblock.self, Tier.self]
+    )
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -45,12 +47,7 @@ struct CustomerCommand: AsyncParsableCommand {
             let config = try self.options.load()
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number")
-            let action: OperatorAction
-            do {
-                action = try OperatorAction(operator: self.operatorName, reason: self.reason)
-            } catch {
-                throw refusal("--operator and --reason: \(error)")
-            }
+            let action = try operatorAction(self.operatorName, self.reason)
             let unlocked = try await withPostgres(config, doing: "unlocking") { try await wallet(config, $0).unlockPIN(msisdn, by: action) }
             guard unlocked else {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
@@ -58,6 +55,84 @@ struct CustomerCommand: AsyncParsableCommand {
             }
             Logger(label: "wallet").notice("PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.value), "operator": .string(action.operatorName)])
             print("unlocked \(msisdn.value)")
+        }
+    }
+
+
+    struct ResetPIN: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-pin",
+            abstract: "Reset a customer's PIN: the next dial must set a new one (any PIN lock is lifted); the customer gets an SMS. Audited."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @Option(name: .customLong("operator"), help: "Who is resetting.") var operatorName: String
+        @Option(help: "Why (for the audit trail), e.g. how the caller was identified.") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let action = try operatorAction(self.operatorName, self.reason)
+            let outcome = try await withPostgres(config, doing: "resetting the PIN") { try await wallet(config, $0).resetPIN(msisdn, by: action) }
+            try report(outcome, msisdn, done: "PIN reset: the next dial sets a new PIN for", already: "already has a PIN reset waiting")
+        }
+    }
+
+    struct Block: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Block a customer: they can only check their balance until unblocked; every movement is refused. The customer gets an SMS. Audited."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @Option(name: .customLong("operator"), help: "Who is blocking.") var operatorName: String
+        @Option(help: "Why (for the audit trail).") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let action = try operatorAction(self.operatorName, self.reason)
+            let outcome = try await withPostgres(config, doing: "blocking") { try await wallet(config, $0).block(msisdn, by: action) }
+            try report(outcome, msisdn, done: "blocked", already: "is already blocked")
+        }
+    }
+
+    struct Unblock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lift a block. The customer gets an SMS. Audited.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @Option(name: .customLong("operator"), help: "Who is unblocking.") var operatorName: String
+        @Option(help: "Why (for the audit trail).") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let action = try operatorAction(self.operatorName, self.reason)
+            let outcome = try await withPostgres(config, doing: "unblocking") { try await wallet(config, $0).unblock(msisdn, by: action) }
+            try report(outcome, msisdn, done: "unblocked", already: "is not blocked")
+        }
+    }
+
+    struct Tier: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put a customer in a KYC tier (one of menus.json's `tiers`; `default` for the default tier). Audited."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @Argument(help: "The tier's name, or `default`.") var tier: String
+        @Option(name: .customLong("operator"), help: "Who is changing it.") var operatorName: String
+        @Option(help: "Why (for the audit trail), e.g. which documents were checked.") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let action = try operatorAction(self.operatorName, self.reason)
+            let tier = self.tier == "default" ? nil : self.tier
+            let outcome = try await withPostgres(config, doing: "setting the tier") { try await wallet(config, $0).setTier(msisdn, to: tier, by: action) }
+            try report(outcome, msisdn, done: "tier \(self.tier) for", already: "is already in tier \(self.tier)")
         }
     }
 }
@@ -112,6 +187,8 @@ struct CustomerView: Codable {
     let name: String
     let language: String
     let status: String
+    let tier: String
+    let pinResetRequired: Bool
     let locked: Bool
     let lockedUntil: String?
     let failedPINAttempts: Int
@@ -125,7 +202,9 @@ struct CustomerView: Codable {
 
     init(_ overview: CustomerOverview) {
         let customer = overview.customer
-        (self.number, self.name, self.language, self.status) = (customer.msisdn.value, customer.name, customer.language, customer.status.rawValue)
+        (self.number, self.name, self.language) = (customer.msisdn.value, customer.name, customer.language)
+        self.status = customer.isBlocked ? "blocked" : customer.status.rawValue
+        (self.tier, self.pinResetRequired) = (customer.tier ?? "default", customer.pinResetRequired)
         (self.locked, self.lockedUntil) = (customer.isLocked(), customer.lockedUntil.map(iso8601))
         (self.failedPINAttempts, self.locksInARow, self.registeredAt) = (overview.failedPINAttempts, overview.locksInARow, iso8601(overview.registeredAt))
         (self.mainKES, self.savingsKES, self.heldKES) = (overview.balances.main.description, overview.balances.savings.description, overview.balances.held.description)
@@ -140,12 +219,13 @@ struct CustomerView: Codable {
 
     var text: String {
         var lines = [
-            "\(self.name) (\(self.number)), language \(self.language), \(self.status), registered \(self.registeredAt)",
+            "\(self.name) (\(self.number)), language \(self.language), \(self.status), tier \(self.tier), registered \(self.registeredAt)",
             self.locked
                 ? "PIN locked until \(self.lockedUntil ?? "?") (\(self.locksInARow) lock(s) in a row)"
                 : "PIN not locked; \(self.failedPINAttempts) failed attempt(s), \(self.locksInARow) lock(s) in a row",
             "balances: main KES \(self.mainKES), savings KES \(self.savingsKES), held KES \(self.heldKES)",
         ]
+        if self.pinResetRequired { lines.append("PIN reset: the next dial must set a new PIN") }
         lines.append(self.holds.isEmpty ? "no open holds" : "open holds:")
         lines += self.holds.map { "  payout \($0.payout): KES \($0.amountKES), \($0.status) since \($0.since)" }
         lines.append(self.movements.isEmpty ? "no movements" : "last \(self.movements.count) movements:")

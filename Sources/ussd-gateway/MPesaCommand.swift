@@ -11,8 +11,8 @@ import Wallet
 
 struct MPesaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "mpesa", abstract: "M-Pesa operations: reconcile by hand, list callbacks kept for review.",
-        subcommands: [Reconcile.self, Review.self]
+        commandName: "mpesa", abstract: "M-Pesa operations: reconcile by hand, list the reports kept for review, close one.",
+        subcommands: [Reconcile.self, Review.self, Resolve.self]
     )
 
     struct Reconcile: AsyncParsableCommand {
@@ -51,11 +51,12 @@ struct MPesaCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: ConfigOptions
         @Option(help: "How many to list.") var limit = 50
+        @Flag(help: "Also list the items already resolved, with how.") var all = false
 
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let items = try await withPostgres(config, doing: "review") { try await wallet(config, $0).reviewItems(limit: self.limit) }
+            let items = try await withPostgres(config, doing: "review") { try await wallet(config, $0).reviewItems(limit: self.limit, openOnly: !self.all) }
             print(items.isEmpty ? "nothing to review" : items.map(Self.line).joined(separator: "\n"))
         }
 
@@ -66,7 +67,37 @@ struct MPesaCommand: AsyncParsableCommand {
             if let payout = item.payoutID { fields.append("payout \(payout)") }
             if let earlier = item.earlierResult { fields.append("was: " + earlier) }
             if let new = item.newResult { fields.append("now: " + new) }
+            if let resolution = item.resolution {
+                fields.append("resolved \(resolution) by \(item.resolvedBy ?? "?"): \(item.resolutionNote ?? "")")
+            }
             return fields.joined(separator: "\t")
+        }
+    }
+
+    struct Resolve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Close a review item after a credit, a refund or nothing, with a note; written to the audit trail. An item is closed once."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The item's id, as `mpesa review` lists it (#12 or 12).") var id: String
+        @Option(help: "What was done: credited, refunded or nothing.") var outcome: String
+        @Option(help: "What was done and why, for finance and the audit trail.") var note: String
+        @Option(name: .customLong("operator"), help: "Who is closing it.") var operatorName: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            guard let id = Int64(self.id.hasPrefix("#") ? String(self.id.dropFirst()) : self.id) else { throw refusal("the id is a number, e.g. 12") }
+            guard ["credited", "refunded", "nothing"].contains(self.outcome) else { throw refusal("--outcome is credited, refunded or nothing") }
+            let action = try operatorAction(self.operatorName, self.note)
+            let closed = try await withPostgres(config, doing: "resolving") {
+                try await wallet(config, $0).resolveReviewItem(id, resolution: self.outcome, note: action.reason, by: action)
+            }
+            guard closed else {
+                FileHandle.standardError.write(Data("ussd-gateway: no open review item #\(id)\n".utf8))
+                throw ExitCode(1)
+            }
+            print("resolved #\(id): \(self.outcome)")
         }
     }
 }

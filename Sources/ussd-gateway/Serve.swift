@@ -23,6 +23,23 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let logger = Logger(label: "ussd.http")
+        // Tiers into the database, the configuration into the audit trail when it changed. A
+        // configuration the database refuses (a tier customers still hold) refuses the start; a
+        // database not reachable yet does not (readiness reports it, and the tiers stay as last applied).
+        let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+        do {
+            if try await applyStartupConfiguration(config: config, menus: menus.document, wallet: wallet(config, postgres)) {
+                logger.notice("configuration changed since the last start: recorded in the audit trail (action config.applied)")
+            }
+            await postgres.shutdown()
+        } catch let error as WalletError {
+            await postgres.shutdown()
+            FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
+            throw ExitCode(2)
+        } catch {
+            await postgres.shutdown()
+            logger.warning("configuration not applied to the database (tiers stay as last applied)", metadata: ["error": "\(error)"])
+        }
         let app = try buildApplication(config: config, logger: logger, menus: menus)
         var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = config.shutdownTimeout

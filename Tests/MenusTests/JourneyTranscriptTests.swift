@@ -78,6 +78,8 @@ import Testing
         phone.type("500")
         let confirm = phone.last.text
         #expect(confirm.contains("KES 500") && confirm.contains("0722***111") && confirm.contains(words.confirm))
+        // The tariff's fee, and the total, before the PIN is asked (Kenya's charge disclosure).
+        #expect(confirm.contains("KES 7") && confirm.contains("KES 507"), "\(confirm)")
         #expect(phone.type("7").hasPrefix(words.invalid))
         #expect(phone.type("00").hasPrefix(words.welcome), "home goes back to the main menu")
         phone.type("4")
@@ -86,7 +88,7 @@ import Testing
         phone.type("1")
         let done = phone.type("2580", secret: true)
         #expect(done.hasPrefix(words.sent))
-        #expect(done.contains("KES 4,500") && done.contains("TX12345678"))
+        #expect(done.contains("KES 4,493") && done.contains("KES 7") && done.contains("TX12345678"), "\(done)")
         #expect(wallet.customers["254722000111"]?.balance == 550_000)
     }
 

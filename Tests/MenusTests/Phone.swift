@@ -29,6 +29,9 @@ final class FakeWallet: @unchecked Sendable {
         var pinChangeGranted = false
     }
 
+    /// The default menus' tariff, as the gateway charges it.
+    static let tariff = try! MenuGraph.load(contentsOf: defaultMenusURL()).document.tariff
+
     var customers: [String: Customer] = [:]
     var requests: [ActionRequest] = []
     var unavailable = false
@@ -46,6 +49,11 @@ final class FakeWallet: @unchecked Sendable {
             if ["0000", "1234", "1111"].contains(arguments["pin"]) { return .failure("weak_pin") }
             self.register(msisdn, name: arguments["name"]!, language: arguments["language"]!, pin: arguments["pin"]!, balance: 0)
             return .success([:])
+        }
+        if request.action == "wallet.sendFee" {
+            let cents = Int64(arguments["amount"] ?? "0") ?? 0
+            guard let fee = Self.tariff.fee("p2p", cents: cents) else { return .failure("limit_exceeded") }
+            return .success(["fee": String(fee), "total": String(cents + fee)])
         }
         guard var customer = self.customers[msisdn] else { return .failure("not_registered") }
         defer { self.customers[msisdn] = customer }
@@ -69,9 +77,11 @@ final class FakeWallet: @unchecked Sendable {
             if to == msisdn { return .failure("same_account") }
             guard self.customers[to] != nil else { return .failure("recipient_not_registered") }
             guard customer.balance >= amount else { return .failure("insufficient_funds") }
-            customer.balance -= amount
+            let fee = Int(Self.tariff.fee("p2p", cents: Int64(amount)) ?? 0)
+            guard customer.balance >= amount + fee else { return .failure("insufficient_funds") }
+            customer.balance -= amount + fee
             self.customers[to]!.balance += amount
-            return .success(["balance": String(customer.balance), "reference": "TX12345678"])
+            return .success(["balance": String(customer.balance), "reference": "TX12345678", "fee": String(fee)])
         case "wallet.save":
             guard customer.balance >= amount else { return .failure("insufficient_funds") }
             customer.balance -= amount

@@ -110,7 +110,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
             try await rig.texts(achieng) { $0.contains("Balance KES 1,000. Savings KES 0.") }
             try await sms(client, from: achieng, "SEND +254\(otienoLocal.dropFirst()) 100 \(TypedPINs.achieng)")
             try await rig.texts(achieng) { texts in
-                texts.contains { $0.hasPrefix("Sent KES 100 to \(masked(otienoLocal)). Balance KES 900.") }
+                texts.contains { $0.hasPrefix("Sent KES 100 to \(masked(otienoLocal)). Fee KES 0. Balance KES 900.") }
                     && texts.contains { $0.hasPrefix("You sent KES 100 to \(masked(otienoLocal)). Ref ") }
             }
             try await rig.texts(otieno) { $0.contains { $0.hasPrefix("Umepokea KES 100 kutoka \(masked(achiengLocal)). Kumb ") } }
@@ -190,7 +190,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
             try await Task.sleep(for: .milliseconds(200))
             #expect(rig.fake.texts(to: sender.value).count == 3, "\(rig.fake.texts(to: sender.value))")
             #expect(rig.fake.texts(to: recipient.value).count == 1)
-            #expect(try await rig.harness.wallet.balances(sender).available.cents == 30_000)
+            #expect(try await rig.harness.wallet.balances(sender).available.cents == 29_300, "200 and its fee of 7, once")
             #expect(try await rig.harness.wallet.balances(recipient).available.cents == 20_000)
         }
         try await rig.harness.audit()

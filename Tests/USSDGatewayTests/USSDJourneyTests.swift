@@ -65,7 +65,8 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             #expect(try await phone.type("300").hasPrefix("CON Send KES 300 to \(masked(otieno))?"))
             #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
             let done = try await phone.type(TypedPINs.achieng)
-            #expect(done.hasPrefix("END Sent KES 300 to \(masked(otieno)). New balance KES 700. Ref "))
+            // The tariff's fee for 300 (KES 7) was shown before the PIN and is charged with it.
+            #expect(done.hasPrefix("END Sent KES 300 to \(masked(otieno)). Fee KES 7. New balance KES 693. Ref "), "\(done)")
             // The aggregator did not get our answer and posts the same hop again.
             #expect(try await phone.repeatLast() == done, "byte for byte")
             #expect(try await phone.repeatLast() == done)
@@ -74,7 +75,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             #expect(metrics.contains("outcome=\"replay\"") && metrics.contains("ussd_hop_duration_seconds_bucket"))
             #expect(metrics.contains("ussd_active_sessions"))
         }
-        #expect(try await harness.wallet.balances(sender).main == .shillings(700))
+        #expect(try await harness.wallet.balances(sender).main == .shillings(693), "300 and its fee of 7")
         #expect(try await harness.wallet.balances(recipient).main == .shillings(300))
         #expect(try await harness.movements(kind: "p2p") == 1)
         try await harness.audit()
@@ -96,7 +97,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             #expect(Set(replies).count == 1, "every copy got the same reply: \(replies)")
             #expect(replies[0].hasPrefix("END Sent KES 250 to"))
         }
-        #expect(try await harness.wallet.balances(sender).main == .shillings(750))
+        #expect(try await harness.wallet.balances(sender).main == .shillings(743), "250 and its fee of 7, once")
         #expect(try await harness.movements(kind: "p2p") == 1)
         try await harness.audit()
         await harness.finish()
@@ -248,7 +249,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
                 #expect(replies[6] == replies[5])
             }
         }
-        #expect(try await harness.wallet.balances(sender).main == .shillings(700))
+        #expect(try await harness.wallet.balances(sender).main == .shillings(693), "300 and its fee of 7")
         #expect(try await harness.wallet.balances(recipient).main == .shillings(300))
         #expect(try await harness.movements(kind: "p2p") == 1)
         try await harness.audit()

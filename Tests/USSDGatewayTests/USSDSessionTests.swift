@@ -105,7 +105,7 @@ import Wallet
             )
             #expect(try await phone.dial().hasPrefix("CON Welcome Achieng"))
         }
-        #expect(try await harness.wallet.balances(sender).main == .shillings(800))
+        #expect(try await harness.wallet.balances(sender).main == .shillings(793), "200 and its fee")
         try await harness.audit()
         await harness.finish()
     }

@@ -41,6 +41,9 @@ struct Ledger {
         let (sum, negative) = try row.decode((Int64, Int).self)
         #expect(sum == 0, "balances sum to \(sum)", sourceLocation: sourceLocation)
         #expect(negative == 0, sourceLocation: sourceLocation)
+        // And every check `ussd-gateway ledger audit` makes.
+        let audit = try await self.wallet.auditLedger()
+        #expect(audit.passed, "\(audit.checks.filter { !$0.passed })", sourceLocation: sourceLocation)
     }
 }
 
@@ -230,6 +233,10 @@ struct Ledger {
         let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
         let ledger = Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: pins))
         try await ledger.audit()
+        // Migration 0009's default tier caps a wallet at 500,000 KES, which Otieno would pass.
+        try await ledger.wallet.applyConfiguration(
+            tiers: [KYCTier(name: "standard", perTransaction: 25_000_000, daily: 50_000_000, maxBalance: 100_000_000)], defaultTier: "standard", settings: [:]
+        )
         let achieng = MSISDN("254712345678")!, otieno = MSISDN("254722000111")!
         #expect(try await ledger.wallet.balances(achieng).main == .shillings(100_000))
         await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(200_001), key: key("u1")) }

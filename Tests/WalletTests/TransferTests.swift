@@ -75,6 +75,10 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
         let ledger = try await Ledger.make()
         let achieng = try await ledger.funded("254712345678", cents: 200_000_000)
         let otieno = try await ledger.funded("254722000111", cents: 0)
+        // Otieno will hold 1,000,000 KES: over the default tier's maximum balance.
+        try await ledger.wallet.applyConfiguration(
+            tiers: [KYCTier(name: "standard", perTransaction: 25_000_000, daily: 50_000_000, maxBalance: 200_000_000)], defaultTier: "standard", settings: [:]
+        )
         // Yesterday (Nairobi time) Achieng sent the whole day's limit.
         let from = try await ledger.account("254712345678", "main"), to = try await ledger.account("254722000111", "main")
         for index in 0..<2 {

@@ -20,5 +20,8 @@ public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
     public static func < (lhs: Amount, rhs: Amount) -> Bool { lhs.cents < rhs.cents }
     public static let zero = Amount(cents: 0)
-    public var description: String { "\(self.cents / 100).\(String(format: "%02lld", self.cents % 100))" }
+    public var description: String {
+        let magnitude = self.cents.magnitude
+        return (self.cents < 0 ? "-" : "") + "\(magnitude / 100).\(String(format: "%02llu", magnitude % 100))"
+    }
 }

@@ -1,0 +1,60 @@
+import Foundation
+import Menus
+import Postgres
+import Wallet
+
+extension GatewayConfig {
+    /// The settings written to the audit trail when they change between start-ups: what changes
+    /// the money's rules or where it goes. Never a secret: tokens, keys, peppers and passwords are
+    /// recorded only as set or not set.
+    public func auditedSettings(menus: MenuDocument) -> [String: String] {
+        func set(_ value: String?) -> String { value == nil ? "not set" : "set" }
+        var settings: [String: String] = [
+            "environment": "\(self.environment)",
+            "pin.lock_minutes": String(self.pinLockMinutes),
+            "pin.scrypt_n": String(self.pinHashCost.n),
+            "session.ttl_seconds": String(self.sessionTTLSeconds),
+            "hop.deadline_ms": String(self.hopDeadline.inMilliseconds),
+            "ussd.rate_limit_per_minute": String(self.ussdRateLimitPerMinute),
+            "sms.rate_limit_per_minute": String(self.smsRateLimitPerMinute),
+            "callbacks.token": set(self.callbackToken ?? self.mpesaCallbackToken ?? self.africasTalkingCallbackToken),
+            "callbacks.allowed_cidrs": self.callbackAllowedCIDRs.map { "\($0)" }.joined(separator: ","),
+            "callbacks.trusted_proxies": self.trustedProxyCIDRs.map { "\($0)" }.joined(separator: ","),
+            "public_base_url": self.publicBaseURL ?? "not set",
+            "mpesa.base_url": self.mpesa.baseURL,
+            "mpesa.shortcode": self.mpesa.shortcode ?? "not set",
+            "mpesa.b2c_shortcode": self.mpesa.b2cShortcode ?? "not set",
+            "mpesa.transaction_type": "\(self.mpesa.transactionType)",
+            "mpesa.credentials": set(self.mpesa.consumerSecret),
+            "sandbox.mpesa": String(self.sandbox.mpesa),
+            "sandbox.sms": String(self.sandbox.sms),
+            "menus.path": self.menusPath,
+            "menus.version": String(menus.version),
+        ]
+        for (kind, bands) in menus.tariffs ?? [:] {
+            settings["tariff.\(kind)"] = bands.map { "up to \($0.upTo): \($0.fee)" }.joined(separator: "; ")
+        }
+        return settings
+    }
+
+    /// The KYC tiers of `menus` in cents, and the default tier: the document's, or one `standard`
+    /// tier with M-Pesa's limits when it declares none.
+    public static func tiers(of menus: MenuDocument) -> (tiers: [KYCTier], defaultTier: String) {
+        guard let section = menus.tiers else {
+            return ([KYCTier(name: "standard", perTransaction: 25_000_000, daily: 50_000_000, maxBalance: 50_000_000)], "standard")
+        }
+        let tiers = section.levels.sorted { $0.key < $1.key }.map { name, limits in
+            KYCTier(
+                name: name, perTransaction: Int64(limits.perTransaction) * 100, daily: Int64(limits.daily) * 100, maxBalance: Int64(limits.maxBalance) * 100
+            )
+        }
+        return (tiers, section.default)
+    }
+}
+
+/// Brings the database in line with this start-up's configuration (the KYC tiers) and records the
+/// configuration in the audit trail when it changed. `serve` refuses to start when this fails.
+public func applyStartupConfiguration(config: GatewayConfig, menus: MenuDocument, wallet: Wallet) async throws -> Bool {
+    let (tiers, defaultTier) = GatewayConfig.tiers(of: menus)
+    return try await wallet.applyConfiguration(tiers: tiers, defaultTier: defaultTier, settings: config.auditedSettings(menus: menus))
+}

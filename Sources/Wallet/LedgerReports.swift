@@ -1,0 +1,311 @@
+import Foundation
+import Postgres
+
+/// What `ledger audit` found: each check, and whether it held.
+public struct LedgerAudit: Sendable, Hashable, Codable {
+    public struct Check: Sendable, Hashable, Codable {
+        public let name: String
+        public let passed: Bool
+        /// What was found: a figure when it passed, the offending rows (at most 20) when not.
+        public let details: [String]
+    }
+
+    public let checks: [Check]
+    /// Facts for a person that are not breaches: open review items, requests waiting for approval.
+    public let notes: [String]
+    public var passed: Bool { self.checks.allSatisfy(\.passed) }
+}
+
+/// One day's reconciliation (Africa/Nairobi), all amounts in cents.
+public struct DailyReport: Sendable, Hashable, Codable {
+    public struct Line: Sendable, Hashable, Codable {
+        public let status: String
+        public let count: Int64
+        public let sum: Int64
+    }
+
+    /// What one side says against the ledger's movement, and why they differ when they do.
+    public struct Comparison: Sendable, Hashable, Codable {
+        public let name: String
+        public let reported: Int64
+        public let ledger: Int64
+        public var difference: Int64 { self.ledger - self.reported }
+        public let reasons: [String]
+    }
+
+    public let date: String
+    /// STK deposits started that day, by status now.
+    public let deposits: [Line]
+    /// Payouts started that day, by status now.
+    public let payouts: [Line]
+    /// Deposits credited that day (their transfer's time).
+    public let depositsCredited: Line
+    /// Payouts settled as paid that day (their hold's resolution time).
+    public let payoutsPaid: Line
+    /// Movements between customers that day: sends, savings, fees, corrections, reversals.
+    public let movements: [Line]
+    public let feesEarned: Int64
+    /// The float, in-flight and fee-income accounts' net movement that day, from the transfers.
+    public let floatMovement: Int64
+    public let inFlightMovement: Int64
+    public let feeIncomeMovement: Int64
+    public let suspenseMovement: Int64
+    public let comparisons: [Comparison]
+    public let openReviewItems: Int64
+    public let reviewItemsReceived: Int64
+    public var balanced: Bool { self.comparisons.allSatisfy { $0.difference == 0 } }
+}
+
+extension Wallet {
+    // MARK: Ledger audit
+
+    /// Checks the ledger's invariants: balances sum to zero; no customer balance is negative;
+    /// every balance and hold is what the transfers make it; every hold belongs to a live payout;
+    /// no hold is older than `maxHoldAge`.
+    public func auditLedger(maxHoldAge: Duration = .seconds(48 * 3600)) async throws -> LedgerAudit {
+        try await self.postgres.transaction { tx in
+            // One snapshot for every check.
+            try await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            var checks: [LedgerAudit.Check] = []
+            func check(_ name: String, _ query: PostgresQuery, passing: String) async throws {
+                let rows = try await tx.query(query).map { try $0.decode(String.self, column: 0) }
+                checks.append(LedgerAudit.Check(name: name, passed: rows.isEmpty, details: rows.isEmpty ? [passing] : Array(rows.prefix(20))))
+            }
+            let (total, accounts) = try await tx.query("SELECT coalesce(sum(balance), 0)::bigint, count(*) FROM account_balances").single()!
+                .decode((Int64, Int64).self)
+            checks.append(
+                LedgerAudit.Check(
+                    name: "balances sum to zero", passed: total == 0,
+                    details: ["sum of \(accounts) account balances: \(total) cents"]
+                )
+            )
+            try await check(
+                "no customer balance is negative",
+                """
+                SELECT format('account %s (%s of %s): balance %s, held %s', a.id, a.kind, c.msisdn, a.balance, a.held)
+                FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE a.balance < 0 OR a.balance - a.held < 0 ORDER BY a.id
+                """,
+                passing: "every customer account holds at least what it has on hold"
+            )
+            try await check(
+                "balances are what the transfers make them",
+                """
+                WITH moved AS (
+                    SELECT account, sum(delta)::bigint AS delta FROM (
+                        SELECT credit_account AS account, amount AS delta FROM transfers WHERE status = 'posted'
+                        UNION ALL SELECT debit_account, -amount FROM transfers WHERE status = 'posted') m
+                    GROUP BY account)
+                SELECT format('account %s (%s): balance %s, transfers say %s', b.id, b.kind, b.balance, coalesce(m.delta, 0))
+                FROM account_balances b LEFT JOIN moved m ON m.account = b.id WHERE b.balance <> coalesce(m.delta, 0) ORDER BY b.id
+                """,
+                passing: "every balance equals its posted credits less its posted debits"
+            )
+            try await check(
+                "holds are what the pending transfers make them",
+                """
+                SELECT format('account %s (%s): held %s, pending transfers say %s', a.id, a.kind, a.held, coalesce(p.total, 0))
+                FROM accounts a LEFT JOIN (SELECT debit_account, sum(amount)::bigint AS total FROM transfers WHERE status = 'pending' GROUP BY debit_account) p
+                    ON p.debit_account = a.id
+                WHERE a.held <> coalesce(p.total, 0) ORDER BY a.id
+                """,
+                passing: "every hold equals its account's pending transfers"
+            )
+            try await check(
+                "every hold belongs to a live payout",
+                """
+                SELECT format('pending transfer %s (%s cents): %s', t.id, t.amount,
+                              CASE WHEN p.id IS NULL THEN 'no payout' ELSE 'its payout ' || p.id || ' is ' || p.status END)
+                FROM transfers t LEFT JOIN payouts p ON p.transfer_id = t.id
+                WHERE t.status = 'pending' AND (p.id IS NULL OR p.status NOT IN ('reserved', 'sent', 'unknown', 'needs_review')) ORDER BY t.created_at
+                """,
+                passing: "every pending transfer is a payout in flight"
+            )
+            let hours = Double(maxHoldAge.components.seconds) / 3600
+            try await check(
+                "no hold older than \(hours.formatted()) h",
+                """
+                SELECT format('payout %s of %s: %s cents held since %s (%s)', p.id, p.msisdn, t.amount, t.created_at, p.status)
+                FROM transfers t JOIN payouts p ON p.transfer_id = t.id
+                WHERE t.status = 'pending' AND t.created_at < now() - make_interval(secs => \(Double(maxHoldAge.components.seconds))) ORDER BY t.created_at
+                """,
+                passing: "no payout has held money longer than that"
+            )
+            var notes: [String] = []
+            let open = try await tx.query("SELECT count(*) FROM mpesa_review WHERE resolution IS NULL").single()!.decode(Int64.self, column: 0)
+            if open > 0 { notes.append("\(open) M-Pesa review item(s) open (mpesa review)") }
+            let waiting = try await tx.query("SELECT count(*) FROM ledger_requests WHERE status = 'pending'").single()!.decode(Int64.self, column: 0)
+            if waiting > 0 { notes.append("\(waiting) ledger request(s) waiting for approval (ledger requests)") }
+            return LedgerAudit(checks: checks, notes: notes)
+        }
+    }
+
+    // MARK: Daily reconciliation
+
+    /// The reconciliation of one Nairobi day (`YYYY-MM-DD`): deposits and payouts by status,
+    /// what was credited and paid set against the float and in-flight accounts' movements, fees
+    /// earned, corrections, open review items, and each difference with its reason.
+    public func dailyReport(date: String) async throws -> DailyReport {
+        guard date.range(of: #"^\d{4}-\d{2}-\d{2}$"#, options: .regularExpression) != nil else {
+            throw WalletError.invalidArgument("the date must be YYYY-MM-DD")
+        }
+        return try await self.postgres.transaction { tx in
+            try await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            let valid: Bool
+            do {
+                valid = try await tx.query("SELECT to_char(\(date)::date, 'YYYY-MM-DD') = \(date)").single()!.decode(Bool.self, column: 0)
+            } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
+                valid = false
+            }
+            guard valid else { throw WalletError.invalidArgument("no such date \(date)") }
+            func lines(_ query: PostgresQuery) async throws -> [DailyReport.Line] {
+                try await tx.query(query).map {
+                    let (status, count, sum) = try $0.decode((String, Int64, Int64).self)
+                    return DailyReport.Line(status: status, count: count, sum: sum)
+                }
+            }
+            func figure(_ query: PostgresQuery) async throws -> Int64 { try await tx.query(query).single()!.decode(Int64.self, column: 0) }
+            func line(_ name: String, _ query: PostgresQuery) async throws -> DailyReport.Line {
+                let (count, sum) = try await tx.query(query).single()!.decode((Int64, Int64).self)
+                return DailyReport.Line(status: name, count: count, sum: sum)
+            }
+            let deposits = try await lines(
+                """
+                SELECT status, count(*), coalesce(sum(amount), 0)::bigint FROM deposits
+                WHERE (created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date GROUP BY status ORDER BY status
+                """
+            )
+            let payouts = try await lines(
+                """
+                SELECT status, count(*), coalesce(sum(amount), 0)::bigint FROM payouts
+                WHERE (created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date GROUP BY status ORDER BY status
+                """
+            )
+            let credited = try await line(
+                "credited",
+                """
+                SELECT count(*), coalesce(sum(t.amount), 0)::bigint FROM deposits d JOIN transfers t ON t.id = d.transfer_id
+                WHERE d.status = 'completed' AND (t.created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                """
+            )
+            let paid = try await line(
+                "paid",
+                """
+                SELECT count(*), coalesce(sum(t.amount), 0)::bigint FROM payouts p JOIN transfers t ON t.id = p.transfer_id
+                WHERE p.status = 'paid' AND t.status = 'posted' AND (t.resolved_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                """
+            )
+            let movements = try await lines(
+                """
+                SELECT kind, count(*), coalesce(sum(amount), 0)::bigint FROM transfers
+                WHERE status = 'posted' AND kind IN ('p2p', 'save', 'unsave', 'fee', 'adjustment', 'reversal')
+                    AND (created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                GROUP BY kind ORDER BY kind
+                """
+            )
+            // A system account's net movement that day: posted credits less posted debits, each
+            // counted when it was posted (a hold that became a payment, when it was resolved).
+            func movement(_ kind: String) async throws -> Int64 {
+                try await figure(
+                    """
+                    SELECT coalesce(sum(CASE WHEN t.credit_account = a.id THEN t.amount ELSE -t.amount END), 0)::bigint
+                    FROM accounts a JOIN transfers t ON a.id IN (t.debit_account, t.credit_account)
+                    WHERE a.customer_id IS NULL AND a.kind = \(kind) AND t.status = 'posted'
+                        AND (coalesce(t.resolved_at, t.created_at) AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                    """
+                )
+            }
+            let float = try await movement("mpesa_float")
+            let inFlight = try await movement("payouts_in_flight")
+            let feeIncome = try await movement("fee_income")
+            let suspense = try await movement("suspense")
+            let fees = movements.first { $0.status == "fee" }?.sum ?? 0
+
+            var comparisons: [DailyReport.Comparison] = []
+            // Deposits: every credit leaves the float; a float movement no deposit explains is named.
+            var depositReasons: [String] = []
+            if -float != credited.sum {
+                depositReasons = try await tx.query(
+                    """
+                    SELECT format('transfer %s (%s cents, %s) has no completed deposit', t.id, t.amount, t.kind)
+                    FROM transfers t JOIN accounts a ON a.id IN (t.debit_account, t.credit_account)
+                    WHERE a.customer_id IS NULL AND a.kind = 'mpesa_float' AND t.status = 'posted'
+                        AND (coalesce(t.resolved_at, t.created_at) AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                        AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.transfer_id = t.id AND d.status = 'completed')
+                    ORDER BY t.created_at LIMIT 20
+                    """
+                ).map { try $0.decode(String.self, column: 0) }
+                if depositReasons.isEmpty { depositReasons = ["the float moved by other than deposits credited that day"] }
+            }
+            comparisons.append(.init(name: "deposits credited / float out", reported: credited.sum, ledger: -float, reasons: depositReasons))
+            var payoutReasons: [String] = []
+            if inFlight != paid.sum {
+                payoutReasons = try await tx.query(
+                    """
+                    SELECT format('transfer %s (%s cents) was posted to in-flight but its payout is %s', t.id, t.amount, coalesce(p.status, 'missing'))
+                    FROM transfers t JOIN accounts a ON a.id = t.credit_account LEFT JOIN payouts p ON p.transfer_id = t.id
+                    WHERE a.customer_id IS NULL AND a.kind = 'payouts_in_flight' AND t.status = 'posted'
+                        AND (coalesce(t.resolved_at, t.created_at) AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                        AND (p.id IS NULL OR p.status <> 'paid')
+                    ORDER BY t.created_at LIMIT 20
+                    """
+                ).map { try $0.decode(String.self, column: 0) }
+                if payoutReasons.isEmpty { payoutReasons = ["the in-flight account moved by other than payouts paid that day"] }
+            }
+            comparisons.append(.init(name: "payouts paid / in-flight in", reported: paid.sum, ledger: inFlight, reasons: payoutReasons))
+            comparisons.append(
+                .init(
+                    name: "fees charged / fee income", reported: fees, ledger: feeIncome,
+                    reasons: fees == feeIncome ? [] : ["the fee-income account moved by other than fees charged that day"]
+                )
+            )
+            let adjustments = try await figure(
+                """
+                SELECT coalesce(sum(CASE WHEN r.direction = 'to_suspense' THEN r.amount ELSE -r.amount END), 0)::bigint
+                FROM ledger_requests r JOIN transfers t ON t.id = r.transfer_id
+                WHERE r.kind = 'adjustment' AND (t.created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                """
+            )
+            comparisons.append(
+                .init(
+                    name: "approved corrections / suspense", reported: adjustments, ledger: suspense,
+                    reasons: adjustments == suspense ? [] : ["the suspense account moved by other than approved corrections that day"]
+                )
+            )
+            let open = try await figure("SELECT count(*) FROM mpesa_review WHERE resolution IS NULL")
+            let received = try await figure(
+                "SELECT count(*) FROM mpesa_review WHERE (received_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date"
+            )
+            return DailyReport(
+                date: date, deposits: deposits, payouts: payouts, depositsCredited: credited, payoutsPaid: paid, movements: movements,
+                feesEarned: fees, floatMovement: float, inFlightMovement: inFlight, feeIncomeMovement: feeIncome, suspenseMovement: suspense,
+                comparisons: comparisons, openReviewItems: open, reviewItemsReceived: received
+            )
+        }
+    }
+
+    // MARK: M-Pesa review
+
+    /// Closes a review item once, after a credit, a refund, or nothing; written to the audit trail
+    /// in the same transaction. False when there is no such open item.
+    public func resolveReviewItem(_ id: Int64, resolution: String, note: String, by action: OperatorAction) async throws -> Bool {
+        guard ["credited", "refunded", "nothing"].contains(resolution) else {
+            throw WalletError.invalidArgument("the outcome is credited, refunded or nothing")
+        }
+        return try await self.postgres.transaction { tx in
+            guard let row = try await tx.query(
+                """
+                UPDATE mpesa_review SET resolution = \(resolution), resolved_by = \(action.operatorName), resolved_at = now(), resolution_note = \(note)
+                WHERE id = \(id) AND resolution IS NULL
+                RETURNING kind, reference, reason, (SELECT d.msisdn FROM deposits d WHERE d.id = deposit_id), (SELECT p.msisdn FROM payouts p WHERE p.id = payout_id)
+                """
+            ).single() else { return false }
+            let (kind, reference, reason, depositor, payee) = try row.decode((String, String, String, String?, String?).self)
+            try await Self.audit(
+                tx, actor: action.operatorName, "mpesa.review_resolved", msisdn: depositor ?? payee, reason: action.reason,
+                before: ["item": String(id), "kind": kind, "reference": reference, "reason": reason, "status": "open"],
+                after: ["item": String(id), "resolution": resolution, "note": note]
+            )
+            return true
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Postgres
+import USSDGateway
+import Wallet
+
+/// `ussd-gateway ledger ...`: the invariants checked, and corrections under four eyes.
+struct LedgerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger",
+        abstract: "The ledger: check its invariants; ask for, approve or reject corrections and reversals (maker-checker).",
+        subcommands: [Audit.self, Adjust.self, Reverse.self, Requests.self, Approve.self, Reject.self]
+    )
+
+    struct Audit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the ledger: balances sum to zero, no customer balance is negative, balances and holds are what the transfers make them, every hold belongs to a live payout and none is too old. Exit 1 on any breach, for cron or a Kubernetes CronJob."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "The oldest a payout's hold may be, in hours.") var maxHoldHours = 48
+        @Flag(help: "Print JSON, for scripts.") var json = false
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            guard (1...8760).contains(self.maxHoldHours) else { throw refusal("--max-hold-hours must be from 1 to 8760") }
+            let audit = try await withPostgres(config, doing: "auditing the ledger") {
+                try await wallet(config, $0).auditLedger(maxHoldAge: .seconds(self.maxHoldHours * 3600))
+            }
+            if self.json {
+                print(try jsonText(audit))
+            } else {
+                for check in audit.checks {
+                    print("\(check.passed ? "ok     " : "BREACH ") \(check.name)")
+                    for detail in check.details { print("        \(detail)") }
+                }
+                for note in audit.notes { print("note    \(note)") }
+                print(audit.passed ? "ledger audit passed" : "ledger audit FAILED")
+            }
+            if !audit.passed { throw ExitCode(1) }
+        }
+    }
+
+    struct Adjust: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask for a correction of a customer's main account against the suspense account. It takes effect only when another operator runs `ledger approve <id>`."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "The customer's number, in any usual Kenyan form.") var to: String
+        @Option(help: "The amount in shillings, e.g. 500 or 1250.50.") var amount: String
+        @Flag(help: "Credit the customer from suspense (money owed to them).") var fromSuspense = false
+        @Flag(help: "Debit the customer into suspense (money credited by mistake).") var toSuspense = false
+        @Option(name: .customLong("operator"), help: "Who is asking.") var operatorName: String
+        @Option(help: "Why (for the approver and the audit trail).") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            guard self.fromSuspense != self.toSuspense else { throw refusal("give exactly one of --from-suspense and --to-suspense") }
+            let msisdn = try msisdnArgument(self.to, named: "--to")
+            let amount = try shillingsArgument(self.amount, named: "--amount")
+            let action = try operatorAction(self.operatorName, self.reason)
+            let request = try await withPostgres(config, doing: "asking for the correction") {
+                try await wallet(config, $0).requestAdjustment(msisdn, amount: amount, direction: self.fromSuspense ? .fromSuspense : .toSuspense, by: action)
+            }
+            print("request #\(request.id): \(describe(request)); waiting for another operator: ledger approve \(request.id)")
+        }
+    }
+
+    struct Reverse: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask for a wrong send to be reversed (the amount back from the recipient; the fee is kept). It takes effect when another operator approves it, and only if the recipient still holds the money."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The send's reference: its transfer id, as `customer show` lists it.") var reference: String
+        @Option(name: .customLong("operator"), help: "Who is asking.") var operatorName: String
+        @Option(help: "Why (for the approver and the audit trail).") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let action = try operatorAction(self.operatorName, self.reason)
+            let request = try await withPostgres(config, doing: "asking for the reversal") { try await wallet(config, $0).requestReversal(of: self.reference, by: action) }
+            print("request #\(request.id): \(describe(request)); waiting for another operator: ledger approve \(request.id)")
+        }
+    }
+
+    struct Requests: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List corrections and reversals waiting for approval (or all of them), newest first.")
+        @OptionGroup var options: ConfigOptions
+        @Flag(help: "Also list the decided ones.") var all = false
+        @Flag(help: "Print JSON, for scripts.") var json = false
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let requests = try await withPostgres(config, doing: "listing requests") { try await wallet(config, $0).ledgerRequests(pendingOnly: !self.all) }
+            if self.json { return print(try jsonText(requests)) }
+            print(requests.isEmpty ? "no requests" : requests.map { "#\($0.id)\t\($0.status)\t\(describe($0))" }.joined(separator: "\n"))
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Approve a request: its transfer is posted, the customer gets an SMS, and the audit trail records both operators. Not by the operator who asked."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The request's id.") var id: Int64
+        @Option(name: .customLong("operator"), help: "Who is approving (not who asked).") var operatorName: String
+        @Option(help: "Why (for the audit trail), e.g. what was checked.") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let action = try operatorAction(self.operatorName, self.reason)
+            let request = try await withPostgres(config, doing: "approving") { try await wallet(config, $0).approve(self.id, by: action) }
+            print("approved #\(request.id): \(describe(request)); transfer \(request.transfer ?? "?")")
+        }
+    }
+
+    struct Reject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Turn a request down; nothing moves. Audited.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The request's id.") var id: Int64
+        @Option(name: .customLong("operator"), help: "Who is rejecting.") var operatorName: String
+        @Option(help: "Why (for the audit trail).") var reason: String
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let action = try operatorAction(self.operatorName, self.reason)
+            let request = try await withPostgres(config, doing: "rejecting") { try await wallet(config, $0).reject(self.id, by: action) }
+            print("rejected #\(request.id): \(describe(request))")
+        }
+    }
+}
+
+/// One request in words: `adjustment: KES 500.00 to 254712345678 from suspense, asked by wanjiru (why)`.
+func describe(_ request: LedgerRequest) -> String {
+    let amount = "KES \(Amount(cents: request.amount))"
+    let what: String
+    switch request.kind {
+    case .adjustment:
+        what = request.direction == .fromSuspense ? "adjustment: \(amount) to \(request.msisdn) from suspense" : "adjustment: \(amount) from \(request.msisdn) to suspense"
+    case .reversal:
+        what = "reversal of \(request.reference ?? "?"): \(amount) back to \(request.msisdn)"
+    }
+    var text = "\(what), asked by \(request.requestedBy) (\(request.reason))"
+    if let decider = request.decidedBy { text += ", \(request.status) by \(decider)" }
+    return text
+}
+
+/// `ussd-gateway report daily --date YYYY-MM-DD [--csv]`.
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "report", abstract: "Reports for finance and the regulator.", subcommands: [Daily.self])
+
+    struct Daily: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One Nairobi day's reconciliation: deposits and payouts by status, set against the float and in-flight accounts' movements; fees; corrections; open review items; each difference with its reason. Exit 1 when anything does not reconcile."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "The day, YYYY-MM-DD (Africa/Nairobi).") var date: String
+        @Flag(help: "Print CSV (section,item,count,amount_kes), for a spreadsheet.") var csv = false
+        @Flag(help: "Print JSON, for scripts.") var json = false
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let report: DailyReport
+            do {
+                report = try await withPostgres(config, doing: "the daily report") { try await wallet(config, $0).dailyReport(date: self.date) }
+            }
+            if self.json {
+                print(try jsonText(report))
+            } else if self.csv {
+                print(Self.csv(report))
+            } else {
+                print(Self.text(report))
+            }
+            if !report.balanced { throw ExitCode(1) }
+        }
+
+        static func kes(_ cents: Int64) -> String { Amount(cents: cents).description }
+
+        static func rows(_ report: DailyReport) -> [(section: String, item: String, count: Int64?, cents: Int64)] {
+            var rows: [(String, String, Int64?, Int64)] = []
+            rows += report.deposits.map { ("deposits started", $0.status, $0.count, $0.sum) }
+            rows.append(("deposits", "credited", report.depositsCredited.count, report.depositsCredited.sum))
+            rows += report.payouts.map { ("payouts started", $0.status, $0.count, $0.sum) }
+            rows.append(("payouts", "paid", report.payoutsPaid.count, report.payoutsPaid.sum))
+            rows += report.movements.map { ("movements", $0.status, $0.count, $0.sum) }
+            rows.append(("fees", "earned", nil, report.feesEarned))
+            rows += [
+                ("ledger", "mpesa_float net", nil, report.floatMovement), ("ledger", "payouts_in_flight net", nil, report.inFlightMovement),
+                ("ledger", "fee_income net", nil, report.feeIncomeMovement), ("ledger", "suspense net", nil, report.suspenseMovement),
+            ]
+            rows += report.comparisons.map { ("difference", $0.name, nil, $0.difference) }
+            rows.append(("review", "open items", report.openReviewItems, 0))
+            rows.append(("review", "received that day", report.reviewItemsReceived, 0))
+            return rows
+        }
+
+        static func csv(_ report: DailyReport) -> String {
+            func field(_ text: String) -> String { text.contains(where: { ",\"\n".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text }
+            var lines = ["date,section,item,count,amount_kes"]
+            for row in Self.rows(report) {
+                lines.append([report.date, row.section, row.item, row.count.map(String.init) ?? "", Self.kes(row.cents)].map(field).joined(separator: ","))
+            }
+            return lines.joined(separator: "\n")
+        }
+
+        static func text(_ report: DailyReport) -> String {
+            var lines = ["Daily reconciliation \(report.date) (Africa/Nairobi)"]
+            var section = ""
+            for row in Self.rows(report) where row.section != "difference" {
+                if row.section != section {
+                    section = row.section
+                    lines.append(section + ":")
+                }
+                lines.append("  \(row.item): " + (row.count.map { "\($0), " } ?? "") + "KES \(Self.kes(row.cents))")
+            }
+            lines.append("reconciliation:")
+            for comparison in report.comparisons {
+                let state = comparison.difference == 0 ? "ok" : "DIFFERENCE KES \(Self.kes(comparison.difference))"
+                lines.append("  \(comparison.name): reported KES \(Self.kes(comparison.reported)), ledger KES \(Self.kes(comparison.ledger)): \(state)")
+                for reason in comparison.reasons { lines.append("    because \(reason)") }
+            }
+            lines.append(report.balanced ? "everything reconciles" : "NOT RECONCILED")
+            return lines.joined(separator: "\n")
+        }
+    }
+}

@@ -1,0 +1,322 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+import Wallet
+
+extension Ledger {
+    /// A system account's balance, shards included.
+    func systemBalance(_ kind: String) async throws -> Int64 {
+        try await self.postgres.query("SELECT balance FROM account_balances WHERE customer_id IS NULL AND kind = \(kind)").single()!.decode(Int64.self, column: 0)
+    }
+
+    func actions(_ msisdn: MSISDN) async throws -> [String] {
+        try await self.wallet.auditTrail(msisdn).map(\.action)
+    }
+
+    func queued(_ msisdn: MSISDN, _ template: String) async throws -> [String] {
+        try await self.postgres.query("SELECT params::text FROM outbox WHERE recipient = \(msisdn.value) AND template = \(template) ORDER BY id")
+            .map { try $0.decode(String.self, column: 0) }
+    }
+
+    /// Today in Nairobi, as the daily report names days.
+    func nairobiToday() async throws -> String {
+        try await self.postgres.query("SELECT to_char(now() AT TIME ZONE 'Africa/Nairobi', 'YYYY-MM-DD')").single()!.decode(String.self, column: 0)
+    }
+}
+
+/// The support desk's commands on the wallet: PIN resets, blocks, tiers, corrections under four
+/// eyes, reversals, fees, the ledger audit, the daily reconciliation and review items closed out.
+@Suite struct OperatorDeskTests {
+    let wanjiru = try! OperatorAction(operator: "wanjiru", reason: "caller verified with national ID")
+    let kamau = try! OperatorAction(operator: "kamau", reason: "checked the M-Pesa statement")
+
+    @Test func aResetPINMustBeReplacedBeforeAnyPINWorksAndTheCustomerIsTold() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 10_000)
+        for _ in 0..<3 { _ = try? await ledger.wallet.verifyPIN(achieng, pin: "9999") }
+        #expect(try await ledger.wallet.customer(achieng).isLocked())
+
+        #expect(try await ledger.wallet.resetPIN(achieng, by: self.wanjiru) == .changed)
+        #expect(try await ledger.wallet.resetPIN(achieng, by: self.wanjiru) == .unchanged, "a reset already waiting changes nothing")
+        #expect(try await ledger.wallet.resetPIN(MSISDN("254799000111")!, by: self.wanjiru) == .notRegistered)
+        let customer = try await ledger.wallet.customer(achieng)
+        #expect(customer.pinResetRequired && !customer.isLocked(), "a reset lifts the lock")
+        // Not even the old, right PIN works until a new one is set.
+        await #expect(throws: WalletError.pinResetRequired) { try await ledger.wallet.verifyPIN(achieng, pin: "4826") }
+        await #expect(throws: WalletError.weakPIN) { try await ledger.wallet.completePINReset(achieng, new: "1234") }
+        try await ledger.wallet.completePINReset(achieng, new: "5913")
+        await #expect(throws: WalletError.tokenExpired) { try await ledger.wallet.completePINReset(achieng, new: "6024") }
+        try await ledger.wallet.verifyPIN(achieng, pin: "5913")
+        await #expect(throws: WalletError.self) { try await ledger.wallet.verifyPIN(achieng, pin: "4826") }
+
+        #expect(try await ledger.actions(achieng) == ["pin.reset_completed", "pin.reset", "pin.locked"])
+        let reset = try await ledger.wallet.auditTrail(achieng)[1]
+        #expect(reset.actor == "wanjiru" && reset.reason == "caller verified with national ID")
+        #expect(reset.before?.contains("\"locks_in_a_row\": \"1\"") == true && reset.after?.contains("\"pin_reset_required\": \"true\"") == true)
+        #expect(try await ledger.queued(achieng, "pin_reset").count == 1, "one SMS, however often the reset is asked")
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aBlockedCustomerCanOnlyCheckTheBalance() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 100_000)
+        let otieno = try await ledger.funded("254722000111", cents: 100_000)
+        #expect(try await ledger.wallet.block(achieng, by: self.wanjiru) == .changed)
+        #expect(try await ledger.wallet.block(achieng, by: self.wanjiru) == .unchanged)
+
+        await #expect(throws: WalletError.blocked) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(10), key: key("b1")) }
+        await #expect(throws: WalletError.blocked) { try await ledger.wallet.save(achieng, amount: .shillings(10), key: key("b2")) }
+        await #expect(throws: WalletError.blocked) { try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(10), key: key("b3")) }
+        await #expect(throws: WalletError.blocked) { try await ledger.wallet.beginDeposit(achieng, amount: .shillings(10), key: key("b4")) }
+        // Money may still reach them from others, and the balance may be checked.
+        _ = try await ledger.wallet.send(from: otieno, to: achieng, amount: .shillings(5), key: key("b5"))
+        try await ledger.wallet.verifyPIN(achieng, pin: "4826")
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(1_005))
+
+        #expect(try await ledger.wallet.unblock(achieng, by: self.kamau) == .changed)
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(10), key: key("b6"))
+        #expect(try await ledger.actions(achieng) == ["customer.unblocked", "customer.blocked"])
+        let (blockedSMS, unblockedSMS) = (try await ledger.queued(achieng, "account_blocked"), try await ledger.queued(achieng, "account_unblocked"))
+        #expect(blockedSMS.count == 1 && unblockedSMS.count == 1)
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func anAdjustmentTakesEffectOnlyWhenAnotherOperatorApprovesIt() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 10_000)
+        let request = try await ledger.wallet.requestAdjustment(achieng, amount: .shillings(500), direction: .fromSuspense, by: self.wanjiru)
+        #expect(request.status == "pending" && request.amount == 50_000)
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(100), "nothing moves on a request")
+
+        await #expect(throws: LedgerDeskError.sameOperator) { try await ledger.wallet.approve(request.id, by: self.wanjiru) }
+        let shouting = try OperatorAction(operator: "WANJIRU", reason: "approving my own")
+        await #expect(throws: LedgerDeskError.sameOperator) { try await ledger.wallet.approve(request.id, by: shouting) }
+        // The database holds the rule too, whatever the code does.
+        let error = await #expect(throws: PostgresError.self) {
+            try await ledger.postgres.query(
+                "UPDATE ledger_requests SET status = 'rejected', decided_by = 'Wanjiru', decided_at = now() WHERE id = \(request.id)"
+            )
+        }
+        #expect(error?.constraint == "ledger_requests_four_eyes")
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(100))
+
+        let approved = try await ledger.wallet.approve(request.id, by: self.kamau)
+        #expect(approved.status == "approved" && approved.decidedBy == "kamau" && approved.transfer == "adjustment:\(request.id)")
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(600))
+        #expect(try await ledger.systemBalance("suspense") == -50_000)
+        await #expect(throws: LedgerDeskError.alreadyDecided(request.id, "approved")) { try await ledger.wallet.approve(request.id, by: self.kamau) }
+        await #expect(throws: LedgerDeskError.self) { try await ledger.wallet.reject(request.id, by: self.kamau) }
+
+        // A debit larger than the customer can spend is refused, and stays pending until rejected.
+        let tooMuch = try await ledger.wallet.requestAdjustment(achieng, amount: .shillings(601), direction: .toSuspense, by: self.kamau)
+        await #expect(throws: LedgerDeskError.insufficientFunds) { try await ledger.wallet.approve(tooMuch.id, by: self.wanjiru) }
+        #expect(try await ledger.wallet.ledgerRequests().map(\.id) == [tooMuch.id])
+        #expect(try await ledger.wallet.reject(tooMuch.id, by: self.wanjiru).status == "rejected")
+        #expect(try await ledger.wallet.ledgerRequests().isEmpty)
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(600))
+
+        #expect(
+            try await ledger.actions(achieng) == [
+                "ledger.adjustment_rejected", "ledger.adjustment_requested", "ledger.adjustment_approved", "ledger.adjustment_requested",
+            ]
+        )
+        let approval = try await ledger.wallet.auditTrail(achieng)[2]
+        #expect(approval.actor == "kamau" && approval.before?.contains("\"requested_by\": \"wanjiru\"") == true)
+        #expect(try await ledger.queued(achieng, "adjustment") == [#"{"amount": "50000", "reason": "credit", "reference": "ADJ\#(request.id)"}"#])
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aWrongSendIsReversedAfterApprovalOnlyWhileTheRecipientHoldsTheMoney() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 200_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        let juma = try await ledger.funded("254733000222", cents: 0)
+        let wrong = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(700), fee: .shillings(13), key: key("r1"))
+        let request = try await ledger.wallet.requestReversal(of: wrong.key, by: self.wanjiru)
+        await #expect(throws: LedgerDeskError.alreadyReversed(wrong.key)) { try await ledger.wallet.requestReversal(of: wrong.key, by: self.kamau) }
+        await #expect(throws: LedgerDeskError.notASend("r1:fee")) { try await ledger.wallet.requestReversal(of: "r1:fee", by: self.kamau) }
+        await #expect(throws: LedgerDeskError.noSuchTransfer("nope")) { try await ledger.wallet.requestReversal(of: "nope", by: self.kamau) }
+        #expect(try await ledger.wallet.balances(otieno).main == .shillings(700))
+        await #expect(throws: LedgerDeskError.sameOperator) { try await ledger.wallet.approve(request.id, by: self.wanjiru) }
+        _ = try await ledger.wallet.approve(request.id, by: self.kamau)
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(2_000 - 13), "the amount comes back; the fee stays earned")
+        #expect(try await ledger.wallet.balances(otieno).main == .zero)
+        let (returned, taken) = (try await ledger.queued(achieng, "reversal"), try await ledger.queued(otieno, "reversal"))
+        #expect(returned.count == 1 && taken.count == 1 && returned[0].contains(#""reason": "returned""#))
+
+        // Otieno already spent the money of a second wrong send: the approval is refused.
+        let second = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(300), key: key("r2"))
+        _ = try await ledger.wallet.send(from: otieno, to: juma, amount: .shillings(250), key: key("r3"))
+        let refused = try await ledger.wallet.requestReversal(of: second.key, by: self.wanjiru)
+        await #expect(throws: LedgerDeskError.recipientSpent(otieno.value)) { try await ledger.wallet.approve(refused.id, by: self.kamau) }
+        #expect(try await ledger.wallet.balances(otieno).main == .shillings(50))
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aSendChargesItsFeeToFeeIncomeInTheSameTransactionAndTheLedgerStillSumsToZero() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 100_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        let receipt = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(500), fee: .shillings(7), key: key("f1"))
+        #expect(receipt.fee == .shillings(7) && receipt.balances.main == .shillings(493))
+        #expect(try await ledger.wallet.balances(otieno).main == .shillings(500))
+        #expect(try await ledger.systemBalance("fee_income") == 700)
+        // A replay charges nothing more and names the same fee.
+        let replay = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(500), fee: .shillings(7), key: key("f1"))
+        #expect(replay.fee == .shillings(7) && replay.balances.main == .shillings(493))
+        #expect(try await ledger.systemBalance("fee_income") == 700)
+        let sent = try await ledger.queued(achieng, "sent")
+        #expect(sent.count == 1 && sent[0].contains(#""fee": "700""#) && sent[0].contains(#""reason": "fee""#))
+        // The amount alone fits, the amount and its fee do not.
+        await #expect(throws: WalletError.insufficientFunds) {
+            try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(490), fee: .shillings(7), key: key("f2"))
+        }
+        #expect(try await ledger.wallet.balances(achieng).main == .shillings(493))
+        let statement = try await ledger.wallet.statement(achieng, limit: 5).map(\.kind)
+        #expect(statement.prefix(2) == ["fee", "p2p"] || statement.prefix(2) == ["p2p", "fee"], "\(statement)")
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aTiersLimitsRefuseWhatTheyShouldAndAnOperatorMovesACustomerUp() async throws {
+        let ledger = try await Ledger.make()
+        let basic = KYCTier(name: "basic", perTransaction: 100_000, daily: 150_000, maxBalance: 200_000)
+        let full = KYCTier(name: "full", perTransaction: 1_000_000, daily: 2_000_000, maxBalance: 5_000_000)
+        #expect(try await ledger.wallet.applyConfiguration(tiers: [basic, full], defaultTier: "basic", settings: ["pin.lock_minutes": "30"]))
+        #expect(try await ledger.wallet.applyConfiguration(tiers: [basic, full], defaultTier: "basic", settings: ["pin.lock_minutes": "30"]) == false)
+        let achieng = try await ledger.funded("254712345678", cents: 190_000)
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        let juma = try await ledger.funded("254733000222", cents: 150_000)
+
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1_001), key: key("t1")) }
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1_000), key: key("t2"))
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(501), key: key("t3")) }
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(501), key: key("t4")) }
+        // Otieno holds 1,000 of at most 2,000: Juma's 1,001 (Juma's own tier allows it) would take him over.
+        #expect(try await ledger.wallet.setTier(juma, to: "full", by: self.kamau) == .changed)
+        await #expect(throws: WalletError.recipientLimit) { try await ledger.wallet.send(from: juma, to: otieno, amount: .shillings(1_001), key: key("t5")) }
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.beginDeposit(otieno, amount: .shillings(1_001), key: key("t6")) }
+        _ = try await ledger.wallet.beginDeposit(otieno, amount: .shillings(1_000), key: key("t7"))
+
+        #expect(try await ledger.wallet.setTier(otieno, to: "full", by: self.wanjiru) == .changed)
+        #expect(try await ledger.wallet.setTier(otieno, to: "full", by: self.wanjiru) == .unchanged)
+        await #expect(throws: WalletError.self) { try await ledger.wallet.setTier(otieno, to: "platinum", by: self.wanjiru) }
+        _ = try await ledger.wallet.send(from: juma, to: otieno, amount: .shillings(1_001), key: key("t8"))
+        #expect(try await ledger.actions(otieno) == ["customer.tier"])
+        #expect(try await ledger.wallet.auditTrail(otieno)[0].after == #"{"tier": "full"}"#)
+
+        // A tier customers hold cannot be removed; the configuration change is refused whole.
+        await #expect(throws: WalletError.self) { try await ledger.wallet.applyConfiguration(tiers: [basic], defaultTier: "basic", settings: [:]) }
+        #expect(try await ledger.wallet.tiers().map(\.tier.name) == ["basic", "full"])
+        // A changed configuration is recorded with what it replaced.
+        let wider = KYCTier(name: "basic", perTransaction: 100_000, daily: 300_000, maxBalance: 200_000)
+        #expect(try await ledger.wallet.applyConfiguration(tiers: [wider, full], defaultTier: "basic", settings: ["pin.lock_minutes": "30"]))
+        let applied = try await ledger.postgres.query(
+            "SELECT before->>'tier.basic', after->>'tier.basic' FROM audit_log WHERE action = 'config.applied' ORDER BY id"
+        ).map { try $0.decode((String?, String?).self) }
+        #expect(applied.count == 2 && applied[0].0 == nil && applied[1].0 == applied[0].1 && applied[1].1?.contains("daily 300000") == true)
+        _ = try await ledger.wallet.send(from: achieng, to: juma, amount: .shillings(501), key: key("t9"))
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func theDailyReportsTotalsEqualTheLedgers() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = MSISDN("254712345678")!, otieno = MSISDN("254722000111")!
+        try await ledger.wallet.register(msisdn: achieng, name: "Achieng", pin: "4826", language: "en")
+        try await ledger.wallet.register(msisdn: otieno, name: "Otieno", pin: "4826", language: "en")
+        // Two STK deposits paid, one failed, one still pending.
+        for (index, shillings) in [2_000, 1_500, 300, 100].enumerated() {
+            let deposit = try await ledger.wallet.beginDeposit(achieng, amount: .shillings(Int64(shillings)), key: key("d\(index)"))
+            try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_\(index)")
+            if index < 2 {
+                try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_\(index)", receipt: "RCPT\(index)", amount: .shillings(Int64(shillings)), phone: achieng)
+            } else if index == 2 {
+                _ = try await ledger.wallet.failDeposit(.checkout("ws_CO_2"), code: 1032, text: "Request cancelled by user")
+            }
+        }
+        // A payout paid, one failed, one in flight; a send with its fee; an approved correction.
+        let paid = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(400), key: key("w1"))
+        _ = try await ledger.wallet.completeWithdrawal(paid.id, providerTransactionID: "B2C1")
+        let failed = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(200), key: key("w2"))
+        _ = try await ledger.wallet.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
+        _ = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), key: key("w3"))
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1_000), fee: .shillings(13), key: key("s1"))
+        let correction = try await ledger.wallet.requestAdjustment(otieno, amount: .shillings(50), direction: .fromSuspense, by: self.wanjiru)
+        _ = try await ledger.wallet.approve(correction.id, by: self.kamau)
+        try await ledger.wallet.keepForReview(kind: "stk", reference: "ws_CO_unknown", reason: "unknown CheckoutRequestID", body: "{}")
+
+        let today = try await ledger.nairobiToday()
+        let report = try await ledger.wallet.dailyReport(date: today)
+        #expect(report.balanced, "\(report.comparisons)")
+        // Every total against the ledger's own balances (all of it happened today).
+        #expect(report.depositsCredited.count == 2 && report.depositsCredited.sum == 350_000)
+        let (float, inFlight) = (try await ledger.systemBalance("mpesa_float"), try await ledger.systemBalance("payouts_in_flight"))
+        let (feeIncome, suspense) = (try await ledger.systemBalance("fee_income"), try await ledger.systemBalance("suspense"))
+        #expect(report.depositsCredited.sum == -float)
+        #expect(report.payoutsPaid.count == 1 && report.payoutsPaid.sum == 40_000)
+        #expect(report.payoutsPaid.sum == inFlight)
+        #expect(report.feesEarned == 1_300 && report.feesEarned == feeIncome)
+        #expect(report.suspenseMovement == suspense && report.suspenseMovement == -5_000)
+        #expect(report.deposits.map(\.status) == ["completed", "failed", "pending"] && report.deposits.map(\.count) == [2, 1, 1])
+        #expect(Set(report.payouts.map(\.status)) == ["paid", "failed", "reserved"])
+        #expect(report.openReviewItems == 1 && report.reviewItemsReceived == 1)
+        #expect(try await ledger.wallet.dailyReport(date: "2001-01-01").depositsCredited.count == 0)
+        await #expect(throws: WalletError.self) { try await ledger.wallet.dailyReport(date: "2026-02-30") }
+        await #expect(throws: WalletError.self) { try await ledger.wallet.dailyReport(date: "yesterday") }
+
+        // Money out of the float that no deposit explains is a difference, with its reason.
+        try await ledger.post("stray", from: try await ledger.systemAccount("mpesa_float"), to: try await ledger.account(otieno.value, "main"), cents: 999, kind: "deposit")
+        let stray = try await ledger.wallet.dailyReport(date: today)
+        #expect(!stray.balanced)
+        let deposits = try #require(stray.comparisons.first { $0.name.hasPrefix("deposits") })
+        #expect(deposits.difference == 999 && deposits.reasons.contains { $0.contains("stray") }, "\(deposits)")
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func theLedgerAuditFindsHoldsWithoutALivePayoutAndHoldsTooOld() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 100_000)
+        _ = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), key: key("h1"))
+        #expect(try await ledger.wallet.auditLedger().passed)
+        let old = try await ledger.wallet.auditLedger(maxHoldAge: .seconds(0))
+        #expect(!old.passed && old.checks.filter { !$0.passed }.map(\.name) == ["no hold older than 0 h"], "\(old.checks)")
+        // A hold no payout explains.
+        try await ledger.post(
+            "orphan", from: try await ledger.account(achieng.value, "main"), to: try await ledger.systemAccount("payouts_in_flight"), cents: 500,
+            kind: "withdrawal", status: "pending"
+        )
+        let orphan = try await ledger.wallet.auditLedger()
+        let failed = orphan.checks.filter { !$0.passed }
+        #expect(failed.map(\.name) == ["every hold belongs to a live payout"] && failed[0].details.first?.contains("orphan") == true, "\(failed)")
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aReviewItemIsClosedOnceWithItsOutcomeInTheTrail() async throws {
+        let ledger = try await Ledger.make()
+        try await ledger.wallet.keepForReview(kind: "stk", reference: "ws_CO_a", reason: "unknown CheckoutRequestID", body: #"{"a": 1}"#)
+        try await ledger.wallet.keepForReview(kind: "stk", reference: "ws_CO_b", reason: "unknown CheckoutRequestID", body: #"{"b": 1}"#)
+        let items = try await ledger.wallet.reviewItems()
+        #expect(items.count == 2)
+        let first = items[1]
+        #expect(try await ledger.wallet.resolveReviewItem(first.id, resolution: "refunded", note: "refunded by reversal on the M-Pesa portal", by: self.kamau))
+        #expect(try await ledger.wallet.resolveReviewItem(first.id, resolution: "credited", note: "again", by: self.kamau) == false, "once")
+        #expect(try await ledger.wallet.reviewItems().map(\.reference) == ["ws_CO_b"], "only the open ones")
+        let all = try await ledger.wallet.reviewItems(openOnly: false)
+        #expect(all.first { $0.id == first.id }?.resolution == "refunded" && all.first { $0.id == first.id }?.resolvedBy == "kamau")
+        await #expect(throws: WalletError.self) { try await ledger.wallet.resolveReviewItem(items[0].id, resolution: "lost", note: "x", by: self.kamau) }
+        let error = await #expect(throws: PostgresError.self) {
+            try await ledger.postgres.query("UPDATE mpesa_review SET resolution = 'nothing' WHERE id = \(first.id)")
+        }
+        #expect(error?.sqlState == "23001", "restrict_violation")
+        let trail = try await ledger.postgres.query("SELECT actor, after->>'resolution' FROM audit_log WHERE action = 'mpesa.review_resolved'")
+            .map { try $0.decode((String, String).self) }
+        #expect(trail.count == 1 && trail[0] == ("kamau", "refunded"))
+        await ledger.postgres.shutdown()
+    }
+}
