@@ -36,7 +36,7 @@ public struct CallbackGuard: Sendable {
             }
             if difference != 0 {
                 self.refusals?.record(
-                    route: request.uri.path.split(separator: "/").prefix(3).joined(separator: "/"), reason: "wrong or missing callback token",
+                    route: self.route(request), reason: "wrong or missing callback token",
                     source: self.source(request, peer: context.remoteAddress?.ipAddress), status: 404
                 )
                 throw HTTPError(.notFound)
@@ -46,11 +46,18 @@ public struct CallbackGuard: Sendable {
         guard let source = self.source(request, peer: context.remoteAddress?.ipAddress), self.allowed.contains(where: { $0.contains(source) }) else {
             context.logger.warning("callback from a source outside the allowlist", metadata: ["peer": .string(context.remoteAddress?.ipAddress ?? "unknown")])
             self.refusals?.record(
-                route: request.uri.path.split(separator: "/").prefix(3).joined(separator: "/"), reason: "source outside the allowlist",
+                route: self.route(request), reason: "source outside the allowlist",
                 source: self.source(request, peer: context.remoteAddress?.ipAddress), status: 403
             )
             throw HTTPError(.forbidden)
         }
+    }
+
+    /// The route a refused request asked for, by its path without the token segment (never a token,
+    /// right or wrong): `ussd.africastalking`, `mpesa.stk`, ...
+    func route(_ request: Request) -> String {
+        let segments = request.uri.path.split(separator: "/").prefix(6)
+        return (self.token == nil ? segments : segments.dropLast()).joined(separator: ".")
     }
 
     /// A malformed callback that passed the guard: the reason logged and recorded, 400 to the caller.

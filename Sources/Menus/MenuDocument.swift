@@ -27,6 +27,11 @@ public struct MenuDocument: Sendable, Codable {
     public struct TariffBand: Sendable, Codable, Hashable {
         public var upTo: Int
         public var fee: Int
+
+        public init(upTo: Int, fee: Int) {
+            self.upTo = upTo
+            self.fee = fee
+        }
     }
 
     /// KYC tiers: limits in whole shillings per tier, and the tier a new customer gets.

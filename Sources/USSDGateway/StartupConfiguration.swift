@@ -31,6 +31,11 @@ extension GatewayConfig {
             "menus.path": self.menusPath,
             "menus.version": String(menus.version),
         ]
+        if self.sandbox.isOn {
+            // The sandbox's addresses name this process's own port, which changes from run to run.
+            settings["public_base_url"] = "this gateway (sandbox)"
+            if self.sandbox.mpesa { settings["mpesa.base_url"] = "this gateway (sandbox)" }
+        }
         for (kind, bands) in menus.tariffs ?? [:] {
             settings["tariff.\(kind)"] = bands.map { "up to \($0.upTo): \($0.fee)" }.joined(separator: "; ")
         }

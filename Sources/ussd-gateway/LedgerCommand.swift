@@ -183,8 +183,8 @@ struct ReportCommand: AsyncParsableCommand {
 
         static func kes(_ cents: Int64) -> String { Amount(cents: cents).description }
 
-        static func rows(_ report: DailyReport) -> [(section: String, item: String, count: Int64?, cents: Int64)] {
-            var rows: [(String, String, Int64?, Int64)] = []
+        static func rows(_ report: DailyReport) -> [(section: String, item: String, count: Int64?, cents: Int64?)] {
+            var rows: [(String, String, Int64?, Int64?)] = []
             rows += report.deposits.map { ("deposits started", $0.status, $0.count, $0.sum) }
             rows.append(("deposits", "credited", report.depositsCredited.count, report.depositsCredited.sum))
             rows += report.payouts.map { ("payouts started", $0.status, $0.count, $0.sum) }
@@ -195,9 +195,9 @@ struct ReportCommand: AsyncParsableCommand {
                 ("ledger", "mpesa_float net", nil, report.floatMovement), ("ledger", "payouts_in_flight net", nil, report.inFlightMovement),
                 ("ledger", "fee_income net", nil, report.feeIncomeMovement), ("ledger", "suspense net", nil, report.suspenseMovement),
             ]
-            rows += report.comparisons.map { ("difference", $0.name, nil, $0.difference) }
-            rows.append(("review", "open items", report.openReviewItems, 0))
-            rows.append(("review", "received that day", report.reviewItemsReceived, 0))
+            rows += report.comparisons.map { ("difference", $0.name, nil, $0.difference) as (String, String, Int64?, Int64?) }
+            rows.append(("review", "open items", report.openReviewItems, nil))
+            rows.append(("review", "received that day", report.reviewItemsReceived, nil))
             return rows
         }
 
@@ -205,7 +205,7 @@ struct ReportCommand: AsyncParsableCommand {
             func field(_ text: String) -> String { text.contains(where: { ",\"\n".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text }
             var lines = ["date,section,item,count,amount_kes"]
             for row in Self.rows(report) {
-                lines.append([report.date, row.section, row.item, row.count.map(String.init) ?? "", Self.kes(row.cents)].map(field).joined(separator: ","))
+                lines.append([report.date, row.section, row.item, row.count.map(String.init) ?? "", row.cents.map(Self.kes) ?? ""].map(field).joined(separator: ","))
             }
             return lines.joined(separator: "\n")
         }
@@ -218,7 +218,8 @@ struct ReportCommand: AsyncParsableCommand {
                     section = row.section
                     lines.append(section + ":")
                 }
-                lines.append("  \(row.item): " + (row.count.map { "\($0), " } ?? "") + "KES \(Self.kes(row.cents))")
+                let figures = [row.count.map { "\($0)" }, row.cents.map { "KES \(Self.kes($0))" }].compactMap { $0 }
+                lines.append("  \(row.item): " + figures.joined(separator: ", "))
             }
             lines.append("reconciliation:")
             for comparison in report.comparisons {

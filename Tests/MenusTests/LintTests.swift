@@ -49,6 +49,64 @@ import Testing
         document["screens"] = screens
     }
 
+    @Test func tariffsAreRisingBandsWithFeesBelowTheirAmountsCoveringEverySendAmount() throws {
+        // A send screen whose amounts go up to 250,000.
+        func send(_ document: inout [String: Any]) {
+            Self.screens(&document) { screens in
+                screens["main"]!["options"] = [
+                    ["label": ["en": "Balance", "sw": "Salio"], "next": "pin"], ["label": ["en": "Send", "sw": "Tuma"], "next": "amount"],
+                ]
+                screens["amount"] = [
+                    "type": "input", "text": ["en": "Amount", "sw": "Kiasi"], "variable": "amount", "validator": ["type": "amount", "min": 10, "max": 250_000],
+                    "error": ["en": "No", "sw": "Hapana"], "next": "do",
+                ]
+                screens["do"] = [
+                    "type": "action", "action": "wallet.send", "arguments": ["amount": "{amount}"], "next": "help", "errors": ["limit_exceeded": "help"],
+                ]
+            }
+        }
+        let withSend = Self.actions + [ActionSpec(name: "wallet.send", arguments: ["amount"], errors: ["limit_exceeded"])]
+        func lint(_ tariffs: [String: Any]) throws -> [String] {
+            var document = Self.base()
+            send(&document)
+            document["tariffs"] = tariffs
+            return try MenuGraph.load(data: try JSONSerialization.data(withJSONObject: document)).lint(actions: withSend).map(\.description)
+        }
+        #expect(try lint(["p2p": [["upTo": 100, "fee": 0], ["upTo": 250_000, "fee": 100]]]) == [])
+        #expect(try lint(["p2p": [["upTo": 100, "fee": 0], ["upTo": 200_000, "fee": 100]]]) == ["tariffs.p2p: amount allows amounts up to 250000, above the last band (200000)"])
+        #expect(try lint(["p2p": [["upTo": 500, "fee": 0], ["upTo": 400, "fee": 5], ["upTo": 250_000, "fee": 9]]]).contains {
+            $0.hasPrefix("tariffs.p2p: band 2: upTo must rise")
+        })
+        #expect(try lint(["p2p": [["upTo": 100, "fee": 101], ["upTo": 250_000, "fee": 100]]]) == [
+            "tariffs.p2p: band 1: the fee 101 must be from 0 to less than the band's smallest amount (1)"
+        ])
+        #expect(try lint(["p2p": [["upTo": 100, "fee": 0], ["upTo": 250_000, "fee": -1]]]).count == 1)
+        #expect(try lint(["withdrawal": [["upTo": 250_000, "fee": 30]]]) == ["tariffs.withdrawal: fees on withdrawal are not supported (known: p2p)"])
+        #expect(try lint(["p2p": [] as [Any]]) == ["tariffs.p2p: a tariff needs at least one band"])
+        // The fee an amount pays: the first band it fits; nothing above the last.
+        let tariff = Tariff(["p2p": [.init(upTo: 100, fee: 0), .init(upTo: 500, fee: 7)]])
+        #expect(tariff.fee("p2p", cents: 10_000) == 0 && tariff.fee("p2p", cents: 10_001) == 700 && tariff.fee("p2p", cents: 50_001) == nil)
+        #expect(tariff.fee("save", cents: 99_999_999) == 0, "a kind without a tariff is free")
+    }
+
+    @Test func tiersNameTheirDefaultAndKeepTheirLimitsInOrder() throws {
+        func tiers(_ section: [String: Any]) throws -> [String] {
+            try Self.lint { $0["tiers"] = section }
+        }
+        let basic: [String: Any] = ["perTransaction": 70_000, "daily": 150_000, "maxBalance": 100_000]
+        #expect(try tiers(["default": "basic", "levels": ["basic": basic]]) == [])
+        #expect(try tiers(["default": "gold", "levels": ["basic": basic]]) == ["tiers.default: tier gold is not among the levels"])
+        #expect(try tiers(["default": "basic", "levels": ["basic": basic, "Full Tier": basic]]) == [
+            "tiers.levels.Full Tier: a tier name is 1 to 30 lowercase letters, digits or _, starting with a letter"
+        ])
+        let upsideDown: [String: Any] = ["perTransaction": 70_000, "daily": 50_000, "maxBalance": 60_000]
+        #expect(try tiers(["default": "basic", "levels": ["basic": upsideDown]]) == [
+            "tiers.levels.basic: daily (50000) is below perTransaction (70000)", "tiers.levels.basic: maxBalance (60000) is below perTransaction (70000)",
+        ])
+        let zero: [String: Any] = ["perTransaction": 0, "daily": 50_000, "maxBalance": 60_000]
+        #expect(try tiers(["default": "basic", "levels": ["basic": zero]]) == ["tiers.levels.basic: limits must be from 1 to 100000000 shillings"])
+    }
+
     @Test func theBaseFileIsClean() throws {
         #expect(try Self.lint { _ in } == [])
     }

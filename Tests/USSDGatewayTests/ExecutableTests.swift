@@ -50,6 +50,55 @@ import USSDGateway
         await curl.shutdown()
     }
 
+    /// `serve` writes menus.json's KYC tiers to the database and records the configuration in the
+    /// audit trail when it changed; it refuses to start when a tier customers hold would vanish.
+    @Test func serveAppliesTheTiersAuditsAChangedConfigurationAndRefusesToDropAHeldTier() async throws {
+        let database = try await TestServers.freshDatabase("startup")
+        let postgres = PostgresClient(configuration: database)
+        try await postgres.migrate(try GatewayMigrations.all())
+        func serve(_ extra: [String: String] = [:]) async throws -> (Int32, String) {
+            let port = try await PrivateServer.freePort()
+            let server = try ChildProcess.start(
+                GatewayBinary.path, ["serve"], environment: self.environment(["HTTP_PORT": String(port), "DATABASE_URL": database.connectionString].merging(extra) { $1 })
+            )
+            let curl = CurlClient()
+            let ready = try? await waitUntilReady(curl, "http://127.0.0.1:\(port)/readyz")
+            await curl.shutdown()
+            if ready?.status == 200 { server.signal(SIGTERM) }
+            return (await server.wait(), server.errorOutput)
+        }
+        func applied() async throws -> Int {
+            try await postgres.query("SELECT count(*) FROM audit_log WHERE action = 'config.applied'").single()!.decode(Int.self, column: 0)
+        }
+        #expect(try await serve().0 == 0)
+        #expect(try await serve().0 == 0)
+        #expect(try await applied() == 1, "the same configuration is recorded once")
+        let tiers = try await postgres.query("SELECT name, max_balance, is_default FROM kyc_tiers ORDER BY name").map { try $0.decode((String, Int64, Bool).self) }
+        #expect(tiers.map(\.0) == ["basic", "full"] && tiers[0].1 == 10_000_000 && tiers[0].2, "menus.json's tiers: \(tiers)")
+        #expect(try await serve(["PIN_LOCK_MINUTES": "45"]).0 == 0)
+        #expect(try await applied() == 2)
+        let change = try await postgres.query(
+            "SELECT before->>'pin.lock_minutes', after->>'pin.lock_minutes' FROM audit_log WHERE action = 'config.applied' ORDER BY id DESC LIMIT 1"
+        ).single()!.decode((String, String).self)
+        #expect(change == ("30", "45"))
+
+        // A customer in tier `full`, and a menus file without it: the start is refused.
+        try await postgres.query("INSERT INTO customers (msisdn, name, pin_hash, tier) VALUES ('254712000999', 'Held', 'x', 'full')")
+        var menus = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: MenusCommandTests.repoMenus))) as! [String: Any]
+        var section = menus["tiers"] as! [String: Any]
+        var levels = section["levels"] as! [String: Any]
+        levels["full"] = nil
+        section["levels"] = levels
+        menus["tiers"] = section
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("menus-\(UUID().uuidString).json").path
+        try JSONSerialization.data(withJSONObject: menus).write(to: URL(fileURLWithPath: path))
+        let (status, errors) = try await serve(["MENUS_PATH": path])
+        #expect(status == 2 && errors.contains("tier full is held by 1 customer(s)"), "\(status): \(errors)")
+        #expect(try await postgres.query("SELECT count(*) FROM kyc_tiers").single()!.decode(Int.self, column: 0) == 2, "nothing changed")
+        try? FileManager.default.removeItem(atPath: path)
+        await postgres.shutdown()
+    }
+
     /// The benchmarks are not in the production binary, and they refuse a database not marked as
     /// a benchmark database (its name ends in `_bench`) before writing anything to it.
     @Test func benchmarksLiveApartAndWriteOnlyToABenchmarkDatabase() async throws {
