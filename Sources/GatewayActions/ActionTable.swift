@@ -36,13 +36,15 @@ public enum ActionTable {
             let balances = try await actions.wallet.balances(context.msisdn)
             return .success(["balance": String(balances.available.cents), "savings": String(balances.savings.cents)])
         },
-        // The fee a send of `amount` pays, for the confirmation screen before the PIN is asked
-        // (Kenya's charge-disclosure rule). No database: the tariff is in memory.
+        // The fee a movement of `kind` (`p2p`, `withdrawal`) and `amount` pays, for the
+        // confirmation screen before the PIN is asked (Kenya's charge-disclosure rule). No
+        // database: the tariff is in memory.
         ActionBinding(
-            ActionSpec(name: "wallet.sendFee", arguments: ["amount"], results: ["fee": money, "total": money], errors: ["limit_exceeded"]), isLookup: true
+            ActionSpec(name: "wallet.fee", arguments: ["kind", "amount"], results: ["fee": money, "total": money], errors: ["limit_exceeded"]), isLookup: true
         ) { actions, request, _ in
             let amount = try WalletActions.amount(request).cents
-            guard let fee = actions.tariff.fee("p2p", cents: amount) else { return .failure("limit_exceeded") }
+            guard let kind = request.arguments["kind"], Tariff.kinds.contains(kind) else { throw ActionError.unknownAction("wallet.fee of \(request.arguments["kind"] ?? "nothing")") }
+            guard let fee = actions.tariff.fee(kind, cents: amount) else { return .failure("limit_exceeded") }
             return .success(["fee": String(fee), "total": String(amount + fee)])
         },
         ActionBinding(
@@ -110,13 +112,15 @@ public enum ActionTable {
         },
         ActionBinding(
             ActionSpec(
-                name: "mpesa.withdraw", arguments: ["msisdn", "amount", "pin"], results: ["balance": money],
+                name: "mpesa.withdraw", arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "fee": money],
                 errors: pinErrors.union(["insufficient_funds", "limit_exceeded", "unavailable", "blocked"])
             )
         ) { actions, request, context in
+            let amount = try WalletActions.amount(request)
+            guard let fee = actions.tariff.fee("withdrawal", cents: amount.cents) else { return .failure("limit_exceeded") }
             try await actions.verifyActivePIN(request, context)
-            let outcome = try await actions.mobileMoney.withdraw(context.msisdn, amount: try WalletActions.amount(request), key: try WalletActions.key(context))
-            return Self.result(outcome)
+            let outcome = try await actions.mobileMoney.withdraw(context.msisdn, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context))
+            return Self.result(outcome, fee: fee)
         },
     ]
 
@@ -134,10 +138,10 @@ public enum ActionTable {
     }
 
     /// A provider's outcome in the menus' words.
-    static func result(_ outcome: MobileMoneyOutcome) -> ActionResult {
+    static func result(_ outcome: MobileMoneyOutcome, fee: Int64? = nil) -> ActionResult {
         switch outcome {
         case .prompted: return .success([:])
-        case .paying(let available): return .success(["balance": String(available.cents)])
+        case .paying(let available): return .success(["balance": String(available.cents)].merging(fee.map { ["fee": String($0)] } ?? [:]) { $1 })
         case .outsideLimits: return .failure("limit_exceeded")
         case .unavailable: return .failure("unavailable")
         }

@@ -5,5 +5,5 @@ import Wallet
 public struct UnavailableMobileMoney: MobileMoneyChannel {
     public init() {}
     public func deposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome { .unavailable }
-    public func withdraw(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome { .unavailable }
+    public func withdraw(_ msisdn: MSISDN, amount: Amount, fee: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome { .unavailable }
 }

@@ -114,9 +114,9 @@ public final class MPesaService: MobileMoneyChannel, Service {
 
     // MARK: Withdraw
 
-    public func withdraw(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
+    public func withdraw(_ msisdn: MSISDN, amount: Amount, fee: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
         guard amount.cents % 100 == 0, (10...250_000).contains(amount.cents / 100) else { return .outsideLimits }
-        let payout = try await self.wallet.reserveWithdrawal(msisdn, amount: amount, key: key)
+        let payout = try await self.wallet.reserveWithdrawal(msisdn, amount: amount, fee: fee, key: key)
         if payout.status == .reserved, self.inFlight.claim("payout:" + payout.id) {
             self.later {
                 await self.pay(payout)

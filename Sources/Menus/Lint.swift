@@ -36,7 +36,7 @@ private struct Linter {
     // MARK: Tariffs and tiers
 
     /// The action that makes each kind of movement a tariff may charge.
-    static let tariffActions = ["p2p": "wallet.send"]
+    static let tariffActions = ["p2p": "wallet.send", "withdrawal": "mpesa.withdraw"]
 
     mutating func checkTariffs() {
         for (kind, bands) in (self.document.tariffs ?? [:]).sorted(by: { $0.key < $1.key }) {
@@ -49,7 +49,10 @@ private struct Linter {
                 self.report(location, "a tariff needs at least one band")
                 continue
             }
-            var previous = 0
+            let action = Self.tariffActions[kind] ?? ""
+            let amounts = self.amountRanges(for: action)
+            // The smallest amount the first band can meet: the lowest any validator lets through.
+            var previous = max(0, (amounts.map(\.1).min() ?? 1) - 1)
             for (index, band) in bands.enumerated() {
                 if band.upTo <= previous || band.upTo > 100_000_000 {
                     self.report(location, "band \(index + 1): upTo must rise from band to band, within 1 to 100,000,000 (got \(band.upTo) after \(previous))")
@@ -61,35 +64,39 @@ private struct Linter {
                 previous = max(previous, band.upTo)
             }
             // Every amount the menus or SMS commands let through to the action has a fee.
-            let action = Self.tariffActions[kind] ?? ""
-            for (where_, largest) in self.largestAmounts(for: action) where largest > previous {
+            for (where_, _, largest) in amounts where largest > previous {
                 self.report(location, "\(where_) allows amounts up to \(largest), above the last band (\(previous))")
             }
         }
     }
 
-    /// Where each amount passed to `action` comes from, with the largest whole-shilling amount its
-    /// validator allows.
-    func largestAmounts(for action: String) -> [(String, Int)] {
-        var result: [(String, Int)] = []
+    /// Where each amount passed to `action` comes from, with the smallest and largest whole-shilling
+    /// amounts its validator allows.
+    func amountRanges(for action: String) -> [(String, Int, Int)] {
+        var result: [(String, Int, Int)] = []
         for (_, screen) in self.document.screens where screen.type == .action && screen.action == action {
             guard let template = screen.arguments?["amount"], template.hasPrefix("{"), template.hasSuffix("}") else { continue }
             let variable = String(template.dropFirst().dropLast())
             for (inputID, input) in self.document.screens where input.type == .input && input.variable == variable {
-                if case .amount(_, let max) = input.validator { result.append((inputID, max)) }
+                if case .amount(let min, let max) = input.validator { result.append((inputID, min, max)) }
             }
         }
         for command in self.document.sms?.commands ?? [] where command.action == action {
             guard let template = command.actionArguments?["amount"], template.hasPrefix("{"), template.hasSuffix("}") else { continue }
             let variable = String(template.dropFirst().dropLast())
             for argument in command.arguments ?? [] where argument.variable == variable {
-                if case .amount(_, let max) = argument.validator { result.append(("sms.\(command.name)", max)) }
+                if case .amount(let min, let max) = argument.validator { result.append(("sms.\(command.name)", min, max)) }
             }
         }
         return result.sorted { $0.0 < $1.0 }
     }
 
     mutating func checkTiers() {
+        // The fee screens name a kind the tariff knows.
+        for (id, screen) in self.document.screens where screen.type == .action && screen.action == "wallet.fee" {
+            let kind = screen.arguments?["kind"] ?? ""
+            if !Tariff.kinds.contains(kind) { self.report(id, "wallet.fee's kind must be one of \(Tariff.kinds.sorted().joined(separator: ", ")) (got \(kind))") }
+        }
         guard let tiers = self.document.tiers else { return }
         if tiers.levels[tiers.default] == nil { self.report("tiers.default", "tier \(tiers.default) is not among the levels") }
         for (name, limits) in tiers.levels.sorted(by: { $0.key < $1.key }) {

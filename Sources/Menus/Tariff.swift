@@ -3,7 +3,7 @@
 /// tariff is free; an amount above a tariff's last band has no fee and is refused.
 public struct Tariff: Sendable, Hashable {
     /// The kinds of movement the wallet charges fees on.
-    public static let kinds: Set<String> = ["p2p"]
+    public static let kinds: Set<String> = ["p2p", "withdrawal"]
 
     let bands: [String: [MenuDocument.TariffBand]]
 

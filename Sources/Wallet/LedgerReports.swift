@@ -44,6 +44,7 @@ public struct DailyReport: Sendable, Hashable, Codable {
     public let payoutsPaid: Line
     /// Movements between customers that day: sends, savings, fees, corrections, reversals.
     public let movements: [Line]
+    /// Fees charged less fees given back with failed withdrawals.
     public let feesEarned: Int64
     /// The float, in-flight and fee-income accounts' net movement that day, from the transfers.
     public let floatMovement: Int64
@@ -218,7 +219,15 @@ extension Wallet {
             let inFlight = try await movement("payouts_in_flight")
             let feeIncome = try await movement("fee_income")
             let suspense = try await movement("suspense")
-            let fees = movements.first { $0.status == "fee" }?.sum ?? 0
+            // Fees charged less fees given back (a failed withdrawal's).
+            let refunded = try await figure(
+                """
+                SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t JOIN accounts a ON a.id = t.debit_account
+                WHERE a.customer_id IS NULL AND a.kind = 'fee_income' AND t.kind = 'reversal' AND t.status = 'posted'
+                    AND (t.created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                """
+            )
+            let fees = (movements.first { $0.status == "fee" }?.sum ?? 0) - refunded
 
             var comparisons: [DailyReport.Comparison] = []
             // Deposits: every credit leaves the float; a float movement no deposit explains is named.
@@ -254,7 +263,7 @@ extension Wallet {
             comparisons.append(.init(name: "payouts paid / in-flight in", reported: paid.sum, ledger: inFlight, reasons: payoutReasons))
             comparisons.append(
                 .init(
-                    name: "fees charged / fee income", reported: fees, ledger: feeIncome,
+                    name: "fees earned / fee income", reported: fees, ledger: feeIncome,
                     reasons: fees == feeIncome ? [] : ["the fee-income account moved by other than fees charged that day"]
                 )
             )

@@ -213,8 +213,11 @@ extension Wallet {
     // MARK: Withdrawals
 
     /// Holds the amount in a pending transfer (not spendable, not yet gone) and records the payout
-    /// to send by B2C. The same key returns the same payout; a refused key keeps being refused.
-    public func reserveWithdrawal(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> Payout {
+    /// to send by B2C. `fee` (the tariff's) is posted to fee income in the same transaction and
+    /// given back if the payout fails; the customer must afford both. The same key returns the same
+    /// payout; a refused key keeps being refused.
+    public func reserveWithdrawal(_ msisdn: MSISDN, amount: Amount, fee: Amount = .zero, key: IdempotencyKey) async throws -> Payout {
+        guard fee.cents >= 0 else { throw WalletError.invalidArgument("a fee is never negative") }
         if let existing = try await self.payout(id: key.value) {
             guard existing.msisdn == msisdn, existing.amount == amount else { throw WalletError.idempotencyKeyReused }
             return existing
@@ -234,13 +237,25 @@ extension Wallet {
                     """
                 ).single() else { return .failure(.notRegistered) }
                 let (accountID, available, customerID, status) = try account.decode((Int64, Int64, Int64, String).self)
-                if let refusal = try await self.withdrawalRefusal(tx, account: accountID, customer: customerID, available: available, status: status, amount: amount) {
+                if let refusal = try await self.withdrawalRefusal(
+                    tx, account: accountID, customer: customerID, available: available, status: status, amount: amount, fee: fee
+                ) {
                     try await tx.query(
                         "INSERT INTO failed_transfers (id, fingerprint, error) VALUES (\(transferID), \(fingerprint), \(refusal.code)) ON CONFLICT (id) DO NOTHING"
                     )
                     return .failure(refusal)
                 }
                 try await self.hold(tx, amount, from: accountID, customer: customerID, msisdn: msisdn, payout: key.value, transfer: transferID, fingerprint: fingerprint)
+                if fee.cents > 0 {
+                    try await tx.query(
+                        """
+                        INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
+                        SELECT \(transferID + ":fee"), \(accountID), f.id, \(fee.cents), 'fee', 'posted', jsonb_build_object('for', \(transferID)::text)
+                        FROM accounts f WHERE f.customer_id IS NULL AND f.kind = 'fee_income'
+                        """
+                    )
+                    try await tx.query("UPDATE payouts SET fee = \(fee.cents) WHERE id = \(key.value)")
+                }
                 return .success(Payout(id: key.value, msisdn: msisdn, amount: amount, status: .reserved))
             }
             return try outcome.get()
@@ -256,7 +271,7 @@ extension Wallet {
     /// Why a withdrawal may not be held from an account: the customer's status, the limits or the
     /// balance; nil when it may.
     private func withdrawalRefusal(
-        _ tx: PostgresConnection, account: Int64, customer: Int64, available: Int64, status: String, amount: Amount
+        _ tx: PostgresConnection, account: Int64, customer: Int64, available: Int64, status: String, amount: Amount, fee: Amount
     ) async throws -> WalletError? {
         if status == Customer.Status.suspended.rawValue { return .blocked }
         if status != Customer.Status.active.rawValue { return .notRegistered }
@@ -265,7 +280,8 @@ extension Wallet {
         if let tier, amount.cents > tier.perTransaction { return .limitExceeded }
         let (total, overflow) = try await self.debitsToday(tx, account: account).addingReportingOverflow(amount.cents)
         if overflow || total > min(self.limits.daily, tier?.daily ?? .max) { return .limitExceeded }
-        return available < amount.cents ? .insufficientFunds : nil
+        let (needed, overflowing) = amount.cents.addingReportingOverflow(fee.cents)
+        return overflowing || available < needed ? .insufficientFunds : nil
     }
 
     /// Holds the amount in a pending transfer to the payouts-in-flight account and records the payout.
@@ -349,7 +365,10 @@ extension Wallet {
             try await tx.query(
                 "UPDATE payouts SET status = 'paid', provider_transaction_id = \(providerTransactionID), result_code = 0, updated_at = now() WHERE id = \(id)"
             )
-            try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_paid", params: ["amount": String(payout.amount.cents), "receipt": providerTransactionID], dedupe: "withdrawal:\(id)")
+            var params = ["amount": String(payout.amount.cents), "receipt": providerTransactionID]
+            let fee = try await tx.query("SELECT fee FROM payouts WHERE id = \(id)").single()?.decode(Int64.self, column: 0) ?? 0
+            if fee > 0 { (params["fee"], params["reason"]) = (String(fee), "fee") }
+            try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_paid", params: params, dedupe: "withdrawal:\(id)")
             return .paid
         }
     }
@@ -370,6 +389,15 @@ extension Wallet {
             return payout.status
         }
         try await tx.query("UPDATE transfers SET status = 'voided' WHERE id = \(("withdrawal:" + payout.id))")
+        // The fee goes back with the money (once: the refund's key is fixed).
+        try await tx.query(
+            """
+            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, resolves, metadata)
+            SELECT t.id || '-refund', t.credit_account, t.debit_account, t.amount, 'reversal', 'posted', t.id, jsonb_build_object('for', 'failed payout')
+            FROM transfers t WHERE t.id = \(("withdrawal:" + payout.id + ":fee")) AND t.status = 'posted'
+            ON CONFLICT (id) DO NOTHING
+            """
+        )
         try await tx.query("UPDATE payouts SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now() WHERE id = \(payout.id)")
         try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(payout.id)")
         return .failed

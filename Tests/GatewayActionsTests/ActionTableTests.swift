@@ -18,7 +18,7 @@ import Testing
     @Test func eachActionIsBoundOnceAndOnlyLookupsSkipTheClaim() {
         let names = ActionTable.all.map(\.spec.name)
         #expect(Set(names).count == names.count, "no action bound twice")
-        #expect(ActionTable.all.filter(\.isLookup).map(\.spec.name) == ["wallet.profile", "wallet.sendFee"], "every other action may change something")
+        #expect(ActionTable.all.filter(\.isLookup).map(\.spec.name) == ["wallet.profile", "wallet.fee"], "every other action may change something")
     }
 
     @Test func aProvidersOutcomeIsWordedForTheMenus() {

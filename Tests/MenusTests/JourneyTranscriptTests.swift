@@ -118,8 +118,11 @@ import Testing
         #expect(wallet.requests.last?.arguments["amount"] == "100000", "amounts travel as integer cents")
 
         phone.dial()
-        for input in ["3", "200", "1"] { phone.type(input) }
-        #expect(phone.type("2580", secret: true).contains("KES 4,800"))
+        for input in ["3", "200"] { phone.type(input) }
+        #expect(phone.last.text.contains("KES 10") && phone.last.text.contains("KES 210"), "the fee and total before the PIN: \(phone.last.text)")
+        phone.type("1")
+        // 200 and the tariff's withdrawal fee of 10.
+        #expect(phone.type("2580", secret: true).contains("KES 4,790"))
         wallet.unavailable = true
         phone.dial()
         for input in ["3", "200", "1"] { phone.type(input) }

@@ -78,10 +78,12 @@ import Testing
             $0.hasPrefix("tariffs.p2p: band 2: upTo must rise")
         })
         #expect(try lint(["p2p": [["upTo": 100, "fee": 101], ["upTo": 250_000, "fee": 100]]]) == [
-            "tariffs.p2p: band 1: the fee 101 must be from 0 to less than the band's smallest amount (1)"
+            "tariffs.p2p: band 1: the fee 101 must be from 0 to less than the band's smallest amount (10)"
         ])
         #expect(try lint(["p2p": [["upTo": 100, "fee": 0], ["upTo": 250_000, "fee": -1]]]).count == 1)
-        #expect(try lint(["withdrawal": [["upTo": 250_000, "fee": 30]]]) == ["tariffs.withdrawal: fees on withdrawal are not supported (known: p2p)"])
+        #expect(try lint(["save": [["upTo": 250_000, "fee": 30]]]) == ["tariffs.save: fees on save are not supported (known: p2p, withdrawal)"])
+        // The first band starts at the lowest amount a validator lets through (10 here), not at 1.
+        #expect(try lint(["p2p": [["upTo": 100, "fee": 9], ["upTo": 250_000, "fee": 100]]]) == [])
         #expect(try lint(["p2p": [] as [Any]]) == ["tariffs.p2p: a tariff needs at least one band"])
         // The fee an amount pays: the first band it fits; nothing above the last.
         let tariff = Tariff(["p2p": [.init(upTo: 100, fee: 0), .init(upTo: 500, fee: 7)]])

@@ -50,9 +50,9 @@ final class FakeWallet: @unchecked Sendable {
             self.register(msisdn, name: arguments["name"]!, language: arguments["language"]!, pin: arguments["pin"]!, balance: 0)
             return .success([:])
         }
-        if request.action == "wallet.sendFee" {
+        if request.action == "wallet.fee" {
             let cents = Int64(arguments["amount"] ?? "0") ?? 0
-            guard let fee = Self.tariff.fee("p2p", cents: cents) else { return .failure("limit_exceeded") }
+            guard let fee = Self.tariff.fee(arguments["kind"] ?? "", cents: cents) else { return .failure("limit_exceeded") }
             return .success(["fee": String(fee), "total": String(cents + fee)])
         }
         guard var customer = self.customers[msisdn] else { return .failure("not_registered") }
@@ -110,9 +110,10 @@ final class FakeWallet: @unchecked Sendable {
             return self.unavailable ? .failure("unavailable") : .success([:])
         case "mpesa.withdraw":
             if self.unavailable { return .failure("unavailable") }
-            guard customer.balance >= amount else { return .failure("insufficient_funds") }
-            customer.balance -= amount
-            return .success(["balance": String(customer.balance)])
+            let fee = Int(Self.tariff.fee("withdrawal", cents: Int64(amount)) ?? 0)
+            guard customer.balance >= amount + fee else { return .failure("insufficient_funds") }
+            customer.balance -= amount + fee
+            return .success(["balance": String(customer.balance), "fee": String(fee)])
         default:
             return .failure("unknown_action")
         }

@@ -116,8 +116,8 @@ import Wallet
             #expect(try await phone.inboxShows("KES 100 was sent to your M-Pesa"), "the withdrawal was paid and its receipt arrived")
 
             // Both balances, on the phone and in the ledger.
-            // 500 in, 200 sent with its fee of 7, 100 out.
-            #expect(try await phone.walk(["1", TypedPINs.achieng]).hasPrefix("Balance: KES 193"))
+            // 500 in, 200 sent with its fee of 7, 100 out with its fee of 5.
+            #expect(try await phone.walk(["1", TypedPINs.achieng]).hasPrefix("Balance: KES 188"))
             let aminaInbox = try await driver.text("#inbox")
             #expect(aminaInbox.contains("You sent KES 200 to"), "Amina's send receipt: \(aminaInbox)")
             try Data(try await driver.screenshot()).write(to: Self.prepare(Self.screenshotPath))
@@ -137,7 +137,7 @@ import Wallet
 
         let postgres = PostgresClient(configuration: database)
         let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: Array("balances-only-no-pin-checked-here".utf8), cost: .testing))
-        #expect(try await wallet.balances(MSISDN(parsing: amina)!).available == .shillings(193))
+        #expect(try await wallet.balances(MSISDN(parsing: amina)!).available == .shillings(188))
         #expect(try await wallet.balances(MSISDN(parsing: baraka)!).available == .shillings(200))
         let sum = try await postgres.query("SELECT coalesce(sum(balance), 0)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         #expect(sum == 0, "the ledger balances")

@@ -270,13 +270,13 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         try await rig.harness.run(.live) { client in
             var phone = Phone(client, local, graph: rig.harness.graph)
             let end = try await phone.withdraw(400, pin: TypedPINs.achieng)
-            #expect(end.hasPrefix("END ") && end.contains("New balance KES 600"), "\(end)")
+            #expect(end.hasPrefix("END ") && end.contains("Fee KES 10. New balance KES 590"), "\(end)")
             let b2c = try await rig.request("/mpesa/b2c/v3/paymentrequest")
             let payoutID = try #require(b2c.json["OriginatorConversationID"]?.string)
             #expect(b2c.json["Amount"]?.string == "400" && b2c.json["PartyB"]?.string == msisdn.value)
             var payout = try await rig.payoutStatus(msisdn)
             #expect(payout.id == payoutID && payout.held == 40_000)
-            #expect(try await rig.balance(msisdn) == 60_000)
+            #expect(try await rig.balance(msisdn) == 59_000)
 
             let paid = MPesaRig.b2cResult(payoutID, code: 0, receipt: "SG632NMUAB")
             try await callback(client, "/mpesa/b2c/result", paid)
@@ -285,18 +285,18 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 2001))
             payout = try await rig.payoutStatus(msisdn)
             #expect(payout.status == "paid" && payout.held == 0)
-            #expect(try await rig.balance(msisdn) == 60_000)
+            #expect(try await rig.balance(msisdn) == 59_000)
             #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
 
             // A second withdrawal whose B2C fails: the hold is released once.
             _ = try await phone.withdraw(100, pin: TypedPINs.achieng)
             let second = try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2)
             let secondID = try #require(second.json["OriginatorConversationID"]?.string)
-            #expect(try await rig.balance(msisdn) == 50_000)
+            #expect(try await rig.balance(msisdn) == 48_500, "100 held and its fee of 5 charged")
             let failed = MPesaRig.b2cResult(secondID, code: 2001)
             try await callback(client, "/mpesa/b2c/result", failed)
             try await callback(client, "/mpesa/b2c/result", failed)
-            #expect(try await rig.balance(msisdn) == 60_000)
+            #expect(try await rig.balance(msisdn) == 59_000, "the money and its fee came back")
             #expect(try await rig.outbox(msisdn, "withdrawal_failed") == 1)
             #expect(try await rig.harness.movements(kind: "withdrawal") == 2)
         }
@@ -336,7 +336,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queryID, code: 0, receipt: "SGQ1", status: "Completed"))
             payout = try await rig.payoutStatus(msisdn)
             #expect(payout.status == "paid" && payout.held == 0)
-            #expect(try await rig.balance(msisdn) == 30_000)
+            #expect(try await rig.balance(msisdn) == 29_000, "200 and its fee of 10")
             // The late original result changes nothing more.
             try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 0, receipt: "SGQ1"))
             #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
@@ -437,7 +437,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             ).single()).decode((Int64, String, String?).self)
             #expect(deposit.1 == "pending" && deposit.2 == nil)
             #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "reserved")
-            #expect(try await rig.balance(withdrawerMSISDN) == 20_000, "the hold stays")
+            #expect(try await rig.balance(withdrawerMSISDN) == 19_500, "the hold stays (and the fee of 5)")
 
             try await rig.makeDue()
             let early = try await rig.replica().reconcile()

@@ -183,6 +183,31 @@ extension Ledger {
         await ledger.postgres.shutdown()
     }
 
+    @Test func aWithdrawalsFeeIsChargedWithItsHoldAndGivenBackOnceIfThePayoutFails() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 100_000)
+        await #expect(throws: WalletError.insufficientFunds, "the amount fits, the amount and its fee do not") {
+            try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(995), fee: .shillings(10), key: key("wf0"))
+        }
+        let paid = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(400), fee: .shillings(10), key: key("wf1"))
+        #expect(try await ledger.wallet.balances(achieng).available == .shillings(590))
+        #expect(try await ledger.systemBalance("fee_income") == 1_000)
+        _ = try await ledger.wallet.completeWithdrawal(paid.id, providerTransactionID: "B2CFEE1")
+        let receipt = try await ledger.queued(achieng, "withdrawal_paid")
+        #expect(receipt.count == 1 && receipt[0].contains(#""fee": "1000""#) && receipt[0].contains(#""reason": "fee""#), "\(receipt)")
+        let failed = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), fee: .shillings(5), key: key("wf2"))
+        #expect(try await ledger.wallet.balances(achieng).available == .shillings(485))
+        _ = try await ledger.wallet.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
+        _ = try await ledger.wallet.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
+        #expect(try await ledger.wallet.balances(achieng).available == .shillings(590), "the 100 and its fee of 5 are back, once")
+        #expect(try await ledger.systemBalance("fee_income") == 1_000)
+        let report = try await ledger.wallet.dailyReport(date: try await ledger.nairobiToday())
+        // Fees charged less the one given back; (the test's funding, straight from the float, has no deposit row).
+        #expect(report.feesEarned == 1_000 && report.comparisons.first { $0.name.hasPrefix("fees") }?.difference == 0, "\(report.comparisons)")
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
     @Test func aTiersLimitsRefuseWhatTheyShouldAndAnOperatorMovesACustomerUp() async throws {
         let ledger = try await Ledger.make()
         let basic = KYCTier(name: "basic", perTransaction: 100_000, daily: 150_000, maxBalance: 200_000)

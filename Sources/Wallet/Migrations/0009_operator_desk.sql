@@ -32,6 +32,10 @@ ALTER TABLE transfers DROP CONSTRAINT transfers_kind_check;
 ALTER TABLE transfers ADD CONSTRAINT transfers_kind_check
     CHECK (kind IN ('deposit', 'withdrawal', 'p2p', 'save', 'unsave', 'reversal', 'fee', 'adjustment'));
 CREATE INDEX transfers_created ON transfers (created_at);
+
+-- A withdrawal's fee, posted to fee income when the amount is held and given back if the payout
+-- fails (`withdrawal:<id>:fee`, refunded by `withdrawal:<id>:fee-refund`).
+ALTER TABLE payouts ADD COLUMN fee BIGINT NOT NULL DEFAULT 0 CHECK (fee >= 0);
 CREATE INDEX transfers_resolves ON transfers (resolves) WHERE resolves IS NOT NULL;
 
 -- Corrections and reversals wait here for a second operator (maker-checker). The database
