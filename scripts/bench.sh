@@ -81,15 +81,17 @@ for round in $(seq 1 "$ROUNDS"); do
     out=$(DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/wallet_bench" "$bench" wallet --concurrency "$CONCURRENCY" --requests "$SENDS" 2>&1 | grep -v 'applied migration')
     echo "$out"
     sends=$(echo "$out" | grep 'wallet sends' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
+    paying=$(echo "$out" | grep 'fee-paying sends' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
     deposits=$(echo "$out" | grep 'deposit completions' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
-    echo "$tps $sends $deposits" >> "$ratios"
+    echo "$tps $sends $deposits $paying" >> "$ratios"
 done
 python3 - "$ratios" <<'PY'
 import statistics, sys
 rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
-sends = statistics.median(s / t for t, s, d in rows)
-deposits = statistics.median(d / t for t, s, d in rows)
-print("== wallet: median over %d rounds: sends / pgbench tpcb-like = %.2f (goal >= 1.0); deposits / pgbench = %.2f (goal >= 0.5)" % (len(rows), sends, deposits))
+sends = statistics.median(s / t for t, s, d, f in rows)
+paying = statistics.median(f / t for t, s, d, f in rows)
+deposits = statistics.median(d / t for t, s, d, f in rows)
+print("== wallet: median over %d rounds: sends / pgbench tpcb-like = %.2f (goal >= 1.0); fee-paying sends / pgbench = %.2f; deposits / pgbench = %.2f (goal >= 0.5)" % (len(rows), sends, paying, deposits))
 PY
 rm -f "$ratios"
 fi

@@ -8,7 +8,7 @@ import Wallet
 /// deposit completions, which all credit through the one M-Pesa float account (the hot row).
 public enum WalletBenchmark {
     /// Migrates the database and bulk-creates `customers` customers (``number(_:)`` 1 to
-    /// `customers`) with 1,000,000 KES each, all with `pinHash` (by default one no PIN matches),
+    /// `customers`) with 40,000 KES each (under every tier's maximum balance in menus.json), all with `pinHash` (by default one no PIN matches),
     /// unlocked. Only those seeded numbers are touched: their PIN hashes, locks and funding.
     static func prepare(_ postgres: PostgresClient, customers: Int, pinHash: String = "scrypt$bench-customers-do-not-log-in") async throws {
         try await postgres.migrate(try WalletMigrations.all())
@@ -38,7 +38,7 @@ public enum WalletBenchmark {
         try await postgres.query(
             """
             INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status)
-            SELECT 'bench-fund-' || a.id, f.id, a.id, 100000000, 'deposit', 'posted'
+            SELECT 'bench-fund-' || a.id, f.id, a.id, 4000000, 'deposit', 'posted'
             FROM accounts a JOIN customers c ON c.id = a.customer_id, accounts f
             WHERE a.kind = 'main' AND f.customer_id IS NULL AND f.kind = 'mpesa_float'
                 AND c.msisdn IN (SELECT \(unescaped: seeded) FROM generate_series(1, \(customers)) g)
@@ -67,6 +67,17 @@ public enum WalletBenchmark {
             _ = try await wallet.send(from: number(from), to: number(to), amount: .shillings(100), key: IdempotencyKey("bench-\(run)-\(UUID().uuidString)")!)
         }
 
+        // The same with the tariff's fee for a 500 KES send (KES 7), posted to fee income in the
+        // same transaction: two transfers per send.
+        let paying = try await ClientBenchmark.measure("fee-paying sends (KES 7 to fee income)", concurrency: concurrency, total: sends) { index in
+            let from = Int.random(in: 1...customers)
+            var to = Int.random(in: 1...customers)
+            while to == from { to = Int.random(in: 1...customers) }
+            _ = try await wallet.send(
+                from: number(from), to: number(to), amount: .shillings(500), fee: .shillings(7), key: IdempotencyKey("bench-fee-\(run)-\(UUID().uuidString)")!
+            )
+        }
+
         // Deposits waiting for their callbacks, then the callbacks timed.
         let pending = try await withThrowingTaskGroup(of: String.self) { group in
             var checkouts: [String] = []
@@ -90,6 +101,6 @@ public enum WalletBenchmark {
         let sum = try await postgres.query("SELECT sum(balance)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         precondition(sum == 0, "the ledger does not balance after the benchmark")
         await postgres.shutdown()
-        return [sent, credited]
+        return [sent, paying, credited]
     }
 }
