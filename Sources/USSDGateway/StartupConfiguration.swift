@@ -50,7 +50,8 @@ extension GatewayConfig {
         }
         let tiers = section.levels.sorted { $0.key < $1.key }.map { name, limits in
             KYCTier(
-                name: name, perTransaction: Int64(limits.perTransaction) * 100, daily: Int64(limits.daily) * 100, maxBalance: Int64(limits.maxBalance) * 100
+                name: name, perTransaction: Int64(limits.perTransaction) * 100, daily: Int64(limits.daily) * 100,
+                maxBalance: Int64(limits.maxBalance) * 100
             )
         }
         return (tiers, section.default)

@@ -23,7 +23,9 @@ extension Wallet {
         try await self.setStatus(msisdn, to: .active, auditAction: "customer.unblocked", notice: "account_unblocked", by: action)
     }
 
-    private func setStatus(_ msisdn: MSISDN, to status: Customer.Status, auditAction: String, notice: String, by action: OperatorAction) async throws -> DeskOutcome {
+    private func setStatus(_ msisdn: MSISDN, to status: Customer.Status, auditAction: String, notice: String, by action: OperatorAction) async throws
+        -> DeskOutcome
+    {
         try await self.postgres.transaction { tx in
             guard let row = try await tx.query("SELECT status FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE").single() else {
                 return .notRegistered
@@ -43,9 +45,11 @@ extension Wallet {
     /// customer gets an SMS telling them to dial.
     public func resetPIN(_ msisdn: MSISDN, by action: OperatorAction) async throws -> DeskOutcome {
         try await self.postgres.transaction { tx in
-            guard let row = try await tx.query(
-                "SELECT failed_pin_attempts, pin_locks, locked_until, pin_reset_required FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE"
-            ).single() else { return .notRegistered }
+            guard
+                let row = try await tx.query(
+                    "SELECT failed_pin_attempts, pin_locks, locked_until, pin_reset_required FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE"
+                ).single()
+            else { return .notRegistered }
             let (attempts, locks, lockedUntil, required) = try row.decode((Int, Int, Date?, Bool).self)
             guard !required else { return .unchanged }
             try await tx.query(
@@ -114,7 +118,8 @@ extension Wallet {
     static func audit(
         _ tx: PostgresConnection, _ action: OperatorAction?, _ what: String, msisdn: MSISDN?, before: [String: String]?, after: [String: String]?
     ) async throws -> Int64 {
-        try await Self.audit(tx, actor: action?.operatorName ?? "system", what, msisdn: msisdn?.value, reason: action?.reason, before: before, after: after)
+        try await Self.audit(
+            tx, actor: action?.operatorName ?? "system", what, msisdn: msisdn?.value, reason: action?.reason, before: before, after: after)
     }
 
     @discardableResult

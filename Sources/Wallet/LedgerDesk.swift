@@ -88,12 +88,14 @@ extension Wallet {
     /// kept). Nothing moves until another operator approves it.
     public func requestReversal(of reference: String, by action: OperatorAction) async throws -> LedgerRequest {
         try await self.postgres.transaction { tx in
-            guard let row = try await tx.query(
-                """
-                SELECT t.kind, t.status, t.amount, c.msisdn FROM transfers t JOIN accounts a ON a.id = t.debit_account
-                LEFT JOIN customers c ON c.id = a.customer_id WHERE t.id = \(reference)
-                """
-            ).single() else { throw LedgerDeskError.noSuchTransfer(reference) }
+            guard
+                let row = try await tx.query(
+                    """
+                    SELECT t.kind, t.status, t.amount, c.msisdn FROM transfers t JOIN accounts a ON a.id = t.debit_account
+                    LEFT JOIN customers c ON c.id = a.customer_id WHERE t.id = \(reference)
+                    """
+                ).single()
+            else { throw LedgerDeskError.noSuchTransfer(reference) }
             let (kind, status, amount, sender) = try row.decode((String, String, Int64, String?).self)
             guard kind == "p2p", status == "posted", let sender else { throw LedgerDeskError.notASend(reference) }
             do {
@@ -122,7 +124,8 @@ extension Wallet {
     /// row, in one transaction. The database refuses an approval by the operator who asked.
     public func approve(_ id: Int64, by action: OperatorAction) async throws -> LedgerRequest {
         let outcome: Result<LedgerRequest, LedgerDeskError> = try await self.postgres.transaction(maxAttempts: 5) { tx in
-            guard let row = try await tx.query("SELECT \(unescaped: Self.requestColumns) FROM ledger_requests WHERE id = \(id) FOR UPDATE").single() else {
+            guard let row = try await tx.query("SELECT \(unescaped: Self.requestColumns) FROM ledger_requests WHERE id = \(id) FOR UPDATE").single()
+            else {
                 return .failure(.noSuchRequest(id))
             }
             let request = try Self.ledgerRequest(row)
@@ -132,7 +135,9 @@ extension Wallet {
             switch request.kind {
             case .adjustment:
                 transfer = "adjustment:\(id)"
-                guard let direction = request.direction, let msisdn = MSISDN(request.msisdn) else { throw ProviderRecordError.corrupt("request \(id)") }
+                guard let direction = request.direction, let msisdn = MSISDN(request.msisdn) else {
+                    throw ProviderRecordError.corrupt("request \(id)")
+                }
                 // Main account and suspense, locked in id order like every movement.
                 let accounts = try await tx.query(
                     """
@@ -161,14 +166,16 @@ extension Wallet {
             case .reversal:
                 guard let reference = request.reference else { throw ProviderRecordError.corrupt("request \(id)") }
                 transfer = "reversal:\(reference)"
-                guard let send = try await tx.query(
-                    """
-                    SELECT t.debit_account, t.credit_account, t.amount, sc.msisdn, rc.msisdn FROM transfers t
-                    JOIN accounts sa ON sa.id = t.debit_account JOIN customers sc ON sc.id = sa.customer_id
-                    JOIN accounts ra ON ra.id = t.credit_account JOIN customers rc ON rc.id = ra.customer_id
-                    WHERE t.id = \(reference) AND t.kind = 'p2p' AND t.status = 'posted'
-                    """
-                ).single() else { return .failure(.notASend(reference)) }
+                guard
+                    let send = try await tx.query(
+                        """
+                        SELECT t.debit_account, t.credit_account, t.amount, sc.msisdn, rc.msisdn FROM transfers t
+                        JOIN accounts sa ON sa.id = t.debit_account JOIN customers sc ON sc.id = sa.customer_id
+                        JOIN accounts ra ON ra.id = t.credit_account JOIN customers rc ON rc.id = ra.customer_id
+                        WHERE t.id = \(reference) AND t.kind = 'p2p' AND t.status = 'posted'
+                        """
+                    ).single()
+                else { return .failure(.notASend(reference)) }
                 let (senderAccount, recipientAccount, amount, sender, recipient) = try send.decode((Int64, Int64, Int64, String, String).self)
                 var spendable: Int64 = 0
                 for locked in try await tx.query(
@@ -190,11 +197,13 @@ extension Wallet {
                 }
                 let ref = "REV\(id)"
                 try await self.queueSMS(
-                    tx, to: MSISDN(sender)!, template: "reversal", params: ["amount": String(amount), "to": recipient, "reference": ref, "reason": "returned"],
+                    tx, to: MSISDN(sender)!, template: "reversal",
+                    params: ["amount": String(amount), "to": recipient, "reference": ref, "reason": "returned"],
                     dedupe: transfer + ":returned"
                 )
                 try await self.queueSMS(
-                    tx, to: MSISDN(recipient)!, template: "reversal", params: ["amount": String(amount), "from": sender, "reference": ref, "reason": "taken"],
+                    tx, to: MSISDN(recipient)!, template: "reversal",
+                    params: ["amount": String(amount), "from": sender, "reference": ref, "reason": "taken"],
                     dedupe: transfer + ":taken"
                 )
             }
@@ -220,7 +229,8 @@ extension Wallet {
     /// Turns a pending request down; nothing moves.
     public func reject(_ id: Int64, by action: OperatorAction) async throws -> LedgerRequest {
         let outcome: Result<LedgerRequest, LedgerDeskError> = try await self.postgres.transaction { tx in
-            guard let row = try await tx.query("SELECT \(unescaped: Self.requestColumns) FROM ledger_requests WHERE id = \(id) FOR UPDATE").single() else {
+            guard let row = try await tx.query("SELECT \(unescaped: Self.requestColumns) FROM ledger_requests WHERE id = \(id) FOR UPDATE").single()
+            else {
                 return .failure(.noSuchRequest(id))
             }
             let request = try Self.ledgerRequest(row)
@@ -256,9 +266,10 @@ extension Wallet {
         "id, kind, msisdn, amount, direction, reference, requested_by, reason, requested_at, status, decided_by, decided_at, transfer_id"
 
     static func ledgerRequest(_ row: PostgresRow) throws -> LedgerRequest {
-        let (id, kind, msisdn, amount, direction, reference, requestedBy, reason, requestedAt, status, decidedBy, decidedAt, transfer) = try row.decode(
-            (Int64, String, String, Int64, String?, String?, String, String, Date, String, String?, Date?, String?).self
-        )
+        let (id, kind, msisdn, amount, direction, reference, requestedBy, reason, requestedAt, status, decidedBy, decidedAt, transfer) =
+            try row.decode(
+                (Int64, String, String, Int64, String?, String?, String, String, Date, String, String?, Date?, String?).self
+            )
         return LedgerRequest(
             id: id, kind: try Self.status(kind), msisdn: msisdn, amount: amount, direction: try direction.map { try Self.status($0) },
             reference: reference, requestedBy: requestedBy, reason: reason, requestedAt: requestedAt, status: status, decidedBy: decidedBy,

@@ -301,13 +301,15 @@ extension Wallet {
             throw WalletError.invalidArgument("the outcome is credited, refunded or nothing")
         }
         return try await self.postgres.transaction { tx in
-            guard let row = try await tx.query(
-                """
-                UPDATE mpesa_review SET resolution = \(resolution), resolved_by = \(action.operatorName), resolved_at = now(), resolution_note = \(note)
-                WHERE id = \(id) AND resolution IS NULL
-                RETURNING kind, reference, reason, (SELECT d.msisdn FROM deposits d WHERE d.id = deposit_id), (SELECT p.msisdn FROM payouts p WHERE p.id = payout_id)
-                """
-            ).single() else { return false }
+            guard
+                let row = try await tx.query(
+                    """
+                    UPDATE mpesa_review SET resolution = \(resolution), resolved_by = \(action.operatorName), resolved_at = now(), resolution_note = \(note)
+                    WHERE id = \(id) AND resolution IS NULL
+                    RETURNING kind, reference, reason, (SELECT d.msisdn FROM deposits d WHERE d.id = deposit_id), (SELECT p.msisdn FROM payouts p WHERE p.id = payout_id)
+                    """
+                ).single()
+            else { return false }
             let (kind, reference, reason, depositor, payee) = try row.decode((String, String, String, String?, String?).self)
             try await Self.audit(
                 tx, actor: action.operatorName, "mpesa.review_resolved", msisdn: depositor ?? payee, reason: action.reason,

@@ -25,7 +25,9 @@ extension Wallet {
     /// be removed: that start-up is refused, naming the tier. True when something changed.
     @discardableResult
     public func applyConfiguration(tiers: [KYCTier], defaultTier: String, settings: [String: String]) async throws -> Bool {
-        guard tiers.contains(where: { $0.name == defaultTier }) else { throw WalletError.invalidArgument("the default tier \(defaultTier) is not defined") }
+        guard tiers.contains(where: { $0.name == defaultTier }) else {
+            throw WalletError.invalidArgument("the default tier \(defaultTier) is not defined")
+        }
         return try await self.postgres.transaction { tx in
             try await tx.query("SELECT pg_advisory_xact_lock(160016)")
             let existing = try await tx.query("SELECT name FROM kyc_tiers").map { try $0.decode(String.self, column: 0) }
@@ -53,7 +55,9 @@ extension Wallet {
             }
             recorded["tier.default"] = defaultTier
             let after = Self.json(recorded)
-            let last = try await tx.query("SELECT after::text, after = \(after)::jsonb FROM audit_log WHERE action = 'config.applied' ORDER BY id DESC LIMIT 1").single()
+            let last = try await tx.query(
+                "SELECT after::text, after = \(after)::jsonb FROM audit_log WHERE action = 'config.applied' ORDER BY id DESC LIMIT 1"
+            ).single()
             if let last, try last.decode(Bool.self, column: 1) { return false }
             try await tx.query(
                 """
@@ -67,10 +71,11 @@ extension Wallet {
 
     /// The tiers as the database has them; the default one first.
     public func tiers() async throws -> [(tier: KYCTier, isDefault: Bool)] {
-        try await self.postgres.query("SELECT name, per_transaction, daily, max_balance, is_default FROM kyc_tiers ORDER BY is_default DESC, name").map {
-            let (name, perTransaction, daily, maxBalance, isDefault) = try $0.decode((String, Int64, Int64, Int64, Bool).self)
-            return (KYCTier(name: name, perTransaction: perTransaction, daily: daily, maxBalance: maxBalance), isDefault)
-        }
+        try await self.postgres.query("SELECT name, per_transaction, daily, max_balance, is_default FROM kyc_tiers ORDER BY is_default DESC, name")
+            .map {
+                let (name, perTransaction, daily, maxBalance, isDefault) = try $0.decode((String, Int64, Int64, Int64, Bool).self)
+                return (KYCTier(name: name, perTransaction: perTransaction, daily: daily, maxBalance: maxBalance), isDefault)
+            }
     }
 
     /// The customer's tier limits as `connection` sees them (their own tier, or the default).

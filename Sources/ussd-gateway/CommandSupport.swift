@@ -67,12 +67,21 @@ func withPostgres<T>(_ config: GatewayConfig, doing what: String, _ body: (Postg
     }
 }
 
-/// `--operator` and `--reason` as an ``OperatorAction``, or exit code 2 naming the problem.
-func operatorAction(_ name: String, _ reason: String) throws -> OperatorAction {
-    do {
-        return try OperatorAction(operator: name, reason: reason)
-    } catch {
-        throw refusal("--operator and --reason: \(error)")
+/// Who changes something, and why: every command that changes money or a customer takes both and
+/// writes them to the audit trail.
+struct OperatorOptions: ParsableArguments {
+    @Option(name: .customLong("operator"), help: "Who is doing this (for the audit trail).") var operatorName: String
+    @Option(help: "Why (for the audit trail): how the caller was identified, the ticket, what was checked.") var reason: String
+
+    /// The two as an ``OperatorAction``, or exit code 2 naming the problem.
+    func action() throws -> OperatorAction { try Self.action(operator: self.operatorName, reason: self.reason) }
+
+    static func action(operator name: String, reason: String) throws -> OperatorAction {
+        do {
+            return try OperatorAction(operator: name, reason: reason)
+        } catch {
+            throw refusal("--operator and --reason: \(error)")
+        }
     }
 }
 
@@ -86,15 +95,4 @@ func shillingsArgument(_ text: String, named name: String) throws -> Amount {
     let cents = parts.count == 2 ? Int64(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0
     guard shillings * 100 + cents > 0 else { throw refusal("\(name) must be more than zero") }
     return Amount(cents: shillings * 100 + cents)
-}
-
-/// Prints `what` happened to `msisdn`, or that nothing changed; exit 1 when the number is unknown.
-func report(_ outcome: DeskOutcome, _ msisdn: MSISDN, done: String, already: String) throws {
-    switch outcome {
-    case .changed: print("\(done) \(msisdn.value)")
-    case .unchanged: print("\(msisdn.value) \(already): nothing changed")
-    case .notRegistered:
-        FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
-        throw ExitCode(1)
-    }
 }

@@ -40,14 +40,13 @@ struct CustomerCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
-        @Option(name: .customLong("operator"), help: "Who is unlocking.") var operatorName: String
-        @Option(help: "Why (for the audit trail).") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number")
-            let action = try operatorAction(self.operatorName, self.reason)
+            let action = try self.who.action()
             let unlocked = try await withPostgres(config, doing: "unlocking") { try await wallet(config, $0).unlockPIN(msisdn, by: action) }
             guard unlocked else {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
@@ -58,7 +57,6 @@ struct CustomerCommand: AsyncParsableCommand {
         }
     }
 
-
     struct ResetPIN: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reset-pin",
@@ -66,16 +64,13 @@ struct CustomerCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
-        @Option(name: .customLong("operator"), help: "Who is resetting.") var operatorName: String
-        @Option(help: "Why (for the audit trail), e.g. how the caller was identified.") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
-            bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.number, named: "the number")
-            let action = try operatorAction(self.operatorName, self.reason)
-            let outcome = try await withPostgres(config, doing: "resetting the PIN") { try await wallet(config, $0).resetPIN(msisdn, by: action) }
-            try report(outcome, msisdn, done: "PIN reset: the next dial sets a new PIN for", already: "already has a PIN reset waiting")
+            try await changeCustomer(
+                self.options, self.number, self.who, doing: "resetting the PIN", done: { "PIN reset: the next dial sets a new PIN for \($0)" },
+                already: "already has a PIN reset waiting"
+            ) { try await $0.resetPIN($1, by: $2) }
         }
     }
 
@@ -85,16 +80,13 @@ struct CustomerCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
-        @Option(name: .customLong("operator"), help: "Who is blocking.") var operatorName: String
-        @Option(help: "Why (for the audit trail).") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
-            bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.number, named: "the number")
-            let action = try operatorAction(self.operatorName, self.reason)
-            let outcome = try await withPostgres(config, doing: "blocking") { try await wallet(config, $0).block(msisdn, by: action) }
-            try report(outcome, msisdn, done: "blocked", already: "is already blocked")
+            try await changeCustomer(
+                self.options, self.number, self.who, doing: "blocking", done: { "blocked \($0)" },
+                already: "is already blocked"
+            ) { try await $0.block($1, by: $2) }
         }
     }
 
@@ -102,16 +94,13 @@ struct CustomerCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Lift a block. The customer gets an SMS. Audited.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
-        @Option(name: .customLong("operator"), help: "Who is unblocking.") var operatorName: String
-        @Option(help: "Why (for the audit trail).") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
-            bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.number, named: "the number")
-            let action = try operatorAction(self.operatorName, self.reason)
-            let outcome = try await withPostgres(config, doing: "unblocking") { try await wallet(config, $0).unblock(msisdn, by: action) }
-            try report(outcome, msisdn, done: "unblocked", already: "is not blocked")
+            try await changeCustomer(
+                self.options, self.number, self.who, doing: "unblocking", done: { "unblocked \($0)" },
+                already: "is not blocked"
+            ) { try await $0.unblock($1, by: $2) }
         }
     }
 
@@ -122,18 +111,35 @@ struct CustomerCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
         @Argument(help: "The tier's name, or `default`.") var tier: String
-        @Option(name: .customLong("operator"), help: "Who is changing it.") var operatorName: String
-        @Option(help: "Why (for the audit trail), e.g. which documents were checked.") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
-            bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.number, named: "the number")
-            let action = try operatorAction(self.operatorName, self.reason)
             let tier = self.tier == "default" ? nil : self.tier
-            let outcome = try await withPostgres(config, doing: "setting the tier") { try await wallet(config, $0).setTier(msisdn, to: tier, by: action) }
-            try report(outcome, msisdn, done: "tier \(self.tier) for", already: "is already in tier \(self.tier)")
+            try await changeCustomer(
+                self.options, self.number, self.who, doing: "setting the tier", done: { "tier \(self.tier) for \($0)" },
+                already: "is already in tier \(self.tier)"
+            ) { try await $0.setTier($1, to: tier, by: $2) }
         }
+    }
+}
+
+/// One audited change to a customer from the command line: the configuration, the number and
+/// who and why checked, `change` applied, and what happened printed (exit 1 for an unknown number).
+func changeCustomer(
+    _ options: ConfigOptions, _ number: String, _ who: OperatorOptions, doing what: String, done: (String) -> String, already: String,
+    _ change: @escaping @Sendable (Wallet, MSISDN, OperatorAction) async throws -> DeskOutcome
+) async throws {
+    let config = try options.load()
+    bootstrapLogging(config)
+    let msisdn = try msisdnArgument(number, named: "the number")
+    let action = try who.action()
+    let outcome = try await withPostgres(config, doing: what) { try await change(wallet(config, $0), msisdn, action) }
+    switch outcome {
+    case .changed: print(done(msisdn.value))
+    case .unchanged: print("\(msisdn.value) \(already): nothing changed")
+    case .notRegistered:
+        FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
+        throw ExitCode(1)
     }
 }
 

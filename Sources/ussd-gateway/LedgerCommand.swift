@@ -15,7 +15,8 @@ struct LedgerCommand: AsyncParsableCommand {
 
     struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the ledger: balances sum to zero, no customer balance is negative, balances and holds are what the transfers make them, every hold belongs to a live payout and none is too old. Exit 1 on any breach, for cron or a Kubernetes CronJob."
+            abstract:
+                "Check the ledger: balances sum to zero, no customer balance is negative, balances and holds are what the transfers make them, every hold belongs to a live payout and none is too old. Exit 1 on any breach, for cron or a Kubernetes CronJob."
         )
         @OptionGroup var options: ConfigOptions
         @Option(help: "The oldest a payout's hold may be, in hours.") var maxHoldHours = 48
@@ -44,15 +45,15 @@ struct LedgerCommand: AsyncParsableCommand {
 
     struct Adjust: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Ask for a correction of a customer's main account against the suspense account. It takes effect only when another operator runs `ledger approve <id>`."
+            abstract:
+                "Ask for a correction of a customer's main account against the suspense account. It takes effect only when another operator runs `ledger approve <id>`."
         )
         @OptionGroup var options: ConfigOptions
         @Option(help: "The customer's number, in any usual Kenyan form.") var to: String
         @Option(help: "The amount in shillings, e.g. 500 or 1250.50.") var amount: String
         @Flag(help: "Credit the customer from suspense (money owed to them).") var fromSuspense = false
         @Flag(help: "Debit the customer into suspense (money credited by mistake).") var toSuspense = false
-        @Option(name: .customLong("operator"), help: "Who is asking.") var operatorName: String
-        @Option(help: "Why (for the approver and the audit trail).") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
             let config = try self.options.load()
@@ -60,9 +61,10 @@ struct LedgerCommand: AsyncParsableCommand {
             guard self.fromSuspense != self.toSuspense else { throw refusal("give exactly one of --from-suspense and --to-suspense") }
             let msisdn = try msisdnArgument(self.to, named: "--to")
             let amount = try shillingsArgument(self.amount, named: "--amount")
-            let action = try operatorAction(self.operatorName, self.reason)
+            let action = try self.who.action()
             let request = try await withPostgres(config, doing: "asking for the correction") {
-                try await wallet(config, $0).requestAdjustment(msisdn, amount: amount, direction: self.fromSuspense ? .fromSuspense : .toSuspense, by: action)
+                try await wallet(config, $0).requestAdjustment(
+                    msisdn, amount: amount, direction: self.fromSuspense ? .fromSuspense : .toSuspense, by: action)
             }
             print("request #\(request.id): \(describe(request)); waiting for another operator: ledger approve \(request.id)")
         }
@@ -70,24 +72,27 @@ struct LedgerCommand: AsyncParsableCommand {
 
     struct Reverse: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Ask for a wrong send to be reversed (the amount back from the recipient; the fee is kept). It takes effect when another operator approves it, and only if the recipient still holds the money."
+            abstract:
+                "Ask for a wrong send to be reversed (the amount back from the recipient; the fee is kept). It takes effect when another operator approves it, and only if the recipient still holds the money."
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The send's reference: its transfer id, as `customer show` lists it.") var reference: String
-        @Option(name: .customLong("operator"), help: "Who is asking.") var operatorName: String
-        @Option(help: "Why (for the approver and the audit trail).") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let action = try operatorAction(self.operatorName, self.reason)
-            let request = try await withPostgres(config, doing: "asking for the reversal") { try await wallet(config, $0).requestReversal(of: self.reference, by: action) }
+            let action = try self.who.action()
+            let request = try await withPostgres(config, doing: "asking for the reversal") {
+                try await wallet(config, $0).requestReversal(of: self.reference, by: action)
+            }
             print("request #\(request.id): \(describe(request)); waiting for another operator: ledger approve \(request.id)")
         }
     }
 
     struct Requests: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List corrections and reversals waiting for approval (or all of them), newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List corrections and reversals waiting for approval (or all of them), newest first.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Also list the decided ones.") var all = false
         @Flag(help: "Print JSON, for scripts.") var json = false
@@ -95,7 +100,9 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let requests = try await withPostgres(config, doing: "listing requests") { try await wallet(config, $0).ledgerRequests(pendingOnly: !self.all) }
+            let requests = try await withPostgres(config, doing: "listing requests") {
+                try await wallet(config, $0).ledgerRequests(pendingOnly: !self.all)
+            }
             if self.json { return print(try jsonText(requests)) }
             print(requests.isEmpty ? "no requests" : requests.map { "#\($0.id)\t\($0.status)\t\(describe($0))" }.joined(separator: "\n"))
         }
@@ -103,17 +110,17 @@ struct LedgerCommand: AsyncParsableCommand {
 
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Approve a request: its transfer is posted, the customer gets an SMS, and the audit trail records both operators. Not by the operator who asked."
+            abstract:
+                "Approve a request: its transfer is posted, the customer gets an SMS, and the audit trail records both operators. Not by the operator who asked."
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The request's id.") var id: Int64
-        @Option(name: .customLong("operator"), help: "Who is approving (not who asked).") var operatorName: String
-        @Option(help: "Why (for the audit trail), e.g. what was checked.") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let action = try operatorAction(self.operatorName, self.reason)
+            let action = try self.who.action()
             let request = try await withPostgres(config, doing: "approving") { try await wallet(config, $0).approve(self.id, by: action) }
             print("approved #\(request.id): \(describe(request)); transfer \(request.transfer ?? "?")")
         }
@@ -123,13 +130,12 @@ struct LedgerCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Turn a request down; nothing moves. Audited.")
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The request's id.") var id: Int64
-        @Option(name: .customLong("operator"), help: "Who is rejecting.") var operatorName: String
-        @Option(help: "Why (for the audit trail).") var reason: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let action = try operatorAction(self.operatorName, self.reason)
+            let action = try self.who.action()
             let request = try await withPostgres(config, doing: "rejecting") { try await wallet(config, $0).reject(self.id, by: action) }
             print("rejected #\(request.id): \(describe(request))")
         }
@@ -142,7 +148,9 @@ func describe(_ request: LedgerRequest) -> String {
     let what: String
     switch request.kind {
     case .adjustment:
-        what = request.direction == .fromSuspense ? "adjustment: \(amount) to \(request.msisdn) from suspense" : "adjustment: \(amount) from \(request.msisdn) to suspense"
+        what =
+            request.direction == .fromSuspense
+            ? "adjustment: \(amount) to \(request.msisdn) from suspense" : "adjustment: \(amount) from \(request.msisdn) to suspense"
     case .reversal:
         what = "reversal of \(request.reference ?? "?"): \(amount) back to \(request.msisdn)"
     }
@@ -153,11 +161,13 @@ func describe(_ request: LedgerRequest) -> String {
 
 /// `ussd-gateway report daily --date YYYY-MM-DD [--csv]`.
 struct ReportCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "report", abstract: "Reports for finance and the regulator.", subcommands: [Daily.self])
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Reports for finance and the regulator.", subcommands: [Daily.self])
 
     struct Daily: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "One Nairobi day's reconciliation: deposits and payouts by status, set against the float and in-flight accounts' movements; fees; corrections; open review items; each difference with its reason. Exit 1 when anything does not reconcile."
+            abstract:
+                "One Nairobi day's reconciliation: deposits and payouts by status, set against the float and in-flight accounts' movements; fees; corrections; open review items; each difference with its reason. Exit 1 when anything does not reconcile."
         )
         @OptionGroup var options: ConfigOptions
         @Option(help: "The day, YYYY-MM-DD (Africa/Nairobi).") var date: String
@@ -202,10 +212,14 @@ struct ReportCommand: AsyncParsableCommand {
         }
 
         static func csv(_ report: DailyReport) -> String {
-            func field(_ text: String) -> String { text.contains(where: { ",\"\n".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text }
+            func field(_ text: String) -> String {
+                text.contains(where: { ",\"\n".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+            }
             var lines = ["date,section,item,count,amount_kes"]
             for row in Self.rows(report) {
-                lines.append([report.date, row.section, row.item, row.count.map(String.init) ?? "", row.cents.map(Self.kes) ?? ""].map(field).joined(separator: ","))
+                lines.append(
+                    [report.date, row.section, row.item, row.count.map(String.init) ?? "", row.cents.map(Self.kes) ?? ""].map(field).joined(
+                        separator: ","))
             }
             return lines.joined(separator: "\n")
         }
@@ -224,7 +238,8 @@ struct ReportCommand: AsyncParsableCommand {
             lines.append("reconciliation:")
             for comparison in report.comparisons {
                 let state = comparison.difference == 0 ? "ok" : "DIFFERENCE KES \(Self.kes(comparison.difference))"
-                lines.append("  \(comparison.name): reported KES \(Self.kes(comparison.reported)), ledger KES \(Self.kes(comparison.ledger)): \(state)")
+                lines.append(
+                    "  \(comparison.name): reported KES \(Self.kes(comparison.reported)), ledger KES \(Self.kes(comparison.ledger)): \(state)")
                 for reason in comparison.reasons { lines.append("    because \(reason)") }
             }
             lines.append(report.balanced ? "everything reconciles" : "NOT RECONCILED")

@@ -89,7 +89,7 @@ struct MPesaCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             guard let id = Int64(self.id.hasPrefix("#") ? String(self.id.dropFirst()) : self.id) else { throw refusal("the id is a number, e.g. 12") }
             guard ["credited", "refunded", "nothing"].contains(self.outcome) else { throw refusal("--outcome is credited, refunded or nothing") }
-            let action = try operatorAction(self.operatorName, self.note)
+            let action = try OperatorOptions.action(operator: self.operatorName, reason: self.note)
             let closed = try await withPostgres(config, doing: "resolving") {
                 try await wallet(config, $0).resolveReviewItem(id, resolution: self.outcome, note: action.reason, by: action)
             }

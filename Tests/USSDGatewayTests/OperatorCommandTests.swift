@@ -1,9 +1,10 @@
 import Foundation
 import Postgres
-import Testing
 import TestSupport
-@testable import USSDGateway
+import Testing
 import Wallet
+
+@testable import USSDGateway
 
 /// Every operator command, as the support desk and finance run it: the `ussd-gateway` binary
 /// against a real Postgres.
@@ -64,7 +65,10 @@ import Wallet
         let unknownTier = try await desk.status(["customer", "tier", otieno, "platinum"] + who)
         #expect(unknownTier.0 == 1 && unknownTier.2.contains("no tier platinum"), "\(unknownTier)")
         try await desk.harness.wallet.applyConfiguration(
-            tiers: [KYCTier(name: "standard", perTransaction: 100, daily: 100, maxBalance: 100), KYCTier(name: "full", perTransaction: 100, daily: 100, maxBalance: 100)],
+            tiers: [
+                KYCTier(name: "standard", perTransaction: 100, daily: 100, maxBalance: 100),
+                KYCTier(name: "full", perTransaction: 100, daily: 100, maxBalance: 100),
+            ],
             defaultTier: "standard", settings: [:]
         )
         #expect(try await desk.run(["customer", "tier", otieno, "full"] + who).contains("tier full"))
@@ -96,7 +100,8 @@ import Wallet
         #expect(try await desk.harness.wallet.balances(recipient).main == .zero)
         #expect(try await desk.run(["ledger", "approve", String(id)] + checker).contains("approved #\(id)"))
         #expect(try await desk.harness.wallet.balances(recipient).main == Amount(cents: 25_050))
-        let both = try await desk.status("ledger", "adjust", "--to", otieno, "--amount", "1", "--from-suspense", "--to-suspense", "--operator", "a", "--reason", "b")
+        let both = try await desk.status(
+            "ledger", "adjust", "--to", otieno, "--amount", "1", "--from-suspense", "--to-suspense", "--operator", "a", "--reason", "b")
         #expect(both.0 == 2)
 
         // A wrong send, reversed by two operators.
@@ -129,7 +134,8 @@ import Wallet
     @Test func reviewItemsAreResolvedAndTheDailyReportReconcilesInCSV() async throws {
         let desk = try await Desk.make()
         let (achieng, sender, otieno, recipient) = try await desk.harness.senderAndRecipient()
-        _ = try await desk.harness.wallet.send(from: sender, to: recipient, amount: .shillings(500), fee: .shillings(7), key: IdempotencyKey("cli-fee")!)
+        _ = try await desk.harness.wallet.send(
+            from: sender, to: recipient, amount: .shillings(500), fee: .shillings(7), key: IdempotencyKey("cli-fee")!)
         try await desk.harness.wallet.keepForReview(kind: "stk", reference: "ws_CO_nobody", reason: "unknown CheckoutRequestID", body: "{}")
         let items = try await desk.run("mpesa", "review")
         #expect(items.contains("ws_CO_nobody"))
@@ -142,7 +148,8 @@ import Wallet
         #expect(try await desk.run("mpesa", "review", "--all").contains("resolved refunded by kamau"))
         #expect(try await desk.status("mpesa", "resolve", "\(item.id)", "--outcome", "credited", "--note", "again", "--operator", "kamau").0 == 1)
 
-        let today = try await desk.harness.postgres.query("SELECT to_char(now() AT TIME ZONE 'Africa/Nairobi', 'YYYY-MM-DD')").single()!.decode(String.self, column: 0)
+        let today = try await desk.harness.postgres.query("SELECT to_char(now() AT TIME ZONE 'Africa/Nairobi', 'YYYY-MM-DD')").single()!.decode(
+            String.self, column: 0)
         let csv = try await desk.run("report", "daily", "--date", today, "--csv")
         let lines = csv.split(separator: "\n").map(String.init)
         #expect(lines.first == "date,section,item,count,amount_kes")

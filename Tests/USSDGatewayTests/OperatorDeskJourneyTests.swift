@@ -4,10 +4,11 @@ import Hummingbird
 import HummingbirdTesting
 import Menus
 import Postgres
-import Testing
 import TestSupport
-@testable import USSDGateway
+import Testing
 import Wallet
+
+@testable import USSDGateway
 
 /// What the operator desk's changes look like on a handset: a reset PIN, a block, a tier's
 /// limits, a send's fee; and refused callbacks written to the audit trail.
@@ -107,7 +108,9 @@ import Wallet
         }
         #expect(try await harness.wallet.balances(sender).main == .shillings(593))
         #expect(try await harness.wallet.balances(recipient).main == .shillings(400))
-        #expect(try await harness.postgres.query("SELECT balance FROM account_balances WHERE kind = 'fee_income'").single()!.decode(Int64.self, column: 0) == 700)
+        #expect(
+            try await harness.postgres.query("SELECT balance FROM account_balances WHERE kind = 'fee_income'").single()!.decode(Int64.self, column: 0)
+                == 700)
         try await harness.audit()
         await harness.finish()
     }

@@ -1,13 +1,14 @@
 import Foundation
 import Postgres
-import Testing
 import TestSupport
+import Testing
 import Wallet
 
 extension Ledger {
     /// A system account's balance, shards included.
     func systemBalance(_ kind: String) async throws -> Int64 {
-        try await self.postgres.query("SELECT balance FROM account_balances WHERE customer_id IS NULL AND kind = \(kind)").single()!.decode(Int64.self, column: 0)
+        try await self.postgres.query("SELECT balance FROM account_balances WHERE customer_id IS NULL AND kind = \(kind)").single()!.decode(
+            Int64.self, column: 0)
     }
 
     func actions(_ msisdn: MSISDN) async throws -> [String] {
@@ -213,18 +214,27 @@ extension Ledger {
         let basic = KYCTier(name: "basic", perTransaction: 100_000, daily: 150_000, maxBalance: 200_000)
         let full = KYCTier(name: "full", perTransaction: 1_000_000, daily: 2_000_000, maxBalance: 5_000_000)
         #expect(try await ledger.wallet.applyConfiguration(tiers: [basic, full], defaultTier: "basic", settings: ["pin.lock_minutes": "30"]))
-        #expect(try await ledger.wallet.applyConfiguration(tiers: [basic, full], defaultTier: "basic", settings: ["pin.lock_minutes": "30"]) == false)
+        #expect(
+            try await ledger.wallet.applyConfiguration(tiers: [basic, full], defaultTier: "basic", settings: ["pin.lock_minutes": "30"]) == false)
         let achieng = try await ledger.funded("254712345678", cents: 190_000)
         let otieno = try await ledger.funded("254722000111", cents: 0)
         let juma = try await ledger.funded("254733000222", cents: 150_000)
 
-        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1_001), key: key("t1")) }
+        await #expect(throws: WalletError.limitExceeded) {
+            try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1_001), key: key("t1"))
+        }
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1_000), key: key("t2"))
-        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(501), key: key("t3")) }
-        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(501), key: key("t4")) }
+        await #expect(throws: WalletError.limitExceeded) {
+            try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(501), key: key("t3"))
+        }
+        await #expect(throws: WalletError.limitExceeded) {
+            try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(501), key: key("t4"))
+        }
         // Otieno holds 1,000 of at most 2,000: Juma's 1,001 (Juma's own tier allows it) would take him over.
         #expect(try await ledger.wallet.setTier(juma, to: "full", by: self.kamau) == .changed)
-        await #expect(throws: WalletError.recipientLimit) { try await ledger.wallet.send(from: juma, to: otieno, amount: .shillings(1_001), key: key("t5")) }
+        await #expect(throws: WalletError.recipientLimit) {
+            try await ledger.wallet.send(from: juma, to: otieno, amount: .shillings(1_001), key: key("t5"))
+        }
         await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.beginDeposit(otieno, amount: .shillings(1_001), key: key("t6")) }
         _ = try await ledger.wallet.beginDeposit(otieno, amount: .shillings(1_000), key: key("t7"))
 
@@ -260,7 +270,8 @@ extension Ledger {
             let deposit = try await ledger.wallet.beginDeposit(achieng, amount: .shillings(Int64(shillings)), key: key("d\(index)"))
             try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_\(index)")
             if index < 2 {
-                try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_\(index)", receipt: "RCPT\(index)", amount: .shillings(Int64(shillings)), phone: achieng)
+                try await ledger.wallet.completeDeposit(
+                    checkoutRequestID: "ws_CO_\(index)", receipt: "RCPT\(index)", amount: .shillings(Int64(shillings)), phone: achieng)
             } else if index == 2 {
                 _ = try await ledger.wallet.failDeposit(.checkout("ws_CO_2"), code: 1032, text: "Request cancelled by user")
             }
@@ -296,7 +307,9 @@ extension Ledger {
         await #expect(throws: WalletError.self) { try await ledger.wallet.dailyReport(date: "yesterday") }
 
         // Money out of the float that no deposit explains is a difference, with its reason.
-        try await ledger.post("stray", from: try await ledger.systemAccount("mpesa_float"), to: try await ledger.account(otieno.value, "main"), cents: 999, kind: "deposit")
+        try await ledger.post(
+            "stray", from: try await ledger.systemAccount("mpesa_float"), to: try await ledger.account(otieno.value, "main"), cents: 999,
+            kind: "deposit")
         let stray = try await ledger.wallet.dailyReport(date: today)
         #expect(!stray.balanced)
         let deposits = try #require(stray.comparisons.first { $0.name.hasPrefix("deposits") })
@@ -329,12 +342,16 @@ extension Ledger {
         let items = try await ledger.wallet.reviewItems()
         #expect(items.count == 2)
         let first = items[1]
-        #expect(try await ledger.wallet.resolveReviewItem(first.id, resolution: "refunded", note: "refunded by reversal on the M-Pesa portal", by: self.kamau))
+        #expect(
+            try await ledger.wallet.resolveReviewItem(
+                first.id, resolution: "refunded", note: "refunded by reversal on the M-Pesa portal", by: self.kamau))
         #expect(try await ledger.wallet.resolveReviewItem(first.id, resolution: "credited", note: "again", by: self.kamau) == false, "once")
         #expect(try await ledger.wallet.reviewItems().map(\.reference) == ["ws_CO_b"], "only the open ones")
         let all = try await ledger.wallet.reviewItems(openOnly: false)
         #expect(all.first { $0.id == first.id }?.resolution == "refunded" && all.first { $0.id == first.id }?.resolvedBy == "kamau")
-        await #expect(throws: WalletError.self) { try await ledger.wallet.resolveReviewItem(items[0].id, resolution: "lost", note: "x", by: self.kamau) }
+        await #expect(throws: WalletError.self) {
+            try await ledger.wallet.resolveReviewItem(items[0].id, resolution: "lost", note: "x", by: self.kamau)
+        }
         let error = await #expect(throws: PostgresError.self) {
             try await ledger.postgres.query("UPDATE mpesa_review SET resolution = 'nothing' WHERE id = \(first.id)")
         }
