@@ -158,6 +158,12 @@ extension Wallet {
                 valid = false
             }
             guard valid else { throw WalletError.invalidArgument("no such date \(date)") }
+            // The day's bounds as instants, so the time columns' indexes serve every query below.
+            let (start, end) = try await tx.query(
+                """
+                SELECT \(date)::date::timestamp AT TIME ZONE 'Africa/Nairobi', (\(date)::date + 1)::timestamp AT TIME ZONE 'Africa/Nairobi'
+                """
+            ).single()!.decode((Date, Date).self)
             func lines(_ query: PostgresQuery) async throws -> [DailyReport.Line] {
                 try await tx.query(query).map {
                     let (status, count, sum) = try $0.decode((String, Int64, Int64).self)
@@ -172,34 +178,34 @@ extension Wallet {
             let deposits = try await lines(
                 """
                 SELECT status, count(*), coalesce(sum(amount), 0)::bigint FROM deposits
-                WHERE (created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date GROUP BY status ORDER BY status
+                WHERE created_at >= \(start) AND created_at < \(end) GROUP BY status ORDER BY status
                 """
             )
             let payouts = try await lines(
                 """
                 SELECT status, count(*), coalesce(sum(amount), 0)::bigint FROM payouts
-                WHERE (created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date GROUP BY status ORDER BY status
+                WHERE created_at >= \(start) AND created_at < \(end) GROUP BY status ORDER BY status
                 """
             )
             let credited = try await line(
                 "credited",
                 """
                 SELECT count(*), coalesce(sum(t.amount), 0)::bigint FROM deposits d JOIN transfers t ON t.id = d.transfer_id
-                WHERE d.status = 'completed' AND (t.created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                WHERE d.status = 'completed' AND t.created_at >= \(start) AND t.created_at < \(end)
                 """
             )
             let paid = try await line(
                 "paid",
                 """
                 SELECT count(*), coalesce(sum(t.amount), 0)::bigint FROM payouts p JOIN transfers t ON t.id = p.transfer_id
-                WHERE p.status = 'paid' AND t.status = 'posted' AND (t.resolved_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                WHERE p.status = 'paid' AND t.status = 'posted' AND t.resolved_at >= \(start) AND t.resolved_at < \(end)
                 """
             )
             let movements = try await lines(
                 """
                 SELECT kind, count(*), coalesce(sum(amount), 0)::bigint FROM transfers
                 WHERE status = 'posted' AND kind IN ('p2p', 'save', 'unsave', 'fee', 'adjustment', 'reversal')
-                    AND (created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                    AND created_at >= \(start) AND created_at < \(end)
                 GROUP BY kind ORDER BY kind
                 """
             )
@@ -211,7 +217,7 @@ extension Wallet {
                     SELECT coalesce(sum(CASE WHEN t.credit_account = a.id THEN t.amount ELSE -t.amount END), 0)::bigint
                     FROM accounts a JOIN transfers t ON a.id IN (t.debit_account, t.credit_account)
                     WHERE a.customer_id IS NULL AND a.kind = \(kind) AND t.status = 'posted'
-                        AND (coalesce(t.resolved_at, t.created_at) AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                        AND coalesce(t.resolved_at, t.created_at) >= \(start) AND coalesce(t.resolved_at, t.created_at) < \(end)
                     """
                 )
             }
@@ -224,7 +230,7 @@ extension Wallet {
                 """
                 SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t JOIN accounts a ON a.id = t.debit_account
                 WHERE a.customer_id IS NULL AND a.kind = 'fee_income' AND t.kind = 'reversal' AND t.status = 'posted'
-                    AND (t.created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                    AND t.created_at >= \(start) AND t.created_at < \(end)
                 """
             )
             let fees = (movements.first { $0.status == "fee" }?.sum ?? 0) - refunded
@@ -238,7 +244,7 @@ extension Wallet {
                     SELECT format('transfer %s (%s cents, %s) has no completed deposit', t.id, t.amount, t.kind)
                     FROM transfers t JOIN accounts a ON a.id IN (t.debit_account, t.credit_account)
                     WHERE a.customer_id IS NULL AND a.kind = 'mpesa_float' AND t.status = 'posted'
-                        AND (coalesce(t.resolved_at, t.created_at) AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                        AND coalesce(t.resolved_at, t.created_at) >= \(start) AND coalesce(t.resolved_at, t.created_at) < \(end)
                         AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.transfer_id = t.id AND d.status = 'completed')
                     ORDER BY t.created_at LIMIT 20
                     """
@@ -253,7 +259,7 @@ extension Wallet {
                     SELECT format('transfer %s (%s cents) was posted to in-flight but its payout is %s', t.id, t.amount, coalesce(p.status, 'missing'))
                     FROM transfers t JOIN accounts a ON a.id = t.credit_account LEFT JOIN payouts p ON p.transfer_id = t.id
                     WHERE a.customer_id IS NULL AND a.kind = 'payouts_in_flight' AND t.status = 'posted'
-                        AND (coalesce(t.resolved_at, t.created_at) AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                        AND coalesce(t.resolved_at, t.created_at) >= \(start) AND coalesce(t.resolved_at, t.created_at) < \(end)
                         AND (p.id IS NULL OR p.status <> 'paid')
                     ORDER BY t.created_at LIMIT 20
                     """
@@ -271,7 +277,7 @@ extension Wallet {
                 """
                 SELECT coalesce(sum(CASE WHEN r.direction = 'to_suspense' THEN r.amount ELSE -r.amount END), 0)::bigint
                 FROM ledger_requests r JOIN transfers t ON t.id = r.transfer_id
-                WHERE r.kind = 'adjustment' AND (t.created_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date
+                WHERE r.kind = 'adjustment' AND t.created_at >= \(start) AND t.created_at < \(end)
                 """
             )
             comparisons.append(
@@ -282,7 +288,7 @@ extension Wallet {
             )
             let open = try await figure("SELECT count(*) FROM mpesa_review WHERE resolution IS NULL")
             let received = try await figure(
-                "SELECT count(*) FROM mpesa_review WHERE (received_at AT TIME ZONE 'Africa/Nairobi')::date = \(date)::date"
+                "SELECT count(*) FROM mpesa_review WHERE received_at >= \(start) AND received_at < \(end)"
             )
             return DailyReport(
                 date: date, deposits: deposits, payouts: payouts, depositsCredited: credited, payoutsPaid: paid, movements: movements,

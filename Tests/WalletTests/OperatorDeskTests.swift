@@ -314,6 +314,22 @@ extension Ledger {
         #expect(!stray.balanced)
         let deposits = try #require(stray.comparisons.first { $0.name.hasPrefix("deposits") })
         #expect(deposits.difference == 999 && deposits.reasons.contains { $0.contains("stray") }, "\(deposits)")
+
+        // Days are Nairobi's: a minute before today's midnight there (21:00 UTC) belongs to yesterday.
+        try await ledger.postgres.query(
+            """
+            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, created_at)
+            SELECT 'late-last-night', f.id, a.id, 111, 'deposit', 'posted',
+                   (\(today)::date::timestamp AT TIME ZONE 'Africa/Nairobi') - interval '1 minute'
+            FROM accounts f, accounts a JOIN customers c ON c.id = a.customer_id
+            WHERE f.customer_id IS NULL AND f.kind = 'mpesa_float' AND c.msisdn = \(otieno.value) AND a.kind = 'main'
+            """
+        )
+        let yesterday = try await ledger.postgres.query("SELECT to_char(\(today)::date - 1, 'YYYY-MM-DD')").single()!.decode(String.self, column: 0)
+        let before = try await ledger.wallet.dailyReport(date: yesterday).comparisons.first { $0.name.hasPrefix("deposits") }
+        #expect(before?.difference == 111 && before?.reasons.first?.contains("late-last-night") == true, "\(String(describing: before))")
+        let todayAgain = try await ledger.wallet.dailyReport(date: today).comparisons.first { $0.name.hasPrefix("deposits") }
+        #expect(todayAgain?.difference == 999, "last night's transfer is not today's")
         await ledger.postgres.shutdown()
     }
 
