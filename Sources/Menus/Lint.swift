@@ -105,12 +105,14 @@ private struct Linter {
                 self.report(location, "a tier name is 1 to 30 lowercase letters, digits or _, starting with a letter")
             }
             let ceiling = 100_000_000
-            if !(1...ceiling).contains(limits.perTransaction) || !(1...ceiling).contains(limits.daily) || !(1...ceiling).contains(limits.maxBalance) {
+            if !(1...ceiling).contains(limits.perTransaction) || !(1...ceiling).contains(limits.daily)
+                || !(1...ceiling).contains(limits.maxBalance ?? 1)
+            {
                 self.report(location, "limits must be from 1 to \(ceiling) shillings")
             }
             if limits.daily < limits.perTransaction { self.report(location, "daily (\(limits.daily)) is below perTransaction (\(limits.perTransaction))") }
-            if limits.maxBalance < limits.perTransaction {
-                self.report(location, "maxBalance (\(limits.maxBalance)) is below perTransaction (\(limits.perTransaction))")
+            if let maxBalance = limits.maxBalance, maxBalance < limits.perTransaction {
+                self.report(location, "maxBalance (\(maxBalance)) is below perTransaction (\(limits.perTransaction))")
             }
         }
     }

@@ -45,8 +45,8 @@ public struct MenuDocument: Sendable, Codable {
         public var perTransaction: Int
         /// The most the sends and withdrawals of one Nairobi day may add up to.
         public var daily: Int
-        /// The most a wallet (main and savings) may hold.
-        public var maxBalance: Int
+        /// The most a wallet (main and savings) may hold; absent, no cap.
+        public var maxBalance: Int?
     }
 
     public struct Settings: Sendable, Codable {

@@ -43,15 +43,15 @@ extension GatewayConfig {
     }
 
     /// The KYC tiers of `menus` in cents, and the default tier: the document's, or one `standard`
-    /// tier with M-Pesa's limits when it declares none.
+    /// tier with M-Pesa's per-transaction and daily limits and no balance cap when it declares none.
     public static func tiers(of menus: MenuDocument) -> (tiers: [KYCTier], defaultTier: String) {
         guard let section = menus.tiers else {
-            return ([KYCTier(name: "standard", perTransaction: 25_000_000, daily: 50_000_000, maxBalance: 50_000_000)], "standard")
+            return ([KYCTier(name: "standard", perTransaction: 25_000_000, daily: 50_000_000, maxBalance: nil)], "standard")
         }
         let tiers = section.levels.sorted { $0.key < $1.key }.map { name, limits in
             KYCTier(
                 name: name, perTransaction: Int64(limits.perTransaction) * 100, daily: Int64(limits.daily) * 100,
-                maxBalance: Int64(limits.maxBalance) * 100
+                maxBalance: limits.maxBalance.map { Int64($0) * 100 }
             )
         }
         return (tiers, section.default)

@@ -43,7 +43,7 @@ extension Wallet {
             let held = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE customer_id = \(customer.id)").single()!
                 .decode(Int64.self, column: 0)
             let (total, overflow) = held.addingReportingOverflow(amount.cents)
-            return amount.cents <= tier.perTransaction && !overflow && total <= tier.maxBalance
+            return amount.cents <= tier.perTransaction && !overflow && total <= (tier.maxBalance ?? .max)
         }
         guard room else { throw WalletError.limitExceeded }
         let row = try await self.postgres.query(

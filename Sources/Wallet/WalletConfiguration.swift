@@ -2,14 +2,14 @@ import Foundation
 import Postgres
 
 /// A KYC tier's limits, in cents: per send or withdrawal, per Nairobi day of sends and
-/// withdrawals, and the most a customer's wallet (main and savings) may hold.
+/// withdrawals, and the most a customer's wallet (main and savings) may hold (nil: no cap).
 public struct KYCTier: Sendable, Hashable, Codable {
     public let name: String
     public let perTransaction: Int64
     public let daily: Int64
-    public let maxBalance: Int64
+    public let maxBalance: Int64?
 
-    public init(name: String, perTransaction: Int64, daily: Int64, maxBalance: Int64) {
+    public init(name: String, perTransaction: Int64, daily: Int64, maxBalance: Int64?) {
         self.name = name
         self.perTransaction = perTransaction
         self.daily = daily
@@ -51,7 +51,7 @@ extension Wallet {
             }
             var recorded = settings
             for tier in tiers {
-                recorded["tier.\(tier.name)"] = "per transaction \(tier.perTransaction), daily \(tier.daily), max balance \(tier.maxBalance) (cents)"
+                recorded["tier.\(tier.name)"] = "per transaction \(tier.perTransaction), daily \(tier.daily), max balance \(tier.maxBalance.map(String.init) ?? "none") (cents)"
             }
             recorded["tier.default"] = defaultTier
             let after = Self.json(recorded)
@@ -73,7 +73,7 @@ extension Wallet {
     public func tiers() async throws -> [(tier: KYCTier, isDefault: Bool)] {
         try await self.postgres.query("SELECT name, per_transaction, daily, max_balance, is_default FROM kyc_tiers ORDER BY is_default DESC, name")
             .map {
-                let (name, perTransaction, daily, maxBalance, isDefault) = try $0.decode((String, Int64, Int64, Int64, Bool).self)
+                let (name, perTransaction, daily, maxBalance, isDefault) = try $0.decode((String, Int64, Int64, Int64?, Bool).self)
                 return (KYCTier(name: name, perTransaction: perTransaction, daily: daily, maxBalance: maxBalance), isDefault)
             }
     }
@@ -87,7 +87,7 @@ extension Wallet {
             WHERE c.id = \(customer)
             """
         ).single().map {
-            let (name, perTransaction, daily, maxBalance) = try $0.decode((String, Int64, Int64, Int64).self)
+            let (name, perTransaction, daily, maxBalance) = try $0.decode((String, Int64, Int64, Int64?).self)
             return KYCTier(name: name, perTransaction: perTransaction, daily: daily, maxBalance: maxBalance)
         }
     }

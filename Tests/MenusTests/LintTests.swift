@@ -97,6 +97,8 @@ import Testing
         }
         let basic: [String: Any] = ["perTransaction": 70_000, "daily": 150_000, "maxBalance": 100_000]
         #expect(try tiers(["default": "basic", "levels": ["basic": basic]]) == [])
+        let uncapped: [String: Any] = ["perTransaction": 250_000, "daily": 500_000]
+        #expect(try tiers(["default": "standard", "levels": ["basic": basic, "standard": uncapped]]) == [], "a tier may have no balance cap")
         #expect(try tiers(["default": "gold", "levels": ["basic": basic]]) == ["tiers.default: tier gold is not among the levels"])
         #expect(try tiers(["default": "basic", "levels": ["basic": basic, "Full Tier": basic]]) == [
             "tiers.levels.Full Tier: a tier name is 1 to 30 lowercase letters, digits or _, starting with a letter"

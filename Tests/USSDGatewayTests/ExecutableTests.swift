@@ -73,8 +73,9 @@ import USSDGateway
         #expect(try await serve().0 == 0)
         #expect(try await serve().0 == 0)
         #expect(try await applied() == 1, "the same configuration is recorded once")
-        let tiers = try await postgres.query("SELECT name, max_balance, is_default FROM kyc_tiers ORDER BY name").map { try $0.decode((String, Int64, Bool).self) }
-        #expect(tiers.map(\.0) == ["basic", "full"] && tiers[0].1 == 10_000_000 && tiers[0].2, "menus.json's tiers: \(tiers)")
+        let tiers = try await postgres.query("SELECT name, max_balance, is_default FROM kyc_tiers ORDER BY name").map { try $0.decode((String, Int64?, Bool).self) }
+        #expect(tiers.map(\.0) == ["basic", "standard"], "menus.json's tiers: \(tiers)")
+        #expect(tiers[0].1 == 10_000_000 && !tiers[0].2 && tiers[1].1 == nil && tiers[1].2, "basic is capped; standard, the default, is not: \(tiers)")
         #expect(try await serve(["PIN_LOCK_MINUTES": "45"]).0 == 0)
         #expect(try await applied() == 2)
         let change = try await postgres.query(
@@ -82,18 +83,18 @@ import USSDGateway
         ).single()!.decode((String, String).self)
         #expect(change == ("30", "45"))
 
-        // A customer in tier `full`, and a menus file without it: the start is refused.
-        try await postgres.query("INSERT INTO customers (msisdn, name, pin_hash, tier) VALUES ('254712000999', 'Held', 'x', 'full')")
+        // A customer in tier `basic`, and a menus file without it: the start is refused.
+        try await postgres.query("INSERT INTO customers (msisdn, name, pin_hash, tier) VALUES ('254712000999', 'Held', 'x', 'basic')")
         var menus = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: MenusCommandTests.repoMenus))) as! [String: Any]
         var section = menus["tiers"] as! [String: Any]
         var levels = section["levels"] as! [String: Any]
-        levels["full"] = nil
+        levels["basic"] = nil
         section["levels"] = levels
         menus["tiers"] = section
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("menus-\(UUID().uuidString).json").path
         try JSONSerialization.data(withJSONObject: menus).write(to: URL(fileURLWithPath: path))
         let (status, errors) = try await serve(["MENUS_PATH": path])
-        #expect(status == 2 && errors.contains("tier full is held by 1 customer(s)"), "\(status): \(errors)")
+        #expect(status == 2 && errors.contains("tier basic is held by 1 customer(s)"), "\(status): \(errors)")
         #expect(try await postgres.query("SELECT count(*) FROM kyc_tiers").single()!.decode(Int.self, column: 0) == 2, "nothing changed")
         try? FileManager.default.removeItem(atPath: path)
         await postgres.shutdown()

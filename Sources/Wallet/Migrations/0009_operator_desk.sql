@@ -9,17 +9,18 @@ ALTER TABLE customers
     ADD COLUMN tier TEXT;
 
 -- KYC tiers and their limits, in cents, written from the configuration at start-up (menus.json's
--- `tiers`); exactly one is the default. A tier still held by a customer cannot be removed.
+-- `tiers`); exactly one is the default. A tier still held by a customer cannot be removed. A tier
+-- without a maximum balance caps none.
 CREATE TABLE kyc_tiers (
     name TEXT PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,29}$'),
     per_transaction BIGINT NOT NULL CHECK (per_transaction > 0),
     daily BIGINT NOT NULL CHECK (daily >= per_transaction),
-    max_balance BIGINT NOT NULL CHECK (max_balance > 0),
+    max_balance BIGINT CHECK (max_balance > 0),
     is_default BOOLEAN NOT NULL DEFAULT false
 );
 CREATE UNIQUE INDEX kyc_tiers_one_default ON kyc_tiers (is_default) WHERE is_default;
--- M-Pesa's own limits until a configuration says otherwise.
-INSERT INTO kyc_tiers (name, per_transaction, daily, max_balance, is_default) VALUES ('standard', 25000000, 50000000, 50000000, true);
+-- M-Pesa's per-transaction and daily limits until a configuration says otherwise.
+INSERT INTO kyc_tiers (name, per_transaction, daily, max_balance, is_default) VALUES ('standard', 25000000, 50000000, NULL, true);
 ALTER TABLE customers ADD CONSTRAINT customers_tier_fkey FOREIGN KEY (tier) REFERENCES kyc_tiers (name);
 
 -- Two more system accounts: fees earned, and the suspense account corrections move against.
