@@ -227,26 +227,26 @@ import TestSupport
     }
 
     @Test func callsSucceedAgainAfterTheServerRestarts() async throws {
-        let server = try await PrivateServer.start(.postgres)
-        var configuration = server.postgresConfiguration
-        configuration.poolSize = 3
-        let postgres = PostgresClient(configuration: configuration)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<6 { group.addTask { try await postgres.query("SELECT 1") } }
-            try await group.waitForAll()
-        }
+        try await PrivateServer.with(.postgres) { server in
+            var configuration = server.postgresConfiguration
+            configuration.poolSize = 3
+            let postgres = PostgresClient(configuration: configuration)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<6 { group.addTask { try await postgres.query("SELECT 1") } }
+                try await group.waitForAll()
+            }
 
-        try await server.stop()
-        let down = await #expect(throws: PostgresError.self) { try await postgres.query("SELECT 1") }
-        #expect(down?.code == .connection)
-        try await server.start()
+            try await server.stop()
+            let down = await #expect(throws: PostgresError.self) { try await postgres.query("SELECT 1") }
+            #expect(down?.code == .connection)
+            try await server.start()
 
-        for _ in 0..<6 {
-            #expect(try await postgres.query("SELECT 1").single()?.decode(Int.self, column: 0) == 1)
+            for _ in 0..<6 {
+                #expect(try await postgres.query("SELECT 1").single()?.decode(Int.self, column: 0) == 1)
+            }
+            try await postgres.transaction { tx in try await tx.query("SELECT 1") }
+            await postgres.shutdown()
         }
-        try await postgres.transaction { tx in try await tx.query("SELECT 1") }
-        await postgres.shutdown()
-        await server.remove()
     }
 }
 

@@ -80,6 +80,20 @@ public final class PrivateServer: Sendable {
         return PrivateServer(kind: kind, port: port, directory: directory)
     }
 
+    /// Runs `body` with a new server of this kind, and removes the server afterwards, also when
+    /// `body` throws (a failing test leaves no server behind).
+    public static func with<Result>(_ kind: Kind, _ body: (PrivateServer) async throws -> Result) async throws -> Result {
+        let server = try await Self.start(kind)
+        do {
+            let result = try await body(server)
+            await server.remove()
+            return result
+        } catch {
+            await server.remove()
+            throw error
+        }
+    }
+
     public var redisConfiguration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: self.port) }
     public var postgresConfiguration: PostgresConfiguration {
         PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:\(self.port)/ussd")
