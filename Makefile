@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test scale-test-cluster clean
+.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test scale-test-cluster open-loop clean
 
 ## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
 run: install
@@ -33,6 +33,10 @@ fuzz:
 ## Validate deploy/ offline: Kubernetes schemas, hadolint, haproxy -c, systemd-analyze verify (also run by `make test`).
 deploy-check:
 	@bash scripts/deploy-check.sh
+
+## The gateway under an open loop: sessions arriving as a Poisson process at each of RATES per second.
+open-loop: install
+	@bash scripts/open-loop.sh
 
 ## Three replicas behind haproxy under simulated handsets, with a replica, Redis and Postgres failing mid-run; then the ledger audit.
 scale-test: install

@@ -21,6 +21,9 @@ struct GatewayBench: AsyncParsableCommand {
     @Option(help: "seed, handsets: how many customers.") var customers = 2_000
     @Option(help: "handsets: mixed (sends, balances, refused sends), menu, balance or send.") var journeys = "mixed"
     @Option(help: "handsets: write what each handset was told, as JSON lines, to this file.") var outcomes: String?
+    @Option(
+        help: "handsets: an open loop instead: sessions start as a Poisson process at each of these rates (sessions/s, comma-separated), --seconds each."
+    ) var arrivalRates: String?
     @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
     @Option(help: "Concurrent tasks.") var concurrency = 32
     @Option(help: "Operations in all (redis: per command).") var requests = 100_000
@@ -57,6 +60,24 @@ struct GatewayBench: AsyncParsableCommand {
             guard let url = self.url else { throw ValidationError("handsets needs --url") }
             guard let mix = HandsetsBenchmark.Mix(rawValue: self.journeys) else {
                 throw ValidationError("--journeys is one of " + HandsetsBenchmark.Mix.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            if let rates = self.arrivalRates {
+                let parsed = rates.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+                guard !parsed.isEmpty, parsed.count == rates.split(separator: ",").count, parsed.allSatisfy({ $0 > 0 && $0 <= 100_000 }) else {
+                    throw ValidationError("--arrival-rates is a comma-separated list of sessions per second, e.g. 50,100,200")
+                }
+                var figures: [OpenLoopBenchmark.Figure] = []
+                for rate in parsed {
+                    let figure = await OpenLoopBenchmark.run(url: url, rate: rate, duration: .seconds(self.seconds), customers: self.customers, mix: mix)
+                    print(figure)
+                    figures.append(figure)
+                }
+                if let best = OpenLoopBenchmark.highestRate(figures, under: 0.1) {
+                    print(String(format: "highest rate with p99 under 100 ms: %.0f sessions/s (%.0f hops/s)", best.rate, Double(best.hops) / best.seconds))
+                } else {
+                    print("no rate kept p99 under 100 ms")
+                }
+                return
             }
             let result = try await HandsetsBenchmark.run(
                 url: url, concurrency: self.concurrency, duration: .seconds(self.seconds), customers: self.customers, mix: mix

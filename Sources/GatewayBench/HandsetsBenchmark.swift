@@ -72,8 +72,10 @@ enum HandsetsBenchmark {
 
     /// One journey: most are sends between seeded customers, some balances, and a few sends that
     /// must be refused (to a number with no wallet, to oneself).
+    /// `firstHopDue`: when the first hop was due (an open loop's scheduled arrival); its latency
+    /// counts from then.
     static func journey(
-        _ http: CurlClient, _ url: String, session: String, pick: Int, customers: Int, mix: Mix
+        _ http: CurlClient, _ url: String, session: String, pick: Int, customers: Int, mix: Mix, firstHopDue: ContinuousClock.Instant? = nil
     ) async -> (latencies: [Double], outcome: Outcome?, retries: Int) {
         let from = pick % customers + 1
         let phone = USSDBenchmark.number(from)
@@ -104,8 +106,11 @@ enum HandsetsBenchmark {
         var reply = ""
         for (position, input) in ([nil] + inputs.map { Optional($0) }).enumerated() {
             if let input { text += (text.isEmpty ? "" : "*") + input }
+            let sent = ContinuousClock.now
             guard let answered = await self.hop(http, url, session, phone, text) else { return (latencies, Self.outcome(name, session, position, told: "unknown"), retries) }
-            latencies.append(answered.latency)
+            // The dispatcher's lag before the first hop counts as waiting, as a handset's would.
+            let lag = position == 0 ? firstHopDue.map { max(0, (sent - $0).inSeconds) } ?? 0 : 0
+            latencies.append(answered.latency + lag)
             retries += answered.retries
             reply = answered.reply
             if reply.hasPrefix("END") && position < inputs.count { return (latencies, Self.outcome(name, session, position, told: "unknown"), retries) }
@@ -115,7 +120,12 @@ enum HandsetsBenchmark {
         else if reply.contains("has no wallet") || reply.contains("cannot send money to yourself") { told = "refused" }
         else if reply.hasPrefix("END Balance") { told = "balance" }
         else if name == "menu" && reply.hasPrefix("CON ") { told = "menu" }
-        else { told = "unknown" }
+        else {
+            told = "unknown"
+            if ProcessInfo.processInfo.environment["HANDSETS_SHOW_UNKNOWN"] != nil {
+                FileHandle.standardError.write(Data("unknown: \(name) session \(session): \(reply)\n".utf8))
+            }
+        }
         return (latencies, Self.outcome(name, session, inputs.count, told: told), retries)
     }
 

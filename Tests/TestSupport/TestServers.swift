@@ -26,9 +26,9 @@ public enum TestServers {
     }
 
     /// A new, empty database on the test server, so a test can create tables and migrate freely.
-    public static func freshDatabase(_ name: String = "t") async throws -> PostgresConfiguration {
+    public static func freshDatabase(_ name: String = "t", suffix: String = "") async throws -> PostgresConfiguration {
         let admin = try postgresConfiguration()
-        let database = "\(name)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
+        let database = "\(name)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))\(suffix)"
         // Under a whole suite in parallel on two cores, CREATE DATABASE can queue for a while.
         var creator = admin
         creator.statementTimeout = nil

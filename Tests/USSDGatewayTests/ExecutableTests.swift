@@ -100,6 +100,37 @@ import USSDGateway
         await postgres.shutdown()
     }
 
+    /// `gateway-bench handsets --arrival-rates`: sessions arrive on their own schedule against a
+    /// served gateway, every hop is answered, and the report names the highest rate under 100 ms
+    /// (or that none was). No figure is asserted: only that the mode works.
+    @Test func anOpenLoopWalksSessionsArrivingAtEachRateAndReportsTheBestOne() async throws {
+        let database = try await TestServers.freshDatabase("open", suffix: "_bench")
+        let bench = URL(fileURLWithPath: GatewayBinary.path).deletingLastPathComponent().appendingPathComponent("gateway-bench").path
+        let environment = self.environment(["DATABASE_URL": database.connectionString, "USSD_RATE_LIMIT_PER_MINUTE": "0", "RESUME_WINDOW_SECONDS": "0"])
+        try await ChildProcess.run(GatewayBinary.path, ["migrate"], environment: environment)
+        try await ChildProcess.run(bench, ["seed", "--customers", "40"], environment: environment)
+        let port = try await PrivateServer.freePort()
+        let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment.merging(["HTTP_PORT": String(port)]) { $1 })
+        let curl = CurlClient()
+        #expect(try await waitUntilReady(curl, "http://127.0.0.1:\(port)/readyz")?.status == 200, "\(server.errorOutput)")
+        await curl.shutdown()
+        let output = try await ChildProcess.run(
+            bench,
+            ["handsets", "--url", "http://127.0.0.1:\(port)/ussd/africastalking", "--customers", "40", "--journeys", "mixed", "--arrival-rates", "4,8", "--seconds", "2"],
+            environment: environment
+        )
+        server.signal(SIGTERM)
+        _ = await server.wait()
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("open loop ") }.count == 2, "\(output)")
+        #expect(lines.filter { $0.hasPrefix("open loop ") }.allSatisfy { $0.hasSuffix(", 0 without an answer") }, "\(output)")
+        #expect(lines.contains { $0.hasPrefix("highest rate with p99 under 100 ms: ") || $0 == "no rate kept p99 under 100 ms" }, "\(output)")
+        let postgres = PostgresClient(configuration: database)
+        let sum = try await postgres.query("SELECT coalesce(sum(balance), 0)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
+        #expect(sum == 0)
+        await postgres.shutdown()
+    }
+
     /// The benchmarks are not in the production binary, and they refuse a database not marked as
     /// a benchmark database (its name ends in `_bench`) before writing anything to it.
     @Test func benchmarksLiveApartAndWriteOnlyToABenchmarkDatabase() async throws {

@@ -209,6 +209,25 @@ extension Ledger {
         await ledger.postgres.shutdown()
     }
 
+    /// A connection's first movement may be a refusal that never reads the accounts it names (no
+    /// such recipient, no such sender): it is refused as such, not failed. (A record's fields read
+    /// before it was assigned once made such a first call fail.)
+    @Test func aFreshConnectionsFirstMovementCanBeARefusal() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded("254712345678", cents: 10_000)
+        let stranger = MSISDN("254799000111")!
+        for (from, to, expected) in [(achieng, stranger, WalletError.recipientNotRegistered), (stranger, achieng, WalletError.notRegistered)] {
+            var configuration = ledger.postgres.configuration
+            configuration.poolSize = 1
+            let fresh = PostgresClient(configuration: configuration)
+            let wallet = Wallet(postgres: fresh, pins: PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing))
+            await #expect(throws: expected) { try await wallet.send(from: from, to: to, amount: .shillings(10), key: key("fresh-\(from.value)")) }
+            await fresh.shutdown()
+        }
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
     @Test func aTiersLimitsRefuseWhatTheyShouldAndAnOperatorMovesACustomerUp() async throws {
         let ledger = try await Ledger.make()
         let basic = KYCTier(name: "basic", perTransaction: 100_000, daily: 150_000, maxBalance: 200_000)

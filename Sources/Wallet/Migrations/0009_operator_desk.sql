@@ -139,6 +139,12 @@ DECLARE
     refusal TEXT;
     today BIGINT;
     fee_account BIGINT;
+    -- The tiers' limits as scalars: a record's fields cannot be read before it is assigned, and a
+    -- refused movement may never assign one.
+    debit_limit BIGINT;
+    debit_daily_limit BIGINT;
+    credit_cap BIGINT;
+    credit_holding BIGINT;
     result wallet_move_result;
 BEGIN
     IF p_fee < 0 THEN
@@ -159,9 +165,11 @@ BEGIN
         IF r.msisdn = p_debit_msisdn AND r.kind = p_debit_kind THEN
             debit_id := r.id; debit_customer := r.customer; debit_status := r.status; debit_language := r.language;
             available := r.spendable; today := r.today; debit_row := r;
+            debit_limit := r.per_transaction; debit_daily_limit := r.daily;
         END IF;
         IF r.msisdn = p_credit_msisdn AND r.kind = p_credit_kind THEN
             credit_id := r.id; credit_status := r.status; credit_language := r.language; credit_row := r;
+            credit_cap := r.max_balance; credit_holding := r.balance + coalesce(r.other, 0);
         END IF;
     END LOOP;
 
@@ -175,17 +183,16 @@ BEGIN
         refusal := 'recipient_not_registered';
     ELSIF p_amount < p_min OR p_amount > p_max THEN
         refusal := 'limit_exceeded';
-    ELSIF p_kind = 'p2p' AND p_amount > coalesce(debit_row.per_transaction, p_max) THEN
+    ELSIF p_kind = 'p2p' AND p_amount > coalesce(debit_limit, p_max) THEN
         refusal := 'limit_exceeded';
     END IF;
-    IF refusal IS NULL AND p_kind IN ('p2p', 'withdrawal') AND today + p_amount > least(p_daily, coalesce(debit_row.daily, p_daily)) THEN
+    IF refusal IS NULL AND p_kind IN ('p2p', 'withdrawal') AND today + p_amount > least(p_daily, coalesce(debit_daily_limit, p_daily)) THEN
         refusal := 'limit_exceeded';
     END IF;
     IF refusal IS NULL AND available < p_amount + p_fee THEN
         refusal := 'insufficient_funds';
     END IF;
-    IF refusal IS NULL AND p_kind = 'p2p' AND credit_row.max_balance IS NOT NULL
-        AND credit_row.balance + coalesce(credit_row.other, 0) + p_amount > credit_row.max_balance THEN
+    IF refusal IS NULL AND p_kind = 'p2p' AND credit_cap IS NOT NULL AND credit_holding + p_amount > credit_cap THEN
         refusal := 'recipient_limit';
     END IF;
 

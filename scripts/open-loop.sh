@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make open-loop`: the gateway under an open loop. Sessions start as a Poisson process at each of
+# RATES (sessions per second) in turn, OPEN_SECONDS each, whatever the answers take, against one
+# `ussd-gateway serve` (release build) on a throwaway Redis and Postgres (fsync on). Prints each
+# rate's hops/s, p50 and p99 (a session's first hop counted from its scheduled arrival), then the
+# highest rate at which every hop's p99 stayed under 100 ms with nothing dropped or unanswered.
+# JOURNEYS picks the journeys (mixed, menu, balance, send), as for `gateway-bench handsets`;
+# HANDSETS_SHOW_UNKNOWN=1 prints each journey that ended on an unexpected screen, with the screen.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RATES=${RATES:-50,100,200,300,400,600}
+OPEN_SECONDS=${OPEN_SECONDS:-15}
+JOURNEYS=${JOURNEYS:-mixed}
+CUSTOMERS=${CUSTOMERS:-2000}
+
+bash scripts/services.sh install
+swift build -c release --product ussd-gateway >&2
+swift build -c release --product gateway-bench >&2
+bin="$(swift build -c release --show-bin-path)/ussd-gateway"
+bench="$(swift build -c release --show-bin-path)/gateway-bench"
+
+scratch=$(mktemp -d /tmp/ussd-gateway-open.XXXXXX)
+chmod 755 "$scratch"
+server=""
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null || true
+    bash scripts/services.sh stop-all "$scratch" || true
+    rm -rf "$scratch"
+}
+trap cleanup EXIT INT TERM
+
+bash scripts/services.sh start-redis "$scratch/redis" auto
+bash scripts/services.sh start-postgres "$scratch/postgres" auto
+pg_port=$(cat "$scratch/postgres/port")
+pg_bin=$(bash scripts/services.sh pg-bindir)
+"$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U ussd -d postgres -qc "CREATE DATABASE open_bench" >/dev/null
+
+token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export ENVIRONMENT=production PIN_PEPPER="open-loop-pepper-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" AT_CALLBACK_TOKEN="$token"
+export REDIS_URL="redis://127.0.0.1:$(cat "$scratch/redis/port")/0" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/open_bench"
+export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
+"$bin" migrate 2>/dev/null
+"$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
+
+http_port=$(bash scripts/services.sh free-port)
+admin_port=$(bash scripts/services.sh free-port)
+while [ "$admin_port" = "$http_port" ]; do admin_port=$(bash scripts/services.sh free-port); done
+HTTP_PORT=$http_port ADMIN_PORT=$admin_port "$bin" serve 2>>"$scratch/serve.log" &
+server=$!
+for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" 2>/dev/null && break; sleep 0.1; done
+curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" || { cat "$scratch/serve.log" >&2; exit 1; }
+
+echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "== open loop: gateway-bench handsets --journeys $JOURNEYS --arrival-rates $RATES --seconds $OPEN_SECONDS (one gateway, no balancer)"
+"$bench" handsets --url "http://127.0.0.1:$http_port/ussd/africastalking/$token" --journeys "$JOURNEYS" --customers "$CUSTOMERS" \
+    --arrival-rates "$RATES" --seconds "$OPEN_SECONDS"
