@@ -14,13 +14,20 @@ public struct Tariff: Sendable, Hashable {
     /// The fee in cents for `cents` moved as `kind`; nil when the amount is above the tariff.
     public func fee(_ kind: String, cents: Int64) -> Int64? {
         guard let bands = self.bands[kind] else { return 0 }
-        guard let band = bands.first(where: { Int64($0.upTo) * 100 >= cents }) else { return nil }
-        return Int64(band.fee) * 100
+        guard let band = bands.first(where: { Self.cents($0.upTo) >= cents }) else { return nil }
+        return Self.cents(band.fee)
     }
 
     /// The largest fee any amount of `kind` pays, in cents (for worst-case screen lengths).
     public func largestFee(_ kind: String) -> Int64 {
-        Int64(self.bands[kind]?.map(\.fee).max() ?? 0) * 100
+        Self.cents(self.bands[kind]?.map(\.fee).max() ?? 0)
+    }
+
+    /// Whole shillings from menus.json in cents, saturating: lint bounds them, and a file that
+    /// was never linted still cannot trap the process.
+    public static func cents(_ shillings: Int) -> Int64 {
+        let (cents, overflow) = Int64(clamping: shillings).multipliedReportingOverflow(by: 100)
+        return overflow ? (shillings < 0 ? .min : .max) : cents
     }
 }
 

@@ -21,26 +21,24 @@ struct RefusedCallbackAuditor: Service {
         var windowStart = ContinuousClock.now
         var written = 0
         var suppressed = 0
-        do {
-            for await refusal in self.refusals.refusals {
-                let now = ContinuousClock.now
-                if now - windowStart >= .seconds(60) {
-                    (windowStart, written) = (now, 0)
-                }
-                guard written < self.perMinute else {
-                    suppressed += 1
-                    GatewayMetrics.count("callback_refusals_unaudited_total", [("route", refusal.route)])
-                    continue
-                }
-                written += 1
-                do {
-                    try await self.wallet.recordRefusedCallback(
-                        route: refusal.route, reason: refusal.reason, source: refusal.source, status: refusal.status, suppressed: suppressed
-                    )
-                    suppressed = 0
-                } catch {
-                    self.logger.warning("refused callback not written to the audit trail", metadata: ["route": .string(refusal.route)])
-                }
+        for await refusal in self.refusals.refusals {
+            let now = ContinuousClock.now
+            if now - windowStart >= .seconds(60) {
+                (windowStart, written) = (now, 0)
+            }
+            guard written < self.perMinute else {
+                suppressed += 1
+                GatewayMetrics.count("callback_refusals_unaudited_total", [("route", refusal.route)])
+                continue
+            }
+            written += 1
+            do {
+                try await self.wallet.recordRefusedCallback(
+                    route: refusal.route, reason: refusal.reason, source: refusal.source, status: refusal.status, suppressed: suppressed
+                )
+                suppressed = 0
+            } catch {
+                self.logger.warning("refused callback not written to the audit trail", metadata: ["route": .string(refusal.route)])
             }
         }
     }

@@ -50,8 +50,8 @@ extension GatewayConfig {
         }
         let tiers = section.levels.sorted { $0.key < $1.key }.map { name, limits in
             KYCTier(
-                name: name, perTransaction: Int64(limits.perTransaction) * 100, daily: Int64(limits.daily) * 100,
-                maxBalance: limits.maxBalance.map { Int64($0) * 100 }
+                name: name, perTransaction: Tariff.cents(limits.perTransaction), daily: Tariff.cents(limits.daily),
+                maxBalance: limits.maxBalance.map(Tariff.cents)
             )
         }
         return (tiers, section.default)

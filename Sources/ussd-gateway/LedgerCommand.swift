@@ -61,12 +61,10 @@ struct LedgerCommand: AsyncParsableCommand {
             guard self.fromSuspense != self.toSuspense else { throw refusal("give exactly one of --from-suspense and --to-suspense") }
             let msisdn = try msisdnArgument(self.to, named: "--to")
             let amount = try shillingsArgument(self.amount, named: "--amount")
-            let action = try self.who.action()
-            let request = try await withPostgres(config, doing: "asking for the correction") {
-                try await wallet(config, $0).requestAdjustment(
-                    msisdn, amount: amount, direction: self.fromSuspense ? .fromSuspense : .toSuspense, by: action)
-            }
-            print("request #\(request.id): \(describe(request)); waiting for another operator: ledger approve \(request.id)")
+            let direction: LedgerRequest.Direction = self.fromSuspense ? .fromSuspense : .toSuspense
+            try await ledgerRequest(config, self.who, doing: "asking for the correction") {
+                try await $0.requestAdjustment(msisdn, amount: amount, direction: direction, by: $1)
+            } said: { "request #\($0.id): \(describe($0)); waiting for another operator: ledger approve \($0.id)" }
         }
     }
 
@@ -82,11 +80,10 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let action = try self.who.action()
-            let request = try await withPostgres(config, doing: "asking for the reversal") {
-                try await wallet(config, $0).requestReversal(of: self.reference, by: action)
+            let reference = self.reference
+            try await ledgerRequest(config, self.who, doing: "asking for the reversal") { try await $0.requestReversal(of: reference, by: $1) } said: {
+                "request #\($0.id): \(describe($0)); waiting for another operator: ledger approve \($0.id)"
             }
-            print("request #\(request.id): \(describe(request)); waiting for another operator: ledger approve \(request.id)")
         }
     }
 
@@ -120,9 +117,10 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let action = try self.who.action()
-            let request = try await withPostgres(config, doing: "approving") { try await wallet(config, $0).approve(self.id, by: action) }
-            print("approved #\(request.id): \(describe(request)); transfer \(request.transfer ?? "?")")
+            let id = self.id
+            try await ledgerRequest(config, self.who, doing: "approving") { try await $0.approve(id, by: $1) } said: {
+                "approved #\($0.id): \(describe($0)); transfer \($0.transfer ?? "?")"
+            }
         }
     }
 
@@ -135,11 +133,23 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.load()
             bootstrapLogging(config)
-            let action = try self.who.action()
-            let request = try await withPostgres(config, doing: "rejecting") { try await wallet(config, $0).reject(self.id, by: action) }
-            print("rejected #\(request.id): \(describe(request))")
+            let id = self.id
+            try await ledgerRequest(config, self.who, doing: "rejecting") { try await $0.reject(id, by: $1) } said: {
+                "rejected #\($0.id): \(describe($0))"
+            }
         }
     }
+}
+
+/// Asks, approves or rejects a ledger request on behalf of `who`, and prints what `said` makes of
+/// the request as it now stands.
+func ledgerRequest(
+    _ config: GatewayConfig, _ who: OperatorOptions, doing what: String,
+    _ change: @escaping @Sendable (Wallet, OperatorAction) async throws -> LedgerRequest, said: (LedgerRequest) -> String
+) async throws {
+    let action = try who.action()
+    let request = try await withPostgres(config, doing: what) { try await change(wallet(config, $0), action) }
+    print(said(request))
 }
 
 /// One request in words: `adjustment: KES 500.00 to 254712345678 from suspense, asked by wanjiru (why)`.
