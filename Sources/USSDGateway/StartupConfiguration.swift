@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import Menus
 import Postgres
+import ServiceLifecycle
 import Wallet
 
 extension GatewayConfig {
@@ -63,4 +65,42 @@ extension GatewayConfig {
 public func applyStartupConfiguration(config: GatewayConfig, menus: MenuDocument, wallet: Wallet) async throws -> Bool {
     let (tiers, defaultTier) = GatewayConfig.tiers(of: menus)
     return try await wallet.applyConfiguration(tiers: tiers, defaultTier: defaultTier, settings: config.auditedSettings(menus: menus))
+}
+
+/// Applies the start-up configuration once the database can be reached, when it could not be at
+/// start: every `interval` until it is applied, so the tiers in force are the configuration's
+/// within seconds of Postgres coming up, not at the next restart. A configuration the database
+/// refuses by then (a tier customers hold) is logged at error; the gateway is already serving.
+public struct StartupConfigurationRetry: Service {
+    let config: GatewayConfig
+    let menus: MenuDocument
+    let interval: Duration
+    let logger: Logger
+
+    public init(config: GatewayConfig, menus: MenuDocument, interval: Duration = .seconds(5), logger: Logger) {
+        self.config = config
+        self.menus = menus
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let postgres = PostgresClient(configuration: self.config.postgres, logger: Logger(label: "postgres"))
+        let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: self.config.pinPepper, cost: self.config.pinHashCost))
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let changed = try await applyStartupConfiguration(config: self.config, menus: self.menus, wallet: wallet)
+                self.logger.notice("configuration applied to the database", metadata: ["changed": .stringConvertible(changed)])
+                break
+            } catch let error as WalletError {
+                self.logger.error("configuration refused by the database; tiers stay as last applied", metadata: ["error": "\(error)"])
+                break
+            } catch {
+                try? await Task.sleep(for: self.interval)
+            }
+        }
+        await postgres.shutdown()
+        // A service that returns ends the group: wait for the shutdown like the others.
+        try? await gracefulShutdown()
+    }
 }

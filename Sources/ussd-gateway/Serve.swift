@@ -25,7 +25,9 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "ussd.http")
         // Tiers into the database, the configuration into the audit trail when it changed. A
         // configuration the database refuses (a tier customers still hold) refuses the start; a
-        // database not reachable yet does not (readiness reports it, and the tiers stay as last applied).
+        // database not reachable yet does not (readiness reports it, and the configuration is
+        // applied in the background as soon as the database answers).
+        var retry: StartupConfigurationRetry?
         let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
         do {
             if try await applyStartupConfiguration(config: config, menus: menus.document, wallet: wallet(config, postgres)) {
@@ -38,10 +40,12 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         } catch {
             await postgres.shutdown()
-            logger.warning("configuration not applied to the database (tiers stay as last applied)", metadata: ["error": "\(error)"])
+            logger.warning("configuration not applied to the database yet: retrying until it answers", metadata: ["error": "\(error)"])
+            retry = StartupConfigurationRetry(config: config, menus: menus.document, logger: logger)
         }
         let app = try buildApplication(config: config, logger: logger, menus: menus)
-        var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let services: [any Service] = [app] + (retry.map { [$0] } ?? [])
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = config.shutdownTimeout
         try await ServiceGroup(configuration: groupConfiguration).run()
     }

@@ -100,6 +100,43 @@ import USSDGateway
         await postgres.shutdown()
     }
 
+    /// Postgres down at start: `serve` starts anyway, and applies the configuration as soon as the
+    /// database answers, not at the next restart.
+    @Test func serveAppliesTheConfigurationOnceThePostgresItStartedWithoutComesUp() async throws {
+        try await PrivateServer.with(.postgres) { database in
+            let postgres = PostgresClient(configuration: database.postgresConfiguration)
+            try await postgres.migrate(try GatewayMigrations.all())
+            await postgres.shutdown()
+            try await database.stop()
+            let port = try await PrivateServer.freePort()
+            let server = try ChildProcess.start(
+                GatewayBinary.path, ["serve"],
+                environment: self.environment(["HTTP_PORT": String(port), "DATABASE_URL": database.postgresConfiguration.connectionString])
+            )
+            let curl = CurlClient()
+            var alive: CurlResponse?
+            for _ in 0..<300 where alive?.status != 200 {
+                alive = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: .seconds(2)))
+                if alive?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(alive?.status == 200, "serve started without its database: \(server.errorOutput)")
+            try await database.start()
+            let again = PostgresClient(configuration: database.postgresConfiguration)
+            var tiers: [String] = []
+            for _ in 0..<200 where tiers != ["basic", "standard"] {
+                tiers = (try? await again.query("SELECT name FROM kyc_tiers ORDER BY name").map { try $0.decode(String.self, column: 0) }) ?? []
+                if tiers != ["basic", "standard"] { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(tiers == ["basic", "standard"], "menus.json's tiers, applied once the database answered: \(server.errorOutput)")
+            let applied = try await again.query("SELECT count(*) FROM audit_log WHERE action = 'config.applied'").single()!.decode(Int.self, column: 0)
+            #expect(applied == 1)
+            server.signal(SIGTERM)
+            #expect(await server.wait() == 0, "\(server.errorOutput)")
+            await again.shutdown()
+            await curl.shutdown()
+        }
+    }
+
     /// `gateway-bench handsets --arrival-rates`: sessions arrive on their own schedule against a
     /// served gateway, every hop is answered, and the report names the highest rate under 100 ms
     /// (or that none was). No figure is asserted: only that the mode works.
