@@ -111,6 +111,8 @@ let package = Package(
             dependencies: [
                 "AfricasTalking", "Redis", "Postgres", "Curl", "ConnectionPool", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatewayActions
 import USSDGateway
+import Wallet
 
 /// `gateway-bench`: the benchmarks, in an executable of their own so the production binary
 /// carries none of them (and none of the data they seed).
@@ -27,6 +28,8 @@ struct GatewayBench: AsyncParsableCommand {
     @Option(help: "menus: also write the generated 500-screen file here.") var writeGenerated: String?
     @Option(help: "Concurrent tasks.") var concurrency = 32
     @Option(help: "Operations in all (redis: per command).") var requests = 100_000
+    @Option(help: "wallet: group-commit lanes (batches in flight at once).") var lanes = Wallet.GroupCommit().lanes
+    @Option(help: "wallet: most movements in one group-commit batch (1: off).") var batch = Wallet.GroupCommit().maximumBatch
     @Option(help: "pgbench scale factor of the pgbench_accounts table (postgres).") var scale = 1
     @Option(name: .long, help: "A file of KEY=VALUE lines; environment variables override it.") var config: String?
 
@@ -44,7 +47,10 @@ struct GatewayBench: AsyncParsableCommand {
         case .postgres:
             print(try await ClientBenchmark.postgres(config.postgres, concurrency: self.concurrency, transactions: self.requests, scale: self.scale))
         case .wallet:
-            for result in try await WalletBenchmark.run(config.postgres, concurrency: self.concurrency, sends: self.requests, deposits: self.requests / 2) {
+            for result in try await WalletBenchmark.run(
+                config.postgres, concurrency: self.concurrency, sends: self.requests, deposits: self.requests / 2,
+                groupCommit: Wallet.GroupCommit(lanes: self.lanes, maximumBatch: self.batch)
+            ) {
                 print(result)
             }
         case .ussd:

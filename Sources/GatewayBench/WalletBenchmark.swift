@@ -50,21 +50,35 @@ public enum WalletBenchmark {
 
     static func number(_ index: Int) -> MSISDN { MSISDN("2547" + String(format: "%08d", index))! }
 
-    public static func run(_ configuration: PostgresConfiguration, concurrency: Int, sends: Int, deposits: Int, customers: Int = 10_000) async throws -> [ClientBenchmark.Result] {
+    public static func run(
+        _ configuration: PostgresConfiguration, concurrency: Int, sends: Int, deposits: Int, customers: Int = 10_000,
+        groupCommit: Wallet.GroupCommit = Wallet.GroupCommit()
+    ) async throws -> [ClientBenchmark.Result] {
         var configuration = try BenchmarkDatabase.checked(configuration)
         configuration.poolSize = concurrency
         // Bulk-creating 10,000 funded customers takes longer than the service's statement timeout.
         configuration.statementTimeout = nil
         let postgres = PostgresClient(configuration: configuration)
         try await self.prepare(postgres, customers: customers)
-        let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: Array("bench-pepper-not-for-production".utf8), cost: .testing))
+        let pins = PINHasher(pepper: Array("bench-pepper-not-for-production".utf8), cost: .testing)
+        let wallet = Wallet(postgres: postgres, pins: pins, groupCommit: groupCommit)
+        // The same wallet with group commit off: every send its own commit, as before migration 0010.
+        let alone = Wallet(postgres: postgres, pins: pins, groupCommit: .off)
         let run = UUID().uuidString.prefix(8)
 
-        let sent = try await ClientBenchmark.measure("wallet sends (\(customers) customers)", concurrency: concurrency, total: sends) { index in
+        let sendOne: @Sendable (Wallet, String) async throws -> Void = { wallet, tag in
             let from = Int.random(in: 1...customers)
             var to = Int.random(in: 1...customers)
             while to == from { to = Int.random(in: 1...customers) }
-            _ = try await wallet.send(from: number(from), to: number(to), amount: .shillings(100), key: IdempotencyKey("bench-\(run)-\(UUID().uuidString)")!)
+            _ = try await wallet.send(from: number(from), to: number(to), amount: .shillings(100), key: IdempotencyKey("bench-\(tag)-\(run)-\(UUID().uuidString)")!)
+        }
+        let each = try await ClientBenchmark.measure("wallet sends, a commit each (\(customers) customers)", concurrency: concurrency, total: sends) { _ in
+            try await sendOne(alone, "each")
+        }
+        let sent = try await ClientBenchmark.measure(
+            "wallet sends, group commit (\(groupCommit.lanes) lanes, batches up to \(groupCommit.maximumBatch))", concurrency: concurrency, total: sends
+        ) { _ in
+            try await sendOne(wallet, "group")
         }
 
         // The same with the tariff's fee for a 500 KES send (KES 7), posted to fee income in the
@@ -101,6 +115,6 @@ public enum WalletBenchmark {
         let sum = try await postgres.query("SELECT sum(balance)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         precondition(sum == 0, "the ledger does not balance after the benchmark")
         await postgres.shutdown()
-        return [sent, paying, credited]
+        return [each, sent, paying, credited]
     }
 }

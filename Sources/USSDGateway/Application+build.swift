@@ -152,6 +152,7 @@ public func buildApplication(
     let port = config.httpPort
     return Application(
         router: router,
+        server: .http1OnEventLoops(),
         configuration: .init(address: .hostname(config.httpHost, port: port), serverName: "ussd-gateway"),
         services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },

@@ -33,22 +33,19 @@ extension Wallet {
         }
     }
 
-    /// One movement, in one round trip: the `wallet_move` function (migration 0002) locks both
-    /// accounts in id order, looks for a replay, applies the rules, inserts the transfer and
-    /// queues the receipts inside one statement. A refusal is recorded under the key, so a retry
-    /// is refused the same way. Deadlocks and serialization failures are retried here.
+    /// One movement: the `wallet_move` function (migrations 0002, 0009) locks both accounts in id
+    /// order, looks for a replay, applies the rules, inserts the transfer and queues the receipts
+    /// inside one statement. A refusal is recorded under the key, so a retry is refused the same
+    /// way. Concurrent movements share a statement and a commit (``MoveBatcher``, migration 0010);
+    /// alone, or after a batch that failed, deadlocks and serialization failures are retried.
     func move(kind: String, key: IdempotencyKey, amount: Amount, fee: Amount = .zero, initiator: MSISDN, debit: Party, credit: Party) async throws -> TransferReceipt {
         guard fee.cents >= 0 else { throw WalletError.invalidArgument("a fee is never negative") }
         let fingerprint = "\(kind)|\(debit.msisdn)|\(debit.accountKind)|\(credit.msisdn)|\(credit.accountKind)|\(amount.cents)"
-        let row = try await self.retryingTransient {
-            try await self.postgres.query(
-                """
-                SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move(
-                    \(key.value), \(kind), \(fingerprint), \(debit.msisdn.value), \(debit.accountKind), \(credit.msisdn.value), \(credit.accountKind),
-                    \(amount.cents), \(self.limits.perTransaction.lowerBound), \(self.limits.perTransaction.upperBound), \(self.limits.daily), \(fee.cents))
-                """
-            ).single()!
-        }
+        let call = MoveCall(
+            k: key.value, t: kind, f: fingerprint, dm: debit.msisdn.value, dk: debit.accountKind, cm: credit.msisdn.value, ck: credit.accountKind,
+            a: amount.cents, fee: fee.cents
+        )
+        let row = try await self.moves.submit(call)
         let (outcome, storedKind, cents, created, main, savings, held) = try row.decode((String, String?, Int64?, Date?, Int64?, Int64?, Int64?).self)
         let charged = try row.decode(Int64?.self, column: 7) ?? 0
         guard outcome == "posted" || outcome == "replayed", let storedKind, let cents, let created else {
@@ -58,10 +55,39 @@ extension Wallet {
         return TransferReceipt(key: key.value, kind: storedKind, amount: Amount(cents: cents), fee: Amount(cents: charged), createdAt: created, balances: balances)
     }
 
+    /// One movement in its own transaction, retried on transient failures.
+    static func moveOne(_ call: MoveCall, postgres: PostgresClient, limits: WalletLimits) async throws -> PostgresRow {
+        try await Self.retryingTransient {
+            try await postgres.query(
+                """
+                SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move(
+                    \(call.k), \(call.t), \(call.f), \(call.dm), \(call.dk), \(call.cm), \(call.ck),
+                    \(call.a), \(limits.perTransaction.lowerBound), \(limits.perTransaction.upperBound), \(limits.daily), \(call.fee))
+                """
+            ).single()!
+        }
+    }
+
+    /// Several movements in one statement and one commit, their rows in the same order.
+    static func moveBatch(_ calls: [MoveCall], postgres: PostgresClient, limits: WalletLimits) async throws -> [PostgresRow] {
+        let moves = String(decoding: try JSONEncoder().encode(calls), as: UTF8.self)
+        let rows = try await postgres.query(
+            """
+            SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move_batch(
+                \(moves)::jsonb, \(limits.perTransaction.lowerBound), \(limits.perTransaction.upperBound), \(limits.daily))
+            """
+        )
+        return Array(rows)
+    }
+
     /// Runs `body` again after a deadlock, a serialization failure or a racing insert of the same
     /// key (the rerun then sees the committed row and replays it); a CHECK the rules should
     /// have prevented surfaces as insufficient funds.
     func retryingTransient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
+        try await Self.retryingTransient(body)
+    }
+
+    static func retryingTransient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
         var attempt = 1
         while true {
             do {

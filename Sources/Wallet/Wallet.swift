@@ -12,16 +12,37 @@ public final class Wallet: Sendable {
     let lockDuration: Duration
     let limits: WalletLimits
     let logger: Logger
+    /// Gathers concurrent sends, saves and unsaves into shared commits.
+    let moves: MoveBatcher
+
+    /// How movements share commits: at most `lanes` batches in flight, each of at most
+    /// `maximumBatch` movements. `maximumBatch` 1 turns group commit off.
+    public struct GroupCommit: Sendable {
+        public var lanes: Int
+        public var maximumBatch: Int
+
+        public init(lanes: Int = 2, maximumBatch: Int = 64) {
+            self.lanes = lanes
+            self.maximumBatch = maximumBatch
+        }
+
+        public static let off = GroupCommit(lanes: 64, maximumBatch: 1)
+    }
 
     public init(
         postgres: PostgresClient, pins: PINHasher, lockDuration: Duration = .seconds(30 * 60), limits: WalletLimits = WalletLimits(),
-        logger: Logger = Logger(label: "wallet")
+        groupCommit: GroupCommit = GroupCommit(), logger: Logger = Logger(label: "wallet")
     ) {
         self.postgres = postgres
         self.pins = pins
         self.lockDuration = lockDuration
         self.limits = limits
         self.logger = logger
+        self.moves = MoveBatcher(
+            lanes: groupCommit.lanes, maximumBatch: groupCommit.maximumBatch,
+            batch: { calls in try await Self.moveBatch(calls, postgres: postgres, limits: limits) },
+            single: { call in try await Self.moveOne(call, postgres: postgres, limits: limits) }
+        )
     }
 
     /// A registered customer.

@@ -1,0 +1,115 @@
+import Foundation
+import Postgres
+import Synchronization
+
+/// One call of `wallet_move`: everything the database needs for one movement.
+struct MoveCall: Sendable, Encodable {
+    let k: String
+    let t: String
+    let f: String
+    let dm: String
+    let dk: String
+    let cm: String
+    let ck: String
+    let a: Int64
+    let fee: Int64
+}
+
+/// Group commit for movements: concurrent calls are gathered into one `wallet_move_batch`
+/// statement (migration 0010) and one commit, so one WAL flush serves many movements.
+///
+/// No call waits for a batch to fill: a call that finds a lane free starts a batch of everything
+/// queued at once (alone, when the wallet is quiet), and calls that arrive while every lane is
+/// busy form the next batch. Each movement keeps its own idempotency key, replay, refusal and
+/// receipts. A batch that raises is rolled back whole, and each of its movements is then run on
+/// its own (`single`), with the usual retries: the keys make that safe even when the batch's
+/// commit was lost with its connection.
+final class MoveBatcher: Sendable {
+    typealias Row = PostgresRow
+
+    private struct Pending {
+        let call: MoveCall
+        let continuation: CheckedContinuation<Row, any Error>
+    }
+
+    private struct State {
+        var queue: [Pending] = []
+        var busyLanes = 0
+    }
+
+    /// Batches in flight at once (each on its own connection).
+    let lanes: Int
+    /// Most movements in one batch.
+    let maximumBatch: Int
+    private let state = Mutex(State())
+    private let batch: @Sendable ([MoveCall]) async throws -> [Row]
+    private let single: @Sendable (MoveCall) async throws -> Row
+
+    init(
+        lanes: Int, maximumBatch: Int, batch: @escaping @Sendable ([MoveCall]) async throws -> [Row],
+        single: @escaping @Sendable (MoveCall) async throws -> Row
+    ) {
+        self.lanes = max(1, lanes)
+        self.maximumBatch = max(1, maximumBatch)
+        self.batch = batch
+        self.single = single
+    }
+
+    /// The movement's `wallet_move_result` row, committed.
+    func submit(_ call: MoveCall) async throws -> Row {
+        try await withCheckedThrowingContinuation { continuation in
+            let first = self.state.withLock { state -> [Pending]? in
+                state.queue.append(Pending(call: call, continuation: continuation))
+                guard state.busyLanes < self.lanes else { return nil }
+                state.busyLanes += 1
+                return self.take(&state)
+            }
+            if let first {
+                Task { await self.drain(first) }
+            }
+        }
+    }
+
+    private func take(_ state: inout State) -> [Pending] {
+        let count = min(state.queue.count, self.maximumBatch)
+        let taken = Array(state.queue.prefix(count))
+        state.queue.removeFirst(count)
+        return taken
+    }
+
+    /// Runs batches on one lane until nothing is queued.
+    private func drain(_ first: [Pending]) async {
+        var next: [Pending]? = first
+        while let batch = next {
+            await self.run(batch)
+            next = self.state.withLock { state -> [Pending]? in
+                guard !state.queue.isEmpty else {
+                    state.busyLanes -= 1
+                    return nil
+                }
+                return self.take(&state)
+            }
+        }
+    }
+
+    private func run(_ pending: [Pending]) async {
+        if pending.count > 1 {
+            do {
+                let rows = try await self.batch(pending.map(\.call))
+                if rows.count == pending.count {
+                    for (waiting, row) in zip(pending, rows) { waiting.continuation.resume(returning: row) }
+                    return
+                }
+            } catch {
+                // Rolled back whole: each movement on its own below.
+            }
+        }
+        for waiting in pending {
+            do {
+                waiting.continuation.resume(returning: try await self.single(waiting.call))
+            } catch {
+                waiting.continuation.resume(throwing: error)
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+import Wallet
+
+/// Group commit (migration 0010, `MoveBatcher`): movements that arrive together share one
+/// statement and one commit, each keeping its own key, replay and refusal.
+@Suite struct GroupCommitTests {
+    /// A wallet on the ledger's database with one lane, so whatever queues behind a busy lane
+    /// becomes one batch.
+    static func oneLane(_ ledger: Ledger) -> Wallet {
+        let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
+        return Wallet(postgres: ledger.postgres, pins: pins, groupCommit: .init(lanes: 1, maximumBatch: 64))
+    }
+
+    /// Holds a lock on `account` until `body` calls its argument, so the lane's movement that needs
+    /// it waits and everything submitted meanwhile queues behind it.
+    static func holdingLock<R: Sendable>(_ ledger: Ledger, account: Int64, _ body: @Sendable (@Sendable () -> Void) async throws -> R) async throws -> R {
+        let (release, releasing) = AsyncStream<Void>.makeStream()
+        let (locked, lockTaken) = AsyncStream<Void>.makeStream()
+        return try await withThrowingTaskGroup(of: R?.self) { group in
+            group.addTask {
+                try await ledger.postgres.transaction { tx in
+                    _ = try await tx.query("SELECT id FROM accounts WHERE id = \(account) FOR UPDATE")
+                    lockTaken.yield()
+                    for await _ in release { break }
+                }
+                return nil
+            }
+            for await _ in locked { break }
+            let result = try await body {
+                releasing.yield()
+                releasing.finish()
+            }
+            while let next = try await group.next() { if next != nil { return next! } }
+            return result
+        }
+    }
+
+    /// Waits until a backend of this database waits for a row lock.
+    static func waitForLockWaiter(_ ledger: Ledger) async throws {
+        for _ in 0..<500 {
+            let waiting = try await ledger.postgres.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).single()!.decode(Int.self, column: 0)
+            if waiting > 0 { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("no movement ever waited for the held lock")
+    }
+
+    @Test func movementsQueuedBehindABusyLaneShareOneCommitAndEachKeepsItsOwnOutcome() async throws {
+        let ledger = try await Ledger.make()
+        let wallet = Self.oneLane(ledger)
+        let blocker = try await ledger.funded("254700000099", cents: 100_000)
+        let sink = try await ledger.funded("254700000098", cents: 0)
+        var funded: [MSISDN] = []
+        for index in 0..<6 { funded.append(try await ledger.funded("25471100000\(index)", cents: 50_000)) }
+        let senders = funded
+        let poor = try await ledger.funded("254711000009", cents: 1_000)
+        let stranger = MSISDN("254733000222")!
+        let blockerAccount = try await ledger.account("254700000099", "main")
+
+        let outcomes = try await Self.holdingLock(ledger, account: blockerAccount) { release in
+            try await withThrowingTaskGroup(of: (String, String).self) { group in
+                // The lane's first movement waits for the held lock...
+                group.addTask { ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key) }
+                try await Self.waitForLockWaiter(ledger)
+                // ...while these queue behind it: six sends (the first twice, the same key), one
+                // with a fee, one refused for funds, one to nobody.
+                for (index, sender) in senders.enumerated() {
+                    let fee: Amount = index == 5 ? .shillings(7) : .zero
+                    group.addTask { ("s\(index)", try await wallet.send(from: sender, to: sink, amount: .shillings(100), fee: fee, key: key("gc-\(index)")).key) }
+                }
+                group.addTask { ("s0-copy", try await wallet.send(from: senders[0], to: sink, amount: .shillings(100), key: key("gc-0")).key) }
+                for (name, from, to) in [("poor", poor, sink), ("stranger", senders[1], stranger)] {
+                    group.addTask {
+                        do { return (name, try await wallet.send(from: from, to: to, amount: .shillings(100), key: key("gc-\(name)")).key) } catch {
+                            return (name, "\(error)")
+                        }
+                    }
+                }
+                // Let every task reach the queue before the lock goes.
+                try await Task.sleep(for: .milliseconds(300))
+                release()
+                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
+            }
+        }
+
+        #expect(outcomes["blocker"] == "gc-blocker")
+        for index in 0..<6 { #expect(outcomes["s\(index)"] == "gc-\(index)") }
+        #expect(outcomes["s0-copy"] == "gc-0", "a copy of a key in the same batch replays the first")
+        #expect(outcomes["poor"] == "\(WalletError.insufficientFunds)")
+        #expect(outcomes["stranger"] == "\(WalletError.recipientNotRegistered)")
+        #expect(try await wallet.balances(sink).main == Amount(cents: 1_000 + 6 * 10_000), "each send moved once")
+        #expect(try await wallet.balances(senders[5]).main == Amount(cents: 50_000 - 10_000 - 700), "the fee was charged")
+
+        // The queued sends were written by one transaction: one commit for all of them.
+        let commits = try await ledger.postgres.query(
+            "SELECT count(DISTINCT xmin::text) FROM transfers WHERE id LIKE 'gc-_' OR id LIKE 'gc-_:fee'"
+        ).single()!.decode(Int.self, column: 0)
+        #expect(commits == 1, "six sends and a fee in \(commits) commits")
+        let refusals = try await ledger.postgres.query("SELECT count(*) FROM failed_transfers WHERE id IN ('gc-poor', 'gc-stranger')").single()!.decode(Int.self, column: 0)
+        #expect(refusals == 2, "refusals are recorded under their keys, as alone")
+        await #expect(throws: WalletError.insufficientFunds, "and a refused key keeps its refusal") {
+            try await wallet.send(from: poor, to: sink, amount: .shillings(100), key: key("gc-poor"))
+        }
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    @Test func aBatchThatRaisesIsRolledBackWholeAndEachMovementThenRunsAlone() async throws {
+        let ledger = try await Ledger.make()
+        let wallet = Self.oneLane(ledger)
+        let blocker = try await ledger.funded("254700000099", cents: 100_000)
+        let sink = try await ledger.funded("254700000098", cents: 0)
+        var funded: [MSISDN] = []
+        for index in 0..<3 { funded.append(try await ledger.funded("25471100000\(index)", cents: 50_000)) }
+        let senders = funded
+        // A movement that raises inside the batch: no rule refuses it, the database does.
+        try await ledger.postgres.query(
+            """
+            CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'poisoned transfer' USING ERRCODE = 'raise_exception'; END $$
+            """
+        )
+        try await ledger.postgres.query("CREATE TRIGGER poison BEFORE INSERT ON transfers FOR EACH ROW WHEN (NEW.id = 'gc-1') EXECUTE FUNCTION poison()")
+        let blockerAccount = try await ledger.account("254700000099", "main")
+
+        let outcomes = try await Self.holdingLock(ledger, account: blockerAccount) { release in
+            try await withThrowingTaskGroup(of: (String, String).self) { group in
+                group.addTask { ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key) }
+                try await Self.waitForLockWaiter(ledger)
+                for (index, sender) in senders.enumerated() {
+                    group.addTask {
+                        do { return ("s\(index)", try await wallet.send(from: sender, to: sink, amount: .shillings(100), key: key("gc-\(index)")).key) } catch {
+                            return ("s\(index)", "error")
+                        }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                release()
+                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        #expect(outcomes["s0"] == "gc-0")
+        #expect(outcomes["s1"] == "error", "the poisoned movement fails alone")
+        #expect(outcomes["s2"] == "gc-2")
+        #expect(try await wallet.balances(sink).main == Amount(cents: 1_000 + 2 * 10_000), "the others moved once each")
+        #expect(try await wallet.balances(senders[1]).main == .shillings(500), "the poisoned sender kept everything")
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+}
