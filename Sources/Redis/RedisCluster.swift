@@ -47,7 +47,7 @@ final class RedisCluster: Sendable {
         let node: RedisNode? = self.state.withLock { state in
             if state.stopped { return nil }
             if let node = state.nodes[endpoint] { return node }
-            let node = RedisNode(configuration: self.configuration.node(endpoint), threadName: "redis-\(endpoint.port)")
+            let node = RedisNode(configuration: self.configuration.node(endpoint))
             state.nodes[endpoint] = node
             if state.started { node.start() }
             return node

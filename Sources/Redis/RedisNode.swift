@@ -1,15 +1,23 @@
-/// The pipelined connections to one Redis server (`poolSize` of them, each with its own I/O
-/// thread). A command goes to the least busy one, so concurrent commands share round trips.
+import NIOCore
+import NIOPosix
+
+/// The pipelined connections to one Redis server: `poolSize` on each event loop of NIO's shared
+/// group. A command sent from an event loop goes to a connection of that loop, so its reply
+/// resumes the caller without a thread hand-off; from elsewhere, to the least busy connection.
 final class RedisNode: Sendable {
     let endpoint: RedisEndpoint
     private let pipelines: [RedisPipeline]
 
-    init(configuration: RedisConfiguration, threadName: String = "redis-io") {
+    init(configuration: RedisConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.endpoint = RedisEndpoint(host: configuration.host, port: configuration.port)
-        self.pipelines = (0..<configuration.poolSize).map { RedisPipeline(configuration: configuration, index: $0, name: threadName) }
+        var pipelines: [RedisPipeline] = []
+        for loop in group.makeIterator() {
+            for _ in 0..<max(1, configuration.poolSize) { pipelines.append(RedisPipeline(configuration: configuration, eventLoop: loop)) }
+        }
+        self.pipelines = pipelines
     }
 
-    /// Starts the I/O threads now rather than with the first command.
+    /// Connects now rather than with the first command.
     func start() {
         for pipeline in self.pipelines { pipeline.start() }
     }
@@ -28,6 +36,11 @@ final class RedisNode: Sendable {
 
     private func leastBusyPipeline() -> RedisPipeline {
         guard self.pipelines.count > 1 else { return self.pipelines[0] }
+        if let current = MultiThreadedEventLoopGroup.currentEventLoop,
+            let local = self.pipelines.first(where: { $0.eventLoop === current })
+        {
+            return local
+        }
         var best = self.pipelines[0]
         var bestLoad = best.load
         for pipeline in self.pipelines.dropFirst() where bestLoad > 0 {

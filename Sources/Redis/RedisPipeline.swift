@@ -1,126 +1,310 @@
-import Foundation
+import Basics
+import CHiredis
+import NIOCore
+import NIOPosix
+import Synchronization
 
-/// One Redis connection with an I/O thread of its own that pipelines automatically.
+/// One pipelined connection to a Redis server, owned by one NIO event loop.
 ///
-/// Callers queue commands; the thread takes everything queued, writes it in one go and reads the
-/// replies in order, so under concurrency many commands share one round trip and one thread
-/// wake-up (ioredis and StackExchange.Redis do the same). hiredis blocks, and only this thread
-/// ever calls it. Blocking commands (`BLPOP`, `SUBSCRIBE`) hold up everything queued behind them
-/// and have no place on a shared pipeline.
+/// Commands are written as RESP the moment they are sent; commands sent in the same loop tick
+/// leave in one write. Replies are parsed by hiredis' reader on the loop and complete their callers
+/// there: a caller running on that loop (every HTTP request does, see `EventLoopTaskExecutor`)
+/// resumes without any thread hand-off.
 ///
-/// `@unchecked Sendable`: `queue`, `outstanding` and `stopped` are guarded by `condition`; the
-/// connection is touched only by the I/O thread.
-final class RedisPipeline: @unchecked Sendable {
-    private struct Command {
-        let outgoing: RedisConnection.Outgoing
-        let continuation: CheckedContinuation<RedisValue, any Error>
+/// - A connection that is not open is made on the first command (AUTH and SELECT first); every
+///   command waiting for it fails as not sent when it cannot be made.
+/// - A command without a reply within `commandTimeout` fails with `.timeout` and drops the
+///   connection (with every other command awaiting a reply on it); the next command connects anew.
+/// - A connection the server closed fails the commands awaiting replies on it (`.connection`).
+final class RedisPipeline: Sendable {
+    let eventLoop: any EventLoop
+    private let configuration: RedisConfiguration
+    private let state: State
+    private let outstanding = Atomic<Int>(0)
+
+    /// A command on its way: its argv, whether `ASKING` goes just before it (a Redis Cluster slot
+    /// in migration answered `ASK`), and who waits for the reply.
+    struct Request: Sendable {
+        let arguments: [[UInt8]]
+        let asking: Bool
+        let promise: EventLoopPromise<RedisValue>
     }
 
-    /// Most commands written before reading replies.
-    static let maximumBatch = 256
-
-    private let connection: RedisConnection
-    private let condition = NSCondition()
-    private var queue: [Command] = []
-    private var outstanding = 0
-    private var stopped = false
-    private var exited: CheckedContinuation<Void, Never>?
-    private var hasExited = false
-    private var started = false
-    private let index: Int
-
-    private let name: String
-
-    /// Makes the pipeline; its I/O thread starts with the first command (or the client's `run`).
-    init(configuration: RedisConfiguration, index: Int, name: String = "redis-io") {
-        self.connection = RedisConnection(configuration: configuration)
-        self.index = index
-        self.name = name
+    /// Touched only on `eventLoop`.
+    private final class State: @unchecked Sendable {
+        var channel: (any Channel)?
+        var connecting = false
+        var waiting: [Request] = []
+        var stopped = false
+        var flushScheduled = false
     }
 
-    /// Starts the I/O thread unless it runs already. Call with `condition` locked.
-    private func startLocked() {
-        guard !self.started, !self.stopped else { return }
-        self.started = true
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "\(self.name)-\(self.index)"
-        thread.start()
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.state = State()
     }
 
-    /// Starts the I/O thread now rather than with the first command.
+    /// Commands queued or awaiting their reply; the node sends to the least busy pipeline.
+    var load: Int { self.outstanding.load(ordering: .relaxed) }
+
+    /// Connects now rather than with the first command.
     func start() {
-        self.condition.lock()
-        self.startLocked()
-        self.condition.unlock()
+        self.onLoop { if self.state.channel == nil { self.connect() } }
     }
 
-    /// Commands queued or awaiting their reply; the client sends to the least busy pipeline.
-    var load: Int {
-        self.condition.lock()
-        defer { self.condition.unlock() }
-        return self.outstanding
-    }
-
-    /// Sends one command and waits for its reply; with `asking`, `ASKING` goes just before it on
-    /// the same connection.
+    /// Sends one command and waits for its reply.
     func send(_ arguments: [[UInt8]], asking: Bool = false) async throws -> RedisValue {
-        try await withCheckedThrowingContinuation { continuation in
-            self.condition.lock()
-            guard !self.stopped else {
-                self.condition.unlock()
-                continuation.resume(throwing: RedisError(code: .connection, detail: "client shut down"))
-                return
-            }
-            self.startLocked()
-            self.queue.append(Command(outgoing: RedisConnection.Outgoing(arguments: arguments, asking: asking), continuation: continuation))
-            self.outstanding += 1
-            self.condition.signal()
-            self.condition.unlock()
-        }
+        let promise = self.eventLoop.makePromise(of: RedisValue.self)
+        let request = Request(arguments: arguments, asking: asking, promise: promise)
+        self.outstanding.add(1, ordering: .relaxed)
+        self.onLoop { self.submit(request) }
+        defer { self.outstanding.subtract(1, ordering: .relaxed) }
+        return try await promise.futureResult.get()
     }
 
-    /// Lets queued commands finish, closes the connection and ends the thread.
+    /// Closes the connection once the commands sent so far have their replies.
     func stop() async {
-        await withCheckedContinuation { continuation in
-            self.condition.lock()
-            self.stopped = true
-            if self.hasExited || !self.started {
-                self.hasExited = true
-                self.condition.unlock()
-                continuation.resume()
-                return
+        let closed = self.eventLoop.makePromise(of: Void.self)
+        self.onLoop {
+            let state = self.state
+            state.stopped = true
+            for request in state.waiting { request.promise.fail(RedisError(code: .connection, detail: "client shut down")) }
+            state.waiting = []
+            guard let channel = state.channel else { return closed.succeed() }
+            state.channel = nil
+            channel.pipeline.handler(type: RedisChannelHandler.self).whenComplete { result in
+                guard case .success(let handler) = result else { return channel.close(promise: closed) }
+                handler.whenIdle { channel.close(promise: closed) }
             }
-            self.exited = continuation
-            self.condition.signal()
-            self.condition.unlock()
+        }
+        try? await closed.futureResult.get()
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if self.eventLoop.inEventLoop { body() } else { self.eventLoop.execute(body) }
+    }
+
+    private func submit(_ request: Request) {
+        let state = self.state
+        if state.stopped {
+            request.promise.fail(RedisError(code: .connection, detail: "client shut down"))
+        } else if let channel = state.channel, channel.isActive {
+            self.write(request, on: channel)
+        } else {
+            state.channel = nil
+            state.waiting.append(request)
+            if !state.connecting { self.connect() }
         }
     }
 
-    private func loop() {
+    /// Writes now, flushes once at the end of this loop tick: commands sent together share a write.
+    private func write(_ request: Request, on channel: any Channel) {
+        let state = self.state
+        channel.write(request, promise: nil)
+        guard !state.flushScheduled else { return }
+        state.flushScheduled = true
+        self.eventLoop.execute {
+            self.state.flushScheduled = false
+            channel.flush()
+        }
+    }
+
+    private func connect() {
+        let state = self.state
+        state.connecting = true
+        let configuration = self.configuration
+        let timeout = TimeAmount.microseconds(configuration.commandTimeout.inMicroseconds)
+        let connectTimeout = TimeAmount.microseconds(configuration.connectTimeout.inMicroseconds)
+        ClientBootstrap(group: self.eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(timeout: timeout)) }
+            }
+            .connect(host: configuration.host, port: configuration.port)
+            .flatMap { channel in self.handshake(channel).map { channel } }
+            .whenComplete { result in
+                let state = self.state
+                state.connecting = false
+                let waiting = state.waiting
+                state.waiting = []
+                switch result {
+                case .success(let channel):
+                    if state.stopped {
+                        channel.close(promise: nil)
+                        for request in waiting { request.promise.fail(RedisError(code: .connection, detail: "client shut down")) }
+                        return
+                    }
+                    state.channel = channel
+                    for request in waiting { self.write(request, on: channel) }
+                case .failure(let error):
+                    var unsent = (error as? RedisError) ?? RedisError(code: .connection, detail: "\(error)")
+                    unsent.notSent = true
+                    for request in waiting { request.promise.fail(unsent) }
+                }
+            }
+    }
+
+    /// AUTH and SELECT, when configured, before any caller's command.
+    private func handshake(_ channel: any Channel) -> EventLoopFuture<Void> {
+        var commands: [[[UInt8]]] = []
+        if let password = self.configuration.password, !password.isEmpty {
+            var auth = [Array("AUTH".utf8)]
+            if let user = self.configuration.username { auth.append(Array(user.utf8)) }
+            auth.append(Array(password.utf8))
+            commands.append(auth)
+        }
+        if self.configuration.database != 0 {
+            commands.append([Array("SELECT".utf8), Array(String(self.configuration.database).utf8)])
+        }
+        guard !commands.isEmpty else { return channel.eventLoop.makeSucceededVoidFuture() }
+        let replies = commands.map { arguments in
+            let promise = channel.eventLoop.makePromise(of: RedisValue.self)
+            channel.write(Request(arguments: arguments, asking: false, promise: promise), promise: nil)
+            return promise.futureResult
+        }
+        channel.flush()
+        return EventLoopFuture.andAllSucceed(replies, on: channel.eventLoop).flatMapError { error in
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+    }
+}
+
+/// RESP out, hiredis' reader in, replies matched to commands in order.
+final class RedisChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisPipeline.Request
+    typealias OutboundOut = ByteBuffer
+
+    private struct Awaiting {
+        let promise: EventLoopPromise<RedisValue>
+        /// Replies to skip first: ASKING's `+OK`.
+        var skip: Int
+        let deadline: NIODeadline
+    }
+
+    private let timeout: TimeAmount
+    private var awaiting = CircularBuffer<Awaiting>(initialCapacity: 16)
+    private var reader: UnsafeMutablePointer<redisReader>?
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    private var onIdle: [() -> Void] = []
+
+    private static let asking: [[UInt8]] = [Array("ASKING".utf8)]
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+        self.reader = redisReaderCreate()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.failAll(RedisError(code: .connection, detail: "connection closed"))
+        if let reader = self.reader { redisReaderFree(reader) }
+        self.reader = nil
+        self.context = nil
+    }
+
+    /// Runs `body` once no command awaits a reply.
+    func whenIdle(_ body: @escaping () -> Void) {
+        if self.awaiting.isEmpty { body() } else { self.onIdle.append(body) }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = self.unwrapOutboundIn(data)
+        var buffer = context.channel.allocator.buffer(capacity: 16 + request.arguments.reduce(0) { $0 + $1.count + 16 })
+        if request.asking { Self.encode(Self.asking, into: &buffer) }
+        Self.encode(request.arguments, into: &buffer)
+        self.awaiting.append(Awaiting(promise: request.promise, skip: request.asking ? 1 : 0, deadline: .now() + self.timeout))
+        if self.timer == nil { self.arm(context) }
+        context.write(self.wrapOutboundOut(buffer), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = self.unwrapInboundIn(data)
+        guard let reader = self.reader else { return }
+        let fed = buffer.withUnsafeReadableBytes { bytes in
+            bytes.isEmpty ? REDIS_OK : redisReaderFeed(reader, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+        }
+        guard fed == REDIS_OK else { return self.broken(context, RedisError(code: .unexpectedReply, detail: "unreadable reply")) }
         while true {
-            self.condition.lock()
-            while self.queue.isEmpty && !self.stopped { self.condition.wait() }
-            if self.queue.isEmpty {
-                self.hasExited = true
-                let exited = self.exited
-                self.condition.unlock()
-                self.connection.close()
-                exited?.resume()
-                return
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
+                return self.broken(context, RedisError(code: .unexpectedReply, detail: "unreadable reply"))
             }
-            let count = min(self.queue.count, Self.maximumBatch)
-            let batch = Array(self.queue.prefix(count))
-            self.queue.removeFirst(count)
-            self.condition.unlock()
-
-            let results = self.connection.executeBatch(batch.map(\.outgoing))
-
-            self.condition.lock()
-            self.outstanding -= count
-            self.condition.unlock()
-            for (command, result) in zip(batch, results) {
-                command.continuation.resume(with: result.mapError { $0 as any Error })
+            guard let raw else { break }
+            defer { freeReplyObject(raw) }
+            guard !self.awaiting.isEmpty else { return self.broken(context, RedisError(code: .unexpectedReply, detail: "a reply nobody asked for")) }
+            if self.awaiting[self.awaiting.startIndex].skip > 0 {
+                self.awaiting[self.awaiting.startIndex].skip -= 1
+                continue
             }
+            let head = self.awaiting.removeFirst()
+            do {
+                head.promise.succeed(try RedisReply.decode(raw.assumingMemoryBound(to: redisReply.self).pointee))
+            } catch {
+                head.promise.fail(error)
+            }
+        }
+        if self.awaiting.isEmpty {
+            self.timer?.cancel()
+            self.timer = nil
+            let idle = self.onIdle
+            self.onIdle = []
+            for body in idle { body() }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.failAll(RedisError(code: .connection, detail: "connection closed by the server"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.broken(context, RedisError(code: .connection, detail: "\(error)"))
+    }
+
+    private func broken(_ context: ChannelHandlerContext, _ error: RedisError) {
+        self.failAll(error)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisError) {
+        self.timer?.cancel()
+        self.timer = nil
+        while let head = self.awaiting.popFirst() { head.promise.fail(error) }
+        let idle = self.onIdle
+        self.onIdle = []
+        for body in idle { body() }
+    }
+
+    /// One timer for the oldest command awaiting a reply.
+    private func arm(_ context: ChannelHandlerContext) {
+        guard let oldest = self.awaiting.first else { return }
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: oldest.deadline) {
+            self.timer = nil
+            guard let context = self.context, let oldest = self.awaiting.first else { return }
+            if oldest.deadline <= .now() {
+                self.broken(context, RedisError(code: .timeout, detail: "no reply within the command timeout"))
+            } else {
+                self.arm(context)
+            }
+        }
+    }
+
+    private static func encode(_ arguments: [[UInt8]], into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("*")
+        buffer.writeString(String(arguments.count))
+        buffer.writeStaticString("\r\n")
+        for argument in arguments {
+            buffer.writeStaticString("$")
+            buffer.writeString(String(argument.count))
+            buffer.writeStaticString("\r\n")
+            buffer.writeBytes(argument)
+            buffer.writeStaticString("\r\n")
         }
     }
 }
