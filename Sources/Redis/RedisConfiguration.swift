@@ -13,10 +13,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// The `AUTH` user name for Redis 6 ACLs, when the URL names one.
     public var username: String?
     public var database: Int
-    /// Connections, each with an I/O thread that pipelines the commands queued on it. One by
-    /// default, as StackExchange.Redis does: Redis runs commands one at a time anyway, and one
-    /// connection batches the most per round trip with the fewest thread wake-ups (on two cores the
-    /// USSD benchmark made 2,967 menu hops/s with one, 2,740 with two, 2,429 with four).
+    /// Connections per NIO event loop (one by default), each pipelining the commands sent on it.
+    /// A hop running on a loop sends on that loop's connection, so its reply needs no thread
+    /// hand-off; one connection per loop also batches the most commands per write.
     public var poolSize: Int = 1
     /// Most commands queued or awaiting replies at once; callers past it wait for a place.
     public var maximumInFlight: Int = 1024
