@@ -110,16 +110,12 @@ extension Wallet {
     public func completeDeposit(
         checkoutRequestID: String, receipt: String?, amount: Amount, phone: MSISDN, raw: String? = nil, confirmedByQuery: Bool = false
     ) async throws -> Deposit {
-        // One round trip (`wallet_complete_deposit`, migration 0002). A mismatch is recorded on
-        // the deposit and committed, then reported.
-        let row = try await self.retryingTransient {
-            try await self.postgres.query(
-                """
-                SELECT outcome, id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
-                FROM wallet_complete_deposit(\(checkoutRequestID), \(receipt), \(amount.cents), \(phone.value), \(raw)::jsonb, \(confirmedByQuery))
-                """
-            ).single()!
-        }
+        // One round trip (`wallet_complete_deposit`, migration 0002), shared with concurrent
+        // completions (group commit, migration 0010). A mismatch is recorded on the deposit and
+        // committed, then reported.
+        let row = try await self.completions.submit(
+            DepositCompletion(c: checkoutRequestID, r: receipt, a: amount.cents, p: phone.value, raw: raw, q: confirmedByQuery)
+        )
         switch try row.decode(String.self, column: 0) {
         case "unknown": throw ProviderRecordError.unknownDeposit
         case "mismatch": throw ProviderRecordError.mismatch
@@ -131,6 +127,31 @@ extension Wallet {
             let (_, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String, Int64, String, String?, String?).self)
             return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
         }
+    }
+
+    /// One completion in its own transaction, retried on transient failures.
+    static func completeDepositOne(_ call: DepositCompletion, postgres: PostgresClient) async throws -> PostgresRow {
+        try await Self.retryingTransient {
+            try await postgres.query(
+                """
+                SELECT outcome, id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
+                FROM wallet_complete_deposit(\(call.c), \(call.r), \(call.a), \(call.p), \(call.raw)::jsonb, \(call.q))
+                """
+            ).single()!
+        }
+    }
+
+    /// Several completions in one statement and one commit, their rows in the same order.
+    static func completeDepositBatch(_ calls: [DepositCompletion], postgres: PostgresClient) async throws -> [PostgresRow] {
+        let batch = String(decoding: try JSONEncoder().encode(calls), as: UTF8.self)
+        return Array(
+            try await postgres.query(
+                """
+                SELECT outcome, id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
+                FROM wallet_complete_deposit_batch(\(batch)::jsonb)
+                """
+            )
+        )
     }
 
     /// Marks a deposit the customer did not pay (cancelled, timed out, wrong PIN on the handset)

@@ -13,9 +13,11 @@ public final class Wallet: Sendable {
     let limits: WalletLimits
     let logger: Logger
     /// Gathers concurrent sends, saves and unsaves into shared commits.
-    let moves: MoveBatcher
+    let moves: GroupCommitter<MoveCall>
+    /// Gathers concurrent deposit completions (paid STK callbacks) into shared commits.
+    let completions: GroupCommitter<DepositCompletion>
 
-    /// How movements share commits: at most `lanes` batches in flight, each of at most
+    /// How movements and deposit completions share commits: at most `lanes` batches in flight, each of at most
     /// `maximumBatch` movements. `maximumBatch` 1 turns group commit off.
     public struct GroupCommit: Sendable {
         public var lanes: Int
@@ -38,10 +40,15 @@ public final class Wallet: Sendable {
         self.lockDuration = lockDuration
         self.limits = limits
         self.logger = logger
-        self.moves = MoveBatcher(
+        self.moves = GroupCommitter(
             lanes: groupCommit.lanes, maximumBatch: groupCommit.maximumBatch,
             batch: { calls in try await Self.moveBatch(calls, postgres: postgres, limits: limits) },
             single: { call in try await Self.moveOne(call, postgres: postgres, limits: limits) }
+        )
+        self.completions = GroupCommitter(
+            lanes: groupCommit.lanes, maximumBatch: groupCommit.maximumBatch,
+            batch: { calls in try await Self.completeDepositBatch(calls, postgres: postgres) },
+            single: { call in try await Self.completeDepositOne(call, postgres: postgres) }
         )
     }
 

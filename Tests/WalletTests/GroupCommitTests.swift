@@ -152,4 +152,65 @@ import Wallet
         try await ledger.audit()
         await ledger.postgres.shutdown()
     }
+
+    @Test func depositCompletionsQueuedTogetherShareOneCommitAndEachIsCreditedOnce() async throws {
+        let ledger = try await Ledger.make()
+        let wallet = Self.oneLane(ledger)
+        let blocker = try await ledger.funded("254700000099", cents: 0)
+        var funded: [MSISDN] = []
+        for index in 0..<4 { funded.append(try await ledger.funded("25471100000\(index)", cents: 0)) }
+        let payers = funded
+        var checkouts: [String] = []
+        for (index, payer) in ([blocker] + payers).enumerated() {
+            let deposit = try await wallet.beginDeposit(payer, amount: .shillings(250), key: key("dep-\(index)"))
+            try await wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_gc_\(index)")
+            checkouts.append("ws_CO_gc_\(index)")
+        }
+        let blockerAccount = try await ledger.account("254700000099", "main")
+        let completions = checkouts
+
+        let outcomes = try await Self.holdingLock(ledger, account: blockerAccount) { release in
+            try await withThrowingTaskGroup(of: (String, String).self) { group in
+                group.addTask {
+                    let done = try await wallet.completeDeposit(checkoutRequestID: completions[0], receipt: "RGC0", amount: .shillings(250), phone: blocker)
+                    return ("blocker", done.status == .completed ? "credited" : "\(done.status)")
+                }
+                try await Self.waitForLockWaiter(ledger)
+                // Behind it: three paid callbacks, a copy of the first of them, one whose amount
+                // is not what was asked, and one for a checkout nobody started.
+                let queued: [(String, String, Amount, MSISDN)] = [
+                    ("d1", completions[1], .shillings(250), payers[0]), ("d1-copy", completions[1], .shillings(250), payers[0]),
+                    ("d2", completions[2], .shillings(250), payers[1]), ("d3", completions[3], .shillings(250), payers[2]),
+                    ("short", completions[4], .shillings(200), payers[3]), ("unknown", "ws_CO_gc_nobody", .shillings(250), payers[3]),
+                ]
+                for (name, checkout, amount, phone) in queued {
+                    group.addTask {
+                        do {
+                            let done = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(checkout)", amount: amount, phone: phone)
+                            return (name, done.status == .completed ? "credited" : "\(done.status)")
+                        } catch {
+                            return (name, "\(error)")
+                        }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                release()
+                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        for name in ["blocker", "d1", "d1-copy", "d2", "d3"] { #expect(outcomes[name] == "credited", "\(name): \(outcomes[name] ?? "-")") }
+        #expect(outcomes["short"] == "\(ProviderRecordError.mismatch)")
+        #expect(outcomes["unknown"] == "\(ProviderRecordError.unknownDeposit)")
+        for (index, payer) in payers.enumerated() {
+            #expect(try await wallet.balances(payer).main == (index < 3 ? .shillings(250) : .zero), "credited once, or not at all")
+        }
+        let commits = try await ledger.postgres.query(
+            "SELECT count(DISTINCT xmin::text) FROM transfers WHERE kind = 'deposit' AND id <> (SELECT transfer_id FROM deposits WHERE checkout_request_id = 'ws_CO_gc_0')"
+        ).single()!.decode(Int.self, column: 0)
+        #expect(commits == 1, "three deposits credited in \(commits) commits")
+        let mismatch = try await ledger.postgres.query("SELECT result_text FROM deposits WHERE checkout_request_id = 'ws_CO_gc_4'").single()!.decode(String?.self, column: 0)
+        #expect(mismatch == "amount or phone mismatch", "the mismatch is recorded on its deposit, as alone")
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
 }

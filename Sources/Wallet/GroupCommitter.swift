@@ -15,20 +15,36 @@ struct MoveCall: Sendable, Encodable {
     let fee: Int64
 }
 
-/// Group commit for movements: concurrent calls are gathered into one `wallet_move_batch`
-/// statement (migration 0010) and one commit, so one WAL flush serves many movements.
+/// One call of `wallet_complete_deposit`: a paid STK callback (or query) for one deposit.
+struct DepositCompletion: Sendable, Encodable {
+    /// CheckoutRequestID.
+    let c: String
+    /// M-Pesa receipt.
+    let r: String?
+    let a: Int64
+    /// The phone that paid.
+    let p: String
+    /// The callback as received (JSON text), kept on the deposit.
+    let raw: String?
+    /// Confirmed by an STK Query.
+    let q: Bool
+}
+
+/// Group commit: concurrent calls of one database function are gathered into one batch statement
+/// (`wallet_move_batch`, `wallet_complete_deposit_batch`, migration 0010) and one commit, so one
+/// WAL flush serves many of them.
 ///
 /// No call waits for a batch to fill: a call that finds a lane free starts a batch of everything
 /// queued at once (alone, when the wallet is quiet), and calls that arrive while every lane is
-/// busy form the next batch. Each movement keeps its own idempotency key, replay, refusal and
-/// receipts. A batch that raises is rolled back whole, and each of its movements is then run on
-/// its own (`single`), with the usual retries: the keys make that safe even when the batch's
-/// commit was lost with its connection.
-final class MoveBatcher: Sendable {
+/// busy form the next batch. Each call keeps its own idempotency key (or CheckoutRequestID),
+/// replay, refusal and receipts. A batch that raises is rolled back whole, and each of its calls
+/// is then run on its own (`single`), with the usual retries: the keys make that safe even when
+/// the batch's commit was lost with its connection.
+final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     typealias Row = PostgresRow
 
     private struct Pending {
-        let call: MoveCall
+        let call: Call
         let continuation: CheckedContinuation<Row, any Error>
     }
 
@@ -39,15 +55,15 @@ final class MoveBatcher: Sendable {
 
     /// Batches in flight at once (each on its own connection).
     let lanes: Int
-    /// Most movements in one batch.
+    /// Most calls in one batch.
     let maximumBatch: Int
     private let state = Mutex(State())
-    private let batch: @Sendable ([MoveCall]) async throws -> [Row]
-    private let single: @Sendable (MoveCall) async throws -> Row
+    private let batch: @Sendable ([Call]) async throws -> [Row]
+    private let single: @Sendable (Call) async throws -> Row
 
     init(
-        lanes: Int, maximumBatch: Int, batch: @escaping @Sendable ([MoveCall]) async throws -> [Row],
-        single: @escaping @Sendable (MoveCall) async throws -> Row
+        lanes: Int, maximumBatch: Int, batch: @escaping @Sendable ([Call]) async throws -> [Row],
+        single: @escaping @Sendable (Call) async throws -> Row
     ) {
         self.lanes = max(1, lanes)
         self.maximumBatch = max(1, maximumBatch)
@@ -55,8 +71,8 @@ final class MoveBatcher: Sendable {
         self.single = single
     }
 
-    /// The movement's `wallet_move_result` row, committed.
-    func submit(_ call: MoveCall) async throws -> Row {
+    /// The call's result row, committed.
+    func submit(_ call: Call) async throws -> Row {
         try await withCheckedThrowingContinuation { continuation in
             let first = self.state.withLock { state -> [Pending]? in
                 state.queue.append(Pending(call: call, continuation: continuation))
@@ -101,7 +117,7 @@ final class MoveBatcher: Sendable {
                     return
                 }
             } catch {
-                // Rolled back whole: each movement on its own below.
+                // Rolled back whole: each call on its own below.
             }
         }
         for waiting in pending {
