@@ -83,18 +83,21 @@ for round in $(seq 1 "$ROUNDS"); do
     each=$(echo "$out" | grep 'wallet sends, a commit each' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
     sends=$(echo "$out" | grep 'wallet sends, group commit' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
     paying=$(echo "$out" | grep 'fee-paying sends' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
-    deposits=$(echo "$out" | grep 'deposit completions' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
-    echo "$tps $sends $deposits $paying $each" >> "$ratios"
+    deposits=$(echo "$out" | grep 'deposit completions, group commit' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
+    deposits_each=$(echo "$out" | grep 'deposit completions, a commit each' | sed -E 's/.*= ([0-9.]+) ops\/s.*/\1/')
+    echo "$tps $sends $deposits $paying $each $deposits_each" >> "$ratios"
 done
 python3 - "$ratios" <<'PY'
 import statistics, sys
 rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
-sends = statistics.median(s / t for t, s, d, f, e in rows)
-each = statistics.median(e / t for t, s, d, f, e in rows)
-paying = statistics.median(f / t for t, s, d, f, e in rows)
-deposits = statistics.median(d / t for t, s, d, f, e in rows)
-print("== wallet: median over %d rounds: sends with group commit / pgbench tpcb-like = %.2f (goal >= 2.0); a commit each / pgbench = %.2f; "
-      "fee-paying sends (group commit) / pgbench = %.2f; deposits / pgbench = %.2f" % (len(rows), sends, each, paying, deposits))
+sends = statistics.median(s / t for t, s, d, f, e, de in rows)
+each = statistics.median(e / t for t, s, d, f, e, de in rows)
+paying = statistics.median(f / t for t, s, d, f, e, de in rows)
+deposits = statistics.median(d / t for t, s, d, f, e, de in rows)
+deposits_each = statistics.median(de / t for t, s, d, f, e, de in rows)
+print("== wallet: median over %d rounds, against pgbench tpcb-like: sends with group commit %.2f (goal >= 2.0), a commit each %.2f; "
+      "fee-paying sends (group commit) %.2f; deposit completions with group commit %.2f, a commit each %.2f"
+      % (len(rows), sends, each, paying, deposits, deposits_each))
 PY
 rm -f "$ratios"
 fi

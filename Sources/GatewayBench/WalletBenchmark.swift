@@ -92,10 +92,11 @@ public enum WalletBenchmark {
             )
         }
 
-        // Deposits waiting for their callbacks, then the callbacks timed.
+        // Deposits waiting for their callbacks, then the callbacks timed: half with a commit each,
+        // half with group commit.
         let pending = try await withThrowingTaskGroup(of: String.self) { group in
             var checkouts: [String] = []
-            for index in 0..<deposits {
+            for index in 0..<(2 * deposits) {
                 group.addTask {
                     let deposit = try await wallet.beginDeposit(number(index % customers + 1), amount: .shillings(250), key: IdempotencyKey("bench-dep-\(run)-\(index)")!)
                     let checkout = "ws_CO_\(run)_\(index)"
@@ -107,14 +108,19 @@ public enum WalletBenchmark {
             return try await group.reduce(into: checkouts) { $0.append($1) }
         }
         let checkouts = pending.sorted()
-        let credited = try await ClientBenchmark.measure("deposit completions (one float account)", concurrency: concurrency, total: checkouts.count) { index in
-            let checkout = checkouts[index % checkouts.count]
+        let complete: @Sendable (Wallet, String, Int) async throws -> Void = { wallet, checkout, index in
             let customer = Int(checkout.split(separator: "_").last!)! % customers + 1
             _ = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(run)\(index)", amount: .shillings(250), phone: number(customer))
+        }
+        let creditedEach = try await ClientBenchmark.measure("deposit completions, a commit each (one float account)", concurrency: concurrency, total: deposits) { index in
+            try await complete(alone, checkouts[index], index)
+        }
+        let credited = try await ClientBenchmark.measure("deposit completions, group commit (one float account)", concurrency: concurrency, total: deposits) { index in
+            try await complete(wallet, checkouts[deposits + index], deposits + index)
         }
         let sum = try await postgres.query("SELECT sum(balance)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         precondition(sum == 0, "the ledger does not balance after the benchmark")
         await postgres.shutdown()
-        return [each, sent, paying, credited]
+        return [each, sent, paying, creditedEach, credited]
     }
 }
