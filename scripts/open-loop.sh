@@ -4,7 +4,8 @@
 # `ussd-gateway serve` (release build) on a throwaway Redis and Postgres (fsync on). Prints each
 # rate's hops/s, p50 and p99 (a session's first hop counted from its scheduled arrival), then the
 # highest rate at which every hop's p99 stayed under 100 ms with nothing dropped or unanswered.
-# Ends with the gateway's resident size (now and peak) and the live sessions in Redis.
+# Ends with the gateway's resident size (now and peak) and the live sessions in Redis;
+# LIVE_SESSIONS=N first opens N sessions that stay live (a dial each), to measure memory with them.
 # JOURNEYS picks the journeys (mixed, menu, balance, send), as for `gateway-bench handsets`;
 # HANDSETS_SHOW_UNKNOWN=1 prints each journey that ended on an unexpected screen, with the screen.
 set -euo pipefail
@@ -53,11 +54,18 @@ for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/r
 curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" || { cat "$scratch/serve.log" >&2; exit 1; }
 
 echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+if [ "${LIVE_SESSIONS:-0}" -gt 0 ]; then
+    python3 scripts/live-sessions.py "http://127.0.0.1:$http_port/ussd/africastalking/$token" "$LIVE_SESSIONS"
+fi
 echo "== open loop: gateway-bench handsets --journeys $JOURNEYS --arrival-rates $RATES --seconds $OPEN_SECONDS (one gateway, no balancer)"
 "$bench" handsets --url "http://127.0.0.1:$http_port/ussd/africastalking/$token" --journeys "$JOURNEYS" --customers "$CUSTOMERS" \
     --arrival-rates "$RATES" --seconds "$OPEN_SECONDS"
 
 # Memory with the sessions still live: every session record in Redis is within its TTL (two
 # minutes), and this process keeps its own copy of the ones it served (RecentSessions).
-sessions=$(redis-cli -p "$(cat "$scratch/redis/port")" --scan --pattern 'ussd:s:*' | wc -l)
-echo "== memory: $sessions live session records in Redis; gateway $(grep -E '^VmRSS' /proc/$server/status | tr -s ' ' | cut -d' ' -f2-), peak $(grep -E '^VmHWM' /proc/$server/status | tr -s ' ' | cut -d' ' -f2-)"
+rport=$(cat "$scratch/redis/port")
+records=$(redis-cli -p "$rport" --scan --pattern 'ussd:s:*' | wc -l)
+now=$(date +%s)
+live=0
+for shard in $(seq 0 15); do live=$((live + $(redis-cli -p "$rport" ZCOUNT "ussd:active:{$shard}" "$now" +inf))); done
+echo "== memory: $records session records in Redis, $live of them live (not ended); gateway $(grep -E '^VmRSS' /proc/$server/status | tr -s ' ' | cut -d' ' -f2-), peak $(grep -E '^VmHWM' /proc/$server/status | tr -s ' ' | cut -d' ' -f2-)"

@@ -1,6 +1,9 @@
 import Synchronization
 
-/// The last record this process wrote per session, for at most the session TTL; bounded.
+/// The last record this process wrote per session, for at most the session TTL; bounded. Only
+/// sessions that go on are kept: an ended one has no next hop to spare a read for (a repeat of its
+/// last hop, or a hop after it, is answered from Redis), so memory follows the live sessions, not
+/// every session of the last two minutes.
 final class RecentSessions: Sendable {
     private struct Entry {
         let version: Int
@@ -25,6 +28,10 @@ final class RecentSessions: Sendable {
     }
 
     func put(_ sessionId: String, version: Int, _ record: SessionRecord) {
+        guard record.state != nil || record.offer != nil || record.claim != nil else {
+            self.remove(sessionId)
+            return
+        }
         let now = ContinuousClock.now
         self.entries.withLock { entries in
             if entries.count >= Self.capacity {
