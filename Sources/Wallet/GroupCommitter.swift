@@ -120,11 +120,17 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
                 // Rolled back whole: each call on its own below.
             }
         }
-        for waiting in pending {
-            do {
-                waiting.continuation.resume(returning: try await self.single(waiting.call))
-            } catch {
-                waiting.continuation.resume(throwing: error)
+        // Side by side, as if they had come alone: when the database is down, each fails in its
+        // own time instead of after all the others' timeouts.
+        await withTaskGroup(of: Void.self) { group in
+            for waiting in pending {
+                group.addTask {
+                    do {
+                        waiting.continuation.resume(returning: try await self.single(waiting.call))
+                    } catch {
+                        waiting.continuation.resume(throwing: error)
+                    }
+                }
             }
         }
     }
