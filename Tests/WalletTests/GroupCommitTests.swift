@@ -38,6 +38,36 @@ import Wallet
         }
     }
 
+    /// Starts `first`, a call that needs the lock held on `account`; once it waits, `queue` adds the
+    /// calls that queue behind it (on a one-lane wallet they become one batch); then the lock goes.
+    /// Every outcome, by name.
+    static func queuedBehind(
+        _ ledger: Ledger, account: Int64, first: @escaping @Sendable () async throws -> (String, String),
+        queue: @Sendable (inout ThrowingTaskGroup<(String, String), any Error>) -> Void
+    ) async throws -> [String: String] {
+        try await Self.holdingLock(ledger, account: account) { release in
+            try await withThrowingTaskGroup(of: (String, String).self) { group in
+                group.addTask(operation: first)
+                try await Self.waitForLockWaiter(ledger)
+                queue(&group)
+                // Let every task reach the queue before the lock goes.
+                try await Task.sleep(for: .milliseconds(300))
+                release()
+                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
+            }
+        }
+    }
+
+    /// A one-lane wallet, a funded customer whose account the test locks, a recipient, and
+    /// `count` senders with 500 KES each.
+    static func sendsSetup(_ ledger: Ledger, senders count: Int) async throws -> (wallet: Wallet, blocker: MSISDN, sink: MSISDN, senders: [MSISDN], lock: Int64) {
+        let blocker = try await ledger.funded("254700000099", cents: 100_000)
+        let sink = try await ledger.funded("254700000098", cents: 0)
+        var senders: [MSISDN] = []
+        for index in 0..<count { senders.append(try await ledger.funded("25471100000\(index)", cents: 50_000)) }
+        return (Self.oneLane(ledger), blocker, sink, senders, try await ledger.account("254700000099", "main"))
+    }
+
     /// Waits until a backend of this database waits for a row lock.
     static func waitForLockWaiter(_ ledger: Ledger) async throws {
         for _ in 0..<500 {
@@ -52,39 +82,26 @@ import Wallet
 
     @Test func movementsQueuedBehindABusyLaneShareOneCommitAndEachKeepsItsOwnOutcome() async throws {
         let ledger = try await Ledger.make()
-        let wallet = Self.oneLane(ledger)
-        let blocker = try await ledger.funded("254700000099", cents: 100_000)
-        let sink = try await ledger.funded("254700000098", cents: 0)
-        var funded: [MSISDN] = []
-        for index in 0..<6 { funded.append(try await ledger.funded("25471100000\(index)", cents: 50_000)) }
-        let senders = funded
+        let (wallet, blocker, sink, senders, lock) = try await Self.sendsSetup(ledger, senders: 6)
         let poor = try await ledger.funded("254711000009", cents: 1_000)
         let stranger = MSISDN("254733000222")!
-        let blockerAccount = try await ledger.account("254700000099", "main")
 
-        let outcomes = try await Self.holdingLock(ledger, account: blockerAccount) { release in
-            try await withThrowingTaskGroup(of: (String, String).self) { group in
-                // The lane's first movement waits for the held lock...
-                group.addTask { ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key) }
-                try await Self.waitForLockWaiter(ledger)
-                // ...while these queue behind it: six sends (the first twice, the same key), one
-                // with a fee, one refused for funds, one to nobody.
-                for (index, sender) in senders.enumerated() {
-                    let fee: Amount = index == 5 ? .shillings(7) : .zero
-                    group.addTask { ("s\(index)", try await wallet.send(from: sender, to: sink, amount: .shillings(100), fee: fee, key: key("gc-\(index)")).key) }
-                }
-                group.addTask { ("s0-copy", try await wallet.send(from: senders[0], to: sink, amount: .shillings(100), key: key("gc-0")).key) }
-                for (name, from, to) in [("poor", poor, sink), ("stranger", senders[1], stranger)] {
-                    group.addTask {
-                        do { return (name, try await wallet.send(from: from, to: to, amount: .shillings(100), key: key("gc-\(name)")).key) } catch {
-                            return (name, "\(error)")
-                        }
+        // Behind the lane's first send: six sends (the first twice, the same key), one with a fee,
+        // one refused for funds, one to nobody.
+        let outcomes = try await Self.queuedBehind(ledger, account: lock) {
+            ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key)
+        } queue: { group in
+            for (index, sender) in senders.enumerated() {
+                let fee: Amount = index == 5 ? .shillings(7) : .zero
+                group.addTask { ("s\(index)", try await wallet.send(from: sender, to: sink, amount: .shillings(100), fee: fee, key: key("gc-\(index)")).key) }
+            }
+            group.addTask { ("s0-copy", try await wallet.send(from: senders[0], to: sink, amount: .shillings(100), key: key("gc-0")).key) }
+            for (name, from, to) in [("poor", poor, sink), ("stranger", senders[1], stranger)] {
+                group.addTask {
+                    do { return (name, try await wallet.send(from: from, to: to, amount: .shillings(100), key: key("gc-\(name)")).key) } catch {
+                        return (name, "\(error)")
                     }
                 }
-                // Let every task reach the queue before the lock goes.
-                try await Task.sleep(for: .milliseconds(300))
-                release()
-                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
             }
         }
 
@@ -112,12 +129,7 @@ import Wallet
 
     @Test func aBatchThatRaisesIsRolledBackWholeAndEachMovementThenRunsAlone() async throws {
         let ledger = try await Ledger.make()
-        let wallet = Self.oneLane(ledger)
-        let blocker = try await ledger.funded("254700000099", cents: 100_000)
-        let sink = try await ledger.funded("254700000098", cents: 0)
-        var funded: [MSISDN] = []
-        for index in 0..<3 { funded.append(try await ledger.funded("25471100000\(index)", cents: 50_000)) }
-        let senders = funded
+        let (wallet, blocker, sink, senders, lock) = try await Self.sendsSetup(ledger, senders: 3)
         // A movement that raises inside the batch: no rule refuses it, the database does.
         try await ledger.postgres.query(
             """
@@ -126,22 +138,16 @@ import Wallet
             """
         )
         try await ledger.postgres.query("CREATE TRIGGER poison BEFORE INSERT ON transfers FOR EACH ROW WHEN (NEW.id = 'gc-1') EXECUTE FUNCTION poison()")
-        let blockerAccount = try await ledger.account("254700000099", "main")
 
-        let outcomes = try await Self.holdingLock(ledger, account: blockerAccount) { release in
-            try await withThrowingTaskGroup(of: (String, String).self) { group in
-                group.addTask { ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key) }
-                try await Self.waitForLockWaiter(ledger)
-                for (index, sender) in senders.enumerated() {
-                    group.addTask {
-                        do { return ("s\(index)", try await wallet.send(from: sender, to: sink, amount: .shillings(100), key: key("gc-\(index)")).key) } catch {
-                            return ("s\(index)", "error")
-                        }
+        let outcomes = try await Self.queuedBehind(ledger, account: lock) {
+            ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key)
+        } queue: { group in
+            for (index, sender) in senders.enumerated() {
+                group.addTask {
+                    do { return ("s\(index)", try await wallet.send(from: sender, to: sink, amount: .shillings(100), key: key("gc-\(index)")).key) } catch {
+                        return ("s\(index)", "error")
                     }
                 }
-                try await Task.sleep(for: .milliseconds(300))
-                release()
-                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
             }
         }
         #expect(outcomes["s0"] == "gc-0")
@@ -169,33 +175,26 @@ import Wallet
         let blockerAccount = try await ledger.account("254700000099", "main")
         let completions = checkouts
 
-        let outcomes = try await Self.holdingLock(ledger, account: blockerAccount) { release in
-            try await withThrowingTaskGroup(of: (String, String).self) { group in
+        // Behind the lane's first completion: three paid callbacks, a copy of the first of them,
+        // one whose amount is not what was asked, and one for a checkout nobody started.
+        let outcomes = try await Self.queuedBehind(ledger, account: blockerAccount) {
+            let done = try await wallet.completeDeposit(checkoutRequestID: completions[0], receipt: "RGC0", amount: .shillings(250), phone: blocker)
+            return ("blocker", done.status == .completed ? "credited" : "\(done.status)")
+        } queue: { group in
+            let queued: [(String, String, Amount, MSISDN)] = [
+                ("d1", completions[1], .shillings(250), payers[0]), ("d1-copy", completions[1], .shillings(250), payers[0]),
+                ("d2", completions[2], .shillings(250), payers[1]), ("d3", completions[3], .shillings(250), payers[2]),
+                ("short", completions[4], .shillings(200), payers[3]), ("unknown", "ws_CO_gc_nobody", .shillings(250), payers[3]),
+            ]
+            for (name, checkout, amount, phone) in queued {
                 group.addTask {
-                    let done = try await wallet.completeDeposit(checkoutRequestID: completions[0], receipt: "RGC0", amount: .shillings(250), phone: blocker)
-                    return ("blocker", done.status == .completed ? "credited" : "\(done.status)")
-                }
-                try await Self.waitForLockWaiter(ledger)
-                // Behind it: three paid callbacks, a copy of the first of them, one whose amount
-                // is not what was asked, and one for a checkout nobody started.
-                let queued: [(String, String, Amount, MSISDN)] = [
-                    ("d1", completions[1], .shillings(250), payers[0]), ("d1-copy", completions[1], .shillings(250), payers[0]),
-                    ("d2", completions[2], .shillings(250), payers[1]), ("d3", completions[3], .shillings(250), payers[2]),
-                    ("short", completions[4], .shillings(200), payers[3]), ("unknown", "ws_CO_gc_nobody", .shillings(250), payers[3]),
-                ]
-                for (name, checkout, amount, phone) in queued {
-                    group.addTask {
-                        do {
-                            let done = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(checkout)", amount: amount, phone: phone)
-                            return (name, done.status == .completed ? "credited" : "\(done.status)")
-                        } catch {
-                            return (name, "\(error)")
-                        }
+                    do {
+                        let done = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(checkout)", amount: amount, phone: phone)
+                        return (name, done.status == .completed ? "credited" : "\(done.status)")
+                    } catch {
+                        return (name, "\(error)")
                     }
                 }
-                try await Task.sleep(for: .milliseconds(300))
-                release()
-                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
             }
         }
         for name in ["blocker", "d1", "d1-copy", "d2", "d3"] { #expect(outcomes[name] == "credited", "\(name): \(outcomes[name] ?? "-")") }
