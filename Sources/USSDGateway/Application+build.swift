@@ -37,7 +37,10 @@ public func buildApplication(
     let graph = try menus ?? loadCheckedMenus(at: config.menusPath)
     let clients = GatewayClients(config: config, logger: logger)
     let pins = PINHasher(pepper: config.pinPepper, cost: config.pinHashCost)
-    let wallet = Wallet(postgres: clients.postgres, pins: pins, lockDuration: .seconds(config.pinLockMinutes * 60), logger: Logger(label: "wallet"))
+    let wallet = Wallet(
+        postgres: clients.postgres, pins: pins, lockDuration: .seconds(config.pinLockMinutes * 60), groupCommit: config.groupCommit,
+        logger: Logger(label: "wallet")
+    )
     var settings = USSDService.Settings()
     settings.sessionTTLSeconds = config.sessionTTLSeconds
     settings.resumeWindowSeconds = config.resumeWindowSeconds ?? graph.document.settings.resumeWindowSeconds ?? 300

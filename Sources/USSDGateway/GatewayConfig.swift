@@ -38,6 +38,10 @@ public struct GatewayConfig: Sendable {
     public var pinHashCost = PINHasher.Cost.production
     /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
     public var pinLockMinutes = 30
+    /// `WALLET_COMMIT_LANES` (1 to 64, default 2) and `WALLET_COMMIT_BATCH` (1 to 256, default 64;
+    /// 1 turns it off): group commit of wallet movements and deposit completions. More lanes suit
+    /// a database server with more cores.
+    public var groupCommit = Wallet.GroupCommit()
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
     /// (under Kubernetes' 30-second termination grace period).
     public var shutdownTimeout = Duration.seconds(25)
@@ -145,6 +149,8 @@ public struct GatewayConfig: Sendable {
             self.postgres.connectionString = url
         }
         self.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: self.postgres.poolSize, in: 1...512)
+        self.groupCommit.lanes = try reader.integer("WALLET_COMMIT_LANES", default: self.groupCommit.lanes, in: 1...64)
+        self.groupCommit.maximumBatch = try reader.integer("WALLET_COMMIT_BATCH", default: self.groupCommit.maximumBatch, in: 1...256)
         let statementTimeout = try reader.integer(
             "DATABASE_STATEMENT_TIMEOUT_MS", default: Int(self.postgres.statementTimeout?.inMilliseconds ?? 0), in: 0...3_600_000
         )

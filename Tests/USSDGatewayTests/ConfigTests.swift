@@ -106,6 +106,17 @@ import USSDGateway
         #expect(lock?.variable == "PIN_LOCK_MINUTES")
     }
 
+    @Test func groupCommitLanesAndBatchAreReadAndBounded() throws {
+        let defaults = try GatewayConfig.load(environment: ["ENVIRONMENT": "development"])
+        #expect(defaults.groupCommit.lanes == 2 && defaults.groupCommit.maximumBatch == 64)
+        let set = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_LANES": "8", "WALLET_COMMIT_BATCH": "1"])
+        #expect(set.groupCommit.lanes == 8 && set.groupCommit.maximumBatch == 1)
+        let none = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_LANES": "0"]) }
+        #expect(none?.variable == "WALLET_COMMIT_LANES")
+        let huge = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_BATCH": "100000"]) }
+        #expect(huge?.variable == "WALLET_COMMIT_BATCH")
+    }
+
     @Test func executableReportsABadValueInOneLineAndExitsWith2() async throws {
         let child = try ChildProcess.start(
             GatewayBinary.path, ["serve"],
