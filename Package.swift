@@ -89,6 +89,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Every aggregator's USSD dialect as one canonical hop: a decoder and a renderer each.
+        .target(name: "USSDDialects", dependencies: ["AfricasTalking", "Basics"]),
         // Pure value types every layer shares: the one parser of phone numbers.
         .target(name: "Basics"),
         .target(name: "Menus", dependencies: ["Basics"]),
@@ -194,6 +196,7 @@ let package = Package(
 
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus"]),
+        .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
         .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
         .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport"]),
