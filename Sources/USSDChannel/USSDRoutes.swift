@@ -2,6 +2,7 @@ import AfricasTalking
 import Foundation
 import GatewayActions
 import GatewayHTTP
+import HTTPTypes
 import Hummingbird
 import Logging
 import Menus
@@ -38,8 +39,12 @@ public struct USSDRoutes: Sendable {
             throw self.guardian.refuse(error.description, request, context, route: "ussd")
         }
         switch await self.service.handle(hop) {
-        case .reply(let reply):
-            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: reply)))
+        case .reply(let reply, let screen):
+            var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+            // The hop's marker (the screen's id): Africa's Talking returns the session's markers in
+            // the end-of-session event's `hopsMetadata`.
+            if AfricasTalkingUSSDEvent.isMarker(Substring(screen)) { headers[.atHopMetadata] = screen }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: reply)))
         case .refused(let reason):
             throw self.guardian.refuse(reason, request, context, route: "ussd.hop")
         }
@@ -55,7 +60,10 @@ public struct USSDRoutes: Sendable {
         } catch let error as MalformedCallback {
             throw self.guardian.refuse(error.description, request, context, route: "ussd")
         }
-        try await self.service.sessionEnded(sessionId: event.sessionID, msisdn: msisdn, status: event.status)
+        try await self.service.sessionEnded(
+            sessionId: event.sessionID, msisdn: msisdn, status: event.status, screens: event.hopsMetadata, hops: event.hopsCount,
+            durationInMillis: event.durationInMillis
+        )
         return Response(status: .ok)
     }
 
@@ -71,4 +79,9 @@ public struct USSDRoutes: Sendable {
         }
         return msisdn
     }
+}
+
+extension HTTPField.Name {
+    /// Africa's Talking's per-hop marker header (at most 99 characters, no `|`).
+    static let atHopMetadata = HTTPField.Name("at-ussd-hop-metadata")!
 }

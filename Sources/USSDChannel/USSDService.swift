@@ -61,8 +61,9 @@ public final class USSDService: Sendable {
 
     /// What a hop gets: a reply, or a refusal of a hop that cannot be the session's (answered 400).
     public enum Answer: Sendable, Equatable {
-        /// `CON ...` or `END ...`.
-        case reply(String)
+        /// `CON ...` or `END ...`, and the screen it shows (`-` for none: a failure, an unknown
+        /// service code), which goes back to Africa's Talking as the hop's marker.
+        case reply(String, screen: String)
         /// Why, safe to log.
         case refused(String)
     }
@@ -106,7 +107,7 @@ public final class USSDService: Sendable {
         var language = self.engine.graph.defaultLanguage
         guard self.serviceCodes.contains(hop.serviceCode) else {
             outcome.kind = "unknown_service"
-            return .reply("END " + self.engine.systemPage("unknownService", language: language).text)
+            return .reply("END " + self.engine.systemPage("unknownService", language: language).text, screen: "-")
         }
         do {
             for fresh in [false, true] {
@@ -115,7 +116,7 @@ public final class USSDService: Sendable {
                 switch try await self.answer(hop, found) {
                 case .answered(let reply):
                     outcome = (reply.screen, reply.kind)
-                    return .reply(reply.text)
+                    return .reply(reply.text, screen: reply.screen)
                 case .refused(let reason):
                     outcome.kind = "refused"
                     self.logger.warning("a hop of a session from another number", metadata: ["session": .string(hop.sessionId)])
@@ -128,7 +129,7 @@ public final class USSDService: Sendable {
         } catch {
             let errorID = String(UUID().uuidString.prefix(8)).lowercased()
             self.logger.error("ussd hop failed", metadata: ["error_id": .string(errorID), "error": .string(safeDescription(of: error)), "session": .string(hop.sessionId)])
-            return .reply("END " + self.engine.systemPage("failure", language: language).text)
+            return .reply("END " + self.engine.systemPage("failure", language: language).text, screen: "-")
         }
     }
 
@@ -369,8 +370,26 @@ public final class USSDService: Sendable {
 
     /// An end-of-session event: a `Success` drops the resume snapshot; `Incomplete` (the user left
     /// or was dropped while a screen waited for input) and `Failed` keep it for the resume window.
-    public func sessionEnded(sessionId: String, msisdn: MSISDN, status: AfricasTalkingUSSDEvent.Status) async throws {
-        self.metrics.counter("ussd_sessions_ended_total", [("status", status.rawValue.lowercased())]).increment()
+    /// The end of a session as Africa's Talking reports it, with the screens it showed (the hop
+    /// markers it returns, in order): counted by status and the screen the session ended on (where
+    /// customers leave), timed, and logged with screen ids only.
+    public func sessionEnded(
+        sessionId: String, msisdn: MSISDN, status: AfricasTalkingUSSDEvent.Status, screens: [String], hops: Int?, durationInMillis: Int?
+    ) async throws {
+        let statusLabel = status.rawValue.lowercased()
+        // Only screens of this menus.json become label values: the series stay bounded.
+        let last = screens.last.map { self.engine.graph.screen($0) != nil ? $0 : "other" } ?? "none"
+        self.metrics.counter("ussd_sessions_ended_total", [("status", statusLabel), ("last_screen", last)]).increment()
+        if let durationInMillis {
+            self.metrics.timer("ussd_session_duration_seconds", [("status", statusLabel)]).record(duration: .milliseconds(durationInMillis))
+        }
+        self.logger.info(
+            "ussd session ended",
+            metadata: [
+                "session": .string(sessionId), "status": .string(statusLabel), "last_screen": .string(last),
+                "hops": .string(hops.map(String.init) ?? "-"), "screens": .string(screens.joined(separator: ">")),
+            ]
+        )
         // The index only feeds a gauge: it is not worth failing the event for.
         try? await self.store.endSession(sessionId)
         if status == .success {

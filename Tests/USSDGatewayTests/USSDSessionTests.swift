@@ -110,6 +110,52 @@ import Wallet
         await harness.finish()
     }
 
+    @Test func eachHopIsMarkedWithItsScreenAndTheEndOfSessionEventIsRecordedByTheScreenLeftOn() async throws {
+        let harness = try await USSDHarness.make()
+        let (achieng, _, _, _) = try await harness.senderAndRecipient()
+        try await harness.run { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            var markers: [String] = []
+            for text in ["", "5"] {
+                let response = try await phone.raw(Phone.form([
+                    "sessionId": phone.session, "phoneNumber": phone.number, "serviceCode": "*384*96#", "text": text,
+                ]))
+                let marker = try #require(response.headers[HTTPField.Name("at-ussd-hop-metadata")!], "every answered hop carries its marker")
+                #expect(marker.utf8.count <= 99 && !marker.contains("|") && harness.graph.screen(marker) != nil, "a screen id: \(marker)")
+                markers.append(marker)
+            }
+            #expect(markers.last == "sav.menu")
+            let repeated = try await phone.raw(Phone.form(["sessionId": phone.session, "phoneNumber": phone.number, "serviceCode": "*384*96#", "text": "5"]))
+            #expect(repeated.headers[HTTPField.Name("at-ussd-hop-metadata")!] == "sav.menu", "a replayed hop is marked as the first time")
+
+            // Africa's Talking returns the markers with the session's end.
+            let event = try await phone.raw(
+                Phone.form([
+                    "sessionId": phone.session, "phoneNumber": phone.number, "status": "Incomplete", "input": "5", "hopsCount": "2",
+                    "durationInMillis": "8400", "hopsMetadata": markers.joined(separator: "|"),
+                ]), path: "/ussd/africastalking/events"
+            )
+            #expect(event.status == .ok)
+            for bad in ["start|pin 1234", "a||b", String(repeating: "x", count: 100)] {
+                let refused = try await phone.raw(
+                    Phone.form(["sessionId": phone.session, "phoneNumber": phone.number, "status": "Incomplete", "hopsMetadata": bad]),
+                    path: "/ussd/africastalking/events"
+                )
+                #expect(refused.status == .badRequest, "hopsMetadata \(bad.prefix(20))")
+            }
+            let array = try await phone.raw(
+                Phone.form(["sessionId": phone.session, "phoneNumber": phone.number, "status": "Success", "hopsMetadata": #"["start", "nowhere"]"#]),
+                path: "/ussd/africastalking/events"
+            )
+            #expect(array.status == .ok, "a JSON array of markers is taken too")
+        }
+        let ended = harness.capture.all.filter { $0.message == "ussd session ended" }
+        #expect(ended.count == 2)
+        #expect(ended.first?.metadata["last_screen"] == "sav.menu" && ended.first?.metadata["status"] == "incomplete" && ended.first?.metadata["hops"] == "2")
+        #expect(ended.last?.metadata["last_screen"] == "other", "a marker that is not a screen of this menus.json is not a label value")
+        await harness.finish()
+    }
+
     @Test func badCallbacksAreRefusedWithoutLosingAnything() async throws {
         let harness = try await USSDHarness.make()
         let local = freshLocal()
