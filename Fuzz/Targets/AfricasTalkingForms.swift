@@ -19,6 +19,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if let event = try? AfricasTalkingUSSDEvent(form: form) {
         precondition(CallbackField.isIdentifier(event.sessionID), "an event's session id unchecked")
+        precondition(event.hopsMetadata.allSatisfy { AfricasTalkingUSSDEvent.isMarker($0[...]) }, "a hop marker the gateway could not have sent")
     }
     if let sms = try? AfricasTalkingInboundSMS(form: form) {
         precondition(!sms.text.unicodeScalars.contains { $0.value == 0 }, "NUL in an SMS text")
