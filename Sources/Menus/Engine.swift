@@ -12,11 +12,55 @@ public struct Engine: Sendable {
         self.sealer = sealer
     }
 
-    /// Starts a session with the host's context variables (e.g. `msisdn`).
-    public func start(variables: [String: String] = [:], language: String? = nil) -> Step {
+    /// Starts a session with the host's context variables (e.g. `msisdn`). With `extension` (the
+    /// digits dialled past the service code, ``Shortcut/extensionSegments(of:serviceCodes:)``), a
+    /// matching shortcut opens its screen when the session first reaches home.
+    public func start(variables: [String: String] = [:], language: String? = nil, extension segments: [Substring] = []) -> Step {
         let chosen = language.flatMap { self.graph.languages.contains($0) ? $0 : nil } ?? self.graph.defaultLanguage
-        let state = SessionState(screen: self.graph.document.start, variables: variables, language: chosen)
+        var state = SessionState(screen: self.graph.document.start, variables: variables, language: chosen)
+        if !segments.isEmpty {
+            // An extension no shortcut knows opens the home screen, as the bare code does.
+            for (index, shortcut) in (self.graph.document.shortcuts ?? []).enumerated() {
+                guard let typed = shortcut.match(segments) else { continue }
+                state.variables[Self.pendingShortcut] = String(index)
+                for (screen, value) in typed { state.variables[Self.pendingShortcut + "." + screen] = value }
+                break
+            }
+        }
         return self.enter(self.graph.document.start, state, secrets: [:], transitions: 0)
+    }
+
+    /// Where a dialled shortcut waits for the session to reach home (reserved variable names: a
+    /// menus.json variable cannot start with `_`).
+    static let pendingShortcut = "_shortcut"
+
+    /// The shortcut waiting in `state`: its values go through their input screens' validators, and
+    /// its screen opens as if chosen from home; a value a screen refuses opens that screen with its
+    /// error.
+    private func takeShortcut(_ pending: String, _ state: SessionState, transitions: Int) -> Step {
+        var state = state
+        guard let index = Int(pending), let shortcut = self.graph.document.shortcuts?[safe: index] else { return self.failure(state) }
+        var typed: [(screen: String, value: String)] = []
+        for key in state.variables.keys.sorted() where key.hasPrefix(Self.pendingShortcut) {
+            if key.count > Self.pendingShortcut.count + 1 { typed.append((String(key.dropFirst(Self.pendingShortcut.count + 1)), state.variables[key]!)) }
+            state.variables[key] = nil
+        }
+        state.history.append(self.graph.home)
+        let order = shortcut.segments?.compactMap { segment -> String? in
+            if case .input(let screen) = segment { return screen }
+            return nil
+        } ?? []
+        for screenID in order {
+            guard let value = typed.first(where: { $0.screen == screenID })?.value, let screen = self.graph.screen(screenID), screen.type == .input,
+                let validator = screen.validator, let variable = screen.variable
+            else { return self.failure(state) }
+            guard let normalised = validator.validate(value.trimmedOfSpaces) else {
+                let error = self.graph.compiled[screenID]?.error?.render(state.language, state.variables) ?? ""
+                return self.enter(screenID, state, secrets: [:], transitions: transitions + 1, notice: error.isEmpty ? nil : error)
+            }
+            state.variables[variable] = normalised
+        }
+        return self.enter(shortcut.screen, state, secrets: [:], transitions: transitions + 1)
     }
 
     /// Applies the user's input on the screen waiting for it.
@@ -80,6 +124,9 @@ public struct Engine: Sendable {
     // MARK: - Screens
 
     private func enter(_ id: String, _ state: SessionState, secrets: [String: String], transitions: Int, notice: String? = nil) -> Step {
+        if id == self.graph.home, let pending = state.variables[Self.pendingShortcut] {
+            return self.takeShortcut(pending, state, transitions: transitions)
+        }
         guard transitions < Self.maximumTransitions, let screen = self.graph.screen(id), let texts = self.graph.compiled[id] else {
             return self.failure(state)
         }
@@ -243,4 +290,8 @@ public struct Engine: Sendable {
         )
         return pager.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines)
     }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { self.indices.contains(index) ? self[index] : nil }
 }

@@ -31,6 +31,33 @@ private struct Linter {
         self.checkSMS()
         self.checkTariffs()
         self.checkTiers()
+        self.checkShortcuts()
+    }
+
+    // MARK: Dial-in shortcuts
+
+    mutating func checkShortcuts() {
+        var seen: [String: Int] = [:]
+        for (index, shortcut) in (self.document.shortcuts ?? []).enumerated() {
+            let location = "shortcuts[\(index)]"
+            guard let segments = shortcut.segments else {
+                self.report(location, "dial must be up to 8 *-separated segments, each digits or {an input screen} (got \(shortcut.dial))")
+                continue
+            }
+            if let first = seen[shortcut.dial] { self.report(location, "dial \(shortcut.dial) is also shortcuts[\(first)]'s: only the first would ever open") }
+            seen[shortcut.dial] = seen[shortcut.dial] ?? index
+            if self.graph.screen(shortcut.screen) == nil { self.report(location, "screen \(shortcut.screen) does not exist") }
+            if shortcut.screen == self.graph.home { self.report(location, "opens the home screen, as the bare code does") }
+            // The digits in the dial are what the user would type on these screens: each must
+            // check them with a validator, and none may hold a secret (a PIN must never be dialled).
+            for case .input(let id) in segments {
+                guard let screen = self.graph.screen(id), screen.type == .input, screen.validator != nil, screen.variable != nil else {
+                    self.report(location, "{\(id)} must be an input screen with a validator")
+                    continue
+                }
+                if screen.secret == true { self.report(location, "{\(id)} holds a secret: a PIN is never dialled") }
+            }
+        }
     }
 
     // MARK: Tariffs and tiers

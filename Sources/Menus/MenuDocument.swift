@@ -22,6 +22,8 @@ public struct MenuDocument: Sendable, Codable {
     public var tariffs: [String: [TariffBand]]?
     /// KYC tiers and their limits (``TiersSection``).
     public var tiers: TiersSection?
+    /// Dial-in shortcuts: extensions of a service code that open a screen (``Shortcut``).
+    public var shortcuts: [Shortcut]?
 
     /// One band of a tariff: amounts above the previous band's `upTo` and up to this one's pay `fee`.
     public struct TariffBand: Sendable, Codable, Hashable {

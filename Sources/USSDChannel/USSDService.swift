@@ -105,7 +105,7 @@ public final class USSDService: Sendable {
             self.metrics.timer("ussd_hop_duration_seconds", [("outcome", outcome.kind)]).record(duration: ContinuousClock.now - start)
         }
         var language = self.engine.graph.defaultLanguage
-        guard self.serviceCodes.contains(hop.serviceCode) else {
+        guard self.serviceCodes.contains(hop.serviceCode) || self.dialExtension(hop) != nil else {
             outcome.kind = "unknown_service"
             return .reply("END " + self.engine.systemPage("unknownService", language: language).text, screen: "-")
         }
@@ -204,10 +204,18 @@ public final class USSDService: Sendable {
         case .advance(let state, let input):
             first = self.engine.advance(state, input: input)
         default:
-            if let offer = try await self.resumeOffer(hop, found, seal: seal, number: number) { return offer }
-            first = self.engine.start(variables: ["msisdn": hop.msisdn.value])
+            // A dial-in shortcut says where the user wants to go: no offer to resume another session.
+            let segments = self.dialExtension(hop) ?? []
+            if segments.isEmpty, let offer = try await self.resumeOffer(hop, found, seal: seal, number: number) { return offer }
+            first = self.engine.start(variables: ["msisdn": hop.msisdn.value], extension: segments)
         }
         return try await self.perform(first, hop, found, seal: seal, number: number)
+    }
+
+    /// The digits dialled past a service code this file serves (`*384*96*1#`: `1`), as Africa's
+    /// Talking sends the dialled code; nil when the code extends none of them.
+    func dialExtension(_ hop: USSDHop) -> [Substring]? {
+        Shortcut.extensionSegments(of: hop.serviceCode, serviceCodes: self.engine.graph.document.serviceCodes)
     }
 
     /// A new session of a number that left one unfinished within the resume window: the offer to

@@ -212,4 +212,41 @@ import Testing
         #expect(phone.type("6").contains(words.back))
         #expect(phone.type("0").hasPrefix(words.welcome), "back returns to the main menu's first page")
     }
+
+    @Test(arguments: ["en", "sw"]) func dialInShortcutsOpenTheirScreenAfterTheProfileAndStillAskForConfirmationAndPIN(language: String) {
+        let words = Words.of(language)
+        let en = language == "en"
+        var (phone, wallet) = self.phone(language)
+        // *384*96*1#: straight to the balance's PIN.
+        #expect(phone.dial(code: "*384*96*1#").hasPrefix(en ? "Enter your 4-digit PIN" : "Weka PIN yako ya tarakimu 4"))
+        #expect(phone.type("2580", secret: true).contains(words.balance))
+
+        // *384*96*4*0722000111*500#: Send Money with recipient and amount filled, then the same
+        // confirmation and PIN as by the menus.
+        let confirm = phone.dial(code: "*384*96*4*0722000111*500#")
+        #expect(confirm.contains("0722***111") && confirm.contains(words.confirm), "\(confirm)")
+        _ = phone.type("1")
+        #expect(phone.type("2580", secret: true).contains(words.sent))
+        #expect(wallet.requests.filter { $0.action == "wallet.send" }.count == 1)
+
+        // Bad digits: the screen those digits belong to, with its error; then on as by the menus,
+        // and back goes home.
+        let wrong = phone.dial(code: "*384*96*4*07*500#")
+        #expect(wrong.hasPrefix(en ? "Enter a Safaricom or Airtel number" : "Weka nambari ya simu, k.m."), "\(wrong)")
+        #expect(phone.last.screen == "send.to")
+        #expect(phone.type("0722000111").hasPrefix(en ? "Enter amount to send (KES)" : "Weka kiasi cha kutuma (KES)"))
+        _ = phone.type("0")
+        _ = phone.type("0")
+        #expect(phone.last.screen == "main", "back twice reaches home")
+
+        // An extension no shortcut knows, or none: home, as the bare code.
+        #expect(phone.dial(code: "*384*96*9*9#").contains(words.welcome))
+        #expect(phone.dial(code: "*384*96#").contains(words.welcome))
+    }
+
+    @Test func aShortcutWaitsForRegistrationFirst() {
+        let wallet = FakeWallet()
+        var phone = Phone(engine: self.engine, wallet: wallet, msisdn: "254799000001")
+        #expect(phone.dial(code: "*384*96*1#").contains("Enter your full name"), "registration comes before any shortcut")
+    }
 }

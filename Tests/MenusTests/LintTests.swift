@@ -111,6 +111,20 @@ import Testing
         #expect(try tiers(["default": "basic", "levels": ["basic": zero]]) == ["tiers.levels.basic: limits must be from 1 to 100000000 shillings"])
     }
 
+    @Test func shortcutsOpenScreensThatExistThroughValidatedInputsAndNeverAPIN() throws {
+        func shortcuts(_ list: [[String: String]]) throws -> [String] {
+            try Self.lint { $0["shortcuts"] = list }.filter { $0.hasPrefix("shortcuts") }
+        }
+        #expect(try shortcuts([["dial": "1", "screen": "pin"]]) == [], "a clean shortcut")
+        #expect(try shortcuts([["dial": "1", "screen": "nowhere"]]) == ["shortcuts[0]: screen nowhere does not exist"])
+        #expect(try shortcuts([["dial": "1*{show}", "screen": "pin"]]) == ["shortcuts[0]: {show} must be an input screen with a validator"])
+        #expect(try shortcuts([["dial": "2*{pin}", "screen": "show"]]) == ["shortcuts[0]: {pin} holds a secret: a PIN is never dialled"])
+        #expect(try shortcuts([["dial": "1#", "screen": "pin"]]) == ["shortcuts[0]: dial must be up to 8 *-separated segments, each digits or {an input screen} (got 1#)"])
+        #expect(try shortcuts([["dial": "1", "screen": "pin"], ["dial": "1", "screen": "show"]]) == [
+            "shortcuts[1]: dial 1 is also shortcuts[0]'s: only the first would ever open"
+        ])
+    }
+
     @Test func theBaseFileIsClean() throws {
         #expect(try Self.lint { _ in } == [])
     }

@@ -142,9 +142,10 @@ struct Phone {
     var ended: Bool { !self.last.continues }
 
     @discardableResult
-    mutating func dial(language: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+    mutating func dial(language: String? = nil, code: String = "*384*96#", sourceLocation: SourceLocation = #_sourceLocation) -> String {
         self.state = nil
-        return self.run(self.engine.start(variables: ["msisdn": self.msisdn], language: language), sourceLocation: sourceLocation)
+        let segments = Shortcut.extensionSegments(of: code, serviceCodes: self.engine.graph.document.serviceCodes) ?? []
+        return self.run(self.engine.start(variables: ["msisdn": self.msisdn], language: language, extension: segments), sourceLocation: sourceLocation)
     }
 
     /// Types `input` (a PIN when `secret`) and returns the page shown.

@@ -82,6 +82,39 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
         await harness.finish()
     }
 
+    @Test func aDialInShortcutOpensSendMoneyFilledInAndBadDigitsGetTheScreensError() async throws {
+        let harness = try await USSDHarness.make()
+        let (achieng, sender, otieno, recipient) = try await harness.senderAndRecipient()
+        try await harness.run { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            // *384*96*4*<recipient>*300#, as Africa's Talking sends the dialled code.
+            phone.serviceCode = "*384*96*4*\(otieno)*300#"
+            #expect(try await phone.dial().hasPrefix("CON Send KES 300 to \(masked(otieno))?"), "confirmation first, as by the menus")
+            #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
+            let done = try await phone.type(TypedPINs.achieng)
+            #expect(done.hasPrefix("END Sent KES 300 to \(masked(otieno)). Fee KES 7."), "\(done)")
+            #expect(try await phone.repeatLast() == done, "a repeated hop of a shortcut session is answered the same")
+
+            // Digits the screen refuses: that screen, with its error.
+            phone.serviceCode = "*384*96*4*07*300#"
+            #expect(try await phone.dial() == "CON Enter a Safaricom or Airtel number, e.g. 0712345678.\nSend money. Enter the phone number")
+            #expect(try await phone.type(otieno) == "CON Enter amount to send (KES)")
+
+            // *384*96*1#: the balance's PIN; an unknown extension: home; another code: refused.
+            phone.serviceCode = "*384*96*1#"
+            #expect(try await phone.dial() == "CON Enter your 4-digit PIN")
+            phone.serviceCode = "*384*96*7*7#"
+            #expect(try await phone.dial().hasPrefix("CON Welcome Achieng"))
+            phone.serviceCode = "*385*96*1#"
+            #expect(try await phone.dial() == "END This service is not available.")
+        }
+        #expect(try await harness.wallet.balances(sender).main == .shillings(693))
+        #expect(try await harness.wallet.balances(recipient).main == .shillings(300))
+        #expect(try await harness.movements(kind: "p2p") == 1)
+        try await harness.audit()
+        await harness.finish()
+    }
+
     @Test func twoCopiesOfThePINHopPostedTogetherMoveMoneyOnce() async throws {
         let harness = try await USSDHarness.make()
         let (achieng, sender, otieno, _) = try await harness.senderAndRecipient()
