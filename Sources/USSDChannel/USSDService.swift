@@ -205,7 +205,7 @@ public final class USSDService: Sendable {
             first = self.engine.advance(state, input: input)
         default:
             // A dial-in shortcut says where the user wants to go: no offer to resume another session.
-            let segments = self.dialExtension(hop) ?? []
+            let segments = self.shortcutSegments(hop)
             if segments.isEmpty, let offer = try await self.resumeOffer(hop, found, seal: seal, number: number) { return offer }
             first = self.engine.start(variables: ["msisdn": hop.msisdn.value], extension: segments)
         }
@@ -216,6 +216,16 @@ public final class USSDService: Sendable {
     /// Talking sends the dialled code; nil when the code extends none of them.
     func dialExtension(_ hop: USSDHop) -> [Substring]? {
         Shortcut.extensionSegments(of: hop.serviceCode, serviceCodes: self.engine.graph.document.serviceCodes)
+    }
+
+    /// A new session's dial-in extension: from the dialled code, or else from the first hop's
+    /// `text`. Whether Africa's Talking puts the extra digits of `*384*96*1#` in `serviceCode` or in
+    /// the first `text` is not documented, so both are read. A session whose record expired in
+    /// Redis also arrives here with a `text`: it opens a shortcut only if its path is exactly one,
+    /// which is where the user was going anyway.
+    func shortcutSegments(_ hop: USSDHop) -> [Substring] {
+        if let segments = self.dialExtension(hop), !segments.isEmpty { return segments }
+        return hop.text.isEmpty ? [] : hop.text.split(separator: "*", omittingEmptySubsequences: false)
     }
 
     /// A new session of a number that left one unfinished within the resume window: the offer to

@@ -107,6 +107,14 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             #expect(try await phone.dial().hasPrefix("CON Welcome Achieng"))
             phone.serviceCode = "*385*96*1#"
             #expect(try await phone.dial() == "END This service is not available.")
+
+            // The same extension in the first hop's text instead, with the bare code: the shortcut
+            // too, and the next hop's input is what follows it.
+            phone.serviceCode = "*384*96#"
+            phone.session = Phone.newSession()
+            phone.inputs = ["1"]
+            #expect(try await phone.post(text: phone.text) == "CON Enter your 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.achieng).hasPrefix("END Balance"), "then the balance, by the usual path")
         }
         #expect(try await harness.wallet.balances(sender).main == .shillings(693))
         #expect(try await harness.wallet.balances(recipient).main == .shillings(300))
