@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A text with `{name}` placeholders and optional formatters: `{amount|amount}` renders integer
@@ -120,7 +121,7 @@ public struct Template: Sendable, Hashable {
 
     /// `254712345678` -> `0712***678`; anything else keeps only its last three digits visible.
     public static func maskPhone(_ value: String) -> String {
-        let local = value.hasPrefix("254") && value.count == 12 ? "0" + value.dropFirst(3) : value
+        let local = MSISDN(value)?.local ?? value
         guard local.count >= 7 else { return String(repeating: "*", count: local.count) }
         return local.prefix(4) + "***" + local.suffix(3)
     }

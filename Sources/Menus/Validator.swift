@@ -5,8 +5,9 @@ import Basics
 public enum Validator: Sendable, Hashable {
     /// Only digits, `minLength...maxLength` of them.
     case digits(minLength: Int, maxLength: Int)
-    /// A Kenyan mobile number in any usual form (`0712345678`, `712345678`, `+254712345678`,
-    /// `254712345678`, with spaces or dashes), normalised to `2547XXXXXXXX` or `2541XXXXXXXX`.
+    /// A mobile number of a country the deployment serves (``MSISDN``) in any usual form
+    /// (`0712345678`, `712345678`, `+254712345678`, `254712345678`, with spaces or dashes; a local
+    /// form is the first country's), normalised to country code and national number.
     case msisdn
     /// Whole shillings from `min` to `max`, stored as integer cents.
     case amount(min: Int, max: Int)
@@ -53,7 +54,7 @@ public enum Validator: Sendable, Hashable {
     public var maxLength: Int {
         switch self {
         case .digits(_, let maxLength): return maxLength
-        case .msisdn: return 12
+        case .msisdn: return 13
         case .amount(_, let max): return String(max * 100).count
         case .pin: return 4
         case .text(let maxLength, _): return maxLength

@@ -69,7 +69,7 @@ public final class SMSService: Sendable {
 
     public func receive(_ message: Inbound) async throws -> Outcome {
         guard let msisdn = MSISDN(parsing: message.from) else {
-            self.logger.notice("SMS from a sender that is not a Kenyan MSISDN", metadata: ["sms": .string(message.id)])
+            self.logger.notice("SMS from a sender that is not a mobile number of a country served", metadata: ["sms": .string(message.id)])
             GatewayMetrics.count("sms_inbound_total", [("outcome", "ignored")])
             return .ignored
         }

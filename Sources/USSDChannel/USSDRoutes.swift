@@ -72,10 +72,10 @@ public struct USSDRoutes: Sendable {
         return USSDHop(sessionId: hop.sessionID, msisdn: try Self.msisdn(hop.phoneNumber), serviceCode: hop.serviceCode, text: hop.text)
     }
 
-    /// A number the deployment serves (a Kenyan mobile number), from Africa's Talking's `+2547...`.
+    /// A number the deployment serves (`MSISDN_COUNTRIES`), from Africa's Talking's `+2547...`.
     static func msisdn(_ phone: String) throws(MalformedCallback) -> MSISDN {
         guard let msisdn = MSISDN(parsing: phone) else {
-            throw MalformedCallback("phoneNumber is not a Kenyan mobile number")
+            throw MalformedCallback("phoneNumber is not a mobile number of a country served")
         }
         return msisdn
     }

@@ -38,6 +38,10 @@ public struct GatewayConfig: Sendable {
     public var pinHashCost = PINHasher.Cost.production
     /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
     public var pinLockMinutes = 30
+    /// `MSISDN_COUNTRIES`: the countries whose mobile numbers the deployment serves, as ISO codes
+    /// (`KE`, `GH`, `NG`), comma-separated; the first is the one local numbers (`07...`) belong to.
+    /// Default `KE`. Applied process-wide by ``applyProcessWide()``.
+    public var msisdnCountries: [MSISDN.Country] = [.kenya]
     /// `WALLET_COMMIT_LANES` (1 to 64, default 2) and `WALLET_COMMIT_BATCH` (1 to 256, default 64;
     /// 1 turns it off): group commit of wallet movements and deposit completions. More lanes suit
     /// a database server with more cores.
@@ -103,6 +107,12 @@ public struct GatewayConfig: Sendable {
 
     /// Reads the configuration from environment variables, overriding `file` entries (the optional
     /// config file, same keys).
+    /// Applies what is process-wide rather than per client: the countries whose numbers
+    /// ``MSISDN`` parses. Every command calls it once, right after loading.
+    public func applyProcessWide() {
+        MSISDN.countries = self.msisdnCountries
+    }
+
     public static func load(environment: [String: String], file: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
         let reader = Reader(values: file.merging(environment) { _, fromEnvironment in fromEnvironment })
         var config = GatewayConfig()
@@ -159,6 +169,17 @@ public struct GatewayConfig: Sendable {
 
     /// PINs, USSD sessions and their limits.
     private mutating func readSessions(_ reader: Reader) throws(ConfigError) {
+        if let countries = reader.value("MSISDN_COUNTRIES") {
+            var parsed: [MSISDN.Country] = []
+            for code in countries.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).uppercased() }) {
+                guard let country = MSISDN.Country(rawValue: code) else {
+                    throw ConfigError(variable: "MSISDN_COUNTRIES", problem: "must be country codes among KE, GH, NG (got \(code))")
+                }
+                if !parsed.contains(country) { parsed.append(country) }
+            }
+            guard !parsed.isEmpty else { throw ConfigError(variable: "MSISDN_COUNTRIES", problem: "must name at least one country") }
+            self.msisdnCountries = parsed
+        }
         self.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: self.pinLockMinutes, in: 1...1440)
         let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: self.pinHashCost.n, in: 1024...1_048_576)
         guard scryptN & (scryptN - 1) == 0 else { throw ConfigError(variable: "PIN_HASH_SCRYPT_N", problem: "must be a power of two (got \(scryptN))") }

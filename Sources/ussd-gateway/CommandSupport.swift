@@ -17,7 +17,9 @@ struct ConfigOptions: ParsableArguments {
     func load() throws -> GatewayConfig {
         do {
             let file = try self.config.map { path throws(ConfigError) in try GatewayConfig.readFile(at: path) } ?? [:]
-            return try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, file: file)
+            let config = try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, file: file)
+            config.applyProcessWide()
+            return config
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: configuration error: \(error)\n".utf8))
             throw ExitCode(2)

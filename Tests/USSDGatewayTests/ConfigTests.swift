@@ -117,6 +117,14 @@ import USSDGateway
         #expect(huge?.variable == "WALLET_COMMIT_BATCH")
     }
 
+    @Test func msisdnCountriesAreReadInOrderAndUnknownOnesRefused() throws {
+        #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development"]).msisdnCountries == [.kenya])
+        let served = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "gh, NG,GH"])
+        #expect(served.msisdnCountries == [.ghana, .nigeria], "in order, each once; the first is the local numbers' country")
+        let unknown = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "KE,UG"]) }
+        #expect(unknown?.description == "MSISDN_COUNTRIES: must be country codes among KE, GH, NG (got UG)")
+    }
+
     @Test func executableReportsABadValueInOneLineAndExitsWith2() async throws {
         let child = try ChildProcess.start(
             GatewayBinary.path, ["serve"],

@@ -217,4 +217,19 @@ import Wallet
         #expect(try await ledger.wallet.customer(self.achieng).language == "sw")
         await ledger.postgres.shutdown()
     }
+
+    @Test func customersOfEveryKnownCountryAreStoredAndTheDatabaseRefusesOtherShapes() async throws {
+        let ledger = try await Ledger.make()
+        for (number, country) in [("233241234567", MSISDN.Country.ghana), ("2348031234567", .nigeria), ("254712345678", .kenya)] {
+            let msisdn = try #require(MSISDN(number, countries: [country]))
+            let customer = try await ledger.wallet.register(msisdn: msisdn, name: "Ama", pin: "4826", language: "en")
+            #expect(customer.msisdn.value == number)
+        }
+        for impossible in ["254912345678", "233341234567", "23480312345678"] {
+            await #expect(throws: PostgresError.self, "\(impossible)") {
+                try await ledger.postgres.query("INSERT INTO customers (msisdn, name, language, pin_hash) VALUES (\(impossible), 'X', 'en', 'h')")
+            }
+        }
+        await ledger.postgres.shutdown()
+    }
 }
