@@ -162,8 +162,10 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         try await rig.harness.run(.live) { client in
             for _ in 0..<3 { try await sms(client, from: msisdn, "BAL \(TypedPINs.wrong)") }
             try await sms(client, from: msisdn, "BAL \(TypedPINs.achieng)")
+            // The outbox sends in no promised order: wait for every reply, not only the lock's.
             let texts = try await rig.texts(msisdn) { texts in
                 texts.filter { $0.hasPrefix("Your wallet is locked after 3 wrong PINs") }.count == 2 && texts.contains { $0.hasPrefix("Your wallet is locked for 30 minutes") }
+                    && texts.filter { $0 == "Wrong PIN. Nothing was done." }.count >= 2
             }
             #expect(texts.filter { $0 == "Wrong PIN. Nothing was done." }.count == 2, "\(texts)")
             #expect(texts.filter { $0.hasPrefix("Your wallet is locked for") }.count == 1, "one notice per lock: \(texts)")
