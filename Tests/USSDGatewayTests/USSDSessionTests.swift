@@ -237,12 +237,27 @@ import Wallet
         let harness = try await USSDHarness.make { $0.hopDeadline = .milliseconds(1) }
         let local = freshLocal()
         let msisdn = try await harness.customer(local, name: "Chebet", pin: TypedPINs.achieng, shillings: 40)
+        // The first screen's profile lookup is made late for sure: the customers table is locked
+        // until both hops were answered (a 1 ms deadline alone can lose to a fast database).
+        let (release, releasing) = AsyncStream<Void>.makeStream()
+        let (locked, lockTaken) = AsyncStream<Void>.makeStream()
+        let lock = Task {
+            try await harness.postgres.transaction { tx in
+                _ = try await tx.query("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+                lockTaken.yield()
+                for await _ in release { break }
+            }
+        }
+        for await _ in locked { break }
         try await harness.run { client in
             var phone = Phone(client, local, graph: harness.graph)
-            // Even the first screen's profile lookup is late with a 1 ms deadline.
             let first = try await phone.dial()
             #expect(first == "END We are processing your request. You will get an SMS.")
             #expect(try await phone.repeatLast() == first)
+            // The lookup goes on once the lock goes, while the gateway still runs.
+            releasing.yield()
+            releasing.finish()
+            try await lock.value
         }
         // The lookup finished anyway, and its screen went to the outbox.
         var text: String?
