@@ -37,6 +37,11 @@ private struct Linter {
     // MARK: Dial-in shortcuts
 
     mutating func checkShortcuts() {
+        // Variables starting with `_` are the engine's own (a dialled shortcut waits in one).
+        for (id, screen) in self.document.screens.sorted(by: { $0.key < $1.key }) {
+            let names = [screen.variable].compactMap { $0 } + (screen.options ?? []).flatMap { ($0.set ?? [:]).keys.sorted() }
+            for name in names where name.hasPrefix("_") { self.report(id, "variable \(name) starts with _, which the engine reserves") }
+        }
         var seen: [String: Int] = [:]
         for (index, shortcut) in (self.document.shortcuts ?? []).enumerated() {
             let location = "shortcuts[\(index)]"

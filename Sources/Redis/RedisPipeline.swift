@@ -99,6 +99,8 @@ final class RedisPipeline: Sendable {
     }
 
     /// Writes now, flushes once at the end of this loop tick: commands sent together share a write.
+    /// The flush is of the connection current then, so a write to a connection made in between is
+    /// never left unflushed.
     private func write(_ request: Request, on channel: any Channel) {
         let state = self.state
         channel.write(request, promise: nil)
@@ -106,7 +108,7 @@ final class RedisPipeline: Sendable {
         state.flushScheduled = true
         self.eventLoop.execute {
             self.state.flushScheduled = false
-            channel.flush()
+            self.state.channel?.flush()
         }
     }
 

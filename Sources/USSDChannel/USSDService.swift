@@ -395,8 +395,10 @@ public final class USSDService: Sendable {
         sessionId: String, msisdn: MSISDN, status: AfricasTalkingUSSDEvent.Status, screens: [String], hops: Int?, durationInMillis: Int?
     ) async throws {
         let statusLabel = status.rawValue.lowercased()
-        // Only screens of this menus.json become label values: the series stay bounded.
-        let last = screens.last.map { self.engine.graph.screen($0) != nil ? $0 : "other" } ?? "none"
+        // Only screens of this menus.json become label values or reach the log: the series stay
+        // bounded, and a marker we did not send (the event names anything it likes) is not echoed.
+        let screens = screens.map { self.engine.graph.screen($0) != nil ? $0 : "other" }
+        let last = screens.last ?? "none"
         self.metrics.counter("ussd_sessions_ended_total", [("status", statusLabel), ("last_screen", last)]).increment()
         if let durationInMillis {
             self.metrics.timer("ussd_session_duration_seconds", [("status", statusLabel)]).record(duration: .milliseconds(durationInMillis))

@@ -73,7 +73,9 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
 
     /// The call's result row, committed.
     func submit(_ call: Call) async throws -> Row {
-        try await withCheckedThrowingContinuation { continuation in
+        // Group commit off: every call alone, as many at once as come, with no lane to wait for.
+        if self.maximumBatch == 1 { return try await self.single(call) }
+        return try await withCheckedThrowingContinuation { continuation in
             let first = self.state.withLock { state -> [Pending]? in
                 state.queue.append(Pending(call: call, continuation: continuation))
                 guard state.busyLanes < self.lanes else { return nil }

@@ -28,7 +28,8 @@ public final class Wallet: Sendable {
             self.maximumBatch = maximumBatch
         }
 
-        public static let off = GroupCommit(lanes: 64, maximumBatch: 1)
+        /// Every movement its own transaction, as many at once as the pool allows.
+        public static let off = GroupCommit(lanes: 1, maximumBatch: 1)
     }
 
     public init(

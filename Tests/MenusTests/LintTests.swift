@@ -123,6 +123,10 @@ import Testing
         #expect(try shortcuts([["dial": "1", "screen": "pin"], ["dial": "1", "screen": "show"]]) == [
             "shortcuts[1]: dial 1 is also shortcuts[0]'s: only the first would ever open"
         ])
+        let reserved = try Self.lint { document in
+            Self.screens(&document) { $0["pin"]!["variable"] = "_shortcut" }
+        }
+        #expect(reserved.contains("pin: variable _shortcut starts with _, which the engine reserves"), "\(reserved)")
     }
 
     @Test func theBaseFileIsClean() throws {
