@@ -36,7 +36,8 @@ final class RedisPipeline: Sendable {
         var connecting = false
         var waiting: [Request] = []
         var stopped = false
-        var flushScheduled = false
+        /// Connections written to since the last flush.
+        var unflushed: [any Channel] = []
     }
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop) {
@@ -48,19 +49,24 @@ final class RedisPipeline: Sendable {
     /// Commands queued or awaiting their reply; the node sends to the least busy pipeline.
     var load: Int { self.outstanding.load(ordering: .relaxed) }
 
-    /// Connects now rather than with the first command.
+    /// Connects now rather than with the first command (no second connection while one is being made).
     func start() {
-        self.onLoop { if self.state.channel == nil { self.connect() } }
+        self.onLoop { if self.state.channel == nil && !self.state.connecting && !self.state.stopped { self.connect() } }
     }
 
     /// Sends one command and waits for its reply.
     func send(_ arguments: [[UInt8]], asking: Bool = false) async throws -> RedisValue {
+        self.outstanding.add(1, ordering: .relaxed)
+        defer { self.outstanding.subtract(1, ordering: .relaxed) }
+        return try await self.enqueue(arguments, asking: asking).get()
+    }
+
+    /// Queues one command (at once when called on the loop) and returns its reply to come.
+    func enqueue(_ arguments: [[UInt8]], asking: Bool = false) -> EventLoopFuture<RedisValue> {
         let promise = self.eventLoop.makePromise(of: RedisValue.self)
         let request = Request(arguments: arguments, asking: asking, promise: promise)
-        self.outstanding.add(1, ordering: .relaxed)
         self.onLoop { self.submit(request) }
-        defer { self.outstanding.subtract(1, ordering: .relaxed) }
-        return try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     /// Closes the connection once the commands sent so far have their replies.
@@ -99,16 +105,17 @@ final class RedisPipeline: Sendable {
     }
 
     /// Writes now, flushes once at the end of this loop tick: commands sent together share a write.
-    /// The flush is of the connection current then, so a write to a connection made in between is
-    /// never left unflushed.
+    /// Every connection written to is flushed, whichever is current by then.
     private func write(_ request: Request, on channel: any Channel) {
         let state = self.state
         channel.write(request, promise: nil)
-        guard !state.flushScheduled else { return }
-        state.flushScheduled = true
+        guard !state.unflushed.contains(where: { $0 === channel }) else { return }
+        state.unflushed.append(channel)
+        guard state.unflushed.count == 1 else { return }
         self.eventLoop.execute {
-            self.state.flushScheduled = false
-            self.state.channel?.flush()
+            let channels = self.state.unflushed
+            self.state.unflushed = []
+            for channel in channels { channel.flush() }
         }
     }
 

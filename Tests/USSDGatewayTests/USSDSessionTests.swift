@@ -297,7 +297,7 @@ import Wallet
             var phone = try #require(SimulatedPhone(url: "http://127.0.0.1:\(client.port!)/ussd/africastalking", phone: local, serviceCode: "*384*96#", http: http))
             #expect(phone.phoneNumber == "+254" + local.dropFirst())
             let main = try await phone.dial()
-            #expect(main.continues && main.text.hasPrefix("Welcome Halima"))
+            #expect(main.continues && main.text.hasPrefix("Welcome Halima"), "\(main)")
             #expect(try await phone.answer("1") == .init(text: "Enter your 4-digit PIN", continues: true))
             #expect(phone.text == "1")
             #expect(try await phone.answer(TypedPINs.achieng) == .init(text: "Balance: KES 25\nSavings: KES 0", continues: false))
