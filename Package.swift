@@ -128,12 +128,13 @@ let package = Package(
             name: "GatewayActions",
             dependencies: ["Menus", "Wallet", "GatewayHTTP", .product(name: "Logging", package: "swift-log")]
         ),
-        // USSD: Africa's Talking's hops through Redis sessions and the menu engine to the actions.
+        // USSD: every aggregator's hops through Redis sessions and the menu engine to the actions.
         .target(
             name: "USSDChannel",
             dependencies: [
-                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions", "Jobs",
+                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions", "Jobs", "USSDDialects",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -215,7 +216,7 @@ let package = Package(
             name: "USSDGatewayTests",
             dependencies: [
                 "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "AfricasTalking", "Sandbox",
-                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
+                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -46,7 +46,7 @@ export TMPDIR="$scratch/tmp"
 
 swift build --build-tests
 # Every suite that keeps state in Redis: sessions, resume, rate limits, replicas, health, the client.
-CLUSTER_SUITES='RedisClientTests|USSDSessionTests|USSDJourneyTests|USSDReplicaTests|HostileInputTests|SMSTests|HealthRoutesTests|SandboxTests'
+CLUSTER_SUITES='RedisClientTests|USSDSessionTests|DialectJourneyTests|USSDJourneyTests|USSDReplicaTests|HostileInputTests|SMSTests|HealthRoutesTests|SandboxTests'
 set +e
 # At most TEST_PARALLELISM tests at once (default 8). Unbounded, all 170-odd start together on two
 # cores: the gateway's cooperative threads then back up for seconds, and tests whose fakes must

@@ -71,3 +71,22 @@ public struct Shortcut: Sendable, Codable, Hashable {
         return nil
     }
 }
+
+extension Shortcut {
+    /// A dial string in the `*...#` form the service codes use. `*713*1#` stays as it is. A Flares
+    /// dial comes without `*` and `#` (`384961` for `*384*96*1#`): it becomes the longest served
+    /// code whose digits it starts with, and the rest one extension segment (`*384*96*1#`), since
+    /// nothing in `384964071234567850` tells where one typed segment ends and the next begins.
+    /// Anything else is wrapped as it is (`*920#` from `920`) and matches no code unless it is one.
+    public static func dialled(_ dial: String, serviceCodes: [String]) -> String {
+        let dial = dial.trimmingCharacters(in: .whitespaces)
+        if dial.hasPrefix("*") && dial.hasSuffix("#") { return dial }
+        guard !dial.isEmpty, !dial.contains("*"), dial.allSatisfy({ $0.isASCII && $0.isNumber }) else { return "*" + dial + "#" }
+        for code in serviceCodes.sorted(by: { $0.count > $1.count }) where code.hasPrefix("*") && code.hasSuffix("#") {
+            let digits = code.filter { $0.isASCII && $0.isNumber }
+            if dial == digits { return code }
+            if dial.hasPrefix(digits) { return code.dropLast() + "*" + dial.dropFirst(digits.count) + "#" }
+        }
+        return "*" + dial + "#"
+    }
+}

@@ -24,15 +24,19 @@ enum HopPlan: Equatable {
 
     /// Plans a hop of `msisdn` whose `text` seals to `seal`; `record` is the stored session (from
     /// this process's copy when `fromCache`). `input` finds the new input after a record's text.
+    /// `isRepeat` says whether an equal seal is this hop again (always, but for a latest-input
+    /// dialect without a sequence: only within the repeat window; after it, the same input is the
+    /// user's answer to the next screen).
     static func plan(
-        record: SessionRecord?, msisdn: String, seal: String, fromCache: Bool, input: (SessionRecord) -> String?
+        record: SessionRecord?, msisdn: String, seal: String, fromCache: Bool, isRepeat: (SessionRecord) -> Bool = { _ in true },
+        input: (SessionRecord) -> String?
     ) -> HopPlan {
         guard let record else { return .begin }
         if let owner = record.msisdn, owner != msisdn {
             // Checked before a replay too: a stored reply (a balance, say) is the owner's alone.
             return fromCache ? .reload : .refuse
         }
-        if record.textSeal == seal { return .replay(reply: record.reply, screen: record.state?.screen ?? "end") }
+        if record.textSeal == seal && isRepeat(record) { return .replay(reply: record.reply, screen: record.state?.screen ?? "end") }
         if record.claim == seal {
             return .wait(screen: record.state?.screen ?? "-", language: record.state?.language ?? record.offer?.language ?? "")
         }

@@ -4,7 +4,7 @@ import Menus
 ///
 /// No secret is in it: the last hop's `text` (which repeats every PIN typed) is kept only as a
 /// keyed seal and a length, enough to recognise a repeated hop and to find the new input of the
-/// next one. The reply is kept byte for byte, so a repeated hop gets exactly what the first got.
+/// next one. A latest-input dialect's hop is sealed with its sequence or its input alone. The reply is kept byte for byte, so a repeated hop gets exactly what the first got.
 struct SessionRecord: Codable, Sendable {
     /// The hops answered so far; the next hop's number is `hop + 1`.
     var hop: Int
@@ -23,8 +23,14 @@ struct SessionRecord: Codable, Sendable {
     var claimedAt: Double?
     /// The number the session belongs to: a hop of this session from another number is refused.
     var msisdn: String?
+    /// The dialect's number of the hop last answered (Hubtel's `Sequence`), where it gives one.
+    var sequence: Int?
+    /// When the hop last answered was answered (Unix seconds), for the repeat window of
+    /// latest-input dialects without a sequence.
+    var answeredAt: Double?
 
     private enum CodingKeys: String, CodingKey {
-        case hop = "n", textLength = "tl", textSeal = "ts", reply = "r", state = "st", offer = "o", claim = "c", claimedAt = "ca", msisdn = "m"
+        case hop = "n", textLength = "tl", textSeal = "ts", reply = "r", state = "st", offer = "o", claim = "c", claimedAt = "ca", msisdn = "m", sequence = "sq"
+        case answeredAt = "at"
     }
 }

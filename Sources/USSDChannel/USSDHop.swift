@@ -1,17 +1,70 @@
 import Wallet
 
-/// One hop as Africa's Talking reports it, decoded and checked at the edge.
+/// One hop, decoded and checked at the edge, in the form ``USSDService`` takes from every dialect.
+///
+/// Africa's Talking sends the whole input path on every hop; the other dialects send only the
+/// latest input. The service keeps the path itself for those, as the engine's state (never as text:
+/// the path repeats every PIN typed), and recognises a repeated hop by its dialect's sequence, or
+/// else by the same latest input at the same step (see ``Form``).
 public struct USSDHop: Sendable {
+    /// How the hop's `text` relates to the session.
+    public enum Form: Sendable, Equatable {
+        /// `text` is every input of the session so far, `*`-joined (Africa's Talking). A hop is
+        /// the session and its `text`; the new input is what follows the previous hop's `text`.
+        case wholePath
+        /// `text` is the latest input only. `sequence` numbers the hop where the dialect does
+        /// (Hubtel): a repeat is the same sequence. Without one, a repeat is the same input as the
+        /// hop answered last, arriving while it runs or within the repeat window after its answer
+        /// (``USSDService/Settings/repeatWindow``): no network shows a screen and brings back the
+        /// answer to it that fast. `first` is nil where the dialect does not mark a session's first
+        /// hop (Flares): the first is then the one whose session the gateway has not seen.
+        case latestInput(sequence: Int?, first: Bool?)
+    }
+
     public let sessionId: String
     public let msisdn: MSISDN
+    /// The dialled code: `*384*96#`, or an extension of it (`*384*96*1#`) on a session's first hop.
+    /// Empty on latest-input hops after the first, which carry none.
     public let serviceCode: String
-    /// Every input of the session so far, `*`-joined. Holds PINs: never log or store it.
+    /// See ``Form``. Holds PINs: never log or store it.
     public let text: String
+    public let form: Form
 
+    /// An Africa's Talking hop: the whole path in `text`.
     public init(sessionId: String, msisdn: MSISDN, serviceCode: String, text: String) {
+        self.init(sessionId: sessionId, msisdn: msisdn, serviceCode: serviceCode, text: text, form: .wholePath)
+    }
+
+    public init(sessionId: String, msisdn: MSISDN, serviceCode: String, text: String, form: Form) {
         self.sessionId = sessionId
         self.msisdn = msisdn
         self.serviceCode = serviceCode
         self.text = text
+        self.form = form
+    }
+
+    /// Known to open its session: Africa's Talking's empty `text`, a dialect's dial.
+    var isFirst: Bool {
+        switch self.form {
+        case .wholePath: return self.text.isEmpty
+        case .latestInput(_, let first): return first == true
+        }
+    }
+
+    /// The dialect's hop number, where it gives one.
+    var sequence: Int? {
+        if case .latestInput(let sequence, _) = self.form { return sequence }
+        return nil
+    }
+
+    /// The length of the path this hop carries (Africa's Talking), which the next hop extends.
+    var pathLength: Int { self.form == .wholePath ? self.text.utf8.count : 0 }
+
+    /// The same hop as its session's first: a Flares hop whose session is new dials `serviceCode`.
+    func asFirst(dialled serviceCode: String) -> USSDHop {
+        var sequence: Int?
+        if case .latestInput(let number, _) = self.form { sequence = number }
+        return USSDHop(
+            sessionId: self.sessionId, msisdn: self.msisdn, serviceCode: serviceCode, text: "", form: .latestInput(sequence: sequence, first: true))
     }
 }

@@ -25,6 +25,7 @@ public final class USSDService: Sendable {
     let sealer: any SecretSealer
     let deadline: Duration
     let rateLimitPerMinute: Int
+    let repeatWindow: Duration
     let logger: Logger
     let serviceCodes: Set<String>
     let metrics = GatewayMetrics.cache
@@ -38,6 +39,9 @@ public final class USSDService: Sendable {
         public var resumeWindowSeconds = 300
         public var hopDeadline = Duration.seconds(4)
         public var rateLimitPerMinute = 30
+        /// How long after a hop's answer the same latest input, in a dialect without a sequence,
+        /// is taken as that hop again rather than as the answer to the next screen.
+        public var repeatWindow = Duration.seconds(2)
 
         public init() {}
     }
@@ -54,6 +58,7 @@ public final class USSDService: Sendable {
         self.sealer = sealer
         self.deadline = settings.hopDeadline
         self.rateLimitPerMinute = settings.rateLimitPerMinute
+        self.repeatWindow = settings.repeatWindow
         self.logger = logger
         self.serviceCodes = Set(graph.document.serviceCodes)
         self.recent = RecentSessions(lifetime: .seconds(settings.sessionTTLSeconds))
@@ -105,13 +110,29 @@ public final class USSDService: Sendable {
             self.metrics.timer("ussd_hop_duration_seconds", [("outcome", outcome.kind)]).record(duration: ContinuousClock.now - start)
         }
         var language = self.engine.graph.defaultLanguage
-        guard self.serviceCodes.contains(hop.serviceCode) || self.dialExtension(hop) != nil else {
+        guard self.serves(hop) else {
             outcome.kind = "unknown_service"
             return .reply("END " + self.engine.systemPage("unknownService", language: language).text, screen: "-")
         }
         do {
             for fresh in [false, true] {
+                var hop = hop
                 let found = try await self.find(hop, fresh: fresh)
+                if case .latestInput(_, nil) = hop.form {
+                    // A dialect that does not mark first hops (Flares): a session not seen yet
+                    // begins here, and its input is the dial; so does a copy of that first hop,
+                    // the same dial again within the repeat window.
+                    let dial = hop.asFirst(dialled: Shortcut.dialled(hop.text, serviceCodes: self.engine.graph.document.serviceCodes))
+                    if let record = found.record {
+                        if record.hop == 1, record.textSeal == self.hopSeal(dial), self.isRepeat(hop, of: record) { hop = dial }
+                    } else {
+                        guard self.serves(dial) else {
+                            outcome.kind = "unknown_service"
+                            return .reply("END " + self.engine.systemPage("unknownService", language: language).text, screen: "-")
+                        }
+                        hop = dial
+                    }
+                }
                 language = found.language ?? language
                 switch try await self.answer(hop, found) {
                 case .answered(let reply):
@@ -133,21 +154,30 @@ public final class USSDService: Sendable {
         }
     }
 
+    /// Whether the hop's dialled code is one this menus.json serves (a code, or an extension of one);
+    /// a later hop of a latest-input dialect carries none.
+    func serves(_ hop: USSDHop) -> Bool {
+        if hop.serviceCode.isEmpty { return hop.form != .wholePath && !hop.isFirst }
+        return self.serviceCodes.contains(hop.serviceCode) || self.dialExtension(hop) != nil
+    }
+
     /// The session from this process's copy, or from Redis when `fresh` or not cached. A first hop
-    /// (empty text) is almost always a new session: it is assumed so without reading Redis; if the
+    /// (empty text, a dial) is almost always a new session: it is assumed so without reading Redis; if the
     /// session exists after all, the compare-and-set write fails and the hop is answered again.
     func find(_ hop: USSDHop, fresh: Bool) async throws -> Found {
         if !fresh, let cached = self.recent.get(hop.sessionId) { return Found(version: cached.version, record: cached.record, fromCache: true) }
-        if !fresh && hop.text.isEmpty { return Found(version: 0, record: nil, fromCache: true) }
+        if !fresh && hop.isFirst { return Found(version: 0, record: nil, fromCache: true) }
         let loaded = try await self.store.load(hop.sessionId)
         return Found(version: loaded?.version ?? 0, record: loaded?.record, fromCache: false)
     }
 
     /// Plans the hop against the session found, then does what the plan says.
     func answer(_ hop: USSDHop, _ found: Found) async throws -> Attempt {
-        let seal = Self.textSeal(hop.text, session: hop.sessionId, sealer: self.sealer)
-        let plan = HopPlan.plan(record: found.record, msisdn: hop.msisdn.value, seal: seal, fromCache: found.fromCache) { record in
-            self.newInput(hop.text, after: record, sessionId: hop.sessionId)
+        let seal = self.hopSeal(hop)
+        let plan = HopPlan.plan(
+            record: found.record, msisdn: hop.msisdn.value, seal: seal, fromCache: found.fromCache, isRepeat: { self.isRepeat(hop, of: $0) }
+        ) { record in
+            self.newInput(hop, after: record)
         }
         let language = found.language ?? self.engine.graph.defaultLanguage
         switch plan {
@@ -179,7 +209,7 @@ public final class USSDService: Sendable {
         let page = self.engine.systemPage("rateLimited", language: language)
         var ended = found.record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
         ended.hop += 1
-        (ended.textLength, ended.textSeal, ended.reply, ended.state, ended.offer) = (hop.text.utf8.count, seal, "END " + page.text, nil, nil)
+        (ended.textLength, ended.textSeal, ended.reply, ended.state, ended.offer) = (hop.pathLength, seal, "END " + page.text, nil, nil)
         guard try await self.write(hop, ended, found, resume: .keep) else { return .reload }
         return .answered(Reply(text: "END " + page.text, screen: "-", kind: "rate_limited"))
     }
@@ -223,8 +253,10 @@ public final class USSDService: Sendable {
     /// the first `text` is not documented, so both are read. A session whose record expired in
     /// Redis also arrives here with a `text`: it opens a shortcut only if its path is exactly one,
     /// which is where the user was going anyway.
+    /// The latest-input dialects carry their extra digits in the dial only.
     func shortcutSegments(_ hop: USSDHop) -> [Substring] {
         if let segments = self.dialExtension(hop), !segments.isEmpty { return segments }
+        guard hop.form == .wholePath else { return [] }
         return hop.text.isEmpty ? [] : hop.text.split(separator: "*", omittingEmptySubsequences: false)
     }
 
@@ -233,7 +265,7 @@ public final class USSDService: Sendable {
     func resumeOffer(_ hop: USSDHop, _ found: Found, seal: String, number: Int) async throws -> Attempt? {
         guard let snapshot = try await self.store.resumeSnapshot(hop.msisdn.value), snapshot.sessionId != hop.sessionId else { return nil }
         let page = self.engine.systemPage("resumeOffer", language: snapshot.state.language, continues: true)
-        let offer = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "CON " + page.text, offer: snapshot.state)
+        let offer = SessionRecord(hop: number, textLength: hop.pathLength, textSeal: seal, reply: "CON " + page.text, offer: snapshot.state)
         self.metrics.counter("ussd_resumes_total", [("choice", "offered")]).increment()
         return try await self.commit(hop, offer, found, screen: "resume", resume: .keep)
     }
@@ -243,7 +275,7 @@ public final class USSDService: Sendable {
         let again = self.engine.systemPage("resumeOffer", language: offer.language, continues: true)
         let reply = "CON " + self.engine.systemPage("invalidChoice", language: offer.language).text + "\n" + again.text
         var next = found.record ?? SessionRecord(hop: 0, textLength: 0, textSeal: "", reply: "")
-        (next.hop, next.textLength, next.textSeal, next.reply) = (number, hop.text.utf8.count, seal, reply)
+        (next.hop, next.textLength, next.textSeal, next.reply) = (number, hop.pathLength, seal, reply)
         guard try await self.write(hop, next, found, resume: .keep) else { return .reload }
         return .answered(Reply(text: reply, screen: "resume", kind: "con"))
     }
@@ -270,7 +302,7 @@ public final class USSDService: Sendable {
             guard let result = try await self.run(request, context: context, state: state, hop: hop, number: number) else {
                 // Past the deadline: the action finishes on its own and its result goes by SMS.
                 let page = self.engine.systemPage("processing", language: state.language)
-                let ended = SessionRecord(hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: "END " + page.text)
+                let ended = SessionRecord(hop: number, textLength: hop.pathLength, textSeal: seal, reply: "END " + page.text)
                 return try await self.commit(hop, ended, session, screen: state.screen, resume: .drop)
             }
             step = self.engine.resume(state, with: result)
@@ -278,7 +310,7 @@ public final class USSDService: Sendable {
         // The loop above leaves only `.show`.
         guard case .show(let page, let state) = step else { throw USSDConflict() }
         let next = SessionRecord(
-            hop: number, textLength: hop.text.utf8.count, textSeal: seal, reply: (page.continues ? "CON " : "END ") + page.text,
+            hop: number, textLength: hop.pathLength, textSeal: seal, reply: (page.continues ? "CON " : "END ") + page.text,
             state: page.continues ? state : nil
         )
         let resume: USSDSessionStore.ResumeChange = page.continues ? .set(ResumeSnapshot(sessionId: hop.sessionId, state: Self.resumable(state))) : .drop
@@ -303,7 +335,7 @@ public final class USSDService: Sendable {
     /// A record read from this process's copy that turns out stale answers the hop again from Redis.
     func commit(_ hop: USSDHop, _ record: SessionRecord, _ found: Found, screen: String, resume: USSDSessionStore.ResumeChange) async throws -> Attempt {
         var record = record
-        record.msisdn = hop.msisdn.value
+        (record.msisdn, record.sequence, record.answeredAt) = (hop.msisdn.value, hop.sequence, Date().timeIntervalSince1970)
         if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: found.version, record, resume: resume) {
             self.recent.put(hop.sessionId, version: found.version + 1, record)
             return .answered(Reply(text: record.reply, screen: screen, kind: record.reply.hasPrefix("CON ") ? "con" : "end"))
@@ -320,7 +352,7 @@ public final class USSDService: Sendable {
     /// only when the session came from a stale copy and the hop must be answered again.
     func write(_ hop: USSDHop, _ record: SessionRecord, _ found: Found, resume: USSDSessionStore.ResumeChange) async throws -> Bool {
         var record = record
-        record.msisdn = hop.msisdn.value
+        (record.msisdn, record.sequence, record.answeredAt) = (hop.msisdn.value, hop.sequence, Date().timeIntervalSince1970)
         if try await self.store.save(hop.sessionId, msisdn: hop.msisdn.value, expecting: found.version, record, resume: resume) {
             self.recent.put(hop.sessionId, version: found.version + 1, record)
             return true
@@ -333,6 +365,38 @@ public final class USSDService: Sendable {
     /// inputs in two sessions never give equal seals, so Redis reveals nothing about equal PINs.
     static func textSeal(_ text: String, session: String, sealer: any SecretSealer) -> String {
         sealer.seal("ussd-text|" + session + "|" + text)
+    }
+
+    /// The seal that identifies a hop in its session: of the whole path (Africa's Talking), of the
+    /// dialect's sequence and input, or of the latest input alone.
+    func hopSeal(_ hop: USSDHop) -> String {
+        switch hop.form {
+        case .wholePath:
+            return Self.textSeal(hop.text, session: hop.sessionId, sealer: self.sealer)
+        case .latestInput(let sequence, _):
+            let input = hop.isFirst ? "\u{0}dial|" + hop.serviceCode : hop.text
+            if let sequence { return self.sealer.seal("ussd-hop|\(hop.sessionId)|\(sequence)|\(input)") }
+            return self.sealer.seal("ussd-input|\(hop.sessionId)|\(input)")
+        }
+    }
+
+    /// Whether a hop whose seal equals the record's is that hop again. Without a sequence, the same
+    /// latest input is a repeat only within the repeat window after the answer: later, it is the
+    /// user answering the next screen the same way (`1`, then `1` again).
+    func isRepeat(_ hop: USSDHop, of record: SessionRecord) -> Bool {
+        guard case .latestInput(nil, _) = hop.form, !hop.isFirst, let answeredAt = record.answeredAt else { return true }
+        return Date().timeIntervalSince1970 - answeredAt <= Double(self.repeatWindow.inMilliseconds) / 1000
+    }
+
+    /// The input of a new hop: for Africa's Talking, what follows the previous hop's text (a
+    /// prefix of this one); for a latest-input dialect, its input, when its sequence (if any)
+    /// follows the last one answered.
+    func newInput(_ hop: USSDHop, after record: SessionRecord) -> String? {
+        guard hop.form == .wholePath else {
+            if let sequence = hop.sequence, let last = record.sequence, sequence != last + 1 { return nil }
+            return hop.isFirst ? nil : hop.text
+        }
+        return self.newInput(hop.text, after: record, sessionId: hop.sessionId)
     }
 
     /// The input of a new hop: what follows the previous hop's text (a prefix of this one).
@@ -416,6 +480,29 @@ public final class USSDService: Sendable {
             try await self.store.dropResume(sessionId)
         } else {
             try await self.store.extendResume(sessionId)
+        }
+    }
+
+    /// A dialect's end-of-session or timeout notice (Hubtel's `Release` and `Timeout`, Flares'
+    /// clean-up): closed as Africa's Talking's event closes a session, with the status its record
+    /// tells (`Success` when it ENDed, else `Incomplete`, or `Failed` on a timeout) and the screen
+    /// it was on. A notice for another number's session changes nothing. Never throws: the
+    /// aggregator is owed an answer whatever Redis says, and the session expires on its own.
+    public func sessionClosed(sessionId: String, msisdn: MSISDN, timedOut: Bool) async {
+        do {
+            let record = try await self.store.load(sessionId)?.record
+            if let owner = record?.msisdn, owner != msisdn.value {
+                self.logger.warning("an end of session from another number", metadata: ["session": .string(sessionId)])
+                return
+            }
+            let ended = record != nil && record?.state == nil && record?.offer == nil
+            let status: AfricasTalkingUSSDEvent.Status = ended ? .success : (timedOut ? .failed : .incomplete)
+            try await self.sessionEnded(
+                sessionId: sessionId, msisdn: msisdn, status: status, screens: record?.state.map { [$0.screen] } ?? [], hops: record?.hop,
+                durationInMillis: nil
+            )
+        } catch {
+            self.logger.error("ussd session end failed", metadata: ["session": .string(sessionId), "error": .string(safeDescription(of: error))])
         }
     }
 

@@ -46,6 +46,7 @@ public func buildApplication(
     settings.resumeWindowSeconds = config.resumeWindowSeconds ?? graph.document.settings.resumeWindowSeconds ?? 300
     settings.hopDeadline = config.hopDeadline
     settings.rateLimitPerMinute = config.ussdRateLimitPerMinute
+    settings.repeatWindow = config.ussdRepeatWindow
     var ussdLogger = logger
     ussdLogger[metadataKey: "subsystem"] = "ussd"
     var mpesaLogger = logger
@@ -142,6 +143,15 @@ public func buildApplication(
         health.register(on: router)
     }
     USSDRoutes(service: ussd, guardian: guardian, logger: ussdLogger).register(on: router)
+    if !config.ussdDialects.isEmpty {
+        let dialectGuard = CallbackGuard(
+            token: config.dialectToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs, refusals: refusals
+        )
+        var flares: DialectRoutes.FlaresCredentials?
+        if let user = config.flaresUser, let password = config.flaresPassword { flares = .init(user: user, password: password) }
+        DialectRoutes(service: ussd, guardian: dialectGuard, budget: graph.budget, flares: flares, dialects: Set(config.ussdDialects), logger: ussdLogger)
+            .register(on: router)
+    }
     let mpesaGuard = CallbackGuard(
         token: config.mpesaToken, allowed: config.mpesa.allowedCIDRs.isEmpty ? config.callbackAllowedCIDRs : config.mpesa.allowedCIDRs,
         trustedProxies: config.trustedProxyCIDRs, refusals: refusals

@@ -60,6 +60,23 @@ public struct GatewayConfig: Sendable {
     public var hopDeadline = Duration.milliseconds(4000)
     /// `USSD_RATE_LIMIT_PER_MINUTE`: new hops per number per minute; 0 turns it off; default 30.
     public var ussdRateLimitPerMinute = 30
+    /// `USSD_REPEAT_WINDOW_MS`: in a dialect that sends only the latest input and no hop number
+    /// (Nalo, Arkesel, Flares), how long after a hop's answer the same input again is that hop
+    /// repeated rather than the answer to the next screen; default 2000.
+    public var ussdRepeatWindow = Duration.milliseconds(2000)
+    /// `USSD_DIALECTS`: the aggregators served besides Africa's Talking, among `hubtel`, `nalo`,
+    /// `arkesel` and `flares` (comma-separated); default none. Each adds its route.
+    public var ussdDialects: [String] = []
+    /// `DIALECT_CALLBACK_TOKEN`: the token of those routes (`/ussd/hubtel/<token>`); falls back to
+    /// `CALLBACK_TOKEN`; required in production when a dialect is served.
+    public var dialectCallbackToken: String?
+    /// `FLARES_USERID` and `FLARES_PASSWORD`: when set, every Flares query must carry them.
+    public var flaresUser: String?
+    public var flaresPassword: String?
+    /// The token guarding the other aggregators' routes.
+    public var dialectToken: String? { self.dialectCallbackToken ?? self.callbackToken }
+    /// The dialects `USSD_DIALECTS` may name.
+    public static let knownDialects = ["hubtel", "nalo", "arkesel", "flares"]
     /// `SMS_RATE_LIMIT_PER_MINUTE`: inbound SMS commands per number per minute; over it one polite
     /// reply, then silence; 0 turns it off; default 10.
     public var smsRateLimitPerMinute = 10
@@ -190,6 +207,22 @@ public struct GatewayConfig: Sendable {
         }
         self.hopDeadline = try reader.milliseconds("HOP_DEADLINE_MS", default: self.hopDeadline, in: 100...14_000)
         self.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: self.ussdRateLimitPerMinute, in: 0...100_000)
+        self.ussdRepeatWindow = try reader.milliseconds("USSD_REPEAT_WINDOW_MS", default: self.ussdRepeatWindow, in: 0...10_000)
+        if let dialects = reader.value("USSD_DIALECTS") {
+            var parsed: [String] = []
+            for name in dialects.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !name.isEmpty {
+                guard Self.knownDialects.contains(name) else {
+                    throw ConfigError(variable: "USSD_DIALECTS", problem: "must name dialects among \(Self.knownDialects.joined(separator: ", ")) (got \(name))")
+                }
+                if !parsed.contains(name) { parsed.append(name) }
+            }
+            self.ussdDialects = parsed
+        }
+        self.flaresUser = reader.value("FLARES_USERID")
+        self.flaresPassword = reader.value("FLARES_PASSWORD")
+        if (self.flaresUser == nil) != (self.flaresPassword == nil) {
+            throw ConfigError(variable: "FLARES_PASSWORD", problem: "and FLARES_USERID must be set together")
+        }
     }
 
     /// Provider callbacks: tokens, the admin listener, source allowlists, the public address.
@@ -197,6 +230,7 @@ public struct GatewayConfig: Sendable {
         self.callbackToken = try reader.token("CALLBACK_TOKEN")
         self.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
         self.africasTalkingCallbackToken = try reader.token("AT_CALLBACK_TOKEN")
+        self.dialectCallbackToken = try reader.token("DIALECT_CALLBACK_TOKEN")
         self.adminHost = try reader.string("ADMIN_HOST", default: self.adminHost)
         if reader.value("ADMIN_PORT") != nil {
             let port = try reader.integer("ADMIN_PORT", default: 0, in: 0...65535)
@@ -296,6 +330,12 @@ public struct GatewayConfig: Sendable {
             return ConfigError(
                 variable: "AT_CALLBACK_TOKEN",
                 problem: "is required in production (or CALLBACK_TOKEN): Africa's Talking's USSD and SMS callback routes would be open to anyone"
+            )
+        }
+        if !self.ussdDialects.isEmpty, self.dialectToken == nil {
+            return ConfigError(
+                variable: "DIALECT_CALLBACK_TOKEN",
+                problem: "is required in production when USSD_DIALECTS names a dialect (or CALLBACK_TOKEN): its routes would be open to anyone"
             )
         }
         if self.mpesa.missing(publicBaseURL: self.publicBaseURL).isEmpty, self.mpesaToken == nil {

@@ -42,4 +42,13 @@ import Testing
         #expect(self.plan(Self.record(state: nil, offer: offer), input: "2") == .resumeChoice(offer: offer, input: "2"))
         #expect(self.plan(Self.record(), input: "5") == .advance(state: Self.state, input: "5"))
     }
+
+    /// A latest-input dialect without a sequence: the same input past the repeat window is the
+    /// answer to the next screen, not the last hop again.
+    @Test func theSameLatestInputAfterTheRepeatWindowIsTheNextAnswer() {
+        let repeated = HopPlan.plan(record: Self.record(seal: "s2"), msisdn: Self.owner, seal: "s2", fromCache: false, isRepeat: { _ in false }) { _ in "1" }
+        #expect(repeated == .advance(state: Self.state, input: "1"))
+        let copy = HopPlan.plan(record: Self.record(claim: "s2"), msisdn: Self.owner, seal: "s2", fromCache: false, isRepeat: { _ in false }) { _ in "1" }
+        #expect(copy == .wait(screen: "main", language: "sw"), "a copy of a hop still running waits, window or not")
+    }
 }

@@ -23,6 +23,29 @@ import TestSupport
         "MPESA_PASSKEY": "p", "MPESA_B2C_SHORTCODE": "600992", "MPESA_INITIATOR_NAME": "testapi", "MPESA_SECURITY_CREDENTIAL": "c",
     ]
 
+    /// Another aggregator's routes are served only when named, and in production only behind a
+    /// token of their own (or the shared one); Flares' operator credentials come as a pair.
+    @Test func dialectRoutesNeedATokenInProductionAndFlaresCredentialsComeTogether() throws {
+        let base = ["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken]
+        #expect(try GatewayConfig.load(environment: base).ussdDialects.isEmpty, "none by default")
+        let open = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: base.merging(["USSD_DIALECTS": "hubtel, flares"]) { $1 }) }
+        #expect(open?.variable == "DIALECT_CALLBACK_TOKEN")
+        let guarded = try GatewayConfig.load(environment: base.merging(["USSD_DIALECTS": "Hubtel,flares", "DIALECT_CALLBACK_TOKEN": Self.mpesaToken]) { $1 })
+        #expect(guarded.ussdDialects == ["hubtel", "flares"] && guarded.dialectToken == Self.mpesaToken && guarded.africasTalkingToken == Self.atToken)
+        let unknown = #expect(throws: ConfigError.self) {
+            try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "USSD_DIALECTS": "hubtel,vodafone"])
+        }
+        #expect(unknown?.variable == "USSD_DIALECTS")
+        let half = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "FLARES_USERID": "airtel"]) }
+        #expect(half?.variable == "FLARES_PASSWORD")
+        let window = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "USSD_REPEAT_WINDOW_MS": "60000"]) }
+        #expect(window?.variable == "USSD_REPEAT_WINDOW_MS")
+        let audited = try GatewayConfig.load(
+            environment: ["ENVIRONMENT": "development", "USSD_DIALECTS": "nalo", "FLARES_USERID": "airtel", "FLARES_PASSWORD": "flares-secret-1"]
+        ).auditedSettings(menus: try loadCheckedMenus(at: "menus.json").document)
+        #expect(audited["ussd.dialects"] == "nalo" && audited["flares.credentials"] == "set" && !audited.values.contains("flares-secret-1"))
+    }
+
     @Test func productionRefusesUnguardedCallbackRoutesNamingTheVariable() throws {
         let noToken = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper]) }
         #expect(noToken?.variable == "AT_CALLBACK_TOKEN")

@@ -1,0 +1,314 @@
+import AfricasTalking
+import Basics
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Menus
+import NIOCore
+import TestSupport
+import Testing
+import USSDGateway
+import Wallet
+
+/// A handset behind one of the latest-input aggregators: each hop carries only what was typed on
+/// it, in the dialect's own request, and each reply is read back from the dialect's own format
+/// (checked for its shape and the page budget) as `CON ...` / `END ...`.
+struct DialectPhone {
+    enum Dialect: String, CaseIterable, Sendable {
+        case hubtel, nalo, arkesel, flares
+    }
+
+    let client: any TestClientProtocol
+    let dialect: Dialect
+    /// E.164 digits, as the aggregators send them.
+    let number: String
+    let graph: MenuGraph
+    var session = DialectPhone.newSession()
+    var sequence = 0
+    var last: [String: String] = [:]
+    var lastInput: String?
+    /// The dial string (`*384*96#`, or with a shortcut's extra digits).
+    var dialString = "*384*96#"
+    /// How long after an answer the same input again counts as a repeat (the gateway's default).
+    var repeatWindow = Duration.seconds(2)
+
+    init(_ client: any TestClientProtocol, _ dialect: Dialect, _ local: String, graph: MenuGraph) {
+        self.client = client
+        self.dialect = dialect
+        self.number = "254" + local.dropFirst()
+        self.graph = graph
+    }
+
+    static func newSession() -> String { String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(24)) }
+
+    /// A new session: the dial.
+    mutating func dial() async throws -> String {
+        self.session = Self.newSession()
+        self.sequence = 1
+        self.lastInput = nil
+        return try await self.post(first: true, input: self.dialect == .flares ? self.dialString.filter(\.isNumber) : self.dialString)
+    }
+
+    /// Types one answer. A user answering the next screen with what they typed on the last one
+    /// (a PIN, then its confirmation) does it no faster than a phone can, past the repeat window,
+    /// unless the dialect numbers its hops.
+    mutating func type(_ input: String) async throws -> String {
+        if input == self.lastInput && self.dialect != .hubtel { try await Task.sleep(for: self.repeatWindow + .milliseconds(200)) }
+        self.sequence += 1
+        self.lastInput = input
+        return try await self.post(first: false, input: input)
+    }
+
+    /// The hop last posted, again, as an aggregator does when our answer was lost.
+    func repeatLast() async throws -> String { try await self.post(first: self.sequence == 1, input: self.lastInput ?? self.firstInput) }
+
+    var firstInput: String { self.dialect == .flares ? self.dialString.filter(\.isNumber) : self.dialString }
+
+    /// Hubtel's `Release` or `Timeout`, or Flares' clean-up: the session is over.
+    func close(timeout: Bool) async throws -> TestResponse {
+        switch self.dialect {
+        case .hubtel:
+            let body = self.hubtelBody(type: timeout ? "Timeout" : "Release", message: "", sequence: self.sequence + 1)
+            return try await self.client.execute(
+                uri: "/ussd/hubtel", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+        case .flares:
+            var query = "SessionID=\(self.session)&MSISDN=\(self.number)&MSC=airtel&clean=clean-session"
+            if timeout { query += "&error=522" }
+            return try await self.client.execute(uri: "/ussd/flares?" + query, method: .get)
+        case .nalo, .arkesel:
+            throw TestSetupError("\(self.dialect) sends no end of session")
+        }
+    }
+
+    func hubtelBody(type: String, message: String, sequence: Int) -> String {
+        Self.json([
+            "Type": .string(type), "Mobile": .string(self.number), "SessionId": .string(self.session), "ServiceCode": .string("384"),
+            "Message": .string(message), "Operator": .string("safaricom"), "Sequence": .integer(Int64(sequence)), "ClientState": .string("c-1"),
+            "Platform": .string("USSD"),
+        ])
+    }
+
+    /// Posts a hop in the dialect; the reply as `CON text` or `END text`.
+    func post(first: Bool, input: String, sequence: Int? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let response: TestResponse
+        switch self.dialect {
+        case .hubtel:
+            let body = self.hubtelBody(type: first ? "Initiation" : "Response", message: input, sequence: sequence ?? self.sequence)
+            response = try await self.client.execute(
+                uri: "/ussd/hubtel", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+        case .nalo:
+            let body = Self.json([
+                "USERID": .string("NALOTest"), "MSISDN": .string(self.number), "USERDATA": .string(input), "MSGTYPE": .bool(first),
+                "NETWORK": .string("MTN"), "SESSIONID": .string(self.session),
+            ])
+            response = try await self.client.execute(
+                uri: "/ussd/nalo", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+        case .arkesel:
+            let body = Self.json([
+                "sessionID": .string(self.session), "userID": .string("ARKESEL1"), "newSession": .bool(first), "msisdn": .string(self.number),
+                "userData": .string(input), "network": .string("MTN"),
+            ])
+            response = try await self.client.execute(
+                uri: "/ussd/arkesel", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+        case .flares:
+            var allowed = CharacterSet.alphanumerics
+            allowed.insert(charactersIn: "-._~")
+            let query =
+                "SessionID=\(self.session)&MSISDN=\(self.number)&MSC=airtel&input=\(input.addingPercentEncoding(withAllowedCharacters: allowed)!)"
+            response = try await self.client.execute(uri: "/ussd/flares?" + query, method: .get)
+        }
+        #expect(response.status == .ok, "\(String(buffer: response.body))", sourceLocation: sourceLocation)
+        let (text, continues) = try self.read(response, sourceLocation: sourceLocation)
+        #expect(self.graph.budget.measure(text).fits && text.count <= 160, "reply over the page budget: \(text)", sourceLocation: sourceLocation)
+        return (continues ? "CON " : "END ") + text
+    }
+
+    /// The reply's text and whether it continues, from the dialect's format, its echoes checked.
+    func read(_ response: TestResponse, sourceLocation: SourceLocation) throws -> (String, Bool) {
+        if self.dialect == .flares {
+            #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true, sourceLocation: sourceLocation)
+            #expect(
+                response.headers[HTTPField.Name("charge")!] == "N" && response.headers[HTTPField.Name("amount")!] == "0",
+                sourceLocation: sourceLocation)
+            let freeflow = response.headers[HTTPField.Name("Freeflow")!]
+            #expect(freeflow == "FC" || freeflow == "FB", sourceLocation: sourceLocation)
+            return (String(buffer: response.body), freeflow == "FC")
+        }
+        #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, sourceLocation: sourceLocation)
+        // Not `parseChecked`: that is for callbacks, and a screen's lines are split by newlines.
+        guard let json = JSONValue.parse(Array(response.body.readableBytesView)) else {
+            throw TestSetupError("not JSON: \(String(buffer: response.body))")
+        }
+        switch self.dialect {
+        case .hubtel:
+            #expect(json["ClientState"]?.string == "c-1", "ClientState is echoed", sourceLocation: sourceLocation)
+            let type = json["Type"]?.string
+            #expect(type == "Response" || type == "Release", sourceLocation: sourceLocation)
+            return (json["Message"]?.string ?? "", type == "Response")
+        case .nalo:
+            #expect(json["USERID"]?.string == "NALOTest" && json["MSISDN"]?.string == self.number, sourceLocation: sourceLocation)
+            return (json["MSG"]?.string ?? "", json["MSGTYPE"] == .bool(true))
+        case .arkesel:
+            #expect(json["sessionID"]?.string == self.session && json["userID"]?.string == "ARKESEL1", sourceLocation: sourceLocation)
+            #expect(json["msisdn"]?.string == self.number, sourceLocation: sourceLocation)
+            return (json["message"]?.string ?? "", json["continueSession"] == .bool(true))
+        case .flares:
+            fatalError("read above")
+        }
+    }
+
+    static func json(_ members: [String: JSONValue]) -> String { JSONValue.object(members).serialized }
+}
+
+/// The gateway with every dialect's route on, and the fake Daraja for deposits.
+func dialectRig() async throws -> MPesaRig {
+    try await MPesaRig.make { $0.ussdDialects = GatewayConfig.knownDialects }
+}
+
+@Suite struct DialectJourneyTests {
+    /// Registration, an M-Pesa deposit and a send through each latest-input dialect's route, with
+    /// repeated hops answered byte for byte and money moved once. The numbers are Kenyan (the
+    /// test process serves Kenya): which country is the deployment's setting, tested on its own.
+    @Test(arguments: DialectPhone.Dialect.allCases)
+    func registrationDepositAndSendThroughTheRoute(_ dialect: DialectPhone.Dialect) async throws {
+        let rig = try await dialectRig()
+        let (local, otieno) = (freshLocal(), freshLocal())
+        let recipient = try await rig.harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
+        try await rig.harness.run(.live) { client in
+            var phone = DialectPhone(client, dialect, local, graph: rig.harness.graph)
+            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+            #expect(try await phone.repeatLast() == "CON Welcome! Enter your full name", "a repeated dial")
+            #expect(try await phone.type("Akosua Mensah").hasPrefix("CON Choose your language"))
+            #expect(try await phone.type("1") == "CON Choose a 4-digit PIN")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
+            #expect(try await phone.repeatLast() == "CON Enter the PIN again to confirm", "a repeat is not the confirmation")
+            // The same four digits again, typed on the next screen: the confirmation.
+            #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Akosua Mensah! Your wallet is ready. Dial again to use it.")
+            let msisdn = try #require(MSISDN(parsing: local))
+
+            _ = try await phone.dial()
+            #expect(try await phone.type("2").contains("Enter amount"))
+            _ = try await phone.type("1000")
+            _ = try await phone.type("1")
+            let pushed = try await phone.type(TypedPINs.achieng)
+            #expect(pushed.hasPrefix("END Check your phone"), "\(pushed)")
+            #expect(try await phone.repeatLast() == pushed, "a repeated PIN hop pushes nothing new")
+            let checkout = try await rig.checkout(msisdn)
+            try await callback(
+                client, "/mpesa/stk/callback",
+                MPesaRig.stkSuccess(checkout, shillings: 1000, receipt: "NLJ7RT61S\(dialect.rawValue.count)", phone: msisdn.value))
+            #expect(try await rig.balance(msisdn) == 100_000)
+
+            _ = try await phone.dial()
+            #expect(try await phone.type("4") == "CON Send money. Enter the phone number")
+            #expect(try await phone.type(otieno) == "CON Enter amount to send (KES)")
+            #expect(try await phone.type("300").hasPrefix("CON Send KES 300 to \(masked(otieno))?"))
+            #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
+            let done = try await phone.type(TypedPINs.achieng)
+            #expect(done.hasPrefix("END Sent KES 300 to \(masked(otieno)). Fee KES 7. New balance KES 693. Ref "), "\(done)")
+            let copy = phone
+            async let again = copy.repeatLast()
+            async let andAgain = copy.repeatLast()
+            #expect(try await [again, andAgain] == [done, done], "byte for byte, even side by side")
+            #expect(try await rig.balance(msisdn) == 69_300)
+        }
+        #expect(rig.fake.requests("/mpesa/stkpush/v1/processrequest").count == 1, "one push")
+        #expect(try await rig.harness.wallet.balances(recipient).main == .shillings(300))
+        #expect(try await rig.harness.movements(kind: "p2p") == 1)
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    /// The extra digits of the dial string open a shortcut: Hubtel's, Nalo's and Arkesel's dial in
+    /// full, Flares' without `*` and `#` (one extra segment only). Bad digits get the screen's error.
+    @Test(arguments: DialectPhone.Dialect.allCases)
+    func dialInShortcutsFromTheDialString(_ dialect: DialectPhone.Dialect) async throws {
+        let rig = try await dialectRig()
+        let (achieng, sender, otieno, _) = try await rig.harness.senderAndRecipient()
+        try await rig.harness.run(.live) { client async throws in
+            var phone = DialectPhone(client, dialect, achieng, graph: rig.harness.graph)
+            phone.dialString = "*384*96*1#"
+            #expect(try await phone.dial() == "CON Enter your 4-digit PIN", "Check Balance's PIN screen")
+            #expect(try await phone.type(TypedPINs.achieng) == "END Balance: KES 1,000\nSavings: KES 0")
+            if dialect != .flares {
+                phone.dialString = "*384*96*4*\(otieno)*300#"
+                #expect(try await phone.dial().hasPrefix("CON Send KES 300 to \(masked(otieno))?"))
+                #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
+                #expect(try await phone.type(TypedPINs.achieng).hasPrefix("END Sent KES 300"))
+                phone.dialString = "*384*96*4*07*300#"
+                #expect(try await phone.dial() == "CON Enter a Safaricom or Airtel number, e.g. 0712345678.\nSend money. Enter the phone number")
+            }
+        }
+        if dialect != .flares { #expect(try await rig.harness.wallet.balances(sender).main == .shillings(693)) }
+        await rig.finish()
+    }
+
+    /// Hubtel numbers its hops: a repeat is the same `Sequence` (replayed even long after), a hop
+    /// that skips one is refused politely, and `Release` / `Timeout` close the session.
+    @Test func hubtelSequencesIdentifyHopsAndReleaseClosesTheSession() async throws {
+        let rig = try await dialectRig()
+        let (achieng, _, _, _) = try await rig.harness.senderAndRecipient()
+        try await rig.harness.run(.live) { client in
+            var phone = DialectPhone(client, .hubtel, achieng, graph: rig.harness.graph)
+            _ = try await phone.dial()
+            #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
+            try await Task.sleep(for: .milliseconds(2300))
+            #expect(try await phone.repeatLast() == "CON Enter your 4-digit PIN", "the same Sequence is the same hop, however late")
+            #expect(try await phone.post(first: false, input: "1", sequence: 9) == "END Sorry, something went wrong. Please try again.")
+
+            // Another customer (this one left a session unfinished: dialling again offers to resume it).
+            let other = freshLocal()
+            _ = try await rig.harness.customer(other, name: "Kofi", pin: TypedPINs.otieno)
+            phone = DialectPhone(client, .hubtel, other, graph: rig.harness.graph)
+            #expect(try await phone.dial().hasPrefix("CON Welcome Kofi"))
+            let released = try await phone.close(timeout: false)
+            #expect(released.status == .ok)
+            let json = String(buffer: released.body)
+            #expect(json.contains(#""Type":"Release""#) && json.contains(#""Message":"""#), "\(json)")
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(metrics.contains(#"ussd_sessions_ended_total{status="incomplete",last_screen="main"}"#), "the session closed on the main menu")
+
+            let third = freshLocal()
+            _ = try await rig.harness.customer(third, name: "Adwoa", pin: TypedPINs.otieno)
+            var airtel = DialectPhone(client, .flares, third, graph: rig.harness.graph)
+            _ = try await airtel.dial()
+            let cleaned = try await airtel.close(timeout: true)
+            #expect(cleaned.status == .ok && cleaned.headers[HTTPField.Name("Freeflow")!] == "FB")
+            let after = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(after.contains(#"ussd_sessions_ended_total{status="failed",last_screen="main"}"#), "a timed-out Flares session")
+        }
+        await rig.finish()
+    }
+
+    /// Malformed hops are refused with 400 and a logged reason, whatever the dialect; a number of
+    /// a country not served too; Flares' operator credentials are checked when configured.
+    @Test func malformedHopsAreRefusedAndFlaresCredentialsChecked() async throws {
+        let rig = try await MPesaRig.make {
+            $0.ussdDialects = GatewayConfig.knownDialects
+            ($0.flaresUser, $0.flaresPassword) = ("airtel-ke", "s3cret-flares")
+        }
+        try await rig.harness.run(.live) { client in
+            for (path, body) in [
+                ("/ussd/hubtel", #"{"Type":"Initiation","Mobile":"254712345678","SessionId":"a b","Message":"*384*96#"}"#),
+                ("/ussd/nalo", #"{"USERID":"x","MSISDN":"254712345678","USERDATA":"1","SESSIONID":"s1"}"#),
+                ("/ussd/arkesel", #"{"sessionID":"s1","userID":"x","newSession":true,"msisdn":"233241234567","userData":"*384*96#"}"#),
+                ("/ussd/arkesel", "not json"),
+            ] {
+                let response = try await client.execute(
+                    uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+                #expect(response.status == .badRequest, "\(path) \(body)")
+            }
+            let query = "SessionID=\(DialectPhone.newSession())&MSISDN=254\(freshLocal().dropFirst())&MSC=airtel&input=38496"
+            #expect(try await client.execute(uri: "/ussd/flares?" + query, method: .get).status == .badRequest, "no credentials")
+            #expect(try await client.execute(uri: "/ussd/flares?" + query + "&userid=airtel-ke&password=wrong", method: .get).status == .badRequest)
+            let right = try await client.execute(uri: "/ussd/flares?" + query + "&userid=airtel-ke&password=s3cret-flares", method: .get)
+            #expect(right.status == .ok && String(buffer: right.body).hasPrefix("Welcome"), "\(String(buffer: right.body))")
+        }
+        let reasons = rig.harness.capture.all.filter { $0.message == "malformed callback" }.compactMap { $0.metadata["reason"] }
+        #expect(reasons.contains { $0.contains("SessionId") } && reasons.contains { $0.contains("MSGTYPE") }, "\(reasons)")
+        #expect(reasons.contains { $0.contains("country served") } && reasons.contains { $0.contains("FLARES_USERID") }, "\(reasons)")
+        #expect(!rig.harness.capture.all.contains { "\($0.message) \($0.metadata)".contains("s3cret-flares") }, "the password is never logged")
+        await rig.finish()
+    }
+}
