@@ -1,11 +1,13 @@
 import AfricasTalking
 import Basics
+import Curl
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Menus
 import NIOCore
+import Postgres
 import TestSupport
 import Testing
 import USSDGateway
@@ -310,5 +312,103 @@ func dialectRig() async throws -> MPesaRig {
         #expect(reasons.contains { $0.contains("country served") } && reasons.contains { $0.contains("FLARES_USERID") }, "\(reasons)")
         #expect(!rig.harness.capture.all.contains { "\($0.message) \($0.metadata)".contains("s3cret-flares") }, "the password is never logged")
         await rig.finish()
+    }
+}
+
+/// A deployment in Ghana (`MSISDN_COUNTRIES=GH`, the gateway as its own process): Hubtel, Nalo and
+/// Arkesel hops from Ghanaian numbers register customers under those numbers, and a send to a
+/// Ghanaian number typed in its local form (`024...`) finds its recipient; a Kenyan number is
+/// refused as not served.
+@Suite struct GhanaDeploymentTests {
+    static func freshGhanaian() -> String { "024" + String(format: "%07d", Int.random(in: 0..<10_000_000)) }
+
+    @Test func ghanaianNumbersThroughHubtelNaloAndArkesel() async throws {
+        let database = try await TestServers.freshDatabase("ghana")
+        let postgres = PostgresClient(configuration: database)
+        try await postgres.migrate(try GatewayMigrations.all())
+        let port = try await PrivateServer.freePort()
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge([
+            "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": MenusCommandTests.repoMenus, "HTTP_PORT": String(port),
+            "DATABASE_URL": database.connectionString, "MSISDN_COUNTRIES": "GH", "USSD_DIALECTS": "hubtel,nalo,arkesel",
+            "USSD_REPEAT_WINDOW_MS": "300",
+        ]) { $1 }
+        let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
+        let curl = CurlClient()
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await waitUntilReady(curl, base + "/readyz")?.status == 200, "\(server.errorOutput)")
+        func post(_ path: String, _ members: [String: JSONValue]) async throws -> (Int, JSONValue?) {
+            let response = try await curl.execute(
+                CurlRequest(
+                    method: "POST", url: base + path, headers: [("Content-Type", "application/json")],
+                    body: Array(JSONValue.object(members).serialized.utf8))
+            )
+            return (response.status, JSONValue.parse(response.body))
+        }
+        /// One session of typed inputs through a dialect; the last reply's text.
+        func session(_ dialect: String, _ number: String, _ inputs: [String]) async throws -> String {
+            let id = DialectPhone.newSession()
+            var text = ""
+            for (index, input) in ([""] + inputs).enumerated() {
+                if index > 1 && input == inputs[index - 2] { try await Task.sleep(for: .milliseconds(500)) }
+                let first = index == 0
+                let data = first ? "*384*96#" : input
+                let reply: JSONValue?
+                switch dialect {
+                case "hubtel":
+                    reply = try await post(
+                        "/ussd/hubtel",
+                        [
+                            "Type": .string(first ? "Initiation" : "Response"), "Mobile": .string(number), "SessionId": .string(id),
+                            "ServiceCode": .string("384"),
+                            "Message": .string(data), "Operator": .string("mtn"), "Sequence": .integer(Int64(index + 1)),
+                        ]
+                    ).1
+                    text = reply?["Message"]?.string ?? "?"
+                case "nalo":
+                    reply = try await post(
+                        "/ussd/nalo",
+                        [
+                            "USERID": .string("NALO"), "MSISDN": .string(number), "USERDATA": .string(data), "MSGTYPE": .bool(first),
+                            "NETWORK": .string("MTN"),
+                            "SESSIONID": .string(id),
+                        ]
+                    ).1
+                    text = reply?["MSG"]?.string ?? "?"
+                default:
+                    reply = try await post(
+                        "/ussd/arkesel",
+                        [
+                            "sessionID": .string(id), "userID": .string("ARK"), "newSession": .bool(first), "msisdn": .string(number),
+                            "userData": .string(data),
+                            "network": .string("Vodafone"),
+                        ]
+                    ).1
+                    text = reply?["message"]?.string ?? "?"
+                }
+            }
+            return text
+        }
+        let (ama, kojo, yaw) = (Self.freshGhanaian(), Self.freshGhanaian(), Self.freshGhanaian())
+        for (dialect, local, name) in [("hubtel", ama, "Ama Owusu"), ("nalo", kojo, "Kojo Asante"), ("arkesel", yaw, "Yaw Boateng")] {
+            let done = try await session(dialect, "233" + local.dropFirst(), [name, "1", TypedPINs.achieng, TypedPINs.achieng])
+            #expect(done == "Welcome \(name)! Your wallet is ready. Dial again to use it.", "\(dialect): \(done)")
+        }
+        let numbers = try await postgres.query("SELECT msisdn FROM customers ORDER BY id").map { try $0.decode(String.self, column: 0) }
+        #expect(numbers == [ama, kojo, yaw].map { "233" + $0.dropFirst() }, "stored as Ghanaian E.164")
+        // The recipient typed in Ghana's local form is found (the balance is empty: the send stops there).
+        let refused = try await session("hubtel", "233" + ama.dropFirst(), ["4", kojo, "50", "1", TypedPINs.achieng])
+        #expect(refused == "Your balance is not enough for this.", "\(refused)")
+        let kenyan = try await post(
+            "/ussd/nalo",
+            [
+                "USERID": .string("NALO"), "MSISDN": .string("254712345678"), "USERDATA": .string("*384*96#"), "MSGTYPE": .bool(true),
+                "SESSIONID": .string("k1"),
+            ])
+        #expect(kenyan.0 == 400, "a number of a country not served")
+        server.signal(SIGTERM)
+        #expect(await server.wait() == 0)
+        await postgres.shutdown()
+        await curl.shutdown()
     }
 }
