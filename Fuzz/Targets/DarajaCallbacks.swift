@@ -1,8 +1,9 @@
 import Basics
 import MPesa
 
-/// Safaricom's callbacks: the STK callback, and the B2C result envelope that result, timeout and
-/// transaction-status answers share (with its receipt and status accessors). What a decoder accepts
+/// Safaricom's callbacks: the STK callback, the B2C result envelope that result, timeout and
+/// transaction-status answers share (with its receipt and status accessors), and the paybill's
+/// (C2B) validation and confirmation body. What a decoder accepts
 /// must be storable: an amount in range or none, and a body the database's JSON parser takes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -23,6 +24,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(result.originatorConversationID.utf8.count <= 128, "an unbounded id")
         precondition(Int32(exactly: result.resultCode) != nil && (result.resultCode >= 0 || result.outOfRange != nil), "a result code outside its column, not flagged")
         precondition(JSONValue.parse(Array(result.raw.utf8)) != nil, "a stored body that is not JSON")
+    }
+    if let payment = try? C2BPayment(body: bytes) {
+        let idBytes = Array(payment.transID.utf8)
+        let upperAlphanumeric = idBytes.allSatisfy { (byte: UInt8) -> Bool in (65...90).contains(byte) || (48...57).contains(byte) }
+        precondition((6...20).contains(idBytes.count) && upperAlphanumeric, "a TransID outside the column's CHECK")
+        precondition(payment.cents > 0 && payment.cents <= 100_000_000_000, "an amount outside its range")
+        precondition(payment.billRef.utf8.count <= 40, "an account longer than its column")
+        precondition(!payment.billRef.utf8.contains(0), "NUL in an account")
     }
     return 0
 }

@@ -177,7 +177,7 @@ public final class DarajaClient: Sendable {
 
     /// Posts a JSON body with the current token; on an invalid-token answer, refreshes once and
     /// retries once.
-    private func call(_ path: String, _ body: [(String, JSONOut)]) async throws(DarajaError) -> JSONValue {
+    func call(_ path: String, _ body: [(String, JSONOut)]) async throws(DarajaError) -> JSONValue {
         let bytes = JSONOut.object(body).encoded()
         let token = try await self.token()
         do {

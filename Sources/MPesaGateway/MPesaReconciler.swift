@@ -36,6 +36,11 @@ extension MPesaService {
                 self.logger.warning("payout check failed", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
             }
         }
+        for transID in try await self.wallet.flagUnconfirmedPaybills(after: self.paybillUnconfirmedAfter) {
+            GatewayMetrics.count("mpesa_paybill_unconfirmed_total")
+            self.logger.error("paybill validation accepted but never confirmed; kept for review", metadata: ["trans_id": .string(transID)])
+            changes.append("paybill \(transID): accepted, never confirmed: needs review")
+        }
         for line in changes { self.logger.info("reconciled", metadata: ["change": .string(line)]) }
         return changes
     }

@@ -28,14 +28,17 @@ public final class MPesaService: MobileMoneyChannel, Service {
     /// How long a reconciler's claim on a deposit or payout lasts: two full Daraja calls and a margin, so
     /// no two replicas ever work one at once.
     let claimLease: Duration
+    /// When an accepted paybill validation without its confirmation is reported.
+    let paybillUnconfirmedAfter: Duration
     let logger: Logger
     /// Pushes and payouts queued by requests, finished even at shutdown.
     private let jobs = JobQueue(atShutdown: .finish)
 
     public init(
         daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
-        payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), logger: Logger
+        payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), paybillUnconfirmedAfter: Duration = .seconds(600), logger: Logger
     ) {
+        self.paybillUnconfirmedAfter = paybillUnconfirmedAfter
         self.daraja = daraja
         self.wallet = wallet
         self.stkDelay = stkDelay

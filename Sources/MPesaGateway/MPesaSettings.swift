@@ -32,8 +32,30 @@ public struct MPesaSettings: Sendable {
     /// default 24) goes to `needs_review`, its hold kept.
     public var payoutReviewAfterChecks = 12
     public var payoutReviewAfter = Duration.seconds(24 * 3600)
+    /// The paybill customers pay with their number as the account (`MPESA_C2B_SHORTCODE`); the
+    /// STK shortcode when not set.
+    public var c2bShortcode: String?
+    /// What Daraja does with a payment when the validation URL does not answer in time
+    /// (`MPESA_C2B_RESPONSE_TYPE`, `Completed` or `Cancelled`; default `Completed`: the payment goes
+    /// through and its confirmation is credited, or kept for review when its account names nobody).
+    public var c2bResponseType = C2BResponseType.completed
+    /// An accepted validation still without its confirmation after this long is reported for
+    /// review (`MPESA_C2B_UNCONFIRMED_MINUTES`, default 10).
+    public var c2bUnconfirmedAfter = Duration.seconds(600)
 
     public init() {}
+
+    /// The paybill whose C2B payments the gateway takes, when one is configured.
+    public var paybillShortcode: String? { self.c2bShortcode ?? self.shortcode }
+
+    /// The confirmation and validation URLs to register (`/paybill/confirm`, `/paybill/validate`,
+    /// with the callback token as the last segment when one is set): free of the words Safaricom
+    /// refuses in registered URLs, which is why they are not under `/mpesa/`.
+    public static func paybillURLs(publicBaseURL: String, callbackToken: String?) -> (confirmation: String, validation: String) {
+        let base = publicBaseURL.hasSuffix("/") ? String(publicBaseURL.dropLast()) : publicBaseURL
+        let suffix = callbackToken.map { "/" + $0 } ?? ""
+        return (base + "/paybill/confirm" + suffix, base + "/paybill/validate" + suffix)
+    }
 
     /// The names of the settings still missing for a working M-Pesa, given `publicBaseURL`.
     public func missing(publicBaseURL: String?) -> [String] {

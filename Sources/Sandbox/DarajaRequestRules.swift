@@ -11,6 +11,7 @@ public struct DarajaRequestRules: Sendable {
     public static let stkQuery = "/mpesa/stkpushquery/v1/query"
     public static let b2c = "/mpesa/b2c/v3/paymentrequest"
     public static let transactionStatus = "/mpesa/transactionstatus/v1/query"
+    public static let registerC2B = "/mpesa/c2b/v2/registerurl"
 
     public var shortcode: String
     public var passkey: String
@@ -37,6 +38,7 @@ public struct DarajaRequestRules: Sendable {
             "OriginatorConversationID", "Initiator", "SecurityCredential", "CommandID", "OriginalConversationID", "PartyA", "IdentifierType",
             "ResultURL", "QueueTimeOutURL", "Remarks", "Occasion",
         ],
+        registerC2B: ["ShortCode", "ResponseType", "ConfirmationURL", "ValidationURL"],
     ]
 
     /// What is wrong with a request to `path`; empty when Daraja would take it.
@@ -100,6 +102,17 @@ public struct DarajaRequestRules: Sendable {
             if text("IdentifierType") != "4" { problems.append("IdentifierType") }
             if text("PartyA") != self.b2cShortcode { problems.append("PartyA") }
             url("ResultURL")
+        case Self.registerC2B:
+            if text("ShortCode") != self.shortcode { problems.append("ShortCode is not the paybill") }
+            // Exact sentence case: Daraja refuses "completed".
+            if !["Completed", "Cancelled"].contains(text("ResponseType")) { problems.append("ResponseType is not Completed or Cancelled") }
+            for key in ["ConfirmationURL", "ValidationURL"] {
+                url(key)
+                let lowered = text(key).lowercased()
+                for word in ["m-pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql", "query"] where lowered.contains(word) {
+                    problems.append("\(key) contains \"\(word)\"")
+                }
+            }
         default:
             break
         }

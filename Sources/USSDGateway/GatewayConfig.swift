@@ -263,6 +263,11 @@ public struct GatewayConfig: Sendable {
         self.mpesa.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
         self.mpesa.initiatorName = reader.value("MPESA_INITIATOR_NAME")
         self.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
+        self.mpesa.c2bShortcode = reader.value("MPESA_C2B_SHORTCODE")
+        self.mpesa.c2bResponseType = try reader.oneOf("MPESA_C2B_RESPONSE_TYPE", default: self.mpesa.c2bResponseType)
+        self.mpesa.c2bUnconfirmedAfter = .seconds(
+            60 * (try reader.integer("MPESA_C2B_UNCONFIRMED_MINUTES", default: Int(self.mpesa.c2bUnconfirmedAfter.components.seconds / 60), in: 1...10_080))
+        )
         self.mpesa.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: self.mpesa.stkDelay, in: 0...30_000)
         self.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
         self.mpesa.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.mpesa.requestTimeout, in: 100...55_000)
@@ -423,7 +428,7 @@ public struct GatewayConfig: Sendable {
 
         func oneOf<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) throws(ConfigError) -> T where T.RawValue == String {
             guard let text = self.value(name) else { return fallback }
-            guard let value = T(rawValue: text.lowercased()) else {
+            guard let value = T.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) else {
                 let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
                 throw ConfigError(variable: name, problem: "must be one of \(allowed) (got \"\(text)\")")
             }

@@ -6,7 +6,7 @@ import Postgres
 /// reconciler could not settle.
 public struct ReviewItem: Sendable, Hashable {
     public let id: Int64
-    /// `stk`, `b2c_result`, `b2c_timeout`, `stk_query` or `payout`.
+    /// `stk`, `b2c_result`, `b2c_timeout`, `stk_query`, `payout` or `c2b` (a paybill payment).
     public let kind: String
     /// The provider's reference (CheckoutRequestID, OriginatorConversationID) or our payout id.
     public let reference: String

@@ -3,6 +3,7 @@ import Curl
 import Foundation
 import Logging
 import Menus
+import MPesa
 import MPesaGateway
 import Postgres
 import ServiceLifecycle
@@ -11,9 +12,50 @@ import Wallet
 
 struct MPesaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "mpesa", abstract: "M-Pesa operations: reconcile by hand, list the reports kept for review, close one.",
-        subcommands: [Reconcile.self, Review.self, Resolve.self]
+        commandName: "mpesa",
+        abstract: "M-Pesa operations: reconcile by hand, list the reports kept for review, close one, register the paybill's URLs.",
+        subcommands: [Reconcile.self, Review.self, Resolve.self, RegisterC2B.self]
     )
+
+    struct RegisterC2B: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "register-c2b",
+            abstract: """
+                Register the paybill's confirmation and validation URLs with Daraja (PUBLIC_BASE_URL + /paybill/confirm and /paybill/validate, \
+                the M-Pesa callback token last), ResponseType from MPESA_C2B_RESPONSE_TYPE. In production Safaricom takes this once per \
+                shortcode: changing the URLs later takes its portal.
+                """
+        )
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            let config = try self.options.load()
+            bootstrapLogging(config)
+            let missing = config.mpesa.missing(publicBaseURL: config.publicBaseURL)
+            guard missing.isEmpty, let daraja = config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.mpesaToken),
+                let shortcode = config.mpesa.paybillShortcode, let base = config.publicBaseURL
+            else {
+                FileHandle.standardError.write(Data("ussd-gateway: M-Pesa is not configured (missing \(missing.joined(separator: ", ")))\n".utf8))
+                throw ExitCode(2)
+            }
+            let urls = MPesaSettings.paybillURLs(publicBaseURL: base, callbackToken: config.mpesaToken)
+            let http = CurlClient()
+            defer { Task { await http.shutdown() } }
+            let client = DarajaClient(configuration: daraja, http: http, logger: Logger(label: "mpesa"))
+            do {
+                let answer = try await client.registerC2B(
+                    shortcode: shortcode, responseType: config.mpesa.c2bResponseType, confirmationURL: urls.confirmation, validationURL: urls.validation
+                )
+                await http.shutdown()
+                // The URLs carry the callback token: they are not printed.
+                print("registered the paybill \(shortcode)'s URLs (ResponseType \(config.mpesa.c2bResponseType.rawValue)): \(answer)")
+            } catch {
+                await http.shutdown()
+                FileHandle.standardError.write(Data("ussd-gateway: Daraja refused the registration: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
 
     struct Reconcile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

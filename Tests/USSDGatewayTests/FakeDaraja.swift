@@ -1,4 +1,5 @@
 import Basics
+import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
@@ -10,6 +11,7 @@ import Sandbox
 @testable import SMSChannel
 import Synchronization
 import Testing
+import TestSupport
 @testable import USSDChannel
 
 /// A local Daraja that checks every request strictly against ../shared/reference/daraja.md and
@@ -55,6 +57,9 @@ final class FakeDaraja: Sendable {
         var requests: [Request] = []
         var violations: [String] = []
         var checkouts = 0
+        /// The paybill's registered URLs (confirmation, validation).
+        var c2bURLs: (confirmation: String, validation: String)?
+        var c2bPayments = 0
     }
 
     let state = Mutex(State())
@@ -93,12 +98,64 @@ final class FakeDaraja: Sendable {
     func requests(_ path: String) -> [Request] { self.state.withLock { $0.requests.filter { $0.path == path } } }
     var tokensIssued: Int { self.state.withLock { $0.tokensIssued } }
 
+    // MARK: Paybill payments
+
+    /// What happened to a paybill payment the fake made.
+    struct PaybillPayment: Sendable {
+        let transID: String
+        /// The validation URL's answer (`ResultCode`), when validation is on.
+        let validation: String?
+        /// The confirmation URL's answer was `{"ResultCode":0,...}`; nil when none was sent.
+        let confirmed: Bool?
+    }
+
+    /// Plays Safaricom for a customer paying the paybill: the validation URL first when
+    /// `validation` is on, then, unless it rejected (or `confirm` is false: the confirmation lost),
+    /// the confirmation URL, each with the documented body (the payer's number masked).
+    func payBill(
+        account: String, amount: String, validation: Bool = true, confirm: Bool = true, transID: String? = nil, http: CurlClient,
+        shortcode: String = FakeDaraja.shortcode
+    ) async throws -> PaybillPayment {
+        guard let urls = self.state.withLock({ $0.c2bURLs }) else { throw TestSetupError("no C2B URLs registered") }
+        let n = self.state.withLock { state -> Int in
+            state.c2bPayments += 1
+            return state.c2bPayments
+        }
+        let id = transID ?? "SK\(String(format: "%04d", self.port % 10_000))\(String(format: "%04d", n))"
+        func body(balance: String) -> [UInt8] {
+            let members: [String: JSONValue] = [
+                "TransactionType": .string("Pay Bill"), "TransID": .string(id), "TransTime": .string(DarajaClient.timestamp(Date())),
+                "TransAmount": .string(amount), "BusinessShortCode": .string(shortcode), "BillRefNumber": .string(account), "InvoiceNumber": .string(""),
+                "OrgAccountBalance": .string(balance), "ThirdPartyTransID": .string(""), "MSISDN": .string("2547 ***** 126"),
+                "FirstName": .string("John"), "MiddleName": .string(""), "LastName": .string(""),
+            ]
+            return Array(JSONValue.object(members).serialized.utf8)
+        }
+        var answer: String?
+        if validation {
+            let reply = try await http.execute(
+                CurlRequest(method: "POST", url: urls.validation, headers: [("Content-Type", "application/json")], body: body(balance: ""), timeout: .seconds(8))
+            )
+            answer = JSONValue.parse(reply.body)?["ResultCode"]?.string
+            if answer != "0" { return PaybillPayment(transID: id, validation: answer, confirmed: nil) }
+        }
+        guard confirm else { return PaybillPayment(transID: id, validation: answer, confirmed: nil) }
+        let reply = try await http.execute(
+            CurlRequest(method: "POST", url: urls.confirmation, headers: [("Content-Type", "application/json")], body: body(balance: "49197.00"))
+        )
+        let json = JSONValue.parse(reply.body)
+        return PaybillPayment(transID: id, validation: answer, confirmed: reply.status == 200 && json?["ResultCode"] == .integer(0))
+    }
+
     // MARK: Server
 
     private func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/oauth/v1/generate") { request, _ -> Response in self.oauth(request) }
-        for path in ["/mpesa/stkpush/v1/processrequest", "/mpesa/stkpushquery/v1/query", "/mpesa/b2c/v3/paymentrequest", "/mpesa/transactionstatus/v1/query"] {
+        for path in [
+            "/mpesa/stkpush/v1/processrequest", "/mpesa/stkpushquery/v1/query", "/mpesa/b2c/v3/paymentrequest", "/mpesa/transactionstatus/v1/query",
+            "/mpesa/c2b/v2/registerurl",
+        ] {
             router.post(RouterPath(path)) { request, _ -> Response in
                 let body = try await request.body.collect(upTo: 1 << 20)
                 return await self.post(path, request, Array(body.readableBytesView))
@@ -178,6 +235,11 @@ final class FakeDaraja: Sendable {
             case .failed(let code, let text):
                 return Self.json(200, #"{"ResponseCode":"0","ResponseDescription":"accepted","MerchantRequestID":"1","CheckoutRequestID":"\#(json["CheckoutRequestID"]?.string ?? "")","ResultCode":"\#(code)","ResultDesc":"\#(text)"}"#)
             }
+        case "/mpesa/c2b/v2/registerurl":
+            self.state.withLock {
+                $0.c2bURLs = (json["ConfirmationURL"]?.string ?? "", json["ValidationURL"]?.string ?? "")
+            }
+            return Self.json(200, #"{"OriginatorCoversationID":"6e86-45dd-91ac-fd5d4178ab52\#(self.port)","ResponseCode":"0","ResponseDescription":"Success"}"#)
         case "/mpesa/b2c/v3/paymentrequest":
             switch self.next(\.b2c) {
             case .accept:

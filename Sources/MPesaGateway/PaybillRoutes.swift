@@ -1,0 +1,136 @@
+import Basics
+import GatewayActions
+import GatewayHTTP
+import Hummingbird
+import Logging
+import MPesa
+import NIOCore
+import Wallet
+
+/// Paybill deposits (M-Pesa C2B): `POST /paybill/validate` and `POST /paybill/confirm`, with the
+/// M-Pesa callback token as one more segment when set (the URLs `ussd-gateway mpesa register-c2b`
+/// registers; Safaricom refuses "mpesa" in them).
+///
+/// - Validation answers within Safaricom's 8-second budget: `0` (accepted) when the account
+///   (`BillRefNumber`, any usual form of a number) is a registered customer's and the amount is
+///   within the limits, else `C2B00012` (account) or `C2B00013` (amount), `C2B00015` for another
+///   shortcode, and `C2B00016` when the answer could not be worked out in time.
+/// - Confirmation credits once per TransID, with the SMS receipt; an account naming no customer is
+///   kept for review. It answers `{"ResultCode": 0, "ResultDesc": "Success"}`.
+/// - A malformed body is a 400 with its reason logged; no body, name or number is logged.
+public struct PaybillRoutes: Sendable {
+    let wallet: Wallet
+    /// Nil while no paybill is configured: the routes then answer 503.
+    let shortcode: String?
+    let guardian: CallbackGuard
+    let logger: Logger
+    /// Well inside Safaricom's 8 seconds, network both ways included.
+    let validationBudget: Duration
+
+    public init(wallet: Wallet, shortcode: String?, guardian: CallbackGuard, logger: Logger, validationBudget: Duration = .seconds(5)) {
+        self.wallet = wallet
+        self.shortcode = shortcode
+        self.guardian = guardian
+        self.logger = logger
+        self.validationBudget = validationBudget
+    }
+
+    public func register(on router: Router<GatewayRequestContext>) {
+        router.post(self.guardian.paths("/paybill/validate")) { request, context in try await self.validate(request, context) }
+        router.post(self.guardian.paths("/paybill/confirm")) { request, context in try await self.confirm(request, context) }
+    }
+
+    func payment(_ request: Request, _ context: GatewayRequestContext, kind: String) async throws -> (C2BPayment, [UInt8], String) {
+        try self.guardian.check(request, context)
+        guard let shortcode = self.shortcode else {
+            self.logger.warning("paybill callback while no paybill is configured", metadata: ["kind": .string(kind)])
+            throw HTTPError(.serviceUnavailable)
+        }
+        let body = try await CallbackBody.bytes(request, logger: self.logger, route: "paybill." + kind)
+        do {
+            return (try C2BPayment(body: body), body, shortcode)
+        } catch {
+            GatewayMetrics.count("mpesa_paybill_total", [("kind", kind), ("outcome", "malformed")])
+            throw self.guardian.refuse(error.description, request, context, route: "paybill." + kind)
+        }
+    }
+
+    func validate(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        let (payment, _, shortcode) = try await self.payment(request, context, kind: "validate")
+        let result: C2BValidationResult
+        if payment.shortcode != shortcode {
+            result = .invalidShortcode
+        } else {
+            let (wallet, account, amount) = (self.wallet, MSISDN(parsing: Self.account(payment.billRef)), Amount(cents: payment.cents))
+            do {
+                let check = try await withDeadline(self.validationBudget) {
+                    try await wallet.validatePaybill(transID: payment.transID, billRef: payment.billRef, msisdn: account, amount: amount)
+                }
+                switch check {
+                case .accept: result = .accepted
+                case .unknownAccount: result = .invalidAccount
+                case .amountRefused: result = .invalidAmount
+                }
+            } catch {
+                self.logger.error(
+                    "paybill validation failed", metadata: ["trans_id": .string(payment.transID), "error": .string(safeDescription(of: error))])
+                result = .otherError
+            }
+        }
+        GatewayMetrics.count("mpesa_paybill_total", [("kind", "validate"), ("outcome", result == .accepted ? "accepted" : result.rawValue)])
+        self.logger.info("paybill validation", metadata: ["trans_id": .string(payment.transID), "result": .string(result.rawValue)])
+        return Self.json(result.body(thirdPartyTransID: payment.thirdPartyTransID))
+    }
+
+    func confirm(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        let (payment, body, shortcode) = try await self.payment(request, context, kind: "confirm")
+        // What is kept is the parsed body written out again, never the bytes as sent.
+        let raw = JSONValue.parse(body)?.serialized ?? "{}"
+        let credit = try await self.wallet.confirmPaybill(
+            transID: payment.transID, billRef: payment.billRef, msisdn: MSISDN(parsing: Self.account(payment.billRef)),
+            amount: Amount(cents: payment.cents),
+            raw: raw
+        )
+        let outcome: String
+        switch credit {
+        case .credited: outcome = "credited"
+        case .alreadyCredited: outcome = "already_credited"
+        case .unknownAccount:
+            outcome = "unknown_account"
+            self.logger.error(
+                "paybill payment to an account that names no customer; kept for review", metadata: ["trans_id": .string(payment.transID)])
+        }
+        if payment.shortcode != shortcode {
+            self.logger.warning("paybill confirmation for another shortcode", metadata: ["trans_id": .string(payment.transID)])
+        }
+        GatewayMetrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", outcome)])
+        self.logger.info("paybill confirmation", metadata: ["trans_id": .string(payment.transID), "outcome": .string(outcome)])
+        return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
+    }
+
+    /// The account as payers type it: `0712 345 678`, `0712-345-678`, `254712345678`, `+254...`.
+    static func account(_ billRef: String) -> String {
+        String(billRef.filter { !" -.".contains($0) })
+    }
+
+    static func json(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// Runs `body`, or throws ``DeadlinePassed`` once `limit` has passed first (the body is cancelled).
+func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw DeadlinePassed()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+struct DeadlinePassed: Error, LogSafeError {
+    var description: String { "no answer within the deadline" }
+}
