@@ -198,7 +198,7 @@ let package = Package(
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus"]),
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
-        .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus"]),
+        .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
         .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport"]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),

@@ -161,10 +161,17 @@ public struct DialectRoutes: Sendable {
 
     /// The reply within the dialect's page budget.
     func fitted(_ reply: DialectReply, budget: Int, provider: CanonicalHop.Provider) -> DialectReply {
-        let limit = TextBudget(gsm7: min(budget, self.budget.gsm7), ucs2: min(self.budget.ucs2, 70))
-        guard !limit.fits(reply.text) else { return reply }
-        GatewayMetrics.count("ussd_replies_cut_total", [("provider", provider.rawValue)])
-        return DialectReply(text: limit.truncate(reply.text), ends: reply.ends)
+        let (fitted, cut) = Self.fitted(reply, dialectBudget: budget, menus: self.budget)
+        if cut { GatewayMetrics.count("ussd_replies_cut_total", [("provider", provider.rawValue)]) }
+        return fitted
+    }
+
+    /// `reply` cut to the smaller of the dialect's budget (GSM-7 characters; 70 in UCS-2) and the
+    /// menus', and whether it had to be.
+    static func fitted(_ reply: DialectReply, dialectBudget: Int, menus: TextBudget) -> (DialectReply, Bool) {
+        let limit = TextBudget(gsm7: min(dialectBudget, menus.gsm7), ucs2: min(menus.ucs2, 70))
+        guard !limit.fits(reply.text) else { return (reply, false) }
+        return (DialectReply(text: limit.truncate(reply.text), ends: reply.ends), true)
     }
 
     func response(_ rendered: RenderedReply) -> Response {

@@ -62,15 +62,7 @@ extension Wallet {
         }
         if customer.isBlocked { return .unknownAccount }
         guard self.limits.perTransaction.contains(amount.cents) else { return .amountRefused }
-        let room = try await self.postgres.withConnection { connection -> Bool in
-            guard let tier = try await self.tierLimits(connection, customer: customer.id) else { return true }
-            let held = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE customer_id = \(customer.id)")
-                .single()!
-                .decode(Int64.self, column: 0)
-            let (total, overflow) = held.addingReportingOverflow(amount.cents)
-            return amount.cents <= tier.perTransaction && !overflow && total <= (tier.maxBalance ?? .max)
-        }
-        return room ? .accept(customerID: customer.id) : .amountRefused
+        return try await self.tierHasRoom(customer.id, for: amount) ? .accept(customerID: customer.id) : .amountRefused
     }
 
     /// Credits a confirmed paybill payment once per TransID, to the customer the account names,

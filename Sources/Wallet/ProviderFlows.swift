@@ -38,14 +38,7 @@ extension Wallet {
         if customer.isBlocked { throw WalletError.blocked }
         // The tier's per-transaction limit, and its maximum balance counting what is already in the
         // wallet (a deposit already paid is always credited: the check is made before the push).
-        let room = try await self.postgres.withConnection { connection -> Bool in
-            guard let tier = try await self.tierLimits(connection, customer: customer.id) else { return true }
-            let held = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE customer_id = \(customer.id)").single()!
-                .decode(Int64.self, column: 0)
-            let (total, overflow) = held.addingReportingOverflow(amount.cents)
-            return amount.cents <= tier.perTransaction && !overflow && total <= (tier.maxBalance ?? .max)
-        }
-        guard room else { throw WalletError.limitExceeded }
+        guard try await self.tierHasRoom(customer.id, for: amount) else { throw WalletError.limitExceeded }
         let row = try await self.postgres.query(
             """
             INSERT INTO deposits (idempotency_key, customer_id, msisdn, amount) VALUES (\(key.value), \(customer.id), \(msisdn.value), \(amount.cents))
@@ -56,6 +49,18 @@ extension Wallet {
         let deposit = try Self.deposit(row)
         guard deposit.msisdn == msisdn, deposit.amount == amount else { throw WalletError.idempotencyKeyReused }
         return deposit
+    }
+
+    /// Whether the customer's KYC tier takes a deposit of `amount`: its per-transaction limit, and
+    /// its maximum balance counting what is already in the wallet.
+    func tierHasRoom(_ customer: Int64, for amount: Amount) async throws -> Bool {
+        try await self.postgres.withConnection { connection -> Bool in
+            guard let tier = try await self.tierLimits(connection, customer: customer) else { return true }
+            let held = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE customer_id = \(customer)").single()!
+                .decode(Int64.self, column: 0)
+            let (total, overflow) = held.addingReportingOverflow(amount.cents)
+            return amount.cents <= tier.perTransaction && !overflow && total <= (tier.maxBalance ?? .max)
+        }
     }
 
     /// Notes the CheckoutRequestID Daraja gave the STK push, by which its callback is matched.

@@ -1,5 +1,6 @@
 import Menus
 import Testing
+import USSDDialects
 @testable import USSDChannel
 
 /// The hop planner decides from the stored record alone; every case, without Redis.
@@ -50,5 +51,17 @@ import Testing
         #expect(repeated == .advance(state: Self.state, input: "1"))
         let copy = HopPlan.plan(record: Self.record(claim: "s2"), msisdn: Self.owner, seal: "s2", fromCache: false, isRepeat: { _ in false }) { _ in "1" }
         #expect(copy == .wait(screen: "main", language: "sw"), "a copy of a hop still running waits, window or not")
+    }
+
+    /// A menus file may allow 182 characters a page (Airtel Kenya shows 184); a dialect whose
+    /// networks show 160 gets its reply cut to 160, counted, never sent over.
+    @Test func aReplyIsCutToTheDialectsPageBudget() {
+        let long = DialectReply(text: String(repeating: "a", count: 150) + "\n" + String(repeating: "b", count: 30), ends: false)
+        let (cut, wasCut) = DialectRoutes.fitted(long, dialectBudget: 160, menus: TextBudget(gsm7: 182, ucs2: 70))
+        #expect(wasCut && TextBudget(gsm7: 160, ucs2: 70).fits(cut.text) && !cut.ends && cut.text.hasPrefix(String(repeating: "a", count: 150)))
+        let short = DialectReply(text: "Welcome\n1. Balance", ends: true)
+        #expect(DialectRoutes.fitted(short, dialectBudget: 160, menus: TextBudget(gsm7: 182, ucs2: 70)) == (short, false))
+        let swahili = DialectReply(text: String(repeating: "ŵ", count: 80), ends: true)
+        #expect(DialectRoutes.fitted(swahili, dialectBudget: 160, menus: TextBudget(gsm7: 160, ucs2: 70)).0.text.count <= 70, "UCS-2: 70")
     }
 }
