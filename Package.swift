@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "MPesaGateway",
             dependencies: [
-                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayActions", "Jobs",
+                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayActions", "Jobs", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -177,7 +177,7 @@ let package = Package(
         .executableTarget(
             name: "ussd-gateway",
             dependencies: [
-                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions",
+                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

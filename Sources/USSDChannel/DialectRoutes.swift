@@ -144,7 +144,9 @@ public struct DialectRoutes: Sendable {
             var serviceCode = ""
             if first == true {
                 let served = self.service.engine.graph.document.serviceCodes
-                serviceCode = Shortcut.dialled(hop.dial ?? hop.serviceCode ?? "", serviceCodes: served)
+                // The dial string, or the service code when a first hop carries none.
+                let dial = hop.dial.flatMap { $0.isEmpty ? nil : $0 } ?? hop.serviceCode ?? ""
+                serviceCode = Shortcut.dialled(dial, serviceCodes: served)
             }
             let ussd = USSDHop(
                 sessionId: sessionID, msisdn: msisdn, serviceCode: serviceCode, text: first == nil ? hop.input : (first! ? "" : hop.input),
