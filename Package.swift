@@ -126,7 +126,10 @@ let package = Package(
         // The one table of actions the menus may name, bound to the wallet and the mobile-money provider.
         .target(
             name: "GatewayActions",
-            dependencies: ["Menus", "Wallet", "GatewayHTTP", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Menus", "Wallet", "GatewayHTTP", "Curl", "Basics", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         // USSD: every aggregator's hops through Redis sessions and the menu engine to the actions.
         .target(
@@ -196,7 +199,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Redis", "Postgres"], path: "Tests/TestSupport"),
 
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
-        .testTarget(name: "MenusTests", dependencies: ["Menus"]),
+        .testTarget(name: "MenusTests", dependencies: ["Menus", "Basics"]),
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
         .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),

@@ -11,17 +11,29 @@ public struct WalletActions: ActionRunner {
     let mobileMoney: any MobileMoneyChannel
     /// The fees sends pay (menus.json's `tariffs`).
     let tariff: Tariff
+    /// The menus' `http` actions (``HTTPActions``), when the file has any.
+    let httpActions: HTTPActions?
     let logger = Logger(label: "wallet.actions")
 
-    public init(wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney(), tariff: Tariff = Tariff([:])) {
+    public init(
+        wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney(), tariff: Tariff = Tariff([:]), httpActions: HTTPActions? = nil
+    ) {
         self.wallet = wallet
         self.mobileMoney = mobileMoney
         self.tariff = tariff
+        self.httpActions = httpActions
     }
 
-    public func isLookup(_ action: String) -> Bool { ActionTable.byName[action]?.isLookup ?? false }
+    public func isLookup(_ action: String) -> Bool {
+        if HTTPActions.handles(action) { return self.httpActions?.isLookup(action) ?? false }
+        return ActionTable.byName[action]?.isLookup ?? false
+    }
 
     public func run(_ request: ActionRequest, context: ActionContext) async throws -> ActionResult {
+        if HTTPActions.handles(request.action) {
+            guard let http = self.httpActions else { throw ActionError.unknownAction(request.action) }
+            return try await http.run(request, context: context)
+        }
         guard let binding = ActionTable.byName[request.action] else { throw ActionError.unknownAction(request.action) }
         do {
             return try await binding.perform(self, request, context)

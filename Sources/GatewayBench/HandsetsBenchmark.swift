@@ -90,7 +90,7 @@ enum HandsetsBenchmark {
         let name: String
         switch kind {
         case -1:
-            (name, inputs) = ("menu", ["5", "0", "6", "00"])
+            (name, inputs) = ("menu", ["5", "0", "7", "00"])
         case 0:
             (name, inputs) = ("send to no wallet", ["4", "0799" + String(format: "%06d", from), "100", "1", self.pin])
         case 1:

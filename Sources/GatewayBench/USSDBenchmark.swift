@@ -77,7 +77,7 @@ public enum USSDBenchmark {
             let session = "m\(run)-\(index)", phone = self.number(index % customers + 1)
             var times: [Double] = []
             var text = ""
-            for input in [nil, "5", "0", "6", "00"] as [String?] {
+            for input in [nil, "5", "0", "7", "00"] as [String?] {
                 if let input { text += (text.isEmpty ? "" : "*") + input }
                 times.append(try await self.hop(http, url, session, phone, text))
             }

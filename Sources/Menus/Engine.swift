@@ -81,6 +81,7 @@ public struct Engine: Sendable {
         switch screen.type {
         case .menu: return self.choose(screen, input, state)
         case .input: return self.accept(screen, input, state)
+        case .list: return self.pick(screen, input, state)
         case .action, .route, .end: return self.failure(state)
         }
     }
@@ -91,7 +92,7 @@ public struct Engine: Sendable {
         var state = state
         state.sealed = [:]
         state.wrongInputs = 0
-        guard let screen = self.graph.screen(state.screen), screen.type == .menu || screen.type == .input else { return self.failure(state) }
+        guard let screen = self.graph.screen(state.screen), [.menu, .input, .list].contains(screen.type) else { return self.failure(state) }
         if screen.type == .input, screen.confirms != nil, let first = screen.mismatch ?? self.inputScreen(storing: screen.confirms!) {
             if let index = state.history.lastIndex(of: first) { state.history.removeSubrange(index...) }
             return self.enter(first, state, secrets: [:], transitions: 0)
@@ -136,6 +137,13 @@ public struct Engine: Sendable {
         case .menu:
             state.page = 0
             return .show(self.menuPage(id, screen, state, notice: notice), state)
+        case .list:
+            state.page = 0
+            if Self.items(state.variables[screen.items!]).isEmpty {
+                guard let empty = screen.empty else { return self.failure(state) }
+                return self.enter(empty, state, secrets: secrets, transitions: transitions + 1)
+            }
+            return .show(self.listPage(id, screen, state, notice: notice), state)
         case .input:
             let prompt = texts.render(texts.text, state.language, state.variables)
             return .show(self.page(id, [notice, prompt].compactMap { $0 }.joined(separator: "\n"), continues: true), state)
@@ -155,7 +163,9 @@ public struct Engine: Sendable {
                     secretArguments.insert(name)
                 }
             }
-            return .perform(ActionRequest(action: screen.action!, arguments: arguments, secretArguments: secretArguments), state)
+            // An `http` action is named by its screen: the runner finds the call there.
+            let action = screen.action == "http" ? Self.httpActionPrefix + id : screen.action!
+            return .perform(ActionRequest(action: action, arguments: arguments, secretArguments: secretArguments), state)
         }
     }
 
@@ -256,6 +266,59 @@ public struct Engine: Sendable {
         Page(text: self.graph.budget.truncate(text), continues: continues, screen: screen)
     }
 
+    /// An `http` action's name as the runner gets it: `http:<screen id>`.
+    public static let httpActionPrefix = "http:"
+
+    // MARK: - Lists
+
+    /// A list variable's items: a JSON array of objects of text fields, as an `http` action keeps
+    /// it (``ListItems``); none when the variable is unset or not such a list.
+    static func items(_ value: String?) -> [[String: String]] {
+        value.map(ListItems.decode) ?? []
+    }
+
+    /// The user's pick on a list screen: the more key pages, a number chooses an item, whose
+    /// fields are kept as `<variable>.<field>`.
+    private func pick(_ screen: MenuDocument.Screen, _ input: String, _ state: SessionState) -> Step {
+        var state = state
+        let items = Self.items(state.variables[screen.items!])
+        if input == self.graph.moreKey, state.page + 1 < self.listPages(state.screen, screen, state, notice: nil).count {
+            state.page += 1
+            state.wrongInputs = 0
+            return .show(self.listPage(state.screen, screen, state, notice: nil), state)
+        }
+        guard let number = Int(input), number >= 1, number <= items.count else {
+            return self.wrong(state) { state in
+                // From the first page, where the notice goes (with it the pages split otherwise).
+                var state = state
+                state.page = 0
+                return .show(self.listPage(state.screen, screen, state, notice: self.graph.systemText("invalidChoice", state.language)), state)
+            }
+        }
+        let prefix = screen.variable!
+        for key in state.variables.keys where key.hasPrefix(prefix + ".") { state.variables[key] = nil }
+        for (field, value) in items[number - 1] { state.variables[prefix + "." + field] = value }
+        state.wrongInputs = 0
+        state.history.append(state.screen)
+        return self.enter(screen.next!, state, secrets: [:], transitions: 0)
+    }
+
+    private func listPage(_ id: String, _ screen: MenuDocument.Screen, _ state: SessionState, notice: String?) -> Page {
+        let pages = self.listPages(id, screen, state, notice: notice)
+        return Page(text: pages[min(state.page, pages.count - 1)], continues: true, screen: id)
+    }
+
+    /// A list's items as numbered lines over pages that each fit the budget, as a menu's options.
+    func listPages(_ id: String, _ screen: MenuDocument.Screen, _ state: SessionState, notice: String?) -> [String] {
+        let texts = self.graph.compiled[id]
+        let title = texts?.text?.render(state.language, state.variables) ?? ""
+        let lines = Self.items(state.variables[screen.items!]).enumerated().map { number, item in
+            // An item's own fields win over the session's variables of the same name.
+            "\(number + 1). " + (texts?.item?.render(state.language, state.variables.merging(item) { $1 }) ?? "")
+        }
+        return self.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines, state)
+    }
+
     // MARK: - Menus and paging
 
     struct VisibleOption {
@@ -284,11 +347,15 @@ public struct Engine: Sendable {
         let lines = self.visibleOptions(screen, state).enumerated().map { number, visible in
             "\(number + 1). " + (texts?.options[visible.index].render(language, state.variables) ?? "")
         }
+        return self.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines, state)
+    }
+
+    private func pages(head: String, lines: [String], _ state: SessionState) -> [String] {
         let pager = MenuPager(
-            budget: self.graph.budget, more: "\(self.graph.moreKey). " + self.graph.systemText("more", language),
-            back: state.history.isEmpty ? nil : "\(self.graph.backKey). " + self.graph.systemText("back", language)
+            budget: self.graph.budget, more: "\(self.graph.moreKey). " + self.graph.systemText("more", state.language),
+            back: state.history.isEmpty ? nil : "\(self.graph.backKey). " + self.graph.systemText("back", state.language)
         )
-        return pager.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines)
+        return pager.pages(head: head, lines: lines)
     }
 }
 

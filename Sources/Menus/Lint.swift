@@ -2,8 +2,10 @@
 extension MenuGraph {
     /// Checks the journeys against the gateway's action registry. Empty means clean; the gateway
     /// refuses to start otherwise.
-    public func lint(actions: [ActionSpec]) -> [LintProblem] {
-        var linter = Linter(graph: self, actions: Dictionary(actions.map { ($0.name, $0) }) { first, _ in first })
+    /// `hopDeadlineMilliseconds`: the longest an `http` action may take, retries included (the
+    /// gateway passes `HOP_DEADLINE_MS`).
+    public func lint(actions: [ActionSpec], hopDeadlineMilliseconds: Int = 4000) -> [LintProblem] {
+        var linter = Linter(graph: self, actions: Dictionary(actions.map { ($0.name, $0) }) { first, _ in first }, hopDeadline: hopDeadlineMilliseconds)
         linter.run()
         return linter.problems.sorted { ($0.location, $0.message) < ($1.location, $1.message) }
     }
@@ -12,6 +14,7 @@ extension MenuGraph {
 private struct Linter {
     let graph: MenuGraph
     let actions: [String: ActionSpec]
+    let hopDeadline: Int
     var problems: [LintProblem] = []
     var document: MenuDocument { self.graph.document }
 
@@ -32,6 +35,8 @@ private struct Linter {
         self.checkTariffs()
         self.checkTiers()
         self.checkShortcuts()
+        self.checkBackends()
+        self.checkLists()
     }
 
     // MARK: Dial-in shortcuts
@@ -160,6 +165,7 @@ private struct Linter {
         for (index, route) in (screen.routes ?? []).enumerated() { edges.append((route.next, "route \(index + 1)")) }
         if let otherwise = screen.otherwise { edges.append((otherwise, "otherwise")) }
         if let mismatch = screen.mismatch { edges.append((mismatch, "mismatch")) }
+        if let empty = screen.empty { edges.append((empty, "empty")) }
         return edges
     }
 
@@ -239,6 +245,12 @@ private struct Linter {
 
     mutating func checkActions() {
         for (id, screen) in self.document.screens where screen.type == .action {
+            if screen.action == "http", let call = screen.http {
+                self.checkHTTP(id, call, errors: Set((screen.errors ?? [:]).keys))
+                if screen.arguments != nil { self.report(id, "an http action takes no arguments: its call names the variables it reads") }
+                continue
+            }
+            if screen.http != nil { self.report(id, "http is only for action \"http\"") }
             self.checkAction(id, screen.action!, arguments: Set((screen.arguments ?? [:]).keys), errors: Set((screen.errors ?? [:]).keys))
         }
     }
@@ -335,6 +347,18 @@ private struct Linter {
             for index in (screen.options ?? []).indices {
                 for entry in self.graph.texts["\(id).option.\(index)"]?.all ?? [] { templates.append(("option \(index + 1)", entry.template)) }
             }
+            if screen.http != nil {
+                for key in self.graph.texts.keys where key.hasPrefix(id + ".http.") {
+                    for entry in self.graph.texts[key]?.all ?? [] { templates.append(("call " + key.dropFirst(id.count + 6), entry.template)) }
+                }
+            }
+            let itemFields = Set(screen.type == .list ? self.listSpec(screen.items ?? "")?.fields.keys.map { $0 } ?? [] : [])
+            for entry in self.graph.texts[id + ".item"]?.all ?? [] {
+                templates.append(("item", Template(parts: entry.template.parts.filter { part in
+                    if case .variable(let name, _) = part { return !itemFields.contains(name) }
+                    return true
+                })))
+            }
             // Secrets may appear only as arguments of the action right after the secret input.
             var allowedSecrets: Set<String> = []
             if screen.type == .action {
@@ -384,9 +408,17 @@ private struct Linter {
             result.append((screen.next!, screen.secret == true ? [] : [screen.variable!]))
             if let mismatch = screen.mismatch { result.append((mismatch, [])) }
         case .action:
-            let spec = self.actions[screen.action!]
-            result.append((screen.next!, Set((spec?.results ?? [:]).keys)))
+            if let call = screen.http {
+                result.append((screen.next!, Set((call.results ?? [:]).keys).union(call.list.map { [$0.variable] } ?? [])))
+            } else {
+                let spec = self.actions[screen.action!]
+                result.append((screen.next!, Set((spec?.results ?? [:]).keys)))
+            }
             for target in (screen.errors ?? [:]).values { result.append((target, [])) }
+        case .list:
+            let fields = self.listSpec(screen.items ?? "")?.fields.keys.map { screen.variable! + "." + $0 } ?? []
+            result.append((screen.next!, Set(fields)))
+            if let empty = screen.empty { result.append((empty, [])) }
         case .route:
             for route in screen.routes ?? [] { result.append((route.next, [])) }
             result.append((screen.otherwise!, []))
@@ -416,6 +448,10 @@ private struct Linter {
             }
             if screen.type == .action, let spec = self.actions[screen.action!] {
                 for (name, result) in spec.results { add(name, result) }
+            }
+            for (name, value) in screen.http?.results ?? [:] { add(name, .init(maxLength: value.maxLength, unicode: value.unicode)) }
+            if screen.type == .list, let list = self.listSpec(screen.items ?? "") {
+                for (field, value) in list.fields { add(screen.variable! + "." + field, .init(maxLength: value.maxLength, unicode: value.unicode)) }
             }
             for option in screen.options ?? [] {
                 for (name, value) in option.set ?? [:] { add(name, .init(maxLength: value.count, unicode: !GSM7.canEncode(value))) }
@@ -485,6 +521,27 @@ private struct Linter {
                         let line = "\(first + 1). " + render("\(id).option.\(first)", language)
                         check(id, language, "title with the first option", [title, line, more, back].joined(separator: "\n"))
                     }
+                case .list:
+                    // The worst item: every field at its longest; it must fit on a page with the
+                    // title, and alone on a later one.
+                    guard let list = self.listSpec(screen.items ?? ""), let template = self.graph.texts[id + ".item"]?.template(language) else { break }
+                    var values = worstValues(template)
+                    for (field, value) in list.fields {
+                        let base = String(repeating: value.unicode == true ? "字" : "W", count: value.maxLength)
+                        values[field] = template.parts.contains(.variable(field, .amount)) ? worstAmount(value.maxLength) : base
+                    }
+                    let line = "\(list.maxItems). " + template.parts.map { part -> String in
+                        switch part {
+                        case .literal(let text): return text
+                        case .variable(let name, let formatter): return formatter == .phone ? "0712345678" : values[name] ?? ""
+                        }
+                    }.joined()
+                    let back = "\(self.graph.backKey). " + self.graph.systemText("back", language)
+                    let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
+                    let notice = self.graph.systemText("invalidChoice", language)
+                    let title = [notice, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n")
+                    check(id, language, "the longest item on a page", [line, more, back].joined(separator: "\n"))
+                    check(id, language, "title with the longest item", [title, line, more, back].joined(separator: "\n"))
                 case .action, .route:
                     break
                 }
@@ -572,6 +629,99 @@ private struct Linter {
                     }
                 }
             }
+        }
+    }
+}
+
+extension Linter {
+    // MARK: HTTP actions and lists
+
+    /// The `list` of the `http` action that fills `variable`.
+    func listSpec(_ variable: String) -> MenuDocument.HTTPList? {
+        self.document.screens.values.lazy.compactMap { $0.http?.list }.first { $0.variable == variable }
+    }
+
+    mutating func checkHTTP(_ id: String, _ call: MenuDocument.HTTPCall, errors: Set<String>) {
+        if self.document.backends?[call.backend] == nil { self.report(id, "backend \(call.backend) is not among backends") }
+        if !["GET", "POST", "PUT", "DELETE"].contains(call.method) { self.report(id, "method must be GET, POST, PUT or DELETE (got \(call.method))") }
+        if !call.path.hasPrefix("/") { self.report(id, "path must start with /") }
+        if ["POST", "PUT"].contains(call.method) == false, call.body != nil { self.report(id, "a \(call.method) has no body") }
+        let retries = call.retries ?? 0
+        if retries > 0 && !call.isIdempotent { self.report(id, "retries only for GET, PUT and DELETE: a \(call.method) may have reached the backend") }
+        if !(0...3).contains(retries) { self.report(id, "retries must be from 0 to 3") }
+        if call.timeoutMs < 100 || call.timeoutMs * (1 + max(0, retries)) > self.hopDeadline - 250 {
+            self.report(id, "timeoutMs \(call.timeoutMs) with \(retries) retries must stay from 100 ms to under the hop deadline (\(self.hopDeadline) ms, less 250 for the rest of the hop)")
+        }
+        if let seconds = call.cacheSeconds {
+            if call.method != "GET" { self.report(id, "only a GET's answer may be cached") }
+            if !(1...3600).contains(seconds) { self.report(id, "cacheSeconds must be from 1 to 3600") }
+        }
+        func checkValue(_ where_: String, _ value: MenuDocument.HTTPValue, inItem: Bool) {
+            guard let path = JSONPath(value.path) else { return self.report(id, "\(where_): \(value.path) is not a path like $.jobs[*].title") }
+            if path.isList { self.report(id, "\(where_): \(value.path) selects a list; a value needs one") }
+            if !(1...Validator.maximumLength).contains(value.maxLength) { self.report(id, "\(where_): maxLength must be from 1 to \(Validator.maximumLength)") }
+            _ = inItem
+        }
+        for (name, value) in (call.results ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if name.hasPrefix("_") { self.report(id, "variable \(name) starts with _, which the engine reserves") }
+            checkValue("result \(name)", value, inItem: false)
+        }
+        if let list = call.list {
+            if JSONPath(list.path)?.isList != true { self.report(id, "list path \(list.path) must select a list, like $.jobs[*]") }
+            if !(1...50).contains(list.maxItems) { self.report(id, "list maxItems must be from 1 to 50") }
+            if list.fields.isEmpty { self.report(id, "a list needs at least one field") }
+            for (name, value) in list.fields.sorted(by: { $0.key < $1.key }) { checkValue("list field \(name)", value, inItem: true) }
+            let others = self.document.screens.filter { $0.key != id && $0.value.http?.list?.variable == list.variable }
+            if let other = others.keys.sorted().first, self.document.screens[other]?.http?.list != list {
+                self.report(id, "list \(list.variable) is also filled by \(other) with other fields: a list screen must know one shape")
+            }
+        }
+        if let field = call.resultField {
+            if JSONPath(field) == nil || JSONPath(field)?.isList == true { self.report(id, "resultField \(field) is not a path to one value") }
+            if (call.codes ?? []).isEmpty { self.report(id, "resultField needs codes: the result codes it may hold") }
+        }
+        for (status, code) in (call.status ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let valid = ["4xx", "5xx"].contains(status) || (Int(status).map { (300...599).contains($0) } ?? false)
+            if !valid { self.report(id, "status \(status) must be an HTTP status from 300 to 599, 4xx or 5xx") }
+            if code.isEmpty { self.report(id, "status \(status) maps to an empty code") }
+        }
+        let codes = call.failureCodes
+        if !errors.contains("*") {
+            for code in codes.subtracting(errors).sorted() { self.report(id, "result \(code) of the call has no screen in errors") }
+        }
+        for code in errors.subtracting(codes).subtracting(["*"]).sorted() { self.report(id, "error \(code) is mapped but the call never gives it") }
+        if let notice = call.notice, self.document.sms?.notifications?[notice.template] == nil {
+            self.report(id, "notice \(notice.template) is not among sms.notifications")
+        }
+    }
+
+    /// Backends: their URL and headers come from the environment, by `env:NAME`.
+    mutating func checkBackends() {
+        func isReference(_ value: String) -> Bool {
+            guard value.hasPrefix("env:") else { return false }
+            let name = value.dropFirst(4)
+            return !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isUppercase || $0.isNumber || $0 == "_") }
+        }
+        for (name, backend) in (self.document.backends ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let location = "backends.\(name)"
+            if !isReference(backend.url) { self.report(location, "url must be env:NAME (the URL comes from the environment)") }
+            for (header, value) in (backend.headers ?? [:]).sorted(by: { $0.key < $1.key }) where !isReference(value) {
+                self.report(location, "header \(header) must be env:NAME: a secret is never written in menus.json")
+            }
+            if let breaker = backend.breaker, !(1...100).contains(breaker.failures) || !(1...3600).contains(breaker.openSeconds) {
+                self.report(location, "breaker needs failures from 1 to 100 and openSeconds from 1 to 3600")
+            }
+        }
+    }
+
+    mutating func checkLists() {
+        for (id, screen) in self.document.screens where screen.type == .list {
+            guard let items = screen.items, self.listSpec(items) != nil else {
+                self.report(id, "items \(screen.items ?? "") is no http action's list")
+                continue
+            }
+            if screen.empty == nil { self.report(id, "a list needs empty: the screen shown when there is no item") }
+            if screen.variable?.hasPrefix("_") == true { self.report(id, "variable \(screen.variable!) starts with _, which the engine reserves") }
         }
     }
 }

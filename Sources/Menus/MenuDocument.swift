@@ -24,6 +24,97 @@ public struct MenuDocument: Sendable, Codable {
     public var tiers: TiersSection?
     /// Dial-in shortcuts: extensions of a service code that open a screen (``Shortcut``).
     public var shortcuts: [Shortcut]?
+    /// The operator's own HTTP services that `http` actions call, by name (``Backend``).
+    public var backends: [String: Backend]?
+
+    /// An HTTP service of the operator's. Its base URL and every header value are references to
+    /// environment variables (`env:JOBS_API_URL`), never written here: a secret never sits in
+    /// menus.json. A backend whose URL variable is not set is unavailable, and its actions fail
+    /// with `unavailable`.
+    public struct Backend: Sendable, Codable, Hashable {
+        /// `env:NAME`: the base URL, `https://...` (plain http only to loopback).
+        public var url: String
+        /// Header name -> `env:NAME`.
+        public var headers: [String: String]?
+        /// The circuit breaker: after `failures` failed calls in a row, calls fail at once with
+        /// `unavailable` for `openSeconds`; then one call tries again. Default 5 and 30.
+        public var breaker: Breaker?
+    }
+
+    public struct Breaker: Sendable, Codable, Hashable {
+        public var failures: Int
+        public var openSeconds: Int
+    }
+
+    /// What an `http` action screen calls, and what it keeps of the answer (``HTTPCall``).
+    public struct HTTPCall: Sendable, Codable, Hashable {
+        public var backend: String
+        /// `GET`, `POST`, `PUT` or `DELETE`.
+        public var method: String
+        /// Appended to the backend's URL; each `{variable}` is escaped as a path segment.
+        public var path: String
+        /// Query parameters; each `{variable}` is escaped as a query value.
+        public var query: [String: String]?
+        /// A JSON object of string templates (values JSON-escaped), for `POST` and `PUT`.
+        public var body: [String: String]?
+        /// Required, and with the retries no longer than the hop deadline.
+        public var timeoutMs: Int
+        /// Extra attempts after a failure that may not have reached the backend; only for `GET`,
+        /// `PUT` and `DELETE`, which may safely be repeated.
+        public var retries: Int?
+        /// How long a `GET`'s answer may be reused for the same URL (default: never).
+        public var cacheSeconds: Int?
+        /// Variables set from the answer: name -> a path and the longest value kept.
+        public var results: [String: HTTPValue]?
+        /// A list kept from the answer, for a `list` screen.
+        public var list: HTTPList?
+        /// HTTP status -> result code: `"404"`, or a class `"4xx"` / `"5xx"`. Unmapped, a 4xx is
+        /// `rejected` and a 5xx `unavailable`.
+        public var status: [String: String]?
+        /// A field of a 2xx answer that, when it holds text, is the result code (`$.error`); the
+        /// codes it may hold are `codes`.
+        public var resultField: String?
+        public var codes: [String]?
+        /// An SMS notice queued when the call succeeds (a template of `sms.notifications`).
+        public var notice: HTTPNotice?
+
+        /// The codes every call can fail with, whatever the file says.
+        public static let builtInCodes: Set<String> = ["timeout", "unavailable", "rejected", "bad_response"]
+
+        /// Every code this call can fail with.
+        public var failureCodes: Set<String> {
+            HTTPCall.builtInCodes.union((self.status ?? [:]).values).union(self.codes ?? [])
+        }
+
+        /// `GET`, `PUT` and `DELETE` may be repeated; `POST` may not.
+        public var isIdempotent: Bool { ["GET", "PUT", "DELETE"].contains(self.method) }
+    }
+
+    public struct HTTPValue: Sendable, Codable, Hashable {
+        /// A ``JSONPath`` to one value (`$.job.title`), or within a list item (`$.title`).
+        public var path: String
+        /// Longer values are cut to this many characters, so worst-case pages hold.
+        public var maxLength: Int
+        /// True when values may hold characters outside GSM-7.
+        public var unicode: Bool?
+    }
+
+    public struct HTTPList: Sendable, Codable, Hashable {
+        /// The variable that holds the list (read by a `list` screen's `items`).
+        public var variable: String
+        /// A ``JSONPath`` with `[*]` to the items (`$.jobs[*]`).
+        public var path: String
+        /// Items beyond this are dropped.
+        public var maxItems: Int
+        /// Each item's fields: name -> a path within the item and the longest value kept.
+        public var fields: [String: HTTPValue]
+    }
+
+    public struct HTTPNotice: Sendable, Codable, Hashable {
+        public var template: String
+        /// Parameter -> template over the session's variables.
+        public var params: [String: String]?
+    }
 
     /// One band of a tariff: amounts above the previous band's `upTo` and up to this one's pay `fee`.
     public struct TariffBand: Sendable, Codable, Hashable {
@@ -93,7 +184,7 @@ public struct MenuDocument: Sendable, Codable {
     /// One screen; its `type` decides which fields apply.
     public struct Screen: Sendable, Codable {
         public enum Kind: String, Sendable, Codable {
-            case menu, input, action, route, end
+            case menu, input, action, route, end, list
         }
 
         public var type: Kind
@@ -117,9 +208,17 @@ public struct MenuDocument: Sendable, Codable {
         public var arguments: [String: String]?
         /// Error code -> screen; `*` catches codes not listed.
         public var errors: [String: String]?
+        /// With `action: "http"`: the call (``HTTPCall``).
+        public var http: HTTPCall?
         // route
         public var routes: [Route]?
         public var otherwise: String?
+        // list: `items` names the list variable (an `http` action's `list`), `item` is each line's
+        // template over an item's fields, `variable` the prefix the chosen item's fields are kept
+        // under (`job` -> `job.title`), `empty` the screen shown when the list has no item.
+        public var items: String?
+        public var item: LocalizedText?
+        public var empty: String?
         // menu, input, action
         public var next: String?
     }

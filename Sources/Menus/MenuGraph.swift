@@ -22,6 +22,11 @@ public struct MenuGraph: Sendable {
     let compiled: [String: CompiledScreen]
     /// `more`, `back`, `invalidChoice`, ... from settings.
     let systemTexts: [String: CompiledText]
+    /// The `http` actions' templates, by screen.
+    let calls: [String: HTTPTemplates]
+
+    /// The templates of the `http` action on screen `id`.
+    public func httpTemplates(_ id: String) -> HTTPTemplates? { self.calls[id] }
 
     /// Reads and compiles a menus file.
     public static func load(contentsOf url: URL) throws(MenuLoadError) -> MenuGraph {
@@ -79,6 +84,13 @@ public struct MenuGraph: Sendable {
             for (name, argument) in screen.arguments ?? [:] {
                 try compile(.shared(argument), "\(id).argument.\(name)")
             }
+            try compile(screen.item, id + ".item")
+            if let call = screen.http {
+                try compile(.shared(call.path), id + ".http.path")
+                for (name, value) in call.query ?? [:] { try compile(.shared(value), "\(id).http.query.\(name)") }
+                for (name, value) in call.body ?? [:] { try compile(.shared(value), "\(id).http.body.\(name)") }
+                for (name, value) in call.notice?.params ?? [:] { try compile(.shared(value), "\(id).http.notice.\(name)") }
+            }
         }
         for (name, text) in settings.texts ?? [:] {
             try compile(text, "settings.texts.\(name)")
@@ -98,14 +110,32 @@ public struct MenuGraph: Sendable {
         }
         self.texts = texts
         var compiled: [String: CompiledScreen] = [:]
+        var calls: [String: HTTPTemplates] = [:]
         for (id, screen) in document.screens {
+            var arguments = (screen.arguments ?? [:]).keys.sorted().map { ($0, texts["\(id).argument.\($0)"]!) }
+            if let call = screen.http {
+                let templates = HTTPTemplates(
+                    path: texts[id + ".http.path"]!.fallback,
+                    query: (call.query ?? [:]).keys.sorted().map { ($0, texts["\(id).http.query.\($0)"]!.fallback) },
+                    body: (call.body ?? [:]).keys.sorted().map { ($0, texts["\(id).http.body.\($0)"]!.fallback) },
+                    notice: (call.notice?.params ?? [:]).keys.sorted().map { ($0, texts["\(id).http.notice.\($0)"]!.fallback) }
+                )
+                calls[id] = templates
+                // The engine hands the action the values of the variables the call reads; the
+                // runner renders the templates itself, escaping each value for where it goes.
+                arguments = templates.variables.sorted().map { name in
+                    (name, try! CompiledText(.shared("{\(name)}"), location: id, defaultLanguage: document.defaultLanguage))
+                }
+            }
             compiled[id] = CompiledScreen(
                 text: texts[id + ".text"],
                 error: texts[id + ".error"],
                 options: (screen.options ?? []).indices.map { texts["\(id).option.\($0)"]! },
-                arguments: (screen.arguments ?? [:]).keys.sorted().map { ($0, texts["\(id).argument.\($0)"]!) }
+                arguments: arguments,
+                item: texts[id + ".item"]
             )
         }
+        self.calls = calls
         self.compiled = compiled
         self.systemTexts = Dictionary(uniqueKeysWithValues: (settings.texts ?? [:]).keys.map { ($0, texts["settings.texts.\($0)"]!) })
     }
@@ -126,6 +156,13 @@ public struct MenuGraph: Sendable {
             try require(screen.next != nil, "next")
         case .action:
             try require(screen.action != nil, "action")
+            try require(screen.next != nil, "next")
+            if screen.action == "http" { try require(screen.http != nil, "http (the call)") }
+        case .list:
+            try require(screen.text != nil, "text")
+            try require(screen.items != nil, "items (the list variable)")
+            try require(screen.item != nil, "item (each line's text)")
+            try require(screen.variable != nil, "variable (where the chosen item is kept)")
             try require(screen.next != nil, "next")
         case .route:
             try require(screen.routes != nil, "routes")
@@ -177,6 +214,8 @@ struct CompiledScreen: Sendable {
     let error: CompiledText?
     let options: [CompiledText]
     let arguments: [(name: String, text: CompiledText)]
+    /// A list screen's line per item.
+    var item: CompiledText? = nil
 
     func render(_ text: CompiledText?, _ language: String, _ variables: [String: String]) -> String {
         text?.render(language, variables) ?? ""
@@ -215,5 +254,21 @@ struct CompiledText: Sendable {
 
     var all: [(language: String?, template: Template)] {
         self.templates.isEmpty ? [(nil, self.fallback)] : self.templates.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}
+
+/// An `http` action's templates, parsed once: the path, the query values, the body's values and
+/// the notice's parameters. Each is rendered by the runner, which escapes values for their place.
+public struct HTTPTemplates: Sendable {
+    public let path: Template
+    public let query: [(name: String, template: Template)]
+    public let body: [(name: String, template: Template)]
+    public let notice: [(name: String, template: Template)]
+
+    /// Every variable the call reads.
+    public var variables: Set<String> {
+        var names = Set(self.path.variables)
+        for (_, template) in self.query + self.body + self.notice { names.formUnion(template.variables) }
+        return names
     }
 }

@@ -21,6 +21,9 @@ public struct Template: Sendable, Hashable {
 
     public let parts: [Part]
 
+    /// A template of these parts.
+    init(parts: [Part]) { self.parts = parts }
+
     /// Parses `source`; a malformed placeholder is a ``TemplateError``.
     public init(_ source: String) throws(TemplateError) {
         var parts: [Part] = []

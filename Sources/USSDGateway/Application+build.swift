@@ -34,7 +34,7 @@ public func buildApplication(
     var logger = logger ?? Logger(label: "ussd.http")
     logger.logLevel = config.logLevel
     GatewayMetrics.bootstrap()
-    let graph = try menus ?? loadCheckedMenus(at: config.menusPath)
+    let graph = try menus ?? loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline)
     let clients = GatewayClients(config: config, logger: logger)
     let pins = PINHasher(pepper: config.pinPepper, cost: config.pinHashCost)
     let wallet = Wallet(
@@ -63,7 +63,21 @@ public func buildApplication(
             metadata: ["missing": .string(config.mpesa.missing(publicBaseURL: config.publicBaseURL).joined(separator: ", "))]
         )
     }
-    let actions = WalletActions(wallet: wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: graph.document.tariff)
+    let httpLogger = { var logger = logger; logger[metadataKey: "subsystem"] = "http.actions"; return logger }()
+    let httpActions = (graph.document.backends ?? [:]).isEmpty ? nil : HTTPActions(
+        graph: graph, environment: config.backendValues, http: clients.http,
+        notices: { msisdn, template, params, dedupe in
+            do {
+                try await wallet.queueNotice(msisdn, template: template, params: params, dedupe: dedupe)
+            } catch {
+                httpLogger.warning("SMS notice not queued", metadata: ["template": .string(template), "error": .string(safeDescription(of: error))])
+            }
+        }, logger: httpLogger
+    )
+    if let unconfigured = httpActions?.unconfigured, !unconfigured.isEmpty {
+        httpLogger.notice("backends without their URL set: their menu items answer that the service is not available", metadata: ["backends": .string(unconfigured.joined(separator: ","))])
+    }
+    let actions = WalletActions(wallet: wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: graph.document.tariff, httpActions: httpActions)
     let workers = ActionWorkers()
     let ussd = USSDService(
         graph: graph, redis: clients.redis, actions: actions, workers: workers, wallet: wallet, sealer: PepperSealer(pins: pins),
@@ -115,6 +129,10 @@ public func buildApplication(
             http: clients.http, logger: sandboxLogger
         )
         sandbox.register(on: router)
+        if config.sandbox.jobs {
+            JobsSandbox().register(on: router)
+            sandboxLogger.notice("Jobs: sandbox. The Jobs option lists sample jobs from /sandbox/jobs (set JOBS_API_URL and JOBS_API_KEY for a real API)")
+        }
         services.append(sandbox)
     }
     if config.sandbox.simulator {

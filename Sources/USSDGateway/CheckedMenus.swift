@@ -1,12 +1,14 @@
+import Basics
 import Foundation
 import GatewayActions
 import GatewayHTTP
 import Menus
 
-/// Loads a menus file and lints it against ``ActionTable``: a file with any problem is refused.
-public func loadCheckedMenus(at path: String) throws -> MenuGraph {
+/// Loads a menus file and lints it against ``ActionTable`` (its `http` actions against the hop
+/// deadline): a file with any problem is refused.
+public func loadCheckedMenus(at path: String, hopDeadline: Duration = .milliseconds(4000)) throws -> MenuGraph {
     let graph = try MenuGraph.load(contentsOf: URL(fileURLWithPath: path))
-    let problems = graph.lint(actions: ActionTable.specs)
+    let problems = graph.lint(actions: ActionTable.specs, hopDeadlineMilliseconds: Int(hopDeadline.inMilliseconds))
     guard problems.isEmpty else { throw MenuProblems(path: path, problems: problems) }
     return graph
 }

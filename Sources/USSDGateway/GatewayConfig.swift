@@ -75,6 +75,9 @@ public struct GatewayConfig: Sendable {
     public var flaresPassword: String?
     /// The token guarding the other aggregators' routes.
     public var dialectToken: String? { self.dialectCallbackToken ?? self.callbackToken }
+    /// Every setting as read (the environment over the config file), for what menus.json names by
+    /// `env:` reference: its backends' URLs and keys (`JOBS_API_URL`, `JOBS_API_KEY`). Never logged.
+    public var backendValues: [String: String] = [:]
     /// The dialects `USSD_DIALECTS` may name.
     public static let knownDialects = ["hubtel", "nalo", "arkesel", "flares"]
     /// `SMS_RATE_LIMIT_PER_MINUTE`: inbound SMS commands per number per minute; over it one polite
@@ -133,6 +136,7 @@ public struct GatewayConfig: Sendable {
     public static func load(environment: [String: String], file: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
         let reader = Reader(values: file.merging(environment) { _, fromEnvironment in fromEnvironment })
         var config = GatewayConfig()
+        config.backendValues = reader.values
         try config.readServer(reader)
         try config.readStores(reader)
         try config.readSessions(reader)

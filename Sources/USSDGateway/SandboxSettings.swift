@@ -22,6 +22,8 @@ public struct SandboxSettings: Sendable {
     public var sms = false
     /// `GET /simulator`, the browser phone, is served.
     public var simulator = false
+    /// The sample jobs API at `/sandbox/jobs` serves the Jobs option (no `JOBS_API_URL` set).
+    public var jobs = false
     /// `SANDBOX_DELAY_MS`: how long the simulated customer takes to approve a prompt and Safaricom
     /// to pay out; default 2000.
     public var delay = Duration.milliseconds(2000)
@@ -57,6 +59,12 @@ extension GatewayConfig {
             self.mpesa.initiatorName = DarajaSandbox.initiatorName
             self.mpesa.securityCredential = DarajaSandbox.securityCredential
             if self.publicBaseURL == nil { self.publicBaseURL = base }
+        }
+        // The default menus' Jobs option: the sample jobs API, unless a real one is configured.
+        if self.backendValues["JOBS_API_URL"]?.isEmpty ?? true {
+            self.backendValues["JOBS_API_URL"] = base + JobsSandbox.pathPrefix
+            self.backendValues["JOBS_API_KEY"] = JobsSandbox.apiKey
+            self.sandbox.jobs = true
         }
         if self.sandbox.sms {
             self.sms.username = AfricasTalkingSandbox.username

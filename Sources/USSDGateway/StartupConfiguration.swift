@@ -41,6 +41,13 @@ extension GatewayConfig {
             settings["public_base_url"] = "this gateway (sandbox)"
             if self.sandbox.mpesa { settings["mpesa.base_url"] = "this gateway (sandbox)" }
         }
+        // Which backends the menus' http actions can reach: the URL (never a key) and whether
+        // every variable the backend names is set.
+        for (name, backend) in menus.backends ?? [:] {
+            let references = [backend.url] + (backend.headers ?? [:]).values.sorted()
+            let set = references.allSatisfy { reference in reference.hasPrefix("env:") && !(self.backendValues[String(reference.dropFirst(4))] ?? "").isEmpty }
+            settings["backend.\(name)"] = self.sandbox.jobs && name == "jobs" ? "this gateway (sandbox)" : set ? "configured" : "not configured"
+        }
         for (kind, bands) in menus.tariffs ?? [:] {
             settings["tariff.\(kind)"] = bands.map { "up to \($0.upTo): \($0.fee)" }.joined(separator: "; ")
         }

@@ -17,7 +17,7 @@ struct Serve: AsyncParsableCommand {
         bootstrapLogging(config)
         let menus: MenuGraph
         do {
-            menus = try loadCheckedMenus(at: config.menusPath)
+            menus = try loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline)
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
             throw ExitCode(2)

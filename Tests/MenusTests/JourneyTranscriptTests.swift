@@ -151,12 +151,12 @@ import Testing
     @Test(arguments: ["en", "sw"]) func myAccountStatementChangePINAndLanguage(language: String) {
         var (phone, wallet) = self.phone(language)
         phone.dial()
-        phone.type("6")
+        phone.type("7")
         phone.type("1")
         #expect(phone.type("2580", secret: true).contains("21/11 Sent KES 500"))
 
         phone.dial()
-        for input in ["6", "2"] { phone.type(input) }
+        for input in ["7", "2"] { phone.type(input) }
         phone.type("2580", secret: true)
         phone.type("7391", secret: true)
         #expect(phone.type("7392", secret: true).hasPrefix(language == "sw" ? "PIN hazikulingana." : "The PINs did not match."))
@@ -165,7 +165,7 @@ import Testing
         #expect(wallet.customers["254712345678"]?.pin == "7391")
 
         phone.dial()
-        for input in ["6", "3"] { phone.type(input) }
+        for input in ["7", "3"] { phone.type(input) }
         let other = language == "sw" ? "1" : "2"
         let saved = phone.type(other)
         #expect(saved == (language == "sw" ? "Language saved." : "Lugha imehifadhiwa."), "the new language shows at once")
@@ -176,11 +176,11 @@ import Testing
         let words = Words.of(language)
         var (phone, _) = self.phone(language)
         phone.dial()
-        #expect(phone.type("7").contains("0800 720 000"))
+        #expect(phone.type("8").contains("0800 720 000"))
         phone.dial()
         phone.type("9")
         phone.type("x")
-        #expect(phone.type("8").hasPrefix(words.tooMany))
+        #expect(phone.type("12").hasPrefix(words.tooMany))
         #expect(phone.ended)
     }
 
@@ -207,9 +207,9 @@ import Testing
         #expect(first.hasPrefix(words.welcome) && first.contains(words.more))
         var seen = first
         while phone.last.text.contains(words.more) { seen += "\n" + phone.type("98") }
-        for number in 1...7 { #expect(seen.contains("\(number). "), "option \(number) is on some page") }
-        // Numbers stay global across pages: 6 is My Account wherever it shows.
-        #expect(phone.type("6").contains(words.back))
+        for number in 1...8 { #expect(seen.contains("\(number). "), "option \(number) is on some page") }
+        // Numbers stay global across pages: 7 is My Account wherever it shows.
+        #expect(phone.type("7").contains(words.back))
         #expect(phone.type("0").hasPrefix(words.welcome), "back returns to the main menu's first page")
     }
 

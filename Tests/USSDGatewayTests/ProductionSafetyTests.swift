@@ -172,7 +172,7 @@ import TestSupport
             for local in [first, second] {
                 var phone = Phone(client, local, graph: harness.graph)
                 _ = try await phone.dial()
-                for input in ["98", "6", "2"] { _ = try await phone.type(input) }
+                for input in ["98", "7", "2"] { _ = try await phone.type(input) }
                 #expect(try await phone.type(TypedPINs.achieng) == "CON Choose a new 4-digit PIN")
                 let store = USSDSessionStore(redis: harness.redis, ttlSeconds: 120, resumeWindowSeconds: 300)
                 let record = try #require(try await store.load(phone.session)?.record)

@@ -154,6 +154,33 @@ import Wallet
         await harness.finish()
     }
 
+    /// `make run`'s Jobs option: without JOBS_API_URL the sample jobs API answers, and an
+    /// application is confirmed by SMS in the simulated inbox.
+    @Test func theJobsOptionWorksAgainstTheSampleJobsAPI() async throws {
+        let harness = try await Self.harness()
+        #expect(harness.config.sandbox.jobs && harness.config.backendValues["JOBS_API_URL"]?.hasSuffix("/sandbox/jobs") == true)
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Muthoni", pin: TypedPINs.achieng)
+        let http = CurlClient()
+        try await harness.serve { base in
+            var phone = SimulatedPhone(url: base + "/ussd/africastalking", phone: local, serviceCode: "*384*96#", http: http)!
+            _ = try await phone.dial()
+            #expect(try await phone.answer("6").text.hasPrefix("Jobs: choose a category\n1. Driving"))
+            #expect(try await phone.answer("1").text.hasPrefix("Driving jobs\n1. Boda boda rider, Westlands, KES 1,200/day"))
+            #expect(try await phone.answer("1").text.hasPrefix("Boda boda rider\nWestlands"))
+            _ = try await phone.answer("1")
+            let sent = try await phone.answer("1")
+            #expect(sent.text == "Application sent for Boda boda rider. You will get an SMS." && !sent.continues)
+            #expect(try await Self.eventually { try await Self.inbox(http, base, msisdn).contains { $0.text.contains("You applied for Boda boda rider") } })
+            // The same job again: the API says 409, the menu says so.
+            _ = try await phone.dial()
+            for input in ["6", "1", "1", "1"] { _ = try await phone.answer(input) }
+            #expect(try await phone.answer("1").text == "You have already applied for this job.")
+        }
+        await http.shutdown()
+        await harness.finish()
+    }
+
     @Test func theSimulatedDarajaHoldsTheRealClientToDarajasRules() async throws {
         let harness = try await Self.harness()
         let http = CurlClient()

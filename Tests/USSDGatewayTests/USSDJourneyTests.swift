@@ -167,7 +167,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             #expect(try await phone.type(TypedPINs.achieng) == "END Moved KES 200 to your balance. Savings KES 300. Balance KES 1,700.")
 
             _ = try await phone.dial()
-            for input in ["98", "6", "1"] { _ = try await phone.type(input) }
+            for input in ["98", "7", "1"] { _ = try await phone.type(input) }
             let statement = try await phone.type(TypedPINs.achieng)
             #expect(statement.hasPrefix("END "))
             #expect(statement.contains("+200.00 unsave") && statement.contains("-500.00 save") && statement.contains("+2000.00 deposit"), "\(statement)")
@@ -184,7 +184,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
         try await harness.run { client in
             var phone = Phone(client, local, graph: harness.graph)
             _ = try await phone.dial()
-            for input in ["98", "6"] { _ = try await phone.type(input) }
+            for input in ["98", "7"] { _ = try await phone.type(input) }
             #expect(try await phone.type("2") == "CON Enter your current PIN")
             #expect(try await phone.type(TypedPINs.newPIN) == "CON Wrong PIN. Enter your current PIN")
             #expect(try await phone.type(TypedPINs.achieng) == "CON Choose a new 4-digit PIN")
@@ -199,7 +199,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
 
             // Language: Kiswahili from the next screen on, and on the next dial.
             _ = try await phone.dial()
-            for input in ["98", "6", "3"] { _ = try await phone.type(input) }
+            for input in ["98", "7", "3"] { _ = try await phone.type(input) }
             let saved = try await phone.type("2")
             #expect(saved.hasPrefix("END ") && !saved.contains("Language saved"), "\(saved)")
             let swahili = try await phone.dial()
