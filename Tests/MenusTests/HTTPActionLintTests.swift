@@ -142,6 +142,42 @@ import Testing
         #expect(notice.contains("apply: notice hired is not among sms.notifications"))
     }
 
+    @Test func theCallsShapeIsChecked() throws {
+        let problems = try Self.lint { screens, _ in
+            Self.call(&screens, "fetch") {
+                $0["path"] = "jobs"
+                $0["body"] = ["a": "b"]
+                $0["status"] = ["200": "fine", "4xx": "gone"]
+                $0["list"] = ["variable": "jobs", "path": "$.jobs[*]", "maxItems": 5, "fields": [String: Any]()]
+            }
+            screens["fetch"]!["errors"] = ["*": "help"]
+            screens["fetch"]!["arguments"] = ["x": "{msisdn}"]
+            screens["list"]!["empty"] = nil
+            screens["balance"]!["http"] = ["backend": "jobs", "method": "GET", "path": "/x", "timeoutMs": 500]
+            screens["other"] = [
+                "type": "action", "action": "http", "next": "list", "errors": ["*": "help"],
+                "http": [
+                    "backend": "jobs", "method": "GET", "path": "/other", "timeoutMs": 500,
+                    "list": ["variable": "jobs", "path": "$.others[*]", "maxItems": 5, "fields": ["name": ["path": "$.name", "maxLength": 9]]],
+                ],
+            ]
+            var main = screens["main"]!["options"] as! [[String: Any]]
+            main.append(["label": ["en": "Other", "sw": "Nyingine"], "next": "other"])
+            screens["main"]!["options"] = main
+        }
+        #expect(problems.contains("fetch: path must start with /"))
+        #expect(problems.contains("fetch: a GET has no body"))
+        #expect(problems.contains("fetch: status 200 must be an HTTP status from 300 to 599, 4xx or 5xx"))
+        #expect(problems.contains("fetch: a list needs at least one field"))
+        #expect(problems.contains("fetch: an http action takes no arguments: its call names the variables it reads"))
+        #expect(
+            problems.contains {
+                $0.hasPrefix("fetch: list jobs is also filled by other with other fields") || $0.hasPrefix("other: list jobs is also filled by fetch")
+            })
+        #expect(problems.contains("list: a list needs empty: the screen shown when there is no item"))
+        #expect(problems.contains("balance: http is only for action \"http\""))
+    }
+
     /// The worst item (every field at its longest, numbered as the last) must fit with the title,
     /// in every language.
     @Test func aListsWorstCaseIsCheckedInBothLanguages() throws {
