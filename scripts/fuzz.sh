@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make fuzz`: coverage-guided fuzzing (libFuzzer, through `swiftc -sanitize=fuzzer`) of the code that
 # reads hostile input: Africa's Talking's forms, Daraja's callbacks, the SMS command parser, the
-# menus.json loader and the other aggregators' USSD dialects. Each target is built from the module sources it exercises (all Foundation-only,
+# menus.json loader, the other aggregators' USSD dialects and backends' answers to http actions. Each target is built from the module sources it exercises (all Foundation-only,
 # with AddressSanitizer) and run for FUZZ_SECONDS (default 60) from the committed seed corpus in
 # Fuzz/Corpus/<target>, with a dictionary of the format's tokens (Fuzz/Dictionaries). A crash stops the run: its input is kept in Fuzz/crashes/ and the script
 # exits 1. Usage: bash scripts/fuzz.sh [target ...]
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(africastalking-forms daraja-callbacks sms-commands menus-loader ussd-dialects)
+[ ${#targets[@]} -gt 0 ] || targets=(africastalking-forms daraja-callbacks sms-commands menus-loader ussd-dialects backend-answers)
 command -v swiftc >/dev/null || { echo "fuzz: Swift is not on PATH" >&2; exit 1; }
 
 build=.build-fuzz
@@ -40,6 +40,7 @@ declare -A sources=(
     [sms-commands]="Fuzz/Targets/SMSCommands.swift"
     [menus-loader]="Fuzz/Targets/MenusLoader.swift"
     [ussd-dialects]="Fuzz/Targets/USSDDialects.swift"
+    [backend-answers]="Fuzz/Targets/BackendAnswers.swift"
 )
 declare -A dictionaries=(
     [africastalking-forms]="Fuzz/Dictionaries/form.dict"
@@ -47,6 +48,7 @@ declare -A dictionaries=(
     [sms-commands]="Fuzz/Dictionaries/sms.dict"
     [menus-loader]="Fuzz/Dictionaries/json.dict"
     [ussd-dialects]="Fuzz/Dictionaries/json.dict"
+    [backend-answers]="Fuzz/Dictionaries/json.dict"
 )
 declare -A objects=(
     [africastalking-forms]="$build/AfricasTalking.o $build/Menus.o $build/Basics.o"
@@ -54,6 +56,7 @@ declare -A objects=(
     [sms-commands]="$build/Menus.o $build/Basics.o"
     [menus-loader]="$build/Menus.o $build/Basics.o"
     [ussd-dialects]="$build/USSDDialects.o $build/AfricasTalking.o $build/Basics.o"
+    [backend-answers]="$build/Menus.o $build/Basics.o"
 )
 
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1

@@ -157,13 +157,13 @@ public final class HTTPActions: Sendable {
                 let response = try await self.http.execute(request)
                 status = response.status
                 if (500...599).contains(response.status) {
-                    outcome = (.failure(Self.code(for: response.status, call)), "server_error")
+                    outcome = (.failure(HTTPAnswer.code(for: response.status, call)), "server_error")
                     continue
                 }
                 backend.breaker.record(success: true)
                 Gauge(label: "http_backend_breaker_open", dimensions: [("backend", backend.name)]).record(0)
-                guard (200...299).contains(response.status) else { return (.failure(Self.code(for: response.status, call)), "client_error") }
-                let result = Self.read(response.body, call)
+                guard (200...299).contains(response.status) else { return (.failure(HTTPAnswer.code(for: response.status, call)), "client_error") }
+                let result = HTTPAnswer.read(response.body, call)
                 if case .success = result, cacheable { self.store(url, result, seconds: call.cacheSeconds!) }
                 if case .failure(let code, _) = result { return (result, code == "bad_response" ? "bad_response" : "refused") }
                 return (result, "ok")
@@ -181,46 +181,6 @@ public final class HTTPActions: Sendable {
             self.logger.warning("http backend breaker opened", metadata: ["backend": .string(backend.name)])
         }
         return outcome
-    }
-
-    /// A non-2xx status as the call maps it: the exact status, then its class; else a 4xx is
-    /// `rejected` and anything else `unavailable`.
-    static func code(for status: Int, _ call: MenuDocument.HTTPCall) -> String {
-        let map = call.status ?? [:]
-        if let code = map[String(status)] { return code }
-        let family = status / 100
-        if let code = map["\(family)xx"] { return code }
-        return family == 4 ? "rejected" : "unavailable"
-    }
-
-    /// A 2xx answer read as the call says.
-    static func read(_ body: [UInt8], _ call: MenuDocument.HTTPCall) -> ActionResult {
-        let needsBody = !(call.results ?? [:]).isEmpty || call.list != nil || call.resultField != nil
-        guard needsBody else { return .success([:]) }
-        guard let json = JSONValue.parse(body) else { return .failure("bad_response") }
-        if let field = call.resultField.flatMap(JSONPath.init), let value = field.value(in: json).flatMap(JSONPath.text), !value.isEmpty {
-            return (call.codes ?? []).contains(value) ? .failure(value) : .failure("bad_response")
-        }
-        var variables: [String: String] = [:]
-        for (name, value) in call.results ?? [:] {
-            guard let path = JSONPath(value.path) else { return .failure("bad_response") }
-            variables[name] = path.value(in: json).flatMap(JSONPath.text).map { Self.cut($0, value.maxLength) } ?? ""
-        }
-        if let list = call.list {
-            guard let path = JSONPath(list.path), let found = path.values(in: json) else { return .failure("bad_response") }
-            let items = found.prefix(list.maxItems).map { item in
-                list.fields.mapValues { field in
-                    JSONPath(field.path).flatMap { $0.value(in: item) }.flatMap(JSONPath.text).map { Self.cut($0, field.maxLength) } ?? ""
-                }
-            }
-            variables[list.variable] = ListItems.encode(Array(items))
-        }
-        return .success(variables)
-    }
-
-    /// A backend's text fit for a screen: control characters made spaces, cut to `length`.
-    static func cut(_ text: String, _ length: Int) -> String {
-        String(String(text.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : Character($0) }).prefix(length))
     }
 
     enum Place { case pathSegment, queryValue }

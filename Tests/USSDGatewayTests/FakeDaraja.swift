@@ -294,6 +294,24 @@ final class FakeDaraja: Sendable {
 
 /// A Hummingbird server on a free loopback port, run in a task of its own until cancelled.
 enum LocalServer {
+    /// A fake's server: its port once started, stopped by cancelling its task.
+    final class Handle: Sendable {
+        private let running = Mutex<(port: Int, task: Task<Void, any Error>?)>((0, nil))
+
+        var port: Int { self.running.withLock { $0.port } }
+
+        func start(_ router: Router<BasicRequestContext>) async {
+            let server = await LocalServer.start(router)
+            self.running.withLock { $0 = server }
+        }
+
+        func stop() async {
+            guard let task = self.running.withLock({ $0.task }) else { return }
+            task.cancel()
+            _ = try? await task.value
+        }
+    }
+
     static func start(_ router: Router<BasicRequestContext>) async -> (port: Int, task: Task<Void, any Error>?) {
         let (ready, signal) = AsyncStream<Int>.makeStream()
         let app = Application(
