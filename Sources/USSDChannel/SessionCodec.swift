@@ -21,6 +21,10 @@ enum SessionCodec {
         writer.put(record.msisdn ?? "")
         writer.put(state: record.state)
         writer.put(state: record.offer)
+        // Last, so a replica of the version before (which stops after the offer) still reads the
+        // record, and a record from it reads here without them.
+        writer.put(record.sequence.map { String($0) } ?? "")
+        writer.put(record.answeredAt.map { String($0) } ?? "")
         return writer.bytes
     }
 
@@ -39,9 +43,14 @@ enum SessionCodec {
         let claim = try reader.string()
         let claimedAt = try reader.string()
         let msisdn = reader.version >= 2 ? try reader.string() : ""
+        let (state, offer) = (try reader.state(), try reader.state())
+        // The latest-input dialects' fields, written last (absent from older records).
+        let sequence = reader.atEnd ? "" : try reader.string()
+        let answeredAt = reader.atEnd ? "" : try reader.string()
         return SessionRecord(
-            hop: hop, textLength: textLength, textSeal: textSeal, reply: reply, state: try reader.state(), offer: try reader.state(),
-            claim: claim.isEmpty ? nil : claim, claimedAt: Double(claimedAt), msisdn: msisdn.isEmpty ? nil : msisdn
+            hop: hop, textLength: textLength, textSeal: textSeal, reply: reply, state: state, offer: offer,
+            claim: claim.isEmpty ? nil : claim, claimedAt: Double(claimedAt), msisdn: msisdn.isEmpty ? nil : msisdn, sequence: Int(sequence),
+            answeredAt: Double(answeredAt)
         )
     }
 
@@ -131,6 +140,8 @@ enum SessionCodec {
             self.index = start + length
             return String(decoding: self.bytes[start..<self.index], as: UTF8.self)
         }
+
+        var atEnd: Bool { self.index >= self.bytes.endIndex }
 
         mutating func int() throws -> Int {
             guard let value = Int(try self.string()) else { throw USSDStoreError.corrupt }

@@ -42,6 +42,14 @@ struct DialectPhone {
         self.graph = graph
     }
 
+    /// The same handset's session, its next hop going to another gateway (a replica behind the
+    /// same load balancer).
+    func on(_ client: any TestClientProtocol) -> DialectPhone {
+        var phone = DialectPhone(client, self.dialect, "0" + self.number.dropFirst(3), graph: self.graph)
+        (phone.session, phone.sequence, phone.lastInput, phone.dialString) = (self.session, self.sequence, self.lastInput, self.dialString)
+        return phone
+    }
+
     static func newSession() -> String { String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(24)) }
 
     /// A new session: the dial.
@@ -220,6 +228,32 @@ func dialectRig() async throws -> MPesaRig {
         #expect(try await rig.harness.movements(kind: "p2p") == 1)
         try await rig.harness.audit()
         await rig.finish()
+    }
+
+    /// Nalo's hops alternating between two gateways on one Redis: a repeat is told from the next
+    /// answer by what Redis keeps (the answer's time), not by one process's memory.
+    @Test func latestInputHopsAlternatingBetweenReplicas() async throws {
+        let harness = try await USSDHarness.make { $0.ussdDialects = GatewayConfig.knownDialects }
+        let other = try buildApplication(config: harness.config, logger: harness.capture.logger, menus: harness.graph)
+        let local = freshLocal()
+        try await harness.run { first async throws in
+            try await other.test(.router) { second async throws in
+                var phone = DialectPhone(first, .nalo, local, graph: harness.graph)
+                #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+                #expect(try await phone.on(second).repeatLast() == "CON Welcome! Enter your full name", "the dial again, on the other")
+                phone = phone.on(second)
+                #expect(try await phone.type("Esi Mensah").hasPrefix("CON Choose your language"))
+                phone = phone.on(first)
+                #expect(try await phone.type("1") == "CON Choose a 4-digit PIN")
+                phone = phone.on(second)
+                #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
+                #expect(try await phone.on(first).repeatLast() == "CON Enter the PIN again to confirm", "a repeat, on the other")
+                phone = phone.on(first)
+                #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Esi Mensah! Your wallet is ready. Dial again to use it.")
+            }
+        }
+        #expect(try await harness.wallet.customer(MSISDN(parsing: local)!).name == "Esi Mensah")
+        await harness.finish()
     }
 
     /// The extra digits of the dial string open a shortcut: Hubtel's, Nalo's and Arkesel's dial in

@@ -327,6 +327,17 @@ import Wallet
         #expect(back.hop == 7 && back.textLength == 12 && back.textSeal == "f00d" && back.reply == record.reply)
         #expect(back.state == state && back.offer == nil && back.claim == "beef" && back.claimedAt == 1_763_700_000.25)
         #expect(back.msisdn == "254712345678" && back.state?.nonce == "0123456789abcdef")
+        #expect(back.sequence == nil && back.answeredAt == nil)
+
+        // A latest-input dialect's hop number and answer time survive Redis (a replica reading the
+        // record tells a repeat from the next answer by them), and a record without them (the
+        // version before wrote none) still reads.
+        var dialect = record
+        (dialect.sequence, dialect.answeredAt) = (4, 1_763_700_001.5)
+        let withDialect = try SessionCodec.decode(SessionCodec.encode(dialect)[...])
+        #expect(withDialect.sequence == 4 && withDialect.answeredAt == 1_763_700_001.5 && withDialect.state == state)
+        let older = try SessionCodec.decode(bytes.dropLast(4))
+        #expect(bytes.suffix(4).elementsEqual("0:0:".utf8) && older.state == state && older.sequence == nil && older.answeredAt == nil)
 
         let json = try JSONEncoder().encode(record)
         let legacy = try SessionCodec.decode(Array(json)[...])
