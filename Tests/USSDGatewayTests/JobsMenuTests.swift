@@ -118,9 +118,10 @@ final class FakeJobs: Sendable {
 /// Option 6, Jobs: the default menus.json's `http` actions and `list` screens against the fake
 /// jobs API, through the live gateway.
 @Suite struct JobsMenuTests {
-    static func harness(_ fake: FakeJobs?) async throws -> USSDHarness {
+    static func harness(_ fake: FakeJobs?, hopDeadline: Duration = .milliseconds(4000)) async throws -> USSDHarness {
         try await USSDHarness.make { config in
             if let fake { config.backendValues = ["JOBS_API_URL": fake.url + "/", "JOBS_API_KEY": FakeJobs.key] }
+            config.hopDeadline = hopDeadline
         }
     }
 
@@ -167,7 +168,9 @@ final class FakeJobs: Sendable {
     @Test func aSlowBackendEndsOnItsFailureScreenWithinTheHopDeadline() async throws {
         let fake = await FakeJobs.start()
         fake.state.withLock { $0.categories = .slow(.seconds(6)) }
-        let harness = try await Self.harness(fake)
+        // The call's own budget (two tries of 1.5 s) must end it. The hop's deadline is raised to
+        // 6 s here so that a starved test machine cannot race the two.
+        let harness = try await Self.harness(fake, hopDeadline: .seconds(6))
         let local = freshLocal()
         _ = try await harness.customer(local, name: "Auma", pin: TypedPINs.achieng)
         try await harness.run(.live) { client in
