@@ -179,7 +179,11 @@ public struct Engine: Sendable {
         }
         guard let number = Int(input), number >= 1, number <= visible.count else {
             return self.wrong(state) { state in
-                .show(self.menuPage(state.screen, screen, state, notice: self.graph.systemText("invalidChoice", state.language)), state)
+                // From the first page, where the notice goes: on a later one it would not show, and
+                // the longer head would shift which options that page holds.
+                var state = state
+                state.page = 0
+                return .show(self.menuPage(state.screen, screen, state, notice: self.graph.systemText("invalidChoice", state.language)), state)
             }
         }
         let option = visible[number - 1]

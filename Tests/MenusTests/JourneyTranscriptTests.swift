@@ -211,6 +211,9 @@ import Testing
         // Numbers stay global across pages: 7 is My Account wherever it shows.
         #expect(phone.type("7").contains(words.back))
         #expect(phone.type("0").hasPrefix(words.welcome), "back returns to the main menu's first page")
+        // A wrong choice on a later page: the first page again, with the notice on it.
+        _ = phone.type("98")
+        #expect(phone.type("x").hasPrefix(words.invalid), "the notice shows wherever the wrong choice was made")
     }
 
     @Test(arguments: ["en", "sw"]) func dialInShortcutsOpenTheirScreenAfterTheProfileAndStillAskForConfirmationAndPIN(language: String) {
