@@ -104,8 +104,9 @@ public final class MPesaService: MobileMoneyChannel, Service {
         } catch let error as DarajaError where !error.outcomeUnknown {
             // Refused outright: the customer saw no prompt. Fail it and say so by SMS.
             Self.counter("mpesa_stk_push_total", "refused")
-            self.logger.warning("STK push refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
             _ = try? await self.wallet.failDeposit(.id(deposit.id), code: DepositFailure.notSentCode, text: error.description)
+            // After the write, so the line says what the database says.
+            self.logger.warning("STK push refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
         } catch {
             // No answer: the push may have gone. A payment that arrives within the matching window
             // is matched to it by phone and amount (`adoptUnconfirmedDeposit`) and credited once an
@@ -157,7 +158,6 @@ public final class MPesaService: MobileMoneyChannel, Service {
             // Busy or no answer: the hold stays; the reconciler retries with the same id. An attempt
             // that may have been taken is remembered: a later refusal no longer refunds.
             Self.counter("mpesa_b2c_total", "unknown")
-            self.logger.warning("B2C unanswered", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
             if (error as? DarajaError)?.mayHaveBeenTaken ?? true {
                 do {
                     try await self.wallet.markPayoutOutcomeUnknown(payout.id)
@@ -165,6 +165,9 @@ public final class MPesaService: MobileMoneyChannel, Service {
                     self.logger.warning("unknown B2C outcome not recorded", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
                 }
             }
+            // Logged once the unknown outcome is recorded: what the line says is then what the
+            // database says (a test waiting for this line raced the write before).
+            self.logger.warning("B2C unanswered", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
         }
     }
 
