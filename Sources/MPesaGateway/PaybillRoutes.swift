@@ -86,6 +86,13 @@ public struct PaybillRoutes: Sendable {
         let (payment, body, shortcode) = try await self.payment(request, context, kind: "confirm")
         // What is kept is the parsed body written out again, never the bytes as sent.
         let raw = JSONValue.parse(body)?.serialized ?? "{}"
+        guard payment.shortcode == shortcode else {
+            // Not our paybill's money: nothing is credited; a person looks at it.
+            try await self.wallet.keepForReview(kind: "c2b", reference: payment.transID, reason: "confirmation for another shortcode", body: raw)
+            GatewayMetrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", "other_shortcode")])
+            self.logger.error("paybill confirmation for another shortcode; kept for review", metadata: ["trans_id": .string(payment.transID)])
+            return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
+        }
         let credit = try await self.wallet.confirmPaybill(
             transID: payment.transID, billRef: payment.billRef, msisdn: MSISDN(parsing: Self.account(payment.billRef)),
             amount: Amount(cents: payment.cents),
@@ -99,9 +106,6 @@ public struct PaybillRoutes: Sendable {
             outcome = "unknown_account"
             self.logger.error(
                 "paybill payment to an account that names no customer; kept for review", metadata: ["trans_id": .string(payment.transID)])
-        }
-        if payment.shortcode != shortcode {
-            self.logger.warning("paybill confirmation for another shortcode", metadata: ["trans_id": .string(payment.transID)])
         }
         GatewayMetrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", outcome)])
         self.logger.info("paybill confirmation", metadata: ["trans_id": .string(payment.transID), "outcome": .string(outcome)])

@@ -649,7 +649,9 @@ extension Linter {
         let retries = call.retries ?? 0
         if retries > 0 && !call.isIdempotent { self.report(id, "retries only for GET, PUT and DELETE: a \(call.method) may have reached the backend") }
         if !(0...3).contains(retries) { self.report(id, "retries must be from 0 to 3") }
-        if call.timeoutMs < 100 || call.timeoutMs * (1 + max(0, retries)) > self.hopDeadline - 250 {
+        // Bounded before it is multiplied: the numbers are the file's.
+        let (total, overflow) = call.timeoutMs.multipliedReportingOverflow(by: 1 + min(max(0, retries), 3))
+        if call.timeoutMs < 100 || overflow || total > self.hopDeadline - 250 {
             self.report(id, "timeoutMs \(call.timeoutMs) with \(retries) retries must stay from 100 ms to under the hop deadline (\(self.hopDeadline) ms, less 250 for the rest of the hop)")
         }
         if let seconds = call.cacheSeconds {

@@ -97,6 +97,20 @@ public struct MenuDocument: Sendable, Codable {
         public var maxLength: Int
         /// True when values may hold characters outside GSM-7.
         public var unicode: Bool?
+
+        private enum CodingKeys: String, CodingKey { case path, maxLength, unicode }
+
+        /// `maxLength` from 0 to ``Validator/maximumLength``, as a variable's: lint builds a
+        /// worst-case value that long.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.path = try container.decode(String.self, forKey: .path)
+            self.maxLength = try container.decode(Int.self, forKey: .maxLength)
+            self.unicode = try container.decodeIfPresent(Bool.self, forKey: .unicode)
+            guard (0...Validator.maximumLength).contains(self.maxLength) else {
+                throw DecodingError.dataCorruptedError(forKey: .maxLength, in: container, debugDescription: "must be from 0 to \(Validator.maximumLength)")
+            }
+        }
     }
 
     public struct HTTPList: Sendable, Codable, Hashable {

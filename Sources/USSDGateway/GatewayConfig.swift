@@ -353,6 +353,13 @@ public struct GatewayConfig: Sendable {
                 problem: "is required in production when M-Pesa is configured (or CALLBACK_TOKEN): anyone could post a paid STK callback"
             )
         }
+        // The paybill routes serve once a shortcode is known, M-Pesa configured or not.
+        if self.mpesa.paybillShortcode != nil, self.mpesaToken == nil {
+            return ConfigError(
+                variable: "MPESA_CALLBACK_TOKEN",
+                problem: "is required in production when a paybill shortcode is set (or CALLBACK_TOKEN): anyone could post a paybill confirmation"
+            )
+        }
         return nil
     }
 

@@ -102,6 +102,16 @@ import Testing
         #expect(problems.contains("apply: retries only for GET, PUT and DELETE: a POST may have reached the backend"))
         #expect(problems.contains("apply: only a GET's answer may be cached"))
         #expect(problems.contains("apply: backend payroll is not among backends"))
+        // The file's numbers meet no arithmetic unbounded: a huge timeout is reported, not a trap.
+        let huge = try Self.lint { screens, _ in Self.call(&screens, "fetch") { $0["timeoutMs"] = Int.max / 2 + 1 } }
+        #expect(huge.contains { $0.hasPrefix("fetch: timeoutMs \(Int.max / 2 + 1) with 1 retries must stay") })
+        #expect(throws: MenuLoadError.self, "a length beyond any variable's is refused as it loads") {
+            try Self.lint { screens, _ in
+                Self.call(&screens, "fetch") {
+                    $0["list"] = ["variable": "jobs", "path": "$.jobs[*]", "maxItems": 5, "fields": ["id": ["path": "$.id", "maxLength": -1]]]
+                }
+            }
+        }
         let method = try Self.lint { screens, _ in Self.call(&screens, "fetch") { $0["method"] = "PATCH" } }
         #expect(method.contains("fetch: method must be GET, POST, PUT or DELETE (got PATCH)"))
     }

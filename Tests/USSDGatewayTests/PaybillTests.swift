@@ -100,6 +100,17 @@ import Wallet
         }
     }
 
+    @Test func aConfirmationForAnotherShortcodeCreditsNothingAndWaitsForAPerson() async throws {
+        try await Self.withPaybill { rig, _ in
+            let local = freshLocal()
+            let msisdn = try await rig.harness.customer(local, name: "Kamau", pin: TypedPINs.achieng)
+            let stray = try await rig.fake.payBill(account: local, amount: "300", validation: false, http: rig.http, shortcode: "600000")
+            #expect(stray.confirmed == true, "acknowledged: Safaricom is owed an answer")
+            #expect(try await rig.balance(msisdn) == 0)
+            #expect(try await Self.review(rig, stray.transID) == ["confirmation for another shortcode"])
+        }
+    }
+
     @Test func aConfirmationThatDisagreesWithItsValidationIsCreditedAsPaidAndReported() async throws {
         try await Self.withPaybill { rig, _ in
             let local = freshLocal()

@@ -53,6 +53,11 @@ import TestSupport
             try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken]) { $1 })
         }
         #expect(mpesaOpen?.variable == "MPESA_CALLBACK_TOKEN")
+        // A paybill shortcode alone serves /paybill/confirm: it needs the token as much.
+        let paybillOpen = #expect(throws: ConfigError.self) {
+            try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_C2B_SHORTCODE": "600000"])
+        }
+        #expect(paybillOpen?.variable == "MPESA_CALLBACK_TOKEN" && paybillOpen?.description.contains("paybill") == true)
         let short = #expect(throws: ConfigError.self) {
             try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper, "CALLBACK_TOKEN": "only-sixteen-chr"])
         }
