@@ -21,6 +21,17 @@ export LOG_LEVEL=${LOG_LEVEL:-info}
 
 swift build --product ussd-gateway
 bin="$(swift build --show-bin-path)/ussd-gateway"
+# The schema's owner (the `ussd` login initdb made) migrates, creating the group roles; the
+# gateway serves as a login of its own in ussd_app, as in production. Staff logins for trying the
+# desk: ops_amina asks (ussd_operator), ops_baraka and ops_chebet approve (ussd_approver).
 "$bin" migrate
+owner_url=$DATABASE_URL
+for login in ussd_gateway:ussd_app ussd_audit:ussd_report ops_amina:ussd_operator ops_baraka:ussd_approver ops_chebet:ussd_approver; do
+    "$bin" db login "${login%%:*}" --role "${login#*:}" >/dev/null
+done
+if [ "$DATABASE_URL" = "postgres://ussd@127.0.0.1:$PG_PORT/ussd" ]; then
+    export DATABASE_URL="postgres://ussd_gateway@127.0.0.1:$PG_PORT/ussd"
+fi
+echo "run: the gateway logs in as ussd_gateway (ussd_app); the owner ($owner_url) is for migrate. Staff: DATABASE_URL=postgres://ops_amina@127.0.0.1:$PG_PORT/ussd $bin customer reset-pin 0712345678 --reason '...'" >&2
 echo "run: serving on http://$HTTP_HOST:$HTTP_PORT, the browser phone at http://$HTTP_HOST:$HTTP_PORT/simulator (Redis :$REDIS_PORT, Postgres :$PG_PORT; Ctrl-C stops, make stop stops the servers)" >&2
 exec "$bin" serve

@@ -6,6 +6,8 @@ import Wallet
 public enum ActionTable {
     static let pinErrors: Set<String> = ["wrong_pin", "locked", "not_registered", "pin_reset"]
     static let money = MenuDocument.VariableSpec(maxLength: 12)
+    /// A refusal during a PIN reset's cooling-off names when it ends: `07 Dec 14:30` (Nairobi time).
+    static let coolingOff: [String: [String: MenuDocument.VariableSpec]] = ["cooling_off": ["until": .init(maxLength: 12)]]
 
     /// The contracts, for `menus lint`.
     public static var specs: [ActionSpec] { Self.all.map(\.spec) }
@@ -51,14 +53,18 @@ public enum ActionTable {
             ActionSpec(
                 name: "wallet.send", arguments: ["msisdn", "to", "amount", "pin"],
                 results: ["balance": money, "reference": .init(maxLength: 10), "fee": money],
-                errors: pinErrors.union(["insufficient_funds", "recipient_not_registered", "same_account", "limit_exceeded", "blocked", "recipient_limit"])
+                errors: pinErrors.union([
+                    "insufficient_funds", "recipient_not_registered", "same_account", "limit_exceeded", "blocked", "recipient_limit", "cooling_off",
+                ]),
+                errorResults: Self.coolingOff
             )
         ) { actions, request, context in
             guard let to = MSISDN(parsing: request.arguments["to"] ?? "") else { return .failure("recipient_not_registered") }
             let amount = try WalletActions.amount(request)
             // The same tariff the confirmation screen showed; an amount above it is refused.
             guard let fee = actions.tariff.fee("p2p", cents: amount.cents) else { return .failure("limit_exceeded") }
-            try await actions.verifyPIN(request, context)
+            // After a PIN reset, a large send waits out the cooling-off window.
+            try actions.wallet.checkCoolingOff(try await actions.verifyPIN(request, context), amount: amount)
             let receipt = try await actions.wallet.send(from: context.msisdn, to: to, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context))
             return .success([
                 "balance": String(receipt.balances.available.cents), "reference": TransferReference.of(receipt.key), "fee": String(receipt.fee.cents),
@@ -113,12 +119,13 @@ public enum ActionTable {
         ActionBinding(
             ActionSpec(
                 name: "mpesa.withdraw", arguments: ["msisdn", "amount", "pin"], results: ["balance": money, "fee": money],
-                errors: pinErrors.union(["insufficient_funds", "limit_exceeded", "unavailable", "blocked"])
+                errors: pinErrors.union(["insufficient_funds", "limit_exceeded", "unavailable", "blocked", "cooling_off"]),
+                errorResults: Self.coolingOff
             )
         ) { actions, request, context in
             let amount = try WalletActions.amount(request)
             guard let fee = actions.tariff.fee("withdrawal", cents: amount.cents) else { return .failure("limit_exceeded") }
-            try await actions.verifyActivePIN(request, context)
+            try actions.wallet.checkCoolingOff(try await actions.verifyActivePIN(request, context), amount: amount)
             let outcome = try await actions.mobileMoney.withdraw(context.msisdn, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context))
             return Self.result(outcome, fee: fee)
         },

@@ -41,6 +41,12 @@ public struct WalletActions: ActionRunner {
             if case .locked(let until) = error { await self.lockNotice(context.msisdn, until: until) }
             switch error {
             case .wrongPIN(let left): return .failure(error.code, ["attempts_left": String(left)])
+            case .coolingOff(let until):
+                let when = Self.localTime(until)
+                await self.notice(
+                    context.msisdn, "cooling_off", ["until": when, "limit": String(self.wallet.coolingOffLimit.cents)],
+                    dedupe: "cooling_off:\(context.msisdn.value):\(Int(until.timeIntervalSince1970))")
+                return .failure(error.code, ["until": when])
             case .invalidArgument: throw error
             default: return .failure(error.code)
             }
@@ -63,8 +69,21 @@ public struct WalletActions: ActionRunner {
     }
 
     /// Checks the PIN of a customer who must not be blocked (anything but checking the balance).
-    func verifyActivePIN(_ request: ActionRequest, _ context: ActionContext) async throws {
-        if try await self.verifyPIN(request, context).isBlocked { throw WalletError.blocked }
+    @discardableResult
+    func verifyActivePIN(_ request: ActionRequest, _ context: ActionContext) async throws -> Wallet.Customer {
+        let customer = try await self.verifyPIN(request, context)
+        if customer.isBlocked { throw WalletError.blocked }
+        return customer
+    }
+
+    /// A moment as the customer reads it: `07 Dec 14:30`, Nairobi time (12 characters).
+    static func localTime(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Africa/Nairobi") ?? TimeZone(secondsFromGMT: 3 * 3600)!
+        let parts = calendar.dateComponents([.day, .month, .hour, .minute], from: date)
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int?) -> String { String(format: "%02d", value ?? 0) }
+        return "\(two(parts.day)) \(months[max(0, min(11, (parts.month ?? 1) - 1))]) \(two(parts.hour)):\(two(parts.minute))"
     }
 
     /// Checks the PIN, then moves the request's amount between the customer's main and savings

@@ -6,11 +6,18 @@ public struct ActionSpec: Sendable, Hashable {
     /// Variables set on success, with their longest rendered length.
     public var results: [String: MenuDocument.VariableSpec]
     public var errors: Set<String>
+    /// Variables an error sets for its screen (``ActionResult/failure(_:_:)``'s values), per error
+    /// code, with their longest rendered length: `cooling_off` sets `until`.
+    public var errorResults: [String: [String: MenuDocument.VariableSpec]]
 
-    public init(name: String, arguments: Set<String>, results: [String: MenuDocument.VariableSpec] = [:], errors: Set<String> = []) {
+    public init(
+        name: String, arguments: Set<String>, results: [String: MenuDocument.VariableSpec] = [:], errors: Set<String> = [],
+        errorResults: [String: [String: MenuDocument.VariableSpec]] = [:]
+    ) {
         self.name = name
         self.arguments = arguments
         self.results = results
         self.errors = errors
+        self.errorResults = errorResults
     }
 }

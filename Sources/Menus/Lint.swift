@@ -414,7 +414,8 @@ private struct Linter {
                 let spec = self.actions[screen.action!]
                 result.append((screen.next!, Set((spec?.results ?? [:]).keys)))
             }
-            for target in (screen.errors ?? [:]).values { result.append((target, [])) }
+            let failures = screen.http == nil ? self.actions[screen.action!]?.errorResults ?? [:] : [:]
+            for (code, target) in screen.errors ?? [:] { result.append((target, Set((failures[code] ?? [:]).keys))) }
         case .list:
             let fields = self.listSpec(screen.items ?? "")?.fields.keys.map { screen.variable! + "." + $0 } ?? []
             result.append((screen.next!, Set(fields)))
@@ -448,6 +449,7 @@ private struct Linter {
             }
             if screen.type == .action, let spec = self.actions[screen.action!] {
                 for (name, result) in spec.results { add(name, result) }
+                for values in spec.errorResults.values { for (name, result) in values { add(name, result) } }
             }
             for (name, value) in screen.http?.results ?? [:] { add(name, .init(maxLength: value.maxLength, unicode: value.unicode)) }
             if screen.type == .list, let list = self.listSpec(screen.items ?? "") {

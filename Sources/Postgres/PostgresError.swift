@@ -37,6 +37,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     public var isDeadlock: Bool { self.sqlState == "40P01" }
     /// 57014: the statement ran past `statement_timeout` (or was cancelled).
     public var isQueryCanceled: Bool { self.sqlState == "57014" }
+    /// The words of an exception the schema's own functions and triggers raise for people (SQLSTATE
+    /// class `UL`: four eyes, limits, a request already decided); nil for every other error, whose
+    /// words may repeat values and stay in ``debugDescription``.
+    public var refusal: String? { self.code == .server && self.sqlState?.hasPrefix("UL") == true ? self.detail : nil }
     /// True for failures that a fresh attempt of the whole transaction can clear.
     public var isTransient: Bool { self.isSerializationFailure || self.isDeadlock }
 

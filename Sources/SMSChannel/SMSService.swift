@@ -147,8 +147,8 @@ public final class SMSService: Sendable {
     }
 
     /// Queues an operator's message (`ussd-gateway sms send`); returns the outbox id.
-    public static func queue(_ postgres: PostgresClient, to msisdn: MSISDN, text: String) async throws -> Int64 {
-        try await Outbox(postgres: postgres).queueOperatorMessage(text, to: msisdn)
+    public static func queue(_ postgres: PostgresClient, to msisdn: MSISDN, text: String, by action: OperatorAction? = nil) async throws -> Int64 {
+        try await Outbox(postgres: postgres).queueOperatorMessage(text, to: msisdn, by: action)
     }
 
 }

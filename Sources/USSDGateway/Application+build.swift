@@ -39,7 +39,7 @@ public func buildApplication(
     let pins = PINHasher(pepper: config.pinPepper, cost: config.pinHashCost)
     let wallet = Wallet(
         postgres: clients.postgres, pins: pins, lockDuration: .seconds(config.pinLockMinutes * 60), groupCommit: config.groupCommit,
-        logger: Logger(label: "wallet")
+        pinResetCooldown: config.pinResetCooldown, now: config.now, logger: Logger(label: "wallet")
     )
     var settings = USSDService.Settings()
     settings.sessionTTLSeconds = config.sessionTTLSeconds

@@ -38,6 +38,18 @@ public struct GatewayConfig: Sendable {
     public var pinHashCost = PINHasher.Cost.production
     /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
     public var pinLockMinutes = 30
+    /// `PIN_RESET_COOLDOWN_HOURS` (0 to 720, default 24) and `PIN_RESET_COOLDOWN_LIMIT` (whole
+    /// shillings, default 1,000): for that long after a customer sets the PIN an approved reset asked
+    /// for, sends and withdrawals above the limit are refused (balance and deposits work), as banks
+    /// do after a SIM swap. 0 hours turns the window off.
+    public var pinResetCooldown = Wallet.PINResetCooldown()
+    /// `LEDGER_DUAL_APPROVAL_ABOVE` (whole shillings, default 100,000): corrections and reversals
+    /// above it need two approvers. `LEDGER_ADJUST_MAX` (default 1,000,000): no adjustment may
+    /// exceed it. Written to the database by `ussd-gateway migrate`, where the checks run.
+    /// The wall clock the cooling-off window is measured against (tests pass time in).
+    public var now: @Sendable () -> Date = { Date() }
+    public var ledgerDualApprovalAbove: Int64 = 10_000_000
+    public var ledgerAdjustMax: Int64 = 100_000_000
     /// `MSISDN_COUNTRIES`: the countries whose mobile numbers the deployment serves, as ISO codes
     /// (`KE`, `GH`, `NG`), comma-separated; the first is the one local numbers (`07...`) belong to.
     /// Default `KE`. Applied process-wide by ``applyProcessWide()``.
@@ -133,7 +145,10 @@ public struct GatewayConfig: Sendable {
         MSISDN.countries = self.msisdnCountries
     }
 
-    public static func load(environment: [String: String], file: [String: String] = [:]) throws(ConfigError) -> GatewayConfig {
+    /// The configuration to serve with: every production requirement checked. `serving: false` is
+    /// for staff and operations commands (`customer`, `ledger`, `report`, `migrate`, ...), which
+    /// need no serving secret: no PIN pepper or callback token is required or read for them.
+    public static func load(environment: [String: String], file: [String: String] = [:], serving: Bool = true) throws(ConfigError) -> GatewayConfig {
         let reader = Reader(values: file.merging(environment) { _, fromEnvironment in fromEnvironment })
         var config = GatewayConfig()
         config.backendValues = reader.values
@@ -144,6 +159,7 @@ public struct GatewayConfig: Sendable {
         try config.readMPesa(reader)
         try config.readSMS(reader)
         try config.readSandbox(reader)
+        guard serving else { return config }
         // Last, so a bad value elsewhere is reported first.
         try config.readPepper(reader)
         if let problem = config.productionProblem { throw problem }
@@ -202,6 +218,13 @@ public struct GatewayConfig: Sendable {
             self.msisdnCountries = parsed
         }
         self.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: self.pinLockMinutes, in: 1...1440)
+        self.pinResetCooldown.window = .seconds(
+            3600 * (try reader.integer("PIN_RESET_COOLDOWN_HOURS", default: Int(self.pinResetCooldown.window.components.seconds / 3600), in: 0...720)))
+        self.pinResetCooldown.limit = Amount(
+            cents: 100 * Int64(try reader.integer("PIN_RESET_COOLDOWN_LIMIT", default: Int(self.pinResetCooldown.limit.cents / 100), in: 0...1_000_000)))
+        self.ledgerDualApprovalAbove =
+            100 * Int64(try reader.integer("LEDGER_DUAL_APPROVAL_ABOVE", default: Int(self.ledgerDualApprovalAbove / 100), in: 1...1_000_000_000))
+        self.ledgerAdjustMax = 100 * Int64(try reader.integer("LEDGER_ADJUST_MAX", default: Int(self.ledgerAdjustMax / 100), in: 1...1_000_000_000))
         let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: self.pinHashCost.n, in: 1024...1_048_576)
         guard scryptN & (scryptN - 1) == 0 else { throw ConfigError(variable: "PIN_HASH_SCRYPT_N", problem: "must be a power of two (got \(scryptN))") }
         self.pinHashCost.n = scryptN

@@ -70,9 +70,39 @@ extension GatewayConfig {
     }
 }
 
+/// The gateway would serve with a login that can rewrite the schema: a superuser, or one that acts
+/// as the schema's owner. Production refuses to start; development warns.
+public struct UnsafeDatabaseLogin: Error, CustomStringConvertible {
+    public let user: String
+    public let why: String
+    public var description: String {
+        "DATABASE_URL logs in as \(user), \(why): serve with a login in ussd_app (the owner's login is for `migrate` only; see SECURITY.md)"
+    }
+}
+
+/// Checks the login `serve` uses: in production a superuser or the schema's owner is refused
+/// (``UnsafeDatabaseLogin``); in development it is logged as a warning, so tools that migrate a
+/// throwaway database as its owner keep working.
+public func checkDatabaseLogin(config: GatewayConfig, wallet: Wallet, logger: Logger) async throws {
+    let identity = try await wallet.databaseIdentity()
+    let why =
+        identity.isSuperuser ? "a superuser" : identity.actsAsOwner ? "the schema's owner" : identity.isApp ? nil : "a login outside ussd_app"
+    guard let why else { return }
+    if config.environment == .production && (identity.isSuperuser || identity.actsAsOwner) {
+        throw UnsafeDatabaseLogin(user: identity.user, why: why)
+    }
+    logger.warning(
+        "serving with a database login that is \(why): production refuses a superuser or the owner; give the gateway a login in ussd_app",
+        metadata: ["db_user": .string(identity.user)])
+}
+
 /// Brings the database in line with this start-up's configuration (the KYC tiers) and records the
-/// configuration in the audit trail when it changed. `serve` refuses to start when this fails.
-public func applyStartupConfiguration(config: GatewayConfig, menus: MenuDocument, wallet: Wallet) async throws -> Bool {
+/// configuration in the audit trail when it changed, after checking the login (``checkDatabaseLogin``).
+/// `serve` refuses to start when this fails.
+public func applyStartupConfiguration(config: GatewayConfig, menus: MenuDocument, wallet: Wallet, logger: Logger = Logger(label: "ussd.http")) async throws
+    -> Bool
+{
+    try await checkDatabaseLogin(config: config, wallet: wallet, logger: logger)
     let (tiers, defaultTier) = GatewayConfig.tiers(of: menus)
     return try await wallet.applyConfiguration(tiers: tiers, defaultTier: defaultTier, settings: config.auditedSettings(menus: menus))
 }
@@ -105,6 +135,11 @@ public struct StartupConfigurationRetry: Service {
             } catch let error as WalletError {
                 self.logger.error("configuration refused by the database; tiers stay as last applied", metadata: ["error": "\(error)"])
                 break
+            } catch let error as UnsafeDatabaseLogin {
+                // Production never serves as a login that can rewrite the schema: the whole process stops.
+                self.logger.critical("refusing to serve: \(error)")
+                await postgres.shutdown()
+                throw error
             } catch {
                 try? await Task.sleep(for: self.interval)
             }

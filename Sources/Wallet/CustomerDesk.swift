@@ -40,39 +40,8 @@ extension Wallet {
         }
     }
 
-    /// Resets the PIN: the next dial must set a new one before anything else (``completePINReset``),
-    /// and until then every PIN check is refused as `pin_reset`. Also lifts any PIN lock. The
-    /// customer gets an SMS telling them to dial.
-    public func resetPIN(_ msisdn: MSISDN, by action: OperatorAction) async throws -> DeskOutcome {
-        try await self.postgres.transaction { tx in
-            guard
-                let row = try await tx.query(
-                    "SELECT failed_pin_attempts, pin_locks, locked_until, pin_reset_required FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE"
-                ).single()
-            else { return .notRegistered }
-            let (attempts, locks, lockedUntil, required) = try row.decode((Int, Int, Date?, Bool).self)
-            guard !required else { return .unchanged }
-            try await tx.query(
-                """
-                UPDATE customers SET pin_reset_required = true, failed_pin_attempts = 0, pin_locks = 0, locked_until = NULL,
-                    pin_change_grant = NULL, pin_change_grant_until = NULL, updated_at = now()
-                WHERE msisdn = \(msisdn.value)
-                """
-            )
-            let id = try await Self.audit(
-                tx, action, "pin.reset", msisdn: msisdn,
-                before: [
-                    "pin_reset_required": "false", "failed_pin_attempts": String(attempts), "locks_in_a_row": String(locks),
-                    "locked_until": lockedUntil.map { $0.formatted(.iso8601) } ?? "none",
-                ],
-                after: ["pin_reset_required": "true", "failed_pin_attempts": "0", "locks_in_a_row": "0", "locked_until": "none"]
-            )
-            try await self.queueSMS(tx, to: msisdn, template: "pin_reset", params: [:], dedupe: "audit:\(id)")
-            return .changed
-        }
-    }
-
-    /// Sets the new PIN after an operator's reset; `tokenExpired` when no reset is waiting (it was
+    /// Sets the new PIN after an approved reset (``requestPINReset(_:by:)``); the database notes when,
+    /// which starts the cooling-off window; `tokenExpired` when no reset is waiting (it was
     /// completed in another session). Written to the audit trail with the customer as the actor.
     public func completePINReset(_ msisdn: MSISDN, new pin: String) async throws {
         let customer = try await self.customer(msisdn)
@@ -119,17 +88,18 @@ extension Wallet {
         _ tx: PostgresConnection, _ action: OperatorAction?, _ what: String, msisdn: MSISDN?, before: [String: String]?, after: [String: String]?
     ) async throws -> Int64 {
         try await Self.audit(
-            tx, actor: action?.operatorName ?? "system", what, msisdn: msisdn?.value, reason: action?.reason, before: before, after: after)
+            tx, actor: action == nil ? "system" : nil, what, msisdn: msisdn?.value, reason: action?.reason, before: before, after: after)
     }
 
     @discardableResult
     static func audit(
-        _ tx: PostgresConnection, actor: String, _ what: String, msisdn: String?, reason: String?, before: [String: String]?, after: [String: String]?
+        _ tx: PostgresConnection, actor: String?, _ what: String, msisdn: String?, reason: String?, before: [String: String]?, after: [String: String]?
     ) async throws -> Int64 {
+        // No actor: the session's own database identity (a member of staff's login).
         try await tx.query(
             """
             INSERT INTO audit_log (actor, action, msisdn, reason, before, after)
-            VALUES (\(actor), \(what), \(msisdn), \(reason), \(before.map(Self.json))::jsonb, \(after.map(Self.json))::jsonb) RETURNING id
+            VALUES (coalesce(\(actor), current_user), \(what), \(msisdn), \(reason), \(before.map(Self.json))::jsonb, \(after.map(Self.json))::jsonb) RETURNING id
             """
         ).single()!.decode(Int64.self, column: 0)
     }

@@ -121,6 +121,30 @@ extension Wallet {
                 """,
                 passing: "every pending transfer is a payout in flight"
             )
+            // Provenance: each transfer names its cause, and the cause exists. A row written by hand
+            // (not through a wallet function) has none, whatever it claims (migration 0014).
+            try await check(
+                "every transfer names its cause",
+                """
+                SELECT format('transfer %s (%s, %s cents, %s): %s', t.id, t.kind, t.amount, t.created_at,
+                              CASE WHEN t.cause IS NULL THEN 'names no cause: not made by the wallet (inserted by hand?)'
+                                   ELSE 'its cause ' || t.cause || ' does not exist' END)
+                FROM transfers t
+                WHERE t.cause IS NULL
+                   OR NOT CASE split_part(t.cause, ':', 1)
+                        WHEN 'movement' THEN t.cause = 'movement:' || t.id OR (t.kind = 'fee' AND t.cause = 'movement:' || (t.metadata->>'for'))
+                        WHEN 'deposit' THEN EXISTS (SELECT 1 FROM deposits d WHERE 'deposit:' || d.id = t.cause AND d.transfer_id = t.id)
+                        WHEN 'payout' THEN EXISTS (SELECT 1 FROM payouts p WHERE 'payout:' || p.id = t.cause
+                                                   AND t.id IN (p.transfer_id, p.transfer_id || ':fee', p.transfer_id || ':fee-refund'))
+                        WHEN 'request' THEN EXISTS (SELECT 1 FROM ledger_requests r WHERE 'request:' || r.id = t.cause AND r.status = 'approved'
+                                                    AND r.transfer_id = t.id)
+                        WHEN 'c2b' THEN EXISTS (SELECT 1 FROM paybill_payments b WHERE 'c2b:' || b.trans_id = t.cause)
+                        WHEN 'paybill' THEN EXISTS (SELECT 1 FROM paybill_payments b WHERE 'paybill:' || b.trans_id = t.cause)
+                        ELSE false END
+                ORDER BY t.created_at LIMIT 100
+                """,
+                passing: "every transfer was made by the wallet for a movement, deposit, payout, paybill payment or approved request"
+            )
             let hours = Double(maxHoldAge.components.seconds) / 3600
             try await check(
                 "no hold older than \(hours.formatted()) h",
@@ -310,7 +334,7 @@ extension Wallet {
             guard
                 let row = try await tx.query(
                     """
-                    UPDATE mpesa_review SET resolution = \(resolution), resolved_by = \(action.operatorName), resolved_at = now(), resolution_note = \(note)
+                    UPDATE mpesa_review SET resolution = \(resolution), resolved_by = current_user, resolved_at = now(), resolution_note = \(note)
                     WHERE id = \(id) AND resolution IS NULL
                     RETURNING kind, reference, reason, (SELECT d.msisdn FROM deposits d WHERE d.id = deposit_id), (SELECT p.msisdn FROM payouts p WHERE p.id = payout_id)
                     """
@@ -318,7 +342,7 @@ extension Wallet {
             else { return false }
             let (kind, reference, reason, depositor, payee) = try row.decode((String, String, String, String?, String?).self)
             try await Self.audit(
-                tx, actor: action.operatorName, "mpesa.review_resolved", msisdn: depositor ?? payee, reason: action.reason,
+                tx, actor: nil, "mpesa.review_resolved", msisdn: depositor ?? payee, reason: action.reason,
                 before: ["item": String(id), "kind": kind, "reference": reference, "reason": reason, "status": "open"],
                 after: ["item": String(id), "resolution": resolution, "note": note]
             )

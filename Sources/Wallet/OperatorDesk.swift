@@ -1,24 +1,23 @@
 import Foundation
 import Postgres
 
-/// Who changes something by hand, and why. Every operator action is written to `audit_log` in the
-/// same statement as its effect, so neither exists without the other.
+/// Why a member of staff changes something by hand. Who they are is not typed: the database
+/// records its own identity of the session (`current_user`: the person's login on the CLI, the
+/// role the staff desk switches to), and every operator action is written to `audit_log` in the
+/// same transaction as its effect, so neither exists without the other.
 public struct OperatorAction: Sendable, Hashable {
-    public let operatorName: String
     public let reason: String
 
-    /// Refuses an empty or over-long name or reason, and control characters (the trail is read in
-    /// a terminal).
-    public init(operator operatorName: String, reason: String) throws(WalletError) {
-        let name = operatorName.trimmingCharacters(in: .whitespaces)
+    /// Refuses an empty or over-long reason, and control characters (the trail is read in a terminal).
+    public init(reason: String) throws(WalletError) {
         let why = reason.trimmingCharacters(in: .whitespaces)
-        guard (1...100).contains(name.count), (1...500).contains(why.count) else {
-            throw WalletError.invalidArgument("an operator name (up to 100 characters) and a reason (up to 500) are required")
+        guard (1...500).contains(why.count) else {
+            throw WalletError.invalidArgument("a reason (up to 500 characters) is required")
         }
-        guard !(name + why).unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw WalletError.invalidArgument("the operator name and reason must not contain control characters")
+        guard !why.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw WalletError.invalidArgument("the reason must not contain control characters")
         }
-        (self.operatorName, self.reason) = (name, why)
+        self.reason = why
     }
 }
 
@@ -26,7 +25,7 @@ public struct OperatorAction: Sendable, Hashable {
 public struct AuditEntry: Sendable, Hashable, Codable {
     public let id: Int64
     public let at: Date
-    /// An operator's name, or `system`.
+    /// The member of staff's database login, `system` or `customer`.
     public let actor: String
     /// `pin.unlocked`, `pin.locked`, ...
     public let action: String
@@ -73,7 +72,7 @@ extension Wallet {
                 FROM old WHERE c.id = old.id RETURNING c.id
             )
             INSERT INTO audit_log (actor, action, msisdn, reason, before, after)
-            SELECT \(action.operatorName), 'pin.unlocked', old.msisdn, \(action.reason),
+            SELECT current_user, 'pin.unlocked', old.msisdn, \(action.reason),
                    jsonb_build_object('failed_pin_attempts', old.failed_pin_attempts, 'locks_in_a_row', old.pin_locks, 'locked_until', old.locked_until),
                    jsonb_build_object('failed_pin_attempts', 0, 'locks_in_a_row', 0, 'locked_until', NULL)
             FROM old JOIN changed ON changed.id = old.id
@@ -104,7 +103,8 @@ extension Wallet {
     public func overview(_ msisdn: MSISDN) async throws -> CustomerOverview? {
         guard let row = try await self.postgres.query(
             """
-            SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, failed_pin_attempts, pin_locks, created_at
+            SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, failed_pin_attempts, pin_locks, created_at,
+                pin_reset_completed_at
             FROM customers WHERE msisdn = \(msisdn.value)
             """
         ).single() else { return nil }

@@ -71,15 +71,24 @@ public struct Outbox: Sendable {
         )
     }
 
-    /// Queues an operator's message; its outbox id.
-    public func queueOperatorMessage(_ text: String, to msisdn: MSISDN) async throws -> Int64 {
-        try await self.postgres.query(
-            """
-            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
-            VALUES ('sms', \(msisdn.value), 'en', 'operator', '{}', \("operator:" + UUID().uuidString), \(text))
-            RETURNING id
-            """
-        ).single()!.decode(Int64.self, column: 0)
+    /// Queues an operator's message; its outbox id. A member of staff's message is written to the
+    /// audit trail in the same transaction (who, by the database's identity; why; the outbox row and
+    /// the message's length, not its words, which stay in the outbox).
+    public func queueOperatorMessage(_ text: String, to msisdn: MSISDN, by action: OperatorAction? = nil) async throws -> Int64 {
+        try await self.postgres.transaction { tx in
+            let id = try await tx.query(
+                """
+                INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
+                VALUES ('sms', \(msisdn.value), 'en', 'operator', '{}', \("operator:" + UUID().uuidString), \(text))
+                RETURNING id
+                """
+            ).single()!.decode(Int64.self, column: 0)
+            if let action {
+                try await Wallet.audit(
+                    tx, action, "sms.sent", msisdn: msisdn, before: nil, after: ["outbox": String(id), "characters": String(text.count)])
+            }
+            return id
+        }
     }
 
     // MARK: Sending

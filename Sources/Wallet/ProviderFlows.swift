@@ -257,10 +257,7 @@ extension Wallet {
                     return .failure(stored == fingerprint ? WalletError(code: code) : .idempotencyKeyReused)
                 }
                 guard let account = try await tx.query(
-                    """
-                    SELECT a.id, a.balance - a.held, c.id, c.status FROM accounts a JOIN customers c ON c.id = a.customer_id
-                    WHERE c.msisdn = \(msisdn.value) AND a.kind = 'main' FOR UPDATE OF a
-                    """
+                    "SELECT account_id, spendable, customer_id, status FROM wallet_lock_main_account(\(msisdn.value))"
                 ).single() else { return .failure(.notRegistered) }
                 let (accountID, available, customerID, status) = try account.decode((Int64, Int64, Int64, String).self)
                 if let refusal = try await self.withdrawalRefusal(
@@ -271,17 +268,13 @@ extension Wallet {
                     )
                     return .failure(refusal)
                 }
-                try await self.hold(tx, amount, from: accountID, customer: customerID, msisdn: msisdn, payout: key.value, transfer: transferID, fingerprint: fingerprint)
-                if fee.cents > 0 {
-                    try await tx.query(
-                        """
-                        INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
-                        SELECT \(transferID + ":fee"), \(accountID), f.id, \(fee.cents), 'fee', 'posted', jsonb_build_object('for', \(transferID)::text)
-                        FROM accounts f WHERE f.customer_id IS NULL AND f.kind = 'fee_income'
-                        """
-                    )
-                    try await tx.query("UPDATE payouts SET fee = \(fee.cents) WHERE id = \(key.value)")
-                }
+                // The hold, its payout row and the fee, through the wallet's function (the gateway
+                // writes no transfer itself).
+                try await tx.query(
+                    """
+                    SELECT wallet_hold_withdrawal(\(key.value), \(accountID), \(customerID), \(msisdn.value), \(amount.cents), \(fingerprint), \(fee.cents))
+                    """
+                )
                 return .success(Payout(id: key.value, msisdn: msisdn, amount: amount, status: .reserved))
             }
             return try outcome.get()
@@ -308,22 +301,6 @@ extension Wallet {
         if overflow || total > min(self.limits.daily, tier?.daily ?? .max) { return .limitExceeded }
         let (needed, overflowing) = amount.cents.addingReportingOverflow(fee.cents)
         return overflowing || available < needed ? .insufficientFunds : nil
-    }
-
-    /// Holds the amount in a pending transfer to the payouts-in-flight account and records the payout.
-    private func hold(
-        _ tx: PostgresConnection, _ amount: Amount, from account: Int64, customer: Int64, msisdn: MSISDN, payout: String, transfer: String, fingerprint: String
-    ) async throws {
-        try await tx.query(
-            """
-            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
-            SELECT \(transfer), \(account), p.id, \(amount.cents), 'withdrawal', 'pending', jsonb_build_object('fingerprint', \(fingerprint)::text)
-            FROM accounts p WHERE p.customer_id IS NULL AND p.kind = 'payouts_in_flight'
-            """
-        )
-        try await tx.query(
-            "INSERT INTO payouts (id, customer_id, msisdn, amount, transfer_id) VALUES (\(payout), \(customer), \(msisdn.value), \(amount.cents), \(transfer))"
-        )
     }
 
     /// Notes that the B2C request went out (its ConversationID), keeping the hold: `reserved`
@@ -387,7 +364,7 @@ extension Wallet {
     @discardableResult
     public func completeWithdrawal(_ id: String, providerTransactionID: String, raw: String? = nil) async throws -> Payout {
         try await self.settle(id, outcome: .paid, raw: raw) { tx, payout in
-            try await tx.query("UPDATE transfers SET status = 'posted' WHERE id = \(("withdrawal:" + id))")
+            try await tx.query("SELECT wallet_post_withdrawal(\(id))")
             try await tx.query(
                 "UPDATE payouts SET status = 'paid', provider_transaction_id = \(providerTransactionID), result_code = 0, updated_at = now() WHERE id = \(id)"
             )
@@ -414,16 +391,8 @@ extension Wallet {
             // An unknown outcome was noted since the caller looked: keep the hold.
             return payout.status
         }
-        try await tx.query("UPDATE transfers SET status = 'voided' WHERE id = \(("withdrawal:" + payout.id))")
-        // The fee goes back with the money (once: the refund's key is fixed).
-        try await tx.query(
-            """
-            INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, resolves, metadata)
-            SELECT t.id || '-refund', t.credit_account, t.debit_account, t.amount, 'reversal', 'posted', t.id, jsonb_build_object('for', 'failed payout')
-            FROM transfers t WHERE t.id = \(("withdrawal:" + payout.id + ":fee")) AND t.status = 'posted'
-            ON CONFLICT (id) DO NOTHING
-            """
-        )
+        // The hold is released and the fee goes back with it (once: the refund's key is fixed).
+        try await tx.query("SELECT wallet_void_withdrawal(\(payout.id))")
         try await tx.query("UPDATE payouts SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now() WHERE id = \(payout.id)")
         try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(payout.id)")
         return .failed

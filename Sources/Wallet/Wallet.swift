@@ -12,6 +12,10 @@ public final class Wallet: Sendable {
     let lockDuration: Duration
     let limits: WalletLimits
     let logger: Logger
+    /// Large sends and withdrawals wait this out after a PIN reset.
+    let pinResetCooldown: PINResetCooldown
+    /// The time the cooling-off window is measured against (injected by tests).
+    let now: @Sendable () -> Date
     /// Gathers concurrent sends, saves and unsaves into shared commits.
     let moves: GroupCommitter<MoveCall>
     /// Gathers concurrent deposit completions (paid STK callbacks) into shared commits.
@@ -34,9 +38,12 @@ public final class Wallet: Sendable {
 
     public init(
         postgres: PostgresClient, pins: PINHasher, lockDuration: Duration = .seconds(30 * 60), limits: WalletLimits = WalletLimits(),
-        groupCommit: GroupCommit = GroupCommit(), logger: Logger = Logger(label: "wallet")
+        groupCommit: GroupCommit = GroupCommit(), pinResetCooldown: PINResetCooldown = PINResetCooldown(),
+        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "wallet")
     ) {
         self.postgres = postgres
+        self.pinResetCooldown = pinResetCooldown
+        self.now = now
         self.pins = pins
         self.lockDuration = lockDuration
         self.limits = limits
@@ -51,6 +58,30 @@ public final class Wallet: Sendable {
             batch: { calls in try await Self.completeDepositBatch(calls, postgres: postgres) },
             single: { call in try await Self.completeDepositOne(call, postgres: postgres) }
         )
+    }
+
+    /// After a customer sets the PIN an approved reset asked for, sends and withdrawals above
+    /// `limit` are refused for `window` (balance, deposits and smaller amounts work), as banks do
+    /// after a SIM swap: whoever took the number over cannot empty the wallet at once.
+    public struct PINResetCooldown: Sendable, Hashable {
+        public var window: Duration
+        public var limit: Amount
+
+        public init(window: Duration = .seconds(24 * 3600), limit: Amount = Amount(cents: 100_000)) {
+            self.window = window
+            self.limit = limit
+        }
+    }
+
+    /// The amount above which sends and withdrawals wait out a PIN reset's cooling-off window.
+    public var coolingOffLimit: Amount { self.pinResetCooldown.limit }
+
+    /// Refuses a send or withdrawal of `amount` by `customer` while a PIN reset's cooling-off
+    /// window runs and the amount is above its limit: ``WalletError/coolingOff(until:)``.
+    public func checkCoolingOff(_ customer: Customer, amount: Amount) throws(WalletError) {
+        guard let completed = customer.pinResetCompletedAt, amount.cents > self.pinResetCooldown.limit.cents else { return }
+        let until = completed.addingTimeInterval(TimeInterval(self.pinResetCooldown.window.components.seconds))
+        if self.now() < until { throw WalletError.coolingOff(until: until) }
     }
 
     /// A registered customer.
@@ -71,6 +102,9 @@ public final class Wallet: Sendable {
         public let pinResetRequired: Bool
         /// The KYC tier, or nil for the default one.
         public let tier: String?
+        /// When the customer last set the PIN an approved reset asked for (the database's time):
+        /// the cooling-off window runs from here.
+        public let pinResetCompletedAt: Date?
 
         public var isBlocked: Bool { self.status == .suspended }
 
@@ -96,7 +130,7 @@ public final class Wallet: Sendable {
                 let row = try await tx.query(
                     """
                     INSERT INTO customers (msisdn, name, language, pin_hash) VALUES (\(msisdn.value), \(name), \(language), \(hash))
-                    RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier
+                    RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at
                     """
                 ).single()!
                 let customer = try Self.customer(row)
@@ -111,7 +145,7 @@ public final class Wallet: Sendable {
     /// The customer behind a number.
     public func customer(_ msisdn: MSISDN) async throws -> Customer {
         guard let row = try await self.postgres.query(
-            "SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier FROM customers WHERE msisdn = \(msisdn.value)"
+            "SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at FROM customers WHERE msisdn = \(msisdn.value)"
         ).single() else { throw WalletError.notRegistered }
         return try Self.customer(row)
     }
@@ -151,7 +185,7 @@ public final class Wallet: Sendable {
                 locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END
             WHERE msisdn = \(msisdn.value) AND NOT pin_reset_required
                 AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < \(PINPolicy.attemptsBeforeLock)))
-            RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_hash, failed_pin_attempts
+            RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_hash, failed_pin_attempts, pin_reset_completed_at
             """
         ).single() else {
             let customer = try await self.customer(msisdn)
@@ -318,7 +352,7 @@ public final class Wallet: Sendable {
         let (id, msisdn, name, language, status, lockedUntil, resetRequired, tier) = try row.decode((Int64, String, String, String, String, Date?, Bool, String?).self)
         return Customer(
             id: id, msisdn: MSISDN(msisdn)!, name: name, language: language, status: try Self.status(status), lockedUntil: lockedUntil,
-            pinResetRequired: resetRequired, tier: tier
+            pinResetRequired: resetRequired, tier: tier, pinResetCompletedAt: try row.decode(Date?.self, column: "pin_reset_completed_at")
         )
     }
 }

@@ -28,43 +28,69 @@ extension Wallet {
         guard tiers.contains(where: { $0.name == defaultTier }) else {
             throw WalletError.invalidArgument("the default tier \(defaultTier) is not defined")
         }
+        var recorded = settings
+        for tier in tiers {
+            recorded["tier.\(tier.name)"] = "per transaction \(tier.perTransaction), daily \(tier.daily), max balance \(tier.maxBalance.map(String.init) ?? "none") (cents)"
+        }
+        recorded["tier.default"] = defaultTier
+        let tiersJSON = JSONValue.array(
+            tiers.map { tier in
+                var fields: [String: JSONValue] = [
+                    "name": .string(tier.name), "per_transaction": .string(String(tier.perTransaction)), "daily": .string(String(tier.daily)),
+                ]
+                if let cap = tier.maxBalance { fields["max_balance"] = .string(String(cap)) }
+                return .object(fields)
+            }
+        ).serialized
+        // The gateway may not write the tiers itself: the wallet's function does, as the schema's
+        // owner, and records the configuration in the audit trail in the same transaction.
+        do {
+            return try await self.postgres.query(
+                "SELECT wallet_apply_configuration(\(tiersJSON)::jsonb, \(defaultTier), \(Self.json(recorded))::jsonb)"
+            ).single()!.decode(Bool.self, column: 0)
+        } catch let error as PostgresError where error.sqlState == "UL010" {
+            throw WalletError.invalidArgument(error.refusal ?? "a tier customers hold cannot be removed")
+        }
+    }
+
+    /// Who this wallet's connections are to the database: the login, and whether it is a superuser,
+    /// may act as the schema's owner, or is in `ussd_app` (what `serve` should log in as).
+    public struct DatabaseIdentity: Sendable, Hashable {
+        public let user: String
+        public let isSuperuser: Bool
+        public let actsAsOwner: Bool
+        public let isApp: Bool
+    }
+
+    public func databaseIdentity() async throws -> DatabaseIdentity {
+        let row = try await self.postgres.query(
+            """
+            SELECT current_user::text, coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false),
+                   coalesce(pg_has_role(current_user, (SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'transfers'), 'USAGE'), false),
+                   EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ussd_app') AND pg_has_role(current_user, 'ussd_app', 'USAGE')
+            """
+        ).single()!
+        let (user, superuser, owner, app) = try row.decode((String, Bool, Bool, Bool).self)
+        return DatabaseIdentity(user: user, isSuperuser: superuser, actsAsOwner: owner, isApp: app)
+    }
+
+    /// Writes the staff desk's limits, in cents, where the database's four-eyes checks read them
+    /// (`ussd-gateway migrate`, as the schema's owner), and records a change in the audit trail.
+    /// True when something changed.
+    @discardableResult
+    public func applyLedgerSettings(dualApprovalAbove: Int64, adjustMax: Int64) async throws -> Bool {
+        guard dualApprovalAbove > 0, adjustMax > 0 else { throw WalletError.invalidArgument("the ledger limits must be positive") }
         return try await self.postgres.transaction { tx in
-            try await tx.query("SELECT pg_advisory_xact_lock(160016)")
-            let existing = try await tx.query("SELECT name FROM kyc_tiers").map { try $0.decode(String.self, column: 0) }
-            try await tx.query("UPDATE kyc_tiers SET is_default = false WHERE is_default")
-            for tier in tiers {
+            let before = try await tx.query("SELECT name, value FROM ledger_settings ORDER BY name FOR UPDATE").map { try $0.decode((String, Int64).self) }
+            let after = ["adjust_max": adjustMax, "dual_approval_above": dualApprovalAbove]
+            guard Dictionary(uniqueKeysWithValues: before) != after else { return false }
+            for (name, value) in after {
                 try await tx.query(
-                    """
-                    INSERT INTO kyc_tiers (name, per_transaction, daily, max_balance, is_default)
-                    VALUES (\(tier.name), \(tier.perTransaction), \(tier.daily), \(tier.maxBalance), \(tier.name == defaultTier))
-                    ON CONFLICT (name) DO UPDATE SET per_transaction = excluded.per_transaction, daily = excluded.daily,
-                        max_balance = excluded.max_balance, is_default = excluded.is_default
-                    """
-                )
+                    "INSERT INTO ledger_settings (name, value) VALUES (\(name), \(value)) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             }
-            for name in existing where !tiers.contains(where: { $0.name == name }) {
-                let holders = try await tx.query("SELECT count(*) FROM customers WHERE tier = \(name)").single()!.decode(Int64.self, column: 0)
-                guard holders == 0 else {
-                    throw WalletError.invalidArgument("tier \(name) is held by \(holders) customer(s): move them (customer tier) before removing it")
-                }
-                try await tx.query("DELETE FROM kyc_tiers WHERE name = \(name)")
-            }
-            var recorded = settings
-            for tier in tiers {
-                recorded["tier.\(tier.name)"] = "per transaction \(tier.perTransaction), daily \(tier.daily), max balance \(tier.maxBalance.map(String.init) ?? "none") (cents)"
-            }
-            recorded["tier.default"] = defaultTier
-            let after = Self.json(recorded)
-            let last = try await tx.query(
-                "SELECT after::text, after = \(after)::jsonb FROM audit_log WHERE action = 'config.applied' ORDER BY id DESC LIMIT 1"
-            ).single()
-            if let last, try last.decode(Bool.self, column: 1) { return false }
-            try await tx.query(
-                """
-                INSERT INTO audit_log (actor, action, before, after)
-                VALUES ('system', 'config.applied', \(try last?.decode(String.self, column: 0))::jsonb, \(after)::jsonb)
-                """
-            )
+            try await Self.audit(
+                tx, actor: "system", "config.ledger", msisdn: nil, reason: nil,
+                before: Dictionary(uniqueKeysWithValues: before.map { ($0.0, String($0.1)) }), after: after.mapValues { String($0) })
             return true
         }
     }

@@ -23,6 +23,8 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
     case blocked
     /// An operator reset the PIN: the customer must set a new one before anything that asks for it.
     case pinResetRequired
+    /// The PIN was reset lately: sends and withdrawals above the cooling-off limit wait until then.
+    case coolingOff(until: Date)
     /// The key was used before with different parameters.
     case idempotencyKeyReused
     case invalidArgument(String)
@@ -43,6 +45,7 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
         case .recipientLimit: return "recipient_limit"
         case .blocked: return "blocked"
         case .pinResetRequired: return "pin_reset"
+        case .coolingOff: return "cooling_off"
         case .idempotencyKeyReused: return "idempotency_key_reused"
         case .invalidArgument: return "invalid_argument"
         }
@@ -53,6 +56,7 @@ public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
         case .wrongPIN(let left): return "wrong_pin (\(left) attempts left)"
         case .locked(let until): return "locked until \(until)"
         case .tooManyAttempts: return "locked (every PIN attempt left is being checked)"
+        case .coolingOff(let until): return "cooling_off until \(until)"
         case .invalidArgument(let what): return "invalid_argument: \(what)"
         default: return self.code
         }

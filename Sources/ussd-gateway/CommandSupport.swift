@@ -13,11 +13,17 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "A file of KEY=VALUE lines; environment variables override it.")
     var config: String?
 
-    /// Loads the configuration, or prints the one-line problem and exits with code 2.
-    func load() throws -> GatewayConfig {
+    /// Loads the configuration to serve with, or prints the one-line problem and exits with code 2.
+    func load() throws -> GatewayConfig { try self.load(serving: true) }
+
+    /// The configuration for a staff or operations command: it needs none of the serving secrets
+    /// (PIN pepper, callback tokens, provider credentials), and reads none.
+    func loadForStaff() throws -> GatewayConfig { try self.load(serving: false) }
+
+    private func load(serving: Bool) throws -> GatewayConfig {
         do {
             let file = try self.config.map { path throws(ConfigError) in try GatewayConfig.readFile(at: path) } ?? [:]
-            let config = try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, file: file)
+            let config = try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, file: file, serving: serving)
             config.applyProcessWide()
             return config
         } catch {
@@ -49,9 +55,14 @@ func msisdnArgument(_ value: String, named name: String) throws -> MSISDN {
     return msisdn
 }
 
-/// The wallet over `postgres`, as the gateway builds it.
+/// The wallet over `postgres`, as the gateway builds it. A staff command reads no PIN pepper and
+/// hashes no PIN: its wallet's hasher has a random key of this process only, so a PIN it hashed
+/// would verify against nothing stored.
 func wallet(_ config: GatewayConfig, _ postgres: PostgresClient) -> Wallet {
-    Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: config.pinHashCost), logger: Logger(label: "wallet"))
+    let pepper = config.pinPepper.isEmpty ? (0..<32).map { _ in UInt8.random(in: .min ... .max) } : config.pinPepper
+    return Wallet(
+        postgres: postgres, pins: PINHasher(pepper: pepper, cost: config.pinHashCost), pinResetCooldown: config.pinResetCooldown,
+        logger: Logger(label: "wallet"))
 }
 
 /// Runs `body` with a Postgres client that is shut down afterwards; a failure prints one line
@@ -69,20 +80,20 @@ func withPostgres<T>(_ config: GatewayConfig, doing what: String, _ body: (Postg
     }
 }
 
-/// Who changes something, and why: every command that changes money or a customer takes both and
-/// writes them to the audit trail.
+/// Why a member of staff changes something. Who they are is the database's to say: the command
+/// connects as the person's own login (`DATABASE_URL`), in `ussd_operator` to ask and change, in
+/// `ussd_approver` to decide; the audit trail records that login.
 struct OperatorOptions: ParsableArguments {
-    @Option(name: .customLong("operator"), help: "Who is doing this (for the audit trail).") var operatorName: String
     @Option(help: "Why (for the audit trail): how the caller was identified, the ticket, what was checked.") var reason: String
 
-    /// The two as an ``OperatorAction``, or exit code 2 naming the problem.
-    func action() throws -> OperatorAction { try Self.action(operator: self.operatorName, reason: self.reason) }
+    /// The reason as an ``OperatorAction``, or exit code 2 naming the problem.
+    func action() throws -> OperatorAction { try Self.action(reason: self.reason) }
 
-    static func action(operator name: String, reason: String) throws -> OperatorAction {
+    static func action(reason: String) throws -> OperatorAction {
         do {
-            return try OperatorAction(operator: name, reason: reason)
+            return try OperatorAction(reason: reason)
         } catch {
-            throw refusal("--operator and --reason: \(error)")
+            throw refusal("--reason: \(error)")
         }
     }
 }

@@ -19,7 +19,7 @@ struct CustomerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON, for scripts.") var json = false
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number")
             guard let overview = try await withPostgres(config, doing: "looking up", { try await wallet(config, $0).overview(msisdn) }) else {
@@ -43,7 +43,7 @@ struct CustomerCommand: AsyncParsableCommand {
         @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number")
             let action = try self.who.action()
@@ -52,7 +52,7 @@ struct CustomerCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
                 throw ExitCode(1)
             }
-            Logger(label: "wallet").notice("PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.value), "operator": .string(action.operatorName)])
+            Logger(label: "wallet").notice("PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.value)])
             print("unlocked \(msisdn.value)")
         }
     }
@@ -60,17 +60,20 @@ struct CustomerCommand: AsyncParsableCommand {
     struct ResetPIN: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reset-pin",
-            abstract: "Reset a customer's PIN: the next dial must set a new one (any PIN lock is lifted); the customer gets an SMS. Audited."
+            abstract:
+                "Ask for a customer's PIN to be reset. When an approver (`ledger approve <id>`, another person) approves it, the next dial must set a new PIN, any lock is lifted and the customer gets an SMS; large sends and withdrawals then wait out PIN_RESET_COOLDOWN_HOURS. Audited."
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
         @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            try await changeCustomer(
-                self.options, self.number, self.who, doing: "resetting the PIN", done: { "PIN reset: the next dial sets a new PIN for \($0)" },
-                already: "already has a PIN reset waiting"
-            ) { try await $0.resetPIN($1, by: $2) }
+            let config = try self.options.loadForStaff()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number")
+            try await ledgerRequest(config, self.who, doing: "asking for the PIN reset") { try await $0.requestPINReset(msisdn, by: $1) } said: {
+                "request #\($0.id): \(describe($0)); waiting for an approver: ledger approve \($0.id)"
+            }
         }
     }
 
@@ -129,7 +132,7 @@ func changeCustomer(
     _ options: ConfigOptions, _ number: String, _ who: OperatorOptions, doing what: String, done: (String) -> String, already: String,
     _ change: @escaping @Sendable (Wallet, MSISDN, OperatorAction) async throws -> DeskOutcome
 ) async throws {
-    let config = try options.load()
+    let config = try options.loadForStaff()
     bootstrapLogging(config)
     let msisdn = try msisdnArgument(number, named: "the number")
     let action = try who.action()
@@ -154,7 +157,7 @@ struct AuditCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON, for scripts.") var json = false
 
     func run() async throws {
-        let config = try self.options.load()
+        let config = try self.options.loadForStaff()
         bootstrapLogging(config)
         let msisdn = try msisdnArgument(self.number, named: "--number")
         let trail = try await withPostgres(config, doing: "reading the audit trail") { try await wallet(config, $0).auditTrail(msisdn, limit: self.limit) }

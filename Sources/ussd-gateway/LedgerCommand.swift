@@ -23,7 +23,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON, for scripts.") var json = false
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             guard (1...8760).contains(self.maxHoldHours) else { throw refusal("--max-hold-hours must be from 1 to 8760") }
             let audit = try await withPostgres(config, doing: "auditing the ledger") {
@@ -56,7 +56,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             guard self.fromSuspense != self.toSuspense else { throw refusal("give exactly one of --from-suspense and --to-suspense") }
             let msisdn = try msisdnArgument(self.to, named: "--to")
@@ -78,7 +78,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let reference = self.reference
             try await ledgerRequest(config, self.who, doing: "asking for the reversal") { try await $0.requestReversal(of: reference, by: $1) } said: {
@@ -95,7 +95,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON, for scripts.") var json = false
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let requests = try await withPostgres(config, doing: "listing requests") {
                 try await wallet(config, $0).ledgerRequests(pendingOnly: !self.all)
@@ -108,18 +108,23 @@ struct LedgerCommand: AsyncParsableCommand {
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Approve a request: its transfer is posted, the customer gets an SMS, and the audit trail records both operators. Not by the operator who asked."
+                "Approve a request as this login (a member of ussd_approver, not the one who asked): its transfer is posted (or the PIN reset), the customer gets an SMS, and the audit trail records both people. Above LEDGER_DUAL_APPROVAL_ABOVE it takes two approvers."
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The request's id.") var id: Int64
         @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let id = self.id
-            try await ledgerRequest(config, self.who, doing: "approving") { try await $0.approve(id, by: $1) } said: {
-                "approved #\($0.id): \(describe($0)); transfer \($0.transfer ?? "?")"
+            try await ledgerRequest(config, self.who, doing: "approving") { try await $0.approve(id, by: $1) } said: { request in
+                switch (request.status, request.kind) {
+                case ("pending", _):
+                    return "approval recorded for #\(request.id): \(describe(request)); a second approver must approve it too (above LEDGER_DUAL_APPROVAL_ABOVE)"
+                case (_, .pinReset): return "approved #\(request.id): \(describe(request)); the next dial sets a new PIN"
+                default: return "approved #\(request.id): \(describe(request)); transfer \(request.transfer ?? "?")"
+                }
             }
         }
     }
@@ -131,7 +136,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let id = self.id
             try await ledgerRequest(config, self.who, doing: "rejecting") { try await $0.reject(id, by: $1) } said: {
@@ -154,7 +159,7 @@ func ledgerRequest(
 
 /// One request in words: `adjustment: KES 500.00 to 254712345678 from suspense, asked by wanjiru (why)`.
 func describe(_ request: LedgerRequest) -> String {
-    let amount = "KES \(Amount(cents: request.amount))"
+    let amount = "KES \(Amount(cents: request.amount ?? 0))"
     let what: String
     switch request.kind {
     case .adjustment:
@@ -163,8 +168,11 @@ func describe(_ request: LedgerRequest) -> String {
             ? "adjustment: \(amount) to \(request.msisdn) from suspense" : "adjustment: \(amount) from \(request.msisdn) to suspense"
     case .reversal:
         what = "reversal of \(request.reference ?? "?"): \(amount) back to \(request.msisdn)"
+    case .pinReset:
+        what = "PIN reset for \(request.msisdn)"
     }
     var text = "\(what), asked by \(request.requestedBy) (\(request.reason))"
+    if request.status == "pending" && request.approvalsNeeded > 1 { text += ", approvals \(request.approvals) of \(request.approvalsNeeded)" }
     if let decider = request.decidedBy { text += ", \(request.status) by \(decider)" }
     return text
 }
@@ -185,7 +193,7 @@ struct ReportCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON, for scripts.") var json = false
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let report: DailyReport
             do {

@@ -29,7 +29,7 @@ struct MPesaCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let missing = config.mpesa.missing(publicBaseURL: config.publicBaseURL)
             guard missing.isEmpty, let daraja = config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.mpesaToken),
@@ -64,7 +64,7 @@ struct MPesaCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let missing = config.mpesa.missing(publicBaseURL: config.publicBaseURL)
             guard missing.isEmpty else {
@@ -96,7 +96,7 @@ struct MPesaCommand: AsyncParsableCommand {
         @Flag(help: "Also list the items already resolved, with how.") var all = false
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let items = try await withPostgres(config, doing: "review") { try await wallet(config, $0).reviewItems(limit: self.limit, openOnly: !self.all) }
             print(items.isEmpty ? "nothing to review" : items.map(Self.line).joined(separator: "\n"))
@@ -124,14 +124,13 @@ struct MPesaCommand: AsyncParsableCommand {
         @Argument(help: "The item's id, as `mpesa review` lists it (#12 or 12).") var id: String
         @Option(help: "What was done: credited, refunded or nothing.") var outcome: String
         @Option(help: "What was done and why, for finance and the audit trail.") var note: String
-        @Option(name: .customLong("operator"), help: "Who is closing it.") var operatorName: String
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             guard let id = Int64(self.id.hasPrefix("#") ? String(self.id.dropFirst()) : self.id) else { throw refusal("the id is a number, e.g. 12") }
             guard ["credited", "refunded", "nothing"].contains(self.outcome) else { throw refusal("--outcome is credited, refunded or nothing") }
-            let action = try OperatorOptions.action(operator: self.operatorName, reason: self.note)
+            let action = try OperatorOptions.action(reason: self.note)
             let closed = try await withPostgres(config, doing: "resolving") {
                 try await wallet(config, $0).resolveReviewItem(id, resolution: self.outcome, note: action.reason, by: action)
             }

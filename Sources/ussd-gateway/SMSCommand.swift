@@ -15,17 +15,19 @@ struct SMSCommand: AsyncParsableCommand {
     )
 
     struct Send: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Queue an SMS; the gateway's sender delivers it (see `sms outbox`).")
+        static let configuration = CommandConfiguration(abstract: "Queue an SMS as this login; the gateway's sender delivers it (see `sms outbox`). Audited.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "The recipient, in any usual Kenyan form (0712345678, +254712345678, ...).") var to: String
         @Option(help: "The message.") var text: String
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.to, named: "--to")
             guard !self.text.isEmpty, self.text.count <= 918 else { throw refusal("--text must be 1 to 918 characters (6 segments)") }
-            let id = try await withPostgres(config, doing: "queueing") { try await SMSService.queue($0, to: msisdn, text: self.text) }
+            let action = try self.who.action()
+            let id = try await withPostgres(config, doing: "queueing") { try await SMSService.queue($0, to: msisdn, text: self.text, by: action) }
             print("queued as outbox #\(id) to \(msisdn.value)" + (config.sms.configuration == nil ? " (AT_USERNAME/AT_API_KEY unset here: a configured gateway sends it)" : ""))
         }
     }
@@ -36,7 +38,7 @@ struct SMSCommand: AsyncParsableCommand {
         @Option(help: "How many to list.") var limit = 50
 
         func run() async throws {
-            let config = try self.options.load()
+            let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let entries = try await withPostgres(config, doing: "reading the outbox") { postgres in
                 try await Outbox(postgres: postgres).undelivered(limit: self.limit)

@@ -30,10 +30,14 @@ struct Serve: AsyncParsableCommand {
         var retry: StartupConfigurationRetry?
         let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
         do {
-            if try await applyStartupConfiguration(config: config, menus: menus.document, wallet: wallet(config, postgres)) {
+            if try await applyStartupConfiguration(config: config, menus: menus.document, wallet: wallet(config, postgres), logger: logger) {
                 logger.notice("configuration changed since the last start: recorded in the audit trail (action config.applied)")
             }
             await postgres.shutdown()
+        } catch let error as UnsafeDatabaseLogin {
+            await postgres.shutdown()
+            FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
+            throw ExitCode(2)
         } catch let error as WalletError {
             await postgres.shutdown()
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))

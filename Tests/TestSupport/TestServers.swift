@@ -26,7 +26,7 @@ public enum TestServers {
     }
 
     /// A new, empty database on the test server, so a test can create tables and migrate freely.
-    public static func freshDatabase(_ name: String = "t", suffix: String = "") async throws -> PostgresConfiguration {
+    public static func freshDatabase(_ name: String = "t", suffix: String = "", owner: String? = nil) async throws -> PostgresConfiguration {
         let admin = try postgresConfiguration()
         let database = "\(name)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))\(suffix)"
         // Under a whole suite in parallel on two cores, CREATE DATABASE can queue for a while.
@@ -34,13 +34,38 @@ public enum TestServers {
         creator.statementTimeout = nil
         let client = PostgresClient(configuration: creator)
         // CREATE DATABASE takes no parameters; the name is built here from a UUID, never from input.
-        try await client.query("CREATE DATABASE \(unescaped: database)")
+        precondition(owner?.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") } ?? true)
+        try await client.query("CREATE DATABASE \(unescaped: database)\(unescaped: owner.map { " OWNER " + $0 } ?? "")")
         await client.shutdown()
         return PostgresConfiguration(connectionString: admin.connectionString.replacingDatabase(with: database))
     }
 }
 
+extension TestServers {
+    /// A new login in the group role `role` (`ussd_app`, `ussd_report`, `ussd_operator`,
+    /// `ussd_approver`, created by migration 0014) and the configuration to connect to `database`
+    /// as it. Roles are cluster-wide: each login's name is new (`prefix` and a random suffix).
+    public static func login(_ prefix: String, in role: String, to database: PostgresConfiguration) async throws -> PostgresConfiguration {
+        precondition(["ussd_app", "ussd_report", "ussd_operator", "ussd_approver"].contains(role))
+        let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+        precondition(name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+        let client = PostgresClient(configuration: try postgresConfiguration())
+        // The name is built here from letters, digits and a UUID, never from input.
+        try await client.query("CREATE ROLE \(unescaped: name) LOGIN IN ROLE \(unescaped: role)")
+        await client.shutdown()
+        return PostgresConfiguration(connectionString: database.connectionString.replacingUser(with: name))
+    }
+}
+
 extension String {
+    /// The same `postgres://` URL with another user.
+    fileprivate func replacingUser(with user: String) -> String {
+        guard var components = URLComponents(string: self) else { return self }
+        components.user = user
+        components.password = nil
+        return components.string ?? self
+    }
+
     /// The same `postgres://` URL naming another database.
     fileprivate func replacingDatabase(with database: String) -> String {
         guard var components = URLComponents(string: self) else { return self }
@@ -133,5 +158,18 @@ public final class PrivateServer: Sendable {
     @discardableResult
     static func script(_ arguments: [String]) async throws -> String {
         try await ChildProcess.run("/bin/bash", [scriptPath] + arguments)
+    }
+}
+
+/// A wall clock a test sets: time passed in, never slept for.
+public final class TestClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Date
+
+    public init(_ start: Date = Date()) { self.value = start }
+
+    public var now: Date {
+        get { self.lock.withLock { self.value } }
+        set { self.lock.withLock { self.value = newValue } }
     }
 }

@@ -8,17 +8,18 @@ import TestSupport
 import Testing
 import Wallet
 
+@testable import GatewayActions
 @testable import USSDGateway
 
 /// What the operator desk's changes look like on a handset: a reset PIN, a block, a tier's
 /// limits, a send's fee; and refused callbacks written to the audit trail.
 @Suite struct OperatorDeskJourneyTests {
-    let desk = try! OperatorAction(operator: "wanjiru", reason: "caller verified with national ID")
+    let desk = try! OperatorAction(reason: "caller verified with national ID")
 
     @Test func aResetPINMustBeSetOnTheNextDialAndThenWorks() async throws {
         let harness = try await USSDHarness.make()
         let (achieng, sender, _, _) = try await harness.senderAndRecipient()
-        #expect(try await harness.wallet.resetPIN(sender, by: self.desk) == .changed)
+        try await harness.approvedPINReset(sender)
         try await harness.run { client in
             var phone = Phone(client, achieng, graph: harness.graph)
             #expect(try await phone.dial() == "CON Your PIN was reset. Choose a new 4-digit PIN")
@@ -36,8 +37,56 @@ import Wallet
         }
         #expect(try await harness.notices(sender, "pin_reset") == 1)
         #expect(try await harness.notices(sender, "pin_changed") == 1)
-        #expect(try await harness.wallet.auditTrail(sender).map(\.action).prefix(2) == ["pin.reset_completed", "pin.reset"])
+        #expect(
+            try await harness.wallet.auditTrail(sender).map(\.action).prefix(4) == [
+                "pin.reset_completed", "ledger.pin_reset_approved", "pin.reset", "pin.reset_requested",
+            ])
         await harness.finish()
+    }
+
+    /// After an approved PIN reset, a send above the cooling-off limit is refused on USSD and SMS
+    /// alike, with a screen, a reply and an SMS that say why and until when; smaller sends work,
+    /// and once the window has passed (time passed in) so do large ones.
+    @Test func afterAPINResetLargeSendsWaitOutTheCoolingOffOnUSSDAndSMS() async throws {
+        let clock = TestClock()
+        let rig = try await SMSRig.make { config in
+            config.now = { clock.now }
+            config.pinResetCooldown = Wallet.PINResetCooldown(window: .seconds(24 * 3600), limit: .shillings(100))
+        }
+        let harness = rig.harness
+        let (achieng, sender, otieno, recipient) = try await harness.senderAndRecipient()
+        try await harness.approvedPINReset(sender)
+        try await harness.run(.live) { client in
+            var phone = Phone(client, achieng, graph: harness.graph)
+            #expect(try await phone.dial() == "CON Your PIN was reset. Choose a new 4-digit PIN")
+            _ = try await phone.type(TypedPINs.newPIN)
+            #expect(try await phone.type(TypedPINs.newPIN) == "END Your new PIN is set. Dial again to use your wallet.")
+            let completed = try #require(try await harness.wallet.customer(sender).pinResetCompletedAt)
+            clock.now = completed.addingTimeInterval(3600)
+            let until = WalletActions.localTime(completed.addingTimeInterval(24 * 3600))
+
+            func send(_ shillings: String) async throws -> String {
+                _ = try await phone.dial()
+                for input in ["4", otieno, shillings, "1"] { _ = try await phone.type(input) }
+                return try await phone.type(TypedPINs.newPIN)
+            }
+            #expect(
+                try await send("200")
+                    == "END Your PIN was reset recently. For your safety, large sends and withdrawals are paused until \(until). Nothing was sent.")
+            #expect(try await send("50").hasPrefix("END Sent KES 50"), "a small send works")
+            try await sms(client, from: sender, "SEND \(otieno) 300 \(TypedPINs.newPIN)")
+            try await rig.texts(sender) { texts in
+                texts.contains("Your PIN was reset recently: large sends and withdrawals are paused until \(until). Nothing was sent.")
+                    && texts.contains { $0.hasPrefix("Your PIN was reset. For your safety, sends and withdrawals over KES 100 are paused until \(until).") }
+            }
+            #expect(try await harness.wallet.balances(recipient).main == .shillings(50))
+
+            clock.now = completed.addingTimeInterval(24 * 3600 + 1)
+            #expect(try await send("200").hasPrefix("END Sent KES 200"), "after the window")
+        }
+        #expect(try await harness.notices(sender, "cooling_off") == 1, "one notice per window, however often refused")
+        #expect(try await harness.wallet.balances(recipient).main == .shillings(250))
+        await rig.finish()
     }
 
     @Test func aBlockedCustomerCanCheckTheBalanceAndNothingElse() async throws {

@@ -5,12 +5,14 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Postgres
 @testable import MPesaGateway
 @testable import SMSChannel
 import Testing
 import TestSupport
 @testable import USSDChannel
 @testable import USSDGateway
+import Wallet
 
 /// No open doors in production: a configured provider's callback routes without a token refuse
 /// start-up, each provider has a token of its own, and readiness and metrics can leave the public port.
@@ -80,6 +82,36 @@ import TestSupport
         #expect(clash?.variable == "ADMIN_PORT")
     }
 
+    /// The schema's owner need not be a superuser (managed Postgres gives none): a login with
+    /// CREATEROLE that owns the database migrates it, roles included; production then refuses it
+    /// as the serving login, and development only warns; a login in ussd_app passes.
+    @Test func aNonSuperuserOwnerMigratesAndProductionRefusesToServeAsIt() async throws {
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        let admin = PostgresClient(configuration: try TestServers.postgresConfiguration())
+        try await admin.query("CREATE ROLE \(unescaped: "owner_" + suffix) LOGIN CREATEROLE")
+        await admin.shutdown()
+        let database = try await TestServers.freshDatabase("owned", owner: "owner_" + suffix)
+        var owned = database
+        owned.connectionString = URLComponents(string: database.connectionString).map { var c = $0; c.user = "owner_" + suffix; return c.string! }!
+        let owner = PostgresClient(configuration: owned)
+        try await owner.migrate(try GatewayMigrations.all())
+        let pins = PINHasher(pepper: Array(Self.pepper.utf8), cost: .testing)
+        var config = GatewayConfig()
+        config.environment = .production
+        let capture = LogCapture()
+        await #expect(throws: UnsafeDatabaseLogin.self) {
+            try await checkDatabaseLogin(config: config, wallet: Wallet(postgres: owner, pins: pins), logger: capture.logger)
+        }
+        config.environment = .development
+        try await checkDatabaseLogin(config: config, wallet: Wallet(postgres: owner, pins: pins), logger: capture.logger)
+        #expect(capture.all.contains { $0.message.contains("the schema's owner") })
+        let app = PostgresClient(configuration: try await TestServers.login("app", in: "ussd_app", to: owned))
+        config.environment = .production
+        try await checkDatabaseLogin(config: config, wallet: Wallet(postgres: app, pins: pins), logger: capture.logger)
+        await app.shutdown()
+        await owner.shutdown()
+    }
+
     @Test func serveExitsWithCode2AndOneLineWithoutTokensAndStartsWithThem() async throws {
         var environment = ProcessInfo.processInfo.environment
         environment["ENVIRONMENT"] = "production"
@@ -103,9 +135,21 @@ import TestSupport
         let port = try await PrivateServer.freePort()
         var admin = port
         while admin == port { admin = try await PrivateServer.freePort() }
-        let guarded = environment.merging(Self.mpesa) { $1 }.merging([
-            "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken, "HTTP_PORT": String(port), "ADMIN_PORT": String(admin),
-        ]) { $1 }
+        // Production serves only as a login in ussd_app: the schema's owner (here a superuser too)
+        // is refused with one line, before anything listens.
+        let database = try await TestServers.freshDatabase("prod")
+        let owner = PostgresClient(configuration: database)
+        try await owner.migrate(try GatewayMigrations.all())
+        await owner.shutdown()
+        let tokens = ["AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken, "HTTP_PORT": String(port), "ADMIN_PORT": String(admin)]
+        let asOwner = try ChildProcess.start(
+            GatewayBinary.path, ["serve"],
+            environment: environment.merging(Self.mpesa) { $1 }.merging(tokens) { $1 }.merging(["DATABASE_URL": database.connectionString]) { $1 })
+        #expect(await asOwner.wait() == 2)
+        let ownerSaid = asOwner.errorOutput.split(separator: "\n")
+        #expect(ownerSaid.count == 1 && ownerSaid.first?.contains("a superuser: serve with a login in ussd_app") == true, "\(asOwner.errorOutput)")
+        let app = try await TestServers.login("app", in: "ussd_app", to: database)
+        let guarded = environment.merging(Self.mpesa) { $1 }.merging(tokens) { $1 }.merging(["DATABASE_URL": app.connectionString]) { $1 }
         let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: guarded)
         let curl = CurlClient()
         let ready = try await waitUntilReady(curl, "http://127.0.0.1:\(admin)/readyz")

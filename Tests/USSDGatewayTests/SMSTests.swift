@@ -368,16 +368,23 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
     @Test func operatorsQueueAndListMessagesFromTheCommandLine() async throws {
         let rig = try await SMSRig.make()
         var environment = ProcessInfo.processInfo.environment
-        environment.merge(["LOG_LEVEL": "warning", "ENVIRONMENT": "development", "DATABASE_URL": rig.harness.config.postgres.connectionString]) { $1 }
+        // A member of staff's own login: the message is audited under it.
+        let staff = try await TestServers.login("wanjiru", in: "ussd_operator", to: rig.harness.postgres.configuration)
+        environment.merge(["LOG_LEVEL": "warning", "ENVIRONMENT": "development", "DATABASE_URL": staff.connectionString]) { $1 }
         let local = freshLocal()
-        let send = try ChildProcess.start(GatewayBinary.path, ["sms", "send", "--to", local, "--text", "Office closed on Monday"], environment: environment)
+        let send = try ChildProcess.start(
+            GatewayBinary.path, ["sms", "send", "--to", local, "--text", "Office closed on Monday", "--reason", "notice 12"], environment: environment)
         #expect(await send.wait() == 0, "\(send.errorOutput)")
         #expect(send.output.contains("queued as outbox #"))
         let list = try ChildProcess.start(GatewayBinary.path, ["sms", "outbox"], environment: environment)
         #expect(await list.wait() == 0)
         #expect(list.output.contains("pending") && list.output.contains("254" + local.dropFirst()) && list.output.contains("operator"), "\(list.output)")
-        let bad = try ChildProcess.start(GatewayBinary.path, ["sms", "send", "--to", "12345", "--text", "x"], environment: environment)
+        let bad = try ChildProcess.start(GatewayBinary.path, ["sms", "send", "--to", "12345", "--text", "x", "--reason", "y"], environment: environment)
         #expect(await bad.wait() == 2)
+        let unexplained = try ChildProcess.start(GatewayBinary.path, ["sms", "send", "--to", local, "--text", "x"], environment: environment)
+        #expect(await unexplained.wait() != 0, "a staff SMS needs a reason")
+        let audited = try await rig.harness.postgres.query("SELECT actor, reason FROM audit_log WHERE action = 'sms.sent'").map { try $0.decode((String, String).self) }
+        #expect(audited.count == 1 && audited[0].0 == URLComponents(string: staff.connectionString)?.user && audited[0].1 == "notice 12", "\(audited)")
         await rig.finish()
     }
 

@@ -41,13 +41,15 @@ struct USSDHarness {
         config.environment = .development
         config.redis = try TestServers.redisConfiguration()
         let database = try await TestServers.freshDatabase("ussd")
-        config.postgres = database
         config.pinPepper = Array("test-pepper-of-32-bytes-at-least".utf8)
         config.pinHashCost = .testing
         config.logLevel = .trace
-        adjust(&config)
         let postgres = PostgresClient(configuration: database)
         try await postgres.migrate(try GatewayMigrations.all())
+        // The gateway serves as a login in ussd_app, as in production; the harness's own client
+        // (setting up and checking) is the schema's owner.
+        config.postgres = try await TestServers.login("app", in: "ussd_app", to: database)
+        adjust(&config)
         let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: .testing))
         return USSDHarness(
             config: config, postgres: postgres, redis: RedisClient(configuration: config.redis), wallet: wallet,
@@ -112,6 +114,18 @@ struct USSDHarness {
         let sender = try await self.customer(achieng, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
         let recipient = try await self.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
         return (achieng, sender, otieno, recipient)
+    }
+
+    /// A PIN reset asked by one member of staff (a login in ussd_operator) and approved by another
+    /// (ussd_approver), as the desk does it: the database records both.
+    func approvedPINReset(_ msisdn: MSISDN) async throws {
+        let pins = PINHasher(pepper: self.config.pinPepper, cost: .testing)
+        let asker = PostgresClient(configuration: try await TestServers.login("wanjiru", in: "ussd_operator", to: self.postgres.configuration))
+        let approver = PostgresClient(configuration: try await TestServers.login("kamau", in: "ussd_approver", to: self.postgres.configuration))
+        let request = try await Wallet(postgres: asker, pins: pins).requestPINReset(msisdn, by: try OperatorAction(reason: "caller verified with national ID"))
+        _ = try await Wallet(postgres: approver, pins: pins).approve(request.id, by: try OperatorAction(reason: "second check"))
+        await asker.shutdown()
+        await approver.shutdown()
     }
 
     /// Sum of all balances (zero) and the number of posted p2p/save/unsave transfers.

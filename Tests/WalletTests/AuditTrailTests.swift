@@ -15,29 +15,64 @@ import Wallet
         for _ in 0..<3 { _ = try? await ledger.wallet.verifyPIN(self.achieng, pin: "9999") }
         #expect(try await ledger.wallet.customer(self.achieng).isLocked())
 
-        let action = try OperatorAction(operator: "wanjiru", reason: "caller verified with ID")
-        #expect(try await ledger.wallet.unlockPIN(self.achieng, by: action))
+        let wanjiru = try await ledger.staff("wanjiru", "ussd_operator")
+        let action = try OperatorAction(reason: "caller verified with ID")
+        #expect(try await wanjiru.wallet.unlockPIN(self.achieng, by: action))
         try await ledger.wallet.verifyPIN(self.achieng, pin: "4826")
-        #expect(try await ledger.wallet.unlockPIN(self.otieno, by: action) == false, "an unknown number changes nothing")
+        #expect(try await wanjiru.wallet.unlockPIN(self.otieno, by: action) == false, "an unknown number changes nothing")
 
         let trail = try await ledger.wallet.auditTrail(self.achieng)
         #expect(trail.map(\.action) == ["pin.unlocked", "pin.locked"], "newest first")
         let unlock = trail[0], lock = trail[1]
         #expect(lock.actor == "system" && lock.reason == nil)
         #expect(lock.after?.contains("\"locks_in_a_row\": 1") == true, "\(lock.after ?? "")")
-        #expect(unlock.actor == "wanjiru" && unlock.reason == "caller verified with ID" && unlock.msisdn == self.achieng.value)
+        #expect(unlock.actor == wanjiru.name && unlock.reason == "caller verified with ID" && unlock.msisdn == self.achieng.value)
         #expect(unlock.before?.contains("\"failed_pin_attempts\": 3") == true, "\(unlock.before ?? "")")
         #expect(unlock.before?.contains("\"locks_in_a_row\": 1") == true)
         #expect(unlock.after?.contains("\"locked_until\": null") == true, "\(unlock.after ?? "")")
         #expect(unlock.at >= lock.at)
         #expect(try await ledger.wallet.auditTrail(self.otieno).isEmpty)
-        await ledger.postgres.shutdown()
+        // A member of staff cannot write another name into the trail: the database records its own.
+        try await wanjiru.client.query("INSERT INTO audit_log (actor, action, msisdn, reason) VALUES ('kamau', 'pin.unlocked', \(self.achieng.value), 'x')")
+        let forged = try await ledger.postgres.query("SELECT actor, db_user FROM audit_log WHERE reason = 'x'").single()!.decode((String, String).self)
+        #expect(forged == (wanjiru.name, wanjiru.name))
+        await ledger.shutdown()
+    }
+
+    /// The gateway's own login (ussd_app) cannot rewrite the trail, switch its triggers off, write a
+    /// transfer or a balance, or grant itself more: Postgres refuses each.
+    @Test func theGatewaysLoginCannotRewriteTheTrailOrMoveMoneyByHand() async throws {
+        let ledger = try await Ledger.make()
+        let achieng = try await ledger.funded(self.achieng.value, cents: 10_000)
+        let app = try await ledger.staff("gateway", "ussd_app")
+        // Granting itself more grants nothing (Postgres only warns): the DELETE below is still refused.
+        try await app.client.query("GRANT DELETE, UPDATE ON audit_log TO CURRENT_USER")
+        for statement: PostgresQuery in [
+            "DELETE FROM audit_log", "UPDATE audit_log SET reason = 'nothing happened'", "TRUNCATE audit_log",
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only", "ALTER TABLE transfers DISABLE TRIGGER transfers_apply",
+            "INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status) SELECT 'minted', 1, id, 100, 'p2p', 'posted' FROM accounts LIMIT 1",
+            "UPDATE accounts SET balance = balance + 100", "UPDATE account_shards SET balance = 0", "DELETE FROM transfers",
+            "INSERT INTO accounts (customer_id, kind, balance) SELECT id, 'main', 100 FROM customers LIMIT 1",
+            "CREATE TABLE sneaky (a int)",
+            "INSERT INTO ledger_decisions (request_id, decision, reason) VALUES (1, 'approve', 'x')",
+            "SELECT wallet_carry_out_decision()", "SELECT ledger_add(1, 100)",
+            "UPDATE customers SET tier = NULL", "UPDATE kyc_tiers SET per_transaction = 1",
+        ] {
+            let error = await #expect(throws: PostgresError.self, "\(statement)") { try await app.client.query(statement) }
+            #expect(["42501", "42809"].contains(error?.sqlState ?? ""), "\(statement): \(String(describing: error?.sqlState))")
+        }
+        // What it may do, it does through the wallet's functions: a send, as the gateway makes it.
+        let otieno = try await ledger.funded(self.otieno.value, cents: 0)
+        _ = try await app.wallet.send(from: achieng, to: otieno, amount: .shillings(10), key: IdempotencyKey("app-1")!)
+        #expect(try await ledger.wallet.balances(otieno).main == .shillings(10))
+        try await ledger.audit()
+        await ledger.shutdown()
     }
 
     @Test func theDatabaseRefusesToChangeOrRemoveAnyRowEvenToTheGatewaysOwnRole() async throws {
         let ledger = try await Ledger.make()
         try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
-        try await ledger.wallet.unlockPIN(self.achieng, by: try OperatorAction(operator: "wanjiru", reason: "test"))
+        try await ledger.wallet.unlockPIN(self.achieng, by: try OperatorAction(reason: "test"))
         // The role that ran the migrations owns the table, and still cannot rewrite it.
         for statement: PostgresQuery in [
             "UPDATE audit_log SET reason = 'nothing happened'", "DELETE FROM audit_log", "TRUNCATE audit_log",
@@ -55,12 +90,12 @@ import Wallet
         await ledger.postgres.shutdown()
     }
 
-    @Test func operatorActionsNeedAWhoAndAWhy() {
-        #expect(throws: WalletError.self) { try OperatorAction(operator: "", reason: "x") }
-        #expect(throws: WalletError.self) { try OperatorAction(operator: "wanjiru", reason: "  ") }
-        #expect(throws: WalletError.self) { try OperatorAction(operator: "wanjiru\u{1B}[2J", reason: "x") }
-        #expect(throws: WalletError.self) { try OperatorAction(operator: String(repeating: "w", count: 101), reason: "x") }
-        #expect((try? OperatorAction(operator: " wanjiru ", reason: "caller verified"))?.operatorName == "wanjiru")
+    @Test func operatorActionsNeedAWhy() {
+        #expect(throws: WalletError.self) { try OperatorAction(reason: "") }
+        #expect(throws: WalletError.self) { try OperatorAction(reason: "  ") }
+        #expect(throws: WalletError.self) { try OperatorAction(reason: "x\u{1B}[2J") }
+        #expect(throws: WalletError.self) { try OperatorAction(reason: String(repeating: "w", count: 501)) }
+        #expect((try? OperatorAction(reason: " caller verified "))?.reason == "caller verified")
     }
 
     @Test func theOverviewShowsLockBalancesHoldsAndTheLastMovements() async throws {

@@ -8,12 +8,47 @@ import Wallet
 struct Ledger {
     let postgres: PostgresClient
     let wallet: Wallet
+    /// Clients of other logins (staff), shut down with ``shutdown()``; and the transfers this test
+    /// posted by hand, which the ledger audit rightly names as having no cause.
+    let extras = Extras()
 
-    static func make() async throws -> Ledger {
+    final class Extras: @unchecked Sendable {
+        private let lock = NSLock()
+        private var clients: [PostgresClient] = []
+        private var posted: Set<String> = []
+        func add(_ client: PostgresClient) { self.lock.withLock { self.clients.append(client) } }
+        func post(_ id: String) { _ = self.lock.withLock { self.posted.insert(id) } }
+        var handPosted: Set<String> { self.lock.withLock { self.posted } }
+        func drain() -> [PostgresClient] { self.lock.withLock { defer { self.clients = [] }; return self.clients } }
+    }
+
+    /// A member of staff: their database login and a wallet connected as it.
+    struct Person {
+        let name: String
+        let client: PostgresClient
+        let wallet: Wallet
+    }
+
+    static let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
+
+    static func make(now: @escaping @Sendable () -> Date = { Date() }) async throws -> Ledger {
         let postgres = PostgresClient(configuration: try await TestServers.freshDatabase("wallet"))
         try await postgres.migrate(try WalletMigrations.all())
-        let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
-        return Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: pins, lockDuration: .seconds(2)))
+        return Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: Self.pins, lockDuration: .seconds(2), now: now))
+    }
+
+    /// A new login in `role` (`ussd_operator` may ask, `ussd_approver` may decide), as the staff
+    /// desk or the CLI would connect; its name starts with `name`.
+    func staff(_ name: String, _ role: String = "ussd_approver") async throws -> Person {
+        let client = PostgresClient(configuration: try await TestServers.login(name, in: role, to: self.postgres.configuration))
+        self.extras.add(client)
+        let wallet = Wallet(postgres: client, pins: Self.pins)
+        return Person(name: try await wallet.databaseIdentity().user, client: client, wallet: wallet)
+    }
+
+    func shutdown() async {
+        for client in self.extras.drain() { await client.shutdown() }
+        await self.postgres.shutdown()
     }
 
     func account(_ msisdn: String, _ kind: String) async throws -> Int64 {
@@ -26,8 +61,9 @@ struct Ledger {
         try await self.postgres.query("SELECT id FROM accounts WHERE customer_id IS NULL AND kind = \(kind)").single()!.decode(Int64.self, column: 0)
     }
 
-    /// Posts a transfer straight into the table, as the wallet's own code will.
+    /// Posts a transfer straight into the table, as the schema's owner (by hand: it names no cause).
     func post(_ id: String, from debit: Int64, to credit: Int64, cents: Int64, kind: String = "p2p", status: String = "posted") async throws {
+        self.extras.post(id)
         try await self.postgres.query(
             "INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status) VALUES (\(id), \(debit), \(credit), \(cents), \(kind), \(status))"
         )
@@ -41,9 +77,14 @@ struct Ledger {
         let (sum, negative) = try row.decode((Int64, Int).self)
         #expect(sum == 0, "balances sum to \(sum)", sourceLocation: sourceLocation)
         #expect(negative == 0, sourceLocation: sourceLocation)
-        // And every check `ussd-gateway ledger audit` makes.
+        // And every check `ussd-gateway ledger audit` makes; the transfers this test posted by hand
+        // are the only ones allowed to name no cause.
         let audit = try await self.wallet.auditLedger()
-        #expect(audit.passed, "\(audit.checks.filter { !$0.passed })", sourceLocation: sourceLocation)
+        let posted = self.extras.handPosted
+        let breaches = audit.checks.filter { !$0.passed }.filter { check in
+            check.name != "every transfer names its cause" || check.details.contains { detail in !posted.contains { detail.hasPrefix("transfer \($0) (") } }
+        }
+        #expect(breaches.isEmpty, "\(breaches)", sourceLocation: sourceLocation)
     }
 }
 
@@ -232,6 +273,11 @@ struct Ledger {
         try await postgres.migrate(migrations)
         let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
         let ledger = Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: pins))
+        // Migration 0014 gives the old rows their causes from their ids and links: the send is a
+        // movement; the test's funding, written by hand with no deposit behind it, has none.
+        let causes = try await postgres.query("SELECT id, cause FROM transfers ORDER BY id").map { try $0.decode((String, String?).self) }
+        #expect(causes.first { $0.0 == "sent-today" }?.1 == "movement:sent-today" && causes.filter { $0.0.hasPrefix("fund-") }.allSatisfy { $0.1 == nil })
+        for (id, _) in causes where id.hasPrefix("fund-") { ledger.extras.post(id) }
         try await ledger.audit()
         // Migration 0009's default tier caps a wallet at 500,000 KES, which Otieno would pass.
         try await ledger.wallet.applyConfiguration(
