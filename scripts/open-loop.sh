@@ -44,11 +44,14 @@ export REDIS_URL="redis://127.0.0.1:$(cat "$scratch/redis/port")/0" DATABASE_URL
 export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
+# The schema's owner migrated and seeded; the gateway serves as its own login, as in production.
+"$bin" db login open_gateway --role ussd_app >/dev/null
+app_url="postgres://open_gateway@127.0.0.1:$pg_port/open_bench"
 
 http_port=$(bash scripts/services.sh free-port)
 admin_port=$(bash scripts/services.sh free-port)
 while [ "$admin_port" = "$http_port" ]; do admin_port=$(bash scripts/services.sh free-port); done
-HTTP_PORT=$http_port ADMIN_PORT=$admin_port "$bin" serve 2>>"$scratch/serve.log" &
+DATABASE_URL=$app_url HTTP_PORT=$http_port ADMIN_PORT=$admin_port "$bin" serve 2>>"$scratch/serve.log" &
 server=$!
 for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" 2>/dev/null && break; sleep 0.1; done
 curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" || { cat "$scratch/serve.log" >&2; exit 1; }

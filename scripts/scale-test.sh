@@ -64,12 +64,15 @@ export REDIS_URL="$redis_url" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/s
 export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
+# The schema's owner migrated and seeded; the gateway serves as its own login, as in production.
+"$bin" db login scale_gateway --role ussd_app >/dev/null
+app_url="postgres://scale_gateway@127.0.0.1:$pg_port/scale_bench"
 
 free_port() { bash scripts/services.sh free-port; }
 declare -a http_ports admin_ports replica_pids
 start_replica() {
     local index=$1
-    HTTP_PORT=${http_ports[$index]} ADMIN_PORT=${admin_ports[$index]} "$bin" serve 2>>"$scratch/replica$index.log" &
+    DATABASE_URL=$app_url HTTP_PORT=${http_ports[$index]} ADMIN_PORT=${admin_ports[$index]} "$bin" serve 2>>"$scratch/replica$index.log" &
     replica_pids[$index]=$!
     pids+=($!)
     for _ in $(seq 1 200); do
