@@ -175,7 +175,10 @@ public func buildApplication(
         trustedProxies: config.trustedProxyCIDRs, refusals: refusals
     )
     MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
-    PaybillRoutes(wallet: wallet, shortcode: config.mpesa.paybillShortcode, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
+    PaybillRoutes(
+        wallet: wallet, shortcode: config.mpesa.paybillShortcode, verifier: mpesa, maxAmount: config.mpesa.paybillRules.maxAmount, guardian: mpesaGuard,
+        logger: mpesaLogger
+    ).register(on: router)
     SMSRoutes(service: sms, guardian: guardian, logger: smsLogger).register(on: router)
 
     if let mpesa { services.append(mpesa) }
@@ -200,7 +203,7 @@ extension MPesaService {
                 daraja: DarajaClient(configuration: daraja, http: http, logger: logger), wallet: wallet, stkDelay: config.mpesa.stkDelay,
                 reconcileInterval: config.mpesa.reconcileInterval,
                 payoutReview: (config.mpesa.payoutReviewAfterChecks, config.mpesa.payoutReviewAfter),
-                paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, logger: logger
+                paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, paybill: config.mpesa.paybillRules, logger: logger
             )
         }
     }
