@@ -120,8 +120,13 @@ public struct PaybillRoutes: Sendable {
         switch recorded {
         case .recorded:
             outcome = "recorded"
-            // Asked after the answer: Safaricom is owed a quick one, and only its status answer credits.
-            self.verifier?.verifyPaybillLater(payment.transID)
+            if let verifier = self.verifier {
+                // Asked after the answer: Safaricom is owed a quick one, and only its status answer credits.
+                verifier.verifyPaybillLater(payment.transID)
+            } else {
+                try await self.wallet.holdUnverifiablePaybill(transID: payment.transID)
+                self.logger.error("paybill confirmation while M-Pesa is not configured: it cannot be verified; kept for review", metadata: metadata)
+            }
         case .repeated:
             outcome = "repeated"
         }

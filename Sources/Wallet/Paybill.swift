@@ -213,6 +213,28 @@ extension Wallet {
         }
     }
 
+    /// A paybill confirmation nobody can verify (M-Pesa is not configured, so Transaction Status
+    /// cannot be asked): nothing is credited and it is kept for review at once, once.
+    @discardableResult
+    public func holdUnverifiablePaybill(transID: String) async throws -> Bool {
+        try await self.postgres.transaction(maxAttempts: 5) { tx in
+            guard let row = try await tx.query(
+                """
+                UPDATE paybill_payments SET state = 'unverified', next_check_at = NULL
+                WHERE trans_id = \(transID) AND state = 'verifying' RETURNING COALESCE(confirmation, '{}'::jsonb)::text
+                """
+            ).single() else { return false }
+            try await tx.query(
+                """
+                INSERT INTO mpesa_review (kind, reference, reason, body)
+                VALUES ('c2b', \(transID), 'paybill payment recorded while M-Pesa is not configured: Transaction Status cannot confirm it; nothing credited; check it in the M-Pesa portal',
+                        \(try row.decode(String.self, column: 0))::jsonb)
+                """
+            )
+            return true
+        }
+    }
+
     /// Claims up to `limit` paybill payments still waiting for Safaricom's answer whose next check
     /// is due at `now`, as the reconciler claims deposits: `FOR UPDATE SKIP LOCKED`, the next check
     /// pushed back (60 s, doubling to 30 minutes, never sooner than `lease`) in the same statement.

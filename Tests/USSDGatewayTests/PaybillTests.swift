@@ -221,7 +221,7 @@ import Wallet
             let local = freshLocal()
             let msisdn = try await rig.harness.customer(local, name: "Njoroge", pin: TypedPINs.achieng)
             let paid = try await rig.fake.payBill(account: local, amount: "640", http: rig.http)
-            _ = try await rig.request(Self.statusPath)
+            try await rig.acknowledgedQuery(try #require(try await rig.request(Self.statusPath).json["OriginatorConversationID"]?.string))
             #expect(try await rig.replica().reconcile().isEmpty, "not due yet")
             let later = try await rig.replica(ahead: .seconds(120)).reconcile()
             #expect(later == ["paybill \(paid.transID): transaction status asked"], "\(later)")
@@ -237,6 +237,23 @@ import Wallet
             #expect(try await rig.answerStatusQueries() == 2)
             #expect(try await rig.balance(msisdn) == 64_000)
             #expect(try await Self.state(rig, paid.transID) == "credited")
+        }
+    }
+
+    /// The paybill routes serve without the rest of the M-Pesa settings; then nobody can ask
+    /// Transaction Status, so a confirmation credits nothing and waits for a person at once.
+    @Test func withoutMPesaSettingsAConfirmationWaitsForAPerson() async throws {
+        try await Self.withPaybill({ $0.mpesa.passkey = nil }) { rig, _ in
+            let local = freshLocal()
+            let msisdn = try await rig.harness.customer(local, name: "Wekesa", pin: TypedPINs.otieno)
+            let paid = try await rig.fake.payBill(account: local, amount: "300", validation: false, http: rig.http)
+            #expect(paid.confirmed == true)
+            _ = try await rig.fake.payBill(account: local, amount: "300", validation: false, transID: paid.transID, http: rig.http)
+            #expect(try await rig.balance(msisdn) == 0)
+            #expect(try await Self.state(rig, paid.transID) == "unverified")
+            let kept = try await Self.review(rig, paid.transID)
+            #expect(kept.count == 1 && kept[0].contains("M-Pesa is not configured"), "\(kept)")
+            #expect(rig.fake.requests(Self.statusPath).isEmpty)
         }
     }
 
@@ -281,6 +298,9 @@ import Wallet
             let accepted = try await rig.fake.payBill(account: local, amount: "300", confirm: false, http: rig.http)
             let confirmedLater = try await rig.fake.payBill(account: local, amount: "150", confirm: false, http: rig.http)
             _ = try await rig.fake.payBill(account: local, amount: "150", validation: false, transID: confirmedLater.transID, http: rig.http)
+            // The gateway's own query first: each replica below takes a token of its own, which
+            // ends the one before (as Daraja's do).
+            try await rig.acknowledgedQuery(try #require(try await rig.request(Self.statusPath).json["OriginatorConversationID"]?.string))
             func unconfirmed(_ lines: [String]) -> [String] { lines.filter { $0.contains("never confirmed") } }
             #expect(try await unconfirmed(rig.replica().reconcile()).isEmpty, "not yet: the confirmation may still come")
             #expect(
