@@ -2,8 +2,8 @@ import Basics
 import MPesa
 
 /// Safaricom's callbacks: the STK callback, the B2C result envelope that result, timeout and
-/// transaction-status answers share (with its receipt and status accessors), and the paybill's
-/// (C2B) validation and confirmation body. What a decoder accepts
+/// transaction-status answers share (with its receipt and status accessors, and the
+/// `TransactionStatusAnswer` read from it), and the paybill's (C2B) validation and confirmation body. What a decoder accepts
 /// must be storable: an amount in range or none, and a body the database's JSON parser takes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -24,6 +24,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(result.originatorConversationID.utf8.count <= 128, "an unbounded id")
         precondition(Int32(exactly: result.resultCode) != nil && (result.resultCode >= 0 || result.outOfRange != nil), "a result code outside its column, not flagged")
         precondition(JSONValue.parse(Array(result.raw.utf8)) != nil, "a stored body that is not JSON")
+        precondition(result.resultCodeName == nil || (result.resultCode == -1 && result.outOfRange == "ResultCode"), "a named result code taken as a number")
+        precondition(!result.succeeded || result.resultCode == 0, "success without ResultCode 0")
+        if let answer = try? TransactionStatusAnswer(result) {
+            if let cents = answer.cents { precondition(cents > 0 && cents <= 100_000_000_000, "an amount outside its range") }
+            for party in [answer.creditParty, answer.debitParty].compactMap({ $0 }) {
+                precondition((5...15).contains(party.utf8.count) && party.utf8.allSatisfy { (48...57).contains($0) }, "a party that is not 5 to 15 digits")
+            }
+            if let status = answer.status { precondition(status == status.lowercased() && status.utf8.count <= 32, "an unbounded status") }
+            if let receipt = answer.receipt { precondition((1...32).contains(receipt.utf8.count), "an unbounded receipt") }
+        }
     }
     if let payment = try? C2BPayment(body: bytes) {
         let idBytes = Array(payment.transID.utf8)

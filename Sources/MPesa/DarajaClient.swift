@@ -97,13 +97,22 @@ public final class DarajaClient: Sendable {
         case promotionPayment = "PromotionPayment"
     }
 
+    /// What Daraja's acknowledgement of an asynchronous request (B2C, Transaction Status) named:
+    /// the pair its result must name again.
+    public struct Acknowledgement: Sendable, Hashable {
+        /// Daraja's own id for the request.
+        public let conversationID: String
+        /// The OriginatorConversationID as the acknowledgement echoed it (ours).
+        public let originatorConversationID: String
+    }
+
     /// Pays `shillings` to `phone`. `originatorConversationID` is the idempotency key: a retry
     /// must reuse it (Daraja refuses a duplicate), never replace it while the first is unknown.
-    /// Returns Daraja's ConversationID.
+    /// Returns the acknowledgement's ConversationID and OriginatorConversationID.
     public func b2c(
         originatorConversationID: String, phone: String, shillings: Int, remarks: String, occasion: String = "Withdrawal",
         command: B2CCommand = .businessPayment
-    ) async throws(DarajaError) -> String {
+    ) async throws(DarajaError) -> Acknowledgement {
         try Validate.length(originatorConversationID, field: "OriginatorConversationID", in: 1...100)
         try Validate.msisdn(phone, field: "PartyB")
         try Validate.amount(shillings, in: 10...250_000)
@@ -125,36 +134,63 @@ public final class DarajaClient: Sendable {
             ("Occasion", .string(occasion)),
         ]
         let reply = try await self.call("/mpesa/b2c/v3/paymentrequest", body)
-        guard reply["ResponseCode"]?.string == "0", let conversation = reply["ConversationID"]?.string else {
-            throw .api(status: 200, code: reply["ResponseCode"]?.string ?? "?", message: reply["ResponseDescription"]?.string ?? "not accepted")
-        }
-        return conversation
+        return try Self.acknowledgement(reply)
     }
 
-    /// Asks for the outcome of an earlier B2C by our OriginatorConversationID. The answer comes
-    /// later to the result URL, as a `Result` whose OriginatorConversationID is `queryID`.
-    public func transactionStatus(originalConversationID: String, queryID: String) async throws(DarajaError) -> String {
-        try Validate.length(originalConversationID, field: "OriginalConversationID", in: 1...100)
+    /// What a Transaction Status query asks about.
+    public enum StatusSubject: Sendable, Hashable {
+        /// An earlier B2C payment, by our OriginatorConversationID (the payout's id), asked by the
+        /// B2C initiator with the B2C shortcode as PartyA.
+        case payout(originalConversationID: String)
+        /// A payment to the paybill, by its M-Pesa receipt (the confirmation's TransID), asked by
+        /// the paybill's initiator with the paybill as PartyA.
+        case paybill(transID: String)
+    }
+
+    /// Asks Transaction Status about `subject` under `queryID`, our OriginatorConversationID for the
+    /// query: a random id (``StatusQueryID``), never derived from anything an outsider sees. The
+    /// answer comes later to the result URL as a `Result` naming `queryID` and the ConversationID
+    /// of the acknowledgement returned here; only an answer that names both is the answer.
+    public func transactionStatus(_ subject: StatusSubject, queryID: String) async throws(DarajaError) -> Acknowledgement {
         try Validate.length(queryID, field: "OriginatorConversationID", in: 1...100)
         try Validate.callbackURL(self.configuration.b2cResultURL, field: "ResultURL")
+        try Validate.callbackURL(self.configuration.b2cTimeoutURL, field: "QueueTimeOutURL")
+        let (initiator, credential, party, key, value, remarks): (String, String, String, String, String, String)
+        switch subject {
+        case .payout(let original):
+            try Validate.length(original, field: "OriginalConversationID", in: 1...100)
+            (initiator, credential) = (self.configuration.initiatorName, self.configuration.securityCredential)
+            (party, key, value, remarks) = (self.configuration.b2cShortcode, "OriginalConversationID", original, "Withdrawal status")
+        case .paybill(let transID):
+            try Validate.length(transID, field: "TransactionID", in: 6...20)
+            (initiator, credential) = self.configuration.paybillInitiator
+            (party, key, value, remarks) = (self.configuration.paybillShortcode, "TransactionID", transID, "Paybill payment status")
+        }
         let body: [(String, JSONOut)] = [
             ("OriginatorConversationID", .string(queryID)),
-            ("Initiator", .string(self.configuration.initiatorName)),
-            ("SecurityCredential", .string(self.configuration.securityCredential)),
+            ("Initiator", .string(initiator)),
+            ("SecurityCredential", .string(credential)),
             ("CommandID", .string("TransactionStatusQuery")),
-            ("OriginalConversationID", .string(originalConversationID)),
-            ("PartyA", .string(self.configuration.b2cShortcode)),
+            (key, .string(value)),
+            ("PartyA", .string(party)),
             ("IdentifierType", .string("4")),
             ("ResultURL", .string(self.configuration.b2cResultURL)),
             ("QueueTimeOutURL", .string(self.configuration.b2cTimeoutURL)),
-            ("Remarks", .string("Withdrawal status")),
+            ("Remarks", .string(remarks)),
             ("Occasion", .string("Reconcile")),
         ]
         let reply = try await self.call("/mpesa/transactionstatus/v1/query", body)
-        guard reply["ResponseCode"]?.string == "0" else {
+        return try Self.acknowledgement(reply)
+    }
+
+    /// The pair an accepting answer (`ResponseCode` "0") names; an answer without a ConversationID
+    /// acknowledges nothing a result could be matched to.
+    static func acknowledgement(_ reply: JSONValue) throws(DarajaError) -> Acknowledgement {
+        guard reply["ResponseCode"]?.string == "0", let conversation = reply["ConversationID"]?.string, (1...128).contains(conversation.utf8.count)
+        else {
             throw .api(status: 200, code: reply["ResponseCode"]?.string ?? "?", message: reply["ResponseDescription"]?.string ?? "not accepted")
         }
-        return reply["ConversationID"]?.string ?? ""
+        return Acknowledgement(conversationID: conversation, originatorConversationID: reply["OriginatorConversationID"]?.string ?? "")
     }
 
     // MARK: Plumbing

@@ -28,6 +28,12 @@ public struct DarajaConfiguration: Sendable, CustomStringConvertible {
     public var b2cShortcode: String
     public var initiatorName: String
     public var securityCredential: String
+    /// The paybill whose C2B payments the gateway takes (`MPESA_C2B_SHORTCODE`); ``shortcode`` when nil.
+    public var c2bShortcode: String?
+    /// The paybill's own initiator and its encrypted password, which ask Transaction Status about
+    /// its payments (`MPESA_C2B_INITIATOR_NAME`, `MPESA_C2B_SECURITY_CREDENTIAL`); the B2C ones when nil.
+    public var c2bInitiatorName: String?
+    public var c2bSecurityCredential: String?
     /// Where Safaricom posts callbacks, e.g. `https://gw.example.com/mpesa/stk/callback/<token>`.
     public var stkCallbackURL: String
     public var b2cResultURL: String
@@ -54,6 +60,13 @@ public struct DarajaConfiguration: Sendable, CustomStringConvertible {
         self.stkCallbackURL = stkCallbackURL
         self.b2cResultURL = b2cResultURL
         self.b2cTimeoutURL = b2cTimeoutURL
+    }
+
+    /// The paybill of C2B payments: ``c2bShortcode``, else ``shortcode``.
+    public var paybillShortcode: String { self.c2bShortcode ?? self.shortcode }
+    /// The initiator that asks about paybill payments, and its credential.
+    public var paybillInitiator: (name: String, credential: String) {
+        (self.c2bInitiatorName ?? self.initiatorName, self.c2bSecurityCredential ?? self.securityCredential)
     }
 
     public var description: String {

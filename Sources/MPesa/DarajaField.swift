@@ -35,6 +35,76 @@ enum DarajaField {
         }
     }
 
+    /// A result code spelt as a code name (`SFC_IC0003`, `R000001`): 2 to 32 capital letters,
+    /// digits, `_`, `.` or `-`, starting with a letter and holding a digit. Nil for anything else (a
+    /// number is ``resultCode(_:)``'s; a word such as `zero` is malformed).
+    static func namedResultCode(_ value: JSONValue?) -> String? {
+        guard case .string(let text)? = value, (2...32).contains(text.utf8.count), let first = text.utf8.first, first >= 0x41 && first <= 0x5A else {
+            return nil
+        }
+        let isDigit = { (byte: UInt8) in byte >= 0x30 && byte <= 0x39 }
+        guard text.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || isDigit($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }), text.utf8.contains(where: isDigit)
+        else { return nil }
+        return text
+    }
+
+    /// An amount as cents: an integer, a decimal or a string of digits with at most two decimals
+    /// (`300`, `300.5`, `"300.00"`). Nil when absent, below one cent, above a billion shillings or
+    /// not exact; malformed when it is not a number at all. No arithmetic on the raw value can trap.
+    static func cents(_ value: JSONValue?, _ name: String) throws(DarajaCallbackMalformed) -> Int64? {
+        let limit: Int64 = 100_000_000_000
+        switch value {
+        case nil, .null?:
+            return nil
+        case .integer(let number)?:
+            guard number > 0, number <= limit / 100 else { return nil }
+            return number * 100
+        case .decimal(let number)?:
+            guard number.isFinite, number > 0, number <= Double(limit / 100) else { return nil }
+            let cents = (number * 100).rounded()
+            guard abs(cents - number * 100) < 1e-6 else { return nil }
+            return Int64(cents)
+        case .string(let text)?:
+            guard (1...40).contains(text.utf8.count) else { throw DarajaCallbackMalformed("\(name) is not a number") }
+            let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+            let isDigits = { (part: Substring) in !part.isEmpty && part.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+            guard isDigits(parts[0]), parts.count == 1 || isDigits(parts[1]) else { throw DarajaCallbackMalformed("\(name) is not a number") }
+            let whole = parts[0].drop { $0 == "0" }
+            guard whole.utf8.count <= 10, let shillings = Int64(whole.isEmpty ? "0" : String(whole)), shillings <= limit / 100 else { return nil }
+            var fraction: Int64 = 0
+            if parts.count == 2 {
+                let digits = parts[1]
+                if digits.dropFirst(2).contains(where: { $0 != "0" }) { return nil }
+                let two = String(digits.prefix(2)).padding(toLength: 2, withPad: "0", startingAt: 0)
+                fraction = Int64(two) ?? 0
+            }
+            let cents = shillings * 100 + fraction
+            return cents > 0 ? cents : nil
+        default:
+            throw DarajaCallbackMalformed("\(name) is not a number")
+        }
+    }
+
+    /// The party a `...PartyName` names: the digits it starts with (`600000 - Safaricom`,
+    /// `254708374149 - John Doe`), 5 to 15 of them; nil when absent or not so. Malformed when not text.
+    static func party(_ value: JSONValue?, _ name: String) throws(DarajaCallbackMalformed) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            let digits = text.utf8.prefix { $0 >= 0x30 && $0 <= 0x39 }
+            guard (5...15).contains(digits.count) else { return nil }
+            let rest = text.utf8.dropFirst(digits.count)
+            // The number ends the digits: `1743790` is not `174379`.
+            guard rest.first.map({ !($0 >= 0x30 && $0 <= 0x39) }) ?? true else { return nil }
+            return String(decoding: digits, as: UTF8.self)
+        case .integer(let number)? where number > 0:
+            let text = String(number)
+            return (5...15).contains(text.count) ? text : nil
+        default:
+            throw DarajaCallbackMalformed("\(name) is not text")
+        }
+    }
+
     /// Free text (a description): a string, or absent; cut to `maxLength` characters for keeping.
     static func text(_ value: JSONValue?, _ name: String, maxLength: Int = 256) throws(DarajaCallbackMalformed) -> String {
         switch value {

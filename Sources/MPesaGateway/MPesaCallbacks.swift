@@ -13,6 +13,8 @@ extension MPesaService {
         /// A payment for a push whose answer was lost, matched to its deposit and waiting for an STK
         /// Query to confirm it.
         case awaitingQuery = "awaiting_query"
+        /// A claim (a B2C failure) waiting for a Transaction Status answer to confirm it.
+        case awaitingStatus = "awaiting_status"
     }
 
     /// `POST /mpesa/stk/callback`: credits a paid deposit once, fails an unpaid one once; a
@@ -128,55 +130,82 @@ extension MPesaService {
         return .conflict
     }
 
-    /// `POST /mpesa/b2c/result`: a payout's result posts or voids its hold, once; a transaction
-    /// status answer (under the query's id) settles a payout only when it says Completed or a
-    /// definite failure. A result contradicting an earlier final one is a conflict.
+    /// `POST /mpesa/b2c/result`: a Transaction Status answer (named by one of our queries' ids) or a
+    /// payout's B2C result. A result counts only when it names the pair Daraja's acknowledgement of
+    /// the B2C request named: one naming another ConversationID is kept for review and moves nothing.
+    /// A success posts the hold, once. A failure releases nothing by itself: the payout waits, as an
+    /// unknown one does, for a Transaction Status answer that says Failed, Cancelled, Expired or
+    /// Declined (asked at once). A result for a payout whose acknowledgement was never kept cannot
+    /// be checked and waits the same way. A result contradicting an earlier final one is a conflict.
     public func b2cResult(_ body: [UInt8]) async throws -> CallbackOutcome {
         let result = try B2CResult(json: body)
+        if let query = try await self.wallet.statusQuery(id: result.originatorConversationID) {
+            return try await self.statusAnswer(result, query: query)
+        }
         let raw = result.raw
-        if let field = result.outOfRange {
+        if let field = result.outOfRange, result.resultCodeName == nil {
             try await self.wallet.keepForReview(kind: "b2c_result", reference: result.originatorConversationID, reason: "\(field) out of range", body: raw)
             return .review
         }
-        if let payout = try await self.wallet.payout(id: result.originatorConversationID) {
-            if result.resultCode == 0 {
-                let receipt = try result.receipt ?? Self.firstNonEmpty(result.transactionID, result.conversationID) ?? "b2c:" + payout.id
-                return try await self.settle(payout, paid: true, kind: "b2c_result", reference: result.originatorConversationID, body: raw, says: "B2C result: paid, receipt \(receipt)") {
-                    try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: raw)
-                }
-            }
-            return try await self.settle(payout, paid: false, kind: "b2c_result", reference: result.originatorConversationID, body: raw, says: "B2C result: not paid (\(result.resultCode))") {
-                try await self.wallet.failWithdrawal(payout.id, code: result.resultCode, text: result.resultDescription, raw: raw)
-            }
+        if let acknowledged = try await self.wallet.payoutAcknowledgement(originator: result.originatorConversationID) {
+            return try await self.payoutResult(result, acknowledged)
         }
         if let payout = try await self.wallet.payout(statusQueryID: result.originatorConversationID) {
-            guard result.resultCode == 0 else {
-                self.logger.notice("transaction status query answered without a status", metadata: ["payout": .string(payout.id), "code": .stringConvertible(result.resultCode)])
-                return .unknownOutcome
-            }
-            let status = try result.transactionStatus ?? ""
-            switch status {
-            case "completed":
-                // The receipt column is unique: without a receipt, the query's own id stands in.
-                let receipt = try result.receipt ?? "status:" + result.originatorConversationID
-                return try await self.settle(payout, paid: true, kind: "b2c_result", reference: result.originatorConversationID, body: raw, says: "transaction status: completed, receipt \(receipt)") {
-                    try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: raw)
-                }
-            case "failed", "cancelled", "expired", "declined":
-                return try await self.settle(payout, paid: false, kind: "b2c_result", reference: result.originatorConversationID, body: raw, says: "transaction status: \(status)") {
-                    try await self.wallet.failWithdrawal(payout.id, code: result.resultCode, text: "transaction status: \(status)", raw: raw)
-                }
-            default:
-                return .unknownOutcome
-            }
+            // The answer to a query whose id was derived from the payout's (before migration 0013):
+            // anyone could have made that id up. The payout is asked about again.
+            self.logger.notice("answer to a status query of the old kind; not trusted, asked again", metadata: ["payout": .string(payout.id)])
+            self.askPayoutStatusLater(payout.id)
+            return .ignored
         }
         try await self.wallet.keepForReview(kind: "b2c_result", reference: result.originatorConversationID, reason: "unknown OriginatorConversationID", body: raw)
         return .review
     }
 
+    /// A B2C result for one of our payouts, checked against the acknowledged pair.
+    private func payoutResult(_ result: B2CResult, _ acknowledged: PayoutAcknowledgement) async throws -> CallbackOutcome {
+        let (payout, raw, reference) = (acknowledged.payout, result.raw, result.originatorConversationID)
+        guard let known = acknowledged.conversationID else {
+            // No acknowledgement was kept: the pair cannot be checked. A final payout stays as it is;
+            // an open one waits for Transaction Status, asked now.
+            if payout.status == .paid || payout.status == .failed { return .alreadyFinal }
+            try await self.wallet.holdForStatus(payout.id, raw: raw)
+            self.askPayoutStatusLater(payout.id)
+            self.logger.notice("B2C result for a payout without a kept acknowledgement; asking Transaction Status", metadata: ["payout": .string(payout.id)])
+            return .unknownOutcome
+        }
+        guard acknowledged.isNamed(by: result.conversationID) else {
+            try await self.wallet.keepForReviewOnce(
+                kind: "b2c_result", reference: reference, reason: ReviewItem.conflict, body: raw, payoutID: payout.id,
+                earlierResult: "B2C acknowledged as ConversationID \(known)",
+                newResult: "B2C result (\(result.resultCodeText)) naming ConversationID \(result.conversationID.isEmpty ? "none" : result.conversationID): not trusted"
+            )
+            GatewayMetrics.count("mpesa_conflicts_total", [("kind", "b2c_result")])
+            self.logger.error("B2C result naming another ConversationID than the acknowledgement; kept for review", metadata: ["payout": .string(payout.id)])
+            return .review
+        }
+        if result.succeeded {
+            let receipt = try result.receipt ?? Self.firstNonEmpty(result.transactionID, result.conversationID) ?? "b2c:" + payout.id
+            return try await self.settle(payout, paid: true, kind: "b2c_result", reference: reference, body: raw, says: "B2C result: paid, receipt \(receipt)") {
+                try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: raw)
+            }
+        }
+        switch payout.status {
+        case .failed:
+            return .alreadyFinal
+        case .paid:
+            return try await self.conflict(kind: "b2c_result", reference: reference, body: raw, payout: payout.id, earlier: "paid", new: "B2C result: not paid (\(result.resultCodeText))")
+        default:
+            // A failure is released only on Transaction Status's word.
+            try await self.wallet.holdForStatus(payout.id, raw: raw)
+            self.askPayoutStatusLater(payout.id)
+            self.logger.notice("B2C result says not paid; the hold stays until Transaction Status confirms it", metadata: ["payout": .string(payout.id), "code": .string(result.resultCodeText)])
+            return .awaitingStatus
+        }
+    }
+
     /// Applies a final payout result once; the same result again is `already_final`, the opposite
     /// one a conflict.
-    private func settle(
+    func settle(
         _ payout: Payout, paid: Bool, kind: String, reference: String, body: String, says: String, _ apply: () async throws -> Payout
     ) async throws -> CallbackOutcome {
         if payout.status == (paid ? .paid : .failed) { return .alreadyFinal }
@@ -191,11 +220,22 @@ extension MPesaService {
     }
 
     /// `POST /mpesa/b2c/timeout`: the outcome is unknown, so the hold stays and the reconciler asks.
+    /// One naming another ConversationID than the payout's acknowledgement is kept for review.
     public func b2cTimeout(_ body: [UInt8]) async throws -> CallbackOutcome {
         let result = try B2CResult(json: body)
         let raw = result.raw
-        if try await self.wallet.markWithdrawalUnknown(result.originatorConversationID, raw: raw) { return .unknownOutcome }
-        if try await self.wallet.payout(id: result.originatorConversationID) != nil { return .alreadyFinal }
+        if try await self.wallet.statusQuery(id: result.originatorConversationID) != nil { return .ignored }
+        if let acknowledged = try await self.wallet.payoutAcknowledgement(originator: result.originatorConversationID) {
+            if acknowledged.conversationID != nil, !acknowledged.isNamed(by: result.conversationID) {
+                try await self.wallet.keepForReviewOnce(
+                    kind: "b2c_timeout", reference: result.originatorConversationID, reason: ReviewItem.conflict, body: raw, payoutID: acknowledged.payout.id,
+                    earlierResult: "B2C acknowledged as ConversationID \(acknowledged.conversationID ?? "")",
+                    newResult: "timeout naming ConversationID \(result.conversationID.isEmpty ? "none" : result.conversationID): not trusted"
+                )
+                return .review
+            }
+            return try await self.wallet.markWithdrawalUnknown(acknowledged.payout.id, raw: raw) ? .unknownOutcome : .alreadyFinal
+        }
         if try await self.wallet.payout(statusQueryID: result.originatorConversationID) != nil { return .ignored }
         try await self.wallet.keepForReview(kind: "b2c_timeout", reference: result.originatorConversationID, reason: "unknown OriginatorConversationID", body: raw)
         return .review

@@ -36,7 +36,9 @@ extension MPesaService {
                 self.logger.warning("payout check failed", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
             }
         }
-        for transID in try await self.wallet.flagUnconfirmedPaybills(after: self.paybillUnconfirmedAfter) {
+        try await self.verifyPaybills(limit: limit, into: &changes)
+        let unconfirmedCutoff = self.now().addingTimeInterval(-Double(self.paybillUnconfirmedAfter.components.seconds))
+        for transID in try await self.wallet.flagUnconfirmedPaybills(validatedBefore: unconfirmedCutoff) {
             GatewayMetrics.count("mpesa_paybill_unconfirmed_total")
             self.logger.error("paybill validation accepted but never confirmed; kept for review", metadata: ["trans_id": .string(transID)])
             changes.append("paybill \(transID): accepted, never confirmed: needs review")
@@ -66,7 +68,7 @@ extension MPesaService {
         }
     }
 
-    private func check(_ payout: Payout, checks: Int) async throws -> String? {
+    private func check(_ payout: Payout, checks _: Int) async throws -> String? {
         if payout.status == .reserved {
             // Never confirmed as sent: send again under the same id (a duplicate is refused).
             guard self.inFlight.claim("payout:" + payout.id) else { return nil }
@@ -74,9 +76,25 @@ extension MPesaService {
             await self.pay(payout)
             return "payout \(payout.id): B2C sent again under the same OriginatorConversationID"
         }
-        let queryID = "\(payout.id)-q\(checks)"
-        try await self.wallet.recordStatusQuery(payout.id, queryID: queryID)
-        _ = try await self.daraja.transactionStatus(originalConversationID: payout.id, queryID: queryID)
+        // A fresh random id for each query (never derived from the payout's): see StatusQueries.
+        guard await self.askPayoutStatus(payout.id) else { return nil }
         return "payout \(payout.id): transaction status asked (\(payout.status))"
+    }
+
+    /// Paybill confirmations Safaricom has not confirmed yet: those past `MPESA_C2B_REVIEW_AFTER_MINUTES`
+    /// (by the service's clock) go to review, once; the others that are due are asked about again.
+    private func verifyPaybills(limit: Int, into changes: inout [String]) async throws {
+        let now = self.now()
+        let cutoff = now.addingTimeInterval(-Double(self.paybill.reviewAfter.components.seconds))
+        for transID in try await self.wallet.flagUnverifiedPaybills(confirmedBefore: cutoff, after: self.paybill.reviewAfter) {
+            GatewayMetrics.count("mpesa_paybill_unverified_total")
+            self.logger.error("paybill confirmation not confirmed by Safaricom in time; nothing credited, kept for review", metadata: ["trans_id": .string(transID)])
+            changes.append("paybill \(transID): not confirmed by Safaricom, nothing credited: needs review")
+        }
+        for (transID, _) in try await self.wallet.claimPaybillsToVerify(now: now, limit: limit, lease: self.claimLease) {
+            guard self.inFlight.claim("status:c2b:" + transID) else { continue }
+            defer { self.inFlight.release("status:c2b:" + transID) }
+            if await self.verifyPaybill(transID) { changes.append("paybill \(transID): transaction status asked") }
+        }
     }
 }

@@ -30,15 +30,36 @@ public final class MPesaService: MobileMoneyChannel, Service {
     let claimLease: Duration
     /// When an accepted paybill validation without its confirmation is reported.
     let paybillUnconfirmedAfter: Duration
+    /// How paybill confirmations are verified.
+    let paybill: PaybillRules
+    /// The reconciler's clock (tests pass one that is ahead).
+    let now: @Sendable () -> Date
     let logger: Logger
+
+    /// Where a confirmed paybill payment may go, and how long its verification may take.
+    public struct PaybillRules: Sendable {
+        /// `MPESA_C2B_MAX_AMOUNT`: above it a confirmed payment goes to suspense and review.
+        public var maxAmount: Amount
+        /// `MPESA_C2B_REVIEW_AFTER_MINUTES`: a confirmation Safaricom has not confirmed by then goes
+        /// to review and is no longer asked about.
+        public var reviewAfter: Duration
+
+        public init(maxAmount: Amount = .shillings(150_000), reviewAfter: Duration = .seconds(3600)) {
+            self.maxAmount = maxAmount
+            self.reviewAfter = reviewAfter
+        }
+    }
     /// Pushes and payouts queued by requests, finished even at shutdown.
     private let jobs = JobQueue(atShutdown: .finish)
 
     public init(
         daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
-        payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), paybillUnconfirmedAfter: Duration = .seconds(600), logger: Logger
+        payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), paybillUnconfirmedAfter: Duration = .seconds(600),
+        paybill: PaybillRules = PaybillRules(), now: @escaping @Sendable () -> Date = Date.init, logger: Logger
     ) {
         self.paybillUnconfirmedAfter = paybillUnconfirmedAfter
+        self.paybill = paybill
+        self.now = now
         self.daraja = daraja
         self.wallet = wallet
         self.stkDelay = stkDelay
@@ -133,10 +154,15 @@ public final class MPesaService: MobileMoneyChannel, Service {
     /// Sends the B2C request for a reserved payout, always under the payout's own id.
     func pay(_ payout: Payout) async {
         do {
-            let conversation = try await self.daraja.b2c(
+            let acknowledged = try await self.daraja.b2c(
                 originatorConversationID: payout.id, phone: payout.msisdn.value, shillings: Int(payout.amount.cents / 100), remarks: "Wallet withdrawal"
             )
-            try await self.wallet.markWithdrawalSent(payout.id, conversationID: conversation)
+            if acknowledged.originatorConversationID != payout.id {
+                self.logger.warning("B2C acknowledgement names another OriginatorConversationID; results must name it", metadata: ["payout": .string(payout.id)])
+            }
+            try await self.wallet.markWithdrawalSent(
+                payout.id, conversationID: acknowledged.conversationID, originatorConversationID: acknowledged.originatorConversationID
+            )
             Self.counter("mpesa_b2c_total", "accepted")
         } catch let error as DarajaError where error.isDuplicateOriginator {
             // The first request was taken: its result is on its way, or a status query finds it.

@@ -1,6 +1,8 @@
+import Foundation
 import GatewayActions
 import GatewayHTTP
 import MPesa
+import Wallet
 
 /// The `MPESA_*` settings as read from the environment. With any required one missing the
 /// gateway still serves: deposits and withdrawals answer "temporarily unavailable" and
@@ -42,11 +44,28 @@ public struct MPesaSettings: Sendable {
     /// An accepted validation still without its confirmation after this long is reported for
     /// review (`MPESA_C2B_UNCONFIRMED_MINUTES`, default 10).
     public var c2bUnconfirmedAfter = Duration.seconds(600)
+    /// The paybill's own initiator and its encrypted password, which ask Transaction Status about
+    /// paybill payments (`MPESA_C2B_INITIATOR_NAME`, `MPESA_C2B_SECURITY_CREDENTIAL`); the B2C
+    /// initiator's when unset.
+    public var c2bInitiatorName: String?
+    public var c2bSecurityCredential: String?
+    /// The most one paybill payment may credit to a wallet (`MPESA_C2B_MAX_AMOUNT`, whole shillings,
+    /// default 150,000; M-Pesa's own per-transaction maximum is 250,000). A confirmed payment above
+    /// it, or above the customer's KYC tier, goes to the suspense account and to review.
+    public var c2bMaxAmount: Int64 = 150_000
+    /// A paybill confirmation Safaricom's Transaction Status has not confirmed after this long is
+    /// kept for review and no longer asked about (`MPESA_C2B_REVIEW_AFTER_MINUTES`, default 60).
+    public var c2bReviewAfter = Duration.seconds(3600)
 
     public init() {}
 
     /// The paybill whose C2B payments the gateway takes, when one is configured.
     public var paybillShortcode: String? { self.c2bShortcode ?? self.shortcode }
+
+    /// How paybill confirmations are verified and where confirmed payments may go.
+    public var paybillRules: MPesaService.PaybillRules {
+        MPesaService.PaybillRules(maxAmount: Amount(shillings: self.c2bMaxAmount) ?? .shillings(250_000), reviewAfter: self.c2bReviewAfter)
+    }
 
     /// The confirmation and validation URLs to register (`/paybill/confirm`, `/paybill/validate`,
     /// with the callback token as the last segment when one is set): free of the words Safaricom
@@ -88,6 +107,9 @@ public struct MPesaSettings: Sendable {
             b2cTimeoutURL: base + "/mpesa/b2c/timeout" + suffix
         )
         configuration.requestTimeout = self.requestTimeout
+        configuration.c2bShortcode = self.c2bShortcode
+        configuration.c2bInitiatorName = self.c2bInitiatorName
+        configuration.c2bSecurityCredential = self.c2bSecurityCredential
         return configuration
     }
 }

@@ -13,23 +13,37 @@ import Wallet
 ///
 /// - Validation answers within Safaricom's 8-second budget: `0` (accepted) when the account
 ///   (`BillRefNumber`, any usual form of a number) is a registered customer's and the amount is
-///   within the limits, else `C2B00012` (account) or `C2B00013` (amount), `C2B00015` for another
-///   shortcode, and `C2B00016` when the answer could not be worked out in time.
-/// - Confirmation credits once per TransID, with the SMS receipt; an account naming no customer is
-///   kept for review. It answers `{"ResultCode": 0, "ResultDesc": "Success"}`.
+///   within the limits (`MPESA_C2B_MAX_AMOUNT` and the customer's tier), else `C2B00012` (account)
+///   or `C2B00013` (amount), `C2B00015` for another shortcode, and `C2B00016` when the answer could
+///   not be worked out in time.
+/// - Confirmation credits nothing by itself: anyone holding the callback token could send one. It
+///   is recorded once per TransID and checked with Daraja's Transaction Status (asked after the
+///   answer); only Safaricom's answer moves money (``MPesaService/statusAnswer(_:query:)``). A
+///   confirmation for another shortcode is kept for review. It answers
+///   `{"ResultCode": 0, "ResultDesc": "Success"}`.
 /// - A malformed body is a 400 with its reason logged; no body, name or number is logged.
 public struct PaybillRoutes: Sendable {
     let wallet: Wallet
     /// Nil while no paybill is configured: the routes then answer 503.
     let shortcode: String?
+    /// Asks Safaricom about each confirmation; nil while M-Pesa is not configured (a confirmation
+    /// is then recorded and goes to review unverified).
+    let verifier: MPesaService?
+    /// `MPESA_C2B_MAX_AMOUNT`: validation refuses more.
+    let maxAmount: Amount
     let guardian: CallbackGuard
     let logger: Logger
     /// Well inside Safaricom's 8 seconds, network both ways included.
     let validationBudget: Duration
 
-    public init(wallet: Wallet, shortcode: String?, guardian: CallbackGuard, logger: Logger, validationBudget: Duration = .seconds(5)) {
+    public init(
+        wallet: Wallet, shortcode: String?, verifier: MPesaService?, maxAmount: Amount = .shillings(150_000), guardian: CallbackGuard, logger: Logger,
+        validationBudget: Duration = .seconds(5)
+    ) {
         self.wallet = wallet
         self.shortcode = shortcode
+        self.verifier = verifier
+        self.maxAmount = maxAmount
         self.guardian = guardian
         self.logger = logger
         self.validationBudget = validationBudget
@@ -61,10 +75,10 @@ public struct PaybillRoutes: Sendable {
         if payment.shortcode != shortcode {
             result = .invalidShortcode
         } else {
-            let (wallet, account, amount) = (self.wallet, MSISDN(parsing: Self.account(payment.billRef)), Amount(cents: payment.cents))
+            let (wallet, account, amount, maximum) = (self.wallet, MSISDN(parsing: Self.account(payment.billRef)), Amount(cents: payment.cents), self.maxAmount)
             do {
                 let check = try await withDeadline(self.validationBudget) {
-                    try await wallet.validatePaybill(transID: payment.transID, billRef: payment.billRef, msisdn: account, amount: amount)
+                    try await wallet.validatePaybill(transID: payment.transID, billRef: payment.billRef, msisdn: account, amount: amount, maximum: maximum)
                 }
                 switch check {
                 case .accept: result = .accepted
@@ -86,29 +100,38 @@ public struct PaybillRoutes: Sendable {
         let (payment, body, shortcode) = try await self.payment(request, context, kind: "confirm")
         // What is kept is the parsed body written out again, never the bytes as sent.
         let raw = JSONValue.parse(body)?.serialized ?? "{}"
+        let metadata: Logger.Metadata = ["trans_id": .string(payment.transID)]
         guard payment.shortcode == shortcode else {
-            // Not our paybill's money: nothing is credited; a person looks at it.
-            try await self.wallet.keepForReview(kind: "c2b", reference: payment.transID, reason: "confirmation for another shortcode", body: raw)
+            // Not our paybill's money: nothing is recorded or credited; a person looks at it, once.
+            try await self.wallet.keepForReviewOnce(
+                kind: "c2b", reference: payment.transID, reason: ReviewItem.conflict, body: raw,
+                earlierResult: "this gateway's paybill is \(shortcode)",
+                newResult: "paybill confirmation for shortcode \(payment.shortcode): nothing credited"
+            )
             GatewayMetrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", "other_shortcode")])
-            self.logger.error("paybill confirmation for another shortcode; kept for review", metadata: ["trans_id": .string(payment.transID)])
+            self.logger.error("paybill confirmation for another shortcode; kept for review", metadata: metadata)
             return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
         }
-        let credit = try await self.wallet.confirmPaybill(
-            transID: payment.transID, billRef: payment.billRef, msisdn: MSISDN(parsing: Self.account(payment.billRef)),
-            amount: Amount(cents: payment.cents),
-            raw: raw
+        let recorded = try await self.wallet.recordPaybillConfirmation(
+            transID: payment.transID, billRef: payment.billRef, shortcode: payment.shortcode, msisdn: MSISDN(parsing: Self.account(payment.billRef)),
+            amount: Amount(cents: payment.cents), raw: raw
         )
         let outcome: String
-        switch credit {
-        case .credited: outcome = "credited"
-        case .alreadyCredited: outcome = "already_credited"
-        case .unknownAccount:
-            outcome = "unknown_account"
-            self.logger.error(
-                "paybill payment to an account that names no customer; kept for review", metadata: ["trans_id": .string(payment.transID)])
+        switch recorded {
+        case .recorded:
+            outcome = "recorded"
+            if let verifier = self.verifier {
+                // Asked after the answer: Safaricom is owed a quick one, and only its status answer credits.
+                verifier.verifyPaybillLater(payment.transID)
+            } else {
+                try await self.wallet.holdUnverifiablePaybill(transID: payment.transID)
+                self.logger.error("paybill confirmation while M-Pesa is not configured: it cannot be verified; kept for review", metadata: metadata)
+            }
+        case .repeated:
+            outcome = "repeated"
         }
         GatewayMetrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", outcome)])
-        self.logger.info("paybill confirmation", metadata: ["trans_id": .string(payment.transID), "outcome": .string(outcome)])
+        self.logger.info("paybill confirmation", metadata: metadata.merging(["outcome": .string(outcome)]) { $1 })
         return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
     }
 

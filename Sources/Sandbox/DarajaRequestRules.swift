@@ -2,7 +2,7 @@ import Basics
 import Foundation
 import MPesa
 
-/// Daraja's rules for the four requests the gateway sends (../shared/reference/daraja.md): exactly
+/// Daraja's rules for the requests the gateway sends (../shared/reference/daraja.md): exactly
 /// the documented keys, the Password and Nairobi Timestamp, the MSISDN, amount and length limits.
 /// The embedded sandbox refuses a request that breaks one, as Daraja would; the tests' strict fake
 /// Daraja uses the same rules.
@@ -34,17 +34,27 @@ public struct DarajaRequestRules: Sendable {
             "OriginatorConversationID", "InitiatorName", "SecurityCredential", "CommandID", "Amount", "PartyA", "PartyB", "Remarks",
             "QueueTimeOutURL", "ResultURL", "Occasion",
         ],
+        // And exactly one of ``statusSubjects``.
         transactionStatus: [
-            "OriginatorConversationID", "Initiator", "SecurityCredential", "CommandID", "OriginalConversationID", "PartyA", "IdentifierType",
-            "ResultURL", "QueueTimeOutURL", "Remarks", "Occasion",
+            "OriginatorConversationID", "Initiator", "SecurityCredential", "CommandID", "PartyA", "IdentifierType", "ResultURL", "QueueTimeOutURL",
+            "Remarks", "Occasion",
         ],
         registerC2B: ["ShortCode", "ResponseType", "ConfirmationURL", "ValidationURL"],
     ]
 
+    /// What a Transaction Status query names: a B2C by our OriginatorConversationID (PartyA the B2C
+    /// shortcode), or a payment to the paybill by its receipt (PartyA the paybill).
+    public static let statusSubjects: Set<String> = ["OriginalConversationID", "TransactionID"]
+
     /// What is wrong with a request to `path`; empty when Daraja would take it.
     public func problems(_ path: String, _ json: [String: JSONValue], now: Date = Date()) -> [String] {
         var problems: [String] = []
-        let expected = Self.keys[path] ?? []
+        var expected = Self.keys[path] ?? []
+        if path == Self.transactionStatus {
+            let named = Self.statusSubjects.intersection(json.keys)
+            if named.count != 1 { problems.append("\(path): exactly one of \(Self.statusSubjects.sorted()) (got \(named.sorted()))") }
+            expected.formUnion(named)
+        }
         let extra = Set(json.keys).subtracting(expected)
         let missing = expected.subtracting(json.keys)
         if !extra.isEmpty { problems.append("\(path): extra keys \(extra.sorted())") }
@@ -100,8 +110,17 @@ public struct DarajaRequestRules: Sendable {
         case Self.transactionStatus:
             if text("CommandID") != "TransactionStatusQuery" { problems.append("CommandID") }
             if text("IdentifierType") != "4" { problems.append("IdentifierType") }
-            if text("PartyA") != self.b2cShortcode { problems.append("PartyA") }
+            if json["TransactionID"] != nil {
+                if text("PartyA") != self.shortcode { problems.append("PartyA is not the paybill the receipt was paid to") }
+                let receipt = text("TransactionID")
+                if !((6...20).contains(receipt.count) && receipt.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber) })) { problems.append("TransactionID") }
+            } else if text("PartyA") != self.b2cShortcode {
+                problems.append("PartyA is not the B2C shortcode")
+            }
+            if text("Initiator").isEmpty || text("SecurityCredential").isEmpty { problems.append("initiator") }
+            if text("OriginatorConversationID").isEmpty { problems.append("OriginatorConversationID") }
             url("ResultURL")
+            url("QueueTimeOutURL")
         case Self.registerC2B:
             if text("ShortCode") != self.shortcode { problems.append("ShortCode is not the paybill") }
             // Exact sentence case: Daraja refuses "completed".

@@ -44,12 +44,25 @@ public final class DarajaSandbox: Sendable {
         let receipt: String
     }
 
+    /// A payment a simulated customer made to the paybill, by its receipt (TransID).
+    struct PaybillPayment {
+        let account: String
+        let shillings: Int
+        /// The payer, when the account is a phone number.
+        let phone: String?
+        let at: Date
+    }
+
     struct State {
         var token: String?
         var pushes: [String: Push] = [:]
         var pushOrder: [String] = []
         var payments: [String: Payment] = [:]
         var paymentOrder: [String] = []
+        var paybills: [String: PaybillPayment] = [:]
+        var paybillOrder: [String] = []
+        /// The paybill's confirmation and validation URLs: registered, or the gateway's own.
+        var c2bURLs: (confirmation: String, validation: String)?
         var sequence = 0
     }
 
@@ -64,21 +77,37 @@ public final class DarajaSandbox: Sendable {
     /// Pushes and payments remembered for queries; the oldest are forgotten past this.
     static let remembered = 10_000
 
-    init(delay: Duration, inbox: SandboxInbox, scheduler: SandboxScheduler, http: CurlClient, logger: Logger) {
+    /// Where a simulated payer's paybill payment is reported (`paybillURLs`: the gateway's own
+    /// `/paybill/confirm` and `/paybill/validate`, token included), until the gateway registers others.
+    init(
+        delay: Duration, inbox: SandboxInbox, scheduler: SandboxScheduler, http: CurlClient, paybillURLs: (confirmation: String, validation: String)? = nil,
+        logger: Logger
+    ) {
         self.delay = delay
         self.inbox = inbox
         self.scheduler = scheduler
         self.http = http
         self.logger = logger
+        self.state.withLock { $0.c2bURLs = paybillURLs }
     }
+
+    /// Where the simulator's "Pay bill" and `ussd-gateway sandbox paybill` ask a simulated customer
+    /// to pay the paybill: `POST` `{"account": "0712000001", "amount": 500}`.
+    public static let paybillPath = pathPrefix + "/paybill"
 
     func register<Context: RequestContext>(on router: Router<Context>) {
         router.get(RouterPath(Self.pathPrefix + "/oauth/v1/generate")) { request, _ -> Response in self.oauth(request) }
-        for path in [DarajaRequestRules.stkPush, DarajaRequestRules.stkQuery, DarajaRequestRules.b2c, DarajaRequestRules.transactionStatus] {
+        for path in [
+            DarajaRequestRules.stkPush, DarajaRequestRules.stkQuery, DarajaRequestRules.b2c, DarajaRequestRules.transactionStatus, DarajaRequestRules.registerC2B,
+        ] {
             router.post(RouterPath(Self.pathPrefix + path)) { request, _ -> Response in
                 let body = try await request.body.collect(upTo: 64 * 1024)
                 return self.post(path, request, Array(body.readableBytesView))
             }
+        }
+        router.post(RouterPath(Self.paybillPath)) { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 4 * 1024)
+            return await self.payBill(Array(body.readableBytesView))
         }
     }
 
@@ -110,6 +139,9 @@ public final class DarajaSandbox: Sendable {
         case DarajaRequestRules.stkPush: return self.stkPush(json)
         case DarajaRequestRules.stkQuery: return self.stkQuery(json)
         case DarajaRequestRules.b2c: return self.b2c(json)
+        case DarajaRequestRules.registerC2B:
+            self.state.withLock { $0.c2bURLs = (json["ConfirmationURL"]?.string ?? "", json["ValidationURL"]?.string ?? "") }
+            return Self.json(200, #"{"OriginatorCoversationID":"sandbox-\#(Self.randomToken(8))","ResponseCode":"0","ResponseDescription":"Success"}"#)
         default: return self.transactionStatus(json)
         }
     }
@@ -179,6 +211,15 @@ public final class DarajaSandbox: Sendable {
         let original = json["OriginalConversationID"]?.string ?? ""
         let resultURL = json["ResultURL"]?.string ?? ""
         let conversation = "AG_\(Self.nairobiStamp(Date()).prefix(8))_\(Self.randomToken(12))"
+        if let receipt = json["TransactionID"]?.string {
+            self.scheduler.after(.milliseconds(200)) {
+                await self.callback(resultURL, self.paybillStatus(receipt, queryID: queryID, conversation: conversation), what: "transaction status result")
+            }
+            return Self.json(
+                200,
+                #"{"OriginatorConversationID":\#(quoted(queryID)),"ConversationID":\#(quoted(conversation)),"ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#
+            )
+        }
         self.scheduler.after(.milliseconds(200)) {
             let payment = self.state.withLock { $0.payments[original] }
             let body: String
@@ -206,6 +247,102 @@ public final class DarajaSandbox: Sendable {
             200,
             #"{"OriginatorConversationID":\#(quoted(queryID)),"ConversationID":\#(quoted(conversation)),"ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#
         )
+    }
+
+    /// Safaricom's answer about a paybill payment by its receipt: Completed with the amount and both
+    /// parties for one a simulated customer made, a non-zero result for any other.
+    func paybillStatus(_ receipt: String, queryID: String, conversation: String) -> String {
+        guard let payment = self.state.withLock({ $0.paybills[receipt] }) else {
+            return Self.result(
+                queryID, conversation: conversation, code: "\"R000001\"", description: "The transaction receipt number does not exist.", transactionID: "", parameters: []
+            )
+        }
+        return Self.result(
+            queryID, conversation: conversation, code: "0", description: "The service request is processed successfully.", transactionID: receipt,
+            parameters: [
+                ("DebitPartyName", quoted((payment.phone ?? "254700000000") + " - SANDBOX CUSTOMER")),
+                ("CreditPartyName", quoted(Self.shortcode + " - WALLET SANDBOX")), ("OriginatorConversationID", quoted(queryID)),
+                ("InitiatedTime", quoted(Self.nairobiStamp(payment.at))), ("DebitAccountType", quoted("MMF Account For Customer")),
+                ("TransactionReason", "null"), ("ReasonType", quoted("Pay Bill Online")), ("TransactionStatus", quoted("Completed")),
+                ("FinalisedTime", quoted(Self.nairobiStamp(payment.at))), ("Amount", String(payment.shillings)), ("ReceiptNo", quoted(receipt)),
+            ]
+        )
+    }
+
+    // MARK: A customer pays the paybill
+
+    /// `POST /sandbox/daraja/paybill` `{"account": "0712000001", "amount": 500}`: a simulated
+    /// customer pays the paybill `amount` whole shillings with `account` as the account number. As
+    /// Safaricom does, the sandbox asks the validation URL first, and unless it refuses, posts the
+    /// confirmation (the payer's number masked); the payment is then known to Transaction Status,
+    /// which is what credits it. The answer says what happened, as JSON.
+    func payBill(_ request: [UInt8]) async -> Response {
+        guard case .object(let json)? = JSONValue.parse(request), let account = json["account"]?.string?.trimmingCharacters(in: .whitespaces),
+            (1...20).contains(account.count), !account.contains(where: { $0.isNewline })
+        else { return Self.error(400, "400.002.05", "Send {\"account\": \"0712000001\", \"amount\": 500}") }
+        var shillings = 0
+        switch json["amount"] {
+        case .integer(let number)?: shillings = Int(clamping: number)
+        case .string(let text)?: shillings = Int(text) ?? 0
+        default: break
+        }
+        guard (1...250_000).contains(shillings) else { return Self.error(400, "400.002.05", "amount must be whole shillings from 1 to 250000") }
+        guard let urls = self.state.withLock({ $0.c2bURLs }) else { return Self.error(409, "409.000.01", "No paybill URLs: run ussd-gateway mpesa register-c2b") }
+        let receipt = Self.receipt()
+        let phone = MSISDN(parsing: account.filter { !" -".contains($0) })?.value
+        let payment = PaybillPayment(account: account, shillings: shillings, phone: phone, at: Date())
+        self.state.withLock { Self.remember(receipt, payment, in: &$0.paybills, order: &$0.paybillOrder) }
+        func report(balance: String) -> [UInt8] {
+            let members: [String: JSONValue] = [
+                "TransactionType": .string("Pay Bill"), "TransID": .string(receipt), "TransTime": .string(Self.nairobiStamp(payment.at)),
+                "TransAmount": .string("\(shillings).00"), "BusinessShortCode": .string(Self.shortcode), "BillRefNumber": .string(account),
+                "InvoiceNumber": .string(""), "OrgAccountBalance": .string(balance), "ThirdPartyTransID": .string(""),
+                "MSISDN": .string("2547 ***** 126"), "FirstName": .string("Sandbox"), "MiddleName": .string(""), "LastName": .string("Customer"),
+            ]
+            return Array(JSONValue.object(members).serialized.utf8)
+        }
+        var validation: String?
+        do {
+            let reply = try await self.http.execute(
+                CurlRequest(method: "POST", url: urls.validation, headers: [("Content-Type", "application/json")], body: report(balance: ""), timeout: .seconds(8))
+            )
+            validation = JSONValue.parse(reply.body)?["ResultCode"]?.string
+        } catch {
+            self.logger.warning("sandbox paybill validation not answered", metadata: ["error": .string(String(describing: error))])
+        }
+        if let validation, validation != "0" {
+            self.state.withLock { $0.paybills[receipt] = nil }
+            self.logger.info("sandbox paybill payment refused at validation", metadata: ["trans_id": .string(receipt), "code": .string(validation)])
+            return Self.json(200, JSONValue.object([
+                "TransID": .string(receipt), "validation": .string(validation), "confirmed": .bool(false),
+                "message": .string("The gateway refused the payment at validation (\(validation)): nothing was paid."),
+            ]).serialized)
+        }
+        if let phone {
+            self.inbox.deliver(
+                to: "+" + phone, from: "MPESA",
+                text: "\(receipt) Confirmed. Ksh\(shillings).00 sent to WALLET \(Self.shortcode) for account \(account) on \(Self.handsetDate(payment.at)). (sandbox)"
+            )
+        }
+        let confirmed: Bool
+        do {
+            let reply = try await self.http.execute(
+                CurlRequest(method: "POST", url: urls.confirmation, headers: [("Content-Type", "application/json")], body: report(balance: "1000000.00"), timeout: .seconds(15))
+            )
+            confirmed = reply.status == 200
+        } catch {
+            self.logger.warning("sandbox paybill confirmation not delivered", metadata: ["error": .string(String(describing: error))])
+            confirmed = false
+        }
+        self.logger.info("sandbox paybill payment", metadata: ["trans_id": .string(receipt), "confirmed": .stringConvertible(confirmed)])
+        return Self.json(200, JSONValue.object([
+            "TransID": .string(receipt), "validation": validation.map(JSONValue.string) ?? .null, "confirmed": .bool(confirmed),
+            "message": .string(
+                confirmed
+                    ? "Paid KES \(shillings) to paybill \(Self.shortcode) for account \(account), receipt \(receipt). The gateway credits it once Transaction Status confirms it."
+                    : "Paid KES \(shillings), receipt \(receipt), but the gateway did not take the confirmation."
+            ),
+        ]).serialized)
     }
 
     // MARK: What the customer and Safaricom do later
@@ -279,6 +416,11 @@ public final class DarajaSandbox: Sendable {
     // MARK: Shapes
 
     static func result(_ originator: String, conversation: String, code: Int, description: String, transactionID: String, parameters: [(String, String)]) -> String {
+        Self.result(originator, conversation: conversation, code: String(code), description: description, transactionID: transactionID, parameters: parameters)
+    }
+
+    /// The `Result` envelope; `code` as JSON (a number, or a quoted name such as `"R000001"`).
+    static func result(_ originator: String, conversation: String, code: String, description: String, transactionID: String, parameters: [(String, String)]) -> String {
         var body = #"{"Result":{"ResultType":0,"ResultCode":\#(code),"ResultDesc":\#(quoted(description)),"OriginatorConversationID":\#(quoted(originator)),"ConversationID":\#(quoted(conversation)),"TransactionID":\#(quoted(transactionID))"#
         if !parameters.isEmpty {
             let items = parameters.map { #"{"Key":"\#($0.0)","Value":\#($0.1)}"# }.joined(separator: ",")

@@ -23,13 +23,20 @@ public final class Sandbox: Service, Sendable {
         public var deliveryDelay: Duration
         /// The gateway's delivery-report URL, token included when there is one.
         public var deliveryURL: String
+        /// The gateway's paybill confirmation and validation URLs, token included when there is
+        /// one: where a simulated customer's paybill payment is reported until others are registered.
+        public var paybillURLs: (confirmation: String, validation: String)?
 
-        public init(mpesa: Bool, sms: Bool, delay: Duration, deliveryDelay: Duration, deliveryURL: String) {
+        public init(
+            mpesa: Bool, sms: Bool, delay: Duration, deliveryDelay: Duration, deliveryURL: String,
+            paybillURLs: (confirmation: String, validation: String)? = nil
+        ) {
             self.mpesa = mpesa
             self.sms = sms
             self.delay = delay
             self.deliveryDelay = deliveryDelay
             self.deliveryURL = deliveryURL
+            self.paybillURLs = paybillURLs
         }
     }
 
@@ -41,7 +48,10 @@ public final class Sandbox: Service, Sendable {
 
     public init(settings: Settings, http: CurlClient, logger: Logger) {
         self.settings = settings
-        self.daraja = settings.mpesa ? DarajaSandbox(delay: settings.delay, inbox: self.inbox, scheduler: self.scheduler, http: http, logger: logger) : nil
+        self.daraja =
+            settings.mpesa
+            ? DarajaSandbox(delay: settings.delay, inbox: self.inbox, scheduler: self.scheduler, http: http, paybillURLs: settings.paybillURLs, logger: logger)
+            : nil
         self.africasTalking =
             settings.sms
             ? AfricasTalkingSandbox(

@@ -3,8 +3,9 @@ import HTTPTypes
 import Hummingbird
 
 /// The browser phone at `GET /simulator` (development only): a feature phone that dials the
-/// gateway's real Africa's Talking USSD route in the aggregator's own format, and the number's SMS
-/// inbox beside it.
+/// gateway's real Africa's Talking USSD route in the aggregator's own format, the number's SMS
+/// inbox beside it, and (with Daraja simulated) a "Pay bill" control that has a simulated customer
+/// pay the paybill.
 ///
 /// Three files served by the gateway, no build step, nothing fetched from elsewhere. The Content
 /// Security Policy allows this origin only and no inline script, and the script writes replies
@@ -22,6 +23,11 @@ public struct SimulatorPage: Sendable {
         public var mpesa: String
         public var sms: String
         public var rules: [Rule]
+        /// The sandbox's pay-bill route (``DarajaSandbox/paybillPath``) when Daraja is simulated;
+        /// the "Pay bill" control is shown only then.
+        public var paybillPath: String?
+        /// The paybill number customers pay.
+        public var paybill: String?
 
         public struct Rule: Sendable, Encodable {
             public let endsIn: String
@@ -29,7 +35,12 @@ public struct SimulatorPage: Sendable {
             public let withdrawal: String
         }
 
-        public init(ussdPath: String, smsPath: String, serviceCodes: [String], smsShortcode: String, mpesa: String, sms: String) {
+        public init(
+            ussdPath: String, smsPath: String, serviceCodes: [String], smsShortcode: String, mpesa: String, sms: String, paybillPath: String? = nil,
+            paybill: String? = nil
+        ) {
+            self.paybillPath = paybillPath
+            self.paybill = paybill
             self.ussdPath = ussdPath
             self.smsPath = smsPath
             self.serviceCodes = serviceCodes
@@ -126,6 +137,18 @@ public struct SimulatorPage: Sendable {
               <button id="sms-send" type="button">Send SMS</button>
             </div>
           </section>
+          <section class="paybill" id="paybill" aria-label="Pay bill" hidden>
+            <h2>Pay bill <span id="paybill-number"></span></h2>
+            <p class="note">Pays the wallet's paybill as a customer does from the M-Pesa menu, the account being a wallet's phone
+            number. The sandbox sends the confirmation to the gateway, which credits it only once Safaricom's Transaction Status
+            (simulated) confirms the payment.</p>
+            <div class="sms">
+              <input id="paybill-account" autocomplete="off" placeholder="Account (the phone above)" aria-label="Account number">
+              <input id="paybill-amount" autocomplete="off" inputmode="numeric" placeholder="KES" aria-label="Amount in shillings" value="500">
+              <button id="paybill-send" type="button">Pay bill</button>
+            </div>
+            <p id="paybill-status" class="note"></p>
+          </section>
           <section class="rules" aria-label="Sandbox outcomes">
             <h2>Sandbox outcomes (by the amount's last digit)</h2>
             <table><thead><tr><th>Ends in</th><th>Deposit (STK push)</th><th>Withdrawal (B2C)</th></tr></thead>
@@ -163,6 +186,8 @@ public struct SimulatorPage: Sendable {
         .note { font-size: 13px; color: #5b6670; }
         .sms { display: flex; gap: 8px; margin-top: 12px; }
         .sms input { flex: 1; padding: 8px; font-size: 15px; }
+        .paybill { grid-column: 1 / -1; }
+        .paybill input { max-width: 14em; }
         .rules { grid-column: 1 / -1; }
         .rules table { border-collapse: collapse; background: #fff; font-size: 13px; width: 100%; }
         .rules th, .rules td { border: 1px solid #d5dbe0; padding: 6px 8px; text-align: left; vertical-align: top; }
@@ -312,6 +337,22 @@ public struct SimulatorPage: Sendable {
           setStatus(response.ok ? "SMS sent to " + settings.smsShortcode + "." : "SMS refused (HTTP " + response.status + ").");
         }
 
+        async function payBill() {
+          const account = $("paybill-account").value.trim() || $("number").value.trim();
+          const amount = parseInt($("paybill-amount").value, 10);
+          if (account === "" || !(amount > 0)) { $("paybill-status").textContent = "Enter an account and an amount."; return; }
+          $("paybill-status").textContent = "Paying…";
+          try {
+            const response = await fetch(settings.paybillPath, {
+              method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ account, amount }),
+            });
+            const data = await response.json();
+            $("paybill-status").textContent = response.ok ? data.message : "Refused: " + (data.errorMessage || response.status);
+          } catch (error) {
+            $("paybill-status").textContent = "Pay bill failed: " + error.message;
+          }
+        }
+
         async function start() {
           settings = await (await fetch("/simulator/settings.json")).json();
           $("mode-mpesa").textContent = settings.mpesa;
@@ -330,6 +371,11 @@ public struct SimulatorPage: Sendable {
           $("send").addEventListener("click", send);
           $("end").addEventListener("click", end);
           $("sms-send").addEventListener("click", sendSMS);
+          if (settings.paybillPath) {
+            $("paybill").hidden = false;
+            $("paybill-number").textContent = settings.paybill ? settings.paybill : "";
+            $("paybill-send").addEventListener("click", payBill);
+          }
           $("entry").addEventListener("keydown", (event) => {
             if (event.key === "Enter") { event.preventDefault(); session ? send() : call(); }
           });

@@ -124,7 +124,8 @@ public func buildApplication(
         let sandbox = Sandbox(
             settings: .init(
                 mpesa: config.sandbox.mpesa, sms: config.sandbox.sms, delay: config.sandbox.delay, deliveryDelay: config.sandbox.deliveryDelay,
-                deliveryURL: gatewayURL + "/sms/africastalking/delivery" + (config.africasTalkingToken.map { "/" + $0 } ?? "")
+                deliveryURL: gatewayURL + "/sms/africastalking/delivery" + (config.africasTalkingToken.map { "/" + $0 } ?? ""),
+                paybillURLs: MPesaSettings.paybillURLs(publicBaseURL: gatewayURL, callbackToken: config.mpesaToken)
             ),
             http: clients.http, logger: sandboxLogger
         )
@@ -141,7 +142,8 @@ public func buildApplication(
             settings: .init(
                 ussdPath: "/ussd/africastalking" + suffix, smsPath: "/sms/africastalking/inbound" + suffix, serviceCodes: graph.document.serviceCodes,
                 smsShortcode: config.sms.senderID ?? "22384", mpesa: config.sandbox.mpesa ? "sandbox" : mpesa != nil ? "live" : "not configured",
-                sms: config.sandbox.sms ? "sandbox" : sender != nil ? "live" : "not configured"
+                sms: config.sandbox.sms ? "sandbox" : sender != nil ? "live" : "not configured",
+                paybillPath: config.sandbox.mpesa ? DarajaSandbox.paybillPath : nil, paybill: config.mpesa.paybillShortcode
             )
         ).register(on: router)
         logger.notice("browser phone: GET /simulator", metadata: ["url": .string((config.sandbox.gatewayURL ?? "http://\(config.httpHost):\(config.httpPort)") + "/simulator")])
@@ -175,7 +177,10 @@ public func buildApplication(
         trustedProxies: config.trustedProxyCIDRs, refusals: refusals
     )
     MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
-    PaybillRoutes(wallet: wallet, shortcode: config.mpesa.paybillShortcode, guardian: mpesaGuard, logger: mpesaLogger).register(on: router)
+    PaybillRoutes(
+        wallet: wallet, shortcode: config.mpesa.paybillShortcode, verifier: mpesa, maxAmount: config.mpesa.paybillRules.maxAmount, guardian: mpesaGuard,
+        logger: mpesaLogger
+    ).register(on: router)
     SMSRoutes(service: sms, guardian: guardian, logger: smsLogger).register(on: router)
 
     if let mpesa { services.append(mpesa) }
@@ -200,7 +205,7 @@ extension MPesaService {
                 daraja: DarajaClient(configuration: daraja, http: http, logger: logger), wallet: wallet, stkDelay: config.mpesa.stkDelay,
                 reconcileInterval: config.mpesa.reconcileInterval,
                 payoutReview: (config.mpesa.payoutReviewAfterChecks, config.mpesa.payoutReviewAfter),
-                paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, logger: logger
+                paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, paybill: config.mpesa.paybillRules, logger: logger
             )
         }
     }

@@ -295,6 +295,13 @@ public struct GatewayConfig: Sendable {
         self.mpesa.c2bUnconfirmedAfter = .seconds(
             60 * (try reader.integer("MPESA_C2B_UNCONFIRMED_MINUTES", default: Int(self.mpesa.c2bUnconfirmedAfter.components.seconds / 60), in: 1...10_080))
         )
+        self.mpesa.c2bInitiatorName = reader.value("MPESA_C2B_INITIATOR_NAME")
+        self.mpesa.c2bSecurityCredential = reader.value("MPESA_C2B_SECURITY_CREDENTIAL")
+        // M-Pesa's own per-transaction maximum is 250,000 shillings.
+        self.mpesa.c2bMaxAmount = Int64(try reader.integer("MPESA_C2B_MAX_AMOUNT", default: Int(self.mpesa.c2bMaxAmount), in: 1...250_000))
+        self.mpesa.c2bReviewAfter = .seconds(
+            60 * (try reader.integer("MPESA_C2B_REVIEW_AFTER_MINUTES", default: Int(self.mpesa.c2bReviewAfter.components.seconds / 60), in: 5...10_080))
+        )
         self.mpesa.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: self.mpesa.stkDelay, in: 0...30_000)
         self.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
         self.mpesa.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.mpesa.requestTimeout, in: 100...55_000)

@@ -58,6 +58,10 @@ extension GatewayConfig {
             self.mpesa.b2cShortcode = DarajaSandbox.b2cShortcode
             self.mpesa.initiatorName = DarajaSandbox.initiatorName
             self.mpesa.securityCredential = DarajaSandbox.securityCredential
+            // The sandbox's paybill is its STK shortcode, asked about by the B2C initiator.
+            self.mpesa.c2bShortcode = nil
+            self.mpesa.c2bInitiatorName = nil
+            self.mpesa.c2bSecurityCredential = nil
             if self.publicBaseURL == nil { self.publicBaseURL = base }
         }
         // The default menus' Jobs option: the sample jobs API, unless a real one is configured.

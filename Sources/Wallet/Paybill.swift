@@ -1,9 +1,11 @@
 import Foundation
 import Postgres
 
-/// Paybill deposits (M-Pesa C2B, migration 0012): a customer pays the wallet's paybill with their
-/// number as the account. Validation (when Safaricom has it on for the shortcode) asks whether to
-/// take a payment; confirmation says it was made. Each payment is one M-Pesa TransID.
+/// Paybill deposits (M-Pesa C2B, migrations 0012 and 0013): a customer pays the wallet's paybill
+/// with their number as the account. Validation (when Safaricom has it on for the shortcode) asks
+/// whether to take a payment; confirmation says it was made, but only Safaricom's Transaction
+/// Status answer makes it so: a confirmation is recorded, and money moves once that answer
+/// confirms it. Each payment is one M-Pesa TransID.
 extension Wallet {
     /// What the validation URL should answer.
     public enum PaybillCheck: Sendable, Equatable {
@@ -15,20 +17,20 @@ extension Wallet {
     }
 
     /// What a confirmation did.
-    public enum PaybillCredit: Sendable, Equatable {
-        /// Credited now (the receipt SMS is queued with it).
-        case credited(depositID: Int64)
-        /// This TransID was credited before: nothing moved.
-        case alreadyCredited(depositID: Int64)
-        /// The account names no customer: nothing credited, the payment waits for a person.
-        case unknownAccount
+    public enum PaybillConfirmation: Sendable, Equatable {
+        /// Recorded now: nothing moves until Safaricom's Transaction Status answer confirms it.
+        case recorded
+        /// This TransID was confirmed before (a repeat): its verification is under way or done, in
+        /// this state (`verifying`, `credited`, `suspense`, `refused`, `unverified`).
+        case repeated(state: String)
     }
 
     /// Whether a payment of `amount` to the account `msisdn` (nil: the account is no number) may be
     /// taken, and the answer recorded against its TransID. A repeated validation of the same
     /// TransID gets the same answer.
-    public func validatePaybill(transID: String, billRef: String, msisdn: MSISDN?, amount: Amount) async throws -> PaybillCheck {
-        let check = try await self.paybillCheck(msisdn, amount: amount)
+    /// `maximum` is the paybill's own limit (`MPESA_C2B_MAX_AMOUNT`).
+    public func validatePaybill(transID: String, billRef: String, msisdn: MSISDN?, amount: Amount, maximum: Amount? = nil) async throws -> PaybillCheck {
+        let check = try await self.paybillCheck(msisdn, amount: amount, maximum: maximum)
         let (validation, code, customer): (String, String?, Int64?)
         switch check {
         case .accept(let id): (validation, code, customer) = ("accepted", nil, id)
@@ -52,7 +54,7 @@ extension Wallet {
         }
     }
 
-    func paybillCheck(_ msisdn: MSISDN?, amount: Amount) async throws -> PaybillCheck {
+    func paybillCheck(_ msisdn: MSISDN?, amount: Amount, maximum: Amount?) async throws -> PaybillCheck {
         guard let msisdn else { return .unknownAccount }
         let customer: Customer
         do {
@@ -61,93 +63,239 @@ extension Wallet {
             return .unknownAccount
         }
         if customer.isBlocked { return .unknownAccount }
-        guard self.limits.perTransaction.contains(amount.cents) else { return .amountRefused }
+        guard self.limits.perTransaction.contains(amount.cents), amount.cents <= maximum?.cents ?? .max else { return .amountRefused }
         return try await self.tierHasRoom(customer.id, for: amount) ? .accept(customerID: customer.id) : .amountRefused
     }
 
-    /// Credits a confirmed paybill payment once per TransID, to the customer the account names,
-    /// with the SMS receipt, in one transaction. The money was paid whatever any limit says, so a
-    /// known customer is always credited. An account naming no customer credits nothing and the
-    /// payment goes to review, kept whole. A confirmation that disagrees with what was validated
-    /// or confirmed before (another amount or account) is credited as confirmed and the
-    /// disagreement also goes to review: both reports are kept, and a person decides.
-    public func confirmPaybill(transID: String, billRef: String, msisdn: MSISDN?, amount: Amount, raw: String) async throws -> PaybillCredit {
-        let reference = "c2b:" + transID
-        let outcome = try await self.postgres.transaction(maxAttempts: 5) { tx -> (PaybillCredit, String?) in
-            let earlier = try await tx.query(
-                "SELECT customer_id, amount, validation, confirmed_amount FROM paybill_payments WHERE trans_id = \(transID) FOR UPDATE"
-            ).single().map { try $0.decode((Int64?, Int64, String?, Int64?).self) }
+    /// Records a paybill confirmation, once per TransID, and credits nothing: the confirmation is a
+    /// claim until Safaricom's Transaction Status answer confirms it (``creditVerifiedPaybill``).
+    /// The first confirmation names the account (`msisdn`, nil when it is no number), the amount and
+    /// the paybill; a repeat changes none of them. A repeat that names another amount is kept for
+    /// review (once), since one of the two reports is not Safaricom's.
+    public func recordPaybillConfirmation(
+        transID: String, billRef: String, shortcode: String, msisdn: MSISDN?, amount: Amount, raw: String
+    ) async throws -> PaybillConfirmation {
+        let outcome = try await self.postgres.transaction(maxAttempts: 5) { tx -> (PaybillConfirmation, (Int64, String)?) in
+            func earlier() async throws -> (state: String?, confirmed: Int64?)? {
+                try await tx.query("SELECT state, confirmed_amount FROM paybill_payments WHERE trans_id = \(transID) FOR UPDATE").single()
+                    .map { try $0.decode((String?, Int64?).self) }
+            }
+            func repeated(_ state: String, _ confirmed: Int64?) -> (PaybillConfirmation, (Int64, String)?) {
+                (.repeated(state: state), confirmed.flatMap { $0 == amount.cents ? nil : ($0, state) })
+            }
+            var row = try await earlier()
+            if let row, let state = row.state { return repeated(state, row.confirmed) }
             let customer = try await msisdn.asyncFlatMap { msisdn in
                 try await tx.query("SELECT id FROM customers WHERE msisdn = \(msisdn.value)").single()?.decode(Int64.self, column: 0)
             }
-            var disagreement: String?
-            if let earlier {
-                if let confirmed = earlier.3, confirmed != amount.cents {
-                    disagreement = "confirmed again with KES \(amount.cents / 100) after KES \(confirmed / 100)"
-                } else if earlier.2 == "accepted", earlier.1 != amount.cents || earlier.0 != customer {
-                    disagreement = "validated for another amount or account than confirmed"
-                } else if earlier.2 == "rejected" {
-                    disagreement = "confirmed although our validation rejected it"
-                }
+            if row == nil {
+                let inserted = try await tx.query(
+                    """
+                    INSERT INTO paybill_payments (trans_id, bill_ref, customer_id, amount, confirmed_amount, confirmed_at, state, shortcode, confirmation, next_check_at)
+                    VALUES (\(transID), \(billRef), \(customer), \(amount.cents), \(amount.cents), now(), 'verifying', \(shortcode), \(raw)::jsonb,
+                            now() + interval '60 seconds')
+                    ON CONFLICT (trans_id) DO NOTHING RETURNING trans_id
+                    """
+                )
+                if !inserted.isEmpty { return (.recorded, nil) }
+                // A copy of this callback (or its validation) inserted it meanwhile, and committed.
+                row = try await earlier()
+                if let row, let state = row.state { return repeated(state, row.confirmed) }
             }
+            // Validated before, confirmed now: the confirmation names the account and the amount.
             try await tx.query(
                 """
-                INSERT INTO paybill_payments (trans_id, bill_ref, customer_id, amount, confirmed_amount, confirmed_at)
-                VALUES (\(transID), \(billRef), \(customer), \(amount.cents), \(amount.cents), now())
-                ON CONFLICT (trans_id) DO UPDATE SET confirmed_at = COALESCE(paybill_payments.confirmed_at, now()),
-                    confirmed_amount = COALESCE(paybill_payments.confirmed_amount, \(amount.cents))
+                UPDATE paybill_payments SET bill_ref = \(billRef), customer_id = \(customer), confirmed_amount = \(amount.cents), confirmed_at = now(),
+                    state = 'verifying', shortcode = \(shortcode), confirmation = \(raw)::jsonb, next_check_at = now() + interval '60 seconds'
+                WHERE trans_id = \(transID)
                 """
             )
-            guard let customer, let msisdn else { return (.unknownAccount, disagreement) }
-            try await tx.query(
-                """
-                INSERT INTO deposits (idempotency_key, customer_id, msisdn, amount, checkout_request_id)
-                VALUES (\(reference), \(customer), \(msisdn.value), \(amount.cents), \(reference))
-                ON CONFLICT (idempotency_key) DO NOTHING
-                """
-            )
-            let row = try await tx.query(
-                "SELECT outcome, id FROM wallet_complete_deposit(\(reference), \(transID), \(amount.cents), \(msisdn.value), \(raw)::jsonb, true)"
-            ).single()!
-            let (result, id) = try row.decode((String, Int64?).self)
-            guard let id else { throw ProviderRecordError.unknownDeposit }
-            try await tx.query("UPDATE paybill_payments SET deposit_id = \(id) WHERE trans_id = \(transID)")
-            switch result {
-            case "credited": return (.credited(depositID: id), disagreement)
-            case "already_completed": return (.alreadyCredited(depositID: id), disagreement)
-            default:
-                // The deposit under this TransID holds another amount or number (a first
-                // confirmation that differed): nothing more moves, and the review says why.
-                return (.alreadyCredited(depositID: id), disagreement ?? "the deposit of this TransID disagrees (\(result))")
-            }
+            return (.recorded, nil)
         }
-        switch outcome {
-        case (.unknownAccount, let disagreement):
-            try await self.keepForReview(
-                kind: "c2b", reference: transID,
-                reason: "paybill payment to an account that names no customer" + (disagreement.map { "; " + $0 } ?? ""),
-                body: raw
+        if let (confirmed, state) = outcome.1 {
+            try await self.keepForReviewOnce(
+                kind: "c2b", reference: transID, reason: ReviewItem.conflict, body: raw,
+                earlierResult: "paybill confirmation: KES \(Amount(cents: confirmed)) (\(state))",
+                newResult: "paybill confirmation again: KES \(amount)"
             )
-        case (.credited(let id), let disagreement?), (.alreadyCredited(let id), let disagreement?):
-            try await self.keepForReview(kind: "c2b", reference: transID, reason: disagreement, body: raw, depositID: id)
-        default:
-            break
         }
         return outcome.0
     }
 
-    /// Accepted validations whose confirmation has not come within `after`: each reported once
+    /// A paybill payment as its confirmation recorded it.
+    public struct PaybillPayment: Sendable, Hashable {
+        public let transID: String
+        /// What the confirmation said was paid.
+        public let amount: Amount
+        /// The paybill the confirmation named.
+        public let shortcode: String?
+        /// `verifying`, `credited`, `suspense`, `refused` or `unverified`.
+        public let state: String
+
+        public init(transID: String, amount: Amount, shortcode: String?, state: String) {
+            (self.transID, self.amount, self.shortcode, self.state) = (transID, amount, shortcode, state)
+        }
+    }
+
+    /// The confirmed paybill payment of `transID`, if a confirmation came.
+    public func paybillPayment(transID: String) async throws -> PaybillPayment? {
+        try await self.postgres.query(
+            "SELECT trans_id, confirmed_amount, shortcode, state FROM paybill_payments WHERE trans_id = \(transID) AND state IS NOT NULL"
+        ).single().map { row in
+            let (id, cents, shortcode, state) = try row.decode((String, Int64, String?, String).self)
+            return PaybillPayment(transID: id, amount: Amount(cents: cents), shortcode: shortcode, state: state)
+        }
+    }
+
+    /// Where a verified paybill payment went.
+    public enum PaybillSettlement: Sendable, Equatable {
+        /// To the customer the account named, with the SMS receipt.
+        case credited(depositID: Int64)
+        /// To the suspense account, for a person (kept for review in the same transaction).
+        case suspense(reason: String)
+        /// Settled before (a repeated answer): nothing moved.
+        case alreadySettled(state: String)
+        /// No confirmation of this TransID was recorded.
+        case unknown
+    }
+
+    /// Credits a paybill payment Safaricom's Transaction Status answer confirmed (the caller
+    /// checked it: Completed, same receipt, amount and paybill), once per TransID, through
+    /// `wallet_credit_paybill` (migration 0013): to the customer, or to the suspense account and
+    /// review when the account names nobody or the amount is over `maximum` or the customer's tier.
+    public func creditVerifiedPaybill(transID: String, maximum: Amount, answer: String) async throws -> PaybillSettlement {
+        let cap = min(maximum.cents, self.limits.perTransaction.upperBound)
+        let row = try await self.postgres.transaction(maxAttempts: 5) { tx -> (String, Int64?, String?, String?) in
+            let row = try await tx.query(
+                "SELECT outcome, deposit_id, transfer_id, reason FROM wallet_credit_paybill(\(transID), \(cap), \(answer)::jsonb)"
+            ).single()!
+            let result = try row.decode((String, Int64?, String?, String?).self)
+            if result.0 == "suspense" {
+                // Kept with the move, in its transaction: the money in suspense always has its review row.
+                try await tx.query(
+                    """
+                    INSERT INTO mpesa_review (kind, reference, reason, body)
+                    SELECT 'c2b', trans_id, \("paybill payment in suspense: " + (result.3 ?? "")), COALESCE(confirmation, '{}'::jsonb)
+                    FROM paybill_payments WHERE trans_id = \(transID)
+                    """
+                )
+            }
+            return result
+        }
+        switch row {
+        case ("credited", let id?, _, _): return .credited(depositID: id)
+        case ("suspense", _, _, let reason): return .suspense(reason: reason ?? "")
+        case ("unknown", _, _, _): return .unknown
+        case (let outcome, _, _, _): return .alreadySettled(state: String(outcome.dropFirst("already_".count)))
+        }
+    }
+
+    /// Safaricom does not know a paybill payment, or its answer disagrees with the confirmation:
+    /// nothing is credited, and the payment is kept for review as a conflict with both reports,
+    /// once (in the same transaction as the refusal). False when it was settled before.
+    @discardableResult
+    public func refusePaybill(transID: String, confirmation: String, says: String) async throws -> Bool {
+        try await self.postgres.transaction(maxAttempts: 5) { tx in
+            guard let row = try await tx.query(
+                """
+                UPDATE paybill_payments SET state = 'refused', settled_at = now(), next_check_at = NULL
+                WHERE trans_id = \(transID) AND state IN ('verifying', 'unverified') RETURNING COALESCE(confirmation, '{}'::jsonb)::text
+                """
+            ).single() else { return false }
+            let body = try row.decode(String.self, column: 0)
+            try await tx.query(
+                """
+                INSERT INTO mpesa_review (kind, reference, reason, body, earlier_result, new_result)
+                VALUES ('c2b', \(transID), \(ReviewItem.conflict), \(body)::jsonb, \(confirmation), \(says))
+                """
+            )
+            return true
+        }
+    }
+
+    /// A paybill confirmation nobody can verify (M-Pesa is not configured, so Transaction Status
+    /// cannot be asked): nothing is credited and it is kept for review at once, once.
+    @discardableResult
+    public func holdUnverifiablePaybill(transID: String) async throws -> Bool {
+        try await self.postgres.transaction(maxAttempts: 5) { tx in
+            guard let row = try await tx.query(
+                """
+                UPDATE paybill_payments SET state = 'unverified', next_check_at = NULL
+                WHERE trans_id = \(transID) AND state = 'verifying' RETURNING COALESCE(confirmation, '{}'::jsonb)::text
+                """
+            ).single() else { return false }
+            try await tx.query(
+                """
+                INSERT INTO mpesa_review (kind, reference, reason, body)
+                VALUES ('c2b', \(transID), 'paybill payment recorded while M-Pesa is not configured: Transaction Status cannot confirm it; nothing credited; check it in the M-Pesa portal',
+                        \(try row.decode(String.self, column: 0))::jsonb)
+                """
+            )
+            return true
+        }
+    }
+
+    /// Claims up to `limit` paybill payments still waiting for Safaricom's answer whose next check
+    /// is due at `now`, as the reconciler claims deposits: `FOR UPDATE SKIP LOCKED`, the next check
+    /// pushed back (60 s, doubling to 30 minutes, never sooner than `lease`) in the same statement.
+    /// Returns each TransID with when its confirmation came.
+    public func claimPaybillsToVerify(now: Date, limit: Int = 50, lease: Duration = .seconds(120)) async throws -> [(transID: String, confirmedAt: Date)] {
+        try await self.postgres.query(
+            """
+            UPDATE paybill_payments p SET checks = p.checks + 1,
+                next_check_at = \(now)::timestamptz + greatest(make_interval(secs => \(Double(lease.components.seconds))),
+                    least(interval '30 minutes', interval '60 seconds' * power(2, least(p.checks, 10))))
+            WHERE p.trans_id IN (
+                SELECT trans_id FROM paybill_payments WHERE state = 'verifying' AND next_check_at <= \(now)::timestamptz
+                ORDER BY next_check_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING p.trans_id, p.confirmed_at
+            """
+        ).map { try $0.decode((String, Date).self) }
+    }
+
+    /// Paybill payments Safaricom has not confirmed by `cutoff` (their confirmation came before
+    /// it): each stops being asked about and is kept for review, once; nothing was credited. A late
+    /// answer that confirms one still settles it. Returns their TransIDs.
+    public func flagUnverifiedPaybills(confirmedBefore cutoff: Date, after: Duration) async throws -> [String] {
+        try await self.postgres.transaction(maxAttempts: 5) { tx in
+            let rows = try await tx.query(
+                """
+                UPDATE paybill_payments SET state = 'unverified', next_check_at = NULL
+                WHERE trans_id IN (
+                    SELECT trans_id FROM paybill_payments WHERE state = 'verifying' AND confirmed_at < \(cutoff)::timestamptz
+                    ORDER BY confirmed_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+                RETURNING trans_id, COALESCE(confirmation, '{}'::jsonb)::text
+                """
+            )
+            var flagged: [String] = []
+            for row in rows {
+                let (transID, body) = try row.decode((String, String).self)
+                let minutes = after.components.seconds / 60
+                try await tx.query(
+                    """
+                    INSERT INTO mpesa_review (kind, reference, reason, body)
+                    VALUES ('c2b', \(transID), \("paybill payment not confirmed by Safaricom's Transaction Status within \(minutes) minutes: nothing credited; check it in the M-Pesa portal"), \(body)::jsonb)
+                    """
+                )
+                flagged.append(transID)
+            }
+            return flagged
+        }
+    }
+
+    /// Accepted validations whose confirmation had not come by `cutoff` (the caller's clock less
+    /// `MPESA_C2B_UNCONFIRMED_MINUTES`): each reported once
     /// (kept for review), returned as TransIDs. Safaricom does not retry confirmations reliably, so
     /// a payment we accepted may have been made and never announced; a person checks it in the
     /// M-Pesa portal and credits it (`mpesa resolve`) or closes it.
-    public func flagUnconfirmedPaybills(after: Duration) async throws -> [String] {
+    public func flagUnconfirmedPaybills(validatedBefore cutoff: Date) async throws -> [String] {
         let rows = try await self.postgres.query(
             """
             UPDATE paybill_payments SET flagged_at = now()
             WHERE trans_id IN (
                 SELECT trans_id FROM paybill_payments
                 WHERE validation = 'accepted' AND confirmed_at IS NULL AND flagged_at IS NULL
-                    AND validated_at < now() - make_interval(secs => \(Double(after.components.seconds)))
+                    AND validated_at < \(cutoff)::timestamptz
                 ORDER BY validated_at LIMIT 100 FOR UPDATE SKIP LOCKED
             )
             RETURNING trans_id, amount, bill_ref

@@ -303,12 +303,18 @@ extension Wallet {
         return overflowing || available < needed ? .insufficientFunds : nil
     }
 
-    /// Notes that the B2C request went out (its ConversationID), keeping the hold: `reserved`
-    /// becomes `sent`; an `unknown` (its timeout callback came first) stays unknown.
-    public func markWithdrawalSent(_ id: String, conversationID: String?) async throws {
+    /// Notes that the B2C request went out, keeping the hold: `reserved` becomes `sent`; an
+    /// `unknown` (its timeout callback came first) stays unknown. The acknowledgement's
+    /// ConversationID and OriginatorConversationID, when there was one, are kept once: a result
+    /// must name the same pair.
+    public func markWithdrawalSent(_ id: String, conversationID: String?, originatorConversationID: String? = nil) async throws {
         try await self.postgres.query(
             """
-            UPDATE payouts SET conversation_id = COALESCE(\(conversationID), conversation_id), updated_at = now(),
+            UPDATE payouts SET updated_at = now(),
+                conversation_id = COALESCE(conversation_id, \(conversationID)),
+                originator_conversation_id = CASE WHEN conversation_id IS NULL AND \(conversationID)::text IS NOT NULL
+                    THEN NULLIF(\(originatorConversationID)::text, '') ELSE originator_conversation_id END,
+                acknowledged_at = CASE WHEN conversation_id IS NULL AND \(conversationID)::text IS NOT NULL THEN now() ELSE acknowledged_at END,
                 -- A timeout callback that overtook Daraja's answer has already said more: it stays unknown.
                 next_check_at = CASE WHEN status = 'reserved' THEN now() + interval '120 seconds' ELSE next_check_at END,
                 status = CASE WHEN status = 'reserved' THEN 'sent' ELSE status END
@@ -446,12 +452,8 @@ extension Wallet {
         ).map(Self.payout)
     }
 
-    /// Notes the id of the transaction-status query sent for a payout (its answer carries it).
-    public func recordStatusQuery(_ id: String, queryID: String) async throws {
-        try await self.postgres.query("UPDATE payouts SET status_query_id = \(queryID), updated_at = now() WHERE id = \(id)")
-    }
-
-    /// The payout a transaction-status query was sent for, by the query's id.
+    /// The payout a transaction-status query sent before migration 0013 was for, by that query's
+    /// id (derived from the payout's): its answer is not trusted, the payout is asked about again.
     public func payout(statusQueryID: String) async throws -> Payout? {
         try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map(Self.payout)
     }

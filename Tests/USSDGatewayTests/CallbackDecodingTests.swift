@@ -102,4 +102,39 @@ import Testing
         let plain = try B2CResult(json: Array(#"{"Result":{"OriginatorConversationID":"ok","ResultCode":0}}"#.utf8))
         #expect(plain.raw == #"{"Result":{"OriginatorConversationID":"ok","ResultCode":0}}"#)
     }
+
+    /// Transaction Status answers as Daraja's portal documents them: the status, receipt, amount
+    /// and parties read from `ResultParameters`; a result code spelt as a name is never a success.
+    @Test func transactionStatusAnswersReadTheirStatusAmountAndParties() throws {
+        let documented = #"{"Result":{"ConversationID":"AG_20180223_0000493344ae97d86f75","OriginatorConversationID":"3213-416199-2","ReferenceData":{"ReferenceItem":{"Key":"Occasion"}},"ResultCode":0,"ResultDesc":"The service request is processed successfully.","ResultParameters":{"ResultParameter":[{"Key":"DebitPartyName","Value":"600310 - Safaricom333"},{"Key":"DebitPartyName","Value":"254708374149 - John Doe"},{"Key":"OriginatorConversationID","Value":"3211-416020-3"},{"Key":"InitiatedTime","Value":"20180223054112"},{"Key":"DebitAccountType","Value":"Utility Account"},{"Key":"DebitPartyCharges","Value":"Fee For B2C Payment|KES|22.40"},{"Key":"TransactionReason"},{"Key":"ReasonType","Value":"Business Payment to Customer via API"},{"Key":"TransactionStatus","Value":"Completed"},{"Key":"FinalisedTime","Value":"20180223054112"},{"Key":"Amount","Value":"300"},{"Key":"ConversationID","Value":"AG_20180223_000041b09c22e613d6c9"},{"Key":"ReceiptNo","Value":"MBN31H462N"}]},"ResultType":0,"TransactionID":"MBN0000000"}}"#
+        let result = try B2CResult(json: Array(documented.utf8))
+        #expect(result.succeeded && result.conversationID == "AG_20180223_0000493344ae97d86f75")
+        let answer = try TransactionStatusAnswer(result)
+        #expect(answer.status == "completed" && answer.receipt == "MBN31H462N" && answer.cents == 30_000)
+        #expect(answer.debitParty == "600310", "the first of a repeated key counts")
+        #expect(answer.creditParty == nil)
+
+        func decoded(_ parameters: String, code: String = "0") throws -> TransactionStatusAnswer {
+            try TransactionStatusAnswer(B2CResult(json: Array(#"{"Result":{"ResultCode":\#(code),"OriginatorConversationID":"TS1","ConversationID":"AG_1","ResultParameters":{"ResultParameter":[\#(parameters)]}}}"#.utf8)))
+        }
+        #expect(try decoded(#"{"Key":"Amount","Value":300.5}"#).cents == 30_050)
+        #expect(try decoded(#"{"Key":"Amount","Value":"300.50"}"#).cents == 30_050)
+        #expect(try decoded(#"{"Key":"Amount","Value":"0"}"#).cents == nil, "no amount is not an amount")
+        #expect(try decoded(#"{"Key":"Amount","Value":"100000000001"}"#).cents == nil, "beyond a billion shillings")
+        #expect(try decoded(#"{"Key":"Amount","Value":"1.005"}"#).cents == nil, "not exact")
+        #expect(try decoded(#"{"Key":"CreditPartyName","Value":"174379 - Wallet Ltd"}"#).creditParty == "174379")
+        #expect(try decoded(#"{"Key":"CreditPartyName","Value":"1743790"}"#).creditParty == "1743790")
+        #expect(try decoded(#"{"Key":"CreditPartyName","Value":"Wallet 174379"}"#).creditParty == nil, "the party leads the name")
+        #expect(try decoded(#"{"Key":"CreditPartyName","Value":"1743 - short"}"#).creditParty == nil)
+        #expect(try decoded(#"{"Key":"TransactionStatus","Value":"Pending Authorized"}"#).status == "pending authorized")
+        for malformed in [#"{"Key":"Amount","Value":"ten"}"#, #"{"Key":"Amount","Value":true}"#, #"{"Key":"CreditPartyName","Value":[1]}"#, #"{"Key":"TransactionStatus","Value":"   "}"#] {
+            #expect(throws: DarajaCallbackMalformed.self, "\(malformed)") { try decoded(malformed) }
+        }
+
+        let named = try B2CResult(json: Array(#"{"Result":{"ResultType":0,"ResultCode":"SFC_IC0003","ResultDesc":"Receiver party is invalid","OriginatorConversationID":"TS2","ConversationID":"AG_2","TransactionID":"TK61000000"}}"#.utf8))
+        #expect(!named.succeeded && named.resultCodeName == "SFC_IC0003" && named.resultCodeText == "SFC_IC0003" && named.outOfRange == "ResultCode")
+        for malformed in [#""SFC IC0003""#, #""sfc_ic0003""#, #""FAILED""#] {
+            #expect(throws: DarajaCallbackMalformed.self) { try B2CResult(json: Array(#"{"Result":{"ResultCode":\#(malformed),"OriginatorConversationID":"TS3"}}"#.utf8)) }
+        }
+    }
 }

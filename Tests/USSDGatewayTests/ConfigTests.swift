@@ -54,6 +54,37 @@ import USSDGateway
         #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PUBLIC_BASE_URL": "http://127.0.0.1:8080"]).publicBaseURL != nil)
     }
 
+    @Test func paybillVerificationSettingsHaveTheirDefaultsAndBounds() throws {
+        let base = [
+            "ENVIRONMENT": "development", "PUBLIC_BASE_URL": "https://gw.example.com", "MPESA_CONSUMER_KEY": "k", "MPESA_CONSUMER_SECRET": "s",
+            "MPESA_SHORTCODE": "174379", "MPESA_PASSKEY": "p", "MPESA_B2C_SHORTCODE": "600992", "MPESA_INITIATOR_NAME": "testapi",
+            "MPESA_SECURITY_CREDENTIAL": "c",
+        ]
+        var config = try GatewayConfig.load(environment: base)
+        #expect(config.mpesa.c2bMaxAmount == 150_000 && config.mpesa.paybillRules.maxAmount == .shillings(150_000))
+        #expect(config.mpesa.c2bReviewAfter == .seconds(3600))
+        var daraja = try #require(config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: nil))
+        #expect(daraja.paybillInitiator == ("testapi", "c"), "the B2C initiator asks when the paybill has none of its own")
+        #expect(daraja.paybillShortcode == "174379")
+
+        config = try GatewayConfig.load(environment: base.merging([
+            "MPESA_C2B_MAX_AMOUNT": "70000", "MPESA_C2B_REVIEW_AFTER_MINUTES": "30", "MPESA_C2B_INITIATOR_NAME": "paybillapi",
+            "MPESA_C2B_SECURITY_CREDENTIAL": "pc", "MPESA_C2B_SHORTCODE": "600100",
+        ]) { $1 })
+        #expect(config.mpesa.paybillRules.maxAmount == .shillings(70_000) && config.mpesa.paybillRules.reviewAfter == .seconds(1800))
+        daraja = try #require(config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: nil))
+        #expect(daraja.paybillInitiator == ("paybillapi", "pc") && daraja.paybillShortcode == "600100")
+        #expect(!daraja.description.contains("pc"), "no credential in the description")
+        for (name, value) in [("MPESA_C2B_MAX_AMOUNT", "250001"), ("MPESA_C2B_MAX_AMOUNT", "0"), ("MPESA_C2B_REVIEW_AFTER_MINUTES", "1")] {
+            do {
+                _ = try GatewayConfig.load(environment: base.merging([name: value]) { $1 })
+                Issue.record("\(name)=\(value) was taken")
+            } catch {
+                #expect(error.variable == name)
+            }
+        }
+    }
+
     @Test func smsSettingsAreReadWithTheirDefaults() throws {
         var config = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "SANDBOX": "off"])
         #expect(config.sms.configuration == nil, "no AT_USERNAME/AT_API_KEY and no sandbox: queued, not sent")

@@ -49,15 +49,52 @@ import Testing
 
     @Test func b2cAndTransactionStatusFollowTheReference() async throws {
         try await self.withClient { client, fake in
-            let conversation = try await client.b2c(originatorConversationID: "payout-1", phone: "254708374149", shillings: 10, remarks: "Wallet withdrawal")
-            #expect(conversation.hasPrefix("AG_"))
-            _ = try await client.transactionStatus(originalConversationID: "payout-1", queryID: "payout-1-q1")
+            let acknowledged = try await client.b2c(originatorConversationID: "payout-1", phone: "254708374149", shillings: 10, remarks: "Wallet withdrawal")
+            #expect(acknowledged.conversationID.hasPrefix("AG_") && acknowledged.originatorConversationID == "payout-1")
+            #expect(fake.conversationID(of: "payout-1") == acknowledged.conversationID)
+            let payoutQuery = StatusQueryID.random()
+            let asked = try await client.transactionStatus(.payout(originalConversationID: "payout-1"), queryID: payoutQuery)
+            #expect(asked.originatorConversationID == payoutQuery && asked.conversationID == fake.statusQueries.first?.conversationID)
+            let receiptQuery = StatusQueryID.random()
+            _ = try await client.transactionStatus(.paybill(transID: "RKTQDM7W6S"), queryID: receiptQuery)
             #expect(fake.violations.isEmpty, "\(fake.violations)")
             let b2c = try #require(fake.requests("/mpesa/b2c/v3/paymentrequest").first)
             #expect(b2c.json["OriginatorConversationID"]?.string == "payout-1")
             #expect(b2c.json["Amount"]?.string == "10")
-            let status = try #require(fake.requests("/mpesa/transactionstatus/v1/query").first)
-            #expect(status.json["OriginalConversationID"]?.string == "payout-1")
+            let status = fake.requests("/mpesa/transactionstatus/v1/query")
+            #expect(status.count == 2)
+            // A payout is asked about by the B2C initiator, with the B2C shortcode as the party...
+            #expect(status[0].json["OriginalConversationID"]?.string == "payout-1" && status[0].json["TransactionID"] == nil)
+            #expect(status[0].json["PartyA"]?.string == FakeDaraja.b2cShortcode && status[0].json["Initiator"]?.string == "testapi")
+            #expect(status[0].json["OriginatorConversationID"]?.string == payoutQuery)
+            // ...a paybill receipt by the paybill's own initiator, with the paybill as the party.
+            #expect(status[1].json["TransactionID"]?.string == "RKTQDM7W6S" && status[1].json["OriginalConversationID"] == nil)
+            #expect(status[1].json["PartyA"]?.string == FakeDaraja.shortcode && status[1].json["Initiator"]?.string == FakeDaraja.c2bInitiator)
+            #expect(status[1].json["SecurityCredential"]?.string == FakeDaraja.c2bCredential && status[1].json["IdentifierType"]?.string == "4")
+        }
+    }
+
+    @Test func statusQueryIDsAreRandomAndShapedForDaraja() {
+        let ids = (0..<1_000).map { _ in StatusQueryID.random() }
+        #expect(Set(ids).count == ids.count, "no repeats")
+        for id in ids {
+            #expect(id.count == 34 && id.hasPrefix("TS") && id.dropFirst(2).allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        }
+        // 128 bits each: across 1,000 ids every hex digit shows up in every position.
+        for position in 2..<34 {
+            let digits = Set(ids.map { Array($0)[position] })
+            #expect(digits.count == 16, "position \(position) holds \(digits.count) digits")
+        }
+    }
+
+    @Test func aPaybillQueryWithoutItsOwnInitiatorUsesTheB2COnes() async throws {
+        try await self.withClient({ $0.c2bInitiatorName = nil; $0.c2bSecurityCredential = nil }) { client, fake in
+            #expect(client.configuration.paybillInitiator == ("testapi", "c2VjcmV0LWNyZWRlbnRpYWw="))
+            // The strict fake knows this paybill has an initiator of its own, and refuses the B2C one.
+            await #expect(throws: DarajaError.self) {
+                _ = try await client.transactionStatus(.paybill(transID: "RKTQDM7W6S"), queryID: StatusQueryID.random())
+            }
+            #expect(fake.violations == ["Initiator is not the paybill's initiator"], "\(fake.violations)")
         }
     }
 

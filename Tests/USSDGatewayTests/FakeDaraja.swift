@@ -24,6 +24,10 @@ final class FakeDaraja: Sendable {
     static let shortcode = "174379"
     static let passkey = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
     static let b2cShortcode = "600992"
+    /// The paybill's own initiator (`MPESA_C2B_INITIATOR_NAME`): the only one the fake lets ask
+    /// Transaction Status about paybill receipts.
+    static let c2bInitiator = "paybillapi"
+    static let c2bCredential = "cGF5YmlsbC1jcmVkZW50aWFs"
 
     enum Answer: Sendable {
         case accept
@@ -44,6 +48,29 @@ final class FakeDaraja: Sendable {
         let json: [String: JSONValue]
     }
 
+    /// A payment M-Pesa knows, as Transaction Status reports it.
+    struct KnownPayment: Sendable {
+        var shillings: Int
+        /// The paybill paid (C2B), or the paying B2C shortcode.
+        var shortcode: String
+        var phone: String
+        /// `Completed`, `Failed`, `Cancelled`, `Expired`, `Declined`, `Pending` ...
+        var status: String
+        var receipt: String
+        /// B2C: the ConversationID the acknowledgement gave.
+        var conversationID: String?
+    }
+
+    /// A Transaction Status query the fake accepted, and Safaricom's answer to it, posted to the
+    /// gateway's result route when the test says (``deliverStatusAnswers(times:)``).
+    struct StatusQuery: Sendable {
+        let queryID: String
+        let conversationID: String
+        let resultURL: String
+        let answer: String
+        var delivered = 0
+    }
+
     struct State {
         var stk: [Answer] = []
         var b2c: [Answer] = []
@@ -60,6 +87,14 @@ final class FakeDaraja: Sendable {
         /// The paybill's registered URLs (confirmation, validation).
         var c2bURLs: (confirmation: String, validation: String)?
         var c2bPayments = 0
+        /// Paybill payments M-Pesa knows, by receipt (TransID).
+        var paybills: [String: KnownPayment] = [:]
+        /// B2C payments M-Pesa took, by our OriginatorConversationID.
+        var payouts: [String: KnownPayment] = [:]
+        var statusQueries: [StatusQuery] = []
+        /// The live gateway's base URL: callbacks go there, under the path the request named (the
+        /// test gateway's port is chosen when it starts, after its callback URLs were configured).
+        var gateway: String?
     }
 
     let state = Mutex(State())
@@ -91,12 +126,127 @@ final class FakeDaraja: Sendable {
             b2cTimeoutURL: gateway + "/mpesa/b2c/timeout" + suffix
         )
         configuration.requestTimeout = .seconds(2)
+        configuration.c2bInitiatorName = Self.c2bInitiator
+        configuration.c2bSecurityCredential = Self.c2bCredential
         return configuration
     }
 
     var violations: [String] { self.state.withLock { $0.violations } }
     func requests(_ path: String) -> [Request] { self.state.withLock { $0.requests.filter { $0.path == path } } }
     var tokensIssued: Int { self.state.withLock { $0.tokensIssued } }
+
+    // MARK: What M-Pesa knows, and its answers
+
+    /// Records a paybill payment M-Pesa knows under `transID` (what Transaction Status reports).
+    func knowPaybill(_ transID: String, shillings: Int, shortcode: String = FakeDaraja.shortcode, status: String = "Completed", phone: String = "254708374149") {
+        self.state.withLock {
+            $0.paybills[transID] = KnownPayment(shillings: shillings, shortcode: shortcode, phone: phone, status: status, receipt: transID)
+        }
+    }
+
+    /// What M-Pesa says became of the B2C payment of `originator`, from now on.
+    func setPayoutStatus(_ originator: String, _ status: String) {
+        self.state.withLock { $0.payouts[originator]?.status = status }
+    }
+
+    /// The ConversationID the fake acknowledged the B2C request `originator` with.
+    func conversationID(of originator: String) -> String? {
+        self.state.withLock { $0.payouts[originator]?.conversationID }
+    }
+
+    /// A B2C result for `originator` as Safaricom posts it: the acknowledged ConversationID (or
+    /// `conversation` when a test forges one), the receipt and amount of the payment on success.
+    func b2cResult(_ originator: String, code: Int, conversation: String? = nil) -> String {
+        let known = self.state.withLock { $0.payouts[originator] }
+        var parameters: [(String, String)] = []
+        if code == 0, let known {
+            parameters = [
+                ("TransactionAmount", String(known.shillings)), ("TransactionReceipt", quotedJSON(known.receipt)),
+                ("ReceiverPartyPublicName", quotedJSON(known.phone + " - JOHN DOE")), ("TransactionCompletedDateTime", quotedJSON("06.07.2024 22:48:52")),
+                ("B2CUtilityAccountAvailableFunds", "8959269.60"), ("B2CRecipientIsRegisteredCustomer", quotedJSON("Y")),
+            ]
+        }
+        let description = code == 0 ? "The service request is processed successfully." : "The receiver is not a registered M-Pesa customer."
+        return Self.result(
+            originator, conversation: conversation ?? known?.conversationID ?? "AG_never_acknowledged", code: String(code), description: description,
+            transactionID: code == 0 ? known?.receipt ?? "" : "", parameters: parameters
+        )
+    }
+
+    /// The Transaction Status queries the fake accepted, oldest first.
+    var statusQueries: [StatusQuery] { self.state.withLock { $0.statusQueries } }
+
+    /// Posts Safaricom's answer to every accepted Transaction Status query not yet answered (or, with
+    /// `again`, to all of them once more) to the result URL each named; returns how many.
+    @discardableResult
+    func deliverStatusAnswers(again: Bool = false, http: CurlClient) async throws -> Int {
+        let due = self.state.withLock { state -> [(Int, StatusQuery)] in
+            state.statusQueries.enumerated().filter { again || $0.element.delivered == 0 }.map { ($0.offset, $0.element) }
+        }
+        for (index, query) in due {
+            try await self.post(query.answer, to: query.resultURL, http: http)
+            self.state.withLock { $0.statusQueries[index].delivered += 1 }
+        }
+        return due.count
+    }
+
+    /// Posts a body to a callback URL the gateway named, as Safaricom does (at the live gateway
+    /// when one is set); expects the documented acknowledgement.
+    func post(_ body: String, to url: String, http: CurlClient) async throws {
+        let response = try await http.execute(
+            CurlRequest(method: "POST", url: self.target(url), headers: [("Content-Type", "application/json")], body: Array(body.utf8), timeout: .seconds(10))
+        )
+        guard response.status == 200 else { throw TestSetupError("the gateway answered \(response.status) to a callback") }
+    }
+
+    /// `url` at the live gateway, when one is set.
+    func target(_ url: String) -> String {
+        guard let gateway = self.state.withLock({ $0.gateway }), var components = URLComponents(string: url), let live = URLComponents(string: gateway) else {
+            return url
+        }
+        (components.scheme, components.host, components.port) = (live.scheme, live.host, live.port)
+        return components.string ?? url
+    }
+
+    /// Safaricom's answer to a Transaction Status query (../shared/reference/daraja.md, the portal's
+    /// sample): Completed or another final status with the payment's amount, parties and receipt
+    /// for one M-Pesa knows, a non-zero ResultCode for one it does not.
+    func statusAnswer(_ json: [String: JSONValue], conversation: String) -> String {
+        let queryID = json["OriginatorConversationID"]?.string ?? ""
+        let known: KnownPayment? = self.state.withLock { state in
+            if let receipt = json["TransactionID"]?.string { return state.paybills[receipt] }
+            return state.payouts[json["OriginalConversationID"]?.string ?? ""]
+        }
+        guard let known else {
+            return Self.result(
+                queryID, conversation: conversation, code: #""R000001""#, description: "The transaction receipt number does not exist.", transactionID: "",
+                parameters: []
+            )
+        }
+        let isPaybill = json["TransactionID"] != nil
+        let (debit, credit) = isPaybill
+            ? (known.phone + " - John Doe", known.shortcode + " - Merchant")
+            : (known.shortcode + " - Wallet Ltd", known.phone + " - John Doe")
+        return Self.result(
+            queryID, conversation: conversation, code: "0", description: "The service request is processed successfully.", transactionID: known.receipt,
+            parameters: [
+                ("DebitPartyName", quotedJSON(debit)), ("CreditPartyName", quotedJSON(credit)), ("OriginatorConversationID", quotedJSON("3211-416020-3")),
+                ("InitiatedTime", quotedJSON("20180223054112")), ("DebitAccountType", quotedJSON(isPaybill ? "MMF Account For Customer" : "Utility Account")),
+                ("ReasonType", quotedJSON(isPaybill ? "Pay Bill Online" : "Business Payment to Customer via API")),
+                ("TransactionStatus", quotedJSON(known.status)), ("FinalisedTime", quotedJSON("20180223054112")), ("Amount", quotedJSON(String(known.shillings))),
+                ("ConversationID", quotedJSON(known.conversationID ?? "AG_20180223_000041b09c22e613d6c9")), ("ReceiptNo", quotedJSON(known.receipt)),
+            ]
+        )
+    }
+
+    /// The `Result` envelope; `code` as JSON.
+    static func result(_ originator: String, conversation: String, code: String, description: String, transactionID: String, parameters: [(String, String)]) -> String {
+        var body = #"{"Result":{"ResultType":0,"ResultCode":\#(code),"ResultDesc":\#(quotedJSON(description)),"OriginatorConversationID":\#(quotedJSON(originator)),"ConversationID":\#(quotedJSON(conversation)),"TransactionID":\#(quotedJSON(transactionID))"#
+        if !parameters.isEmpty {
+            body += #","ResultParameters":{"ResultParameter":["# + parameters.map { #"{"Key":"\#($0.0)","Value":\#($0.1)}"# }.joined(separator: ",") + "]}"
+        }
+        return body + #","ReferenceData":{"ReferenceItem":{"Key":"Occasion"}}}}"#
+    }
 
     // MARK: Paybill payments
 
@@ -107,6 +257,22 @@ final class FakeDaraja: Sendable {
         let validation: String?
         /// The confirmation URL's answer was `{"ResultCode":0,...}`; nil when none was sent.
         let confirmed: Bool?
+    }
+
+    /// Posts a paybill confirmation M-Pesa never made (an attacker holding the callback token):
+    /// the documented body to the registered confirmation URL; M-Pesa knows nothing of it.
+    func forgeConfirmation(transID: String, account: String, amount: String, shortcode: String = FakeDaraja.shortcode, http: CurlClient) async throws -> Bool {
+        guard let urls = self.state.withLock({ $0.c2bURLs }) else { throw TestSetupError("no C2B URLs registered") }
+        let members: [String: JSONValue] = [
+            "TransactionType": .string("Pay Bill"), "TransID": .string(transID), "TransTime": .string(DarajaClient.timestamp(Date())),
+            "TransAmount": .string(amount), "BusinessShortCode": .string(shortcode), "BillRefNumber": .string(account), "InvoiceNumber": .string(""),
+            "OrgAccountBalance": .string("49197.00"), "ThirdPartyTransID": .string(""), "MSISDN": .string("2547 ***** 126"),
+            "FirstName": .string("John"), "MiddleName": .string(""), "LastName": .string(""),
+        ]
+        let reply = try await http.execute(
+            CurlRequest(method: "POST", url: urls.confirmation, headers: [("Content-Type", "application/json")], body: Array(JSONValue.object(members).serialized.utf8))
+        )
+        return reply.status == 200 && JSONValue.parse(reply.body)?["ResultCode"] == .integer(0)
     }
 
     /// Plays Safaricom for a customer paying the paybill: the validation URL first when
@@ -140,6 +306,14 @@ final class FakeDaraja: Sendable {
             if answer != "0" { return PaybillPayment(transID: id, validation: answer, confirmed: nil) }
         }
         guard confirm else { return PaybillPayment(transID: id, validation: answer, confirmed: nil) }
+        // The payment is made: M-Pesa knows it (unless it was made earlier under this TransID).
+        self.state.withLock { state in
+            if state.paybills[id] == nil, let cents = C2BAmount.cents(amount) {
+                state.paybills[id] = KnownPayment(
+                    shillings: Int(cents / 100), shortcode: shortcode, phone: "254708374149", status: "Completed", receipt: id
+                )
+            }
+        }
         let reply = try await http.execute(
             CurlRequest(method: "POST", url: urls.confirmation, headers: [("Content-Type", "application/json")], body: body(balance: "49197.00"))
         )
@@ -241,16 +415,38 @@ final class FakeDaraja: Sendable {
             }
             return Self.json(200, #"{"OriginatorCoversationID":"6e86-45dd-91ac-fd5d4178ab52\#(self.port)","ResponseCode":"0","ResponseDescription":"Success"}"#)
         case "/mpesa/b2c/v3/paymentrequest":
-            switch self.next(\.b2c) {
+            let answer = self.next(\.b2c)
+            let originator = json["OriginatorConversationID"]?.string ?? ""
+            var conversation = "AG_\(UUID().uuidString.prefix(8))"
+            if case .error = answer {} else {
+                // Taken (a hung call too: only its answer is lost), and paid as asked unless a test
+                // says otherwise (setPayoutStatus). A duplicate keeps the first.
+                conversation = self.state.withLock { state in
+                    if let known = state.payouts[originator] { return known.conversationID ?? conversation }
+                    state.payouts[originator] = KnownPayment(
+                        shillings: Int(json["Amount"]?.string ?? "") ?? 0, shortcode: json["PartyA"]?.string ?? "", phone: json["PartyB"]?.string ?? "",
+                        status: "Completed", receipt: "SG" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(8).uppercased(),
+                        conversationID: conversation
+                    )
+                    return conversation
+                }
+            }
+            switch answer {
             case .accept:
-                return Self.json(200, #"{"ConversationID":"AG_\#(UUID().uuidString.prefix(8))","OriginatorConversationID":"\#(json["OriginatorConversationID"]?.string ?? "")","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#)
+                return Self.json(200, #"{"ConversationID":"\#(conversation)","OriginatorConversationID":"\#(originator)","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#)
             case .error(let status, let code, let message): return Self.error(status, code, message)
             case .hang: return await Self.hang()
             }
         default:
             switch self.next(\.status) {
             case .accept:
-                return Self.json(200, #"{"OriginatorConversationID":"\#(json["OriginatorConversationID"]?.string ?? "")","ConversationID":"AG_status","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#)
+                let conversation = "AG_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(20))"
+                let query = StatusQuery(
+                    queryID: json["OriginatorConversationID"]?.string ?? "", conversationID: conversation, resultURL: json["ResultURL"]?.string ?? "",
+                    answer: self.statusAnswer(json, conversation: conversation)
+                )
+                self.state.withLock { $0.statusQueries.append(query) }
+                return Self.json(200, #"{"OriginatorConversationID":"\#(query.queryID)","ConversationID":"\#(conversation)","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#)
             case .error(let status, let code, let message): return Self.error(status, code, message)
             case .hang: return await Self.hang()
             }
@@ -288,6 +484,14 @@ final class FakeDaraja: Sendable {
     static func check(_ path: String, _ json: [String: JSONValue]) -> [String] {
         var problems = Self.rules.problems(path, json)
         if path == DarajaRequestRules.stkPush && json["TransactionType"]?.string != "CustomerPayBillOnline" { problems.append("TransactionType") }
+        if path == DarajaRequestRules.transactionStatus {
+            // Each party's own initiator: the paybill's asks about its receipts, the B2C one about payouts.
+            let paybill = json["TransactionID"] != nil
+            let (initiator, credential) = paybill ? (Self.c2bInitiator, Self.c2bCredential) : ("testapi", "c2VjcmV0LWNyZWRlbnRpYWw=")
+            if json["Initiator"]?.string != initiator || json["SecurityCredential"]?.string != credential {
+                problems.append("Initiator is not the \(paybill ? "paybill's" : "B2C") initiator")
+            }
+        }
         return problems
     }
 }
@@ -321,5 +525,20 @@ enum LocalServer {
         let task = Task { try await app.runService(gracefulShutdownSignals: []) }
         var iterator = ready.makeAsyncIterator()
         return (await iterator.next() ?? 0, task)
+    }
+}
+
+/// `text` as a JSON string literal.
+func quotedJSON(_ text: String) -> String {
+    JSONValue.string(text).serialized
+}
+
+/// A C2B `TransAmount` (`"750"`, `"750.00"`) in cents, as the tests write them.
+enum C2BAmount {
+    static func cents(_ text: String) -> Int64? {
+        let parts = text.split(separator: ".", maxSplits: 1)
+        guard let whole = parts.first.flatMap({ Int64($0) }) else { return nil }
+        let fraction = parts.count == 2 ? Int64(String(parts[1].prefix(2)).padding(toLength: 2, withPad: "0", startingAt: 0)) ?? 0 : 0
+        return whole * 100 + fraction
     }
 }

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Menus
+import MPesa
 @testable import MPesaGateway
 @testable import SMSChannel
 import Testing
@@ -204,6 +205,17 @@ struct HostileBodies {
         let paid = try await wallet.reserveWithdrawal(msisdn, amount: .shillings(200), key: IdempotencyKey("c-paid-\(local)")!)
         let refunded = try await wallet.reserveWithdrawal(msisdn, amount: .shillings(300), key: IdempotencyKey("c-refunded-\(local)")!)
         let queried = try await wallet.reserveWithdrawal(msisdn, amount: .shillings(50), key: IdempotencyKey("c-queried-\(local)")!)
+        // Daraja acknowledged each B2C request: a result must name these pairs.
+        for payout in [paid, refunded, queried] {
+            try await wallet.markWithdrawalSent(payout.id, conversationID: "AG_\(payout.id)", originatorConversationID: payout.id)
+        }
+        // Two of them were refunded on a Transaction Status answer that said Failed.
+        try await wallet.failWithdrawal(refunded.id, code: 0, text: "transaction status: failed")
+        try await wallet.failWithdrawal(queried.id, code: 0, text: "transaction status: failed")
+        // A later status query about the third, acknowledged.
+        let queryID = StatusQueryID.random()
+        try await wallet.recordStatusQuery(id: queryID, subject: .payout, reference: queried.id)
+        try await wallet.acknowledgeStatusQuery(id: queryID, conversationID: "AG_query_\(local)")
         try await rig.harness.run(.live) { client in
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_credited_\(local)", shillings: 100, receipt: "FIRST1", phone: msisdn.value))
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_credited_\(local)", shillings: 100, receipt: "FIRST1", phone: msisdn.value))
@@ -211,13 +223,12 @@ struct HostileBodies {
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkFailure("ws_CO_credited_\(local)", code: 1032, text: "Request cancelled by user"))
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkFailure("ws_CO_failed_\(local)", code: 1032, text: "Request cancelled by user"))
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_failed_\(local)", shillings: 100, receipt: "LATE3", phone: msisdn.value))
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(paid.id, code: 0, receipt: "SGPAID1"))
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(paid.id, code: 2001))
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(refunded.id, code: 2001))
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(refunded.id, code: 0, receipt: "SGLATE2"))
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queried.id, code: 2001))
-            try await wallet.recordStatusQuery(queried.id, queryID: "\(queried.id)-q1")
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult("\(queried.id)-q1", code: 0, receipt: "SGQ9", status: "Completed"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(paid.id, code: 0, receipt: "SGPAID1", conversation: "AG_\(paid.id)"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(paid.id, code: 2001, conversation: "AG_\(paid.id)"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(refunded.id, code: 2001, conversation: "AG_\(refunded.id)"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(refunded.id, code: 0, receipt: "SGLATE2", conversation: "AG_\(refunded.id)"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queried.id, code: 2001, conversation: "AG_\(queried.id)"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queryID, code: 0, receipt: "SGQ9", status: "Completed", conversation: "AG_query_\(local)"))
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
             #expect(metrics.contains("mpesa_conflicts_total"))
         }
@@ -253,6 +264,7 @@ struct HostileBodies {
         let msisdn = try await rig.harness.customer(local, name: "Resend", pin: TypedPINs.otieno, shillings: 500)
         rig.fake.state.withLock { $0.b2c = [.hang, .error(status: 400, code: "400.009.99", message: "Bad Request - Something new")] }
         try await rig.harness.run(.live) { client in
+            try rig.live(client)
             var phone = Phone(client, local, graph: rig.harness.graph)
             _ = try await phone.withdraw(200, pin: TypedPINs.otieno)
             try await rig.logged("B2C unanswered")
@@ -267,9 +279,9 @@ struct HostileBodies {
             try await rig.makeDue()
             let changes = try await replica.reconcile()
             #expect(changes.contains { $0.contains("transaction status asked") }, "\(changes)")
-            let query = try await rig.request("/mpesa/transactionstatus/v1/query")
-            let queryID = try #require(query.json["OriginatorConversationID"]?.string)
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queryID, code: 0, receipt: "SGSTATUS7", status: "Completed"))
+            _ = try await rig.request("/mpesa/transactionstatus/v1/query")
+            // Safaricom's answer: the first attempt, whose answer was lost, paid.
+            try await rig.answerStatusQueries()
             payout = try await rig.payoutStatus(msisdn)
             #expect(payout.status == "paid" && payout.held == 0)
             #expect(try await rig.balance(msisdn) == 29_000, "200 held, its fee of 10 charged")

@@ -34,6 +34,8 @@ struct MPesaRig {
             config.mpesa.b2cShortcode = FakeDaraja.b2cShortcode
             config.mpesa.initiatorName = "testapi"
             config.mpesa.securityCredential = "c2VjcmV0LWNyZWRlbnRpYWw="
+            config.mpesa.c2bInitiatorName = FakeDaraja.c2bInitiator
+            config.mpesa.c2bSecurityCredential = FakeDaraja.c2bCredential
             config.mpesa.stkDelay = .milliseconds(50)
             config.mpesa.reconcileInterval = .seconds(3600)
             adjust(&config)
@@ -41,19 +43,54 @@ struct MPesaRig {
         return MPesaRig(fake: fake, harness: harness)
     }
 
-    /// Another replica's M-Pesa service on the same database: what `ussd-gateway mpesa reconcile` runs.
-    func replica() -> MPesaService {
+    /// Another replica's M-Pesa service on the same database: what `ussd-gateway mpesa reconcile`
+    /// runs. Its clock is `ahead` of the real one (time passed in, never slept for).
+    func replica(ahead: Duration = .zero) -> MPesaService {
         let configuration = self.harness.config.mpesa.daraja(publicBaseURL: self.harness.config.publicBaseURL, callbackToken: self.harness.config.callbackToken)!
+        let seconds = Double(ahead.components.seconds)
         return MPesaService(
-            daraja: DarajaClient(configuration: configuration, http: self.http), wallet: self.harness.wallet, stkDelay: .zero, logger: self.harness.capture.logger
+            daraja: DarajaClient(configuration: configuration, http: self.http), wallet: self.harness.wallet, stkDelay: .zero,
+            paybill: self.harness.config.mpesa.paybillRules, now: { Date().addingTimeInterval(seconds) }, logger: self.harness.capture.logger
         )
+    }
+
+    /// Points the fake Daraja's callbacks (status answers, results) at the live gateway `client` serves.
+    func live(_ client: any TestClientProtocol) throws {
+        let port = try #require(client.port)
+        self.fake.state.withLock { $0.gateway = "http://127.0.0.1:\(port)" }
+    }
+
+    /// Waits (up to five seconds) until the gateway has kept the acknowledgement of each Transaction
+    /// Status query the fake accepted, then has the fake post Safaricom's answers (each not yet
+    /// answered, or with `again` all of them once more) to the gateway's result route.
+    @discardableResult
+    func answerStatusQueries(again: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
+        for query in self.fake.statusQueries {
+            var kept = false
+            for _ in 0..<500 {
+                kept = try await self.harness.postgres.query(
+                    "SELECT 1 FROM mpesa_status_queries WHERE id = \(query.queryID) AND conversation_id = \(query.conversationID)"
+                ).first != nil
+                if kept { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(kept, "the gateway never kept the acknowledgement of query \(query.queryID)", sourceLocation: sourceLocation)
+        }
+        return try await self.fake.deliverStatusAnswers(again: again, http: self.http)
+    }
+
+    /// The review rows kept about `reference`, as `kind reason`.
+    func reviews(_ reference: String) async throws -> [String] {
+        try await self.harness.postgres.query("SELECT kind || ' ' || reason FROM mpesa_review WHERE reference = \(reference) ORDER BY id").map {
+            try $0.decode(String.self, column: 0)
+        }
     }
 
     /// Stops everything, after checking that no Daraja secret or token reached the logs.
     func finish(sourceLocation: SourceLocation = #_sourceLocation) async {
         for record in self.harness.capture.all {
             let line = record.message + " " + record.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            for secret in [FakeDaraja.secret, FakeDaraja.passkey, "c2VjcmV0LWNyZWRlbnRpYWw=", "token-"] {
+            for secret in [FakeDaraja.secret, FakeDaraja.passkey, "c2VjcmV0LWNyZWRlbnRpYWw=", FakeDaraja.c2bCredential, "token-"] {
                 #expect(!line.contains(secret), "a Daraja secret reached the logs: \(record.message)", sourceLocation: sourceLocation)
             }
         }
@@ -113,6 +150,24 @@ struct MPesaRig {
         return try row.decode((String, String, Int64).self)
     }
 
+    /// Waits (up to five seconds) until the gateway has kept the acknowledgement of payout `id`.
+    func acknowledged(_ id: String) async throws {
+        for _ in 0..<500 {
+            if try await self.harness.postgres.query("SELECT 1 FROM payouts WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw CancellationError()
+    }
+
+    /// Waits (up to five seconds) until the gateway has kept the acknowledgement of status query `id`.
+    func acknowledgedQuery(_ id: String) async throws {
+        for _ in 0..<500 {
+            if try await self.harness.postgres.query("SELECT 1 FROM mpesa_status_queries WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw CancellationError()
+    }
+
     /// Makes every pending deposit and open payout due for the reconciler now.
     func makeDue() async throws {
         try await self.harness.postgres.query("UPDATE deposits SET next_check_at = now() - interval '1 second' WHERE status = 'pending'")
@@ -127,12 +182,14 @@ struct MPesaRig {
         #"{"Body":{"stkCallback":{"MerchantRequestID":"29115-1","CheckoutRequestID":"\#(checkout)","ResultCode":\#(code),"ResultDesc":"\#(text)"}}}"#
     }
 
-    static func b2cResult(_ originator: String, code: Int, receipt: String? = nil, status: String? = nil) -> String {
+    /// A `Result` body as a test writes it: any ids (a forger's, or ones a test set up), unlike
+    /// ``FakeDaraja/b2cResult(_:code:conversation:)``, which names what the fake acknowledged.
+    static func b2cResult(_ originator: String, code: Int, receipt: String? = nil, status: String? = nil, conversation: String = "AG_20240706_1") -> String {
         var parameters: [String] = []
         if let receipt { parameters += [#"{"Key":"TransactionAmount","Value":100}"#, #"{"Key":"TransactionReceipt","Value":"\#(receipt)"}"#, #"{"Key":"ReceiptNo","Value":"\#(receipt)"}"#] }
         if let status { parameters.append(#"{"Key":"TransactionStatus","Value":"\#(status)"}"#) }
         let list = parameters.isEmpty ? "" : #","ResultParameters":{"ResultParameter":[\#(parameters.joined(separator: ","))]}"#
-        return #"{"Result":{"ResultType":0,"ResultCode":\#(code),"ResultDesc":"\#(code == 0 ? "The service request is processed successfully." : "The initiator information is invalid.")","OriginatorConversationID":"\#(originator)","ConversationID":"AG_20240706_1","TransactionID":"\#(receipt ?? "SG600000000")"\#(list)}}"#
+        return #"{"Result":{"ResultType":0,"ResultCode":\#(code),"ResultDesc":"\#(code == 0 ? "The service request is processed successfully." : "The initiator information is invalid.")","OriginatorConversationID":"\#(originator)","ConversationID":"\#(conversation)","TransactionID":"\#(receipt ?? "SG600000000")"\#(list)}}"#
     }
 }
 
@@ -263,11 +320,12 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         await fenced.finish()
     }
 
-    @Test func aWithdrawalIsHeldThenPaidOnceOrRefundedOnce() async throws {
+    @Test func aWithdrawalIsHeldThenPaidOnceOrRefundedOnlyOnTransactionStatusWord() async throws {
         let rig = try await MPesaRig.make()
         let local = freshLocal()
         let msisdn = try await rig.harness.customer(local, name: "Njeri", pin: TypedPINs.achieng, shillings: 1_000)
         try await rig.harness.run(.live) { client in
+            try rig.live(client)
             var phone = Phone(client, local, graph: rig.harness.graph)
             let end = try await phone.withdraw(400, pin: TypedPINs.achieng)
             #expect(end.hasPrefix("END ") && end.contains("Fee KES 10. New balance KES 590"), "\(end)")
@@ -277,28 +335,94 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             var payout = try await rig.payoutStatus(msisdn)
             #expect(payout.id == payoutID && payout.held == 40_000)
             #expect(try await rig.balance(msisdn) == 59_000)
+            try await rig.acknowledged(payoutID)
 
-            let paid = MPesaRig.b2cResult(payoutID, code: 0, receipt: "SG632NMUAB")
+            let paid = rig.fake.b2cResult(payoutID, code: 0)
             try await callback(client, "/mpesa/b2c/result", paid)
             try await callback(client, "/mpesa/b2c/result", paid)
             // A contradicting result after the final one changes nothing.
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 2001))
+            try await callback(client, "/mpesa/b2c/result", rig.fake.b2cResult(payoutID, code: 2001))
             payout = try await rig.payoutStatus(msisdn)
             #expect(payout.status == "paid" && payout.held == 0)
             #expect(try await rig.balance(msisdn) == 59_000)
             #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
 
-            // A second withdrawal whose B2C fails: the hold is released once.
+            // A second withdrawal that M-Pesa did not pay. Its failure result (twice) releases nothing
+            // by itself: the hold goes only once Transaction Status says Failed.
             _ = try await phone.withdraw(100, pin: TypedPINs.achieng)
             let second = try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2)
             let secondID = try #require(second.json["OriginatorConversationID"]?.string)
             #expect(try await rig.balance(msisdn) == 48_500, "100 held and its fee of 5 charged")
-            let failed = MPesaRig.b2cResult(secondID, code: 2001)
+            try await rig.acknowledged(secondID)
+            rig.fake.setPayoutStatus(secondID, "Failed")
+            let failed = rig.fake.b2cResult(secondID, code: 2040)
             try await callback(client, "/mpesa/b2c/result", failed)
             try await callback(client, "/mpesa/b2c/result", failed)
+            let query = try await rig.request("/mpesa/transactionstatus/v1/query")
+            #expect(query.json["OriginalConversationID"]?.string == secondID)
+            #expect(try await rig.payoutStatus(msisdn).status == "unknown", "a failure result is a claim")
+            #expect(try await rig.balance(msisdn) == 48_500, "nothing released before Transaction Status answers")
+            try await rig.answerStatusQueries()
             #expect(try await rig.balance(msisdn) == 59_000, "the money and its fee came back")
+            #expect(try await rig.payoutStatus(msisdn).status == "failed")
+            // The answer again, and the failure again: nothing more.
+            try await rig.answerStatusQueries(again: true)
+            try await callback(client, "/mpesa/b2c/result", failed)
+            #expect(try await rig.balance(msisdn) == 59_000)
             #expect(try await rig.outbox(msisdn, "withdrawal_failed") == 1)
             #expect(try await rig.harness.movements(kind: "withdrawal") == 2)
+            #expect(try await rig.harness.postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int.self, column: 0) == 1, "only the contradiction")
+        }
+        #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
+        try await rig.harness.audit()
+        await rig.finish()
+    }
+
+    /// Someone holding the callback token posts a failure for a payout in flight before Safaricom's
+    /// result: it names another ConversationID than Daraja acknowledged, so it goes to review and
+    /// moves nothing; the real result then pays it once. Even a failure naming the right pair only
+    /// makes the gateway ask Transaction Status, and a Completed answer pays rather than refunds.
+    @Test func aForgedB2CFailureBeforeTheRealSuccessRefundsNothing() async throws {
+        let rig = try await MPesaRig.make()
+        let (local, other) = (freshLocal(), freshLocal())
+        let msisdn = try await rig.harness.customer(local, name: "Wairimu", pin: TypedPINs.achieng, shillings: 1_000)
+        let otherMSISDN = try await rig.harness.customer(other, name: "Kibet", pin: TypedPINs.otieno, shillings: 1_000)
+        try await rig.harness.run(.live) { client in
+            try rig.live(client)
+            var phone = Phone(client, local, graph: rig.harness.graph)
+            _ = try await phone.withdraw(400, pin: TypedPINs.achieng)
+            let payoutID = try #require(try await rig.request("/mpesa/b2c/v3/paymentrequest").json["OriginatorConversationID"]?.string)
+            try await rig.acknowledged(payoutID)
+
+            // The forgery: the payout's id, a made-up ConversationID, a failure code.
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 2001, conversation: "AG_20240706_forged"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 2001, conversation: "AG_20240706_forged"))
+            #expect(try await rig.payoutStatus(msisdn).status == "sent")
+            #expect(rig.fake.requests("/mpesa/transactionstatus/v1/query").isEmpty, "a forged result is not even a reason to ask")
+            #expect(try await rig.balance(msisdn) == 59_000, "nothing refunded")
+            // Safaricom's result.
+            try await callback(client, "/mpesa/b2c/result", rig.fake.b2cResult(payoutID, code: 0))
+            let payout = try await rig.payoutStatus(msisdn)
+            #expect(payout.status == "paid" && payout.held == 0)
+            #expect(try await rig.balance(msisdn) == 59_000, "paid once: 400 and its fee of 10")
+            #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
+            #expect(try await rig.outbox(msisdn, "withdrawal_failed") == 0)
+            let reviews = try await rig.reviews(payoutID)
+            #expect(reviews == ["b2c_result conflict"], "one review row: \(reviews)")
+
+            // A failure naming the acknowledged pair (the token and the ids both leaked): the gateway
+            // asks Transaction Status, which says Completed: paid, nothing refunded.
+            var second = Phone(client, other, graph: rig.harness.graph)
+            _ = try await second.withdraw(300, pin: TypedPINs.otieno)
+            let secondID = try #require(try await rig.request("/mpesa/b2c/v3/paymentrequest", count: 2).json["OriginatorConversationID"]?.string)
+            try await rig.acknowledged(secondID)
+            try await callback(client, "/mpesa/b2c/result", rig.fake.b2cResult(secondID, code: 2001))
+            _ = try await rig.request("/mpesa/transactionstatus/v1/query")
+            #expect(try await rig.balance(otherMSISDN) == 69_000, "held while Transaction Status is asked")
+            try await rig.answerStatusQueries()
+            #expect(try await rig.payoutStatus(otherMSISDN).status == "paid")
+            #expect(try await rig.balance(otherMSISDN) == 69_000, "paid: 300 and its fee of 10 gone, nothing refunded")
+            #expect(try await rig.outbox(otherMSISDN, "withdrawal_failed") == 0)
         }
         #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
         try await rig.harness.audit()
@@ -310,11 +434,13 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let local = freshLocal()
         let msisdn = try await rig.harness.customer(local, name: "Baraka", pin: TypedPINs.otieno, shillings: 500)
         try await rig.harness.run(.live) { client in
+            try rig.live(client)
             var phone = Phone(client, local, graph: rig.harness.graph)
             _ = try await phone.withdraw(200, pin: TypedPINs.otieno)
             let b2c = try await rig.request("/mpesa/b2c/v3/paymentrequest")
             let payoutID = try #require(b2c.json["OriginatorConversationID"]?.string)
-            try await callback(client, "/mpesa/b2c/timeout", MPesaRig.b2cResult(payoutID, code: 1, receipt: nil))
+            try await rig.acknowledged(payoutID)
+            try await callback(client, "/mpesa/b2c/timeout", rig.fake.b2cResult(payoutID, code: 1))
             var payout = try await rig.payoutStatus(msisdn)
             #expect(payout.status == "unknown" && payout.held == 20_000, "a timeout is not a failure: the funds stay held")
 
@@ -329,17 +455,28 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             #expect(query.json["OriginalConversationID"]?.string == payoutID)
             #expect(rig.fake.requests("/mpesa/b2c/v3/paymentrequest").count == 1, "never a second payment while the first is unknown")
             let queryID = try #require(query.json["OriginatorConversationID"]?.string)
+            #expect(!queryID.contains(payoutID) && queryID.count == 34, "a random id, not derived from the payout's: \(queryID)")
             payout = try await rig.payoutStatus(msisdn)
             #expect(payout.status == "unknown" && payout.held == 20_000)
 
+            // A forged answer under the query's id (it leaked) with a made-up ConversationID, and one
+            // under made-up ids: neither settles anything.
+            try await rig.acknowledgedQuery(queryID)
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queryID, code: 0, receipt: "SGFORGED1", status: "Failed", conversation: "AG_made_up"))
+            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult("TS" + String(repeating: "0", count: 32), code: 0, receipt: "SGFORGED2", status: "Failed"))
+            payout = try await rig.payoutStatus(msisdn)
+            #expect(payout.status == "unknown" && payout.held == 20_000, "forged answers settle nothing")
+
             // Safaricom posts the status answer to the result URL under the query's id.
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(queryID, code: 0, receipt: "SGQ1", status: "Completed"))
+            try await rig.answerStatusQueries()
             payout = try await rig.payoutStatus(msisdn)
             #expect(payout.status == "paid" && payout.held == 0)
             #expect(try await rig.balance(msisdn) == 29_000, "200 and its fee of 10")
             // The late original result changes nothing more.
-            try await callback(client, "/mpesa/b2c/result", MPesaRig.b2cResult(payoutID, code: 0, receipt: "SGQ1"))
+            try await callback(client, "/mpesa/b2c/result", rig.fake.b2cResult(payoutID, code: 0))
             #expect(try await rig.outbox(msisdn, "withdrawal_paid") == 1)
+            let kept = try await rig.harness.postgres.query("SELECT conversation_id, answer IS NOT NULL FROM mpesa_status_queries WHERE id = \(queryID)").single()!
+            #expect(try kept.decode((String?, Bool).self) == (rig.fake.statusQueries.first?.conversationID, true), "the query's ConversationID and answer are kept")
         }
         #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
         try await rig.harness.audit()

@@ -154,6 +154,53 @@ import Wallet
         await harness.finish()
     }
 
+    /// `make run`'s paybill path: the simulator's "Pay bill" (the sandbox's pay-bill route) and
+    /// `ussd-gateway sandbox paybill` have a simulated customer pay the paybill; the sandbox
+    /// validates and confirms it at the gateway's routes, the gateway asks the sandbox's Transaction
+    /// Status about the receipt, and credits the wallet on its answer, once.
+    @Test func aPaybillPaymentMadeInTheSandboxIsCreditedOnceTransactionStatusConfirmsIt() async throws {
+        let harness = try await Self.harness()
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Halima", pin: TypedPINs.achieng)
+        let http = CurlClient()
+        try await harness.serve { base in
+            let response = try await http.execute(
+                CurlRequest(
+                    method: "POST", url: base + "/sandbox/daraja/paybill", headers: [("Content-Type", "application/json")],
+                    body: Array(#"{"account":"\#(local)","amount":350}"#.utf8), timeout: .seconds(10)
+                )
+            )
+            let answer = JSONValue.parse(response.body)
+            #expect(response.status == 200 && answer?["confirmed"] == .bool(true), "\(String(decoding: response.body, as: UTF8.self))")
+            let receipt = try #require(answer?["TransID"]?.string)
+            #expect(answer?["message"]?.string?.hasPrefix("Paid KES 350 to paybill 174379") == true)
+            #expect(try await Self.eventually { try await Self.available(harness, msisdn) == 350 }, "credited once Transaction Status confirmed it")
+            let query = try #require(try await harness.wallet.statusQueries(subject: .c2b, reference: receipt).first)
+            #expect(query.conversationID != nil && query.id.count == 34)
+            #expect(try await Self.eventually { try await Self.inbox(http, base, msisdn).contains { $0.text.contains("KES 350 from M-Pesa is in your wallet") } })
+            #expect(try await Self.inbox(http, base, msisdn).contains { $0.from == "MPESA" && $0.text.contains("Ksh350.00 sent to WALLET 174379 for account \(local)") })
+
+            // The same from the command line.
+            var environment = ProcessInfo.processInfo.environment
+            environment["LOG_LEVEL"] = "warning"
+            let paid = try await ChildProcess.run(GatewayBinary.path, ["sandbox", "paybill", local, "120", "--url", base], environment: environment)
+            #expect(paid.hasPrefix("Paid KES 120 to paybill 174379 for account \(local)"), "\(paid)")
+            #expect(try await Self.eventually { try await Self.available(harness, msisdn) == 470 })
+            // An account that names nobody: refused at validation, nothing paid.
+            let refused = try await ChildProcess.run(GatewayBinary.path, ["sandbox", "paybill", freshLocal(), "120", "--url", base], environment: environment)
+            #expect(refused.contains("refused the payment at validation (C2B00012)"), "\(refused)")
+            let wrong = try ChildProcess.start(GatewayBinary.path, ["sandbox", "paybill", local, "0", "--url", base], environment: environment)
+            #expect(await wrong.wait() != 0)
+            #expect(try await Self.available(harness, msisdn) == 470)
+            #expect(try await harness.notices(msisdn, "deposit_received") == 2)
+        }
+        let review = try await harness.postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int.self, column: 0)
+        #expect(review == 0, "nothing for a person to look at")
+        try await harness.audit()
+        await http.shutdown()
+        await harness.finish()
+    }
+
     /// `make run`'s Jobs option: without JOBS_API_URL the sample jobs API answers, and an
     /// application is confirmed by SMS in the simulated inbox.
     @Test func theJobsOptionWorksAgainstTheSampleJobsAPI() async throws {
@@ -237,6 +284,8 @@ import Wallet
             let settings = String(buffer: try await client.execute(uri: "/simulator/settings.json", method: .get).body)
             #expect(settings.contains(#""ussdPath":"\/ussd\/africastalking\/\#(token)""#), "\(settings)")
             #expect(settings.contains(#""serviceCodes":["*384*96#"]"#))
+            #expect(settings.contains(#""paybillPath":"\/sandbox\/daraja\/paybill""#) && settings.contains(#""paybill":"174379""#), "\(settings)")
+            #expect(html.contains("Pay bill") && script.contains("payBill"))
             let badPhone = try await client.execute(uri: "/sandbox/inbox?phone=hello", method: .get)
             #expect(badPhone.status == .badRequest)
         }
