@@ -117,7 +117,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         try? await Task.sleep(for: self.stkDelay)
         do {
             let accepted = try await self.daraja.stkPush(
-                phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: "Wallet", description: "Deposit"
+                phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: Wallet.stkAccountReference, description: "Deposit"
             )
             try await self.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: accepted.checkoutRequestID)
             Self.counter("mpesa_stk_push_total", "accepted")

@@ -124,6 +124,10 @@ extension MPesaService {
                 GatewayMetrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "suspense")])
                 self.logger.error("paybill payment confirmed by Safaricom, held in suspense for review", metadata: metadata.merging(["reason": .string(reason)]) { $1 })
                 return .review
+            case .stkPayment:
+                GatewayMetrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "stk")])
+                self.logger.info("paybill confirmation of our own STK push: its deposit is credited by the STK callback or query", metadata: metadata)
+                return .ignored
             case .alreadySettled, .unknown:
                 return .alreadyFinal
             }

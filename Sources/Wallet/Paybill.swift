@@ -129,7 +129,7 @@ extension Wallet {
         public let amount: Amount
         /// The paybill the confirmation named.
         public let shortcode: String?
-        /// `verifying`, `credited`, `suspense`, `refused` or `unverified`.
+        /// `verifying`, `credited`, `suspense`, `refused`, `unverified` or `stk`.
         public let state: String
 
         public init(transID: String, amount: Amount, shortcode: String?, state: String) {
@@ -147,12 +147,20 @@ extension Wallet {
         }
     }
 
+    /// The AccountReference of our STK pushes. Safaricom announces an STK payment to the paybill
+    /// as a paybill confirmation too; naming this account, it is left to the STK deposit
+    /// (`wallet_credit_paybill`, migration 0013, knows the same word).
+    public static let stkAccountReference = "Wallet"
+
     /// Where a verified paybill payment went.
     public enum PaybillSettlement: Sendable, Equatable {
         /// To the customer the account named, with the SMS receipt.
         case credited(depositID: Int64)
         /// To the suspense account, for a person (kept for review in the same transaction).
         case suspense(reason: String)
+        /// Paid through our own STK push (the account is its AccountReference): the STK deposit is
+        /// credited by its own callback or query, never here; nothing moved.
+        case stkPayment
         /// Settled before (a repeated answer): nothing moved.
         case alreadySettled(state: String)
         /// No confirmation of this TransID was recorded.
@@ -185,6 +193,7 @@ extension Wallet {
         switch row {
         case ("credited", let id?, _, _): return .credited(depositID: id)
         case ("suspense", _, _, let reason): return .suspense(reason: reason ?? "")
+        case ("stk", _, _, _): return .stkPayment
         case ("unknown", _, _, _): return .unknown
         case (let outcome, _, _, _): return .alreadySettled(state: String(outcome.dropFirst("already_".count)))
         }
@@ -260,21 +269,29 @@ extension Wallet {
         try await self.postgres.transaction(maxAttempts: 5) { tx in
             let rows = try await tx.query(
                 """
-                UPDATE paybill_payments SET state = 'unverified', next_check_at = NULL
-                WHERE trans_id IN (
-                    SELECT trans_id FROM paybill_payments WHERE state = 'verifying' AND confirmed_at < \(cutoff)::timestamptz
-                    ORDER BY confirmed_at LIMIT 100 FOR UPDATE SKIP LOCKED)
-                RETURNING trans_id, COALESCE(confirmation, '{}'::jsonb)::text
+                UPDATE paybill_payments p SET state = 'unverified', next_check_at = NULL
+                FROM (
+                    SELECT trans_id, state FROM paybill_payments q
+                    WHERE (q.state = 'verifying'
+                           OR (q.state = 'stk' AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.receipt = q.trans_id)))
+                        AND q.confirmed_at < \(cutoff)::timestamptz
+                    ORDER BY q.confirmed_at LIMIT 100 FOR UPDATE SKIP LOCKED) old
+                WHERE p.trans_id = old.trans_id
+                RETURNING p.trans_id, COALESCE(p.confirmation, '{}'::jsonb)::text, old.state
                 """
             )
             var flagged: [String] = []
             for row in rows {
-                let (transID, body) = try row.decode((String, String).self)
+                let (transID, body, state) = try row.decode((String, String, String).self)
                 let minutes = after.components.seconds / 60
+                let reason =
+                    state == "stk"
+                    ? "paybill payment to the STK account reference that no STK deposit credited within \(minutes) minutes: nothing credited; check it in the M-Pesa portal"
+                    : "paybill payment not confirmed by Safaricom's Transaction Status within \(minutes) minutes: nothing credited; check it in the M-Pesa portal"
                 try await tx.query(
                     """
                     INSERT INTO mpesa_review (kind, reference, reason, body)
-                    VALUES ('c2b', \(transID), \("paybill payment not confirmed by Safaricom's Transaction Status within \(minutes) minutes: nothing credited; check it in the M-Pesa portal"), \(body)::jsonb)
+                    VALUES ('c2b', \(transID), \(reason), \(body)::jsonb)
                     """
                 )
                 flagged.append(transID)

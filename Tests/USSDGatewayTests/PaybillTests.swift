@@ -213,6 +213,43 @@ import Wallet
         }
     }
 
+    /// Safaricom announces a payment made through our own STK push as a paybill payment too,
+    /// naming the push's AccountReference. The STK deposit is credited once by its own callback,
+    /// whichever comes first; nothing goes to suspense. One naming that account that no STK push
+    /// credits (a payer who typed it) goes to review after the window, credited by nobody.
+    @Test func anSTKPaymentAnnouncedAsAPaybillPaymentIsCreditedOnceByItsDeposit() async throws {
+        try await Self.withPaybill { rig, _ in
+            let local = freshLocal()
+            let msisdn = try await rig.harness.customer(local, name: "Chebet", pin: TypedPINs.achieng)
+            let stk = try await rig.fake.payBill(account: Wallet.stkAccountReference, amount: "300", validation: false, http: rig.http)
+            _ = try await rig.request(Self.statusPath)
+            #expect(try await rig.answerStatusQueries() == 1)
+            #expect(try await Self.state(rig, stk.transID) == "stk")
+            #expect(try await Self.review(rig, stk.transID).isEmpty)
+            // The STK callback comes after: its deposit is credited, once; nothing was parked.
+            let deposit = try await rig.harness.wallet.beginDeposit(msisdn, amount: .shillings(300), key: IdempotencyKey("stk-" + local)!)
+            try await rig.harness.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_stk_" + local)
+            try await rig.harness.wallet.completeDeposit(checkoutRequestID: "ws_CO_stk_" + local, receipt: stk.transID, amount: .shillings(300), phone: msisdn)
+            #expect(try await rig.balance(msisdn) == 30_000)
+            let suspense = try await rig.harness.postgres.query(
+                "SELECT b.balance FROM account_balances b JOIN accounts a ON a.id = b.id WHERE a.customer_id IS NULL AND a.kind = 'suspense'"
+            ).single()!.decode(Int64.self, column: 0)
+            #expect(suspense == 0)
+
+            // A payer who typed the word: confirmed by Safaricom, credited by no STK push.
+            let typed = try await rig.fake.payBill(account: Wallet.stkAccountReference, amount: "120", validation: false, http: rig.http)
+            _ = try await rig.request(Self.statusPath, count: 2)
+            #expect(try await rig.answerStatusQueries() >= 1)
+            #expect(try await Self.state(rig, typed.transID) == "stk")
+            let late = try await rig.replica(ahead: .seconds(61 * 60)).reconcile()
+            #expect(late.contains { $0.contains(typed.transID) }, "\(late)")
+            let kept = try await Self.review(rig, typed.transID)
+            #expect(kept.count == 1 && kept[0].contains("STK account reference that no STK deposit credited"), "\(kept)")
+            #expect(try await Self.review(rig, stk.transID).isEmpty, "the one its deposit took is not reported")
+            #expect(try await rig.balance(msisdn) == 30_000)
+        }
+    }
+
     /// Safaricom never answers: the query is asked again with back-off by the reconciler (time
     /// passed in through its clock), and after `MPESA_C2B_REVIEW_AFTER_MINUTES` the payment goes to
     /// review, uncredited. A late answer still settles it.

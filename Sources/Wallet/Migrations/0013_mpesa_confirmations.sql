@@ -58,7 +58,7 @@ CREATE TRIGGER mpesa_status_queries_keep BEFORE UPDATE OR DELETE ON mpesa_status
 --   unverified  no answer came within MPESA_C2B_REVIEW_AFTER_MINUTES: nothing moved, kept for review
 -- A later authentic answer still settles a payment that went to review unverified.
 ALTER TABLE paybill_payments
-    ADD COLUMN state TEXT CHECK (state IN ('verifying', 'credited', 'suspense', 'refused', 'unverified')),
+    ADD COLUMN state TEXT CHECK (state IN ('verifying', 'credited', 'suspense', 'refused', 'unverified', 'stk')),
     -- BusinessShortCode as the confirmation named it.
     ADD COLUMN shortcode TEXT CHECK (shortcode ~ '^[0-9]{5,7}$'),
     -- The confirmation as kept (parsed and written again, never the bytes as sent).
@@ -134,6 +134,15 @@ BEGIN
         UPDATE paybill_payments SET state = 'credited', deposit_id = dep, settled_at = now(), next_check_at = NULL
         WHERE paybill_payments.trans_id = p_trans_id;
         RETURN QUERY SELECT 'already_credited'::text, dep, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    -- A payment made through our own STK push names the push's AccountReference ('Wallet', as
+    -- MPesaService sends it) as its account: Safaricom announces it here too. Its STK deposit is
+    -- credited by the STK callback or our STK Query; crediting or parking it here as well would
+    -- count the money twice. It waits ('stk'); one that no STK deposit takes goes to review.
+    IF p.bill_ref = 'Wallet' THEN
+        UPDATE paybill_payments SET state = 'stk', settled_at = now(), next_check_at = NULL WHERE paybill_payments.trans_id = p_trans_id;
+        RETURN QUERY SELECT 'stk'::text, NULL::bigint, NULL::text, NULL::text;
         RETURN;
     END IF;
 
