@@ -64,7 +64,7 @@ public enum ActionTable {
             // The same tariff the confirmation screen showed; an amount above it is refused.
             guard let fee = actions.tariff.fee("p2p", cents: amount.cents) else { return .failure("limit_exceeded") }
             // After a PIN reset, a large send waits out the cooling-off window.
-            try actions.wallet.checkCoolingOff(try await actions.verifyPIN(request, context), amount: amount)
+            try await actions.wallet.checkCoolingOff(try await actions.verifyPIN(request, context), amount: amount)
             let receipt = try await actions.wallet.send(from: context.msisdn, to: to, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context))
             return .success([
                 "balance": String(receipt.balances.available.cents), "reference": TransferReference.of(receipt.key), "fee": String(receipt.fee.cents),
@@ -125,7 +125,7 @@ public enum ActionTable {
         ) { actions, request, context in
             let amount = try WalletActions.amount(request)
             guard let fee = actions.tariff.fee("withdrawal", cents: amount.cents) else { return .failure("limit_exceeded") }
-            try actions.wallet.checkCoolingOff(try await actions.verifyActivePIN(request, context), amount: amount)
+            try await actions.wallet.checkCoolingOff(try await actions.verifyActivePIN(request, context), amount: amount)
             let outcome = try await actions.mobileMoney.withdraw(context.msisdn, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context))
             return Self.result(outcome, fee: fee)
         },

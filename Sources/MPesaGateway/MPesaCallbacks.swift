@@ -139,7 +139,7 @@ extension MPesaService {
     /// be checked and waits the same way. A result contradicting an earlier final one is a conflict.
     public func b2cResult(_ body: [UInt8]) async throws -> CallbackOutcome {
         let result = try B2CResult(json: body)
-        if let query = try await self.wallet.statusQuery(id: result.originatorConversationID) {
+        if let query = try await self.wallet.statusQuery(id: result.originatorConversationID, conversationID: result.conversationID) {
             return try await self.statusAnswer(result, query: query)
         }
         let raw = result.raw

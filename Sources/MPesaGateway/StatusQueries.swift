@@ -53,10 +53,12 @@ extension MPesaService {
         do {
             try await self.wallet.recordStatusQuery(id: queryID, subject: subject, reference: reference)
             let acknowledged = try await self.daraja.transactionStatus(what, queryID: queryID)
-            try await self.wallet.acknowledgeStatusQuery(id: queryID, conversationID: acknowledged.conversationID)
+            try await self.wallet.acknowledgeStatusQuery(
+                id: queryID, conversationID: acknowledged.conversationID, originator: acknowledged.originatorConversationID)
             if acknowledged.originatorConversationID != queryID {
-                // The answer must name our id; one that names Daraja's instead will not count.
-                self.logger.warning("Transaction Status acknowledgement names another OriginatorConversationID", metadata: metadata)
+                // Safaricom gave the query an id of its own: the answer counts when it names that id
+                // with the acknowledged ConversationID (both kept), as one naming ours would.
+                self.logger.notice("Transaction Status acknowledgement names Safaricom's own OriginatorConversationID; kept with the query", metadata: metadata)
             }
             Self.counter("mpesa_status_queries_total", "accepted")
             self.logger.info("Transaction Status asked", metadata: metadata)

@@ -86,9 +86,11 @@ public struct UnsafeDatabaseLogin: Error, CustomStringConvertible {
 public func checkDatabaseLogin(config: GatewayConfig, wallet: Wallet, logger: Logger) async throws {
     let identity = try await wallet.databaseIdentity()
     let why =
-        identity.isSuperuser ? "a superuser" : identity.actsAsOwner ? "the schema's owner" : identity.isApp ? nil : "a login outside ussd_app"
+        identity.isSuperuser
+        ? "a superuser" : identity.actsAsOwner
+        ? "the schema's owner" : identity.canCreateRoles ? "a login that can create roles (and so grant itself any)" : identity.isApp ? nil : "a login outside ussd_app"
     guard let why else { return }
-    if config.environment == .production && (identity.isSuperuser || identity.actsAsOwner) {
+    if config.environment == .production && (identity.isSuperuser || identity.actsAsOwner || identity.canCreateRoles) {
         throw UnsafeDatabaseLogin(user: identity.user, why: why)
     }
     logger.warning(

@@ -1,3 +1,5 @@
+import Crypto
+import CryptoExtras
 import Foundation
 import Postgres
 
@@ -15,18 +17,34 @@ public enum DatabaseRoles {
     }
 
     /// Creates the login `name` in `group` (or adds an existing login to it), with `password`
-    /// when one is given (nil: none, for servers that trust the connection). The password is
-    /// passed as a parameter and never appears in a statement's text.
+    /// when one is given (nil: none, for servers that trust the connection). The password never
+    /// reaches the server: its SCRAM-SHA-256 verifier is computed here, as `psql`'s `\password`
+    /// does, so no statement or server log line can hold it. A login already in another group (or
+    /// a group role, or the owner) is refused: one login, one role.
     public static func createLogin(_ postgres: PostgresClient, name: String, group: String, password: String?) async throws -> Outcome {
         guard name.range(of: #"^[a-z_][a-z0-9_]{0,62}$"#, options: .regularExpression) != nil else {
             throw WalletError.invalidArgument("a login name is lower-case letters, digits and _, at most 63 characters")
         }
         guard Self.groups.contains(group) else { throw WalletError.invalidArgument("the role is one of \(Self.groups.joined(separator: ", "))") }
         guard !Self.groups.contains(name) else { throw WalletError.invalidArgument("\(name) is a group role, not a login") }
-        // Transaction-local settings: the password is gone at commit or rollback.
+        let verifier = try password.map(Self.scramVerifier)
         return try await postgres.transaction { connection in
+            if let row = try await connection.query(
+                """
+                SELECT r.rolsuper OR r.rolcreaterole OR EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspowner = r.oid),
+                       coalesce((SELECT string_agg(g.rolname::text, ',') FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '')
+                FROM pg_roles r WHERE r.rolname = \(name)
+                """
+            ).single() {
+                let (powerful, joined) = try row.decode((Bool, String).self)
+                let groups = joined.split(separator: ",").map(String.init)
+                guard !powerful else { throw WalletError.invalidArgument("\(name) is a superuser, may create roles or owns a schema: not a login for \(group)") }
+                if let other = groups.first(where: { $0 != group }) {
+                    throw WalletError.invalidArgument("\(name) is already in \(other): give each role its own login")
+                }
+            }
             try await connection.query(
-                "SELECT set_config('ussd.new_login', \(name), true), set_config('ussd.new_group', \(group), true), set_config('ussd.new_password', \(password ?? ""), true)"
+                "SELECT set_config('ussd.new_login', \(name), true), set_config('ussd.new_group', \(group), true), set_config('ussd.new_password', \(verifier ?? ""), true)"
             )
             let created = try await connection.query(
                 """
@@ -52,5 +70,19 @@ public enum DatabaseRoles {
             )
             return created ? .created : .updated
         }
+    }
+
+    /// A SCRAM-SHA-256 verifier of `password` (RFC 5802, 7677), in the form Postgres stores and
+    /// accepts in place of a password: `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
+    /// 4096 iterations, Postgres' own.
+    static func scramVerifier(_ password: String) throws -> String {
+        let iterations = 4096
+        let salt = (0..<16).map { _ in UInt8.random(in: .min ... .max) }
+        let salted = try KDF.Insecure.PBKDF2.deriveKey(
+            from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: iterations)
+        let clientKey = Data(HMAC<SHA256>.authenticationCode(for: Array("Client Key".utf8), using: salted))
+        let storedKey = Data(SHA256.hash(data: clientKey))
+        let serverKey = Data(HMAC<SHA256>.authenticationCode(for: Array("Server Key".utf8), using: salted))
+        return "SCRAM-SHA-256$\(iterations):\(Data(salt).base64EncodedString())$\(storedKey.base64EncodedString()):\(serverKey.base64EncodedString())"
     }
 }

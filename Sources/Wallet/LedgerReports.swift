@@ -136,14 +136,13 @@ extension Wallet {
                 WHERE t.cause IS NULL
                    OR NOT CASE split_part(t.cause, ':', 1)
                         WHEN 'movement' THEN t.cause = 'movement:' || t.id OR (t.kind = 'fee' AND t.cause = 'movement:' || (t.metadata->>'for'))
-                        WHEN 'deposit' THEN EXISTS (SELECT 1 FROM deposits d WHERE 'deposit:' || d.id = t.cause AND d.transfer_id = t.id)
-                        WHEN 'payout' THEN EXISTS (SELECT 1 FROM payouts p WHERE 'payout:' || p.id = t.cause
+                        WHEN 'deposit' THEN EXISTS (SELECT 1 FROM deposits d WHERE d.transfer_id = t.id AND 'deposit:' || d.id = t.cause)
+                        WHEN 'payout' THEN EXISTS (SELECT 1 FROM payouts p WHERE p.id = substr(t.cause, 8)
                                                    AND t.id IN (p.transfer_id, p.transfer_id || ':fee', p.transfer_id || ':fee-refund'))
-                        WHEN 'request' THEN EXISTS (SELECT 1 FROM ledger_requests r WHERE 'request:' || r.id = t.cause AND r.status = 'approved'
-                                                    AND r.transfer_id = t.id)
-                        WHEN 'c2b' THEN EXISTS (SELECT 1 FROM paybill_payments b WHERE 'c2b:' || b.trans_id = t.cause
+                        WHEN 'request' THEN EXISTS (SELECT 1 FROM ledger_requests r WHERE r.transfer_id = t.id AND 'request:' || r.id = t.cause
+                                                    AND r.status = 'approved')
+                        WHEN 'c2b' THEN EXISTS (SELECT 1 FROM paybill_payments b WHERE b.trans_id = substr(t.cause, 5)
                                                 AND (b.transfer_id = t.id OR EXISTS (SELECT 1 FROM deposits d WHERE d.id = b.deposit_id AND d.transfer_id = t.id)))
-                        WHEN 'paybill' THEN EXISTS (SELECT 1 FROM paybill_payments b WHERE 'paybill:' || b.trans_id = t.cause)
                         ELSE false END
                 ORDER BY t.created_at LIMIT 100
                 """,

@@ -19,12 +19,15 @@ public struct StatusQuery: Sendable, Hashable {
     public let reference: String
     /// Daraja's, once it acknowledged the query; nil before.
     public let conversationID: String?
+    /// The OriginatorConversationID the acknowledgement named: ours when Daraja echoes it, else
+    /// Safaricom's for the query. An answer may name either (with the ConversationID).
+    public var acknowledgedOriginator: String? = nil
 
     /// Whether an answer naming `originator` and `conversation` is this query's: both must be the
     /// ones kept (an answer for a query never acknowledged cannot be told from a forgery).
     public func isAnswered(by originator: String, conversation: String) -> Bool {
         guard let known = self.conversationID, !conversation.isEmpty else { return false }
-        return originator == self.id && conversation == known
+        return (originator == self.id || (originator == self.acknowledgedOriginator && !originator.isEmpty)) && conversation == known
     }
 }
 
@@ -40,22 +43,30 @@ extension Wallet {
     /// Notes the ConversationID Daraja's acknowledgement of the query named; written once (a
     /// second acknowledgement with another id changes nothing and says so).
     @discardableResult
-    public func acknowledgeStatusQuery(id: String, conversationID: String) async throws -> Bool {
+    public func acknowledgeStatusQuery(id: String, conversationID: String, originator: String? = nil) async throws -> Bool {
         try await !self.postgres.query(
             """
-            UPDATE mpesa_status_queries SET conversation_id = \(conversationID), acknowledged_at = now()
+            UPDATE mpesa_status_queries SET conversation_id = \(conversationID), acknowledged_originator = \(originator), acknowledged_at = now()
             WHERE id = \(id) AND conversation_id IS NULL RETURNING id
             """
         ).isEmpty
     }
 
-    /// The query an answer names by our id, if we sent one under it.
-    public func statusQuery(id: String) async throws -> StatusQuery? {
+    /// The query an answer names by our id, if we sent one under it; else (Daraja may answer
+    /// under the OriginatorConversationID it gave the query) the query its acknowledgement named
+    /// with that ConversationID and that originator.
+    public func statusQuery(id: String, conversationID: String? = nil) async throws -> StatusQuery? {
         try await self.postgres.query(
-            "SELECT id, subject, reference, conversation_id FROM mpesa_status_queries WHERE id = \(id)"
+            """
+            SELECT id, subject, reference, conversation_id, acknowledged_originator FROM mpesa_status_queries
+            WHERE id = \(id) OR (conversation_id = \(conversationID) AND acknowledged_originator = \(id))
+            ORDER BY id = \(id) DESC LIMIT 1
+            """
         ).single().map { row in
-            let (id, subject, reference, conversation) = try row.decode((String, String, String, String?).self)
-            return StatusQuery(id: id, subject: try Self.status(subject), reference: reference, conversationID: conversation)
+            let (id, subject, reference, conversation, originator) = try row.decode((String, String, String, String?, String?).self)
+            var query = StatusQuery(id: id, subject: try Self.status(subject), reference: reference, conversationID: conversation)
+            query.acknowledgedOriginator = originator
+            return query
         }
     }
 

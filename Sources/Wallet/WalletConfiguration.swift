@@ -60,18 +60,21 @@ extension Wallet {
         public let isSuperuser: Bool
         public let actsAsOwner: Bool
         public let isApp: Bool
+        /// May create roles: on Postgres 15 such a login can grant itself any other role.
+        public let canCreateRoles: Bool
     }
 
     public func databaseIdentity() async throws -> DatabaseIdentity {
         let row = try await self.postgres.query(
             """
             SELECT current_user::text, coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false),
+                   coalesce((SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user), false),
                    coalesce(pg_has_role(current_user, (SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'transfers'), 'USAGE'), false),
                    EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ussd_app') AND pg_has_role(current_user, 'ussd_app', 'USAGE')
             """
         ).single()!
-        let (user, superuser, owner, app) = try row.decode((String, Bool, Bool, Bool).self)
-        return DatabaseIdentity(user: user, isSuperuser: superuser, actsAsOwner: owner, isApp: app)
+        let (user, superuser, createRole, owner, app) = try row.decode((String, Bool, Bool, Bool, Bool).self)
+        return DatabaseIdentity(user: user, isSuperuser: superuser, actsAsOwner: owner, isApp: app, canCreateRoles: createRole)
     }
 
     /// Writes the staff desk's limits, in cents, where the database's four-eyes checks read them

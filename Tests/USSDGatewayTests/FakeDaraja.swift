@@ -92,6 +92,9 @@ final class FakeDaraja: Sendable {
         /// B2C payments M-Pesa took, by our OriginatorConversationID.
         var payouts: [String: KnownPayment] = [:]
         var statusQueries: [StatusQuery] = []
+        /// Safaricom gives each Transaction Status query an OriginatorConversationID of its own
+        /// (in the acknowledgement and the answer) instead of echoing ours.
+        var ownStatusOriginators = false
         /// The live gateway's base URL: callbacks go there, under the path the request named (the
         /// test gateway's port is chosen when it starts, after its callback URLs were configured).
         var gateway: String?
@@ -211,8 +214,8 @@ final class FakeDaraja: Sendable {
     /// Safaricom's answer to a Transaction Status query (../shared/reference/daraja.md, the portal's
     /// sample): Completed or another final status with the payment's amount, parties and receipt
     /// for one M-Pesa knows, a non-zero ResultCode for one it does not.
-    func statusAnswer(_ json: [String: JSONValue], conversation: String) -> String {
-        let queryID = json["OriginatorConversationID"]?.string ?? ""
+    func statusAnswer(_ json: [String: JSONValue], conversation: String, originator: String? = nil) -> String {
+        let queryID = originator ?? json["OriginatorConversationID"]?.string ?? ""
         let known: KnownPayment? = self.state.withLock { state in
             if let receipt = json["TransactionID"]?.string { return state.paybills[receipt] }
             return state.payouts[json["OriginalConversationID"]?.string ?? ""]
@@ -441,9 +444,11 @@ final class FakeDaraja: Sendable {
             switch self.next(\.status) {
             case .accept:
                 let conversation = "AG_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(20))"
+                let own = self.state.withLock { $0.ownStatusOriginators }
+                let originator = own ? "29115-\(Int.random(in: 10_000_000...99_999_999))-1" : json["OriginatorConversationID"]?.string ?? ""
                 let query = StatusQuery(
-                    queryID: json["OriginatorConversationID"]?.string ?? "", conversationID: conversation, resultURL: json["ResultURL"]?.string ?? "",
-                    answer: self.statusAnswer(json, conversation: conversation)
+                    queryID: originator, conversationID: conversation, resultURL: json["ResultURL"]?.string ?? "",
+                    answer: self.statusAnswer(json, conversation: conversation, originator: originator)
                 )
                 self.state.withLock { $0.statusQueries.append(query) }
                 return Self.json(200, #"{"OriginatorConversationID":"\#(query.queryID)","ConversationID":"\#(conversation)","ResponseCode":"0","ResponseDescription":"Accept the service request successfully."}"#)

@@ -74,6 +74,7 @@ import Wallet
                 try await send("200")
                     == "END Your PIN was reset recently. For your safety, large sends and withdrawals are paused until \(until). Nothing was sent.")
             #expect(try await send("50").hasPrefix("END Sent KES 50"), "a small send works")
+            #expect(try await send("60").hasPrefix("END Your PIN was reset recently"), "small sends add up to the limit")
             try await sms(client, from: sender, "SEND \(otieno) 300 \(TypedPINs.newPIN)")
             try await rig.texts(sender) { texts in
                 texts.contains("Your PIN was reset recently: large sends and withdrawals are paused until \(until). Nothing was sent.")

@@ -213,6 +213,39 @@ import Wallet
         }
     }
 
+    /// Safaricom may give a status query an OriginatorConversationID of its own instead of echoing
+    /// ours: its answer, naming that id and the acknowledged ConversationID, counts; a forged one
+    /// naming that id with another ConversationID does not.
+    @Test func anAnswerUnderSafaricomsOwnQueryIDCountsWithItsConversationID() async throws {
+        try await Self.withPaybill { rig, port in
+            rig.fake.state.withLock { $0.ownStatusOriginators = true }
+            let local = freshLocal()
+            let msisdn = try await rig.harness.customer(local, name: "Kiprop", pin: TypedPINs.achieng)
+            let paid = try await rig.fake.payBill(account: local, amount: "410", validation: false, http: rig.http)
+            _ = try await rig.request(Self.statusPath)
+            let query = try #require(rig.fake.statusQueries.first)
+            #expect(query.queryID.hasPrefix("29115-"))
+            // A forgery under Safaricom's id with a made-up ConversationID confirms nothing.
+            let forged = query.answer.replacingOccurrences(of: query.conversationID, with: "AG_20260101_forged0000000")
+            let response = try await rig.http.execute(
+                CurlRequest(method: "POST", url: "http://127.0.0.1:\(port)/mpesa/b2c/result", headers: [("Content-Type", "application/json")], body: Array(forged.utf8)))
+            #expect(response.status == 200)
+            #expect(try await rig.balance(msisdn) == 0)
+            // The gateway kept Safaricom's id with the query's acknowledgement; then the real answer comes.
+            var kept = false
+            for _ in 0..<500 where !kept {
+                kept = try await rig.harness.postgres.query(
+                    "SELECT 1 FROM mpesa_status_queries WHERE acknowledged_originator = \(query.queryID) AND conversation_id = \(query.conversationID)"
+                ).first != nil
+                if !kept { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(kept)
+            #expect(try await rig.fake.deliverStatusAnswers(http: rig.http) == 1)
+            #expect(try await rig.balance(msisdn) == 41_000)
+            #expect(try await Self.state(rig, paid.transID) == "credited")
+        }
+    }
+
     /// Safaricom announces a payment made through our own STK push as a paybill payment too,
     /// naming the push's AccountReference. The STK deposit is credited once by its own callback,
     /// whichever comes first; nothing goes to suspense. One naming that account that no STK push

@@ -57,13 +57,24 @@ import Wallet
             "INSERT INTO ledger_decisions (request_id, decision, reason) VALUES (1, 'approve', 'x')",
             "SELECT wallet_carry_out_decision()", "SELECT ledger_add(1, 100)",
             "UPDATE customers SET tier = NULL", "UPDATE kyc_tiers SET per_transaction = 1",
+            // A payout exists only with its hold, and pays what it was made for.
+            "INSERT INTO payouts (id, customer_id, msisdn, amount, transfer_id) SELECT 'forged', id, msisdn, 100, 'x' FROM customers LIMIT 1",
+            // Only an approved request resets a PIN.
+            "UPDATE customers SET pin_reset_required = true",
+            "CREATE TEMP TABLE ledger_settings (name text, value bigint)",
         ] {
             let error = await #expect(throws: PostgresError.self, "\(statement)") { try await app.client.query(statement) }
             #expect(["42501", "42809"].contains(error?.sqlState ?? ""), "\(statement): \(String(describing: error?.sqlState))")
         }
-        // What it may do, it does through the wallet's functions: a send, as the gateway makes it.
+        // What it may do, it does through the wallet's functions: a send, as the gateway makes it;
+        // a withdrawal's hold, whose payout then keeps its phone and amount.
         let otieno = try await ledger.funded(self.otieno.value, cents: 0)
         _ = try await app.wallet.send(from: achieng, to: otieno, amount: .shillings(10), key: IdempotencyKey("app-1")!)
+        let payout = try await app.wallet.reserveWithdrawal(achieng, amount: .shillings(20), key: IdempotencyKey("app-2")!)
+        let rewritten = await #expect(throws: PostgresError.self) {
+            try await app.client.query("UPDATE payouts SET msisdn = '254799999999', amount = 99999999 WHERE id = \(payout.id)")
+        }
+        #expect(rewritten?.sqlState == "23001", "restrict_violation")
         #expect(try await ledger.wallet.balances(otieno).main == .shillings(10))
         try await ledger.audit()
         await ledger.shutdown()
@@ -88,6 +99,23 @@ import Wallet
         }
         #expect(try await ledger.wallet.auditTrail(self.achieng).map(\.reason) == ["test"])
         await ledger.postgres.shutdown()
+    }
+
+    /// `ussd-gateway db login`: a login in one group, its password stored only as a SCRAM
+    /// verifier computed here (the server never sees the password); one login, one role.
+    @Test func aLoginIsCreatedInOneGroupWithOnlyAVerifierOfItsPassword() async throws {
+        let ledger = try await Ledger.make()
+        let name = "desk_" + UUID().uuidString.prefix(8).lowercased()
+        let password = "correct horse battery staple"
+        #expect(try await DatabaseRoles.createLogin(ledger.postgres, name: name, group: "ussd_operator", password: password) == .created)
+        #expect(try await DatabaseRoles.createLogin(ledger.postgres, name: name, group: "ussd_operator", password: nil) == .updated)
+        let stored = try await ledger.postgres.query("SELECT rolpassword, pg_has_role(\(name), 'ussd_operator', 'MEMBER') FROM pg_authid WHERE rolname = \(name)")
+            .single()!.decode((String, Bool).self)
+        #expect(stored.0.hasPrefix("SCRAM-SHA-256$4096:") && !stored.0.contains(password) && stored.1, "\(stored)")
+        await #expect(throws: WalletError.self) { try await DatabaseRoles.createLogin(ledger.postgres, name: name, group: "ussd_approver", password: nil) }
+        await #expect(throws: WalletError.self) { try await DatabaseRoles.createLogin(ledger.postgres, name: "ussd", group: "ussd_app", password: nil) }
+        await #expect(throws: WalletError.self) { try await DatabaseRoles.createLogin(ledger.postgres, name: "Robert'); --", group: "ussd_app", password: nil) }
+        await ledger.shutdown()
     }
 
     @Test func operatorActionsNeedAWhy() {

@@ -81,13 +81,17 @@ extension Ledger {
         try await ledger.wallet.completePINReset(achieng, new: "5913")
         let customer = try await ledger.wallet.customer(achieng)
         clock.now = customer.pinResetCompletedAt!.addingTimeInterval(3600)
-        // The default window: 24 hours, above KES 1,000.
-        #expect(throws: WalletError.coolingOff(until: customer.pinResetCompletedAt!.addingTimeInterval(86_400))) {
-            try ledger.wallet.checkCoolingOff(customer, amount: .shillings(1_001))
-        }
-        try ledger.wallet.checkCoolingOff(customer, amount: .shillings(1_000))
-        clock.now = customer.pinResetCompletedAt!.addingTimeInterval(86_400)
-        try ledger.wallet.checkCoolingOff(customer, amount: .shillings(4_000))
+        // The default window: 24 hours, KES 1,000 in all.
+        let until = customer.pinResetCompletedAt!.addingTimeInterval(86_400)
+        await #expect(throws: WalletError.coolingOff(until: until)) { try await ledger.wallet.checkCoolingOff(customer, amount: .shillings(1_001)) }
+        try await ledger.wallet.checkCoolingOff(customer, amount: .shillings(1_000))
+        // Small amounts add up: after 600 sent (and its fee), 400 more is refused.
+        let otieno = try await ledger.funded("254722000111", cents: 0)
+        _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(600), fee: .shillings(5), key: key("cool-1"))
+        await #expect(throws: WalletError.coolingOff(until: until)) { try await ledger.wallet.checkCoolingOff(customer, amount: .shillings(400)) }
+        try await ledger.wallet.checkCoolingOff(customer, amount: .shillings(395))
+        clock.now = until
+        try await ledger.wallet.checkCoolingOff(customer, amount: .shillings(4_000))
         await ledger.shutdown()
     }
 
@@ -115,6 +119,19 @@ extension Ledger {
             try await baraka.client.query("UPDATE ledger_requests SET status = 'approved', decided_by = 'someone' WHERE id = \(own.id)")
         }
         #expect(byHand?.sqlState == "42501", "insufficient_privilege")
+        // Nor by acting as a group role (ask as ussd_operator, approve as oneself)...
+        try await baraka.client.withConnection { connection in
+            try await connection.query("SET ROLE ussd_operator")
+            let grouped = await #expect(throws: PostgresError.self) {
+                try await connection.query(
+                    "INSERT INTO ledger_requests (kind, msisdn, amount, direction, reason) VALUES ('adjustment', \(achieng.value), 500, 'from_suspense', 'x')")
+            }
+            #expect(grouped?.sqlState == "UL004")
+            try await connection.query("RESET ROLE")
+        }
+        // ...nor by shadowing the settings with a temporary table.
+        let shadow = await #expect(throws: PostgresError.self) { try await baraka.client.query("CREATE TEMP TABLE ledger_settings (name text, value bigint)") }
+        #expect(shadow?.sqlState == "42501")
         #expect(try await chebet.wallet.approve(own.id, by: self.checked).status == "approved")
 
         // Above the dual-approval bound: two different approvers.

@@ -22,6 +22,9 @@ CREATE TABLE mpesa_status_queries (
     asked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     -- Daraja's, from its acknowledgement of the query.
     conversation_id TEXT UNIQUE CHECK (length(conversation_id) BETWEEN 1 AND 128),
+    -- The OriginatorConversationID the acknowledgement named: ours when Daraja echoes it, else the
+    -- one Safaricom gave the query (an answer may name either, with the ConversationID).
+    acknowledged_originator TEXT CHECK (length(acknowledged_originator) BETWEEN 1 AND 128),
     acknowledged_at TIMESTAMPTZ,
     -- The first answer that named both ids, as the gateway keeps bodies (parsed, written again).
     answer JSONB,
@@ -39,6 +42,7 @@ BEGIN
     END IF;
     IF NEW.id <> OLD.id OR NEW.subject <> OLD.subject OR NEW.reference <> OLD.reference OR NEW.asked_at <> OLD.asked_at
         OR (OLD.conversation_id IS NOT NULL AND (NEW.conversation_id IS DISTINCT FROM OLD.conversation_id
+                                                 OR NEW.acknowledged_originator IS DISTINCT FROM OLD.acknowledged_originator
                                                  OR NEW.acknowledged_at IS DISTINCT FROM OLD.acknowledged_at))
         OR (OLD.answer IS NOT NULL AND (NEW.answer IS DISTINCT FROM OLD.answer OR NEW.answered_at IS DISTINCT FROM OLD.answered_at)) THEN
         RAISE EXCEPTION 'a status query keeps its ids, its acknowledgement and its first answer' USING ERRCODE = 'restrict_violation';

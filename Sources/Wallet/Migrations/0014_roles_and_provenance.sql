@@ -36,15 +36,33 @@ BEGIN
     END IF;
 END $$;
 
--- True when the current statement runs inside one of the wallet's functions (the call stack
--- names a `wallet_` function): what tells a movement made through the rules from a row written
--- by hand. Nothing outside the owner can create functions in this schema.
+-- True when the current statement runs inside one of the wallet's functions (a line of the call
+-- stack is a `wallet_` PL/pgSQL function): what tells a movement made through the rules from a row
+-- written by hand. Nobody but the owner writes transfers at all, and nobody but the owner can
+-- create functions here; against the owner (break-glass) this is best effort, no more.
 CREATE FUNCTION ledger_called_from_wallet() RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     stack TEXT;
 BEGIN
     GET DIAGNOSTICS stack = PG_CONTEXT;
-    RETURN stack ~ 'function wallet_[a-z_]+\(';
+    RETURN stack ~ '(^|\n)PL/pgSQL function wallet_[a-z_]+\(';
+END $$;
+
+-- True when the current role is the schema's owner (as the wallet's SECURITY DEFINER functions
+-- run), or a superuser.
+CREATE FUNCTION ledger_is_owner() RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT pg_has_role(current_user, (SELECT nspowner FROM pg_namespace WHERE oid = current_schema()::regnamespace), 'USAGE')
+$$;
+
+-- The member of staff acting: the session's current role, which must be a person's own (a group
+-- role taken with SET ROLE would hide who it was, and let one person ask as the group and approve
+-- as themselves).
+CREATE FUNCTION ledger_staff_identity() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user IN ('ussd_app', 'ussd_report', 'ussd_operator', 'ussd_approver') THEN
+        RAISE EXCEPTION 'act as your own login, not as the group role %', current_user USING ERRCODE = 'UL004';
+    END IF;
+    RETURN current_user;
 END $$;
 
 -- Limits of the staff desk, written by `ussd-gateway migrate` from LEDGER_DUAL_APPROVAL_ABOVE and
@@ -62,7 +80,7 @@ INSERT INTO ledger_settings (name, value) VALUES ('dual_approval_above', 1000000
 --   deposit:<id>     a deposit completed by the provider's word (STK or paybill)
 --   payout:<id>      a withdrawal's hold, its fee, and the fee's refund
 --   request:<id>     a correction or reversal two people approved
---   paybill:<TransID> a paybill payment parked in suspense
+--   c2b:<TransID>    a paybill payment Safaricom confirmed (credited, or parked in suspense)
 -- The cause is stamped by the database when the row comes from a wallet function, and wiped
 -- when it does not: a transfer written by hand has none, whatever it claims, and `ledger audit`
 -- names it.
@@ -86,18 +104,20 @@ BEGIN
 END $$;
 CREATE TRIGGER transfers_provenance BEFORE INSERT ON transfers FOR EACH ROW EXECUTE FUNCTION transfers_provenance();
 
--- Transfers made before this migration: their causes as their ids and links say.
+-- Transfers made before this migration: their causes as their ids and links say, set by joins
+-- (a ledger of millions of rows takes seconds, not a scan per row). The indexes serve the ledger
+-- audit's provenance check as well.
+CREATE INDEX deposits_transfer ON deposits (transfer_id) WHERE transfer_id IS NOT NULL;
+CREATE INDEX payouts_transfer ON payouts (transfer_id);
+CREATE INDEX ledger_requests_transfer ON ledger_requests (transfer_id) WHERE transfer_id IS NOT NULL;
 ALTER TABLE transfers DISABLE TRIGGER transfers_resolve;
-UPDATE transfers t SET cause = CASE
-    WHEN t.kind = 'deposit' AND t.id LIKE 'deposit:%' THEN t.id
-    WHEN t.kind IN ('p2p', 'save', 'unsave') THEN 'movement:' || t.id
-    WHEN t.kind = 'adjustment' THEN (SELECT 'request:' || r.id FROM ledger_requests r WHERE r.transfer_id = t.id)
-    WHEN t.kind = 'reversal' AND EXISTS (SELECT 1 FROM ledger_requests r WHERE r.transfer_id = t.id)
-        THEN (SELECT 'request:' || r.id FROM ledger_requests r WHERE r.transfer_id = t.id)
-    WHEN EXISTS (SELECT 1 FROM payouts p WHERE t.id IN (p.transfer_id, p.transfer_id || ':fee', p.transfer_id || ':fee-refund'))
-        THEN (SELECT 'payout:' || p.id FROM payouts p WHERE t.id IN (p.transfer_id, p.transfer_id || ':fee', p.transfer_id || ':fee-refund'))
-    WHEN t.kind = 'fee' AND t.metadata ? 'for' THEN 'movement:' || (t.metadata->>'for')
-END;
+UPDATE transfers t SET cause = t.id WHERE t.kind = 'deposit' AND t.id LIKE 'deposit:%';
+UPDATE transfers t SET cause = 'movement:' || t.id WHERE t.kind IN ('p2p', 'save', 'unsave');
+UPDATE transfers t SET cause = 'request:' || r.id FROM ledger_requests r WHERE r.transfer_id = t.id;
+UPDATE transfers t SET cause = 'payout:' || p.id FROM payouts p WHERE t.id = p.transfer_id;
+UPDATE transfers t SET cause = 'payout:' || p.id FROM payouts p WHERE t.id = p.transfer_id || ':fee';
+UPDATE transfers t SET cause = 'payout:' || p.id FROM payouts p WHERE t.id = p.transfer_id || ':fee-refund';
+UPDATE transfers t SET cause = 'movement:' || (t.metadata->>'for') WHERE t.kind = 'fee' AND t.cause IS NULL AND t.metadata ? 'for';
 ALTER TABLE transfers ENABLE TRIGGER transfers_resolve;
 
 -- A transfer's cause never changes once written.
@@ -177,6 +197,7 @@ BEGIN
            jsonb_build_object('for', 'failed payout'), 'payout:' || p.id
     FROM payouts p JOIN transfers t ON t.id = p.transfer_id || ':fee'
     WHERE p.id = p_payout AND t.status = 'posted'
+        AND EXISTS (SELECT 1 FROM transfers h WHERE h.id = p.transfer_id AND h.status = 'voided')
     ON CONFLICT (id) DO NOTHING;
 END $$;
 
@@ -226,9 +247,9 @@ CREATE FUNCTION audit_log_identity() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.db_user := current_user;
     NEW.at := now();
-    IF pg_has_role(current_user, 'ussd_operator', 'MEMBER') AND NOT pg_has_role(current_user, 'ussd_app', 'MEMBER')
-        AND NOT ledger_called_from_wallet() THEN
-        NEW.actor := current_user;
+    -- Inside the wallet's functions current_user is the owner, which is in neither group.
+    IF pg_has_role(current_user, 'ussd_operator', 'MEMBER') AND NOT pg_has_role(current_user, 'ussd_app', 'MEMBER') THEN
+        NEW.actor := ledger_staff_identity();
     END IF;
     RETURN NEW;
 END $$;
@@ -257,7 +278,7 @@ BEGIN
     IF NOT pg_has_role(current_user, 'ussd_operator', 'MEMBER') THEN
         RAISE EXCEPTION 'only staff (ussd_operator) may ask for a correction, a reversal or a PIN reset' USING ERRCODE = 'UL004';
     END IF;
-    NEW.requested_by := current_user;
+    NEW.requested_by := ledger_staff_identity();
     NEW.requested_at := now();
     NEW.status := 'pending';
     NEW.decided_by := NULL; NEW.decided_at := NULL; NEW.decision_reason := NULL; NEW.transfer_id := NULL;
@@ -296,7 +317,7 @@ CREATE FUNCTION ledger_decisions_identity() RETURNS trigger LANGUAGE plpgsql AS 
 DECLARE
     r RECORD;
 BEGIN
-    NEW.decided_by := current_user;
+    NEW.decided_by := ledger_staff_identity();
     NEW.decided_at := now();
     IF NOT pg_has_role(current_user, 'ussd_approver', 'MEMBER') THEN
         RAISE EXCEPTION 'only an approver (ussd_approver) may decide a request' USING ERRCODE = 'UL004';
@@ -340,6 +361,9 @@ DECLARE
     recipient_spendable BIGINT;
     cust RECORD;
     acct RECORD;
+    moving BIGINT;
+    bound BIGINT;
+    needed INT;
 BEGIN
     SELECT * INTO r FROM ledger_requests WHERE id = NEW.request_id FOR UPDATE;
     IF r.status <> 'pending' THEN
@@ -352,12 +376,25 @@ BEGIN
                 jsonb_build_object('request', r.id::text, 'status', 'pending'), jsonb_build_object('request', r.id::text, 'status', 'rejected'));
         RETURN NULL;
     END IF;
-    SELECT count(*) INTO approvals FROM ledger_decisions d WHERE d.request_id = r.id AND d.decision = 'approve';
-    IF approvals < r.approvals_needed THEN
+    -- Counted again here, as the owner, from the real tables: distinct approvers, never the one who
+    -- asked; the bounds from the settings, against the amount that will move.
+    SELECT count(DISTINCT lower(d.decided_by)) INTO approvals FROM ledger_decisions d
+    WHERE d.request_id = r.id AND d.decision = 'approve' AND lower(d.decided_by) <> lower(r.requested_by);
+    IF r.kind = 'reversal' THEN
+        SELECT t.amount INTO moving FROM transfers t WHERE t.id = r.reference;
+    ELSE
+        moving := r.amount;
+    END IF;
+    SELECT value INTO bound FROM ledger_settings WHERE name = 'dual_approval_above';
+    needed := greatest(r.approvals_needed, CASE WHEN moving > bound THEN 2 ELSE 1 END);
+    IF r.kind = 'adjustment' AND moving > (SELECT value FROM ledger_settings WHERE name = 'adjust_max') THEN
+        RAISE EXCEPTION 'an adjustment may not exceed LEDGER_ADJUST_MAX' USING ERRCODE = 'UL009';
+    END IF;
+    IF approvals < needed THEN
         INSERT INTO audit_log (actor, action, msisdn, reason, before, after)
         VALUES (NEW.decided_by, 'ledger.' || r.kind || '_approval', r.msisdn, NEW.reason,
                 jsonb_build_object('request', r.id::text, 'status', 'pending', 'requested_by', r.requested_by),
-                jsonb_build_object('request', r.id::text, 'status', 'pending', 'approvals', approvals || ' of ' || r.approvals_needed));
+                jsonb_build_object('request', r.id::text, 'status', 'pending', 'approvals', approvals || ' of ' || needed));
         RETURN NULL;
     END IF;
 
@@ -450,8 +487,6 @@ BEGIN
 END $$;
 CREATE TRIGGER ledger_decisions_carry_out AFTER INSERT ON ledger_decisions FOR EACH ROW EXECUTE FUNCTION wallet_carry_out_decision();
 
--- The approved ledger request a transfer names must be one that posted it.
-CREATE INDEX ledger_requests_transfer ON ledger_requests (transfer_id) WHERE transfer_id IS NOT NULL;
 
 -- ---------------------------------------------------------------------------------------------
 -- PIN reset cooling-off: when the customer sets the PIN an approved reset asked for, the
@@ -462,14 +497,37 @@ CREATE FUNCTION customers_pin_reset_completed() RETURNS trigger LANGUAGE plpgsql
 BEGIN
     IF OLD.pin_reset_required AND NOT NEW.pin_reset_required THEN
         NEW.pin_reset_completed_at := now();
-    ELSIF NEW.pin_reset_completed_at IS DISTINCT FROM OLD.pin_reset_completed_at AND NOT ledger_called_from_wallet() THEN
+    ELSIF NEW.pin_reset_completed_at IS DISTINCT FROM OLD.pin_reset_completed_at AND NOT ledger_is_owner() THEN
         NEW.pin_reset_completed_at := OLD.pin_reset_completed_at;
+    END IF;
+    -- Only an approved request (carried out as the owner) makes the next dial set a new PIN.
+    IF NEW.pin_reset_required AND NOT OLD.pin_reset_required AND NOT ledger_is_owner() THEN
+        RAISE EXCEPTION 'a PIN reset takes two people: ask for one (customer reset-pin)' USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
 END $$;
 CREATE TRIGGER customers_pin_reset_completed BEFORE UPDATE ON customers FOR EACH ROW
-    WHEN (OLD.pin_reset_required OR NEW.pin_reset_completed_at IS DISTINCT FROM OLD.pin_reset_completed_at)
+    WHEN (OLD.pin_reset_required IS DISTINCT FROM NEW.pin_reset_required OR NEW.pin_reset_completed_at IS DISTINCT FROM OLD.pin_reset_completed_at)
     EXECUTE FUNCTION customers_pin_reset_completed();
+
+-- ---------------------------------------------------------------------------------------------
+-- What a payout pays and a deposit credits is fixed when it is made: the reconciler re-sends a
+-- payout from its row, so a row rewritten afterwards (another phone, a larger amount) would pay
+-- out money no hold stands behind. Payouts are created only by wallet_hold_withdrawal.
+CREATE FUNCTION ledger_keep_terms() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION '% rows are never deleted', TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF NEW.id <> OLD.id OR NEW.customer_id <> OLD.customer_id OR NEW.msisdn <> OLD.msisdn OR NEW.amount <> OLD.amount
+        OR (TG_TABLE_NAME = 'payouts' AND (to_jsonb(NEW)->>'transfer_id' IS DISTINCT FROM to_jsonb(OLD)->>'transfer_id'
+                                            OR to_jsonb(NEW)->>'fee' IS DISTINCT FROM to_jsonb(OLD)->>'fee')) THEN
+        RAISE EXCEPTION 'a %''s customer, phone and amount never change', rtrim(TG_TABLE_NAME, 's') USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER payouts_keep_terms BEFORE UPDATE OR DELETE ON payouts FOR EACH ROW EXECUTE FUNCTION ledger_keep_terms();
+CREATE TRIGGER deposits_keep_terms BEFORE UPDATE OR DELETE ON deposits FOR EACH ROW EXECUTE FUNCTION ledger_keep_terms();
 
 -- ---------------------------------------------------------------------------------------------
 -- Privileges. Every later migration that adds a table or a wallet function calls
@@ -492,6 +550,15 @@ BEGIN
                  AND NOT c.relname = ANY (not_app) LOOP
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %I TO ussd_app', t.relname);
     END LOOP;
+    -- Staff and reports read customers, never their PIN hashes or PIN-change grants.
+    REVOKE SELECT ON customers FROM ussd_report, ussd_operator;
+    FOR t IN SELECT a.attname AS relname FROM pg_attribute a
+             WHERE a.attrelid = 'customers'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                 AND a.attname NOT IN ('pin_hash', 'pin_change_grant') LOOP
+        EXECUTE format('GRANT SELECT (%I) ON customers TO ussd_report, ussd_operator', t.relname);
+    END LOOP;
+    -- A payout row exists only with its hold (wallet_hold_withdrawal).
+    REVOKE INSERT, DELETE ON payouts FROM ussd_app;
     GRANT INSERT (msisdn, name, language, pin_hash, status) ON customers TO ussd_app;
     GRANT UPDATE (name, language, pin_hash, failed_pin_attempts, locked_until, updated_at, pin_locks, pin_change_grant,
                   pin_change_grant_until, pin_reset_required) ON customers TO ussd_app;
@@ -514,6 +581,17 @@ BEGIN
         IF NOT f.is_trigger THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO ussd_app', f.signature);
         END IF;
+    END LOOP;
+    -- The staff's checks run as the person (that is how they know who it is): their names resolve
+    -- in this schema only, and nobody but the owner may create temporary tables to shadow them.
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    FOR f IN
+        SELECT p.oid::regprocedure AS signature FROM pg_proc p
+        WHERE p.pronamespace = current_schema()::regnamespace
+            AND p.proname IN ('ledger_requests_identity', 'ledger_decisions_identity', 'ledger_staff_identity', 'ledger_is_owner',
+                              'audit_log_identity', 'customers_pin_reset_completed', 'ledger_called_from_wallet')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f.signature, current_schema());
     END LOOP;
     -- What only the owner runs.
     REVOKE EXECUTE ON FUNCTION ledger_apply_privileges() FROM PUBLIC;
