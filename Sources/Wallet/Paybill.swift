@@ -286,7 +286,7 @@ extension Wallet {
                 let minutes = after.components.seconds / 60
                 let reason =
                     state == "stk"
-                    ? "paybill payment to the STK account reference that no STK deposit credited within \(minutes) minutes: nothing credited; check it in the M-Pesa portal"
+                    ? "paybill payment to the STK account reference that no STK deposit credited by its receipt within \(minutes) minutes: nothing credited here; an STK push credited on our STK Query has no receipt, so look for a deposit of this phone and amount before crediting it"
                     : "paybill payment not confirmed by Safaricom's Transaction Status within \(minutes) minutes: nothing credited; check it in the M-Pesa portal"
                 try await tx.query(
                     """

@@ -218,6 +218,10 @@ extension Ledger {
         )
         let approval = try await ledger.wallet.auditTrail(achieng)[2]
         #expect(approval.actor == kamau.name && approval.before?.contains("\"requested_by\": \"\(wanjiru.name)\"") == true)
+        // Written inside the database as the owner, and still naming the login that decided.
+        let written = try await ledger.postgres.query("SELECT db_user FROM audit_log WHERE action = 'ledger.adjustment_approved'").single()!
+            .decode(String.self, column: 0)
+        #expect(written.hasPrefix(kamau.name + " as "), "\(written)")
         #expect(try await ledger.queued(achieng, "adjustment") == [#"{"amount": "50000", "reason": "credit", "reference": "ADJ\#(request.id)"}"#])
         try await ledger.audit()
         await ledger.shutdown()

@@ -239,13 +239,16 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------------------------------------
--- The audit trail knows who wrote each row: `db_user` is the database identity, set by the
--- database; a staff member's row names them as its actor whatever the client sent.
+-- The audit trail knows who wrote each row: `db_user` is the database identity (the login, and
+-- the role it acted as), set by the database; a staff member's row names them as its actor
+-- whatever the client sent.
 ALTER TABLE audit_log ADD COLUMN db_user TEXT;
 
 CREATE FUNCTION audit_log_identity() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.db_user := current_user;
+    -- The login, and the role it acted as when that differs (the staff desk's SET LOCAL ROLE, or the
+    -- owner inside the wallet's functions): `ops_baraka as ussd_owner`.
+    NEW.db_user := CASE WHEN session_user = current_user THEN current_user::text ELSE session_user || ' as ' || current_user END;
     NEW.at := now();
     -- Inside the wallet's functions current_user is the owner, which is in neither group.
     IF pg_has_role(current_user, 'ussd_operator', 'MEMBER') AND NOT pg_has_role(current_user, 'ussd_app', 'MEMBER') THEN
