@@ -49,6 +49,34 @@ import Testing
         document["screens"] = screens
     }
 
+    /// An error may set variables for its screen (a cooling-off names when it ends): lint knows
+    /// them from the action's contract, counts their length in the page budget, and still reports
+    /// a variable no error or screen sets.
+    @Test func anErrorScreenMayShowWhatItsErrorSets() throws {
+        var document = Self.base()
+        Self.screens(&document) { screens in
+            screens["balance"]!["errors"] = ["wrong_pin": "help", "locked": "locked"]
+            screens["locked"] = ["type": "end", "text": ["en": "Locked until {until}", "sw": "Imefungwa hadi {until}"]]
+        }
+        let graph = try MenuGraph.load(data: try JSONSerialization.data(withJSONObject: document))
+        let setting = [
+            ActionSpec(
+                name: "wallet.balance", arguments: ["msisdn", "pin"], results: ["balance": .init(maxLength: 12)], errors: ["wrong_pin", "locked"],
+                errorResults: ["locked": ["until": .init(maxLength: 12)]]),
+            Self.actions[1],
+        ]
+        #expect(graph.lint(actions: setting).isEmpty, "\(graph.lint(actions: setting))")
+        #expect(graph.lint(actions: Self.actions).map(\.description) == ["locked: text uses {until}, which no earlier screen or action can have set"])
+        // Its longest value counts towards the page budget.
+        let long = [
+            ActionSpec(
+                name: "wallet.balance", arguments: ["msisdn", "pin"], results: ["balance": .init(maxLength: 12)], errors: ["wrong_pin", "locked"],
+                errorResults: ["locked": ["until": .init(maxLength: 200)]]),
+            Self.actions[1],
+        ]
+        #expect(graph.lint(actions: long).contains { $0.description.hasPrefix("locked: text can reach") })
+    }
+
     @Test func tariffsAreRisingBandsWithFeesBelowTheirAmountsCoveringEverySendAmount() throws {
         // A send screen whose amounts go up to 250,000.
         func send(_ document: inout [String: Any]) {
