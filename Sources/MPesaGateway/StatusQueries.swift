@@ -11,7 +11,9 @@ import Wallet
 /// Each query gets a random id (``StatusQueryID``) recorded before it leaves, and the ConversationID
 /// of Daraja's acknowledgement recorded when it comes back. The answer arrives on the result URL,
 /// which the callback token guards; anyone with the token could post one, so an answer counts only
-/// when it names both ids. One that names a query but another ConversationID is kept for review.
+/// when it names the acknowledged ConversationID and the query's OriginatorConversationID (ours, or
+/// the one Safaricom's acknowledgement gave it instead). One that names a query but another
+/// ConversationID is kept for review.
 extension MPesaService {
     // MARK: Asking
 

@@ -2,8 +2,9 @@
 --
 -- 1. Transaction Status queries. Every query the gateway sends is kept here: the id we chose at
 --    random as its OriginatorConversationID, what it asks about (a paybill receipt or a payout),
---    and the ConversationID Daraja returned when it accepted the query. An answer counts only
---    when it names both; the callback token lets an answer in, it never makes one count. Rows are
+--    and the ConversationID Daraja returned when it accepted the query (with the
+--    OriginatorConversationID it named, when Safaricom gave the query its own). An answer counts
+--    only when it names the ConversationID and one of those originators; the callback token lets an answer in, it never makes one count. Rows are
 --    never deleted, a ConversationID is written once, and the first answer kept is never replaced.
 -- 2. Paybill confirmations. A confirmation is recorded (`state` 'verifying'), and nothing moves
 --    until a Transaction Status answer says Completed with the same receipt, amount and paybill.
