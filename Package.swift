@@ -24,6 +24,10 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // The PKCS#11 header as p11-kit ships it, and the few calls the PIN keys make into a module
+        // (an HSM's, or SoftHSM2's in the tests) loaded by path at run time.
+        .systemLibrary(name: "CP11Kit", pkgConfig: "p11-kit-1", providers: [.apt(["libp11-kit-dev"])]),
+        .target(name: "CPKCS11", dependencies: ["CP11Kit"]),
 
         // A bounded pool of connections whose blocking C calls run on threads of their own.
         .target(
@@ -65,7 +69,7 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Postgres", "Basics", "ConnectionPool",
+                "Postgres", "Basics", "ConnectionPool", "CPKCS11",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -203,7 +207,7 @@ let package = Package(
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
         .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
-        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport"]),
+        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(

@@ -40,6 +40,8 @@ pg_bin=$(bash scripts/services.sh pg-bindir)
 
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export ENVIRONMENT=production PIN_PEPPER="open-loop-pepper-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" AT_CALLBACK_TOKEN="$token"
+# The gateways' PIN key (and the handsets' seed, which makes their customers' PIN values): one per run.
+export PIN_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export REDIS_URL="redis://127.0.0.1:$(cat "$scratch/redis/port")/0" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/open_bench"
 export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 "$bin" migrate 2>/dev/null

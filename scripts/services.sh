@@ -18,7 +18,7 @@
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
 set -euo pipefail
 
-PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server redis-tools postgresql postgresql-contrib)
+PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev libp11-kit-dev softhsm2 redis-server redis-tools postgresql postgresql-contrib)
 
 log() { printf '%s\n' "services: $*" >&2; }
 

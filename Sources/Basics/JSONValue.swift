@@ -55,7 +55,7 @@ public enum JSONValue: Sendable, Hashable, Decodable {
     }
 
     /// The deepest nesting of `[` and `{` outside strings (an unbalanced body is left to the parser).
-    static func nestingDepth(_ bytes: [UInt8]) -> Int {
+    public static func nestingDepth(_ bytes: [UInt8]) -> Int {
         var depth = 0, deepest = 0, inString = false, escaped = false
         for byte in bytes {
             if inString {

@@ -6,7 +6,7 @@ import USSDGateway
 
 /// Engine speed and load+lint time, for `gateway-bench menus`.
 public enum MenuBenchmark {
-    /// A sealer for the benchmark only; the gateway's own is keyed with its pepper.
+    /// A sealer for the benchmark only; the gateway's own is keyed with its seal key.
     struct BenchSealer: SecretSealer {
         func seal(_ secret: String) -> String { String(secret.reversed()) }
     }

@@ -37,8 +37,7 @@ public enum USSDBenchmark {
         config.postgres = try BenchmarkDatabase.checked(config.postgres)
         config.postgres.statementTimeout = nil
         let setup = PostgresClient(configuration: config.postgres)
-        let hash = try await PINHasher(pepper: config.pinPepper, cost: config.pinHashCost).hash(Self.pin)
-        try await WalletBenchmark.prepare(setup, customers: customers, pinHash: hash)
+        try await WalletBenchmark.prepare(setup, customers: customers, pins: try config.openPINVault(), pin: Self.pin)
         await setup.shutdown()
 
         var logger = Logger(label: "bench")

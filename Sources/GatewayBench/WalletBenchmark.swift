@@ -8,9 +8,11 @@ import Wallet
 /// deposit completions, which all credit through the one M-Pesa float account (the hot row).
 public enum WalletBenchmark {
     /// Migrates the database and bulk-creates `customers` customers (``number(_:)`` 1 to
-    /// `customers`) with 40,000 KES each (under every tier's maximum balance in menus.json), all with `pinHash` (by default one no PIN matches),
-    /// unlocked. Only those seeded numbers are touched: their PIN hashes, locks and funding.
-    static func prepare(_ postgres: PostgresClient, customers: Int, pinHash: String = "scrypt$bench-customers-do-not-log-in") async throws {
+    /// `customers`) with 40,000 KES each (under every tier's maximum balance in menus.json), unlocked,
+    /// with the PIN `pin` under `pins`' newest key (by default a value no PIN matches). Only those
+    /// seeded numbers are touched: their PIN values, locks and funding.
+    static func prepare(_ postgres: PostgresClient, customers: Int, pins: PINVault? = nil, pin: String = "0000") async throws {
+        let pinHash = "unset"
         try await postgres.migrate(try WalletMigrations.all())
         let seeded = "'2547' || lpad(g::text, 8, '0')"
         try await postgres.query(
@@ -45,6 +47,21 @@ public enum WalletBenchmark {
             ON CONFLICT DO NOTHING
             """
         )
+        if let pins {
+            // Each customer's value names their id: made here (a microsecond each under a software key).
+            let ids = try await postgres.query(
+                "SELECT id FROM customers WHERE msisdn IN (SELECT \(unescaped: seeded) FROM generate_series(1, \(customers)) g)"
+            ).map { try $0.decode(Int64.self, column: 0) }
+            for start in stride(from: 0, to: ids.count, by: 5_000) {
+                let slice = Array(ids[start..<min(ids.count, start + 5_000)])
+                var pairs: [String] = []
+                for id in slice { pairs.append("{\"id\":\(id),\"value\":\"\(try await pins.value(for: pin, customer: id))\"}") }
+                let json = "[" + pairs.joined(separator: ",") + "]"
+                try await postgres.query(
+                    "UPDATE customers c SET pin_hash = v.value FROM jsonb_to_recordset(\(json)::jsonb) AS v(id bigint, value text) WHERE c.id = v.id"
+                )
+            }
+        }
         try await postgres.query("ANALYZE")
     }
 
@@ -60,7 +77,7 @@ public enum WalletBenchmark {
         configuration.statementTimeout = nil
         let postgres = PostgresClient(configuration: configuration)
         try await self.prepare(postgres, customers: customers)
-        let pins = PINHasher(pepper: Array("bench-pepper-not-for-production".utf8), cost: .testing)
+        let pins = PINVault(key: SoftwarePINKeys.randomKey())
         let wallet = Wallet(postgres: postgres, pins: pins, groupCommit: groupCommit)
         // The same wallet with group commit off: every send its own commit, as before migration 0010.
         let alone = Wallet(postgres: postgres, pins: pins, groupCommit: .off)

@@ -9,7 +9,9 @@ public enum HTTPAnswer {
     public static func read(_ body: [UInt8], _ call: MenuDocument.HTTPCall) -> ActionResult {
         let needsBody = !(call.results ?? [:]).isEmpty || call.list != nil || call.resultField != nil
         guard needsBody else { return .success([:]) }
-        guard let json = JSONValue.parse(body) else { return .failure("bad_response") }
+        // Nested no deeper than a provider's callback may be, checked on the bytes before the
+        // recursive decoder sees them.
+        guard JSONValue.nestingDepth(body) <= JSONValue.Limits.callbacks.depth, let json = JSONValue.parse(body) else { return .failure("bad_response") }
         if let field = call.resultField.flatMap(JSONPath.init), let value = field.value(in: json).flatMap(JSONPath.text), !value.isEmpty {
             return (call.codes ?? []).contains(value) ? .failure(value) : .failure("bad_response")
         }

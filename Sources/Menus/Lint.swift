@@ -3,9 +3,12 @@ extension MenuGraph {
     /// Checks the journeys against the gateway's action registry. Empty means clean; the gateway
     /// refuses to start otherwise.
     /// `hopDeadlineMilliseconds`: the longest an `http` action may take, retries included (the
-    /// gateway passes `HOP_DEADLINE_MS`).
-    public func lint(actions: [ActionSpec], hopDeadlineMilliseconds: Int = 4000) -> [LintProblem] {
-        var linter = Linter(graph: self, actions: Dictionary(actions.map { ($0.name, $0) }) { first, _ in first }, hopDeadline: hopDeadlineMilliseconds)
+    /// gateway passes `HOP_DEADLINE_MS`). `backendVariables`: which variables a backend's `env:`
+    /// may name (the gateway passes `BACKEND_ENV_ALLOW` and its own settings).
+    public func lint(actions: [ActionSpec], hopDeadlineMilliseconds: Int = 4000, backendVariables: BackendVariables = BackendVariables()) -> [LintProblem] {
+        var linter = Linter(
+            graph: self, actions: Dictionary(actions.map { ($0.name, $0) }) { first, _ in first }, hopDeadline: hopDeadlineMilliseconds,
+            backendVariables: backendVariables)
         linter.run()
         return linter.problems.sorted { ($0.location, $0.message) < ($1.location, $1.message) }
     }
@@ -15,6 +18,7 @@ private struct Linter {
     let graph: MenuGraph
     let actions: [String: ActionSpec]
     let hopDeadline: Int
+    let backendVariables: BackendVariables
     var problems: [LintProblem] = []
     var document: MenuDocument { self.graph.document }
 
@@ -708,9 +712,17 @@ extension Linter {
         }
         for (name, backend) in (self.document.backends ?? [:]).sorted(by: { $0.key < $1.key }) {
             let location = "backends.\(name)"
-            if !isReference(backend.url) { self.report(location, "url must be env:NAME (the URL comes from the environment)") }
-            for (header, value) in (backend.headers ?? [:]).sorted(by: { $0.key < $1.key }) where !isReference(value) {
-                self.report(location, "header \(header) must be env:NAME: a secret is never written in menus.json")
+            if !isReference(backend.url) {
+                self.report(location, "url must be env:NAME (the URL comes from the environment)")
+            } else if let refusal = self.backendVariables.refusal(String(backend.url.dropFirst(4))) {
+                self.report(location, "url: \(refusal)")
+            }
+            for (header, value) in (backend.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+                if !isReference(value) {
+                    self.report(location, "header \(header) must be env:NAME: a secret is never written in menus.json")
+                } else if let refusal = self.backendVariables.refusal(String(value.dropFirst(4))) {
+                    self.report(location, "header \(header): \(refusal)")
+                }
             }
             if let breaker = backend.breaker, !(1...100).contains(breaker.failures) || !(1...3600).contains(breaker.openSeconds) {
                 self.report(location, "breaker needs failures from 1 to 100 and openSeconds from 1 to 3600")

@@ -1,5 +1,5 @@
 /// Seals a secret so a later input can be compared with it without storing it: the gateway uses
-/// an HMAC keyed with its server-side pepper. Must be deterministic for equal inputs; the engine
+/// an HMAC under a seal key of its own (PINVault). Must be deterministic for equal inputs; the engine
 /// binds what it seals to the session's nonce and the variable.
 public protocol SecretSealer: Sendable {
     func seal(_ secret: String) -> String

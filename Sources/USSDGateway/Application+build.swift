@@ -18,9 +18,10 @@ import Wallet
 
 /// Builds the gateway: routes, middleware, and the clients as services that the application's
 /// service group starts before the server and shuts down after it, so in-flight requests finish
-/// before the pools close. `menus` defaults to the checked file at `config.menusPath`.
+/// before the pools close. `menus` defaults to the checked file at `config.menusPath`, `pins` to the vault over
+/// `config.pinKeys`.
 public func buildApplication(
-    config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+    config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil, pins: PINVault? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
     onAdminRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     var config = config
@@ -34,9 +35,12 @@ public func buildApplication(
     var logger = logger ?? Logger(label: "ussd.http")
     logger.logLevel = config.logLevel
     GatewayMetrics.bootstrap()
-    let graph = try menus ?? loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline)
+    let graph = try menus ?? loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline, backendVariables: config.backendVariables)
+    if let problem = config.backendTransportProblem(graph.document) { throw problem }
     let clients = GatewayClients(config: config, logger: logger)
-    let pins = PINHasher(pepper: config.pinPepper, cost: config.pinHashCost)
+    // A vault passed in is its owner's to run and stop (tests share one across applications).
+    let ownPINs = pins == nil
+    let pins = try pins ?? config.openPINVault()
     let wallet = Wallet(
         postgres: clients.postgres, pins: pins, lockDuration: .seconds(config.pinLockMinutes * 60), groupCommit: config.groupCommit,
         pinResetCooldown: config.pinResetCooldown, now: config.now, logger: Logger(label: "wallet")
@@ -80,7 +84,7 @@ public func buildApplication(
     let actions = WalletActions(wallet: wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: graph.document.tariff, httpActions: httpActions)
     let workers = ActionWorkers()
     let ussd = USSDService(
-        graph: graph, redis: clients.redis, actions: actions, workers: workers, wallet: wallet, sealer: PepperSealer(pins: pins),
+        graph: graph, redis: clients.redis, actions: actions, workers: workers, wallet: wallet, sealer: VaultSealer(pins: pins),
         settings: settings, logger: ussdLogger
     )
     // Refused callbacks (forged, from outside the allowlist, malformed) go to the audit trail.
@@ -115,9 +119,11 @@ public func buildApplication(
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
     var services: [any Service] = [
-        clients.redis, clients.postgres, clients.http, pins, workers, USSDGauges(service: ussd, logger: ussdLogger),
+        clients.redis, clients.postgres, clients.http, workers, USSDGauges(service: ussd, logger: ussdLogger),
         RefusedCallbackAuditor(refusals: refusals, wallet: wallet, logger: logger),
     ]
+    // Started before the workers and stopped after them: no PIN check is cut off.
+    if ownPINs { services.insert(pins, at: 3) }
     if config.sandbox.isOn, let gatewayURL = config.sandbox.gatewayURL {
         var sandboxLogger = logger
         sandboxLogger[metadataKey: "subsystem"] = "sandbox"

@@ -2,12 +2,14 @@ import Foundation
 import Basics
 import GatewayHTTP
 import Logging
+import Menus
 import MPesa
 import MPesaGateway
 import Postgres
 import Redis
 import SMSChannel
 import Wallet
+import Synchronization
 
 /// Everything the gateway reads from its environment, parsed once at start-up.
 ///
@@ -29,13 +31,17 @@ public struct GatewayConfig: Sendable {
     public var menusPath = "menus.json"
     /// `LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default `info`.
     public var logLevel = Logger.Level.info
-    /// `PIN_PEPPER`: the server-side secret mixed into every PIN hash, at least 16 bytes. Required
-    /// unless `ENVIRONMENT=development`, where a fixed development pepper stands in.
-    public var pinPepper: [UInt8] = []
-    /// `PIN_HASH_SCRYPT_N`: scrypt's cost parameter for new PIN hashes, a power of two from 1024
-    /// (the default, `PINHasher.Cost.production`; see there why) to 1048576. Existing hashes keep
-    /// the cost they were made with. Tests set a cheaper cost in code.
-    public var pinHashCost = PINHasher.Cost.production
+    /// The PIN keys (SECURITY.md: PIN keys), one of: `PIN_KEY_FILE` (a file of versioned keys),
+    /// `PIN_KEY` (`<version>:<hex>,...` from a secret store), or a PKCS#11 token
+    /// (`PIN_PKCS11_MODULE`, `PIN_PKCS11_SLOT` (a slot's number or the token's label),
+    /// `PIN_PKCS11_LABEL` (default `ussd-gateway-pin`), `PIN_PKCS11_PIN`). Required to serve in
+    /// production; development without one uses `.data/pin.keys`, made with a random key on first use.
+    public var pinKeys: PINKeySource?
+    /// True when ``pinKeys`` is development's own key file, made when missing.
+    public var pinKeyIsDevelopmentDefault = false
+    /// `PIN_PEPPER`: only to check scrypt PIN hashes from before PIN keys, each replaced by a
+    /// value under the newest key at its customer's next right PIN. At least 16 bytes.
+    public var pinPepper: [UInt8]?
     /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
     public var pinLockMinutes = 30
     /// `PIN_RESET_COOLDOWN_HOURS` (0 to 720, default 24) and `PIN_RESET_COOLDOWN_LIMIT` (whole
@@ -87,9 +93,23 @@ public struct GatewayConfig: Sendable {
     public var flaresPassword: String?
     /// The token guarding the other aggregators' routes.
     public var dialectToken: String? { self.dialectCallbackToken ?? self.callbackToken }
-    /// Every setting as read (the environment over the config file), for what menus.json names by
-    /// `env:` reference: its backends' URLs and keys (`JOBS_API_URL`, `JOBS_API_KEY`). Never logged.
+    /// The settings (the environment over the config file) a backend may be given, for what
+    /// menus.json names by `env:` reference: its backends' URLs and keys (`JOBS_API_URL`,
+    /// `JOBS_API_KEY`); only those ``backendVariables`` permits. Never logged.
     public var backendValues: [String: String] = [:]
+    /// Which variables a backend's `env:` may name: `BACKEND_*`, `JOBS_API_*` and those listed in
+    /// `BACKEND_ENV_ALLOW`, never one of the gateway's own settings.
+    public var backendVariables = BackendVariables()
+    /// `DEVELOPMENT_LISTEN_PUBLIC=1`: lets a development gateway listen on a non-loopback
+    /// `HTTP_HOST`, with no sandbox and no browser phone there.
+    public var developmentListenPublic = false
+    /// The gateway's secrets: never a backend's, whether or not this configuration reads them.
+    public static let secretVariables: Set<String> = [
+        "PIN_PEPPER", "PIN_KEY", "PIN_KEY_FILE", "PIN_PKCS11_MODULE", "PIN_PKCS11_SLOT", "PIN_PKCS11_LABEL", "PIN_PKCS11_PIN", "DATABASE_URL",
+        "REDIS_URL", "REDIS_CA_FILE", "CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "DIALECT_CALLBACK_TOKEN", "AT_API_KEY",
+        "AT_USERNAME", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL", "MPESA_C2B_SECURITY_CREDENTIAL",
+        "FLARES_USER", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD",
+    ]
     /// The dialects `USSD_DIALECTS` may name.
     public static let knownDialects = ["hubtel", "nalo", "arkesel", "flares"]
     /// `SMS_RATE_LIMIT_PER_MINUTE`: inbound SMS commands per number per minute; over it one polite
@@ -159,9 +179,9 @@ public struct GatewayConfig: Sendable {
         try config.readMPesa(reader)
         try config.readSMS(reader)
         try config.readSandbox(reader)
+        try config.readPINKeys(reader, required: serving)
+        try config.readBackendVariables(reader)
         guard serving else { return config }
-        // Last, so a bad value elsewhere is reported first.
-        try config.readPepper(reader)
         if let problem = config.productionProblem { throw problem }
         return config
     }
@@ -225,9 +245,6 @@ public struct GatewayConfig: Sendable {
         self.ledgerDualApprovalAbove =
             100 * Int64(try reader.integer("LEDGER_DUAL_APPROVAL_ABOVE", default: Int(self.ledgerDualApprovalAbove / 100), in: 1...1_000_000_000))
         self.ledgerAdjustMax = 100 * Int64(try reader.integer("LEDGER_ADJUST_MAX", default: Int(self.ledgerAdjustMax / 100), in: 1...1_000_000_000))
-        let scryptN = try reader.integer("PIN_HASH_SCRYPT_N", default: self.pinHashCost.n, in: 1024...1_048_576)
-        guard scryptN & (scryptN - 1) == 0 else { throw ConfigError(variable: "PIN_HASH_SCRYPT_N", problem: "must be a power of two (got \(scryptN))") }
-        self.pinHashCost.n = scryptN
         self.sessionTTLSeconds = try reader.integer("SESSION_TTL_SECONDS", default: self.sessionTTLSeconds, in: 10...3600)
         if reader.value("RESUME_WINDOW_SECONDS") != nil {
             self.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)
@@ -330,7 +347,13 @@ public struct GatewayConfig: Sendable {
     private mutating func readSandbox(_ reader: Reader) throws(ConfigError) {
         let sandbox: SandboxSettings.Switch = try reader.oneOf("SANDBOX", default: .auto)
         let simulator: SandboxSettings.Switch = try reader.oneOf("SIMULATOR", default: .auto)
-        if self.environment == .development {
+        self.developmentListenPublic = try reader.oneOf("DEVELOPMENT_LISTEN_PUBLIC", default: Flag.off) == .on
+        if self.environment == .development && !isLoopback(self.httpHost) {
+            // Reachable from outside: no simulated provider, no browser phone, unless asked for (refused below).
+            self.sandbox.mpesa = sandbox == .on
+            self.sandbox.sms = sandbox == .on
+            self.sandbox.simulator = simulator == .on
+        } else if self.environment == .development {
             let darajaCredentials = self.mpesa.consumerKey != nil || self.mpesa.consumerSecret != nil
             let africasTalkingCredentials = self.sms.username != nil || self.sms.apiKey != nil
             self.sandbox.mpesa = sandbox == .on || (sandbox == .auto && !darajaCredentials)
@@ -347,16 +370,62 @@ public struct GatewayConfig: Sendable {
         if self.sandbox.isOn && self.httpPort != 0 { self.applySandbox(port: self.httpPort) }
     }
 
-    /// `PIN_PEPPER`, never echoed: it is a secret.
-    private mutating func readPepper(_ reader: Reader) throws(ConfigError) {
+    /// `BACKEND_ENV_ALLOW`, after every other setting was read: a name the gateway reads itself is refused.
+    private mutating func readBackendVariables(_ reader: Reader) throws(ConfigError) {
+        let allowed = Set((reader.value("BACKEND_ENV_ALLOW") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        let own = reader.asked.names.withLock { $0 }.union(Self.secretVariables)
+        if let name = allowed.intersection(own).sorted().first {
+            throw ConfigError(variable: "BACKEND_ENV_ALLOW", problem: "names \(name), one of the gateway's own settings, which never leave it")
+        }
+        self.backendVariables = BackendVariables(allowed: allowed, forbidden: own)
+        self.backendValues = self.backendValues.filter { self.backendVariables.permits($0.key) }
+    }
+
+    /// The PIN keys and `PIN_PEPPER`, never echoed: they are secrets.
+    private mutating func readPINKeys(_ reader: Reader, required: Bool) throws(ConfigError) {
         if let pepper = reader.value("PIN_PEPPER") {
             guard pepper.utf8.count >= 16 else { throw ConfigError(variable: "PIN_PEPPER", problem: "must be at least 16 bytes") }
             self.pinPepper = Array(pepper.utf8)
-        } else if self.environment == .development {
-            self.pinPepper = Array("development-pepper-never-for-production".utf8)
-        } else {
-            throw ConfigError(variable: "PIN_PEPPER", problem: "is required outside development (ENVIRONMENT=development uses a built-in one)")
         }
+        var sources: [(String, PINKeySource)] = []
+        if let path = reader.value("PIN_KEY_FILE") { sources.append(("PIN_KEY_FILE", .file(path: path))) }
+        if let value = reader.value("PIN_KEY") { sources.append(("PIN_KEY", .environment(value))) }
+        if let module = reader.value("PIN_PKCS11_MODULE") {
+            guard let slot = reader.value("PIN_PKCS11_SLOT") else {
+                throw ConfigError(variable: "PIN_PKCS11_SLOT", problem: "is required with PIN_PKCS11_MODULE: a slot's number or the token's label")
+            }
+            guard let pin = reader.value("PIN_PKCS11_PIN") else {
+                throw ConfigError(variable: "PIN_PKCS11_PIN", problem: "is required with PIN_PKCS11_MODULE: the token's user PIN")
+            }
+            let label = try reader.string("PIN_PKCS11_LABEL", default: "ussd-gateway-pin")
+            sources.append(("PIN_PKCS11_MODULE", .pkcs11(PKCS11Settings(module: module, slot: .init(slot), label: label, pin: pin))))
+        }
+        guard sources.count <= 1 else {
+            throw ConfigError(variable: sources.map(\.0).joined(separator: ", "), problem: "name one source of PIN keys, not several")
+        }
+        if let (_, source) = sources.first {
+            self.pinKeys = source
+        } else if self.environment == .development {
+            self.pinKeys = .file(path: ".data/pin.keys")
+            self.pinKeyIsDevelopmentDefault = true
+        } else if required {
+            throw ConfigError(
+                variable: "PIN_KEY_FILE",
+                problem: "is required outside development (or PIN_KEY, or PIN_PKCS11_MODULE with its slot, label and PIN): the key PINs are checked under"
+            )
+        }
+    }
+
+    /// Opens the PIN keys (development's key file made on first use) and the vault over them.
+    /// Reads a file or logs in to a token: called once, at start-up.
+    public func openPINVault() throws(PINKeyError) -> PINVault {
+        guard let source = self.pinKeys else {
+            // A configuration built in code (tests, benchmarks) in development: a key of this process alone.
+            guard self.environment == .development else { throw PINKeyError("no PIN keys are configured (PIN_KEY_FILE, PIN_KEY or PIN_PKCS11_MODULE)") }
+            return PINVault(key: SoftwarePINKeys.randomKey(), legacyPepper: self.pinPepper)
+        }
+        if self.pinKeyIsDevelopmentDefault, case .file(let path) = source { try SoftwarePINKeys.createIfMissing(file: path) }
+        return try PINVault(keys: try source.open(), legacyPepper: self.pinPepper)
     }
 
     /// Why this configuration must not serve in production, naming the variable: a configured
@@ -416,10 +485,16 @@ public struct GatewayConfig: Sendable {
         return values
     }
 
+    /// A yes/no setting.
+    enum Flag: String, CaseIterable { case on = "1", off = "0" }
+
     private struct Reader {
         let values: [String: String]
+        /// Every name asked for: the gateway's own settings, which a backend may never be given.
+        let asked = AskedNames()
 
         func value(_ name: String) -> String? {
+            self.asked.names.withLock { _ = $0.insert(name) }
             guard let value = self.values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
             return value
         }
@@ -486,4 +561,17 @@ public struct ConfigError: LogSafeError, Sendable {
     public let variable: String
     public let problem: String
     public var description: String { "\(self.variable): \(self.problem)" }
+}
+
+/// Names a ``GatewayConfig`` reader was asked for.
+final class AskedNames: Sendable {
+    let names = Mutex<Set<String>>([])
+}
+
+/// True for an address only this machine reaches: `localhost`, 127.0.0.0/8, `::1`.
+public func isLoopback(_ host: String) -> Bool {
+    let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+    if bare == "localhost" || bare == "::1" { return true }
+    let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+    return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
 }

@@ -80,6 +80,19 @@ extension GatewayConfig {
     /// Why the sandbox or the browser phone must not run with this configuration: never in
     /// production. Checked by ``load(environment:file:)`` and again by ``buildApplication``.
     public var sandboxProblem: ConfigError? {
+        if self.environment == .development && !isLoopback(self.httpHost) {
+            // Development switches every safeguard off: not from outside unless asked, and even then
+            // with nothing simulated.
+            guard self.developmentListenPublic else {
+                return ConfigError(
+                    variable: "HTTP_HOST",
+                    problem: "is \(self.httpHost), not loopback: development has no safeguards and is served on 127.0.0.1 only (DEVELOPMENT_LISTEN_PUBLIC=1 to serve there, without the sandbox and the browser phone)"
+                )
+            }
+            if self.sandbox.isOn { return ConfigError(variable: "SANDBOX", problem: "cannot be on when development listens on a public address") }
+            if self.sandbox.simulator { return ConfigError(variable: "SIMULATOR", problem: "cannot be on when development listens on a public address") }
+            return nil
+        }
         guard self.environment == .production else { return nil }
         if self.sandbox.isOn {
             return ConfigError(variable: "SANDBOX", problem: "cannot be on in production: it simulates M-Pesa payments and SMS (set auto or off)")

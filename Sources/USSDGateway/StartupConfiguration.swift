@@ -14,7 +14,7 @@ extension GatewayConfig {
         var settings: [String: String] = [
             "environment": "\(self.environment)",
             "pin.lock_minutes": String(self.pinLockMinutes),
-            "pin.scrypt_n": String(self.pinHashCost.n),
+            "pin.keys": self.pinKeys?.summary ?? "not set",
             "session.ttl_seconds": String(self.sessionTTLSeconds),
             "hop.deadline_ms": String(self.hopDeadline.inMilliseconds),
             "ussd.rate_limit_per_minute": String(self.ussdRateLimitPerMinute),
@@ -128,7 +128,7 @@ public struct StartupConfigurationRetry: Service {
 
     public func run() async throws {
         let postgres = PostgresClient(configuration: self.config.postgres, logger: Logger(label: "postgres"))
-        let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: self.config.pinPepper, cost: self.config.pinHashCost))
+        let wallet = Wallet(postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey()))
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 let changed = try await applyStartupConfiguration(config: self.config, menus: self.menus, wallet: wallet)

@@ -48,7 +48,7 @@ extension Wallet {
         guard customer.pinResetRequired else { throw WalletError.tokenExpired }
         guard PINPolicy.isWellFormed(pin) else { throw WalletError.invalidArgument("a PIN is four digits") }
         guard PINPolicy.isAcceptable(pin, msisdn: msisdn.value) else { throw WalletError.weakPIN }
-        let hash = try await self.pins.hash(pin)
+        let hash = try await self.pins.value(for: pin, customer: customer.id)
         let done = try await self.postgres.query(
             """
             WITH changed AS (

@@ -7,7 +7,7 @@ import Postgres
 /// (see `Migrations/0001_ledger.sql`).
 public final class Wallet: Sendable {
     let postgres: PostgresClient
-    let pins: PINHasher
+    let pins: PINVault
     /// How long three wrong PINs lock a customer (`PIN_LOCK_MINUTES`, default 30).
     let lockDuration: Duration
     let limits: WalletLimits
@@ -37,7 +37,7 @@ public final class Wallet: Sendable {
     }
 
     public init(
-        postgres: PostgresClient, pins: PINHasher, lockDuration: Duration = .seconds(30 * 60), limits: WalletLimits = WalletLimits(),
+        postgres: PostgresClient, pins: PINVault, lockDuration: Duration = .seconds(30 * 60), limits: WalletLimits = WalletLimits(),
         groupCommit: GroupCommit = GroupCommit(), pinResetCooldown: PINResetCooldown = PINResetCooldown(),
         now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "wallet")
     ) {
@@ -135,16 +135,19 @@ public final class Wallet: Sendable {
         }
         guard PINPolicy.isWellFormed(pin) else { throw WalletError.invalidArgument("a PIN is four digits") }
         guard PINPolicy.isAcceptable(pin, msisdn: msisdn.value) else { throw WalletError.weakPIN }
-        let hash = try await self.pins.hash(pin)
         do {
             return try await self.postgres.transaction { tx in
+                // The PIN's value names the customer's id, known once the row exists: the row is
+                // written with no value anyone can match, then given its value, in one transaction.
                 let row = try await tx.query(
                     """
-                    INSERT INTO customers (msisdn, name, language, pin_hash) VALUES (\(msisdn.value), \(name), \(language), \(hash))
+                    INSERT INTO customers (msisdn, name, language, pin_hash) VALUES (\(msisdn.value), \(name), \(language), 'unset')
                     RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at
                     """
                 ).single()!
                 let customer = try Self.customer(row)
+                let value = try await self.pins.value(for: pin, customer: customer.id)
+                try await tx.query("UPDATE customers SET pin_hash = \(value) WHERE id = \(customer.id)")
                 try await tx.query("INSERT INTO accounts (customer_id, kind) VALUES (\(customer.id), 'main'), (\(customer.id), 'savings')")
                 return customer
             }
@@ -169,12 +172,17 @@ public final class Wallet: Sendable {
     /// counts again.
     @discardableResult
     public func verifyPIN(_ msisdn: MSISDN, pin: String) async throws -> Customer {
-        let (customer, hash) = try await self.reservePINAttempt(msisdn)
-        if PINPolicy.isWellFormed(pin), try await self.pins.verify(pin, against: hash) {
+        let (customer, stored) = try await self.reservePINAttempt(msisdn)
+        if PINPolicy.isWellFormed(pin), case .right(let replacement) = try await self.pins.check(pin, customer: customer.id, against: stored) {
             // Releases this attempt and the earlier wrong ones, unless a concurrent wrong one locked
-            // the customer meanwhile.
+            // the customer meanwhile. A value under an older key (or an scrypt hash) moves to the
+            // newest key here, unless the PIN was changed meanwhile.
             let reset = try await self.postgres.query(
-                "UPDATE customers SET failed_pin_attempts = 0, pin_locks = 0 WHERE id = \(customer.id) AND locked_until IS NULL RETURNING id"
+                """
+                UPDATE customers SET failed_pin_attempts = 0, pin_locks = 0,
+                    pin_hash = CASE WHEN pin_hash = \(stored) THEN coalesce(\(replacement), pin_hash) ELSE pin_hash END
+                WHERE id = \(customer.id) AND locked_until IS NULL RETURNING id
+                """
             )
             if reset.isEmpty { throw WalletError.locked(until: try await self.customer(msisdn).lockedUntil ?? Date()) }
             return customer
@@ -242,7 +250,7 @@ public final class Wallet: Sendable {
         let customer = try await self.verifyPIN(msisdn, pin: current)
         guard PINPolicy.isWellFormed(new) else { throw WalletError.invalidArgument("a PIN is four digits") }
         guard PINPolicy.isAcceptable(new, msisdn: msisdn.value), new != current else { throw WalletError.weakPIN }
-        let hash = try await self.pins.hash(new)
+        let hash = try await self.pins.value(for: new, customer: customer.id)
         try await self.postgres.query(
             "UPDATE customers SET pin_hash = \(hash), pin_change_grant = NULL, pin_change_grant_until = NULL, updated_at = now() WHERE id = \(customer.id)"
         )
@@ -281,8 +289,8 @@ public final class Wallet: Sendable {
             """
         ).single() else { throw WalletError.tokenExpired }
         let current = try row.decode(String.self, column: 0)
-        guard try await !self.pins.verify(new, against: current) else { throw WalletError.weakPIN }
-        let hash = try await self.pins.hash(new)
+        guard try await !self.pins.matches(new, customer: customer.id, stored: current) else { throw WalletError.weakPIN }
+        let hash = try await self.pins.value(for: new, customer: customer.id)
         // Only under the grant it was checked with, and only once.
         let updated = try await self.postgres.query(
             """

@@ -55,13 +55,12 @@ func msisdnArgument(_ value: String, named name: String) throws -> MSISDN {
     return msisdn
 }
 
-/// The wallet over `postgres`, as the gateway builds it. A staff command reads no PIN pepper and
-/// hashes no PIN: its wallet's hasher has a random key of this process only, so a PIN it hashed
+/// The wallet over `postgres`, as the gateway builds it. A staff command reads no PIN key and
+/// checks no PIN: its wallet's vault has a random key of this process only, so a PIN value it made
 /// would verify against nothing stored.
 func wallet(_ config: GatewayConfig, _ postgres: PostgresClient) -> Wallet {
-    let pepper = config.pinPepper.isEmpty ? (0..<32).map { _ in UInt8.random(in: .min ... .max) } : config.pinPepper
-    return Wallet(
-        postgres: postgres, pins: PINHasher(pepper: pepper, cost: config.pinHashCost), pinResetCooldown: config.pinResetCooldown,
+    Wallet(
+        postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey()), pinResetCooldown: config.pinResetCooldown,
         logger: Logger(label: "wallet"))
 }
 

@@ -31,7 +31,10 @@ struct MenusCommand: AsyncParsableCommand {
                 print(error)
                 throw ExitCode(1)
             }
-            let problems = graph.lint(actions: ActionTable.specs)
+            // The backends' env: references against BACKEND_ENV_ALLOW and the gateway's own settings, as serving checks them.
+            let variables = (try? GatewayConfig.load(environment: ProcessInfo.processInfo.environment, serving: false).backendVariables)
+                ?? BackendVariables(forbidden: GatewayConfig.secretVariables)
+            let problems = graph.lint(actions: ActionTable.specs, backendVariables: variables)
             for problem in problems { print(problem) }
             if !problems.isEmpty { throw ExitCode(1) }
         }

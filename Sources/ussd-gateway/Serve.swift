@@ -17,9 +17,13 @@ struct Serve: AsyncParsableCommand {
         bootstrapLogging(config)
         let menus: MenuGraph
         do {
-            menus = try loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline)
+            menus = try loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline, backendVariables: config.backendVariables)
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if let problem = config.backendTransportProblem(menus.document) {
+            FileHandle.standardError.write(Data("ussd-gateway: configuration error: \(problem)\n".utf8))
             throw ExitCode(2)
         }
         let logger = Logger(label: "ussd.http")
@@ -47,7 +51,16 @@ struct Serve: AsyncParsableCommand {
             logger.warning("configuration not applied to the database yet: retrying until it answers", metadata: ["error": "\(error)"])
             retry = StartupConfigurationRetry(config: config, menus: menus.document, logger: logger)
         }
-        let app = try buildApplication(config: config, logger: logger, menus: menus)
+        let app: any Service
+        do {
+            app = try buildApplication(config: config, logger: logger, menus: menus)
+        } catch let error as PINKeyError {
+            FileHandle.standardError.write(Data("ussd-gateway: refusing to start: PIN keys: \(error)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("ussd-gateway: configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let services: [any Service] = [app] + (retry.map { [$0] } ?? [])
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = config.shutdownTimeout

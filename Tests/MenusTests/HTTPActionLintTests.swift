@@ -89,6 +89,37 @@ import Testing
         #expect(problems.contains("backends.jobs: breaker needs failures from 1 to 100 and openSeconds from 1 to 3600"))
     }
 
+    /// A backend's URL and headers leave the host: only variables meant for backends resolve.
+    @Test func backendsAreGivenOnlyTheirOwnVariablesNeverTheGatewaysSecrets() throws {
+        let problems = try Self.lint { _, document in
+            document["backends"] = [
+                "jobs": ["url": "env:JOBS_API_URL", "headers": ["X-Api-Key": "env:PIN_PEPPER"]],
+                "payroll": ["url": "env:DATABASE_URL", "headers": ["Authorization": "env:BACKEND_PAYROLL_TOKEN"]],
+            ]
+        }
+        let prefix = "is not a backend variable: names start with BACKEND_ or JOBS_API_, or are listed in BACKEND_ENV_ALLOW"
+        #expect(problems.contains("backends.jobs: header X-Api-Key: env:PIN_PEPPER \(prefix)"), "\(problems)")
+        #expect(problems.contains("backends.payroll: url: env:DATABASE_URL \(prefix)"), "\(problems)")
+        #expect(!problems.contains { $0.contains("JOBS_API_URL") || $0.contains("BACKEND_PAYROLL_TOKEN") })
+
+        // A name the deployment lists is allowed; one of the gateway's own never is, prefix or list.
+        let variables = BackendVariables(allowed: ["PAYROLL_URL"], forbidden: ["DATABASE_URL", "BACKEND_SECRET_OF_OURS"])
+        #expect(variables.permits("PAYROLL_URL") && variables.permits("JOBS_API_KEY") && variables.permits("BACKEND_X"))
+        #expect(!variables.permits("DATABASE_URL") && !variables.permits("BACKEND_SECRET_OF_OURS") && !variables.permits("PIN_PEPPER"))
+        #expect(variables.refusal("BACKEND_SECRET_OF_OURS") == "env:BACKEND_SECRET_OF_OURS is one of the gateway's own settings, which never leave it")
+    }
+
+    /// A backend's answer nests no deeper than a provider's callback may (checked before decoding).
+    @Test func aBackendAnswerNestedDeeperThanACallbackMayIsABadResponse() throws {
+        let call = try JSONDecoder().decode(
+            MenuDocument.HTTPCall.self, from: Data(#"{"backend":"jobs","method":"GET","path":"/x","timeoutMs":1000,"results":{"name":{"path":"$.name","maxLength":20}}}"#.utf8))
+        #expect(HTTPAnswer.read(Array(#"{"name":"Achieng"}"#.utf8), call) == .success(["name": "Achieng"]))
+        let deep = String(repeating: "[", count: 17) + String(repeating: "]", count: 17)
+        #expect(HTTPAnswer.read(Array(#"{"name":"x","deep":\#(deep)}"#.utf8), call) == .failure("bad_response"))
+        let allowed = String(repeating: "[", count: 15) + String(repeating: "]", count: 15)
+        #expect(HTTPAnswer.read(Array(#"{"name":"x","deep":\#(allowed)}"#.utf8), call) == .success(["name": "x"]))
+    }
+
     @Test func timeoutsRetriesCachesAndMethodsAreChecked() throws {
         let problems = try Self.lint(hopDeadline: 3000) { screens, _ in
             Self.call(&screens, "fetch") { $0["timeoutMs"] = 1500 }  // 1500 x 2 attempts > 3000 - 250

@@ -136,7 +136,7 @@ import Wallet
         await driver.quit()
 
         let postgres = PostgresClient(configuration: database)
-        let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: Array("balances-only-no-pin-checked-here".utf8), cost: .testing))
+        let wallet = Wallet(postgres: postgres, pins: PINVault(key: Array("balances-only-no-pin-checked-here".utf8)))
         #expect(try await wallet.balances(MSISDN(parsing: amina)!).available == .shillings(188))
         #expect(try await wallet.balances(MSISDN(parsing: baraka)!).available == .shillings(200))
         let sum = try await postgres.query("SELECT coalesce(sum(balance), 0)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)

@@ -8,10 +8,11 @@ import Testing
 import TestSupport
 @testable import USSDChannel
 import USSDGateway
+import Wallet
 
 @Suite struct ConfigTests {
     @Test func defaultsAreDocumentedValues() throws {
-        let config = try GatewayConfig.load(environment: ["PIN_PEPPER": "a-production-pepper-of-32-bytes!", "CALLBACK_TOKEN": "abcdefghijklmnopqrstuvwxyz012345"])
+        let config = try GatewayConfig.load(environment: ["PIN_KEY": "1:612d70726f64756374696f6e2d7065707065722d6f662d33322d627974657321", "CALLBACK_TOKEN": "abcdefghijklmnopqrstuvwxyz012345"])
         #expect(config.pinLockMinutes == 30)
         #expect(config.httpHost == "127.0.0.1")
         #expect(config.httpPort == 8080)
@@ -127,12 +128,32 @@ import USSDGateway
         #expect(error?.description.contains("hunter2") == false, "URLs are never echoed: they may hold passwords")
     }
 
-    @Test func pinPepperIsRequiredOutsideDevelopmentAndNeverEchoed() throws {
+    @Test func pinKeysAreRequiredOutsideDevelopmentFromOneSourceAndNeverEchoed() throws {
         let missing = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: [:]) }
-        #expect(missing?.description == "PIN_PEPPER: is required outside development (ENVIRONMENT=development uses a built-in one)")
+        #expect(missing?.variable == "PIN_KEY_FILE" && missing?.description.contains("required outside development") == true)
         let short = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_PEPPER": "short-secret"]) }
         #expect(short?.description == "PIN_PEPPER: must be at least 16 bytes")
-        #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development"]).pinPepper.count >= 16)
+        // Development without a key: the checkout's own key file, made with a random key on first use.
+        let development = try GatewayConfig.load(environment: ["ENVIRONMENT": "development"])
+        #expect(development.pinKeys == .file(path: ".data/pin.keys") && development.pinKeyIsDevelopmentDefault)
+        let two = #expect(throws: ConfigError.self) {
+            try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PIN_KEY_FILE": "/keys", "PIN_KEY": "1:00"])
+        }
+        #expect(two?.description.contains("name one source of PIN keys") == true)
+        let slot = #expect(throws: ConfigError.self) {
+            try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PIN_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so", "PIN_PKCS11_PIN": "1234"])
+        }
+        #expect(slot?.variable == "PIN_PKCS11_SLOT")
+        let token = try GatewayConfig.load(environment: [
+            "ENVIRONMENT": "development", "PIN_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so", "PIN_PKCS11_SLOT": "gateway", "PIN_PKCS11_PIN": "1234",
+        ])
+        #expect(token.pinKeys == .pkcs11(PKCS11Settings(module: "/usr/lib/softhsm/libsofthsm2.so", slot: .tokenLabel("gateway"), label: "ussd-gateway-pin", pin: "1234")))
+        #expect(token.pinKeys?.summary.contains("1234") == false, "the token's PIN is never shown")
+        // A malformed PIN_KEY is refused when the keys are opened, without repeating it.
+        let secret = "1:not-hex-but-a-secret-value"
+        let config = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PIN_KEY": secret])
+        let refused = #expect(throws: PINKeyError.self) { try config.openPINVault() }
+        #expect(refused?.description.contains("not-hex") == false)
         let lock = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "PIN_LOCK_MINUTES": "0"]) }
         #expect(lock?.variable == "PIN_LOCK_MINUTES")
     }

@@ -21,7 +21,7 @@ import Wallet
             let harness = try await USSDHarness.make()
             var environment = ProcessInfo.processInfo.environment
             environment["ENVIRONMENT"] = "production"
-            for secret in ["PIN_PEPPER", "CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "AT_API_KEY", "MPESA_CONSUMER_SECRET"] {
+            for secret in ["PIN_PEPPER", "PIN_KEY", "PIN_KEY_FILE", "CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "AT_API_KEY", "MPESA_CONSUMER_SECRET"] {
                 environment[secret] = nil
             }
             environment["LOG_LEVEL"] = "warning"

@@ -18,6 +18,8 @@ import Wallet
 /// start-up, each provider has a token of its own, and readiness and metrics can leave the public port.
 @Suite struct ProductionSafetyTests {
     static let pepper = "a-production-pepper-of-32-bytes!"
+    /// `PIN_KEY` as a secret store would hold it: version 1, the hex of a 32-byte key.
+    static let pinKey = "1:612d70726f64756374696f6e2d7065707065722d6f662d33322d627974657321"
     static let atToken = "at-token-0123456789abcdefghij"
     static let mpesaToken = "mpesa-token-0123456789abcdefg"
     static let mpesa = [
@@ -28,7 +30,7 @@ import Wallet
     /// Another aggregator's routes are served only when named, and in production only behind a
     /// token of their own (or the shared one); Flares' operator credentials come as a pair.
     @Test func dialectRoutesNeedATokenInProductionAndFlaresCredentialsComeTogether() throws {
-        let base = ["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken]
+        let base = ["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken]
         #expect(try GatewayConfig.load(environment: base).ussdDialects.isEmpty, "none by default")
         let open = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: base.merging(["USSD_DIALECTS": "hubtel, flares"]) { $1 }) }
         #expect(open?.variable == "DIALECT_CALLBACK_TOKEN")
@@ -49,30 +51,30 @@ import Wallet
     }
 
     @Test func productionRefusesUnguardedCallbackRoutesNamingTheVariable() throws {
-        let noToken = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper]) }
+        let noToken = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey]) }
         #expect(noToken?.variable == "AT_CALLBACK_TOKEN")
         let mpesaOpen = #expect(throws: ConfigError.self) {
-            try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken]) { $1 })
+            try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken]) { $1 })
         }
         #expect(mpesaOpen?.variable == "MPESA_CALLBACK_TOKEN")
         // A paybill shortcode alone serves /paybill/confirm: it needs the token as much.
         let paybillOpen = #expect(throws: ConfigError.self) {
-            try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_C2B_SHORTCODE": "600000"])
+            try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_C2B_SHORTCODE": "600000"])
         }
         #expect(paybillOpen?.variable == "MPESA_CALLBACK_TOKEN" && paybillOpen?.description.contains("paybill") == true)
         let short = #expect(throws: ConfigError.self) {
-            try GatewayConfig.load(environment: ["PIN_PEPPER": Self.pepper, "CALLBACK_TOKEN": "only-sixteen-chr"])
+            try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey, "CALLBACK_TOKEN": "only-sixteen-chr"])
         }
         #expect(short?.variable == "CALLBACK_TOKEN" && short?.description.contains("only-sixteen") == false, "the value is never echoed")
 
         // Per provider: a leak at one opens nothing at the other.
         let both = try GatewayConfig.load(
-            environment: Self.mpesa.merging(["PIN_PEPPER": Self.pepper, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken]) { $1 }
+            environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken]) { $1 }
         )
         #expect(both.africasTalkingToken == Self.atToken && both.mpesaToken == Self.mpesaToken)
         #expect(both.mpesa.daraja(publicBaseURL: both.publicBaseURL, callbackToken: both.mpesaToken)?.stkCallbackURL.hasSuffix(Self.mpesaToken) == true)
         // One shared token covers both; development needs none.
-        let shared = try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_PEPPER": Self.pepper, "CALLBACK_TOKEN": Self.atToken]) { $1 })
+        let shared = try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "CALLBACK_TOKEN": Self.atToken]) { $1 })
         #expect(shared.africasTalkingToken == Self.atToken && shared.mpesaToken == Self.atToken)
         #expect(try GatewayConfig.load(environment: Self.mpesa.merging(["ENVIRONMENT": "development"]) { $1 }).productionProblem == nil)
 
@@ -95,7 +97,7 @@ import Wallet
         owned.connectionString = URLComponents(string: database.connectionString).map { var c = $0; c.user = "owner_" + suffix; return c.string! }!
         let owner = PostgresClient(configuration: owned)
         try await owner.migrate(try GatewayMigrations.all())
-        let pins = PINHasher(pepper: Array(Self.pepper.utf8), cost: .testing)
+        let pins = PINVault(key: Array(Self.pepper.utf8))
         var config = GatewayConfig()
         config.environment = .production
         let capture = LogCapture()
@@ -115,7 +117,7 @@ import Wallet
     @Test func serveExitsWithCode2AndOneLineWithoutTokensAndStartsWithThem() async throws {
         var environment = ProcessInfo.processInfo.environment
         environment["ENVIRONMENT"] = "production"
-        environment["PIN_PEPPER"] = Self.pepper
+        environment["PIN_KEY"] = Self.pinKey
         environment["MENUS_PATH"] = MenusCommandTests.repoMenus
         environment["LOG_LEVEL"] = "warning"
         for name in ["CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN"] { environment[name] = nil }

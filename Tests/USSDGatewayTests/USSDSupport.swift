@@ -32,17 +32,21 @@ struct USSDHarness {
     let config: GatewayConfig
     let postgres: PostgresClient
     let redis: RedisClient
+    /// The PIN vault the gateway and the harness's own wallet share (one login to a PKCS#11 token).
+    let pins: PINVault
     let wallet: Wallet
     let capture = LogCapture()
     let graph: MenuGraph
+
+    /// The PIN key the tests' gateways use unless a test names another (version 1).
+    static let testPINKey = "1:" + Array("test-pepper-of-32-bytes-at-least".utf8).map { String(format: "%02x", $0) }.joined()
 
     static func make(_ adjust: (inout GatewayConfig) -> Void = { _ in }) async throws -> USSDHarness {
         var config = GatewayConfig()
         config.environment = .development
         config.redis = try TestServers.redisConfiguration()
         let database = try await TestServers.freshDatabase("ussd")
-        config.pinPepper = Array("test-pepper-of-32-bytes-at-least".utf8)
-        config.pinHashCost = .testing
+        config.pinKeys = .environment(USSDHarness.testPINKey)
         config.logLevel = .trace
         let postgres = PostgresClient(configuration: database)
         try await postgres.migrate(try GatewayMigrations.all())
@@ -50,10 +54,19 @@ struct USSDHarness {
         // (setting up and checking) is the schema's owner.
         config.postgres = try await TestServers.login("app", in: "ussd_app", to: database)
         adjust(&config)
-        let wallet = Wallet(postgres: postgres, pins: PINHasher(pepper: config.pinPepper, cost: .testing))
+        let pins = try config.openPINVault()
+        let wallet = Wallet(postgres: postgres, pins: pins)
         return USSDHarness(
-            config: config, postgres: postgres, redis: RedisClient(configuration: config.redis), wallet: wallet,
+            config: config, postgres: postgres, redis: RedisClient(configuration: config.redis), pins: pins, wallet: wallet,
             graph: try loadCheckedMenus(at: config.menusPath)
+        )
+    }
+
+    /// The same gateway started again: its PIN keys opened anew (a version added since is the newest).
+    func restarted() throws -> USSDHarness {
+        let pins = try self.config.openPINVault()
+        return USSDHarness(
+            config: self.config, postgres: self.postgres, redis: self.redis, pins: pins, wallet: Wallet(postgres: self.postgres, pins: pins), graph: self.graph
         )
     }
 
@@ -61,7 +74,7 @@ struct USSDHarness {
     func run(
         _ mode: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
-        try await buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph).test(mode) { client in
+        try await buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph, pins: self.pins).test(mode) { client in
             try await body(client)
         }
         self.expectNoTypedPINInLogs(sourceLocation: sourceLocation)
@@ -119,7 +132,7 @@ struct USSDHarness {
     /// A PIN reset asked by one member of staff (a login in ussd_operator) and approved by another
     /// (ussd_approver), as the desk does it: the database records both.
     func approvedPINReset(_ msisdn: MSISDN) async throws {
-        let pins = PINHasher(pepper: self.config.pinPepper, cost: .testing)
+        let pins = self.pins
         let asker = PostgresClient(configuration: try await TestServers.login("wanjiru", in: "ussd_operator", to: self.postgres.configuration))
         let approver = PostgresClient(configuration: try await TestServers.login("kamau", in: "ussd_approver", to: self.postgres.configuration))
         let request = try await Wallet(postgres: asker, pins: pins).requestPINReset(msisdn, by: try OperatorAction(reason: "caller verified with national ID"))

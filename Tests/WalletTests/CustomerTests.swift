@@ -29,18 +29,6 @@ import Wallet
         #expect(PINPolicy.lockDuration(lockNumber: 3, first: .seconds(1800)) == nil)
     }
 
-    @Test func hashesAreSaltedPepperedAndVerifiable() async throws {
-        let hasher = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
-        let first = try await hasher.hash("4826")
-        let second = try await hasher.hash("4826")
-        #expect(first != second, "a random salt per hash")
-        #expect(first.hasPrefix("scrypt$256$4$1$") && !first.contains("4826"))
-        #expect(try await hasher.verify("4826", against: first))
-        #expect(try await hasher.verify("2581", against: first) == false)
-        let otherPepper = PINHasher(pepper: Array("another-pepper-of-32-bytes-long!".utf8), cost: .testing)
-        #expect(try await otherPepper.verify("4826", against: first) == false, "without the pepper the hash is useless")
-        #expect(hasher.seal("4826") == hasher.seal("4826") && hasher.seal("4826") != otherPepper.seal("4826"))
-    }
 }
 
 @Suite struct CustomerTests {
@@ -59,10 +47,11 @@ import Wallet
         }
         await #expect(throws: WalletError.notRegistered) { try await ledger.wallet.customer(MSISDN("254722000111")!) }
         let stored = try await ledger.postgres.query("SELECT pin_hash FROM customers").single()!.decode(String.self, column: 0)
-        // A hash, not the PIN: `scrypt$N$r$p$<salt hex>$<hash hex>`. (Whether the hex happens to
-        // hold the digits 4826 is chance, about 1 run in 700, so it is not what is checked.)
+        // A verification value under the PIN key, not the PIN: `pvv1$<key version>$<HMAC hex>`,
+        // made for this customer's id once the row existed.
         let fields = stored.split(separator: "$")
-        #expect(fields.count == 6 && fields[0] == "scrypt" && fields.dropFirst(4).allSatisfy { $0.count >= 32 && $0.allSatisfy(\.isHexDigit) })
+        #expect(fields.count == 3 && fields[0] == "pvv1" && fields[1] == "1" && fields[2].count == 64 && fields[2].allSatisfy(\.isHexDigit))
+        #expect(try await Ledger.pins.check("4826", customer: customer.id, against: stored) == .right(replacement: nil))
         #expect(!fields.contains("4826"), "no field is the PIN")
         await ledger.postgres.shutdown()
     }

@@ -10,7 +10,7 @@ import Wallet
     /// A wallet on the ledger's database with one lane, so whatever queues behind a busy lane
     /// becomes one batch.
     static func oneLane(_ ledger: Ledger) -> Wallet {
-        let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
+        let pins = PINVault(key: Array("test-pepper-of-32-bytes-at-least".utf8))
         return Wallet(postgres: ledger.postgres, pins: pins, groupCommit: .init(lanes: 1, maximumBatch: 64))
     }
 

@@ -29,7 +29,7 @@ struct Ledger {
         let wallet: Wallet
     }
 
-    static let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
+    static let pins = PINVault(key: Array("test-pepper-of-32-bytes-at-least".utf8))
 
     static func make(now: @escaping @Sendable () -> Date = { Date() }) async throws -> Ledger {
         let postgres = PostgresClient(configuration: try await TestServers.freshDatabase("wallet"))
@@ -271,7 +271,7 @@ struct Ledger {
 
         // Then 0002: the sum still balances, and today's send still counts against the daily limit.
         try await postgres.migrate(migrations)
-        let pins = PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing)
+        let pins = PINVault(key: Array("test-pepper-of-32-bytes-at-least".utf8))
         let ledger = Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: pins))
         // Migration 0014 gives the old rows their causes from their ids and links: the send is a
         // movement; the test's funding, written by hand with no deposit behind it, has none.

@@ -288,7 +288,7 @@ extension Ledger {
             var configuration = ledger.postgres.configuration
             configuration.poolSize = 1
             let fresh = PostgresClient(configuration: configuration)
-            let wallet = Wallet(postgres: fresh, pins: PINHasher(pepper: Array("test-pepper-of-32-bytes-at-least".utf8), cost: .testing))
+            let wallet = Wallet(postgres: fresh, pins: PINVault(key: Array("test-pepper-of-32-bytes-at-least".utf8)))
             await #expect(throws: expected) { try await wallet.send(from: from, to: to, amount: .shillings(10), key: key("fresh-\(from.value)")) }
             await fresh.shutdown()
         }

@@ -1,0 +1,233 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// Where the PIN keys live. Each key has a version; a stored PIN verification value names the
+/// version it was made under, and new values use the newest.
+public enum PINKeySource: Sendable, Hashable {
+    /// `PIN_KEY_FILE`: a file of `<version> <64 hex digits>` lines, readable by the gateway alone.
+    /// `pin rotate-key` appends a version to it.
+    case file(path: String)
+    /// `PIN_KEY`: `<version>:<hex>[,<version>:<hex>...]` (or bare hex, version 1), from a secret
+    /// store. Rotated by adding an entry.
+    case environment(String)
+    /// `PIN_PKCS11_MODULE`, `_SLOT`, `_LABEL`, `_PIN`: keys inside a PKCS#11 token (an HSM, a cloud
+    /// HSM's PKCS#11 library, or SoftHSM2), never extractable; the HMAC runs in the token.
+    case pkcs11(PKCS11Settings)
+
+    /// What a log line may say about the source: never the key or the token's PIN.
+    public var summary: String {
+        switch self {
+        case .file(let path): return "key file \(path)"
+        case .environment: return "PIN_KEY"
+        case .pkcs11(let settings): return "PKCS#11 token (\(settings.module), \(settings.slot), label \(settings.label))"
+        }
+    }
+
+    /// Opens the keys. Reads a file or talks to a token: blocking, so called at start-up or from
+    /// the vault's threads.
+    public func open() throws(PINKeyError) -> any PINKeyStore {
+        switch self {
+        case .file(let path): return try SoftwarePINKeys(file: path)
+        case .environment(let value): return try SoftwarePINKeys(environment: value)
+        case .pkcs11(let settings): return try PKCS11PINKeys(settings)
+        }
+    }
+}
+
+/// How to reach keys in a PKCS#11 token.
+public struct PKCS11Settings: Sendable, Hashable {
+    /// Which token: a slot's number, or the label the token was initialised with.
+    public enum Slot: Sendable, Hashable, CustomStringConvertible {
+        case number(UInt)
+        case tokenLabel(String)
+
+        /// A number is a slot's number; anything else is a token label.
+        public init(_ text: String) {
+            self = UInt(text).map(Slot.number) ?? .tokenLabel(text)
+        }
+
+        public var description: String {
+            switch self {
+            case .number(let number): return "slot \(number)"
+            case .tokenLabel(let label): return "token \(label)"
+            }
+        }
+    }
+
+    /// The module's path (`/usr/lib/softhsm/libsofthsm2.so`, a vendor's library).
+    public var module: String
+    public var slot: Slot
+    /// The keys' label (`CKA_LABEL`); each version is a key with this label and its version as `CKA_ID`.
+    public var label: String
+    /// The token's user PIN: a secret, never printed.
+    public var pin: String
+
+    public init(module: String, slot: Slot, label: String, pin: String) {
+        self.module = module
+        self.slot = slot
+        self.label = label
+        self.pin = pin
+    }
+}
+
+/// A PIN key that cannot be used, or a key source that cannot be read. Never holds key material.
+public struct PINKeyError: Error, Sendable, CustomStringConvertible {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { self.reason }
+}
+
+/// Versioned HMAC-SHA256 keys. Implementations are thread-safe; `authenticationCode` may block
+/// (``isHardware``), in which case callers run it off the event loops and the cooperative pool.
+public protocol PINKeyStore: Sendable {
+    /// The versions present, ascending.
+    var versions: [Int] { get }
+    /// True when every operation is a call into a token that may block.
+    var isHardware: Bool { get }
+    /// HMAC-SHA256 of `message` under key `version`.
+    func authenticationCode(for message: [UInt8], version: Int) throws(PINKeyError) -> [UInt8]
+    /// Reads the source again (a version added by `pin rotate-key` in another process).
+    func reload() throws(PINKeyError)
+    /// Adds the next version: `material` (32 bytes or more, made outside and backed up as shares)
+    /// or, when nil, a new random key (made inside the token for PKCS#11). Returns the version.
+    func addVersion(importing material: [UInt8]?) throws(PINKeyError) -> Int
+}
+
+extension PINKeyStore {
+    /// The version new values are made under.
+    public var newest: Int? { self.versions.last }
+}
+
+/// Keys held in this process's memory, from a file or an environment variable.
+public final class SoftwarePINKeys: PINKeyStore {
+    /// Shortest key accepted: 32 bytes, HMAC-SHA256's block of security.
+    public static let minimumKeyBytes = 32
+
+    private let file: String?
+    private let keys: Mutex<[Int: SymmetricKey]>
+
+    public init(file path: String) throws(PINKeyError) {
+        self.file = path
+        self.keys = Mutex(try Self.read(file: path))
+    }
+
+    public init(environment value: String) throws(PINKeyError) {
+        self.file = nil
+        self.keys = Mutex(try Self.parse(entries: value))
+    }
+
+    /// In-memory keys (tests and benchmarks): version 1 is `key`.
+    public init(key: [UInt8]) {
+        precondition(key.count >= Self.minimumKeyBytes, "a PIN key is at least 32 bytes")
+        self.file = nil
+        self.keys = Mutex([1: SymmetricKey(data: key)])
+    }
+
+    public var versions: [Int] { self.keys.withLock { $0.keys.sorted() } }
+    public var isHardware: Bool { false }
+
+    public func authenticationCode(for message: [UInt8], version: Int) throws(PINKeyError) -> [UInt8] {
+        guard let key = self.keys.withLock({ $0[version] }) else { throw PINKeyError("no PIN key version \(version)") }
+        return Array(HMAC<SHA256>.authenticationCode(for: message, using: key))
+    }
+
+    public func reload() throws(PINKeyError) {
+        guard let file else { return }
+        let keys = try Self.read(file: file)
+        self.keys.withLock { $0 = keys }
+    }
+
+    /// Appends the next version to the key file (written anew and renamed into place, mode 0600).
+    public func addVersion(importing material: [UInt8]?) throws(PINKeyError) -> Int {
+        guard let file else {
+            throw PINKeyError("PIN_KEY comes from the environment: add an entry `<version>:<64 hex digits>` to it in your secret store")
+        }
+        let material = material ?? Self.randomKey()
+        guard material.count >= Self.minimumKeyBytes else { throw PINKeyError("a PIN key is at least 32 bytes") }
+        var keys = try Self.read(file: file)
+        let version = (keys.keys.max() ?? 0) + 1
+        keys[version] = SymmetricKey(data: material)
+        let text = try Self.fileText(file: file, adding: version, material: material)
+        try Self.write(text, to: file)
+        self.keys.withLock { $0 = keys }
+        return version
+    }
+
+    /// Creates a key file holding one random key (version 1), readable by this user alone; an
+    /// existing file is left as it is. For development, where each checkout gets its own key.
+    public static func createIfMissing(file path: String) throws(PINKeyError) {
+        guard !FileManager.default.fileExists(atPath: path) else { return }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        try Self.write(Self.header + "1 \(Self.hex(Self.randomKey()))\n", to: path)
+    }
+
+    static let header = """
+        # ussd-gateway PIN keys: one version per line, "<version> <64 hex digits>". Secret: readable by
+        # the gateway alone, backed up apart from the database (SECURITY.md: PIN keys). Versions are
+        # only ever added (ussd-gateway pin rotate-key); a stored PIN value names the one it used.
+
+        """
+
+    private static func fileText(file: String, adding version: Int, material: [UInt8]) throws(PINKeyError) -> String {
+        var text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? Self.header
+        if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+        return text + "\(version) \(Self.hex(material))\n"
+    }
+
+    private static func write(_ text: String, to path: String) throws(PINKeyError) {
+        let temporary = path + ".new"
+        let created = FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        guard created, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw PINKeyError("the PIN key file \(path) cannot be written")
+        }
+    }
+
+    private static func read(file path: String) throws(PINKeyError) -> [Int: SymmetricKey] {
+        var status = stat()
+        guard stat(path, &status) == 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw PINKeyError("the PIN key file \(path) cannot be read")
+        }
+        guard status.st_mode & 0o077 == 0 else {
+            throw PINKeyError("the PIN key file \(path) is open to other users (chmod 600 it)")
+        }
+        var keys: [Int: SymmetricKey] = [:]
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count == 2, let version = Int(fields[0]), version > 0, keys[version] == nil,
+                let material = Self.bytes(hex: String(fields[1])), material.count >= Self.minimumKeyBytes
+            else { throw PINKeyError("the PIN key file \(path): line \(number + 1) is not \"<new version> <64 or more hex digits>\"") }
+            keys[version] = SymmetricKey(data: material)
+        }
+        guard !keys.isEmpty else { throw PINKeyError("the PIN key file \(path) holds no key") }
+        return keys
+    }
+
+    private static func parse(entries value: String) throws(PINKeyError) -> [Int: SymmetricKey] {
+        var keys: [Int: SymmetricKey] = [:]
+        for entry in value.split(separator: ",") {
+            let parts = entry.trimmingCharacters(in: .whitespaces).split(separator: ":", maxSplits: 1)
+            let (version, hex) = parts.count == 2 ? (Int(parts[0]), String(parts[1])) : (1, String(parts[0]))
+            guard let version, version > 0, keys[version] == nil, let material = Self.bytes(hex: hex), material.count >= Self.minimumKeyBytes else {
+                throw PINKeyError("PIN_KEY must be <version>:<64 or more hex digits>, comma-separated, each version once")
+            }
+            keys[version] = SymmetricKey(data: material)
+        }
+        guard !keys.isEmpty else { throw PINKeyError("PIN_KEY holds no key") }
+        return keys
+    }
+
+    /// 32 random bytes.
+    public static func randomKey() -> [UInt8] {
+        SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { PINVault.hex(bytes) }
+    static func bytes(hex: String) -> [UInt8]? { PINVault.bytes(hex: hex) }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Postgres
+import Synchronization
+import TestSupport
+import Testing
+import Wallet
+
+@testable import USSDGateway
+
+/// The PIN hop of a journey under each source of PIN keys: a key file, a SoftHSM2 token (made by
+/// the test), and scrypt hashes from before the keys; `pin rotate-key` and `pin key-status` run as
+/// the operator runs them, as the `ussd-gateway` binary.
+@Suite(.serialized) struct PINKeyJourneyTests {
+    /// The binary's environment: production, no secret of the test process's own.
+    static func environment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["PIN_PEPPER", "PIN_KEY", "PIN_KEY_FILE", "PIN_PKCS11_MODULE", "PIN_PKCS11_SLOT", "PIN_PKCS11_LABEL", "PIN_PKCS11_PIN"] {
+            environment[name] = nil
+        }
+        environment["ENVIRONMENT"] = "production"
+        environment["LOG_LEVEL"] = "warning"
+        return environment.merging(extra) { $1 }
+    }
+
+    /// `pin key-status` as a reporting login (it reads no PIN value, only counts).
+    static func keyStatus(_ harness: USSDHarness, _ keys: [String: String]) async throws -> String {
+        let report = try await TestServers.login("report", in: "ussd_report", to: harness.postgres.configuration)
+        return try await ChildProcess.run(
+            GatewayBinary.path, ["pin", "key-status"], environment: Self.environment(keys.merging(["DATABASE_URL": report.connectionString]) { $1 }))
+    }
+
+    static func stored(_ harness: USSDHarness, _ msisdn: MSISDN) async throws -> String {
+        try await harness.postgres.query("SELECT pin_hash FROM customers WHERE msisdn = \(msisdn.value)").single()!.decode(String.self, column: 0)
+    }
+
+    /// Balance by the shortcut: dial, PIN. The reply.
+    static func balance(_ harness: USSDHarness, _ local: String, pin: String) async throws -> String {
+        let reply = Mutex<String>("")
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            phone.serviceCode = "*384*96*1#"
+            #expect(try await phone.dial() == "CON Enter your 4-digit PIN")
+            let answer = try await phone.type(pin)
+            reply.withLock { $0 = answer }
+        }
+        return reply.withLock { $0 }
+    }
+
+    static func scratch() throws -> String {
+        let directory = (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") + "/pin-journey-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test func underAKeyFileARotatedKeyTakesOverAtTheNextRightPIN() async throws {
+        let path = try Self.scratch() + "/pin.keys"
+        try SoftwarePINKeys.createIfMissing(file: path)
+        let keys = ["PIN_KEY_FILE": path]
+        let harness = try await USSDHarness.make { $0.pinKeys = .file(path: path) }
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 250)
+        _ = try await harness.customer(freshLocal(), name: "Otieno", pin: TypedPINs.otieno)
+        #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
+
+        let rotated = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key"], environment: Self.environment(keys))
+        #expect(rotated.contains("added PIN key version 2"), "\(rotated)")
+        #expect(try SoftwarePINKeys(file: path).versions == [1, 2])
+        // The gateways restart onto the new version; a wrong PIN moves nothing, a right one moves the value.
+        let restarted = try harness.restarted()
+        #expect(try await Self.balance(restarted, local, pin: TypedPINs.wrong).contains("Wrong PIN"))
+        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
+        #expect(try await Self.balance(restarted, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$2$"))
+        // A gateway still running on version 1 reads the file again when it meets version 2.
+        #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+
+        let status = try await Self.keyStatus(harness, keys)
+        #expect(status.contains("versions 1, 2, newest 2") && status.contains("key 1: 1") && status.contains("key 2: 1"), "\(status)")
+        await harness.finish()
+    }
+
+    @Test func underSoftHSM2TheHMACRunsInTheTokenAndRotationMovesTheValue() async throws {
+        let token = try SoftHSM.token()
+        let label = "journey-\(UUID().uuidString.prefix(8))"
+        let keys = [
+            "PIN_PKCS11_MODULE": SoftHSM.module, "PIN_PKCS11_SLOT": token.label, "PIN_PKCS11_LABEL": label, "PIN_PKCS11_PIN": SoftHSM.userPIN,
+            "SOFTHSM2_CONF": token.configuration,
+        ]
+        // The first key is made inside the token by the operator's command: it never exists outside.
+        let made = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key"], environment: Self.environment(keys))
+        #expect(made.contains("added PIN key version 1"), "\(made)")
+        let settings = PKCS11Settings(module: SoftHSM.module, slot: .tokenLabel(token.label), label: label, pin: SoftHSM.userPIN)
+        let harness = try await USSDHarness.make { $0.pinKeys = .pkcs11(settings) }
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 250)
+        #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+        #expect(try await Self.balance(harness, local, pin: TypedPINs.wrong).contains("Wrong PIN"))
+        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
+
+        let rotated = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key"], environment: Self.environment(keys))
+        #expect(rotated.contains("added PIN key version 2"), "\(rotated)")
+        let restarted = try harness.restarted()
+        #expect(try await Self.balance(restarted, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$2$"))
+        let status = try await Self.keyStatus(harness, keys)
+        #expect(status.contains("versions 1, 2, newest 2") && status.contains("key 2: 1") && !status.contains("key 1:"), "\(status)")
+        await harness.finish()
+    }
+
+    @Test func anScryptHashFromBeforeMovesToTheKeyAtItsFirstRightPIN() async throws {
+        let pepper = "a-pepper-from-before-the-keys!!"
+        let harness = try await USSDHarness.make { $0.pinPepper = Array(pepper.utf8) }
+        let local = freshLocal()
+        let msisdn = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 250)
+        _ = try await harness.customer(freshLocal(), name: "Otieno", pin: TypedPINs.otieno)
+        let legacy = try PINVault.scryptHash(TypedPINs.achieng, pepper: Array(pepper.utf8))
+        try await harness.postgres.query("UPDATE customers SET pin_hash = \(legacy) WHERE msisdn = \(msisdn.value)")
+        let keys = ["PIN_KEY": USSDHarness.testPINKey]
+        let before = try await Self.keyStatus(harness, keys)
+        #expect(before.contains("scrypt (before PIN keys): 1") && before.contains("PIN_PEPPER must stay set") && before.contains("key 1: 1"), "\(before)")
+
+        #expect(try await Self.balance(harness, local, pin: TypedPINs.wrong).contains("Wrong PIN"))
+        #expect(try await Self.stored(harness, msisdn) == legacy, "a wrong PIN moves nothing")
+        #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
+        #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"), "and the value verifies from then on")
+        let after = try await Self.keyStatus(harness, keys)
+        #expect(!after.contains("scrypt") && after.contains("key 1: 2"), "\(after)")
+        await harness.finish()
+    }
+}
