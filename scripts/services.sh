@@ -18,7 +18,8 @@
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
 set -euo pipefail
 
-PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server redis-tools postgresql postgresql-contrib)
+# haproxy and openssl: Tests/USSDGatewayTests/EdgeProxyTests.swift runs deploy/haproxy.cfg with a certificate it makes.
+PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server redis-tools postgresql postgresql-contrib haproxy openssl)
 
 log() { printf '%s\n' "services: $*" >&2; }
 
@@ -46,7 +47,7 @@ install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts the packaged servers as system services where it can; we never use them.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        as_root systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+        as_root systemctl disable --now redis-server postgresql haproxy >/dev/null 2>&1 || true
     fi
 }
 
