@@ -154,11 +154,14 @@ for (kind, name), document in base.items():
 # compose: haproxy alone is trusted, at its fixed address on the network's subnet.
 haproxy_service = services.get("haproxy", {})
 address = (haproxy_service.get("networks") or {}).get("default", {}).get("ipv4_address")
-subnets = [entry["subnet"] for entry in compose.get("networks", {}).get("default", {}).get("ipam", {}).get("config", [])]
+pools = compose.get("networks", {}).get("default", {}).get("ipam", {}).get("config", [])
+subnets = [entry["subnet"] for entry in pools]
 if not address:
     problems.append("compose: haproxy has no fixed ipv4_address on the default network")
 elif not any(ipaddress.ip_address(address) in ipaddress.ip_network(subnet) for subnet in subnets):
     problems.append(f"compose: haproxy's address {address} is not on the default network's subnet {subnets}")
+elif not pools or not all("ip_range" in entry and ipaddress.ip_address(address) not in ipaddress.ip_network(entry["ip_range"]) for entry in pools):
+    problems.append(f"compose: haproxy's address {address} could be handed to another container (give the network an ip_range without it)")
 for name in sorted(replicas):
     trusted = str(services[name].get("environment", {}).get("TRUSTED_PROXY_CIDRS", ""))
     if address and [entry.strip() for entry in trusted.split(",")] != [f"{address}/32"]:
