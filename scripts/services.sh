@@ -14,9 +14,10 @@
 #   services.sh start-redis-cluster DIR      a Redis Cluster of three primaries and three replicas in DIR/node1..6
 #                                            on free ports; DIR/url holds redis+cluster://host:port,...
 #   services.sh stop-redis-cluster DIR
-#   services.sh start-redis-tls DIR          a Redis that speaks only TLS, with a password, on a free port, its test CA
+#   services.sh start-redis-tls DIR [mutual] a Redis that speaks only TLS, with a password, on a free port, its test CA
 #                                            and server certificate (127.0.0.1, localhost) made with openssl in DIR;
-#                                            DIR/url holds rediss://:password@127.0.0.1:PORT/0, DIR/ca.pem the CA to trust
+#                                            DIR/url holds rediss://:password@127.0.0.1:PORT/0, DIR/ca.pem the CA to trust;
+#                                            "mutual": clients must also present a certificate (DIR/client.pem, client.key)
 #   services.sh stop-redis-tls DIR
 #
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
@@ -214,14 +215,22 @@ make_test_certificates() {
     printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" "extendedKeyUsage=serverAuth" > "$dir/server.ext"
     openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 7 \
         -extfile "$dir/server.ext" -out "$dir/server.pem" 2>>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
-    # The server runs as this user; only it reads the key.
-    chmod 600 "$dir/ca.key" "$dir/server.key"
+    # A client certificate from the same CA, for a server that asks for one.
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=ussd-gateway test client" \
+        -keyout "$dir/client.key" -out "$dir/client.csr" 2>>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
+    printf '%s\n' "basicConstraints=CA:FALSE" "extendedKeyUsage=clientAuth" > "$dir/client.ext"
+    openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 7 \
+        -extfile "$dir/client.ext" -out "$dir/client.pem" 2>>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
+    # The server and the tests run as this user; only it reads the keys.
+    chmod 600 "$dir/ca.key" "$dir/server.key" "$dir/client.key"
 }
 
 # Redis with its plain port closed (`--port 0`): TLS only, the certificates above, a password.
-# Clients are not asked for certificates (`--tls-auth-clients no`): the password authenticates.
+# Clients are not asked for certificates (`--tls-auth-clients no`): the password authenticates;
+# with "mutual" they must present one the CA signed as well.
 start_redis_tls() {
-    local dir=$1
+    local dir=$1 clients=no
+    if [ "${2:-}" = mutual ]; then clients=yes; fi
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if [ -f "$dir/url" ] && [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
@@ -239,7 +248,7 @@ start_redis_tls() {
         # The password goes in through the configuration on stdin, not the command line (ps shows that).
         printf 'requirepass %s\n' "$password" | redis-server - --bind 127.0.0.1 -::1 --port 0 --tls-port "$port" \
             --tls-cert-file "$dir/server.pem" --tls-key-file "$dir/server.key" --tls-ca-cert-file "$dir/ca.pem" \
-            --tls-auth-clients no --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --daemonize yes \
+            --tls-auth-clients "$clients" --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --daemonize yes \
             --save "" --appendonly no >/dev/null 2>&1
         if [ "$attempt" -lt 5 ] && sleep 0.2 && tail -n "+$((seen + 1))" "$dir/redis.log" 2>/dev/null | grep -q "Address already in use"; then
             log "redis (TLS): port $port is taken; trying again"

@@ -1,3 +1,4 @@
+import Foundation
 @testable import Redis
 import Testing
 import TestSupport
@@ -147,5 +148,35 @@ struct RedisTLSTests {
             #expect(error?.code == .tls, "\(String(describing: error))")
             await redis.shutdown()
         }
+    }
+
+    @Test func aServerThatAsksForAClientCertificateGetsTheConfiguredOne() async throws {
+        // Given a TLS Redis of the test's own that requires a client certificate from its CA
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ussd-test-redis-mtls-\(UUID().uuidString.prefix(8))").path
+        func remove() async {
+            _ = try? await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "stop-redis-tls", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        do {
+            try await ChildProcess.run("/bin/bash", [PrivateServer.scriptPath, "start-redis-tls", directory, "mutual"])
+            var configuration = try RedisConfiguration(url: try String(contentsOfFile: directory + "/url", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+            configuration.tlsCAFile = directory + "/ca.pem"
+
+            // When a client connects without a certificate, then one with the certificate and key
+            let anonymous = RedisClient(configuration: configuration)
+            await #expect(throws: RedisError.self) { try await anonymous.ping() }
+            await anonymous.shutdown()
+            configuration.tlsCertificateFile = directory + "/client.pem"
+            configuration.tlsKeyFile = directory + "/client.key"
+            let identified = RedisClient(configuration: configuration)
+
+            // Then only the second is served
+            #expect(try await identified.ping())
+            await identified.shutdown()
+        } catch {
+            await remove()
+            throw error
+        }
+        await remove()
     }
 }
