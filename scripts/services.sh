@@ -14,6 +14,11 @@
 #   services.sh start-redis-cluster DIR      a Redis Cluster of three primaries and three replicas in DIR/node1..6
 #                                            on free ports; DIR/url holds redis+cluster://host:port,...
 #   services.sh stop-redis-cluster DIR
+#   services.sh start-redis-tls DIR [mutual] a Redis that speaks only TLS, with a password, on a free port, its test CA
+#                                            and server certificate (127.0.0.1, localhost) made with openssl in DIR;
+#                                            DIR/url holds rediss://:password@127.0.0.1:PORT/0, DIR/ca.pem the CA to trust;
+#                                            "mutual": clients must also present a certificate (DIR/client.pem, client.key)
+#   services.sh stop-redis-tls DIR
 #
 # As root, Postgres runs as the unprivileged "postgres" user (created by Debian's package).
 set -euo pipefail
@@ -199,6 +204,71 @@ stop_redis_cluster() {
     rm -f "$dir/url"
 }
 
+# A throwaway certificate authority and a server certificate it signed, for 127.0.0.1 and localhost
+# (subject alternative names; not ::1, so a test can reach the same server under a name the
+# certificate does not hold). EC keys: quick to make. Valid for a week: a test run is shorter.
+make_test_certificates() {
+    local dir=$1
+    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 7 -subj "/CN=ussd-gateway test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=127.0.0.1" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" "extendedKeyUsage=serverAuth" > "$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 7 \
+        -extfile "$dir/server.ext" -out "$dir/server.pem" 2>>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
+    # A client certificate from the same CA, for a server that asks for one.
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=ussd-gateway test client" \
+        -keyout "$dir/client.key" -out "$dir/client.csr" 2>>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
+    printf '%s\n' "basicConstraints=CA:FALSE" "extendedKeyUsage=clientAuth" > "$dir/client.ext"
+    openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 7 \
+        -extfile "$dir/client.ext" -out "$dir/client.pem" 2>>"$dir/openssl.log" || { cat "$dir/openssl.log" >&2; return 1; }
+    # The server and the tests run as this user; only it reads the keys.
+    chmod 600 "$dir/ca.key" "$dir/server.key" "$dir/client.key"
+}
+
+# Redis with its plain port closed (`--port 0`): TLS only, the certificates above, a password.
+# Clients are not asked for certificates (`--tls-auth-clients no`): the password authenticates;
+# with "mutual" they must present one the CA signed as well.
+start_redis_tls() {
+    local dir=$1 clients=no
+    if [ "${2:-}" = mutual ]; then clients=yes; fi
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [ -f "$dir/url" ] && [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
+        log "TLS redis already running in $dir"
+        return 0
+    fi
+    [ -f "$dir/server.pem" ] || make_test_certificates "$dir"
+    [ -f "$dir/password" ] || { openssl rand -hex 16 > "$dir/password"; chmod 600 "$dir/password"; }
+    local password port attempt seen
+    password=$(cat "$dir/password")
+    for attempt in 1 2 3 4 5; do
+        port=$(free_port)
+        seen=0
+        if [ -f "$dir/redis.log" ]; then seen=$(wc -l < "$dir/redis.log"); fi
+        # The password goes in through the configuration on stdin, not the command line (ps shows that).
+        printf 'requirepass %s\n' "$password" | redis-server - --bind 127.0.0.1 -::1 --port 0 --tls-port "$port" \
+            --tls-cert-file "$dir/server.pem" --tls-key-file "$dir/server.key" --tls-ca-cert-file "$dir/ca.pem" \
+            --tls-auth-clients "$clients" --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --daemonize yes \
+            --save "" --appendonly no >/dev/null 2>&1
+        if [ "$attempt" -lt 5 ] && sleep 0.2 && tail -n "+$((seen + 1))" "$dir/redis.log" 2>/dev/null | grep -q "Address already in use"; then
+            log "redis (TLS): port $port is taken; trying again"
+            continue
+        fi
+        break
+    done
+    wait_for_port "$port" "redis (TLS)"
+    echo "$port" > "$dir/port"
+    echo "rediss://:$password@127.0.0.1:$port/0" > "$dir/url"
+    chmod 600 "$dir/url"
+}
+
+stop_redis_tls() {
+    stop_redis "$1"
+    rm -f "$1/url"
+}
+
 # Runs a Postgres binary as the unprivileged user when we are root.
 pg_run() {
     if [ "$(id -u)" = 0 ]; then
@@ -280,7 +350,9 @@ case "$command" in
     crash-postgres) crash_postgres "$@" ;;
     start-redis-cluster) start_redis_cluster "$@" ;;
     stop-redis-cluster) stop_redis_cluster "$@" ;;
-    stop-all) stop_redis "$1/redis"; stop_redis_cluster "$1/redis-cluster"; stop_postgres "$1/postgres" ;;
+    start-redis-tls) start_redis_tls "$@" ;;
+    stop-redis-tls) stop_redis_tls "$@" ;;
+    stop-all) stop_redis "$1/redis"; stop_redis_cluster "$1/redis-cluster"; stop_redis_tls "$1/redis-tls"; stop_postgres "$1/postgres" ;;
     pg-bindir) pg_bindir ;;
-    *) sed -n '2,15p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -32,11 +32,17 @@ pg_port=$(cat "$scratch/postgres/port")
 # A Redis Cluster of three primaries and three replicas: the cluster tests, then the session
 # suites a second time with every Redis key on it.
 bash scripts/services.sh start-redis-cluster "$scratch/redis-cluster"
+# A Redis that speaks only TLS, with a password and a test CA: the TLS tests, then the session
+# suites a third time over it.
+bash scripts/services.sh start-redis-tls "$scratch/redis-tls"
 
 export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export REDIS_CLUSTER_URL=$(cat "$scratch/redis-cluster/url")
 export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"
-echo "test: Redis on :$redis_port, Redis Cluster at ${REDIS_CLUSTER_URL#redis+cluster://}, Postgres on :$pg_port" >&2
+# The CA is trusted only by rediss:// URLs: the plain REDIS_URL ignores it.
+export REDIS_TLS_URL=$(cat "$scratch/redis-tls/url")
+export REDIS_CA_FILE="$scratch/redis-tls/ca.pem"
+echo "test: Redis on :$redis_port, Redis Cluster at ${REDIS_CLUSTER_URL#redis+cluster://}, TLS Redis on :$(cat "$scratch/redis-tls/port"), Postgres on :$pg_port" >&2
 
 # Whatever the build and the tests leave in the temporary directory (the compiler's scratch files,
 # child output, private servers' files) goes with the scratch directory.
@@ -53,13 +59,19 @@ set +e
 # answer within a client timeout fail for want of CPU, not for a fault.
 swift test --skip-build --experimental-maximum-parallelization-width "${TEST_PARALLELISM:-8}" "$@" 2>&1 | tee "$scratch/test-output.log"
 status=${PIPESTATUS[0]}
-# The same session suites on Redis Cluster as on one Redis (skipped when arguments pick tests).
+# The same session suites on Redis Cluster and on the TLS-only Redis as on one Redis (skipped when
+# arguments pick tests).
 if [ "$#" -eq 0 ]; then
     echo "test: the session suites again, with REDIS_URL on the Redis Cluster" >&2
     REDIS_URL=$REDIS_CLUSTER_URL swift test --skip-build --experimental-maximum-parallelization-width "${TEST_PARALLELISM:-8}" \
         --filter "$CLUSTER_SUITES" 2>&1 | tee -a "$scratch/test-output.log"
     cluster_status=${PIPESTATUS[0]}
     [ "$status" -ne 0 ] || status=$cluster_status
+    echo "test: the session suites again, with REDIS_URL on the TLS-only Redis" >&2
+    REDIS_URL=$REDIS_TLS_URL swift test --skip-build --experimental-maximum-parallelization-width "${TEST_PARALLELISM:-8}" \
+        --filter "$CLUSTER_SUITES" 2>&1 | tee -a "$scratch/test-output.log"
+    tls_status=${PIPESTATUS[0]}
+    [ "$status" -ne 0 ] || status=$tls_status
 fi
 set -e
 

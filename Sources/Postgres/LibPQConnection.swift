@@ -105,6 +105,19 @@ final class LibPQConnection: PoolableConnection {
         }
     }
 
+    /// How this connection reaches the server: the host libpq connected to, its `sslmode` (with
+    /// libpq's defaults filled in) and whether TLS is in use (`PQsslInUse`).
+    func transport(reconnect: Bool) throws(PostgresError) -> PostgresTransport {
+        let connection = try self.connected(reconnect: reconnect)
+        var options: [String: String] = [:]
+        if let info = PQconninfo(connection) {
+            options = LibPQOptions.values(info)
+            PQconninfoFree(info)
+        }
+        let host = PQhost(connection).map { String(cString: $0) } ?? ""
+        return PostgresTransport(hosts: [host], sslMode: options["sslmode"] ?? "prefer", encrypted: PQsslInUse(connection) == 1)
+    }
+
     /// Runs trusted SQL text with the simple protocol, which allows several statements (migrations).
     func executeScript(_ sql: String, reconnect: Bool) throws(PostgresError) {
         let connection = try self.connected(reconnect: reconnect)

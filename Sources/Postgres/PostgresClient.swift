@@ -40,6 +40,12 @@ public final class PostgresClient: Sendable, Service {
         try await self.pool.run { connection in try connection.execute(query, reconnect: true) }
     }
 
+    /// How a connection of the pool reaches the server: its host, `sslmode`, and whether it is
+    /// encrypted (`PQsslInUse`). Connects when no connection is open.
+    public func transport() async throws -> PostgresTransport {
+        try await self.pool.run { connection in try connection.transport(reconnect: true) }
+    }
+
     /// Runs `body` with one connection held for all its statements (session settings, advisory locks).
     public func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
         try await self.pool.withConnection { lease in

@@ -11,7 +11,8 @@ import ServiceLifecycle
 /// trips. At most `maximumInFlight` commands are queued or awaiting replies; past that, callers
 /// wait in line and fail with ``ConnectionPoolError/acquireTimeout(pool:waited:)``. Every command
 /// goes out as argv, never as a format string built from values. As a `Service` it closes its
-/// connections on graceful shutdown, after commands in flight finish.
+/// connections on graceful shutdown, after commands in flight finish. With `rediss://` every
+/// connection speaks TLS and verifies the server's certificate (``RedisTLS``).
 public final class RedisClient: Sendable, Service {
     public let configuration: RedisConfiguration
     /// One server's connections, or nil for a cluster.
@@ -23,13 +24,16 @@ public final class RedisClient: Sendable, Service {
     /// The right to have one command in flight.
     private struct Permit: Sendable {}
 
+    /// With TLS (``RedisConfiguration/tls``) the client makes its one TLS context here, reading the
+    /// CA file; a file that cannot be read fails every command with a `.tls` ``RedisError``.
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis")) {
         self.configuration = configuration
         self.logger = logger
+        let tls = configuration.tls ? RedisTLS(configuration: configuration) : nil
         if configuration.isCluster {
-            (self.single, self.cluster) = (nil, RedisCluster(configuration: configuration, logger: logger))
+            (self.single, self.cluster) = (nil, RedisCluster(configuration: configuration, tls: tls, logger: logger))
         } else {
-            (self.single, self.cluster) = (RedisNode(configuration: configuration), nil)
+            (self.single, self.cluster) = (RedisNode(configuration: configuration, tls: tls), nil)
         }
         self.permits = LeasePool(
             name: "redis",

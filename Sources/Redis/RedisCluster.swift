@@ -32,11 +32,14 @@ final class RedisCluster: Sendable {
     }
 
     private let configuration: RedisConfiguration
+    /// The client's TLS context, shared by every node: one a redirect names is reached as a seed is.
+    private let tls: RedisTLS?
     private let logger: Logger
     private let state = Mutex(State())
 
-    init(configuration: RedisConfiguration, logger: Logger) {
+    init(configuration: RedisConfiguration, tls: RedisTLS?, logger: Logger) {
         self.configuration = configuration
+        self.tls = tls
         self.logger = logger
     }
 
@@ -47,7 +50,7 @@ final class RedisCluster: Sendable {
         let node: RedisNode? = self.state.withLock { state in
             if state.stopped { return nil }
             if let node = state.nodes[endpoint] { return node }
-            let node = RedisNode(configuration: self.configuration.node(endpoint))
+            let node = RedisNode(configuration: self.configuration.node(endpoint), tls: self.tls)
             state.nodes[endpoint] = node
             if state.started { node.start() }
             return node
@@ -110,7 +113,8 @@ final class RedisCluster: Sendable {
                     }
                     continue
                 }
-                let retriable = error.isClusterTransient || error.serverCode == "LOADING" || error.notSent
+                // A TLS failure (an untrusted certificate) is not retried: it will not pass.
+                let retriable = error.code != .tls && (error.isClusterTransient || error.serverCode == "LOADING" || error.notSent)
                 if retriable, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(min(20 * attempt, 200)))
                     try? await self.refresh()

@@ -1,7 +1,8 @@
 import Foundation
 
 /// Where and how to reach Redis: parsed once from `redis://[:password@]host:port/db`, or from
-/// `redis+cluster://[:password@]host:port[,host:port...]` for a Redis Cluster.
+/// `redis+cluster://[:password@]host:port[,host:port...]` for a Redis Cluster; `rediss://` and
+/// `rediss+cluster://` speak TLS.
 public struct RedisConfiguration: Sendable, Hashable {
     public var host: String
     public var port: Int
@@ -13,6 +14,16 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// The `AUTH` user name for Redis 6 ACLs, when the URL names one.
     public var username: String?
     public var database: Int
+    /// TLS on every connection (`rediss://`, `rediss+cluster://`): the server's certificate must
+    /// chain to a trusted CA and name the host (a DNS name, or an IP address in its IP SAN).
+    public var tls = false
+    /// A PEM file of the CA certificates to trust instead of the system's trust roots (a private
+    /// CA's). Used only with ``tls``.
+    public var tlsCAFile: String?
+    /// A PEM certificate chain and its private key, for a server that asks clients for a
+    /// certificate (mutual TLS); both or neither. Used only with ``tls``.
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
     /// Connections per NIO event loop (one by default), each pipelining the commands sent on it.
     /// A hop running on a loop sends on that loop's connection, so its reply needs no thread
     /// hand-off; one connection per loop also batches the most commands per write.
@@ -38,18 +49,21 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var isCluster: Bool { !self.clusterSeeds.isEmpty }
 
     /// Parses `redis://[[user]:password@]host[:port][/db]` or
-    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]...]`.
+    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]...]`, or the same with
+    /// `rediss` (TLS).
     public init(url: String) throws(RedisConfigurationError) {
-        if url.hasPrefix("redis+cluster://") {
-            try self.init(clusterURL: url)
+        for scheme in ["redis+cluster://", "rediss+cluster://"] where url.hasPrefix(scheme) {
+            try self.init(clusterURL: url, scheme: scheme)
             return
         }
-        guard let components = URLComponents(string: url), components.scheme == "redis" else {
+        guard let components = URLComponents(string: url), components.scheme == "redis" || components.scheme == "rediss" else {
             throw RedisConfigurationError(reason: "must look like redis://[:password@]host:port/db or redis+cluster://host:port,host:port")
         }
-        guard let host = components.host, !host.isEmpty else {
+        guard var host = components.host, !host.isEmpty else {
             throw RedisConfigurationError(reason: "has no host")
         }
+        // An IPv6 address in brackets (`redis://[::1]:6379`): connecting and certificate checks want it bare.
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let port = components.port ?? 6379
         guard (1...65535).contains(port) else { throw RedisConfigurationError(reason: "has a port outside 1...65535") }
         var database = 0
@@ -63,12 +77,13 @@ public struct RedisConfiguration: Sendable, Hashable {
         let user = components.percentEncodedUser.flatMap { $0.removingPercentEncoding }.flatMap { $0.isEmpty ? nil : $0 }
         let password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
         self.init(host: host, port: port, password: password, username: user, database: database)
+        self.tls = components.scheme == "rediss"
     }
 
     /// `redis+cluster://[[user]:password@]host:port,host:port...`: URLComponents reads one host
     /// only, so the seed list is split off first and each seed parsed on its own.
-    private init(clusterURL url: String) throws(RedisConfigurationError) {
-        var rest = Substring(url.dropFirst("redis+cluster://".count))
+    private init(clusterURL url: String, scheme: String) throws(RedisConfigurationError) {
+        var rest = Substring(url.dropFirst(scheme.count))
         var credentials: Substring?
         if let at = rest.lastIndex(of: "@") {
             credentials = rest[..<at]
@@ -104,9 +119,11 @@ public struct RedisConfiguration: Sendable, Hashable {
         }
         self.init(host: seeds[0].host, port: seeds[0].port, password: password, username: user, database: 0)
         self.clusterSeeds = seeds
+        self.tls = scheme == "rediss+cluster://"
     }
 
-    /// The same settings for one node of a cluster.
+    /// The same settings for one node of a cluster: its address, the password and TLS settings of
+    /// the whole cluster (a node named by `MOVED`, `ASK` or `CLUSTER SLOTS` is reached as a seed is).
     func node(_ endpoint: RedisEndpoint) -> RedisConfiguration {
         var node = self
         (node.host, node.port, node.database, node.clusterSeeds) = (endpoint.host, endpoint.port, 0, [])
@@ -145,13 +162,14 @@ public struct RedisConfigurationError: Error, Sendable, CustomStringConvertible 
 }
 
 extension RedisConfiguration: CustomStringConvertible {
-    /// `redis://host:port/db` (or `redis+cluster://host:port,...`), with the password shown as
-    /// `***`, safe for logs.
+    /// `redis://host:port/db` (or `redis+cluster://host:port,...`, `rediss` with TLS), with the
+    /// password shown as `***`, safe for logs.
     public var description: String {
         let credentials = self.password == nil ? "" : "\(self.username ?? ""):***@"
+        let scheme = self.tls ? "rediss" : "redis"
         if self.isCluster {
-            return "redis+cluster://\(credentials)" + self.clusterSeeds.map(\.description).joined(separator: ",")
+            return "\(scheme)+cluster://\(credentials)" + self.clusterSeeds.map(\.description).joined(separator: ",")
         }
-        return "redis://\(credentials)\(self.host):\(self.port)/\(self.database)"
+        return "\(scheme)://\(credentials)\(RedisEndpoint(host: self.host, port: self.port))/\(self.database)"
     }
 }

@@ -12,6 +12,9 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible, Cu
         case server
         /// The reply did not have the shape the command promises.
         case unexpectedReply
+        /// No TLS session (`rediss://`): the server's certificate was not trusted, the server does
+        /// not speak TLS, or the CA file could not be read. Retrying does not help.
+        case tls
     }
 
     public let code: Code
@@ -23,6 +26,8 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible, Cu
     /// The command never left this process (no connection could be made), so sending it again,
     /// to another node, cannot run it twice.
     var notSent = false
+    /// For `.tls`: what went wrong, in words safe to show.
+    var tlsProblem: TLSProblem?
 
     init(code: Code, serverCode: String? = nil, detail: String) {
         self.code = code
@@ -61,6 +66,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible, Cu
         case .timeout: return "redis command timed out"
         case .server: return "redis server error \(self.serverCode ?? "ERR")"
         case .unexpectedReply: return "redis reply had an unexpected shape"
+        case .tls: return "redis TLS failed: \(self.tlsProblem?.rawValue ?? "no TLS session")"
         }
     }
 

@@ -8,11 +8,12 @@ final class RedisNode: Sendable {
     let endpoint: RedisEndpoint
     private let pipelines: [RedisPipeline]
 
-    init(configuration: RedisConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// `tls`: the client's one TLS context (`rediss://`), nil for plain TCP.
+    init(configuration: RedisConfiguration, tls: RedisTLS?, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.endpoint = RedisEndpoint(host: configuration.host, port: configuration.port)
         var pipelines: [RedisPipeline] = []
         for loop in group.makeIterator() {
-            for _ in 0..<max(1, configuration.poolSize) { pipelines.append(RedisPipeline(configuration: configuration, eventLoop: loop)) }
+            for _ in 0..<max(1, configuration.poolSize) { pipelines.append(RedisPipeline(configuration: configuration, eventLoop: loop, tls: tls)) }
         }
         self.pipelines = pipelines
     }

@@ -2,6 +2,7 @@ import Basics
 import CHiredis
 import NIOCore
 import NIOPosix
+import NIOTLS
 import Synchronization
 
 /// One pipelined connection to a Redis server, owned by one NIO event loop.
@@ -11,14 +12,16 @@ import Synchronization
 /// there: a caller running on that loop (every HTTP request does, see `EventLoopTaskExecutor`)
 /// resumes without any thread hand-off.
 ///
-/// - A connection that is not open is made on the first command (AUTH and SELECT first); every
-///   command waiting for it fails as not sent when it cannot be made.
+/// - A connection that is not open is made on the first command (the TLS handshake with `rediss://`,
+///   then AUTH and SELECT); every command waiting for it fails as not sent when it cannot be made.
 /// - A command without a reply within `commandTimeout` fails with `.timeout` and drops the
 ///   connection (with every other command awaiting a reply on it); the next command connects anew.
 /// - A connection the server closed fails the commands awaiting replies on it (`.connection`).
 final class RedisPipeline: Sendable {
     let eventLoop: any EventLoop
     private let configuration: RedisConfiguration
+    /// The client's TLS context, nil for plain TCP.
+    private let tls: RedisTLS?
     private let state: State
     private let outstanding = Atomic<Int>(0)
 
@@ -40,8 +43,9 @@ final class RedisPipeline: Sendable {
         var unflushed: [any Channel] = []
     }
 
-    init(configuration: RedisConfiguration, eventLoop: any EventLoop) {
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, tls: RedisTLS? = nil) {
         self.configuration = configuration
+        self.tls = tls
         self.eventLoop = eventLoop
         self.state = State()
     }
@@ -121,18 +125,31 @@ final class RedisPipeline: Sendable {
 
     private func connect() {
         let state = self.state
+        if case .failure(var unusable) = self.tls?.context {
+            // No TLS context (an unreadable CA file): no connection could be made; say why at once.
+            unusable.notSent = true
+            let waiting = state.waiting
+            state.waiting = []
+            for request in waiting { request.promise.fail(unusable) }
+            return
+        }
         state.connecting = true
         let configuration = self.configuration
         let timeout = TimeAmount.microseconds(configuration.commandTimeout.inMicroseconds)
         let connectTimeout = TimeAmount.microseconds(configuration.connectTimeout.inMicroseconds)
+        let tls = self.tls
         ClientBootstrap(group: self.eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(timeout: timeout)) }
+                channel.eventLoop.makeCompletedFuture {
+                    let handlers = channel.pipeline.syncOperations
+                    if let tls { try handlers.addHandler(tls.handler(host: configuration.host)) }
+                    try handlers.addHandler(RedisChannelHandler(timeout: timeout, handshakeTimeout: tls == nil ? nil : connectTimeout))
+                }
             }
             .connect(host: configuration.host, port: configuration.port)
-            .flatMap { channel in self.handshake(channel).map { channel } }
+            .flatMap { channel in self.secured(channel).flatMap { _ in self.handshake(channel) }.map { _ in channel } }
             .whenComplete { result in
                 let state = self.state
                 state.connecting = false
@@ -148,11 +165,25 @@ final class RedisPipeline: Sendable {
                     state.channel = channel
                     for request in waiting { self.write(request, on: channel) }
                 case .failure(let error):
-                    var unsent = (error as? RedisError) ?? RedisError(code: .connection, detail: "\(error)")
+                    var unsent = RedisError.channel(error, handshaking: tls != nil)
                     unsent.notSent = true
                     for request in waiting { request.promise.fail(unsent) }
                 }
             }
+    }
+
+    /// The TLS handshake done (at once without TLS); on failure the connection is closed.
+    private func secured(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let handshake: EventLoopFuture<Void>
+        do {
+            handshake = try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self).secured
+        } catch {
+            handshake = channel.eventLoop.makeFailedFuture(RedisError(code: .connection, detail: "connection closed before it was ready"))
+        }
+        return handshake.flatMapError { error in
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
+        }
     }
 
     /// AUTH and SELECT, when configured, before any caller's command.
@@ -195,6 +226,13 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     private let timeout: TimeAmount
+    /// How long the TLS handshake may take once connected; nil without TLS.
+    private let handshakeTimeout: TimeAmount?
+    /// Completed by the TLS handshake (at once without TLS); nil once completed.
+    private var securing: EventLoopPromise<Void>?
+    private var handshakeTimer: Scheduled<Void>?
+    /// Completes when the connection is ready for commands: the TLS handshake is done.
+    private(set) var secured: EventLoopFuture<Void>!
     private var awaiting = CircularBuffer<Awaiting>(initialCapacity: 16)
     private var reader: UnsafeMutablePointer<redisReader>?
     private var timer: Scheduled<Void>?
@@ -203,14 +241,25 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private static let asking: [[UInt8]] = [Array("ASKING".utf8)]
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, handshakeTimeout: TimeAmount? = nil) {
         self.timeout = timeout
+        self.handshakeTimeout = handshakeTimeout
         self.reader = redisReaderCreate()
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if self.handshakeTimeout == nil {
+            self.secured = context.eventLoop.makeSucceededVoidFuture()
+        } else {
+            let securing = context.eventLoop.makePromise(of: Void.self)
+            self.securing = securing
+            self.secured = securing.futureResult
+        }
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.handshakeEnded(.failure(RedisError(code: .connection, detail: "connection closed")))
         self.failAll(RedisError(code: .connection, detail: "connection closed"))
         if let reader = self.reader { redisReaderFree(reader) }
         self.reader = nil
@@ -267,16 +316,46 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         }
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        if let handshakeTimeout = self.handshakeTimeout, self.securing != nil {
+            self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: handshakeTimeout) {
+                guard let context = self.context, self.securing != nil else { return }
+                self.broken(context, .tls(.handshakeTimeout, detail: "no TLS handshake within \(handshakeTimeout)"))
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { self.handshakeEnded(.success(())) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        self.failAll(RedisError(code: .connection, detail: "connection closed by the server"))
+        let error =
+            self.securing != nil
+            ? RedisError.tls(.closedDuringHandshake, detail: "connection closed during the TLS handshake")
+            : RedisError(code: .connection, detail: "connection closed by the server")
+        self.handshakeEnded(.failure(error))
+        self.failAll(error)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.broken(context, RedisError(code: .connection, detail: "\(error)"))
+        self.broken(context, .channel(error, handshaking: self.securing != nil))
+    }
+
+    /// Completes ``secured`` once: the handshake is done, or failed (and so did the connection).
+    private func handshakeEnded(_ result: Result<Void, RedisError>) {
+        self.handshakeTimer?.cancel()
+        self.handshakeTimer = nil
+        guard let securing = self.securing else { return }
+        self.securing = nil
+        securing.completeWith(result.mapError { $0 as any Error })
     }
 
     private func broken(_ context: ChannelHandlerContext, _ error: RedisError) {
+        self.handshakeEnded(.failure(error))
         self.failAll(error)
         context.close(promise: nil)
     }

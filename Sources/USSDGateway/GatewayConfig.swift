@@ -23,7 +23,9 @@ public struct GatewayConfig: Sendable {
     /// `HTTP_PORT`: default 8080.
     public var httpPort = 8080
     /// `REDIS_URL`: `redis://[:password@]host:port/db`, or `redis+cluster://[:password@]host:port,host:port...`
-    /// for a Redis Cluster (seeds; the rest is learned); default `redis://127.0.0.1:6379/0`.
+    /// for a Redis Cluster (seeds; the rest is learned); default `redis://127.0.0.1:6379/0`. `rediss://`
+    /// and `rediss+cluster://` speak TLS, trusting `REDIS_CA_FILE` (PEM; default the system's roots),
+    /// with `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE` for a server that wants a client certificate.
     public var redis = RedisConfiguration()
     /// `DATABASE_URL`: a libpq URL or connection string; default `postgres://ussd@127.0.0.1:5432/ussd`.
     public var postgres = PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:5432/ussd")
@@ -208,6 +210,11 @@ public struct GatewayConfig: Sendable {
         self.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: self.redis.poolSize, in: 1...64)
         self.redis.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: self.redis.maximumInFlight, in: 1...100_000)
         self.redis.commandTimeout = try reader.milliseconds("REDIS_TIMEOUT_MS", default: self.redis.commandTimeout, in: 10...60_000)
+        (self.redis.tlsCAFile, self.redis.tlsCertificateFile, self.redis.tlsKeyFile) =
+            (reader.value("REDIS_CA_FILE"), reader.value("REDIS_TLS_CERT_FILE"), reader.value("REDIS_TLS_KEY_FILE"))
+        guard (self.redis.tlsCertificateFile == nil) == (self.redis.tlsKeyFile == nil) else {
+            throw ConfigError(variable: "REDIS_TLS_KEY_FILE", problem: "and REDIS_TLS_CERT_FILE must be set together")
+        }
 
         if let url = reader.value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {

@@ -33,10 +33,12 @@ struct Serve: AsyncParsableCommand {
         // applied in the background as soon as the database answers).
         var retry: StartupConfigurationRetry?
         let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+        var postgresTransport = config.postgres.declaredTransport
         do {
             if try await applyStartupConfiguration(config: config, menus: menus.document, wallet: wallet(config, postgres), logger: logger) {
                 logger.notice("configuration changed since the last start: recorded in the audit trail (action config.applied)")
             }
+            postgresTransport = (try? await postgres.transport()) ?? postgresTransport
             await postgres.shutdown()
         } catch let error as UnsafeDatabaseLogin {
             await postgres.shutdown()
@@ -50,6 +52,13 @@ struct Serve: AsyncParsableCommand {
             await postgres.shutdown()
             logger.warning("configuration not applied to the database yet: retrying until it answers", metadata: ["error": "\(error)"])
             retry = StartupConfigurationRetry(config: config, menus: menus.document, logger: logger)
+        }
+        // Redis's TLS refused (an untrusted certificate) stops the start; unencrypted links warn.
+        do {
+            try await checkTransportSecurity(config: config, postgres: postgresTransport, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
+            throw ExitCode(2)
         }
         let app: any Service
         do {

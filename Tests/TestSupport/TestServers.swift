@@ -4,13 +4,28 @@ import Redis
 
 /// The Redis and Postgres that `make test` started, read from `REDIS_URL` and `DATABASE_URL`.
 public enum TestServers {
-    /// The shared test Redis. Tests keep to keys under their own ``uniquePrefix(_:)``.
+    /// The shared test Redis. Tests keep to keys under their own ``uniquePrefix(_:)``. A `rediss://`
+    /// URL trusts `REDIS_CA_FILE`, as the gateway does (`make test` runs the session suites once
+    /// with `REDIS_URL` on a Redis that speaks only TLS).
     public static func redisConfiguration() throws -> RedisConfiguration {
         guard let url = ProcessInfo.processInfo.environment["REDIS_URL"] else {
             throw TestSetupError("REDIS_URL is not set: run the tests with `make test`")
         }
-        return try RedisConfiguration(url: url)
+        var configuration = try RedisConfiguration(url: url)
+        configuration.tlsCAFile = ProcessInfo.processInfo.environment["REDIS_CA_FILE"]
+        return configuration
     }
+
+    /// The TLS-only Redis `make test` started (`REDIS_TLS_URL`, its CA in `REDIS_CA_FILE`), or nil
+    /// when the tests run without it: the tests that need it are then skipped, visibly.
+    public static let redisTLSConfiguration: RedisConfiguration? = {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["REDIS_TLS_URL"], let caFile = environment["REDIS_CA_FILE"],
+            var configuration = try? RedisConfiguration(url: url)
+        else { return nil }
+        configuration.tlsCAFile = caFile
+        return configuration
+    }()
 
     /// The shared test Postgres's own database.
     public static func postgresConfiguration() throws -> PostgresConfiguration {
