@@ -12,7 +12,7 @@
 /// Cryptoki is initialised once per module and process: tokens opened on one module share it,
 /// and the last one closed finalises it.
 static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { void *library; int users; } modules[CPKCS11_MODULES];
+static struct { void *library; int users; int initialised_here; } modules[CPKCS11_MODULES];
 
 /// Counts a user of the module, initialising it for the first. Returns the PKCS#11 return value.
 static CK_RV module_retain(void *library, CK_FUNCTION_LIST_PTR functions) {
@@ -29,6 +29,8 @@ static CK_RV module_retain(void *library, CK_FUNCTION_LIST_PTR functions) {
         memset(&arguments, 0, sizeof arguments);
         arguments.flags = CKF_OS_LOCKING_OK;
         rv = functions->C_Initialize(&arguments);
+        // Initialised by someone else in the process: theirs to finalise, never ours.
+        modules[slot].initialised_here = rv == CKR_OK;
         if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) rv = CKR_OK;
     }
     if (rv == CKR_OK) { modules[slot].library = library; modules[slot].users++; }
@@ -40,7 +42,7 @@ static void module_release(void *library, CK_FUNCTION_LIST_PTR functions) {
     pthread_mutex_lock(&modules_lock);
     for (int i = 0; i < CPKCS11_MODULES; i++) {
         if (modules[i].library == library && modules[i].users > 0) {
-            if (--modules[i].users == 0) functions->C_Finalize(NULL);
+            if (--modules[i].users == 0 && modules[i].initialised_here) functions->C_Finalize(NULL);
             break;
         }
     }
@@ -56,6 +58,9 @@ struct cpkcs11_token {
     pthread_mutex_t lock;
     CK_SESSION_HANDLE spare[CPKCS11_SPARE_SESSIONS];
     size_t spare_count;
+    /// The user PIN, kept to log in again when the token lost the login (a network HSM's failover).
+    char *pin;
+    size_t pin_length;
 };
 
 static void say(char *error, size_t size, const char *what, CK_RV rv) {
@@ -133,6 +138,10 @@ cpkcs11_token *cpkcs11_open(const char *path, const char *slot_label, unsigned l
     token->functions = functions;
     token->slot = slot;
     token->login_session = session;
+    token->pin = malloc(pin_length + 1);
+    memcpy(token->pin, pin, pin_length);
+    token->pin[pin_length] = 0;
+    token->pin_length = pin_length;
     pthread_mutex_init(&token->lock, NULL);
     return token;
 }
@@ -144,6 +153,8 @@ void cpkcs11_close(cpkcs11_token *token) {
     module_release(token->library, token->functions);
     dlclose(token->library);
     pthread_mutex_destroy(&token->lock);
+    memset(token->pin, 0, token->pin_length);
+    free(token->pin);
     free(token);
 }
 
@@ -186,8 +197,12 @@ long cpkcs11_find_keys(cpkcs11_token *token, const char *label, unsigned long *h
     };
     rv = token->functions->C_FindObjectsInit(session, template, 3);
     if (rv != CKR_OK) { say(error, error_size, "the token cannot search its keys", rv); give_back(token, session, 0); return -1; }
-    CK_ULONG found = 0;
-    rv = token->functions->C_FindObjects(session, (CK_OBJECT_HANDLE *)handles, (CK_ULONG)capacity, &found);
+    CK_ULONG found = 0, batch = 0;
+    // A module may hand objects back a few at a time: asked until it has no more (or none fit).
+    do {
+        rv = token->functions->C_FindObjects(session, (CK_OBJECT_HANDLE *)handles + found, (CK_ULONG)capacity - found, &batch);
+        found += rv == CKR_OK ? batch : 0;
+    } while (rv == CKR_OK && batch > 0 && found < capacity);
     token->functions->C_FindObjectsFinal(session);
     if (rv != CKR_OK) { say(error, error_size, "the token cannot search its keys", rv); give_back(token, session, 0); return -1; }
     for (CK_ULONG i = 0; i < found; i++) {
@@ -197,6 +212,23 @@ long cpkcs11_find_keys(cpkcs11_token *token, const char *label, unsigned long *h
     }
     give_back(token, session, 1);
     return (long)found;
+}
+
+unsigned long cpkcs11_relogin(cpkcs11_token *token, char *error, size_t error_size) {
+    pthread_mutex_lock(&token->lock);
+    for (size_t i = 0; i < token->spare_count; i++) token->functions->C_CloseSession(token->spare[i]);
+    token->spare_count = 0;
+    token->functions->C_CloseSession(token->login_session);
+    CK_SESSION_HANDLE session;
+    CK_RV rv = token->functions->C_OpenSession(token->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &session);
+    if (rv == CKR_OK) {
+        token->login_session = session;
+        rv = token->functions->C_Login(session, CKU_USER, (CK_UTF8CHAR_PTR)token->pin, (CK_ULONG)token->pin_length);
+        if (rv == CKR_USER_ALREADY_LOGGED_IN) rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&token->lock);
+    if (rv != CKR_OK) say(error, error_size, "the token did not take the login again", rv);
+    return rv;
 }
 
 unsigned long cpkcs11_hmac_sha256(cpkcs11_token *token, unsigned long handle, const unsigned char *message,
@@ -228,7 +260,8 @@ static unsigned long store_key(cpkcs11_token *token, const char *label, const un
     CK_KEY_TYPE type = CKK_GENERIC_SECRET;
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_ULONG length = 32;
-    CK_ATTRIBUTE template[12];
+    CK_MECHANISM_TYPE allowed[] = { CKM_SHA256_HMAC };
+    CK_ATTRIBUTE template[16];
     CK_ULONG n = 0;
     template[n++] = (CK_ATTRIBUTE){ CKA_CLASS, &class, sizeof class };
     template[n++] = (CK_ATTRIBUTE){ CKA_KEY_TYPE, &type, sizeof type };
@@ -238,6 +271,10 @@ static unsigned long store_key(cpkcs11_token *token, const char *label, const un
     template[n++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &no, sizeof no };
     template[n++] = (CK_ATTRIBUTE){ CKA_SIGN, &yes, sizeof yes };
     template[n++] = (CK_ATTRIBUTE){ CKA_VERIFY, &yes, sizeof yes };
+    // An HMAC key and nothing else: no key derived from it, no attribute changed after.
+    template[n++] = (CK_ATTRIBUTE){ CKA_DERIVE, &no, sizeof no };
+    template[n++] = (CK_ATTRIBUTE){ CKA_MODIFIABLE, &no, sizeof no };
+    template[n++] = (CK_ATTRIBUTE){ CKA_ALLOWED_MECHANISMS, allowed, sizeof allowed };
     template[n++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
     template[n++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_length };
     if (value != NULL) {

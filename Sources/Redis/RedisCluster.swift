@@ -114,7 +114,7 @@ final class RedisCluster: Sendable {
                     continue
                 }
                 // A TLS failure (an untrusted certificate) is not retried: it will not pass.
-                let retriable = error.code != .tls && (error.isClusterTransient || error.serverCode == "LOADING" || error.notSent)
+                let retriable = !error.isPermanentTLSFailure && (error.isClusterTransient || error.serverCode == "LOADING" || error.notSent)
                 if retriable, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(min(20 * attempt, 200)))
                     try? await self.refresh()

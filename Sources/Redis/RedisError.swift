@@ -29,6 +29,16 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible, Cu
     /// For `.tls`: what went wrong, in words safe to show.
     var tlsProblem: TLSProblem?
 
+    /// A TLS failure no retry mends: a certificate not trusted or not naming the host, a file that
+    /// cannot be read. A handshake cut short or timed out (a node restarting) may pass next time.
+    public var isPermanentTLSFailure: Bool {
+        guard self.code == .tls else { return false }
+        switch self.tlsProblem {
+        case .untrusted, .wrongHost, .notTLS, .unreadableCAFile, .unreadableClientCertificate: return true
+        default: return false
+        }
+    }
+
     init(code: Code, serverCode: String? = nil, detail: String) {
         self.code = code
         self.serverCode = serverCode

@@ -110,7 +110,7 @@ public struct GatewayConfig: Sendable {
         "PIN_PEPPER", "PIN_KEY", "PIN_KEY_FILE", "PIN_PKCS11_MODULE", "PIN_PKCS11_SLOT", "PIN_PKCS11_LABEL", "PIN_PKCS11_PIN", "DATABASE_URL",
         "REDIS_URL", "REDIS_CA_FILE", "CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "DIALECT_CALLBACK_TOKEN", "AT_API_KEY",
         "AT_USERNAME", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL", "MPESA_C2B_SECURITY_CREDENTIAL",
-        "FLARES_USER", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD",
+        "FLARES_USERID", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD",
     ]
     /// The dialects `USSD_DIALECTS` may name.
     public static let knownDialects = ["hubtel", "nalo", "arkesel", "flares"]
@@ -380,8 +380,9 @@ public struct GatewayConfig: Sendable {
     /// `BACKEND_ENV_ALLOW`, after every other setting was read: a name the gateway reads itself is refused.
     private mutating func readBackendVariables(_ reader: Reader) throws(ConfigError) {
         let allowed = Set((reader.value("BACKEND_ENV_ALLOW") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-        let own = reader.asked.names.withLock { $0 }.union(Self.secretVariables)
-        if let name = allowed.intersection(own).sorted().first {
+        // libpq reads PG* variables (PGPASSWORD, PGSSLKEY...) itself: the gateway's own too.
+        let own = reader.asked.names.withLock { $0 }.union(Self.secretVariables).union(reader.values.keys.filter { $0.hasPrefix("PG") })
+        if let name = allowed.filter({ own.contains($0) || $0.hasPrefix("PG") }).sorted().first {
             throw ConfigError(variable: "BACKEND_ENV_ALLOW", problem: "names \(name), one of the gateway's own settings, which never leave it")
         }
         self.backendVariables = BackendVariables(allowed: allowed, forbidden: own)

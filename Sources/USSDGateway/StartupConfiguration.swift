@@ -151,3 +151,24 @@ public struct StartupConfigurationRetry: Service {
         try? await gracefulShutdown()
     }
 }
+
+/// Why the PIN keys and the database disagree, or nil: a stored value under a key version these
+/// keys lack (every customer under it would be refused), scrypt hashes from before PIN keys while
+/// `PIN_PEPPER` is not set, or a version whose check value differs from the one recorded (another
+/// host made a different key under the same number). Records the check values of versions new to
+/// the database.
+public func pinKeyProblem(config: GatewayConfig, wallet: Wallet) async throws -> String? {
+    let versions = Set(wallet.pins.versions)
+    for (scheme, version, customers) in try await wallet.pinKeyStatus() {
+        if scheme == "pvv1", let version, !versions.contains(version) {
+            return "PIN keys: \(customers) customer(s) have PIN values under key version \(version), which these keys do not hold (\(config.pinKeys?.summary ?? "none"))"
+        }
+        if scheme == "scrypt", config.pinPepper == nil {
+            return "PIN_PEPPER: \(customers) customer(s) still have PIN hashes from before PIN keys; set PIN_PEPPER until `ussd-gateway pin key-status` counts none"
+        }
+    }
+    if let version = try await wallet.checkPINKeys().first {
+        return "PIN keys: version \(version) is not the key the database recorded for it (its check value differs): one host's keys must be copied to the others, not made on each"
+    }
+    return nil
+}

@@ -81,7 +81,7 @@ public func checkTransportSecurity(config: GatewayConfig, postgres: PostgresTran
     do {
         _ = try await redis.ping()
         await redis.shutdown()
-    } catch let error as RedisError where error.code == .tls {
+    } catch let error as RedisError where error.isPermanentTLSFailure {
         await redis.shutdown()
         throw RedisTLSRefusal(redis: config.redis, error: error)
     } catch {

@@ -7,7 +7,7 @@ import Postgres
 /// (see `Migrations/0001_ledger.sql`).
 public final class Wallet: Sendable {
     let postgres: PostgresClient
-    let pins: PINVault
+    public let pins: PINVault
     /// How long three wrong PINs lock a customer (`PIN_LOCK_MINUTES`, default 30).
     let lockDuration: Duration
     let limits: WalletLimits
@@ -173,7 +173,18 @@ public final class Wallet: Sendable {
     @discardableResult
     public func verifyPIN(_ msisdn: MSISDN, pin: String) async throws -> Customer {
         let (customer, stored) = try await self.reservePINAttempt(msisdn)
-        if PINPolicy.isWellFormed(pin), case .right(let replacement) = try await self.pins.check(pin, customer: customer.id, against: stored) {
+        let check: PINVault.Check
+        do {
+            check = PINPolicy.isWellFormed(pin) ? try await self.pins.check(pin, customer: customer.id, against: stored) : .wrong
+        } catch {
+            // The check itself failed (a token unreachable, a key this host lacks): the attempt was
+            // never judged, so it is given back; kept, three such failures would shut the customer out.
+            try? await self.postgres.query(
+                "UPDATE customers SET failed_pin_attempts = greatest(failed_pin_attempts - 1, 0) WHERE id = \(customer.id) AND locked_until IS NULL"
+            )
+            throw error
+        }
+        if case .right(let replacement) = check {
             // Releases this attempt and the earlier wrong ones, unless a concurrent wrong one locked
             // the customer meanwhile. A value under an older key (or an scrypt hash) moves to the
             // newest key here, unless the PIN was changed meanwhile.
@@ -300,6 +311,32 @@ public final class Wallet: Sendable {
             """
         )
         if updated.isEmpty { throw WalletError.tokenExpired }
+    }
+
+    /// Customers per kind of stored PIN value: (`pvv1`, key version) or (`scrypt`, nil).
+    public func pinKeyStatus() async throws -> [(scheme: String, version: Int?, customers: Int64)] {
+        try await self.postgres.query("SELECT scheme, key_version, customers FROM ledger_pin_key_status()").map { row in
+            (try row.decode(String.self, column: 0), try row.decode(Int?.self, column: 1), try row.decode(Int64.self, column: 2))
+        }
+    }
+
+    /// Records each key version's check value, and returns the versions whose recorded value
+    /// differs: another host made a different key under the same number, and values written under
+    /// one would not verify under the other.
+    public func checkPINKeys() async throws -> [Int] {
+        var mismatched: [Int] = []
+        for (version, value) in try await self.pins.checkValues() {
+            let recorded = try await self.postgres.query(
+                """
+                WITH added AS (
+                    INSERT INTO pin_key_versions (version, check_value) VALUES (\(version), \(value)) ON CONFLICT (version) DO NOTHING RETURNING check_value
+                )
+                SELECT check_value FROM added UNION ALL SELECT check_value FROM pin_key_versions WHERE version = \(version)
+                """
+            ).first.map { try $0.decode(String.self, column: 0) }
+            if recorded != value { mismatched.append(version) }
+        }
+        return mismatched
     }
 
     /// Sets the language menus and SMS replies use.

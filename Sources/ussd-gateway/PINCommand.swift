@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Postgres
 import USSDGateway
 import Wallet
@@ -22,6 +23,11 @@ struct PINCommand: AsyncParsableCommand {
             help: "A file holding the new key as 64 or more hex digits, made outside the token and backed up as shares first; without it a random key is made (inside the token for PKCS#11)."
         )
         var importFile: String?
+        @Option(
+            name: .customLong("version"),
+            help: "With --import: the version the key had, when restoring it from its shares into a new token (refused when present)."
+        )
+        var version: Int?
 
         func run() async throws {
             let config = try self.options.loadForStaff()
@@ -34,12 +40,30 @@ struct PINCommand: AsyncParsableCommand {
                 else { throw refusal("--import: \(importFile) must hold one key of 64 or more hex digits") }
                 material = bytes
             }
-            let imported = material
-            let version = try await blocking(doing: "adding a PIN key") { () throws -> Int in
+            if self.version != nil && material == nil { throw refusal("--version restores an imported key: give --import too") }
+            let (imported, requested) = (material, self.version)
+            let (version, pins) = try await blocking(doing: "adding a PIN key") { () throws -> (Int, PINVault) in
                 if config.pinKeyIsDevelopmentDefault, case .file(let path) = source { try SoftwarePINKeys.createIfMissing(file: path) }
-                return try source.open().addVersion(importing: imported)
+                let keys = try source.open()
+                let version = try keys.addVersion(importing: imported, as: requested)
+                return (version, try PINVault(keys: keys, legacyPepper: nil))
             }
             print("added PIN key version \(version) to the \(source.summary)")
+            // Its check value into the database, where every gateway compares its own keys with it.
+            let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
+            do {
+                let mismatched = try await Wallet(postgres: postgres, pins: pins).checkPINKeys()
+                await postgres.shutdown()
+                if !mismatched.isEmpty {
+                    throw refusal(
+                        "version(s) \(mismatched.map(String.init).joined(separator: ", ")) differ from the keys the database recorded: another host made its own; copy one host's keys to the others instead")
+                }
+            } catch let error as ExitCode {
+                throw error
+            } catch {
+                await postgres.shutdown()
+                print("the database did not answer: the gateways record the new version's check value when they start")
+            }
             print("restart the gateways (one at a time) for new PIN values to use it; each customer's value moves to it at their next right PIN")
         }
     }

@@ -27,6 +27,8 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let logger = Logger(label: "ussd.http")
+        // The PIN keys, opened off the concurrency pool (a token's login blocks).
+        let pins = try await blocking(doing: "refusing to start: PIN keys") { try config.openPINVault() }
         // Tiers into the database, the configuration into the audit trail when it changed. A
         // configuration the database refuses (a tier customers still hold) refuses the start; a
         // database not reachable yet does not (readiness reports it, and the configuration is
@@ -39,7 +41,14 @@ struct Serve: AsyncParsableCommand {
                 logger.notice("configuration changed since the last start: recorded in the audit trail (action config.applied)")
             }
             postgresTransport = (try? await postgres.transport()) ?? postgresTransport
+            if let problem = try await pinKeyProblem(config: config, wallet: Wallet(postgres: postgres, pins: pins)) {
+                await postgres.shutdown()
+                FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(problem)\n".utf8))
+                throw ExitCode(2)
+            }
             await postgres.shutdown()
+        } catch let error as ExitCode {
+            throw error
         } catch let error as UnsafeDatabaseLogin {
             await postgres.shutdown()
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
@@ -62,7 +71,7 @@ struct Serve: AsyncParsableCommand {
         }
         let app: any Service
         do {
-            app = try buildApplication(config: config, logger: logger, menus: menus)
+            app = try buildApplication(config: config, logger: logger, menus: menus, pins: pins)
         } catch let error as PINKeyError {
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: PIN keys: \(error)\n".utf8))
             throw ExitCode(2)
@@ -70,7 +79,8 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("ussd-gateway: configuration error: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let services: [any Service] = [app] + (retry.map { [$0] } ?? [])
+        // The PIN vault first: it starts before the server and stops after it, so no PIN check is cut off.
+        let services: [any Service] = [pins, app] + (retry.map { [$0] } ?? [])
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = config.shutdownTimeout
         try await ServiceGroup(configuration: groupConfiguration).run()

@@ -108,6 +108,35 @@ import Wallet
         await harness.finish()
     }
 
+    /// What `serve` checks against the database before it serves: every stored value's key is
+    /// present, PIN_PEPPER while scrypt hashes remain, and each version is the key recorded for it.
+    @Test func serveRefusesKeysTheDatabaseDisagreesWith() async throws {
+        let harness = try await USSDHarness.make()
+        _ = try await harness.customer(freshLocal(), name: "Achieng", pin: TypedPINs.achieng)
+        let app = PostgresClient(configuration: harness.config.postgres)
+        #expect(try await pinKeyProblem(config: harness.config, wallet: Wallet(postgres: app, pins: harness.pins)) == nil, "and the check value is recorded")
+        #expect(try await harness.postgres.query("SELECT count(*) FROM pin_key_versions").single()!.decode(Int64.self, column: 0) == 1)
+
+        // Another host's own "version 1".
+        let other = PINVault(key: Array("a-different-key-of-32-bytes-long".utf8))
+        let differs = try await pinKeyProblem(config: harness.config, wallet: Wallet(postgres: app, pins: other))
+        #expect(differs?.contains("version 1 is not the key the database recorded") == true, "\(differs ?? "nil")")
+
+        let moved = try await harness.customer(freshLocal(), name: "Otieno", pin: TypedPINs.otieno)
+        try await harness.postgres.query("UPDATE customers SET pin_hash = 'pvv1$7$00' WHERE msisdn = \(moved.value)")
+        let missing = try await pinKeyProblem(config: harness.config, wallet: Wallet(postgres: app, pins: harness.pins))
+        #expect(missing?.contains("under key version 7, which these keys do not hold") == true, "\(missing ?? "nil")")
+        let legacy = try PINVault.scryptHash(TypedPINs.otieno, pepper: Array("a-pepper-from-before-the-keys!!".utf8))
+        try await harness.postgres.query("UPDATE customers SET pin_hash = \(legacy) WHERE msisdn = \(moved.value)")
+        let pepper = try await pinKeyProblem(config: harness.config, wallet: Wallet(postgres: app, pins: harness.pins))
+        #expect(pepper?.hasPrefix("PIN_PEPPER: 1 customer(s) still have PIN hashes from before PIN keys") == true, "\(pepper ?? "nil")")
+        var withPepper = harness.config
+        withPepper.pinPepper = Array("a-pepper-from-before-the-keys!!".utf8)
+        #expect(try await pinKeyProblem(config: withPepper, wallet: Wallet(postgres: app, pins: harness.pins)) == nil)
+        await app.shutdown()
+        await harness.finish()
+    }
+
     @Test func anScryptHashFromBeforeMovesToTheKeyAtItsFirstRightPIN() async throws {
         let pepper = "a-pepper-from-before-the-keys!!"
         let harness = try await USSDHarness.make { $0.pinPepper = Array(pepper.utf8) }

@@ -34,6 +34,23 @@ import Wallet
 @Suite struct CustomerTests {
     let achieng = MSISDN("254712345678")!
 
+    /// A check that fails (a token unreachable, a key version this host lacks) judges nothing: its
+    /// attempt is given back, so such failures never shut the customer out.
+    @Test func aPINCheckThatFailsGivesItsAttemptBack() async throws {
+        let ledger = try await Ledger.make()
+        let customer = try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
+        let good = try await ledger.postgres.query("SELECT pin_hash FROM customers WHERE id = \(customer.id)").single()!.decode(String.self, column: 0)
+        try await ledger.postgres.query("UPDATE customers SET pin_hash = 'pvv1$9$00' WHERE id = \(customer.id)")
+        for _ in 0..<(PINPolicy.attemptsBeforeLock + 1) {
+            await #expect(throws: PINKeyError.self) { try await ledger.wallet.verifyPIN(self.achieng, pin: "4826") }
+        }
+        let attempts = try await ledger.postgres.query("SELECT failed_pin_attempts FROM customers WHERE id = \(customer.id)").single()!.decode(Int.self, column: 0)
+        #expect(attempts == 0)
+        try await ledger.postgres.query("UPDATE customers SET pin_hash = \(good) WHERE id = \(customer.id)")
+        #expect(try await ledger.wallet.verifyPIN(self.achieng, pin: "4826").id == customer.id)
+        await ledger.postgres.shutdown()
+    }
+
     @Test func registerOpensMainAndSavingsAndRefusesDuplicatesAndWeakPINs() async throws {
         let ledger = try await Ledger.make()
         let customer = try await ledger.wallet.register(msisdn: self.achieng, name: "  Achieng Otieno ", pin: "4826", language: "sw")

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -56,6 +57,28 @@ import Testing
         // A gateway that started before the rotation reads the file again when it meets version 2.
         #expect(try await before.check("4826", customer: 42, against: moved) == .right(replacement: nil))
         #expect(after.seal("ussd-hop|s1|3|1") == seal, "adding a version leaves sessions' sealed values valid")
+    }
+
+    /// Rotations at once (several operators, several processes) each add their own version; a key
+    /// restored from its shares goes back under its number, never over a present one.
+    @Test func concurrentRotationsLoseNoVersionAndARestoreKeepsItsNumber() throws {
+        let path = try Self.scratch() + "/pin.keys"
+        try SoftwarePINKeys.createIfMissing(file: path)
+        try SoftwarePINKeys.createIfMissing(file: path)
+        let added = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            let version = try! SoftwarePINKeys(file: path).addVersion(importing: nil)
+            added.withLock { $0.append(version) }
+        }
+        #expect(added.withLock { $0.sorted() } == Array(2...7))
+        #expect(try SoftwarePINKeys(file: path).versions == Array(1...7))
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        let material = Array(repeating: UInt8(0x42), count: 32)
+        #expect(try SoftwarePINKeys(file: path).addVersion(importing: material, as: 12) == 12)
+        #expect(throws: PINKeyError.self) { try SoftwarePINKeys(file: path).addVersion(importing: material, as: 3) }
+        #expect(try SoftwarePINKeys(file: path).versions == Array(1...7) + [12])
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent).filter { $0 != "pin.keys" && $0 != "pin.keys.lock" }
+        #expect(leftovers.isEmpty, "no temporary file is left behind: \(leftovers)")
     }
 
     @Test func keyFilesOthersCanReadOrThatAreMalformedAreRefused() throws {

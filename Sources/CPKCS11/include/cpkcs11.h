@@ -30,6 +30,10 @@ long cpkcs11_find_keys(cpkcs11_token *token, const char *label, unsigned long *h
 unsigned long cpkcs11_hmac_sha256(cpkcs11_token *token, unsigned long handle, const unsigned char *message,
                                   size_t message_length, unsigned char *mac, char *error, size_t error_size);
 
+/// Drops every session and logs in again (the token lost the login: a network HSM failed over, a
+/// session timed out). Returns 0 or the PKCS#11 return value with a reason in `error`.
+unsigned long cpkcs11_relogin(cpkcs11_token *token, char *error, size_t error_size);
+
 /// Makes a new 32-byte secret key in the token (sensitive, never extractable, HMAC-SHA256 only),
 /// labelled `label` with CKA_ID `id`; its handle in `handle`. Returns 0 or the PKCS#11 return value.
 unsigned long cpkcs11_generate_key(cpkcs11_token *token, const char *label, const unsigned char *id, size_t id_length,

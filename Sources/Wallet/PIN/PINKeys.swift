@@ -89,14 +89,25 @@ public protocol PINKeyStore: Sendable {
     func authenticationCode(for message: [UInt8], version: Int) throws(PINKeyError) -> [UInt8]
     /// Reads the source again (a version added by `pin rotate-key` in another process).
     func reload() throws(PINKeyError)
-    /// Adds the next version: `material` (32 bytes or more, made outside and backed up as shares)
-    /// or, when nil, a new random key (made inside the token for PKCS#11). Returns the version.
-    func addVersion(importing material: [UInt8]?) throws(PINKeyError) -> Int
+    /// Adds a version, the next one unless `version` names one (a key restored from its shares
+    /// under the number it had; refused when present): `material` (32 bytes or more, made outside
+    /// and backed up as shares) or, when nil, a new random key (made inside the token for PKCS#11).
+    /// Returns the version.
+    func addVersion(importing material: [UInt8]?, as version: Int?) throws(PINKeyError) -> Int
 }
 
 extension PINKeyStore {
     /// The version new values are made under.
     public var newest: Int? { self.versions.last }
+
+    public func addVersion(importing material: [UInt8]?) throws(PINKeyError) -> Int { try self.addVersion(importing: material, as: nil) }
+
+    /// The version to add: `requested` when free, else the next.
+    func versionToAdd(_ requested: Int?, present: [Int]) throws(PINKeyError) -> Int {
+        guard let requested else { return (present.max() ?? 0) + 1 }
+        guard requested > 0, !present.contains(requested) else { throw PINKeyError("PIN key version \(requested) is present already (or not a positive number)") }
+        return requested
+    }
 }
 
 /// Keys held in this process's memory, from a file or an environment variable.
@@ -109,7 +120,7 @@ public final class SoftwarePINKeys: PINKeyStore {
 
     public init(file path: String) throws(PINKeyError) {
         self.file = path
-        self.keys = Mutex(try Self.read(file: path))
+        self.keys = Mutex(try Self.read(file: path).0)
     }
 
     public init(environment value: String) throws(PINKeyError) {
@@ -134,60 +145,101 @@ public final class SoftwarePINKeys: PINKeyStore {
 
     public func reload() throws(PINKeyError) {
         guard let file else { return }
-        let keys = try Self.read(file: file)
+        let keys = try Self.read(file: file).0
         self.keys.withLock { $0 = keys }
     }
 
-    /// Appends the next version to the key file (written anew and renamed into place, mode 0600).
-    public func addVersion(importing material: [UInt8]?) throws(PINKeyError) -> Int {
+    /// Adds a version to the key file: under an exclusive lock on the file, the keys read, the new
+    /// line added, written to a new file (mode 0600, the old file's owner) that is synced and
+    /// renamed into place, and the directory synced. Two rotations at once add two versions.
+    public func addVersion(importing material: [UInt8]?, as requested: Int?) throws(PINKeyError) -> Int {
         guard let file else {
             throw PINKeyError("PIN_KEY comes from the environment: add an entry `<version>:<64 hex digits>` to it in your secret store")
         }
         let material = material ?? Self.randomKey()
         guard material.count >= Self.minimumKeyBytes else { throw PINKeyError("a PIN key is at least 32 bytes") }
-        var keys = try Self.read(file: file)
-        let version = (keys.keys.max() ?? 0) + 1
-        keys[version] = SymmetricKey(data: material)
-        let text = try Self.fileText(file: file, adding: version, material: material)
-        try Self.write(text, to: file)
-        self.keys.withLock { $0 = keys }
+        // A lock file of its own: the key file itself is replaced by a rename, and a lock on the
+        // replaced file would no longer keep anyone out.
+        let lock = open(file + ".lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw PINKeyError("the PIN key file's lock \(file).lock cannot be opened") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX) == 0 else { throw PINKeyError("the PIN key file \(file) cannot be locked") }
+        var status = stat()
+        guard lstat(file, &status) == 0 else { throw PINKeyError("the PIN key file \(file) cannot be read") }
+        let (keys, lines) = try Self.read(file: file)
+        let version = try self.versionToAdd(requested, present: Array(keys.keys))
+        var text = lines.joined(separator: "\n")
+        if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+        text += "\(version) \(Self.hex(material))\n"
+        try Self.replace(file, with: text, owner: (status.st_uid, status.st_gid))
+        var updated = keys
+        updated[version] = SymmetricKey(data: material)
+        self.keys.withLock { $0 = updated }
         return version
     }
 
     /// Creates a key file holding one random key (version 1), readable by this user alone; an
-    /// existing file is left as it is. For development, where each checkout gets its own key.
+    /// existing file is left as it is (two processes racing: one file wins, whole). For
+    /// development, where each checkout gets its own key.
     public static func createIfMissing(file path: String) throws(PINKeyError) {
         guard !FileManager.default.fileExists(atPath: path) else { return }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        try Self.write(Self.header + "1 \(Self.hex(Self.randomKey()))\n", to: path)
+        let temporary = try Self.writeNew(path, Self.header + "\n1 \(Self.hex(Self.randomKey()))\n")
+        // link(2) never replaces: if another process made the file meanwhile, theirs stays.
+        let linked = link(temporary, path) == 0 || errno == EEXIST
+        unlink(temporary)
+        guard linked else { throw PINKeyError("the PIN key file \(path) cannot be created") }
+        Self.syncDirectory(of: path)
     }
 
     static let header = """
         # ussd-gateway PIN keys: one version per line, "<version> <64 hex digits>". Secret: readable by
         # the gateway alone, backed up apart from the database (SECURITY.md: PIN keys). Versions are
         # only ever added (ussd-gateway pin rotate-key); a stored PIN value names the one it used.
-
         """
 
-    private static func fileText(file: String, adding version: Int, material: [UInt8]) throws(PINKeyError) -> String {
-        var text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? Self.header
-        if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
-        return text + "\(version) \(Self.hex(material))\n"
-    }
-
-    private static func write(_ text: String, to path: String) throws(PINKeyError) {
-        let temporary = path + ".new"
-        let created = FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
-        guard created, rename(temporary, path) == 0 else {
+    /// Writes `text` to a new file next to `path` (created exclusively, mode 0600 from the start,
+    /// never through a symbolic link) and syncs it; returns its path.
+    private static func writeNew(_ path: String, _ text: String) throws(PINKeyError) -> String {
+        let temporary = path + ".new-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw PINKeyError("the PIN key file \(path) cannot be written (its directory?)") }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard written == bytes.count, synced else {
             unlink(temporary)
             throw PINKeyError("the PIN key file \(path) cannot be written")
         }
+        return temporary
     }
 
-    private static func read(file path: String) throws(PINKeyError) -> [Int: SymmetricKey] {
+    private static func replace(_ path: String, with text: String, owner: (uid_t, gid_t)) throws(PINKeyError) {
+        let temporary = try Self.writeNew(path, text)
+        // Root rotating a file the gateway's user owns leaves it the gateway's.
+        _ = chown(temporary, owner.0, owner.1)
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw PINKeyError("the PIN key file \(path) cannot be replaced")
+        }
+        Self.syncDirectory(of: path)
+    }
+
+    private static func syncDirectory(of path: String) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let descriptor = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
+        if descriptor >= 0 {
+            fsync(descriptor)
+            close(descriptor)
+        }
+    }
+
+    /// The keys, and the file's lines as they are (rewritten unchanged when a version is added).
+    private static func read(file path: String) throws(PINKeyError) -> ([Int: SymmetricKey], [Substring]) {
         var status = stat()
         guard stat(path, &status) == 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw PINKeyError("the PIN key file \(path) cannot be read")
@@ -196,7 +248,8 @@ public final class SoftwarePINKeys: PINKeyStore {
             throw PINKeyError("the PIN key file \(path) is open to other users (chmod 600 it)")
         }
         var keys: [Int: SymmetricKey] = [:]
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for (number, raw) in lines.enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -206,7 +259,7 @@ public final class SoftwarePINKeys: PINKeyStore {
             keys[version] = SymmetricKey(data: material)
         }
         guard !keys.isEmpty else { throw PINKeyError("the PIN key file \(path) holds no key") }
-        return keys
+        return (keys, lines)
     }
 
     private static func parse(entries value: String) throws(PINKeyError) -> [Int: SymmetricKey] {

@@ -91,6 +91,20 @@ public final class PINVault: Service, Sendable {
         try await self.check(pin, customer: customer, against: stored) != .wrong
     }
 
+    /// Each key version's check value: the first 8 bytes of its HMAC of a fixed label, in hex (a
+    /// key check value, as HSMs show one): tells two keys apart without revealing either.
+    public func checkValues() async throws -> [(version: Int, value: String)] {
+        let keys = self.keys
+        let compute: @Sendable () throws -> [(Int, String)] = {
+            try keys.versions.map { version in
+                (version, Self.hex(Array(try keys.authenticationCode(for: Array(Self.checkLabel.utf8), version: version).prefix(8))))
+            }
+        }
+        return keys.isHardware ? try await self.threads.run(compute) : try compute()
+    }
+
+    static let checkLabel = "ussd-gateway/key-check-value/v1"
+
     /// A deterministic keyed seal of a secret, for comparing a PIN typed twice (or a hop's input)
     /// without storing it. Its key is derived apart from the PIN keys.
     public func seal(_ secret: String) -> String {

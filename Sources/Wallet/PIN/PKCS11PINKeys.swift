@@ -42,6 +42,19 @@ public final class PKCS11PINKeys: PINKeyStore, @unchecked Sendable {
     public var isHardware: Bool { true }
 
     public func authenticationCode(for message: [UInt8], version: Int) throws(PINKeyError) -> [UInt8] {
+        do {
+            return try self.hmac(message, version: version)
+        } catch {
+            // The token may have lost the login or the key handles (a failover, a restart): log in
+            // again, find the keys again, and try once more.
+            var reason = [CChar](repeating: 0, count: 256)
+            guard cpkcs11_relogin(self.token, &reason, reason.count) == 0 else { throw PINKeyError("PKCS#11: \(Self.text(reason))") }
+            try self.reload()
+            return try self.hmac(message, version: version)
+        }
+    }
+
+    private func hmac(_ message: [UInt8], version: Int) throws(PINKeyError) -> [UInt8] {
         guard let handle = self.handles.withLock({ $0[version] }) else { throw PINKeyError("no PIN key version \(version) in the token") }
         var mac = [UInt8](repeating: 0, count: 32)
         var error = [CChar](repeating: 0, count: 256)
@@ -71,9 +84,9 @@ public final class PKCS11PINKeys: PINKeyStore, @unchecked Sendable {
     }
 
     /// Makes the next version in the token, or imports `material` as it (non-extractable from then on).
-    public func addVersion(importing material: [UInt8]?) throws(PINKeyError) -> Int {
+    public func addVersion(importing material: [UInt8]?, as requested: Int?) throws(PINKeyError) -> Int {
         try self.reload()
-        let version = (self.versions.last ?? 0) + 1
+        let version = try self.versionToAdd(requested, present: self.versions)
         let id = Array(String(version).utf8)
         var handle: UInt = 0
         var error = [CChar](repeating: 0, count: 256)
