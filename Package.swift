@@ -189,7 +189,7 @@ let package = Package(
         .executableTarget(
             name: "ussd-gateway",
             dependencies: [
-                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa",
+                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa", "Basics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

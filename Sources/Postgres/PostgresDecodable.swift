@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A Swift type a column can be decoded into from libpq's text format.
@@ -100,26 +101,8 @@ extension Data: PostgresDecodable {
         guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0 else {
             throw PostgresError(code: .decoding, detail: "not a bytea column in hex format")
         }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity((text.count - 2) / 2)
-        var index = 2
-        while index < text.count {
-            guard let high = Self.nibble(text[index]), let low = Self.nibble(text[index + 1]) else {
-                throw PostgresError(code: .decoding, detail: "bad hex in a bytea column")
-            }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
+        guard let bytes = Hex.decode(text[2...]) else { throw PostgresError(code: .decoding, detail: "bad hex in a bytea column") }
         self = Data(bytes)
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 

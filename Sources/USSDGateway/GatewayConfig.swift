@@ -576,10 +576,5 @@ final class AskedNames: Sendable {
     let names = Mutex<Set<String>>([])
 }
 
-/// True for an address only this machine reaches: `localhost`, 127.0.0.0/8, `::1`.
-public func isLoopback(_ host: String) -> Bool {
-    let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-    if bare == "localhost" || bare == "::1" { return true }
-    let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
-    return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
-}
+/// True for an address only this machine reaches (``TransportSecurity/isLoopback(_:)``).
+public func isLoopback(_ host: String) -> Bool { TransportSecurity.isLoopback(host) }

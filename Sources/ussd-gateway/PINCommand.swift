@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import Logging
 import Postgres
@@ -36,7 +37,7 @@ struct PINCommand: AsyncParsableCommand {
             var material: [UInt8]?
             if let importFile {
                 guard let text = try? String(contentsOfFile: importFile, encoding: .utf8),
-                    let bytes = hexBytes(text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count >= SoftwarePINKeys.minimumKeyBytes
+                    let bytes = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count >= SoftwarePINKeys.minimumKeyBytes
                 else { throw refusal("--import: \(importFile) must hold one key of 64 or more hex digits") }
                 material = bytes
             }
@@ -121,17 +122,4 @@ func blocking<T: Sendable>(doing what: String, _ body: @escaping @Sendable () th
     case .failure(let error as PINKeyError): throw refusal("\(what): \(error)")
     case .failure(let error): throw error
     }
-}
-
-func hexBytes(_ text: String) -> [UInt8]? {
-    let utf8 = Array(text.utf8)
-    guard utf8.count % 2 == 0, !utf8.isEmpty else { return nil }
-    var bytes: [UInt8] = []
-    var index = 0
-    while index < utf8.count {
-        guard let byte = UInt8(String(decoding: utf8[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
-        bytes.append(byte)
-        index += 2
-    }
-    return bytes
 }
