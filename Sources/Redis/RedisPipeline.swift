@@ -36,6 +36,9 @@ final class RedisPipeline: Sendable {
     /// Touched only on `eventLoop`.
     private final class State: @unchecked Sendable {
         var channel: (any Channel)?
+        /// The current connection's handler: a connection it gave up on (a timeout, a bad reply) is
+        /// not written to while it closes, which over TLS takes a round trip with `isActive` still true.
+        var handler: RedisChannelHandler?
         var connecting = false
         var waiting: [Request] = []
         var stopped = false
@@ -99,10 +102,11 @@ final class RedisPipeline: Sendable {
         let state = self.state
         if state.stopped {
             request.promise.fail(RedisError(code: .connection, detail: "client shut down"))
-        } else if let channel = state.channel, channel.isActive {
+        } else if let channel = state.channel, channel.isActive, state.handler?.isBroken != true {
             self.write(request, on: channel)
         } else {
             state.channel = nil
+            state.handler = nil
             state.waiting.append(request)
             if !state.connecting { self.connect() }
         }
@@ -163,6 +167,7 @@ final class RedisPipeline: Sendable {
                         return
                     }
                     state.channel = channel
+                    state.handler = try? channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self)
                     for request in waiting { self.write(request, on: channel) }
                 case .failure(let error):
                     var unsent = RedisError.channel(error, handshaking: tls != nil)
@@ -226,6 +231,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     private let timeout: TimeAmount
+    /// Given up on (a timeout, a bad reply, closed): no new command is written to it.
+    private(set) var isBroken = false
     /// How long the TLS handshake may take once connected; nil without TLS.
     private let handshakeTimeout: TimeAmount?
     /// Completed by the TLS handshake (at once without TLS); nil once completed.
@@ -332,6 +339,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.isBroken = true
         let error =
             self.securing != nil
             ? RedisError.tls(.closedDuringHandshake, detail: "connection closed during the TLS handshake")
@@ -355,6 +363,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     private func broken(_ context: ChannelHandlerContext, _ error: RedisError) {
+        self.isBroken = true
         self.handshakeEnded(.failure(error))
         self.failAll(error)
         context.close(promise: nil)
