@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test scale-test-cluster open-loop restore-test clean
+.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test scale-test-cluster open-loop restore-test backup clean
 
 ## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
 run: install
@@ -50,6 +50,10 @@ scale-test-cluster: install
 screenshot: install
 	@bash scripts/services.sh install-browser
 	@SCREENSHOT_PATH="$(CURDIR)/docs/simulator.png" bash scripts/test.sh --filter BrowserPhoneTests
+
+## pgBackRest backups of `make run`'s Postgres into .data/backup: WAL archived continuously, a full backup first, then differential ones.
+backup: install
+	@bash scripts/backup.sh
 
 ## pgBackRest under load: a full and a differential backup, the primary lost mid-load, a restore to the end of the archive and a point-in-time restore; prints the RPO and RTO.
 restore-test: install

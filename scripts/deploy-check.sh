@@ -62,10 +62,14 @@ log "systemd-analyze verify"
 root="$scratch/root"
 mkdir -p "$root/opt/ussd-gateway" "$root/etc/systemd/system" "$root/usr/lib/systemd"
 cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
-printf '#!/bin/sh\n' > "$root/opt/ussd-gateway/ussd-gateway"
-chmod +x "$root/opt/ussd-gateway/ussd-gateway"
-cp deploy/systemd/ussd-gateway.service "$root/etc/systemd/system/"
-output=$(systemd-analyze verify --root="$root" ussd-gateway.service 2>&1) || { printf '%s\n' "$output" >&2; exit 1; }
+mkdir -p "$root/usr/bin"
+for stand_in in "$root/opt/ussd-gateway/ussd-gateway" "$root/usr/bin/pgbackrest"; do
+    printf '#!/bin/sh\n' > "$stand_in"
+    chmod +x "$stand_in"
+done
+cp deploy/systemd/* "$root/etc/systemd/system/"
+output=$(systemd-analyze verify --root="$root" ussd-gateway.service ussd-ledger-backup-full.timer ussd-ledger-backup-diff.timer \
+    ussd-ledger-backup@full.service ussd-ledger-backup@diff.service 2>&1) || { printf '%s\n' "$output" >&2; exit 1; }
 # Unknown keys are only warnings to systemd; here they fail.
 if [ -n "$output" ]; then printf '%s\n' "$output" >&2; exit 1; fi
 

@@ -22,15 +22,11 @@ CUSTOMERS=${CUSTOMERS:-500}
 
 log() { printf '%s\n' "restore-test: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-# pgBackRest runs as the user Postgres runs as (services.sh: "postgres" when root), whose files it reads.
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# shellcheck source=scripts/pgbackrest.sh
+source scripts/pgbackrest.sh
 
 bash scripts/services.sh install
-command -v pgbackrest >/dev/null || {
-    log "installing pgbackrest"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbackrest >/dev/null
-}
+pgbackrest_install
 swift build -c release --product ussd-gateway >&2
 swift build -c release --product gateway-bench >&2
 bin="$(swift build -c release --show-bin-path)/ussd-gateway"
@@ -54,38 +50,8 @@ pg_port=$(cat "$scratch/postgres/port")
 pg_bin=$(bash scripts/services.sh pg-bindir)
 psql_at() { "$pg_bin/psql" -h 127.0.0.1 -p "$1" -U ussd -d "$2" -v ON_ERROR_STOP=1 -tAc "$3"; }
 
-# The repository, its logs and locks, owned by Postgres' user (archive-push runs as it).
-backup="$scratch/backup"
-mkdir -p "$backup/repo" "$backup/log" "$backup/lock" "$backup/spool"
-conf="$backup/pgbackrest.conf"
-cat > "$conf" <<EOF
-[global]
-repo1-path=$backup/repo
-repo1-retention-full=2
-log-path=$backup/log
-lock-path=$backup/lock
-spool-path=$backup/spool
-log-level-console=warn
-start-fast=y
-
-[ussd]
-pg1-path=$scratch/postgres/data
-pg1-port=$pg_port
-pg1-socket-path=$scratch/postgres
-pg1-user=ussd
-EOF
-if [ "$(id -u)" = 0 ]; then chown -R postgres "$backup"; fi
-pgbr() { as_pg pgbackrest --config="$conf" --stanza=ussd "$@"; }
-
-log "archiving on (archive_timeout 5 s, commit timestamps tracked), then a restart"
-psql_at "$pg_port" postgres "ALTER SYSTEM SET archive_mode = 'on'" >/dev/null
-psql_at "$pg_port" postgres "ALTER SYSTEM SET archive_command = 'pgbackrest --config=$conf --stanza=ussd archive-push %p'" >/dev/null
-psql_at "$pg_port" postgres "ALTER SYSTEM SET archive_timeout = '5s'" >/dev/null
-psql_at "$pg_port" postgres "ALTER SYSTEM SET track_commit_timestamp = 'on'" >/dev/null
-bash scripts/services.sh stop-postgres "$scratch/postgres"
-bash scripts/services.sh start-postgres "$scratch/postgres" "$pg_port"
-pgbr stanza-create
-pgbr check
+# WAL archived to a repository on a local path, commit timestamps tracked, the stanza checked.
+pgbackrest_configure "$scratch/backup" "$scratch/postgres" "$pg_port"
 
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export ENVIRONMENT=production AT_CALLBACK_TOKEN="$token" PIN_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
