@@ -33,8 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-log "hadolint deploy/Containerfile"
-"$tools/bin/hadolint" --failure-threshold warning deploy/Containerfile
+log "hadolint deploy/Containerfile deploy/postgres.Containerfile"
+"$tools/bin/hadolint" --failure-threshold warning deploy/Containerfile deploy/postgres.Containerfile
 
 log "kubernetes-validate --strict (Kubernetes 1.37 schemas)"
 manifests=()

@@ -206,8 +206,33 @@ if len(binds) > len(tls_binds) and not any(line.startswith("http-request redirec
 # Base images pinned to an exact version: a digest, x.y.z (x.y for Postgres, whose releases have two
 # numbers), or a dated Debian snapshot.
 pinned = re.compile(r"@sha256:[0-9a-f]{64}$|:\d+\.\d+\.\d+(-[a-z0-9.-]+)?$|^postgres:\d+\.\d+(-[a-z0-9.-]+)?$|:[a-z]+-\d{8}(-slim)?$")
-images = [(f"compose: {name}", definition["image"]) for name, definition in services.items() if "image" in definition and "build" not in definition]
-images += [("Containerfile", match) for match in re.findall(r"^FROM (\S+)", open(os.path.join(DEPLOY, "Containerfile"), encoding="utf-8").read(), re.M)]
+built = {definition.get("image") for definition in services.values() if "build" in definition}
+images = [(f"compose: {name}", definition["image"]) for name, definition in services.items()
+          if "image" in definition and "build" not in definition and definition["image"] not in built]
+for containerfile in ("Containerfile", "postgres.Containerfile"):
+    text = open(os.path.join(DEPLOY, containerfile), encoding="utf-8").read()
+    images += [(containerfile, match) for match in re.findall(r"^FROM (\S+)", text, re.M)]
+
+# Backups in compose: Postgres archives every WAL segment through pgBackRest within archive_timeout,
+# and the backup service reads the same data directory, socket and repository the config names.
+postgres_service, backup_service = services.get("postgres", {}), services.get("backup")
+settings = dict(item.split("=", 1) for item in postgres_service.get("command", []) if "=" in item)
+if settings.get("archive_mode") != "on" or not settings.get("archive_command", "").startswith("pgbackrest --stanza=ussd archive-push"):
+    problems.append("compose: Postgres must archive its WAL with pgBackRest (archive_mode=on, archive_command=pgbackrest --stanza=ussd archive-push %p)")
+if not re.fullmatch(r"\d+s", settings.get("archive_timeout", "")) or int(settings.get("archive_timeout", "0s")[:-1]) > 60:
+    problems.append("compose: Postgres needs an archive_timeout of at most 60s (it bounds what a lost disk takes with it)")
+pgbackrest = open(os.path.join(DEPLOY, "pgbackrest.conf"), encoding="utf-8").read()
+repository = re.search(r"^repo1-path=(\S+)", pgbackrest, re.M)
+if "[ussd]" not in pgbackrest or not repository:
+    problems.append("deploy/pgbackrest.conf: needs the stanza [ussd] and repo1-path")
+elif backup_service is None:
+    problems.append("compose: no backup service")
+else:
+    def mounts(service):
+        return {entry.split(":")[1]: entry.split(":")[0] for entry in service.get("volumes", []) if isinstance(entry, str)}
+    for path in ("/var/lib/postgresql/data", "/var/run/postgresql", repository.group(1)):
+        if not mounts(backup_service).get(path) or mounts(backup_service).get(path) != mounts(postgres_service).get(path):
+            problems.append(f"compose: the backup service and Postgres must share the volume at {path}")
 for where, image in images:
     if not pinned.search(image):
         problems.append(f"{where}: image {image} is not pinned to an exact version")
