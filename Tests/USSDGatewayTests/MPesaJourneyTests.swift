@@ -65,6 +65,13 @@ struct MPesaRig {
     /// answered, or with `again` all of them once more) to the gateway's result route.
     @discardableResult
     func answerStatusQueries(again: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
+        // The fake records a request before it records the query it answers: a query whose request
+        // was seen is waited for, or it would be left unanswered.
+        var waits = 0
+        while self.fake.statusQueries.count < self.fake.requests("/mpesa/transactionstatus/v1/query").count && waits < 500 {
+            try await Task.sleep(for: .milliseconds(10))
+            waits += 1
+        }
         for query in self.fake.statusQueries {
             var kept = false
             for _ in 0..<500 {
