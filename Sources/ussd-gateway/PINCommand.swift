@@ -80,7 +80,10 @@ struct PINCommand: AsyncParsableCommand {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             var present: [Int]?
-            if let source = config.pinKeys, !(config.pinKeyIsDevelopmentDefault && !FileManager.default.fileExists(atPath: ".data/pin.keys")) {
+            // Development's own key file is made by the first `serve`, not by counting.
+            var developmentFileMissing = false
+            if config.pinKeyIsDevelopmentDefault, case .file(let path)? = config.pinKeys { developmentFileMissing = !FileManager.default.fileExists(atPath: path) }
+            if let source = config.pinKeys, !developmentFileMissing {
                 present = try await blocking(doing: "reading the PIN keys") { try source.open().versions }
                 print("PIN keys (\(source.summary)): versions \(present!.map(String.init).joined(separator: ", ")), newest \(present!.last!)")
             } else {
