@@ -19,6 +19,23 @@ public enum SoftHSM {
     }
 
     private static let made = Mutex<Token?>(nil)
+    private static let turn = TurnLock()
+
+    /// Runs `body` while no other test of this process uses the token. A PKCS#11 login belongs to
+    /// the whole process: while one test is logged in, another's `C_Login` answers "already logged
+    /// in" whatever PIN it gives, so a test that a wrong PIN is refused must be alone with it.
+    /// Every test that opens the token in this process takes its turn here.
+    public static func alone<Result>(_ body: () async throws -> Result) async throws -> Result {
+        await self.turn.acquire()
+        do {
+            let result = try await body()
+            await self.turn.release()
+            return result
+        } catch {
+            await self.turn.release()
+            throw error
+        }
+    }
 
     /// The process's token, made on first use: `softhsm2-util --init-token`.
     public static func token() throws -> Token {
@@ -46,6 +63,24 @@ public enum SoftHSM {
             made = token
             return token
         }
+    }
+}
+
+/// One holder at a time, in order of arrival, for async code.
+actor TurnLock {
+    private var held = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        guard self.held else {
+            self.held = true
+            return
+        }
+        await withCheckedContinuation { self.waiting.append($0) }
+    }
+
+    func release() {
+        if self.waiting.isEmpty { self.held = false } else { self.waiting.removeFirst().resume() }
     }
 }
 

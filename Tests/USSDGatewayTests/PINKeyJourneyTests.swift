@@ -86,31 +86,33 @@ import Wallet
     }
 
     @Test func underSoftHSM2TheHMACRunsInTheTokenAndRotationMovesTheValue() async throws {
-        let token = try SoftHSM.token()
-        let label = "journey-\(UUID().uuidString.prefix(8))"
-        let keys = [
-            "PIN_PKCS11_MODULE": SoftHSM.module, "PIN_PKCS11_SLOT": token.label, "PIN_PKCS11_LABEL": label, "PIN_PKCS11_PIN": SoftHSM.userPIN,
-            "SOFTHSM2_CONF": token.configuration,
-        ]
-        // The first key is made inside the token by the operator's command: it never exists outside.
-        let made = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key"], environment: Self.environment(keys))
-        #expect(made.contains("added PIN key version 1"), "\(made)")
-        let settings = PKCS11Settings(module: SoftHSM.module, slot: .tokenLabel(token.label), label: label, pin: SoftHSM.userPIN)
-        let harness = try await USSDHarness.make { $0.pinKeys = .pkcs11(settings) }
-        let local = freshLocal()
-        let msisdn = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 250)
-        #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
-        #expect(try await Self.balance(harness, local, pin: TypedPINs.wrong).contains("Wrong PIN"))
-        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
+        try await SoftHSM.alone {
+            let token = try SoftHSM.token()
+            let label = "journey-\(UUID().uuidString.prefix(8))"
+            let keys = [
+                "PIN_PKCS11_MODULE": SoftHSM.module, "PIN_PKCS11_SLOT": token.label, "PIN_PKCS11_LABEL": label, "PIN_PKCS11_PIN": SoftHSM.userPIN,
+                "SOFTHSM2_CONF": token.configuration,
+            ]
+            // The first key is made inside the token by the operator's command: it never exists outside.
+            let made = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key"], environment: Self.environment(keys))
+            #expect(made.contains("added PIN key version 1"), "\(made)")
+            let settings = PKCS11Settings(module: SoftHSM.module, slot: .tokenLabel(token.label), label: label, pin: SoftHSM.userPIN)
+            let harness = try await USSDHarness.make { $0.pinKeys = .pkcs11(settings) }
+            let local = freshLocal()
+            let msisdn = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 250)
+            #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+            #expect(try await Self.balance(harness, local, pin: TypedPINs.wrong).contains("Wrong PIN"))
+            #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
 
-        let rotated = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key"], environment: Self.environment(keys))
-        #expect(rotated.contains("added PIN key version 2"), "\(rotated)")
-        let restarted = try harness.restarted()
-        #expect(try await Self.balance(restarted, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
-        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$2$"))
-        let status = try await Self.keyStatus(harness, keys)
-        #expect(status.contains("versions 1, 2, newest 2") && status.contains("key 2: 1") && !status.contains("key 1:"), "\(status)")
-        await harness.finish()
+            let rotated = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key"], environment: Self.environment(keys))
+            #expect(rotated.contains("added PIN key version 2"), "\(rotated)")
+            let restarted = try harness.restarted()
+            #expect(try await Self.balance(restarted, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+            #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$2$"))
+            let status = try await Self.keyStatus(harness, keys)
+            #expect(status.contains("versions 1, 2, newest 2") && status.contains("key 2: 1") && !status.contains("key 1:"), "\(status)")
+            await harness.finish()
+        }
     }
 
     /// What `serve` checks against the database before it serves: every stored value's key is
@@ -147,48 +149,50 @@ import Wallet
     /// under the version it had, and every customer's PIN verifies as before. A different key under
     /// that version is refused at start-up by its check value.
     @Test func aKeyRestoredFromItsSharesIntoANewTokenVerifiesEveryValue() async throws {
-        let token = try SoftHSM.token()
-        let directory = try Self.scratch()
-        let keyFile = directory + "/key.hex"
-        try (Array(repeating: "5e", count: 32).joined() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
-        func keys(_ label: String) -> [String: String] {
-            ["PIN_PKCS11_MODULE": SoftHSM.module, "PIN_PKCS11_SLOT": token.label, "PIN_PKCS11_LABEL": label, "PIN_PKCS11_PIN": SoftHSM.userPIN,
-             "SOFTHSM2_CONF": token.configuration]
-        }
-        func settings(_ label: String) -> PKCS11Settings {
-            PKCS11Settings(module: SoftHSM.module, slot: .tokenLabel(token.label), label: label, pin: SoftHSM.userPIN)
-        }
-        let (lost, restored, wrong) = ("lost-\(UUID().uuidString.prefix(8))", "restored-\(UUID().uuidString.prefix(8))", "wrong-\(UUID().uuidString.prefix(8))")
-        let imported = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key", "--import", keyFile], environment: Self.environment(keys(lost)))
-        #expect(imported.contains("added PIN key version 1"), "\(imported)")
-        let harness = try await USSDHarness.make { $0.pinKeys = .pkcs11(settings(lost)) }
-        let local = freshLocal()
-        let msisdn = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 250)
-        #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
-        let app = PostgresClient(configuration: harness.config.postgres)
-        #expect(try await pinKeyProblem(config: harness.config, wallet: Wallet(postgres: app, pins: harness.pins)) == nil)
+        try await SoftHSM.alone {
+            let token = try SoftHSM.token()
+            let directory = try Self.scratch()
+            let keyFile = directory + "/key.hex"
+            try (Array(repeating: "5e", count: 32).joined() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+            func keys(_ label: String) -> [String: String] {
+                ["PIN_PKCS11_MODULE": SoftHSM.module, "PIN_PKCS11_SLOT": token.label, "PIN_PKCS11_LABEL": label, "PIN_PKCS11_PIN": SoftHSM.userPIN,
+                 "SOFTHSM2_CONF": token.configuration]
+            }
+            func settings(_ label: String) -> PKCS11Settings {
+                PKCS11Settings(module: SoftHSM.module, slot: .tokenLabel(token.label), label: label, pin: SoftHSM.userPIN)
+            }
+            let (lost, restored, wrong) = ("lost-\(UUID().uuidString.prefix(8))", "restored-\(UUID().uuidString.prefix(8))", "wrong-\(UUID().uuidString.prefix(8))")
+            let imported = try await ChildProcess.run(GatewayBinary.path, ["pin", "rotate-key", "--import", keyFile], environment: Self.environment(keys(lost)))
+            #expect(imported.contains("added PIN key version 1"), "\(imported)")
+            let harness = try await USSDHarness.make { $0.pinKeys = .pkcs11(settings(lost)) }
+            let local = freshLocal()
+            let msisdn = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng, shillings: 250)
+            #expect(try await Self.balance(harness, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+            let app = PostgresClient(configuration: harness.config.postgres)
+            #expect(try await pinKeyProblem(config: harness.config, wallet: Wallet(postgres: app, pins: harness.pins)) == nil)
 
-        // The token is gone. Its key, put together from the shares, goes into a new one as version 1.
-        let back = try await ChildProcess.run(
-            GatewayBinary.path, ["pin", "rotate-key", "--import", keyFile, "--version", "1"], environment: Self.environment(keys(restored)))
-        #expect(back.contains("added PIN key version 1"), "\(back)")
-        var config = harness.config
-        config.pinKeys = .pkcs11(settings(restored))
-        let pins = try config.openPINVault()
-        let after = USSDHarness(config: config, postgres: harness.postgres, redis: harness.redis, pins: pins, wallet: Wallet(postgres: harness.postgres, pins: pins), graph: harness.graph)
-        #expect(try await pinKeyProblem(config: config, wallet: Wallet(postgres: app, pins: pins)) == nil)
-        #expect(try await Self.balance(after, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
-        #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
+            // The token is gone. Its key, put together from the shares, goes into a new one as version 1.
+            let back = try await ChildProcess.run(
+                GatewayBinary.path, ["pin", "rotate-key", "--import", keyFile, "--version", "1"], environment: Self.environment(keys(restored)))
+            #expect(back.contains("added PIN key version 1"), "\(back)")
+            var config = harness.config
+            config.pinKeys = .pkcs11(settings(restored))
+            let pins = try config.openPINVault()
+            let after = USSDHarness(config: config, postgres: harness.postgres, redis: harness.redis, pins: pins, wallet: Wallet(postgres: harness.postgres, pins: pins), graph: harness.graph)
+            #expect(try await pinKeyProblem(config: config, wallet: Wallet(postgres: app, pins: pins)) == nil)
+            #expect(try await Self.balance(after, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
+            #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))
 
-        // Another key under the same number: refused before it could refuse every customer.
-        try (Array(repeating: "a7", count: 32).joined() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
-        let refused = try ChildProcess.start(
-            GatewayBinary.path, ["pin", "rotate-key", "--import", keyFile, "--version", "1"],
-            environment: Self.environment(keys(wrong).merging(["DATABASE_URL": harness.config.postgres.connectionString]) { $1 }))
-        #expect(await refused.wait() == 2)
-        #expect(refused.errorOutput.contains("differ from the keys the database recorded"), "\(refused.errorOutput)")
-        await app.shutdown()
-        await harness.finish()
+            // Another key under the same number: refused before it could refuse every customer.
+            try (Array(repeating: "a7", count: 32).joined() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+            let refused = try ChildProcess.start(
+                GatewayBinary.path, ["pin", "rotate-key", "--import", keyFile, "--version", "1"],
+                environment: Self.environment(keys(wrong).merging(["DATABASE_URL": harness.config.postgres.connectionString]) { $1 }))
+            #expect(await refused.wait() == 2)
+            #expect(refused.errorOutput.contains("differ from the keys the database recorded"), "\(refused.errorOutput)")
+            await app.shutdown()
+            await harness.finish()
+        }
     }
 
     @Test func anScryptHashFromBeforeMovesToTheKeyAtItsFirstRightPIN() async throws {

@@ -127,43 +127,47 @@ import Testing
     }
 
     @Test func theTokensHMACEqualsTheSoftwareOneUnderTheSameKey() async throws {
-        let settings = try self.settings()
-        let keys = try PKCS11PINKeys(settings)
-        #expect(keys.versions.isEmpty)
-        #expect(try keys.addVersion(importing: nil) == 1)
-        let vault = try PINVault(keys: keys)
-        let value = try await vault.value(for: "4826", customer: 5)
-        #expect(value.hasPrefix("pvv1$1$"))
-        #expect(try await vault.check("4826", customer: 5, against: value) == .right(replacement: nil))
-        #expect(try await vault.check("4827", customer: 5, against: value) == .wrong)
+        try await SoftHSM.alone {
+            let settings = try self.settings()
+            let keys = try PKCS11PINKeys(settings)
+            #expect(keys.versions.isEmpty)
+            #expect(try keys.addVersion(importing: nil) == 1)
+            let vault = try PINVault(keys: keys)
+            let value = try await vault.value(for: "4826", customer: 5)
+            #expect(value.hasPrefix("pvv1$1$"))
+            #expect(try await vault.check("4826", customer: 5, against: value) == .right(replacement: nil))
+            #expect(try await vault.check("4827", customer: 5, against: value) == .wrong)
 
-        // A key made outside (and split into shares) and imported as version 2 gives, inside the
-        // token, exactly the HMAC software computes with it.
-        let material = (0..<32).map { UInt8($0 * 7 & 0xFF) }
-        #expect(try keys.addVersion(importing: material) == 2)
-        let inToken = try await PINVault(keys: keys).value(for: "4826", customer: 5)
-        let inSoftware = try await PINVault(keys: SoftwarePINKeys(environment: "2:" + PINVaultTests.hex(material))).value(for: "4826", customer: 5)
-        #expect(inToken == inSoftware && inToken.hasPrefix("pvv1$2$"))
-        guard case .right(let moved?) = try await PINVault(keys: keys).check("4826", customer: 5, against: value) else {
-            Issue.record("a value under version 1 moves to version 2")
-            return
+            // A key made outside (and split into shares) and imported as version 2 gives, inside the
+            // token, exactly the HMAC software computes with it.
+            let material = (0..<32).map { UInt8($0 * 7 & 0xFF) }
+            #expect(try keys.addVersion(importing: material) == 2)
+            let inToken = try await PINVault(keys: keys).value(for: "4826", customer: 5)
+            let inSoftware = try await PINVault(keys: SoftwarePINKeys(environment: "2:" + PINVaultTests.hex(material))).value(for: "4826", customer: 5)
+            #expect(inToken == inSoftware && inToken.hasPrefix("pvv1$2$"))
+            guard case .right(let moved?) = try await PINVault(keys: keys).check("4826", customer: 5, against: value) else {
+                Issue.record("a value under version 1 moves to version 2")
+                return
+            }
+            #expect(moved == inToken)
+
+            // Another process's view of the token finds both versions.
+            #expect(try PKCS11PINKeys(settings).versions == [1, 2])
         }
-        #expect(moved == inToken)
-
-        // Another process's view of the token finds both versions.
-        #expect(try PKCS11PINKeys(settings).versions == [1, 2])
     }
 
-    @Test func aWrongTokenPINOrLabelIsRefusedWithAReason() throws {
-        let wrongPIN = #expect(throws: PINKeyError.self) { try PKCS11PINKeys(self.settings(pin: "not-the-pin")) }
-        #expect(wrongPIN?.description.contains("refused the user PIN") == true)
-        #expect(wrongPIN?.description.contains("not-the-pin") == false)
-        var noToken = try self.settings()
-        noToken.slot = .tokenLabel("no-such-token")
-        let missing = #expect(throws: PINKeyError.self) { try PKCS11PINKeys(noToken) }
-        #expect(missing?.description.contains("no token with that label") == true)
-        var noModule = try self.settings()
-        noModule.module = "/nonexistent/libpkcs11.so"
-        #expect(throws: PINKeyError.self) { try PKCS11PINKeys(noModule) }
+    @Test func aWrongTokenPINOrLabelIsRefusedWithAReason() async throws {
+        try await SoftHSM.alone {
+            let wrongPIN = #expect(throws: PINKeyError.self) { try PKCS11PINKeys(self.settings(pin: "not-the-pin")) }
+            #expect(wrongPIN?.description.contains("refused the user PIN") == true)
+            #expect(wrongPIN?.description.contains("not-the-pin") == false)
+            var noToken = try self.settings()
+            noToken.slot = .tokenLabel("no-such-token")
+            let missing = #expect(throws: PINKeyError.self) { try PKCS11PINKeys(noToken) }
+            #expect(missing?.description.contains("no token with that label") == true)
+            var noModule = try self.settings()
+            noModule.module = "/nonexistent/libpkcs11.so"
+            #expect(throws: PINKeyError.self) { try PKCS11PINKeys(noModule) }
+        }
     }
 }
