@@ -2,6 +2,7 @@
 #define CLIBPQ_SHIM_H
 #include <libpq-fe.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 
 /* Field codes of PQresultErrorField, which are character-literal macros Swift does not import. */
@@ -9,6 +10,21 @@ static const int CLIBPQ_DIAG_SQLSTATE = PG_DIAG_SQLSTATE;
 static const int CLIBPQ_DIAG_MESSAGE_PRIMARY = PG_DIAG_MESSAGE_PRIMARY;
 static const int CLIBPQ_DIAG_MESSAGE_DETAIL = PG_DIAG_MESSAGE_DETAIL;
 static const int CLIBPQ_DIAG_CONSTRAINT_NAME = PG_DIAG_CONSTRAINT_NAME;
+
+/* The notice receiver of every connection: sets *flag when the server warns that it stopped
+   waiting for a synchronous standby (a cancel or statement_timeout during COMMIT; routine
+   SyncRepWaitForLSN, which names it in every language). The transaction is then committed on the
+   primary only, and no standby has confirmed it: the caller must not report it as durable. */
+static void clibpq_notice_receiver(void *flag, const PGresult *result) {
+    const char *routine = PQresultErrorField(result, PG_DIAG_SOURCE_FUNCTION);
+    const char *severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (flag && routine && severity && strcmp(routine, "SyncRepWaitForLSN") == 0 && strcmp(severity, "WARNING") == 0) {
+        *(int *)flag = 1;
+    }
+}
+static inline void clibpq_watch_notices(PGconn *c, int *flag) {
+    PQsetNoticeReceiver(c, clibpq_notice_receiver, flag);
+}
 
 /* True when an idle connection can no longer be used: bad status, or the server closed it
    (restart, idle timeout, administrator command). Never blocks: zero-timeout poll, libpq's own

@@ -10,6 +10,9 @@ final class LibPQConnection: PoolableConnection {
     /// Statements prepared on this connection, by SQL text and parameter types.
     private var prepared: [PreparedKey: String] = [:]
     private var nextStatement = 0
+    /// Set by the connection's notice receiver when the server stopped waiting for a synchronous
+    /// standby during a commit (see ``PostgresError/Code/unconfirmedCommit``).
+    private let syncReplicationCancelled = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// Past this many distinct statements the cache starts over (`DEALLOCATE ALL`).
     static let preparedLimit = 256
 
@@ -20,9 +23,13 @@ final class LibPQConnection: PoolableConnection {
 
     init(configuration: PostgresConfiguration) {
         self.configuration = configuration
+        self.syncReplicationCancelled.initialize(to: 0)
     }
 
-    deinit { self.close() }
+    deinit {
+        self.close()
+        self.syncReplicationCancelled.deallocate()
+    }
 
     func close() {
         if let connection { PQfinish(connection) }
@@ -45,6 +52,7 @@ final class LibPQConnection: PoolableConnection {
     /// connection would silently lose the transaction's earlier work.
     func execute(_ query: PostgresQuery, reconnect: Bool) throws(PostgresError) -> PostgresRows {
         let connection = try self.connected(reconnect: reconnect)
+        self.syncReplicationCancelled.pointee = 0
         let key = PreparedKey(sql: query.sql, types: query.binds.map(\.typeOID))
         let name = try self.statementName(for: key, connection)
         do {
@@ -121,6 +129,7 @@ final class LibPQConnection: PoolableConnection {
     /// Runs trusted SQL text with the simple protocol, which allows several statements (migrations).
     func executeScript(_ sql: String, reconnect: Bool) throws(PostgresError) {
         let connection = try self.connected(reconnect: reconnect)
+        self.syncReplicationCancelled.pointee = 0
         _ = try self.check(PQexec(connection, sql), connection)
     }
 
@@ -133,6 +142,12 @@ final class LibPQConnection: PoolableConnection {
         let owned = PostgresResult(result)
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            // Committed on this server, but its wait for a synchronous standby was cancelled
+            // (statement_timeout): no standby has confirmed it, so a failover could lose it.
+            if self.syncReplicationCancelled.pointee != 0 {
+                self.syncReplicationCancelled.pointee = 0
+                throw PostgresError(code: .unconfirmedCommit, detail: "the server stopped waiting for a synchronous standby to confirm the commit")
+            }
             return PostgresRows(result: owned)
         default:
             let state = PQresultErrorField(result, CLIBPQ_DIAG_SQLSTATE).map { String(cString: $0) }
@@ -177,8 +192,9 @@ final class LibPQConnection: PoolableConnection {
             PQfinish(connection)
             throw PostgresError(code: .connection, detail: message)
         }
-        // libpq prints server notices to stderr by default; they would bypass our logging.
-        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        // libpq prints server notices to stderr by default, bypassing our logging; ours only
+        // watches for the one that makes a commit's success a lie.
+        clibpq_watch_notices(connection, self.syncReplicationCancelled)
         self.connection = connection
         return connection
     }

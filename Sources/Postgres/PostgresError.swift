@@ -11,6 +11,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         case decoding
         /// The caller broke the API's contract (e.g. a column out of range).
         case usage
+        /// The server committed the transaction but stopped waiting for a synchronous standby to
+        /// confirm it (its `statement_timeout`, or a cancel, ran out during COMMIT): the commit is
+        /// on the primary only, and a failover before the standby catches up would lose it. As
+        /// unknown an outcome as a connection lost during COMMIT; never report it as done.
+        case unconfirmedCommit
     }
 
     public let code: Code
@@ -53,6 +58,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
             return text
         case .decoding: return "postgres column could not be decoded: \(self.detail)"
         case .usage: return "postgres client misuse: \(self.detail)"
+        case .unconfirmedCommit: return "postgres commit not confirmed by a synchronous standby"
         }
     }
 

@@ -118,6 +118,12 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
                     for (waiting, row) in zip(pending, rows) { waiting.continuation.resume(returning: row) }
                     return
                 }
+            } catch let error as PostgresError where error.code == .unconfirmedCommit {
+                // Committed on the primary but unconfirmed by the standby, after a whole
+                // statement_timeout: each call alone would wait for the same standby again (its
+                // row locks make it commit too), past the aggregator's window. Unknown, at once.
+                for waiting in pending { waiting.continuation.resume(throwing: error) }
+                return
             } catch {
                 // Rolled back whole: each call on its own below.
             }

@@ -248,6 +248,109 @@ import TestSupport
             await postgres.shutdown()
         }
     }
+
+    /// Synchronous replication (Patroni's strict mode, CloudNativePG's `dataDurability: required`)
+    /// makes COMMIT wait for a standby. When that wait is cancelled (an operator's
+    /// `pg_cancel_backend` on the stuck commits, a client's cancel request), the server stops
+    /// waiting and answers the COMMIT with success and only a warning: the transaction is on the
+    /// primary alone, and a failover now would lose it. The client reports that as an unknown
+    /// outcome, never as done.
+    @Test func aCommitNoSynchronousStandbyConfirmedIsNeverReportedDone() async throws {
+        try await PrivateServer.with(.postgres) { server in
+            let admin = PostgresClient(configuration: server.postgresConfiguration)
+            try await admin.query("CREATE TABLE moves (key TEXT PRIMARY KEY)")
+            // A synchronous standby that never connects: every commit that wrote waits for it.
+            try await admin.query("ALTER SYSTEM SET synchronous_standby_names = 'standby_that_never_comes'")
+            try await admin.query("ALTER DATABASE ussd SET synchronous_commit = on")
+            await admin.shutdown()
+            try await server.stop()
+            try await server.start()
+
+            let postgres = PostgresClient(configuration: server.postgresConfiguration)
+            let staff = PostgresClient(configuration: server.postgresConfiguration)
+            // Waits for a commit stuck on the standby, then cancels its wait as an operator would.
+            func cancelTheWaitingCommit() async throws {
+                for _ in 0..<400 {
+                    let cancelled = try await staff.query(
+                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+                    ).count
+                    if cancelled > 0 { return }
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                Issue.record("no commit ever waited for the synchronous standby")
+            }
+            async let cancelled: Void = cancelTheWaitingCommit()
+            let alone = await #expect(throws: PostgresError.self) { try await postgres.query("INSERT INTO moves VALUES (\("alone"))") }
+            try await cancelled
+            #expect(alone?.code == .unconfirmedCommit)
+
+            async let cancelledAgain: Void = cancelTheWaitingCommit()
+            let inTransaction = await #expect(throws: PostgresError.self) {
+                try await postgres.transaction { tx in try await tx.query("INSERT INTO moves VALUES (\("in a transaction"))") }
+            }
+            try await cancelledAgain
+            #expect(inTransaction?.code == .unconfirmedCommit)
+            #expect(String(describing: inTransaction).contains("not confirmed by a synchronous standby"))
+
+            // Why neither is a failure: the primary has both. Reads commit without waiting, and
+            // the connections stay usable.
+            #expect(try await postgres.query("SELECT count(*) FROM moves").single()?.decode(Int.self, column: 0) == 2)
+            // Without a standby to wait for, commits are done again.
+            try await staff.query("ALTER SYSTEM RESET synchronous_standby_names")
+            await postgres.shutdown()
+            await staff.shutdown()
+            try await server.stop()
+            try await server.start()
+            let again = PostgresClient(configuration: server.postgresConfiguration)
+            try await again.query("INSERT INTO moves VALUES (\("confirmed"))")
+            #expect(try await again.query("SELECT count(*) FROM moves").single()?.decode(Int.self, column: 0) == 3)
+            await again.shutdown()
+        }
+    }
+
+    /// A multi-host `DATABASE_URL` with `target_session_attrs=read-write`, as a Patroni cluster is
+    /// reached: the pool connects to whichever server takes writes, skipping a standby, and after a
+    /// failover (the old primary gone, the standby promoted) its next connections find the new one.
+    @Test func aMultiHostURLFindsTheServerThatTakesWritesAfterAFailover() async throws {
+        try await PrivateServer.with(.postgres) { first in
+            try await PrivateServer.with(.postgres) { second in
+                // The second plays a standby: it refuses writes, as one in recovery does.
+                try await Self.setReadOnly(second, true)
+                var configuration = PostgresConfiguration(
+                    connectionString: "postgres://ussd@127.0.0.1:\(second.port),127.0.0.1:\(first.port)/ussd?target_session_attrs=read-write"
+                )
+                configuration.poolSize = 3
+                let postgres = PostgresClient(configuration: configuration)
+                let port: PostgresQuery = "SELECT inet_server_port()"
+                try await withThrowingTaskGroup(of: Int?.self) { group in
+                    for _ in 0..<6 { group.addTask { try await postgres.query(port).single()?.decode(Int.self, column: 0) } }
+                    for try await answered in group { #expect(answered == first.port, "the standby, listed first, is skipped") }
+                }
+
+                // Failover: the primary is lost, the standby promoted.
+                try await first.stop()
+                try await Self.setReadOnly(second, false)
+                var answered: Int?
+                for _ in 0..<4 where answered == nil {
+                    // The first call on a connection broken under it may fail; the pool replaces it.
+                    answered = try? await postgres.query(port).single()?.decode(Int.self, column: 0)
+                }
+                #expect(answered == second.port)
+                try await postgres.query("CREATE TABLE after_failover (id INT)")
+                await postgres.shutdown()
+            }
+        }
+    }
+
+    /// Restarts the server with `default_transaction_read_only` on (a standby's answer to
+    /// `target_session_attrs`) or off.
+    private static func setReadOnly(_ server: PrivateServer, _ readOnly: Bool) async throws {
+        let admin = PostgresClient(configuration: server.postgresConfiguration)
+        try await admin.query("ALTER SYSTEM SET default_transaction_read_only = \(unescaped: readOnly ? "on" : "off")")
+        await admin.shutdown()
+        try await server.stop()
+        try await server.start()
+    }
 }
 
 /// Lets `parties` tasks wait until all of them have arrived.
