@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test scale-test-cluster open-loop restore-test backup clean
+.PHONY: run test stop install build bench fuzz screenshot deploy-check scale-test scale-test-cluster open-loop restore-test ha-test backup clean
 
 ## Install missing system packages, start Redis and Postgres under .data/, migrate, serve on :8080.
 run: install
@@ -58,6 +58,10 @@ backup: install
 ## pgBackRest under load: a full and a differential backup, the primary lost mid-load, a restore to the end of the archive and a point-in-time restore; prints the RPO and RTO.
 restore-test: install
 	@bash scripts/restore-test.sh
+
+## Postgres failover and failback under Patroni and etcd with handsets' load: nothing acknowledged lost; prints the seconds without a primary and the RTO.
+ha-test: install
+	@bash scripts/ha-test.sh
 
 clean:
 	rm -rf .build

@@ -12,6 +12,8 @@ callback URLs. The cloudnative-pg overlay: each custom resource valid against it
 schema (deploy/kubernetes/schemas, unknown fields refused), synchronous replication that never
 falls back to asynchronous, WAL archived to the ObjectStore the Cluster names, a ScheduledBackup
 and a PodMonitor of that Cluster, and the gateway checking Postgres against the Cluster's own CA.
+Patroni on hosts: strict synchronous replication, timings within the failover goal, pg_rewind, commit
+timestamps, TLS and scram in pg_hba, and no password in the file.
 Prints one line per problem; exit 1 when there is any."""
 import ipaddress
 import os
@@ -325,6 +327,35 @@ else:
     for kind in ("Deployment", "Job", "CronJob"):
         if patched.get(kind) != f"{name}-ca":
             problems.append(f"the cloudnative-pg overlay must mount Secret {name}-ca as postgres-ca in the {kind}")
+
+
+# --- Patroni on hosts (deploy/patroni/patroni.yml, which `make ha-test` runs): a failover that loses
+# nothing acknowledged, within the RTO goal, an old primary able to rejoin, and no secret in the file.
+patroni = load(os.path.join(DEPLOY, "patroni", "patroni.yml"))[0]
+dcs = patroni.get("bootstrap", {}).get("dcs", {})
+if not (dcs.get("synchronous_mode") is True and dcs.get("synchronous_mode_strict") is True and dcs.get("synchronous_node_count", 1) >= 1):
+    problems.append("deploy/patroni/patroni.yml: synchronous_mode and synchronous_mode_strict must be true (commits never acknowledged without a standby)")
+ttl, loop_wait, retry_timeout = dcs.get("ttl", 30), dcs.get("loop_wait", 10), dcs.get("retry_timeout", 10)
+if loop_wait + 2 * retry_timeout > ttl:
+    problems.append("deploy/patroni/patroni.yml: Patroni needs loop_wait + 2 * retry_timeout <= ttl")
+if ttl + loop_wait >= 30:
+    problems.append("deploy/patroni/patroni.yml: ttl + loop_wait must stay under the 30 s failover goal")
+dcs_postgres = dcs.get("postgresql", {})
+dcs_parameters = dcs_postgres.get("parameters", {})
+checksums = any(option == "data-checksums" for option in patroni.get("bootstrap", {}).get("initdb", []))
+if not dcs_postgres.get("use_pg_rewind") or not (dcs_parameters.get("wal_log_hints") == "on" or checksums):
+    problems.append("deploy/patroni/patroni.yml: use_pg_rewind with wal_log_hints or data checksums, so an old primary rejoins")
+if dcs_parameters.get("track_commit_timestamp") != "on":
+    problems.append("deploy/patroni/patroni.yml: track_commit_timestamp on (point-in-time restores exact to the commit)")
+for role, settings in patroni.get("postgresql", {}).get("authentication", {}).items():
+    if "password" in settings:
+        problems.append(f"deploy/patroni/patroni.yml: the {role} password belongs in the environment (PATRONI_{role.upper()}_PASSWORD), not the file")
+for rule in patroni.get("postgresql", {}).get("pg_hba", []):
+    fields = rule.split()
+    if fields[0].startswith("host") and fields[-1] not in ("scram-sha-256", "reject", "cert"):
+        problems.append(f"deploy/patroni/patroni.yml: pg_hba rule '{rule}' must use scram-sha-256 or cert")
+    if fields[0] == "host" and fields[-1] != "reject":
+        problems.append(f"deploy/patroni/patroni.yml: pg_hba rule '{rule}' must be hostssl (TLS only over the network)")
 
 for problem in problems:
     print("deploy-check: " + problem, file=sys.stderr)

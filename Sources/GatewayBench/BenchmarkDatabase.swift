@@ -15,18 +15,10 @@ enum BenchmarkDatabase {
         return configuration
     }
 
-    /// The database a libpq URL (`postgres://user@host:port/name?...`) or key=value string
-    /// (`dbname=name ...`) names.
+    /// The database a libpq URL (`postgres://user@host:port,host:port/name?...`) or key=value
+    /// string (`dbname=name ...`) names, as libpq reads it.
     static func name(of connectionString: String) -> String? {
-        if connectionString.hasPrefix("postgres://") || connectionString.hasPrefix("postgresql://") {
-            guard let components = URLComponents(string: connectionString) else { return nil }
-            let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-            return path.isEmpty ? nil : path.removingPercentEncoding
-        }
-        for pair in connectionString.split(separator: " ") where pair.hasPrefix("dbname=") {
-            return String(pair.dropFirst("dbname=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "'"))
-        }
-        return nil
+        PostgresConfiguration(connectionString: connectionString).declaredOptions["dbname"]
     }
 }
 

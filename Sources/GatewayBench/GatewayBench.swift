@@ -91,6 +91,8 @@ struct GatewayBench: AsyncParsableCommand {
             )
             print(result.figure)
             print("retried hops: \(result.retries)")
+            print("journeys ended by the apology screen: \(result.apologies)")
+            print("hops never answered: \(result.unanswered)")
             for told in ["sent", "refused", "unknown"] {
                 print("told \(told): \(result.outcomes.filter { $0.told == told }.count)")
             }

@@ -21,6 +21,21 @@ enum HandsetsBenchmark {
         let figure: USSDBenchmark.Figure
         let outcomes: [Outcome]
         let retries: Int
+        /// Journeys ended by an `END` that was not their own end: the apology screen ("Sorry,
+        /// something went wrong"), shown when the gateway could not finish a hop.
+        let apologies: Int
+        /// Hops that got no usable answer even after the aggregator's retries.
+        let unanswered: Int
+    }
+
+    /// One journey walked: its hops' latencies, what the handset was told (sends only), the
+    /// retries it took, and how it ended.
+    struct Walked: Sendable {
+        var latencies: [Double] = []
+        var outcome: Outcome?
+        var retries = 0
+        var apology = false
+        var unanswered = false
     }
 
     static let pin = USSDBenchmark.pin
@@ -44,30 +59,30 @@ enum HandsetsBenchmark {
         let run = UUID().uuidString.prefix(6).lowercased()
         let deadline = ContinuousClock.now + duration
         let start = ContinuousClock.now
-        let perWorker = try await withThrowingTaskGroup(of: ([Double], [Outcome], Int).self) { group in
+        let perWorker = try await withThrowingTaskGroup(of: [Walked].self) { group in
             for worker in 0..<concurrency {
                 group.addTask {
-                    var (latencies, outcomes, retries, index) = ([Double](), [Outcome](), 0, 0)
+                    var (walkedAll, index) = ([Walked](), 0)
                     while ContinuousClock.now < deadline {
-                        let walked = await self.journey(
+                        walkedAll.append(await self.journey(
                             http, url, session: "h\(run)-\(worker)-\(index)", pick: index * concurrency + worker, customers: customers, mix: mix
-                        )
-                        latencies += walked.latencies
-                        retries += walked.retries
-                        if let outcome = walked.outcome { outcomes.append(outcome) }
+                        ))
                         index += 1
                     }
-                    return (latencies, outcomes, retries)
+                    return walkedAll
                 }
             }
-            return try await group.reduce(into: [([Double], [Outcome], Int)]()) { $0.append($1) }
+            return try await group.reduce(into: [Walked]()) { $0 += $1 }
         }
         let seconds = (ContinuousClock.now - start).inSeconds
         await http.shutdown()
-        let sorted = perWorker.flatMap(\.0).sorted()
+        let sorted = perWorker.flatMap(\.latencies).sorted()
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         let figure = USSDBenchmark.Figure(name: "handset hops through the balancer", hops: sorted.count, seconds: seconds, p50: percentile(0.5), p99: percentile(0.99))
-        return Result(figure: figure, outcomes: perWorker.flatMap(\.1), retries: perWorker.map(\.2).reduce(0, +))
+        return Result(
+            figure: figure, outcomes: perWorker.compactMap(\.outcome), retries: perWorker.map(\.retries).reduce(0, +),
+            apologies: perWorker.filter(\.apology).count, unanswered: perWorker.filter(\.unanswered).count
+        )
     }
 
     /// One journey: most are sends between seeded customers, some balances, and a few sends that
@@ -76,7 +91,7 @@ enum HandsetsBenchmark {
     /// counts from then.
     static func journey(
         _ http: CurlClient, _ url: String, session: String, pick: Int, customers: Int, mix: Mix, firstHopDue: ContinuousClock.Instant? = nil
-    ) async -> (latencies: [Double], outcome: Outcome?, retries: Int) {
+    ) async -> Walked {
         let from = pick % customers + 1
         let phone = USSDBenchmark.number(from)
         let kind: Int
@@ -100,20 +115,28 @@ enum HandsetsBenchmark {
         default:
             (name, inputs) = ("send", ["4", "07" + String(format: "%08d", from % customers + 1), "100", "1", self.pin])
         }
-        var latencies: [Double] = []
-        var retries = 0
+        var walked = Walked()
         var text = ""
         var reply = ""
         for (position, input) in ([nil] + inputs.map { Optional($0) }).enumerated() {
             if let input { text += (text.isEmpty ? "" : "*") + input }
             let sent = ContinuousClock.now
-            guard let answered = await self.hop(http, url, session, phone, text) else { return (latencies, Self.outcome(name, session, position, told: "unknown"), retries) }
+            guard let answered = await self.hop(http, url, session, phone, text) else {
+                walked.outcome = Self.outcome(name, session, position, told: "unknown")
+                walked.unanswered = true
+                return walked
+            }
             // The dispatcher's lag before the first hop counts as waiting, as a handset's would.
             let lag = position == 0 ? firstHopDue.map { max(0, (sent - $0).inSeconds) } ?? 0 : 0
-            latencies.append(answered.latency + lag)
-            retries += answered.retries
+            walked.latencies.append(answered.latency + lag)
+            walked.retries += answered.retries
             reply = answered.reply
-            if reply.hasPrefix("END") && position < inputs.count { return (latencies, Self.outcome(name, session, position, told: "unknown"), retries) }
+            if reply.hasPrefix("END") && position < inputs.count {
+                walked.outcome = Self.outcome(name, session, position, told: "unknown")
+                walked.apology = true
+                Self.show(name, session, reply)
+                return walked
+            }
         }
         let told: String
         if reply.hasPrefix("END Sent") { told = "sent" }
@@ -122,11 +145,17 @@ enum HandsetsBenchmark {
         else if name == "menu" && reply.hasPrefix("CON ") { told = "menu" }
         else {
             told = "unknown"
-            if ProcessInfo.processInfo.environment["HANDSETS_SHOW_UNKNOWN"] != nil {
-                FileHandle.standardError.write(Data("unknown: \(name) session \(session): \(reply)\n".utf8))
-            }
+            walked.apology = reply.hasPrefix("END")
+            Self.show(name, session, reply)
         }
-        return (latencies, Self.outcome(name, session, inputs.count, told: told), retries)
+        walked.outcome = Self.outcome(name, session, inputs.count, told: told)
+        return walked
+    }
+
+    /// With `HANDSETS_SHOW_UNKNOWN` set, writes an unexpected answer to standard error.
+    static func show(_ journey: String, _ session: String, _ reply: String) {
+        guard ProcessInfo.processInfo.environment["HANDSETS_SHOW_UNKNOWN"] != nil else { return }
+        FileHandle.standardError.write(Data("unknown: \(journey) session \(session): \(reply)\n".utf8))
     }
 
     static func outcome(_ journey: String, _ session: String, _ hop: Int, told: String) -> Outcome? {

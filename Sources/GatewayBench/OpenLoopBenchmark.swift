@@ -24,7 +24,7 @@ enum OpenLoopBenchmark {
 
         var description: String {
             String(
-                format: "open loop %.0f sessions/s for %.0f s: %d sessions (%d dropped), %d hops = %.0f hops/s, p50 %.2f ms, p99 %.2f ms, %d without an answer",
+                format: "open loop %.0f sessions/s for %.0f s: %d sessions (%d dropped), %d hops = %.0f hops/s, p50 %.2f ms, p99 %.2f ms, %d without an answer or with the apology screen",
                 self.rate, self.seconds, self.sessionsStarted, self.sessionsDropped, self.hops, Double(self.hops) / self.seconds, self.p50 * 1000,
                 self.p99 * 1000, self.unanswered
             )
@@ -79,7 +79,7 @@ enum OpenLoopBenchmark {
                     let walked = await HandsetsBenchmark.journey(
                         http, url, session: "o\(run)-\(index)", pick: index, customers: customers, mix: mix, firstHopDue: scheduled
                     )
-                    return (walked.latencies, walked.outcome?.told == "unknown")
+                    return (walked.latencies, walked.unanswered || walked.apology)
                 }
             }
             return await group.reduce(into: [(latencies: [Double], unanswered: Bool)]()) { $0.append($1) }

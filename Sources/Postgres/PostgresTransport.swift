@@ -26,6 +26,19 @@ extension PostgresConfiguration {
     /// (`PQconninfoParse`, then `PGHOST` / `PGSSLMODE`, then libpq's defaults).
     public var declaredTransport: PostgresTransport {
         let environment = ProcessInfo.processInfo.environment
+        let options = self.declaredOptions
+        let hosts = options["host"] ?? options["hostaddr"] ?? environment["PGHOST"] ?? ""
+        return PostgresTransport(
+            hosts: hosts.split(separator: ",", omittingEmptySubsequences: false).map(String.init),
+            sslMode: options["sslmode"] ?? environment["PGSSLMODE"] ?? "prefer", encrypted: nil
+        )
+    }
+}
+
+extension PostgresConfiguration {
+    /// The settings the connection string names, as libpq reads them (`PQconninfoParse`: URLs with
+    /// several hosts, `key=value` strings, percent-encoding); empty when libpq cannot parse it.
+    public var declaredOptions: [String: String] {
         var options: [String: String] = [:]
         var problem: UnsafeMutablePointer<CChar>?
         if let parsed = PQconninfoParse(self.connectionString, &problem) {
@@ -33,11 +46,7 @@ extension PostgresConfiguration {
             PQconninfoFree(parsed)
         }
         if let problem { PQfreemem(problem) }
-        let hosts = options["host"] ?? options["hostaddr"] ?? environment["PGHOST"] ?? ""
-        return PostgresTransport(
-            hosts: hosts.split(separator: ",", omittingEmptySubsequences: false).map(String.init),
-            sslMode: options["sslmode"] ?? environment["PGSSLMODE"] ?? "prefer", encrypted: nil
-        )
+        return options
     }
 }
 

@@ -24,5 +24,11 @@ import TestSupport
         #expect(keywords.hosts == ["10.0.0.5", "10.0.0.6"] && keywords.sslMode == "require")
         let socket = PostgresConfiguration(connectionString: "postgresql:///ussd?host=/var/run/postgresql").declaredTransport
         #expect(socket.hosts == ["/var/run/postgresql"])
+        // A Patroni cluster's URL: every node, and the database they serve.
+        let cluster = PostgresConfiguration(
+            connectionString: "postgres://ussd_app@pg-0.db:5432,pg-1.db:5432,pg-2.db:5432/wallet_bench?target_session_attrs=read-write&sslmode=verify-full"
+        )
+        #expect(cluster.declaredTransport.hosts == ["pg-0.db", "pg-1.db", "pg-2.db"])
+        #expect(cluster.declaredOptions["dbname"] == "wallet_bench" && cluster.declaredOptions["target_session_attrs"] == "read-write")
     }
 }
