@@ -350,11 +350,24 @@ if dcs_parameters.get("track_commit_timestamp") != "on":
 for role, settings in patroni.get("postgresql", {}).get("authentication", {}).items():
     if "password" in settings:
         problems.append(f"deploy/patroni/patroni.yml: the {role} password belongs in the environment (PATRONI_{role.upper()}_PASSWORD), not the file")
+if patroni.get("restapi", {}).get("authentication", {}).get("password") or patroni.get("etcd3", {}).get("password"):
+    problems.append("deploy/patroni/patroni.yml: the REST API's and etcd's passwords belong in the environment, not the file")
+# Patroni must reach its own Postgres: through the socket (use_unix_socket, a `local` rule for its
+# superuser), or over loopback TCP with a rule that lets it in.
+superuser = patroni.get("postgresql", {}).get("authentication", {}).get("superuser", {}).get("username", "postgres")
+hba = [rule.split() for rule in patroni.get("postgresql", {}).get("pg_hba", [])]
+via_socket = patroni.get("postgresql", {}).get("use_unix_socket") and any(
+    r[0] == "local" and r[2] in ("all", superuser) and r[3] != "reject" for r in hba if len(r) >= 4)
+via_loopback = any(r[0].startswith("host") and r[2] in ("all", superuser) and r[3] in ("127.0.0.1/32", "::1/128") and r[4] != "reject"
+                   for r in hba if len(r) >= 5)
+if not (via_socket or via_loopback):
+    problems.append("deploy/patroni/patroni.yml: Patroni cannot reach its own Postgres (use_unix_socket with a local rule for its superuser)")
 for rule in patroni.get("postgresql", {}).get("pg_hba", []):
     fields = rule.split()
-    if fields[0].startswith("host") and fields[-1] not in ("scram-sha-256", "reject", "cert"):
+    method = fields[4] if fields[0].startswith("host") and len(fields) > 4 else fields[-1]
+    if fields[0].startswith("host") and method not in ("scram-sha-256", "reject", "cert"):
         problems.append(f"deploy/patroni/patroni.yml: pg_hba rule '{rule}' must use scram-sha-256 or cert")
-    if fields[0] == "host" and fields[-1] != "reject":
+    if fields[0] == "host" and method != "reject":
         problems.append(f"deploy/patroni/patroni.yml: pg_hba rule '{rule}' must be hostssl (TLS only over the network)")
 
 for problem in problems:

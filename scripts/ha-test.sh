@@ -10,12 +10,15 @@
 #      Patroni promotes the synchronous standby and the gateway's pool finds it;
 #   2. failback: the old node is started again, rejoins as a standby (pg_rewind), is made a
 #      synchronous standby, and a switchover gives it the primary role back, under load.
-# After each: every send a handset was told "Sent" for is on the primary, none is applied twice,
+# After each: every send a handset was told "Sent" for is on the primary, no journey moved money twice,
 # no refused send moved money, balances sum to zero and none is negative; at the end the ledger
 # audit is clean and every node holds the same transfers. Prints the seconds without a primary,
-# the seconds until commits were confirmed by a standby again, the seconds until the gateway
-# committed its first send after the loss (the RTO, goal under 30 s), and how many journeys ended
-# with the apology screen. Exit 1 when a check fails. HA_TEST_KEEP=1 keeps the logs.
+# the seconds until commits were confirmed by a standby again, the seconds until a handset was
+# first told "Sent" after the loss (the RTO, goal under 30 s), and how many journeys ended with the
+# apology screen. Exit 1 when a check fails. HA_TEST_KEEP=1 keeps the logs.
+#
+# What it does not cover: a primary that hangs or vanishes from the network instead of dying (its
+# sockets then close only when TCP gives up); see docs/runbooks/fail-over-and-back.md.
 # Not part of `make test` (like `make scale-test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -161,7 +164,9 @@ transfers = set(query("SELECT id FROM transfers WHERE id LIKE '%s%%'" % prefix).
 checks = {
     "handsets told Sent without their transfer on the primary": (sum(1 for o in told if o["told"] == "sent" and o["key"] not in transfers), 0),
     "handsets refused with a transfer": (sum(1 for o in told if o["told"] == "refused" and o["key"] in transfers), 0),
-    "transfer keys recorded more than once": (int(query("SELECT count(*) FROM (SELECT id FROM transfers GROUP BY id HAVING count(*) > 1) t")), 0),
+    # A journey (one USSD session) asks for one send: two transfers of one session would be a send
+    # applied twice (the key is the primary key, so a repeat of the same key cannot even exist).
+    "journeys with more than one transfer": (int(query("SELECT count(*) FROM (SELECT split_part(id, ':', 2) FROM transfers WHERE id LIKE 'ussd:%' GROUP BY 1 HAVING count(*) > 1) t")), 0),
     "sum of all balances": (int(query("SELECT coalesce(sum(balance), 0) FROM account_balances")), 0),
     "customer balances below zero": (int(query("SELECT count(*) FROM account_balances WHERE customer_id IS NOT NULL AND balance < 0")), 0),
 }
@@ -184,6 +189,8 @@ import sys
 lines = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 3]
 start, field = float(sys.argv[2]), int(sys.argv[3]) - 1
 after = [(float(l[0]), l[field]) for l in lines if float(l[0]) >= start]
+if not after:
+    print("no-data"); sys.exit()
 down = [t for t, v in after if v == "0"]
 if not down:
     print("0.0"); sys.exit()
@@ -198,6 +205,7 @@ echo "== 1. failover: ${FAILOVER_SECONDS}s of handsets, the primary's whole node
 "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$FAILOVER_SECONDS" --customers "$CUSTOMERS" \
     --outcomes "$scratch/failover.jsonl" > "$scratch/failover.out" 2>&1 &
 load=$!
+pids+=("$load")
 sleep $((FAILOVER_SECONDS / 4))
 read -r first_leader first_sync _ < <(role_summary)
 log "SIGKILL the primary's node ($first_leader: Patroni and Postgres); its synchronous standby is $first_sync"
@@ -212,8 +220,15 @@ grep -v 'applied migration' "$scratch/failover.out"
 audit_phase "$scratch/failover.jsonl"
 without_primary=$(seconds_until "$killed_at" 2)
 until_commits=$(seconds_until "$killed_at" 3)
-first_send=$(psql_primary "SELECT coalesce(round((extract(epoch FROM min(pg_xact_commit_timestamp(xmin))) - $killed_at)::numeric, 1)::text, 'none') FROM transfers WHERE id LIKE 'ussd:%' AND pg_xact_commit_timestamp(xmin) > to_timestamp($killed_at)")
-echo "seconds without a primary: $without_primary; until commits were confirmed by a standby again: $until_commits; until the first send the gateway committed (RTO): $first_send"
+# The RTO as a customer sees it: the first handset told "Sent" after the loss.
+first_send=$(python3 - "$scratch/failover.jsonl" "$killed_at" <<'PY'
+import json, sys
+killed = float(sys.argv[2])
+after = [o["at"] for o in map(json.loads, filter(str.strip, open(sys.argv[1]))) if o["told"] == "sent" and o["at"] > killed]
+print("%.1f" % (min(after) - killed) if after else "none")
+PY
+)
+echo "seconds without a primary: $without_primary; until commits were confirmed by a standby again: $until_commits; until a handset was first told \"Sent\" again (RTO): $first_send"
 check "new primary is the old synchronous standby" "$second_leader" "$first_sync"
 check "RTO under 30 s" "$(python3 -c "import sys; print('yes' if sys.argv[1] != 'none' and float(sys.argv[1]) < 30 else 'no')" "$first_send")" yes
 check "hops never answered (failover)" "$(handsets_figure 'hops never answered' "$scratch/failover.out")" 0
@@ -223,6 +238,7 @@ echo "== 2. failback: ${FAILBACK_SECONDS}s of handsets; $first_leader started ag
 "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$FAILBACK_SECONDS" --customers "$CUSTOMERS" \
     --outcomes "$scratch/failback.jsonl" > "$scratch/failback.out" 2>&1 &
 load=$!
+pids+=("$load")
 patroni_start "$scratch/$first_leader"
 wait_for_roles "running == 3" 90
 log "$first_leader rejoined as a standby"
@@ -232,7 +248,7 @@ patronictl -c "$config" edit-config -s synchronous_node_count=2 --force >/dev/nu
 wait_for_roles "'$first_leader' in sync" 60
 log "$first_leader is a synchronous standby; switching over"
 switched_at=$(date +%s.%N)
-patronictl -c "$config" switchover --leader "$second_leader" --candidate "$first_leader" --force >/dev/null
+patronictl -c "$config" switchover --leader "$second_leader" --candidate "$first_leader" --force
 wait_for_roles "leader == '$first_leader'" 60
 patronictl -c "$scratch/$first_leader/patroni.yml" edit-config -s synchronous_node_count=1 --force >/dev/null
 log "$first_leader is the primary again"
@@ -254,7 +270,10 @@ DATABASE_URL=$owner_url "$bin" ledger audit --json > "$scratch/audit.json" 2>"$s
 others=$(psql_primary "SELECT count(*) FROM transfers WHERE cause IS NULL AND id NOT LIKE 'bench-fund-%'")
 audit=$(python3 - "$scratch/audit.json" "$others" <<'PY'
 import json, sys
-audit = json.load(open(sys.argv[1]))
+try:
+    audit = json.load(open(sys.argv[1]))
+except ValueError:
+    print("FAILED: ledger audit printed no report"); sys.exit()
 failed = [c["name"] for c in audit["checks"] if not c["passed"] and c["name"] != "every transfer names its cause"]
 if int(sys.argv[2]) > 0:
     failed.append("%s transfers besides the seed's name no cause" % sys.argv[2])

@@ -99,12 +99,16 @@ patroni_start() {
 
 patroni_kill() {
     local dir=$1 postmaster sid
-    [ -f "$dir/patroni.pid" ] && kill -9 -- "-$(cat "$dir/patroni.pid")" 2>/dev/null
+    if [ -f "$dir/patroni.pid" ]; then kill -9 -- "-$(cat "$dir/patroni.pid")" 2>/dev/null || true; fi
     if [ -f "$dir/data/postmaster.pid" ]; then
         postmaster=$(head -1 "$dir/data/postmaster.pid")
-        sid=$(ps -o sid= -p "$postmaster" 2>/dev/null | tr -d ' ')
-        if [ -n "$sid" ]; then pkill -9 -s "$sid" 2>/dev/null; fi
-        kill -9 "$postmaster" 2>/dev/null
+        # Only while that pid is still this node's postmaster (after a crash the file is stale and
+        # the pid may be another process's by now): its whole session, backends included.
+        if tr '\0' ' ' < "/proc/$postmaster/cmdline" 2>/dev/null | grep -qF "$dir/data"; then
+            sid=$(ps -o sid= -p "$postmaster" 2>/dev/null | tr -d ' ' || true)
+            if [ -n "$sid" ]; then pkill -9 -s "$sid" 2>/dev/null || true; fi
+            kill -9 "$postmaster" 2>/dev/null || true
+        fi
     fi
     return 0
 }

@@ -12,9 +12,10 @@ static const int CLIBPQ_DIAG_MESSAGE_DETAIL = PG_DIAG_MESSAGE_DETAIL;
 static const int CLIBPQ_DIAG_CONSTRAINT_NAME = PG_DIAG_CONSTRAINT_NAME;
 
 /* The notice receiver of every connection: sets *flag when the server warns that it stopped
-   waiting for a synchronous standby (a cancel or statement_timeout during COMMIT; routine
-   SyncRepWaitForLSN, which names it in every language). The transaction is then committed on the
-   primary only, and no standby has confirmed it: the caller must not report it as durable. */
+   waiting for a synchronous standby (a cancel request during COMMIT: pg_cancel_backend, or a
+   client's; statement_timeout is off by then; routine SyncRepWaitForLSN, which names it in every
+   language). The transaction is then committed on the primary only, and no standby has confirmed
+   it: the caller must not report it as durable. */
 static void clibpq_notice_receiver(void *flag, const PGresult *result) {
     const char *routine = PQresultErrorField(result, PG_DIAG_SOURCE_FUNCTION);
     const char *severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);

@@ -15,6 +15,9 @@ enum HandsetsBenchmark {
         let key: String
         let journey: String
         let told: String
+        /// When the handset was told, in seconds since 1970 (the failover test's RTO: the first
+        /// "Sent" after the primary was lost).
+        let at: Double
     }
 
     struct Result: Sendable {
@@ -159,7 +162,8 @@ enum HandsetsBenchmark {
     }
 
     static func outcome(_ journey: String, _ session: String, _ hop: Int, told: String) -> Outcome? {
-        journey == "balance" || journey == "menu" ? nil : Outcome(key: "ussd:\(session):\(hop + 1)", journey: journey, told: told)
+        journey == "balance" || journey == "menu"
+            ? nil : Outcome(key: "ussd:\(session):\(hop + 1)", journey: journey, told: told, at: Date().timeIntervalSince1970)
     }
 
     /// Posts one hop, retrying it unchanged (as the aggregator does) while no usable answer comes,

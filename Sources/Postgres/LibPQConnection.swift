@@ -142,8 +142,8 @@ final class LibPQConnection: PoolableConnection {
         let owned = PostgresResult(result)
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
-            // Committed on this server, but its wait for a synchronous standby was cancelled
-            // (statement_timeout): no standby has confirmed it, so a failover could lose it.
+            // Committed on this server, but its wait for a synchronous standby was cancelled (a
+            // cancel request): no standby has confirmed it, so a failover could lose it.
             if self.syncReplicationCancelled.pointee != 0 {
                 self.syncReplicationCancelled.pointee = 0
                 throw PostgresError(code: .unconfirmedCommit, detail: "the server stopped waiting for a synchronous standby to confirm the commit")

@@ -22,7 +22,9 @@ public struct PostgresConfiguration: Sendable, Hashable {
 
     /// libpq keywords: the connection string is expanded first, these settings override it.
     var keywords: [(String, String)] {
-        var options = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601"
+        // client_min_messages: the warning that a commit's wait for a synchronous standby was
+        // cancelled must reach the client (a role's or database's setting could silence it).
+        var options = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c client_min_messages=warning"
         if let statementTimeout {
             options += " -c statement_timeout=\(max(1, statementTimeout.inMilliseconds))"
         }

@@ -12,9 +12,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         /// The caller broke the API's contract (e.g. a column out of range).
         case usage
         /// The server committed the transaction but stopped waiting for a synchronous standby to
-        /// confirm it (its `statement_timeout`, or a cancel, ran out during COMMIT): the commit is
-        /// on the primary only, and a failover before the standby catches up would lose it. As
-        /// unknown an outcome as a connection lost during COMMIT; never report it as done.
+        /// confirm it (a cancel request arrived during COMMIT, e.g. an operator's
+        /// `pg_cancel_backend`; `statement_timeout` does not cover the wait): the commit is on the
+        /// primary only, and a failover before the standby catches up would lose it. As unknown an
+        /// outcome as a connection lost during COMMIT; never report it as done.
         case unconfirmedCommit
     }
 

@@ -119,9 +119,9 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
                     return
                 }
             } catch let error as PostgresError where error.code == .unconfirmedCommit {
-                // Committed on the primary but unconfirmed by the standby, after a whole
-                // statement_timeout: each call alone would wait for the same standby again (its
-                // row locks make it commit too), past the aggregator's window. Unknown, at once.
+                // Committed on the primary but unconfirmed by the standby (its wait was
+                // cancelled): each call alone would wait for the same standby again (its row locks
+                // write WAL, so its commit waits too), past the aggregator's window. Unknown, at once.
                 for waiting in pending { waiting.continuation.resume(throwing: error) }
                 return
             } catch {

@@ -262,6 +262,8 @@ import TestSupport
             // A synchronous standby that never connects: every commit that wrote waits for it.
             try await admin.query("ALTER SYSTEM SET synchronous_standby_names = 'standby_that_never_comes'")
             try await admin.query("ALTER DATABASE ussd SET synchronous_commit = on")
+            // A database that silences warnings: the client still hears this one.
+            try await admin.query("ALTER DATABASE ussd SET client_min_messages = error")
             await admin.shutdown()
             try await server.stop()
             try await server.start()
