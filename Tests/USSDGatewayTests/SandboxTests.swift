@@ -39,7 +39,7 @@ import Wallet
     }
 
     /// Polls `condition` every 50 ms, up to `attempts` times; whether it came true.
-    static func eventually(_ attempts: Int = 300, _ condition: () async throws -> Bool) async throws -> Bool {
+    static func eventually(_ attempts: Int = 1200, _ condition: () async throws -> Bool) async throws -> Bool {
         for _ in 0..<attempts {
             if try await condition() { return true }
             try await Task.sleep(for: .milliseconds(50))
