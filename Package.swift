@@ -36,9 +36,9 @@ let package = Package(
         .target(
             name: "ConnectionPool",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
+                "Basics",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -78,7 +78,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Migrations")]
@@ -100,8 +99,17 @@ let package = Package(
         ),
         // Every aggregator's USSD dialect as one canonical hop: a decoder and a renderer each.
         .target(name: "USSDDialects", dependencies: ["AfricasTalking", "Basics"]),
-        // Pure value types every layer shares: the one parser of phone numbers.
+        // Pure value types every layer shares: the one parser of phone numbers, callback fields
+        // checked at the edge, forms, and errors safe to log.
         .target(name: "Basics"),
+        // The process's Prometheus registry and the counters and timers the parts record to.
+        .target(
+            name: "GatewayTelemetry",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .target(name: "Menus", dependencies: ["Basics"]),
         // Work requests hand on to a service that owns it until graceful shutdown.
         .target(name: "Jobs", dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
@@ -117,26 +125,24 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // HTTP plumbing every channel shares: request context, callback guard, body limits and
-        // forms, request log, method check, metrics, error descriptions safe to log.
+        // HTTP plumbing every channel shares: request context, callback guard, body limits, request
+        // log, method check. Hummingbird and Basics, nothing of ours above them.
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "AfricasTalking", "Redis", "Postgres", "Curl", "ConnectionPool", "Basics",
+                "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // The one table of actions the menus may name, bound to the wallet and the mobile-money provider.
         .target(
             name: "GatewayActions",
             dependencies: [
-                "Menus", "Wallet", "GatewayHTTP", "Curl", "Basics", .product(name: "Logging", package: "swift-log"),
+                "Menus", "Wallet", "GatewayTelemetry", "Curl", "Basics", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
@@ -144,11 +150,10 @@ let package = Package(
         .target(
             name: "USSDChannel",
             dependencies: [
-                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions", "Jobs", "USSDDialects",
+                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "USSDDialects", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -156,7 +161,7 @@ let package = Package(
         .target(
             name: "SMSChannel",
             dependencies: [
-                "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayActions", "Basics",
+                "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -167,7 +172,7 @@ let package = Package(
         .target(
             name: "MPesaGateway",
             dependencies: [
-                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayActions", "Jobs", "Basics",
+                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -179,7 +184,7 @@ let package = Package(
             name: "USSDGateway",
             dependencies: [
                 "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesa", "AfricasTalking", "Sandbox", "Basics",
-                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
+                "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -197,7 +202,7 @@ let package = Package(
         .executableTarget(
             name: "gateway-bench",
             dependencies: [
-                "USSDGateway", "USSDChannel", "GatewayActions", "Wallet", "Redis", "Postgres", "Curl", "Menus", "Sandbox", "Basics",
+                "USSDGateway", "GatewayActions", "Wallet", "Redis", "Postgres", "Curl", "Menus", "Basics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

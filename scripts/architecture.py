@@ -3,8 +3,9 @@
 
     scripts/architecture.py --write   rewrite the graph between the markers in ARCHITECTURE.md
     scripts/architecture.py --check   exit 1 when ARCHITECTURE.md's graph differs from Package.swift's,
-                                      when a module imports one of ours it does not declare, or when
-                                      a module of the product imports a test helper
+                                      when a module imports one of ours it does not declare, when it
+                                      declares a dependency (ours or a package's) no file of it
+                                      imports, or when a module of the product imports a test helper
 
 The graph is the transitive reduction of the declared dependencies (an arrow that another path
 already implies is left out), drawn with Mermaid; `make test` runs --check.
@@ -27,7 +28,7 @@ LAYERS = [
     ("Shared service parts", ["GatewayActions", "GatewayHTTP"]),
     ("Domain and provider clients", ["Menus", "Wallet", "MPesa", "AfricasTalking"]),
     ("Clients", ["Redis", "Postgres", "Curl", "ConnectionPool"]),
-    ("Foundations", ["Basics", "Jobs", "CHiredis", "CLibPQ", "CCurl"]),
+    ("Foundations", ["Basics", "GatewayTelemetry", "Jobs", "CHiredis", "CLibPQ", "CCurl"]),
 ]
 
 
@@ -37,14 +38,16 @@ def package():
     for target in json.loads(dump)["targets"]:
         if target["type"] == "test" or target["name"] == "TestSupport":
             continue
-        deps = []
+        deps, products = [], []
         for dep in target.get("dependencies", []):
             if "byName" in dep:
                 deps.append(dep["byName"][0])
             elif "target" in dep:
                 deps.append(dep["target"][0])
+            elif "product" in dep:
+                products.append(dep["product"][0])
         path = target.get("path") or os.path.join("Sources", target["name"])
-        targets[target["name"]] = {"deps": sorted(set(deps)), "path": path, "type": target["type"]}
+        targets[target["name"]] = {"deps": sorted(set(deps)), "products": sorted(set(products)), "path": path, "type": target["type"]}
     return targets
 
 
@@ -97,16 +100,25 @@ def import_problems(targets):
         directory = os.path.join(ROOT, target["path"])
         if target["type"] == "system" or not os.path.isdir(directory):
             continue
+        imported, swift = set(), False
         for folder, _, files in os.walk(directory):
             for file in files:
                 if not file.endswith(".swift"):
                     continue
+                swift = True
                 text = open(os.path.join(folder, file), encoding="utf-8").read()
-                for module in re.findall(r"^(?:@_exported |@testable )?import (\w+)", text, re.M):
+                for module in re.findall(r"^(?:@_exported |@testable |@preconcurrency )?import (?:(?:struct|enum|class|func|protocol) )?(\w+)", text, re.M):
+                    imported.add(module)
                     if module == "TestSupport" or (module in ours and module != name and module not in target["deps"]):
                         problems.append(f"{os.path.relpath(os.path.join(folder, file), ROOT)} imports {module}, which {name} does not declare")
                 if "@testable import" in text:
                     problems.append(f"{os.path.relpath(os.path.join(folder, file), ROOT)} reaches into a module's internals (@testable)")
+                if "@_exported import" in text:
+                    problems.append(f"{os.path.relpath(os.path.join(folder, file), ROOT)} re-exports a module (@_exported): each file imports what it uses")
+        # A dependency no file imports is a dependency the graph shows and the code does not have.
+        for dependency in target["deps"] + target["products"]:
+            if swift and dependency not in imported:
+                problems.append(f"{name} declares {dependency}, which none of its files imports")
     return problems
 
 

@@ -30,7 +30,7 @@ module() {
 }
 module Basics Sources/Basics/*.swift
 module Menus Sources/Menus/*.swift
-module AfricasTalking Sources/AfricasTalking/{MalformedCallback,FormFields,CallbackField,AfricasTalkingUSSDHop,AfricasTalkingUSSDEvent,AfricasTalkingInboundSMS,AfricasTalkingDeliveryReport}.swift
+module AfricasTalking Sources/AfricasTalking/{AfricasTalkingUSSDHop,AfricasTalkingUSSDEvent,AfricasTalkingInboundSMS,AfricasTalkingDeliveryReport}.swift
 module MPesa Sources/MPesa/{DarajaCallbackMalformed,DarajaField,STKCallback,B2CResult,C2BPayment}.swift
 module USSDDialects Sources/USSDDialects/*.swift
 

@@ -1,3 +1,5 @@
+import Basics
+
 /// A delivery report (`POST /sms/africastalking/delivery`).
 public struct AfricasTalkingDeliveryReport: Sendable, Hashable {
     public enum Status: String, Sendable, CaseIterable {

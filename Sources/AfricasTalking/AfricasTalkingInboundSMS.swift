@@ -1,3 +1,5 @@
+import Basics
+
 /// A message to the shortcode (`POST /sms/africastalking/inbound`).
 public struct AfricasTalkingInboundSMS: Sendable, Hashable {
     /// Africa's Talking's id of the message: the de-duplication key.

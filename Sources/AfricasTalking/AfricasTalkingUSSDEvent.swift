@@ -1,3 +1,5 @@
+import Basics
+
 /// An end-of-session notice (`POST /ussd/africastalking/events`). Its `input` field repeats every
 /// PIN typed and is never read.
 public struct AfricasTalkingUSSDEvent: Sendable, Hashable {

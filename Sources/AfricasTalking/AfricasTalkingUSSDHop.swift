@@ -1,3 +1,5 @@
+import Basics
+
 /// One USSD hop (`POST /ussd/africastalking`).
 public struct AfricasTalkingUSSDHop: Sendable, Hashable {
     public let sessionID: String

@@ -1,5 +1,7 @@
+import Basics
+
 /// Why a pool could not hand out a connection.
-public struct ConnectionPoolError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct ConnectionPoolError: LogSafeError, Sendable, Hashable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
         case acquireTimeout
         case shutdown

@@ -1,8 +1,9 @@
+import Basics
 import CCurl
 
 /// A request that got no HTTP response. `description` names the kind and curl's code, never the
 /// URL or headers (they can carry tokens).
-public struct CurlError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct CurlError: LogSafeError, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public enum Code: String, Sendable, Hashable {
         /// The connect or total timeout passed.
         case timeout

@@ -1,4 +1,4 @@
-import GatewayHTTP
+import Basics
 
 /// An action request the table cannot serve: an internal failure, never the user's.
 enum ActionError: LogSafeError {

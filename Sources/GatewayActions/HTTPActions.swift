@@ -1,7 +1,7 @@
 import Basics
 import Curl
 import Foundation
-import GatewayHTTP
+import GatewayTelemetry
 import Logging
 import Menus
 import Metrics

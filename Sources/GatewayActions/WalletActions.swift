@@ -1,5 +1,5 @@
+import Basics
 import Foundation
-import GatewayHTTP
 import Logging
 import Menus
 import Wallet

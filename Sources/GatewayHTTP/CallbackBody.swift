@@ -1,4 +1,4 @@
-import AfricasTalking
+import Basics
 import Hummingbird
 import Logging
 import NIOCore

@@ -1,8 +1,9 @@
+import Basics
 import Curl
 
 /// Why a Daraja call did not give the answer asked for. `description` never carries a token,
 /// a key or a request body.
-public enum DarajaError: Error, Sendable, Hashable, CustomStringConvertible {
+public enum DarajaError: LogSafeError, Sendable, Hashable, CustomStringConvertible {
     /// Refused before it left: a field is outside what Daraja accepts.
     case invalidRequest(String)
     /// Daraja answered with its error shape (`errorCode`, `errorMessage`).

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayActions
 import GatewayHTTP
+import GatewayTelemetry
 import Logging
 import Metrics
 import MPesa

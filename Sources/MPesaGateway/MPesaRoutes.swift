@@ -1,5 +1,6 @@
 import GatewayActions
 import GatewayHTTP
+import GatewayTelemetry
 import Hummingbird
 import Logging
 import Metrics

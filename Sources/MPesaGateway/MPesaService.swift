@@ -1,7 +1,8 @@
 import Foundation
-import Jobs
 import GatewayActions
 import GatewayHTTP
+import GatewayTelemetry
+import Jobs
 import Logging
 import Menus
 import Metrics

@@ -1,6 +1,7 @@
 import Basics
 import GatewayActions
 import GatewayHTTP
+import GatewayTelemetry
 import Hummingbird
 import Logging
 import MPesa

@@ -1,7 +1,9 @@
+import Basics
+
 /// A failed Postgres call, postgres-nio's `PSQLError` style: a small set of codes, the SQLSTATE
 /// for server errors, a `description` safe for logs, and the server's words only in
 /// `debugDescription` (they can repeat values, e.g. a unique violation's key).
-public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct PostgresError: LogSafeError, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public enum Code: String, Sendable, Hashable {
         /// Could not connect, or the connection broke during a call.
         case connection

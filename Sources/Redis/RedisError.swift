@@ -1,8 +1,10 @@
+import Basics
+
 /// A failed Redis call: the connection, the server's error reply, or an unexpected reply shape.
 ///
 /// `description` never contains keys, values or the password; a server error keeps only its
 /// leading error code (`WRONGTYPE`, `NOSCRIPT`, `ERR`, ...).
-public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct RedisError: LogSafeError, Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public enum Code: String, Sendable, Hashable {
         /// Could not connect, or the connection broke (closed, reset, timed out) during a command.
         case connection

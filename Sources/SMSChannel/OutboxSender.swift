@@ -1,8 +1,9 @@
-import Basics
 import AfricasTalking
+import Basics
 import Foundation
 import GatewayActions
 import GatewayHTTP
+import GatewayTelemetry
 import Logging
 import Menus
 import Metrics

@@ -2,6 +2,7 @@ import AfricasTalking
 import Foundation
 import GatewayActions
 import GatewayHTTP
+import GatewayTelemetry
 import Logging
 import Menus
 import Metrics

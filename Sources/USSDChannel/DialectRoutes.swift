@@ -2,6 +2,7 @@ import AfricasTalking
 import Crypto
 import Foundation
 import GatewayHTTP
+import GatewayTelemetry
 import HTTPTypes
 import Hummingbird
 import Logging

@@ -2,6 +2,7 @@ import AfricasTalking
 import Curl
 import GatewayActions
 import GatewayHTTP
+import GatewayTelemetry
 import Hummingbird
 import Logging
 import Menus

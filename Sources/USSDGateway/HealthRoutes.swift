@@ -1,4 +1,5 @@
 import GatewayHTTP
+import GatewayTelemetry
 import Hummingbird
 import Postgres
 import Redis

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayHTTP
+import GatewayTelemetry
 import Logging
 import ServiceLifecycle
 import Wallet

@@ -1,9 +1,10 @@
+import Basics
 import Foundation
 
 /// Why a wallet operation was refused. Each case has a stable code that menus.json maps to a
 /// screen (`insufficient_funds`, `wrong_pin`, ...); `description` never holds a PIN or a value
 /// a user typed.
-public enum WalletError: Error, Sendable, Hashable, CustomStringConvertible {
+public enum WalletError: LogSafeError, Sendable, Hashable, CustomStringConvertible {
     case notRegistered
     case alreadyRegistered
     case wrongPIN(attemptsLeft: Int)

@@ -1,4 +1,4 @@
-// Africa's Talking's callbacks, decoded and checked at the edge: every field the gateway reads is
+// Every aggregator's and provider's callbacks, checked at the edge: every field the gateway reads is
 // bounded in length, limited to the characters it can hold, and free of control characters, so no
 // value a caller made up reaches Redis, Postgres, a log or a metric label. Foundation-free and
 // pure, so the decoders can be fuzzed on their own (`make fuzz`).
@@ -6,7 +6,7 @@
 // Phone numbers are checked for shape only here (an optional `+`, then digits); which numbers the
 // deployment serves is the caller's rule (`MSISDN(parsing:)`).
 
-/// The checks every Africa's Talking field goes through.
+/// The checks every callback field goes through, whichever aggregator or provider sent it.
 public enum CallbackField {
     /// An id that lands in Redis keys, database keys and idempotency keys: `[A-Za-z0-9_-]{1,max}`.
     /// No `:` can appear, so no caller can build a key of another namespace (`sms:`, `deposit:`).

@@ -1,6 +1,6 @@
 import Metrics
-import Synchronization
 import Prometheus
+import Synchronization
 
 /// The process's Prometheus registry, bootstrapped into swift-metrics once per process.
 ///

@@ -1,15 +1,6 @@
-import ConnectionPool
-import Curl
-import Postgres
-import Redis
-
 /// An error whose `description` never carries a value from a request or a secret: safe to log.
+/// Each error type conforms where it is defined (its module knows what its words may hold).
 public protocol LogSafeError: Error, CustomStringConvertible {}
-
-extension RedisError: LogSafeError {}
-extension PostgresError: LogSafeError {}
-extension CurlError: LogSafeError {}
-extension ConnectionPoolError: LogSafeError {}
 
 /// What may be logged of an error: the description of a ``LogSafeError``, and only the type name of
 /// anything else, whose message might repeat a request's raw input (Hummingbird's form decoder

@@ -1,4 +1,4 @@
-/// `application/x-www-form-urlencoded`, as Africa's Talking posts it.
+/// `application/x-www-form-urlencoded`, as Africa's Talking and the other form-posting aggregators send it.
 public enum FormFields {
     /// The fields of a form body: `+` is a space, `%XX` a byte, a repeated field keeps its first
     /// value, a field without `=` is empty. A bad escape or invalid UTF-8 is malformed.

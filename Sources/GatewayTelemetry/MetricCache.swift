@@ -1,6 +1,6 @@
 import Metrics
-import Synchronization
 import Prometheus
+import Synchronization
 
 /// Counters and timers by label and dimensions, made once: swift-metrics' `Counter(label:)` asks the
 /// factory (a registry lookup under a lock, names sanitized) every time, and a USSD hop records
