@@ -77,7 +77,7 @@ public struct B2CResult: Sendable, Hashable {
 /// What a Transaction Status answer (a ``B2CResult`` posted to the result URL under a status
 /// query's id) says about the transaction asked about: its status, receipt, amount and parties
 /// (`ResultParameters`: `TransactionStatus`, `ReceiptNo`, `Amount`, `CreditPartyName`,
-/// `DebitPartyName`; ../shared/reference/daraja.md). Every field is optional: the caller decides
+/// `DebitPartyName`; docs/reference/daraja.md). Every field is optional: the caller decides
 /// whether an answer that lacks one confirms anything (it does not).
 public struct TransactionStatusAnswer: Sendable, Hashable {
     /// `completed`, `failed`, `cancelled`, `expired`, `declined`, `pending`, ... (lowercased).

@@ -1,7 +1,7 @@
 import Basics
 
 /// A paybill payment (M-Pesa C2B) as Safaricom posts it to the validation and confirmation URLs
-/// (`../shared/reference/aggregators.md`, "M-Pesa C2B"):
+/// (`docs/reference/aggregators.md`, "M-Pesa C2B"):
 /// `{"TransactionType", "TransID", "TransTime", "TransAmount", "BusinessShortCode", "BillRefNumber",
 /// "InvoiceNumber", "OrgAccountBalance", "ThirdPartyTransID", "MSISDN", "FirstName", ...}`.
 ///

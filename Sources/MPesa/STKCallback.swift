@@ -15,7 +15,7 @@ public struct STKCallback: Sendable, Hashable {
     /// The body as the gateway keeps it (``JSONValue/serialized``).
     public let raw: String
 
-    /// The amounts an STK push can carry, in whole shillings (../shared/reference/daraja.md).
+    /// The amounts an STK push can carry, in whole shillings (docs/reference/daraja.md).
     public static let shillingRange: ClosedRange<Int64> = 1...250_000
 
     public struct Paid: Sendable, Hashable {

@@ -2,7 +2,7 @@ import Basics
 import Foundation
 import MPesa
 
-/// Daraja's rules for the requests the gateway sends (../shared/reference/daraja.md): exactly
+/// Daraja's rules for the requests the gateway sends (docs/reference/daraja.md): exactly
 /// the documented keys, the Password and Nairobi Timestamp, the MSISDN, amount and length limits.
 /// The embedded sandbox refuses a request that breaks one, as Daraja would; the tests' strict fake
 /// Daraja uses the same rules.

@@ -20,7 +20,7 @@ public final class DarajaSandbox: Sendable {
     /// The simulated app's credentials. Not secrets: they open nothing but this simulation.
     public static let consumerKey = "sandbox-consumer-key"
     public static let consumerSecret = "sandbox-consumer-secret"
-    /// Safaricom's public sandbox paybill and passkey (../shared/reference/daraja.md).
+    /// Safaricom's public sandbox paybill and passkey (docs/reference/daraja.md).
     public static let shortcode = "174379"
     public static let passkey = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
     public static let b2cShortcode = "600000"

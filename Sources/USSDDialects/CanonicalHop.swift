@@ -1,6 +1,6 @@
 import AfricasTalking
 
-/// One USSD hop as every dialect says it, once decoded (`../shared/reference/aggregators.md`):
+/// One USSD hop as every dialect says it, once decoded (`docs/reference/aggregators.md`):
 /// who sent it, the session, the number, what the user typed, and where the session stands.
 ///
 /// Africa's Talking sends the whole input path on every hop. The others send only the latest

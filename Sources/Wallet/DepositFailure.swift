@@ -17,7 +17,7 @@ public enum DepositFailure: String, Sendable, CaseIterable {
     /// Our code for a push whose answer never came (no CheckoutRequestID within the matching window).
     public static let unconfirmedCode = -2
 
-    /// From an STK ResultCode (reference: ../shared/reference/daraja.md).
+    /// From an STK ResultCode (reference: docs/reference/daraja.md).
     public init(code: Int) {
         switch code {
         case 1032: self = .cancelled

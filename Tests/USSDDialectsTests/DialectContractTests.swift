@@ -2,7 +2,7 @@ import AfricasTalking
 import Testing
 import USSDDialects
 
-/// Each dialect decodes the examples its documentation gives (`../shared/reference/aggregators.md`)
+/// Each dialect decodes the examples its documentation gives (`docs/reference/aggregators.md`)
 /// into the canonical hop, and renders replies the way that documentation expects them.
 @Suite struct DialectContractTests {
     static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }

@@ -9,7 +9,7 @@ import Synchronization
 @testable import USSDChannel
 
 /// A local Africa's Talking messaging API that checks each request against
-/// ../shared/reference/africastalking.md (form body, `apiKey` and `Accept` headers, only the
+/// docs/reference/africastalking.md (form body, `apiKey` and `Accept` headers, only the
 /// documented fields) and answers as scripted: success, a per-recipient failure, an HTTP error,
 /// or no answer at all.
 final class FakeAfricasTalking: Sendable {

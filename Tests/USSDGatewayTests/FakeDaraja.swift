@@ -14,7 +14,7 @@ import Testing
 import TestSupport
 @testable import USSDChannel
 
-/// A local Daraja that checks every request strictly against ../shared/reference/daraja.md and
+/// A local Daraja that checks every request strictly against docs/reference/daraja.md and
 /// answers as the scenario says. Anything off (a missing or extra key, a wrong Password or
 /// Timestamp, a stale token, a field format) is recorded in `violations` and refused the way
 /// Daraja refuses (400 with its error shape); tests expect `violations` to stay empty.
@@ -211,7 +211,7 @@ final class FakeDaraja: Sendable {
         return components.string ?? url
     }
 
-    /// Safaricom's answer to a Transaction Status query (../shared/reference/daraja.md, the portal's
+    /// Safaricom's answer to a Transaction Status query (docs/reference/daraja.md, the portal's
     /// sample): Completed or another final status with the payment's amount, parties and receipt
     /// for one M-Pesa knows, a non-zero ResultCode for one it does not.
     func statusAnswer(_ json: [String: JSONValue], conversation: String, originator: String? = nil) -> String {
