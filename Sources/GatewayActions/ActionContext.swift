@@ -1,3 +1,4 @@
+import Basics
 import Wallet
 
 /// Who runs an action and on behalf of whom: the number comes from the aggregator's callback, never

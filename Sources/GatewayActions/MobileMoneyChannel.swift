@@ -1,3 +1,4 @@
+import Basics
 import Wallet
 
 /// Deposits and withdrawals through a mobile-money provider, in the provider's own terms; the

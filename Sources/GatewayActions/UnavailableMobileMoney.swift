@@ -1,3 +1,4 @@
+import Basics
 import Wallet
 
 /// No provider configured: deposits and withdrawals answer "temporarily unavailable" (the menus'

@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 import GatewayActions
 import GatewayHTTP
 import Hummingbird

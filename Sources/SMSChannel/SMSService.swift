@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 import Foundation
 import GatewayActions
 import GatewayHTTP

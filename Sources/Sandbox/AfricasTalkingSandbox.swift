@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 import Curl
 import Foundation
 import HTTPTypes

@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 import Crypto
 import Foundation
 import GatewayHTTP

@@ -1,3 +1,4 @@
+import Basics
 import Wallet
 
 /// One hop, decoded and checked at the edge, in the form ``USSDService`` takes from every dialect.

@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 
 /// One USSD hop as every dialect says it, once decoded (`docs/reference/aggregators.md`):
 /// who sent it, the session, the number, what the user typed, and where the session stands.

@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 
 /// Comviva Flares HTTP pull (Airtel in several markets), `GET /ussd/flares`.
 ///

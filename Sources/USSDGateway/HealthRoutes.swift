@@ -1,3 +1,4 @@
+import Basics
 import GatewayHTTP
 import GatewayTelemetry
 import Hummingbird

@@ -1,3 +1,4 @@
+import Basics
 import GatewayHTTP
 import Logging
 import Postgres

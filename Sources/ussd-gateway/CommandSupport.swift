@@ -1,12 +1,13 @@
 import ArgumentParser
+import Basics
+import Curl
 import Foundation
 import Logging
+import Menus
 import Postgres
 import ServiceLifecycle
-import Curl
-import Wallet
-import Menus
 import USSDGateway
+import Wallet
 
 /// Options every subcommand shares.
 struct ConfigOptions: ParsableArguments {

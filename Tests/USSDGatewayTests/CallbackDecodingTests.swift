@@ -1,4 +1,5 @@
 import AfricasTalking
+import Basics
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP

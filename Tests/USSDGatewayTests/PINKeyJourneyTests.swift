@@ -1,8 +1,9 @@
+import Basics
 import Foundation
 import Postgres
 import Synchronization
-import TestSupport
 import Testing
+import TestSupport
 import Wallet
 
 @testable import USSDGateway

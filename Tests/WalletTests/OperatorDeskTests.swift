@@ -1,7 +1,8 @@
+import Basics
 import Foundation
 import Postgres
-import TestSupport
 import Testing
+import TestSupport
 import Wallet
 
 extension Ledger {
