@@ -29,7 +29,23 @@ extension GatewayConfig {
             "mpesa.base_url": self.mpesa.baseURL,
             "mpesa.shortcode": self.mpesa.shortcode ?? "not set",
             "mpesa.b2c_shortcode": self.mpesa.b2cShortcode ?? "not set",
+            // Whose paybill payments credit wallets, how much one may credit, and what Safaricom
+            // does with a payment when the gateway cannot be asked.
+            "mpesa.c2b_shortcode": self.mpesa.c2bShortcode ?? "not set",
+            "mpesa.c2b_max_amount": String(self.mpesa.c2bMaxAmount),
+            "mpesa.c2b_response_type": "\(self.mpesa.c2bResponseType)",
+            "mpesa.till_number": self.mpesa.tillNumber ?? "not set",
+            "mpesa.initiator_name": self.mpesa.initiatorName ?? "not set",
+            "mpesa.c2b_initiator_name": self.mpesa.c2bInitiatorName ?? "not set",
+            "mpesa.allowed_cidrs": self.mpesa.allowedCIDRs.map { "\($0)" }.joined(separator: ","),
             "mpesa.transaction_type": "\(self.mpesa.transactionType)",
+            // Four eyes, corrections, and the cooling-off after a PIN reset.
+            "ledger.dual_approval_above": String(self.ledgerDualApprovalAbove),
+            "ledger.adjust_max": String(self.ledgerAdjustMax),
+            "pin.reset_cooldown_hours": String(self.pinResetCooldown.window.components.seconds / 3600),
+            "pin.reset_cooldown_limit": String(self.pinResetCooldown.limit.cents),
+            // Whose numbers are served.
+            "msisdn.countries": self.msisdnCountries.map(\.rawValue).joined(separator: ","),
             "mpesa.credentials": set(self.mpesa.consumerSecret),
             "sandbox.mpesa": String(self.sandbox.mpesa),
             "sandbox.sms": String(self.sandbox.sms),

@@ -48,6 +48,16 @@ import Wallet
             environment: ["ENVIRONMENT": "development", "USSD_DIALECTS": "nalo", "FLARES_USERID": "airtel", "FLARES_PASSWORD": "flares-secret-1"]
         ).auditedSettings(menus: try loadCheckedMenus(at: "menus.json").document)
         #expect(audited["ussd.dialects"] == "nalo" && audited["flares.credentials"] == "set" && !audited.values.contains("flares-secret-1"))
+        // Every setting that decides whose money moves where is in the audit trail when it changes.
+        let money = try GatewayConfig.load(environment: [
+            "ENVIRONMENT": "development", "SANDBOX": "off", "MPESA_C2B_SHORTCODE": "600111", "MPESA_C2B_MAX_AMOUNT": "70000", "MPESA_TILL_NUMBER": "5012345",
+            "LEDGER_DUAL_APPROVAL_ABOVE": "20000", "LEDGER_ADJUST_MAX": "90000", "PIN_RESET_COOLDOWN_HOURS": "12", "MSISDN_COUNTRIES": "KE,GH",
+            "MPESA_ALLOWED_CIDRS": "196.201.214.0/24",
+        ]).auditedSettings(menus: try loadCheckedMenus(at: "menus.json").document)
+        #expect(money["mpesa.c2b_shortcode"] == "600111" && money["mpesa.c2b_max_amount"] == "70000" && money["mpesa.till_number"] == "5012345")
+        #expect(money["ledger.dual_approval_above"] == "2000000" && money["ledger.adjust_max"] == "9000000", "in cents, as the ledger keeps them")
+        #expect(money["pin.reset_cooldown_hours"] == "12" && money["msisdn.countries"] == "KE,GH")
+        #expect(money["mpesa.allowed_cidrs"] == "196.201.214.0/24")
     }
 
     @Test func productionRefusesUnguardedCallbackRoutesNamingTheVariable() throws {
