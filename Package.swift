@@ -212,7 +212,7 @@ let package = Package(
         // Helpers the test targets share: the servers `make test` started, private ones to restart.
         .target(name: "TestSupport", dependencies: ["Redis", "Postgres"], path: "Tests/TestSupport"),
 
-        .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool"]),
+        .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool", "TestSupport"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus", "Basics"]),
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
         .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects"]),

@@ -2,6 +2,7 @@ import ConnectionPool
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// A connection that records which threads used it and whether it was closed.
 final class CountingConnection: PoolableConnection {
@@ -26,7 +27,7 @@ final class Counter: Sendable {
         let holder = Task {
             try await pool.withConnection { _ in for await _ in letGo {} }
         }
-        while pool.usage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await eventually { pool.usage.leased > 0 })
 
         // When a second caller asks for a connection
         let error = await #expect(throws: ConnectionPoolError.self) {
@@ -65,9 +66,9 @@ final class Counter: Sendable {
     @Test func cancelledWaiterLeavesTheQueue() async throws {
         let pool = ConnectionPool(name: "test", size: 1, acquireTimeout: .seconds(30)) { CountingConnection() }
         let holder = Task { try await pool.withConnection { _ in try await Task.sleep(for: .seconds(30)) } }
-        while pool.usage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await eventually { pool.usage.leased > 0 })
         let waiter = Task { try await pool.withConnection { _ in } }
-        while pool.usage.waiting == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await eventually { pool.usage.waiting > 0 })
 
         waiter.cancel()
         let result = await waiter.result
@@ -88,7 +89,7 @@ final class Counter: Sendable {
                 finished.value.store(true, ordering: .relaxed)
             }
         }
-        while pool.usage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await eventually { pool.usage.leased > 0 })
 
         await pool.shutdown()
 

@@ -191,7 +191,7 @@ import TestSupport
         // machine the waiter's timer may fire late, never early).
         let (letGo, release) = AsyncStream<Void>.makeStream()
         let holder = Task { try await postgres.transaction { _ in for await _ in letGo {} } }
-        while postgres.poolUsage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await eventually { postgres.poolUsage.leased > 0 })
 
         let error = await #expect(throws: ConnectionPoolError.self) { try await postgres.query("SELECT 1") }
 
@@ -272,14 +272,10 @@ import TestSupport
             let staff = PostgresClient(configuration: server.postgresConfiguration)
             // Waits for a commit stuck on the standby, then cancels its wait as an operator would.
             func cancelTheWaitingCommit() async throws {
-                for _ in 0..<400 {
-                    let cancelled = try await staff.query(
-                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
-                    ).count
-                    if cancelled > 0 { return }
-                    try await Task.sleep(for: .milliseconds(25))
+                let cancelled = try await eventually {
+                    try await staff.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").count > 0
                 }
-                Issue.record("no commit ever waited for the synchronous standby")
+                #expect(cancelled, "a commit waited for the synchronous standby")
             }
             async let cancelled: Void = cancelTheWaitingCommit()
             let alone = await #expect(throws: PostgresError.self) { try await postgres.query("INSERT INTO moves VALUES (\("alone"))") }

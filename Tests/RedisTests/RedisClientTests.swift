@@ -112,7 +112,7 @@ import TestSupport
         // The only permit is held by a BLPOP that waits until another client pushes (10 s at most):
         // long enough that even a starved machine times the ping out first.
         let blocker = Task { try await redis.send(["BLPOP", self.prefix + "blocking-list", "10"]) }
-        while redis.poolUsage.leased == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await eventually { redis.poolUsage.leased > 0 })
 
         let error = await #expect(throws: ConnectionPoolError.self) { try await redis.ping() }
 

@@ -39,13 +39,10 @@ import Wallet
         }
     }
 
-    /// Polls `condition` every 50 ms, up to `attempts` times; whether it came true.
-    static func eventually(_ attempts: Int = 1200, _ condition: () async throws -> Bool) async throws -> Bool {
-        for _ in 0..<attempts {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return false
+    /// Polls `condition` every 50 ms until it holds, for up to a minute (TestSupport's
+    /// `eventually`); whether it came true.
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        try await TestSupport.eventually(within: .seconds(60), every: .milliseconds(50), condition)
     }
 
     static func available(_ harness: USSDHarness, _ msisdn: MSISDN) async throws -> Int64 {
