@@ -14,8 +14,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The module graph in ARCHITECTURE.md is Package.swift's, and no module imports one it does not declare.
+# The module graph in ARCHITECTURE.md is Package.swift's; no module imports one it does not declare, or declares one it does not import.
 python3 scripts/architecture.py --check
+# No file under Sources/ over 400 lines (a ratchet for the ones still being split).
+python3 scripts/sizes.py --check
 # deploy/ is valid (so CI, which runs this script, checks it too).
 bash scripts/deploy-check.sh
 

@@ -1,0 +1,208 @@
+// menus.json's lint: every screen's worst case per language against the aggregators' page budgets, and SMS texts.
+
+extension Linter {
+    // MARK: Worst-case lengths
+
+    /// The longest value each variable can hold, and whether it can leave GSM-7.
+    var variableSpecs: [String: MenuDocument.VariableSpec] {
+        var specs: [String: MenuDocument.VariableSpec] = [:]
+        func add(_ name: String, _ spec: MenuDocument.VariableSpec) {
+            if let existing = specs[name] {
+                specs[name] = .init(maxLength: max(existing.maxLength, spec.maxLength), unicode: (existing.unicode ?? false) || (spec.unicode ?? false))
+            } else {
+                specs[name] = spec
+            }
+        }
+        for (name, spec) in self.document.context ?? [:] { add(name, spec) }
+        for (name, spec) in self.document.variables ?? [:] { add(name, spec) }
+        for screen in self.document.screens.values {
+            if screen.type == .input, let validator = screen.validator {
+                add(screen.variable!, .init(maxLength: validator.maxLength, unicode: !validator.isGSM7))
+            }
+            if screen.type == .action, let spec = self.actions[screen.action!] {
+                for (name, result) in spec.results { add(name, result) }
+                for values in spec.errorResults.values { for (name, result) in values { add(name, result) } }
+            }
+            for (name, value) in screen.http?.results ?? [:] { add(name, .init(maxLength: value.maxLength, unicode: value.unicode)) }
+            if screen.type == .list, let list = self.listSpec(screen.items ?? "") {
+                for (field, value) in list.fields { add(screen.variable! + "." + field, .init(maxLength: value.maxLength, unicode: value.unicode)) }
+            }
+            for option in screen.options ?? [] {
+                for (name, value) in option.set ?? [:] { add(name, .init(maxLength: value.count, unicode: !GSM7.canEncode(value))) }
+            }
+        }
+        return specs
+    }
+
+    mutating func checkLengths() {
+        let specs = self.variableSpecs
+        var worst: [String: String] = [:]
+        for (name, spec) in specs {
+            worst[name] = String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
+        }
+        let worstAmount = { (length: Int) -> String in
+            Template.formatAmount(Int(String(repeating: "9", count: min(max(length, 1), 17)))!)
+        }
+        func worstValues(_ template: Template) -> [String: String] {
+            var values: [String: String] = [:]
+            for part in template.parts {
+                guard case .variable(let name, let formatter) = part else { continue }
+                let base = worst[name] ?? ""
+                switch formatter {
+                case .plain: values[name] = base
+                case .amount: values[name] = base.isEmpty ? "" : worstAmount(base.count)
+                case .phone: values[name] = "0712345678"
+                }
+            }
+            return values
+        }
+        func render(_ key: String, _ language: String) -> String {
+            guard let template = self.graph.texts[key]?.template(language) else { return "" }
+            let values = worstValues(template)
+            return template.parts.map { part -> String in
+                switch part {
+                case .literal(let text): return text
+                case .variable(let name, _): return values[name] ?? ""
+                }
+            }.joined()
+        }
+        let budget = self.graph.budget
+        func check(_ id: String, _ language: String, _ what: String, _ text: String) {
+            let measure = budget.measure(text)
+            if !measure.fits {
+                self.report(id, "\(what) can reach \(measure.cost) \(measure.encoding == .gsm7 ? "septets" : "UCS-2 characters") in \(language), over the budget of \(measure.limit)")
+            }
+        }
+        for language in self.graph.languages {
+            for (id, screen) in self.document.screens {
+                switch screen.type {
+                case .input:
+                    let error = render(id + ".error", language)
+                    check(id, language, "prompt with its error text", [error, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n"))
+                case .end:
+                    check(id, language, "text", render(id + ".text", language))
+                case .menu:
+                    let back = "\(self.graph.backKey). " + self.graph.systemText("back", language)
+                    let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
+                    let notice = self.graph.systemText("invalidChoice", language)
+                    let title = [notice, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n")
+                    for (index, _) in (screen.options ?? []).enumerated() {
+                        // Each option must fit on a page of its own; the engine pages the rest.
+                        let line = "\(index + 1). " + render("\(id).option.\(index)", language)
+                        check(id, language, "option \(index + 1) on a page", [line, more, back].joined(separator: "\n"))
+                    }
+                    if let first = screen.options?.indices.first {
+                        let line = "\(first + 1). " + render("\(id).option.\(first)", language)
+                        check(id, language, "title with the first option", [title, line, more, back].joined(separator: "\n"))
+                    }
+                case .list:
+                    // The worst item: every field at its longest; it must fit on a page with the
+                    // title, and alone on a later one.
+                    guard let list = self.listSpec(screen.items ?? ""), let template = self.graph.texts[id + ".item"]?.template(language) else { break }
+                    var values = worstValues(template)
+                    for (field, value) in list.fields {
+                        let base = String(repeating: value.unicode == true ? "字" : "W", count: value.maxLength)
+                        values[field] = template.parts.contains(.variable(field, .amount)) ? worstAmount(value.maxLength) : base
+                    }
+                    let line = "\(list.maxItems). " + template.parts.map { part -> String in
+                        switch part {
+                        case .literal(let text): return text
+                        case .variable(let name, let formatter): return formatter == .phone ? "0712345678" : values[name] ?? ""
+                        }
+                    }.joined()
+                    let back = "\(self.graph.backKey). " + self.graph.systemText("back", language)
+                    let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
+                    let notice = self.graph.systemText("invalidChoice", language)
+                    let title = [notice, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n")
+                    check(id, language, "the longest item on a page", [line, more, back].joined(separator: "\n"))
+                    check(id, language, "title with the longest item", [title, line, more, back].joined(separator: "\n"))
+                case .action, .route:
+                    break
+                }
+            }
+        }
+    }
+
+    // MARK: SMS
+
+    /// Each notice's worst case (every parameter at its longest) in at most its allowed segments:
+    /// one of 160 GSM-7 septets or 70 UCS-2 characters, or two of 153 / 67 when it says `segments: 2`.
+    mutating func checkNotifications() {
+        guard let notifications = self.document.sms?.notifications else { return }
+        for (name, notice) in notifications {
+            let location = "sms.notifications.\(name)"
+            let allowed = notice.segments ?? 1
+            guard (1...2).contains(allowed) else {
+                self.report(location, "segments must be 1 or 2")
+                continue
+            }
+            let budget = allowed == 1 ? TextBudget(gsm7: 160, ucs2: 70) : TextBudget(gsm7: 306, ucs2: 134)
+            for language in self.graph.languages {
+                guard let template = self.graph.texts[location]?.template(language) else { continue }
+                var worst = ""
+                for part in template.parts {
+                    switch part {
+                    case .literal(let text): worst += text
+                    case .variable(let variable, let formatter):
+                        guard let spec = notice.params?[variable] else {
+                            self.report(location, "{\(variable)} has no entry in params (its longest value)")
+                            continue
+                        }
+                        switch formatter {
+                        case .plain: worst += String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
+                        case .amount: worst += Template.formatAmount(Int(String(repeating: "9", count: min(max(spec.maxLength, 1), 17)))!)
+                        case .phone: worst += "0712345678"
+                        }
+                    }
+                }
+                let measure = budget.measure(worst)
+                if !measure.fits {
+                    self.report(
+                        location,
+                        "can reach \(measure.cost) \(measure.encoding == .gsm7 ? "septets" : "UCS-2 characters") in \(language), over \(allowed) segment\(allowed == 1 ? "" : "s") (\(measure.limit))"
+                    )
+                }
+            }
+        }
+    }
+
+    mutating func checkSMS() {
+        self.checkNotifications()
+        guard let sms = self.document.sms else { return }
+        var keywords: [String: String] = [:]
+        for command in sms.commands {
+            let location = "sms.\(command.name)"
+            for keyword in command.keywords.values.flatMap({ $0 }) {
+                let upper = keyword.uppercased()
+                if let other = keywords[upper], other != command.name {
+                    self.report(location, "keyword \(keyword) is also a keyword of \(other)")
+                }
+                keywords[upper] = command.name
+            }
+            let own = Set((command.errors ?? [:]).keys)
+            self.checkAction(
+                location, command.action, arguments: Set((command.actionArguments ?? [:]).keys),
+                errors: own.union((sms.errors ?? [:]).keys), own: own
+            )
+            let available = Set((command.arguments ?? []).map(\.variable)).union((self.document.context ?? [:]).keys)
+            let secrets = Set((command.arguments ?? []).filter { $0.secret == true }.map(\.variable))
+            let results = Set(self.actions[command.action]?.results.keys.map { $0 } ?? [])
+            for (name, _) in command.actionArguments ?? [:] {
+                for variable in self.graph.texts["\(location).argument.\(name)"]?.fallback.variables ?? [] where !available.contains(variable) {
+                    self.report(location, "argument \(name) uses {\(variable)}, which the command does not have")
+                }
+            }
+            var replies: [(String, String)] = [("\(location).reply", "reply"), ("\(location).usage", "usage")]
+            replies += (command.errors ?? [:]).keys.map { ("\(location).errors.\($0)", "error \($0)") }
+            for (key, what) in replies {
+                for variable in Set(self.graph.texts[key]?.all.flatMap(\.template.variables) ?? []) {
+                    if secrets.contains(variable) {
+                        self.report(location, "secret \(variable) is used in \(what)")
+                    } else if !available.contains(variable) && !(what == "reply" && results.contains(variable)) {
+                        self.report(location, "\(what) uses {\(variable)}, which the command does not have")
+                    }
+                }
+            }
+        }
+    }
+}
