@@ -191,143 +191,40 @@ extension Wallet {
                 SELECT \(date)::date::timestamp AT TIME ZONE 'Africa/Nairobi', (\(date)::date + 1)::timestamp AT TIME ZONE 'Africa/Nairobi'
                 """
             ).single()!.decode((Date, Date).self)
-            func lines(_ query: PostgresQuery) async throws -> [DailyReport.Line] {
-                try await tx.query(query).map {
-                    let (status, count, sum) = try $0.decode((String, Int64, Int64).self)
-                    return DailyReport.Line(status: status, count: count, sum: sum)
-                }
-            }
-            func figure(_ query: PostgresQuery) async throws -> Int64 { try await tx.query(query).single()!.decode(Int64.self, column: 0) }
-            func line(_ name: String, _ query: PostgresQuery) async throws -> DailyReport.Line {
-                let (count, sum) = try await tx.query(query).single()!.decode((Int64, Int64).self)
-                return DailyReport.Line(status: name, count: count, sum: sum)
-            }
-            let deposits = try await lines(
-                """
-                SELECT status, count(*), coalesce(sum(amount), 0)::bigint FROM deposits
-                WHERE created_at >= \(start) AND created_at < \(end) GROUP BY status ORDER BY status
-                """
+            let day = ReconciliationDay(tx: tx, start: start, end: end)
+            let (deposits, payouts, credited, paid, movements) = try await (
+                day.depositsByStatus(), day.payoutsByStatus(), day.depositsCredited(), day.payoutsPaid(), day.movementsByKind()
             )
-            let payouts = try await lines(
-                """
-                SELECT status, count(*), coalesce(sum(amount), 0)::bigint FROM payouts
-                WHERE created_at >= \(start) AND created_at < \(end) GROUP BY status ORDER BY status
-                """
-            )
-            let credited = try await line(
-                "credited",
-                """
-                SELECT count(*), coalesce(sum(t.amount), 0)::bigint FROM deposits d JOIN transfers t ON t.id = d.transfer_id
-                WHERE d.status = 'completed' AND t.created_at >= \(start) AND t.created_at < \(end)
-                """
-            )
-            let paid = try await line(
-                "paid",
-                """
-                SELECT count(*), coalesce(sum(t.amount), 0)::bigint FROM payouts p JOIN transfers t ON t.id = p.transfer_id
-                WHERE p.status = 'paid' AND t.status = 'posted' AND t.resolved_at >= \(start) AND t.resolved_at < \(end)
-                """
-            )
-            let movements = try await lines(
-                """
-                SELECT kind, count(*), coalesce(sum(amount), 0)::bigint FROM transfers
-                WHERE status = 'posted' AND kind IN ('p2p', 'save', 'unsave', 'fee', 'adjustment', 'reversal')
-                    AND created_at >= \(start) AND created_at < \(end)
-                GROUP BY kind ORDER BY kind
-                """
-            )
-            // A system account's net movement that day: posted credits less posted debits, each
-            // counted when it was posted (a hold that became a payment, when it was resolved).
-            func movement(_ kind: String) async throws -> Int64 {
-                try await figure(
-                    """
-                    SELECT coalesce(sum(CASE WHEN t.credit_account = a.id THEN t.amount ELSE -t.amount END), 0)::bigint
-                    FROM accounts a JOIN transfers t ON a.id IN (t.debit_account, t.credit_account)
-                    WHERE a.customer_id IS NULL AND a.kind = \(kind) AND t.status = 'posted'
-                        AND coalesce(t.resolved_at, t.created_at) >= \(start) AND coalesce(t.resolved_at, t.created_at) < \(end)
-                    """
-                )
-            }
-            let float = try await movement("mpesa_float")
-            let inFlight = try await movement("payouts_in_flight")
-            let feeIncome = try await movement("fee_income")
-            let suspense = try await movement("suspense")
+            let float = try await day.movement("mpesa_float")
+            let inFlight = try await day.movement("payouts_in_flight")
+            let feeIncome = try await day.movement("fee_income")
+            let suspense = try await day.movement("suspense")
             // Fees charged less fees given back (a failed withdrawal's).
-            let refunded = try await figure(
-                """
-                SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t JOIN accounts a ON a.id = t.debit_account
-                WHERE a.customer_id IS NULL AND a.kind = 'fee_income' AND t.kind = 'reversal' AND t.status = 'posted'
-                    AND t.created_at >= \(start) AND t.created_at < \(end)
-                """
-            )
-            let fees = (movements.first { $0.status == "fee" }?.sum ?? 0) - refunded
-
-            // Paybill payments Safaricom confirmed that could not be credited (over the limits, or an
-            // account naming nobody): parked from the float in suspense for a person.
-            let parked = try await figure(
-                """
-                SELECT coalesce(sum(t.amount), 0)::bigint FROM paybill_payments b JOIN transfers t ON t.id = b.transfer_id
-                WHERE b.state = 'suspense' AND t.status = 'posted' AND t.created_at >= \(start) AND t.created_at < \(end)
-                """
-            )
-            var comparisons: [DailyReport.Comparison] = []
-            // Deposits: every credit leaves the float; a float movement no deposit explains is named.
-            var depositReasons: [String] = []
-            if -float != credited.sum + parked {
-                depositReasons = try await tx.query(
-                    """
-                    SELECT format('transfer %s (%s cents, %s) has no completed deposit', t.id, t.amount, t.kind)
-                    FROM transfers t JOIN accounts a ON a.id IN (t.debit_account, t.credit_account)
-                    WHERE a.customer_id IS NULL AND a.kind = 'mpesa_float' AND t.status = 'posted'
-                        AND coalesce(t.resolved_at, t.created_at) >= \(start) AND coalesce(t.resolved_at, t.created_at) < \(end)
-                        AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.transfer_id = t.id AND d.status = 'completed')
-                        AND NOT EXISTS (SELECT 1 FROM paybill_payments b WHERE b.transfer_id = t.id AND b.state = 'suspense')
-                    ORDER BY t.created_at LIMIT 20
-                    """
-                ).map { try $0.decode(String.self, column: 0) }
-                if depositReasons.isEmpty { depositReasons = ["the float moved by other than deposits credited that day"] }
-            }
-            comparisons.append(
-                .init(name: "deposits credited or parked in suspense / float out", reported: credited.sum + parked, ledger: -float, reasons: depositReasons))
-            var payoutReasons: [String] = []
-            if inFlight != paid.sum {
-                payoutReasons = try await tx.query(
-                    """
-                    SELECT format('transfer %s (%s cents) was posted to in-flight but its payout is %s', t.id, t.amount, coalesce(p.status, 'missing'))
-                    FROM transfers t JOIN accounts a ON a.id = t.credit_account LEFT JOIN payouts p ON p.transfer_id = t.id
-                    WHERE a.customer_id IS NULL AND a.kind = 'payouts_in_flight' AND t.status = 'posted'
-                        AND coalesce(t.resolved_at, t.created_at) >= \(start) AND coalesce(t.resolved_at, t.created_at) < \(end)
-                        AND (p.id IS NULL OR p.status <> 'paid')
-                    ORDER BY t.created_at LIMIT 20
-                    """
-                ).map { try $0.decode(String.self, column: 0) }
-                if payoutReasons.isEmpty { payoutReasons = ["the in-flight account moved by other than payouts paid that day"] }
-            }
-            comparisons.append(.init(name: "payouts paid / in-flight in", reported: paid.sum, ledger: inFlight, reasons: payoutReasons))
-            comparisons.append(
+            let fees = (movements.first { $0.status == "fee" }?.sum ?? 0) - (try await day.feesRefunded())
+            let parked = try await day.paybillParked()
+            let adjustments = try await day.adjustmentsToSuspense()
+            let comparisons: [DailyReport.Comparison] = [
+                // Deposits: every credit leaves the float; a float movement no deposit explains is named.
+                .init(
+                    name: "deposits credited or parked in suspense / float out", reported: credited.sum + parked, ledger: -float,
+                    reasons: -float == credited.sum + parked ? [] : try await day.unexplainedFloatMovements()
+                ),
+                .init(
+                    name: "payouts paid / in-flight in", reported: paid.sum, ledger: inFlight,
+                    reasons: inFlight == paid.sum ? [] : try await day.unexplainedInFlightMovements()
+                ),
                 .init(
                     name: "fees earned / fee income", reported: fees, ledger: feeIncome,
                     reasons: fees == feeIncome ? [] : ["the fee-income account moved by other than fees charged that day"]
-                )
-            )
-            let adjustments = try await figure(
-                """
-                SELECT coalesce(sum(CASE WHEN r.direction = 'to_suspense' THEN r.amount ELSE -r.amount END), 0)::bigint
-                FROM ledger_requests r JOIN transfers t ON t.id = r.transfer_id
-                WHERE r.kind = 'adjustment' AND t.created_at >= \(start) AND t.created_at < \(end)
-                """
-            )
-            comparisons.append(
+                ),
                 .init(
                     name: "approved corrections and parked paybill payments / suspense", reported: adjustments + parked, ledger: suspense,
                     reasons: adjustments + parked == suspense
                         ? [] : ["the suspense account moved by other than approved corrections and parked paybill payments that day"]
-                )
-            )
-            let open = try await figure("SELECT count(*) FROM mpesa_review WHERE resolution IS NULL")
-            let received = try await figure(
-                "SELECT count(*) FROM mpesa_review WHERE received_at >= \(start) AND received_at < \(end)"
-            )
+                ),
+            ]
+            let open = try await day.figure("SELECT count(*) FROM mpesa_review WHERE resolution IS NULL")
+            let received = try await day.figure("SELECT count(*) FROM mpesa_review WHERE received_at >= \(start) AND received_at < \(end)")
             return DailyReport(
                 date: date, deposits: deposits, payouts: payouts, depositsCredited: credited, payoutsPaid: paid, movements: movements,
                 feesEarned: fees, floatMovement: float, inFlightMovement: inFlight, feeIncomeMovement: feeIncome, suspenseMovement: suspense,
