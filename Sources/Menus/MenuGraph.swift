@@ -69,6 +69,15 @@ public struct MenuGraph: Sendable {
             throw MenuLoadError(location: "settings", problem: "back, home and more keys must differ")
         }
 
+        let texts = try Self.compileTexts(document)
+        self.texts = texts
+        (self.compiled, self.calls) = Self.compileScreens(document, texts: texts)
+        self.systemTexts = Dictionary(uniqueKeysWithValues: (settings.texts ?? [:]).keys.map { ($0, texts["settings.texts.\($0)"]!) })
+    }
+
+    /// Every text of the document compiled once, keyed by where it sits (`<screen>.text`,
+    /// `<screen>.option.<n>`, `sms.<command>.reply`, ...).
+    private static func compileTexts(_ document: MenuDocument) throws(MenuLoadError) -> [String: CompiledText] {
         var texts: [String: CompiledText] = [:]
         func compile(_ text: LocalizedText?, _ key: String) throws(MenuLoadError) {
             guard let text else { return }
@@ -92,7 +101,7 @@ public struct MenuGraph: Sendable {
                 for (name, value) in call.notice?.params ?? [:] { try compile(.shared(value), "\(id).http.notice.\(name)") }
             }
         }
-        for (name, text) in settings.texts ?? [:] {
+        for (name, text) in document.settings.texts ?? [:] {
             try compile(text, "settings.texts.\(name)")
         }
         if let sms = document.sms {
@@ -108,7 +117,13 @@ public struct MenuGraph: Sendable {
                 }
             }
         }
-        self.texts = texts
+        return texts
+    }
+
+    /// Each screen with its compiled texts, and the `http` calls' templates by screen.
+    private static func compileScreens(
+        _ document: MenuDocument, texts: [String: CompiledText]
+    ) -> (screens: [String: CompiledScreen], calls: [String: HTTPTemplates]) {
         var compiled: [String: CompiledScreen] = [:]
         var calls: [String: HTTPTemplates] = [:]
         for (id, screen) in document.screens {
@@ -135,9 +150,7 @@ public struct MenuGraph: Sendable {
                 item: texts[id + ".item"]
             )
         }
-        self.calls = calls
-        self.compiled = compiled
-        self.systemTexts = Dictionary(uniqueKeysWithValues: (settings.texts ?? [:]).keys.map { ($0, texts["settings.texts.\($0)"]!) })
+        return (compiled, calls)
     }
 
     /// The screen's fields its type needs; anything else is lint's concern.
