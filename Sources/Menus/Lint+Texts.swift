@@ -40,9 +40,9 @@ extension Linter {
         ).mapValues { $0.map(\.1).sorted() }
     }
 
-    mutating func checkVariablesAndSecrets() {
-        let secrets = self.secretInputs
-        // May-analysis: the variables some path can have set on arrival at each screen.
+    /// May-analysis: the variables some path can have set on arrival at each screen (the
+    /// context's at the start and at home, then what each edge sets, to a fixed point).
+    func variablesArriving() -> (arriving: [String: Set<String>], context: Set<String>) {
         var arriving: [String: Set<String>] = [:]
         let context = Set((self.document.context ?? [:]).keys)
         arriving[self.document.start] = context
@@ -61,7 +61,12 @@ extension Linter {
                 }
             }
         }
+        return (arriving, context)
+    }
 
+    mutating func checkVariablesAndSecrets() {
+        let secrets = self.secretInputs
+        let (arriving, context) = self.variablesArriving()
         for (id, screen) in self.document.screens {
             let known = arriving[id] ?? context
             var templates: [(String, Template)] = []
