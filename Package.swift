@@ -215,7 +215,7 @@ let package = Package(
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool", "TestSupport"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus", "Basics"]),
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
-        .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects"]),
+        .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects", "Basics"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
         .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),

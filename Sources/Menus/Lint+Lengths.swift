@@ -34,92 +34,47 @@ extension Linter {
         return specs
     }
 
+    /// Every screen's worst case, in every language: each variable at its longest, within the
+    /// menus' page budget.
     mutating func checkLengths() {
-        let specs = self.variableSpecs
-        var worst: [String: String] = [:]
-        for (name, spec) in specs {
-            worst[name] = String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
-        }
-        let worstAmount = { (length: Int) -> String in
-            Template.formatAmount(Int(String(repeating: "9", count: min(max(length, 1), 17)))!)
-        }
-        func worstValues(_ template: Template) -> [String: String] {
-            var values: [String: String] = [:]
-            for part in template.parts {
-                guard case .variable(let name, let formatter) = part else { continue }
-                let base = worst[name] ?? ""
-                switch formatter {
-                case .plain: values[name] = base
-                case .amount: values[name] = base.isEmpty ? "" : worstAmount(base.count)
-                case .phone: values[name] = "0712345678"
-                }
-            }
-            return values
-        }
-        func render(_ key: String, _ language: String) -> String {
-            guard let template = self.graph.texts[key]?.template(language) else { return "" }
-            let values = worstValues(template)
-            return template.parts.map { part -> String in
-                switch part {
-                case .literal(let text): return text
-                case .variable(let name, _): return values[name] ?? ""
-                }
-            }.joined()
-        }
-        let budget = self.graph.budget
-        func check(_ id: String, _ language: String, _ what: String, _ text: String) {
-            let measure = budget.measure(text)
-            if !measure.fits {
-                self.report(id, "\(what) can reach \(measure.cost) \(measure.encoding == .gsm7 ? "septets" : "UCS-2 characters") in \(language), over the budget of \(measure.limit)")
-            }
-        }
+        let worst = WorstCase(graph: self.graph, specs: self.variableSpecs)
         for language in self.graph.languages {
             for (id, screen) in self.document.screens {
-                switch screen.type {
-                case .input:
-                    let error = render(id + ".error", language)
-                    check(id, language, "prompt with its error text", [error, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n"))
-                case .end:
-                    check(id, language, "text", render(id + ".text", language))
-                case .menu:
-                    let back = "\(self.graph.backKey). " + self.graph.systemText("back", language)
-                    let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
-                    let notice = self.graph.systemText("invalidChoice", language)
-                    let title = [notice, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n")
-                    for (index, _) in (screen.options ?? []).enumerated() {
-                        // Each option must fit on a page of its own; the engine pages the rest.
-                        let line = "\(index + 1). " + render("\(id).option.\(index)", language)
-                        check(id, language, "option \(index + 1) on a page", [line, more, back].joined(separator: "\n"))
-                    }
-                    if let first = screen.options?.indices.first {
-                        let line = "\(first + 1). " + render("\(id).option.\(first)", language)
-                        check(id, language, "title with the first option", [title, line, more, back].joined(separator: "\n"))
-                    }
-                case .list:
-                    // The worst item: every field at its longest; it must fit on a page with the
-                    // title, and alone on a later one.
-                    guard let list = self.listSpec(screen.items ?? ""), let template = self.graph.texts[id + ".item"]?.template(language) else { break }
-                    var values = worstValues(template)
-                    for (field, value) in list.fields {
-                        let base = String(repeating: value.unicode == true ? "字" : "W", count: value.maxLength)
-                        values[field] = template.parts.contains(.variable(field, .amount)) ? worstAmount(value.maxLength) : base
-                    }
-                    let line = "\(list.maxItems). " + template.parts.map { part -> String in
-                        switch part {
-                        case .literal(let text): return text
-                        case .variable(let name, let formatter): return formatter == .phone ? "0712345678" : values[name] ?? ""
-                        }
-                    }.joined()
-                    let back = "\(self.graph.backKey). " + self.graph.systemText("back", language)
-                    let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
-                    let notice = self.graph.systemText("invalidChoice", language)
-                    let title = [notice, render(id + ".text", language)].filter { !$0.isEmpty }.joined(separator: "\n")
-                    check(id, language, "the longest item on a page", [line, more, back].joined(separator: "\n"))
-                    check(id, language, "title with the longest item", [title, line, more, back].joined(separator: "\n"))
-                case .action, .route:
-                    break
+                for (what, text) in self.worstPages(id, screen, language, worst) {
+                    let measure = self.graph.budget.measure(text)
+                    guard !measure.fits else { continue }
+                    let unit = measure.encoding == .gsm7 ? "septets" : "UCS-2 characters"
+                    self.report(id, "\(what) can reach \(measure.cost) \(unit) in \(language), over the budget of \(measure.limit)")
                 }
             }
+        }
+    }
+
+    /// The pages a screen can show at their longest, each with what it is.
+    func worstPages(_ id: String, _ screen: MenuDocument.Screen, _ language: String, _ worst: WorstCase) -> [(String, String)] {
+        let lines = { (parts: [String]) in parts.filter { !$0.isEmpty }.joined(separator: "\n") }
+        let back = "\(self.graph.backKey). " + self.graph.systemText("back", language)
+        let more = "\(self.graph.moreKey). " + self.graph.systemText("more", language)
+        let title = lines([self.graph.systemText("invalidChoice", language), worst.render(id + ".text", language)])
+        switch screen.type {
+        case .input:
+            return [("prompt with its error text", lines([worst.render(id + ".error", language), worst.render(id + ".text", language)]))]
+        case .end:
+            return [("text", worst.render(id + ".text", language))]
+        case .menu:
+            // Each option must fit on a page of its own; the engine pages the rest.
+            let options = (screen.options ?? []).indices.map { "\($0 + 1). " + worst.render("\(id).option.\($0)", language) }
+            var pages = options.enumerated().map { ("option \($0.offset + 1) on a page", lines([$0.element, more, back])) }
+            if let first = options.first { pages.append(("title with the first option", lines([title, first, more, back]))) }
+            return pages
+        case .list:
+            // The worst item: every field at its longest; it must fit on a page with the title,
+            // and alone on a later one.
+            guard let list = self.listSpec(screen.items ?? ""), let template = self.graph.texts[id + ".item"]?.template(language) else { return [] }
+            let line = "\(list.maxItems). " + worst.item(template, fields: list.fields.mapValues { MenuDocument.VariableSpec(maxLength: $0.maxLength, unicode: $0.unicode) })
+            return [("the longest item on a page", lines([line, more, back])), ("title with the longest item", lines([title, line, more, back]))]
+        case .action, .route:
+            return []
         }
     }
 
@@ -204,5 +159,64 @@ extension Linter {
                 }
             }
         }
+    }
+}
+
+/// Texts at their longest: every variable at its declared maximum length.
+struct WorstCase {
+    let graph: MenuGraph
+    let worst: [String: String]
+
+    init(graph: MenuGraph, specs: [String: MenuDocument.VariableSpec]) {
+        self.graph = graph
+        self.worst = specs.mapValues { Self.longest($0) }
+    }
+
+    static func longest(_ spec: MenuDocument.VariableSpec) -> String {
+        String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
+    }
+
+    /// The widest amount of `length` digits, formatted.
+    static func amount(_ length: Int) -> String {
+        Template.formatAmount(Int(String(repeating: "9", count: min(max(length, 1), 17)))!)
+    }
+
+    /// The template's variables at their longest, as each formatter shows them.
+    func values(_ template: Template) -> [String: String] {
+        var values: [String: String] = [:]
+        for part in template.parts {
+            guard case .variable(let name, let formatter) = part else { continue }
+            let base = self.worst[name] ?? ""
+            switch formatter {
+            case .plain: values[name] = base
+            case .amount: values[name] = base.isEmpty ? "" : Self.amount(base.count)
+            case .phone: values[name] = "0712345678"
+            }
+        }
+        return values
+    }
+
+    func fill(_ template: Template, _ values: [String: String]) -> String {
+        template.parts.map { part -> String in
+            switch part {
+            case .literal(let text): return text
+            case .variable(let name, let formatter): return formatter == .phone ? "0712345678" : values[name] ?? ""
+            }
+        }.joined()
+    }
+
+    /// The text `key` in `language` at its longest; empty when there is none.
+    func render(_ key: String, _ language: String) -> String {
+        guard let template = self.graph.texts[key]?.template(language) else { return "" }
+        return self.fill(template, self.values(template))
+    }
+
+    /// A list item at its longest: the list's own fields at their maximum lengths.
+    func item(_ template: Template, fields: [String: MenuDocument.VariableSpec]) -> String {
+        var values = self.values(template)
+        for (field, value) in fields {
+            values[field] = template.parts.contains(.variable(field, .amount)) ? Self.amount(value.maxLength) : Self.longest(value)
+        }
+        return self.fill(template, values)
     }
 }

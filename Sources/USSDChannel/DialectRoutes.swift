@@ -71,7 +71,7 @@ public struct DialectRoutes: Sendable {
                 try HubtelHop(body: body)
             }
             return self.response(
-                hop.render(try await self.answer(hop.canonical, first: hop.canonical.phase == .begin, request, context, budget: HubtelHop.pageBudget))
+                hop.render(try await self.answer(hop.canonical, request, context, budget: HubtelHop.pageBudget))
             )
         }
     }
@@ -82,7 +82,7 @@ public struct DialectRoutes: Sendable {
                 try NaloHop(body: body)
             }
             return self.response(
-                hop.render(try await self.answer(hop.canonical, first: hop.canonical.phase == .begin, request, context, budget: NaloHop.pageBudget)))
+                hop.render(try await self.answer(hop.canonical, request, context, budget: NaloHop.pageBudget)))
         }
     }
 
@@ -93,7 +93,7 @@ public struct DialectRoutes: Sendable {
             }
             return self.response(
                 hop.render(
-                    try await self.answer(hop.canonical, first: hop.canonical.phase == .begin, request, context, budget: ArkeselHop.pageBudget))
+                    try await self.answer(hop.canonical, request, context, budget: ArkeselHop.pageBudget))
             )
         }
     }
@@ -113,8 +113,8 @@ public struct DialectRoutes: Sendable {
                         "userid or password does not match FLARES_USERID / FLARES_PASSWORD", request, context, route: "ussd.flares")
                 }
             }
-            // Flares does not mark a session's first hop: the service tells it by the session.
-            return self.response(hop.render(try await self.answer(hop.canonical, first: nil, request, context, budget: FlaresHop.pageBudget)))
+            // Flares does not mark a session's first hop: the planner tells it by the session.
+            return self.response(hop.render(try await self.answer(hop.canonical, request, context, budget: FlaresHop.pageBudget)))
         }
     }
 
@@ -132,28 +132,17 @@ public struct DialectRoutes: Sendable {
     }
 
     /// The hop answered by the USSD service (or the session closed, for an end or timeout notice).
-    func answer(_ hop: CanonicalHop, first: Bool?, _ request: Request, _ context: GatewayRequestContext, budget: Int) async throws -> DialectReply {
+    func answer(_ hop: CanonicalHop, _ request: Request, _ context: GatewayRequestContext, budget: Int) async throws -> DialectReply {
         guard let msisdn = MSISDN(parsing: "+" + hop.phone) else {
             throw self.guardian.refuse(
                 "the number is not a mobile number of a country served", request, context, route: "ussd." + hop.provider.rawValue)
         }
-        let sessionID = hop.provider.rawValue + "-" + hop.sessionID
         switch hop.phase {
         case .end, .timeout:
-            await self.service.sessionClosed(sessionId: sessionID, msisdn: msisdn, timedOut: hop.phase == .timeout)
+            await self.service.sessionClosed(sessionId: USSDHop.sessionId(of: hop), msisdn: msisdn, timedOut: hop.phase == .timeout)
             return DialectReply(text: "", ends: true)
         case .begin, .continue:
-            var serviceCode = ""
-            if first == true {
-                let served = self.service.engine.graph.document.serviceCodes
-                // The dial string, or the service code when a first hop carries none.
-                let dial = hop.dial.flatMap { $0.isEmpty ? nil : $0 } ?? hop.serviceCode ?? ""
-                serviceCode = Shortcut.dialled(dial, serviceCodes: served)
-            }
-            let ussd = USSDHop(
-                sessionId: sessionID, msisdn: msisdn, serviceCode: serviceCode, text: first == nil ? hop.input : (first! ? "" : hop.input),
-                form: .latestInput(sequence: hop.sequence, first: first)
-            )
+            let ussd = USSDHop(hop, msisdn: msisdn, serviceCodes: self.service.engine.graph.document.serviceCodes)
             switch await self.service.handle(ussd) {
             case .reply(let text, _):
                 return self.fitted(DialectReply(engine: text), budget: budget, provider: hop.provider)

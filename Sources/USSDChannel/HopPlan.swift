@@ -1,48 +1,105 @@
+import Basics
+import GatewayActions
 import Menus
 
-/// What to do with a hop, decided from the session's stored record alone: pure, so every case is
-/// tested without Redis. ``USSDService`` performs the decision.
-enum HopPlan: Equatable {
-    /// The same hop again: its stored reply, byte for byte, and nothing runs.
-    case replay(reply: String, screen: String)
-    /// A copy of a hop whose action is running: wait for that hop's reply.
-    case wait(screen: String, language: String)
-    /// The session ENDed; no later hop of it can be answered.
-    case afterEnd
-    /// `text` does not extend the previous hop's: a confused or forged callback.
-    case outOfOrder(language: String)
-    /// The session belongs to another number (as Redis says): refused, nothing changes.
-    case refuse
-    /// This process's copy of the session is stale: load it from Redis and plan again.
-    case reload
-    /// No session yet (or its record expired): start from the top, or offer to resume.
-    case begin
-    /// The answer to "continue where you left off?".
-    case resumeChoice(offer: SessionState, input: String)
-    /// The engine takes `input` on the screen in `state`.
-    case advance(state: SessionState, input: String)
+/// What the driver knows of a hop's session when it asks the planner: the stored record and, once
+/// a plan asked for them, the number's hop count and its unfinished session. Each is read from
+/// Redis only when a plan needs it, so a repeated hop costs no count and a shortcut no lookup.
+struct HopFacts: Sendable {
+    /// The stored record; nil for a session not seen yet (or expired).
+    var record: SessionRecord?
+    /// Its compare-and-set version (0: absent).
+    var version = 0
+    /// Whether the record is this process's copy rather than read from Redis just now.
+    var fromCache = false
+    /// The number's hops in the current minute, this one included; nil until counted.
+    var hopsThisMinute: Int?
+    /// Whether the number's unfinished session was looked up, and what it was.
+    var resumeLookedUp = false
+    var resumable: ResumeSnapshot?
 
-    /// Plans a hop of `msisdn` whose `text` seals to `seal`; `record` is the stored session (from
-    /// this process's copy when `fromCache`). `input` finds the new input after a record's text.
-    /// `isRepeat` says whether an equal seal is this hop again (always, but for a latest-input
-    /// dialect without a sequence: only within the repeat window; after it, the same input is the
-    /// user's answer to the next screen).
-    static func plan(
-        record: SessionRecord?, msisdn: String, seal: String, fromCache: Bool, isRepeat: (SessionRecord) -> Bool = { _ in true },
-        input: (SessionRecord) -> String?
-    ) -> HopPlan {
-        guard let record else { return .begin }
-        if let owner = record.msisdn, owner != msisdn {
-            // Checked before a replay too: a stored reply (a balance, say) is the owner's alone.
-            return fromCache ? .reload : .refuse
+    /// The language the session speaks, when it has begun.
+    var language: String? { self.record?.state?.language ?? self.record?.offer?.language }
+}
+
+/// A reply with what the metrics say of it: the screen (`-` for none) and the kind of answer.
+struct Reply: Sendable, Equatable {
+    let text: String
+    let screen: String
+    let kind: String
+}
+
+/// What to do with a hop, decided by ``HopPlanner`` from the facts alone. ``USSDService`` performs
+/// it: it reads what a plan asks for, writes what a plan says, runs the actions, and asks again.
+enum HopPlan: Sendable {
+    /// Count the hop in its number's minute (the rate limit), then plan again.
+    case count
+    /// Look up the number's unfinished session (the resume offer), then plan again.
+    case lookUpResume
+    /// This process's copy of the session is stale: read it from Redis, then plan again.
+    case reload
+    /// Answer, writing nothing: a replay, a hop after the end, an out-of-order text, an unknown code.
+    case answer(Reply)
+    /// A hop that cannot be the session's (another number's): refused with a reason safe to log.
+    case refuse(String)
+    /// A copy of a hop whose action is running: wait for that hop's reply.
+    case wait(Wait)
+    /// Write a record, then answer.
+    case write(Write)
+    /// Run the engine's step (its actions, then its page), then write.
+    case run(Run)
+    /// Another callback of the session changed it in a way this hop cannot answer from.
+    case conflict
+}
+
+extension HopPlan {
+    /// Waiting for the reply of the hop sealed `seal`; failing that, the "processing" page.
+    struct Wait: Sendable, Equatable {
+        let seal: String
+        let screen: String
+        let language: String
+    }
+
+    /// A record to write and the reply it stores. `mustWin`: when another copy of the hop wrote
+    /// first, answer what that copy stored (a page the engine made); otherwise the reply does not
+    /// depend on winning (a rate-limit page, the resume offer again) and is answered anyway.
+    struct Write: Sendable {
+        var record: SessionRecord
+        var reply: Reply
+        var resume: USSDSessionStore.ResumeChange
+        var mustWin: Bool
+        /// `ussd_resumes_total`'s `choice`, when this write answers or makes a resume offer.
+        var resumeChoice: String?
+    }
+
+    /// The engine's first step for a hop, and what the hop's writes need.
+    struct Run: Sendable {
+        let sessionId: String
+        let msisdn: MSISDN
+        /// The hop's number in its session: part of its actions' idempotency key.
+        let number: Int
+        let seal: String
+        let pathLength: Int
+        /// The dialect's number of the hop, where it gives one.
+        let sequence: Int?
+        let first: Step
+        /// `ussd_resumes_total`'s `choice` when the hop answered a resume offer.
+        let resumeChoice: String?
+
+        /// The key a money-moving action of this hop runs under: the same on every copy of the hop.
+        var context: ActionContext {
+            ActionContext(msisdn: self.msisdn, idempotencyKey: "ussd:\(self.sessionId):\(self.number)", channel: "ussd", conversation: "ussd:" + self.sessionId)
         }
-        if record.textSeal == seal && isRepeat(record) { return .replay(reply: record.reply, screen: record.state?.screen ?? "end") }
-        if record.claim == seal {
-            return .wait(screen: record.state?.screen ?? "-", language: record.state?.language ?? record.offer?.language ?? "")
-        }
-        guard record.state != nil || record.offer != nil else { return .afterEnd }
-        guard let next = input(record) else { return .outOfOrder(language: record.state?.language ?? record.offer?.language ?? "") }
-        if let offer = record.offer { return .resumeChoice(offer: offer, input: next) }
-        return .advance(state: record.state!, input: next)
+    }
+
+    /// What to do with the engine's current step while a hop runs.
+    enum Next: Sendable {
+        /// Claim the hop before the first action that may change anything; a copy that lost the
+        /// claim waits for the reply in the screen's `language`.
+        case claim(language: String)
+        /// Run the action; resume the engine with its result.
+        case act(ActionRequest, SessionState)
+        /// The step is a page: write it as the hop's reply.
+        case write(Write)
     }
 }

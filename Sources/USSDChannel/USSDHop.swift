@@ -1,5 +1,6 @@
 import Basics
-import Wallet
+import Menus
+import USSDDialects
 
 /// One hop, decoded and checked at the edge, in the form ``USSDService`` takes from every dialect.
 ///
@@ -67,5 +68,35 @@ public struct USSDHop: Sendable {
         if case .latestInput(let number, _) = self.form { sequence = number }
         return USSDHop(
             sessionId: self.sessionId, msisdn: self.msisdn, serviceCode: serviceCode, text: "", form: .latestInput(sequence: sequence, first: true))
+    }
+}
+
+extension USSDHop {
+    /// A hop of any dialect, decoded: Africa's Talking's whole path, or another dialect's latest
+    /// input with its sequence, and its dial resolved against the service codes served on a first
+    /// hop (where the dialect marks one).
+    public init(_ hop: CanonicalHop, msisdn: MSISDN, serviceCodes: [String]) {
+        let sessionId = Self.sessionId(of: hop)
+        if let path = hop.path {
+            self.init(sessionId: sessionId, msisdn: msisdn, serviceCode: hop.serviceCode ?? "", text: path)
+        } else if !hop.provider.marksFirstHop {
+            self.init(sessionId: sessionId, msisdn: msisdn, serviceCode: "", text: hop.input, form: .latestInput(sequence: hop.sequence, first: nil))
+        } else if hop.phase == .begin {
+            // The dial string, or the service code when a first hop carries none.
+            let dial = hop.dial.flatMap { $0.isEmpty ? nil : $0 } ?? hop.serviceCode ?? ""
+            self.init(
+                sessionId: sessionId, msisdn: msisdn, serviceCode: Shortcut.dialled(dial, serviceCodes: serviceCodes), text: "",
+                form: .latestInput(sequence: hop.sequence, first: true)
+            )
+        } else {
+            self.init(sessionId: sessionId, msisdn: msisdn, serviceCode: "", text: hop.input, form: .latestInput(sequence: hop.sequence, first: false))
+        }
+    }
+
+    /// The session's key: `<provider>-<session id>`, so two aggregators' ids never meet. Africa's
+    /// Talking's keep their own ids, as they did before the other dialects came: the wallet's
+    /// idempotency keys of its sessions' sends (`ussd:{sessionId}:{hop}`) stay what they were.
+    public static func sessionId(of hop: CanonicalHop) -> String {
+        hop.provider == .africastalking ? hop.sessionID : hop.provider.rawValue + "-" + hop.sessionID
     }
 }

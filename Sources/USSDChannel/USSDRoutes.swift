@@ -35,7 +35,8 @@ public struct USSDRoutes: Sendable {
         try self.guardian.check(request, context)
         let hop: USSDHop
         do {
-            hop = try Self.decodeHop(try await CallbackBody.form(request, logger: context.logger, route: "ussd.hop", guardian: self.guardian, context: context))
+            let form = try await CallbackBody.form(request, logger: context.logger, route: "ussd.hop", guardian: self.guardian, context: context)
+            hop = try Self.decodeHop(form, serviceCodes: self.service.engine.graph.document.serviceCodes)
         } catch let error as MalformedCallback {
             throw self.guardian.refuse(error.description, request, context, route: "ussd")
         }
@@ -68,9 +69,9 @@ public struct USSDRoutes: Sendable {
         return Response(status: .ok)
     }
 
-    static func decodeHop(_ form: [String: String]) throws(MalformedCallback) -> USSDHop {
+    static func decodeHop(_ form: [String: String], serviceCodes: [String]) throws(MalformedCallback) -> USSDHop {
         let hop = try AfricasTalkingUSSDHop(form: form)
-        return USSDHop(sessionId: hop.sessionID, msisdn: try Self.msisdn(hop.phoneNumber), serviceCode: hop.serviceCode, text: hop.text)
+        return USSDHop(hop.canonical, msisdn: try Self.msisdn(hop.phoneNumber), serviceCodes: serviceCodes)
     }
 
     /// A number the deployment serves (`MSISDN_COUNTRIES`), from Africa's Talking's `+2547...`.

@@ -11,6 +11,10 @@ import Basics
 public struct CanonicalHop: Sendable, Hashable {
     public enum Provider: String, Sendable, CaseIterable {
         case africastalking, hubtel, nalo, arkesel, flares
+
+        /// Whether the dialect marks a session's first hop. Flares does not: the gateway tells the
+        /// first by the session, which it has not seen yet.
+        public var marksFirstHop: Bool { self != .flares }
     }
 
     public enum Phase: String, Sendable {
