@@ -45,11 +45,13 @@ public final class SMSService: Sendable {
     let actions: any ActionRunner
     /// Counts commands per number per minute; nil or a limit of 0 counts nothing.
     let rateLimit: (redis: RedisClient, perMinute: Int)?
+    /// The wall clock whose minutes the rate limit counts (tests pass time in).
+    let now: @Sendable () -> Date
     let logger: Logger
 
     public init(
         graph: MenuGraph, postgres: PostgresClient, wallet: Wallet, actions: any ActionRunner, rateLimit: (redis: RedisClient, perMinute: Int)? = nil,
-        logger: Logger
+        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) {
         self.graph = graph
         self.engine = SMSEngine(graph: graph)
@@ -57,6 +59,7 @@ public final class SMSService: Sendable {
         self.wallet = wallet
         self.actions = actions
         self.rateLimit = rateLimit.flatMap { $0.perMinute > 0 ? $0 : nil }
+        self.now = now
         self.logger = logger
     }
 
@@ -128,7 +131,7 @@ public final class SMSService: Sendable {
     /// cannot count (SMS needs no Redis otherwise: the command is then not refused).
     func countCommand(_ msisdn: MSISDN) async -> Int? {
         guard let rateLimit = self.rateLimit else { return nil }
-        let minute = Int(Date().timeIntervalSince1970) / 60
+        let minute = Int(self.now().timeIntervalSince1970) / 60
         do {
             return try await rateLimit.redis.run(Self.count, keys: ["sms:rl:\(msisdn.value):\(minute)"]).int ?? 0
         } catch {

@@ -27,6 +27,7 @@ public final class USSDService: Sendable {
     let workers: ActionWorkers
     let wallet: Wallet?
     let planner: HopPlanner
+    let now: @Sendable () -> Date
     let deadline: Duration
     let logger: Logger
     let metrics = GatewayMetrics.cache
@@ -43,6 +44,9 @@ public final class USSDService: Sendable {
         /// How long after a hop's answer the same latest input, in a dialect without a sequence,
         /// is taken as that hop again rather than as the answer to the next screen.
         public var repeatWindow = Duration.seconds(2)
+        /// The wall clock the repeat window and the rate limit's minutes are read from (tests pass
+        /// time in).
+        public var now: @Sendable () -> Date = { Date() }
 
         public init() {}
     }
@@ -60,6 +64,7 @@ public final class USSDService: Sendable {
             engine: self.engine, sealer: sealer, isLookup: { actions.isLookup($0) }, rateLimitPerMinute: settings.rateLimitPerMinute,
             repeatWindow: settings.repeatWindow
         )
+        self.now = settings.now
         self.deadline = settings.hopDeadline
         self.logger = logger
         self.recent = RecentSessions(lifetime: .seconds(settings.sessionTTLSeconds))
@@ -92,11 +97,11 @@ public final class USSDService: Sendable {
         var facts = HopFacts()
         do {
             facts = try await self.find(hop, fresh: false)
-            var plan = self.planner.plan(hop, facts, now: Self.now())
+            var plan = self.planner.plan(hop, facts, now: self.unixNow())
             for _ in 0..<Self.maximumPlans {
                 switch plan {
                 case .count:
-                    facts.hopsThisMinute = try await self.store.countHop(hop.msisdn.value)
+                    facts.hopsThisMinute = try await self.store.countHop(hop.msisdn.value, now: self.now())
                 case .lookUpResume:
                     (facts.resumeLookedUp, facts.resumable) = (true, try await self.store.resumeSnapshot(hop.msisdn.value))
                 case .reload:
@@ -122,7 +127,7 @@ public final class USSDService: Sendable {
                 case .conflict:
                     throw USSDConflict()
                 }
-                plan = self.planner.plan(hop, facts, now: Self.now())
+                plan = self.planner.plan(hop, facts, now: self.unixNow())
             }
             throw USSDConflict()
         } catch {
@@ -137,7 +142,7 @@ public final class USSDService: Sendable {
     static let maximumPlans = 12
 
     /// Unix seconds: the planner's `now`.
-    static func now() -> Double { Date().timeIntervalSince1970 }
+    func unixNow() -> Double { self.now().timeIntervalSince1970 }
 
     /// The session from this process's copy, or from Redis when `fresh` or not cached. A first hop
     /// (empty text, a dial) is almost always a new session: it is assumed so without reading Redis;
@@ -155,9 +160,9 @@ public final class USSDService: Sendable {
         if let choice = run.resumeChoice { self.metrics.counter("ussd_resumes_total", [("choice", choice)]).increment() }
         var (step, claimed) = (run.first, false)
         while true {
-            switch self.planner.next(step, claimed: claimed, run, now: Self.now()) {
+            switch self.planner.next(step, claimed: claimed, run, now: self.unixNow()) {
             case .claim(let language):
-                let claim = self.planner.claim(run, facts, now: Self.now())
+                let claim = self.planner.claim(run, facts, now: self.unixNow())
                 guard try await self.save(claim, run.sessionId, &facts, resume: .keep) else {
                     return self.planner.lostClaim(run, facts, language: language)
                 }
@@ -165,7 +170,7 @@ public final class USSDService: Sendable {
                 (facts.fromCache, claimed) = (false, true)
             case .act(let request, let state):
                 guard let result = try await self.run(request, context: run.context, state: state) else {
-                    return try await self.commit(self.planner.late(run, state, now: Self.now()), run.sessionId, &facts)
+                    return try await self.commit(self.planner.late(run, state, now: self.unixNow()), run.sessionId, &facts)
                 }
                 step = self.engine.resume(state, with: result)
             case .write(let write):

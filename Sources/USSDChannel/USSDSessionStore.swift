@@ -162,7 +162,7 @@ struct USSDSessionStore: Sendable {
     }
 
     /// Hops of this number in the current minute, this one included.
-    func countHop(_ msisdn: String, now: Date = Date()) async throws -> Int {
+    func countHop(_ msisdn: String, now: Date) async throws -> Int {
         let minute = Int(now.timeIntervalSince1970) / 60
         return try await self.redis.run(Self.count, keys: ["ussd:rl:{\(msisdn)}:\(minute)"]).int ?? 0
     }

@@ -51,11 +51,12 @@ public struct GatewayConfig: Sendable {
     /// for, sends and withdrawals above the limit are refused (balance and deposits work), as banks
     /// do after a SIM swap. 0 hours turns the window off.
     public var pinResetCooldown = Wallet.PINResetCooldown()
+    /// The wall clock that windows are measured against: the PIN reset's cooling-off, USSD's
+    /// repeat window, the USSD and SMS rate limits' minutes. Not a setting: tests pass time in.
+    public var now: @Sendable () -> Date = { Date() }
     /// `LEDGER_DUAL_APPROVAL_ABOVE` (whole shillings, default 100,000): corrections and reversals
     /// above it need two approvers. `LEDGER_ADJUST_MAX` (default 1,000,000): no adjustment may
     /// exceed it. Written to the database by `ussd-gateway migrate`, where the checks run.
-    /// The wall clock the cooling-off window is measured against (tests pass time in).
-    public var now: @Sendable () -> Date = { Date() }
     public var ledgerDualApprovalAbove: Int64 = 10_000_000
     public var ledgerAdjustMax: Int64 = 100_000_000
     /// `MSISDN_COUNTRIES`: the countries whose mobile numbers the deployment serves, as ISO codes

@@ -111,6 +111,7 @@ struct GatewayParts {
         settings.hopDeadline = self.config.hopDeadline
         settings.rateLimitPerMinute = self.config.ussdRateLimitPerMinute
         settings.repeatWindow = self.config.ussdRepeatWindow
+        settings.now = self.config.now
         return USSDService(
             graph: self.graph, redis: self.clients.redis, actions: actions, workers: workers, wallet: self.wallet, sealer: VaultSealer(pins: self.pins),
             settings: settings, logger: self.logger(.ussd)
@@ -133,7 +134,7 @@ struct GatewayParts {
         }
         let service = SMSService(
             graph: self.graph, postgres: self.clients.postgres, wallet: self.wallet, actions: actions,
-            rateLimit: (self.clients.redis, self.config.smsRateLimitPerMinute), logger: logger
+            rateLimit: (self.clients.redis, self.config.smsRateLimitPerMinute), now: self.config.now, logger: logger
         )
         return (sender, service)
     }

@@ -88,6 +88,9 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
         }
     }
 
+    /// Calls waiting for a lane.
+    var queued: Int { self.state.withLock { $0.queue.count } }
+
     private func take(_ state: inout State) -> [Pending] {
         let count = min(state.queue.count, self.maximumBatch)
         let taken = Array(state.queue.prefix(count))

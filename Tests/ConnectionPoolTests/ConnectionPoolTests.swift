@@ -65,6 +65,7 @@ final class Counter: Sendable {
 
     @Test func cancelledWaiterLeavesTheQueue() async throws {
         let pool = ConnectionPool(name: "test", size: 1, acquireTimeout: .seconds(30)) { CountingConnection() }
+        // A caller busy with its connection until cancelled: the pool's only lease stays taken.
         let holder = Task { try await pool.withConnection { _ in try await Task.sleep(for: .seconds(30)) } }
         #expect(try await eventually { pool.usage.leased > 0 })
         let waiter = Task { try await pool.withConnection { _ in } }
@@ -85,6 +86,7 @@ final class Counter: Sendable {
         let finished = Flag()
         let inFlight = Task {
             try await pool.withConnection { _ in
+                // A query in flight when shutdown begins: the work shutdown must wait for.
                 try await Task.sleep(for: .milliseconds(200))
                 finished.value.store(true, ordering: .relaxed)
             }

@@ -7,6 +7,9 @@ import Synchronization
 import Testing
 import TestSupport
 
+/// Requests the slow route has begun answering.
+let slowStarted = Atomic<Int>(0)
+
 /// Holds concurrent requests until `expected` of them are in the server at once.
 final class Rendezvous: Sendable {
     private let arrived = Mutex(0)
@@ -16,11 +19,7 @@ final class Rendezvous: Sendable {
     /// True when every expected request arrived while this one waited (up to 20 seconds).
     func meet() async -> Bool {
         self.arrived.withLock { $0 += 1 }
-        for _ in 0..<2000 {
-            if self.arrived.withLock({ $0 }) >= self.expected { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
+        return (try? await eventually(within: .seconds(20)) { self.arrived.withLock({ $0 }) >= self.expected }) ?? false
     }
 }
 
@@ -42,6 +41,8 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
     }
     router.get("/missing") { _, _ -> Response in Response(status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "no such thing"))) }
     router.get("/slow") { _, _ -> String in
+        slowStarted.add(1, ordering: .relaxed)
+        // A server slower than the client will wait: a real outside delay, played.
         try await Task.sleep(for: .seconds(5))
         return "late"
     }
@@ -122,8 +123,10 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
         let curl = CurlClient()
         try await testServer().test(.live) { client in
             let url = "http://127.0.0.1:\(client.port!)/slow"
+            let started = slowStarted.load(ordering: .relaxed)
             let request = Task { try await curl.execute(CurlRequest(url: url, timeout: .seconds(60))) }
-            try await Task.sleep(for: .milliseconds(100))
+            let reached = try await eventually(within: .seconds(10)) { slowStarted.load(ordering: .relaxed) > started }
+            #expect(reached, "the request reached the server")
             request.cancel()
             let result = await request.result
             #expect(throws: CancellationError.self) { try result.get() }
@@ -149,8 +152,10 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
         let curl = CurlClient()
         try await testServer().test(.live) { client in
             let url = "http://127.0.0.1:\(client.port!)/slow"
+            let started = slowStarted.load(ordering: .relaxed)
             let request = Task { try await curl.execute(CurlRequest(url: url, timeout: .seconds(60))) }
-            try await Task.sleep(for: .milliseconds(100))
+            let reached = try await eventually(within: .seconds(10)) { slowStarted.load(ordering: .relaxed) > started }
+            #expect(reached, "the request reached the server")
             await curl.shutdown()
             let inFlight = await request.result
             #expect(throws: CurlError.self) { try inFlight.get() }
@@ -189,9 +194,9 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
                 "/usr/bin/openssl",
                 ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", directory + "/cert.pem", "-key", directory + "/key.pem", "-www", "-quiet"]
             )
-            for _ in 0..<100 where answered == nil {
+            _ = try await eventually(within: .seconds(10), every: .milliseconds(100)) {
                 answered = try? await trusting.execute(CurlRequest(url: url, timeout: .seconds(5)))
-                if answered == nil { try await Task.sleep(for: .milliseconds(100)) }
+                return answered != nil
             }
         }
         #expect(answered?.status == 200, "trusting the certificate's CA, the request succeeds; s_server said: \(server?.errorOutput ?? "")")

@@ -14,6 +14,7 @@ import TestSupport
         configuration.statementTimeout = .milliseconds(100)
         configuration.poolSize = 1
         let postgres = PostgresClient(configuration: configuration)
+        // pg_sleep: a backfill slower than the statement timeout, played by the server.
         let slow = Migration(version: 1, name: "backfill", sql: "SELECT pg_sleep(0.3); CREATE TABLE filled (id INT);")
         #expect(try await postgres.migrate([slow]) == [1])
         // The same connection has its own timeout back afterwards.

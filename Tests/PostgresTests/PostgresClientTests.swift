@@ -161,6 +161,8 @@ import TestSupport
                 group.addTask {
                     try await postgres.transaction(isolation: .serializable, maxAttempts: 50) { tx in
                         let value = try await tx.query("SELECT value FROM counter WHERE id = 1").single()!.decode(Int.self, column: 0)
+                        // Work between the read and the write, as an application's: the overlap that
+                        // makes serializable transactions conflict and retry.
                         try await Task.sleep(for: .milliseconds(5))
                         try await tx.query("UPDATE counter SET value = \(value + 1) WHERE id = 1")
                     }
@@ -176,6 +178,7 @@ import TestSupport
         var configuration = try await TestServers.freshDatabase()
         configuration.statementTimeout = .milliseconds(200)
         let postgres = PostgresClient(configuration: configuration)
+        // pg_sleep: a query slower than the timeout, played by the server.
         let error = await #expect(throws: PostgresError.self) { try await postgres.query("SELECT pg_sleep(5)") }
         #expect(error?.isQueryCanceled == true)
         #expect(try await postgres.query("SELECT 1").count == 1)

@@ -144,6 +144,7 @@ import TestSupport
                                     }
                                 } catch {
                                     tally.failures.withLock { $0.append("\(error)") }
+                                    // A client's back-off after an error, as an application's.
                                     try await Task.sleep(for: .milliseconds(10))
                                 }
                             }

@@ -153,10 +153,7 @@ public struct ClusterControl: Sendable {
     /// Polls `condition` every 50 ms until it holds.
     public func waitUntil(within limit: Duration, _ condition: () async throws -> Bool) async throws {
         let end = ContinuousClock.now + limit
-        while ContinuousClock.now < end {
-            if (try? await condition()) == true { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        if try await eventually(within: limit, every: .milliseconds(50), { (try? await condition()) == true }) { return }
         throw TestSetupError("the cluster did not settle within \(limit)")
     }
 }

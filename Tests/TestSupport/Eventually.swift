@@ -14,3 +14,17 @@ public func eventually(
         try await Task.sleep(for: interval)
     }
 }
+
+/// The one way a test shows that something does *not* happen (a second send, a duplicate credit):
+/// `condition` must hold at every look for all of `window`, which stands for how long a wrong
+/// extra would take to show. A passing run waits the whole window, so keep it short.
+public func throughout(
+    _ window: Duration, every interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
+) async throws -> Bool {
+    let end = ContinuousClock.now + window
+    while true {
+        guard try await condition() else { return false }
+        guard ContinuousClock.now < end else { return true }
+        try await Task.sleep(for: interval)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Postgres
 import Redis
 
@@ -173,6 +174,31 @@ public final class PrivateServer: Sendable {
     @discardableResult
     static func script(_ arguments: [String]) async throws -> String {
         try await ChildProcess.run("/bin/bash", [scriptPath] + arguments)
+    }
+}
+
+/// The real wall clock, which a test moves ahead instead of sleeping: time passed in.
+public final class AdvancingClock: Sendable {
+    private let offset = Mutex<TimeInterval>(0)
+
+    public init() {}
+
+    public var now: Date { Date().addingTimeInterval(self.offset.withLock { $0 }) }
+
+    /// The clock as the gateway's configuration takes it.
+    public var read: @Sendable () -> Date { { self.now } }
+
+    /// As if `duration` had passed.
+    public func advance(by duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.offset.withLock { $0 += Double(seconds) + Double(attoseconds) / 1e18 }
+    }
+
+    /// To the start of the next minute when fewer than `margin` seconds are left in this one: a
+    /// count per clock minute then starts well inside one.
+    public func leaveEndOfMinute(margin: Int = 20) {
+        let second = Int(self.now.timeIntervalSince1970) % 60
+        if second > 60 - margin { self.advance(by: .seconds(61 - second)) }
     }
 }
 

@@ -36,7 +36,7 @@ import Wallet
         func press(_ button: String) async throws -> String {
             let before = try await self.replies()
             try await self.driver.click(button)
-            for _ in 0..<400 where try await self.replies() == before { try await Task.sleep(for: .milliseconds(25)) }
+            _ = try await eventually(within: .seconds(10), every: .milliseconds(25)) { try await self.replies() != before }
             return try await self.driver.text("#screen")
         }
 
@@ -61,11 +61,7 @@ import Wallet
 
         /// Waits (up to 30 s) until the inbox on show contains `text`.
         func inboxShows(_ text: String) async throws -> Bool {
-            for _ in 0..<600 {
-                if try await self.driver.text("#inbox").contains(text) { return true }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            return false
+            try await eventually(within: .seconds(30), every: .milliseconds(50)) { try await self.driver.text("#inbox").contains(text) }
         }
     }
 
@@ -92,8 +88,8 @@ import Wallet
         let (amina, baraka) = (freshLocal(), freshLocal())
         do {
             try await driver.go(base + "/simulator")
-            for _ in 0..<200 where (try await driver.script("return document.body.dataset.ready || ''") as? String) != "true" {
-                try await Task.sleep(for: .milliseconds(25))
+            _ = try await eventually(within: .seconds(5), every: .milliseconds(25)) {
+                (try await driver.script("return document.body.dataset.ready || ''") as? String) == "true"
             }
             let phone = BrowserPhone(driver: driver)
 

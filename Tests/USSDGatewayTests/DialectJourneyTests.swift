@@ -35,7 +35,11 @@ struct DialectPhone {
     /// How long after an answer the same input again counts as a repeat (the gateway's default).
     var repeatWindow = Duration.seconds(2)
 
-    init(_ client: any TestClientProtocol, _ dialect: Dialect, _ local: String, graph: MenuGraph) {
+    /// The gateway's clock: moved past the repeat window where a person would take that long.
+    let clock: AdvancingClock
+
+    init(_ client: any TestClientProtocol, _ dialect: Dialect, _ local: String, graph: MenuGraph, clock: AdvancingClock) {
+        self.clock = clock
         self.client = client
         self.dialect = dialect
         self.number = "254" + local.dropFirst()
@@ -45,7 +49,7 @@ struct DialectPhone {
     /// The same handset's session, its next hop going to another gateway (a replica behind the
     /// same load balancer).
     func on(_ client: any TestClientProtocol) -> DialectPhone {
-        var phone = DialectPhone(client, self.dialect, "0" + self.number.dropFirst(3), graph: self.graph)
+        var phone = DialectPhone(client, self.dialect, "0" + self.number.dropFirst(3), graph: self.graph, clock: self.clock)
         (phone.session, phone.sequence, phone.lastInput, phone.dialString) = (self.session, self.sequence, self.lastInput, self.dialString)
         return phone
     }
@@ -64,7 +68,7 @@ struct DialectPhone {
     /// (a PIN, then its confirmation) does it no faster than a phone can, past the repeat window,
     /// unless the dialect numbers its hops.
     mutating func type(_ input: String) async throws -> String {
-        if input == self.lastInput && self.dialect != .hubtel { try await Task.sleep(for: self.repeatWindow + .milliseconds(200)) }
+        if input == self.lastInput && self.dialect != .hubtel { self.clock.advance(by: self.repeatWindow + .milliseconds(200)) }
         self.sequence += 1
         self.lastInput = input
         return try await self.post(first: false, input: input)
@@ -186,7 +190,7 @@ func dialectRig() async throws -> MPesaRig {
         let (local, otieno) = (freshLocal(), freshLocal())
         let recipient = try await rig.harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
         try await rig.harness.run(.live) { client in
-            var phone = DialectPhone(client, dialect, local, graph: rig.harness.graph)
+            var phone = DialectPhone(client, dialect, local, graph: rig.harness.graph, clock: rig.harness.clock)
             #expect(try await phone.dial() == "CON Welcome! Enter your full name")
             #expect(try await phone.repeatLast() == "CON Welcome! Enter your full name", "a repeated dial")
             #expect(try await phone.type("Akosua Mensah").hasPrefix("CON Choose your language"))
@@ -238,7 +242,7 @@ func dialectRig() async throws -> MPesaRig {
         let local = freshLocal()
         try await harness.run { first async throws in
             try await other.test(.router) { second async throws in
-                var phone = DialectPhone(first, .nalo, local, graph: harness.graph)
+                var phone = DialectPhone(first, .nalo, local, graph: harness.graph, clock: harness.clock)
                 #expect(try await phone.dial() == "CON Welcome! Enter your full name")
                 #expect(try await phone.on(second).repeatLast() == "CON Welcome! Enter your full name", "the dial again, on the other")
                 phone = phone.on(second)
@@ -263,7 +267,7 @@ func dialectRig() async throws -> MPesaRig {
         let rig = try await dialectRig()
         let (achieng, sender, otieno, _) = try await rig.harness.senderAndRecipient()
         try await rig.harness.run(.live) { client async throws in
-            var phone = DialectPhone(client, dialect, achieng, graph: rig.harness.graph)
+            var phone = DialectPhone(client, dialect, achieng, graph: rig.harness.graph, clock: rig.harness.clock)
             phone.dialString = "*384*96*1#"
             #expect(try await phone.dial() == "CON Enter your 4-digit PIN", "Check Balance's PIN screen")
             #expect(try await phone.type(TypedPINs.achieng) == "END Balance: KES 1,000\nSavings: KES 0")
@@ -286,17 +290,17 @@ func dialectRig() async throws -> MPesaRig {
         let rig = try await dialectRig()
         let (achieng, _, _, _) = try await rig.harness.senderAndRecipient()
         try await rig.harness.run(.live) { client in
-            var phone = DialectPhone(client, .hubtel, achieng, graph: rig.harness.graph)
+            var phone = DialectPhone(client, .hubtel, achieng, graph: rig.harness.graph, clock: rig.harness.clock)
             _ = try await phone.dial()
             #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
-            try await Task.sleep(for: .milliseconds(2300))
+            rig.harness.clock.advance(by: .seconds(60))
             #expect(try await phone.repeatLast() == "CON Enter your 4-digit PIN", "the same Sequence is the same hop, however late")
             #expect(try await phone.post(first: false, input: "1", sequence: 9) == "END Sorry, something went wrong. Please try again.")
 
             // Another customer (this one left a session unfinished: dialling again offers to resume it).
             let other = freshLocal()
             _ = try await rig.harness.customer(other, name: "Kofi", pin: TypedPINs.otieno)
-            phone = DialectPhone(client, .hubtel, other, graph: rig.harness.graph)
+            phone = DialectPhone(client, .hubtel, other, graph: rig.harness.graph, clock: rig.harness.clock)
             #expect(try await phone.dial().hasPrefix("CON Welcome Kofi"))
             let released = try await phone.close(timeout: false)
             #expect(released.status == .ok)
@@ -307,7 +311,7 @@ func dialectRig() async throws -> MPesaRig {
 
             let third = freshLocal()
             _ = try await rig.harness.customer(third, name: "Adwoa", pin: TypedPINs.otieno)
-            var airtel = DialectPhone(client, .flares, third, graph: rig.harness.graph)
+            var airtel = DialectPhone(client, .flares, third, graph: rig.harness.graph, clock: rig.harness.clock)
             _ = try await airtel.dial()
             let cleaned = try await airtel.close(timeout: true)
             #expect(cleaned.status == .ok && cleaned.headers[HTTPField.Name("Freeflow")!] == "FB")
@@ -384,6 +388,8 @@ func dialectRig() async throws -> MPesaRig {
             let id = DialectPhone.newSession()
             var text = ""
             for (index, input) in ([""] + inputs).enumerated() {
+                // The gateway is a process of its own, on the real clock: the same input again waits out its
+                // repeat window (USSD_REPEAT_WINDOW_MS, 300 ms), as a person would.
                 if index > 1 && input == inputs[index - 2] { try await Task.sleep(for: .milliseconds(500)) }
                 let first = index == 0
                 let data = first ? "*384*96#" : input

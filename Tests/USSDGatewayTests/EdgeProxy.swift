@@ -98,9 +98,9 @@ final class EdgeProxy: Sendable {
         let process = try ChildProcess.start(haproxy, ["-db", "-f", configuration])
         let edge = EdgeProxy(process: process, plainPort: plainPort, tlsPort: tlsPort, directory: directory, certificate: certificate)
         var ready: CurlResponse?
-        for _ in 0..<300 where ready?.status != 200 {
+        _ = try await eventually(within: .seconds(15), every: .milliseconds(50)) {
             ready = try? await edge.send(edge.tlsURL + "/healthz", method: "GET")
-            if ready?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
+            return ready?.status == 200
         }
         guard ready?.status == 200 else {
             await edge.stop()

@@ -115,17 +115,17 @@ import USSDGateway
             )
             let curl = CurlClient()
             var alive: CurlResponse?
-            for _ in 0..<300 where alive?.status != 200 {
+            _ = try await eventually(within: .seconds(15), every: .milliseconds(50)) {
                 alive = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: .seconds(2)))
-                if alive?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
+                return alive?.status == 200
             }
             #expect(alive?.status == 200, "serve started without its database: \(server.errorOutput)")
             try await database.start()
             let again = PostgresClient(configuration: database.postgresConfiguration)
             var tiers: [String] = []
-            for _ in 0..<200 where tiers != ["basic", "standard"] {
+            _ = try await eventually(within: .seconds(20), every: .milliseconds(100)) {
                 tiers = (try? await again.query("SELECT name FROM kyc_tiers ORDER BY name").map { try $0.decode(String.self, column: 0) }) ?? []
-                if tiers != ["basic", "standard"] { try await Task.sleep(for: .milliseconds(100)) }
+                return tiers == ["basic", "standard"]
             }
             #expect(tiers == ["basic", "standard"], "menus.json's tiers, applied once the database answered: \(server.errorOutput)")
             let applied = try await again.query("SELECT count(*) FROM audit_log WHERE action = 'config.applied'").single()!.decode(Int.self, column: 0)

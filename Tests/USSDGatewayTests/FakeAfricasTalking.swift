@@ -102,6 +102,7 @@ final class FakeAfricasTalking: Sendable {
         case .http(let status):
             return Response(status: .init(code: status), headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "upstream trouble")))
         case .hang:
+            // Africa's Talking taking longer than the sender waits: a real outside delay, played.
             try? await Task.sleep(for: .seconds(3))
             return Self.json(500, "{}")
         }

@@ -469,6 +469,7 @@ final class FakeDaraja: Sendable {
     }
 
     private static func hang() async -> Response {
+        // Daraja taking longer than the gateway waits: a real outside delay, played.
         try? await Task.sleep(for: .seconds(3))
         return Self.error(504, "504.000.00", "late")
     }

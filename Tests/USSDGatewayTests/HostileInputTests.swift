@@ -346,15 +346,13 @@ struct HostileBodies {
         let busyMSISDN = try await rig.harness.customer(busy, name: "Busy", pin: TypedPINs.achieng)
         let calmMSISDN = try await rig.harness.customer(calm, name: "Calm", pin: TypedPINs.otieno)
         // The count is per minute: start well inside one.
-        let second = Int(Date().timeIntervalSince1970) % 60
-        if second > 50 { try await Task.sleep(for: .seconds(61 - second)) }
+        rig.harness.clock.leaveEndOfMinute()
         try await rig.harness.run(.live) { client in
             for _ in 0..<6 { try await sms(client, from: busyMSISDN, "HELP") }
             try await sms(client, from: calmMSISDN, "HELP")
             let texts = try await rig.texts(busyMSISDN) { $0.count >= 4 }
             try await rig.texts(calmMSISDN) { $0.count >= 1 }
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(rig.fake.texts(to: busyMSISDN.value).count == 4, "three answers and one polite refusal: \(texts)")
+            #expect(try await throughout(.milliseconds(300)) { rig.fake.texts(to: busyMSISDN.value).count == 4 }, "three answers and one polite refusal: \(texts)")
             #expect(texts.filter { $0.contains("Too many messages") }.count == 1)
         }
         let limited = try await rig.harness.postgres.query("SELECT count(*) FROM sms_inbound WHERE sender = \(busyMSISDN.value) AND status = 'done'").single()!.decode(Int.self, column: 0)

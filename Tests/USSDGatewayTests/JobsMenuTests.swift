@@ -101,6 +101,7 @@ final class FakeJobs: Sendable {
         }
         guard headers["x-api-key"] == Self.key else { return Self.json(401, #"{"error":"no key"}"#) }
         switch current {
+        // A backend slower than the hop's deadline: a real outside delay, played.
         case .slow(let delay): try? await Task.sleep(for: delay)
         case .status(let status): return Self.json(status, #"{"error":"scripted"}"#)
         case .normal: break

@@ -68,19 +68,14 @@ struct MPesaRig {
     func answerStatusQueries(again: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
         // The fake records a request before it records the query it answers: a query whose request
         // was seen is waited for, or it would be left unanswered.
-        var waits = 0
-        while self.fake.statusQueries.count < self.fake.requests("/mpesa/transactionstatus/v1/query").count && waits < 500 {
-            try await Task.sleep(for: .milliseconds(10))
-            waits += 1
+        _ = try await eventually(within: .seconds(5)) {
+            self.fake.statusQueries.count >= self.fake.requests("/mpesa/transactionstatus/v1/query").count
         }
         for query in self.fake.statusQueries {
-            var kept = false
-            for _ in 0..<500 {
-                kept = try await self.harness.postgres.query(
+            let kept = try await eventually(within: .seconds(5)) {
+                try await self.harness.postgres.query(
                     "SELECT 1 FROM mpesa_status_queries WHERE id = \(query.queryID) AND conversation_id = \(query.conversationID)"
                 ).first != nil
-                if kept { break }
-                try await Task.sleep(for: .milliseconds(10))
             }
             #expect(kept, "the gateway never kept the acknowledgement of query \(query.queryID)", sourceLocation: sourceLocation)
         }
@@ -109,36 +104,29 @@ struct MPesaRig {
 
     /// Waits (up to five seconds) for the `count`-th request to a Daraja path.
     func request(_ path: String, count: Int = 1) async throws -> FakeDaraja.Request {
-        for _ in 0..<500 {
-            let seen = self.fake.requests(path)
-            if seen.count >= count { return seen[count - 1] }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw CancellationError()
+        guard try await eventually(within: .seconds(5), { self.fake.requests(path).count >= count }) else { throw CancellationError() }
+        return self.fake.requests(path)[count - 1]
     }
 
     /// Waits (up to ten seconds) until the gateway has logged `message` `count` times: a call
     /// that got no answer, say, is over only when its own timeout has fired, which a loaded
     /// machine may delay.
     func logged(_ message: String, count: Int = 1, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        for _ in 0..<1000 {
-            if self.harness.capture.all.filter({ $0.message == message }).count >= count { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        if try await eventually(within: .seconds(10), { self.harness.capture.all.filter({ $0.message == message }).count >= count }) { return }
         Issue.record("never logged \(count) × \(message)", sourceLocation: sourceLocation)
     }
 
     /// Waits for the deposit of `msisdn` to get its CheckoutRequestID.
     func checkout(_ msisdn: MSISDN) async throws -> String {
-        for _ in 0..<500 {
-            if let row = try await self.harness.postgres.query(
+        var checkout: String?
+        _ = try await eventually(within: .seconds(5)) {
+            checkout = try await self.harness.postgres.query(
                 "SELECT checkout_request_id FROM deposits WHERE msisdn = \(msisdn.value) AND checkout_request_id IS NOT NULL AND idempotency_key NOT LIKE 'fund-%' ORDER BY id DESC LIMIT 1"
-            ).single() {
-                return try row.decode(String.self, column: 0)
-            }
-            try await Task.sleep(for: .milliseconds(10))
+            ).single()?.decode(String.self, column: 0)
+            return checkout != nil
         }
-        throw CancellationError()
+        guard let checkout else { throw CancellationError() }
+        return checkout
     }
 
     func balance(_ msisdn: MSISDN) async throws -> Int64 { try await self.harness.wallet.balances(msisdn).available.cents }
@@ -160,20 +148,18 @@ struct MPesaRig {
 
     /// Waits (up to five seconds) until the gateway has kept the acknowledgement of payout `id`.
     func acknowledged(_ id: String) async throws {
-        for _ in 0..<500 {
-            if try await self.harness.postgres.query("SELECT 1 FROM payouts WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil { return }
-            try await Task.sleep(for: .milliseconds(10))
+        let kept = try await eventually(within: .seconds(5)) {
+            try await self.harness.postgres.query("SELECT 1 FROM payouts WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil
         }
-        throw CancellationError()
+        if !kept { throw CancellationError() }
     }
 
     /// Waits (up to five seconds) until the gateway has kept the acknowledgement of status query `id`.
     func acknowledgedQuery(_ id: String) async throws {
-        for _ in 0..<500 {
-            if try await self.harness.postgres.query("SELECT 1 FROM mpesa_status_queries WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil { return }
-            try await Task.sleep(for: .milliseconds(10))
+        let kept = try await eventually(within: .seconds(5)) {
+            try await self.harness.postgres.query("SELECT 1 FROM mpesa_status_queries WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil
         }
-        throw CancellationError()
+        if !kept { throw CancellationError() }
     }
 
     /// Makes every pending deposit and open payout due for the reconciler now.
@@ -270,8 +256,8 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             let checkout = try await rig.checkout(msisdn)
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess(checkout, shillings: 150, receipt: "SMSDEP1", phone: msisdn.value))
             #expect(try await rig.balance(msisdn) == 15_000)
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(rig.fake.requests("/mpesa/stkpush/v1/processrequest").count == 1, "a retried SMS pushes nothing new")
+            #expect(
+                try await throughout(.milliseconds(100)) { rig.fake.requests("/mpesa/stkpush/v1/processrequest").count == 1 }, "a retried SMS pushes nothing new")
         }
         #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
         try await rig.harness.audit()
@@ -538,7 +524,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             var phone = Phone(client, payer, graph: rig.harness.graph)
             _ = try await phone.deposit(100, pin: TypedPINs.achieng)
             _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
-            for _ in 0..<200 where try await rig.outbox(payerMSISDN, "deposit_failed") == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            _ = try await eventually(within: .seconds(2)) { try await rig.outbox(payerMSISDN, "deposit_failed") > 0 }
             #expect(try await rig.outbox(payerMSISDN, "deposit_failed") == 1, "a refused push fails the deposit and says so")
 
             var other = Phone(client, withdrawer, graph: rig.harness.graph)

@@ -180,11 +180,11 @@ import Wallet
             #expect(malformed.status == .badRequest)
             // Written off the request path: wait for both rows.
             var rows: [(String, String)] = []
-            for _ in 0..<100 where rows.count < 2 {
+            _ = try await eventually(within: .seconds(5), every: .milliseconds(50)) {
                 rows = try await harness.postgres.query(
                     "SELECT reason, after->>'status' FROM audit_log WHERE action = 'callback.refused' AND actor = 'system' ORDER BY id"
                 ).map { try $0.decode((String, String).self) }
-                if rows.count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+                return rows.count >= 2
             }
             #expect(rows.count == 2, "\(rows)")
             #expect(rows.first { $0.1 == "404" }?.0.contains("wrong or missing callback token") == true, "\(rows)")

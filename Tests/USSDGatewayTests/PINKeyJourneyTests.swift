@@ -179,7 +179,7 @@ import Wallet
             var config = harness.config
             config.pinKeys = .pkcs11(settings(restored))
             let pins = try config.openPINVault()
-            let after = USSDHarness(config: config, postgres: harness.postgres, redis: harness.redis, pins: pins, wallet: Wallet(postgres: harness.postgres, pins: pins), graph: harness.graph)
+            let after = USSDHarness(config: config, postgres: harness.postgres, redis: harness.redis, pins: pins, wallet: Wallet(postgres: harness.postgres, pins: pins), graph: harness.graph, clock: harness.clock)
             #expect(try await pinKeyProblem(config: config, wallet: Wallet(postgres: app, pins: pins)) == nil)
             #expect(try await Self.balance(after, local, pin: TypedPINs.achieng).hasPrefix("END Balance"))
             #expect(try await Self.stored(harness, msisdn).hasPrefix("pvv1$1$"))

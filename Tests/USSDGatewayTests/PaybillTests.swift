@@ -232,12 +232,10 @@ import Wallet
             #expect(response.status == 200)
             #expect(try await rig.balance(msisdn) == 0)
             // The gateway kept Safaricom's id with the query's acknowledgement; then the real answer comes.
-            var kept = false
-            for _ in 0..<500 where !kept {
-                kept = try await rig.harness.postgres.query(
+            let kept = try await eventually(within: .seconds(5)) {
+                try await rig.harness.postgres.query(
                     "SELECT 1 FROM mpesa_status_queries WHERE acknowledged_originator = \(query.queryID) AND conversation_id = \(query.conversationID)"
                 ).first != nil
-                if !kept { try await Task.sleep(for: .milliseconds(10)) }
             }
             #expect(kept)
             #expect(try await rig.fake.deliverStatusAnswers(http: rig.http) == 1)

@@ -61,11 +61,7 @@ struct SMSRig {
     /// Waits (up to five seconds) until the texts sent to `msisdn` satisfy `done`; returns them.
     @discardableResult
     func texts(_ msisdn: MSISDN, sourceLocation: SourceLocation = #_sourceLocation, until done: ([String]) -> Bool) async throws -> [String] {
-        for _ in 0..<500 {
-            let texts = self.fake.texts(to: msisdn.value)
-            if done(texts) { return texts }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        if try await eventually(within: .seconds(5), { done(self.fake.texts(to: msisdn.value)) }) { return self.fake.texts(to: msisdn.value) }
         let texts = self.fake.texts(to: msisdn.value)
         Issue.record("\(msisdn.value) never got what was expected: \(texts)", sourceLocation: sourceLocation)
         return texts
@@ -77,11 +73,7 @@ struct SMSRig {
 
     /// Waits until outbox row `id` leaves `pending`.
     func settled(_ id: Int64) async throws -> (status: String, attempts: Int32, error: String?) {
-        for _ in 0..<500 {
-            let row = try await self.status(id)
-            if row.status != "pending" { return row }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        _ = try await eventually(within: .seconds(5)) { try await self.status(id).status != "pending" }
         return try await self.status(id)
     }
 }
@@ -195,8 +187,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
             // The funding receipt, one reply and one send receipt; one receipt for the recipient.
             try await rig.texts(sender) { $0.count >= 3 }
             try await rig.texts(recipient) { $0.count >= 1 }
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(rig.fake.texts(to: sender.value).count == 3, "\(rig.fake.texts(to: sender.value))")
+            #expect(try await throughout(.milliseconds(200)) { rig.fake.texts(to: sender.value).count == 3 }, "\(rig.fake.texts(to: sender.value))")
             #expect(rig.fake.texts(to: recipient.value).count == 1)
             #expect(try await rig.harness.wallet.balances(sender).available.cents == 29_300, "200 and its fee of 7, once")
             #expect(try await rig.harness.wallet.balances(recipient).available.cents == 20_000)
@@ -227,8 +218,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
             let hopeless = try await SMSService.queue(rig.harness.postgres, to: third, text: "Given up on")
             row = try await rig.settled(hopeless)
             #expect(row.status == "failed" && row.attempts == 3 && row.error?.hasPrefix("gave up after 3 attempts") == true, "\(row)")
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(rig.fake.state.withLock { $0.requests } == 7, "three for the retried one, one for the refused one, three for the hopeless one")
+            #expect(try await throughout(.milliseconds(200)) { rig.fake.state.withLock { $0.requests } == 7 }, "three for the retried one, one for the refused one, three for the hopeless one")
         }
         await rig.finish()
     }
@@ -327,7 +317,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         // Queued once both replicas are polling.
         let queuedAt = ContinuousClock.now
         for index in 0..<60 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
-        for _ in 0..<3000 where rig.fake.texts(to: msisdn.value).count < 60 { try await Task.sleep(for: .milliseconds(10)) }
+        _ = try await eventually(within: .seconds(30)) { rig.fake.texts(to: msisdn.value).count >= 60 }
         for replica in replicas {
             replica.process.signal(SIGTERM)
             #expect(await replica.process.wait() == 0, "\(replica.name) did not stop cleanly: \(replica.process.errorOutput)")

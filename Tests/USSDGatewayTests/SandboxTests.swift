@@ -59,11 +59,10 @@ import Wallet
     /// makes the open ones due for the reconciler), or as they are when that does not happen.
     static func payoutsOnceSettled(_ harness: USSDHarness, _ expected: [String]) async throws -> [String] {
         var payouts: [String] = []
-        for _ in 0..<300 {
+        _ = try await TestSupport.eventually(within: .seconds(15), every: .milliseconds(50)) {
             try await harness.postgres.query("UPDATE payouts SET next_check_at = now() - interval '1 second' WHERE status IN ('sent', 'unknown')")
             payouts = try await harness.postgres.query("SELECT amount / 100 || ' ' || status FROM payouts ORDER BY amount").map { try $0.decode(String.self, column: 0) }
-            if payouts.map({ String($0.split(separator: " ")[1]) }) == expected { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return payouts.map({ String($0.split(separator: " ")[1]) }) == expected
         }
         return payouts
     }
@@ -106,8 +105,7 @@ import Wallet
 
             // Ends in 7: no callback at all; the reconciler's STK Query credits it.
             _ = try await Self.mobileMoney(&phone, "2", shillings: 507, pin: pin)
-            try await Task.sleep(for: .milliseconds(600))
-            #expect(try await Self.available(harness, msisdn) == 1008, "no callback, no credit yet")
+            #expect(try await throughout(.milliseconds(600)) { try await Self.available(harness, msisdn) == 1008 }, "no callback, no credit yet")
             #expect(try await Self.eventually {
                 try await harness.postgres.query("UPDATE deposits SET next_check_at = now() - interval '1 second' WHERE status = 'pending'")
                 return try await Self.available(harness, msisdn) == 1515

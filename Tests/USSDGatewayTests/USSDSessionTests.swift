@@ -35,6 +35,7 @@ import Wallet
             #expect(ttl >= 1 && ttl <= 2)
             let stored = try await harness.redis.get(key) ?? ""
             #expect(!stored.isEmpty && !USSDHarness.containsToken(stored, TypedPINs.wrong), "no PIN in Redis")
+            // Redis expires the key on its own clock: the wait is Redis's, an outside delay.
             try await Task.sleep(for: .milliseconds(2_600))
             let after = try await harness.redis.ttl(key)
             #expect(after == .missing, "gone after the TTL")
@@ -219,8 +220,7 @@ import Wallet
         let local = freshLocal()
         _ = try await harness.customer(local, name: "Baraka", pin: TypedPINs.achieng)
         // The count is per clock minute: start well inside one, or a new minute forgives the hops.
-        let second = Int(Date().timeIntervalSince1970) % 60
-        if second > 50 { try await Task.sleep(for: .seconds(61 - second)) }
+        harness.clock.leaveEndOfMinute()
         try await harness.run { client in
             var phone = Phone(client, local, graph: harness.graph)
             _ = try await phone.dial()
@@ -261,11 +261,11 @@ import Wallet
         }
         // The lookup finished anyway, and its screen went to the outbox.
         var text: String?
-        for _ in 0..<100 where text == nil {
+        _ = try await eventually(within: .seconds(5)) {
             text = try await harness.postgres.query(
                 "SELECT params->>'text' FROM outbox WHERE recipient = \(msisdn.value) AND template = 'ussd_result'"
             ).single()?.decode(String.self, column: 0)
-            if text == nil { try await Task.sleep(for: .milliseconds(50)) }
+            return text != nil
         }
         #expect(text?.hasPrefix("Welcome Chebet") == true, "\(text ?? "nothing queued")")
         await harness.finish()

@@ -38,6 +38,9 @@ struct USSDHarness {
     let wallet: Wallet
     let capture = LogCapture()
     let graph: MenuGraph
+    /// The gateway's wall clock (`config.now`, unless a test sets its own): moved ahead where a
+    /// test would otherwise sleep past a window.
+    let clock: AdvancingClock
 
     /// The PIN key the tests' gateways use unless a test names another (version 1).
     static let testPINKey = "1:" + Array("test-pepper-of-32-bytes-at-least".utf8).map { String(format: "%02x", $0) }.joined()
@@ -54,12 +57,14 @@ struct USSDHarness {
         // The gateway serves as a login in ussd_app, as in production; the harness's own client
         // (setting up and checking) is the schema's owner.
         config.postgres = try await TestServers.login("app", in: "ussd_app", to: database)
+        let clock = AdvancingClock()
+        config.now = clock.read
         adjust(&config)
         let pins = try config.openPINVault()
         let wallet = Wallet(postgres: postgres, pins: pins)
         return USSDHarness(
             config: config, postgres: postgres, redis: RedisClient(configuration: config.redis), pins: pins, wallet: wallet,
-            graph: try loadCheckedMenus(at: config.menusPath)
+            graph: try loadCheckedMenus(at: config.menusPath), clock: clock
         )
     }
 
@@ -67,7 +72,8 @@ struct USSDHarness {
     func restarted() throws -> USSDHarness {
         let pins = try self.config.openPINVault()
         return USSDHarness(
-            config: self.config, postgres: self.postgres, redis: self.redis, pins: pins, wallet: Wallet(postgres: self.postgres, pins: pins), graph: self.graph
+            config: self.config, postgres: self.postgres, redis: self.redis, pins: pins, wallet: Wallet(postgres: self.postgres, pins: pins), graph: self.graph,
+            clock: self.clock
         )
     }
 
@@ -230,9 +236,9 @@ struct Phone {
 /// Polls `url` until it answers 200 (up to about fifteen seconds); the last answer, if any.
 func waitUntilReady(_ curl: CurlClient, _ url: String) async throws -> CurlResponse? {
     var ready: CurlResponse?
-    for _ in 0..<300 where ready?.status != 200 {
+    _ = try await eventually(within: .seconds(15), every: .milliseconds(50)) {
         ready = try? await curl.execute(CurlRequest(url: url, timeout: .seconds(5)))
-        if ready?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
+        return ready?.status == 200
     }
     return ready
 }

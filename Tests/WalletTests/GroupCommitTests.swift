@@ -3,7 +3,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
-import Wallet
+@testable import Wallet
 
 /// Group commit (migration 0010, `MoveBatcher`): movements that arrive together share one
 /// statement and one commit, each keeping its own key, replay and refusal.
@@ -43,7 +43,7 @@ import Wallet
     /// calls that queue behind it (on a one-lane wallet they become one batch); then the lock goes.
     /// Every outcome, by name.
     static func queuedBehind(
-        _ ledger: Ledger, account: Int64, first: @escaping @Sendable () async throws -> (String, String),
+        _ ledger: Ledger, _ wallet: Wallet, expecting expected: Int, account: Int64, first: @escaping @Sendable () async throws -> (String, String),
         queue: @Sendable (inout ThrowingTaskGroup<(String, String), any Error>) -> Void
     ) async throws -> [String: String] {
         try await Self.holdingLock(ledger, account: account) { release in
@@ -51,8 +51,9 @@ import Wallet
                 group.addTask(operation: first)
                 try await Self.waitForLockWaiter(ledger)
                 queue(&group)
-                // Let every task reach the queue before the lock goes.
-                try await Task.sleep(for: .milliseconds(300))
+                // Every call waits in the wallet's queue before the lock goes: then they are one batch.
+                let queued = try await eventually(within: .seconds(10)) { wallet.moves.queued + wallet.completions.queued >= expected }
+                #expect(queued, "\(expected) calls queued behind the first")
                 release()
                 return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
             }
@@ -71,13 +72,12 @@ import Wallet
 
     /// Waits until a backend of this database waits for a row lock.
     static func waitForLockWaiter(_ ledger: Ledger) async throws {
-        for _ in 0..<500 {
-            let waiting = try await ledger.postgres.query(
+        let waited = try await eventually(within: .seconds(5)) {
+            try await ledger.postgres.query(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).single()!.decode(Int.self, column: 0)
-            if waiting > 0 { return }
-            try await Task.sleep(for: .milliseconds(10))
+            ).single()!.decode(Int.self, column: 0) > 0
         }
+        if waited { return }
         Issue.record("no movement ever waited for the held lock")
     }
 
@@ -89,7 +89,7 @@ import Wallet
 
         // Behind the lane's first send: six sends (the first twice, the same key), one with a fee,
         // one refused for funds, one to nobody.
-        let outcomes = try await Self.queuedBehind(ledger, account: lock) {
+        let outcomes = try await Self.queuedBehind(ledger, wallet, expecting: 9, account: lock) {
             ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key)
         } queue: { group in
             for (index, sender) in senders.enumerated() {
@@ -140,7 +140,7 @@ import Wallet
         )
         try await ledger.postgres.query("CREATE TRIGGER poison BEFORE INSERT ON transfers FOR EACH ROW WHEN (NEW.id = 'gc-1') EXECUTE FUNCTION poison()")
 
-        let outcomes = try await Self.queuedBehind(ledger, account: lock) {
+        let outcomes = try await Self.queuedBehind(ledger, wallet, expecting: senders.count, account: lock) {
             ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key)
         } queue: { group in
             for (index, sender) in senders.enumerated() {
@@ -178,7 +178,7 @@ import Wallet
 
         // Behind the lane's first completion: three paid callbacks, a copy of the first of them,
         // one whose amount is not what was asked, and one for a checkout nobody started.
-        let outcomes = try await Self.queuedBehind(ledger, account: blockerAccount) {
+        let outcomes = try await Self.queuedBehind(ledger, wallet, expecting: 6, account: blockerAccount) {
             let done = try await wallet.completeDeposit(checkoutRequestID: completions[0], receipt: "RGC0", amount: .shillings(250), phone: blocker)
             return ("blocker", done.status == .completed ? "credited" : "\(done.status)")
         } queue: { group in
