@@ -70,7 +70,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // The ledger on Postgres: customers, PINs, accounts, transfers, provider records, outbox.
+        // The ledger on Postgres: customers, PINs, accounts, transfers, holds, the audit trail, outbox.
         .target(
             name: "Wallet",
             dependencies: [
@@ -82,7 +82,14 @@ let package = Package(
             ],
             resources: [.copy("Migrations")]
         ),
-        // Pure: the menus.json model, lint and engine. Foundation only, no I/O.
+        // M-Pesa's records beside the ledger: deposits, payouts, paybill payments, status queries, review.
+        .target(
+            name: "MPesaBook",
+            dependencies: [
+                "Wallet", "Postgres", "Basics",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "MPesa",
             dependencies: [
@@ -172,7 +179,7 @@ let package = Package(
         .target(
             name: "MPesaGateway",
             dependencies: [
-                "Menus", "Wallet", "MPesa", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "Basics",
+                "Menus", "Wallet", "MPesaBook", "MPesa", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "Basics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -183,7 +190,7 @@ let package = Package(
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesa", "AfricasTalking", "Sandbox", "Basics",
+                "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesaBook", "MPesa", "AfricasTalking", "Sandbox", "Basics",
                 "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -194,7 +201,7 @@ let package = Package(
         .executableTarget(
             name: "ussd-gateway",
             dependencies: [
-                "USSDGateway", "Wallet", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa", "Basics",
+                "USSDGateway", "Wallet", "MPesaBook", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa", "Basics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -202,7 +209,7 @@ let package = Package(
         .executableTarget(
             name: "gateway-bench",
             dependencies: [
-                "USSDGateway", "GatewayActions", "Wallet", "Redis", "Postgres", "Curl", "Menus", "Basics",
+                "USSDGateway", "GatewayActions", "Wallet", "MPesaBook", "Redis", "Postgres", "Curl", "Menus", "Basics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -217,7 +224,7 @@ let package = Package(
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
         .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects", "Basics"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
-        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Postgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "WalletTests", dependencies: ["Wallet", "MPesaBook", "Postgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(
@@ -232,7 +239,7 @@ let package = Package(
         .testTarget(
             name: "USSDGatewayTests",
             dependencies: [
-                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "AfricasTalking", "Sandbox",
+                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "AfricasTalking", "Sandbox",
                 "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,6 +1,7 @@
 import Basics
 import Foundation
 import GatewayActions
+import MPesaBook
 import Postgres
 import USSDGateway
 import Wallet
@@ -82,6 +83,7 @@ public enum WalletBenchmark {
         let wallet = Wallet(postgres: postgres, pins: pins, groupCommit: groupCommit)
         // The same wallet with group commit off: every send its own commit, as before migration 0010.
         let alone = Wallet(postgres: postgres, pins: pins, groupCommit: .off)
+        let (book, aloneBook) = (MPesaBook(wallet: wallet), MPesaBook(wallet: alone))
         let run = UUID().uuidString.prefix(8)
 
         let sendOne: @Sendable (Wallet, String) async throws -> Void = { wallet, tag in
@@ -116,9 +118,9 @@ public enum WalletBenchmark {
             var checkouts: [String] = []
             for index in 0..<(2 * deposits) {
                 group.addTask {
-                    let deposit = try await wallet.beginDeposit(number(index % customers + 1), amount: .shillings(250), key: IdempotencyKey("bench-dep-\(run)-\(index)")!)
+                    let deposit = try await book.beginDeposit(number(index % customers + 1), amount: .shillings(250), key: IdempotencyKey("bench-dep-\(run)-\(index)")!)
                     let checkout = "ws_CO_\(run)_\(index)"
-                    try await wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: checkout)
+                    try await book.recordCheckout(depositID: deposit.id, checkoutRequestID: checkout)
                     return checkout
                 }
                 if index >= concurrency, let checkout = try await group.next() { checkouts.append(checkout) }
@@ -126,15 +128,15 @@ public enum WalletBenchmark {
             return try await group.reduce(into: checkouts) { $0.append($1) }
         }
         let checkouts = pending.sorted()
-        let complete: @Sendable (Wallet, String, Int) async throws -> Void = { wallet, checkout, index in
+        let complete: @Sendable (MPesaBook, String, Int) async throws -> Void = { book, checkout, index in
             let customer = Int(checkout.split(separator: "_").last!)! % customers + 1
-            _ = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(run)\(index)", amount: .shillings(250), phone: number(customer))
+            _ = try await book.completeDeposit(checkoutRequestID: checkout, receipt: "R\(run)\(index)", amount: .shillings(250), phone: number(customer))
         }
         let creditedEach = try await ClientBenchmark.measure("deposit completions, a commit each (one float account)", concurrency: concurrency, total: deposits) { index in
-            try await complete(alone, checkouts[index], index)
+            try await complete(aloneBook, checkouts[index], index)
         }
         let credited = try await ClientBenchmark.measure("deposit completions, group commit (one float account)", concurrency: concurrency, total: deposits) { index in
-            try await complete(wallet, checkouts[deposits + index], deposits + index)
+            try await complete(book, checkouts[deposits + index], deposits + index)
         }
         let sum = try await postgres.query("SELECT sum(balance)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         precondition(sum == 0, "the ledger does not balance after the benchmark")

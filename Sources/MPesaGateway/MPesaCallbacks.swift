@@ -6,6 +6,7 @@ import GatewayTelemetry
 import Logging
 import Metrics
 import MPesa
+import MPesaBook
 import Wallet
 
 extension MPesaService {
@@ -26,31 +27,31 @@ extension MPesaService {
         let callback = try STKCallback(json: body)
         let checkout = callback.checkoutRequestID
         if let field = callback.outOfRange {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "\(field) out of range", body: callback.raw)
+            try await self.book.keepForReview(kind: "stk", reference: checkout, reason: "\(field) out of range", body: callback.raw)
             return .review
         }
         guard let paid = callback.paid else { return try await self.unpaid(callback) }
         guard let shillings = paid.shillings, let amount = Amount(shillings: shillings) else {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "Amount outside 1 to 250,000 whole shillings", body: callback.raw)
+            try await self.book.keepForReview(kind: "stk", reference: checkout, reason: "Amount outside 1 to 250,000 whole shillings", body: callback.raw)
             return .review
         }
         guard let phone = MSISDN(paid.phone) else {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "PhoneNumber is not a Kenyan MSISDN", body: callback.raw)
+            try await self.book.keepForReview(kind: "stk", reference: checkout, reason: "PhoneNumber is not a Kenyan MSISDN", body: callback.raw)
             return .review
         }
         do {
-            let before = try await self.wallet.deposit(checkoutRequestID: checkout)?.status
-            try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: callback.raw)
+            let before = try await self.book.deposit(checkoutRequestID: checkout)?.status
+            try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: callback.raw)
             return before == .completed ? .alreadyFinal : .credited
         } catch ProviderRecordError.unknownDeposit {
             return try await self.adopt(callback, receipt: paid.receipt, amount: amount, phone: phone)
         } catch ProviderRecordError.awaitingQuery {
             return .awaitingQuery
         } catch ProviderRecordError.mismatch {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "amount or phone differ from the deposit", body: callback.raw)
+            try await self.book.keepForReview(kind: "stk", reference: checkout, reason: "amount or phone differ from the deposit", body: callback.raw)
             return .review
         } catch ProviderRecordError.conflict(let current) {
-            let deposit = try await self.wallet.deposit(checkoutRequestID: checkout)
+            let deposit = try await self.book.deposit(checkoutRequestID: checkout)
             return try await self.conflict(
                 kind: "stk", reference: checkout, body: callback.raw, deposit: deposit?.id, earlier: current, new: "STK callback: paid, receipt \(paid.receipt)"
             )
@@ -61,11 +62,11 @@ extension MPesaService {
     /// conflict, and for a deposit we do not know it is kept for review.
     func unpaid(_ callback: STKCallback) async throws -> CallbackOutcome {
         let checkout = callback.checkoutRequestID
-        if try await self.wallet.failDeposit(.checkout(checkout), code: callback.resultCode, text: callback.resultDescription, raw: callback.raw) {
+        if try await self.book.failDeposit(.checkout(checkout), code: callback.resultCode, text: callback.resultDescription, raw: callback.raw) {
             return .failed
         }
-        guard let deposit = try await self.wallet.deposit(checkoutRequestID: checkout) else {
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: callback.raw)
+        guard let deposit = try await self.book.deposit(checkoutRequestID: checkout) else {
+            try await self.book.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: callback.raw)
             return .review
         }
         if deposit.status == .completed {
@@ -82,12 +83,12 @@ extension MPesaService {
     /// unsigned: the credit waits for an STK Query of that CheckoutRequestID.
     func adopt(_ callback: STKCallback, receipt: String, amount: Amount, phone: MSISDN) async throws -> CallbackOutcome {
         let checkout = callback.checkoutRequestID
-        guard let deposit = try await self.wallet.adoptUnconfirmedDeposit(checkoutRequestID: checkout, phone: phone, amount: amount, receipt: receipt, raw: callback.raw) else {
-            if let known = try await self.wallet.deposit(checkoutRequestID: checkout) {
+        guard let deposit = try await self.book.adoptUnconfirmedDeposit(checkoutRequestID: checkout, phone: phone, amount: amount, receipt: receipt, raw: callback.raw) else {
+            if let known = try await self.book.deposit(checkoutRequestID: checkout) {
                 // A copy of this callback matched it meanwhile.
                 return known.status == .completed ? .alreadyFinal : .awaitingQuery
             }
-            try await self.wallet.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: callback.raw)
+            try await self.book.keepForReview(kind: "stk", reference: checkout, reason: "unknown CheckoutRequestID", body: callback.raw)
             return .review
         }
         self.logger.notice("paid STK callback matched to a deposit whose push was never confirmed; querying", metadata: ["deposit": .stringConvertible(deposit.id)])
@@ -104,14 +105,14 @@ extension MPesaService {
             case .pending:
                 self.logger.info("matched payment not confirmed yet; the reconciler asks again", metadata: ["deposit": .stringConvertible(deposit.id)])
             case .paid:
-                try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
+                try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
                 self.logger.info("STK query confirmed a payment for a push whose answer was lost", metadata: ["deposit": .stringConvertible(deposit.id)])
             case .failed(let code, let text):
                 _ = try await self.conflict(
                     kind: "stk_query", reference: checkout, body: "{}", deposit: deposit.id, earlier: "STK callback: paid, receipt \(receipt)",
                     new: "STK query: not paid (\(code) \(String(text.prefix(100))))"
                 )
-                try await self.wallet.failDeposit(.checkout(checkout), code: code, text: text)
+                try await self.book.failDeposit(.checkout(checkout), code: code, text: text)
             }
         } catch {
             self.logger.warning("STK query of a matched payment failed; the reconciler asks again", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
@@ -121,7 +122,7 @@ extension MPesaService {
     /// A final result that contradicts an earlier final one: kept with both results for a person,
     /// logged at error and counted; nothing moves.
     func conflict(kind: String, reference: String, body: String, deposit: Int64? = nil, payout: String? = nil, earlier: String, new: String) async throws -> CallbackOutcome {
-        try await self.wallet.keepForReview(
+        try await self.book.keepForReview(
             kind: kind, reference: reference, reason: ReviewItem.conflict, body: body, depositID: deposit, payoutID: payout, earlierResult: earlier, newResult: new
         )
         GatewayMetrics.count("mpesa_conflicts_total", [("kind", kind)])
@@ -141,25 +142,25 @@ extension MPesaService {
     /// be checked and waits the same way. A result contradicting an earlier final one is a conflict.
     public func b2cResult(_ body: [UInt8]) async throws -> CallbackOutcome {
         let result = try B2CResult(json: body)
-        if let query = try await self.wallet.statusQuery(id: result.originatorConversationID, conversationID: result.conversationID) {
+        if let query = try await self.book.statusQuery(id: result.originatorConversationID, conversationID: result.conversationID) {
             return try await self.statusAnswer(result, query: query)
         }
         let raw = result.raw
         if let field = result.outOfRange, result.resultCodeName == nil {
-            try await self.wallet.keepForReview(kind: "b2c_result", reference: result.originatorConversationID, reason: "\(field) out of range", body: raw)
+            try await self.book.keepForReview(kind: "b2c_result", reference: result.originatorConversationID, reason: "\(field) out of range", body: raw)
             return .review
         }
-        if let acknowledged = try await self.wallet.payoutAcknowledgement(originator: result.originatorConversationID) {
+        if let acknowledged = try await self.book.payoutAcknowledgement(originator: result.originatorConversationID) {
             return try await self.payoutResult(result, acknowledged)
         }
-        if let payout = try await self.wallet.payout(statusQueryID: result.originatorConversationID) {
+        if let payout = try await self.book.payout(statusQueryID: result.originatorConversationID) {
             // The answer to a query whose id was derived from the payout's (before migration 0013):
             // anyone could have made that id up. The payout is asked about again.
             self.logger.notice("answer to a status query of the old kind; not trusted, asked again", metadata: ["payout": .string(payout.id)])
             self.askPayoutStatusLater(payout.id)
             return .ignored
         }
-        try await self.wallet.keepForReview(kind: "b2c_result", reference: result.originatorConversationID, reason: "unknown OriginatorConversationID", body: raw)
+        try await self.book.keepForReview(kind: "b2c_result", reference: result.originatorConversationID, reason: "unknown OriginatorConversationID", body: raw)
         return .review
     }
 
@@ -170,13 +171,13 @@ extension MPesaService {
             // No acknowledgement was kept: the pair cannot be checked. A final payout stays as it is;
             // an open one waits for Transaction Status, asked now.
             if payout.status == .paid || payout.status == .failed { return .alreadyFinal }
-            try await self.wallet.holdForStatus(payout.id, raw: raw)
+            try await self.book.holdForStatus(payout.id, raw: raw)
             self.askPayoutStatusLater(payout.id)
             self.logger.notice("B2C result for a payout without a kept acknowledgement; asking Transaction Status", metadata: ["payout": .string(payout.id)])
             return .unknownOutcome
         }
         guard acknowledged.isNamed(by: result.conversationID) else {
-            try await self.wallet.keepForReviewOnce(
+            try await self.book.keepForReviewOnce(
                 kind: "b2c_result", reference: reference, reason: ReviewItem.conflict, body: raw, payoutID: payout.id,
                 earlierResult: "B2C acknowledged as ConversationID \(known)",
                 newResult: "B2C result (\(result.resultCodeText)) naming ConversationID \(result.conversationID.isEmpty ? "none" : result.conversationID): not trusted"
@@ -188,7 +189,7 @@ extension MPesaService {
         if result.succeeded {
             let receipt = try result.receipt ?? Self.firstNonEmpty(result.transactionID, result.conversationID) ?? "b2c:" + payout.id
             return try await self.settle(payout, paid: true, kind: "b2c_result", reference: reference, body: raw, says: "B2C result: paid, receipt \(receipt)") {
-                try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: raw)
+                try await self.book.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: raw)
             }
         }
         switch payout.status {
@@ -198,7 +199,7 @@ extension MPesaService {
             return try await self.conflict(kind: "b2c_result", reference: reference, body: raw, payout: payout.id, earlier: "paid", new: "B2C result: not paid (\(result.resultCodeText))")
         default:
             // A failure is released only on Transaction Status's word.
-            try await self.wallet.holdForStatus(payout.id, raw: raw)
+            try await self.book.holdForStatus(payout.id, raw: raw)
             self.askPayoutStatusLater(payout.id)
             self.logger.notice("B2C result says not paid; the hold stays until Transaction Status confirms it", metadata: ["payout": .string(payout.id), "code": .string(result.resultCodeText)])
             return .awaitingStatus
@@ -226,20 +227,20 @@ extension MPesaService {
     public func b2cTimeout(_ body: [UInt8]) async throws -> CallbackOutcome {
         let result = try B2CResult(json: body)
         let raw = result.raw
-        if try await self.wallet.statusQuery(id: result.originatorConversationID) != nil { return .ignored }
-        if let acknowledged = try await self.wallet.payoutAcknowledgement(originator: result.originatorConversationID) {
+        if try await self.book.statusQuery(id: result.originatorConversationID) != nil { return .ignored }
+        if let acknowledged = try await self.book.payoutAcknowledgement(originator: result.originatorConversationID) {
             if acknowledged.conversationID != nil, !acknowledged.isNamed(by: result.conversationID) {
-                try await self.wallet.keepForReviewOnce(
+                try await self.book.keepForReviewOnce(
                     kind: "b2c_timeout", reference: result.originatorConversationID, reason: ReviewItem.conflict, body: raw, payoutID: acknowledged.payout.id,
                     earlierResult: "B2C acknowledged as ConversationID \(acknowledged.conversationID ?? "")",
                     newResult: "timeout naming ConversationID \(result.conversationID.isEmpty ? "none" : result.conversationID): not trusted"
                 )
                 return .review
             }
-            return try await self.wallet.markWithdrawalUnknown(acknowledged.payout.id, raw: raw) ? .unknownOutcome : .alreadyFinal
+            return try await self.book.markWithdrawalUnknown(acknowledged.payout.id, raw: raw) ? .unknownOutcome : .alreadyFinal
         }
-        if try await self.wallet.payout(statusQueryID: result.originatorConversationID) != nil { return .ignored }
-        try await self.wallet.keepForReview(kind: "b2c_timeout", reference: result.originatorConversationID, reason: "unknown OriginatorConversationID", body: raw)
+        if try await self.book.payout(statusQueryID: result.originatorConversationID) != nil { return .ignored }
+        try await self.book.keepForReview(kind: "b2c_timeout", reference: result.originatorConversationID, reason: "unknown OriginatorConversationID", body: raw)
         return .review
     }
 

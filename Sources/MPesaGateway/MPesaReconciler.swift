@@ -6,6 +6,7 @@ import GatewayTelemetry
 import Logging
 import Metrics
 import MPesa
+import MPesaBook
 import Wallet
 
 /// The reconciler: what no callback settled, asked of Daraja.
@@ -15,23 +16,23 @@ extension MPesaService {
     /// change (what `ussd-gateway mpesa reconcile` prints).
     public func reconcile(limit: Int = 50) async throws -> [String] {
         var changes: [String] = []
-        for deposit in try await self.wallet.claimDepositsToCheck(limit: limit, lease: self.claimLease) {
+        for deposit in try await self.book.claimDepositsToCheck(limit: limit, lease: self.claimLease) {
             do {
                 if let line = try await self.check(deposit) { changes.append(line) }
             } catch {
                 self.logger.warning("deposit check failed", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
             }
         }
-        for payout in try await self.wallet.escalateUnsettledPayouts(maxChecks: self.payoutReview.checks, maxAge: self.payoutReview.age) {
+        for payout in try await self.book.escalateUnsettledPayouts(maxChecks: self.payoutReview.checks, maxAge: self.payoutReview.age) {
             GatewayMetrics.count("mpesa_payouts_needs_review_total")
             self.logger.error("payout still unsettled after its last check; held for review", metadata: ["payout": .string(payout.id)])
-            try await self.wallet.keepForReview(
+            try await self.book.keepForReview(
                 kind: "payout", reference: payout.id, reason: "unsettled after \(self.payoutReview.checks) checks or \(self.payoutReview.age)", body: "{}",
                 payoutID: payout.id
             )
             changes.append("payout \(payout.id): needs review, its hold kept")
         }
-        for (payout, checks) in try await self.wallet.claimPayoutsToCheck(limit: limit, lease: self.claimLease) {
+        for (payout, checks) in try await self.book.claimPayoutsToCheck(limit: limit, lease: self.claimLease) {
             do {
                 if let line = try await self.check(payout, checks: checks) { changes.append(line) }
             } catch {
@@ -40,7 +41,7 @@ extension MPesaService {
         }
         try await self.verifyPaybills(limit: limit, into: &changes)
         let unconfirmedCutoff = self.now().addingTimeInterval(-Double(self.paybillUnconfirmedAfter.components.seconds))
-        for transID in try await self.wallet.flagUnconfirmedPaybills(validatedBefore: unconfirmedCutoff) {
+        for transID in try await self.book.flagUnconfirmedPaybills(validatedBefore: unconfirmedCutoff) {
             GatewayMetrics.count("mpesa_paybill_unconfirmed_total")
             self.logger.error("paybill validation accepted but never confirmed; kept for review", metadata: ["trans_id": .string(transID)])
             changes.append("paybill \(transID): accepted, never confirmed: needs review")
@@ -53,8 +54,8 @@ extension MPesaService {
         guard let checkout = deposit.checkoutRequestID else {
             // The push never got a CheckoutRequestID (unanswered, or lost in a crash). A payment for
             // it may still be matched within the window; after that it is failed.
-            guard !self.inFlight.contains("deposit:\(deposit.id)"), try await self.wallet.isPastUnconfirmedWindow(deposit) else { return nil }
-            guard try await self.wallet.failDeposit(.id(deposit.id), code: DepositFailure.unconfirmedCode, text: "STK push not confirmed") else { return nil }
+            guard !self.inFlight.contains("deposit:\(deposit.id)"), try await self.book.isPastUnconfirmedWindow(deposit) else { return nil }
+            guard try await self.book.failDeposit(.id(deposit.id), code: DepositFailure.unconfirmedCode, text: "STK push not confirmed") else { return nil }
             return "deposit \(deposit.id): failed, the STK push was never confirmed"
         }
         switch try await self.daraja.stkQuery(checkoutRequestID: checkout) {
@@ -62,10 +63,10 @@ extension MPesaService {
             return nil
         case .paid:
             // A query carries no receipt; a paid callback that matched this deposit left its own.
-            try await self.wallet.completeDeposit(checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
+            try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
             return "deposit \(deposit.id): credited \(deposit.amount) (STK query says paid)"
         case .failed(let code, let text):
-            guard try await self.wallet.failDeposit(.checkout(checkout), code: code, text: text) else { return nil }
+            guard try await self.book.failDeposit(.checkout(checkout), code: code, text: text) else { return nil }
             return "deposit \(deposit.id): failed (STK query: \(code) \(text))"
         }
     }
@@ -88,12 +89,12 @@ extension MPesaService {
     private func verifyPaybills(limit: Int, into changes: inout [String]) async throws {
         let now = self.now()
         let cutoff = now.addingTimeInterval(-Double(self.paybill.reviewAfter.components.seconds))
-        for transID in try await self.wallet.flagUnverifiedPaybills(confirmedBefore: cutoff, after: self.paybill.reviewAfter) {
+        for transID in try await self.book.flagUnverifiedPaybills(confirmedBefore: cutoff, after: self.paybill.reviewAfter) {
             GatewayMetrics.count("mpesa_paybill_unverified_total")
             self.logger.error("paybill confirmation not confirmed by Safaricom in time; nothing credited, kept for review", metadata: ["trans_id": .string(transID)])
             changes.append("paybill \(transID): not confirmed by Safaricom, nothing credited: needs review")
         }
-        for (transID, _) in try await self.wallet.claimPaybillsToVerify(now: now, limit: limit, lease: self.claimLease) {
+        for (transID, _) in try await self.book.claimPaybillsToVerify(now: now, limit: limit, lease: self.claimLease) {
             guard self.inFlight.claim("status:c2b:" + transID) else { continue }
             defer { self.inFlight.release("status:c2b:" + transID) }
             if await self.verifyPaybill(transID) { changes.append("paybill \(transID): transaction status asked") }

@@ -8,6 +8,7 @@ import Logging
 import Menus
 import Metrics
 import MPesa
+import MPesaBook
 import ServiceLifecycle
 import Synchronization
 import Wallet
@@ -22,7 +23,9 @@ import Wallet
 /// that cannot pay twice); a deposit whose push never got a CheckoutRequestID is failed.
 public final class MPesaService: MobileMoneyChannel, Service {
     let daraja: DarajaClient
-    let wallet: Wallet
+    /// M-Pesa's records beside the ledger, and through it the ledger.
+    let book: MPesaBook
+    var wallet: Wallet { self.book.wallet }
     let stkDelay: Duration
     let reconcileInterval: Duration
     /// When the reconciler gives up on a payout and hands it to a person.
@@ -55,7 +58,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
     private let jobs = JobQueue(atShutdown: .finish)
 
     public init(
-        daraja: DarajaClient, wallet: Wallet, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
+        daraja: DarajaClient, book: MPesaBook, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
         payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), paybillUnconfirmedAfter: Duration = .seconds(600),
         paybill: PaybillRules = PaybillRules(), now: @escaping @Sendable () -> Date = Date.init, logger: Logger
     ) {
@@ -63,7 +66,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         self.paybill = paybill
         self.now = now
         self.daraja = daraja
-        self.wallet = wallet
+        self.book = book
         self.stkDelay = stkDelay
         self.reconcileInterval = reconcileInterval
         self.payoutReview = payoutReview
@@ -98,7 +101,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
 
     public func deposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
         guard amount.cents % 100 == 0, (1...250_000).contains(amount.cents / 100) else { return .outsideLimits }
-        let deposit = try await self.wallet.beginDeposit(msisdn, amount: amount, key: key)
+        let deposit = try await self.book.beginDeposit(msisdn, amount: amount, key: key)
         // The same key finds the same deposit. Its push is queued once per process; once the
         // CheckoutRequestID is stored it is never pushed again. (A push whose outcome was unknown
         // leaves none, so a later run with the same key, e.g. an SMS re-run after a crash, pushes
@@ -119,15 +122,15 @@ public final class MPesaService: MobileMoneyChannel, Service {
         try? await Task.sleep(for: self.stkDelay)
         do {
             let accepted = try await self.daraja.stkPush(
-                phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: Wallet.stkAccountReference, description: "Deposit"
+                phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: MPesaBook.stkAccountReference, description: "Deposit"
             )
-            try await self.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: accepted.checkoutRequestID)
+            try await self.book.recordCheckout(depositID: deposit.id, checkoutRequestID: accepted.checkoutRequestID)
             Self.counter("mpesa_stk_push_total", "accepted")
             self.logger.info("STK push accepted", metadata: ["deposit": .stringConvertible(deposit.id)])
         } catch let error as DarajaError where !error.outcomeUnknown {
             // Refused outright: the customer saw no prompt. Fail it and say so by SMS.
             Self.counter("mpesa_stk_push_total", "refused")
-            _ = try? await self.wallet.failDeposit(.id(deposit.id), code: DepositFailure.notSentCode, text: error.description)
+            _ = try? await self.book.failDeposit(.id(deposit.id), code: DepositFailure.notSentCode, text: error.description)
             // After the write, so the line says what the database says.
             self.logger.warning("STK push refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
         } catch {
@@ -143,7 +146,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
 
     public func withdraw(_ msisdn: MSISDN, amount: Amount, fee: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
         guard amount.cents % 100 == 0, (10...250_000).contains(amount.cents / 100) else { return .outsideLimits }
-        let payout = try await self.wallet.reserveWithdrawal(msisdn, amount: amount, fee: fee, key: key)
+        let payout = try await self.book.reserveWithdrawal(msisdn, amount: amount, fee: fee, key: key)
         if payout.status == .reserved, self.inFlight.claim("payout:" + payout.id) {
             self.later {
                 await self.pay(payout)
@@ -162,21 +165,21 @@ public final class MPesaService: MobileMoneyChannel, Service {
             if acknowledged.originatorConversationID != payout.id {
                 self.logger.warning("B2C acknowledgement names another OriginatorConversationID; results must name it", metadata: ["payout": .string(payout.id)])
             }
-            try await self.wallet.markWithdrawalSent(
+            try await self.book.markWithdrawalSent(
                 payout.id, conversationID: acknowledged.conversationID, originatorConversationID: acknowledged.originatorConversationID
             )
             Self.counter("mpesa_b2c_total", "accepted")
         } catch let error as DarajaError where error.isDuplicateOriginator {
             // The first request was taken: its result is on its way, or a status query finds it.
             Self.counter("mpesa_b2c_total", "duplicate")
-            _ = try? await self.wallet.markWithdrawalSent(payout.id, conversationID: nil)
+            _ = try? await self.book.markWithdrawalSent(payout.id, conversationID: nil)
         } catch let error as DarajaError where !error.mayHaveBeenTaken && !error.isBusy {
             // Refused outright. The hold is released only if no attempt of this payout ever went
             // unanswered: an earlier attempt may have paid, and a refusal of this one proves nothing.
             Self.counter("mpesa_b2c_total", "refused")
             self.logger.warning("B2C refused", metadata: ["payout": .string(payout.id), "error": .string(error.description)])
             do {
-                if try await self.wallet.refuseWithdrawal(payout.id, code: -1, text: error.description) == .keptForStatus {
+                if try await self.book.refuseWithdrawal(payout.id, code: -1, text: error.description) == .keptForStatus {
                     self.logger.warning("B2C re-send refused after an unanswered attempt; the hold stays until a status answer", metadata: ["payout": .string(payout.id)])
                 }
             } catch {
@@ -188,7 +191,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
             Self.counter("mpesa_b2c_total", "unknown")
             if (error as? DarajaError)?.mayHaveBeenTaken ?? true {
                 do {
-                    try await self.wallet.markPayoutOutcomeUnknown(payout.id)
+                    try await self.book.markPayoutOutcomeUnknown(payout.id)
                 } catch {
                     self.logger.warning("unknown B2C outcome not recorded", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])
                 }

@@ -5,6 +5,7 @@ import GatewayTelemetry
 import Hummingbird
 import Logging
 import MPesa
+import MPesaBook
 import NIOCore
 import Wallet
 
@@ -24,7 +25,7 @@ import Wallet
 ///   `{"ResultCode": 0, "ResultDesc": "Success"}`.
 /// - A malformed body is a 400 with its reason logged; no body, name or number is logged.
 public struct PaybillRoutes: Sendable {
-    let wallet: Wallet
+    let book: MPesaBook
     /// Nil while no paybill is configured: the routes then answer 503.
     let shortcode: String?
     /// Asks Safaricom about each confirmation; nil while M-Pesa is not configured (a confirmation
@@ -38,10 +39,10 @@ public struct PaybillRoutes: Sendable {
     let validationBudget: Duration
 
     public init(
-        wallet: Wallet, shortcode: String?, verifier: MPesaService?, maxAmount: Amount = .shillings(150_000), guardian: CallbackGuard, logger: Logger,
+        book: MPesaBook, shortcode: String?, verifier: MPesaService?, maxAmount: Amount = .shillings(150_000), guardian: CallbackGuard, logger: Logger,
         validationBudget: Duration = .seconds(5)
     ) {
-        self.wallet = wallet
+        self.book = book
         self.shortcode = shortcode
         self.verifier = verifier
         self.maxAmount = maxAmount
@@ -76,10 +77,10 @@ public struct PaybillRoutes: Sendable {
         if payment.shortcode != shortcode {
             result = .invalidShortcode
         } else {
-            let (wallet, account, amount, maximum) = (self.wallet, MSISDN(parsing: Self.account(payment.billRef)), Amount(cents: payment.cents), self.maxAmount)
+            let (book, account, amount, maximum) = (self.book, MSISDN(parsing: Self.account(payment.billRef)), Amount(cents: payment.cents), self.maxAmount)
             do {
                 let check = try await withDeadline(self.validationBudget) {
-                    try await wallet.validatePaybill(transID: payment.transID, billRef: payment.billRef, msisdn: account, amount: amount, maximum: maximum)
+                    try await book.validatePaybill(transID: payment.transID, billRef: payment.billRef, msisdn: account, amount: amount, maximum: maximum)
                 }
                 switch check {
                 case .accept: result = .accepted
@@ -104,7 +105,7 @@ public struct PaybillRoutes: Sendable {
         let metadata: Logger.Metadata = ["trans_id": .string(payment.transID)]
         guard payment.shortcode == shortcode else {
             // Not our paybill's money: nothing is recorded or credited; a person looks at it, once.
-            try await self.wallet.keepForReviewOnce(
+            try await self.book.keepForReviewOnce(
                 kind: "c2b", reference: payment.transID, reason: ReviewItem.conflict, body: raw,
                 earlierResult: "this gateway's paybill is \(shortcode)",
                 newResult: "paybill confirmation for shortcode \(payment.shortcode): nothing credited"
@@ -113,7 +114,7 @@ public struct PaybillRoutes: Sendable {
             self.logger.error("paybill confirmation for another shortcode; kept for review", metadata: metadata)
             return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
         }
-        let recorded = try await self.wallet.recordPaybillConfirmation(
+        let recorded = try await self.book.recordPaybillConfirmation(
             transID: payment.transID, billRef: payment.billRef, shortcode: payment.shortcode, msisdn: MSISDN(parsing: Self.account(payment.billRef)),
             amount: Amount(cents: payment.cents), raw: raw
         )
@@ -125,7 +126,7 @@ public struct PaybillRoutes: Sendable {
                 // Asked after the answer: Safaricom is owed a quick one, and only its status answer credits.
                 verifier.verifyPaybillLater(payment.transID)
             } else {
-                try await self.wallet.holdUnverifiablePaybill(transID: payment.transID)
+                try await self.book.holdUnverifiablePaybill(transID: payment.transID)
                 self.logger.error("paybill confirmation while M-Pesa is not configured: it cannot be verified; kept for review", metadata: metadata)
             }
         case .repeated:

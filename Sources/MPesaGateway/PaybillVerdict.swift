@@ -1,4 +1,5 @@
 import MPesa
+import MPesaBook
 import Wallet
 
 /// What Safaricom's Transaction Status answer says of a paybill confirmation. Pure: the decision
@@ -20,7 +21,7 @@ enum PaybillVerdict: Sendable, Equatable {
     /// Statuses of a transaction M-Pesa has not finished.
     static let unfinished: Set<String> = ["initiated", "authorized", "pending", "pending authorized", "authorizing", "processing"]
 
-    static func decide(_ result: B2CResult, _ answer: TransactionStatusAnswer?, payment: Wallet.PaybillPayment, paybill: String) -> PaybillVerdict {
+    static func decide(_ result: B2CResult, _ answer: TransactionStatusAnswer?, payment: MPesaBook.PaybillPayment, paybill: String) -> PaybillVerdict {
         let asked = payment.transID
         guard result.succeeded, let answer else {
             if Self.queryRefusedCodes.contains(result.resultCode) {

@@ -5,6 +5,7 @@ import GatewayHTTP
 import GatewayTelemetry
 import Logging
 import MPesa
+import MPesaBook
 import Wallet
 
 /// Transaction Status: the queries that check what a callback claimed (a paybill confirmation, a
@@ -55,9 +56,9 @@ extension MPesaService {
         let queryID = StatusQueryID.random()
         var metadata: Logger.Metadata = ["subject": .string(subject.rawValue), "reference": .string(reference)]
         do {
-            try await self.wallet.recordStatusQuery(id: queryID, subject: subject, reference: reference)
+            try await self.book.recordStatusQuery(id: queryID, subject: subject, reference: reference)
             let acknowledged = try await self.daraja.transactionStatus(what, queryID: queryID)
-            try await self.wallet.acknowledgeStatusQuery(
+            try await self.book.acknowledgeStatusQuery(
                 id: queryID, conversationID: acknowledged.conversationID, originator: acknowledged.originatorConversationID)
             if acknowledged.originatorConversationID != queryID {
                 // Safaricom gave the query an id of its own: the answer counts when it names that id
@@ -86,7 +87,7 @@ extension MPesaService {
             return .ignored
         }
         guard query.isAnswered(by: result.originatorConversationID, conversation: result.conversationID) else {
-            try await self.wallet.keepForReviewOnce(
+            try await self.book.keepForReviewOnce(
                 kind: "b2c_result", reference: result.originatorConversationID,
                 reason: "status answer naming another ConversationID than its query's acknowledgement: not trusted", body: result.raw,
                 payoutID: query.subject == .payout ? query.reference : nil,
@@ -99,7 +100,7 @@ extension MPesaService {
         }
         // Read before it is kept: a malformed answer is refused (400) and kept nowhere.
         let answer: TransactionStatusAnswer? = result.succeeded ? try TransactionStatusAnswer(result) : nil
-        try await self.wallet.recordStatusAnswer(id: query.id, raw: result.raw)
+        try await self.book.recordStatusAnswer(id: query.id, raw: result.raw)
         let outcome: CallbackOutcome
         switch query.subject {
         case .c2b: outcome = try await self.paybillAnswer(result, answer, transID: query.reference)
@@ -114,14 +115,14 @@ extension MPesaService {
     /// again when it says nothing yet.
     private func paybillAnswer(_ result: B2CResult, _ answer: TransactionStatusAnswer?, transID: String) async throws -> CallbackOutcome {
         let paybill = self.daraja.configuration.paybillShortcode
-        guard let payment = try await self.wallet.paybillPayment(transID: transID) else {
+        guard let payment = try await self.book.paybillPayment(transID: transID) else {
             self.logger.error("status answer about a paybill payment never confirmed", metadata: ["trans_id": .string(transID)])
             return .ignored
         }
         let metadata: Logger.Metadata = ["trans_id": .string(transID)]
         switch PaybillVerdict.decide(result, answer, payment: payment, paybill: paybill) {
         case .confirmed:
-            switch try await self.wallet.creditVerifiedPaybill(transID: transID, maximum: self.paybill.maxAmount, answer: result.raw) {
+            switch try await self.book.creditVerifiedPaybill(transID: transID, maximum: self.paybill.maxAmount, answer: result.raw) {
             case .credited:
                 GatewayMetrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "credited")])
                 self.logger.info("paybill payment confirmed by Safaricom; credited", metadata: metadata)
@@ -139,7 +140,7 @@ extension MPesaService {
             }
         case .refused(let says):
             let confirmation = "paybill confirmation: KES \(payment.amount) to paybill \(payment.shortcode ?? paybill), receipt \(transID)"
-            guard try await self.wallet.refusePaybill(transID: transID, confirmation: confirmation, says: "transaction status: " + says) else {
+            guard try await self.book.refusePaybill(transID: transID, confirmation: confirmation, says: "transaction status: " + says) else {
                 if payment.state == "credited" || payment.state == "suspense" {
                     _ = try await self.conflict(kind: "c2b", reference: transID, body: result.raw, earlier: "paybill payment \(payment.state)", new: "transaction status: " + says)
                     return .conflict
@@ -160,7 +161,7 @@ extension MPesaService {
     /// given, is the payout's), refunded when it says Failed, Cancelled, Expired or Declined;
     /// anything else leaves the hold for the next check.
     private func payoutAnswer(_ result: B2CResult, _ answer: TransactionStatusAnswer?, payoutID: String, queryID: String) async throws -> CallbackOutcome {
-        guard let payout = try await self.wallet.payout(id: payoutID) else { return .ignored }
+        guard let payout = try await self.book.payout(id: payoutID) else { return .ignored }
         guard let answer, let status = answer.status else {
             self.logger.notice("transaction status query answered without a status", metadata: ["payout": .string(payout.id), "code": .string(result.resultCodeText)])
             return .unknownOutcome
@@ -175,12 +176,12 @@ extension MPesaService {
             // The receipt column is unique: without a receipt, the query's own id stands in.
             let receipt = answer.receipt ?? "status:" + queryID
             return try await self.settle(payout, paid: true, kind: "b2c_result", reference: queryID, body: result.raw, says: "transaction status: completed, receipt \(receipt)") {
-                try await self.wallet.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: result.raw)
+                try await self.book.completeWithdrawal(payout.id, providerTransactionID: receipt, raw: result.raw)
             }
         }
         if TransactionStatusAnswer.notPaid.contains(status) {
             return try await self.settle(payout, paid: false, kind: "b2c_result", reference: queryID, body: result.raw, says: "transaction status: \(status)") {
-                try await self.wallet.failWithdrawal(payout.id, code: result.resultCode, text: "transaction status: \(status)", raw: result.raw)
+                try await self.book.failWithdrawal(payout.id, code: result.resultCode, text: "transaction status: \(status)", raw: result.raw)
             }
         }
         return .unknownOutcome

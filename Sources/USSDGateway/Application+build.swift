@@ -9,6 +9,7 @@ import Logging
 import Menus
 import Metrics
 import MPesa
+import MPesaBook
 import MPesaGateway
 import Postgres
 import Redis
@@ -66,10 +67,10 @@ public func buildApplication(
 
 extension MPesaService {
     /// The M-Pesa service `config` describes, or nil while a required setting is missing.
-    public static func make(config: GatewayConfig, wallet: Wallet, http: CurlClient, logger: Logger) -> MPesaService? {
+    public static func make(config: GatewayConfig, book: MPesaBook, http: CurlClient, logger: Logger) -> MPesaService? {
         config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.mpesaToken).map { daraja in
             MPesaService(
-                daraja: DarajaClient(configuration: daraja, http: http, logger: logger), wallet: wallet, stkDelay: config.mpesa.stkDelay,
+                daraja: DarajaClient(configuration: daraja, http: http, logger: logger), book: book, stkDelay: config.mpesa.stkDelay,
                 reconcileInterval: config.mpesa.reconcileInterval,
                 payoutReview: (config.mpesa.payoutReviewAfterChecks, config.mpesa.payoutReviewAfter),
                 paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, paybill: config.mpesa.paybillRules, logger: logger

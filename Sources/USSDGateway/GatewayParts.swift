@@ -6,6 +6,7 @@ import GatewayTelemetry
 import Hummingbird
 import Logging
 import Menus
+import MPesaBook
 import MPesaGateway
 import Sandbox
 import ServiceLifecycle
@@ -24,6 +25,8 @@ struct GatewayParts {
     /// A vault passed in is its owner's to run and stop (tests share one across applications).
     let ownsPINs: Bool
     let wallet: Wallet
+    /// M-Pesa's records beside the ledger (one per process: it gathers deposit completions).
+    let book: MPesaBook
     /// Refused callbacks (forged, from outside the allowlist, malformed), for the audit trail.
     let refusals = CallbackRefusals()
 
@@ -53,6 +56,7 @@ struct GatewayParts {
             postgres: self.clients.postgres, pins: self.pins, lockDuration: .seconds(config.pinLockMinutes * 60), groupCommit: config.groupCommit,
             pinResetCooldown: config.pinResetCooldown, now: config.now, logger: Logger(label: "wallet")
         )
+        self.book = MPesaBook(wallet: self.wallet)
     }
 
     /// The gateway's logger, its records marked with `subsystem`.
@@ -65,7 +69,7 @@ struct GatewayParts {
     /// M-Pesa when configured (or simulated), with a notice of which it is.
     func mobileMoney() -> MPesaService? {
         let logger = self.logger(.mpesa)
-        let mpesa = MPesaService.make(config: self.config, wallet: self.wallet, http: self.clients.http, logger: logger)
+        let mpesa = MPesaService.make(config: self.config, book: self.book, http: self.clients.http, logger: logger)
         if self.config.sandbox.mpesa {
             logger.notice(
                 "M-Pesa: sandbox. Daraja is simulated on this gateway and no money moves; an amount's last digit chooses the outcome (README: the sandbox)",
@@ -218,7 +222,7 @@ struct GatewayParts {
         )
         MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: self.logger(.mpesa)).register(on: router)
         PaybillRoutes(
-            wallet: self.wallet, shortcode: config.mpesa.paybillShortcode, verifier: mpesa, maxAmount: config.mpesa.paybillRules.maxAmount,
+            book: self.book, shortcode: config.mpesa.paybillShortcode, verifier: mpesa, maxAmount: config.mpesa.paybillRules.maxAmount,
             guardian: mpesaGuard, logger: self.logger(.mpesa)
         ).register(on: router)
         SMSRoutes(service: sms, guardian: guardian, logger: self.logger(.sms)).register(on: router)

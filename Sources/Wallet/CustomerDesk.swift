@@ -85,7 +85,7 @@ extension Wallet {
 
     /// Appends one row to the audit trail in the caller's transaction; its id.
     @discardableResult
-    static func audit(
+    package static func audit(
         _ tx: PostgresConnection, _ action: OperatorAction?, _ what: String, msisdn: MSISDN?, before: [String: String]?, after: [String: String]?
     ) async throws -> Int64 {
         try await Self.audit(
@@ -93,7 +93,7 @@ extension Wallet {
     }
 
     @discardableResult
-    static func audit(
+    package static func audit(
         _ tx: PostgresConnection, actor: String?, _ what: String, msisdn: String?, reason: String?, before: [String: String]?, after: [String: String]?
     ) async throws -> Int64 {
         // No actor: the session's own database identity (a member of staff's login).

@@ -15,21 +15,6 @@ struct MoveCall: Sendable, Encodable {
     let fee: Int64
 }
 
-/// One call of `wallet_complete_deposit`: a paid STK callback (or query) for one deposit.
-struct DepositCompletion: Sendable, Encodable {
-    /// CheckoutRequestID.
-    let c: String
-    /// M-Pesa receipt.
-    let r: String?
-    let a: Int64
-    /// The phone that paid.
-    let p: String
-    /// The callback as received (JSON text), kept on the deposit.
-    let raw: String?
-    /// Confirmed by an STK Query.
-    let q: Bool
-}
-
 /// Group commit: concurrent calls of one database function are gathered into one batch statement
 /// (`wallet_move_batch`, `wallet_complete_deposit_batch`, migration 0010) and one commit, so one
 /// WAL flush serves many of them.
@@ -40,8 +25,8 @@ struct DepositCompletion: Sendable, Encodable {
 /// replay, refusal and receipts. A batch that raises is rolled back whole, and each of its calls
 /// is then run on its own (`single`), with the usual retries: the keys make that safe even when
 /// the batch's commit was lost with its connection.
-final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
-    typealias Row = PostgresRow
+package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
+    package typealias Row = PostgresRow
 
     private struct Pending {
         let call: Call
@@ -61,7 +46,7 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     private let batch: @Sendable ([Call]) async throws -> [Row]
     private let single: @Sendable (Call) async throws -> Row
 
-    init(
+    package init(
         lanes: Int, maximumBatch: Int, batch: @escaping @Sendable ([Call]) async throws -> [Row],
         single: @escaping @Sendable (Call) async throws -> Row
     ) {
@@ -72,7 +57,7 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     }
 
     /// The call's result row, committed.
-    func submit(_ call: Call) async throws -> Row {
+    package func submit(_ call: Call) async throws -> Row {
         // Group commit off: every call alone, as many at once as come, with no lane to wait for.
         if self.maximumBatch == 1 { return try await self.single(call) }
         return try await withCheckedThrowingContinuation { continuation in
@@ -89,7 +74,7 @@ final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     }
 
     /// Calls waiting for a lane.
-    var queued: Int { self.state.withLock { $0.queue.count } }
+    package var queued: Int { self.state.withLock { $0.queue.count } }
 
     private func take(_ state: inout State) -> [Pending] {
         let count = min(state.queue.count, self.maximumBatch)

@@ -14,7 +14,8 @@ struct LedgerInvariant: Sendable {
         self.passing = passing
     }
 
-    static let all: [LedgerInvariant] = [
+    /// The invariants of the ledger alone.
+    static let ledger: [LedgerInvariant] = [
         LedgerInvariant(
             "no customer balance is negative",
             """
@@ -46,53 +47,91 @@ struct LedgerInvariant: Sendable {
             """,
             passing: "every hold equals its account's pending transfers"
         ),
-        LedgerInvariant(
-            "every hold belongs to a live payout",
-            """
-            SELECT format('pending transfer %s (%s cents): %s', t.id, t.amount,
-                          CASE WHEN p.id IS NULL THEN 'no payout' ELSE 'its payout ' || p.id || ' is ' || p.status END)
-            FROM transfers t LEFT JOIN payouts p ON p.transfer_id = t.id
-            WHERE t.status = 'pending' AND (p.id IS NULL OR p.status NOT IN ('reserved', 'sent', 'unknown', 'needs_review')) ORDER BY t.created_at
-            """,
-            passing: "every pending transfer is a payout in flight"
-        ),
-        // Provenance: each transfer names its cause, and the cause exists. A row written by hand
-        // (not through a wallet function) has none, whatever it claims (migration 0014).
-        LedgerInvariant(
-            "every transfer names its cause",
-            """
-            SELECT format('transfer %s (%s, %s cents, %s): %s', t.id, t.kind, t.amount, t.created_at,
-                          CASE WHEN t.cause IS NULL THEN 'names no cause: not made by the wallet (inserted by hand?)'
-                               ELSE 'its cause ' || t.cause || ' does not exist' END)
-            FROM transfers t
-            WHERE t.cause IS NULL
-               OR NOT CASE split_part(t.cause, ':', 1)
-                    WHEN 'movement' THEN t.cause = 'movement:' || t.id OR (t.kind = 'fee' AND t.cause = 'movement:' || (t.metadata->>'for'))
-                    WHEN 'deposit' THEN EXISTS (SELECT 1 FROM deposits d WHERE d.transfer_id = t.id AND 'deposit:' || d.id = t.cause)
-                    WHEN 'payout' THEN EXISTS (SELECT 1 FROM payouts p WHERE p.id = substr(t.cause, 8)
-                                               AND t.id IN (p.transfer_id, p.transfer_id || ':fee', p.transfer_id || ':fee-refund'))
-                    WHEN 'request' THEN EXISTS (SELECT 1 FROM ledger_requests r WHERE r.transfer_id = t.id AND 'request:' || r.id = t.cause
-                                                AND r.status = 'approved')
-                    WHEN 'c2b' THEN EXISTS (SELECT 1 FROM paybill_payments b WHERE b.trans_id = substr(t.cause, 5)
-                                            AND (b.transfer_id = t.id OR EXISTS (SELECT 1 FROM deposits d WHERE d.id = b.deposit_id AND d.transfer_id = t.id)))
-                    ELSE false END
-            ORDER BY t.created_at LIMIT 100
-            """,
-            passing: "every transfer was made by the wallet for a movement, deposit, payout, paybill payment or approved request"
-        ),
     ]
 
-    /// No payout holds money longer than `age`.
+    /// The invariants that need the providers' records: every hold is owned by a live record of
+    /// one of them, and every transfer names a cause that exists.
+    static func provenance(_ providers: [LedgerProvenance]) -> [LedgerInvariant] {
+        let owners = providers.flatMap(\.holdOwners)
+        let owned = owners.isEmpty ? "false" : owners.map { "(\($0))" }.joined(separator: " OR ")
+        let causes = providers.flatMap(\.causes).map { "WHEN '\($0.kind)' THEN \($0.exists)" }.joined(separator: "\n")
+        let kinds = (["movement"] + providers.flatMap { $0.causes.map(\.kind) } + ["request"]).joined(separator: ", ")
+        return [
+            LedgerInvariant(
+                "every hold belongs to a live payout",
+                """
+                SELECT format('pending transfer %s (%s cents): no live payout holds it', t.id, t.amount)
+                FROM transfers t WHERE t.status = 'pending' AND NOT (\(unescaped: owned)) ORDER BY t.created_at
+                """,
+                passing: "every pending transfer is a payout in flight"
+            ),
+            // Provenance: each transfer names its cause, and the cause exists. A row written by hand
+            // (not through a wallet function) has none, whatever it claims (migration 0014).
+            LedgerInvariant(
+                "every transfer names its cause",
+                """
+                SELECT format('transfer %s (%s, %s cents, %s): %s', t.id, t.kind, t.amount, t.created_at,
+                              CASE WHEN t.cause IS NULL THEN 'names no cause: not made by the wallet (inserted by hand?)'
+                                   ELSE 'its cause ' || t.cause || ' does not exist' END)
+                FROM transfers t
+                WHERE t.cause IS NULL
+                   OR NOT CASE split_part(t.cause, ':', 1)
+                        WHEN 'movement' THEN t.cause = 'movement:' || t.id OR (t.kind = 'fee' AND t.cause = 'movement:' || (t.metadata->>'for'))
+                        WHEN 'request' THEN EXISTS (SELECT 1 FROM ledger_requests r WHERE r.transfer_id = t.id AND 'request:' || r.id = t.cause
+                                                    AND r.status = 'approved')
+                        \(unescaped: causes)
+                        ELSE false END
+                ORDER BY t.created_at LIMIT 100
+                """,
+                passing: "every transfer was made by the wallet for one of its causes: \(kinds)"
+            ),
+        ]
+    }
+
+    /// No hold older than `age`.
     static func noHoldOlder(than age: Duration) -> LedgerInvariant {
         let seconds = Double(age.components.seconds)
         return LedgerInvariant(
             "no hold older than \((seconds / 3600).formatted()) h",
             """
-            SELECT format('payout %s of %s: %s cents held since %s (%s)', p.id, p.msisdn, t.amount, t.created_at, p.status)
-            FROM transfers t JOIN payouts p ON p.transfer_id = t.id
-            WHERE t.status = 'pending' AND t.created_at < now() - make_interval(secs => \(seconds)) ORDER BY t.created_at
+            SELECT format('pending transfer %s: %s cents held since %s', t.id, t.amount, t.created_at)
+            FROM transfers t WHERE t.status = 'pending' AND t.created_at < now() - make_interval(secs => \(seconds)) ORDER BY t.created_at
             """,
             passing: "no payout has held money longer than that"
         )
+    }
+}
+
+/// What a provider's records add to the ledger audit, so that the ledger itself names no provider:
+/// the causes its transfers name, the holds its records own, and what waits for a person.
+public struct LedgerProvenance: Sendable {
+    /// A cause kind (`deposit` in `deposit:42`) and the SQL condition, on the transfer `t`, that holds
+    /// when the cause it names exists and made that transfer.
+    public struct Cause: Sendable {
+        public let kind: String
+        public let exists: String
+
+        public init(kind: String, exists: String) {
+            (self.kind, self.exists) = (kind, exists)
+        }
+    }
+
+    /// A count to report when it is not zero: SQL returning one number, and what it counts.
+    public struct Waiting: Sendable {
+        public let count: String
+        public let note: String
+
+        public init(count: String, note: String) {
+            (self.count, self.note) = (count, note)
+        }
+    }
+
+    public let causes: [Cause]
+    /// SQL conditions on a pending transfer `t`: true when a live record of the provider holds it.
+    public let holdOwners: [String]
+    public let waiting: [Waiting]
+
+    public init(causes: [Cause], holdOwners: [String], waiting: [Waiting]) {
+        (self.causes, self.holdOwners, self.waiting) = (causes, holdOwners, waiting)
     }
 }

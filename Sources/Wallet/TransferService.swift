@@ -88,7 +88,7 @@ extension Wallet {
         try await Self.retryingTransient(body)
     }
 
-    static func retryingTransient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
+    package static func retryingTransient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
         var attempt = 1
         while true {
             do {
@@ -104,7 +104,7 @@ extension Wallet {
 
 extension WalletError {
     /// The refusal a stored code stands for (attempt counts and times are not stored).
-    init(code: String) {
+    package init(code: String) {
         switch code {
         case "not_registered": self = .notRegistered
         case "insufficient_funds": self = .insufficientFunds

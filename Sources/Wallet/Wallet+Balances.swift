@@ -48,7 +48,7 @@ extension Wallet {
 
     /// What an account has sent and withdrawn so far in the current Nairobi day, for the daily
     /// limit (a counter the transfer triggers keep on the account row, migration 0002).
-    func debitsToday(_ connection: PostgresConnection, account: Int64) async throws -> Int64 {
+    package func debitsToday(_ connection: PostgresConnection, account: Int64) async throws -> Int64 {
         try await connection.query(
             """
             SELECT CASE WHEN debits_day = (now() AT TIME ZONE 'Africa/Nairobi')::date THEN debits_today ELSE 0 END

@@ -2,7 +2,7 @@ import Basics
 import Foundation
 import Postgres
 
-/// SMS notices to customers, queued in the outbox; and how provider records are read back.
+/// SMS notices to customers, queued in the outbox.
 extension Wallet {
     /// Queues an SMS to a customer, in their language, once per `dedupe` key (e.g. the result of a
     /// USSD action that finished after its session had to end).
@@ -13,20 +13,21 @@ extension Wallet {
     }
 
     /// Queues an SMS in the caller's transaction, once per `dedupe` key.
-    func queueSMS(_ tx: PostgresConnection, to msisdn: MSISDN, template: String, params: [String: String], dedupe: String) async throws {
+    package func queueSMS(_ tx: PostgresConnection, to msisdn: MSISDN, template: String, params: [String: String], dedupe: String) async throws {
         try await Outbox.queue(tx, notice: template, to: msisdn, params: params, dedupe: dedupe)
     }
+}
 
-
+extension Wallet {
     /// A status column read back into its enum; a value the schema's CHECK does not allow is a
     /// corrupt row, never a guess.
     static func status<Status: RawRepresentable>(_ text: String) throws -> Status where Status.RawValue == String {
-        guard let status = Status(rawValue: text) else { throw ProviderRecordError.corrupt("status \(text)") }
+        guard let status = Status(rawValue: text) else { throw CorruptRecord(description: "a stored status is \(text)") }
         return status
     }
+}
 
-    static func deposit(_ row: PostgresRow) throws -> Deposit {
-        let (id, key, msisdn, cents, status, checkout, receipt) = try row.decode((Int64, String, String, Int64, String, String?, String?).self)
-        return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
-    }
+/// A row holds a value the schema does not allow.
+public struct CorruptRecord: Error, LogSafeError, Hashable {
+    public let description: String
 }

@@ -7,11 +7,11 @@ import Postgres
 /// transfers keyed by the caller's idempotency key, and invariants the database enforces
 /// (see `Migrations/0001_ledger.sql`).
 public final class Wallet: Sendable {
-    let postgres: PostgresClient
+    package let postgres: PostgresClient
     public let pins: PINVault
     /// How long three wrong PINs lock a customer (`PIN_LOCK_MINUTES`, default 30).
     let lockDuration: Duration
-    let limits: WalletLimits
+    package let limits: WalletLimits
     let logger: Logger
     /// Large sends and withdrawals wait this out after a PIN reset.
     let pinResetCooldown: PINResetCooldown
@@ -19,8 +19,9 @@ public final class Wallet: Sendable {
     let now: @Sendable () -> Date
     /// Gathers concurrent sends, saves and unsaves into shared commits.
     let moves: GroupCommitter<MoveCall>
-    /// Gathers concurrent deposit completions (paid STK callbacks) into shared commits.
-    let completions: GroupCommitter<DepositCompletion>
+    /// How concurrent calls share commits: the movements here, and a provider's completions in its
+    /// own book.
+    package let groupCommit: GroupCommit
 
     /// How movements and deposit completions share commits: at most `lanes` batches in flight, each of at most
     /// `maximumBatch` movements. `maximumBatch` 1 turns group commit off.
@@ -49,15 +50,11 @@ public final class Wallet: Sendable {
         self.lockDuration = lockDuration
         self.limits = limits
         self.logger = logger
+        self.groupCommit = groupCommit
         self.moves = GroupCommitter(
             lanes: groupCommit.lanes, maximumBatch: groupCommit.maximumBatch,
             batch: { calls in try await Self.moveBatch(calls, postgres: postgres, limits: limits) },
             single: { call in try await Self.moveOne(call, postgres: postgres, limits: limits) }
-        )
-        self.completions = GroupCommitter(
-            lanes: groupCommit.lanes, maximumBatch: groupCommit.maximumBatch,
-            batch: { calls in try await Self.completeDepositBatch(calls, postgres: postgres) },
-            single: { call in try await Self.completeDepositOne(call, postgres: postgres) }
         )
     }
 

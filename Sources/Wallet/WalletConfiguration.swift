@@ -109,7 +109,7 @@ extension Wallet {
     }
 
     /// The customer's tier limits as `connection` sees them (their own tier, or the default).
-    func tierLimits(_ connection: PostgresConnection, customer: Int64) async throws -> KYCTier? {
+    package func tierLimits(_ connection: PostgresConnection, customer: Int64) async throws -> KYCTier? {
         try await connection.query(
             """
             SELECT t.name, t.per_transaction, t.daily, t.max_balance FROM customers c

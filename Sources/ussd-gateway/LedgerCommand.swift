@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MPesaBook
 import Postgres
 import USSDGateway
 import Wallet
@@ -27,7 +28,7 @@ struct LedgerCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             guard (1...8760).contains(self.maxHoldHours) else { throw refusal("--max-hold-hours must be from 1 to 8760") }
             let audit = try await withPostgres(config, doing: "auditing the ledger") {
-                try await wallet(config, $0).auditLedger(maxHoldAge: .seconds(self.maxHoldHours * 3600))
+                try await MPesaBook(wallet: wallet(config, $0)).auditLedger(maxHoldAge: .seconds(self.maxHoldHours * 3600))
             }
             if self.json {
                 print(try jsonText(audit))
@@ -197,7 +198,7 @@ struct ReportCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             let report: DailyReport
             do {
-                report = try await withPostgres(config, doing: "the daily report") { try await wallet(config, $0).dailyReport(date: self.date) }
+                report = try await withPostgres(config, doing: "the daily report") { try await MPesaBook(wallet: wallet(config, $0)).dailyReport(date: self.date) }
             }
             if self.json {
                 print(try jsonText(report))

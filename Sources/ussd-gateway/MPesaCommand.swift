@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Menus
 import MPesa
+import MPesaBook
 import MPesaGateway
 import Postgres
 import ServiceLifecycle
@@ -73,7 +74,7 @@ struct MPesaCommand: AsyncParsableCommand {
             }
             let changes = try await withPostgres(config, doing: "reconcile") { postgres in
                 let http = CurlClient()
-                let mpesa = MPesaService.make(config: config, wallet: wallet(config, postgres), http: http, logger: Logger(label: "mpesa"))!
+                let mpesa = MPesaService.make(config: config, book: MPesaBook(wallet: wallet(config, postgres)), http: http, logger: Logger(label: "mpesa"))!
                 do {
                     let changes = try await mpesa.reconcile()
                     await http.shutdown()
@@ -98,7 +99,7 @@ struct MPesaCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
-            let items = try await withPostgres(config, doing: "review") { try await wallet(config, $0).reviewItems(limit: self.limit, openOnly: !self.all) }
+            let items = try await withPostgres(config, doing: "review") { try await MPesaBook(wallet: wallet(config, $0)).reviewItems(limit: self.limit, openOnly: !self.all) }
             print(items.isEmpty ? "nothing to review" : items.map(Self.line).joined(separator: "\n"))
         }
 
@@ -132,7 +133,7 @@ struct MPesaCommand: AsyncParsableCommand {
             guard ["credited", "refunded", "nothing"].contains(self.outcome) else { throw refusal("--outcome is credited, refunded or nothing") }
             let action = try OperatorOptions.action(reason: self.note)
             let closed = try await withPostgres(config, doing: "resolving") {
-                try await wallet(config, $0).resolveReviewItem(id, resolution: self.outcome, note: action.reason, by: action)
+                try await MPesaBook(wallet: wallet(config, $0)).resolveReviewItem(id, resolution: self.outcome, note: action.reason, by: action)
             }
             guard closed else {
                 FileHandle.standardError.write(Data("ussd-gateway: no open review item #\(id)\n".utf8))

@@ -13,6 +13,7 @@ import Testing
 import TestSupport
 @testable import USSDChannel
 import USSDGateway
+import MPesaBook
 import Wallet
 
 /// A reproducible random source (SplitMix64), so a failing body can be found again by its seed.
@@ -117,9 +118,9 @@ struct HostileBodies {
         let rig = try await MPesaRig.make { $0.ussdRateLimitPerMinute = 0 }
         let local = "0712345678"
         let msisdn = try await rig.harness.customer(local, name: "Fuzz", pin: TypedPINs.achieng, shillings: 1_000)
-        let deposit = try await rig.harness.wallet.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("fuzz-deposit")!)
-        try await rig.harness.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_fuzz")
-        _ = try await rig.harness.wallet.reserveWithdrawal(msisdn, amount: .shillings(100), key: IdempotencyKey("fuzz-payout")!)
+        let deposit = try await rig.harness.book.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("fuzz-deposit")!)
+        try await rig.harness.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_fuzz")
+        _ = try await rig.harness.book.reserveWithdrawal(msisdn, amount: .shillings(100), key: IdempotencyKey("fuzz-payout")!)
         let before = try await rig.harness.wallet.balances(msisdn)
         try await rig.harness.run { client in
             var bodies = HostileBodies(random: SeededRandom(state: 20_261_128))
@@ -164,8 +165,8 @@ struct HostileBodies {
         let rig = try await MPesaRig.make()
         let local = freshLocal()
         let msisdn = try await rig.harness.customer(local, name: "Absurd", pin: TypedPINs.achieng)
-        let deposit = try await rig.harness.wallet.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("absurd-\(local)")!)
-        try await rig.harness.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_absurd_\(local)")
+        let deposit = try await rig.harness.book.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("absurd-\(local)")!)
+        try await rig.harness.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_absurd_\(local)")
         try await rig.harness.run(.live) { client in
             func amount(_ value: String) -> String {
                 #"{"Body":{"stkCallback":{"MerchantRequestID":"1","CheckoutRequestID":"ws_CO_absurd_\#(local)","ResultCode":0,"ResultDesc":"ok","CallbackMetadata":{"Item":[{"Name":"Amount","Value":\#(value)},{"Name":"MpesaReceiptNumber","Value":"ABSURD1"},{"Name":"PhoneNumber","Value":\#(msisdn.value)}]}}}}"#
@@ -198,25 +199,25 @@ struct HostileBodies {
         let rig = try await MPesaRig.make()
         let local = freshLocal()
         let msisdn = try await rig.harness.customer(local, name: "Conflict", pin: TypedPINs.achieng, shillings: 1_000)
-        let wallet = rig.harness.wallet
-        let credited = try await wallet.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("c-credited-\(local)")!)
-        try await wallet.recordCheckout(depositID: credited.id, checkoutRequestID: "ws_CO_credited_\(local)")
-        let failed = try await wallet.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("c-failed-\(local)")!)
-        try await wallet.recordCheckout(depositID: failed.id, checkoutRequestID: "ws_CO_failed_\(local)")
-        let paid = try await wallet.reserveWithdrawal(msisdn, amount: .shillings(200), key: IdempotencyKey("c-paid-\(local)")!)
-        let refunded = try await wallet.reserveWithdrawal(msisdn, amount: .shillings(300), key: IdempotencyKey("c-refunded-\(local)")!)
-        let queried = try await wallet.reserveWithdrawal(msisdn, amount: .shillings(50), key: IdempotencyKey("c-queried-\(local)")!)
+        let book = rig.harness.book
+        let credited = try await book.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("c-credited-\(local)")!)
+        try await book.recordCheckout(depositID: credited.id, checkoutRequestID: "ws_CO_credited_\(local)")
+        let failed = try await book.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("c-failed-\(local)")!)
+        try await book.recordCheckout(depositID: failed.id, checkoutRequestID: "ws_CO_failed_\(local)")
+        let paid = try await book.reserveWithdrawal(msisdn, amount: .shillings(200), key: IdempotencyKey("c-paid-\(local)")!)
+        let refunded = try await book.reserveWithdrawal(msisdn, amount: .shillings(300), key: IdempotencyKey("c-refunded-\(local)")!)
+        let queried = try await book.reserveWithdrawal(msisdn, amount: .shillings(50), key: IdempotencyKey("c-queried-\(local)")!)
         // Daraja acknowledged each B2C request: a result must name these pairs.
         for payout in [paid, refunded, queried] {
-            try await wallet.markWithdrawalSent(payout.id, conversationID: "AG_\(payout.id)", originatorConversationID: payout.id)
+            try await book.markWithdrawalSent(payout.id, conversationID: "AG_\(payout.id)", originatorConversationID: payout.id)
         }
         // Two of them were refunded on a Transaction Status answer that said Failed.
-        try await wallet.failWithdrawal(refunded.id, code: 0, text: "transaction status: failed")
-        try await wallet.failWithdrawal(queried.id, code: 0, text: "transaction status: failed")
+        try await book.failWithdrawal(refunded.id, code: 0, text: "transaction status: failed")
+        try await book.failWithdrawal(queried.id, code: 0, text: "transaction status: failed")
         // A later status query about the third, acknowledged.
         let queryID = StatusQueryID.random()
-        try await wallet.recordStatusQuery(id: queryID, subject: .payout, reference: queried.id)
-        try await wallet.acknowledgeStatusQuery(id: queryID, conversationID: "AG_query_\(local)")
+        try await book.recordStatusQuery(id: queryID, subject: .payout, reference: queried.id)
+        try await book.acknowledgeStatusQuery(id: queryID, conversationID: "AG_query_\(local)")
         try await rig.harness.run(.live) { client in
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_credited_\(local)", shillings: 100, receipt: "FIRST1", phone: msisdn.value))
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_credited_\(local)", shillings: 100, receipt: "FIRST1", phone: msisdn.value))
@@ -233,7 +234,7 @@ struct HostileBodies {
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
             #expect(metrics.contains("mpesa_conflicts_total"))
         }
-        let conflicts = try await wallet.reviewItems().filter { $0.reason == ReviewItem.conflict }
+        let conflicts = try await book.reviewItems().filter { $0.reason == ReviewItem.conflict }
         #expect(conflicts.count == 6, "\(conflicts.map { ($0.reference, $0.earlierResult ?? "", $0.newResult ?? "") })")
         #expect(conflicts.filter { $0.depositID == credited.id }.count == 2)
         #expect(conflicts.contains { $0.depositID == failed.id && $0.earlierResult?.contains("1032") == true && $0.newResult?.contains("LATE3") == true })
@@ -242,7 +243,7 @@ struct HostileBodies {
         #expect(conflicts.contains { $0.payoutID == queried.id && $0.newResult?.contains("transaction status: completed") == true })
         #expect(rig.harness.capture.all.filter { $0.message == "M-Pesa reports disagree; kept for review" && $0.level == .error }.count == 6)
         // Money: one credit, one payout; the refunds and the first failure stand.
-        let balances = try await wallet.balances(msisdn)
+        let balances = try await book.wallet.balances(msisdn)
         #expect(balances.main == .shillings(1_000 + 100 - 200) && balances.held == .zero)
 
         var environment = ProcessInfo.processInfo.environment

@@ -14,6 +14,7 @@ import Testing
 import TestSupport
 @testable import USSDChannel
 import USSDGateway
+import MPesaBook
 import Wallet
 
 /// Deposits and withdrawals end to end: a live gateway on real Redis and Postgres, Daraja played
@@ -50,7 +51,7 @@ struct MPesaRig {
         let configuration = self.harness.config.mpesa.daraja(publicBaseURL: self.harness.config.publicBaseURL, callbackToken: self.harness.config.callbackToken)!
         let seconds = Double(ahead.components.seconds)
         return MPesaService(
-            daraja: DarajaClient(configuration: configuration, http: self.http), wallet: self.harness.wallet, stkDelay: .zero,
+            daraja: DarajaClient(configuration: configuration, http: self.http), book: self.harness.book, stkDelay: .zero,
             paybill: self.harness.config.mpesa.paybillRules, now: { Date().addingTimeInterval(seconds) }, logger: self.harness.capture.logger
         )
     }
@@ -290,7 +291,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         try await rig.harness.run(.live) { client in
             try await callback(client, "/mpesa/stk/callback/s3cret-token", MPesaRig.stkSuccess("ws_CO_nobody", shillings: 10, receipt: "ZZZ1", phone: "254700000001"))
             try await callback(client, "/mpesa/b2c/result/s3cret-token", MPesaRig.b2cResult("nobody", code: 0, receipt: "SGX1"))
-            let review = try await rig.harness.wallet.reviewItems()
+            let review = try await rig.harness.book.reviewItems()
             #expect(Set(review.map(\.reference)) == ["ws_CO_nobody", "nobody"])
             let bad = try await client.execute(uri: "/mpesa/stk/callback/s3cret-token", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{\"Body\":"))
             #expect(bad.status == .badRequest)
@@ -646,7 +647,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             try await callback(client, "/mpesa/stk/callback", MPesaRig.stkSuccess("ws_CO_LOST_ANSWER_5", shillings: 170, receipt: "LOSTANS05", phone: doubtedMSISDN.value))
             try await rig.logged("M-Pesa reports disagree; kept for review")
             #expect(try await rig.balance(doubtedMSISDN) == 0)
-            let conflict = try #require(try await rig.harness.wallet.reviewItems().first { $0.reference == "ws_CO_LOST_ANSWER_5" })
+            let conflict = try #require(try await rig.harness.book.reviewItems().first { $0.reference == "ws_CO_LOST_ANSWER_5" })
             #expect(conflict.reason == "conflict" && conflict.kind == "stk_query" && conflict.depositID != nil)
             #expect(conflict.earlierResult?.contains("LOSTANS05") == true && conflict.newResult?.contains("1032") == true)
 
@@ -679,8 +680,8 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let rig = try await MPesaRig.make()
         let local = freshLocal()
         let msisdn = try await rig.harness.customer(local, name: "Kiprop", pin: TypedPINs.achieng)
-        let deposit = try await rig.harness.wallet.beginDeposit(msisdn, amount: .shillings(70), key: IdempotencyKey("cli-\(local)")!)
-        try await rig.harness.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_cli_\(local)")
+        let deposit = try await rig.harness.book.beginDeposit(msisdn, amount: .shillings(70), key: IdempotencyKey("cli-\(local)")!)
+        try await rig.harness.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_cli_\(local)")
         rig.fake.state.withLock { $0.query = .failed(1037, "DS timeout user cannot be reached") }
         try await rig.makeDue()
         var environment = ProcessInfo.processInfo.environment
@@ -694,7 +695,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
         let first = try ChildProcess.start(GatewayBinary.path, ["mpesa", "reconcile"], environment: environment)
         #expect(await first.wait() == 0, "\(first.errorOutput)")
         #expect(first.output.contains("deposit \(deposit.id): failed (STK query: 1037"), "\(first.output)")
-        #expect(try await rig.harness.wallet.deposit(id: deposit.id)?.status == .failed)
+        #expect(try await rig.harness.book.deposit(id: deposit.id)?.status == .failed)
         #expect(try await rig.outbox(msisdn, "deposit_failed") == 1)
         let second = try ChildProcess.start(GatewayBinary.path, ["mpesa", "reconcile"], environment: environment)
         #expect(await second.wait() == 0)

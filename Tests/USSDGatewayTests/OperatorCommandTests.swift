@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+import MPesaBook
 import Wallet
 
 @testable import USSDGateway
@@ -175,10 +176,10 @@ import Wallet
         let (achieng, sender, otieno, recipient) = try await desk.harness.senderAndRecipient()
         _ = try await desk.harness.wallet.send(
             from: sender, to: recipient, amount: .shillings(500), fee: .shillings(7), key: IdempotencyKey("cli-fee")!)
-        try await desk.harness.wallet.keepForReview(kind: "stk", reference: "ws_CO_nobody", reason: "unknown CheckoutRequestID", body: "{}")
+        try await desk.harness.book.keepForReview(kind: "stk", reference: "ws_CO_nobody", reason: "unknown CheckoutRequestID", body: "{}")
         let items = try await desk.run(as: "auditor", "mpesa", "review")
         #expect(items.contains("ws_CO_nobody"))
-        let item = try #require(try await desk.harness.wallet.reviewItems().first)
+        let item = try #require(try await desk.harness.book.reviewItems().first)
         let resolved = try await desk.run(
             as: "kamau", "mpesa", "resolve", "#\(item.id)", "--outcome", "refunded", "--note", "refunded on the M-Pesa portal, ref RFD1"
         )

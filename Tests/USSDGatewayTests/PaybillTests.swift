@@ -6,6 +6,7 @@ import Postgres
 import TestSupport
 import Testing
 import USSDGateway
+import MPesaBook
 import Wallet
 
 @testable import MPesaGateway
@@ -124,7 +125,7 @@ import Wallet
             #expect(try credited.decode(Int.self, column: 0) == 0, "nothing credited")
             let moved = try await rig.harness.postgres.query("SELECT count(*) FROM transfers WHERE id LIKE 'c2b:%'").single()!
             #expect(try moved.decode(Int.self, column: 0) == 0, "nothing moved to suspense either")
-            let says = try await rig.harness.wallet.reviewItems().reduce(into: [String: String]()) { $0[$1.reference, default: ""] += $1.newResult ?? "" }
+            let says = try await rig.harness.book.reviewItems().reduce(into: [String: String]()) { $0[$1.reference, default: ""] += $1.newResult ?? "" }
             for (transID, _) in forged + [("ELSEWHERE1", "400")] {
                 #expect(try await Self.review(rig, transID) == [ReviewItem.conflict], "one review row for \(transID)")
             }
@@ -252,15 +253,15 @@ import Wallet
         try await Self.withPaybill { rig, _ in
             let local = freshLocal()
             let msisdn = try await rig.harness.customer(local, name: "Chebet", pin: TypedPINs.achieng)
-            let stk = try await rig.fake.payBill(account: Wallet.stkAccountReference, amount: "300", validation: false, http: rig.http)
+            let stk = try await rig.fake.payBill(account: MPesaBook.stkAccountReference, amount: "300", validation: false, http: rig.http)
             _ = try await rig.request(Self.statusPath)
             #expect(try await rig.answerStatusQueries() == 1)
             #expect(try await Self.state(rig, stk.transID) == "stk")
             #expect(try await Self.review(rig, stk.transID).isEmpty)
             // The STK callback comes after: its deposit is credited, once; nothing was parked.
-            let deposit = try await rig.harness.wallet.beginDeposit(msisdn, amount: .shillings(300), key: IdempotencyKey("stk-" + local)!)
-            try await rig.harness.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_stk_" + local)
-            try await rig.harness.wallet.completeDeposit(checkoutRequestID: "ws_CO_stk_" + local, receipt: stk.transID, amount: .shillings(300), phone: msisdn)
+            let deposit = try await rig.harness.book.beginDeposit(msisdn, amount: .shillings(300), key: IdempotencyKey("stk-" + local)!)
+            try await rig.harness.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_stk_" + local)
+            try await rig.harness.book.completeDeposit(checkoutRequestID: "ws_CO_stk_" + local, receipt: stk.transID, amount: .shillings(300), phone: msisdn)
             #expect(try await rig.balance(msisdn) == 30_000)
             let suspense = try await rig.harness.postgres.query(
                 "SELECT b.balance FROM account_balances b JOIN accounts a ON a.id = b.id WHERE a.customer_id IS NULL AND a.kind = 'suspense'"
@@ -268,7 +269,7 @@ import Wallet
             #expect(suspense == 0)
 
             // A payer who typed the word: confirmed by Safaricom, credited by no STK push.
-            let typed = try await rig.fake.payBill(account: Wallet.stkAccountReference, amount: "120", validation: false, http: rig.http)
+            let typed = try await rig.fake.payBill(account: MPesaBook.stkAccountReference, amount: "120", validation: false, http: rig.http)
             _ = try await rig.request(Self.statusPath, count: 2)
             #expect(try await rig.answerStatusQueries() >= 1)
             #expect(try await Self.state(rig, typed.transID) == "stk")
@@ -438,7 +439,7 @@ import Wallet
 /// The decision on a paybill confirmation from Safaricom's Transaction Status answer, without a
 /// database: only Completed with the same receipt, amount and paybill confirms it.
 @Suite struct PaybillVerdictTests {
-    static let payment = Wallet.PaybillPayment(transID: "RKTQDM7W6S", amount: .shillings(750), shortcode: "174379", state: "verifying")
+    static let payment = MPesaBook.PaybillPayment(transID: "RKTQDM7W6S", amount: .shillings(750), shortcode: "174379", state: "verifying")
 
     static func verdict(code: String = "0", _ parameters: [(String, String)]) throws -> PaybillVerdict {
         let body = FakeDaraja.result("TS1", conversation: "AG_1", code: code, description: "d", transactionID: "RKTQDM7W6S", parameters: parameters)

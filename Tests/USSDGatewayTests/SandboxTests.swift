@@ -16,6 +16,7 @@ import Testing
 import TestSupport
 @testable import USSDChannel
 @testable import USSDGateway
+import MPesaBook
 import Wallet
 
 /// The embedded sandbox: the gateway's real Daraja and Africa's Talking clients against the
@@ -171,7 +172,7 @@ import Wallet
             let receipt = try #require(answer?["TransID"]?.string)
             #expect(answer?["message"]?.string?.hasPrefix("Paid KES 350 to paybill 174379") == true)
             #expect(try await Self.eventually { try await Self.available(harness, msisdn) == 350 }, "credited once Transaction Status confirmed it")
-            let query = try #require(try await harness.wallet.statusQueries(subject: .c2b, reference: receipt).first)
+            let query = try #require(try await harness.book.statusQueries(subject: .c2b, reference: receipt).first)
             #expect(query.conversationID != nil && query.id.count == 34)
             #expect(try await Self.eventually { try await Self.inbox(http, base, msisdn).contains { $0.text.contains("KES 350 from M-Pesa is in your wallet") } })
             #expect(try await Self.inbox(http, base, msisdn).contains { $0.from == "MPESA" && $0.text.contains("Ksh350.00 sent to WALLET 174379 for account \(local)") })

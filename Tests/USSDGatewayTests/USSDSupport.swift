@@ -15,6 +15,7 @@ import Testing
 import TestSupport
 @testable import USSDChannel
 @testable import USSDGateway
+import MPesaBook
 import Wallet
 
 /// PINs typed in the USSD tests: `scripts/test.sh` greps the whole run's output for them, and each
@@ -36,6 +37,8 @@ struct USSDHarness {
     /// The PIN vault the gateway and the harness's own wallet share (one login to a PKCS#11 token).
     let pins: PINVault
     let wallet: Wallet
+    /// M-Pesa's records beside the ledger, on the harness's wallet.
+    var book: MPesaBook { MPesaBook(wallet: self.wallet) }
     let capture = LogCapture()
     let graph: MenuGraph
     /// The gateway's wall clock (`config.now`, unless a test sets its own): moved ahead where a
@@ -121,9 +124,9 @@ struct USSDHarness {
         let msisdn = MSISDN(parsing: local)!
         try await self.wallet.register(msisdn: msisdn, name: name, pin: pin, language: language)
         if shillings > 0 {
-            let deposit = try await self.wallet.beginDeposit(msisdn, amount: .shillings(shillings), key: IdempotencyKey("fund-\(local)")!)
-            try await self.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_fund_\(local)")
-            try await self.wallet.completeDeposit(checkoutRequestID: "ws_CO_fund_\(local)", receipt: "FUND\(local)", amount: .shillings(shillings), phone: msisdn)
+            let deposit = try await self.book.beginDeposit(msisdn, amount: .shillings(shillings), key: IdempotencyKey("fund-\(local)")!)
+            try await self.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_fund_\(local)")
+            try await self.book.completeDeposit(checkoutRequestID: "ws_CO_fund_\(local)", receipt: "FUND\(local)", amount: .shillings(shillings), phone: msisdn)
         }
         return msisdn
     }

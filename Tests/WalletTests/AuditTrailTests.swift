@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+import MPesaBook
 import Wallet
 
 /// The audit trail: written with each effect, never changed, and what the support desk reads.
@@ -71,7 +72,7 @@ import Wallet
         // a withdrawal's hold, whose payout then keeps its phone and amount.
         let otieno = try await ledger.funded(self.otieno.value, cents: 0)
         _ = try await app.wallet.send(from: achieng, to: otieno, amount: .shillings(10), key: IdempotencyKey("app-1")!)
-        let payout = try await app.wallet.reserveWithdrawal(achieng, amount: .shillings(20), key: IdempotencyKey("app-2")!)
+        let payout = try await app.book.reserveWithdrawal(achieng, amount: .shillings(20), key: IdempotencyKey("app-2")!)
         let rewritten = await #expect(throws: PostgresError.self) {
             try await app.client.query("UPDATE payouts SET msisdn = '254799999999', amount = 99999999 WHERE id = \(payout.id)")
         }
@@ -131,13 +132,13 @@ import Wallet
         let ledger = try await Ledger.make()
         try await ledger.wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "sw")
         try await ledger.wallet.register(msisdn: self.otieno, name: "Otieno", pin: "7391", language: "en")
-        let deposit = try await ledger.wallet.beginDeposit(self.achieng, amount: .shillings(1_000), key: IdempotencyKey("fund-1")!)
-        try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_1")
-        try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_1", receipt: "RCPT1", amount: .shillings(1_000), phone: self.achieng)
+        let deposit = try await ledger.book.beginDeposit(self.achieng, amount: .shillings(1_000), key: IdempotencyKey("fund-1")!)
+        try await ledger.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_1")
+        try await ledger.book.completeDeposit(checkoutRequestID: "ws_CO_1", receipt: "RCPT1", amount: .shillings(1_000), phone: self.achieng)
         for index in 0..<25 {
             _ = try await ledger.wallet.send(from: self.achieng, to: self.otieno, amount: .shillings(10), key: IdempotencyKey("send-\(index)")!)
         }
-        let payout = try await ledger.wallet.reserveWithdrawal(self.achieng, amount: .shillings(100), key: IdempotencyKey("withdraw-1")!)
+        let payout = try await ledger.book.reserveWithdrawal(self.achieng, amount: .shillings(100), key: IdempotencyKey("withdraw-1")!)
         _ = try? await ledger.wallet.verifyPIN(self.achieng, pin: "9999")
 
         let overview = try #require(try await ledger.wallet.overview(self.achieng))

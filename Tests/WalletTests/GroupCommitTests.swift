@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+@testable import MPesaBook
 @testable import Wallet
 
 /// Group commit (migration 0010, `MoveBatcher`): movements that arrive together share one
@@ -43,7 +44,7 @@ import TestSupport
     /// calls that queue behind it (on a one-lane wallet they become one batch); then the lock goes.
     /// Every outcome, by name.
     static func queuedBehind(
-        _ ledger: Ledger, _ wallet: Wallet, expecting expected: Int, account: Int64, first: @escaping @Sendable () async throws -> (String, String),
+        _ ledger: Ledger, queued waiting: @escaping @Sendable () -> Int, expecting expected: Int, account: Int64, first: @escaping @Sendable () async throws -> (String, String),
         queue: @Sendable (inout ThrowingTaskGroup<(String, String), any Error>) -> Void
     ) async throws -> [String: String] {
         try await Self.holdingLock(ledger, account: account) { release in
@@ -52,7 +53,7 @@ import TestSupport
                 try await Self.waitForLockWaiter(ledger)
                 queue(&group)
                 // Every call waits in the wallet's queue before the lock goes: then they are one batch.
-                let queued = try await eventually(within: .seconds(10)) { wallet.moves.queued + wallet.completions.queued >= expected }
+                let queued = try await eventually(within: .seconds(10)) { waiting() >= expected }
                 #expect(queued, "\(expected) calls queued behind the first")
                 release()
                 return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
@@ -89,7 +90,7 @@ import TestSupport
 
         // Behind the lane's first send: six sends (the first twice, the same key), one with a fee,
         // one refused for funds, one to nobody.
-        let outcomes = try await Self.queuedBehind(ledger, wallet, expecting: 9, account: lock) {
+        let outcomes = try await Self.queuedBehind(ledger, queued: { wallet.moves.queued }, expecting: 9, account: lock) {
             ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key)
         } queue: { group in
             for (index, sender) in senders.enumerated() {
@@ -140,7 +141,7 @@ import TestSupport
         )
         try await ledger.postgres.query("CREATE TRIGGER poison BEFORE INSERT ON transfers FOR EACH ROW WHEN (NEW.id = 'gc-1') EXECUTE FUNCTION poison()")
 
-        let outcomes = try await Self.queuedBehind(ledger, wallet, expecting: senders.count, account: lock) {
+        let outcomes = try await Self.queuedBehind(ledger, queued: { wallet.moves.queued }, expecting: senders.count, account: lock) {
             ("blocker", try await wallet.send(from: blocker, to: sink, amount: .shillings(10), key: key("gc-blocker")).key)
         } queue: { group in
             for (index, sender) in senders.enumerated() {
@@ -162,15 +163,15 @@ import TestSupport
 
     @Test func depositCompletionsQueuedTogetherShareOneCommitAndEachIsCreditedOnce() async throws {
         let ledger = try await Ledger.make()
-        let wallet = Self.oneLane(ledger)
+        let book = MPesaBook(wallet: Self.oneLane(ledger))
         let blocker = try await ledger.funded("254700000099", cents: 0)
         var funded: [MSISDN] = []
         for index in 0..<4 { funded.append(try await ledger.funded("25471100000\(index)", cents: 0)) }
         let payers = funded
         var checkouts: [String] = []
         for (index, payer) in ([blocker] + payers).enumerated() {
-            let deposit = try await wallet.beginDeposit(payer, amount: .shillings(250), key: key("dep-\(index)"))
-            try await wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_gc_\(index)")
+            let deposit = try await book.beginDeposit(payer, amount: .shillings(250), key: key("dep-\(index)"))
+            try await book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_gc_\(index)")
             checkouts.append("ws_CO_gc_\(index)")
         }
         let blockerAccount = try await ledger.account("254700000099", "main")
@@ -178,8 +179,8 @@ import TestSupport
 
         // Behind the lane's first completion: three paid callbacks, a copy of the first of them,
         // one whose amount is not what was asked, and one for a checkout nobody started.
-        let outcomes = try await Self.queuedBehind(ledger, wallet, expecting: 6, account: blockerAccount) {
-            let done = try await wallet.completeDeposit(checkoutRequestID: completions[0], receipt: "RGC0", amount: .shillings(250), phone: blocker)
+        let outcomes = try await Self.queuedBehind(ledger, queued: { book.completions.queued }, expecting: 6, account: blockerAccount) {
+            let done = try await book.completeDeposit(checkoutRequestID: completions[0], receipt: "RGC0", amount: .shillings(250), phone: blocker)
             return ("blocker", done.status == .completed ? "credited" : "\(done.status)")
         } queue: { group in
             let queued: [(String, String, Amount, MSISDN)] = [
@@ -190,7 +191,7 @@ import TestSupport
             for (name, checkout, amount, phone) in queued {
                 group.addTask {
                     do {
-                        let done = try await wallet.completeDeposit(checkoutRequestID: checkout, receipt: "R\(checkout)", amount: amount, phone: phone)
+                        let done = try await book.completeDeposit(checkoutRequestID: checkout, receipt: "R\(checkout)", amount: amount, phone: phone)
                         return (name, done.status == .completed ? "credited" : "\(done.status)")
                     } catch {
                         return (name, "\(error)")
@@ -202,7 +203,7 @@ import TestSupport
         #expect(outcomes["short"] == "\(ProviderRecordError.mismatch)")
         #expect(outcomes["unknown"] == "\(ProviderRecordError.unknownDeposit)")
         for (index, payer) in payers.enumerated() {
-            #expect(try await wallet.balances(payer).main == (index < 3 ? .shillings(250) : .zero), "credited once, or not at all")
+            #expect(try await book.wallet.balances(payer).main == (index < 3 ? .shillings(250) : .zero), "credited once, or not at all")
         }
         let commits = try await ledger.postgres.query(
             "SELECT count(DISTINCT xmin::text) FROM transfers WHERE kind = 'deposit' AND id <> (SELECT transfer_id FROM deposits WHERE checkout_request_id = 'ws_CO_gc_0')"

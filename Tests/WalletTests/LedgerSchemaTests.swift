@@ -3,12 +3,15 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+import MPesaBook
 import Wallet
 
 /// A fresh database with the ledger schema, and a wallet on it.
 struct Ledger {
     let postgres: PostgresClient
     let wallet: Wallet
+    /// M-Pesa's records beside the ledger, on the same wallet.
+    let book: MPesaBook
     /// Clients of other logins (staff), shut down with ``shutdown()``; and the transfers this test
     /// posted by hand, which the ledger audit rightly names as having no cause.
     let extras = Extras()
@@ -28,6 +31,7 @@ struct Ledger {
         let name: String
         let client: PostgresClient
         let wallet: Wallet
+        var book: MPesaBook { MPesaBook(wallet: self.wallet) }
     }
 
     static let pins = PINVault(key: Array("test-pepper-of-32-bytes-at-least".utf8))
@@ -35,7 +39,8 @@ struct Ledger {
     static func make(now: @escaping @Sendable () -> Date = { Date() }) async throws -> Ledger {
         let postgres = PostgresClient(configuration: try await TestServers.freshDatabase("wallet"))
         try await postgres.migrate(try WalletMigrations.all())
-        return Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: Self.pins, lockDuration: .seconds(2), now: now))
+        let wallet = Wallet(postgres: postgres, pins: Self.pins, lockDuration: .seconds(2), now: now)
+        return Ledger(postgres: postgres, wallet: wallet, book: MPesaBook(wallet: wallet))
     }
 
     /// A new login in `role` (`ussd_operator` may ask, `ussd_approver` may decide), as the staff
@@ -80,7 +85,7 @@ struct Ledger {
         #expect(negative == 0, sourceLocation: sourceLocation)
         // And every check `ussd-gateway ledger audit` makes; the transfers this test posted by hand
         // are the only ones allowed to name no cause.
-        let audit = try await self.wallet.auditLedger()
+        let audit = try await self.book.auditLedger()
         let posted = self.extras.handPosted
         let breaches = audit.checks.filter { !$0.passed }.filter { check in
             check.name != "every transfer names its cause" || check.details.contains { detail in !posted.contains { detail.hasPrefix("transfer \($0) (") } }
@@ -273,7 +278,8 @@ struct Ledger {
         // Then 0002: the sum still balances, and today's send still counts against the daily limit.
         try await postgres.migrate(migrations)
         let pins = PINVault(key: Array("test-pepper-of-32-bytes-at-least".utf8))
-        let ledger = Ledger(postgres: postgres, wallet: Wallet(postgres: postgres, pins: pins))
+        let wallet = Wallet(postgres: postgres, pins: pins)
+        let ledger = Ledger(postgres: postgres, wallet: wallet, book: MPesaBook(wallet: wallet))
         // Migration 0014 gives the old rows their causes from their ids and links: the send is a
         // movement; the test's funding, written by hand with no deposit behind it, has none.
         let causes = try await postgres.query("SELECT id, cause FROM transfers ORDER BY id").map { try $0.decode((String, String?).self) }
@@ -288,9 +294,9 @@ struct Ledger {
         #expect(try await ledger.wallet.balances(achieng).main == .shillings(100_000))
         await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(200_001), key: key("u1")) }
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(100_000), key: key("u2"))
-        let deposit = try await ledger.wallet.beginDeposit(otieno, amount: .shillings(500), key: key("u3"))
-        try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_upgrade")
-        try await ledger.wallet.completeDeposit(checkoutRequestID: "ws_CO_upgrade", receipt: "UPG1", amount: .shillings(500), phone: otieno)
+        let deposit = try await ledger.book.beginDeposit(otieno, amount: .shillings(500), key: key("u3"))
+        try await ledger.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_upgrade")
+        try await ledger.book.completeDeposit(checkoutRequestID: "ws_CO_upgrade", receipt: "UPG1", amount: .shillings(500), phone: otieno)
         #expect(try await ledger.wallet.balances(otieno).main == .shillings(800_500))
         try await ledger.audit()
         await postgres.shutdown()

@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+import MPesaBook
 import Wallet
 
 extension Ledger {
@@ -163,8 +164,8 @@ extension Ledger {
 
         await #expect(throws: WalletError.blocked) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(10), key: key("b1")) }
         await #expect(throws: WalletError.blocked) { try await ledger.wallet.save(achieng, amount: .shillings(10), key: key("b2")) }
-        await #expect(throws: WalletError.blocked) { try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(10), key: key("b3")) }
-        await #expect(throws: WalletError.blocked) { try await ledger.wallet.beginDeposit(achieng, amount: .shillings(10), key: key("b4")) }
+        await #expect(throws: WalletError.blocked) { try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(10), key: key("b3")) }
+        await #expect(throws: WalletError.blocked) { try await ledger.book.beginDeposit(achieng, amount: .shillings(10), key: key("b4")) }
         // Money may still reach them from others, and the balance may be checked.
         _ = try await ledger.wallet.send(from: otieno, to: achieng, amount: .shillings(5), key: key("b5"))
         try await ledger.wallet.verifyPIN(achieng, pin: "4826")
@@ -257,21 +258,21 @@ extension Ledger {
         let ledger = try await Ledger.make()
         let achieng = try await ledger.funded("254712345678", cents: 100_000)
         await #expect(throws: WalletError.insufficientFunds, "the amount fits, the amount and its fee do not") {
-            try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(995), fee: .shillings(10), key: key("wf0"))
+            try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(995), fee: .shillings(10), key: key("wf0"))
         }
-        let paid = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(400), fee: .shillings(10), key: key("wf1"))
+        let paid = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(400), fee: .shillings(10), key: key("wf1"))
         #expect(try await ledger.wallet.balances(achieng).available == .shillings(590))
         #expect(try await ledger.systemBalance("fee_income") == 1_000)
-        _ = try await ledger.wallet.completeWithdrawal(paid.id, providerTransactionID: "B2CFEE1")
+        _ = try await ledger.book.completeWithdrawal(paid.id, providerTransactionID: "B2CFEE1")
         let receipt = try await ledger.queued(achieng, "withdrawal_paid")
         #expect(receipt.count == 1 && receipt[0].contains(#""fee": "1000""#) && receipt[0].contains(#""reason": "fee""#), "\(receipt)")
-        let failed = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), fee: .shillings(5), key: key("wf2"))
+        let failed = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(100), fee: .shillings(5), key: key("wf2"))
         #expect(try await ledger.wallet.balances(achieng).available == .shillings(485))
-        _ = try await ledger.wallet.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
-        _ = try await ledger.wallet.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
+        _ = try await ledger.book.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
+        _ = try await ledger.book.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
         #expect(try await ledger.wallet.balances(achieng).available == .shillings(590), "the 100 and its fee of 5 are back, once")
         #expect(try await ledger.systemBalance("fee_income") == 1_000)
-        let report = try await ledger.wallet.dailyReport(date: try await ledger.nairobiToday())
+        let report = try await ledger.book.dailyReport(date: try await ledger.nairobiToday())
         // Fees charged less the one given back.
         #expect(report.feesEarned == 1_000 && report.comparisons.first { $0.name.hasPrefix("fees") }?.difference == 0, "\(report.comparisons)")
         try await ledger.audit()
@@ -316,15 +317,15 @@ extension Ledger {
             try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(501), key: key("t3"))
         }
         await #expect(throws: WalletError.limitExceeded) {
-            try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(501), key: key("t4"))
+            try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(501), key: key("t4"))
         }
         // Otieno holds 1,000 of at most 2,000: Juma's 1,001 (Juma's own tier allows it) would take him over.
         #expect(try await ledger.wallet.setTier(juma, to: "full", by: self.checked) == .changed)
         await #expect(throws: WalletError.recipientLimit) {
             try await ledger.wallet.send(from: juma, to: otieno, amount: .shillings(1_001), key: key("t5"))
         }
-        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.beginDeposit(otieno, amount: .shillings(1_001), key: key("t6")) }
-        _ = try await ledger.wallet.beginDeposit(otieno, amount: .shillings(1_000), key: key("t7"))
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.book.beginDeposit(otieno, amount: .shillings(1_001), key: key("t6")) }
+        _ = try await ledger.book.beginDeposit(otieno, amount: .shillings(1_000), key: key("t7"))
 
         #expect(try await ledger.wallet.setTier(otieno, to: "full", by: self.verified) == .changed)
         #expect(try await ledger.wallet.setTier(otieno, to: "full", by: self.verified) == .unchanged)
@@ -355,29 +356,29 @@ extension Ledger {
         try await ledger.wallet.register(msisdn: otieno, name: "Otieno", pin: "4826", language: "en")
         // Two STK deposits paid, one failed, one still pending.
         for (index, shillings) in [2_000, 1_500, 300, 100].enumerated() {
-            let deposit = try await ledger.wallet.beginDeposit(achieng, amount: .shillings(Int64(shillings)), key: key("d\(index)"))
-            try await ledger.wallet.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_\(index)")
+            let deposit = try await ledger.book.beginDeposit(achieng, amount: .shillings(Int64(shillings)), key: key("d\(index)"))
+            try await ledger.book.recordCheckout(depositID: deposit.id, checkoutRequestID: "ws_CO_\(index)")
             if index < 2 {
-                try await ledger.wallet.completeDeposit(
+                try await ledger.book.completeDeposit(
                     checkoutRequestID: "ws_CO_\(index)", receipt: "RCPT\(index)", amount: .shillings(Int64(shillings)), phone: achieng)
             } else if index == 2 {
-                _ = try await ledger.wallet.failDeposit(.checkout("ws_CO_2"), code: 1032, text: "Request cancelled by user")
+                _ = try await ledger.book.failDeposit(.checkout("ws_CO_2"), code: 1032, text: "Request cancelled by user")
             }
         }
         // A payout paid, one failed, one in flight; a send with its fee; an approved correction.
-        let paid = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(400), key: key("w1"))
-        _ = try await ledger.wallet.completeWithdrawal(paid.id, providerTransactionID: "B2C1")
-        let failed = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(200), key: key("w2"))
-        _ = try await ledger.wallet.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
-        _ = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), key: key("w3"))
+        let paid = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(400), key: key("w1"))
+        _ = try await ledger.book.completeWithdrawal(paid.id, providerTransactionID: "B2C1")
+        let failed = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(200), key: key("w2"))
+        _ = try await ledger.book.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
+        _ = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(100), key: key("w3"))
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1_000), fee: .shillings(13), key: key("s1"))
         let (wanjiru, kamau) = (try await ledger.staff("wanjiru"), try await ledger.staff("kamau"))
         let correction = try await wanjiru.wallet.requestAdjustment(otieno, amount: .shillings(50), direction: .fromSuspense, by: self.verified)
         _ = try await kamau.wallet.approve(correction.id, by: self.checked)
-        try await ledger.wallet.keepForReview(kind: "stk", reference: "ws_CO_unknown", reason: "unknown CheckoutRequestID", body: "{}")
+        try await ledger.book.keepForReview(kind: "stk", reference: "ws_CO_unknown", reason: "unknown CheckoutRequestID", body: "{}")
 
         let today = try await ledger.nairobiToday()
-        let report = try await ledger.wallet.dailyReport(date: today)
+        let report = try await ledger.book.dailyReport(date: today)
         #expect(report.balanced, "\(report.comparisons)")
         // Every total against the ledger's own balances (all of it happened today).
         #expect(report.depositsCredited.count == 2 && report.depositsCredited.sum == 350_000)
@@ -391,15 +392,15 @@ extension Ledger {
         #expect(report.deposits.map(\.status) == ["completed", "failed", "pending"] && report.deposits.map(\.count) == [2, 1, 1])
         #expect(Set(report.payouts.map(\.status)) == ["paid", "failed", "reserved"])
         #expect(report.openReviewItems == 1 && report.reviewItemsReceived == 1)
-        #expect(try await ledger.wallet.dailyReport(date: "2001-01-01").depositsCredited.count == 0)
-        await #expect(throws: WalletError.self) { try await ledger.wallet.dailyReport(date: "2026-02-30") }
-        await #expect(throws: WalletError.self) { try await ledger.wallet.dailyReport(date: "yesterday") }
+        #expect(try await ledger.book.dailyReport(date: "2001-01-01").depositsCredited.count == 0)
+        await #expect(throws: WalletError.self) { try await ledger.book.dailyReport(date: "2026-02-30") }
+        await #expect(throws: WalletError.self) { try await ledger.book.dailyReport(date: "yesterday") }
 
         // Money out of the float that no deposit explains is a difference, with its reason.
         try await ledger.post(
             "stray", from: try await ledger.systemAccount("mpesa_float"), to: try await ledger.account(otieno.value, "main"), cents: 999,
             kind: "deposit")
-        let stray = try await ledger.wallet.dailyReport(date: today)
+        let stray = try await ledger.book.dailyReport(date: today)
         #expect(!stray.balanced)
         let deposits = try #require(stray.comparisons.first { $0.name.hasPrefix("deposits") })
         #expect(deposits.difference == 999 && deposits.reasons.contains { $0.contains("stray") }, "\(deposits)")
@@ -415,9 +416,9 @@ extension Ledger {
             """
         )
         let yesterday = try await ledger.postgres.query("SELECT to_char(\(today)::date - 1, 'YYYY-MM-DD')").single()!.decode(String.self, column: 0)
-        let before = try await ledger.wallet.dailyReport(date: yesterday).comparisons.first { $0.name.hasPrefix("deposits") }
+        let before = try await ledger.book.dailyReport(date: yesterday).comparisons.first { $0.name.hasPrefix("deposits") }
         #expect(before?.difference == 111 && before?.reasons.first?.contains("late-last-night") == true, "\(String(describing: before))")
-        let todayAgain = try await ledger.wallet.dailyReport(date: today).comparisons.first { $0.name.hasPrefix("deposits") }
+        let todayAgain = try await ledger.book.dailyReport(date: today).comparisons.first { $0.name.hasPrefix("deposits") }
         #expect(todayAgain?.difference == 999, "last night's transfer is not today's")
         await ledger.postgres.shutdown()
     }
@@ -425,16 +426,16 @@ extension Ledger {
     @Test func theLedgerAuditFindsHoldsWithoutALivePayoutAndHoldsTooOld() async throws {
         let ledger = try await Ledger.make()
         let achieng = try await ledger.funded("254712345678", cents: 100_000)
-        _ = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), key: key("h1"))
-        #expect(try await ledger.wallet.auditLedger().passed)
-        let old = try await ledger.wallet.auditLedger(maxHoldAge: .seconds(0))
+        _ = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(100), key: key("h1"))
+        #expect(try await ledger.book.auditLedger().passed)
+        let old = try await ledger.book.auditLedger(maxHoldAge: .seconds(0))
         #expect(!old.passed && old.checks.filter { !$0.passed }.map(\.name) == ["no hold older than 0 h"], "\(old.checks)")
         // A hold no payout explains.
         try await ledger.post(
             "orphan", from: try await ledger.account(achieng.value, "main"), to: try await ledger.systemAccount("payouts_in_flight"), cents: 500,
             kind: "withdrawal", status: "pending"
         )
-        let orphan = try await ledger.wallet.auditLedger()
+        let orphan = try await ledger.book.auditLedger()
         let failed = orphan.checks.filter { !$0.passed }
         #expect(
             failed.map(\.name) == ["every hold belongs to a live payout", "every transfer names its cause"]
@@ -450,11 +451,11 @@ extension Ledger {
         let otieno = try await ledger.funded("254722000111", cents: 0)
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(10), fee: .shillings(1), key: key("p1"))
         _ = try await ledger.wallet.save(achieng, amount: .shillings(10), key: key("p2"))
-        let paid = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(10), fee: .shillings(1), key: key("p3"))
-        _ = try await ledger.wallet.completeWithdrawal(paid.id, providerTransactionID: "B2CPROV1")
-        let failed = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(10), fee: .shillings(1), key: key("p4"))
-        _ = try await ledger.wallet.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
-        #expect(try await ledger.wallet.auditLedger().passed)
+        let paid = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(10), fee: .shillings(1), key: key("p3"))
+        _ = try await ledger.book.completeWithdrawal(paid.id, providerTransactionID: "B2CPROV1")
+        let failed = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(10), fee: .shillings(1), key: key("p4"))
+        _ = try await ledger.book.failWithdrawal(failed.id, code: 2001, text: "The initiator information is invalid.")
+        #expect(try await ledger.book.auditLedger().passed)
         let causes = try await ledger.postgres.query("SELECT id, cause FROM transfers ORDER BY id").map { try $0.decode((String, String?).self) }
         #expect(causes.allSatisfy { $0.1 != nil }, "\(causes)")
         #expect(causes.contains { $0 == ("p1:fee", "movement:p1") } && causes.contains { $0 == ("withdrawal:p4:fee-refund", "payout:p4") })
@@ -467,7 +468,7 @@ extension Ledger {
             WHERE f.customer_id IS NULL AND f.kind = 'suspense' AND c.msisdn = \(otieno.value) AND a.kind = 'main'
             """
         )
-        let audit = try await ledger.wallet.auditLedger()
+        let audit = try await ledger.book.auditLedger()
         let breaches = audit.checks.filter { !$0.passed }
         #expect(breaches.map(\.name) == ["every transfer names its cause"], "\(breaches)")
         #expect(breaches.first?.details.count == 1 && breaches.first?.details.first?.hasPrefix("transfer minted (p2p, 100000000 cents,") == true)
@@ -478,20 +479,20 @@ extension Ledger {
     @Test func aReviewItemIsClosedOnceWithItsOutcomeInTheTrail() async throws {
         let ledger = try await Ledger.make()
         let kamau = try await ledger.staff("kamau", "ussd_operator")
-        try await ledger.wallet.keepForReview(kind: "stk", reference: "ws_CO_a", reason: "unknown CheckoutRequestID", body: #"{"a": 1}"#)
-        try await ledger.wallet.keepForReview(kind: "stk", reference: "ws_CO_b", reason: "unknown CheckoutRequestID", body: #"{"b": 1}"#)
-        let items = try await ledger.wallet.reviewItems()
+        try await ledger.book.keepForReview(kind: "stk", reference: "ws_CO_a", reason: "unknown CheckoutRequestID", body: #"{"a": 1}"#)
+        try await ledger.book.keepForReview(kind: "stk", reference: "ws_CO_b", reason: "unknown CheckoutRequestID", body: #"{"b": 1}"#)
+        let items = try await ledger.book.reviewItems()
         #expect(items.count == 2)
         let first = items[1]
         #expect(
-            try await kamau.wallet.resolveReviewItem(
+            try await kamau.book.resolveReviewItem(
                 first.id, resolution: "refunded", note: "refunded by reversal on the M-Pesa portal", by: self.checked))
-        #expect(try await kamau.wallet.resolveReviewItem(first.id, resolution: "credited", note: "again", by: self.checked) == false, "once")
-        #expect(try await ledger.wallet.reviewItems().map(\.reference) == ["ws_CO_b"], "only the open ones")
-        let all = try await ledger.wallet.reviewItems(openOnly: false)
+        #expect(try await kamau.book.resolveReviewItem(first.id, resolution: "credited", note: "again", by: self.checked) == false, "once")
+        #expect(try await ledger.book.reviewItems().map(\.reference) == ["ws_CO_b"], "only the open ones")
+        let all = try await ledger.book.reviewItems(openOnly: false)
         #expect(all.first { $0.id == first.id }?.resolution == "refunded" && all.first { $0.id == first.id }?.resolvedBy == kamau.name)
         await #expect(throws: WalletError.self) {
-            try await kamau.wallet.resolveReviewItem(items[0].id, resolution: "lost", note: "x", by: self.checked)
+            try await kamau.book.resolveReviewItem(items[0].id, resolution: "lost", note: "x", by: self.checked)
         }
         let error = await #expect(throws: PostgresError.self) {
             try await ledger.postgres.query("UPDATE mpesa_review SET resolution = 'nothing' WHERE id = \(first.id)")

@@ -2,6 +2,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+import MPesaBook
 import Wallet
 
 /// The wallet's side of issue 26: a paybill confirmation is recorded and moves nothing; only
@@ -11,27 +12,27 @@ import Wallet
     @Test func aConfirmationMovesNothingAndManyConcurrentAnswersCreditOnce() async throws {
         let ledger = try await Ledger.make()
         let achieng = try await ledger.funded("254712345678", cents: 0, name: "Achieng")
-        let recorded = try await ledger.wallet.recordPaybillConfirmation(
+        let recorded = try await ledger.book.recordPaybillConfirmation(
             transID: "RKTQDM7W6S", billRef: "0712 345 678", shortcode: "174379", msisdn: achieng, amount: .shillings(300), raw: #"{"TransID":"RKTQDM7W6S"}"#
         )
         #expect(recorded == .recorded)
         #expect(try await ledger.wallet.balances(achieng).main == .zero, "a confirmation is a claim")
-        let again = try await ledger.wallet.recordPaybillConfirmation(
+        let again = try await ledger.book.recordPaybillConfirmation(
             transID: "RKTQDM7W6S", billRef: "0712345678", shortcode: "174379", msisdn: achieng, amount: .shillings(300), raw: "{}"
         )
         #expect(again == .repeated(state: "verifying"))
         // A repeat naming another amount is a conflict for a person, kept once.
         for _ in 0..<2 {
-            _ = try await ledger.wallet.recordPaybillConfirmation(
+            _ = try await ledger.book.recordPaybillConfirmation(
                 transID: "RKTQDM7W6S", billRef: "0712345678", shortcode: "174379", msisdn: achieng, amount: .shillings(3_000), raw: "{}"
             )
         }
-        #expect(try await ledger.wallet.reviewItems().map(\.reason) == [ReviewItem.conflict])
-        #expect(try await ledger.wallet.paybillPayment(transID: "RKTQDM7W6S")?.amount == .shillings(300), "the first confirmation stands")
+        #expect(try await ledger.book.reviewItems().map(\.reason) == [ReviewItem.conflict])
+        #expect(try await ledger.book.paybillPayment(transID: "RKTQDM7W6S")?.amount == .shillings(300), "the first confirmation stands")
 
         // Eight answers at once: one credit.
-        let outcomes = try await withThrowingTaskGroup(of: Wallet.PaybillSettlement.self) { group in
-            for _ in 0..<8 { group.addTask { try await ledger.wallet.creditVerifiedPaybill(transID: "RKTQDM7W6S", maximum: .shillings(150_000), answer: "{}") } }
+        let outcomes = try await withThrowingTaskGroup(of: MPesaBook.PaybillSettlement.self) { group in
+            for _ in 0..<8 { group.addTask { try await ledger.book.creditVerifiedPaybill(transID: "RKTQDM7W6S", maximum: .shillings(150_000), answer: "{}") } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(outcomes.filter { if case .credited = $0 { return true } else { return false } }.count == 1, "\(outcomes)")
@@ -44,8 +45,8 @@ import Wallet
         let receipts = try await ledger.postgres.query("SELECT count(*) FROM outbox WHERE template = 'deposit_received'").single()!.decode(Int.self, column: 0)
         #expect(receipts == 1)
         // Settled: a refusal or another answer changes nothing.
-        #expect(try await !ledger.wallet.refusePaybill(transID: "RKTQDM7W6S", confirmation: "c", says: "s"))
-        #expect(try await ledger.wallet.creditVerifiedPaybill(transID: "NEVERSEEN1", maximum: .shillings(150_000), answer: "{}") == .unknown)
+        #expect(try await !ledger.book.refusePaybill(transID: "RKTQDM7W6S", confirmation: "c", says: "s"))
+        #expect(try await ledger.book.creditVerifiedPaybill(transID: "NEVERSEEN1", maximum: .shillings(150_000), answer: "{}") == .unknown)
         try await ledger.audit()
         await ledger.postgres.shutdown()
     }
@@ -53,14 +54,14 @@ import Wallet
     @Test func aStatusQueryKeepsItsAcknowledgementAndFirstAnswerAndIsNeverDeleted() async throws {
         let ledger = try await Ledger.make()
         let id = "TS" + String(repeating: "a", count: 32)
-        try await ledger.wallet.recordStatusQuery(id: id, subject: .c2b, reference: "RKTQDM7W6S")
-        #expect(try await ledger.wallet.statusQuery(id: id)?.isAnswered(by: id, conversation: "") == false, "not acknowledged: nothing answers it")
-        #expect(try await ledger.wallet.acknowledgeStatusQuery(id: id, conversationID: "AG_1"))
-        #expect(try await !ledger.wallet.acknowledgeStatusQuery(id: id, conversationID: "AG_2"), "written once")
-        let query = try #require(try await ledger.wallet.statusQuery(id: id))
+        try await ledger.book.recordStatusQuery(id: id, subject: .c2b, reference: "RKTQDM7W6S")
+        #expect(try await ledger.book.statusQuery(id: id)?.isAnswered(by: id, conversation: "") == false, "not acknowledged: nothing answers it")
+        #expect(try await ledger.book.acknowledgeStatusQuery(id: id, conversationID: "AG_1"))
+        #expect(try await !ledger.book.acknowledgeStatusQuery(id: id, conversationID: "AG_2"), "written once")
+        let query = try #require(try await ledger.book.statusQuery(id: id))
         #expect(query.conversationID == "AG_1" && query.isAnswered(by: id, conversation: "AG_1") && !query.isAnswered(by: id, conversation: "AG_2"))
-        #expect(try await ledger.wallet.recordStatusAnswer(id: id, raw: #"{"first":1}"#))
-        #expect(try await !ledger.wallet.recordStatusAnswer(id: id, raw: #"{"second":2}"#))
+        #expect(try await ledger.book.recordStatusAnswer(id: id, raw: #"{"first":1}"#))
+        #expect(try await !ledger.book.recordStatusAnswer(id: id, raw: #"{"second":2}"#))
         for statement: PostgresQuery in [
             "UPDATE mpesa_status_queries SET conversation_id = 'AG_forged' WHERE id = \(id)",
             "UPDATE mpesa_status_queries SET answer = '{}' WHERE id = \(id)",
@@ -71,10 +72,10 @@ import Wallet
 
         // A payout's acknowledged ConversationID stays too.
         let achieng = try await ledger.funded("254712345678", cents: 100_000)
-        let payout = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(100), key: key("p-ack"))
-        try await ledger.wallet.markWithdrawalSent(payout.id, conversationID: "AG_B2C_1", originatorConversationID: payout.id)
-        try await ledger.wallet.markWithdrawalSent(payout.id, conversationID: "AG_B2C_2", originatorConversationID: payout.id)
-        let acknowledged = try #require(try await ledger.wallet.payoutAcknowledgement(originator: payout.id))
+        let payout = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(100), key: key("p-ack"))
+        try await ledger.book.markWithdrawalSent(payout.id, conversationID: "AG_B2C_1", originatorConversationID: payout.id)
+        try await ledger.book.markWithdrawalSent(payout.id, conversationID: "AG_B2C_2", originatorConversationID: payout.id)
+        let acknowledged = try #require(try await ledger.book.payoutAcknowledgement(originator: payout.id))
         #expect(acknowledged.conversationID == "AG_B2C_1" && acknowledged.isNamed(by: "AG_B2C_1") && !acknowledged.isNamed(by: "AG_B2C_2"))
         await #expect(throws: PostgresError.self) { try await ledger.postgres.query("UPDATE payouts SET conversation_id = 'AG_forged' WHERE id = \(payout.id)") }
         try await ledger.audit()

@@ -4,6 +4,7 @@ import Postgres
 import Synchronization
 import Testing
 import TestSupport
+import MPesaBook
 import Wallet
 
 extension Ledger {
@@ -105,12 +106,12 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
         }
         // Today she may send the limit again: 250,000 sent and 250,000 held for a withdrawal.
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(250_000), key: key("t1"))
-        let payout = try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(250_000), key: key("t2"))
+        let payout = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(250_000), key: key("t2"))
         await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(1), key: key("t3")) }
         // The withdrawal fails and its hold is released: its amount no longer counts.
-        try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "The initiator information is invalid.")
+        try await ledger.book.failWithdrawal(payout.id, code: 2001, text: "The initiator information is invalid.")
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(250_000), key: key("t4"))
-        await #expect(throws: WalletError.limitExceeded) { try await ledger.wallet.reserveWithdrawal(achieng, amount: .shillings(1), key: key("t5")) }
+        await #expect(throws: WalletError.limitExceeded) { try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(1), key: key("t5")) }
         try await ledger.audit()
         await ledger.postgres.shutdown()
     }
@@ -183,11 +184,11 @@ func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
                             case 1: _ = try await ledger.wallet.save(operation.from, amount: amount, key: key(operation.key))
                             case 2: _ = try await ledger.wallet.unsave(operation.from, amount: amount, key: key(operation.key))
                             default:
-                                let payout = try await ledger.wallet.reserveWithdrawal(operation.from, amount: amount, key: key(operation.key))
+                                let payout = try await ledger.book.reserveWithdrawal(operation.from, amount: amount, key: key(operation.key))
                                 if operation.cents % 200 == 0 {
-                                    try await ledger.wallet.completeWithdrawal(payout.id, providerTransactionID: "R-\(operation.key)")
+                                    try await ledger.book.completeWithdrawal(payout.id, providerTransactionID: "R-\(operation.key)")
                                 } else {
-                                    try await ledger.wallet.failWithdrawal(payout.id, code: 2001, text: "failed")
+                                    try await ledger.book.failWithdrawal(payout.id, code: 2001, text: "failed")
                                 }
                             }
                             journal.succeeded.withLock { $0[operation.key] = operation }

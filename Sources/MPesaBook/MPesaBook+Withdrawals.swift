@@ -1,9 +1,10 @@
+import Wallet
 import Basics
 import Foundation
 import Postgres
 
 /// Withdrawals: payouts to a customer's mobile-money account, held, paid once, or voided.
-extension Wallet {
+extension MPesaBook {
     /// Holds the amount in a pending transfer (not spendable, not yet gone) and records the payout
     /// to send by B2C. `fee` (the tariff's) is posted to fee income in the same transaction and
     /// given back if the payout fails; the customer must afford both. The same key returns the same
@@ -58,13 +59,13 @@ extension Wallet {
     private func withdrawalRefusal(
         _ tx: PostgresConnection, account: Int64, customer: Int64, available: Int64, status: String, amount: Amount, fee: Amount
     ) async throws -> WalletError? {
-        if status == Customer.Status.suspended.rawValue { return .blocked }
-        if status != Customer.Status.active.rawValue { return .notRegistered }
-        if !self.limits.perTransaction.contains(amount.cents) { return .limitExceeded }
-        let tier = try await self.tierLimits(tx, customer: customer)
+        if status == Wallet.Customer.Status.suspended.rawValue { return .blocked }
+        if status != Wallet.Customer.Status.active.rawValue { return .notRegistered }
+        if !self.wallet.limits.perTransaction.contains(amount.cents) { return .limitExceeded }
+        let tier = try await self.wallet.tierLimits(tx, customer: customer)
         if let tier, amount.cents > tier.perTransaction { return .limitExceeded }
-        let (total, overflow) = try await self.debitsToday(tx, account: account).addingReportingOverflow(amount.cents)
-        if overflow || total > min(self.limits.daily, tier?.daily ?? .max) { return .limitExceeded }
+        let (total, overflow) = try await self.wallet.debitsToday(tx, account: account).addingReportingOverflow(amount.cents)
+        if overflow || total > min(self.wallet.limits.daily, tier?.daily ?? .max) { return .limitExceeded }
         let (needed, overflowing) = amount.cents.addingReportingOverflow(fee.cents)
         return overflowing || available < needed ? .insufficientFunds : nil
     }
@@ -143,7 +144,7 @@ extension Wallet {
             var params = ["amount": String(payout.amount.cents), "receipt": providerTransactionID]
             let fee = try await tx.query("SELECT fee FROM payouts WHERE id = \(id)").single()?.decode(Int64.self, column: 0) ?? 0
             if fee > 0 { (params["fee"], params["reason"]) = (String(fee), "fee") }
-            try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_paid", params: params, dedupe: "withdrawal:\(id)")
+            try await self.wallet.queueSMS(tx, to: payout.msisdn, template: "withdrawal_paid", params: params, dedupe: "withdrawal:\(id)")
             return .paid
         }
     }
@@ -166,7 +167,7 @@ extension Wallet {
         // The hold is released and the fee goes back with it (once: the refund's key is fixed).
         try await tx.query("SELECT wallet_void_withdrawal(\(payout.id))")
         try await tx.query("UPDATE payouts SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now() WHERE id = \(payout.id)")
-        try await self.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(payout.id)")
+        try await self.wallet.queueSMS(tx, to: payout.msisdn, template: "withdrawal_failed", params: ["amount": String(payout.amount.cents)], dedupe: "withdrawal:\(payout.id)")
         return .failed
     }
 

@@ -1,3 +1,4 @@
+import Wallet
 import Basics
 import Foundation
 import Postgres

@@ -1,13 +1,14 @@
+import Wallet
 import Basics
 import Foundation
 import Postgres
 
 /// Deposits: money a customer pays in through the mobile-money provider, credited once.
-extension Wallet {
+extension MPesaBook {
     /// Records a deposit about to be requested by STK push. The same key returns the same deposit.
     public func beginDeposit(_ msisdn: MSISDN, amount: Amount, key: IdempotencyKey) async throws -> Deposit {
-        guard self.limits.perTransaction.contains(amount.cents) else { throw WalletError.limitExceeded }
-        let customer = try await self.customer(msisdn)
+        guard self.wallet.limits.perTransaction.contains(amount.cents) else { throw WalletError.limitExceeded }
+        let customer = try await self.wallet.customer(msisdn)
         if customer.isBlocked { throw WalletError.blocked }
         // The tier's per-transaction limit, and its maximum balance counting what is already in the
         // wallet (a deposit already paid is always credited: the check is made before the push).
@@ -28,7 +29,7 @@ extension Wallet {
     /// its maximum balance counting what is already in the wallet.
     func tierHasRoom(_ customer: Int64, for amount: Amount) async throws -> Bool {
         try await self.postgres.withConnection { connection -> Bool in
-            guard let tier = try await self.tierLimits(connection, customer: customer) else { return true }
+            guard let tier = try await self.wallet.tierLimits(connection, customer: customer) else { return true }
             let held = try await connection.query("SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE customer_id = \(customer)").single()!
                 .decode(Int64.self, column: 0)
             let (total, overflow) = held.addingReportingOverflow(amount.cents)
@@ -109,7 +110,7 @@ extension Wallet {
 
     /// One completion in its own transaction, retried on transient failures.
     static func completeDepositOne(_ call: DepositCompletion, postgres: PostgresClient) async throws -> PostgresRow {
-        try await Self.retryingTransient {
+        try await Wallet.retryingTransient {
             try await postgres.query(
                 """
                 SELECT outcome, id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
@@ -159,7 +160,7 @@ extension Wallet {
             }
             guard let row = rows.first else { return false }
             let (id, msisdn, cents) = try row.decode((Int64, String, Int64).self)
-            try await self.queueSMS(
+            try await self.wallet.queueSMS(
                 tx, to: MSISDN(msisdn)!, template: "deposit_failed", params: ["amount": String(cents), "reason": DepositFailure(code: code).rawValue],
                 // Not the credit's key ('deposit:<id>'): a payment that still arrives after this
                 // notice credits the deposit, and its receipt must not be swallowed.

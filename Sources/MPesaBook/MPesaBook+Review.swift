@@ -1,9 +1,10 @@
+import Wallet
 import Basics
 import Foundation
 import Postgres
 
 /// Provider reports kept for a person to review.
-extension Wallet {
+extension MPesaBook {
     /// Keeps a provider report for a human to review; the provider is still answered 200. A
     /// conflict names the deposit or payout it concerns and both results.
     public func keepForReview(

@@ -1,3 +1,4 @@
+import Wallet
 import Foundation
 import Postgres
 

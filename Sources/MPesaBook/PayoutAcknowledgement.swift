@@ -1,3 +1,4 @@
+import Wallet
 import Basics
 import Foundation
 import Postgres
@@ -20,7 +21,7 @@ public struct PayoutAcknowledgement: Sendable, Hashable {
     }
 }
 
-extension Wallet {
+extension MPesaBook {
     /// The payout a B2C result names by its OriginatorConversationID (our id, or the one the
     /// acknowledgement echoed), with the acknowledged pair.
     public func payoutAcknowledgement(originator: String) async throws -> PayoutAcknowledgement? {

@@ -1,3 +1,4 @@
+import Wallet
 import Basics
 import Foundation
 import Postgres
@@ -7,7 +8,7 @@ import Postgres
 /// whether to take a payment; confirmation says it was made, but only Safaricom's Transaction
 /// Status answer makes it so: a confirmation is recorded, and money moves once that answer
 /// confirms it. Each payment is one M-Pesa TransID.
-extension Wallet {
+extension MPesaBook {
     /// What the validation URL should answer.
     public enum PaybillCheck: Sendable, Equatable {
         case accept(customerID: Int64)
@@ -57,14 +58,14 @@ extension Wallet {
 
     func paybillCheck(_ msisdn: MSISDN?, amount: Amount, maximum: Amount?) async throws -> PaybillCheck {
         guard let msisdn else { return .unknownAccount }
-        let customer: Customer
+        let customer: Wallet.Customer
         do {
-            customer = try await self.customer(msisdn)
+            customer = try await self.wallet.customer(msisdn)
         } catch WalletError.notRegistered {
             return .unknownAccount
         }
         if customer.isBlocked { return .unknownAccount }
-        guard self.limits.perTransaction.contains(amount.cents), amount.cents <= maximum?.cents ?? .max else { return .amountRefused }
+        guard self.wallet.limits.perTransaction.contains(amount.cents), amount.cents <= maximum?.cents ?? .max else { return .amountRefused }
         return try await self.tierHasRoom(customer.id, for: amount) ? .accept(customerID: customer.id) : .amountRefused
     }
 
@@ -173,7 +174,7 @@ extension Wallet {
     /// `wallet_credit_paybill` (migration 0013): to the customer, or to the suspense account and
     /// review when the account names nobody or the amount is over `maximum` or the customer's tier.
     public func creditVerifiedPaybill(transID: String, maximum: Amount, answer: String) async throws -> PaybillSettlement {
-        let cap = min(maximum.cents, self.limits.perTransaction.upperBound)
+        let cap = min(maximum.cents, self.wallet.limits.perTransaction.upperBound)
         let row = try await self.postgres.transaction(maxAttempts: 5) { tx -> (String, Int64?, String?, String?) in
             let row = try await tx.query(
                 "SELECT outcome, deposit_id, transfer_id, reason FROM wallet_credit_paybill(\(transID), \(cap), \(answer)::jsonb)"

@@ -1,3 +1,4 @@
+import Wallet
 import Foundation
 import Postgres
 
@@ -31,7 +32,7 @@ public struct StatusQuery: Sendable, Hashable {
     }
 }
 
-extension Wallet {
+extension MPesaBook {
     /// Records a query before it is sent, so that its answer, however early, finds it. Queries are
     /// never deleted: each one's id and acknowledgement stay for the audit.
     public func recordStatusQuery(id: String, subject: StatusQuery.Subject, reference: String) async throws {
