@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start the Node peer (server.js) for ../shared/bench/side-by-side.py --other-url: a private
+# Start the Node peer (server.js), the other side of a side-by-side benchmark of menu hops (the
+# peer's URL and pids go to the benchmark driver as --other-url and --other-pids): a private
 # Redis on a free port, then Node on 127.0.0.1:$PORT with $WORKERS cluster workers. Foreground;
 # Ctrl-C stops both. Prints the pids to give as --other-pids.
 #

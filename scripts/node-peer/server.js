@@ -1,4 +1,5 @@
-// The Node peer for ../shared/bench/side-by-side.py --other-url: the Jasho send journey on
+// The Node peer, the other side of a side-by-side benchmark of menu hops (its URL goes to the
+// benchmark driver as --other-url): the Jasho send journey on
 // ussd-menu-builder 1.2 (a state-machine USSD library), Node's own `http` module, cluster
 // workers, sessions in Redis through node-redis 4 with the same two-minute TTL as ours.
 // Only this glue is ours; run.sh assembles the libraries from fetched copies outside the
