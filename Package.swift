@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", exact: "1.4.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
@@ -74,13 +75,21 @@ let package = Package(
         .target(
             name: "Wallet",
             dependencies: [
-                "Postgres", "Basics", "ConnectionPool", "CPKCS11",
+                "Postgres", "Basics", "ConnectionPool", "CPKCS11", "Settings",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Migrations")]
+        ),
+        // Settings: each part reads its own through swift-configuration, checked the same way.
+        .target(
+            name: "Settings",
+            dependencies: [
+                "Basics",
+                .product(name: "Configuration", package: "swift-configuration"),
+            ]
         ),
         // M-Pesa's records beside the ledger: deposits, payouts, paybill payments, status queries, review.
         .target(
@@ -157,7 +166,7 @@ let package = Package(
         .target(
             name: "USSDChannel",
             dependencies: [
-                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "USSDDialects", "Basics",
+                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "USSDDialects", "Basics", "Settings",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -168,7 +177,7 @@ let package = Package(
         .target(
             name: "SMSChannel",
             dependencies: [
-                "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Basics",
+                "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Basics", "Settings",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -179,7 +188,7 @@ let package = Package(
         .target(
             name: "MPesaGateway",
             dependencies: [
-                "Menus", "Wallet", "MPesaBook", "MPesa", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "Basics",
+                "Menus", "Wallet", "MPesaBook", "MPesa", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "Basics", "Settings",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -190,7 +199,7 @@ let package = Package(
         .target(
             name: "USSDGateway",
             dependencies: [
-                "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesaBook", "MPesa", "AfricasTalking", "Sandbox", "Basics",
+                "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesaBook", "MPesa", "AfricasTalking", "Sandbox", "Basics", "Settings",
                 "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -201,7 +210,7 @@ let package = Package(
         .executableTarget(
             name: "ussd-gateway",
             dependencies: [
-                "USSDGateway", "Wallet", "MPesaBook", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa", "Basics",
+                "USSDGateway", "Wallet", "MPesaBook", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa", "Basics", "Settings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -209,7 +218,7 @@ let package = Package(
         .executableTarget(
             name: "gateway-bench",
             dependencies: [
-                "USSDGateway", "GatewayActions", "Wallet", "MPesaBook", "Redis", "Postgres", "Curl", "Menus", "Basics",
+                "USSDGateway", "GatewayActions", "Wallet", "MPesaBook", "Redis", "Postgres", "Curl", "Menus", "Basics", "Settings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -222,9 +231,9 @@ let package = Package(
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool", "TestSupport"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus", "Basics"]),
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
-        .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects", "Basics"]),
+        .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects", "Basics", "Settings"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
-        .testTarget(name: "WalletTests", dependencies: ["Wallet", "MPesaBook", "Postgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "WalletTests", dependencies: ["Wallet", "MPesaBook", "Postgres", "Settings", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(
@@ -239,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "USSDGatewayTests",
             dependencies: [
-                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "AfricasTalking", "Sandbox",
+                "USSDGateway", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
                 "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),

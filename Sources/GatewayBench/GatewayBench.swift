@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatewayActions
+import Settings
 import USSDGateway
 import Wallet
 

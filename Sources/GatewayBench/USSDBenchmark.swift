@@ -31,9 +31,9 @@ public enum USSDBenchmark {
     public static func run(_ base: GatewayConfig, concurrency: Int, journeys: Int, customers: Int = 2_000) async throws -> [Figure] {
         var config = base
         config.httpPort = 0
-        config.ussdRateLimitPerMinute = 0
+        config.ussd.rateLimitPerMinute = 0
         // Journeys that end on a CON screen would leave resume offers for the next dial of the number.
-        config.resumeWindowSeconds = 0
+        config.ussd.resumeWindowSeconds = 0
         config.postgres = try BenchmarkDatabase.checked(config.postgres)
         config.postgres.statementTimeout = nil
         let setup = PostgresClient(configuration: config.postgres)

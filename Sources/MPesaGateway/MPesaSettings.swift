@@ -1,4 +1,5 @@
 import Foundation
+import Settings
 import GatewayActions
 import GatewayHTTP
 import MPesa
@@ -111,5 +112,64 @@ public struct MPesaSettings: Sendable {
         configuration.c2bInitiatorName = self.c2bInitiatorName
         configuration.c2bSecurityCredential = self.c2bSecurityCredential
         return configuration
+    }
+}
+
+extension MPesaSettings {
+    /// The `MPESA_*` settings (and `STK_DELAY_MS`) from `reader`, each checked.
+    public init(reader: SettingsReader) throws(ConfigError) {
+        self.init()
+        self.baseURL = try reader.string("MPESA_BASE_URL", default: self.baseURL)
+        self.consumerKey = reader.value("MPESA_CONSUMER_KEY", secret: true)
+        self.consumerSecret = reader.value("MPESA_CONSUMER_SECRET", secret: true)
+        self.shortcode = reader.value("MPESA_SHORTCODE")
+        self.passkey = reader.value("MPESA_PASSKEY", secret: true)
+        self.transactionType = try reader.oneOf("MPESA_TRANSACTION_TYPE", default: self.transactionType)
+        self.tillNumber = reader.value("MPESA_TILL_NUMBER")
+        self.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
+        self.initiatorName = reader.value("MPESA_INITIATOR_NAME")
+        self.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL", secret: true)
+        self.c2bShortcode = reader.value("MPESA_C2B_SHORTCODE")
+        self.c2bResponseType = try reader.oneOf("MPESA_C2B_RESPONSE_TYPE", default: self.c2bResponseType)
+        self.c2bUnconfirmedAfter = .seconds(
+            60 * (try reader.integer("MPESA_C2B_UNCONFIRMED_MINUTES", default: Int(self.c2bUnconfirmedAfter.components.seconds / 60), in: 1...10_080))
+        )
+        self.c2bInitiatorName = reader.value("MPESA_C2B_INITIATOR_NAME")
+        self.c2bSecurityCredential = reader.value("MPESA_C2B_SECURITY_CREDENTIAL", secret: true)
+        // M-Pesa's own per-transaction maximum is 250,000 shillings.
+        self.c2bMaxAmount = Int64(try reader.integer("MPESA_C2B_MAX_AMOUNT", default: Int(self.c2bMaxAmount), in: 1...250_000))
+        self.c2bReviewAfter = .seconds(
+            60 * (try reader.integer("MPESA_C2B_REVIEW_AFTER_MINUTES", default: Int(self.c2bReviewAfter.components.seconds / 60), in: 5...10_080))
+        )
+        self.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: self.stkDelay, in: 0...30_000)
+        self.allowedCIDRs = try reader.list("MPESA_ALLOWED_CIDRS", example: "196.201.214.0/24", CIDR.init)
+        self.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.requestTimeout, in: 100...55_000)
+        self.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: self.reconcileInterval, in: 1...3600)
+        self.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: self.payoutReviewAfterChecks, in: 1...1000)
+        self.payoutReviewAfter = .seconds(
+            3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: Int(self.payoutReviewAfter.components.seconds / 3600), in: 1...720))
+        )
+        }
+
+    /// What the audit trail records of these settings when they change between start-ups: whose
+    /// shortcodes and tills money goes through, and whether the secrets are set (never their values).
+    public var audited: [String: String] {
+        func set(_ value: String?) -> String { value == nil ? "not set" : "set" }
+        return [
+            "mpesa.base_url": self.baseURL,
+            "mpesa.shortcode": self.shortcode ?? "not set",
+            "mpesa.b2c_shortcode": self.b2cShortcode ?? "not set",
+            // Whose paybill payments credit wallets, how much one may credit, and what Safaricom
+            // does with a payment when the gateway cannot be asked.
+            "mpesa.c2b_shortcode": self.c2bShortcode ?? "not set",
+            "mpesa.c2b_max_amount": String(self.c2bMaxAmount),
+            "mpesa.c2b_response_type": "\(self.c2bResponseType)",
+            "mpesa.till_number": self.tillNumber ?? "not set",
+            "mpesa.initiator_name": self.initiatorName ?? "not set",
+            "mpesa.c2b_initiator_name": self.c2bInitiatorName ?? "not set",
+            "mpesa.allowed_cidrs": self.allowedCIDRs.map { "\($0)" }.joined(separator: ","),
+            "mpesa.transaction_type": "\(self.transactionType)",
+            "mpesa.credentials": set(self.consumerSecret),
+        ]
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import GatewayActions
 import GatewayHTTP
 import Menus
+import Settings
 
 /// Loads a menus file and lints it against ``ActionTable`` (its `http` actions against the hop
 /// deadline): a file with any problem is refused.

@@ -9,6 +9,7 @@ import Postgres
 import Redis
 import SMSChannel
 import Wallet
+import Settings
 import Synchronization
 
 /// Reading settings: a config file of `KEY=VALUE` lines, and the typed reads every section makes.
@@ -38,68 +39,16 @@ extension GatewayConfig {
 
     /// A yes/no setting.
     enum Flag: String, CaseIterable { case on = "1", off = "0" }
+}
 
-    struct Reader {
-        let values: [String: String]
-        /// Every name asked for: the gateway's own settings, which a backend may never be given.
-        let asked = AskedNames()
-
-        func value(_ name: String) -> String? {
-            self.asked.names.withLock { _ = $0.insert(name) }
-            guard let value = self.values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-            return value
+extension SettingsReader {
+    /// A callback token: at least ``GatewayConfig/minimumTokenLength`` letters, digits, `-` or `_`
+    /// (it is a path segment). Never echoed.
+    func token(_ name: String) throws(ConfigError) -> String? {
+        guard let token = self.value(name, secret: true) else { return nil }
+        guard token.utf8.count >= GatewayConfig.minimumTokenLength, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
+            throw ConfigError(variable: name, problem: "must be at least \(GatewayConfig.minimumTokenLength) letters, digits, '-' or '_'")
         }
-
-        func string(_ name: String, default fallback: String) throws(ConfigError) -> String {
-            self.value(name) ?? fallback
-        }
-
-        func integer(_ name: String, default fallback: Int, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
-            guard let text = self.value(name) else { return fallback }
-            guard let number = Int(text), range.contains(number) else {
-                throw ConfigError(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
-            }
-            return number
-        }
-
-        /// A callback token: at least ``GatewayConfig/minimumTokenLength`` letters, digits, `-` or `_`
-        /// (it is a path segment). Never echoed.
-        func milliseconds(_ name: String, default fallback: Duration, in range: ClosedRange<Int>) throws(ConfigError) -> Duration {
-            .milliseconds(try self.integer(name, default: Int(fallback.inMilliseconds), in: range))
-        }
-
-        func seconds(_ name: String, default fallback: Duration, in range: ClosedRange<Int>) throws(ConfigError) -> Duration {
-            .seconds(try self.integer(name, default: Int(fallback.components.seconds), in: range))
-        }
-
-        func token(_ name: String) throws(ConfigError) -> String? {
-            guard let token = self.value(name) else { return nil }
-            guard token.utf8.count >= GatewayConfig.minimumTokenLength, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
-                throw ConfigError(variable: name, problem: "must be at least \(GatewayConfig.minimumTokenLength) letters, digits, '-' or '_'")
-            }
-            return token
-        }
-
-        func cidrs(_ name: String) throws(ConfigError) -> [CIDR] {
-            guard let text = self.value(name) else { return [] }
-            var networks: [CIDR] = []
-            for item in text.split(separator: ",") {
-                let item = item.trimmingCharacters(in: .whitespaces)
-                guard let network = CIDR(item) else {
-                    throw ConfigError(variable: name, problem: "\"\(item)\" is not an address or network (e.g. 10.0.0.0/8, 2001:db8::/32)")
-                }
-                networks.append(network)
-            }
-            return networks
-        }
-
-        func oneOf<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) throws(ConfigError) -> T where T.RawValue == String {
-            guard let text = self.value(name) else { return fallback }
-            guard let value = T.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) else {
-                let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
-                throw ConfigError(variable: name, problem: "must be one of \(allowed) (got \"\(text)\")")
-            }
-            return value
-        }
+        return token
     }
 }

@@ -9,12 +9,13 @@ import Postgres
 import Redis
 import SMSChannel
 import Wallet
+import Settings
 import Synchronization
 
 /// Each section of the environment read into the configuration, in the order `load` reads them.
 extension GatewayConfig {
     /// The process: stage, listener, logs, menus, shutdown.
-    mutating func readServer(_ reader: Reader) throws(ConfigError) {
+    mutating func readServer(_ reader: SettingsReader) throws(ConfigError) {
         self.environment = try reader.oneOf("ENVIRONMENT", default: self.environment)
         self.httpHost = try reader.string("HTTP_HOST", default: self.httpHost)
         self.httpPort = try reader.integer("HTTP_PORT", default: self.httpPort, in: 0...65535)
@@ -24,7 +25,7 @@ extension GatewayConfig {
     }
 
     /// Redis and Postgres.
-    mutating func readStores(_ reader: Reader) throws(ConfigError) {
+    mutating func readStores(_ reader: SettingsReader) throws(ConfigError) {
         if let url = reader.value("REDIS_URL") {
             do {
                 self.redis = try RedisConfiguration(url: url)
@@ -48,16 +49,14 @@ extension GatewayConfig {
             self.postgres.connectionString = url
         }
         self.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: self.postgres.poolSize, in: 1...512)
-        self.groupCommit.lanes = try reader.integer("WALLET_COMMIT_LANES", default: self.groupCommit.lanes, in: 1...64)
-        self.groupCommit.maximumBatch = try reader.integer("WALLET_COMMIT_BATCH", default: self.groupCommit.maximumBatch, in: 1...256)
         let statementTimeout = try reader.integer(
             "DATABASE_STATEMENT_TIMEOUT_MS", default: Int(self.postgres.statementTimeout?.inMilliseconds ?? 0), in: 0...3_600_000
         )
         self.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
     }
 
-    /// PINs, USSD sessions and their limits.
-    mutating func readSessions(_ reader: Reader) throws(ConfigError) {
+    /// The countries whose numbers are served.
+    mutating func readCountries(_ reader: SettingsReader) throws(ConfigError) {
         if let countries = reader.value("MSISDN_COUNTRIES") {
             var parsed: [MSISDN.Country] = []
             for code in countries.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).uppercased() }) {
@@ -69,40 +68,10 @@ extension GatewayConfig {
             guard !parsed.isEmpty else { throw ConfigError(variable: "MSISDN_COUNTRIES", problem: "must name at least one country") }
             self.msisdnCountries = parsed
         }
-        self.pinLockMinutes = try reader.integer("PIN_LOCK_MINUTES", default: self.pinLockMinutes, in: 1...1440)
-        self.pinResetCooldown.window = .seconds(
-            3600 * (try reader.integer("PIN_RESET_COOLDOWN_HOURS", default: Int(self.pinResetCooldown.window.components.seconds / 3600), in: 0...720)))
-        self.pinResetCooldown.limit = Amount(
-            cents: 100 * Int64(try reader.integer("PIN_RESET_COOLDOWN_LIMIT", default: Int(self.pinResetCooldown.limit.cents / 100), in: 0...1_000_000)))
-        self.ledgerDualApprovalAbove =
-            100 * Int64(try reader.integer("LEDGER_DUAL_APPROVAL_ABOVE", default: Int(self.ledgerDualApprovalAbove / 100), in: 1...1_000_000_000))
-        self.ledgerAdjustMax = 100 * Int64(try reader.integer("LEDGER_ADJUST_MAX", default: Int(self.ledgerAdjustMax / 100), in: 1...1_000_000_000))
-        self.sessionTTLSeconds = try reader.integer("SESSION_TTL_SECONDS", default: self.sessionTTLSeconds, in: 10...3600)
-        if reader.value("RESUME_WINDOW_SECONDS") != nil {
-            self.resumeWindowSeconds = try reader.integer("RESUME_WINDOW_SECONDS", default: 300, in: 0...86_400)
-        }
-        self.hopDeadline = try reader.milliseconds("HOP_DEADLINE_MS", default: self.hopDeadline, in: 100...14_000)
-        self.ussdRateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: self.ussdRateLimitPerMinute, in: 0...100_000)
-        self.ussdRepeatWindow = try reader.milliseconds("USSD_REPEAT_WINDOW_MS", default: self.ussdRepeatWindow, in: 0...10_000)
-        if let dialects = reader.value("USSD_DIALECTS") {
-            var parsed: [String] = []
-            for name in dialects.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !name.isEmpty {
-                guard Self.knownDialects.contains(name) else {
-                    throw ConfigError(variable: "USSD_DIALECTS", problem: "must name dialects among \(Self.knownDialects.joined(separator: ", ")) (got \(name))")
-                }
-                if !parsed.contains(name) { parsed.append(name) }
-            }
-            self.ussdDialects = parsed
-        }
-        self.flaresUser = reader.value("FLARES_USERID")
-        self.flaresPassword = reader.value("FLARES_PASSWORD")
-        if (self.flaresUser == nil) != (self.flaresPassword == nil) {
-            throw ConfigError(variable: "FLARES_PASSWORD", problem: "and FLARES_USERID must be set together")
-        }
     }
 
     /// Provider callbacks: tokens, the admin listener, source allowlists, the public address.
-    mutating func readCallbacks(_ reader: Reader) throws(ConfigError) {
+    mutating func readCallbacks(_ reader: SettingsReader) throws(ConfigError) {
         self.callbackToken = try reader.token("CALLBACK_TOKEN")
         self.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
         self.africasTalkingCallbackToken = try reader.token("AT_CALLBACK_TOKEN")
@@ -115,8 +84,8 @@ extension GatewayConfig {
             }
             self.adminPort = port
         }
-        self.callbackAllowedCIDRs = try reader.cidrs("CALLBACK_ALLOWED_CIDRS")
-        self.trustedProxyCIDRs = try reader.cidrs("TRUSTED_PROXY_CIDRS")
+        self.callbackAllowedCIDRs = try reader.list("CALLBACK_ALLOWED_CIDRS", example: "10.0.0.0/8, 2001:db8::/32", CIDR.init)
+        self.trustedProxyCIDRs = try reader.list("TRUSTED_PROXY_CIDRS", example: "10.0.0.0/8, 2001:db8::/32", CIDR.init)
         if let url = reader.value("PUBLIC_BASE_URL") {
             // Safaricom posts callbacks only to https; plain http is for a gateway on this machine.
             let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].contains { url == $0 || url.hasPrefix($0 + ":") || url.hasPrefix($0 + "/") }
@@ -127,56 +96,8 @@ extension GatewayConfig {
         }
     }
 
-    /// Daraja (M-Pesa).
-    mutating func readMPesa(_ reader: Reader) throws(ConfigError) {
-        self.mpesa.baseURL = try reader.string("MPESA_BASE_URL", default: self.mpesa.baseURL)
-        self.mpesa.consumerKey = reader.value("MPESA_CONSUMER_KEY")
-        self.mpesa.consumerSecret = reader.value("MPESA_CONSUMER_SECRET")
-        self.mpesa.shortcode = reader.value("MPESA_SHORTCODE")
-        self.mpesa.passkey = reader.value("MPESA_PASSKEY")
-        self.mpesa.transactionType = try reader.oneOf("MPESA_TRANSACTION_TYPE", default: self.mpesa.transactionType)
-        self.mpesa.tillNumber = reader.value("MPESA_TILL_NUMBER")
-        self.mpesa.b2cShortcode = reader.value("MPESA_B2C_SHORTCODE")
-        self.mpesa.initiatorName = reader.value("MPESA_INITIATOR_NAME")
-        self.mpesa.securityCredential = reader.value("MPESA_SECURITY_CREDENTIAL")
-        self.mpesa.c2bShortcode = reader.value("MPESA_C2B_SHORTCODE")
-        self.mpesa.c2bResponseType = try reader.oneOf("MPESA_C2B_RESPONSE_TYPE", default: self.mpesa.c2bResponseType)
-        self.mpesa.c2bUnconfirmedAfter = .seconds(
-            60 * (try reader.integer("MPESA_C2B_UNCONFIRMED_MINUTES", default: Int(self.mpesa.c2bUnconfirmedAfter.components.seconds / 60), in: 1...10_080))
-        )
-        self.mpesa.c2bInitiatorName = reader.value("MPESA_C2B_INITIATOR_NAME")
-        self.mpesa.c2bSecurityCredential = reader.value("MPESA_C2B_SECURITY_CREDENTIAL")
-        // M-Pesa's own per-transaction maximum is 250,000 shillings.
-        self.mpesa.c2bMaxAmount = Int64(try reader.integer("MPESA_C2B_MAX_AMOUNT", default: Int(self.mpesa.c2bMaxAmount), in: 1...250_000))
-        self.mpesa.c2bReviewAfter = .seconds(
-            60 * (try reader.integer("MPESA_C2B_REVIEW_AFTER_MINUTES", default: Int(self.mpesa.c2bReviewAfter.components.seconds / 60), in: 5...10_080))
-        )
-        self.mpesa.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: self.mpesa.stkDelay, in: 0...30_000)
-        self.mpesa.allowedCIDRs = try reader.cidrs("MPESA_ALLOWED_CIDRS")
-        self.mpesa.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.mpesa.requestTimeout, in: 100...55_000)
-        self.mpesa.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: self.mpesa.reconcileInterval, in: 1...3600)
-        self.mpesa.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: self.mpesa.payoutReviewAfterChecks, in: 1...1000)
-        self.mpesa.payoutReviewAfter = .seconds(
-            3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: Int(self.mpesa.payoutReviewAfter.components.seconds / 3600), in: 1...720))
-        )
-    }
-
-    /// Africa's Talking's messaging and the inbound command limit.
-    mutating func readSMS(_ reader: Reader) throws(ConfigError) {
-        self.sms.username = reader.value("AT_USERNAME")
-        self.sms.apiKey = reader.value("AT_API_KEY")
-        self.sms.baseURL = try reader.string("AT_SMS_BASE_URL", default: self.sms.baseURL)
-        guard self.sms.baseURL.hasPrefix("https://") || self.sms.baseURL.hasPrefix("http://") else {
-            throw ConfigError(variable: "AT_SMS_BASE_URL", problem: "must be an http(s) URL such as https://api.sandbox.africastalking.com")
-        }
-        self.sms.senderID = reader.value("AT_SENDER_ID")
-        self.sms.maxAttempts = try reader.integer("SMS_MAX_ATTEMPTS", default: self.sms.maxAttempts, in: 1...100)
-        self.sms.ratePerSecond = Double(try reader.integer("SMS_RATE_PER_SECOND", default: Int(self.sms.ratePerSecond), in: 0...10_000))
-        self.smsRateLimitPerMinute = try reader.integer("SMS_RATE_LIMIT_PER_MINUTE", default: self.smsRateLimitPerMinute, in: 0...100_000)
-    }
-
     /// The sandbox: in development, each provider without credentials is simulated.
-    mutating func readSandbox(_ reader: Reader) throws(ConfigError) {
+    mutating func readSandbox(_ reader: SettingsReader) throws(ConfigError) {
         let sandbox: SandboxSettings.Switch = try reader.oneOf("SANDBOX", default: .auto)
         let simulator: SandboxSettings.Switch = try reader.oneOf("SIMULATOR", default: .auto)
         self.developmentListenPublic = try reader.oneOf("DEVELOPMENT_LISTEN_PUBLIC", default: Flag.off) == .on
@@ -203,10 +124,10 @@ extension GatewayConfig {
     }
 
     /// `BACKEND_ENV_ALLOW`, after every other setting was read: a name the gateway reads itself is refused.
-    mutating func readBackendVariables(_ reader: Reader) throws(ConfigError) {
+    mutating func readBackendVariables(_ reader: SettingsReader) throws(ConfigError) {
         let allowed = Set((reader.value("BACKEND_ENV_ALLOW") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         // libpq reads PG* variables (PGPASSWORD, PGSSLKEY...) itself: the gateway's own too.
-        let own = reader.asked.names.withLock { $0 }.union(Self.secretVariables).union(reader.values.keys.filter { $0.hasPrefix("PG") })
+        let own = reader.askedNames.union(Self.secretVariables).union(reader.values.keys.filter { $0.hasPrefix("PG") })
         if let name = allowed.filter({ own.contains($0) || $0.hasPrefix("PG") }).sorted().first {
             throw ConfigError(variable: "BACKEND_ENV_ALLOW", problem: "names \(name), one of the gateway's own settings, which never leave it")
         }
@@ -215,7 +136,7 @@ extension GatewayConfig {
     }
 
     /// The PIN keys and `PIN_PEPPER`, never echoed: they are secrets.
-    mutating func readPINKeys(_ reader: Reader, required: Bool) throws(ConfigError) {
+    mutating func readPINKeys(_ reader: SettingsReader, required: Bool) throws(ConfigError) {
         if let pepper = reader.value("PIN_PEPPER") {
             guard pepper.utf8.count >= 16 else { throw ConfigError(variable: "PIN_PEPPER", problem: "must be at least 16 bytes") }
             self.pinPepper = Array(pepper.utf8)

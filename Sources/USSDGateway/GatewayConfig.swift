@@ -8,7 +8,9 @@ import MPesaGateway
 import Postgres
 import Redis
 import SMSChannel
+import USSDChannel
 import Wallet
+import Settings
 import Synchronization
 
 /// Everything the gateway reads from its environment, parsed once at start-up.
@@ -44,56 +46,24 @@ public struct GatewayConfig: Sendable {
     /// `PIN_PEPPER`: only to check scrypt PIN hashes from before PIN keys, each replaced by a
     /// value under the newest key at its customer's next right PIN. At least 16 bytes.
     public var pinPepper: [UInt8]?
-    /// `PIN_LOCK_MINUTES`: how long three wrong PINs lock a customer; default 30.
-    public var pinLockMinutes = 30
-    /// `PIN_RESET_COOLDOWN_HOURS` (0 to 720, default 24) and `PIN_RESET_COOLDOWN_LIMIT` (whole
-    /// shillings, default 1,000): for that long after a customer sets the PIN an approved reset asked
-    /// for, sends and withdrawals above the limit are refused (balance and deposits work), as banks
-    /// do after a SIM swap. 0 hours turns the window off.
-    public var pinResetCooldown = Wallet.PINResetCooldown()
     /// The wall clock that windows are measured against: the PIN reset's cooling-off, USSD's
     /// repeat window, the USSD and SMS rate limits' minutes. Not a setting: tests pass time in.
     public var now: @Sendable () -> Date = { Date() }
-    /// `LEDGER_DUAL_APPROVAL_ABOVE` (whole shillings, default 100,000): corrections and reversals
-    /// above it need two approvers. `LEDGER_ADJUST_MAX` (default 1,000,000): no adjustment may
-    /// exceed it. Written to the database by `ussd-gateway migrate`, where the checks run.
-    public var ledgerDualApprovalAbove: Int64 = 10_000_000
-    public var ledgerAdjustMax: Int64 = 100_000_000
     /// `MSISDN_COUNTRIES`: the countries whose mobile numbers the deployment serves, as ISO codes
     /// (`KE`, `GH`, `NG`), comma-separated; the first is the one local numbers (`07...`) belong to.
     /// Default `KE`. Applied process-wide by ``applyProcessWide()``.
     public var msisdnCountries: [MSISDN.Country] = [.kenya]
-    /// `WALLET_COMMIT_LANES` (1 to 64, default 2) and `WALLET_COMMIT_BATCH` (1 to 256, default 64;
-    /// 1 turns it off): group commit of wallet movements and deposit completions. More lanes suit
-    /// a database server with more cores.
-    public var groupCommit = Wallet.GroupCommit()
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
     /// (under Kubernetes' 30-second termination grace period).
     public var shutdownTimeout = Duration.seconds(25)
 
-    /// `SESSION_TTL_SECONDS`: how long a USSD session lives in Redis after its last hop; default 120.
-    public var sessionTTLSeconds = 120
-    /// `RESUME_WINDOW_SECONDS`: how long after its last hop an unfinished session can be resumed
-    /// by dialling again; default menus.json's `resumeWindowSeconds`, else 300. 0 turns resume off.
-    public var resumeWindowSeconds: Int?
-    /// `HOP_DEADLINE_MS`: longest a hop waits for its action before answering "we are processing
-    /// your request" and letting it finish; default 4000.
-    public var hopDeadline = Duration.milliseconds(4000)
-    /// `USSD_RATE_LIMIT_PER_MINUTE`: new hops per number per minute; 0 turns it off; default 30.
-    public var ussdRateLimitPerMinute = 30
-    /// `USSD_REPEAT_WINDOW_MS`: in a dialect that sends only the latest input and no hop number
-    /// (Nalo, Arkesel, Flares), how long after a hop's answer the same input again is that hop
-    /// repeated rather than the answer to the next screen; default 2000.
-    public var ussdRepeatWindow = Duration.milliseconds(2000)
-    /// `USSD_DIALECTS`: the aggregators served besides Africa's Talking, among `hubtel`, `nalo`,
-    /// `arkesel` and `flares` (comma-separated); default none. Each adds its route.
-    public var ussdDialects: [String] = []
+    /// The USSD channel's sessions, hops, limits and aggregators (``USSDSettings``).
+    public var ussd = USSDSettings()
+    /// The ledger's PIN locks, corrections and group commit (``WalletSettings``).
+    public var wallet = WalletSettings()
     /// `DIALECT_CALLBACK_TOKEN`: the token of those routes (`/ussd/hubtel/<token>`); falls back to
     /// `CALLBACK_TOKEN`; required in production when a dialect is served.
     public var dialectCallbackToken: String?
-    /// `FLARES_USERID` and `FLARES_PASSWORD`: when set, every Flares query must carry them.
-    public var flaresUser: String?
-    public var flaresPassword: String?
     /// The token guarding the other aggregators' routes.
     public var dialectToken: String? { self.dialectCallbackToken ?? self.callbackToken }
     /// The settings (the environment over the config file) a backend may be given, for what
@@ -113,11 +83,6 @@ public struct GatewayConfig: Sendable {
         "AT_USERNAME", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL", "MPESA_C2B_SECURITY_CREDENTIAL",
         "FLARES_USERID", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD",
     ]
-    /// The dialects `USSD_DIALECTS` may name.
-    public static let knownDialects = ["hubtel", "nalo", "arkesel", "flares"]
-    /// `SMS_RATE_LIMIT_PER_MINUTE`: inbound SMS commands per number per minute; over it one polite
-    /// reply, then silence; 0 turns it off; default 10.
-    public var smsRateLimitPerMinute = 10
     /// `CALLBACK_TOKEN`: when set, every provider callback path carries it as one extra trailing
     /// segment (`/ussd/africastalking/<token>`); anything else is 404. Each provider's own token
     /// (``mpesaCallbackToken``, ``africasTalkingCallbackToken``) takes its place for that provider.
@@ -172,15 +137,17 @@ public struct GatewayConfig: Sendable {
     /// for staff and operations commands (`customer`, `ledger`, `report`, `migrate`, ...), which
     /// need no serving secret: no PIN pepper or callback token is required or read for them.
     public static func load(environment: [String: String], file: [String: String] = [:], serving: Bool = true) throws(ConfigError) -> GatewayConfig {
-        let reader = Reader(values: file.merging(environment) { _, fromEnvironment in fromEnvironment })
+        let reader = SettingsReader(environment: environment, file: file)
         var config = GatewayConfig()
         config.backendValues = reader.values
         try config.readServer(reader)
         try config.readStores(reader)
-        try config.readSessions(reader)
+        try config.readCountries(reader)
+        config.wallet = try WalletSettings(reader: reader)
+        config.ussd = try USSDSettings(reader: reader)
         try config.readCallbacks(reader)
-        try config.readMPesa(reader)
-        try config.readSMS(reader)
+        config.mpesa = try MPesaSettings(reader: reader)
+        config.sms = try SMSSettings(reader: reader)
         try config.readSandbox(reader)
         try config.readPINKeys(reader, required: serving)
         try config.readBackendVariables(reader)
@@ -213,7 +180,7 @@ public struct GatewayConfig: Sendable {
                 problem: "is required in production (or CALLBACK_TOKEN): Africa's Talking's USSD and SMS callback routes would be open to anyone"
             )
         }
-        if !self.ussdDialects.isEmpty, self.dialectToken == nil {
+        if !self.ussd.dialects.isEmpty, self.dialectToken == nil {
             return ConfigError(
                 variable: "DIALECT_CALLBACK_TOKEN",
                 problem: "is required in production when USSD_DIALECTS names a dialect (or CALLBACK_TOKEN): its routes would be open to anyone"
@@ -237,19 +204,6 @@ public struct GatewayConfig: Sendable {
 }
 
 extension GatewayConfig.DeploymentEnvironment: CaseIterable {}
-
-/// A configuration value that cannot be used: which variable, and what is wrong with it.
-/// Values are echoed only for plain settings, never for URLs (they can hold passwords).
-public struct ConfigError: LogSafeError, Sendable {
-    public let variable: String
-    public let problem: String
-    public var description: String { "\(self.variable): \(self.problem)" }
-}
-
-/// Names a ``GatewayConfig`` reader was asked for.
-final class AskedNames: Sendable {
-    let names = Mutex<Set<String>>([])
-}
 
 /// True for an address only this machine reaches (``TransportSecurity/isLoopback(_:)``).
 public func isLoopback(_ host: String) -> Bool { TransportSecurity.isLoopback(host) }

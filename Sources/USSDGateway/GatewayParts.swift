@@ -44,7 +44,7 @@ struct GatewayParts {
         var logger = logger ?? Logger(label: "ussd.http")
         logger.logLevel = config.logLevel
         GatewayMetrics.bootstrap()
-        let graph = try menus ?? loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline, backendVariables: config.backendVariables)
+        let graph = try menus ?? loadCheckedMenus(at: config.menusPath, hopDeadline: config.ussd.hopDeadline, backendVariables: config.backendVariables)
         if let problem = config.backendTransportProblem(graph.document) { throw problem }
         self.config = config
         self.logger = logger
@@ -53,8 +53,8 @@ struct GatewayParts {
         self.ownsPINs = pins == nil
         self.pins = try pins ?? config.openPINVault()
         self.wallet = Wallet(
-            postgres: self.clients.postgres, pins: self.pins, lockDuration: .seconds(config.pinLockMinutes * 60), groupCommit: config.groupCommit,
-            pinResetCooldown: config.pinResetCooldown, now: config.now, logger: Logger(label: "wallet")
+            postgres: self.clients.postgres, pins: self.pins, lockDuration: .seconds(config.wallet.pinLockMinutes * 60), groupCommit: config.wallet.groupCommit,
+            pinResetCooldown: config.wallet.pinResetCooldown, now: config.now, logger: Logger(label: "wallet")
         )
         self.book = MPesaBook(wallet: self.wallet)
     }
@@ -109,12 +109,7 @@ struct GatewayParts {
 
     /// The USSD channel's service: sessions in Redis, the menu engine and the actions.
     func ussdService(actions: WalletActions, workers: ActionWorkers) -> USSDService {
-        var settings = USSDService.Settings()
-        settings.sessionTTLSeconds = self.config.sessionTTLSeconds
-        settings.resumeWindowSeconds = self.config.resumeWindowSeconds ?? self.graph.document.settings.resumeWindowSeconds ?? 300
-        settings.hopDeadline = self.config.hopDeadline
-        settings.rateLimitPerMinute = self.config.ussdRateLimitPerMinute
-        settings.repeatWindow = self.config.ussdRepeatWindow
+        var settings = USSDService.Settings(self.config.ussd, menusResumeWindow: self.graph.document.settings.resumeWindowSeconds)
         settings.now = self.config.now
         return USSDService(
             graph: self.graph, redis: self.clients.redis, actions: actions, workers: workers, wallet: self.wallet, sealer: VaultSealer(pins: self.pins),
@@ -138,7 +133,7 @@ struct GatewayParts {
         }
         let service = SMSService(
             graph: self.graph, postgres: self.clients.postgres, wallet: self.wallet, actions: actions,
-            rateLimit: (self.clients.redis, self.config.smsRateLimitPerMinute), now: self.config.now, logger: logger
+            rateLimit: (self.clients.redis, self.config.sms.rateLimitPerMinute), now: self.config.now, logger: logger
         )
         return (sender, service)
     }
@@ -207,13 +202,13 @@ struct GatewayParts {
             token: config.africasTalkingToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs, refusals: self.refusals
         )
         USSDRoutes(service: ussd, guardian: guardian, logger: self.logger(.ussd)).register(on: router)
-        if !config.ussdDialects.isEmpty {
+        if !config.ussd.dialects.isEmpty {
             let dialectGuard = CallbackGuard(
                 token: config.dialectToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs, refusals: self.refusals
             )
             var flares: DialectRoutes.FlaresCredentials?
-            if let user = config.flaresUser, let password = config.flaresPassword { flares = .init(user: user, password: password) }
-            DialectRoutes(service: ussd, guardian: dialectGuard, budget: self.graph.budget, flares: flares, dialects: Set(config.ussdDialects), logger: self.logger(.ussd))
+            if let user = config.ussd.flaresUser, let password = config.ussd.flaresPassword { flares = .init(user: user, password: password) }
+            DialectRoutes(service: ussd, guardian: dialectGuard, budget: self.graph.budget, flares: flares, dialects: Set(config.ussd.dialects), logger: self.logger(.ussd))
                 .register(on: router)
         }
         let mpesaGuard = CallbackGuard(

@@ -4,6 +4,7 @@ import MPesa
 import MPesaGateway
 import Sandbox
 import SMSChannel
+import Settings
 
 /// The embedded sandbox's settings (`SANDBOX`, `SIMULATOR`, `SANDBOX_DELAY_MS`): which providers
 /// are simulated on the gateway's own listener, and whether the browser phone is served.

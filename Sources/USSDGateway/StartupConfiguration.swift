@@ -11,47 +11,24 @@ extension GatewayConfig {
     /// recorded only as set or not set.
     public func auditedSettings(menus: MenuDocument) -> [String: String] {
         func set(_ value: String?) -> String { value == nil ? "not set" : "set" }
+        // Each part names its own audited settings; these are the process's and the callbacks'.
         var settings: [String: String] = [
             "environment": "\(self.environment)",
-            "pin.lock_minutes": String(self.pinLockMinutes),
             "pin.keys": self.pinKeys?.summary ?? "not set",
-            "session.ttl_seconds": String(self.sessionTTLSeconds),
-            "hop.deadline_ms": String(self.hopDeadline.inMilliseconds),
-            "ussd.rate_limit_per_minute": String(self.ussdRateLimitPerMinute),
-            "sms.rate_limit_per_minute": String(self.smsRateLimitPerMinute),
-            "ussd.dialects": self.ussdDialects.isEmpty ? "none" : self.ussdDialects.joined(separator: ","),
-            "ussd.repeat_window_ms": String(self.ussdRepeatWindow.inMilliseconds),
-            "flares.credentials": set(self.flaresPassword),
             "callbacks.token": set(self.callbackToken ?? self.mpesaCallbackToken ?? self.africasTalkingCallbackToken ?? self.dialectCallbackToken),
             "callbacks.allowed_cidrs": self.callbackAllowedCIDRs.map { "\($0)" }.joined(separator: ","),
             "callbacks.trusted_proxies": self.trustedProxyCIDRs.map { "\($0)" }.joined(separator: ","),
             "public_base_url": self.publicBaseURL ?? "not set",
-            "mpesa.base_url": self.mpesa.baseURL,
-            "mpesa.shortcode": self.mpesa.shortcode ?? "not set",
-            "mpesa.b2c_shortcode": self.mpesa.b2cShortcode ?? "not set",
-            // Whose paybill payments credit wallets, how much one may credit, and what Safaricom
-            // does with a payment when the gateway cannot be asked.
-            "mpesa.c2b_shortcode": self.mpesa.c2bShortcode ?? "not set",
-            "mpesa.c2b_max_amount": String(self.mpesa.c2bMaxAmount),
-            "mpesa.c2b_response_type": "\(self.mpesa.c2bResponseType)",
-            "mpesa.till_number": self.mpesa.tillNumber ?? "not set",
-            "mpesa.initiator_name": self.mpesa.initiatorName ?? "not set",
-            "mpesa.c2b_initiator_name": self.mpesa.c2bInitiatorName ?? "not set",
-            "mpesa.allowed_cidrs": self.mpesa.allowedCIDRs.map { "\($0)" }.joined(separator: ","),
-            "mpesa.transaction_type": "\(self.mpesa.transactionType)",
-            // Four eyes, corrections, and the cooling-off after a PIN reset.
-            "ledger.dual_approval_above": String(self.ledgerDualApprovalAbove),
-            "ledger.adjust_max": String(self.ledgerAdjustMax),
-            "pin.reset_cooldown_hours": String(self.pinResetCooldown.window.components.seconds / 3600),
-            "pin.reset_cooldown_limit": String(self.pinResetCooldown.limit.cents),
             // Whose numbers are served.
             "msisdn.countries": self.msisdnCountries.map(\.rawValue).joined(separator: ","),
-            "mpesa.credentials": set(self.mpesa.consumerSecret),
             "sandbox.mpesa": String(self.sandbox.mpesa),
             "sandbox.sms": String(self.sandbox.sms),
             "menus.path": self.menusPath,
             "menus.version": String(menus.version),
         ]
+        for section in [self.wallet.audited, self.ussd.audited, self.sms.audited, self.mpesa.audited] {
+            settings.merge(section) { _, new in new }
+        }
         if self.sandbox.isOn {
             // The sandbox's addresses name this process's own port, which changes from run to run.
             settings["public_base_url"] = "this gateway (sandbox)"

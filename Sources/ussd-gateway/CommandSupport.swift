@@ -6,6 +6,7 @@ import Logging
 import Menus
 import Postgres
 import ServiceLifecycle
+import Settings
 import USSDGateway
 import Wallet
 
@@ -61,7 +62,7 @@ func msisdnArgument(_ value: String, named name: String) throws -> MSISDN {
 /// would verify against nothing stored.
 func wallet(_ config: GatewayConfig, _ postgres: PostgresClient) -> Wallet {
     Wallet(
-        postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey()), pinResetCooldown: config.pinResetCooldown,
+        postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey()), pinResetCooldown: config.wallet.pinResetCooldown,
         logger: Logger(label: "wallet"))
 }
 

@@ -22,7 +22,7 @@ struct Migrate: AsyncParsableCommand {
             let applied = try await postgres.migrate(migrations)
             logger.info("migrations done", metadata: ["applied": "\(applied.count)", "known": "\(migrations.count)"])
             // The staff desk's limits, where the database's four-eyes checks read them.
-            if try await wallet(config, postgres).applyLedgerSettings(dualApprovalAbove: config.ledgerDualApprovalAbove, adjustMax: config.ledgerAdjustMax) {
+            if try await wallet(config, postgres).applyLedgerSettings(dualApprovalAbove: config.wallet.ledgerDualApprovalAbove, adjustMax: config.wallet.ledgerAdjustMax) {
                 logger.notice("ledger limits changed: recorded in the audit trail (action config.ledger)")
             }
             await postgres.shutdown()

@@ -4,6 +4,7 @@ import Logging
 import Postgres
 import ServiceLifecycle
 import Curl
+import Settings
 import Wallet
 import Menus
 import USSDGateway
@@ -17,7 +18,7 @@ struct Serve: AsyncParsableCommand {
         bootstrapLogging(config)
         let menus: MenuGraph
         do {
-            menus = try loadCheckedMenus(at: config.menusPath, hopDeadline: config.hopDeadline, backendVariables: config.backendVariables)
+            menus = try loadCheckedMenus(at: config.menusPath, hopDeadline: config.ussd.hopDeadline, backendVariables: config.backendVariables)
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
             throw ExitCode(2)

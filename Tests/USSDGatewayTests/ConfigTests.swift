@@ -4,6 +4,7 @@ import Foundation
 import MPesa
 @testable import MPesaGateway
 @testable import SMSChannel
+import Settings
 import Testing
 import TestSupport
 @testable import USSDChannel
@@ -13,7 +14,7 @@ import Wallet
 @Suite struct ConfigTests {
     @Test func defaultsAreDocumentedValues() throws {
         let config = try GatewayConfig.load(environment: ["PIN_KEY": "1:612d70726f64756374696f6e2d7065707065722d6f662d33322d627974657321", "CALLBACK_TOKEN": "abcdefghijklmnopqrstuvwxyz012345"])
-        #expect(config.pinLockMinutes == 30)
+        #expect(config.wallet.pinLockMinutes == 30)
         #expect(config.httpHost == "127.0.0.1")
         #expect(config.httpPort == 8080)
         #expect(config.environment == .production)
@@ -160,9 +161,9 @@ import Wallet
 
     @Test func groupCommitLanesAndBatchAreReadAndBounded() throws {
         let defaults = try GatewayConfig.load(environment: ["ENVIRONMENT": "development"])
-        #expect(defaults.groupCommit.lanes == 2 && defaults.groupCommit.maximumBatch == 64)
+        #expect(defaults.wallet.groupCommit.lanes == 2 && defaults.wallet.groupCommit.maximumBatch == 64)
         let set = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_LANES": "8", "WALLET_COMMIT_BATCH": "1"])
-        #expect(set.groupCommit.lanes == 8 && set.groupCommit.maximumBatch == 1)
+        #expect(set.wallet.groupCommit.lanes == 8 && set.wallet.groupCommit.maximumBatch == 1)
         let none = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_LANES": "0"]) }
         #expect(none?.variable == "WALLET_COMMIT_LANES")
         let huge = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_BATCH": "100000"]) }

@@ -10,6 +10,7 @@ import NIOCore
 import Postgres
 import TestSupport
 import Testing
+import USSDChannel
 import USSDGateway
 import Wallet
 
@@ -177,7 +178,7 @@ struct DialectPhone {
 
 /// The gateway with every dialect's route on, and the fake Daraja for deposits.
 func dialectRig() async throws -> MPesaRig {
-    try await MPesaRig.make { $0.ussdDialects = GatewayConfig.knownDialects }
+    try await MPesaRig.make { $0.ussd.dialects = USSDSettings.knownDialects }
 }
 
 @Suite struct DialectJourneyTests {
@@ -237,7 +238,7 @@ func dialectRig() async throws -> MPesaRig {
     /// Nalo's hops alternating between two gateways on one Redis: a repeat is told from the next
     /// answer by what Redis keeps (the answer's time), not by one process's memory.
     @Test func latestInputHopsAlternatingBetweenReplicas() async throws {
-        let harness = try await USSDHarness.make { $0.ussdDialects = GatewayConfig.knownDialects }
+        let harness = try await USSDHarness.make { $0.ussd.dialects = USSDSettings.knownDialects }
         let other = try buildApplication(config: harness.config, logger: harness.capture.logger, menus: harness.graph)
         let local = freshLocal()
         try await harness.run { first async throws in
@@ -325,8 +326,8 @@ func dialectRig() async throws -> MPesaRig {
     /// a country not served too; Flares' operator credentials are checked when configured.
     @Test func malformedHopsAreRefusedAndFlaresCredentialsChecked() async throws {
         let rig = try await MPesaRig.make {
-            $0.ussdDialects = GatewayConfig.knownDialects
-            ($0.flaresUser, $0.flaresPassword) = ("airtel-ke", "s3cret-flares")
+            $0.ussd.dialects = USSDSettings.knownDialects
+            ($0.ussd.flaresUser, $0.ussd.flaresPassword) = ("airtel-ke", "s3cret-flares")
         }
         try await rig.harness.run(.live) { client in
             for (path, body) in [

@@ -81,8 +81,8 @@ struct EdgeProxyTests {
         let harness = try await USSDHarness.make {
             $0.callbackToken = token
             $0.trustedProxyCIDRs = [CIDR("127.0.0.1/32")!]
-            $0.ussdDialects = ["flares"]
-            ($0.flaresUser, $0.flaresPassword) = ("airtel-ke", password)
+            $0.ussd.dialects = ["flares"]
+            ($0.ussd.flaresUser, $0.ussd.flaresPassword) = ("airtel-ke", password)
         }
         let number = "254" + freshLocal().dropFirst()
         // A typed answer that looks like a PIN (none of TypedPINs: those the run's output is searched for).

@@ -115,7 +115,7 @@ struct HostileBodies {
     /// Thousands of generated bodies against every provider route: none gets a 5xx, none crashes the
     /// process (a trap would end this test run), no money moves, and the gateway still answers.
     @Test func thousandsOfRandomAndMutatedBodiesGetNoServerError() async throws {
-        let rig = try await MPesaRig.make { $0.ussdRateLimitPerMinute = 0 }
+        let rig = try await MPesaRig.make { $0.ussd.rateLimitPerMinute = 0 }
         let local = "0712345678"
         let msisdn = try await rig.harness.customer(local, name: "Fuzz", pin: TypedPINs.achieng, shillings: 1_000)
         let deposit = try await rig.harness.book.beginDeposit(msisdn, amount: .shillings(100), key: IdempotencyKey("fuzz-deposit")!)
@@ -342,7 +342,7 @@ struct HostileBodies {
 
     /// Over `SMS_RATE_LIMIT_PER_MINUTE`, one polite reply and then silence; other numbers unaffected.
     @Test func smsCommandsAreRateLimitedPerNumber() async throws {
-        let rig = try await SMSRig.make { $0.smsRateLimitPerMinute = 3 }
+        let rig = try await SMSRig.make { $0.sms.rateLimitPerMinute = 3 }
         let (busy, calm) = (freshLocal(), freshLocal())
         let busyMSISDN = try await rig.harness.customer(busy, name: "Busy", pin: TypedPINs.achieng)
         let calmMSISDN = try await rig.harness.customer(calm, name: "Calm", pin: TypedPINs.otieno)

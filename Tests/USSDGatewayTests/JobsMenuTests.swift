@@ -122,7 +122,7 @@ final class FakeJobs: Sendable {
     static func harness(_ fake: FakeJobs?, hopDeadline: Duration = .milliseconds(4000)) async throws -> USSDHarness {
         try await USSDHarness.make { config in
             if let fake { config.backendValues = ["JOBS_API_URL": fake.url + "/", "JOBS_API_KEY": FakeJobs.key] }
-            config.hopDeadline = hopDeadline
+            config.ussd.hopDeadline = hopDeadline
         }
     }
 

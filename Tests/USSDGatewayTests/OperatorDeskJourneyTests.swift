@@ -51,7 +51,7 @@ import Wallet
         let clock = TestClock()
         let rig = try await SMSRig.make { config in
             config.now = { clock.now }
-            config.pinResetCooldown = Wallet.PINResetCooldown(window: .seconds(24 * 3600), limit: .shillings(100))
+            config.wallet.pinResetCooldown = Wallet.PINResetCooldown(window: .seconds(24 * 3600), limit: .shillings(100))
         }
         let harness = rig.harness
         let (achieng, sender, otieno, recipient) = try await harness.senderAndRecipient()

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import Postgres
 @testable import MPesaGateway
 @testable import SMSChannel
+import Settings
 import Testing
 import TestSupport
 @testable import USSDChannel
@@ -31,11 +32,11 @@ import Wallet
     /// token of their own (or the shared one); Flares' operator credentials come as a pair.
     @Test func dialectRoutesNeedATokenInProductionAndFlaresCredentialsComeTogether() throws {
         let base = ["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken]
-        #expect(try GatewayConfig.load(environment: base).ussdDialects.isEmpty, "none by default")
+        #expect(try GatewayConfig.load(environment: base).ussd.dialects.isEmpty, "none by default")
         let open = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: base.merging(["USSD_DIALECTS": "hubtel, flares"]) { $1 }) }
         #expect(open?.variable == "DIALECT_CALLBACK_TOKEN")
         let guarded = try GatewayConfig.load(environment: base.merging(["USSD_DIALECTS": "Hubtel,flares", "DIALECT_CALLBACK_TOKEN": Self.mpesaToken]) { $1 })
-        #expect(guarded.ussdDialects == ["hubtel", "flares"] && guarded.dialectToken == Self.mpesaToken && guarded.africasTalkingToken == Self.atToken)
+        #expect(guarded.ussd.dialects == ["hubtel", "flares"] && guarded.dialectToken == Self.mpesaToken && guarded.africasTalkingToken == Self.atToken)
         let unknown = #expect(throws: ConfigError.self) {
             try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "USSD_DIALECTS": "hubtel,vodafone"])
         }

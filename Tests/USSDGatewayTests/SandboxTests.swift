@@ -12,6 +12,7 @@ import MPesa
 @testable import MPesaGateway
 import Sandbox
 @testable import SMSChannel
+import Settings
 import Testing
 import TestSupport
 @testable import USSDChannel
@@ -35,7 +36,7 @@ import Wallet
             config.mpesa.stkDelay = .milliseconds(50)
             config.mpesa.reconcileInterval = .seconds(1)
             config.sms.pollInterval = .milliseconds(100)
-            config.ussdRateLimitPerMinute = 0
+            config.ussd.rateLimitPerMinute = 0
             config.applySandbox(port: config.httpPort)
         }
     }

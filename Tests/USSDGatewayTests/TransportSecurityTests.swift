@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import Redis
+import Settings
 import Testing
 import TestSupport
 import USSDGateway

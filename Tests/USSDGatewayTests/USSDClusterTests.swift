@@ -29,7 +29,7 @@ import Wallet
             let harness = try await USSDHarness.make { config in
                 config.redis = control.configuration
                 // Each sender makes several journeys a minute: no per-number hop limit here.
-                config.ussdRateLimitPerMinute = 0
+                config.ussd.rateLimitPerMinute = 0
             }
             var pairs: [(String, MSISDN, String, MSISDN)] = []
             for _ in 0..<8 { pairs.append(try await harness.senderAndRecipient()) }

@@ -19,7 +19,7 @@ import Wallet
 
 @Suite struct USSDSessionTests {
     @Test func theSessionKeyExpiresAfterItsTTLAndHoldsNoSecret() async throws {
-        let harness = try await USSDHarness.make { $0.sessionTTLSeconds = 2 }
+        let harness = try await USSDHarness.make { $0.ussd.sessionTTLSeconds = 2 }
         let local = freshLocal()
         _ = try await harness.customer(local, name: "Akinyi", pin: TypedPINs.achieng, shillings: 50)
         try await harness.run { client in
@@ -216,7 +216,7 @@ import Wallet
     }
 
     @Test func aBusyNumberIsSlowedPolitely() async throws {
-        let harness = try await USSDHarness.make { $0.ussdRateLimitPerMinute = 3 }
+        let harness = try await USSDHarness.make { $0.ussd.rateLimitPerMinute = 3 }
         let local = freshLocal()
         _ = try await harness.customer(local, name: "Baraka", pin: TypedPINs.achieng)
         // The count is per clock minute: start well inside one, or a new minute forgives the hops.
@@ -234,7 +234,7 @@ import Wallet
     }
 
     @Test func anActionPastTheDeadlineEndsPolitelyAndReportsBySMS() async throws {
-        let harness = try await USSDHarness.make { $0.hopDeadline = .milliseconds(1) }
+        let harness = try await USSDHarness.make { $0.ussd.hopDeadline = .milliseconds(1) }
         let local = freshLocal()
         let msisdn = try await harness.customer(local, name: "Chebet", pin: TypedPINs.achieng, shillings: 40)
         // The first screen's profile lookup is made late for sure: the customers table is locked

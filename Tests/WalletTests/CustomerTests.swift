@@ -1,6 +1,7 @@
 import Basics
 import Foundation
 import Postgres
+import Settings
 import Testing
 import TestSupport
 import Wallet
@@ -248,5 +249,21 @@ import Wallet
             }
         }
         await ledger.postgres.shutdown()
+    }
+}
+
+/// The ledger reads its own settings, each checked where it is read.
+@Suite struct WalletSettingsTests {
+    @Test func theLedgersSettingsAreReadInShillingsAndHours() throws {
+        let read = try WalletSettings(
+            reader: SettingsReader(environment: [
+                "PIN_LOCK_MINUTES": "15", "PIN_RESET_COOLDOWN_HOURS": "48", "PIN_RESET_COOLDOWN_LIMIT": "500", "LEDGER_DUAL_APPROVAL_ABOVE": "20000",
+                "WALLET_COMMIT_LANES": "4",
+            ]))
+        #expect(read.pinLockMinutes == 15 && read.pinResetCooldown.window == .seconds(48 * 3600) && read.pinResetCooldown.limit == .shillings(500))
+        #expect(read.ledgerDualApprovalAbove == 2_000_000 && read.groupCommit.lanes == 4 && read.groupCommit.maximumBatch == 64)
+        #expect(read.audited["pin.reset_cooldown_hours"] == "48" && read.audited["ledger.dual_approval_above"] == "2000000")
+        let error = #expect(throws: ConfigError.self) { try WalletSettings(reader: SettingsReader(environment: ["PIN_RESET_COOLDOWN_HOURS": "721"])) }
+        #expect(error?.variable == "PIN_RESET_COOLDOWN_HOURS")
     }
 }
