@@ -1,9 +1,7 @@
-import Synchronization
-
 /// A mobile number as the gateway stores and sends it: the country code and the national number,
 /// digits only (`254712345678`, `233241234567`, `2348031234567`), of a country the deployment
-/// serves (`MSISDN_COUNTRIES`, Kenya by default). The only parser of phone numbers in the gateway:
-/// a value of this type is valid wherever it goes.
+/// serves (its ``NumberingPlan``, from `MSISDN_COUNTRIES`; Kenya by default). The only parser of
+/// phone numbers in the gateway: a value of this type is valid wherever it goes.
 public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
     public let value: String
 
@@ -45,21 +43,9 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    private static let serving = Mutex<[Country]>([.kenya])
-
-    /// The countries the deployment serves; the first is the one a local number (`0712345678`)
-    /// belongs to. Set once at start-up from `MSISDN_COUNTRIES`.
-    public static var countries: [Country] {
-        get { Self.serving.withLock { $0 } }
-        set {
-            precondition(!newValue.isEmpty, "at least one country")
-            Self.serving.withLock { $0 = newValue }
-        }
-    }
-
     /// A number already in the stored form (`254712345678`) of any country the gateway knows: what
     /// the database holds or a provider sends normalised was checked on its way in. Input from
-    /// people and aggregators goes through ``init(parsing:)``, which keeps to the countries served.
+    /// people and aggregators goes through ``init(parsing:plan:)``, which keeps to the countries served.
     public init?(_ normalised: String) {
         self.init(normalised, countries: Country.allCases)
     }
@@ -73,10 +59,10 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A number in any usual form a person or a provider writes: `0712345678`, `712345678`,
-    /// `254712345678`, `+254712345678`, with spaces, dashes, dots or brackets between the digits. A
-    /// local form belongs to the first country served.
-    public init?(parsing input: String) {
-        self.init(parsing: input, countries: Self.countries)
+    /// `254712345678`, `+254712345678`, with spaces, dashes, dots or brackets between the digits, of
+    /// a country `plan` serves. A local form belongs to the plan's first country.
+    public init?(parsing input: String, plan: NumberingPlan) {
+        self.init(parsing: input, countries: plan.countries)
     }
 
     /// The same, for the countries given rather than the deployment's.
@@ -112,4 +98,20 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
     public var local: String { "0" + self.value.dropFirst(3) }
 
     public var description: String { self.value }
+}
+
+/// The countries a deployment serves (`MSISDN_COUNTRIES`), the first the one a local number
+/// (`0712345678`) belongs to: a value handed to every part that parses people's numbers, never a
+/// process-wide setting.
+public struct NumberingPlan: Sendable, Hashable {
+    public let countries: [MSISDN.Country]
+
+    /// Nil without a country.
+    public init?(countries: [MSISDN.Country]) {
+        guard !countries.isEmpty else { return nil }
+        self.countries = countries
+    }
+
+    /// Kenya's numbers alone: the default deployment's.
+    public static let kenya = NumberingPlan(countries: [.kenya])!
 }

@@ -60,7 +60,7 @@ public enum ActionTable {
                 errorResults: Self.coolingOff
             )
         ) { actions, request, context in
-            guard let to = MSISDN(parsing: request.arguments["to"] ?? "") else { return .failure("recipient_not_registered") }
+            guard let to = MSISDN(parsing: request.arguments["to"] ?? "", plan: actions.plan) else { return .failure("recipient_not_registered") }
             let amount = try WalletActions.amount(request)
             // The same tariff the confirmation screen showed; an amount above it is refused.
             guard let fee = actions.tariff.fee("p2p", cents: amount.cents) else { return .failure("limit_exceeded") }

@@ -13,11 +13,15 @@ public struct WalletActions: ActionRunner {
     let tariff: Tariff
     /// The menus' `http` actions (``HTTPActions``), when the file has any.
     let httpActions: HTTPActions?
+    /// Whose numbers a recipient may be.
+    let plan: NumberingPlan
     let logger = Logger(label: "wallet.actions")
 
     public init(
-        wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney(), tariff: Tariff = Tariff([:]), httpActions: HTTPActions? = nil
+        wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney(), tariff: Tariff = Tariff([:]), httpActions: HTTPActions? = nil,
+        plan: NumberingPlan = .kenya
     ) {
+        self.plan = plan
         self.wallet = wallet
         self.mobileMoney = mobileMoney
         self.tariff = tariff

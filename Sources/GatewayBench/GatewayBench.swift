@@ -40,7 +40,6 @@ struct GatewayBench: AsyncParsableCommand {
         // Benchmarks run against throwaway servers; the development defaults are right there.
         if environment["ENVIRONMENT"] == nil { environment["ENVIRONMENT"] = "development" }
         let config = try GatewayConfig.load(environment: environment, file: file)
-        config.applyProcessWide()
         switch self.target {
         case .redis:
             for result in try await ClientBenchmark.redis(config.redis, concurrency: self.concurrency, requests: self.requests) {

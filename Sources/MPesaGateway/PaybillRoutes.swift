@@ -37,11 +37,14 @@ public struct PaybillRoutes: Sendable {
     let logger: Logger
     /// Well inside Safaricom's 8 seconds, network both ways included.
     let validationBudget: Duration
+    /// Whose numbers an account may name.
+    let plan: NumberingPlan
 
     public init(
         book: MPesaBook, shortcode: String?, verifier: MPesaService?, maxAmount: Amount = .shillings(150_000), guardian: CallbackGuard, logger: Logger,
-        validationBudget: Duration = .seconds(5)
+        validationBudget: Duration = .seconds(5), plan: NumberingPlan = .kenya
     ) {
+        self.plan = plan
         self.book = book
         self.shortcode = shortcode
         self.verifier = verifier
@@ -77,7 +80,7 @@ public struct PaybillRoutes: Sendable {
         if payment.shortcode != shortcode {
             result = .invalidShortcode
         } else {
-            let (book, account, amount, maximum) = (self.book, MSISDN(parsing: Self.account(payment.billRef)), Amount(cents: payment.cents), self.maxAmount)
+            let (book, account, amount, maximum) = (self.book, MSISDN(parsing: Self.account(payment.billRef), plan: self.plan), Amount(cents: payment.cents), self.maxAmount)
             do {
                 let check = try await withDeadline(self.validationBudget) {
                     try await book.validatePaybill(transID: payment.transID, billRef: payment.billRef, msisdn: account, amount: amount, maximum: maximum)
@@ -115,7 +118,7 @@ public struct PaybillRoutes: Sendable {
             return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
         }
         let recorded = try await self.book.recordPaybillConfirmation(
-            transID: payment.transID, billRef: payment.billRef, shortcode: payment.shortcode, msisdn: MSISDN(parsing: Self.account(payment.billRef)),
+            transID: payment.transID, billRef: payment.billRef, shortcode: payment.shortcode, msisdn: MSISDN(parsing: Self.account(payment.billRef), plan: self.plan),
             amount: Amount(cents: payment.cents), raw: raw
         )
         let outcome: String

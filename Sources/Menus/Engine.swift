@@ -1,15 +1,20 @@
+import Basics
+
 /// Walks a ``MenuGraph``: pure, synchronous, no I/O. The host (the gateway) keeps the state,
 /// runs the actions, and shows the pages.
 public struct Engine: Sendable {
     public let graph: MenuGraph
     private let sealer: (any SecretSealer)?
+    /// Whose numbers a phone-number input accepts.
+    public let plan: NumberingPlan
 
     /// Route and action chains longer than this in one hop are a loop in the file.
     static let maximumTransitions = 32
 
-    public init(graph: MenuGraph, sealer: (any SecretSealer)? = nil) {
+    public init(graph: MenuGraph, sealer: (any SecretSealer)? = nil, plan: NumberingPlan = .kenya) {
         self.graph = graph
         self.sealer = sealer
+        self.plan = plan
     }
 
     /// Starts a session with the host's context variables (e.g. `msisdn`). With `extension` (the
@@ -54,7 +59,7 @@ public struct Engine: Sendable {
             guard let value = typed.first(where: { $0.screen == screenID })?.value, let screen = self.graph.screen(screenID), screen.type == .input,
                 let validator = screen.validator, let variable = screen.variable
             else { return self.failure(state) }
-            guard let normalised = validator.validate(value.trimmedOfSpaces) else {
+            guard let normalised = validator.validate(value.trimmedOfSpaces, plan: self.plan) else {
                 let error = self.graph.compiled[screenID]?.error?.render(state.language, state.variables) ?? ""
                 return self.enter(screenID, state, secrets: [:], transitions: transitions + 1, notice: error.isEmpty ? nil : error)
             }
@@ -197,7 +202,7 @@ public struct Engine: Sendable {
     private func accept(_ screen: MenuDocument.Screen, _ input: String, _ state: SessionState) -> Step {
         var state = state
         let id = state.screen
-        guard let value = screen.validator!.validate(input) else {
+        guard let value = screen.validator!.validate(input, plan: self.plan) else {
             return self.wrong(state) { state in
                 let error = self.graph.compiled[id]?.error?.render(state.language, state.variables) ?? ""
                 return self.enter(id, state, secrets: [:], transitions: 0, notice: error.isEmpty ? nil : error)

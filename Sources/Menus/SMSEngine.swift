@@ -1,10 +1,15 @@
+import Basics
+
 /// Reads SMS commands (`BAL`, `TUMA 0712345678 500 1234`) with the same validators and actions
 /// as the USSD journeys, and words the replies. Pure, like ``Engine``.
 public struct SMSEngine: Sendable {
     public let graph: MenuGraph
+    /// Whose numbers a phone-number argument accepts.
+    public let plan: NumberingPlan
 
-    public init(graph: MenuGraph) {
+    public init(graph: MenuGraph, plan: NumberingPlan = .kenya) {
         self.graph = graph
+        self.plan = plan
     }
 
     /// What to do with one incoming message.
@@ -36,7 +41,7 @@ public struct SMSEngine: Sendable {
                 return .reply(self.graph.render("sms.\(command.name).usage", replyLanguage, variables))
             }
             for (argument, word) in zip(expected, given) {
-                guard let value = argument.validator.validate(word) else {
+                guard let value = argument.validator.validate(word, plan: self.plan) else {
                     return .reply(self.graph.render("sms.\(command.name).usage", replyLanguage, variables))
                 }
                 variables[argument.variable] = value

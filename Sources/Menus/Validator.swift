@@ -20,15 +20,16 @@ public enum Validator: Sendable, Hashable {
     /// A whole-input match of a regular expression, with a declared longest length.
     case regex(pattern: String, maxLength: Int)
 
-    /// The normalised value, or nil when `input` is not acceptable.
-    public func validate(_ input: String) -> String? {
+    /// The normalised value, or nil when `input` is not acceptable; a number must be of a country
+    /// `plan` serves.
+    public func validate(_ input: String, plan: NumberingPlan) -> String? {
         let trimmed = input.trimmedOfSpaces
         switch self {
         case .digits(let minLength, let maxLength):
             guard (minLength...maxLength).contains(trimmed.count), trimmed.allSatisfy(\.isASCIIDigit) else { return nil }
             return trimmed
         case .msisdn:
-            return MSISDN(parsing: trimmed)?.value
+            return MSISDN(parsing: trimmed, plan: plan)?.value
         case .amount(let min, let max):
             let digits = trimmed.filter { $0 != "," }
             guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy(\.isASCIIDigit), let shillings = Int(digits),

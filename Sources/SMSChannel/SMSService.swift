@@ -51,10 +51,10 @@ public final class SMSService: Sendable {
 
     public init(
         graph: MenuGraph, postgres: PostgresClient, wallet: Wallet, actions: any ActionRunner, rateLimit: (redis: RedisClient, perMinute: Int)? = nil,
-        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        now: @escaping @Sendable () -> Date = { Date() }, plan: NumberingPlan = .kenya, logger: Logger
     ) {
         self.graph = graph
-        self.engine = SMSEngine(graph: graph)
+        self.engine = SMSEngine(graph: graph, plan: plan)
         self.postgres = postgres
         self.wallet = wallet
         self.actions = actions
@@ -73,7 +73,7 @@ public final class SMSService: Sendable {
     )
 
     public func receive(_ message: Inbound) async throws -> Outcome {
-        guard let msisdn = MSISDN(parsing: message.from) else {
+        guard let msisdn = MSISDN(parsing: message.from, plan: self.engine.plan) else {
             self.logger.notice("SMS from a sender that is not a mobile number of a country served", metadata: ["sms": .string(message.id)])
             GatewayMetrics.count("sms_inbound_total", [("outcome", "ignored")])
             return .ignored

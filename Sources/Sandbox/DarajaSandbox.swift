@@ -73,6 +73,8 @@ public final class DarajaSandbox: Sendable {
     let scheduler: SandboxScheduler
     let http: CurlClient
     let logger: Logger
+    /// Whose numbers the simulated customers have.
+    let plan: NumberingPlan
     let state = Mutex(State())
     /// Pushes and payments remembered for queries; the oldest are forgotten past this.
     static let remembered = 10_000
@@ -81,8 +83,9 @@ public final class DarajaSandbox: Sendable {
     /// `/paybill/confirm` and `/paybill/validate`, token included), until the gateway registers others.
     init(
         delay: Duration, inbox: SandboxInbox, scheduler: SandboxScheduler, http: CurlClient, paybillURLs: (confirmation: String, validation: String)? = nil,
-        logger: Logger
+        plan: NumberingPlan = .kenya, logger: Logger
     ) {
+        self.plan = plan
         self.delay = delay
         self.inbox = inbox
         self.scheduler = scheduler
@@ -289,7 +292,7 @@ public final class DarajaSandbox: Sendable {
         guard (1...250_000).contains(shillings) else { return Self.error(400, "400.002.05", "amount must be whole shillings from 1 to 250000") }
         guard let urls = self.state.withLock({ $0.c2bURLs }) else { return Self.error(409, "409.000.01", "No paybill URLs: run ussd-gateway mpesa register-c2b") }
         let receipt = Self.receipt()
-        let phone = MSISDN(parsing: account.filter { !" -".contains($0) })?.value
+        let phone = MSISDN(parsing: account.filter { !" -".contains($0) }, plan: self.plan)?.value
         let payment = PaybillPayment(account: account, shillings: shillings, phone: phone, at: Date())
         self.state.withLock { Self.remember(receipt, payment, in: &$0.paybills, order: &$0.paybillOrder) }
         func report(balance: String) -> [UInt8] {

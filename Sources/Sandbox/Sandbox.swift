@@ -26,11 +26,14 @@ public final class Sandbox: Service, Sendable {
         /// The gateway's paybill confirmation and validation URLs, token included when there is
         /// one: where a simulated customer's paybill payment is reported until others are registered.
         public var paybillURLs: (confirmation: String, validation: String)?
+        /// Whose numbers the simulated customers and handsets have.
+        public var plan: NumberingPlan
 
         public init(
             mpesa: Bool, sms: Bool, delay: Duration, deliveryDelay: Duration, deliveryURL: String,
-            paybillURLs: (confirmation: String, validation: String)? = nil
+            paybillURLs: (confirmation: String, validation: String)? = nil, plan: NumberingPlan = .kenya
         ) {
+            self.plan = plan
             self.mpesa = mpesa
             self.sms = sms
             self.delay = delay
@@ -50,7 +53,9 @@ public final class Sandbox: Service, Sendable {
         self.settings = settings
         self.daraja =
             settings.mpesa
-            ? DarajaSandbox(delay: settings.delay, inbox: self.inbox, scheduler: self.scheduler, http: http, paybillURLs: settings.paybillURLs, logger: logger)
+            ? DarajaSandbox(
+                delay: settings.delay, inbox: self.inbox, scheduler: self.scheduler, http: http, paybillURLs: settings.paybillURLs, plan: settings.plan,
+                logger: logger)
             : nil
         self.africasTalking =
             settings.sms
@@ -66,7 +71,7 @@ public final class Sandbox: Service, Sendable {
         self.daraja?.register(on: router)
         self.africasTalking?.register(on: router)
         router.get("/sandbox/inbox") { request, _ -> Response in
-            guard let phone = Self.phone(request.uri.queryParameters["phone"].map(String.init) ?? "") else {
+            guard let phone = self.phone(request.uri.queryParameters["phone"].map(String.init) ?? "") else {
                 return Response(
                     status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
                     body: .init(byteBuffer: ByteBuffer(string: "phone must be a Kenyan mobile number such as +254712000001\n"))
@@ -87,8 +92,8 @@ public final class Sandbox: Service, Sendable {
     }
 
     /// `+254` and nine digits from any usual form; a `+` decoded as a space is forgiven.
-    static func phone(_ value: String) -> String? {
-        MSISDN(parsing: value.trimmingCharacters(in: .whitespaces))?.international
+    func phone(_ value: String) -> String? {
+        MSISDN(parsing: value.trimmingCharacters(in: .whitespaces), plan: self.settings.plan)?.international
     }
 
     public func run() async throws {

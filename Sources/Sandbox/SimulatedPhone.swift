@@ -13,9 +13,10 @@ public struct SimulatedPhone: Sendable {
     public private(set) var inputs: [String] = []
     let http: CurlClient
 
-    /// `phone` in any usual form (`0712345678`, `254712345678`, `+254712345678`).
-    public init?(url: String, phone: String, serviceCode: String, http: CurlClient) {
-        guard let msisdn = MSISDN(parsing: phone) else { return nil }
+    /// `phone` in any usual form (`0712345678`, `254712345678`, `+254712345678`), of a country
+    /// `plan` serves.
+    public init?(url: String, phone: String, serviceCode: String, http: CurlClient, plan: NumberingPlan = .kenya) {
+        guard let msisdn = MSISDN(parsing: phone, plan: plan) else { return nil }
         self.url = url
         self.phoneNumber = msisdn.international
         self.serviceCode = serviceCode

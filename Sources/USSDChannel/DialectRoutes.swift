@@ -133,7 +133,7 @@ public struct DialectRoutes: Sendable {
 
     /// The hop answered by the USSD service (or the session closed, for an end or timeout notice).
     func answer(_ hop: CanonicalHop, _ request: Request, _ context: GatewayRequestContext, budget: Int) async throws -> DialectReply {
-        guard let msisdn = MSISDN(parsing: "+" + hop.phone) else {
+        guard let msisdn = MSISDN(parsing: "+" + hop.phone, plan: self.service.engine.plan) else {
             throw self.guardian.refuse(
                 "the number is not a mobile number of a country served", request, context, route: "ussd." + hop.provider.rawValue)
         }

@@ -36,7 +36,7 @@ public struct USSDRoutes: Sendable {
         let hop: USSDHop
         do {
             let form = try await CallbackBody.form(request, logger: context.logger, route: "ussd.hop", guardian: self.guardian, context: context)
-            hop = try Self.decodeHop(form, serviceCodes: self.service.engine.graph.document.serviceCodes)
+            hop = try Self.decodeHop(form, serviceCodes: self.service.engine.graph.document.serviceCodes, plan: self.service.engine.plan)
         } catch let error as MalformedCallback {
             throw self.guardian.refuse(error.description, request, context, route: "ussd")
         }
@@ -58,7 +58,7 @@ public struct USSDRoutes: Sendable {
         let msisdn: MSISDN
         do {
             event = try AfricasTalkingUSSDEvent(form: try await CallbackBody.form(request, logger: context.logger, route: "ussd.event", guardian: self.guardian, context: context))
-            msisdn = try Self.msisdn(event.phoneNumber)
+            msisdn = try Self.msisdn(event.phoneNumber, plan: self.service.engine.plan)
         } catch let error as MalformedCallback {
             throw self.guardian.refuse(error.description, request, context, route: "ussd")
         }
@@ -69,14 +69,14 @@ public struct USSDRoutes: Sendable {
         return Response(status: .ok)
     }
 
-    static func decodeHop(_ form: [String: String], serviceCodes: [String]) throws(MalformedCallback) -> USSDHop {
+    static func decodeHop(_ form: [String: String], serviceCodes: [String], plan: NumberingPlan) throws(MalformedCallback) -> USSDHop {
         let hop = try AfricasTalkingUSSDHop(form: form)
-        return USSDHop(hop.canonical, msisdn: try Self.msisdn(hop.phoneNumber), serviceCodes: serviceCodes)
+        return USSDHop(hop.canonical, msisdn: try Self.msisdn(hop.phoneNumber, plan: plan), serviceCodes: serviceCodes)
     }
 
-    /// A number the deployment serves (`MSISDN_COUNTRIES`), from Africa's Talking's `+2547...`.
-    static func msisdn(_ phone: String) throws(MalformedCallback) -> MSISDN {
-        guard let msisdn = MSISDN(parsing: phone) else {
+    /// A number the deployment serves (`plan`, from `MSISDN_COUNTRIES`), from Africa's Talking's `+2547...`.
+    static func msisdn(_ phone: String, plan: NumberingPlan) throws(MalformedCallback) -> MSISDN {
+        guard let msisdn = MSISDN(parsing: phone, plan: plan) else {
             throw MalformedCallback("phoneNumber is not a mobile number of a country served")
         }
         return msisdn

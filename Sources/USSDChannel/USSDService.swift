@@ -47,6 +47,8 @@ public final class USSDService: Sendable {
         /// The wall clock the repeat window and the rate limit's minutes are read from (tests pass
         /// time in).
         public var now: @Sendable () -> Date = { Date() }
+        /// Whose numbers the channel serves (`MSISDN_COUNTRIES`).
+        public var plan = NumberingPlan.kenya
 
         public init() {}
     }
@@ -55,7 +57,7 @@ public final class USSDService: Sendable {
         graph: MenuGraph, redis: RedisClient, actions: any ActionRunner, workers: ActionWorkers, wallet: Wallet?, sealer: any SecretSealer,
         settings: Settings, logger: Logger
     ) {
-        self.engine = Engine(graph: graph, sealer: sealer)
+        self.engine = Engine(graph: graph, sealer: sealer, plan: settings.plan)
         self.store = USSDSessionStore(redis: redis, ttlSeconds: settings.sessionTTLSeconds, resumeWindowSeconds: settings.resumeWindowSeconds)
         self.actions = actions
         self.workers = workers

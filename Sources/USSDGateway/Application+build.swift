@@ -30,7 +30,10 @@ public func buildApplication(
     let parts = try GatewayParts(config: config, logger: logger, menus: menus, pins: pins)
     let config = parts.config
     let mpesa = parts.mobileMoney()
-    let actions = WalletActions(wallet: parts.wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: parts.graph.document.tariff, httpActions: parts.httpActions())
+    let actions = WalletActions(
+        wallet: parts.wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: parts.graph.document.tariff, httpActions: parts.httpActions(),
+        plan: config.numberingPlan
+    )
     let workers = ActionWorkers()
     let ussd = parts.ussdService(actions: actions, workers: workers)
     let (sender, sms) = parts.smsChannel(actions: actions)

@@ -66,7 +66,7 @@ extension GatewayConfig {
                 if !parsed.contains(country) { parsed.append(country) }
             }
             guard !parsed.isEmpty else { throw ConfigError(variable: "MSISDN_COUNTRIES", problem: "must name at least one country") }
-            self.msisdnCountries = parsed
+            self.numberingPlan = NumberingPlan(countries: parsed)!
         }
     }
 

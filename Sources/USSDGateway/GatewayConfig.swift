@@ -51,8 +51,8 @@ public struct GatewayConfig: Sendable {
     public var now: @Sendable () -> Date = { Date() }
     /// `MSISDN_COUNTRIES`: the countries whose mobile numbers the deployment serves, as ISO codes
     /// (`KE`, `GH`, `NG`), comma-separated; the first is the one local numbers (`07...`) belong to.
-    /// Default `KE`. Applied process-wide by ``applyProcessWide()``.
-    public var msisdnCountries: [MSISDN.Country] = [.kenya]
+    /// Default `KE`. Handed to every part that parses numbers.
+    public var numberingPlan = NumberingPlan.kenya
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
     /// (under Kubernetes' 30-second termination grace period).
     public var shutdownTimeout = Duration.seconds(25)
@@ -123,14 +123,6 @@ public struct GatewayConfig: Sendable {
     public enum DeploymentEnvironment: String, Sendable {
         case development
         case production
-    }
-
-    /// Reads the configuration from environment variables, overriding `file` entries (the optional
-    /// config file, same keys).
-    /// Applies what is process-wide rather than per client: the countries whose numbers
-    /// ``MSISDN`` parses. Every command calls it once, right after loading.
-    public func applyProcessWide() {
-        MSISDN.countries = self.msisdnCountries
     }
 
     /// The configuration to serve with: every production requirement checked. `serving: false` is

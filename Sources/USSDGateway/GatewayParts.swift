@@ -110,7 +110,7 @@ struct GatewayParts {
     /// The USSD channel's service: sessions in Redis, the menu engine and the actions.
     func ussdService(actions: WalletActions, workers: ActionWorkers) -> USSDService {
         var settings = USSDService.Settings(self.config.ussd, menusResumeWindow: self.graph.document.settings.resumeWindowSeconds)
-        settings.now = self.config.now
+        (settings.now, settings.plan) = (self.config.now, self.config.numberingPlan)
         return USSDService(
             graph: self.graph, redis: self.clients.redis, actions: actions, workers: workers, wallet: self.wallet, sealer: VaultSealer(pins: self.pins),
             settings: settings, logger: self.logger(.ussd)
@@ -133,7 +133,8 @@ struct GatewayParts {
         }
         let service = SMSService(
             graph: self.graph, postgres: self.clients.postgres, wallet: self.wallet, actions: actions,
-            rateLimit: (self.clients.redis, self.config.sms.rateLimitPerMinute), now: self.config.now, logger: logger
+            rateLimit: (self.clients.redis, self.config.sms.rateLimitPerMinute), now: self.config.now, plan: self.config.numberingPlan,
+            logger: logger
         )
         return (sender, service)
     }
@@ -149,7 +150,7 @@ struct GatewayParts {
                 settings: .init(
                     mpesa: config.sandbox.mpesa, sms: config.sandbox.sms, delay: config.sandbox.delay, deliveryDelay: config.sandbox.deliveryDelay,
                     deliveryURL: gatewayURL + "/sms/africastalking/delivery" + (config.africasTalkingToken.map { "/" + $0 } ?? ""),
-                    paybillURLs: MPesaSettings.paybillURLs(publicBaseURL: gatewayURL, callbackToken: config.mpesaToken)
+                    paybillURLs: MPesaSettings.paybillURLs(publicBaseURL: gatewayURL, callbackToken: config.mpesaToken), plan: config.numberingPlan
                 ),
                 http: self.clients.http, logger: logger
             )
@@ -218,7 +219,7 @@ struct GatewayParts {
         MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: self.logger(.mpesa)).register(on: router)
         PaybillRoutes(
             book: self.book, shortcode: config.mpesa.paybillShortcode, verifier: mpesa, maxAmount: config.mpesa.paybillRules.maxAmount,
-            guardian: mpesaGuard, logger: self.logger(.mpesa)
+            guardian: mpesaGuard, logger: self.logger(.mpesa), plan: config.numberingPlan
         ).register(on: router)
         SMSRoutes(service: sms, guardian: guardian, logger: self.logger(.sms)).register(on: router)
     }

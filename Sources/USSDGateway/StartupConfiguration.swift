@@ -20,7 +20,7 @@ extension GatewayConfig {
             "callbacks.trusted_proxies": self.trustedProxyCIDRs.map { "\($0)" }.joined(separator: ","),
             "public_base_url": self.publicBaseURL ?? "not set",
             // Whose numbers are served.
-            "msisdn.countries": self.msisdnCountries.map(\.rawValue).joined(separator: ","),
+            "msisdn.countries": self.numberingPlan.countries.map(\.rawValue).joined(separator: ","),
             "sandbox.mpesa": String(self.sandbox.mpesa),
             "sandbox.sms": String(self.sandbox.sms),
             "menus.path": self.menusPath,

@@ -25,9 +25,7 @@ struct ConfigOptions: ParsableArguments {
     private func load(serving: Bool) throws -> GatewayConfig {
         do {
             let file = try self.config.map { path throws(ConfigError) in try GatewayConfig.readFile(at: path) } ?? [:]
-            let config = try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, file: file, serving: serving)
-            config.applyProcessWide()
-            return config
+            return try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, file: file, serving: serving)
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: configuration error: \(error)\n".utf8))
             throw ExitCode(2)
@@ -49,10 +47,12 @@ func refusal(_ problem: String) -> ExitCode {
     return ExitCode(2)
 }
 
-/// A number given on the command line, in any usual Kenyan form (`0712345678`, `+254712345678`).
-func msisdnArgument(_ value: String, named name: String) throws -> MSISDN {
-    guard let msisdn = MSISDN(parsing: value) else {
-        throw refusal("\(name) must be a Kenyan mobile number such as 0712345678")
+/// A number given on the command line, in any usual form (`0712345678`, `+254712345678`), of a
+/// country the deployment serves.
+func msisdnArgument(_ value: String, named name: String, plan: NumberingPlan) throws -> MSISDN {
+    guard let msisdn = MSISDN(parsing: value, plan: plan) else {
+        let countries = plan.countries.map(\.rawValue).joined(separator: ", ")
+        throw refusal("\(name) must be a mobile number of a country served (\(countries)) such as 0712345678")
     }
     return msisdn
 }

@@ -22,7 +22,7 @@ struct CustomerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
             guard let overview = try await withPostgres(config, doing: "looking up", { try await wallet(config, $0).overview(msisdn) }) else {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
                 throw ExitCode(1)
@@ -46,7 +46,7 @@ struct CustomerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
             let action = try self.who.action()
             let unlocked = try await withPostgres(config, doing: "unlocking") { try await wallet(config, $0).unlockPIN(msisdn, by: action) }
             guard unlocked else {
@@ -71,7 +71,7 @@ struct CustomerCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.number, named: "the number")
+            let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
             try await ledgerRequest(config, self.who, doing: "asking for the PIN reset") { try await $0.requestPINReset(msisdn, by: $1) } said: {
                 "request #\($0.id): \(describe($0)); waiting for an approver: ledger approve \($0.id)"
             }
@@ -135,7 +135,7 @@ func changeCustomer(
 ) async throws {
     let config = try options.loadForStaff()
     bootstrapLogging(config)
-    let msisdn = try msisdnArgument(number, named: "the number")
+    let msisdn = try msisdnArgument(number, named: "the number", plan: config.numberingPlan)
     let action = try who.action()
     let outcome = try await withPostgres(config, doing: what) { try await change(wallet(config, $0), msisdn, action) }
     switch outcome {
@@ -160,7 +160,7 @@ struct AuditCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try self.options.loadForStaff()
         bootstrapLogging(config)
-        let msisdn = try msisdnArgument(self.number, named: "--number")
+        let msisdn = try msisdnArgument(self.number, named: "--number", plan: config.numberingPlan)
         let trail = try await withPostgres(config, doing: "reading the audit trail") { try await wallet(config, $0).auditTrail(msisdn, limit: self.limit) }
         if self.json {
             print(try jsonText(trail))

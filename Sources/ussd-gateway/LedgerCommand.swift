@@ -60,7 +60,7 @@ struct LedgerCommand: AsyncParsableCommand {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             guard self.fromSuspense != self.toSuspense else { throw refusal("give exactly one of --from-suspense and --to-suspense") }
-            let msisdn = try msisdnArgument(self.to, named: "--to")
+            let msisdn = try msisdnArgument(self.to, named: "--to", plan: config.numberingPlan)
             let amount = try shillingsArgument(self.amount, named: "--amount")
             let direction: LedgerRequest.Direction = self.fromSuspense ? .fromSuspense : .toSuspense
             try await ledgerRequest(config, self.who, doing: "asking for the correction") {

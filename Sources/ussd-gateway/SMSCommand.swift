@@ -24,7 +24,7 @@ struct SMSCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
-            let msisdn = try msisdnArgument(self.to, named: "--to")
+            let msisdn = try msisdnArgument(self.to, named: "--to", plan: config.numberingPlan)
             guard !self.text.isEmpty, self.text.count <= 918 else { throw refusal("--text must be 1 to 918 characters (6 segments)") }
             let action = try self.who.action()
             let id = try await withPostgres(config, doing: "queueing") { try await SMSService.queue($0, to: msisdn, text: self.text, by: action) }

@@ -125,7 +125,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             let url = "http://127.0.0.1:\(client.port!)/slow"
             let started = slowStarted.load(ordering: .relaxed)
             let request = Task { try await curl.execute(CurlRequest(url: url, timeout: .seconds(60))) }
-            let reached = try await eventually(within: .seconds(10)) { slowStarted.load(ordering: .relaxed) > started }
+            let reached = try await eventually(within: .seconds(30)) { slowStarted.load(ordering: .relaxed) > started }
             #expect(reached, "the request reached the server")
             request.cancel()
             let result = await request.result
@@ -154,7 +154,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
             let url = "http://127.0.0.1:\(client.port!)/slow"
             let started = slowStarted.load(ordering: .relaxed)
             let request = Task { try await curl.execute(CurlRequest(url: url, timeout: .seconds(60))) }
-            let reached = try await eventually(within: .seconds(10)) { slowStarted.load(ordering: .relaxed) > started }
+            let reached = try await eventually(within: .seconds(30)) { slowStarted.load(ordering: .relaxed) > started }
             #expect(reached, "the request reached the server")
             await curl.shutdown()
             let inFlight = await request.result
@@ -194,7 +194,7 @@ func testServer(rendezvous: Rendezvous = Rendezvous(expected: 100)) -> some Appl
                 "/usr/bin/openssl",
                 ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", directory + "/cert.pem", "-key", directory + "/key.pem", "-www", "-quiet"]
             )
-            _ = try await eventually(within: .seconds(10), every: .milliseconds(100)) {
+            _ = try await eventually(within: .seconds(30), every: .milliseconds(100)) {
                 answered = try? await trusting.execute(CurlRequest(url: url, timeout: .seconds(5)))
                 return answered != nil
             }

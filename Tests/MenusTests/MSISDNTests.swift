@@ -14,7 +14,7 @@ import Testing
         for form in ["+233241234567", "0241234567x", "0612345678", "+2348031234567", "25471234567"] {
             #expect(MSISDN(parsing: form, countries: kenya) == nil, "\(form)")
         }
-        #expect(MSISDN.countries == [.kenya], "the default deployment serves Kenya")
+        #expect(NumberingPlan.kenya.countries == [.kenya] && NumberingPlan(countries: []) == nil, "the default deployment serves Kenya; a plan names a country")
     }
 
     @Test func ghanaAndNigeriaByTheirPlansWithLocalFormsInTheFirstCountry() throws {

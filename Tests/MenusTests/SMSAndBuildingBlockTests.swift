@@ -57,27 +57,27 @@ import Testing
         ("254 712-345-678", "254712345678"), ("0110345678", "254110345678"),
     ])
     func kenyanNumbersNormalise(input: String, expected: String) {
-        #expect(Validator.msisdn.validate(input) == expected)
+        #expect(Validator.msisdn.validate(input, plan: .kenya) == expected)
     }
 
     @Test(arguments: ["0812345678", "07123456", "+1712345678", "2547123456789", "07l2345678", ""])
     func otherNumbersAreRefused(input: String) {
-        #expect(Validator.msisdn.validate(input) == nil)
+        #expect(Validator.msisdn.validate(input, plan: .kenya) == nil)
     }
 
     @Test func validatorsAcceptAndNormalise() {
-        #expect(Validator.amount(min: 10, max: 250_000).validate("1,250") == "125000")
-        #expect(Validator.amount(min: 10, max: 250_000).validate("9") == nil)
-        #expect(Validator.amount(min: 10, max: 250_000).validate("250001") == nil)
-        #expect(Validator.amount(min: 10, max: 250_000).validate("12.50") == nil, "whole shillings only")
-        #expect(Validator.pin.validate("0042") == "0042")
-        #expect(Validator.pin.validate("042") == nil)
-        #expect(Validator.digits(minLength: 2, maxLength: 3).validate("123") == "123")
-        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Amani") == "Amani")
-        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Ama😀") == nil, "GSM-7 only unless allowed")
-        #expect(Validator.oneOf(["en", "sw"]).validate("SW") == "sw")
-        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE254") == "KE254")
-        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE2545") == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("1,250", plan: .kenya) == "125000")
+        #expect(Validator.amount(min: 10, max: 250_000).validate("9", plan: .kenya) == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("250001", plan: .kenya) == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("12.50", plan: .kenya) == nil, "whole shillings only")
+        #expect(Validator.pin.validate("0042", plan: .kenya) == "0042")
+        #expect(Validator.pin.validate("042", plan: .kenya) == nil)
+        #expect(Validator.digits(minLength: 2, maxLength: 3).validate("123", plan: .kenya) == "123")
+        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Amani", plan: .kenya) == "Amani")
+        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Ama😀", plan: .kenya) == nil, "GSM-7 only unless allowed")
+        #expect(Validator.oneOf(["en", "sw"]).validate("SW", plan: .kenya) == "sw")
+        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE254", plan: .kenya) == "KE254")
+        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE2545", plan: .kenya) == nil)
     }
 
     @Test func formattersShowAmountsAndMaskPhones() throws {

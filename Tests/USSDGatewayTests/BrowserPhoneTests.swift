@@ -36,7 +36,7 @@ import Wallet
         func press(_ button: String) async throws -> String {
             let before = try await self.replies()
             try await self.driver.click(button)
-            _ = try await eventually(within: .seconds(10), every: .milliseconds(25)) { try await self.replies() != before }
+            _ = try await eventually(within: .seconds(30), every: .milliseconds(25)) { try await self.replies() != before }
             return try await self.driver.text("#screen")
         }
 
@@ -88,7 +88,7 @@ import Wallet
         let (amina, baraka) = (freshLocal(), freshLocal())
         do {
             try await driver.go(base + "/simulator")
-            _ = try await eventually(within: .seconds(5), every: .milliseconds(25)) {
+            _ = try await eventually(within: .seconds(30), every: .milliseconds(25)) {
                 (try await driver.script("return document.body.dataset.ready || ''") as? String) == "true"
             }
             let phone = BrowserPhone(driver: driver)
@@ -134,8 +134,8 @@ import Wallet
 
         let postgres = PostgresClient(configuration: database)
         let wallet = Wallet(postgres: postgres, pins: PINVault(key: Array("balances-only-no-pin-checked-here".utf8)))
-        #expect(try await wallet.balances(MSISDN(parsing: amina)!).available == .shillings(188))
-        #expect(try await wallet.balances(MSISDN(parsing: baraka)!).available == .shillings(200))
+        #expect(try await wallet.balances(MSISDN(parsing: amina, plan: .kenya)!).available == .shillings(188))
+        #expect(try await wallet.balances(MSISDN(parsing: baraka, plan: .kenya)!).available == .shillings(200))
         let sum = try await postgres.query("SELECT coalesce(sum(balance), 0)::bigint FROM account_balances").single()!.decode(Int64.self, column: 0)
         #expect(sum == 0, "the ledger balances")
         await postgres.shutdown()

@@ -171,9 +171,9 @@ import Wallet
     }
 
     @Test func msisdnCountriesAreReadInOrderAndUnknownOnesRefused() throws {
-        #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development"]).msisdnCountries == [.kenya])
+        #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development"]).numberingPlan.countries == [.kenya])
         let served = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "gh, NG,GH"])
-        #expect(served.msisdnCountries == [.ghana, .nigeria], "in order, each once; the first is the local numbers' country")
+        #expect(served.numberingPlan.countries == [.ghana, .nigeria], "in order, each once; the first is the local numbers' country")
         let unknown = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "KE,UG"]) }
         #expect(unknown?.description == "MSISDN_COUNTRIES: must be country codes among KE, GH, NG (got UG)")
     }

@@ -200,7 +200,7 @@ func dialectRig() async throws -> MPesaRig {
             #expect(try await phone.repeatLast() == "CON Enter the PIN again to confirm", "a repeat is not the confirmation")
             // The same four digits again, typed on the next screen: the confirmation.
             #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Akosua Mensah! Your wallet is ready. Dial again to use it.")
-            let msisdn = try #require(MSISDN(parsing: local))
+            let msisdn = try #require(MSISDN(parsing: local, plan: .kenya))
 
             _ = try await phone.dial()
             #expect(try await phone.type("2").contains("Enter amount"))
@@ -257,7 +257,7 @@ func dialectRig() async throws -> MPesaRig {
                 #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Esi Mensah! Your wallet is ready. Dial again to use it.")
             }
         }
-        #expect(try await harness.wallet.customer(MSISDN(parsing: local)!).name == "Esi Mensah")
+        #expect(try await harness.wallet.customer(MSISDN(parsing: local, plan: .kenya)!).name == "Esi Mensah")
         await harness.finish()
     }
 

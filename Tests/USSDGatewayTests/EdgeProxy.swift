@@ -98,7 +98,7 @@ final class EdgeProxy: Sendable {
         let process = try ChildProcess.start(haproxy, ["-db", "-f", configuration])
         let edge = EdgeProxy(process: process, plainPort: plainPort, tlsPort: tlsPort, directory: directory, certificate: certificate)
         var ready: CurlResponse?
-        _ = try await eventually(within: .seconds(15), every: .milliseconds(50)) {
+        _ = try await eventually(within: .seconds(30), every: .milliseconds(50)) {
             ready = try? await edge.send(edge.tlsURL + "/healthz", method: "GET")
             return ready?.status == 200
         }

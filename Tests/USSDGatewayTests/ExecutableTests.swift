@@ -115,7 +115,7 @@ import USSDGateway
             )
             let curl = CurlClient()
             var alive: CurlResponse?
-            _ = try await eventually(within: .seconds(15), every: .milliseconds(50)) {
+            _ = try await eventually(within: .seconds(30), every: .milliseconds(50)) {
                 alive = try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(port)/healthz", timeout: .seconds(2)))
                 return alive?.status == 200
             }

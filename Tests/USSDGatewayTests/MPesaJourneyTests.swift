@@ -62,18 +62,18 @@ struct MPesaRig {
         self.fake.state.withLock { $0.gateway = "http://127.0.0.1:\(port)" }
     }
 
-    /// Waits (up to five seconds) until the gateway has kept the acknowledgement of each Transaction
+    /// Waits (up to 30 seconds, a bound for a broken run) until the gateway has kept the acknowledgement of each Transaction
     /// Status query the fake accepted, then has the fake post Safaricom's answers (each not yet
     /// answered, or with `again` all of them once more) to the gateway's result route.
     @discardableResult
     func answerStatusQueries(again: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
         // The fake records a request before it records the query it answers: a query whose request
         // was seen is waited for, or it would be left unanswered.
-        _ = try await eventually(within: .seconds(5)) {
+        _ = try await eventually(within: .seconds(30)) {
             self.fake.statusQueries.count >= self.fake.requests("/mpesa/transactionstatus/v1/query").count
         }
         for query in self.fake.statusQueries {
-            let kept = try await eventually(within: .seconds(5)) {
+            let kept = try await eventually(within: .seconds(30)) {
                 try await self.harness.postgres.query(
                     "SELECT 1 FROM mpesa_status_queries WHERE id = \(query.queryID) AND conversation_id = \(query.conversationID)"
                 ).first != nil
@@ -103,24 +103,24 @@ struct MPesaRig {
         await self.harness.finish()
     }
 
-    /// Waits (up to five seconds) for the `count`-th request to a Daraja path.
+    /// Waits (up to 30 seconds, a bound for a broken run) for the `count`-th request to a Daraja path.
     func request(_ path: String, count: Int = 1) async throws -> FakeDaraja.Request {
-        guard try await eventually(within: .seconds(5), { self.fake.requests(path).count >= count }) else { throw CancellationError() }
+        guard try await eventually(within: .seconds(30), { self.fake.requests(path).count >= count }) else { throw CancellationError() }
         return self.fake.requests(path)[count - 1]
     }
 
-    /// Waits (up to ten seconds) until the gateway has logged `message` `count` times: a call
+    /// Waits (up to 30 seconds, a bound for a broken run) until the gateway has logged `message` `count` times: a call
     /// that got no answer, say, is over only when its own timeout has fired, which a loaded
     /// machine may delay.
     func logged(_ message: String, count: Int = 1, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        if try await eventually(within: .seconds(10), { self.harness.capture.all.filter({ $0.message == message }).count >= count }) { return }
+        if try await eventually(within: .seconds(30), { self.harness.capture.all.filter({ $0.message == message }).count >= count }) { return }
         Issue.record("never logged \(count) × \(message)", sourceLocation: sourceLocation)
     }
 
     /// Waits for the deposit of `msisdn` to get its CheckoutRequestID.
     func checkout(_ msisdn: MSISDN) async throws -> String {
         var checkout: String?
-        _ = try await eventually(within: .seconds(5)) {
+        _ = try await eventually(within: .seconds(30)) {
             checkout = try await self.harness.postgres.query(
                 "SELECT checkout_request_id FROM deposits WHERE msisdn = \(msisdn.value) AND checkout_request_id IS NOT NULL AND idempotency_key NOT LIKE 'fund-%' ORDER BY id DESC LIMIT 1"
             ).single()?.decode(String.self, column: 0)
@@ -147,17 +147,17 @@ struct MPesaRig {
         return try row.decode((String, String, Int64).self)
     }
 
-    /// Waits (up to five seconds) until the gateway has kept the acknowledgement of payout `id`.
+    /// Waits (up to 30 seconds, a bound for a broken run) until the gateway has kept the acknowledgement of payout `id`.
     func acknowledged(_ id: String) async throws {
-        let kept = try await eventually(within: .seconds(5)) {
+        let kept = try await eventually(within: .seconds(30)) {
             try await self.harness.postgres.query("SELECT 1 FROM payouts WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil
         }
         if !kept { throw CancellationError() }
     }
 
-    /// Waits (up to five seconds) until the gateway has kept the acknowledgement of status query `id`.
+    /// Waits (up to 30 seconds, a bound for a broken run) until the gateway has kept the acknowledgement of status query `id`.
     func acknowledgedQuery(_ id: String) async throws {
-        let kept = try await eventually(within: .seconds(5)) {
+        let kept = try await eventually(within: .seconds(30)) {
             try await self.harness.postgres.query("SELECT 1 FROM mpesa_status_queries WHERE id = \(id) AND conversation_id IS NOT NULL").first != nil
         }
         if !kept { throw CancellationError() }
@@ -525,7 +525,7 @@ func callback(_ client: any TestClientProtocol, _ path: String, _ json: String, 
             var phone = Phone(client, payer, graph: rig.harness.graph)
             _ = try await phone.deposit(100, pin: TypedPINs.achieng)
             _ = try await rig.request("/mpesa/stkpush/v1/processrequest")
-            _ = try await eventually(within: .seconds(2)) { try await rig.outbox(payerMSISDN, "deposit_failed") > 0 }
+            _ = try await eventually(within: .seconds(30)) { try await rig.outbox(payerMSISDN, "deposit_failed") > 0 }
             #expect(try await rig.outbox(payerMSISDN, "deposit_failed") == 1, "a refused push fails the deposit and says so")
 
             var other = Phone(client, withdrawer, graph: rig.harness.graph)

@@ -180,7 +180,7 @@ import Wallet
             #expect(malformed.status == .badRequest)
             // Written off the request path: wait for both rows.
             var rows: [(String, String)] = []
-            _ = try await eventually(within: .seconds(5), every: .milliseconds(50)) {
+            _ = try await eventually(within: .seconds(30), every: .milliseconds(50)) {
                 rows = try await harness.postgres.query(
                     "SELECT reason, after->>'status' FROM audit_log WHERE action = 'callback.refused' AND actor = 'system' ORDER BY id"
                 ).map { try $0.decode((String, String).self) }

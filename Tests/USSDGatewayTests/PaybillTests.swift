@@ -233,7 +233,7 @@ import Wallet
             #expect(response.status == 200)
             #expect(try await rig.balance(msisdn) == 0)
             // The gateway kept Safaricom's id with the query's acknowledgement; then the real answer comes.
-            let kept = try await eventually(within: .seconds(5)) {
+            let kept = try await eventually(within: .seconds(30)) {
                 try await rig.harness.postgres.query(
                     "SELECT 1 FROM mpesa_status_queries WHERE acknowledged_originator = \(query.queryID) AND conversation_id = \(query.conversationID)"
                 ).first != nil

@@ -58,10 +58,10 @@ struct SMSRig {
         )
     }
 
-    /// Waits (up to five seconds) until the texts sent to `msisdn` satisfy `done`; returns them.
+    /// Waits (up to 30 seconds, a bound for a broken run) until the texts sent to `msisdn` satisfy `done`; returns them.
     @discardableResult
     func texts(_ msisdn: MSISDN, sourceLocation: SourceLocation = #_sourceLocation, until done: ([String]) -> Bool) async throws -> [String] {
-        if try await eventually(within: .seconds(5), { done(self.fake.texts(to: msisdn.value)) }) { return self.fake.texts(to: msisdn.value) }
+        if try await eventually(within: .seconds(30), { done(self.fake.texts(to: msisdn.value)) }) { return self.fake.texts(to: msisdn.value) }
         let texts = self.fake.texts(to: msisdn.value)
         Issue.record("\(msisdn.value) never got what was expected: \(texts)", sourceLocation: sourceLocation)
         return texts
@@ -73,7 +73,7 @@ struct SMSRig {
 
     /// Waits until outbox row `id` leaves `pending`.
     func settled(_ id: Int64) async throws -> (status: String, attempts: Int32, error: String?) {
-        _ = try await eventually(within: .seconds(5)) { try await self.status(id).status != "pending" }
+        _ = try await eventually(within: .seconds(30)) { try await self.status(id).status != "pending" }
         return try await self.status(id)
     }
 }
@@ -93,7 +93,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
         let (achiengLocal, otienoLocal, juma) = (freshLocal(), freshLocal(), freshLocal())
         let achieng = try await rig.harness.customer(achiengLocal, name: "Achieng", pin: TypedPINs.achieng, shillings: 1_000)
         let otieno = try await rig.harness.customer(otienoLocal, name: "Otieno", pin: TypedPINs.otieno, shillings: 1_000, language: "sw")
-        let stranger = MSISDN(parsing: juma)!
+        let stranger = MSISDN(parsing: juma, plan: .kenya)!
         try await rig.harness.run(.live) { client in
             // The funding deposits' receipts go out first.
             try await rig.texts(achieng) { $0.count == 1 }
@@ -199,9 +199,9 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
     @Test func transientFailuresAreRetriedAndPermanentOnesAreNot() async throws {
         let rig = try await SMSRig.make { $0.sms.maxAttempts = 3 }
         let (a, b, c) = (freshLocal(), freshLocal(), freshLocal())
-        let first = MSISDN(parsing: a)!
-        let second = MSISDN(parsing: b)!
-        let third = MSISDN(parsing: c)!
+        let first = MSISDN(parsing: a, plan: .kenya)!
+        let second = MSISDN(parsing: b, plan: .kenya)!
+        let third = MSISDN(parsing: c, plan: .kenya)!
         try await rig.harness.run(.live) { _ in
             rig.fake.state.withLock { $0.script = [.http(500), .recipient(502, "RejectedByGateway")] }
             let retried = try await SMSService.queue(rig.harness.postgres, to: first, text: "Retried until it goes")
@@ -225,7 +225,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func deliveryReportsUpdateTheMessage() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(parsing: freshLocal())!
+        let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
         try await rig.harness.run(.live) { client in
             let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Report on me")
             _ = try await rig.settled(id)
@@ -250,7 +250,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func aMessageLeftPendingByACrashIsSentAfterTheRestart() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(parsing: freshLocal())!
+        let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
         // A sender claimed this row and died: its claim has run out.
         let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Survived a crash")
         try await rig.harness.postgres.query("UPDATE outbox SET attempts = 1, claimed_until = now() - interval '1 second' WHERE id = \(id)")
@@ -268,7 +268,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func twoSendersNeverSendTheSameRowTwice() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(parsing: freshLocal())!
+        let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
         for index in 0..<40 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
         let http = CurlClient()
         let (one, two) = (rig.sender(http: http), rig.sender(http: http))
@@ -290,7 +290,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
     /// fake can tell who sent what.
     @Test func twoSenderProcessesNeverSendTheSameRowTwice() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(parsing: freshLocal())!
+        let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
         var environment = ProcessInfo.processInfo.environment
         environment.merge([
             "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": MenusCommandTests.repoMenus,
@@ -342,7 +342,7 @@ func sms(_ client: any TestClientProtocol, from msisdn: MSISDN, _ text: String, 
 
     @Test func aClaimThatRanOutAndWasTakenOverIsNotSentTwice() async throws {
         let rig = try await SMSRig.make()
-        let msisdn = MSISDN(parsing: freshLocal())!
+        let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
         let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Only once")
         let http = CurlClient()
         let (slow, other) = (rig.sender(http: http), rig.sender(http: http))

@@ -61,7 +61,7 @@ import Wallet
     /// makes the open ones due for the reconciler), or as they are when that does not happen.
     static func payoutsOnceSettled(_ harness: USSDHarness, _ expected: [String]) async throws -> [String] {
         var payouts: [String] = []
-        _ = try await TestSupport.eventually(within: .seconds(15), every: .milliseconds(50)) {
+        _ = try await TestSupport.eventually(within: .seconds(30), every: .milliseconds(50)) {
             try await harness.postgres.query("UPDATE payouts SET next_check_at = now() - interval '1 second' WHERE status IN ('sent', 'unknown')")
             payouts = try await harness.postgres.query("SELECT amount / 100 || ' ' || status FROM payouts ORDER BY amount").map { try $0.decode(String.self, column: 0) }
             return payouts.map({ String($0.split(separator: " ")[1]) }) == expected

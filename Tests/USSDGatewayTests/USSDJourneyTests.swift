@@ -51,7 +51,7 @@ func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(
             #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
             #expect(try await phone.type(TypedPINs.achieng) == "END Balance: KES 0\nSavings: KES 0")
         }
-        #expect(try await harness.wallet.customer(MSISDN(parsing: local)!).name == "Achieng Otieno")
+        #expect(try await harness.wallet.customer(MSISDN(parsing: local, plan: .kenya)!).name == "Achieng Otieno")
         await harness.finish()
     }
 

@@ -261,7 +261,7 @@ import Wallet
         }
         // The lookup finished anyway, and its screen went to the outbox.
         var text: String?
-        _ = try await eventually(within: .seconds(5)) {
+        _ = try await eventually(within: .seconds(30)) {
             text = try await harness.postgres.query(
                 "SELECT params->>'text' FROM outbox WHERE recipient = \(msisdn.value) AND template = 'ussd_result'"
             ).single()?.decode(String.self, column: 0)

@@ -121,7 +121,7 @@ struct USSDHarness {
 
     /// Registers a customer straight in the wallet and deposits `shillings` through the deposit flow.
     func customer(_ local: String, name: String, pin: String, shillings: Int64 = 0, language: String = "en") async throws -> MSISDN {
-        let msisdn = MSISDN(parsing: local)!
+        let msisdn = MSISDN(parsing: local, plan: .kenya)!
         try await self.wallet.register(msisdn: msisdn, name: name, pin: pin, language: language)
         if shillings > 0 {
             let deposit = try await self.book.beginDeposit(msisdn, amount: .shillings(shillings), key: IdempotencyKey("fund-\(local)")!)
@@ -236,10 +236,10 @@ struct Phone {
     }
 }
 
-/// Polls `url` until it answers 200 (up to about fifteen seconds); the last answer, if any.
+/// Polls `url` until it answers 200 (up to 30 seconds); the last answer, if any.
 func waitUntilReady(_ curl: CurlClient, _ url: String) async throws -> CurlResponse? {
     var ready: CurlResponse?
-    _ = try await eventually(within: .seconds(15), every: .milliseconds(50)) {
+    _ = try await eventually(within: .seconds(30), every: .milliseconds(50)) {
         ready = try? await curl.execute(CurlRequest(url: url, timeout: .seconds(5)))
         return ready?.status == 200
     }

@@ -31,7 +31,7 @@ struct WebDriver {
         let driver = try ChildProcess.start(chromedriver, ["--port=\(port)"], environment: ProcessInfo.processInfo.environment)
         let http = CurlClient()
         let base = "http://127.0.0.1:\(port)"
-        let ready = try await eventually(within: .seconds(10), every: .milliseconds(50)) {
+        let ready = try await eventually(within: .seconds(30), every: .milliseconds(50)) {
             (try? await http.execute(CurlRequest(url: base + "/status", timeout: .seconds(2))))?.status == 200
         }
         guard ready else { throw Failure(description: "chromedriver never answered: \(driver.errorOutput)") }

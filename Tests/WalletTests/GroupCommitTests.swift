@@ -53,7 +53,7 @@ import TestSupport
                 try await Self.waitForLockWaiter(ledger)
                 queue(&group)
                 // Every call waits in the wallet's queue before the lock goes: then they are one batch.
-                let queued = try await eventually(within: .seconds(10)) { waiting() >= expected }
+                let queued = try await eventually(within: .seconds(30)) { waiting() >= expected }
                 #expect(queued, "\(expected) calls queued behind the first")
                 release()
                 return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
@@ -73,7 +73,7 @@ import TestSupport
 
     /// Waits until a backend of this database waits for a row lock.
     static func waitForLockWaiter(_ ledger: Ledger) async throws {
-        let waited = try await eventually(within: .seconds(5)) {
+        let waited = try await eventually(within: .seconds(30)) {
             try await ledger.postgres.query(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             ).single()!.decode(Int.self, column: 0) > 0
