@@ -29,7 +29,7 @@ public final class HTTPActions: Sendable {
     let cache = Mutex<[String: Cached]>([:])
     let notices: @Sendable (MSISDN, String, [String: String], String) async -> Void
     let logger: Logger
-    let metrics = GatewayMetrics.cache
+    let metrics: MetricCache
 
     /// A backend as the environment configures it.
     struct Backend: Sendable {
@@ -52,8 +52,9 @@ public final class HTTPActions: Sendable {
     /// (msisdn, template, params, dedupe key).
     public init(
         graph: MenuGraph, environment: [String: String], http: CurlClient,
-        notices: @escaping @Sendable (MSISDN, String, [String: String], String) async -> Void, logger: Logger
+        notices: @escaping @Sendable (MSISDN, String, [String: String], String) async -> Void, metrics: MetricCache, logger: Logger
     ) {
+        self.metrics = metrics
         self.graph = graph
         self.http = http
         self.notices = notices
@@ -75,7 +76,7 @@ public final class HTTPActions: Sendable {
                 name: name, baseURL: base, headers: headers,
                 breaker: CircuitBreaker(failures: backend.breaker?.failures ?? 5, open: .seconds(backend.breaker?.openSeconds ?? 30))
             )
-            Gauge(label: "http_backend_breaker_open", dimensions: [("backend", name)]).record(0)
+            metrics.gauge("http_backend_breaker_open", [("backend", name)]).record(0)
         }
         self.backends = backends
     }
@@ -134,7 +135,7 @@ public final class HTTPActions: Sendable {
         let cacheable = call.method == "GET" && (call.cacheSeconds ?? 0) > 0
         if cacheable, let hit = self.cached(url) { return (hit, "cached") }
         guard backend.breaker.allows() else {
-            Gauge(label: "http_backend_breaker_open", dimensions: [("backend", backend.name)]).record(1)
+            self.metrics.gauge("http_backend_breaker_open", [("backend", backend.name)]).record(1)
             return (.failure("unavailable"), "breaker_open")
         }
         var headers: [(name: String, value: String)] = [("Accept", "application/json"), ("User-Agent", "ussd-gateway")] + backend.headers
@@ -161,7 +162,7 @@ public final class HTTPActions: Sendable {
                     continue
                 }
                 backend.breaker.record(success: true)
-                Gauge(label: "http_backend_breaker_open", dimensions: [("backend", backend.name)]).record(0)
+                self.metrics.gauge("http_backend_breaker_open", [("backend", backend.name)]).record(0)
                 guard (200...299).contains(response.status) else { return (.failure(HTTPAnswer.code(for: response.status, call)), "client_error") }
                 let result = HTTPAnswer.read(response.body, call)
                 if case .success = result, cacheable { self.store(url, result, seconds: call.cacheSeconds!) }
@@ -177,7 +178,7 @@ public final class HTTPActions: Sendable {
             }
         }
         if backend.breaker.record(success: false) {
-            Gauge(label: "http_backend_breaker_open", dimensions: [("backend", backend.name)]).record(1)
+            self.metrics.gauge("http_backend_breaker_open", [("backend", backend.name)]).record(1)
             self.logger.warning("http backend breaker opened", metadata: ["backend": .string(backend.name)])
         }
         return outcome

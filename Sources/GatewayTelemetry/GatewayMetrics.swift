@@ -2,15 +2,20 @@ import Metrics
 import Prometheus
 import Synchronization
 
-/// The process's Prometheus registry, bootstrapped into swift-metrics once per process.
+/// The process's Prometheus registry: what `/metrics` renders. The gateway's parts record to it
+/// through the ``MetricCache`` their builder hands them (``serving``); it is also bootstrapped into
+/// swift-metrics once per process, for what libraries record on their own (Hummingbird's request
+/// metrics).
 ///
 /// Hummingbird's `MetricsMiddleware` reports `hb.requests` and `http.server.request.duration` with
 /// dotted OpenTelemetry names; the sanitizer gives them Prometheus names and short labels:
 /// `http_requests_total{route,method,status}` and `http_request_duration_seconds{...}` (a histogram).
 public enum GatewayMetrics {
     /// The registry `/metrics` renders.
-    public static let registry: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
+    public static let registry = PrometheusCollectorRegistry()
+
+    /// The factory over ``registry``, with the gateway's buckets and names.
+    public static let factory: PrometheusMetricsFactory = {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
             .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
@@ -20,20 +25,16 @@ public enum GatewayMetrics {
         factory.nameAndLabelSanitizer = { name, labels in
             (prometheusName(name), labels.map { (prometheusLabel($0.0), $0.1) })
         }
-        MetricsSystem.bootstrap(factory)
-        return registry
+        return factory
     }()
 
-    /// Makes sure the registry is the metrics backend before anything records.
-    public static func bootstrap() { _ = registry }
+    private static let bootstrapped: Void = MetricsSystem.bootstrap(factory)
 
-    /// The counters and timers every part of the gateway records to, made once each.
-    public static let cache = MetricCache()
+    /// Makes the registry the backend of what libraries record on their own, once per process.
+    public static func bootstrap() { _ = Self.bootstrapped }
 
-    /// Adds one to the counter `label` with these (bounded) dimensions.
-    public static func count(_ label: String, _ dimensions: [(String, String)] = []) {
-        Self.cache.counter(label, dimensions).increment()
-    }
+    /// The metrics the serving gateway's parts record to: the registry's, made once each.
+    public static let serving = MetricCache(factory: factory)
 
     /// The registry's metrics in Prometheus' text exposition format.
     public static func render() -> String {

@@ -2,21 +2,40 @@ import Metrics
 import Prometheus
 import Synchronization
 
-/// Counters and timers by label and dimensions, made once: swift-metrics' `Counter(label:)` asks the
-/// factory (a registry lookup under a lock, names sanitized) every time, and a USSD hop records
-/// several. The dimension values are bounded (screen ids, outcomes, statuses), so is the cache.
+/// The metrics a part records, from the factory it was given: each part takes one of these in its
+/// initializer, so what it records goes where its builder says (the process's Prometheus registry
+/// when serving, a test's own factory in a test), never to a global it reaches for.
+///
+/// Counters, timers and gauges are made once per label and dimensions: swift-metrics' `Counter`
+/// asks the factory (a registry lookup under a lock, names sanitized) every time, and a USSD hop
+/// records several. The dimension values are bounded (screen ids, outcomes, statuses), so is the
+/// cache.
 public final class MetricCache: Sendable {
-    public init() {}
+    let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
 
     private let counters = Mutex<[String: Metrics.Counter]>([:])
     private let timers = Mutex<[String: Metrics.Timer]>([:])
+    private let gauges = Mutex<[String: Metrics.Gauge]>([:])
 
     public func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
-        Self.cached(self.counters, label, dimensions) { Metrics.Counter(label: label, dimensions: dimensions) }
+        Self.cached(self.counters, label, dimensions) { Metrics.Counter(label: label, dimensions: dimensions, factory: self.factory) }
     }
 
     public func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
-        Self.cached(self.timers, label, dimensions) { Metrics.Timer(label: label, dimensions: dimensions) }
+        Self.cached(self.timers, label, dimensions) { Metrics.Timer(label: label, dimensions: dimensions, factory: self.factory) }
+    }
+
+    public func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> Metrics.Gauge {
+        Self.cached(self.gauges, label, dimensions) { Metrics.Gauge(label: label, dimensions: dimensions, factory: self.factory) }
+    }
+
+    /// Adds one to the counter `label` with these (bounded) dimensions.
+    public func count(_ label: String, _ dimensions: [(String, String)] = []) {
+        self.counter(label, dimensions).increment()
     }
 
     private static func cached<Metric>(
@@ -34,4 +53,9 @@ public final class MetricCache: Sendable {
     private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
         dimensions.reduce(label) { $0 + "\u{1F}" + $1.0 + "=" + $1.1 }
     }
+}
+
+extension MetricCache {
+    /// Records nothing: for a one-off command (`mpesa reconcile`) that serves no `/metrics`.
+    public static var discarding: MetricCache { MetricCache(factory: NOOPMetricsHandler.instance) }
 }

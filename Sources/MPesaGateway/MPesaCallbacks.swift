@@ -125,7 +125,7 @@ extension MPesaService {
         try await self.book.keepForReview(
             kind: kind, reference: reference, reason: ReviewItem.conflict, body: body, depositID: deposit, payoutID: payout, earlierResult: earlier, newResult: new
         )
-        GatewayMetrics.count("mpesa_conflicts_total", [("kind", kind)])
+        self.metrics.count("mpesa_conflicts_total", [("kind", kind)])
         var metadata: Logger.Metadata = ["kind": .string(kind), "earlier": .string(earlier), "new": .string(new)]
         if let deposit { metadata["deposit"] = .stringConvertible(deposit) }
         if let payout { metadata["payout"] = .string(payout) }
@@ -182,7 +182,7 @@ extension MPesaService {
                 earlierResult: "B2C acknowledged as ConversationID \(known)",
                 newResult: "B2C result (\(result.resultCodeText)) naming ConversationID \(result.conversationID.isEmpty ? "none" : result.conversationID): not trusted"
             )
-            GatewayMetrics.count("mpesa_conflicts_total", [("kind", "b2c_result")])
+            self.metrics.count("mpesa_conflicts_total", [("kind", "b2c_result")])
             self.logger.error("B2C result naming another ConversationID than the acknowledgement; kept for review", metadata: ["payout": .string(payout.id)])
             return .review
         }

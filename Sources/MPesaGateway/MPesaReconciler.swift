@@ -24,7 +24,7 @@ extension MPesaService {
             }
         }
         for payout in try await self.book.escalateUnsettledPayouts(maxChecks: self.payoutReview.checks, maxAge: self.payoutReview.age) {
-            GatewayMetrics.count("mpesa_payouts_needs_review_total")
+            self.metrics.count("mpesa_payouts_needs_review_total")
             self.logger.error("payout still unsettled after its last check; held for review", metadata: ["payout": .string(payout.id)])
             try await self.book.keepForReview(
                 kind: "payout", reference: payout.id, reason: "unsettled after \(self.payoutReview.checks) checks or \(self.payoutReview.age)", body: "{}",
@@ -42,7 +42,7 @@ extension MPesaService {
         try await self.verifyPaybills(limit: limit, into: &changes)
         let unconfirmedCutoff = self.now().addingTimeInterval(-Double(self.paybillUnconfirmedAfter.components.seconds))
         for transID in try await self.book.flagUnconfirmedPaybills(validatedBefore: unconfirmedCutoff) {
-            GatewayMetrics.count("mpesa_paybill_unconfirmed_total")
+            self.metrics.count("mpesa_paybill_unconfirmed_total")
             self.logger.error("paybill validation accepted but never confirmed; kept for review", metadata: ["trans_id": .string(transID)])
             changes.append("paybill \(transID): accepted, never confirmed: needs review")
         }
@@ -90,7 +90,7 @@ extension MPesaService {
         let now = self.now()
         let cutoff = now.addingTimeInterval(-Double(self.paybill.reviewAfter.components.seconds))
         for transID in try await self.book.flagUnverifiedPaybills(confirmedBefore: cutoff, after: self.paybill.reviewAfter) {
-            GatewayMetrics.count("mpesa_paybill_unverified_total")
+            self.metrics.count("mpesa_paybill_unverified_total")
             self.logger.error("paybill confirmation not confirmed by Safaricom in time; nothing credited, kept for review", metadata: ["trans_id": .string(transID)])
             changes.append("paybill \(transID): not confirmed by Safaricom, nothing credited: needs review")
         }

@@ -47,11 +47,11 @@ public struct MPesaRoutes: Sendable {
         let body = try await CallbackBody.bytes(request, logger: self.logger, route: "mpesa." + kind)
         do {
             let outcome = try await apply(service, body)
-            GatewayMetrics.count("mpesa_callbacks_total", [("kind", kind), ("outcome", outcome.rawValue)])
+            service.metrics.count("mpesa_callbacks_total", [("kind", kind), ("outcome", outcome.rawValue)])
             self.logger.info("M-Pesa callback", metadata: ["kind": .string(kind), "outcome": .string(outcome.rawValue)])
             return Self.accepted
         } catch let malformed as STKCallback.Malformed {
-            GatewayMetrics.count("mpesa_callbacks_total", [("kind", kind), ("outcome", "malformed")])
+            service.metrics.count("mpesa_callbacks_total", [("kind", kind), ("outcome", "malformed")])
             throw self.guardian.refuse(malformed.description, request, context, route: "mpesa." + kind)
         }
     }

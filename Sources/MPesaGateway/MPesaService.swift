@@ -25,6 +25,8 @@ public final class MPesaService: MobileMoneyChannel, Service {
     let daraja: DarajaClient
     /// M-Pesa's records beside the ledger, and through it the ledger.
     let book: MPesaBook
+    /// What the service records: callbacks, reconciliation, status answers.
+    let metrics: MetricCache
     var wallet: Wallet { self.book.wallet }
     let stkDelay: Duration
     let reconcileInterval: Duration
@@ -60,8 +62,9 @@ public final class MPesaService: MobileMoneyChannel, Service {
     public init(
         daraja: DarajaClient, book: MPesaBook, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
         payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), paybillUnconfirmedAfter: Duration = .seconds(600),
-        paybill: PaybillRules = PaybillRules(), now: @escaping @Sendable () -> Date = Date.init, logger: Logger
+        paybill: PaybillRules = PaybillRules(), now: @escaping @Sendable () -> Date = Date.init, metrics: MetricCache, logger: Logger
     ) {
+        self.metrics = metrics
         self.paybillUnconfirmedAfter = paybillUnconfirmedAfter
         self.paybill = paybill
         self.now = now
@@ -125,11 +128,11 @@ public final class MPesaService: MobileMoneyChannel, Service {
                 phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: MPesaBook.stkAccountReference, description: "Deposit"
             )
             try await self.book.recordCheckout(depositID: deposit.id, checkoutRequestID: accepted.checkoutRequestID)
-            Self.counter("mpesa_stk_push_total", "accepted")
+            self.counter("mpesa_stk_push_total", "accepted")
             self.logger.info("STK push accepted", metadata: ["deposit": .stringConvertible(deposit.id)])
         } catch let error as DarajaError where !error.outcomeUnknown {
             // Refused outright: the customer saw no prompt. Fail it and say so by SMS.
-            Self.counter("mpesa_stk_push_total", "refused")
+            self.counter("mpesa_stk_push_total", "refused")
             _ = try? await self.book.failDeposit(.id(deposit.id), code: DepositFailure.notSentCode, text: error.description)
             // After the write, so the line says what the database says.
             self.logger.warning("STK push refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
@@ -137,7 +140,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
             // No answer: the push may have gone. A payment that arrives within the matching window
             // is matched to it by phone and amount (`adoptUnconfirmedDeposit`) and credited once an
             // STK Query confirms it; after the window the reconciler fails the deposit.
-            Self.counter("mpesa_stk_push_total", "unknown")
+            self.counter("mpesa_stk_push_total", "unknown")
             self.logger.warning("STK push unanswered", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(safeDescription(of: error))])
         }
     }
@@ -168,15 +171,15 @@ public final class MPesaService: MobileMoneyChannel, Service {
             try await self.book.markWithdrawalSent(
                 payout.id, conversationID: acknowledged.conversationID, originatorConversationID: acknowledged.originatorConversationID
             )
-            Self.counter("mpesa_b2c_total", "accepted")
+            self.counter("mpesa_b2c_total", "accepted")
         } catch let error as DarajaError where error.isDuplicateOriginator {
             // The first request was taken: its result is on its way, or a status query finds it.
-            Self.counter("mpesa_b2c_total", "duplicate")
+            self.counter("mpesa_b2c_total", "duplicate")
             _ = try? await self.book.markWithdrawalSent(payout.id, conversationID: nil)
         } catch let error as DarajaError where !error.mayHaveBeenTaken && !error.isBusy {
             // Refused outright. The hold is released only if no attempt of this payout ever went
             // unanswered: an earlier attempt may have paid, and a refusal of this one proves nothing.
-            Self.counter("mpesa_b2c_total", "refused")
+            self.counter("mpesa_b2c_total", "refused")
             self.logger.warning("B2C refused", metadata: ["payout": .string(payout.id), "error": .string(error.description)])
             do {
                 if try await self.book.refuseWithdrawal(payout.id, code: -1, text: error.description) == .keptForStatus {
@@ -188,7 +191,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         } catch {
             // Busy or no answer: the hold stays; the reconciler retries with the same id. An attempt
             // that may have been taken is remembered: a later refusal no longer refunds.
-            Self.counter("mpesa_b2c_total", "unknown")
+            self.counter("mpesa_b2c_total", "unknown")
             if (error as? DarajaError)?.mayHaveBeenTaken ?? true {
                 do {
                     try await self.book.markPayoutOutcomeUnknown(payout.id)
@@ -202,7 +205,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         }
     }
 
-    static func counter(_ label: String, _ outcome: String) {
-        GatewayMetrics.count(label, [("outcome", outcome)])
+    func counter(_ label: String, _ outcome: String) {
+        self.metrics.count(label, [("outcome", outcome)])
     }
 }

@@ -39,11 +39,13 @@ public struct PaybillRoutes: Sendable {
     let validationBudget: Duration
     /// Whose numbers an account may name.
     let plan: NumberingPlan
+    let metrics: MetricCache
 
     public init(
         book: MPesaBook, shortcode: String?, verifier: MPesaService?, maxAmount: Amount = .shillings(150_000), guardian: CallbackGuard, logger: Logger,
-        validationBudget: Duration = .seconds(5), plan: NumberingPlan = .kenya
+        validationBudget: Duration = .seconds(5), plan: NumberingPlan = .kenya, metrics: MetricCache
     ) {
+        self.metrics = metrics
         self.plan = plan
         self.book = book
         self.shortcode = shortcode
@@ -69,7 +71,7 @@ public struct PaybillRoutes: Sendable {
         do {
             return (try C2BPayment(body: body), body, shortcode)
         } catch {
-            GatewayMetrics.count("mpesa_paybill_total", [("kind", kind), ("outcome", "malformed")])
+            self.metrics.count("mpesa_paybill_total", [("kind", kind), ("outcome", "malformed")])
             throw self.guardian.refuse(error.description, request, context, route: "paybill." + kind)
         }
     }
@@ -96,7 +98,7 @@ public struct PaybillRoutes: Sendable {
                 result = .otherError
             }
         }
-        GatewayMetrics.count("mpesa_paybill_total", [("kind", "validate"), ("outcome", result == .accepted ? "accepted" : result.rawValue)])
+        self.metrics.count("mpesa_paybill_total", [("kind", "validate"), ("outcome", result == .accepted ? "accepted" : result.rawValue)])
         self.logger.info("paybill validation", metadata: ["trans_id": .string(payment.transID), "result": .string(result.rawValue)])
         return Self.json(result.body(thirdPartyTransID: payment.thirdPartyTransID))
     }
@@ -113,7 +115,7 @@ public struct PaybillRoutes: Sendable {
                 earlierResult: "this gateway's paybill is \(shortcode)",
                 newResult: "paybill confirmation for shortcode \(payment.shortcode): nothing credited"
             )
-            GatewayMetrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", "other_shortcode")])
+            self.metrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", "other_shortcode")])
             self.logger.error("paybill confirmation for another shortcode; kept for review", metadata: metadata)
             return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
         }
@@ -135,7 +137,7 @@ public struct PaybillRoutes: Sendable {
         case .repeated:
             outcome = "repeated"
         }
-        GatewayMetrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", outcome)])
+        self.metrics.count("mpesa_paybill_total", [("kind", "confirm"), ("outcome", outcome)])
         self.logger.info("paybill confirmation", metadata: metadata.merging(["outcome": .string(outcome)]) { $1 })
         return Self.json(#"{"ResultCode":0,"ResultDesc":"Success"}"#)
     }

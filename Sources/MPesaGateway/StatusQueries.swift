@@ -65,11 +65,11 @@ extension MPesaService {
                 // with the acknowledged ConversationID (both kept), as one naming ours would.
                 self.logger.notice("Transaction Status acknowledgement names Safaricom's own OriginatorConversationID; kept with the query", metadata: metadata)
             }
-            Self.counter("mpesa_status_queries_total", "accepted")
+            self.counter("mpesa_status_queries_total", "accepted")
             self.logger.info("Transaction Status asked", metadata: metadata)
             return true
         } catch {
-            Self.counter("mpesa_status_queries_total", "failed")
+            self.counter("mpesa_status_queries_total", "failed")
             metadata["error"] = .string(safeDescription(of: error))
             self.logger.warning("Transaction Status not asked; the reconciler asks again", metadata: metadata)
             return false
@@ -94,7 +94,7 @@ extension MPesaService {
                 earlierResult: "query about \(query.subject.rawValue) \(query.reference) acknowledged as \(expected)",
                 newResult: "answer naming \(result.conversationID.isEmpty ? "no ConversationID" : result.conversationID)"
             )
-            GatewayMetrics.count("mpesa_status_answers_total", [("subject", query.subject.rawValue), ("outcome", "forged")])
+            self.metrics.count("mpesa_status_answers_total", [("subject", query.subject.rawValue), ("outcome", "forged")])
             self.logger.error("status answer whose ConversationID is not its query's; kept for review", metadata: ["query": .string(query.id)])
             return .review
         }
@@ -106,7 +106,7 @@ extension MPesaService {
         case .c2b: outcome = try await self.paybillAnswer(result, answer, transID: query.reference)
         case .payout: outcome = try await self.payoutAnswer(result, answer, payoutID: query.reference, queryID: query.id)
         }
-        GatewayMetrics.count("mpesa_status_answers_total", [("subject", query.subject.rawValue), ("outcome", outcome.rawValue)])
+        self.metrics.count("mpesa_status_answers_total", [("subject", query.subject.rawValue), ("outcome", outcome.rawValue)])
         return outcome
     }
 
@@ -124,15 +124,15 @@ extension MPesaService {
         case .confirmed:
             switch try await self.book.creditVerifiedPaybill(transID: transID, maximum: self.paybill.maxAmount, answer: result.raw) {
             case .credited:
-                GatewayMetrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "credited")])
+                self.metrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "credited")])
                 self.logger.info("paybill payment confirmed by Safaricom; credited", metadata: metadata)
                 return .credited
             case .suspense(let reason):
-                GatewayMetrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "suspense")])
+                self.metrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "suspense")])
                 self.logger.error("paybill payment confirmed by Safaricom, held in suspense for review", metadata: metadata.merging(["reason": .string(reason)]) { $1 })
                 return .review
             case .stkPayment:
-                GatewayMetrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "stk")])
+                self.metrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "stk")])
                 self.logger.info("paybill confirmation of our own STK push: its deposit is credited by the STK callback or query", metadata: metadata)
                 return .ignored
             case .alreadySettled, .unknown:
@@ -147,8 +147,8 @@ extension MPesaService {
                 }
                 return .alreadyFinal
             }
-            GatewayMetrics.count("mpesa_conflicts_total", [("kind", "c2b")])
-            GatewayMetrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "refused")])
+            self.metrics.count("mpesa_conflicts_total", [("kind", "c2b")])
+            self.metrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "refused")])
             self.logger.error("paybill confirmation not confirmed by Safaricom; nothing credited, kept for review", metadata: metadata.merging(["says": .string(says)]) { $1 })
             return .conflict
         case .undecided(let says):

@@ -27,9 +27,11 @@ public final class OutboxSender: Service, Sendable {
     let graph: MenuGraph
     let settings: SMSSettings
     let logger: Logger
+    let metrics: MetricCache
     private let pacing = Mutex(ContinuousClock.now)
 
-    public init(postgres: PostgresClient, client: AfricasTalkingSMS, graph: MenuGraph, settings: SMSSettings, logger: Logger) {
+    public init(postgres: PostgresClient, client: AfricasTalkingSMS, graph: MenuGraph, settings: SMSSettings, metrics: MetricCache, logger: Logger) {
+        self.metrics = metrics
         self.outbox = Outbox(postgres: postgres)
         self.client = client
         self.graph = graph
@@ -65,7 +67,7 @@ public final class OutboxSender: Service, Sendable {
         let claimed = try await self.outbox.claimDue(limit: limit)
         for message in claimed {
             let outcome = await self.send(message)
-            GatewayMetrics.count("sms_outbox_total", [("outcome", outcome.rawValue)])
+            self.metrics.count("sms_outbox_total", [("outcome", outcome.rawValue)])
         }
         return claimed.count
     }

@@ -48,11 +48,13 @@ public final class SMSService: Sendable {
     /// The wall clock whose minutes the rate limit counts (tests pass time in).
     let now: @Sendable () -> Date
     let logger: Logger
+    let metrics: MetricCache
 
     public init(
         graph: MenuGraph, postgres: PostgresClient, wallet: Wallet, actions: any ActionRunner, rateLimit: (redis: RedisClient, perMinute: Int)? = nil,
-        now: @escaping @Sendable () -> Date = { Date() }, plan: NumberingPlan = .kenya, logger: Logger
+        now: @escaping @Sendable () -> Date = { Date() }, plan: NumberingPlan = .kenya, metrics: MetricCache, logger: Logger
     ) {
+        self.metrics = metrics
         self.graph = graph
         self.engine = SMSEngine(graph: graph, plan: plan)
         self.postgres = postgres
@@ -75,11 +77,11 @@ public final class SMSService: Sendable {
     public func receive(_ message: Inbound) async throws -> Outcome {
         guard let msisdn = MSISDN(parsing: message.from, plan: self.engine.plan) else {
             self.logger.notice("SMS from a sender that is not a mobile number of a country served", metadata: ["sms": .string(message.id)])
-            GatewayMetrics.count("sms_inbound_total", [("outcome", "ignored")])
+            self.metrics.count("sms_inbound_total", [("outcome", "ignored")])
             return .ignored
         }
         guard try await self.claim(message, from: msisdn) else {
-            GatewayMetrics.count("sms_inbound_total", [("outcome", "duplicate")])
+            self.metrics.count("sms_inbound_total", [("outcome", "duplicate")])
             self.logger.info("duplicate SMS callback", metadata: ["sms": .string(message.id)])
             return .duplicate
         }
@@ -91,7 +93,7 @@ public final class SMSService: Sendable {
             }
             try await tx.query("UPDATE sms_inbound SET status = 'done', done_at = now() WHERE id = \(message.id)")
         }
-        GatewayMetrics.count("sms_inbound_total", [("outcome", outcome.rawValue), ("command", command)])
+        self.metrics.count("sms_inbound_total", [("outcome", outcome.rawValue), ("command", command)])
         self.logger.info("SMS command", metadata: ["sms": .string(message.id), "command": .string(command)])
         return outcome
     }
@@ -144,7 +146,7 @@ public final class SMSService: Sendable {
     /// status is not undone by a late in-progress one. False when no message of ours has that id.
     public func deliveryReport(_ report: AfricasTalkingDeliveryReport) async throws -> Bool {
         // Labels only from the documented vocabulary: anything else is `other`.
-        GatewayMetrics.count("sms_delivery_reports_total", [("status", report.known?.rawValue ?? "other")])
+        self.metrics.count("sms_delivery_reports_total", [("status", report.known?.rawValue ?? "other")])
         return try await Outbox(postgres: self.postgres).recordDelivery(
             messageID: report.id, status: report.status, failureReason: report.failureReason, delivered: report.known == .success,
             final: report.known?.isFinal ?? false

@@ -155,7 +155,7 @@ public struct DialectRoutes: Sendable {
     /// The reply within the dialect's page budget.
     func fitted(_ reply: DialectReply, budget: Int, provider: CanonicalHop.Provider) -> DialectReply {
         let (fitted, cut) = Self.fitted(reply, dialectBudget: budget, menus: self.budget)
-        if cut { GatewayMetrics.count("ussd_replies_cut_total", [("provider", provider.rawValue)]) }
+        if cut { self.service.metrics.count("ussd_replies_cut_total", [("provider", provider.rawValue)]) }
         return fitted
     }
 

@@ -30,7 +30,7 @@ public final class USSDService: Sendable {
     let now: @Sendable () -> Date
     let deadline: Duration
     let logger: Logger
-    let metrics = GatewayMetrics.cache
+    public let metrics: MetricCache
     /// The records this process wrote last, so the next hop of a session it served skips reading
     /// Redis; every write is still compare-and-set, so a copy another replica made stale is found
     /// out before anything is acted on, and the hop is answered again from Redis.
@@ -55,8 +55,9 @@ public final class USSDService: Sendable {
 
     public init(
         graph: MenuGraph, redis: RedisClient, actions: any ActionRunner, workers: ActionWorkers, wallet: Wallet?, sealer: any SecretSealer,
-        settings: Settings, logger: Logger
+        settings: Settings, metrics: MetricCache, logger: Logger
     ) {
+        self.metrics = metrics
         self.engine = Engine(graph: graph, sealer: sealer, plan: settings.plan)
         self.store = USSDSessionStore(redis: redis, ttlSeconds: settings.sessionTTLSeconds, resumeWindowSeconds: settings.resumeWindowSeconds)
         self.actions = actions

@@ -25,9 +25,9 @@ import Wallet
 /// `config.pinKeys`. Each channel is built by its own part below (`GatewayParts`).
 public func buildApplication(
     config: GatewayConfig, logger: Logger? = nil, menus: MenuGraph? = nil, pins: PINVault? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
-    onAdminRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    onAdminRunning: @escaping @Sendable (Int) async -> Void = { _ in }, metrics: MetricCache = GatewayMetrics.serving
 ) throws -> some ApplicationProtocol {
-    let parts = try GatewayParts(config: config, logger: logger, menus: menus, pins: pins)
+    let parts = try GatewayParts(config: config, logger: logger, menus: menus, pins: pins, metrics: metrics)
     let config = parts.config
     let mpesa = parts.mobileMoney()
     let actions = WalletActions(
@@ -43,7 +43,7 @@ public func buildApplication(
     router.add(middleware: MetricsMiddleware())
     var services: [any Service] = [
         parts.clients.redis, parts.clients.postgres, parts.clients.http, workers, USSDGauges(service: ussd, logger: parts.logger(.ussd)),
-        RefusedCallbackAuditor(refusals: parts.refusals, wallet: parts.wallet, logger: parts.logger),
+        RefusedCallbackAuditor(refusals: parts.refusals, wallet: parts.wallet, metrics: parts.metrics, logger: parts.logger),
     ]
     // Started before the workers and stopped after them: no PIN check is cut off.
     if parts.ownsPINs { services.insert(parts.pins, at: 3) }
@@ -70,13 +70,13 @@ public func buildApplication(
 
 extension MPesaService {
     /// The M-Pesa service `config` describes, or nil while a required setting is missing.
-    public static func make(config: GatewayConfig, book: MPesaBook, http: CurlClient, logger: Logger) -> MPesaService? {
+    public static func make(config: GatewayConfig, book: MPesaBook, http: CurlClient, metrics: MetricCache, logger: Logger) -> MPesaService? {
         config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.mpesaToken).map { daraja in
             MPesaService(
                 daraja: DarajaClient(configuration: daraja, http: http, logger: logger), book: book, stkDelay: config.mpesa.stkDelay,
                 reconcileInterval: config.mpesa.reconcileInterval,
                 payoutReview: (config.mpesa.payoutReviewAfterChecks, config.mpesa.payoutReviewAfter),
-                paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, paybill: config.mpesa.paybillRules, logger: logger
+                paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, paybill: config.mpesa.paybillRules, metrics: metrics, logger: logger
             )
         }
     }

@@ -29,10 +29,13 @@ struct GatewayParts {
     let book: MPesaBook
     /// Refused callbacks (forged, from outside the allowlist, malformed), for the audit trail.
     let refusals = CallbackRefusals()
+    /// What every part records, handed to each (the process's Prometheus registry when serving).
+    let metrics: MetricCache
 
     enum Subsystem: String { case ussd, mpesa, sms, sandbox, httpActions = "http.actions" }
 
-    init(config: GatewayConfig, logger: Logger?, menus: MenuGraph?, pins: PINVault?) throws {
+    init(config: GatewayConfig, logger: Logger?, menus: MenuGraph?, pins: PINVault?, metrics: MetricCache) throws {
+        self.metrics = metrics
         var config = config
         // Checked here too: a configuration built in code never ran `GatewayConfig.load`'s checks.
         if let problem = config.sandboxProblem { throw problem }
@@ -69,7 +72,7 @@ struct GatewayParts {
     /// M-Pesa when configured (or simulated), with a notice of which it is.
     func mobileMoney() -> MPesaService? {
         let logger = self.logger(.mpesa)
-        let mpesa = MPesaService.make(config: self.config, book: self.book, http: self.clients.http, logger: logger)
+        let mpesa = MPesaService.make(config: self.config, book: self.book, http: self.clients.http, metrics: self.metrics, logger: logger)
         if self.config.sandbox.mpesa {
             logger.notice(
                 "M-Pesa: sandbox. Daraja is simulated on this gateway and no money moves; an amount's last digit chooses the outcome (README: the sandbox)",
@@ -96,7 +99,7 @@ struct GatewayParts {
                 } catch {
                     logger.warning("SMS notice not queued", metadata: ["template": .string(template), "error": .string(safeDescription(of: error))])
                 }
-            }, logger: logger
+            }, metrics: self.metrics, logger: logger
         )
         if !actions.unconfigured.isEmpty {
             logger.notice(
@@ -113,7 +116,7 @@ struct GatewayParts {
         (settings.now, settings.plan) = (self.config.now, self.config.numberingPlan)
         return USSDService(
             graph: self.graph, redis: self.clients.redis, actions: actions, workers: workers, wallet: self.wallet, sealer: VaultSealer(pins: self.pins),
-            settings: settings, logger: self.logger(.ussd)
+            settings: settings, metrics: self.metrics, logger: self.logger(.ussd)
         )
     }
 
@@ -123,7 +126,7 @@ struct GatewayParts {
         let sender = self.config.sms.configuration.map { configuration in
             OutboxSender(
                 postgres: self.clients.postgres, client: AfricasTalkingSMS(configuration: configuration, http: self.clients.http), graph: self.graph,
-                settings: self.config.sms, logger: logger
+                settings: self.config.sms, metrics: self.metrics, logger: logger
             )
         }
         if self.config.sandbox.sms {
@@ -134,7 +137,7 @@ struct GatewayParts {
         let service = SMSService(
             graph: self.graph, postgres: self.clients.postgres, wallet: self.wallet, actions: actions,
             rateLimit: (self.clients.redis, self.config.sms.rateLimitPerMinute), now: self.config.now, plan: self.config.numberingPlan,
-            logger: logger
+            metrics: self.metrics, logger: logger
         )
         return (sender, service)
     }
@@ -219,7 +222,7 @@ struct GatewayParts {
         MPesaRoutes(service: mpesa, guardian: mpesaGuard, logger: self.logger(.mpesa)).register(on: router)
         PaybillRoutes(
             book: self.book, shortcode: config.mpesa.paybillShortcode, verifier: mpesa, maxAmount: config.mpesa.paybillRules.maxAmount,
-            guardian: mpesaGuard, logger: self.logger(.mpesa), plan: config.numberingPlan
+            guardian: mpesaGuard, logger: self.logger(.mpesa), plan: config.numberingPlan, metrics: self.metrics
         ).register(on: router)
         SMSRoutes(service: sms, guardian: guardian, logger: self.logger(.sms)).register(on: router)
     }

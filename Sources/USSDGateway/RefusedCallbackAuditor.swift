@@ -12,6 +12,7 @@ struct RefusedCallbackAuditor: Service {
     let refusals: CallbackRefusals
     let wallet: Wallet
     var perMinute = 60
+    let metrics: MetricCache
     let logger: Logger
 
     func run() async throws {
@@ -29,7 +30,7 @@ struct RefusedCallbackAuditor: Service {
             }
             guard written < self.perMinute else {
                 suppressed += 1
-                GatewayMetrics.count("callback_refusals_unaudited_total", [("route", refusal.route)])
+                self.metrics.count("callback_refusals_unaudited_total", [("route", refusal.route)])
                 continue
             }
             written += 1

@@ -6,7 +6,6 @@ import GatewayHTTP
 import Hummingbird
 import Logging
 import Menus
-import Metrics
 import MPesa
 import MPesaGateway
 import Postgres
@@ -24,7 +23,7 @@ struct USSDGauges: Service {
     let logger: Logger
 
     func run() async throws {
-        let gauge = Gauge(label: "ussd_active_sessions")
+        let gauge = self.service.metrics.gauge("ussd_active_sessions")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 gauge.record(try await self.service.activeSessions())

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Curl
 import Foundation
+import GatewayTelemetry
 import Logging
 import Menus
 import MPesa
@@ -74,7 +75,8 @@ struct MPesaCommand: AsyncParsableCommand {
             }
             let changes = try await withPostgres(config, doing: "reconcile") { postgres in
                 let http = CurlClient()
-                let mpesa = MPesaService.make(config: config, book: MPesaBook(wallet: wallet(config, postgres)), http: http, logger: Logger(label: "mpesa"))!
+                let mpesa = MPesaService.make(config: config, book: MPesaBook(wallet: wallet(config, postgres)), http: http, metrics: .discarding,
+                    logger: Logger(label: "mpesa"))!
                 do {
                     let changes = try await mpesa.reconcile()
                     await http.shutdown()

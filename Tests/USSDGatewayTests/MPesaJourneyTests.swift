@@ -3,6 +3,7 @@ import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+import GatewayTelemetry
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -52,7 +53,8 @@ struct MPesaRig {
         let seconds = Double(ahead.components.seconds)
         return MPesaService(
             daraja: DarajaClient(configuration: configuration, http: self.http), book: self.harness.book, stkDelay: .zero,
-            paybill: self.harness.config.mpesa.paybillRules, now: { Date().addingTimeInterval(seconds) }, logger: self.harness.capture.logger
+            paybill: self.harness.config.mpesa.paybillRules, now: { Date().addingTimeInterval(seconds) }, metrics: .discarding,
+            logger: self.harness.capture.logger
         )
     }
 

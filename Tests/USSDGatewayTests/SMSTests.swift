@@ -4,6 +4,7 @@ import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+import GatewayTelemetry
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -54,7 +55,7 @@ struct SMSRig {
         settings.maxAttempts = maxAttempts
         return OutboxSender(
             postgres: self.harness.postgres, client: AfricasTalkingSMS(configuration: settings.configuration!, http: http), graph: self.harness.graph,
-            settings: settings, logger: self.harness.capture.logger
+            settings: settings, metrics: .discarding, logger: self.harness.capture.logger
         )
     }
 

@@ -2,11 +2,13 @@ import Basics
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+import GatewayTelemetry
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Menus
 @testable import MPesaGateway
+import MetricsTestKit
 import Postgres
 @testable import SMSChannel
 import Testing
@@ -30,6 +32,24 @@ func freshLocal() -> String {
 func masked(_ local: String) -> String { local.prefix(4) + "***" + local.suffix(3) }
 
 @Suite struct USSDJourneyTests {
+    /// The gateway's parts record to the metrics their builder hands them: here a test's own
+    /// factory, which sees this test's hops and nothing of any other's.
+    @Test func theHopsAreCountedInTheMetricsTheGatewayIsGiven() async throws {
+        let harness = try await USSDHarness.make()
+        let recorded = TestMetrics()
+        let local = freshLocal()
+        try await harness.run(metrics: MetricCache(factory: recorded)) { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+            _ = try await phone.repeatLast()
+        }
+        let hops = try recorded.expectCounter("ussd_hops_total", [("screen", "reg.name"), ("outcome", "con")])
+        let replays = try recorded.expectCounter("ussd_hops_total", [("screen", "reg.name"), ("outcome", "replay")])
+        #expect(hops.totalValue == 1 && replays.totalValue == 1)
+        #expect(recorded.counters(label: "ussd_hops_total").count == 2, "no hop of another test")
+        await harness.finish()
+    }
+
     @Test func anUnknownNumberRegistersThenLandsOnTheMainMenu() async throws {
         let harness = try await USSDHarness.make()
         let local = freshLocal()

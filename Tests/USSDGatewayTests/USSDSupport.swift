@@ -3,6 +3,7 @@ import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+import GatewayTelemetry
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -82,9 +83,11 @@ struct USSDHarness {
 
     /// Runs `body` against the application, then checks that no typed PIN reached the logs.
     func run(
-        _ mode: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
+        _ mode: TestingSetup = .router, metrics: MetricCache = GatewayMetrics.serving, _ body: @Sendable (any TestClientProtocol) async throws -> Void,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
-        try await buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph, pins: self.pins).test(mode) { client in
+        let application = try buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph, pins: self.pins, metrics: metrics)
+        try await application.test(mode) { client in
             try await body(client)
         }
         self.expectNoTypedPINInLogs(sourceLocation: sourceLocation)
