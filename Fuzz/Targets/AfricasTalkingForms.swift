@@ -13,8 +13,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(CallbackField.isIdentifier(hop.sessionID), "a session id outside [A-Za-z0-9_-]{1,64}")
         precondition(hop.text.utf8.count <= AfricasTalkingUSSDHop.maximumText && !hop.text.unicodeScalars.contains { $0.value < 0x20 }, "text unbounded")
         precondition(hop.phoneNumber.utf8.count <= 16, "phone unbounded")
-        if let msisdn = MSISDN(parsing: hop.phoneNumber)?.value {
-            precondition(msisdn.utf8.count == 12 && msisdn.hasPrefix("254"), "a normalised number of the wrong shape")
+        if let msisdn = MSISDN(parsing: hop.phoneNumber, plan: everyCountry)?.value {
+            let shaped = everyCountry.countries.contains { msisdn.hasPrefix($0.code) && msisdn.utf8.count == 3 + $0.nationalLength }
+            precondition(shaped, "a normalised number of the wrong shape")
         }
     }
     if let event = try? AfricasTalkingUSSDEvent(form: form) {
@@ -28,6 +29,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let report = try? AfricasTalkingDeliveryReport(form: form) {
         precondition(report.known.map { $0.rawValue == report.status } ?? true, "a status label that is not the status")
     }
-    _ = MSISDN(parsing: form["phoneNumber"] ?? "")
+    _ = MSISDN(parsing: form["phoneNumber"] ?? "", plan: everyCountry)
     return 0
 }
+
+/// Every numbering plan the gateway knows, so the parser's every branch is reached.
+let everyCountry = NumberingPlan(countries: MSISDN.Country.allCases)!
