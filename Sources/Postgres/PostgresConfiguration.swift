@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+import Settings
 
 /// How to reach Postgres: any libpq connection string or `postgres://` URL, plus pool settings.
 public struct PostgresConfiguration: Sendable, Hashable {
@@ -57,5 +58,25 @@ extension PostgresConfiguration: CustomStringConvertible {
             text.replaceSubrange(range, with: "password=***")
         }
         return text
+    }
+}
+
+extension PostgresConfiguration {
+    /// The local database the development gateway uses when `DATABASE_URL` is unset.
+    public static let localURL = "postgres://ussd@127.0.0.1:5432/ussd"
+
+    /// `DATABASE_URL` (a `postgres://` URL or a libpq connection string), the pool and the statement
+    /// timeout, from `reader`, each checked.
+    public init(reader: SettingsReader) throws(ConfigError) {
+        let url = reader.value("DATABASE_URL", secret: true) ?? Self.localURL
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
+            throw ConfigError(variable: "DATABASE_URL", problem: "must be a postgres:// URL or a libpq connection string")
+        }
+        self.init(connectionString: url)
+        self.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: self.poolSize, in: 1...512)
+        let statementTimeout = try reader.integer(
+            "DATABASE_STATEMENT_TIMEOUT_MS", default: Int(self.statementTimeout?.inMilliseconds ?? 0), in: 0...3_600_000
+        )
+        self.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
     }
 }

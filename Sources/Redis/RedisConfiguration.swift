@@ -1,4 +1,6 @@
+import Basics
 import Foundation
+import Settings
 
 /// Where and how to reach Redis: parsed once from `redis://[:password@]host:port/db`, or from
 /// `redis+cluster://[:password@]host:port[,host:port...]` for a Redis Cluster; `rediss://` and
@@ -171,5 +173,29 @@ extension RedisConfiguration: CustomStringConvertible {
             return "\(scheme)+cluster://\(credentials)" + self.clusterSeeds.map(\.description).joined(separator: ",")
         }
         return "\(scheme)://\(credentials)\(RedisEndpoint(host: self.host, port: self.port))/\(self.database)"
+    }
+}
+
+extension RedisConfiguration {
+    /// `REDIS_URL` (`redis://` or `rediss://`, default the local server), the pool, the timeout and
+    /// the TLS files, from `reader`, each checked.
+    public init(reader: SettingsReader) throws(ConfigError) {
+        if let url = reader.value("REDIS_URL", secret: true) {
+            do {
+                self = try RedisConfiguration(url: url)
+            } catch {
+                throw ConfigError(variable: "REDIS_URL", problem: error.reason)
+            }
+        } else {
+            self.init()
+        }
+        self.poolSize = try reader.integer("REDIS_POOL_SIZE", default: self.poolSize, in: 1...64)
+        self.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: self.maximumInFlight, in: 1...100_000)
+        self.commandTimeout = try reader.milliseconds("REDIS_TIMEOUT_MS", default: self.commandTimeout, in: 10...60_000)
+        (self.tlsCAFile, self.tlsCertificateFile, self.tlsKeyFile) =
+            (reader.value("REDIS_CA_FILE"), reader.value("REDIS_TLS_CERT_FILE"), reader.value("REDIS_TLS_KEY_FILE"))
+        guard (self.tlsCertificateFile == nil) == (self.tlsKeyFile == nil) else {
+            throw ConfigError(variable: "REDIS_TLS_KEY_FILE", problem: "and REDIS_TLS_CERT_FILE must be set together")
+        }
     }
 }

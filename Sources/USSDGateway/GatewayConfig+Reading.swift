@@ -24,37 +24,6 @@ extension GatewayConfig {
         self.shutdownTimeout = try reader.seconds("SHUTDOWN_TIMEOUT_SECONDS", default: self.shutdownTimeout, in: 1...3600)
     }
 
-    /// Redis and Postgres.
-    mutating func readStores(_ reader: SettingsReader) throws(ConfigError) {
-        if let url = reader.value("REDIS_URL") {
-            do {
-                self.redis = try RedisConfiguration(url: url)
-            } catch {
-                throw ConfigError(variable: "REDIS_URL", problem: error.reason)
-            }
-        }
-        self.redis.poolSize = try reader.integer("REDIS_POOL_SIZE", default: self.redis.poolSize, in: 1...64)
-        self.redis.maximumInFlight = try reader.integer("REDIS_MAX_IN_FLIGHT", default: self.redis.maximumInFlight, in: 1...100_000)
-        self.redis.commandTimeout = try reader.milliseconds("REDIS_TIMEOUT_MS", default: self.redis.commandTimeout, in: 10...60_000)
-        (self.redis.tlsCAFile, self.redis.tlsCertificateFile, self.redis.tlsKeyFile) =
-            (reader.value("REDIS_CA_FILE"), reader.value("REDIS_TLS_CERT_FILE"), reader.value("REDIS_TLS_KEY_FILE"))
-        guard (self.redis.tlsCertificateFile == nil) == (self.redis.tlsKeyFile == nil) else {
-            throw ConfigError(variable: "REDIS_TLS_KEY_FILE", problem: "and REDIS_TLS_CERT_FILE must be set together")
-        }
-
-        if let url = reader.value("DATABASE_URL") {
-            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
-                throw ConfigError(variable: "DATABASE_URL", problem: "must be a postgres:// URL or a libpq connection string")
-            }
-            self.postgres.connectionString = url
-        }
-        self.postgres.poolSize = try reader.integer("DATABASE_POOL_SIZE", default: self.postgres.poolSize, in: 1...512)
-        let statementTimeout = try reader.integer(
-            "DATABASE_STATEMENT_TIMEOUT_MS", default: Int(self.postgres.statementTimeout?.inMilliseconds ?? 0), in: 0...3_600_000
-        )
-        self.postgres.statementTimeout = statementTimeout == 0 ? nil : .milliseconds(statementTimeout)
-    }
-
     /// The countries whose numbers are served.
     mutating func readCountries(_ reader: SettingsReader) throws(ConfigError) {
         if let countries = reader.value("MSISDN_COUNTRIES") {

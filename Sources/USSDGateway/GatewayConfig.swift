@@ -30,7 +30,7 @@ public struct GatewayConfig: Sendable {
     /// with `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE` for a server that wants a client certificate.
     public var redis = RedisConfiguration()
     /// `DATABASE_URL`: a libpq URL or connection string; default `postgres://ussd@127.0.0.1:5432/ussd`.
-    public var postgres = PostgresConfiguration(connectionString: "postgres://ussd@127.0.0.1:5432/ussd")
+    public var postgres = PostgresConfiguration(connectionString: PostgresConfiguration.localURL)
     /// `MENUS_PATH`: the journeys file; default `menus.json` in the working directory.
     public var menusPath = "menus.json"
     /// `LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default `info`.
@@ -133,7 +133,7 @@ public struct GatewayConfig: Sendable {
         var config = GatewayConfig()
         config.backendValues = reader.values
         try config.readServer(reader)
-        try config.readStores(reader)
+        (config.redis, config.postgres) = (try RedisConfiguration(reader: reader), try PostgresConfiguration(reader: reader))
         try config.readCountries(reader)
         config.wallet = try WalletSettings(reader: reader)
         config.ussd = try USSDSettings(reader: reader)
