@@ -246,9 +246,68 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        // The end-to-end harness the gateway's suites share: the gateway on throwaway servers, the
+        // providers' fakes, the simulated handsets, the browser.
+        .target(
+            name: "GatewayTestSupport",
+            dependencies: [
+                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
+                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/GatewayTestSupport"
+        ),
+        // The gateway as one process: configuration, production refusals, the edge, hostile input, the sandbox, the operator's commands.
         .testTarget(
             name: "USSDGatewayTests",
             dependencies: [
+                "GatewayTestSupport",
+                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
+                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        // The USSD channel end to end: every aggregator's journeys, sessions, replicas, PIN keys, jobs.
+        .testTarget(
+            name: "USSDEndToEndTests",
+            dependencies: [
+                "GatewayTestSupport",
+                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
+                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        // The SMS channel end to end: commands, the outbox, delivery reports.
+        .testTarget(
+            name: "SMSEndToEndTests",
+            dependencies: [
+                "GatewayTestSupport",
+                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
+                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        // M-Pesa end to end: STK, B2C, paybill, status queries, the reconciler, Daraja's client.
+        .testTarget(
+            name: "MPesaEndToEndTests",
+            dependencies: [
+                "GatewayTestSupport",
                 "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
                 "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

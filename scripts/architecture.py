@@ -36,7 +36,7 @@ def package():
     dump = subprocess.run(["swift", "package", "dump-package"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     targets = {}
     for target in json.loads(dump)["targets"]:
-        if target["type"] == "test" or target["name"] == "TestSupport":
+        if target["type"] == "test" or target["name"] == "TestSupport" or (target.get("path") or "").startswith("Tests/"):
             continue
         deps, products = [], []
         for dep in target.get("dependencies", []):

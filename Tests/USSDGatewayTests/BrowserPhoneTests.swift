@@ -3,6 +3,7 @@ import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+@testable import GatewayTestSupport
 import Menus
 @testable import MPesaGateway
 import Postgres
@@ -74,7 +75,7 @@ import Wallet
         for name in environment.keys where name.hasPrefix("MPESA_") || name.hasPrefix("AT_") || name.hasSuffix("CALLBACK_TOKEN") { environment[name] = nil }
         environment.merge([
             "ENVIRONMENT": "development", "HTTP_PORT": String(port), "DATABASE_URL": database.connectionString,
-            "MENUS_PATH": MenusCommandTests.repoMenus, "LOG_LEVEL": "notice", "SANDBOX_DELAY_MS": "300", "STK_DELAY_MS": "100",
+            "MENUS_PATH": RepoFiles.menus, "LOG_LEVEL": "notice", "SANDBOX_DELAY_MS": "300", "STK_DELAY_MS": "100",
         ]) { $1 }
         try await ChildProcess.run(GatewayBinary.path, ["migrate"], environment: environment)
         let gateway = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)

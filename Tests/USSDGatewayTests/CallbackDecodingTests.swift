@@ -3,6 +3,7 @@ import Basics
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+@testable import GatewayTestSupport
 import MPesa
 @testable import MPesaGateway
 @testable import SMSChannel

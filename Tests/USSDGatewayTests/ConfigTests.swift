@@ -1,6 +1,7 @@
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+@testable import GatewayTestSupport
 import MPesa
 @testable import MPesaGateway
 @testable import SMSChannel
@@ -190,10 +191,3 @@ import Wallet
     }
 }
 
-/// The `ussd-gateway` executable, built next to the test bundle by `swift build --build-tests`.
-enum GatewayBinary {
-    static var path: String {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("ussd-gateway").path
-    }
-}

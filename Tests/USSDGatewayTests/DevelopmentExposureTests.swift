@@ -1,4 +1,5 @@
 import Foundation
+@testable import GatewayTestSupport
 import Hummingbird
 import HummingbirdTesting
 import Settings
@@ -15,7 +16,7 @@ import Testing
         for name in ["PIN_KEY", "PIN_KEY_FILE", "PIN_PEPPER", "DEVELOPMENT_LISTEN_PUBLIC", "SANDBOX", "SIMULATOR"] { environment[name] = nil }
         environment["ENVIRONMENT"] = "development"
         environment["HTTP_HOST"] = "0.0.0.0"
-        environment["MENUS_PATH"] = MenusCommandTests.repoMenus
+        environment["MENUS_PATH"] = RepoFiles.menus
         let child = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
         #expect(await child.wait() == 2)
         let lines = child.errorOutput.split(separator: "\n")
@@ -30,7 +31,7 @@ import Testing
         #expect(local.sandbox.isOn && local.sandbox.simulator)
         let public_ = try GatewayConfig.load(environment: development.merging(["HTTP_HOST": "0.0.0.0", "DEVELOPMENT_LISTEN_PUBLIC": "1"]) { $1 })
         #expect(!public_.sandbox.isOn && !public_.sandbox.simulator && !public_.sandbox.jobs)
-        let menus = try loadCheckedMenus(at: MenusCommandTests.repoMenus)
+        let menus = try loadCheckedMenus(at: RepoFiles.menus)
         for (config, expected) in [(local, HTTPResponse.Status.ok), (public_, .notFound)] {
             var config = config
             config.redis = try TestServers.redisConfiguration()
@@ -74,7 +75,7 @@ import Testing
         for name in ["CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "PIN_PEPPER", "PIN_KEY_FILE", "SANDBOX", "SIMULATOR"] { environment[name] = nil }
         environment.merge([
             "ENVIRONMENT": "production", "PIN_KEY": ProductionSafetyTests.pinKey, "AT_CALLBACK_TOKEN": ProductionSafetyTests.atToken,
-            "MENUS_PATH": MenusCommandTests.repoMenus, "LOG_LEVEL": "warning", "HTTP_PORT": "0", "JOBS_API_URL": "http://jobs.example.com/api",
+            "MENUS_PATH": RepoFiles.menus, "LOG_LEVEL": "warning", "HTTP_PORT": "0", "JOBS_API_URL": "http://jobs.example.com/api",
         ]) { $1 }
         let refused = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
         #expect(await refused.wait() == 2)
@@ -82,7 +83,7 @@ import Testing
         #expect(lines.last == "ussd-gateway: configuration error: JOBS_API_URL: is plain http to jobs.example.com: in production a backend is reached over https (plain http only to loopback)", "\(refused.errorOutput)")
         // https, or plain http to this machine, is fine.
         var https = try GatewayConfig.load(environment: ["ENVIRONMENT": "production", "PIN_KEY": ProductionSafetyTests.pinKey, "AT_CALLBACK_TOKEN": ProductionSafetyTests.atToken, "JOBS_API_URL": "https://jobs.example.com"])
-        let document = try loadCheckedMenus(at: MenusCommandTests.repoMenus).document
+        let document = try loadCheckedMenus(at: RepoFiles.menus).document
         #expect(https.backendTransportProblem(document) == nil)
         https.backendValues["JOBS_API_URL"] = "http://127.0.0.1:9000"
         #expect(https.backendTransportProblem(document) == nil)

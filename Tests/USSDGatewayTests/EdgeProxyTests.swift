@@ -1,6 +1,7 @@
 import Curl
 import Foundation
 import GatewayHTTP
+@testable import GatewayTestSupport
 import Hummingbird
 import HummingbirdTesting
 import Testing

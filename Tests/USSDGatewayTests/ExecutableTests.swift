@@ -2,6 +2,7 @@ import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+@testable import GatewayTestSupport
 @testable import MPesaGateway
 import Postgres
 @testable import SMSChannel
@@ -15,7 +16,7 @@ import USSDGateway
         var environment = ProcessInfo.processInfo.environment
         environment["LOG_LEVEL"] = "warning"
         environment["ENVIRONMENT"] = "development"
-        environment["MENUS_PATH"] = MenusCommandTests.repoMenus
+        environment["MENUS_PATH"] = RepoFiles.menus
         return environment.merging(extra) { $1 }
     }
 
@@ -85,7 +86,7 @@ import USSDGateway
 
         // A customer in tier `basic`, and a menus file without it: the start is refused.
         try await postgres.query("INSERT INTO customers (msisdn, name, pin_hash, tier) VALUES ('254712000999', 'Held', 'x', 'basic')")
-        var menus = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: MenusCommandTests.repoMenus))) as! [String: Any]
+        var menus = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: RepoFiles.menus))) as! [String: Any]
         var section = menus["tiers"] as! [String: Any]
         var levels = section["levels"] as! [String: Any]
         levels["basic"] = nil

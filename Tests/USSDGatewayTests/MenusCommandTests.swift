@@ -1,6 +1,7 @@
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+@testable import GatewayTestSupport
 import Menus
 @testable import MPesaGateway
 @testable import SMSChannel
@@ -10,14 +11,10 @@ import TestSupport
 import USSDGateway
 
 @Suite struct MenusCommandTests {
-    static var repoMenus: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("menus.json").path
-    }
 
     /// A copy of the default file with one screen pointing nowhere and one action unknown.
     static func brokenMenus() throws -> String {
-        var json = try String(contentsOfFile: repoMenus, encoding: .utf8)
+        var json = try String(contentsOfFile: RepoFiles.menus, encoding: .utf8)
         json = json.replacingOccurrences(of: "\"next\": \"bal.show\"", with: "\"next\": \"bal.shown\"")
         json = json.replacingOccurrences(of: "\"action\": \"wallet.statement\"", with: "\"action\": \"wallet.history\"")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("menus-\(UUID().uuidString).json").path
@@ -26,12 +23,12 @@ import USSDGateway
     }
 
     @Test func defaultMenusPassLintAgainstTheGatewaysActions() throws {
-        let graph = try loadCheckedMenus(at: Self.repoMenus)
+        let graph = try loadCheckedMenus(at: RepoFiles.menus)
         #expect(graph.document.screens.count > 50)
     }
 
     @Test func lintExitsZeroOnTheDefaultFileAndOneWithAProblemPerLine() async throws {
-        let clean = try ChildProcess.start(GatewayBinary.path, ["menus", "lint", Self.repoMenus])
+        let clean = try ChildProcess.start(GatewayBinary.path, ["menus", "lint", RepoFiles.menus])
         #expect(await clean.wait() == 0, "\(clean.output)")
         #expect(clean.output.isEmpty)
 
@@ -46,7 +43,7 @@ import USSDGateway
     }
 
     @Test func graphPrintsAMermaidStateDiagram() async throws {
-        let child = try ChildProcess.start(GatewayBinary.path, ["menus", "graph", Self.repoMenus, "--language", "sw"])
+        let child = try ChildProcess.start(GatewayBinary.path, ["menus", "graph", RepoFiles.menus, "--language", "sw"])
         #expect(await child.wait() == 0)
         #expect(child.output.hasPrefix("stateDiagram-v2\n    [*] --> start\n"))
         #expect(child.output.contains("main --> bal_pin : 1 Angalia Salio"))

@@ -1,4 +1,5 @@
 import Foundation
+@testable import GatewayTestSupport
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting

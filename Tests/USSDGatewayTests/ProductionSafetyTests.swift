@@ -2,6 +2,7 @@ import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+@testable import GatewayTestSupport
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -129,7 +130,7 @@ import Wallet
         var environment = ProcessInfo.processInfo.environment
         environment["ENVIRONMENT"] = "production"
         environment["PIN_KEY"] = Self.pinKey
-        environment["MENUS_PATH"] = MenusCommandTests.repoMenus
+        environment["MENUS_PATH"] = RepoFiles.menus
         environment["LOG_LEVEL"] = "warning"
         for name in ["CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN"] { environment[name] = nil }
         let refused = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment.merging(Self.mpesa) { $1 }.merging(["AT_CALLBACK_TOKEN": Self.atToken]) { $1 })

@@ -1,4 +1,5 @@
 import Foundation
+@testable import GatewayTestSupport
 import Postgres
 import Redis
 import Settings
@@ -98,7 +99,7 @@ struct RedisTLSStartupTests {
         var environment = ProcessInfo.processInfo.environment
         environment["ENVIRONMENT"] = "development"
         environment["LOG_LEVEL"] = "warning"
-        environment["MENUS_PATH"] = MenusCommandTests.repoMenus
+        environment["MENUS_PATH"] = RepoFiles.menus
         environment["HTTP_PORT"] = String(try await PrivateServer.freePort())
         environment["REDIS_URL"] = ProcessInfo.processInfo.environment["REDIS_TLS_URL"]
         environment["REDIS_CA_FILE"] = unrelated.certificatePath

@@ -2,6 +2,7 @@ import Curl
 import Foundation
 @testable import GatewayActions
 @testable import GatewayHTTP
+@testable import GatewayTestSupport
 import MPesa
 @testable import MPesaGateway
 @testable import SMSChannel

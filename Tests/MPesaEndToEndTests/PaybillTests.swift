@@ -1,6 +1,7 @@
 import Basics
 import Curl
 import Foundation
+@testable import GatewayTestSupport
 import MPesa
 import Postgres
 import TestSupport
@@ -411,7 +412,7 @@ import Wallet
         let fake = try await FakeDaraja.start()
         var environment = ProcessInfo.processInfo.environment
         environment.merge([
-            "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": MenusCommandTests.repoMenus,
+            "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": RepoFiles.menus,
             "PUBLIC_BASE_URL": "https://gw.example.com/",
             "MPESA_BASE_URL": fake.baseURL, "MPESA_CONSUMER_KEY": FakeDaraja.key, "MPESA_CONSUMER_SECRET": FakeDaraja.secret,
             "MPESA_SHORTCODE": FakeDaraja.shortcode, "MPESA_PASSKEY": FakeDaraja.passkey, "MPESA_B2C_SHORTCODE": FakeDaraja.b2cShortcode,

@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+@testable import GatewayTestSupport
 import HummingbirdTesting
 import Postgres
 import Redis
