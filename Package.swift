@@ -234,7 +234,21 @@ let package = Package(
         .testTarget(name: "USSDDialectsTests", dependencies: ["USSDDialects", "AfricasTalking"]),
         .testTarget(name: "USSDChannelTests", dependencies: ["USSDChannel", "Menus", "USSDDialects", "Basics", "Settings"]),
         .testTarget(name: "GatewayActionsTests", dependencies: ["GatewayActions", "Menus"]),
-        .testTarget(name: "WalletTests", dependencies: ["Wallet", "MPesaBook", "Postgres", "Settings", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        // A fresh ledger database and a wallet on it, for the ledger's and the providers' books' tests.
+        .target(name: "LedgerTestSupport", dependencies: ["Wallet", "MPesaBook", "Postgres", "Basics", "TestSupport"], path: "Tests/LedgerTestSupport"),
+        .testTarget(
+            name: "WalletTests",
+            dependencies: ["Wallet", "MPesaBook", "LedgerTestSupport", "Postgres", "Settings", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(name: "MPesaBookTests", dependencies: ["MPesaBook", "Wallet", "LedgerTestSupport", "Postgres", "Basics", "TestSupport"]),
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
+        .testTarget(name: "SettingsTests", dependencies: ["Settings"]),
+        .testTarget(name: "AfricasTalkingTests", dependencies: ["AfricasTalking", "Basics"]),
+        .testTarget(name: "MPesaTests", dependencies: ["MPesa", "Basics"]),
+        .testTarget(
+            name: "GatewayTelemetryTests",
+            dependencies: ["GatewayTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(

@@ -112,3 +112,10 @@ import Testing
         #expect(try JSONDecoder().decode(SessionState.self, from: data) == state)
     }
 }
+
+/// A West African number in a screen or an SMS is masked in its own local form.
+@Suite struct MaskedNumberTests {
+    @Test func numbersAreMaskedInTheirLocalForm() {
+        #expect(Template.maskPhone("2348031234567") == "0803***567" && Template.maskPhone("233241234567") == "0241***567")
+    }
+}

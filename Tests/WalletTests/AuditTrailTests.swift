@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+@testable import LedgerTestSupport
 import Postgres
 import Testing
 import TestSupport

@@ -1,32 +1,11 @@
 import Basics
 import Foundation
+@testable import LedgerTestSupport
 import Postgres
 import Testing
 import TestSupport
 import MPesaBook
 import Wallet
-
-extension Ledger {
-    /// A system account's balance, shards included.
-    func systemBalance(_ kind: String) async throws -> Int64 {
-        try await self.postgres.query("SELECT balance FROM account_balances WHERE customer_id IS NULL AND kind = \(kind)").single()!.decode(
-            Int64.self, column: 0)
-    }
-
-    func actions(_ msisdn: MSISDN) async throws -> [String] {
-        try await self.wallet.auditTrail(msisdn).map(\.action)
-    }
-
-    func queued(_ msisdn: MSISDN, _ template: String) async throws -> [String] {
-        try await self.postgres.query("SELECT params::text FROM outbox WHERE recipient = \(msisdn.value) AND template = \(template) ORDER BY id")
-            .map { try $0.decode(String.self, column: 0) }
-    }
-
-    /// Today in Nairobi, as the daily report names days.
-    func nairobiToday() async throws -> String {
-        try await self.postgres.query("SELECT to_char(now() AT TIME ZONE 'Africa/Nairobi', 'YYYY-MM-DD')").single()!.decode(String.self, column: 0)
-    }
-}
 
 /// The support desk's commands on the wallet: PIN resets, blocks, tiers, corrections under four
 /// eyes, reversals, fees, the ledger audit, the daily reconciliation and review items closed out.

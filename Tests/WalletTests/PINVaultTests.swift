@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+@testable import LedgerTestSupport
 import Synchronization
 import TestSupport
 import Testing

@@ -1,37 +1,12 @@
 import Basics
 import Foundation
+@testable import LedgerTestSupport
 import Postgres
 import Synchronization
 import Testing
 import TestSupport
 import MPesaBook
 import Wallet
-
-extension Ledger {
-    /// Registers `msisdn` and deposits `cents` straight from the float (the M-Pesa issue's path).
-    func funded(_ msisdn: String, cents: Int64, name: String = "Customer") async throws -> MSISDN {
-        let number = MSISDN(msisdn)!
-        try await self.wallet.register(msisdn: number, name: name, pin: "4826", language: "en")
-        if cents > 0 {
-            // A paid deposit, completed by the wallet's own function (as a confirmed STK payment
-            // is), so the credit has its cause; no limit of the wallet's code stands in the way.
-            let reference = "fund-\(msisdn)"
-            try await self.postgres.query(
-                """
-                INSERT INTO deposits (idempotency_key, customer_id, msisdn, amount, checkout_request_id)
-                SELECT \(reference), id, msisdn, \(cents), \(reference) FROM customers WHERE msisdn = \(msisdn)
-                """
-            )
-            let outcome = try await self.postgres.query(
-                "SELECT outcome FROM wallet_complete_deposit(\(reference), \("FUND" + msisdn.suffix(8)), \(cents), \(msisdn), '{}'::jsonb, true)"
-            ).single()!.decode(String.self, column: 0)
-            precondition(outcome == "credited", "funding \(msisdn): \(outcome)")
-        }
-        return number
-    }
-}
-
-func key(_ value: String) -> IdempotencyKey { IdempotencyKey(value)! }
 
 @Suite struct TransferTests {
     @Test func sendMovesMoneyOnceAndTheSameKeyReplaysTheReceipt() async throws {

@@ -1,5 +1,4 @@
 import Basics
-import Menus
 import Testing
 
 /// Numbers of the countries a deployment serves (`MSISDN_COUNTRIES`): Kenya by default, Ghana and
@@ -29,6 +28,5 @@ import Testing
         #expect(MSISDN(parsing: "0341234567", countries: westAfrica) == nil, "not a Ghanaian mobile prefix")
         #expect(MSISDN(parsing: "+254712345678", countries: westAfrica) == nil, "Kenya is not served here")
         #expect(MSISDN("233241234567", countries: westAfrica) != nil && MSISDN("233241234567", countries: [.kenya]) == nil)
-        #expect(Template.maskPhone("2348031234567") == "0803***567" && Template.maskPhone("233241234567") == "0241***567", "masked in local form")
     }
 }

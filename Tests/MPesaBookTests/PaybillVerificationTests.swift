@@ -1,4 +1,5 @@
 import Foundation
+@testable import LedgerTestSupport
 import Postgres
 import Testing
 import TestSupport
