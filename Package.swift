@@ -246,6 +246,20 @@ let package = Package(
         .testTarget(name: "AfricasTalkingTests", dependencies: ["AfricasTalking", "Basics"]),
         .testTarget(name: "MPesaTests", dependencies: ["MPesa", "Basics"]),
         .testTarget(
+            name: "GatewayHTTPTests",
+            dependencies: [
+                "GatewayHTTP", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "JobsTests",
+            dependencies: [
+                "Jobs", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "MPesaGatewayTests", dependencies: ["MPesaGateway", "MPesaBook", "MPesa", "Wallet", "Basics"]),
+        .testTarget(
             name: "GatewayTelemetryTests",
             dependencies: ["GatewayTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),

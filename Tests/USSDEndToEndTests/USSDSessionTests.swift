@@ -206,13 +206,6 @@ import Wallet
             )
             #expect(event.status == .ok)
         }
-        let guardian = CallbackGuard(token: nil, allowed: [CIDR("10.9.0.0/16")!], trustedProxies: [CIDR("127.0.0.1")!])
-        var head = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/")
-        head.headerFields[HTTPField.Name("X-Forwarded-For")!] = "203.0.113.9, 10.9.4.4"
-        let forwarded = Request(head: head, body: .init(buffer: ByteBuffer()))
-        #expect(guardian.source(forwarded, peer: "127.0.0.1") == "10.9.4.4", "the proxy's word is taken")
-        #expect(guardian.source(forwarded, peer: "192.0.2.1") == "192.0.2.1", "an untrusted peer's header is not")
-        #expect(CIDR("10.9.0.0/16")!.contains("::ffff:10.9.1.2") && !CIDR("10.9.0.0/16")!.contains("10.10.0.1"))
         await harness.finish()
     }
 
