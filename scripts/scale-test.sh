@@ -41,7 +41,8 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     [ -f "$scratch/haproxy.pid" ] && kill "$(cat "$scratch/haproxy.pid")" 2>/dev/null || true
     bash scripts/services.sh stop-all "$scratch" || true
-    rm -rf "$scratch"
+    # SCALE_TEST_KEEP=1 keeps the replicas' and servers' logs for a look afterwards.
+    if [ "${SCALE_TEST_KEEP:-0}" = 1 ]; then echo "scale-test: logs kept in $scratch" >&2; else rm -rf "$scratch"; fi
 }
 trap cleanup EXIT INT TERM
 
