@@ -47,13 +47,14 @@ struct MPesaRig {
     }
 
     /// Another replica's M-Pesa service on the same database: what `ussd-gateway mpesa reconcile`
-    /// runs. Its clock is `ahead` of the real one (time passed in, never slept for).
+    /// runs. Its clock is `ahead` of the real one (time passed in, never slept for). It records to the
+    /// metrics the harness's gateway serves at `/metrics`, as a replica in the same process would.
     func replica(ahead: Duration = .zero) -> MPesaService {
         let configuration = self.harness.config.mpesa.daraja(publicBaseURL: self.harness.config.publicBaseURL, callbackToken: self.harness.config.callbackToken)!
         let seconds = Double(ahead.components.seconds)
         return MPesaService(
             daraja: DarajaClient(configuration: configuration, http: self.http), book: self.harness.book, stkDelay: .zero,
-            paybill: self.harness.config.mpesa.paybillRules, now: { Date().addingTimeInterval(seconds) }, metrics: .discarding,
+            paybill: self.harness.config.mpesa.paybillRules, now: { Date().addingTimeInterval(seconds) }, metrics: GatewayMetrics.serving,
             logger: self.harness.capture.logger
         )
     }

@@ -55,7 +55,7 @@ struct SMSRig {
         settings.maxAttempts = maxAttempts
         return OutboxSender(
             postgres: self.harness.postgres, client: AfricasTalkingSMS(configuration: settings.configuration!, http: http), graph: self.harness.graph,
-            settings: settings, metrics: .discarding, logger: self.harness.capture.logger
+            settings: settings, metrics: GatewayMetrics.serving, logger: self.harness.capture.logger
         )
     }
 
