@@ -239,12 +239,13 @@ struct Phone {
     }
 }
 
-/// Polls `url` until it answers 200 (up to 30 seconds); the last answer, if any.
-func waitUntilReady(_ curl: CurlClient, _ url: String) async throws -> CurlResponse? {
+/// Polls `url` until it answers 200 (up to 30 seconds), or until `process`, the server behind it,
+/// has exited (it refused to start: nothing will answer); the last answer, if any.
+func waitUntilReady(_ curl: CurlClient, _ url: String, process: ChildProcess? = nil) async throws -> CurlResponse? {
     var ready: CurlResponse?
     _ = try await eventually(within: .seconds(30), every: .milliseconds(50)) {
         ready = try? await curl.execute(CurlRequest(url: url, timeout: .seconds(5)))
-        return ready?.status == 200
+        return ready?.status == 200 || process?.hasExited == true
     }
     return ready
 }

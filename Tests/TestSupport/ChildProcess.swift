@@ -80,6 +80,15 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// Whether the process has exited (a zombie not waited for yet counts), read from `/proc`
+    /// without reaping it, so ``wait()`` still gets its status.
+    public var hasExited: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(self.pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+            let state = stat[close...].dropFirst(2).first
+        else { return true }
+        return state == "Z" || state == "X"
+    }
+
     /// Sends `signal` (SIGTERM by default).
     public func signal(_ signal: Int32 = SIGTERM) {
         kill(self.pid, signal)

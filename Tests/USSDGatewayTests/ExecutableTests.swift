@@ -63,7 +63,7 @@ import USSDGateway
                 GatewayBinary.path, ["serve"], environment: self.environment(["HTTP_PORT": String(port), "DATABASE_URL": database.connectionString].merging(extra) { $1 })
             )
             let curl = CurlClient()
-            let ready = try? await waitUntilReady(curl, "http://127.0.0.1:\(port)/readyz")
+            let ready = try? await waitUntilReady(curl, "http://127.0.0.1:\(port)/readyz", process: server)
             await curl.shutdown()
             if ready?.status == 200 { server.signal(SIGTERM) }
             return (await server.wait(), server.errorOutput)
