@@ -6,6 +6,9 @@ import Darwin
 
 /// An IPv4 or IPv6 network (`10.0.0.0/8`, `2001:db8::/32`; a bare address is a /32 or /128).
 public struct CIDR: Sendable, Hashable, CustomStringConvertible {
+    /// What a setting's list of addresses says of an item that is not one.
+    public static func refusal(_ item: String) -> String { "\"\(item)\" is not an address or network (e.g. 10.0.0.0/8, 2001:db8::/32)" }
+
     let network: [UInt8]
     let prefix: Int
 

@@ -142,7 +142,7 @@ extension MPesaSettings {
             60 * (try reader.integer("MPESA_C2B_REVIEW_AFTER_MINUTES", default: Int(self.c2bReviewAfter.components.seconds / 60), in: 5...10_080))
         )
         self.stkDelay = try reader.milliseconds("STK_DELAY_MS", default: self.stkDelay, in: 0...30_000)
-        self.allowedCIDRs = try reader.list("MPESA_ALLOWED_CIDRS", example: "196.201.214.0/24", CIDR.init)
+        self.allowedCIDRs = try reader.list("MPESA_ALLOWED_CIDRS", problem: CIDR.refusal, CIDR.init)
         self.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.requestTimeout, in: 100...55_000)
         self.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: self.reconcileInterval, in: 1...3600)
         self.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: self.payoutReviewAfterChecks, in: 1...1000)

@@ -74,13 +74,15 @@ public struct SettingsReader: Sendable {
         return value
     }
 
-    /// A comma-separated list, each item parsed by `parse`; empty when unset. `example` shows a
-    /// good value in the error.
-    public func list<T>(_ name: String, example: String, _ parse: (String) -> T?) throws(ConfigError) -> [T] {
+    /// A comma-separated list, each item parsed by `parse`; empty when unset. An item that does not
+    /// parse (a blank one included, unless `skipBlanks`) is refused with `problem(item)`.
+    public func list<T>(
+        _ name: String, skipBlanks: Bool = false, problem: (String) -> String, _ parse: (String) -> T?
+    ) throws(ConfigError) -> [T] {
         guard let text = self.value(name) else { return [] }
         var items: [T] = []
-        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-            guard let parsed = parse(item) else { throw ConfigError(variable: name, problem: "\"\(item)\" is not valid (e.g. \(example))") }
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !(skipBlanks && item.isEmpty) {
+            guard let parsed = parse(item) else { throw ConfigError(variable: name, problem: problem(item)) }
             items.append(parsed)
         }
         return items

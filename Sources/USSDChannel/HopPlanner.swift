@@ -127,8 +127,11 @@ struct HopPlanner: Sendable {
         .answer(Reply(text: "END " + self.engine.systemPage("failure", language: self.language(facts)).text, screen: "-", kind: kind))
     }
 
-    func unknownService(_ facts: HopFacts) -> HopPlan {
-        .answer(Reply(text: "END " + self.engine.systemPage("unknownService", language: self.language(facts)).text, screen: "-", kind: "unknown_service"))
+    func unknownService(_ facts: HopFacts) -> HopPlan { .answer(self.unknownServiceReply(facts)) }
+
+    /// "This code is not served", in the session's language or the menus' default.
+    func unknownServiceReply(_ facts: HopFacts) -> Reply {
+        Reply(text: "END " + self.engine.systemPage("unknownService", language: self.language(facts)).text, screen: "-", kind: "unknown_service")
     }
 
     /// A record as written for `hop`: whose it is, the dialect's hop number, and when answered.

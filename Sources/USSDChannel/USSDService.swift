@@ -98,6 +98,10 @@ public final class USSDService: Sendable {
             self.metrics.timer("ussd_hop_duration_seconds", [("outcome", outcome.kind)]).record(duration: ContinuousClock.now - start)
         }
         var facts = HopFacts()
+        guard self.planner.serves(hop) else {
+            // A code this menus.json does not serve: answered without a read of Redis.
+            return self.answer(self.planner.unknownServiceReply(facts), &outcome)
+        }
         do {
             facts = try await self.find(hop, fresh: false)
             var plan = self.planner.plan(hop, facts, now: self.unixNow())
@@ -112,8 +116,7 @@ public final class USSDService: Sendable {
                     let stored = try await self.find(hop, fresh: true)
                     (facts.record, facts.version, facts.fromCache) = (stored.record, stored.version, stored.fromCache)
                 case .answer(let reply):
-                    outcome = (reply.screen, reply.kind)
-                    return .reply(reply.text, screen: reply.screen)
+                    return self.answer(reply, &outcome)
                 case .refuse(let reason):
                     outcome.kind = "refused"
                     self.logger.warning("a hop of a session from another number", metadata: ["session": .string(hop.sessionId)])
@@ -139,6 +142,12 @@ public final class USSDService: Sendable {
             let apology = self.engine.systemPage("failure", language: self.planner.language(facts)).text
             return .reply("END " + apology, screen: "-")
         }
+    }
+
+    /// A reply, with what the metrics say of it.
+    func answer(_ reply: Reply, _ outcome: inout (screen: String, kind: String)) -> Answer {
+        outcome = (reply.screen, reply.kind)
+        return .reply(reply.text, screen: reply.screen)
     }
 
     /// More plans than a hop can need: each read once, one reload, a claim, a write and its loss.
@@ -187,7 +196,8 @@ public final class USSDService: Sendable {
     func commit(_ write: HopPlan.Write, _ sessionId: String, _ facts: inout HopFacts) async throws -> HopPlan {
         if let choice = write.resumeChoice { self.metrics.counter("ussd_resumes_total", [("choice", choice)]).increment() }
         if try await self.save(write.record, sessionId, &facts, resume: write.resume) { return .answer(write.reply) }
-        let winner = facts.fromCache ? nil : try await self.store.load(sessionId)?.record
+        // The winner matters only to a reply that must win; the rest are answered as they are.
+        let winner = facts.fromCache || !write.mustWin ? nil : try await self.store.load(sessionId)?.record
         return self.planner.lostWrite(write, facts, winner: winner)
     }
 

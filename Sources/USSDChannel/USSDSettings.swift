@@ -39,7 +39,8 @@ public struct USSDSettings: Sendable {
         self.hopDeadline = try reader.milliseconds("HOP_DEADLINE_MS", default: self.hopDeadline, in: 100...14_000)
         self.rateLimitPerMinute = try reader.integer("USSD_RATE_LIMIT_PER_MINUTE", default: self.rateLimitPerMinute, in: 0...100_000)
         self.repeatWindow = try reader.milliseconds("USSD_REPEAT_WINDOW_MS", default: self.repeatWindow, in: 0...10_000)
-        let dialects = try reader.list("USSD_DIALECTS", example: Self.knownDialects.joined(separator: ", ")) { name -> String? in
+        let among = Self.knownDialects.joined(separator: ", ")
+        let dialects = try reader.list("USSD_DIALECTS", skipBlanks: true, problem: { "must name dialects among \(among) (got \($0.lowercased()))" }) { name -> String? in
             Self.knownDialects.contains(name.lowercased()) ? name.lowercased() : nil
         }
         self.dialects = dialects.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }

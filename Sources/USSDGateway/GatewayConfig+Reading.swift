@@ -53,8 +53,8 @@ extension GatewayConfig {
             }
             self.adminPort = port
         }
-        self.callbackAllowedCIDRs = try reader.list("CALLBACK_ALLOWED_CIDRS", example: "10.0.0.0/8, 2001:db8::/32", CIDR.init)
-        self.trustedProxyCIDRs = try reader.list("TRUSTED_PROXY_CIDRS", example: "10.0.0.0/8, 2001:db8::/32", CIDR.init)
+        self.callbackAllowedCIDRs = try reader.list("CALLBACK_ALLOWED_CIDRS", problem: CIDR.refusal, CIDR.init)
+        self.trustedProxyCIDRs = try reader.list("TRUSTED_PROXY_CIDRS", problem: CIDR.refusal, CIDR.init)
         if let url = reader.value("PUBLIC_BASE_URL") {
             // Safaricom posts callbacks only to https; plain http is for a gateway on this machine.
             let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].contains { url == $0 || url.hasPrefix($0 + ":") || url.hasPrefix($0 + "/") }
@@ -106,18 +106,18 @@ extension GatewayConfig {
 
     /// The PIN keys and `PIN_PEPPER`, never echoed: they are secrets.
     mutating func readPINKeys(_ reader: SettingsReader, required: Bool) throws(ConfigError) {
-        if let pepper = reader.value("PIN_PEPPER") {
+        if let pepper = reader.value("PIN_PEPPER", secret: true) {
             guard pepper.utf8.count >= 16 else { throw ConfigError(variable: "PIN_PEPPER", problem: "must be at least 16 bytes") }
             self.pinPepper = Array(pepper.utf8)
         }
         var sources: [(String, PINKeySource)] = []
         if let path = reader.value("PIN_KEY_FILE") { sources.append(("PIN_KEY_FILE", .file(path: path))) }
-        if let value = reader.value("PIN_KEY") { sources.append(("PIN_KEY", .environment(value))) }
+        if let value = reader.value("PIN_KEY", secret: true) { sources.append(("PIN_KEY", .environment(value))) }
         if let module = reader.value("PIN_PKCS11_MODULE") {
             guard let slot = reader.value("PIN_PKCS11_SLOT") else {
                 throw ConfigError(variable: "PIN_PKCS11_SLOT", problem: "is required with PIN_PKCS11_MODULE: a slot's number or the token's label")
             }
-            guard let pin = reader.value("PIN_PKCS11_PIN") else {
+            guard let pin = reader.value("PIN_PKCS11_PIN", secret: true) else {
                 throw ConfigError(variable: "PIN_PKCS11_PIN", problem: "is required with PIN_PKCS11_MODULE: the token's user PIN")
             }
             let label = try reader.string("PIN_PKCS11_LABEL", default: "ussd-gateway-pin")

@@ -49,18 +49,28 @@ struct LedgerInvariant: Sendable {
         ),
     ]
 
+    /// SQL true when any of `conditions` is.
+    static func any(_ conditions: [String]) -> String {
+        conditions.isEmpty ? "false" : conditions.map { "(\($0))" }.joined(separator: " OR ")
+    }
+
+    /// SQL for the first of `expressions` that is not NULL, else `fallback`.
+    static func firstOf(_ expressions: [String], else fallback: String) -> String {
+        "coalesce(" + (expressions + [fallback]).joined(separator: ", ") + ")"
+    }
+
     /// The invariants that need the providers' records: every hold is owned by a live record of
     /// one of them, and every transfer names a cause that exists.
     static func provenance(_ providers: [LedgerProvenance]) -> [LedgerInvariant] {
-        let owners = providers.flatMap(\.holdOwners)
-        let owned = owners.isEmpty ? "false" : owners.map { "(\($0))" }.joined(separator: " OR ")
+        let owned = Self.any(providers.flatMap { $0.holds.map(\.owned) })
+        let described = Self.firstOf(providers.flatMap { $0.holds.map(\.described) }, else: "'no payout'")
         let causes = providers.flatMap(\.causes).map { "WHEN '\($0.kind)' THEN \($0.exists)" }.joined(separator: "\n")
         let kinds = (["movement"] + providers.flatMap { $0.causes.map(\.kind) } + ["request"]).joined(separator: ", ")
         return [
             LedgerInvariant(
                 "every hold belongs to a live payout",
                 """
-                SELECT format('pending transfer %s (%s cents): no live payout holds it', t.id, t.amount)
+                SELECT format('pending transfer %s (%s cents): %s', t.id, t.amount, \(unescaped: described))
                 FROM transfers t WHERE t.status = 'pending' AND NOT (\(unescaped: owned)) ORDER BY t.created_at
                 """,
                 passing: "every pending transfer is a payout in flight"
@@ -88,13 +98,14 @@ struct LedgerInvariant: Sendable {
         ]
     }
 
-    /// No hold older than `age`.
-    static func noHoldOlder(than age: Duration) -> LedgerInvariant {
+    /// No hold older than `age`, each named by what holds it.
+    static func noHoldOlder(than age: Duration, _ providers: [LedgerProvenance]) -> LedgerInvariant {
         let seconds = Double(age.components.seconds)
+        let described = Self.firstOf(providers.flatMap { $0.holds.map(\.described) }, else: "'pending transfer ' || t.id")
         return LedgerInvariant(
             "no hold older than \((seconds / 3600).formatted()) h",
             """
-            SELECT format('pending transfer %s: %s cents held since %s', t.id, t.amount, t.created_at)
+            SELECT format('%s: %s cents held since %s', \(unescaped: described), t.amount, t.created_at)
             FROM transfers t WHERE t.status = 'pending' AND t.created_at < now() - make_interval(secs => \(seconds)) ORDER BY t.created_at
             """,
             passing: "no payout has held money longer than that"
@@ -126,12 +137,23 @@ public struct LedgerProvenance: Sendable {
         }
     }
 
+    /// A kind of record that holds money: SQL on a pending transfer `t`, true when a live record
+    /// of it holds that transfer (`owned`), and text naming the record that does or did, NULL when
+    /// none of its records names the transfer (`described`).
+    public struct Hold: Sendable {
+        public let owned: String
+        public let described: String
+
+        public init(owned: String, described: String) {
+            (self.owned, self.described) = (owned, described)
+        }
+    }
+
     public let causes: [Cause]
-    /// SQL conditions on a pending transfer `t`: true when a live record of the provider holds it.
-    public let holdOwners: [String]
+    public let holds: [Hold]
     public let waiting: [Waiting]
 
-    public init(causes: [Cause], holdOwners: [String], waiting: [Waiting]) {
-        (self.causes, self.holdOwners, self.waiting) = (causes, holdOwners, waiting)
+    public init(causes: [Cause], holds: [Hold], waiting: [Waiting]) {
+        (self.causes, self.holds, self.waiting) = (causes, holds, waiting)
     }
 }

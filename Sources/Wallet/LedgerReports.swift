@@ -39,7 +39,7 @@ extension Wallet {
                     details: ["sum of \(accounts) account balances: \(total) cents"]
                 )
             )
-            for invariant in LedgerInvariant.ledger + LedgerInvariant.provenance(providers) + [LedgerInvariant.noHoldOlder(than: maxHoldAge)] {
+            for invariant in LedgerInvariant.ledger + LedgerInvariant.provenance(providers) + [LedgerInvariant.noHoldOlder(than: maxHoldAge, providers)] {
                 let rows = try await tx.query(invariant.query).map { try $0.decode(String.self, column: 0) }
                 checks.append(
                     LedgerAudit.Check(name: invariant.name, passed: rows.isEmpty, details: rows.isEmpty ? [invariant.passing] : Array(rows.prefix(20)))

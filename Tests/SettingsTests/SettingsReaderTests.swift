@@ -17,7 +17,7 @@ import Testing
         #expect(#expect(throws: ConfigError.self) { try reader.integer("N", default: 1, in: 0...10) }?.description == "N: must be a whole number from 0 to 10 (got \"11\")")
         #expect(#expect(throws: ConfigError.self) { try reader.integer("WORD", default: 1, in: 0...10) }?.variable == "WORD")
         #expect(#expect(throws: ConfigError.self) { try reader.oneOf("MODE", default: Mode.off) }?.description == "MODE: must be one of on, off (got \"maybe\")")
-        #expect(#expect(throws: ConfigError.self) { try reader.list("LIST", example: "1, 2") { Int($0) } }?.description == "LIST: \"x\" is not valid (e.g. 1, 2)")
+        #expect(#expect(throws: ConfigError.self) { try reader.list("LIST", problem: { "\"\($0)\" is not a number" }) { Int($0) } }?.description == "LIST: \"x\" is not a number")
         #expect(#expect(throws: ConfigError.self) { try reader.milliseconds("MS", default: .seconds(1), in: 0...100) }?.variable == "MS")
     }
 
@@ -26,6 +26,9 @@ import Testing
         #expect(try reader.duration("HOURS", default: .seconds(3600), in: 0...720, unit: .seconds(3600)) == .seconds(48 * 3600))
         #expect(try reader.duration("UNSET_HOURS", default: .seconds(7200), in: 0...720, unit: .seconds(3600)) == .seconds(7200))
         #expect(try reader.oneOf("MODE", default: Mode.off) == .on, "in any case")
-        #expect(try reader.list("LIST", example: "1") { Int($0) } == [3, 1, 2])
+        #expect(try reader.list("LIST", problem: { $0 }) { Int($0) } == [3, 1, 2])
+        let blanks = SettingsReader(environment: ["LIST": "a, ,b"])
+        #expect(try blanks.list("LIST", skipBlanks: true, problem: { $0 }) { $0 } == ["a", "b"])
+        #expect(#expect(throws: ConfigError.self) { try blanks.list("LIST", problem: { "\"\($0)\" is blank" }) { $0.isEmpty ? nil : $0 } }?.problem == "\"\" is blank")
     }
 }
