@@ -1,6 +1,17 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// What the gateway's end-to-end suites and their shared harness import: the whole gateway.
+let gatewayTestDependencies: [Target.Dependency] = [
+    "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
+    "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
+    .product(name: "MetricsTestKit", package: "swift-metrics"),
+    .product(name: "HTTPTypes", package: "swift-http-types"),
+    .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "HummingbirdTesting", package: "hummingbird"),
+]
+
 let package = Package(
     name: "ussd-gateway",
     platforms: [.macOS(.v14)],
@@ -278,72 +289,28 @@ let package = Package(
         // providers' fakes, the simulated handsets, the browser.
         .target(
             name: "GatewayTestSupport",
-            dependencies: [
-                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
-                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
-                .product(name: "MetricsTestKit", package: "swift-metrics"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
+            dependencies: gatewayTestDependencies,
             path: "Tests/GatewayTestSupport"
         ),
         // The gateway as one process: configuration, production refusals, the edge, hostile input, the sandbox, the operator's commands.
         .testTarget(
             name: "USSDGatewayTests",
-            dependencies: [
-                "GatewayTestSupport",
-                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
-                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
-                .product(name: "MetricsTestKit", package: "swift-metrics"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ]
+            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
         ),
         // The USSD channel end to end: every aggregator's journeys, sessions, replicas, PIN keys, jobs.
         .testTarget(
             name: "USSDEndToEndTests",
-            dependencies: [
-                "GatewayTestSupport",
-                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
-                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
-                .product(name: "MetricsTestKit", package: "swift-metrics"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ]
+            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
         ),
         // The SMS channel end to end: commands, the outbox, delivery reports.
         .testTarget(
             name: "SMSEndToEndTests",
-            dependencies: [
-                "GatewayTestSupport",
-                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
-                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
-                .product(name: "MetricsTestKit", package: "swift-metrics"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ]
+            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
         ),
         // M-Pesa end to end: STK, B2C, paybill, status queries, the reconciler, Daraja's client.
         .testTarget(
             name: "MPesaEndToEndTests",
-            dependencies: [
-                "GatewayTestSupport",
-                "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
-                "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
-                .product(name: "MetricsTestKit", package: "swift-metrics"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ]
+            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
         ),
     ],
     swiftLanguageModes: [.v6]
