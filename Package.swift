@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", exact: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", exact: "1.35.2"),
     ],
     targets: [
         // C libraries from Debian's packages, wrapped as system-library targets.
@@ -161,8 +162,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // The one table of actions the menus may name, bound to the wallet and the mobile-money provider.
@@ -177,8 +181,9 @@ let package = Package(
         .target(
             name: "USSDChannel",
             dependencies: [
-                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Jobs", "USSDDialects", "Basics", "Settings",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "Menus", "Wallet", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDDialects", "Basics", "Settings",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -189,7 +194,6 @@ let package = Package(
             name: "SMSChannel",
             dependencies: [
                 "Menus", "Wallet", "Postgres", "Redis", "AfricasTalking", "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "Basics", "Settings",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,8 +1,9 @@
 /// `application/x-www-form-urlencoded`, as Africa's Talking and the other form-posting aggregators send it.
 public enum FormFields {
     /// The fields of a form body: `+` is a space, `%XX` a byte, a repeated field keeps its first
-    /// value, a field without `=` is empty. A bad escape or invalid UTF-8 is malformed.
-    public static func parse(_ bytes: some Collection<UInt8>) throws(MalformedCallback) -> [String: String] {
+    /// value, a field without `=` is empty. A bad escape or invalid UTF-8 is malformed. A URL's
+    /// query (`plusIsSpace` false) keeps `+` as it is.
+    public static func parse(_ bytes: some Collection<UInt8>, plusIsSpace: Bool = true) throws(MalformedCallback) -> [String: String] {
         var fields: [String: String] = [:]
         let bytes = Array(bytes)
         var start = 0
@@ -12,8 +13,8 @@ public enum FormFields {
             if end > start {
                 var equals = start
                 while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                let name = try Self.unescape(bytes[start..<equals])
-                let value = equals < end ? try Self.unescape(bytes[(equals + 1)..<end]) : ""
+                let name = try Self.unescape(bytes[start..<equals], plusIsSpace: plusIsSpace)
+                let value = equals < end ? try Self.unescape(bytes[(equals + 1)..<end], plusIsSpace: plusIsSpace) : ""
                 if fields[name] == nil { fields[name] = value }
             }
             start = end + 1
@@ -21,13 +22,13 @@ public enum FormFields {
         return fields
     }
 
-    private static func unescape(_ bytes: ArraySlice<UInt8>) throws(MalformedCallback) -> String {
+    private static func unescape(_ bytes: ArraySlice<UInt8>, plusIsSpace: Bool) throws(MalformedCallback) -> String {
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var index = bytes.startIndex
         while index < bytes.endIndex {
             let byte = bytes[index]
-            if byte == UInt8(ascii: "+") {
+            if byte == UInt8(ascii: "+") && plusIsSpace {
                 output.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%") {
                 guard index + 2 < bytes.endIndex, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) else {

@@ -32,6 +32,15 @@ public enum CallbackBody {
         }
     }
 
+    /// A ``CallbackCall``'s body as an urlencoded form; a malformed one refused through `guardian` (400).
+    public static func form(_ call: CallbackCall, guardian: CallbackGuard, route: String) throws(BadCallback) -> [String: String] {
+        do {
+            return try FormFields.parse(call.body.readableBytesView)
+        } catch {
+            throw guardian.refuse(error.description, call, route: route)
+        }
+    }
+
     /// A malformed callback: the reason logged (never the body), 400 to the caller.
     public static func refuse(_ reason: String, logger: Logger, route: String) -> BadCallback {
         logger.warning("malformed callback", metadata: ["route": .string(route), "reason": .string(reason)])

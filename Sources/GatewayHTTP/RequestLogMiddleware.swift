@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// One log line per request: method, route pattern, status, duration and request id.
+/// One log line per request (``RequestLog``): method, route pattern, status, duration and request id.
 ///
 /// Logs the route *pattern* (`context.endpointPath`), never `request.uri`, which would carry the
 /// callback token, and never the body, which carries PINs. The request id comes from a sane
@@ -11,16 +11,18 @@ import Logging
 /// responses here, so they carry the id too; an unexpected error answers a plain 500 naming only
 /// the request id, with the error itself in the log.
 public struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    let log: RequestLog
     let logger: Logger
 
     public init(logger: Logger) {
         self.logger = logger
+        self.log = RequestLog(logger: logger)
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         var context = context
-        let requestID = Self.requestID(from: request) ?? context.id
+        let requestID = RequestLog.acceptedID(request.headers[.xRequestID]) ?? context.id
         context.logger[metadataKey: "request_id"] = .string(requestID)
         do {
             var response = try await next(request, context)
@@ -45,36 +47,10 @@ public struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func log(_ request: Request, context: Context, status: Int, start: ContinuousClock.Instant, requestID: String) {
-        let elapsed = ContinuousClock.now - start
-        let level: Logger.Level = status >= 500 ? .error : .info
-        self.logger.log(
-            level: level, "request",
-            metadata: [
-                "method": .string(request.method.rawValue),
-                "route": .string(context.endpointPath ?? "unmatched"),
-                "status": .stringConvertible(status),
-                "duration_ms": .string(String(format: "%.3f", elapsed.inSeconds * 1000)),
-                "request_id": .string(requestID),
-            ]
-        )
-    }
-
-    /// A caller-supplied id, accepted only when short and plain (it lands in our logs).
-    private static func requestID(from request: Request) -> String? {
-        guard let value = request.headers[.xRequestID], (1...64).contains(value.utf8.count),
-            value.utf8.allSatisfy({ $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") })
-        else { return nil }
-        return value
+        self.log.log(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: status, since: start, requestID: requestID)
     }
 }
 
 extension HTTPField.Name {
     static let xRequestID = HTTPField.Name("X-Request-Id")!
-}
-
-extension UInt8 {
-    fileprivate var isASCIIAlphanumeric: Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
-    }
 }

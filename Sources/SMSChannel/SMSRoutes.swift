@@ -2,9 +2,7 @@ import AfricasTalking
 import Basics
 import GatewayActions
 import GatewayHTTP
-import Hummingbird
 import Logging
-import NIOCore
 
 /// Africa's Talking's SMS callbacks: `POST /sms/africastalking/inbound` (a message to our
 /// shortcode) and `POST /sms/africastalking/delivery` (a delivery report), each with the callback
@@ -21,35 +19,34 @@ public struct SMSRoutes: Sendable {
         self.logger = logger
     }
 
-    public func register(on router: Router<GatewayRequestContext>) {
-        router.post(self.guardian.paths("/sms/africastalking/inbound")) { request, context in try await self.inbound(request, context) }
-        router.post(self.guardian.paths("/sms/africastalking/delivery")) { request, context in try await self.delivery(request, context) }
+    /// Served by the hop server (``HopRoutes``), in the channel pipeline.
+    public func register(on hops: HopRoutes) {
+        hops.add(.post, "/sms/africastalking/inbound", guardian: self.guardian) { call in try await self.inbound(call) }
+        hops.add(.post, "/sms/africastalking/delivery", guardian: self.guardian) { call in try await self.delivery(call) }
     }
 
-    func inbound(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
-        let message = try await self.decode(request, context, route: "sms.inbound", AfricasTalkingInboundSMS.init(form:))
+    func inbound(_ call: CallbackCall) async throws -> CallbackAnswer {
+        let message = try self.decode(call, route: "sms.inbound", AfricasTalkingInboundSMS.init(form:))
         _ = try await self.service.receive(SMSService.Inbound(id: message.id, from: message.from, text: message.text))
-        return Response(status: .ok)
+        return CallbackAnswer()
     }
 
-    func delivery(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
-        let report = try await self.decode(request, context, route: "sms.delivery", AfricasTalkingDeliveryReport.init(form:))
+    func delivery(_ call: CallbackCall) async throws -> CallbackAnswer {
+        let report = try self.decode(call, route: "sms.delivery", AfricasTalkingDeliveryReport.init(form:))
         if try await !self.service.deliveryReport(report) {
             self.logger.notice("delivery report for a message we do not know", metadata: ["status": .string(report.known?.rawValue ?? "other")])
         }
-        return Response(status: .ok)
+        return CallbackAnswer()
     }
 
     /// A guarded callback's form, decoded; 400 with the reason logged when malformed.
-    private func decode<Callback>(
-        _ request: Request, _ context: GatewayRequestContext, route: String, _ decode: ([String: String]) throws(MalformedCallback) -> Callback
-    ) async throws -> Callback {
-        try self.guardian.check(request, context)
-        let form = try await CallbackBody.form(request, logger: self.logger, route: route, guardian: self.guardian, context: context)
+    private func decode<Callback>(_ call: CallbackCall, route: String, _ decode: ([String: String]) throws(MalformedCallback) -> Callback) throws -> Callback {
+        try self.guardian.check(call)
+        let form = try CallbackBody.form(call, guardian: self.guardian, route: route)
         do {
             return try decode(form)
         } catch {
-            throw self.guardian.refuse(error.description, request, context, route: route)
+            throw self.guardian.refuse(error.description, call, route: route)
         }
     }
 }

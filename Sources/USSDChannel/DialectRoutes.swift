@@ -4,11 +4,8 @@ import Crypto
 import Foundation
 import GatewayHTTP
 import GatewayTelemetry
-import HTTPTypes
-import Hummingbird
 import Logging
 import Menus
-import NIOCore
 import USSDDialects
 import Wallet
 
@@ -58,84 +55,52 @@ public struct DialectRoutes: Sendable {
         self.logger = logger
     }
 
-    public func register(on router: Router<GatewayRequestContext>) {
-        if self.dialects.contains("hubtel") { self.hubtel(router) }
-        if self.dialects.contains("nalo") { self.nalo(router) }
-        if self.dialects.contains("arkesel") { self.arkesel(router) }
-        if self.dialects.contains("flares") { self.flares(router) }
+    /// Served by the hop server (``HopRoutes``), in the channel pipeline.
+    public func register(on hops: HopRoutes) {
+        if self.dialects.contains("hubtel") { self.serve(hops, "hubtel", HubtelHop.init(body:), budget: HubtelHop.pageBudget) }
+        if self.dialects.contains("nalo") { self.serve(hops, "nalo", NaloHop.init(body:), budget: NaloHop.pageBudget) }
+        if self.dialects.contains("arkesel") { self.serve(hops, "arkesel", ArkeselHop.init(body:), budget: ArkeselHop.pageBudget) }
+        if self.dialects.contains("flares") { hops.add(.get, "/ussd/flares", guardian: self.guardian) { call in try await self.flares(call) } }
     }
 
-    func hubtel(_ router: Router<GatewayRequestContext>) {
-        router.post(self.guardian.paths("/ussd/hubtel")) { request, context in
-            let hop = try await self.decode(request, context, route: "ussd.hubtel") { (body: [UInt8]) throws(MalformedCallback) in
-                try HubtelHop(body: body)
+    /// A JSON dialect's route: `POST /ussd/<name>`, its body decoded by `decoder`.
+    func serve<Hop: DialectHop>(
+        _ hops: HopRoutes, _ name: String, _ decoder: @escaping @Sendable ([UInt8]) throws(MalformedCallback) -> Hop, budget: Int
+    ) {
+        hops.add(.post, "/ussd/" + name, guardian: self.guardian) { call in
+            let route = "ussd." + name
+            try self.guardian.check(call)
+            let hop: Hop
+            do throws(MalformedCallback) {
+                hop = try decoder(Array(call.body.readableBytesView))
+            } catch {
+                throw self.guardian.refuse(error.description, call, route: route)
             }
-            return self.response(
-                hop.render(try await self.answer(hop.canonical, request, context, budget: HubtelHop.pageBudget))
-            )
+            return Self.answer(hop.render(try await self.answer(hop.canonical, call, budget: budget)))
         }
     }
 
-    func nalo(_ router: Router<GatewayRequestContext>) {
-        router.post(self.guardian.paths("/ussd/nalo")) { request, context in
-            let hop = try await self.decode(request, context, route: "ussd.nalo") { (body: [UInt8]) throws(MalformedCallback) in
-                try NaloHop(body: body)
-            }
-            return self.response(
-                hop.render(try await self.answer(hop.canonical, request, context, budget: NaloHop.pageBudget)))
-        }
-    }
-
-    func arkesel(_ router: Router<GatewayRequestContext>) {
-        router.post(self.guardian.paths("/ussd/arkesel")) { request, context in
-            let hop = try await self.decode(request, context, route: "ussd.arkesel") { (body: [UInt8]) throws(MalformedCallback) in
-                try ArkeselHop(body: body)
-            }
-            return self.response(
-                hop.render(
-                    try await self.answer(hop.canonical, request, context, budget: ArkeselHop.pageBudget))
-            )
-        }
-    }
-
-    func flares(_ router: Router<GatewayRequestContext>) {
-        router.get(self.guardian.paths("/ussd/flares")) { request, context in
-            try self.guardian.check(request, context)
-            let hop: FlaresHop
-            do {
-                hop = try FlaresHop(query: Self.query(request))
-            } catch let error as MalformedCallback {
-                throw self.guardian.refuse(error.description, request, context, route: "ussd.flares")
-            }
-            if let expected = self.flares {
-                guard Self.same(hop.userID, expected.user), Self.same(hop.password, expected.password) else {
-                    throw self.guardian.refuse(
-                        "userid or password does not match FLARES_USERID / FLARES_PASSWORD", request, context, route: "ussd.flares")
-                }
-            }
-            // Flares does not mark a session's first hop: the planner tells it by the session.
-            return self.response(hop.render(try await self.answer(hop.canonical, request, context, budget: FlaresHop.pageBudget)))
-        }
-    }
-
-    /// The guard's checks, then the body decoded; a malformed one is a 400 with its reason logged.
-    func decode<Hop>(
-        _ request: Request, _ context: GatewayRequestContext, route: String, _ decoder: ([UInt8]) throws(MalformedCallback) -> Hop
-    ) async throws -> Hop {
-        try self.guardian.check(request, context)
-        let body = try await CallbackBody.bytes(request, logger: context.logger, route: route)
+    func flares(_ call: CallbackCall) async throws -> CallbackAnswer {
+        try self.guardian.check(call)
+        let hop: FlaresHop
         do {
-            return try decoder(body)
+            hop = try FlaresHop(query: Self.query(call.query))
         } catch {
-            throw self.guardian.refuse(error.description, request, context, route: route)
+            throw self.guardian.refuse(error.description, call, route: "ussd.flares")
         }
+        if let expected = self.flares {
+            guard Self.same(hop.userID, expected.user), Self.same(hop.password, expected.password) else {
+                throw self.guardian.refuse("userid or password does not match FLARES_USERID / FLARES_PASSWORD", call, route: "ussd.flares")
+            }
+        }
+        // Flares does not mark a session's first hop: the planner tells it by the session.
+        return Self.answer(hop.render(try await self.answer(hop.canonical, call, budget: FlaresHop.pageBudget)))
     }
 
     /// The hop answered by the USSD service (or the session closed, for an end or timeout notice).
-    func answer(_ hop: CanonicalHop, _ request: Request, _ context: GatewayRequestContext, budget: Int) async throws -> DialectReply {
+    func answer(_ hop: CanonicalHop, _ call: CallbackCall, budget: Int) async throws -> DialectReply {
         guard let msisdn = MSISDN(parsing: "+" + hop.phone, plan: self.service.engine.plan) else {
-            throw self.guardian.refuse(
-                "the number is not a mobile number of a country served", request, context, route: "ussd." + hop.provider.rawValue)
+            throw self.guardian.refuse("the number is not a mobile number of a country served", call, route: "ussd." + hop.provider.rawValue)
         }
         switch hop.phase {
         case .end, .timeout:
@@ -147,7 +112,7 @@ public struct DialectRoutes: Sendable {
             case .reply(let text, _):
                 return self.fitted(DialectReply(engine: text), budget: budget, provider: hop.provider)
             case .refused(let reason):
-                throw self.guardian.refuse(reason, request, context, route: "ussd." + hop.provider.rawValue)
+                throw self.guardian.refuse(reason, call, route: "ussd." + hop.provider.rawValue)
             }
         }
     }
@@ -167,21 +132,14 @@ public struct DialectRoutes: Sendable {
         return (DialectReply(text: limit.truncate(reply.text), ends: reply.ends), true)
     }
 
-    func response(_ rendered: RenderedReply) -> Response {
-        var headers: HTTPFields = [.contentType: rendered.contentType]
-        for (name, value) in rendered.headers.sorted(by: { $0.key < $1.key }) {
-            if let field = HTTPField.Name(name) { headers[field] = value }
-        }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: rendered.body)))
+    static func answer(_ rendered: RenderedReply) -> CallbackAnswer {
+        CallbackAnswer(contentType: rendered.contentType, headers: rendered.headers.sorted(by: { $0.key < $1.key }), body: rendered.body)
     }
 
-    /// The query's fields, percent-decoded; the first of a repeated name.
-    static func query(_ request: Request) -> [String: String] {
-        var fields: [String: String] = [:]
-        for (name, value) in request.uri.queryParameters where fields[String(name)] == nil {
-            fields[String(name)] = String(value)
-        }
-        return fields
+    /// The query's fields, percent-decoded; the first of a repeated name. A query that does not
+    /// decode is malformed.
+    static func query(_ query: Substring) throws(MalformedCallback) -> [String: String] {
+        try FormFields.parse(query.utf8, plusIsSpace: false)
     }
 
     /// Compared in constant time.
@@ -191,3 +149,13 @@ public struct DialectRoutes: Sendable {
         return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }
+
+/// What the JSON dialects' hops have in common for their route.
+protocol DialectHop: Sendable {
+    var canonical: CanonicalHop { get }
+    func render(_ reply: DialectReply) -> RenderedReply
+}
+
+extension HubtelHop: DialectHop {}
+extension NaloHop: DialectHop {}
+extension ArkeselHop: DialectHop {}

@@ -3,11 +3,8 @@ import Basics
 import Foundation
 import GatewayActions
 import GatewayHTTP
-import HTTPTypes
-import Hummingbird
 import Logging
 import Menus
-import NIOCore
 import Wallet
 
 /// Africa's Talking's USSD routes: `POST /ussd/africastalking` (a hop) and
@@ -24,49 +21,46 @@ public struct USSDRoutes: Sendable {
         self.logger = logger
     }
 
-    public func register(on router: Router<GatewayRequestContext>) {
-        let hop = self.guardian.paths("/ussd/africastalking")
-        let events = self.guardian.paths("/ussd/africastalking/events")
-        router.post(hop) { request, context in try await self.hop(request, context) }
-        router.post(events) { request, context in try await self.event(request, context) }
+    /// Served by the hop server (``HopRoutes``), in the channel pipeline.
+    public func register(on hops: HopRoutes) {
+        hops.add(.post, "/ussd/africastalking", guardian: self.guardian) { call in try await self.hop(call) }
+        hops.add(.post, "/ussd/africastalking/events", guardian: self.guardian) { call in try await self.event(call) }
     }
 
-    func hop(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
-        try self.guardian.check(request, context)
+    func hop(_ call: CallbackCall) async throws -> CallbackAnswer {
+        try self.guardian.check(call)
         let hop: USSDHop
         do {
-            let form = try await CallbackBody.form(request, logger: context.logger, route: "ussd.hop", guardian: self.guardian, context: context)
+            let form = try CallbackBody.form(call, guardian: self.guardian, route: "ussd.hop")
             hop = try Self.decodeHop(form, serviceCodes: self.service.engine.graph.document.serviceCodes, plan: self.service.engine.plan)
         } catch let error as MalformedCallback {
-            throw self.guardian.refuse(error.description, request, context, route: "ussd")
+            throw self.guardian.refuse(error.description, call, route: "ussd")
         }
         switch await self.service.handle(hop) {
         case .reply(let reply, let screen):
-            var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
             // The hop's marker (the screen's id): Africa's Talking returns the session's markers in
             // the end-of-session event's `hopsMetadata`.
-            if AfricasTalkingUSSDEvent.isMarker(Substring(screen)) { headers[.atHopMetadata] = screen }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: reply)))
+            return .text(reply, headers: AfricasTalkingUSSDEvent.isMarker(Substring(screen)) ? [("at-ussd-hop-metadata", screen)] : [])
         case .refused(let reason):
-            throw self.guardian.refuse(reason, request, context, route: "ussd.hop")
+            throw self.guardian.refuse(reason, call, route: "ussd.hop")
         }
     }
 
-    func event(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
-        try self.guardian.check(request, context)
+    func event(_ call: CallbackCall) async throws -> CallbackAnswer {
+        try self.guardian.check(call)
         let event: AfricasTalkingUSSDEvent
         let msisdn: MSISDN
         do {
-            event = try AfricasTalkingUSSDEvent(form: try await CallbackBody.form(request, logger: context.logger, route: "ussd.event", guardian: self.guardian, context: context))
+            event = try AfricasTalkingUSSDEvent(form: try CallbackBody.form(call, guardian: self.guardian, route: "ussd.event"))
             msisdn = try Self.msisdn(event.phoneNumber, plan: self.service.engine.plan)
         } catch let error as MalformedCallback {
-            throw self.guardian.refuse(error.description, request, context, route: "ussd")
+            throw self.guardian.refuse(error.description, call, route: "ussd")
         }
         try await self.service.sessionEnded(
             sessionId: event.sessionID, msisdn: msisdn, status: event.status, screens: event.hopsMetadata, hops: event.hopsCount,
             durationInMillis: event.durationInMillis
         )
-        return Response(status: .ok)
+        return CallbackAnswer()
     }
 
     static func decodeHop(_ form: [String: String], serviceCodes: [String], plan: NumberingPlan) throws(MalformedCallback) -> USSDHop {
@@ -81,9 +75,4 @@ public struct USSDRoutes: Sendable {
         }
         return msisdn
     }
-}
-
-extension HTTPField.Name {
-    /// Africa's Talking's per-hop marker header (at most 99 characters, no `|`).
-    static let atHopMetadata = HTTPField.Name("at-ussd-hop-metadata")!
 }

@@ -38,9 +38,12 @@ public func buildApplication(
     let ussd = parts.ussdService(actions: actions, workers: workers)
     let (sender, sms) = parts.smsChannel(actions: actions)
     let router = Router(context: GatewayRequestContext.self)
+    let requestMetrics = RequestMetrics()
     router.add(middleware: RequestLogMiddleware(logger: parts.logger))
     router.add(middleware: KnownMethodsMiddleware())
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware(metrics: requestMetrics))
+    // The hop routes, answered in the channel pipeline with the same log line and metrics.
+    let hops = HopRoutes(log: RequestLog(logger: parts.logger), metrics: requestMetrics)
     var services: [any Service] = [
         parts.clients.redis, parts.clients.postgres, parts.clients.http, workers, USSDGauges(service: ussd, logger: parts.logger(.ussd)),
         RefusedCallbackAuditor(refusals: parts.refusals, wallet: parts.wallet, metrics: parts.metrics, logger: parts.logger),
@@ -54,13 +57,13 @@ public func buildApplication(
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
     if let admin = parts.admin(health, public: router, onAdminRunning: onAdminRunning) { services.append(admin) }
-    parts.callbackRoutes(on: router, ussd: ussd, mpesa: mpesa, sms: sms)
+    parts.callbackRoutes(on: router, hops: hops, ussd: ussd, mpesa: mpesa, sms: sms)
     if let mpesa { services.append(mpesa) }
     if let sender { services.append(sender) }
     let port = config.httpPort
     return Application(
         router: router,
-        server: .http1OnEventLoops(),
+        server: .http1(hops: hops, serverName: "ussd-gateway"),
         configuration: .init(address: .hostname(config.httpHost, port: port), serverName: "ussd-gateway"),
         services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },

@@ -200,12 +200,13 @@ struct GatewayParts {
     }
 
     /// Every provider's callback routes, each behind the guard of its own token.
-    func callbackRoutes(on router: Router<GatewayRequestContext>, ussd: USSDService, mpesa: MPesaService?, sms: SMSService) {
+    /// The provider callbacks: USSD and SMS on the hop server (`hops`), M-Pesa on Hummingbird's router.
+    func callbackRoutes(on router: Router<GatewayRequestContext>, hops: HopRoutes, ussd: USSDService, mpesa: MPesaService?, sms: SMSService) {
         let config = self.config
         let guardian = CallbackGuard(
             token: config.africasTalkingToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs, refusals: self.refusals
         )
-        USSDRoutes(service: ussd, guardian: guardian, logger: self.logger(.ussd)).register(on: router)
+        USSDRoutes(service: ussd, guardian: guardian, logger: self.logger(.ussd)).register(on: hops)
         if !config.ussd.dialects.isEmpty {
             let dialectGuard = CallbackGuard(
                 token: config.dialectToken, allowed: config.callbackAllowedCIDRs, trustedProxies: config.trustedProxyCIDRs, refusals: self.refusals
@@ -213,7 +214,7 @@ struct GatewayParts {
             var flares: DialectRoutes.FlaresCredentials?
             if let user = config.ussd.flaresUser, let password = config.ussd.flaresPassword { flares = .init(user: user, password: password) }
             DialectRoutes(service: ussd, guardian: dialectGuard, budget: self.graph.budget, flares: flares, dialects: Set(config.ussd.dialects), logger: self.logger(.ussd))
-                .register(on: router)
+                .register(on: hops)
         }
         let mpesaGuard = CallbackGuard(
             token: config.mpesaToken, allowed: config.mpesa.allowedCIDRs.isEmpty ? config.callbackAllowedCIDRs : config.mpesa.allowedCIDRs,
@@ -224,6 +225,6 @@ struct GatewayParts {
             book: self.book, shortcode: config.mpesa.paybillShortcode, verifier: mpesa, maxAmount: config.mpesa.paybillRules.maxAmount,
             guardian: mpesaGuard, logger: self.logger(.mpesa), plan: config.numberingPlan, metrics: self.metrics
         ).register(on: router)
-        SMSRoutes(service: sms, guardian: guardian, logger: self.logger(.sms)).register(on: router)
+        SMSRoutes(service: sms, guardian: guardian, logger: self.logger(.sms)).register(on: hops)
     }
 }

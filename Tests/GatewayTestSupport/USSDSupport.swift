@@ -83,7 +83,7 @@ struct USSDHarness {
 
     /// Runs `body` against the application, then checks that no typed PIN reached the logs.
     func run(
-        _ mode: TestingSetup = .router, metrics: MetricCache = GatewayMetrics.serving, _ body: @Sendable (any TestClientProtocol) async throws -> Void,
+        _ mode: TestingSetup = .live, metrics: MetricCache = GatewayMetrics.serving, _ body: @Sendable (any TestClientProtocol) async throws -> Void,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
         let application = try buildApplication(config: self.config, logger: self.capture.logger, menus: self.graph, pins: self.pins, metrics: metrics)

@@ -526,7 +526,7 @@ import Wallet
         let harness = try await USSDHarness.make()
         let local = freshLocal()
         _ = try await harness.customer(local, name: "Wafula", pin: TypedPINs.achieng)
-        try await harness.run(.router) { client in
+        try await harness.run(.live) { client in
             var phone = Phone(client, local, graph: harness.graph)
             let end = try await phone.deposit(100, pin: TypedPINs.achieng)
             #expect(end.hasPrefix("END ") && end.localizedCaseInsensitiveContains("not available"), "\(end)")

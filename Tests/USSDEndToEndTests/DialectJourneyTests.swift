@@ -76,7 +76,7 @@ import Wallet
         let other = try buildApplication(config: harness.config, logger: harness.capture.logger, menus: harness.graph)
         let local = freshLocal()
         try await harness.run { first async throws in
-            try await other.test(.router) { second async throws in
+            try await other.test(.live) { second async throws in
                 var phone = DialectPhone(first, .nalo, local, graph: harness.graph, clock: harness.clock)
                 #expect(try await phone.dial() == "CON Welcome! Enter your full name")
                 #expect(try await phone.on(second).repeatLast() == "CON Welcome! Enter your full name", "the dial again, on the other")

@@ -39,7 +39,7 @@ import Wallet
             let seen = Seen()
             let victim = try await control.primary(ofSlot: 0)
             try await harness.run { first in
-                try await other.test(.router) { second in
+                try await other.test(.live) { second in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         for (index, (achieng, _, otieno, _)) in senders.enumerated() {
                             group.addTask {

@@ -268,7 +268,7 @@ import Wallet
         let (achieng, sender, otieno, recipient) = try await harness.senderAndRecipient()
         let other = try buildApplication(config: harness.config, logger: harness.capture.logger, menus: harness.graph)
         try await harness.run { first in
-            try await other.test(.router) { second in
+            try await other.test(.live) { second in
                 let session = Phone.newSession()
                 var inputs: [String] = []
                 var replies: [String] = []

@@ -269,7 +269,7 @@ import Wallet
             config.sandbox.simulator = true
             config.africasTalkingCallbackToken = token
         }
-        try await harness.run(.router) { client in
+        try await harness.run(.live) { client in
             let ready = try await client.execute(uri: "/readyz", method: .get)
             #expect(String(buffer: ready.body).contains("mpesa: sandbox\nsms: sandbox"))
             let page = try await client.execute(uri: "/simulator", method: .get)

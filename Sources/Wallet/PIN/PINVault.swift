@@ -32,6 +32,8 @@ public final class PINVault: Service, Sendable {
     private let keys: any PINKeyStore
     private let legacyPepper: SymmetricKey?
     private let sealKey: SymmetricKey
+    /// An HMAC already keyed with `sealKey`: a seal copies it rather than keying one anew.
+    private let sealMAC: HMAC<SHA256>
     private let threads: OnDemandThreadPool
 
     /// `legacyPepper` is `PIN_PEPPER`, to check scrypt hashes not yet moved to a key.
@@ -44,6 +46,7 @@ public final class PINVault: Service, Sendable {
         // are 8 + 4 bytes): a key of its own, from which the PIN key cannot be learnt. From the
         // oldest version, so adding a version leaves sealed session values valid.
         self.sealKey = SymmetricKey(data: try keys.authenticationCode(for: Array(Self.sealLabel.utf8), version: first))
+        self.sealMAC = HMAC<SHA256>(key: self.sealKey)
         self.threads = OnDemandThreadPool(numberOfThreads: threads)
     }
 
@@ -109,7 +112,10 @@ public final class PINVault: Service, Sendable {
     /// A deterministic keyed seal of a secret, for comparing a PIN typed twice (or a hop's input)
     /// without storing it. Its key is derived apart from the PIN keys.
     public func seal(_ secret: String) -> String {
-        Self.hex(Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: self.sealKey)))
+        var mac = self.sealMAC
+        var secret = secret
+        secret.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
+        return mac.finalize().withUnsafeBytes { Hex.encode($0) }
     }
 
     private func value(for pin: String, customer: Int64, version: Int) async throws -> String {

@@ -1,0 +1,275 @@
+import Basics
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+
+/// The routes the hop server answers itself: every aggregator's USSD route and the SMS callbacks.
+/// Filled while the application is built, read-only once it serves.
+public final class HopRoutes: @unchecked Sendable {
+    /// A route: its method, pattern, guard's token rule and answer.
+    struct Route: Sendable {
+        let method: HopMethod
+        let pattern: String
+        let hasToken: Bool
+        let answer: @Sendable (CallbackCall) async throws -> CallbackAnswer
+    }
+
+    /// By method and path without the token segment.
+    private var routes: [String: Route] = [:]
+    let log: RequestLog
+    let metrics: RequestMetrics
+
+    public init(log: RequestLog, metrics: RequestMetrics) {
+        self.log = log
+        self.metrics = metrics
+    }
+
+    /// Answers `method base` (with the guard's token as one more segment when it has one) with `answer`.
+    public func add(
+        _ method: HopMethod, _ base: String, guardian: CallbackGuard, _ answer: @escaping @Sendable (CallbackCall) async throws -> CallbackAnswer
+    ) {
+        self.routes[method.rawValue + " " + base] = Route(method: method, pattern: guardian.pattern(base), hasToken: guardian.hasToken, answer: answer)
+    }
+
+    /// The patterns served, for the start-up log and the tests.
+    public var patterns: [String] { self.routes.values.map { $0.method.rawValue + " " + $0.pattern }.sorted() }
+
+    /// The route a request's method and URI ask for, the token segment and the query.
+    func match(_ method: HTTPMethod, _ uri: String) -> (Route, token: Substring?, query: Substring)? {
+        guard !self.routes.isEmpty else { return nil }
+        let mark = uri.firstIndex(of: "?")
+        let path = uri[..<(mark ?? uri.endIndex)]
+        let query = mark.map { uri[uri.index(after: $0)...] } ?? ""
+        if let route = self.routes[method.rawValue + " " + path], !route.hasToken { return (route, nil, query) }
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return nil }
+        let token = path[path.index(after: slash)...]
+        guard !token.isEmpty, let route = self.routes[method.rawValue + " " + path[..<slash]], route.hasToken else { return nil }
+        return (route, token, query)
+    }
+}
+
+/// The methods a hop route is served for.
+public enum HopMethod: String, Sendable {
+    case get = "GET"
+    case post = "POST"
+}
+
+/// Hummingbird's HTTP/1.1 channel with the hop routes answered in the channel pipeline.
+///
+/// A request for a hop route is read, answered and written by ``HopHandler`` on the connection's
+/// event loop, bytes in to bytes out: no router, no middleware chain, no async sequence per body.
+/// Every other request goes on to Hummingbird as before. NIO's pipelining handler sits in front
+/// of both, so a connection's responses leave in the order of its requests whichever answered
+/// them, and a graceful shutdown waits for the response in flight.
+struct HopHTTP1Channel: ServerChildChannel {
+    typealias Value = HTTP1Channel.Value
+    let http1: HTTP1Channel
+    let routes: HopRoutes
+    let serverName: String?
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let operations = channel.pipeline.syncOperations
+            try operations.configureHTTPServerPipeline(
+                withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: .init()
+            )
+            try operations.addHandler(HopHandler(routes: self.routes, serverName: self.serverName, peer: channel.remoteAddress?.ipAddress))
+            try operations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try operations.addHandler(HTTPConnectionStateHandler(idleTimeout: self.http1.configuration.idleTimeout.map { .init($0) }, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await withTaskExecutorPreference(EventLoopTaskExecutor(value.channel.eventLoop)) {
+            await self.http1.handle(value: value, logger: logger)
+        }
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1.1 on the event loops (``EventLoopHTTP1Channel``), with `hops` answered in the channel
+    /// pipeline (``HopHTTP1Channel``).
+    public static func http1(hops: HopRoutes, serverName: String?) -> HTTPServerBuilder {
+        .init { responder in HopHTTP1Channel(http1: HTTP1Channel(responder: responder), routes: hops, serverName: serverName) }
+    }
+}
+
+/// Answers the hop routes of one connection in its channel pipeline; passes every other request on.
+final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let routes: HopRoutes
+    let serverName: String?
+    let peer: String?
+    private var executor: EventLoopTaskExecutor?
+    private var date = HTTPDate()
+
+    /// A hop request being read: its route, head, body so far, and whether the body went over the limit.
+    private struct Reading {
+        let route: HopRoutes.Route
+        let token: Substring?
+        let query: Substring
+        let head: HTTPRequestHead
+        var body: ByteBuffer?
+        var tooLarge: Bool
+    }
+
+    private enum State {
+        case idle
+        /// A request for Hummingbird: its parts go on.
+        case passing
+        case reading(Reading)
+        /// A hop request read whole, being answered.
+        case answering
+    }
+
+    private var state = State.idle
+
+    init(routes: HopRoutes, serverName: String?, peer: String?) {
+        self.routes = routes
+        self.serverName = serverName
+        self.peer = peer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        switch (self.state, part) {
+        case (.idle, .head(let head)):
+            guard let (route, token, query) = self.routes.match(head.method, head.uri) else {
+                self.state = .passing
+                return context.fireChannelRead(data)
+            }
+            self.state = .reading(Reading(route: route, token: token, query: query, head: head, body: nil, tooLarge: false))
+        case (.passing, .end):
+            self.state = .idle
+            context.fireChannelRead(data)
+        case (.passing, _):
+            context.fireChannelRead(data)
+        case (.reading(var reading), .body(var chunk)):
+            if !reading.tooLarge {
+                if (reading.body?.readableBytes ?? 0) + chunk.readableBytes > CallbackBody.maximum {
+                    (reading.tooLarge, reading.body) = (true, nil)
+                } else if reading.body == nil {
+                    reading.body = chunk
+                } else {
+                    reading.body!.writeBuffer(&chunk)
+                }
+            }
+            self.state = .reading(reading)
+        case (.reading(let reading), .end):
+            self.state = .answering
+            self.answer(reading, context: context)
+        default:
+            // The pipelining handler hands over one request at a time; anything else is a broken peer.
+            context.close(promise: nil)
+        }
+    }
+
+    private func answer(_ reading: Reading, context: ChannelHandlerContext) {
+        let start = ContinuousClock.now
+        let started = DispatchTime.now().uptimeNanoseconds
+        let method = reading.head.method.rawValue
+        let requestID = RequestLog.acceptedID(reading.head.headers.first(name: "X-Request-Id")) ?? RequestLog.newID()
+        let active = self.routes.metrics.active(method: method)
+        active.increment()
+        let finish: (CallbackAnswer, Bool) -> Void = { answer, failed in
+            active.decrement()
+            self.routes.metrics.record(
+                self.routes.metrics.series(route: reading.route.pattern, method: method, status: answer.status), startedAt: started, failed: failed
+            )
+            self.routes.log.log(method: method, route: reading.route.pattern, status: answer.status, since: start, requestID: requestID)
+            self.write(answer, requestID: requestID, head: reading.head, context: context)
+        }
+        if reading.tooLarge {
+            self.routes.log.logger.warning("callback over 64 KiB", metadata: ["route": .string(reading.route.pattern), "request_id": .string(requestID)])
+            return finish(CallbackAnswer(status: 413), true)
+        }
+        let call = CallbackCall(
+            route: reading.route.pattern, token: reading.token, query: reading.query, peer: self.peer,
+            forwardedFor: reading.head.headers["X-Forwarded-For"], body: reading.body ?? ByteBuffer(), requestID: requestID, logger: self.routes.log.logger
+        )
+        let answer = reading.route.answer
+        let promise = context.eventLoop.makePromise(of: CallbackAnswer.self)
+        let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
+        self.executor = executor
+        Task(executorPreference: executor) {
+            do {
+                promise.succeed(try await answer(call))
+            } catch {
+                promise.fail(error)
+            }
+        }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let answer):
+                finish(answer, false)
+            case .failure(let error as CallbackRefused):
+                finish(CallbackAnswer(status: error.status), true)
+            case .failure(is BadCallback):
+                finish(CallbackAnswer(status: 400, contentType: "text/plain; charset=utf-8", body: "bad request\n"), true)
+            case .failure(let error):
+                self.routes.log.logger.error(
+                    "unhandled error", metadata: ["error": .string(safeDescription(of: error)), "request_id": .string(requestID)]
+                )
+                finish(CallbackAnswer(status: 500, contentType: "text/plain; charset=utf-8", body: "internal error (request id \(requestID))\n"), true)
+            }
+        }
+    }
+
+    /// The answer as one head, one body and the end, flushed once; the connection closed after it
+    /// when the request asked.
+    private func write(_ answer: CallbackAnswer, requestID: String, head request: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.state = .idle
+        guard context.channel.isActive else { return }
+        var body = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
+        body.writeString(answer.body)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(6 + answer.headers.count)
+        if let type = answer.contentType { headers.add(name: "Content-Type", value: type) }
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        for (name, value) in answer.headers { headers.add(name: name, value: value) }
+        headers.add(name: "X-Request-Id", value: requestID)
+        headers.add(name: "Date", value: self.date.now())
+        if let server = self.serverName { headers.add(name: "Server", value: server) }
+        let keepAlive = request.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: request.version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        if keepAlive {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+/// The `Date` header's value (IMF-fixdate), formatted at most once a second.
+struct HTTPDate {
+    private var second = 0
+    private var text = ""
+
+    mutating func now() -> String {
+        var clock = time(nil)
+        guard clock != self.second else { return self.text }
+        var parts = tm()
+        gmtime_r(&clock, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0" + String(value) : String(value) }
+        self.text = days[Int(parts.tm_wday)] + ", " + two(parts.tm_mday) + " " + months[Int(parts.tm_mon)] + " " + String(parts.tm_year + 1900) + " "
+            + two(parts.tm_hour) + ":" + two(parts.tm_min) + ":" + two(parts.tm_sec) + " GMT"
+        self.second = clock
+        return self.text
+    }
+}
