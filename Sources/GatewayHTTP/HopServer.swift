@@ -17,7 +17,13 @@ public final class HopRoutes: @unchecked Sendable {
         let method: HopMethod
         let pattern: String
         let hasToken: Bool
-        let answer: @Sendable (CallbackCall) async throws -> CallbackAnswer
+        let answer: Answer
+    }
+
+    /// How a route answers: at once on the loop (no task), or as a task on the loop.
+    enum Answer: Sendable {
+        case now(@Sendable (CallbackCall) -> CallbackAnswer)
+        case later(@Sendable (CallbackCall) async throws -> CallbackAnswer)
     }
 
     /// By method and path without the token segment.
@@ -34,7 +40,13 @@ public final class HopRoutes: @unchecked Sendable {
     public func add(
         _ method: HopMethod, _ base: String, guardian: CallbackGuard, _ answer: @escaping @Sendable (CallbackCall) async throws -> CallbackAnswer
     ) {
-        self.routes[method.rawValue + " " + base] = Route(method: method, pattern: guardian.pattern(base), hasToken: guardian.hasToken, answer: answer)
+        self.routes[method.rawValue + " " + base] = Route(method: method, pattern: guardian.pattern(base), hasToken: guardian.hasToken, answer: .later(answer))
+    }
+
+    /// Answers `method path`, unguarded, at once on the event loop: for routes that do no work
+    /// (`GET /healthz`).
+    public func add(_ method: HopMethod, _ path: String, now answer: @escaping @Sendable (CallbackCall) -> CallbackAnswer) {
+        self.routes[method.rawValue + " " + path] = Route(method: method, pattern: path, hasToken: false, answer: .now(answer))
     }
 
     /// The patterns served, for the start-up log and the tests.
@@ -198,13 +210,19 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
             route: reading.route.pattern, token: reading.token, query: reading.query, peer: self.peer,
             forwardedFor: reading.head.headers["X-Forwarded-For"], body: reading.body ?? ByteBuffer(), requestID: requestID, logger: self.routes.log.logger
         )
-        let answer = reading.route.answer
+        let later: @Sendable (CallbackCall) async throws -> CallbackAnswer
+        switch reading.route.answer {
+        case .now(let answer):
+            return finish(answer(call), false)
+        case .later(let answer):
+            later = answer
+        }
         let promise = context.eventLoop.makePromise(of: CallbackAnswer.self)
         let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
         self.executor = executor
         Task(executorPreference: executor) {
             do {
-                promise.succeed(try await answer(call))
+                promise.succeed(try await later(call))
             } catch {
                 promise.fail(error)
             }

@@ -56,7 +56,7 @@ public func buildApplication(
         mpesa: config.sandbox.mpesa ? .sandbox : mpesa != nil ? .configured : .notConfigured,
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
-    if let admin = parts.admin(health, public: router, onAdminRunning: onAdminRunning) { services.append(admin) }
+    if let admin = parts.admin(health, public: router, hops: hops, onAdminRunning: onAdminRunning) { services.append(admin) }
     parts.callbackRoutes(on: router, hops: hops, ussd: ussd, mpesa: mpesa, sms: sms)
     if let mpesa { services.append(mpesa) }
     if let sender { services.append(sender) }

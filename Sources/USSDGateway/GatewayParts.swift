@@ -184,23 +184,24 @@ struct GatewayParts {
     /// Readiness and metrics on a listener of their own, off the public callback port (its
     /// application, a service); without `ADMIN_PORT`, every health route on the public router.
     func admin(
-        _ health: HealthRoutes, public router: Router<GatewayRequestContext>, onAdminRunning: @escaping @Sendable (Int) async -> Void
+        _ health: HealthRoutes, public router: Router<GatewayRequestContext>, hops: HopRoutes, onAdminRunning: @escaping @Sendable (Int) async -> Void
     ) -> (any Service)? {
+        // The public listener's /healthz is the hop server's.
+        health.register(on: hops)
         guard let adminPort = self.config.adminPort else {
-            health.register(on: router)
+            health.register(on: router, parts: [.readiness, .metrics])
             return nil
         }
         let admin = Router(context: GatewayRequestContext.self)
         health.register(on: admin, parts: [.health, .readiness, .metrics])
-        health.register(on: router, parts: [.health])
         return Application(
             router: admin, configuration: .init(address: .hostname(self.config.adminHost, port: adminPort), serverName: "ussd-gateway-admin"),
             onServerRunning: { channel in await onAdminRunning(channel.localAddress?.port ?? adminPort) }, logger: self.logger
         )
     }
 
-    /// Every provider's callback routes, each behind the guard of its own token.
-    /// The provider callbacks: USSD and SMS on the hop server (`hops`), M-Pesa on Hummingbird's router.
+    /// Every provider's callback routes, each behind the guard of its own token: USSD and SMS on the
+    /// hop server (`hops`), M-Pesa on Hummingbird's router.
     func callbackRoutes(on router: Router<GatewayRequestContext>, hops: HopRoutes, ussd: USSDService, mpesa: MPesaService?, sms: SMSService) {
         let config = self.config
         let guardian = CallbackGuard(

@@ -37,6 +37,12 @@ struct HealthRoutes {
         }
     }
 
+    /// `GET /healthz` on the hop server: the public listener's liveness, answered in the channel
+    /// pipeline like a hop (and the floor a hop's cost is measured against).
+    func register(on hops: HopRoutes) {
+        hops.add(.get, "/healthz") { _ in .text("ok\n") }
+    }
+
     /// 200 when Redis answers PING and Postgres `SELECT 1`; otherwise 503 naming what failed.
     func readiness() async throws -> Response {
         async let redisCheck = self.check { try await self.redis.ping() }

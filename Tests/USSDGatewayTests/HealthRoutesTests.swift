@@ -23,7 +23,7 @@ import TestSupport
 
     @Test func healthzAndReadyzAnswer200WhenRedisAndPostgresAnswer() async throws {
         let app = try buildApplication(config: try self.config())
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == "ok\n")
@@ -66,7 +66,7 @@ import TestSupport
     }
 
     @Test func metricsCountRequestsByRouteAndStatusWithLatencyHistograms() async throws {
-        try await buildApplication(config: try self.config()).test(.router) { client in
+        try await buildApplication(config: try self.config()).test(.live) { client in
             for _ in 0..<3 { try await client.execute(uri: "/healthz", method: .get) { _ in } }
             try await client.execute(uri: "/no-such-route", method: .get) { response in #expect(response.status == .notFound) }
             try await client.execute(uri: "/metrics", method: .get) { response in
@@ -85,7 +85,7 @@ import TestSupport
     @Test func eachRequestLogsOneLineWithRouteStatusDurationAndIDButNoBody() async throws {
         let capture = LogCapture()
         let app = try buildApplication(config: try self.config(), logger: capture.logger)
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "at-req-42"]) { response in
                 #expect(response.headers[HTTPField.Name("X-Request-Id")!] == "at-req-42")
             }
