@@ -43,6 +43,15 @@ public final class LeasePool<Resource: Sendable>: Sendable {
         self.state.withLockedValue { ($0.leased, $0.waiters.count) }
     }
 
+    /// Takes a resource when one is free right now; nil otherwise (and once shut down).
+    public func tryAcquire() -> Resource? {
+        self.state.withLockedValue { state -> Resource? in
+            guard !state.isShutdown, let resource = state.idle.popLast() else { return nil }
+            state.leased += 1
+            return resource
+        }
+    }
+
     /// Takes a resource, waiting in line when none is free.
     public func acquire() async throws -> Resource {
         let immediate = self.state.withLockedValue { state -> Immediate in

@@ -1,5 +1,6 @@
 import ConnectionPool
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// An async Redis client over a bounded pool of pipelined hiredis connections, to one server or
@@ -73,6 +74,21 @@ public final class RedisClient: Sendable, Service {
         defer { self.permits.release(permit) }
         if let single = self.single { return try await single.send(arguments) }
         return try await self.cluster!.send(arguments, timeout: self.configuration.commandTimeout)
+    }
+
+    /// Sends a command whose reply the caller does not need (an index, a pointer: writes whose
+    /// failure fails nothing). On one server it is queued at once, ahead of whatever the caller
+    /// sends next, so both leave in one write and no task is made; it still holds a place in
+    /// `maximumInFlight` until its reply. With no place free right now, or on a cluster, it goes in
+    /// a task of its own. The caller may wait for it to be settled (answered or failed).
+    @discardableResult
+    public func sendWithoutWaiting(_ arguments: [String]) -> RedisSent {
+        if let single = self.single, let permit = self.permits.tryAcquire() {
+            let reply = single.enqueue(arguments.map { Array($0.utf8) })
+            reply.whenComplete { _ in self.permits.release(permit) }
+            return RedisSent(reply: reply, task: nil)
+        }
+        return RedisSent(reply: nil, task: Task { _ = try? await self.send(arguments) })
     }
 
     /// Sends a command to one server: the only one, or a cluster node by its address.
@@ -272,5 +288,17 @@ public final class RedisClient: Sendable, Service {
         case .array: shape = "array"
         }
         return RedisError(code: .unexpectedReply, detail: "\(command) answered with a \(shape)")
+    }
+}
+
+/// A command sent without waiting for its reply (``RedisClient/sendWithoutWaiting(_:)``).
+public struct RedisSent: Sendable {
+    let reply: EventLoopFuture<RedisValue>?
+    let task: Task<Void, Never>?
+
+    /// Returns once the command was answered or failed.
+    public func settled() async {
+        if let reply { _ = try? await reply.get() }
+        await self.task?.value
     }
 }

@@ -35,6 +35,12 @@ final class RedisNode: Sendable {
         try await self.leastBusyPipeline().send(arguments, asking: asking)
     }
 
+    /// Queues a command on the least busy pipeline (this loop's, from an event loop) and returns its
+    /// reply to come, without a task: commands queued in one loop tick leave in one write.
+    func enqueue(_ arguments: [[UInt8]]) -> EventLoopFuture<RedisValue> {
+        self.leastBusyPipeline().enqueue(arguments)
+    }
+
     private func leastBusyPipeline() -> RedisPipeline {
         guard self.pipelines.count > 1 else { return self.pipelines[0] }
         if let current = MultiThreadedEventLoopGroup.currentEventLoop,

@@ -107,22 +107,21 @@ struct USSDSessionStore: Sendable {
         let expiry = Int(Date().timeIntervalSince1970) + self.ttlSeconds
         let index = Self.activeKey(sessionId)
         // The index is a gauge's source, not a guard: it is written whether or not the write wins,
-        // in the same round trip (the same pipeline batch on one server, another node on a cluster),
-        // and a failure to write it never fails the hop.
-        async let indexed = live
-            ? redis.send(["ZADD", index, String(expiry), sessionId]) : redis.send(["ZREM", index, sessionId])
+        // in the same round trip (queued ahead of the write on one server; another node on a
+        // cluster), and a failure to write it never fails the hop.
+        let indexed = redis.sendWithoutWaiting(live ? ["ZADD", index, String(expiry), sessionId] : ["ZREM", index, sessionId])
         // A new session's first write almost always creates its first snapshot: the pointer moves
         // in the same round trip too (harmless if the write loses: the session is this number's).
         // Resume is a convenience: a pointer that could not be written costs only the offer.
         let pointEarly = version == 0 && resumeMode == "set"
-        async let pointed: Void = pointEarly ? self.pointLatest(msisdn, at: sessionId) : ()
+        let pointed = pointEarly ? redis.sendWithoutWaiting(self.pointer(msisdn, at: sessionId)) : nil
         let reply = try await self.redis.run(
             Self.write,
             keys: [Self.sessionKey(sessionId), Self.snapshotKey(sessionId)],
             arguments: [String(version), encoded, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds))]
         )
-        _ = try? await indexed
-        try? await pointed
+        await indexed.settled()
+        await pointed?.settled()
         guard let parts = reply.array, parts.count == 2, let written = parts[0].int else {
             throw USSDStoreError.corrupt
         }
@@ -133,7 +132,12 @@ struct USSDSessionStore: Sendable {
     }
 
     private func pointLatest(_ msisdn: String, at sessionId: String) async throws {
-        try await self.redis.set(Self.latestKey(msisdn), to: sessionId, expiresIn: self.latestTTLSeconds)
+        try await self.redis.send(self.pointer(msisdn, at: sessionId))
+    }
+
+    /// `SET` of the number's pointer to its latest session.
+    private func pointer(_ msisdn: String, at sessionId: String) -> [String] {
+        ["SET", Self.latestKey(msisdn), sessionId, "EX", String(self.latestTTLSeconds)]
     }
 
     /// Where the number's latest unfinished session stood, if within the resume window.
