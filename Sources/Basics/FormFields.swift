@@ -4,8 +4,13 @@ public enum FormFields {
     /// value, a field without `=` is empty. A bad escape or invalid UTF-8 is malformed. A URL's
     /// query (`plusIsSpace` false) keeps `+` as it is.
     public static func parse(_ bytes: some Collection<UInt8>, plusIsSpace: Bool = true) throws(MalformedCallback) -> [String: String] {
+        let parsed = bytes.withContiguousStorageIfAvailable { buffer in Result { () throws(MalformedCallback) in try Self.parse(buffer, plusIsSpace: plusIsSpace) } }
+        if let parsed { return try parsed.get() }
+        return try Array(bytes).withUnsafeBufferPointer { buffer throws(MalformedCallback) in try Self.parse(buffer, plusIsSpace: plusIsSpace) }
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool) throws(MalformedCallback) -> [String: String] {
         var fields: [String: String] = [:]
-        let bytes = Array(bytes)
         var start = 0
         while start <= bytes.count {
             var end = start
@@ -13,25 +18,31 @@ public enum FormFields {
             if end > start {
                 var equals = start
                 while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                let name = try Self.unescape(bytes[start..<equals], plusIsSpace: plusIsSpace)
-                let value = equals < end ? try Self.unescape(bytes[(equals + 1)..<end], plusIsSpace: plusIsSpace) : ""
-                if fields[name] == nil { fields[name] = value }
+                let name = try Self.unescape(UnsafeBufferPointer(rebasing: bytes[start..<equals]), plusIsSpace: plusIsSpace)
+                if fields[name] == nil {
+                    fields[name] = equals < end ? try Self.unescape(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end]), plusIsSpace: plusIsSpace) : ""
+                }
             }
             start = end + 1
         }
         return fields
     }
 
-    private static func unescape(_ bytes: ArraySlice<UInt8>, plusIsSpace: Bool) throws(MalformedCallback) -> String {
+    private static func unescape(_ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool) throws(MalformedCallback) -> String {
+        // Most fields have nothing to decode: the string is made from the bytes as they are.
+        if !bytes.contains(where: { $0 == UInt8(ascii: "%") || ($0 == UInt8(ascii: "+") && plusIsSpace) }) {
+            guard let text = String(validating: bytes, as: UTF8.self) else { throw MalformedCallback("body is not UTF-8") }
+            return text
+        }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
+        var index = 0
+        while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "+") && plusIsSpace {
                 output.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.endIndex, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) else {
+                guard index + 2 < bytes.count, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) else {
                     throw MalformedCallback("body is not a urlencoded form")
                 }
                 output.append(high << 4 | low)

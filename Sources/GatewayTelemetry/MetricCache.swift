@@ -17,9 +17,9 @@ public final class MetricCache: Sendable {
         self.factory = factory
     }
 
-    private let counters = Mutex<[String: Metrics.Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
-    private let gauges = Mutex<[String: Metrics.Gauge]>([:])
+    private let counters = Mutex<[Key: Metrics.Counter]>([:])
+    private let timers = Mutex<[Key: Metrics.Timer]>([:])
+    private let gauges = Mutex<[Key: Metrics.Gauge]>([:])
 
     public func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
         Self.cached(self.counters, label, dimensions) { Metrics.Counter(label: label, dimensions: dimensions, factory: self.factory) }
@@ -39,9 +39,9 @@ public final class MetricCache: Sendable {
     }
 
     private static func cached<Metric>(
-        _ cache: borrowing Mutex<[String: Metric]>, _ label: String, _ dimensions: [(String, String)], _ make: () -> Metric
+        _ cache: borrowing Mutex<[Key: Metric]>, _ label: String, _ dimensions: [(String, String)], _ make: () -> Metric
     ) -> Metric {
-        let key = Self.key(label, dimensions)
+        let key = Key(label: label, dimensions: dimensions)
         return cache.withLock { cache in
             if let metric = cache[key] { return metric }
             let metric = make()
@@ -50,8 +50,25 @@ public final class MetricCache: Sendable {
         }
     }
 
-    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.reduce(label) { $0 + "\u{1F}" + $1.0 + "=" + $1.1 }
+    /// A metric's label and dimensions as a dictionary key, made of the caller's own values: a
+    /// lookup on every hop builds no string.
+    struct Key: Hashable {
+        let label: String
+        let dimensions: [(String, String)]
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(self.label)
+            hasher.combine(self.dimensions.count)
+            for (name, value) in self.dimensions {
+                hasher.combine(name)
+                hasher.combine(value)
+            }
+        }
+
+        static func == (a: Key, b: Key) -> Bool {
+            a.label == b.label && a.dimensions.count == b.dimensions.count
+                && zip(a.dimensions, b.dimensions).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        }
     }
 }
 

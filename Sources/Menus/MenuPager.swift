@@ -18,18 +18,25 @@ struct MenuPager {
 
     func pages(head: String, lines: [String]) -> [String] {
         var pages: [String] = []
-        var current: [String] = head.isEmpty ? [] : [head]
-        var currentCosts: [TextBudget.Cost] = current.map(TextBudget.Cost.init)
+        var current: [String] = []
+        var running = Running()
+        if !head.isEmpty {
+            current.append(head)
+            running.add(head, TextBudget.Cost(head))
+        }
         var onPage = 0
         for (index, line) in lines.enumerated() {
             let cost = TextBudget.Cost(line)
-            if onPage > 0 && !self.fits(current + [line], currentCosts + [cost], last: index == lines.count - 1) {
+            var candidate = running
+            candidate.add(line, cost)
+            if onPage > 0 && !self.fits(candidate, last: index == lines.count - 1) {
                 // `current` fitted with the more line when its last option went in.
                 pages.append(self.compose(current, last: false))
-                (current, currentCosts, onPage) = ([line], [cost], 1)
+                (current, running, onPage) = ([line], Running(), 1)
+                running.add(line, cost)
             } else {
                 current.append(line)
-                currentCosts.append(cost)
+                running = candidate
                 onPage += 1
             }
         }
@@ -37,18 +44,29 @@ struct MenuPager {
         return pages
     }
 
-    func fits(_ texts: [String], _ costs: [TextBudget.Cost], last: Bool) -> Bool {
-        var allTexts = texts
-        var allCosts = costs
-        if !last {
-            allTexts.append(self.more)
-            allCosts.append(self.moreCost)
+    /// The cost of texts joined by newlines, kept as they are added: no array of texts or costs is
+    /// built to measure a page.
+    struct Running {
+        var septets = 0
+        var utf16 = 0
+        var gsm7 = true
+        var parts = 0
+
+        mutating func add(_ text: String, _ cost: TextBudget.Cost) {
+            self.septets += cost.septets
+            self.utf16 += text.utf16.count
+            self.gsm7 = self.gsm7 && cost.gsm7
+            self.parts += 1
         }
-        if let back = self.back, let backCost = self.backCost {
-            allTexts.append(back)
-            allCosts.append(backCost)
-        }
-        return self.budget.measure(TextBudget.Cost.joined(allCosts, texts: allTexts)).fits
+    }
+
+    /// Whether the page's texts fit with the more line (unless `last`) and the back line.
+    func fits(_ page: Running, last: Bool) -> Bool {
+        var all = page
+        if !last { all.add(self.more, self.moreCost) }
+        if let back = self.back, let backCost = self.backCost { all.add(back, backCost) }
+        let separators = max(all.parts - 1, 0)
+        return all.gsm7 ? all.septets + separators <= self.budget.gsm7 : all.utf16 + separators <= self.budget.ucs2
     }
 
     func compose(_ body: [String], last: Bool) -> String {
