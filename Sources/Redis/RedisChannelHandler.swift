@@ -68,9 +68,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = self.unwrapOutboundIn(data)
-        var buffer = context.channel.allocator.buffer(capacity: 16 + request.arguments.reduce(0) { $0 + $1.count + 16 })
+        var buffer = context.channel.allocator.buffer(capacity: 16 + request.arguments.encodedCapacity)
         if request.asking { Self.encode(Self.asking, into: &buffer) }
-        Self.encode(request.arguments, into: &buffer)
+        switch request.arguments {
+        case .bytes(let arguments): Self.encode(arguments, into: &buffer)
+        case .strings(let arguments): Self.encode(strings: arguments, into: &buffer)
+        }
         self.awaiting.append(Awaiting(promise: request.promise, skip: request.asking ? 1 : 0, deadline: .now() + self.timeout))
         if self.timer == nil { self.arm(context) }
         context.write(self.wrapOutboundOut(buffer), promise: promise)
@@ -177,6 +180,20 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             } else {
                 self.arm(context)
             }
+        }
+    }
+
+    /// Text arguments written straight from their UTF-8: no byte array per argument.
+    private static func encode(strings arguments: [String], into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("*")
+        buffer.writeString(String(arguments.count))
+        buffer.writeStaticString("\r\n")
+        for argument in arguments {
+            buffer.writeStaticString("$")
+            buffer.writeString(String(argument.utf8.count))
+            buffer.writeStaticString("\r\n")
+            buffer.writeString(argument)
+            buffer.writeStaticString("\r\n")
         }
     }
 

@@ -64,7 +64,10 @@ public final class RedisClient: Sendable, Service {
     /// Sends any command as argv and returns its reply; the typed helpers below are preferred.
     @discardableResult
     public func send(_ arguments: [String]) async throws -> RedisValue {
-        try await self.send(bytes: arguments.map { Array($0.utf8) })
+        guard let single = self.single else { return try await self.send(bytes: arguments.map { Array($0.utf8) }) }
+        let permit = try await self.permits.acquire()
+        defer { self.permits.release(permit) }
+        return try await single.send(.strings(arguments))
     }
 
     /// Sends a command whose arguments may be binary.
@@ -72,7 +75,7 @@ public final class RedisClient: Sendable, Service {
     public func send(bytes arguments: [[UInt8]]) async throws -> RedisValue {
         let permit = try await self.permits.acquire()
         defer { self.permits.release(permit) }
-        if let single = self.single { return try await single.send(arguments) }
+        if let single = self.single { return try await single.send(.bytes(arguments)) }
         return try await self.cluster!.send(arguments, timeout: self.configuration.commandTimeout)
     }
 
@@ -84,7 +87,7 @@ public final class RedisClient: Sendable, Service {
     @discardableResult
     public func sendWithoutWaiting(_ arguments: [String]) -> RedisSent {
         if let single = self.single, let permit = self.permits.tryAcquire() {
-            let reply = single.enqueue(arguments.map { Array($0.utf8) })
+            let reply = single.enqueue(.strings(arguments))
             reply.whenComplete { _ in self.permits.release(permit) }
             return RedisSent(reply: reply, task: nil)
         }
@@ -96,9 +99,9 @@ public final class RedisClient: Sendable, Service {
         let permit = try await self.permits.acquire()
         defer { self.permits.release(permit) }
         let bytes = arguments.map { Array($0.utf8) }
-        if let single = self.single { return try await single.send(bytes) }
+        if let single = self.single { return try await single.send(.bytes(bytes)) }
         guard let endpoint else { return try await self.cluster!.send(bytes, timeout: self.configuration.commandTimeout) }
-        return try await self.cluster!.node(endpoint).send(bytes)
+        return try await self.cluster!.node(endpoint).send(.bytes(bytes))
     }
 
     /// The servers holding keys: the one server, or every primary of the cluster.
@@ -300,5 +303,19 @@ public struct RedisSent: Sendable {
     public func settled() async {
         if let reply { _ = try? await reply.get() }
         await self.task?.value
+    }
+}
+
+/// A command's argv on its way to one server: text arguments as they are, or bytes.
+enum RedisArguments: Sendable {
+    case strings([String])
+    case bytes([[UInt8]])
+
+    /// Roughly the bytes RESP takes: enough to write it without growing the buffer.
+    var encodedCapacity: Int {
+        switch self {
+        case .strings(let arguments): arguments.reduce(0) { $0 + $1.utf8.count + 16 }
+        case .bytes(let arguments): arguments.reduce(0) { $0 + $1.count + 16 }
+        }
     }
 }

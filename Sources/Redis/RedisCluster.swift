@@ -102,7 +102,7 @@ final class RedisCluster: Sendable {
             let asking = ask != nil
             ask = nil
             do {
-                return try await node.send(arguments, asking: asking)
+                return try await node.send(.bytes(arguments), asking: asking)
             } catch let error as RedisError {
                 if let redirect = error.redirect, attempt < Self.maximumRedirects {
                     if redirect.moved {
@@ -191,7 +191,7 @@ final class RedisCluster: Sendable {
         var last: any Error = RedisError(code: .connection, detail: "no cluster seed")
         for endpoint in candidates {
             do {
-                let reply = try await self.node(endpoint).send([Array("CLUSTER".utf8), Array("SLOTS".utf8)])
+                let reply = try await self.node(endpoint).send(.strings(["CLUSTER", "SLOTS"]))
                 let map = try Self.slotMap(reply, askedOf: endpoint)
                 guard !map.primaries.isEmpty else { throw RedisError(code: .unexpectedReply, detail: "CLUSTER SLOTS named no slots") }
                 let changed = self.state.withLock { state in

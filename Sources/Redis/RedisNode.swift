@@ -31,13 +31,13 @@ final class RedisNode: Sendable {
     /// Commands queued or awaiting replies on this node.
     var load: Int { self.pipelines.reduce(0) { $0 + $1.load } }
 
-    func send(_ arguments: [[UInt8]], asking: Bool = false) async throws -> RedisValue {
+    func send(_ arguments: RedisArguments, asking: Bool = false) async throws -> RedisValue {
         try await self.leastBusyPipeline().send(arguments, asking: asking)
     }
 
     /// Queues a command on the least busy pipeline (this loop's, from an event loop) and returns its
     /// reply to come, without a task: commands queued in one loop tick leave in one write.
-    func enqueue(_ arguments: [[UInt8]]) -> EventLoopFuture<RedisValue> {
+    func enqueue(_ arguments: RedisArguments) -> EventLoopFuture<RedisValue> {
         self.leastBusyPipeline().enqueue(arguments)
     }
 

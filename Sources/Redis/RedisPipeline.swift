@@ -28,7 +28,7 @@ final class RedisPipeline: Sendable {
     /// A command on its way: its argv, whether `ASKING` goes just before it (a Redis Cluster slot
     /// in migration answered `ASK`), and who waits for the reply.
     struct Request: Sendable {
-        let arguments: [[UInt8]]
+        let arguments: RedisArguments
         let asking: Bool
         let promise: EventLoopPromise<RedisValue>
     }
@@ -62,14 +62,14 @@ final class RedisPipeline: Sendable {
     }
 
     /// Sends one command and waits for its reply.
-    func send(_ arguments: [[UInt8]], asking: Bool = false) async throws -> RedisValue {
+    func send(_ arguments: RedisArguments, asking: Bool = false) async throws -> RedisValue {
         self.outstanding.add(1, ordering: .relaxed)
         defer { self.outstanding.subtract(1, ordering: .relaxed) }
         return try await self.enqueue(arguments, asking: asking).get()
     }
 
     /// Queues one command (at once when called on the loop) and returns its reply to come.
-    func enqueue(_ arguments: [[UInt8]], asking: Bool = false) -> EventLoopFuture<RedisValue> {
+    func enqueue(_ arguments: RedisArguments, asking: Bool = false) -> EventLoopFuture<RedisValue> {
         let promise = self.eventLoop.makePromise(of: RedisValue.self)
         let request = Request(arguments: arguments, asking: asking, promise: promise)
         self.onLoop { self.submit(request) }
@@ -206,7 +206,7 @@ final class RedisPipeline: Sendable {
         guard !commands.isEmpty else { return channel.eventLoop.makeSucceededVoidFuture() }
         let replies = commands.map { arguments in
             let promise = channel.eventLoop.makePromise(of: RedisValue.self)
-            channel.write(Request(arguments: arguments, asking: false, promise: promise), promise: nil)
+            channel.write(Request(arguments: .bytes(arguments), asking: false, promise: promise), promise: nil)
             return promise.futureResult
         }
         channel.flush()

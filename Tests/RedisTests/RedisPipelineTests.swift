@@ -18,13 +18,13 @@ import Testing
         let pipeline = RedisPipeline(configuration: configuration, eventLoop: loop)
         let replies = try await loop.submit {
             // One loop tick: the commands wait for the connection their first one started.
-            let replies = (0..<3).map { _ in pipeline.enqueue([Array("PING".utf8)]) }
+            let replies = (0..<3).map { _ in pipeline.enqueue(.bytes([Array("PING".utf8)])) }
             pipeline.start()
             pipeline.start()
             return replies
         }.get()
         for reply in replies { #expect(try await reply.get() == .status("PONG")) }
-        #expect(try await pipeline.send([Array("PING".utf8)]) == .status("PONG"))
+        #expect(try await pipeline.send(.strings(["PING"])) == .status("PONG"))
         await pipeline.stop()
     }
 }
