@@ -46,18 +46,26 @@ public struct RequestLog: Sendable {
         return value
     }
 
-    /// A new request id: 32 hex digits, a random prefix for the process and a counter.
+    /// A new request id: 32 hex digits, a random prefix for the process and a counter, written in
+    /// one string.
     public static func newID() -> String {
         let count = Self.counter.add(1, ordering: .relaxed).newValue
-        return Self.hex(Self.prefix) + Self.hex(count)
+        return String(unsafeUninitializedCapacity: 32) { text in
+            for index in 0..<16 {
+                text[index] = Self.digit(Self.prefix >> (60 - 4 * UInt64(index)))
+                text[16 + index] = Self.digit(count >> (60 - 4 * UInt64(index)))
+            }
+            return 32
+        }
     }
 
     private static let prefix = UInt64.random(in: .min ... .max)
     private static let counter = Atomic<UInt64>(UInt64.random(in: 0...UInt64(UInt32.max)))
 
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+    @inline(__always)
+    private static func digit(_ value: UInt64) -> UInt8 {
+        let nibble = UInt8(truncatingIfNeeded: value & 0x0F)
+        return nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
 

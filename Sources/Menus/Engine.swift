@@ -336,9 +336,13 @@ public struct Engine: Sendable {
     }
 
     private func visibleOptions(_ screen: MenuDocument.Screen, _ state: SessionState) -> [VisibleOption] {
-        (screen.options ?? []).enumerated().compactMap { index, option in
-            option.when.map { $0.holds(for: state.variables) } ?? true ? VisibleOption(option: option, index: index) : nil
+        guard let options = screen.options else { return [] }
+        var visible: [VisibleOption] = []
+        visible.reserveCapacity(options.count)
+        for (index, option) in options.enumerated() where option.when.map({ $0.holds(for: state.variables) }) ?? true {
+            visible.append(VisibleOption(option: option, index: index))
         }
+        return visible
     }
 
     private func menuPage(_ id: String, _ screen: MenuDocument.Screen, _ state: SessionState, notice: String?) -> Page {

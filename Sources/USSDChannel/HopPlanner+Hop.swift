@@ -64,12 +64,13 @@ extension HopPlanner {
             if let sequence = hop.sequence, let last = record.sequence, sequence != last + 1 { return nil }
             return hop.isFirst ? nil : hop.text
         }
-        let bytes = Array(hop.text.utf8)
+        let bytes = hop.text.utf8
         guard bytes.count >= record.textLength else { return nil }
-        let previous = String(decoding: bytes[..<record.textLength], as: UTF8.self)
+        let cut = bytes.index(bytes.startIndex, offsetBy: record.textLength)
+        let previous = String(decoding: bytes[..<cut], as: UTF8.self)
         guard self.textSeal(previous, session: hop.sessionId) == record.textSeal else { return nil }
         if record.textLength == 0 { return hop.text }
-        guard bytes.count > record.textLength, bytes[record.textLength] == UInt8(ascii: "*") else { return nil }
-        return String(decoding: bytes[(record.textLength + 1)...], as: UTF8.self)
+        guard cut < bytes.endIndex, bytes[cut] == UInt8(ascii: "*") else { return nil }
+        return String(decoding: bytes[bytes.index(after: cut)...], as: UTF8.self)
     }
 }

@@ -1,0 +1,109 @@
+@testable import GatewayHTTP
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOConcurrencyHelpers
+import NIOPosix
+import Testing
+
+/// The hop server: routes answered in the channel pipeline next to Hummingbird's, on one listener.
+@Suite struct HopServerTests {
+    /// A hop route that echoes its body and token, a route that answers at once, a slow hop route,
+    /// and one Hummingbird route, on one application.
+    static func application(token: String? = "secret") -> some ApplicationProtocol {
+        let log = RequestLog(logger: Logger(label: "test"))
+        let hops = HopRoutes(log: log, metrics: RequestMetrics())
+        let guardian = CallbackGuard(token: token, allowed: [], trustedProxies: [])
+        hops.add(.post, "/hop", guardian: guardian) { call in
+            try guardian.check(call)
+            return .text("body=" + String(buffer: call.body) + " query=" + call.query)
+        }
+        hops.add(.post, "/slow", guardian: guardian) { call in
+            try await Task.sleep(for: .milliseconds(200))
+            return .text("slow")
+        }
+        hops.add(.post, "/bad", guardian: guardian) { call in
+            throw guardian.refuse("a reason", call, route: "bad")
+        }
+        hops.add(.get, "/now") { _ in .text("now") }
+        let router = Router()
+        router.get("/framework") { _, _ in "framework" }
+        return Application(router: router, server: .http1(hops: hops, serverName: "hop-test"), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    @Test func aHopRouteIsAnsweredWithItsHeadersAndTheFrameworkRouteStillIs() async throws {
+        try await Self.application().test(.live) { client in
+            let hop = try await client.execute(uri: "/hop/secret?x=1", method: .post, headers: [HTTPField.Name("X-Request-Id")!: "req-7"], body: ByteBuffer(string: "a=b"))
+            #expect(hop.status == .ok)
+            #expect(String(buffer: hop.body) == "body=a=b query=x=1")
+            #expect(hop.headers[.contentType] == "text/plain; charset=utf-8")
+            #expect(hop.headers[HTTPField.Name("X-Request-Id")!] == "req-7")
+            #expect(hop.headers[.server] == "hop-test" && hop.headers[.date]?.hasSuffix(" GMT") == true)
+            let framework = try await client.execute(uri: "/framework", method: .get)
+            #expect(String(buffer: framework.body) == "framework")
+            let now = try await client.execute(uri: "/now", method: .get)
+            #expect(String(buffer: now.body) == "now")
+            #expect(try await client.execute(uri: "/hop/wrong", method: .post).status == .notFound, "a wrong token is as if the route did not exist")
+            #expect(try await client.execute(uri: "/hop", method: .post).status == .notFound, "so is a missing one")
+            #expect(try await client.execute(uri: "/hop/secret", method: .get).status == .notFound, "another method is not the hop route")
+            let bad = try await client.execute(uri: "/bad/secret", method: .post)
+            #expect(bad.status == .badRequest && String(buffer: bad.body) == "bad request\n")
+        }
+    }
+
+    @Test func aBodyOverTheLimitIs413AndTheConnectionGoesOn() async throws {
+        try await Self.application().test(.live) { client in
+            let large = ByteBuffer(repeating: UInt8(ascii: "a"), count: CallbackBody.maximum + 1)
+            #expect(try await client.execute(uri: "/hop/secret", method: .post, body: large).status == .contentTooLarge)
+            let small = try await client.execute(uri: "/hop/secret", method: .post, body: ByteBuffer(string: "ok"))
+            #expect(String(buffer: small.body) == "body=ok query=")
+        }
+    }
+
+    /// Requests pipelined on one connection, answered by either server, come back in their order:
+    /// a slow hop first, then a framework route, then an immediate one.
+    @Test func pipelinedRequestsAreAnsweredInOrderWhicheverServerAnswers() async throws {
+        try await Self.application().test(.live) { client in
+            let port = try #require(client.port)
+            let requests =
+                "POST /slow/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                + "GET /framework HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "GET /now HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let answer = try await RawHTTP.exchange(port: port, requests)
+            let bodies = ["slow", "framework", "now"].map { answer.range(of: "\r\n\r\n" + $0) }
+            #expect(bodies.allSatisfy { $0 != nil }, "\(answer)")
+            if let slow = bodies[0], let framework = bodies[1], let now = bodies[2] {
+                #expect(slow.lowerBound < framework.lowerBound && framework.lowerBound < now.lowerBound, "\(answer)")
+            }
+            #expect(answer.contains("Connection: close"), "the last request asked to close: \(answer)")
+        }
+    }
+}
+
+/// Writes raw bytes to a local port and reads until the server closes the connection.
+enum RawHTTP {
+    static func exchange(port: Int, _ text: String) async throws -> String {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let received = NIOLockedValueBox(ByteBuffer())
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+        try await channel.closeFuture.get()
+        return received.withLockedValue { String(buffer: $0) }
+    }
+
+    final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received: NIOLockedValueBox<ByteBuffer>
+        init(received: NIOLockedValueBox<ByteBuffer>) { self.received = received }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = self.unwrapInboundIn(data)
+            self.received.withLockedValue { $0.writeBuffer(&buffer) }
+        }
+    }
+}
