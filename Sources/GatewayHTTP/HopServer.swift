@@ -107,8 +107,8 @@ struct HopHTTP1Channel: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 on the event loops (``EventLoopHTTP1Channel``), with `hops` answered in the channel
-    /// pipeline (``HopHTTP1Channel``).
+    /// HTTP/1.1 handled on each connection's event loop (``EventLoopTaskExecutor``), with `hops`
+    /// answered in the channel pipeline (``HopHTTP1Channel``).
     public static func http1(hops: HopRoutes, serverName: String?) -> HTTPServerBuilder {
         .init { responder in HopHTTP1Channel(http1: HTTP1Channel(responder: responder), routes: hops, serverName: serverName) }
     }
