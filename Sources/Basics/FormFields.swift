@@ -9,6 +9,36 @@ public enum FormFields {
         return try Array(bytes).withUnsafeBufferPointer { buffer throws(MalformedCallback) in try Self.parse(buffer, plusIsSpace: plusIsSpace) }
     }
 
+    /// A URL's query, as a router reads it: `%XX` decoded where it is an escape and kept as written
+    /// where it is not, `+` kept, invalid UTF-8 repaired; the first of a repeated name. Never
+    /// refuses: a query is the caller's words (a user's `50%`), not a body to validate.
+    public static func query(_ text: Substring) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: "=")
+            let name = Self.decodeLeniently(pair[..<(equals ?? pair.endIndex)])
+            if fields[name] == nil { fields[name] = equals.map { Self.decodeLeniently(pair[pair.index(after: $0)...]) } ?? "" }
+        }
+        return fields
+    }
+
+    private static func decodeLeniently(_ text: Substring) -> String {
+        let bytes = Array(text.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) {
+                output.append(high << 4 | low)
+                index += 3
+            } else {
+                output.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool) throws(MalformedCallback) -> [String: String] {
         var fields: [String: String] = [:]
         var start = 0
@@ -19,9 +49,9 @@ public enum FormFields {
                 var equals = start
                 while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
                 let name = try Self.unescape(UnsafeBufferPointer(rebasing: bytes[start..<equals]), plusIsSpace: plusIsSpace)
-                if fields[name] == nil {
-                    fields[name] = equals < end ? try Self.unescape(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end]), plusIsSpace: plusIsSpace) : ""
-                }
+                // Every value is checked, the first of a name kept.
+                let value = equals < end ? try Self.unescape(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end]), plusIsSpace: plusIsSpace) : ""
+                if fields[name] == nil { fields[name] = value }
             }
             start = end + 1
         }

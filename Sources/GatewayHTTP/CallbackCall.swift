@@ -6,7 +6,7 @@ import NIOCore
 /// nothing else: the route's own token segment, the peer and the proxy's `X-Forwarded-For`, the
 /// query and the body.
 public struct CallbackCall: Sendable {
-    /// The route as registered (`/ussd/africastalking/:callback_token`): what logs and metrics name.
+    /// The route as registered (`/ussd/africastalking/{callback_token}`): what logs and metrics name.
     public let route: String
     /// The token segment the request carried, when the route has one.
     public let token: Substring?

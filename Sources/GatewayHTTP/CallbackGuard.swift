@@ -26,12 +26,13 @@ public struct CallbackGuard: Sendable {
 
     /// The route path for `base`: with a token configured, `base/{token}`.
     public func paths(_ base: String) -> RouterPath {
-        RouterPath(self.pattern(base))
+        RouterPath(self.token == nil ? base : base + "/:callback_token")
     }
 
-    /// The route pattern for `base`, as logs and metrics name it: `base/:callback_token` with a token.
+    /// The route pattern for `base`, as logs and metrics name it (as Hummingbird's router names
+    /// its routes): `base/{callback_token}` with a token.
     public func pattern(_ base: String) -> String {
-        self.token == nil ? base : base + "/:callback_token"
+        self.token == nil ? base : base + "/{callback_token}"
     }
 
     /// Whether the guard expects a token segment after the route's path.
@@ -89,7 +90,7 @@ public struct CallbackGuard: Sendable {
 
     /// The same name from a route's pattern.
     static func route(pattern: String) -> String {
-        pattern.split(separator: "/").filter { !$0.hasPrefix(":") }.joined(separator: ".")
+        pattern.split(separator: "/").filter { !$0.hasPrefix("{") }.joined(separator: ".")
     }
 
     /// A malformed callback that passed the guard: the reason logged and recorded, 400 to the caller.

@@ -8,17 +8,34 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
+import ServiceLifecycle
+import Synchronization
 
 /// The routes the hop server answers itself: every aggregator's USSD route and the SMS callbacks.
-/// Filled while the application is built, read-only once it serves.
-public final class HopRoutes: @unchecked Sendable {
-    /// A route: its method, pattern, guard's token rule and answer.
+/// Filled while the application is built (``add(_:_:guardian:_:)``), read-only once it serves: that
+/// is what makes it `Sendable`.
+///
+/// As a `Service` it outlives the server at graceful shutdown until every hop it started has
+/// answered: a hop whose caller went away still finishes its session write and its actions
+/// before the clients it uses close. List it after every service a hop uses.
+public final class HopRoutes: @unchecked Sendable, Service {
+    /// A route: its method, pattern, guard (checked on the request's head, before its body is
+    /// read) and answer.
     struct Route: Sendable {
         let method: HopMethod
         let pattern: String
         let hasToken: Bool
+        let guardian: CallbackGuard?
         let answer: Answer
     }
+
+    private struct InFlight {
+        var running = 0
+        var stopping = false
+        var drained: CheckedContinuation<Void, Never>?
+    }
+
+    private let inFlight = Mutex(InFlight())
 
     /// How a route answers: at once on the loop (no task), or as a task on the loop.
     enum Answer: Sendable {
@@ -40,24 +57,62 @@ public final class HopRoutes: @unchecked Sendable {
     public func add(
         _ method: HopMethod, _ base: String, guardian: CallbackGuard, _ answer: @escaping @Sendable (CallbackCall) async throws -> CallbackAnswer
     ) {
-        self.routes[method.rawValue + " " + base] = Route(method: method, pattern: guardian.pattern(base), hasToken: guardian.hasToken, answer: .later(answer))
+        self.routes[method.rawValue + " " + base] = Route(
+            method: method, pattern: guardian.pattern(base), hasToken: guardian.hasToken, guardian: guardian, answer: .later(answer)
+        )
     }
 
     /// Answers `method path`, unguarded, at once on the event loop: for routes that do no work
     /// (`GET /healthz`).
     public func add(_ method: HopMethod, _ path: String, now answer: @escaping @Sendable (CallbackCall) -> CallbackAnswer) {
-        self.routes[method.rawValue + " " + path] = Route(method: method, pattern: path, hasToken: false, answer: .now(answer))
+        self.routes[method.rawValue + " " + path] = Route(method: method, pattern: path, hasToken: false, guardian: nil, answer: .now(answer))
+    }
+
+    /// Waits for graceful shutdown (the server stops first), then for the hops still running.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await withCheckedContinuation { (drained: CheckedContinuation<Void, Never>) in
+            let idle = self.inFlight.withLock { state in
+                state.stopping = true
+                if state.running == 0 { return true }
+                state.drained = drained
+                return false
+            }
+            if idle { drained.resume() }
+        }
+    }
+
+    /// A hop's task started.
+    func started() {
+        self.inFlight.withLock { $0.running += 1 }
+    }
+
+    /// A hop's task ended.
+    func ended() {
+        let drained = self.inFlight.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.running -= 1
+            guard state.running == 0, state.stopping else { return nil }
+            defer { state.drained = nil }
+            return state.drained
+        }
+        drained?.resume()
     }
 
     /// The patterns served, for the start-up log and the tests.
     public var patterns: [String] { self.routes.values.map { $0.method.rawValue + " " + $0.pattern }.sorted() }
 
-    /// The route a request's method and URI ask for, the token segment and the query.
+    /// The route a request's method and URI ask for, the token segment and the query. An
+    /// absolute-form URI is taken by its path, and a trailing `/` does not count, as for
+    /// Hummingbird's router.
     func match(_ method: HTTPMethod, _ uri: String) -> (Route, token: Substring?, query: Substring)? {
         guard !self.routes.isEmpty else { return nil }
         let mark = uri.firstIndex(of: "?")
-        let path = uri[..<(mark ?? uri.endIndex)]
+        var path = uri[..<(mark ?? uri.endIndex)]
         let query = mark.map { uri[uri.index(after: $0)...] } ?? ""
+        if !path.hasPrefix("/"), let scheme = path.range(of: "://") {
+            path = path[scheme.upperBound...].firstIndex(of: "/").map { path[$0...] } ?? "/"
+        }
+        if path.count > 1, path.hasSuffix("/") { path = path.dropLast() }
         if let route = self.routes[method.rawValue + " " + path], !route.hasToken { return (route, nil, query) }
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return nil }
         let token = path[path.index(after: slash)...]
@@ -88,9 +143,14 @@ struct HopHTTP1Channel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
+            // Hummingbird's limits on a request's headers, for both servers.
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = self.http1.configuration.httpDecoder.maxHeaderFieldSize
+            limits.maxHeaderListSize = self.http1.configuration.httpDecoder.maxHeaderListSize
+            limits.maxHeaderFieldCount = self.http1.configuration.httpDecoder.maxHeaderFieldCount
             try operations.configureHTTPServerPipeline(
                 withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: .init()
+                withDecoderLimitConfiguration: limits
             )
             try operations.addHandler(HopHandler(routes: self.routes, serverName: self.serverName, peer: channel.remoteAddress?.ipAddress))
             try operations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
@@ -115,6 +175,11 @@ extension HTTPServerBuilder {
 }
 
 /// Answers the hop routes of one connection in its channel pipeline; passes every other request on.
+///
+/// The route's guard is checked on the request's head: a wrong token or source is refused before
+/// any of the body is kept. A client that half-closes while its hop runs still gets the answer
+/// (the end of its input is passed on after it), and after an answer that closes the connection
+/// nothing more is read.
 final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -125,15 +190,22 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
     let peer: String?
     private var executor: EventLoopTaskExecutor?
     private var date = HTTPDate()
+    /// The end of the client's input, held while a hop is read or answered.
+    private var inputClosed = false
 
-    /// A hop request being read: its route, head, body so far, and whether the body went over the limit.
+    /// A hop request being read: its route, head, body so far, whether the body went over the
+    /// limit, and the guard's refusal.
     private struct Reading {
         let route: HopRoutes.Route
         let token: Substring?
         let query: Substring
         let head: HTTPRequestHead
+        let requestID: String
+        let start: ContinuousClock.Instant
+        let started: UInt64
         var body: ByteBuffer?
         var tooLarge: Bool
+        var refused: Int?
     }
 
     private enum State {
@@ -143,6 +215,8 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
         case reading(Reading)
         /// A hop request read whole, being answered.
         case answering
+        /// An answer that closes the connection was written: nothing more is read.
+        case closing
     }
 
     private var state = State.idle
@@ -156,19 +230,36 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
         switch (self.state, part) {
+        case (.closing, _):
+            return
         case (.idle, .head(let head)):
             guard let (route, token, query) = self.routes.match(head.method, head.uri) else {
                 self.state = .passing
                 return context.fireChannelRead(data)
             }
-            self.state = .reading(Reading(route: route, token: token, query: query, head: head, body: nil, tooLarge: false))
+            let requestID = RequestLog.acceptedID(head.headers.first(name: "X-Request-Id")) ?? RequestLog.newID()
+            var reading = Reading(
+                route: route, token: token, query: query, head: head, requestID: requestID, start: .now, started: DispatchTime.now().uptimeNanoseconds,
+                body: nil, tooLarge: false, refused: nil
+            )
+            if let guardian = route.guardian {
+                do {
+                    try guardian.check(
+                        token: token, peer: self.peer, forwardedFor: head.headers["X-Forwarded-For"], route: CallbackGuard.route(pattern: route.pattern),
+                        logger: self.requestLogger(requestID)
+                    )
+                } catch {
+                    reading.refused = error.status
+                }
+            }
+            self.state = .reading(reading)
         case (.passing, .end):
             self.state = .idle
             context.fireChannelRead(data)
         case (.passing, _):
             context.fireChannelRead(data)
         case (.reading(var reading), .body(var chunk)):
-            if !reading.tooLarge {
+            if !reading.tooLarge && reading.refused == nil {
                 if (reading.body?.readableBytes ?? 0) + chunk.readableBytes > CallbackBody.maximum {
                     (reading.tooLarge, reading.body) = (true, nil)
                 } else if reading.body == nil {
@@ -187,40 +278,63 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            switch self.state {
+            case .reading, .answering:
+                self.inputClosed = true
+                return
+            default:
+                break
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func requestLogger(_ requestID: String) -> Logger {
+        var logger = self.routes.log.logger
+        logger[metadataKey: "request_id"] = .string(requestID)
+        return logger
+    }
+
     private func answer(_ reading: Reading, context: ChannelHandlerContext) {
-        let start = ContinuousClock.now
-        let started = DispatchTime.now().uptimeNanoseconds
         let method = reading.head.method.rawValue
-        let requestID = RequestLog.acceptedID(reading.head.headers.first(name: "X-Request-Id")) ?? RequestLog.newID()
-        let active = self.routes.metrics.active(method: method)
+        let (requestID, routes) = (reading.requestID, self.routes)
+        let active = routes.metrics.active(method: method)
         active.increment()
         let finish: (CallbackAnswer, Bool) -> Void = { answer, failed in
             active.decrement()
-            self.routes.metrics.record(
-                self.routes.metrics.series(route: reading.route.pattern, method: method, status: answer.status), startedAt: started, failed: failed
-            )
-            self.routes.log.log(method: method, route: reading.route.pattern, status: answer.status, since: start, requestID: requestID)
+            routes.metrics.record(routes.metrics.series(route: reading.route.pattern, method: method, status: answer.status), startedAt: reading.started, failed: failed)
+            routes.log.log(method: method, route: reading.route.pattern, status: answer.status, since: reading.start, requestID: requestID)
             self.write(answer, requestID: requestID, head: reading.head, context: context)
         }
+        if let status = reading.refused {
+            return finish(CallbackAnswer(status: status), true)
+        }
         if reading.tooLarge {
-            self.routes.log.logger.warning("callback over 64 KiB", metadata: ["route": .string(reading.route.pattern), "request_id": .string(requestID)])
+            routes.log.logger.warning("callback over 64 KiB", metadata: ["route": .string(reading.route.pattern), "request_id": .string(requestID)])
             return finish(CallbackAnswer(status: 413), true)
         }
         let call = CallbackCall(
             route: reading.route.pattern, token: reading.token, query: reading.query, peer: self.peer,
-            forwardedFor: reading.head.headers["X-Forwarded-For"], body: reading.body ?? ByteBuffer(), requestID: requestID, logger: self.routes.log.logger
+            forwardedFor: reading.head.headers["X-Forwarded-For"], body: reading.body ?? ByteBuffer(), requestID: requestID, logger: routes.log.logger
         )
         let later: @Sendable (CallbackCall) async throws -> CallbackAnswer
         switch reading.route.answer {
         case .now(let answer):
-            return finish(answer(call), false)
+            // On the next tick, not inside this read: the end of this answer releases the next
+            // pipelined request, which must not be answered one stack frame deeper each time.
+            context.eventLoop.assumeIsolated().execute { finish(answer(call), false) }
+            return
         case .later(let answer):
             later = answer
         }
         let promise = context.eventLoop.makePromise(of: CallbackAnswer.self)
         let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
         self.executor = executor
+        routes.started()
         Task(executorPreference: executor) {
+            defer { routes.ended() }
             do {
                 promise.succeed(try await later(call))
             } catch {
@@ -236,18 +350,23 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .failure(is BadCallback):
                 finish(CallbackAnswer(status: 400, contentType: "text/plain; charset=utf-8", body: "bad request\n"), true)
             case .failure(let error):
-                self.routes.log.logger.error(
-                    "unhandled error", metadata: ["error": .string(safeDescription(of: error)), "request_id": .string(requestID)]
-                )
+                routes.log.logger.error("unhandled error", metadata: ["error": .string(safeDescription(of: error)), "request_id": .string(requestID)])
                 finish(CallbackAnswer(status: 500, contentType: "text/plain; charset=utf-8", body: "internal error (request id \(requestID))\n"), true)
             }
         }
     }
 
     /// The answer as one head, one body and the end, flushed once; the connection closed after it
-    /// when the request asked.
+    /// when the request asked. Then the end of the client's input, if it came meanwhile.
     private func write(_ answer: CallbackAnswer, requestID: String, head request: HTTPRequestHead, context: ChannelHandlerContext) {
-        self.state = .idle
+        let keepAlive = request.isKeepAlive
+        self.state = keepAlive ? .idle : .closing
+        defer {
+            if self.inputClosed {
+                self.inputClosed = false
+                context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            }
+        }
         guard context.channel.isActive else { return }
         var body = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
         body.writeString(answer.body)
@@ -259,7 +378,6 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "X-Request-Id", value: requestID)
         headers.add(name: "Date", value: self.date.now())
         if let server = self.serverName { headers.add(name: "Server", value: server) }
-        let keepAlive = request.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: request.version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)

@@ -38,7 +38,7 @@ final class RedisNode: Sendable {
     /// Queues a command on the least busy pipeline (this loop's, from an event loop) and returns its
     /// reply to come, without a task: commands queued in one loop tick leave in one write.
     func enqueue(_ arguments: RedisArguments) -> EventLoopFuture<RedisValue> {
-        self.leastBusyPipeline().enqueue(arguments)
+        self.leastBusyPipeline().enqueueCounted(arguments)
     }
 
     private func leastBusyPipeline() -> RedisPipeline {

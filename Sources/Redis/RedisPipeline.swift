@@ -71,6 +71,18 @@ final class RedisPipeline: Sendable {
     /// Queues one command (at once when called on the loop) and returns its reply to come.
     func enqueue(_ arguments: RedisArguments, asking: Bool = false) -> EventLoopFuture<RedisValue> {
         let promise = self.eventLoop.makePromise(of: RedisValue.self)
+        return self.submitting(arguments, asking: asking, promise)
+    }
+
+    /// ``enqueue(_:asking:)`` for a caller that does not wait on it: counted in ``load`` until its reply.
+    func enqueueCounted(_ arguments: RedisArguments) -> EventLoopFuture<RedisValue> {
+        self.outstanding.add(1, ordering: .relaxed)
+        let reply = self.enqueue(arguments)
+        reply.whenComplete { _ in self.outstanding.subtract(1, ordering: .relaxed) }
+        return reply
+    }
+
+    private func submitting(_ arguments: RedisArguments, asking: Bool, _ promise: EventLoopPromise<RedisValue>) -> EventLoopFuture<RedisValue> {
         let request = Request(arguments: arguments, asking: asking, promise: promise)
         self.onLoop { self.submit(request) }
         return promise.futureResult

@@ -14,7 +14,8 @@ import Synchronization
 /// only sleeps.
 public final class ActionWorkers: Service, Sendable {
     private struct State {
-        var running = 0
+        var running: [Int: Task<Void, Never>] = [:]
+        var next = 0
         var stopping = false
         var drained: CheckedContinuation<Void, Never>?
     }
@@ -23,17 +24,22 @@ public final class ActionWorkers: Service, Sendable {
 
     public init() {}
 
-    /// Waits for graceful shutdown, then for the actions still running.
+    /// Waits for graceful shutdown, then for the actions still running. Cancelled, it cancels them
+    /// and waits for them to end.
     public func run() async throws {
         try? await gracefulShutdown()
-        await withCheckedContinuation { (drained: CheckedContinuation<Void, Never>) in
-            let idle = self.state.withLock { state in
-                state.stopping = true
-                if state.running == 0 { return true }
-                state.drained = drained
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (drained: CheckedContinuation<Void, Never>) in
+                let idle = self.state.withLock { state in
+                    state.stopping = true
+                    if state.running.isEmpty { return true }
+                    state.drained = drained
+                    return false
+                }
+                if idle { drained.resume() }
             }
-            if idle { drained.resume() }
+        } onCancel: {
+            for task in self.state.withLock({ Array($0.running.values) }) { task.cancel() }
         }
     }
 
@@ -43,34 +49,34 @@ public final class ActionWorkers: Service, Sendable {
         within deadline: Duration, _ work: @escaping @Sendable () async throws -> ActionResult,
         late: @escaping @Sendable (Result<ActionResult, any Error>) async -> Void
     ) async throws -> ActionResult? {
-        let admitted = self.state.withLock { state in
+        let handoff = Handoff()
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        // Admitted, numbered and registered in one step: shutdown never misses a running action,
+        // and the action's end (which may come first) finds it.
+        let admitted = self.state.withLock { state -> Bool in
             guard !state.stopping else { return false }
-            state.running += 1
+            state.next += 1
+            let id = state.next
+            let job: @Sendable () async -> Void = {
+                let result: Result<ActionResult, any Error>
+                do { result = .success(try await work()) } catch { result = .failure(error) }
+                if !handoff.deliver(result) { await late(result) }
+                self.finished(id)
+            }
+            state.running[id] = loop.map { loop in Task(executorPreference: EventLoopTaskExecutor(loop)) { await job() } } ?? Task { await job() }
             return true
         }
         guard admitted else {
             // Shutting down: nobody waits for late actions any more, so the hop waits for its action.
             return try await work()
         }
-        let handoff = Handoff()
-        let job: @Sendable () async -> Void = {
-            let result: Result<ActionResult, any Error>
-            do { result = .success(try await work()) } catch { result = .failure(error) }
-            if !handoff.deliver(result) { await late(result) }
-            self.finished()
-        }
-        if let loop = MultiThreadedEventLoopGroup.currentEventLoop {
-            Task(executorPreference: EventLoopTaskExecutor(loop)) { await job() }
-        } else {
-            Task { await job() }
-        }
         return try await handoff.wait(deadline)?.get()
     }
 
-    private func finished() {
+    private func finished(_ id: Int) {
         let drained = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.running -= 1
-            guard state.running == 0, state.stopping else { return nil }
+            state.running[id] = nil
+            guard state.running.isEmpty, state.stopping else { return nil }
             defer { state.drained = nil }
             return state.drained
         }

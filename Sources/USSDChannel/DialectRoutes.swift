@@ -136,10 +136,9 @@ public struct DialectRoutes: Sendable {
         CallbackAnswer(contentType: rendered.contentType, headers: rendered.headers.sorted(by: { $0.key < $1.key }), body: rendered.body)
     }
 
-    /// The query's fields, percent-decoded; the first of a repeated name. A query that does not
-    /// decode is malformed.
-    static func query(_ query: Substring) throws(MalformedCallback) -> [String: String] {
-        try FormFields.parse(query.utf8, plusIsSpace: false)
+    /// The query's fields, percent-decoded as a router does (``FormFields/query(_:)``).
+    static func query(_ query: Substring) -> [String: String] {
+        FormFields.query(query)
     }
 
     /// Compared in constant time.

@@ -60,6 +60,9 @@ public func buildApplication(
     parts.callbackRoutes(on: router, hops: hops, ussd: ussd, mpesa: mpesa, sms: sms)
     if let mpesa { services.append(mpesa) }
     if let sender { services.append(sender) }
+    // Last: stopped right after the server, it waits for the hops still running before the
+    // workers and the clients they use stop.
+    services.append(hops)
     let port = config.httpPort
     return Application(
         router: router,

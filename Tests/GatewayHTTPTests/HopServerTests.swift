@@ -62,6 +62,37 @@ import Testing
         }
     }
 
+    /// The guard is checked on the head: a wrong token is 404 (and audited) before any body is
+    /// kept, even one over the limit; a trailing `/` and an absolute-form URI find the route.
+    @Test func theGuardRefusesOnTheHeadAndPathsReadAsTheRouterReadsThem() async throws {
+        try await Self.application().test(.live) { client in
+            let large = ByteBuffer(repeating: UInt8(ascii: "a"), count: CallbackBody.maximum + 1)
+            #expect(try await client.execute(uri: "/hop/wrong", method: .post, body: large).status == .notFound)
+            let slash = try await client.execute(uri: "/hop/secret/", method: .post, body: ByteBuffer(string: "s"))
+            #expect(String(buffer: slash.body) == "body=s query=")
+            let port = try #require(client.port)
+            let absolute = try await RawHTTP.exchange(
+                port: port, "POST http://127.0.0.1/hop/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\na"
+            )
+            #expect(absolute.contains("body=a query="), "\(absolute)")
+        }
+    }
+
+    /// A client that sends its hop and half-closes still gets the answer; after an answer that
+    /// closes the connection, a pipelined request is not run.
+    @Test func aHalfClosedClientGetsItsAnswerAndNothingRunsAfterAClose() async throws {
+        try await Self.application().test(.live) { client in
+            let port = try #require(client.port)
+            let slow = try await RawHTTP.exchange(port: port, "POST /slow/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", halfClose: true)
+            #expect(slow.contains("\r\n\r\nslow"), "\(slow)")
+            let closed = try await RawHTTP.exchange(
+                port: port,
+                "GET /now HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + "POST /hop/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nnext"
+            )
+            #expect(closed.contains("\r\n\r\nnow") && !closed.contains("body=next"), "\(closed)")
+        }
+    }
+
     /// Requests pipelined on one connection, answered by either server, come back in their order:
     /// a slow hop first, then a framework route, then an immediate one.
     @Test func pipelinedRequestsAreAnsweredInOrderWhicheverServerAnswers() async throws {
@@ -84,15 +115,17 @@ import Testing
 
 /// Writes raw bytes to a local port and reads until the server closes the connection.
 enum RawHTTP {
-    static func exchange(port: Int, _ text: String) async throws -> String {
+    static func exchange(port: Int, _ text: String, halfClose: Bool = false) async throws -> String {
         let group = MultiThreadedEventLoopGroup.singleton
         let received = NIOLockedValueBox(ByteBuffer())
         let channel = try await ClientBootstrap(group: group)
+            .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
             }
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+        if halfClose { try await channel.close(mode: .output).get() }
         try await channel.closeFuture.get()
         return received.withLockedValue { String(buffer: $0) }
     }
@@ -104,6 +137,10 @@ enum RawHTTP {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var buffer = self.unwrapInboundIn(data)
             self.received.withLockedValue { $0.writeBuffer(&buffer) }
+        }
+        /// The server closed its side: done (with half-closure allowed, NIO would keep the channel open).
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? ChannelEvent, event == .inputClosed { context.close(promise: nil) }
         }
     }
 }
