@@ -8,8 +8,8 @@ import NIOCore
 /// time; anything else is 404, as if the route did not exist), and optionally a source-address
 /// allowlist, where `X-Forwarded-For` counts only when the peer is a trusted proxy.
 ///
-/// One check serves both servers: the hop server's routes call ``check(_:)`` with a
-/// ``CallbackCall``, Hummingbird's call ``check(_:_:)`` with a request.
+/// One check serves both servers: the hop server makes it on a request's head, before the body
+/// is read and before the route is called; Hummingbird's routes call ``check(_:_:)``.
 public struct CallbackGuard: Sendable {
     let token: String?
     let allowed: [CIDR]
@@ -38,12 +38,8 @@ public struct CallbackGuard: Sendable {
     /// Whether the guard expects a token segment after the route's path.
     public var hasToken: Bool { self.token != nil }
 
-    /// Refuses a wrong or missing token (404) and a source outside the allowlist (403).
-    public func check(_ call: CallbackCall) throws(CallbackRefused) {
-        try self.check(token: call.token, peer: call.peer, forwardedFor: call.forwardedFor, route: Self.route(pattern: call.route), logger: call.logger)
-    }
-
-    /// The allowlist's and the token's checks, with what a refusal records made only on a refusal.
+    /// Refuses a wrong or missing token (404) and a source outside the allowlist (403); what a
+    /// refusal records is made only on a refusal.
     func check(
         token given: Substring?, peer: String?, forwardedFor: [String], route: @autoclosure () -> String, logger: @autoclosure () -> Logger
     ) throws(CallbackRefused) {

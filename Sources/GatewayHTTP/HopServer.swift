@@ -48,7 +48,8 @@ public final class HopRoutes: @unchecked Sendable, Service {
         self.metrics = metrics
     }
 
-    /// Answers `method base` (with the guard's token as one more segment when it has one) with `answer`.
+    /// Answers `method base` (with the guard's token as one more segment when it has one) with
+    /// `answer`, once `guardian` has passed the request: the route does not check it again.
     public func add(
         _ method: HopMethod, _ base: String, guardian: CallbackGuard, _ answer: @escaping @Sendable (CallbackCall) async throws -> CallbackAnswer
     ) {

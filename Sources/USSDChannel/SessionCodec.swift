@@ -38,6 +38,7 @@ enum SessionCodec {
         reader.version = tag == "S2" ? 2 : 1
         let hop = try reader.int()
         let textLength = try reader.int()
+        guard hop >= 0, textLength >= 0 else { throw USSDStoreError.corrupt }
         let textSeal = try reader.string()
         let reply = try reader.string()
         let claim = try reader.string()

@@ -12,16 +12,16 @@ import Testing
 @Suite struct HopServerTests {
     /// A hop route that echoes its body and token, a route that answers at once, a slow hop route,
     /// and one Hummingbird route, on one application.
-    static func application(token: String? = "secret") -> some ApplicationProtocol {
+    /// `/slow` answers once the test opens `gate` (after its requests are on the wire): no sleep.
+    static func application(token: String? = "secret", gate: Gate = Gate()) -> some ApplicationProtocol {
         let log = RequestLog(logger: Logger(label: "test"))
         let hops = HopRoutes(log: log, metrics: RequestMetrics())
         let guardian = CallbackGuard(token: token, allowed: [], trustedProxies: [])
         hops.add(.post, "/hop", guardian: guardian) { call in
-            try guardian.check(call)
-            return .text("body=" + String(buffer: call.body) + " query=" + call.query)
+            .text("body=" + String(buffer: call.body) + " query=" + call.query)
         }
         hops.add(.post, "/slow", guardian: guardian) { call in
-            try await Task.sleep(for: .milliseconds(200))
+            await gate.passed()
             return .text("slow")
         }
         hops.add(.post, "/bad", guardian: guardian) { call in
@@ -81,9 +81,12 @@ import Testing
     /// A client that sends its hop and half-closes still gets the answer; after an answer that
     /// closes the connection, a pipelined request is not run.
     @Test func aHalfClosedClientGetsItsAnswerAndNothingRunsAfterAClose() async throws {
-        try await Self.application().test(.live) { client in
+        let gate = Gate()
+        try await Self.application(gate: gate).test(.live) { client in
             let port = try #require(client.port)
-            let slow = try await RawHTTP.exchange(port: port, "POST /slow/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", halfClose: true)
+            let slow = try await RawHTTP.exchange(
+                port: port, "POST /slow/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", halfClose: true, sent: gate.open
+            )
             #expect(slow.contains("\r\n\r\nslow"), "\(slow)")
             let closed = try await RawHTTP.exchange(
                 port: port,
@@ -96,13 +99,14 @@ import Testing
     /// Requests pipelined on one connection, answered by either server, come back in their order:
     /// a slow hop first, then a framework route, then an immediate one.
     @Test func pipelinedRequestsAreAnsweredInOrderWhicheverServerAnswers() async throws {
-        try await Self.application().test(.live) { client in
+        let gate = Gate()
+        try await Self.application(gate: gate).test(.live) { client in
             let port = try #require(client.port)
             let requests =
                 "POST /slow/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
                 + "GET /framework HTTP/1.1\r\nHost: x\r\n\r\n"
                 + "GET /now HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            let answer = try await RawHTTP.exchange(port: port, requests)
+            let answer = try await RawHTTP.exchange(port: port, requests, sent: gate.open)
             let bodies = ["slow", "framework", "now"].map { answer.range(of: "\r\n\r\n" + $0) }
             #expect(bodies.allSatisfy { $0 != nil }, "\(answer)")
             if let slow = bodies[0], let framework = bodies[1], let now = bodies[2] {
@@ -115,7 +119,8 @@ import Testing
 
 /// Writes raw bytes to a local port and reads until the server closes the connection.
 enum RawHTTP {
-    static func exchange(port: Int, _ text: String, halfClose: Bool = false) async throws -> String {
+    /// `sent` runs once the bytes are written (and the output closed, with `halfClose`).
+    static func exchange(port: Int, _ text: String, halfClose: Bool = false, sent: @Sendable () -> Void = {}) async throws -> String {
         let group = MultiThreadedEventLoopGroup.singleton
         let received = NIOLockedValueBox(ByteBuffer())
         let channel = try await ClientBootstrap(group: group)
@@ -126,6 +131,7 @@ enum RawHTTP {
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(string: text)).get()
         if halfClose { try await channel.close(mode: .output).get() }
+        sent()
         try await channel.closeFuture.get()
         return received.withLockedValue { String(buffer: $0) }
     }
@@ -142,5 +148,29 @@ enum RawHTTP {
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if let event = event as? ChannelEvent, event == .inputClosed { context.close(promise: nil) }
         }
+    }
+}
+
+/// Holds a route until the test opens it.
+final class Gate: Sendable {
+    private let state = NIOLockedValueBox<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func passed() async {
+        await withCheckedContinuation { continuation in
+            let open = self.state.withLockedValue { state in
+                if !state.open { state.waiting.append(continuation) }
+                return state.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    @Sendable func open() {
+        let waiting = self.state.withLockedValue { state in
+            state.open = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
     }
 }
