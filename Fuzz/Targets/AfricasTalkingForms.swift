@@ -2,12 +2,18 @@ import AfricasTalking
 import Basics
 import Menus
 
-/// Africa's Talking's form callbacks: the urlencoded parser, then the USSD hop, end-of-session,
+/// Africa's Talking's form callbacks (and the same bytes as a URL query): the urlencoded parser, then the USSD hop, end-of-session,
 /// inbound SMS and delivery report decoders on the same fields, then the phone number normaliser.
 /// Beyond "never traps", what a decoder accepts must keep the promises the gateway relies on.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
+    // The same bytes as a URL's query (Flares): read leniently, never refused; a query without an
+    // escape keeps its bytes as they are.
+    let query = FormFields.query(Substring(String(decoding: bytes, as: UTF8.self)))
+    if !bytes.contains(UInt8(ascii: "%")), let strict = try? FormFields.parse(bytes, plusIsSpace: false) {
+        precondition(strict == query, "the lenient query reader differs from the form parser on a query without escapes")
+    }
     guard let form = try? FormFields.parse(bytes) else { return 0 }
     if let hop = try? AfricasTalkingUSSDHop(form: form) {
         precondition(CallbackField.isIdentifier(hop.sessionID), "a session id outside [A-Za-z0-9_-]{1,64}")

@@ -13,22 +13,23 @@ public enum FormFields {
     /// where it is not, `+` kept, invalid UTF-8 repaired; the first of a repeated name. Never
     /// refuses: a query is the caller's words (a user's `50%`), not a body to validate.
     public static func query(_ text: Substring) -> [String: String] {
+        // Split on the bytes `&` and `=`, not on characters: `&` followed by a combining mark is
+        // one Character, and would hide the separator.
         var fields: [String: String] = [:]
-        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
-            let equals = pair.firstIndex(of: "=")
+        for pair in Array(text.utf8).split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
             let name = Self.decodeLeniently(pair[..<(equals ?? pair.endIndex)])
-            if fields[name] == nil { fields[name] = equals.map { Self.decodeLeniently(pair[pair.index(after: $0)...]) } ?? "" }
+            if fields[name] == nil { fields[name] = equals.map { Self.decodeLeniently(pair[($0 + 1)...]) } ?? "" }
         }
         return fields
     }
 
-    private static func decodeLeniently(_ text: Substring) -> String {
-        let bytes = Array(text.utf8)
+    private static func decodeLeniently(_ bytes: ArraySlice<UInt8>) -> String {
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) {
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.endIndex, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) {
                 output.append(high << 4 | low)
                 index += 3
             } else {
