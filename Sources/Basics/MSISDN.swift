@@ -38,8 +38,28 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
             }
         }
 
-        func accepts(national: Substring) -> Bool {
-            national.count == self.nationalLength && national.first.map(self.mobilePrefixes.contains) == true
+        /// The code's digits, as the parser compares them.
+        var codeDigits: [UInt8] {
+            switch self {
+            case .kenya: Array("254".utf8)
+            case .ghana: Array("233".utf8)
+            case .nigeria: Array("234".utf8)
+            }
+        }
+
+        /// Whether `national` (ASCII digits) is a mobile number's national part here.
+        func accepts(national: some Collection<UInt8>) -> Bool {
+            guard national.count == self.nationalLength, let first = national.first else { return false }
+            switch self {
+            case .kenya: return first == UInt8(ascii: "7") || first == UInt8(ascii: "1")
+            case .ghana: return first == UInt8(ascii: "2") || first == UInt8(ascii: "5")
+            case .nigeria: return first >= UInt8(ascii: "7") && first <= UInt8(ascii: "9")
+            }
+        }
+
+        /// Whether `digits` are this country's code and a mobile number's national part.
+        func holds(_ digits: some Collection<UInt8>) -> Bool {
+            digits.starts(with: self.codeDigits) && self.accepts(national: digits.dropFirst(3))
         }
     }
 
@@ -52,9 +72,8 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
 
     /// The same, for the countries given rather than the deployment's.
     public init?(_ normalised: String, countries: [Country]) {
-        guard normalised.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-            countries.contains(where: { normalised.hasPrefix($0.code) && $0.accepts(national: normalised.dropFirst(3)) })
-        else { return nil }
+        let digits = normalised.utf8
+        guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), countries.contains(where: { $0.holds(digits) }) else { return nil }
         self.value = normalised
     }
 
@@ -65,30 +84,46 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
         self.init(parsing: input, countries: plan.countries)
     }
 
-    /// The same, for the countries given rather than the deployment's.
+    /// The same, for the countries given rather than the deployment's. Read as UTF-8 bytes (a hop
+    /// parses one): whatever is not a separator must be an ASCII digit, so a byte is a character.
     public init?(parsing input: String, countries: [Country]) {
         guard !countries.isEmpty else { return nil }
-        var digits = Substring(input.filter { !" -().".contains($0) })
-        let international = digits.hasPrefix("+")
-        if international { digits.removeFirst() }
-        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
-        if countries.contains(where: { digits.hasPrefix($0.code) && digits.count == 3 + $0.nationalLength }) {
-            self.init(String(digits), countries: countries)
+        var digits: [UInt8] = []
+        digits.reserveCapacity(16)
+        var international = false
+        for byte in input.utf8 {
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "."):
+                continue
+            case UInt8(ascii: "+") where digits.isEmpty && !international:
+                international = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                digits.append(byte)
+            default:
+                return nil
+            }
+        }
+        guard !digits.isEmpty else { return nil }
+        if countries.contains(where: { digits.count == 3 + $0.nationalLength && digits.starts(with: $0.codeDigits) }) {
+            guard countries.contains(where: { $0.holds(digits) }) else { return nil }
+            self.value = String(decoding: digits, as: UTF8.self)
             return
         }
         guard !international else { return nil }
         let home = countries[0]
-        if digits.hasPrefix("0"), digits.count == home.nationalLength + 1 {
-            digits.removeFirst()
+        var national = digits[...]
+        if digits.first == UInt8(ascii: "0"), digits.count == home.nationalLength + 1 {
+            national = digits.dropFirst()
         } else if digits.count != home.nationalLength {
             return nil
         }
-        self.init(home.code + digits, countries: countries)
+        guard home.accepts(national: national) else { return nil }
+        self.value = home.code + String(decoding: national, as: UTF8.self)
     }
 
     /// The plan the number belongs to.
     public var country: Country {
-        Country.allCases.first { self.value.hasPrefix($0.code) && $0.accepts(national: self.value.dropFirst(3)) } ?? .kenya
+        Country.allCases.first { $0.holds(self.value.utf8) } ?? .kenya
     }
 
     /// `+254712345678`, as Africa's Talking writes numbers.

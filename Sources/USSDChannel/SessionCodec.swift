@@ -25,6 +25,7 @@ enum SessionCodec {
         // record, and a record from it reads here without them.
         writer.put(record.sequence.map { String($0) } ?? "")
         writer.put(record.answeredAt.map { String($0) } ?? "")
+        writer.put(record.indexedUntil.map { String($0) } ?? "")
         return writer.bytes
     }
 
@@ -48,10 +49,12 @@ enum SessionCodec {
         // The latest-input dialects' fields, written last (absent from older records).
         let sequence = reader.atEnd ? "" : try reader.string()
         let answeredAt = reader.atEnd ? "" : try reader.string()
+        // Where the active-session index stands (absent from older records: written on the next hop).
+        let indexedUntil = reader.atEnd ? "" : try reader.string()
         return SessionRecord(
             hop: hop, textLength: textLength, textSeal: textSeal, reply: reply, state: state, offer: offer,
             claim: claim.isEmpty ? nil : claim, claimedAt: Double(claimedAt), msisdn: msisdn.isEmpty ? nil : msisdn, sequence: Int(sequence),
-            answeredAt: Double(answeredAt)
+            answeredAt: Double(answeredAt), indexedUntil: Int(indexedUntil)
         )
     }
 

@@ -28,9 +28,13 @@ struct SessionRecord: Codable, Sendable {
     /// When the hop last answered was answered (Unix seconds), for the repeat window of
     /// latest-input dialects without a sequence.
     var answeredAt: Double?
+    /// Until when (Unix seconds) the active-session index counts the session live: the score it
+    /// was last given there. The index is written again only when less than half the session's
+    /// TTL of it is left, not on every hop (``USSDSessionStore/save``).
+    var indexedUntil: Int?
 
     private enum CodingKeys: String, CodingKey {
         case hop = "n", textLength = "tl", textSeal = "ts", reply = "r", state = "st", offer = "o", claim = "c", claimedAt = "ca", msisdn = "m", sequence = "sq"
-        case answeredAt = "at"
+        case answeredAt = "at", indexedUntil = "iu"
     }
 }

@@ -204,12 +204,14 @@ public final class USSDService: Sendable {
     /// The compare-and-set write of `record` over the version found; this process's copy follows.
     /// On a loss the copy is dropped and `facts` keep what was found, for the planner to judge.
     func save(_ record: SessionRecord, _ sessionId: String, _ facts: inout HopFacts, resume: USSDSessionStore.ResumeChange) async throws -> Bool {
-        guard try await self.store.save(sessionId, msisdn: record.msisdn ?? "", expecting: facts.version, record, resume: resume) else {
+        let previous = facts.record
+        guard let written = try await self.store.save(sessionId, msisdn: record.msisdn ?? "", expecting: facts.version, record, previous: previous, resume: resume)
+        else {
             self.recent.remove(sessionId)
             return false
         }
-        self.recent.put(sessionId, version: facts.version + 1, record)
-        (facts.record, facts.version) = (record, facts.version + 1)
+        self.recent.put(sessionId, version: facts.version + 1, written)
+        (facts.record, facts.version) = (written, facts.version + 1)
         return true
     }
 

@@ -87,10 +87,20 @@ struct USSDSessionStore: Sendable {
         case drop
     }
 
-    /// The compare-and-set write; false when another callback wrote first. Alongside it, the
-    /// active-session index learns whether the session is live; a session's first snapshot moves
-    /// the number's pointer to it.
-    func save(_ sessionId: String, msisdn: String, expecting version: Int, _ record: SessionRecord, resume: ResumeChange) async throws -> Bool {
+    /// The compare-and-set write; nil when another callback wrote first, else the record as
+    /// written (with where the index stands). Alongside it, the active-session index learns
+    /// whether the session is live; a session's first snapshot moves the number's pointer to it.
+    ///
+    /// The index is a gauge's source, not a guard, and it is not written on every hop: a live
+    /// session's score (its expiry) is moved only when less than half the TTL of the one last
+    /// written is left, and an ended session is taken out once. So a session idle for more than
+    /// half its TTL may leave the gauge before its record expires; one that hops is counted.
+    func save(
+        _ sessionId: String, msisdn: String, expecting version: Int, _ record: SessionRecord, previous: SessionRecord?, resume: ResumeChange
+    ) async throws -> SessionRecord? {
+        var record = record
+        let now = Int(Date().timeIntervalSince1970)
+        let indexing = Self.indexing(&record, previous: previous, now: now, ttlSeconds: self.ttlSeconds)
         let encoded = String(decoding: SessionCodec.encode(record), as: UTF8.self)
         var resumeMode = "keep", resumeValue = ""
         switch resume {
@@ -103,13 +113,15 @@ struct USSDSessionStore: Sendable {
         case .drop: resumeMode = "del"
         }
         let redis = self.redis
-        let live = record.state != nil
-        let expiry = Int(Date().timeIntervalSince1970) + self.ttlSeconds
         let index = Self.activeKey(sessionId)
-        // The index is a gauge's source, not a guard: it is written whether or not the write wins,
-        // in the same round trip (queued ahead of the write on one server; another node on a
-        // cluster), and a failure to write it never fails the hop.
-        let indexed = redis.sendWithoutWaiting(live ? ["ZADD", index, String(expiry), sessionId] : ["ZREM", index, sessionId])
+        // Written whether or not the write wins, in the same round trip (queued ahead of the write
+        // on one server; another node on a cluster); a failure to write it never fails the hop.
+        let indexed: RedisSent?
+        switch indexing {
+        case .unchanged: indexed = nil
+        case .live(let until): indexed = redis.sendWithoutWaiting(["ZADD", index, String(until), sessionId])
+        case .ended: indexed = redis.sendWithoutWaiting(["ZREM", index, sessionId])
+        }
         // A new session's first write almost always creates its first snapshot: the pointer moves
         // in the same round trip too (harmless if the write loses: the session is this number's).
         // Resume is a convenience: a pointer that could not be written costs only the offer.
@@ -120,7 +132,7 @@ struct USSDSessionStore: Sendable {
             keys: [Self.sessionKey(sessionId), Self.snapshotKey(sessionId)],
             arguments: [String(version), encoded, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds))]
         )
-        await indexed.settled()
+        await indexed?.settled()
         await pointed?.settled()
         guard let parts = reply.array, parts.count == 2, let written = parts[0].int else {
             throw USSDStoreError.corrupt
@@ -128,7 +140,32 @@ struct USSDSessionStore: Sendable {
         if written > 0, parts[1].int == 1, !pointEarly {
             try? await self.pointLatest(msisdn, at: sessionId)
         }
-        return written > 0
+        return written > 0 ? record : nil
+    }
+
+    /// What a write does to the active-session index.
+    enum Indexing: Equatable {
+        /// Nothing: the session's score there still has more than half the TTL to run, or it ended before.
+        case unchanged
+        /// The session is live until this Unix second.
+        case live(until: Int)
+        /// The session ended: out of the index.
+        case ended
+    }
+
+    /// Decides the index write for `record` over `previous` and notes it in the record.
+    static func indexing(_ record: inout SessionRecord, previous: SessionRecord?, now: Int, ttlSeconds: Int) -> Indexing {
+        guard record.state != nil else {
+            record.indexedUntil = nil
+            // A session never indexed (a first hop that ended) or taken out before needs nothing.
+            return previous?.indexedUntil != nil || previous?.state != nil ? .ended : .unchanged
+        }
+        if let until = previous?.indexedUntil, until - now > ttlSeconds / 2 {
+            record.indexedUntil = until
+            return .unchanged
+        }
+        record.indexedUntil = now + ttlSeconds
+        return .live(until: now + ttlSeconds)
     }
 
     private func pointLatest(_ msisdn: String, at sessionId: String) async throws {

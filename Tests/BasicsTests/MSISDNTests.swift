@@ -29,4 +29,46 @@ import Testing
         #expect(MSISDN(parsing: "+254712345678", countries: westAfrica) == nil, "Kenya is not served here")
         #expect(MSISDN("233241234567", countries: westAfrica) != nil && MSISDN("233241234567", countries: [.kenya]) == nil)
     }
+
+    /// The parser reads bytes (it runs on every hop); it gives the same answers as reading the
+    /// number as characters, the way it was first written (kept here as the reference), over many
+    /// generated inputs: digits, separators, plus signs, letters, combining marks and emoji.
+    @Test func readingBytesAnswersAsReadingCharactersDid() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["0", "1", "2", "3", "4", "5", "7", "8", "9", "254", "233", "234", "+", " ", "-", "(", ")", ".", "x", "\u{301}", "٣", "🇰🇪", "07", "0712345678"]
+        let plans: [[MSISDN.Country]] = [[.kenya], [.ghana, .nigeria], [.nigeria, .ghana], [.kenya, .ghana, .nigeria]]
+        for _ in 0..<20_000 {
+            let input = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            for countries in plans {
+                #expect(MSISDN(parsing: input, countries: countries)?.value == Self.reference(input, countries), "\(input.unicodeScalars.map { String($0.value, radix: 16) })")
+            }
+        }
+    }
+
+    /// The character-reading parser the byte-reading one replaced.
+    static func reference(_ input: String, _ countries: [MSISDN.Country]) -> String? {
+        func normalised(_ number: String) -> String? {
+            guard number.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                countries.contains(where: { number.hasPrefix($0.code) && accepts($0, number.dropFirst(3)) })
+            else { return nil }
+            return number
+        }
+        func accepts(_ country: MSISDN.Country, _ national: Substring) -> Bool {
+            national.count == country.nationalLength && national.first.map(country.mobilePrefixes.contains) == true
+        }
+        guard !countries.isEmpty else { return nil }
+        var digits = Substring(input.filter { !" -().".contains($0) })
+        let international = digits.hasPrefix("+")
+        if international { digits.removeFirst() }
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        if countries.contains(where: { digits.hasPrefix($0.code) && digits.count == 3 + $0.nationalLength }) { return normalised(String(digits)) }
+        guard !international else { return nil }
+        let home = countries[0]
+        if digits.hasPrefix("0"), digits.count == home.nationalLength + 1 {
+            digits.removeFirst()
+        } else if digits.count != home.nationalLength {
+            return nil
+        }
+        return normalised(home.code + digits)
+    }
 }

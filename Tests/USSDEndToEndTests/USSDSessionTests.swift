@@ -44,6 +44,35 @@ import Wallet
         await harness.finish()
     }
 
+    /// The active-session index counts a session from its dial to its end, written when it starts
+    /// and when it ends, not on every hop between (its score moves only when less than half the
+    /// TTL is left of it).
+    @Test func theActiveSessionIndexIsWrittenWhenASessionStartsAndEnds() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Akinyi", pin: TypedPINs.achieng, shillings: 50)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            _ = try await phone.dial()
+            let (key, member) = (USSDSessionStore.activeKey(phone.session), phone.session)
+            guard let dialled = try await harness.redis.send(["ZSCORE", key, member]).string.flatMap(Double.init) else {
+                Issue.record("the dial did not index the session")
+                return
+            }
+            #expect(abs(dialled - (Date().timeIntervalSince1970 + 120)) < 30, "live until its TTL runs out")
+            // Another writer's score, which a hop that rewrote the index would overwrite.
+            try await harness.redis.send(["ZADD", key, "42", member])
+            let savings = try await phone.type("5")
+            let menu = try await phone.type("0")
+            #expect(savings.hasPrefix("CON ") && menu.hasPrefix("CON Welcome"))
+            #expect(try await harness.redis.send(["ZSCORE", key, member]).string == "42", "hops within half the TTL leave the index alone")
+            let help = try await phone.type("8")
+            #expect(help.hasPrefix("END "))
+            #expect(try await harness.redis.send(["ZSCORE", key, member]) == .null, "the end takes the session out")
+        }
+        await harness.finish()
+    }
+
     /// The active-session index only feeds a gauge: when it cannot be written (here every shard
     /// is a key of the wrong type, so Redis answers WRONGTYPE), hops are answered all the same.
     @Test func aBrokenActiveSessionIndexNeverFailsAHop() async throws {
@@ -332,6 +361,14 @@ import Wallet
         #expect(withDialect.sequence == 4 && withDialect.answeredAt == 1_763_700_001.5 && withDialect.state == state)
         let older = try SessionCodec.decode(bytes.dropLast(4))
         #expect(bytes.suffix(4).elementsEqual("0:0:".utf8) && older.state == state && older.sequence == nil && older.answeredAt == nil)
+
+        // Where the active-session index stands survives too, and a record of the version before
+        // (which stops after the answer time) reads without it.
+        dialect.indexedUntil = 1_763_700_121
+        let indexed = SessionCodec.encode(dialect)
+        #expect(try SessionCodec.decode(indexed[...]).indexedUntil == 1_763_700_121)
+        let unindexed = try SessionCodec.decode(indexed.dropLast(indexed.count - SessionCodec.encode(withDialect).count + 2))
+        #expect(unindexed.indexedUntil == nil && unindexed.answeredAt == 1_763_700_001.5)
 
         let json = try JSONEncoder().encode(record)
         let legacy = try SessionCodec.decode(Array(json)[...])
