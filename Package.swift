@@ -322,3 +322,12 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Release builds of the gateway's own modules are optimised across module boundaries: a hop
+// crosses a dozen of them (Basics, ConnectionPool, Redis, Menus, USSDChannel, GatewayHTTP, ...),
+// and without this their generic code (the lease pool, futures of their types) is called
+// unspecialised, through metadata looked up at run time (BENCHMARKS.md, "Speed, second round").
+// Postgres is left out: Swift 6.3.1's optimiser crashes on its parameter packs.
+for target in package.targets where (target.type == .regular || target.type == .executable) && target.name != "Postgres" {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+}

@@ -357,18 +357,31 @@ public struct Engine: Sendable {
         let language = state.language
         let texts = self.graph.compiled[id]
         let title = texts?.text?.render(language, state.variables) ?? ""
+        let head = notice.map { title.isEmpty ? $0 : $0 + "\n" + title } ?? title
+        if let fixed = self.graph.layouts.lines[id]?[language] {
+            return self.pager(state).pages(head: head, lines: fixed.lines, costs: fixed.costs)
+        }
         let lines = self.visibleOptions(screen, state).enumerated().map { number, visible in
             "\(number + 1). " + (texts?.options[visible.index].render(language, state.variables) ?? "")
         }
-        return self.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines, state)
+        return self.pager(state).pages(head: head, lines: lines)
     }
 
     private func pages(head: String, lines: [String], _ state: SessionState) -> [String] {
-        let pager = MenuPager(
+        self.pager(state).pages(head: head, lines: lines)
+    }
+
+    /// The pager for the state's language, its more and back lines measured when the file loaded.
+    private func pager(_ state: SessionState) -> MenuPager {
+        if let paging = self.graph.layouts.paging[state.language] {
+            return MenuPager(
+                budget: self.graph.budget, more: (paging.more, paging.moreCost), back: state.history.isEmpty ? nil : (paging.back, paging.backCost)
+            )
+        }
+        return MenuPager(
             budget: self.graph.budget, more: "\(self.graph.moreKey). " + self.graph.systemText("more", state.language),
             back: state.history.isEmpty ? nil : "\(self.graph.backKey). " + self.graph.systemText("back", state.language)
         )
-        return pager.pages(head: head, lines: lines)
     }
 }
 

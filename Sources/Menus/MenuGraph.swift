@@ -22,6 +22,8 @@ public struct MenuGraph: Sendable {
     let compiled: [String: CompiledScreen]
     /// `more`, `back`, `invalidChoice`, ... from settings.
     let systemTexts: [String: CompiledText]
+    /// What paging needs that is the same on every hop (``MenuLayouts``).
+    private(set) var layouts = MenuLayouts()
     /// The `http` actions' templates, by screen.
     let calls: [String: HTTPTemplates]
 
@@ -73,6 +75,7 @@ public struct MenuGraph: Sendable {
         self.texts = texts
         (self.compiled, self.calls) = Self.compileScreens(document, texts: texts)
         self.systemTexts = Dictionary(uniqueKeysWithValues: (settings.texts ?? [:]).keys.map { ($0, texts["settings.texts.\($0)"]!) })
+        self.layouts = MenuLayouts(self)
     }
 
     /// Every text of the document compiled once, keyed by where it sits (`<screen>.text`,

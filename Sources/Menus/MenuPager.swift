@@ -9,14 +9,18 @@ struct MenuPager {
     let backCost: TextBudget.Cost?
 
     init(budget: TextBudget, more: String, back: String?) {
-        self.budget = budget
-        self.more = more
-        self.back = back
-        self.moreCost = TextBudget.Cost(more)
-        self.backCost = back.map(TextBudget.Cost.init)
+        self.init(budget: budget, more: (more, TextBudget.Cost(more)), back: back.map { ($0, TextBudget.Cost($0)) })
     }
 
-    func pages(head: String, lines: [String]) -> [String] {
+    /// With the more and back lines measured already.
+    init(budget: TextBudget, more: (String, TextBudget.Cost), back: (String, TextBudget.Cost)?) {
+        self.budget = budget
+        (self.more, self.moreCost) = more
+        (self.back, self.backCost) = (back?.0, back?.1)
+    }
+
+    /// `costs`: each line's, when measured already (a menu with fixed lines, ``MenuLayouts``).
+    func pages(head: String, lines: [String], costs: [TextBudget.Cost]? = nil) -> [String] {
         var pages: [String] = []
         var current: [String] = []
         var running = Running()
@@ -26,7 +30,7 @@ struct MenuPager {
         }
         var onPage = 0
         for (index, line) in lines.enumerated() {
-            let cost = TextBudget.Cost(line)
+            let cost = costs?[index] ?? TextBudget.Cost(line)
             var candidate = running
             candidate.add(line, cost)
             if onPage > 0 && !self.fits(candidate, last: index == lines.count - 1) {
@@ -40,7 +44,9 @@ struct MenuPager {
                 onPage += 1
             }
         }
-        pages.append(self.budget.truncate(self.compose(current, last: true)))
+        // A last page measured to fit (the usual case) is not measured again to be cut.
+        let last = self.compose(current, last: true)
+        pages.append(self.fits(running, last: true) ? last : self.budget.truncate(last))
         return pages
     }
 
