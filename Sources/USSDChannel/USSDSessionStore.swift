@@ -35,24 +35,32 @@ struct USSDSessionStore: Sendable {
     /// the resume window (the snapshot's own TTL decides whether there is anything to resume).
     var latestTTLSeconds: Int { 3600 + self.resumeWindowSeconds }
 
-    /// Writes the record as `version + 1` only if the stored version is still `version` (0: absent),
-    /// and in the same step sets or drops the session's resume snapshot. Returns `{version, created}`:
-    /// the new version (0: another write came first), and 1 when this write gave the session its
-    /// first snapshot.
+    /// Writes the record (`ARGV[2]`, already `<version + 1>|...`) only if the stored one still starts
+    /// with `ARGV[1]`, `<version>|` (`0|`: absent), with the TTL `ARGV[3]`; with `ARGV[4]` `set` or
+    /// `del`, in the same step it sets (`ARGV[5]`, TTL `ARGV[6]`) or drops the session's resume
+    /// snapshot (`KEYS[2]`, passed only then). Returns 0 when another write came first, 1 when
+    /// written, 2 when this write also gave the session its first snapshot.
+    ///
+    /// Lean on purpose: it runs on every hop, on the Redis that every replica shares. The version
+    /// is compared as the record's prefix and the record is written as it came (no number parsed,
+    /// no string built), and a hop that leaves the snapshot alone passes one key and three values.
+    /// It reads and writes records as the script before it did, so replicas of both versions
+    /// work on one Redis during a rolling update.
     static let write = RedisScript(
         """
         local current = redis.call('GET', KEYS[1])
-        local version = 0
-        if current then version = tonumber(string.match(current, '^(%d+)|')) or -1 end
-        if version ~= tonumber(ARGV[1]) then return {0, 0} end
-        redis.call('SET', KEYS[1], (version + 1) .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
-        local created = 0
+        if current then
+            if string.sub(current, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+        elseif ARGV[1] ~= '0|' then
+            return 0
+        end
+        redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
         if ARGV[4] == 'set' then
-            if redis.call('SET', KEYS[2], ARGV[5], 'EX', tonumber(ARGV[6]), 'GET') == false then created = 1 end
+            if redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6], 'GET') == false then return 2 end
         elseif ARGV[4] == 'del' then
             redis.call('DEL', KEYS[2])
         end
-        return {version + 1, created}
+        return 1
         """
     )
 
@@ -101,17 +109,27 @@ struct USSDSessionStore: Sendable {
         var record = record
         let now = Int(Date().timeIntervalSince1970)
         let indexing = Self.indexing(&record, previous: previous, now: now, ttlSeconds: self.ttlSeconds)
-        let encoded = String(decoding: SessionCodec.encode(record), as: UTF8.self)
-        var resumeMode = "keep", resumeValue = ""
+        var stored = Array(String(version + 1).utf8)
+        stored.append(UInt8(ascii: "|"))
+        stored.append(contentsOf: SessionCodec.encode(record))
+        var arguments = [String(version) + "|", String(decoding: stored, as: UTF8.self), String(self.ttlSeconds)]
+        var keys = [Self.sessionKey(sessionId)]
         switch resume {
-        case .keep: break
+        case .keep:
+            break
         case .set(let snapshot):
             if self.resumeWindowSeconds > 0 {
-                resumeMode = "set"
-                resumeValue = String(decoding: SessionCodec.encode(snapshot), as: UTF8.self)
+                keys.append(Self.snapshotKey(sessionId))
+                arguments += ["set", String(decoding: SessionCodec.encode(snapshot), as: UTF8.self), String(self.resumeWindowSeconds)]
             }
-        case .drop: resumeMode = "del"
+        case .drop:
+            // With resume off (a window of 0) no snapshot is written, so none is dropped.
+            if self.resumeWindowSeconds > 0 {
+                keys.append(Self.snapshotKey(sessionId))
+                arguments.append("del")
+            }
         }
+        let setsSnapshot = arguments.count > 3 && arguments[3] == "set"
         let redis = self.redis
         let index = Self.activeKey(sessionId)
         // Written whether or not the write wins, in the same round trip (queued ahead of the write
@@ -125,22 +143,18 @@ struct USSDSessionStore: Sendable {
         // A new session's first write almost always creates its first snapshot: the pointer moves
         // in the same round trip too (harmless if the write loses: the session is this number's).
         // Resume is a convenience: a pointer that could not be written costs only the offer.
-        let pointEarly = version == 0 && resumeMode == "set"
+        let pointEarly = version == 0 && setsSnapshot
         let pointed = pointEarly ? redis.sendWithoutWaiting(self.pointer(msisdn, at: sessionId)) : nil
-        let reply = try await self.redis.run(
-            Self.write,
-            keys: [Self.sessionKey(sessionId), Self.snapshotKey(sessionId)],
-            arguments: [String(version), encoded, String(self.ttlSeconds), resumeMode, resumeValue, String(max(1, self.resumeWindowSeconds))]
-        )
+        let reply = try await self.redis.run(Self.write, keys: keys, arguments: arguments)
         await indexed?.settled()
         await pointed?.settled()
-        guard let parts = reply.array, parts.count == 2, let written = parts[0].int else {
+        guard let outcome = reply.int, (0...2).contains(outcome) else {
             throw USSDStoreError.corrupt
         }
-        if written > 0, parts[1].int == 1, !pointEarly {
+        if outcome == 2, !pointEarly {
             try? await self.pointLatest(msisdn, at: sessionId)
         }
-        return written > 0 ? record : nil
+        return outcome > 0 ? record : nil
     }
 
     /// What a write does to the active-session index.
