@@ -65,26 +65,31 @@ public enum FormFields {
             guard let text = String(validating: bytes, as: UTF8.self) else { throw MalformedCallback("body is not UTF-8") }
             return text
         }
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "+") && plusIsSpace {
-                output.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) else {
-                    throw MalformedCallback("body is not a urlencoded form")
+        // Decoded into scratch space on the stack (a field is at most the body, 64 KiB), then
+        // checked as UTF-8 once: no array on the heap, and none at all for a short field.
+        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { (output) throws(MalformedCallback) -> String in
+            var (index, count) = (0, 0)
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "+") && plusIsSpace {
+                    output[count] = UInt8(ascii: " ")
+                } else if byte == UInt8(ascii: "%") {
+                    guard index + 2 < bytes.count, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2]) else {
+                        throw MalformedCallback("body is not a urlencoded form")
+                    }
+                    output[count] = high << 4 | low
+                    index += 2
+                } else {
+                    output[count] = byte
                 }
-                output.append(high << 4 | low)
-                index += 2
-            } else {
-                output.append(byte)
+                count += 1
+                index += 1
             }
-            index += 1
+            guard let text = String(validating: UnsafeBufferPointer(rebasing: output[..<count]), as: UTF8.self) else {
+                throw MalformedCallback("body is not UTF-8")
+            }
+            return text
         }
-        guard let text = String(validating: output, as: UTF8.self) else { throw MalformedCallback("body is not UTF-8") }
-        return text
     }
 
     private static func hex(_ byte: UInt8) -> UInt8? {

@@ -41,11 +41,15 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
         /// The code's digits, as the parser compares them.
         var codeDigits: [UInt8] {
             switch self {
-            case .kenya: Array("254".utf8)
-            case .ghana: Array("233".utf8)
-            case .nigeria: Array("234".utf8)
+            case .kenya: Self.kenyaCode
+            case .ghana: Self.ghanaCode
+            case .nigeria: Self.nigeriaCode
             }
         }
+
+        private static let kenyaCode = Array("254".utf8)
+        private static let ghanaCode = Array("233".utf8)
+        private static let nigeriaCode = Array("234".utf8)
 
         /// Whether `national` (ASCII digits) is a mobile number's national part here.
         func accepts(national: some Collection<UInt8>) -> Bool {

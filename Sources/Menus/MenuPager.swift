@@ -23,6 +23,7 @@ struct MenuPager {
     func pages(head: String, lines: [String], costs: [TextBudget.Cost]? = nil) -> [String] {
         var pages: [String] = []
         var current: [String] = []
+        current.reserveCapacity(lines.count + 1)
         var running = Running()
         if !head.isEmpty {
             current.append(head)
@@ -75,7 +76,20 @@ struct MenuPager {
         return all.gsm7 ? all.septets + separators <= self.budget.gsm7 : all.utf16 + separators <= self.budget.ucs2
     }
 
+    /// The page's texts, then the more line (unless `last`) and the back line, joined by newlines
+    /// into one string grown once.
     func compose(_ body: [String], last: Bool) -> String {
-        (body + (last ? [] : [self.more]) + (self.back.map { [$0] } ?? [])).joined(separator: "\n")
+        var page = ""
+        page.reserveCapacity(body.reduce(0) { $0 + $1.utf8.count + 1 } + self.more.utf8.count + (self.back?.utf8.count ?? 0) + 2)
+        var first = true
+        func add(_ text: String) {
+            if !first { page += "\n" }
+            page += text
+            first = false
+        }
+        for text in body { add(text) }
+        if !last { add(self.more) }
+        if let back = self.back { add(back) }
+        return page
     }
 }

@@ -7,21 +7,20 @@ public enum ClusterSlot {
 
     /// The slot of a key.
     public static func of(_ key: some Collection<UInt8>) -> Int {
-        let bytes = Array(key)
-        var hashed = bytes[...]
-        if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
-            let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
-        {
-            hashed = bytes[(open + 1)..<close]
+        if let open = key.firstIndex(of: UInt8(ascii: "{")) {
+            let rest = key[key.index(after: open)...]
+            if let close = rest.firstIndex(of: UInt8(ascii: "}")), close != rest.startIndex {
+                return Int(self.crc16(rest[..<close]) & 0x3FFF)
+            }
         }
-        return Int(self.crc16(hashed) & 0x3FFF)
+        return Int(self.crc16(key) & 0x3FFF)
     }
 
     /// The slot of a key given as text.
     public static func of(_ key: String) -> Int { self.of(key.utf8) }
 
     /// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, as in Redis' `crc16.c`.
-    static func crc16(_ bytes: ArraySlice<UInt8>) -> UInt16 {
+    static func crc16(_ bytes: some Collection<UInt8>) -> UInt16 {
         var crc: UInt16 = 0
         for byte in bytes {
             crc = (crc << 8) ^ self.table[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)]

@@ -237,13 +237,25 @@ public final class RedisClient: Sendable, Service {
     /// `EVAL script numkeys keys... args...`.
     @discardableResult
     public func eval(_ source: String, keys: [String] = [], arguments: [String] = []) async throws -> RedisValue {
-        try await self.send(["EVAL", source, String(keys.count)] + keys + arguments)
+        try await self.send(Self.scriptCall("EVAL", source, keys, arguments))
     }
 
     /// `EVALSHA sha numkeys keys... args...`.
     @discardableResult
     public func evalSHA(_ sha1: String, keys: [String] = [], arguments: [String] = []) async throws -> RedisValue {
-        try await self.send(["EVALSHA", sha1, String(keys.count)] + keys + arguments)
+        try await self.send(Self.scriptCall("EVALSHA", sha1, keys, arguments))
+    }
+
+    /// `command script numkeys keys... args...` as one argv, built in one allocation (every hop runs a script).
+    private static func scriptCall(_ command: String, _ script: String, _ keys: [String], _ arguments: [String]) -> [String] {
+        var call: [String] = []
+        call.reserveCapacity(3 + keys.count + arguments.count)
+        call.append(command)
+        call.append(script)
+        call.append(String(keys.count))
+        call.append(contentsOf: keys)
+        call.append(contentsOf: arguments)
+        return call
     }
 
     /// Runs a script by its SHA-1, sending the source only when the server has not cached it

@@ -8,9 +8,11 @@ import Menus
 /// hop, so it avoids Foundation's JSON coders (a measurable share of a hop); a record in the older
 /// JSON form (starting with `{`) still reads.
 enum SessionCodec {
-    static func encode(_ record: SessionRecord) -> [UInt8] {
+    /// `prefix`: bytes to go before the record (the store's `<version>|`), in the same buffer.
+    static func encode(_ record: SessionRecord, prefix: String = "") -> [UInt8] {
         var writer = Writer()
-        writer.bytes.reserveCapacity(256 + record.reply.utf8.count)
+        writer.bytes.reserveCapacity(prefix.utf8.count + 256 + record.reply.utf8.count + 16 * (record.state?.variables.count ?? 0))
+        writer.bytes.append(contentsOf: prefix.utf8)
         writer.put("S2")
         writer.put(String(record.hop))
         writer.put(String(record.textLength))

@@ -28,8 +28,8 @@ struct USSDSessionStore: Sendable {
     static func sessionKey(_ id: String) -> String { "ussd:s:{\(id)}" }
     static func snapshotKey(_ id: String) -> String { "ussd:rs:{\(id)}" }
     static func latestKey(_ msisdn: String) -> String { "ussd:r:{\(msisdn)}" }
-    static func activeKey(_ sessionId: String) -> String { "ussd:active:{\(ClusterSlot.of(sessionId) % Self.activeShards)}" }
-    static var activeKeys: [String] { (0..<Self.activeShards).map { "ussd:active:{\($0)}" } }
+    static func activeKey(_ sessionId: String) -> String { Self.activeKeys[ClusterSlot.of(sessionId) % Self.activeShards] }
+    static let activeKeys: [String] = (0..<Self.activeShards).map { "ussd:active:{\($0)}" }
 
     /// How long the number's pointer to its latest session lives: past any session's life plus
     /// the resume window (the snapshot's own TTL decides whether there is anything to resume).
@@ -109,9 +109,7 @@ struct USSDSessionStore: Sendable {
         var record = record
         let now = Int(Date().timeIntervalSince1970)
         let indexing = Self.indexing(&record, previous: previous, now: now, ttlSeconds: self.ttlSeconds)
-        var stored = Array(String(version + 1).utf8)
-        stored.append(UInt8(ascii: "|"))
-        stored.append(contentsOf: SessionCodec.encode(record))
+        let stored = SessionCodec.encode(record, prefix: String(version + 1) + "|")
         var arguments = [String(version) + "|", String(decoding: stored, as: UTF8.self), String(self.ttlSeconds)]
         var keys = [Self.sessionKey(sessionId)]
         switch resume {
