@@ -162,29 +162,27 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .later(let answer):
             later = answer
         }
-        let promise = context.eventLoop.makePromise(of: CallbackAnswer.self)
         let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
         self.executor = executor
+        // The task runs on this loop (its executor is the loop's), so it answers from there
+        // directly: no promise and no callback between the route's answer and the write.
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(finish, eventLoop: loop)
+        let logger = routes.log.logger
         routes.started()
         Task(executorPreference: executor) {
             defer { routes.ended() }
+            let result: Result<CallbackAnswer, any Error>
             do {
-                promise.succeed(try await later(call))
+                result = .success(try await later(call))
             } catch {
-                promise.fail(error)
+                result = .failure(error)
             }
-        }
-        promise.futureResult.assumeIsolated().whenComplete { result in
-            switch result {
-            case .success(let answer):
-                finish(answer, false)
-            case .failure(let error as CallbackRefused):
-                finish(CallbackAnswer(status: error.status), true)
-            case .failure(is BadCallback):
-                finish(CallbackAnswer(status: 400, contentType: "text/plain; charset=utf-8", body: "bad request\n"), true)
-            case .failure(let error):
-                routes.log.logger.error("unhandled error", metadata: ["error": .string(safeDescription(of: error)), "request_id": .string(requestID)])
-                finish(CallbackAnswer(status: 500, contentType: "text/plain; charset=utf-8", body: "internal error (request id \(requestID))\n"), true)
+            let (answer, failed) = HopOutcome.answer(result, requestID: requestID, logger: logger)
+            if loop.inEventLoop {
+                bound.value(answer, failed)
+            } else {
+                loop.execute { bound.value(answer, failed) }
             }
         }
     }
@@ -240,5 +238,23 @@ struct HTTPDate {
             + two(parts.tm_hour) + ":" + two(parts.tm_min) + ":" + two(parts.tm_sec) + " GMT"
         self.second = clock
         return self.text
+    }
+}
+
+/// How a hop route's outcome becomes its answer.
+enum HopOutcome {
+    /// What a route's outcome is answered with, and whether it counts as a failure.
+    static func answer(_ result: Result<CallbackAnswer, any Error>, requestID: String, logger: Logger) -> (CallbackAnswer, Bool) {
+        switch result {
+        case .success(let answer):
+            return (answer, false)
+        case .failure(let error as CallbackRefused):
+            return (CallbackAnswer(status: error.status), true)
+        case .failure(is BadCallback):
+            return (CallbackAnswer(status: 400, contentType: "text/plain; charset=utf-8", body: "bad request\n"), true)
+        case .failure(let error):
+            logger.error("unhandled error", metadata: ["error": .string(safeDescription(of: error)), "request_id": .string(requestID)])
+            return (CallbackAnswer(status: 500, contentType: "text/plain; charset=utf-8", body: "internal error (request id \(requestID))\n"), true)
+        }
     }
 }
