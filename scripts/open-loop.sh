@@ -58,17 +58,29 @@ server=$!
 for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" 2>/dev/null && break; sleep 0.1; done
 curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" || { cat "$scratch/serve.log" >&2; exit 1; }
 
+rport=$(cat "$scratch/redis/port")
+redis_memory() { redis-cli -p "$rport" INFO memory | awk -F: '/^used_memory:/ {print $2 + 0}'; }
+gateway_rss() { awk '/^VmRSS/ {print $2}' "/proc/$server/status"; }
+gateway_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+
 echo "== machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 if [ "${LIVE_SESSIONS:-0}" -gt 0 ]; then
+    memory0=$(redis_memory) rss0=$(gateway_rss)
     python3 scripts/live-sessions.py "http://127.0.0.1:$http_port/ussd/africastalking/$token" "$LIVE_SESSIONS"
+    echo "== each live session: $(( ($(redis_memory) - memory0) / LIVE_SESSIONS )) bytes in Redis (used_memory), $(( ($(gateway_rss) - rss0) * 1024 / LIVE_SESSIONS )) bytes of the gateway's resident size"
 fi
 echo "== open loop: gateway-bench handsets --journeys $JOURNEYS --arrival-rates $RATES --seconds $OPEN_SECONDS (one gateway, no balancer)"
+ticks0=$(gateway_ticks)
 "$bench" handsets --url "http://127.0.0.1:$http_port/ussd/africastalking/$token" --journeys "$JOURNEYS" --customers "$CUSTOMERS" \
-    --arrival-rates "$RATES" --seconds "$OPEN_SECONDS"
+    --arrival-rates "$RATES" --seconds "$OPEN_SECONDS" | tee "$scratch/open-loop.txt"
+# The gateway's CPU (user and system) over every rate, per hop answered: one rate at a time gives
+# that rate's.
+hops=$(grep -o '[0-9]* hops =' "$scratch/open-loop.txt" | awk '{sum += $1} END {print sum + 0}')
+awk -v ticks=$(( $(gateway_ticks) - ticks0 )) -v hz="$(getconf CLK_TCK)" -v hops="$hops" \
+    'BEGIN {if (hops > 0) printf "== gateway CPU: %.3f ms per hop over %d hops\n", 1000 * ticks / hz / hops, hops}'
 
 # Memory with the sessions still live: every session record in Redis is within its TTL (two
 # minutes), and this process keeps its own copy of the ones it served (RecentSessions).
-rport=$(cat "$scratch/redis/port")
 records=$(redis-cli -p "$rport" --scan --pattern 'ussd:s:*' | wc -l)
 now=$(date +%s)
 live=0
