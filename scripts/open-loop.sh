@@ -75,7 +75,7 @@ ticks0=$(gateway_ticks)
     --arrival-rates "$RATES" --seconds "$OPEN_SECONDS" | tee "$scratch/open-loop.txt"
 # The gateway's CPU (user and system) over every rate, per hop answered: one rate at a time gives
 # that rate's.
-hops=$(grep -o '[0-9]* hops =' "$scratch/open-loop.txt" | awk '{sum += $1} END {print sum + 0}')
+hops=$( (grep -o '[0-9]* hops =' "$scratch/open-loop.txt" || true) | awk '{sum += $1} END {print sum + 0}')
 awk -v ticks=$(( $(gateway_ticks) - ticks0 )) -v hz="$(getconf CLK_TCK)" -v hops="$hops" \
     'BEGIN {if (hops > 0) printf "== gateway CPU: %.3f ms per hop over %d hops\n", 1000 * ticks / hz / hops, hops}'
 

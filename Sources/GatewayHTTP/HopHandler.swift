@@ -171,7 +171,6 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
         let logger = routes.log.logger
         routes.started()
         Task(executorPreference: executor) {
-            defer { routes.ended() }
             let result: Result<CallbackAnswer, any Error>
             do {
                 result = .success(try await later(call))
@@ -179,10 +178,15 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
                 result = .failure(error)
             }
             let (answer, failed) = HopOutcome.answer(result, requestID: requestID, logger: logger)
+            // Counted as running until its answer is written: shutdown waits for the write.
             if loop.inEventLoop {
                 bound.value(answer, failed)
+                routes.ended()
             } else {
-                loop.execute { bound.value(answer, failed) }
+                loop.execute {
+                    bound.value(answer, failed)
+                    routes.ended()
+                }
             }
         }
     }

@@ -91,7 +91,7 @@ public final class RedisClient: Sendable, Service {
             reply.whenComplete { _ in self.permits.release(permit) }
             return RedisSent(reply: reply, task: nil)
         }
-        return RedisSent(reply: nil, task: Task { _ = try? await self.send(arguments) })
+        return RedisSent(reply: nil, task: Task { (try? await self.send(arguments)) != nil })
     }
 
     /// Sends a command to one server: the only one, or a cluster node by its address.
@@ -309,12 +309,13 @@ public final class RedisClient: Sendable, Service {
 /// A command sent without waiting for its reply (``RedisClient/sendWithoutWaiting(_:)``).
 public struct RedisSent: Sendable {
     let reply: EventLoopFuture<RedisValue>?
-    let task: Task<Void, Never>?
+    let task: Task<Bool, Never>?
 
-    /// Returns once the command was answered or failed.
-    public func settled() async {
-        if let reply { _ = try? await reply.get() }
-        await self.task?.value
+    /// Returns once the command was answered or failed: true when answered (not with an error).
+    @discardableResult
+    public func settled() async -> Bool {
+        if let reply { return (try? await reply.get()) != nil }
+        return await self.task?.value ?? false
     }
 }
 

@@ -56,7 +56,7 @@ enum SessionCodec {
         return SessionRecord(
             hop: hop, textLength: textLength, textSeal: textSeal, reply: reply, state: state, offer: offer,
             claim: claim.isEmpty ? nil : claim, claimedAt: Double(claimedAt), msisdn: msisdn.isEmpty ? nil : msisdn, sequence: Int(sequence),
-            answeredAt: Double(answeredAt), indexedUntil: Int(indexedUntil)
+            answeredAt: Double(answeredAt), indexedUntil: Int(indexedUntil).flatMap { (0..<Int(Int32.max) * 4).contains($0) ? $0 : nil }
         )
     }
 

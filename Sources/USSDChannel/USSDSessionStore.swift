@@ -83,9 +83,15 @@ struct USSDSessionStore: Sendable {
 
     func load(_ sessionId: String) async throws -> (version: Int, record: SessionRecord)? {
         guard let stored = try await self.redis.getBytes(Self.sessionKey(sessionId)) else { return nil }
-        guard let bar = stored.firstIndex(of: UInt8(ascii: "|")), let version = Int(String(decoding: stored[..<bar], as: UTF8.self)) else {
+        // The version as the write script compares it: plain digits, as written (no sign, no leading
+        // zero), and far from overflowing when one is added.
+        let digits = stored[..<(stored.firstIndex(of: UInt8(ascii: "|")) ?? stored.endIndex)]
+        guard digits.endIndex < stored.endIndex, let version = Int(String(decoding: digits, as: UTF8.self)),
+            (0..<Int(Int32.max)).contains(version), String(version).utf8.elementsEqual(digits)
+        else {
             throw USSDStoreError.corrupt
         }
+        let bar = digits.endIndex
         return (version, try SessionCodec.decode(stored[(bar + 1)...]))
     }
 
@@ -144,7 +150,8 @@ struct USSDSessionStore: Sendable {
         let pointEarly = version == 0 && setsSnapshot
         let pointed = pointEarly ? redis.sendWithoutWaiting(self.pointer(msisdn, at: sessionId)) : nil
         let reply = try await self.redis.run(Self.write, keys: keys, arguments: arguments)
-        await indexed?.settled()
+        // An index write that failed is not remembered as made: this process writes it again next hop.
+        if let indexed, await !indexed.settled() { record.indexedUntil = nil }
         await pointed?.settled()
         guard let outcome = reply.int, (0...2).contains(outcome) else {
             throw USSDStoreError.corrupt
@@ -172,7 +179,7 @@ struct USSDSessionStore: Sendable {
             // A session never indexed (a first hop that ended) or taken out before needs nothing.
             return previous?.indexedUntil != nil || previous?.state != nil ? .ended : .unchanged
         }
-        if let until = previous?.indexedUntil, until - now > ttlSeconds / 2 {
+        if let until = previous?.indexedUntil, until > now + ttlSeconds / 2 {
             record.indexedUntil = until
             return .unchanged
         }
@@ -189,12 +196,16 @@ struct USSDSessionStore: Sendable {
         ["SET", Self.latestKey(msisdn), sessionId, "EX", String(self.latestTTLSeconds)]
     }
 
-    /// Where the number's latest unfinished session stood, if within the resume window.
+    /// Where the number's latest unfinished session stood, if within the resume window and the
+    /// number's own: the pointer moves before the first write is known to win, so a forged first
+    /// hop (another number's session id) can point a number at a session not its own; the
+    /// snapshot's `msisdn`, set when the session started, decides.
     func resumeSnapshot(_ msisdn: String) async throws -> ResumeSnapshot? {
         guard self.resumeWindowSeconds > 0, let latest = try await self.redis.get(Self.latestKey(msisdn)),
-            let bytes = try await self.redis.getBytes(Self.snapshotKey(latest))
+            let bytes = try await self.redis.getBytes(Self.snapshotKey(latest)),
+            let snapshot = try? SessionCodec.decodeSnapshot(bytes[...]), snapshot.state.variables["msisdn"] == msisdn
         else { return nil }
-        return try? SessionCodec.decodeSnapshot(bytes[...])
+        return snapshot
     }
 
     /// Forgets where the session stood (it finished).

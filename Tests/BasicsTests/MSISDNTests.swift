@@ -1,4 +1,4 @@
-import Basics
+@testable import Basics
 import Testing
 
 /// Numbers of the countries a deployment serves (`MSISDN_COUNTRIES`): Kenya by default, Ghana and
@@ -28,6 +28,18 @@ import Testing
         #expect(MSISDN(parsing: "0341234567", countries: westAfrica) == nil, "not a Ghanaian mobile prefix")
         #expect(MSISDN(parsing: "+254712345678", countries: westAfrica) == nil, "Kenya is not served here")
         #expect(MSISDN("233241234567", countries: westAfrica) != nil && MSISDN("233241234567", countries: [.kenya]) == nil)
+    }
+
+    /// The byte parser's codes and first digits are the countries' published ones.
+    @Test func theByteParserKnowsEachCountryAsItsPublicFieldsSay() {
+        for country in MSISDN.Country.allCases {
+            #expect(country.codeDigits.elementsEqual(country.code.utf8), "\(country)")
+            for digit in 0...9 {
+                let first = Character(String(digit))
+                let national = [UInt8(ascii: "0") + UInt8(digit)] + Array(repeating: UInt8(ascii: "1"), count: country.nationalLength - 1)
+                #expect(country.accepts(national: national) == country.mobilePrefixes.contains(first), "\(country) \(digit)")
+            }
+        }
     }
 
     /// The parser reads bytes (it runs on every hop); it gives the same answers as reading the

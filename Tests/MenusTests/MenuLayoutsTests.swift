@@ -15,7 +15,14 @@ import Testing
             budget: graph.budget, more: "\(graph.moreKey). " + graph.systemText("more", state.language),
             back: state.history.isEmpty ? nil : "\(graph.backKey). " + graph.systemText("back", state.language)
         )
-        return pager.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines)
+        return Self.lastCut(pager.pages(head: [notice, title.isEmpty ? nil : title].compactMap { $0 }.joined(separator: "\n"), lines: lines), graph.budget)
+    }
+
+    /// The pages with the last one cut to the budget, as the pager did before it measured the last
+    /// page's fit from its running cost: a page that fits is its own cut, so any page the pager
+    /// left uncut but should have cut differs here.
+    static func lastCut(_ pages: [String], _ budget: TextBudget) -> [String] {
+        pages.dropLast() + [budget.truncate(pages.last ?? "")]
     }
 
     @Test func everyFixedMenuPagesAsFromScratch() throws {
@@ -70,14 +77,20 @@ import Testing
         let (more, back) = ("98. More", "0. Back")
         let measured = MenuPager(budget: budget, more: (more, TextBudget.Cost(more)), back: (back, TextBudget.Cost(back)))
         let unmeasured = MenuPager(budget: budget, more: more, back: back)
+        // A last page exactly at the budget (60 septets with the back line) and one septet over it.
+        let exact = String(repeating: "e", count: 60 - 1 - back.count)
         let cases: [(String, [String])] = [
+            ("", [exact]),
+            ("", [exact + "e"]),
+            ("", [exact.dropLast() + "€"]),
             ("Choose one", (1...9).map { "\($0). Option number \($0)" }),
             ("Chagua", ["1. Ndiyo", "2. Hapana", "3. Ğ-ẽ ünïcödé line that is long"]),
             ("", [String(repeating: "x", count: 90)]),
             (String(repeating: "h", count: 70), []),
         ]
         for (head, lines) in cases {
-            let expected = unmeasured.pages(head: head, lines: lines)
+            let expected = Self.lastCut(unmeasured.pages(head: head, lines: lines), budget)
+            #expect(unmeasured.pages(head: head, lines: lines) == expected, "\(head)")
             #expect(measured.pages(head: head, lines: lines, costs: lines.map(TextBudget.Cost.init)) == expected, "\(head)")
             #expect(expected.allSatisfy { budget.fits($0) }, "every page fits: \(expected)")
         }

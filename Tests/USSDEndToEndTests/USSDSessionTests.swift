@@ -75,6 +75,49 @@ import Wallet
         await harness.finish()
     }
 
+    /// The write script against a real Redis: the version is the record's prefix (`1|` never
+    /// matches `10|`), a version against an absent record and a record not written by the store
+    /// lose; a session's snapshot is offered only to its own number, whatever the pointer says; with
+    /// resume off, writes that would set or drop a snapshot pass one key.
+    @Test func theWriteScriptComparesVersionsExactlyAndResumeKeepsToItsNumber() async throws {
+        let harness = try await USSDHarness.make()
+        let store = USSDSessionStore(redis: harness.redis, ttlSeconds: 120, resumeWindowSeconds: 300)
+        let id = "ATUid_script_\(UUID().uuidString)"
+        let live = SessionState(screen: "main", variables: ["msisdn": "254712000111"], language: "en")
+        let record = SessionRecord(hop: 1, textLength: 0, textSeal: "s", reply: "CON hi", state: live)
+        let snapshot = ResumeSnapshot(sessionId: id, state: live)
+        #expect(try await store.save(id, msisdn: "254712000111", expecting: 1, record, previous: nil, resume: .keep) == nil, "no version 1 to replace")
+        for version in 0..<10 {
+            #expect(try await store.save(id, msisdn: "254712000111", expecting: version, record, previous: nil, resume: .set(snapshot)) != nil)
+        }
+        #expect(try await store.load(id)?.version == 10)
+        #expect(try await store.save(id, msisdn: "254712000111", expecting: 1, record, previous: nil, resume: .keep) == nil, "1| is not 10|")
+        #expect(try await store.save(id, msisdn: "254712000111", expecting: 10, record, previous: nil, resume: .drop) != nil)
+        #expect(try await harness.redis.get(USSDSessionStore.snapshotKey(id)) == nil, "the end drops the snapshot")
+
+        // A record that is not the store's own writing reads as corrupt and loses every write.
+        let odd = "ATUid_odd_\(UUID().uuidString)"
+        try await harness.redis.set(USSDSessionStore.sessionKey(odd), to: "05|S2:garbage")
+        await #expect(throws: (any Error).self) { try await store.load(odd) }
+        #expect(try await store.save(odd, msisdn: "254712000111", expecting: 5, record, previous: nil, resume: .keep) == nil)
+
+        // Another number's session named as this number's latest: not offered.
+        let other = "ATUid_other_\(UUID().uuidString)"
+        _ = try await store.save(other, msisdn: "254712000222", expecting: 0, record, previous: nil, resume: .set(ResumeSnapshot(sessionId: other, state: live)))
+        try await harness.redis.set(USSDSessionStore.latestKey("254712000222"), to: other)
+        #expect(try await store.resumeSnapshot("254712000222") == nil, "the snapshot belongs to 254712000111")
+        try await harness.redis.set(USSDSessionStore.latestKey("254712000111"), to: other)
+        #expect(try await store.resumeSnapshot("254712000111")?.sessionId == other)
+
+        // Resume off: the same writes, one key each.
+        let off = USSDSessionStore(redis: harness.redis, ttlSeconds: 120, resumeWindowSeconds: 0)
+        let quiet = "ATUid_quiet_\(UUID().uuidString)"
+        #expect(try await off.save(quiet, msisdn: "254712000111", expecting: 0, record, previous: nil, resume: .set(snapshot)) != nil)
+        #expect(try await off.save(quiet, msisdn: "254712000111", expecting: 1, record, previous: nil, resume: .drop) != nil)
+        #expect(try await harness.redis.get(USSDSessionStore.snapshotKey(quiet)) == nil && off.latestTTLSeconds > 0)
+        await harness.finish()
+    }
+
     /// The active-session index only feeds a gauge: when it cannot be written (here every shard
     /// is a key of the wrong type, so Redis answers WRONGTYPE), hops are answered all the same.
     @Test func aBrokenActiveSessionIndexNeverFailsAHop() async throws {
@@ -361,8 +404,8 @@ import Wallet
         (dialect.sequence, dialect.answeredAt) = (4, 1_763_700_001.5)
         let withDialect = try SessionCodec.decode(SessionCodec.encode(dialect)[...])
         #expect(withDialect.sequence == 4 && withDialect.answeredAt == 1_763_700_001.5 && withDialect.state == state)
-        let older = try SessionCodec.decode(bytes.dropLast(4))
-        #expect(bytes.suffix(4).elementsEqual("0:0:".utf8) && older.state == state && older.sequence == nil && older.answeredAt == nil)
+        let older = try SessionCodec.decode(bytes.dropLast(6))
+        #expect(bytes.suffix(6).elementsEqual("0:0:0:".utf8) && older.state == state && older.sequence == nil && older.answeredAt == nil)
 
         // Where the active-session index stands survives too, and a record of the version before
         // (which stops after the answer time) reads without it.
@@ -379,7 +422,7 @@ import Wallet
         for corrupt in ["", "S1", "S2:x", "2:S1999:1", "2:S1x:1"] {
             #expect(throws: (any Error).self, "\(corrupt)") { try SessionCodec.decode(Array(corrupt.utf8)[...]) }
         }
-        #expect(throws: (any Error).self) { try SessionCodec.decode(bytes.dropLast(3)) }
+        #expect(throws: (any Error).self) { try SessionCodec.decode(bytes.dropLast(5)) }
 
         let snapshot = ResumeSnapshot(sessionId: "ATUid_1", state: state)
         #expect(try SessionCodec.decodeSnapshot(SessionCodec.encode(snapshot)[...]).state == state)
