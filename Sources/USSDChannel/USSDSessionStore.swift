@@ -145,8 +145,10 @@ struct USSDSessionStore: Sendable {
         case .ended: indexed = redis.sendWithoutWaiting(["ZREM", index, sessionId])
         }
         // A new session's first write almost always creates its first snapshot: the pointer moves
-        // in the same round trip too (harmless if the write loses: the session is this number's).
-        // Resume is a convenience: a pointer that could not be written costs only the offer.
+        // in the same round trip too. If the write loses, the pointer may name a session that is
+        // not this number's (a forged first hop); `resumeSnapshot` offers a snapshot only to the
+        // number that started it. Resume is a convenience: a pointer that could not be written
+        // costs only the offer.
         let pointEarly = version == 0 && setsSnapshot
         let pointed = pointEarly ? redis.sendWithoutWaiting(self.pointer(msisdn, at: sessionId)) : nil
         let reply = try await self.redis.run(Self.write, keys: keys, arguments: arguments)
