@@ -64,9 +64,11 @@ public enum ActionTable {
             let amount = try WalletActions.amount(request)
             // The same tariff the confirmation screen showed; an amount above it is refused.
             guard let fee = actions.tariff.fee("p2p", cents: amount.cents) else { return .failure("limit_exceeded") }
-            // After a PIN reset, a large send waits out the cooling-off window.
-            try await actions.wallet.checkCoolingOff(try await actions.verifyPIN(request, context), amount: amount)
-            let receipt = try await actions.wallet.send(from: context.msisdn, to: to, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context))
+            // The PIN first (checked with the movement when it can be); after a PIN reset, a large
+            // send waits out the cooling-off window.
+            let receipt = try await actions.wallet.send(
+                from: context.msisdn, to: to, amount: amount, fee: Amount(cents: fee), key: try WalletActions.key(context), pin: request.arguments["pin"] ?? ""
+            )
             return .success([
                 "balance": String(receipt.balances.available.cents), "reference": TransferReference.of(receipt.key), "fee": String(receipt.fee.cents),
             ])

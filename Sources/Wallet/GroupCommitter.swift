@@ -13,6 +13,13 @@ struct MoveCall: Sendable, Encodable {
     let ck: String
     let a: Int64
     let fee: Int64
+    /// The PIN checked in the same statement (migration 0017): the customer id the value was made
+    /// for, the value, the attempts before a lock, and the cooling-off window's start (seconds
+    /// since 1970). Absent for a movement whose PIN was checked on its own.
+    var pc: Int64? = nil
+    var pv: String? = nil
+    var pa: Int? = nil
+    var ps: Double? = nil
 }
 
 /// Group commit: concurrent calls of one database function are gathered into one batch statement

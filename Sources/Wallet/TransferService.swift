@@ -39,16 +39,29 @@ extension Wallet {
     /// inside one statement. A refusal is recorded under the key, so a retry is refused the same
     /// way. Concurrent movements share a statement and a commit (``MoveBatcher``, migration 0010);
     /// alone, or after a batch that failed, deadlocks and serialization failures are retried.
-    func move(kind: String, key: IdempotencyKey, amount: Amount, fee: Amount = .zero, initiator: MSISDN, debit: Party, credit: Party) async throws -> TransferReceipt {
+    ///
+    /// With `pin`, the PIN is checked first in the same statement (migration 0017): its outcomes
+    /// throw ``PINInMovement``, and nothing is moved or recorded under the key.
+    func move(
+        kind: String, key: IdempotencyKey, amount: Amount, fee: Amount = .zero, initiator: MSISDN, debit: Party, credit: Party,
+        pin: PINInMovement.Check? = nil
+    ) async throws -> TransferReceipt {
         guard fee.cents >= 0 else { throw WalletError.invalidArgument("a fee is never negative") }
         let fingerprint = "\(kind)|\(debit.msisdn)|\(debit.accountKind)|\(credit.msisdn)|\(credit.accountKind)|\(amount.cents)"
-        let call = MoveCall(
+        var call = MoveCall(
             k: key.value, t: kind, f: fingerprint, dm: debit.msisdn.value, dk: debit.accountKind, cm: credit.msisdn.value, ck: credit.accountKind,
             a: amount.cents, fee: fee.cents
         )
+        if let pin {
+            call.pc = pin.customer
+            call.pv = pin.value
+            call.pa = PINPolicy.attemptsBeforeLock
+            call.ps = pin.coolingSince.timeIntervalSince1970
+        }
         let row = try await self.moves.submit(call)
         let (outcome, storedKind, cents, created, main, savings, held) = try row.decode((String, String?, Int64?, Date?, Int64?, Int64?, Int64?).self)
         let charged = try row.decode(Int64?.self, column: 7) ?? 0
+        if let answer = PINInMovement(rawValue: outcome) { throw answer }
         guard outcome == "posted" || outcome == "replayed", let storedKind, let cents, let created else {
             throw outcome == WalletError.idempotencyKeyReused.code ? WalletError.idempotencyKeyReused : WalletError(code: outcome)
         }
@@ -63,7 +76,8 @@ extension Wallet {
                 """
                 SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move(
                     \(call.k), \(call.t), \(call.f), \(call.dm), \(call.dk), \(call.cm), \(call.ck),
-                    \(call.a), \(limits.perTransaction.lowerBound), \(limits.perTransaction.upperBound), \(limits.daily), \(call.fee))
+                    \(call.a), \(limits.perTransaction.lowerBound), \(limits.perTransaction.upperBound), \(limits.daily), \(call.fee),
+                    \(call.pc), \(call.pv), \(call.pa)::int, to_timestamp(\(call.ps)))
                 """
             ).single()!
         }

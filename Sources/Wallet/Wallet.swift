@@ -2,6 +2,7 @@ import Basics
 import Foundation
 import Logging
 import Postgres
+import Synchronization
 
 /// The customers' money on Postgres, to the standard of a real ledger: integer cents, immutable
 /// transfers keyed by the caller's idempotency key, and invariants the database enforces
@@ -19,6 +20,11 @@ public final class Wallet: Sendable {
     let now: @Sendable () -> Date
     /// Gathers concurrent sends, saves and unsaves into shared commits.
     let moves: GroupCommitter<MoveCall>
+    /// The customer id last seen for each number: what a send's PIN value is made for before the
+    /// database confirms it (``send(from:to:amount:fee:key:pin:)``).
+    package let customerIDs = CustomerIDs()
+    /// Sends whose PIN the movement's statement answered (right or wrong), for tests.
+    package let pinsCheckedInMovements = Atomic<Int>(0)
     /// How concurrent calls share commits: the movements here, and a provider's completions in its
     /// own book.
     package let groupCommit: GroupCommit
@@ -159,7 +165,9 @@ public final class Wallet: Sendable {
         guard let row = try await self.postgres.query(
             "SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at FROM customers WHERE msisdn = \(msisdn.value)"
         ).single() else { throw WalletError.notRegistered }
-        return try Self.customer(row)
+        let customer = try Self.customer(row)
+        self.customerIDs.remember(customer.id, for: msisdn)
+        return customer
     }
 
     /// Checks a PIN. An attempt is reserved atomically before the slow hash is computed, so no
@@ -171,6 +179,12 @@ public final class Wallet: Sendable {
     @discardableResult
     public func verifyPIN(_ msisdn: MSISDN, pin: String) async throws -> Customer {
         let (customer, stored) = try await self.reservePINAttempt(msisdn)
+        return try await self.judge(pin, reserved: customer, stored: stored, msisdn: msisdn)
+    }
+
+    /// Judges a PIN attempt already counted for `customer` against their `stored` value: gives it
+    /// back when the check itself fails, releases it when right, locks at the limit when wrong.
+    func judge(_ pin: String, reserved customer: Customer, stored: String, msisdn: MSISDN) async throws -> Customer {
         let check: PINVault.Check
         do {
             check = PINPolicy.isWellFormed(pin) ? try await self.pins.check(pin, customer: customer.id, against: stored) : .wrong
@@ -222,7 +236,9 @@ public final class Wallet: Sendable {
             // Every attempt left is being checked right now.
             throw WalletError.tooManyAttempts
         }
-        return (try Self.customer(row), try row.decode(String.self, column: 8))
+        let customer = try Self.customer(row)
+        self.customerIDs.remember(customer.id, for: msisdn)
+        return (customer, try row.decode(String.self, column: 8))
     }
 
     /// A wrong PIN: its attempt stays counted, and at the limit it locks the customer, for longer
