@@ -56,26 +56,6 @@ BEGIN
     IF p_fee < 0 THEN
         RAISE EXCEPTION 'a fee is never negative' USING ERRCODE = 'check_violation';
     END IF;
-    -- The PIN, in the same statement (see the header): one attempt reserved, judged and, when
-    -- right, released, exactly as Wallet.verifyPIN does in three.
-    IF p_pin_customer IS NOT NULL THEN
-        UPDATE customers SET
-            failed_pin_attempts = CASE WHEN pin_hash = p_pin_value THEN 0
-                                       WHEN locked_until <= now() THEN 1 ELSE failed_pin_attempts + 1 END,
-            pin_locks = CASE WHEN pin_hash = p_pin_value THEN 0 ELSE pin_locks END,
-            locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END
-        WHERE id = p_pin_customer AND msisdn = p_debit_msisdn AND NOT pin_reset_required
-            AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < p_pin_attempts))
-            AND (pin_reset_completed_at IS NULL OR pin_reset_completed_at <= p_pin_cooling_since)
-        RETURNING pin_hash = p_pin_value INTO pin_right;
-        IF NOT FOUND THEN
-            result.outcome := 'pin_unavailable';
-            RETURN result;
-        ELSIF NOT pin_right THEN
-            result.outcome := 'pin_wrong';
-            RETURN result;
-        END IF;
-    END IF;
     FOR r IN
         SELECT a.id, c.id AS customer, c.msisdn, a.kind, a.balance - a.held AS spendable, c.status, c.language,
                CASE WHEN a.debits_day = (now() AT TIME ZONE 'Africa/Nairobi')::date THEN a.debits_today ELSE 0 END AS today,
@@ -98,6 +78,29 @@ BEGIN
             credit_cap := r.max_balance; credit_holding := r.balance + coalesce(r.other, 0);
         END IF;
     END LOOP;
+
+    -- The PIN, in the same statement (see the header): one attempt reserved, judged and, when
+    -- right, released, exactly as Wallet.verifyPIN does in three. After the accounts are locked,
+    -- as a batch locks them (migration 0010): accounts first, then the customer's row, on every
+    -- path, so a movement alone and a batch never wait on each other in a cycle.
+    IF p_pin_customer IS NOT NULL THEN
+        UPDATE customers SET
+            failed_pin_attempts = CASE WHEN pin_hash = p_pin_value THEN 0
+                                       WHEN locked_until <= now() THEN 1 ELSE failed_pin_attempts + 1 END,
+            pin_locks = CASE WHEN pin_hash = p_pin_value THEN 0 ELSE pin_locks END,
+            locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END
+        WHERE id = p_pin_customer AND msisdn = p_debit_msisdn AND NOT pin_reset_required
+            AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < p_pin_attempts))
+            AND (pin_reset_completed_at IS NULL OR pin_reset_completed_at <= p_pin_cooling_since)
+        RETURNING pin_hash = p_pin_value INTO pin_right;
+        IF NOT FOUND THEN
+            result.outcome := 'pin_unavailable';
+            RETURN result;
+        ELSIF pin_right IS NOT TRUE THEN
+            result.outcome := 'pin_wrong';
+            RETURN result;
+        END IF;
+    END IF;
 
     IF debit_id IS NOT NULL AND debit_status = 'suspended' THEN
         refusal := 'blocked';
