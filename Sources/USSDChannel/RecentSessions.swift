@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// The last record this process wrote per session, for at most the session TTL; bounded. Only
@@ -6,25 +7,32 @@ import Synchronization
 /// every session of the last two minutes.
 ///
 /// Entries leave in the order they were written: each write notes its session in a queue, and
-/// each write drops from the queue's front what has expired (or, when more than `capacity` are
-/// held, the oldest), a few at a time. No write ever scans the whole cache, however many sessions
-/// are live. A queue slot whose session was written again since is skipped when it comes up.
+/// each write drops a few slots from the queue's front: what has expired, or, beyond the bounds,
+/// the oldest. No write ever scans the whole cache, however many sessions are live. A slot whose
+/// session was written again since is skipped when it comes up.
 final class RecentSessions: Sendable {
     private struct Entry {
         let version: Int
         let record: SessionRecord
         let at: ContinuousClock.Instant
+        /// The write's number: the slot that owns this entry.
+        let write: UInt64
+    }
+    private struct Slot {
+        let sessionId: String
+        let write: UInt64
     }
     private struct State {
         var entries: [String: Entry] = [:]
         /// Sessions in the order of their writes (a session written twice is here twice).
-        var order: [(sessionId: String, at: ContinuousClock.Instant)] = []
-        /// The queue's front: slots before it are gone.
-        var head = 0
+        var order = Deque<Slot>()
+        var writes: UInt64 = 0
     }
     private let state = Mutex(State())
     private let lifetime: Duration
     let capacity: Int
+    /// Slots looked at per write, beyond what the hard bound requires.
+    static let stepsPerWrite = 4
 
     init(lifetime: Duration, capacity: Int = 100_000) {
         self.lifetime = lifetime
@@ -47,10 +55,11 @@ final class RecentSessions: Sendable {
             self.remove(sessionId)
             return
         }
-        let now = ContinuousClock.now
         self.state.withLock { state in
-            state.entries[sessionId] = Entry(version: version, record: record, at: now)
-            state.order.append((sessionId, now))
+            let now = ContinuousClock.now
+            state.writes &+= 1
+            state.entries[sessionId] = Entry(version: version, record: record, at: now, write: state.writes)
+            state.order.append(Slot(sessionId: sessionId, write: state.writes))
             self.trim(&state, now: now)
         }
     }
@@ -60,26 +69,25 @@ final class RecentSessions: Sendable {
     }
 
     /// Entries held and queue slots waiting, for tests.
-    var held: (entries: Int, slots: Int) { self.state.withLock { ($0.entries.count, $0.order.count - $0.head) } }
+    var held: (entries: Int, slots: Int) { self.state.withLock { ($0.entries.count, $0.order.count) } }
 
-    /// Drops the queue's front while it is stale (its session written since, or removed), expired,
-    /// or beyond the bounds: `capacity` entries, and twice that many queue slots (a session that
-    /// hops often then leaves the cache early, to be read from Redis). Each write adds one slot,
-    /// so the work is constant per write on average.
+    /// Looks at up to `stepsPerWrite` slots at the queue's front (and at more only while the
+    /// entries are past an eighth over `capacity`): drops the stale ones (their session written
+    /// since, or removed), and the entries that have expired or are the oldest beyond the bounds:
+    /// `capacity` entries, and twice that many slots (a session that hops often then leaves the
+    /// cache early, to be read from Redis). Each write adds one slot and takes up to four, so the
+    /// queue drains whatever it holds, a little per write.
     private func trim(_ state: inout State, now: ContinuousClock.Instant) {
-        while state.head < state.order.count {
-            let (sessionId, at) = state.order[state.head]
-            if let entry = state.entries[sessionId], entry.at == at {
-                let slots = state.order.count - state.head
-                if now - at < self.lifetime && state.entries.count <= self.capacity && slots <= 2 * self.capacity { break }
-                state.entries[sessionId] = nil
+        let hardBound = self.capacity + self.capacity / 8
+        var steps = 0
+        while let slot = state.order.first, steps < Self.stepsPerWrite || state.entries.count > hardBound {
+            if let entry = state.entries[slot.sessionId], entry.write == slot.write {
+                let over = state.entries.count > self.capacity || state.order.count > 2 * self.capacity
+                if now - entry.at < self.lifetime && !over { break }
+                state.entries[slot.sessionId] = nil
             }
-            state.head += 1
-        }
-        // The slots before the front are released once they are half the queue.
-        if state.head >= 1_024 && state.head * 2 >= state.order.count {
-            state.order.removeFirst(state.head)
-            state.head = 0
+            state.order.removeFirst()
+            steps += 1
         }
     }
 }
