@@ -143,9 +143,10 @@ import Wallet
         // Small sends at once (batched with one another, or alone): each by the usual way.
         try await Self.sendAtOnce(ledger.wallet, from: achieng, to: otieno, shillings: 100, keys: (1...4).map { "cool-small-\($0)" }, pin: "5913")
         #expect(Self.checkedInMovements(ledger) == 0)
-        // Once the window is over (by the wallet's clock), the statement checks the PIN again,
-        // in batches too.
-        clock.now = completed.addingTimeInterval(86_400)
+        // Once the window is over (by the wallet's clock; a second past its end, clear of the
+        // microsecond rounding between the clock and the database), the statement checks the PIN
+        // again, in batches too.
+        clock.now = completed.addingTimeInterval(86_401)
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(2_000), key: key("cool-3"), pin: "5913")
         try await Self.sendAtOnce(ledger.wallet, from: achieng, to: otieno, shillings: 100, keys: (1...4).map { "cool-after-\($0)" }, pin: "5913")
         #expect(Self.checkedInMovements(ledger) == 5)
