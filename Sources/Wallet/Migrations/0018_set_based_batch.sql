@@ -223,10 +223,11 @@ DECLARE
     nothing wallet_move_result;
     -- What the pass writes.
     t_id TEXT[] := '{}'; t_debit BIGINT[] := '{}'; t_credit BIGINT[] := '{}'; t_amount BIGINT[] := '{}';
-    t_kind TEXT[] := '{}'; t_meta JSONB[] := '{}';
+    t_kind TEXT[] := '{}'; t_fingerprint TEXT[] := '{}'; t_fee BIGINT[] := '{}'; t_for TEXT[] := '{}';
     f_id TEXT[] := '{}'; f_fingerprint TEXT[] := '{}'; f_error TEXT[] := '{}';
-    o_recipient TEXT[] := '{}'; o_language TEXT[] := '{}'; o_template TEXT[] := '{}'; o_params JSONB[] := '{}'; o_key TEXT[] := '{}';
-    results wallet_move_result[] := '{}';
+    -- A send's two receipts, one entry per send (the JSON is made by the INSERT).
+    r_key TEXT[] := '{}'; r_from TEXT[] := '{}'; r_to TEXT[] := '{}'; r_from_language TEXT[] := '{}'; r_to_language TEXT[] := '{}';
+    r_amount BIGINT[] := '{}'; r_fee BIGINT[] := '{}';
 BEGIN
     SELECT array_agg(e->>'k' ORDER BY i), array_agg(e->>'t' ORDER BY i), array_agg(e->>'f' ORDER BY i),
            array_agg(e->>'dm' ORDER BY i), array_agg(e->>'dk' ORDER BY i), array_agg(e->>'cm' ORDER BY i),
@@ -294,11 +295,11 @@ BEGIN
         result := nothing;
         IF mpc[i] IS NOT NULL AND NOT mpc[i] = ANY (pins_seen) THEN
             result.outcome := 'pin_unavailable';
-            results := results || result;
+            RETURN NEXT result;
             CONTINUE;
         ELSIF mpc[i] IS NOT NULL AND NOT mpc[i] = ANY (pins_right) THEN
             result.outcome := 'pin_wrong';
-            results := results || result;
+            RETURN NEXT result;
             CONTINUE;
         END IF;
 
@@ -331,31 +332,25 @@ BEGIN
         IF refusal IS NOT NULL THEN
             f_id := f_id || mk[i]; f_fingerprint := f_fingerprint || mf[i]; f_error := f_error || refusal;
             result.outcome := refusal;
-            results := results || result;
+            RETURN NEXT result;
             CONTINUE;
         END IF;
 
         t_id := t_id || mk[i]; t_debit := t_debit || aid[d]; t_credit := t_credit || aid[c];
         t_amount := t_amount || amount; t_kind := t_kind || mt[i];
-        t_meta := t_meta || CASE WHEN fee > 0 THEN jsonb_build_object('fingerprint', mf[i], 'fee', fee)
-                                 ELSE jsonb_build_object('fingerprint', mf[i]) END;
+        t_fingerprint := t_fingerprint || mf[i]; t_fee := t_fee || fee; t_for := t_for || NULL::text;
         IF fee > 0 THEN
             IF fee_account IS NULL THEN
                 SELECT a.id INTO fee_account FROM accounts a WHERE a.customer_id IS NULL AND a.kind = 'fee_income';
             END IF;
             t_id := t_id || (mk[i] || ':fee'); t_debit := t_debit || aid[d]; t_credit := t_credit || fee_account;
-            t_amount := t_amount || fee; t_kind := t_kind || 'fee'::text; t_meta := t_meta || jsonb_build_object('for', mk[i]);
+            t_amount := t_amount || fee; t_kind := t_kind || 'fee'::text;
+            t_fingerprint := t_fingerprint || NULL::text; t_fee := t_fee || 0::bigint; t_for := t_for || mk[i];
         END IF;
         IF mt[i] = 'p2p' THEN
-            o_recipient := o_recipient || mdm[i] || mcm[i];
-            o_language := o_language || alang[d] || alang[c];
-            o_template := o_template || 'sent'::text || 'received'::text;
-            o_params := o_params
-                || CASE WHEN fee > 0
-                        THEN jsonb_build_object('amount', amount::text, 'key', mk[i], 'to', mcm[i], 'fee', fee::text, 'reason', 'fee')
-                        ELSE jsonb_build_object('amount', amount::text, 'key', mk[i], 'to', mcm[i]) END
-                || jsonb_build_object('amount', amount::text, 'key', mk[i], 'from', mdm[i]);
-            o_key := o_key || (mk[i] || ':sent') || (mk[i] || ':received');
+            r_key := r_key || mk[i]; r_from := r_from || mdm[i]; r_to := r_to || mcm[i];
+            r_from_language := r_from_language || alang[d]; r_to_language := r_to_language || alang[c];
+            r_amount := r_amount || amount; r_fee := r_fee || fee;
         END IF;
 
         -- The balances the next movement sees, as the transfers' trigger will leave them.
@@ -376,26 +371,39 @@ BEGIN
             result.main := CASE WHEN mt[i] = 'p2p' THEN abal[o] ELSE abal[c] END;
             result.held := CASE WHEN mt[i] = 'p2p' THEN NULL ELSE aheld[c] END;
         END IF;
-        results := results || result;
+        RETURN NEXT result;
     END LOOP;
 
     -- Each table once. A key inserted meanwhile by someone else fails the batch on the primary
     -- key; the gateway then runs each movement alone.
     IF cardinality(t_id) > 0 THEN
         INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
-        SELECT u.id, u.debit, u.credit, u.amount, u.kind, 'posted', u.meta
-        FROM unnest(t_id, t_debit, t_credit, t_amount, t_kind, t_meta) AS u(id, debit, credit, amount, kind, meta);
+        SELECT u.id, u.debit, u.credit, u.amount, u.kind, 'posted',
+               CASE WHEN u.for_key IS NOT NULL THEN jsonb_build_object('for', u.for_key)
+                    WHEN u.fee > 0 THEN jsonb_build_object('fingerprint', u.fingerprint, 'fee', u.fee)
+                    ELSE jsonb_build_object('fingerprint', u.fingerprint) END
+        FROM unnest(t_id, t_debit, t_credit, t_amount, t_kind, t_fingerprint, t_fee, t_for) AS u(id, debit, credit, amount, kind, fingerprint, fee, for_key);
     END IF;
     IF cardinality(f_id) > 0 THEN
         INSERT INTO failed_transfers (id, fingerprint, error)
         SELECT * FROM unnest(f_id, f_fingerprint, f_error) ON CONFLICT (id) DO NOTHING;
     END IF;
-    IF cardinality(o_key) > 0 THEN
+    IF cardinality(r_key) > 0 THEN
         INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key)
-        SELECT 'sms', u.* FROM unnest(o_recipient, o_language, o_template, o_params, o_key) AS u
+        SELECT 'sms',
+               CASE WHEN side.sent THEN u.sender ELSE u.recipient END,
+               CASE WHEN side.sent THEN u.sender_language ELSE u.recipient_language END,
+               CASE WHEN side.sent THEN 'sent' ELSE 'received' END,
+               CASE WHEN NOT side.sent THEN jsonb_build_object('amount', u.amount::text, 'key', u.key, 'from', u.sender)
+                    WHEN u.fee > 0 THEN jsonb_build_object('amount', u.amount::text, 'key', u.key, 'to', u.recipient, 'fee', u.fee::text, 'reason', 'fee')
+                    ELSE jsonb_build_object('amount', u.amount::text, 'key', u.key, 'to', u.recipient) END,
+               u.key || CASE WHEN side.sent THEN ':sent' ELSE ':received' END
+        FROM unnest(r_key, r_from, r_to, r_from_language, r_to_language, r_amount, r_fee) WITH ORDINALITY
+                 AS u(key, sender, recipient, sender_language, recipient_language, amount, fee, n),
+             (VALUES (true), (false)) AS side(sent)
+        ORDER BY u.n, NOT side.sent
         ON CONFLICT (dedupe_key) DO NOTHING;
     END IF;
-    RETURN QUERY SELECT * FROM unnest(results);
 END $$;
 
 SELECT ledger_apply_privileges();
