@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A batch of sends in Postgres alone, timed with pgbench: the set-based `wallet_move_batch`
-# (migration 0018) against the same movements one by one (`wallet_move_each`, what the batch was
+# (migration 0018) against the same movements one by one (`ledger_move_each`, what the batch was
 # before), on a throwaway Postgres with every migration and 10,000 funded customers.
 #
 #   scripts/batch-bench.sh              three interleaved runs of each, 8 s each, batches of 8
@@ -39,7 +39,7 @@ FROM accounts a WHERE a.kind = 'main';
 VACUUM ANALYZE;
 SQL
 
-for function in wallet_move_batch wallet_move_each; do
+for function in wallet_move_batch ledger_move_each; do
     cat > "$work/$function.sql" <<SQL
 \set r random(1, 1000000000)
 SELECT count(*) FROM $function((SELECT jsonb_agg(jsonb_build_object(
@@ -55,7 +55,7 @@ done
 
 echo "== a batch of $BATCH sends with their PINs, pgbench -n -c 1 -T $SECONDS_EACH, $RUNS interleaved runs (synchronous_commit=off: Postgres CPU, not the disk)"
 for run in $(seq 1 "$RUNS"); do
-    for function in wallet_move_batch wallet_move_each; do
+    for function in wallet_move_batch ledger_move_each; do
         latency=$(PGOPTIONS="-c synchronous_commit=off" "$pgbench" -n -c 1 -T "$SECONDS_EACH" -f "$work/$function.sql" "$url" 2>"$work/pgbench.err" \
             | awk '/latency average/ { print $4 }')
         awk -v f="$function" -v l="$latency" -v b="$BATCH" -v r="$run" \

@@ -59,6 +59,9 @@ import Wallet
             "CREATE TABLE sneaky (a int)",
             "INSERT INTO ledger_decisions (request_id, decision, reason) VALUES (1, 'approve', 'x')",
             "SELECT wallet_carry_out_decision()", "SELECT ledger_add(1, 100)",
+            // The batch's fallback (it alone skips the batch's lock of every account) and the
+            // trigger's per-row work.
+            "SELECT * FROM ledger_move_each('[]'::jsonb, 1, 2, 3)", "SELECT ledger_apply_transfer(t) FROM transfers t LIMIT 1",
             "UPDATE customers SET tier = NULL", "UPDATE kyc_tiers SET per_transaction = 1",
             // A payout exists only with its hold, and pays what it was made for.
             "INSERT INTO payouts (id, customer_id, msisdn, amount, transfer_id) SELECT 'forged', id, msisdn, 100, 'x' FROM customers LIMIT 1",

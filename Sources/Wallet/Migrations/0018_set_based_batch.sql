@@ -95,7 +95,17 @@ DECLARE
     shards_expected INT;
     shards_changed INT;
     one transfers;
+    first_two transfers[];
 BEGIN
+    -- One transfer (a deposit, a payout, a movement alone): the row trigger's statements, which
+    -- cost less than the sums below.
+    SELECT array_agg(n) INTO first_two FROM (SELECT n FROM new_rows n LIMIT 2) x;
+    IF first_two IS NULL THEN
+        RETURN NULL;
+    ELSIF cardinality(first_two) = 1 THEN
+        PERFORM ledger_apply_transfer(first_two[1]);
+        RETURN NULL;
+    END IF;
     -- Per account: the posted change, the new holds, what counts against the day (all of it for
     -- a customer account; only pending withdrawals' for a system account, as the row trigger did).
     SELECT array_agg(s.account ORDER BY s.account), array_agg(s.delta ORDER BY s.account),
@@ -172,8 +182,9 @@ CREATE TRIGGER transfers_apply AFTER INSERT ON transfers REFERENCING NEW TABLE A
     FOR EACH STATEMENT EXECUTE FUNCTION transfers_apply_all();
 
 -- The batch as before (migrations 0010, 0017): each movement through `wallet_move`, in order.
--- What the single pass below falls back to.
-CREATE FUNCTION wallet_move_each(p_moves JSONB, p_min BIGINT, p_max BIGINT, p_daily BIGINT)
+-- What the single pass below falls back to. Not a `wallet_` function, so not granted to the
+-- gateway's login: on its own it lacks the batch's up-front lock of every account in id order.
+CREATE FUNCTION ledger_move_each(p_moves JSONB, p_min BIGINT, p_max BIGINT, p_daily BIGINT)
 RETURNS SETOF wallet_move_result LANGUAGE plpgsql AS $$
 DECLARE
     m JSONB;
@@ -209,6 +220,7 @@ DECLARE
     numbers TEXT[];
     pins_seen BIGINT[]; pins_right BIGINT[];
     fee_account BIGINT;
+    written INT;
     moves INT;
     distinct_keys INT;
     pins INT;
@@ -234,7 +246,7 @@ BEGIN
            array_agg(e->>'ck' ORDER BY i), array_agg((e->>'a')::bigint ORDER BY i), array_agg((e->>'fee')::bigint ORDER BY i),
            array_agg((e->>'pc')::bigint ORDER BY i), array_agg(e->>'pv' ORDER BY i), array_agg((e->>'pa')::int ORDER BY i),
            array_agg(to_timestamp((e->>'ps')::double precision) ORDER BY i),
-           count(*), count(DISTINCT e->>'k'), count(e->>'pc'), count(DISTINCT e->>'pc'),
+           count(*), count(DISTINCT e->>'k'), count(e->>'pc'), count(DISTINCT (e->>'pc')::bigint),
            bool_or((e->>'fee')::bigint < 0), bool_or(e->>'fee' IS NULL OR e->>'a' IS NULL OR e->>'k' IS NULL)
     INTO mk, mt, mf, mdm, mdk, mcm, mck, ma, mfee, mpc, mpv, mpa, mps, moves, distinct_keys, pins, distinct_pins, negative_fee, incomplete
     FROM jsonb_array_elements(p_moves) WITH ORDINALITY AS x(e, i);
@@ -245,8 +257,15 @@ BEGIN
     END IF;
 
     -- Every account of every customer named, locked in id order (as every batch and movement
-    -- locks them), read in the same statement.
+    -- locks them); then read, with their customers and tiers, in a second statement, whose
+    -- snapshot is taken after any wait for those locks (one statement would read the customers
+    -- as they were before it: a suspension committed meanwhile would go unseen). Accounts a
+    -- number reached only meanwhile (it changed hands) are locked by the reading statement.
     numbers := ARRAY(SELECT unnest(mdm) UNION SELECT unnest(mcm));
+    PERFORM 1 FROM accounts a
+    WHERE a.customer_id IN (SELECT cu.id FROM customers cu WHERE cu.msisdn = ANY (numbers))
+    ORDER BY a.id
+    FOR UPDATE;
     SELECT array_agg(l.id ORDER BY l.id), array_agg(l.msisdn || '/' || l.kind ORDER BY l.id),
            array_agg(l.balance ORDER BY l.id), array_agg(l.held ORDER BY l.id),
            array_agg(CASE WHEN l.debits_day = today THEN l.debits_today ELSE 0 END ORDER BY l.id),
@@ -266,9 +285,10 @@ BEGIN
 
     -- What only movement by movement decides exactly (see the header).
     IF incomplete OR distinct_keys < moves OR distinct_pins < pins
+       OR mk && ARRAY(SELECT k || ':fee' FROM unnest(mk) AS k)
        OR EXISTS (SELECT 1 FROM transfers t WHERE t.id = ANY (mk))
        OR EXISTS (SELECT 1 FROM failed_transfers f WHERE f.id = ANY (mk)) THEN
-        RETURN QUERY SELECT * FROM wallet_move_each(p_moves, p_min, p_max, p_daily);
+        RETURN QUERY SELECT * FROM ledger_move_each(p_moves, p_min, p_max, p_daily);
         RETURN;
     END IF;
 
@@ -374,19 +394,32 @@ BEGIN
         RETURN NEXT result;
     END LOOP;
 
-    -- Each table once. A key inserted meanwhile by someone else fails the batch on the primary
-    -- key; the gateway then runs each movement alone.
+    -- Each table once. A key recorded by someone else since the check above (a transfer or a
+    -- refusal, committed while this batch waited for a PIN's row) fails the batch: on the
+    -- transfers' primary key, or by the counts below. The gateway then runs each movement alone,
+    -- where the first outcome is replayed.
     IF cardinality(t_id) > 0 THEN
         INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status, metadata)
         SELECT u.id, u.debit, u.credit, u.amount, u.kind, 'posted',
                CASE WHEN u.for_key IS NOT NULL THEN jsonb_build_object('for', u.for_key)
                     WHEN u.fee > 0 THEN jsonb_build_object('fingerprint', u.fingerprint, 'fee', u.fee)
                     ELSE jsonb_build_object('fingerprint', u.fingerprint) END
-        FROM unnest(t_id, t_debit, t_credit, t_amount, t_kind, t_fingerprint, t_fee, t_for) AS u(id, debit, credit, amount, kind, fingerprint, fee, for_key);
+        FROM unnest(t_id, t_debit, t_credit, t_amount, t_kind, t_fingerprint, t_fee, t_for) AS u(id, debit, credit, amount, kind, fingerprint, fee, for_key)
+        WHERE NOT EXISTS (SELECT 1 FROM failed_transfers f WHERE f.id = u.id);
+        GET DIAGNOSTICS written = ROW_COUNT;
+        IF written < cardinality(t_id) THEN
+            RAISE EXCEPTION 'an idempotency key of this batch was recorded meanwhile, retry' USING ERRCODE = 'serialization_failure';
+        END IF;
     END IF;
     IF cardinality(f_id) > 0 THEN
         INSERT INTO failed_transfers (id, fingerprint, error)
-        SELECT * FROM unnest(f_id, f_fingerprint, f_error) ON CONFLICT (id) DO NOTHING;
+        SELECT u.* FROM unnest(f_id, f_fingerprint, f_error) AS u(id, fingerprint, error)
+        WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = u.id)
+        ON CONFLICT (id) DO NOTHING;
+        GET DIAGNOSTICS written = ROW_COUNT;
+        IF written < cardinality(f_id) THEN
+            RAISE EXCEPTION 'an idempotency key of this batch was recorded meanwhile, retry' USING ERRCODE = 'serialization_failure';
+        END IF;
     END IF;
     IF cardinality(r_key) > 0 THEN
         INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key)
@@ -409,3 +442,4 @@ END $$;
 SELECT ledger_apply_privileges();
 
 REVOKE EXECUTE ON FUNCTION ledger_apply_transfer(transfers) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ledger_move_each(JSONB, BIGINT, BIGINT, BIGINT) FROM PUBLIC;
