@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// its pool on graceful shutdown, after in-flight transactions finish.
 public final class PostgresClient: Sendable, Service {
     public let configuration: PostgresConfiguration
-    private let pool: ConnectionPool<LibPQConnection>
+    let pool: ConnectionPool<LibPQConnection>
     let logger: Logger
 
     public init(configuration: PostgresConfiguration, logger: Logger = Logger(label: "postgres")) {

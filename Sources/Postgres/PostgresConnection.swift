@@ -51,3 +51,23 @@ public struct PostgresConnection: Sendable {
         }
     }
 }
+
+/// A connection held on one of the pool's threads for the length of a blocking closure: for a
+/// caller that issues statements back to back and waits on nothing else in between (group
+/// commit's lanes), so no statement pays a hand-off between a task and the pool's thread.
+public struct BlockingPostgresConnection {
+    let connection: LibPQConnection
+
+    /// Runs one statement (autocommit) on this connection, on the calling pool thread.
+    @discardableResult
+    public func query(_ query: PostgresQuery) throws -> PostgresRows {
+        try self.connection.execute(query, reconnect: true)
+    }
+}
+
+extension PostgresClient {
+    /// Runs `body` on one of the pool's threads with one connection leased for all of it.
+    public func withBlockingConnection<Result: Sendable>(_ body: @escaping @Sendable (BlockingPostgresConnection) throws -> Result) async throws -> Result {
+        try await self.pool.run { connection in try body(BlockingPostgresConnection(connection: connection)) }
+    }
+}

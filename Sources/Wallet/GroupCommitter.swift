@@ -45,6 +45,12 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
         var busyLanes = 0
     }
 
+    /// Runs its closure on one of the Postgres pool's threads with one connection; the closure is
+    /// handed a function that runs one batch on that connection, synchronously. Given, a lane
+    /// runs batch after batch on that thread while more than one call waits, resuming each
+    /// batch's callers from there: no hand-off between a task and the pool's thread per batch.
+    package typealias Lane = @Sendable (_ body: @escaping @Sendable (_ runBatch: ([Call]) throws -> [Row]) -> Void) async throws -> Void
+
     /// Batches in flight at once (each on its own connection).
     let lanes: Int
     /// Most calls in one batch.
@@ -52,15 +58,17 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     private let state = Mutex(State())
     private let batch: @Sendable ([Call]) async throws -> [Row]
     private let single: @Sendable (Call) async throws -> Row
+    private let lane: Lane?
 
     package init(
         lanes: Int, maximumBatch: Int, batch: @escaping @Sendable ([Call]) async throws -> [Row],
-        single: @escaping @Sendable (Call) async throws -> Row
+        single: @escaping @Sendable (Call) async throws -> Row, lane: Lane? = nil
     ) {
         self.lanes = max(1, lanes)
         self.maximumBatch = max(1, maximumBatch)
         self.batch = batch
         self.single = single
+        self.lane = lane
     }
 
     /// The call's result row, committed.
@@ -94,7 +102,11 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     private func drain(_ first: [Pending]) async {
         var next: [Pending]? = first
         while let batch = next {
-            await self.run(batch)
+            if let lane = self.lane, batch.count > 1 {
+                if let unsettled = await self.runOnThread(lane, from: batch) { await self.runAlone(unsettled) }
+            } else {
+                await self.run(batch)
+            }
             next = self.state.withLock { state -> [Pending]? in
                 guard !state.queue.isEmpty else {
                     state.busyLanes -= 1
@@ -123,6 +135,57 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
                 // Rolled back whole: each call on its own below.
             }
         }
+        await self.runAlone(pending)
+    }
+
+    /// Batch after batch on the pool's thread (`lane`), from `first`, while more than one call
+    /// waits. Gives back the calls it could not settle, for `runAlone`: a batch that raised (rolled
+    /// back whole), or `first` when the lane could not start (no connection).
+    private func runOnThread(_ lane: Lane, from first: [Pending]) async -> [Pending]? {
+        let unsettled = Unsettled(first)
+        do {
+            try await lane { runBatch in
+                var batch = unsettled.value.withLock { $0 } ?? []
+                unsettled.value.withLock { $0 = nil }
+                while true {
+                    do {
+                        let rows = try runBatch(batch.map(\.call))
+                        guard rows.count == batch.count else {
+                            unsettled.value.withLock { $0 = batch }
+                            return
+                        }
+                        for (waiting, row) in zip(batch, rows) { waiting.continuation.resume(returning: row) }
+                    } catch let error as PostgresError where error.code == .unconfirmedCommit {
+                        // As in `run`: unknown, at once.
+                        for waiting in batch { waiting.continuation.resume(throwing: error) }
+                    } catch {
+                        unsettled.value.withLock { $0 = batch }
+                        return
+                    }
+                    // The next batch on this thread while more than one call waits; one alone, or
+                    // none, goes back to the lane's loop.
+                    let more = self.state.withLock { state -> [Pending]? in
+                        guard state.queue.count > 1 else { return nil }
+                        return self.take(&state)
+                    }
+                    guard let more else { return }
+                    batch = more
+                }
+            }
+        } catch {
+            // The lane never started (no connection, shutting down): `first` is still unsettled.
+        }
+        return unsettled.value.withLock { $0 }
+    }
+
+    /// What a lane's thread leaves unsettled, shared with it.
+    private final class Unsettled: Sendable {
+        let value: Mutex<[Pending]?>
+        init(_ pending: [Pending]) { self.value = Mutex(pending) }
+    }
+
+    /// Each call on its own, with the usual retries.
+    private func runAlone(_ pending: [Pending]) async {
         // Side by side, as if they had come alone: when the database is down, each fails in its
         // own time instead of after all the others' timeouts.
         await withTaskGroup(of: Void.self) { group in

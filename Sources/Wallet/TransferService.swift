@@ -85,14 +85,20 @@ extension Wallet {
 
     /// Several movements in one statement and one commit, their rows in the same order.
     static func moveBatch(_ calls: [MoveCall], postgres: PostgresClient, limits: WalletLimits) async throws -> [PostgresRow] {
+        Array(try await postgres.query(try Self.batchStatement(calls, limits: limits)))
+    }
+
+    /// The same on a connection a group-commit lane holds on the pool's thread.
+    static func moveBatch(_ calls: [MoveCall], on connection: BlockingPostgresConnection, limits: WalletLimits) throws -> [PostgresRow] {
+        Array(try connection.query(try Self.batchStatement(calls, limits: limits)))
+    }
+
+    private static func batchStatement(_ calls: [MoveCall], limits: WalletLimits) throws -> PostgresQuery {
         let moves = String(decoding: try JSONEncoder().encode(calls), as: UTF8.self)
-        let rows = try await postgres.query(
-            """
+        return """
             SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move_batch(
                 \(moves)::jsonb, \(limits.perTransaction.lowerBound), \(limits.perTransaction.upperBound), \(limits.daily))
             """
-        )
-        return Array(rows)
     }
 
     /// Runs `body` again after a deadlock, a serialization failure or a racing insert of the same

@@ -60,7 +60,10 @@ public final class Wallet: Sendable {
         self.moves = GroupCommitter(
             lanes: groupCommit.lanes, maximumBatch: groupCommit.maximumBatch,
             batch: { calls in try await Self.moveBatch(calls, postgres: postgres, limits: limits) },
-            single: { call in try await Self.moveOne(call, postgres: postgres, limits: limits) }
+            single: { call in try await Self.moveOne(call, postgres: postgres, limits: limits) },
+            lane: { body in
+                try await postgres.withBlockingConnection { connection in body { calls in try Self.moveBatch(calls, on: connection, limits: limits) } }
+            }
         )
     }
 
