@@ -59,16 +59,21 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     private let batch: @Sendable ([Call]) async throws -> [Row]
     private let single: @Sendable (Call) async throws -> Row
     private let lane: Lane?
+    /// True when others wait for the lane's connection: the lane then gives it back after the
+    /// batch it is running, and queues for it again like everyone else.
+    private let othersWaiting: @Sendable () -> Bool
 
     package init(
         lanes: Int, maximumBatch: Int, batch: @escaping @Sendable ([Call]) async throws -> [Row],
-        single: @escaping @Sendable (Call) async throws -> Row, lane: Lane? = nil
+        single: @escaping @Sendable (Call) async throws -> Row, lane: Lane? = nil,
+        othersWaiting: @escaping @Sendable () -> Bool = { false }
     ) {
         self.lanes = max(1, lanes)
         self.maximumBatch = max(1, maximumBatch)
         self.batch = batch
         self.single = single
         self.lane = lane
+        self.othersWaiting = othersWaiting
     }
 
     /// The call's result row, committed.
@@ -163,7 +168,9 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
                         return
                     }
                     // The next batch on this thread while more than one call waits; one alone, or
-                    // none, goes back to the lane's loop.
+                    // none, goes back to the lane's loop, as does everything when others wait for
+                    // a connection of the pool (a small pool is shared fairly).
+                    if self.othersWaiting() { return }
                     let more = self.state.withLock { state -> [Pending]? in
                         guard state.queue.count > 1 else { return nil }
                         return self.take(&state)

@@ -63,7 +63,8 @@ public final class Wallet: Sendable {
             single: { call in try await Self.moveOne(call, postgres: postgres, limits: limits) },
             lane: { body in
                 try await postgres.withBlockingConnection { connection in body { calls in try Self.moveBatch(calls, on: connection, limits: limits) } }
-            }
+            },
+            othersWaiting: { postgres.poolUsage.waiting > 0 }
         )
     }
 

@@ -2,6 +2,7 @@ import Basics
 import Foundation
 @testable import LedgerTestSupport
 import Postgres
+import Synchronization
 import Testing
 import TestSupport
 @testable import MPesaBook
@@ -159,6 +160,59 @@ import TestSupport
         #expect(try await wallet.balances(sink).main == Amount(cents: 1_000 + 2 * 10_000), "the others moved once each")
         #expect(try await wallet.balances(senders[1]).main == .shillings(500), "the poisoned sender kept everything")
         try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
+    final class Flag: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// A lane runs batch after batch on the pool's thread while calls keep coming, but gives its
+    /// connection back when others wait for one: on a pool of one connection, a lookup is answered
+    /// while sends are still coming, not after they stop.
+    @Test func aBusyLaneGivesItsConnectionBackWhenOthersWaitForOne() async throws {
+        let ledger = try await Ledger.make()
+        var configuration = ledger.postgres.configuration
+        configuration.poolSize = 1
+        let postgres = PostgresClient(configuration: configuration)
+        // Small batches and many senders: the queue never runs dry while they send.
+        let wallet = Wallet(postgres: postgres, pins: Ledger.pins, groupCommit: .init(lanes: 1, maximumBatch: 2))
+        let sink = try await ledger.funded("254700000098", cents: 0)
+        var senders: [MSISDN] = []
+        for index in 0..<24 { senders.append(try await ledger.funded(String(format: "2547110%05d", index), cents: 50_000)) }
+        // Each transfer takes a while, so batches follow one another while the senders keep sending.
+        try await ledger.postgres.query("CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.005); RETURN NEW; END $$")
+        try await ledger.postgres.query("CREATE TRIGGER slow BEFORE INSERT ON transfers FOR EACH ROW EXECUTE FUNCTION slow()")
+
+        let stop = Flag()
+        let sending = Flag()
+        let answeredWhileSending = try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, sender) in senders.enumerated() {
+                group.addTask {
+                    sending.value.add(1, ordering: .relaxed)
+                    defer { sending.value.subtract(1, ordering: .relaxed) }
+                    // At most 300 sends each: the senders stop on their own if the lookup never comes.
+                    for round in 0..<300 where stop.value.load(ordering: .relaxed) == 0 {
+                        _ = try await wallet.send(from: sender, to: sink, amount: .shillings(1), key: key("fair-\(index)-\(round)"))
+                    }
+                }
+            }
+            // The lane is running batch after batch (read through another client: the wallet's
+            // only connection is the lane's) with calls queued behind it.
+            let busy = try await eventually(within: .seconds(30)) {
+                try await ledger.postgres.query("SELECT count(*)::int FROM transfers WHERE id LIKE 'fair-%'").single()!.decode(Int.self, column: 0) >= 20
+                    && wallet.moves.queued > 8
+            }
+            #expect(busy, "calls queued behind a busy lane")
+            _ = try await wallet.customer(sink)
+            let answeredWhileSending = sending.value.load(ordering: .relaxed) == senders.count
+            stop.value.store(1, ordering: .relaxed)
+            try await group.waitForAll()
+            return answeredWhileSending
+        }
+        #expect(answeredWhileSending, "the lookup waited until the senders stopped")
+        try await ledger.audit()
+        await postgres.shutdown()
         await ledger.postgres.shutdown()
     }
 
