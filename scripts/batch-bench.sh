@@ -5,6 +5,7 @@
 #
 #   scripts/batch-bench.sh              three interleaved runs of each, 8 s each, batches of 8
 #   BATCH=16 SECONDS_EACH=8 RUNS=3 scripts/batch-bench.sh
+#   KEEP=1 scripts/batch-bench.sh       keep the throwaway Postgres's files (/tmp/batch-bench.*) to look at
 #
 # Each batch is BATCH sends of KES 100 between random customers, each with its PIN's value
 # (right), as the gateway sends them under load. Prints the mean time per batch and per send.

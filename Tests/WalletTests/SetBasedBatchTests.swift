@@ -274,18 +274,6 @@ extension SetBasedBatchTests {
         return #"{"k":"\#(key)","t":"p2p","f":"fp-\#(key)","dm":"\#(from)","dk":"main","cm":"\#(to)","ck":"main","a":\#(cents),"fee":0\#(pinFields)}"#
     }
 
-    /// Waits until some backend waits for a lock (the batch under test, behind `holder`).
-    static func untilSomeoneWaitsForALock(_ ledger: Ledger) async throws {
-        for _ in 0..<500 {
-            let waiting = try await ledger.postgres.query(
-                "SELECT count(*)::int FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            ).single()!.decode(Int.self, column: 0)
-            if waiting > 0 { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("nothing waited for the lock")
-    }
-
     /// A batch that waits for an account's lock sees what was committed meanwhile: a sender
     /// suspended while it waited is refused as blocked, as movement by movement refused them.
     @Test func aBatchThatWaitedForItsLocksSeesASuspensionCommittedMeanwhile() async throws {
@@ -299,7 +287,7 @@ extension SetBasedBatchTests {
             async let batch = ledger.postgres.query(
                 "SELECT outcome FROM wallet_move_batch(\("[" + Self.move("w1", from: "254712300001", to: "254712300002", cents: 10_000) + "]")::jsonb, 1000, 1500000, 2500000)"
             ).single()!.decode(String.self, column: 0)
-            try await Self.untilSomeoneWaitsForALock(ledger)
+            try await GroupCommitTests.waitForLockWaiter(ledger)
             try await ledger.postgres.query("UPDATE customers SET status = 'suspended' WHERE msisdn = '254712300001'")
             try await holder.query("COMMIT")
             return try await batch
@@ -331,7 +319,7 @@ extension SetBasedBatchTests {
                     return nil
                 } catch let error as PostgresError { return error.sqlState }
             }()
-            try await Self.untilSomeoneWaitsForALock(ledger)
+            try await GroupCommitTests.waitForLockWaiter(ledger)
             // The same key from another sender to another recipient (whose accounts the batch has
             // not locked), refused (above the maximum) and recorded.
             let refused = try await ledger.postgres.query(

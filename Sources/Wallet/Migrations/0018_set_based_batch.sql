@@ -20,8 +20,9 @@
 --    before (`ledger_apply_transfer`).
 --
 -- 2. `wallet_move_batch` decides the whole batch in one pass over data it loads once:
---      * every account of every customer the batch names, locked in id order (as in 0010) and
---        read in the same statement, with the customer's status, language and tier;
+--      * every account of every customer the batch names, locked in id order (as in 0010), then
+--        read with the customer's status, language and tier in a second statement (whose
+--        snapshot follows any wait for those locks);
 --      * every PIN of the batch reserved, compared and, when right, released in one UPDATE, under
 --        the same conditions as `wallet_move` (migration 0017);
 --      * the batch's keys looked up once in transfers and failed_transfers;
@@ -30,13 +31,15 @@
 --    transfers in one INSERT, all refusals in one and all receipts in one. Results are the same
 --    rows, in the same order, as `wallet_move` gives.
 --    A batch the single pass cannot decide exactly runs each movement through `wallet_move`, as
---    before: a key already used (a replay, a reused key), one key twice in the batch, one
---    customer's PIN twice in the batch (the second must see the first's attempt).
---    A racing insert of the same key meets the transfers' primary key and fails the whole batch,
---    which the gateway then runs movement by movement (GroupCommitter), where the replay is found.
+--    before (`ledger_move_each`): a key already used (a replay, a reused key), one key twice in
+--    the batch, a key that is another movement's fee id, one customer's PIN twice in the batch
+--    (the second must see the first's attempt).
+--    A key recorded by someone else meanwhile meets the transfers' primary key, or the guarded
+--    and counted inserts, and fails the whole batch, which the gateway then runs movement by
+--    movement (GroupCommitter), where the replay is found.
 
--- The row trigger's work for one transfer (migration 0002), for the INSERT whose day counters
--- do not add up in one statement.
+-- The row trigger's work for one transfer (migration 0002): for an INSERT of one transfer, and for
+-- the INSERT whose day counters do not add up in one statement.
 CREATE FUNCTION ledger_apply_transfer(n transfers) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     counted BOOLEAN := n.kind IN ('p2p', 'withdrawal');
