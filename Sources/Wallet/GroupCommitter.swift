@@ -46,9 +46,10 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     }
 
     /// Runs its closure on one of the Postgres pool's threads with one connection; the closure is
-    /// handed a function that runs one batch on that connection, synchronously. Given, a lane
-    /// runs batch after batch on that thread while more than one call waits, resuming each
-    /// batch's callers from there: no hand-off between a task and the pool's thread per batch.
+    /// handed a function that runs one batch on that connection, synchronously (a batch of one
+    /// call as that call alone, once). Given, a lane runs batch after batch on that thread while
+    /// calls wait, resuming each batch's callers from there: no hand-off between a task and the
+    /// pool's thread per batch, and none for a call that came alone while the lane was busy.
     package typealias Lane = @Sendable (_ body: @escaping @Sendable (_ runBatch: ([Call]) throws -> [Row]) -> Void) async throws -> Void
 
     /// Batches in flight at once (each on its own connection).
@@ -107,7 +108,7 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     private func drain(_ first: [Pending]) async {
         var next: [Pending]? = first
         while let batch = next {
-            if let lane = self.lane, batch.count > 1 {
+            if let lane = self.lane {
                 if let unsettled = await self.runOnThread(lane, from: batch) { await self.runAlone(unsettled) }
             } else {
                 await self.run(batch)
@@ -143,8 +144,7 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
         await self.runAlone(pending)
     }
 
-    /// Batch after batch on the pool's thread (`lane`), from `first`, while more than one call
-    /// waits. Gives back the calls it could not settle, for `runAlone`: a batch that raised (rolled
+    /// Batch after batch on the pool's thread (`lane`), from `first`, while calls wait. Gives back the calls it could not settle, for `runAlone`: a batch that raised (rolled
     /// back whole), or `first` when the lane could not start (no connection).
     private func runOnThread(_ lane: Lane, from first: [Pending]) async -> [Pending]? {
         let unsettled = Unsettled(first)
@@ -167,12 +167,12 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
                         unsettled.value.withLock { $0 = batch }
                         return
                     }
-                    // The next batch on this thread while more than one call waits; one alone, or
-                    // none, goes back to the lane's loop, as does everything when others wait for
+                    // The next batch on this thread while calls wait (one alone is a batch of one);
+                    // none goes back to the lane's loop, as does everything when others wait for
                     // a connection of the pool (a small pool is shared fairly).
                     if self.othersWaiting() { return }
                     let more = self.state.withLock { state -> [Pending]? in
-                        guard state.queue.count > 1 else { return nil }
+                        guard !state.queue.isEmpty else { return nil }
                         return self.take(&state)
                     }
                     guard let more else { return }

@@ -72,15 +72,24 @@ extension Wallet {
     /// One movement in its own transaction, retried on transient failures.
     static func moveOne(_ call: MoveCall, postgres: PostgresClient, limits: WalletLimits) async throws -> PostgresRow {
         try await Self.retryingTransient {
-            try await postgres.query(
-                """
-                SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move(
-                    \(call.k), \(call.t), \(call.f), \(call.dm), \(call.dk), \(call.cm), \(call.ck),
-                    \(call.a), \(limits.perTransaction.lowerBound), \(limits.perTransaction.upperBound), \(limits.daily), \(call.fee),
-                    \(call.pc), \(call.pv), \(call.pa)::int, to_timestamp(\(call.ps)))
-                """
-            ).single()!
+            try await postgres.query(Self.singleStatement(call, limits: limits)).single()!
         }
+    }
+
+    /// The same, once, on a connection a group-commit lane holds on the pool's thread: a call that
+    /// came alone while the lane was busy. A failure goes back to the committer, which runs the
+    /// call again with `moveOne`'s retries.
+    static func moveOne(_ call: MoveCall, on connection: BlockingPostgresConnection, limits: WalletLimits) throws -> PostgresRow {
+        try connection.query(Self.singleStatement(call, limits: limits)).single()!
+    }
+
+    private static func singleStatement(_ call: MoveCall, limits: WalletLimits) -> PostgresQuery {
+        """
+        SELECT outcome, kind, amount, created_at, main, savings, held, fee FROM wallet_move(
+            \(call.k), \(call.t), \(call.f), \(call.dm), \(call.dk), \(call.cm), \(call.ck),
+            \(call.a), \(limits.perTransaction.lowerBound), \(limits.perTransaction.upperBound), \(limits.daily), \(call.fee),
+            \(call.pc), \(call.pv), \(call.pa)::int, to_timestamp(\(call.ps)))
+        """
     }
 
     /// Several movements in one statement and one commit, their rows in the same order.

@@ -35,7 +35,7 @@ public final class Wallet: Sendable {
         public var lanes: Int
         public var maximumBatch: Int
 
-        public init(lanes: Int = 2, maximumBatch: Int = 64) {
+        public init(lanes: Int = 1, maximumBatch: Int = 64) {
             self.lanes = lanes
             self.maximumBatch = maximumBatch
         }
@@ -62,7 +62,11 @@ public final class Wallet: Sendable {
             batch: { calls in try await Self.moveBatch(calls, postgres: postgres, limits: limits) },
             single: { call in try await Self.moveOne(call, postgres: postgres, limits: limits) },
             lane: { body in
-                try await postgres.withBlockingConnection { connection in body { calls in try Self.moveBatch(calls, on: connection, limits: limits) } }
+                try await postgres.withBlockingConnection { connection in
+                    body { calls in
+                        calls.count == 1 ? [try Self.moveOne(calls[0], on: connection, limits: limits)] : try Self.moveBatch(calls, on: connection, limits: limits)
+                    }
+                }
             },
             othersWaiting: { postgres.poolUsage.waiting > 0 }
         )

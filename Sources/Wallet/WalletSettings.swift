@@ -16,9 +16,10 @@ public struct WalletSettings: Sendable {
     /// exceed it. Written to the database by `ussd-gateway migrate`, where the checks run. In cents.
     public var ledgerDualApprovalAbove: Int64 = 10_000_000
     public var ledgerAdjustMax: Int64 = 100_000_000
-    /// `WALLET_COMMIT_LANES` (1 to 64, default 2) and `WALLET_COMMIT_BATCH` (1 to 256, default 64;
-    /// 1 turns it off): group commit of wallet movements and deposit completions. More lanes suit
-    /// a database server with more cores.
+    /// `WALLET_COMMIT_LANES` (1 to 64, default 1) and `WALLET_COMMIT_BATCH` (1 to 256, default 64;
+    /// 1 turns it off): group commit of wallet movements and deposit completions. One lane runs
+    /// batch after batch on one connection; more lanes suit a database server with cores of its
+    /// own and many customers (two batches in flight on shared cores wait on each other's rows).
     public var groupCommit = Wallet.GroupCommit()
 
     public init() {}

@@ -162,7 +162,7 @@ import Wallet
 
     @Test func groupCommitLanesAndBatchAreReadAndBounded() throws {
         let defaults = try GatewayConfig.load(environment: ["ENVIRONMENT": "development"])
-        #expect(defaults.wallet.groupCommit.lanes == 2 && defaults.wallet.groupCommit.maximumBatch == 64)
+        #expect(defaults.wallet.groupCommit.lanes == 1 && defaults.wallet.groupCommit.maximumBatch == 64)
         let set = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_LANES": "8", "WALLET_COMMIT_BATCH": "1"])
         #expect(set.wallet.groupCommit.lanes == 8 && set.wallet.groupCommit.maximumBatch == 1)
         let none = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "WALLET_COMMIT_LANES": "0"]) }
