@@ -148,6 +148,7 @@ struct HopHTTP1Channel: ServerChildChannel {
                 withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: limits
             )
+            try operations.addHandler(ReadWhileAnswering(), position: .before(try operations.handler(type: HTTPServerPipelineHandler.self)))
             try operations.addHandler(HopHandler(routes: self.routes, serverName: self.serverName, peer: channel.remoteAddress?.ipAddress))
             try operations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try operations.addHandler(HTTPConnectionStateHandler(idleTimeout: self.http1.configuration.idleTimeout.map { .init($0) }, logger: logger))
