@@ -43,4 +43,16 @@ static inline int clibpq_idle_connection_broken(PGconn *c) {
     if (recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT) == 0) return 1;
     return 0;
 }
+/* Waits up to `milliseconds` for the connection's socket to become readable: 1 readable, 0 not
+   within the time, -1 closed or broken. For a connection that only listens for notices. */
+static inline int clibpq_wait_readable(PGconn *c, int milliseconds) {
+    int fd = PQsocket(c);
+    if (fd < 0) return -1;
+    struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+    int n = poll(&p, 1, milliseconds);
+    if (n < 0) return 0;
+    if (n == 0) return 0;
+    if (p.revents & (POLLERR | POLLNVAL)) return -1;
+    return 1;
+}
 #endif

@@ -22,7 +22,7 @@ public enum ActionTable {
                 results: ["name": .init(maxLength: 20), "language": .init(maxLength: 2), "status": .init(maxLength: 10)], errors: ["not_registered"]
             ), isLookup: true
         ) { actions, _, context in
-            let customer = try await actions.wallet.customer(context.msisdn)
+            let customer = try await actions.wallet.profile(context.msisdn)
             // What the home route acts on first: a PIN to set, a lock, a block.
             let status = customer.pinResetRequired ? "reset_pin" : customer.isLocked() ? "locked" : customer.isBlocked ? "blocked" : customer.status.rawValue
             return .success(["name": String(customer.name.prefix(20)), "language": customer.language, "status": status])

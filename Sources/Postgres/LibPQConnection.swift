@@ -200,7 +200,7 @@ final class LibPQConnection: PoolableConnection {
     }
 
     /// A NULL-terminated array of C strings valid inside `body`.
-    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
         let duplicated = strings.map { strdup($0) }
         defer { duplicated.forEach { free($0) } }
         let pointers = duplicated.map { UnsafePointer<CChar>($0) } + [nil]

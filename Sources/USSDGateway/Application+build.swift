@@ -50,6 +50,15 @@ public func buildApplication(
     ]
     // Started before the workers and stopped after them: no PIN check is cut off.
     if parts.ownsPINs { services.insert(parts.pins, at: 3) }
+    if let profiles = parts.wallet.profiles {
+        // Profiles are kept only while their changes are heard of.
+        services.append(
+            PostgresListener(
+                configuration: parts.clients.postgres.configuration, channel: "customer_profiles", logger: parts.logger(.wallet),
+                notice: { profiles.changed($0) }, listening: { profiles.listening($0) }
+            )
+        )
+    }
     services += parts.development(on: router, mpesa: mpesa, sender: sender)
     let health = HealthRoutes(
         redis: parts.clients.redis, postgres: parts.clients.postgres,

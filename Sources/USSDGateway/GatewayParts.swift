@@ -32,7 +32,7 @@ struct GatewayParts {
     /// What every part records, handed to each (the process's Prometheus registry when serving).
     let metrics: MetricCache
 
-    enum Subsystem: String { case ussd, mpesa, sms, sandbox, httpActions = "http.actions" }
+    enum Subsystem: String { case ussd, mpesa, sms, sandbox, wallet, httpActions = "http.actions" }
 
     init(config: GatewayConfig, logger: Logger?, menus: MenuGraph?, pins: PINVault?, metrics: MetricCache) throws {
         self.metrics = metrics
@@ -57,7 +57,9 @@ struct GatewayParts {
         self.pins = try pins ?? config.openPINVault()
         self.wallet = Wallet(
             postgres: self.clients.postgres, pins: self.pins, lockDuration: .seconds(config.wallet.pinLockMinutes * 60), groupCommit: config.wallet.groupCommit,
-            pinResetCooldown: config.wallet.pinResetCooldown, now: config.now, logger: Logger(label: "wallet")
+            pinResetCooldown: config.wallet.pinResetCooldown,
+            profiles: config.wallet.profileCacheSize > 0 ? CustomerProfiles(limit: config.wallet.profileCacheSize) : nil, now: config.now,
+            logger: Logger(label: "wallet")
         )
         self.book = MPesaBook(wallet: self.wallet)
     }

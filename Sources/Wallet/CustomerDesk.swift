@@ -27,7 +27,8 @@ extension Wallet {
     private func setStatus(_ msisdn: MSISDN, to status: Customer.Status, auditAction: String, notice: String, by action: OperatorAction) async throws
         -> DeskOutcome
     {
-        try await self.postgres.transaction { tx in
+        defer { self.forgetProfile(msisdn) }
+        return try await self.postgres.transaction { tx in
             guard let row = try await tx.query("SELECT status FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE").single() else {
                 return .notRegistered
             }
@@ -45,6 +46,7 @@ extension Wallet {
     /// which starts the cooling-off window; `tokenExpired` when no reset is waiting (it was
     /// completed in another session). Written to the audit trail with the customer as the actor.
     public func completePINReset(_ msisdn: MSISDN, new pin: String) async throws {
+        defer { self.forgetProfile(msisdn) }
         let customer = try await self.customer(msisdn)
         guard customer.pinResetRequired else { throw WalletError.tokenExpired }
         guard PINPolicy.isWellFormed(pin) else { throw WalletError.invalidArgument("a PIN is four digits") }
@@ -67,7 +69,8 @@ extension Wallet {
     /// Puts a customer in a KYC tier (one of ``applyConfiguration``'s); nil puts them back in the
     /// default tier.
     public func setTier(_ msisdn: MSISDN, to tier: String?, by action: OperatorAction) async throws -> DeskOutcome {
-        try await self.postgres.transaction { tx in
+        defer { self.forgetProfile(msisdn) }
+        return try await self.postgres.transaction { tx in
             if let tier, try await tx.query("SELECT 1 FROM kyc_tiers WHERE name = \(tier)").isEmpty {
                 let known = try await tx.query("SELECT name FROM kyc_tiers ORDER BY name").map { try $0.decode(String.self, column: 0) }
                 throw WalletError.invalidArgument("no tier \(tier) (known: \(known.joined(separator: ", ")))")

@@ -64,7 +64,8 @@ extension Wallet {
     /// recording who, why, and the lock as it was. False when the number is not registered.
     @discardableResult
     public func unlockPIN(_ msisdn: MSISDN, by action: OperatorAction) async throws -> Bool {
-        try await !self.postgres.query(
+        defer { self.forgetProfile(msisdn) }
+        return try await !self.postgres.query(
             """
             WITH old AS (
                 SELECT id, msisdn, failed_pin_attempts, pin_locks, locked_until FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE

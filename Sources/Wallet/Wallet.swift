@@ -28,6 +28,8 @@ public final class Wallet: Sendable {
     /// How concurrent calls share commits: the movements here, and a provider's completions in its
     /// own book.
     package let groupCommit: GroupCommit
+    /// The profiles kept for menus (``profile(_:)``); nil reads every one from Postgres.
+    public let profiles: CustomerProfiles?
 
     /// How movements and deposit completions share commits: at most `lanes` batches in flight, each of at most
     /// `maximumBatch` movements. `maximumBatch` 1 turns group commit off.
@@ -47,9 +49,10 @@ public final class Wallet: Sendable {
     public init(
         postgres: PostgresClient, pins: PINVault, lockDuration: Duration = .seconds(30 * 60), limits: WalletLimits = WalletLimits(),
         groupCommit: GroupCommit = GroupCommit(), pinResetCooldown: PINResetCooldown = PINResetCooldown(),
-        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "wallet")
+        profiles: CustomerProfiles? = nil, now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "wallet")
     ) {
         self.postgres = postgres
+        self.profiles = profiles
         self.pinResetCooldown = pinResetCooldown
         self.now = now
         self.pins = pins
@@ -168,6 +171,18 @@ public final class Wallet: Sendable {
         }
     }
 
+    /// The customer behind a number, for what a menu shows (the home route's profile): from
+    /// ``profiles`` when it keeps them, so as fresh as Postgres' notices of changes; read from
+    /// Postgres otherwise. Nothing that moves money or checks a PIN reads it.
+    public func profile(_ msisdn: MSISDN) async throws -> Customer {
+        guard let profiles = self.profiles else { return try await self.customer(msisdn) }
+        return try await profiles.lookup(msisdn.value) { try await self.customer(msisdn) }
+    }
+
+    /// Drops the kept profile of a customer this process is changing, whatever the outcome: its
+    /// own next lookup then reads the change, without waiting for Postgres' notice of it.
+    func forgetProfile(_ msisdn: MSISDN) { self.profiles?.changed(msisdn.value) }
+
     /// The customer behind a number.
     public func customer(_ msisdn: MSISDN) async throws -> Customer {
         guard let row = try await self.postgres.query(
@@ -186,6 +201,7 @@ public final class Wallet: Sendable {
     /// counts again.
     @discardableResult
     public func verifyPIN(_ msisdn: MSISDN, pin: String) async throws -> Customer {
+        defer { self.forgetProfile(msisdn) }
         let (customer, stored) = try await self.reservePINAttempt(msisdn)
         return try await self.judge(pin, reserved: customer, stored: stored, msisdn: msisdn)
     }
@@ -193,6 +209,7 @@ public final class Wallet: Sendable {
     /// Judges a PIN attempt already counted for `customer` against their `stored` value: gives it
     /// back when the check itself fails, releases it when right, locks at the limit when wrong.
     func judge(_ pin: String, reserved customer: Customer, stored: String, msisdn: MSISDN) async throws -> Customer {
+        defer { self.forgetProfile(msisdn) }
         let check: PINVault.Check
         do {
             check = PINPolicy.isWellFormed(pin) ? try await self.pins.check(pin, customer: customer.id, against: stored) : .wrong
@@ -280,6 +297,7 @@ public final class Wallet: Sendable {
 
     /// Replaces the PIN after checking the current one.
     public func changePIN(_ msisdn: MSISDN, current: String, new: String) async throws {
+        defer { self.forgetProfile(msisdn) }
         let customer = try await self.verifyPIN(msisdn, pin: current)
         guard PINPolicy.isWellFormed(new) else { throw WalletError.invalidArgument("a PIN is four digits") }
         guard PINPolicy.isAcceptable(new, msisdn: msisdn.value), new != current else { throw WalletError.weakPIN }
@@ -311,6 +329,7 @@ public final class Wallet: Sendable {
     /// conversation. A grant that expired, was used, or was given to another session is
     /// `tokenExpired`. A successful change uses the grant up; a weak new PIN leaves it for another try.
     public func changePIN(_ msisdn: MSISDN, conversation: String, new: String) async throws {
+        defer { self.forgetProfile(msisdn) }
         let customer = try await self.customer(msisdn)
         if let until = customer.lockedUntil, customer.isLocked() { throw WalletError.locked(until: until) }
         guard PINPolicy.isWellFormed(new) else { throw WalletError.invalidArgument("a PIN is four digits") }
@@ -363,6 +382,7 @@ public final class Wallet: Sendable {
 
     /// Sets the language menus and SMS replies use.
     public func setLanguage(_ msisdn: MSISDN, language: String) async throws {
+        defer { self.forgetProfile(msisdn) }
         guard language.count == 2, language.allSatisfy({ $0.isLowercase && $0.isASCII }) else {
             throw WalletError.invalidArgument("language must be a two-letter code")
         }

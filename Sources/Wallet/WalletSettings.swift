@@ -21,6 +21,10 @@ public struct WalletSettings: Sendable {
     /// batch after batch on one connection; more lanes suit a database server with cores of its
     /// own and many customers (two batches in flight on shared cores wait on each other's rows).
     public var groupCommit = Wallet.GroupCommit()
+    /// `PROFILE_CACHE_SIZE` (0 to 10,000,000, default 100,000; 0 turns it off): how many customers'
+    /// profiles each gateway keeps for the home menu's lookup on every dial, dropped as Postgres
+    /// notifies their changes (``CustomerProfiles``).
+    public var profileCacheSize = 100_000
 
     public init() {}
 
@@ -37,6 +41,7 @@ public struct WalletSettings: Sendable {
         self.ledgerAdjustMax = 100 * Int64(try reader.integer("LEDGER_ADJUST_MAX", default: Int(self.ledgerAdjustMax / 100), in: 1...1_000_000_000))
         self.groupCommit.lanes = try reader.integer("WALLET_COMMIT_LANES", default: self.groupCommit.lanes, in: 1...64)
         self.groupCommit.maximumBatch = try reader.integer("WALLET_COMMIT_BATCH", default: self.groupCommit.maximumBatch, in: 1...256)
+        self.profileCacheSize = try reader.integer("PROFILE_CACHE_SIZE", default: self.profileCacheSize, in: 0...10_000_000)
     }
 
     /// What the audit trail records of these settings when they change between start-ups: four
