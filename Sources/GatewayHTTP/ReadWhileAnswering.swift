@@ -21,10 +21,19 @@ final class ReadWhileAnswering: ChannelDuplexHandler, RemovableChannelHandler {
     private var unanswered = 0
     /// A part of another request came while one was unanswered.
     private var pipelined = false
+    /// Answers that ended before their requests did (a refusal of a body): those requests' ends
+    /// are already answered.
+    private var answeredEarly = 0
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if self.unanswered > 0 { self.pipelined = true }
-        if case .end = self.unwrapInboundIn(data) { self.unanswered += 1 }
+        if case .end = self.unwrapInboundIn(data) {
+            if self.answeredEarly > 0 {
+                self.answeredEarly -= 1
+            } else {
+                self.unanswered += 1
+            }
+        }
         context.fireChannelRead(data)
     }
 
@@ -35,9 +44,12 @@ final class ReadWhileAnswering: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = self.unwrapOutboundIn(data) {
-            // An answer that ended before its request did (a refusal of a body) counts nothing.
-            self.unanswered = max(0, self.unanswered - 1)
-            if self.unanswered == 0 { self.pipelined = false }
+            if self.unanswered == 0 {
+                self.answeredEarly += 1
+            } else {
+                self.unanswered -= 1
+                if self.unanswered == 0 { self.pipelined = false }
+            }
         }
         context.write(data, promise: promise)
     }

@@ -7,29 +7,43 @@ import ServiceLifecycle
 /// Listens on one Postgres notification channel (`LISTEN`) over a connection of its own, on a
 /// thread of its own (libpq blocks), and hands each notice's payload to `notice`.
 ///
-/// `listening(true)` is called once `LISTEN` holds, `listening(false)` as soon as the connection
-/// is lost (notices sent meanwhile are lost with it) and at shutdown; it then reconnects, from
-/// one second up to ten between attempts. Whoever keeps state by its notices drops that state
-/// on `false` and starts again on `true`.
+/// `listening(true)` is called once `LISTEN` holds and `requires` (a statement answering one
+/// boolean: that whatever sends the notices is in place) answered true; `listening(false)` as
+/// soon as the connection is lost or stops answering (notices sent meanwhile are lost with it)
+/// and at shutdown. A connection that dies without a word (a host gone, a network split) is found
+/// out by a heartbeat: a `SELECT 1` every second, unanswered for three seconds, counts as lost.
+/// It then reconnects, from one second up to ten between attempts. Whoever keeps state by its
+/// notices drops that state on `false` and starts again on `true`.
 public final class PostgresListener: Service, Sendable {
     let configuration: PostgresConfiguration
     let channel: String
+    let requires: String?
     let notice: @Sendable (String) -> Void
     let listening: @Sendable (Bool) -> Void
     let logger: Logger
     private let thread = OnDemandThreadPool(numberOfThreads: 1)
 
-    /// `channel` must be a plain identifier (it is written into the `LISTEN` statement).
+    /// `channel` is a lower-case identifier (it is written into the `LISTEN` statement as it is).
     public init(
-        configuration: PostgresConfiguration, channel: String, logger: Logger, notice: @escaping @Sendable (String) -> Void,
-        listening: @escaping @Sendable (Bool) -> Void
+        configuration: PostgresConfiguration, channel: String, requires: String? = nil, logger: Logger,
+        notice: @escaping @Sendable (String) -> Void, listening: @escaping @Sendable (Bool) -> Void
     ) {
-        precondition(channel.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }, "a notification channel is a plain identifier")
+        precondition(
+            channel.first.map { $0 == "_" || ("a"..."z").contains($0) } == true
+                && channel.allSatisfy { $0 == "_" || ("a"..."z").contains($0) || ("0"..."9").contains($0) },
+            "a notification channel is a lower-case identifier"
+        )
         self.configuration = configuration
         self.channel = channel
+        self.requires = requires
         self.notice = notice
         self.listening = listening
         self.logger = logger
+    }
+
+    /// Why the listening connection was given up, in words safe for the log.
+    struct Lost: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// Listens until graceful shutdown or cancellation.
@@ -44,25 +58,24 @@ public final class PostgresListener: Service, Sendable {
                     try await self.thread.run { try self.waitOnce(connection) }
                     delay = .seconds(1)
                 } catch {
-                    if connection.isOpen {
-                        connection.close()
-                        self.listening(false)
-                    }
-                    self.logger.warning("postgres notifications lost, reconnecting", metadata: ["channel": .string(self.channel), "error": .string("\(error)")])
+                    if Task.isCancelled { break }
+                    try? await self.thread.run { connection.close() }
+                    self.listening(false)
+                    self.logger.warning("postgres notices not heard, reconnecting", metadata: ["channel": .string(self.channel), "reason": .string("\(error)")])
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(10))
                 }
             }
         }
-        connection.close()
+        try? await self.thread.run { connection.close() }
         self.listening(false)
         await self.thread.shutdown()
     }
 
     /// Connects and listens if needed, then waits up to 250 ms for notices and hands them over.
-    private func waitOnce(_ connection: Connection) throws(PostgresError) {
+    private func waitOnce(_ connection: Connection) throws {
         if !connection.isOpen {
-            try connection.open(self.configuration, listen: self.channel)
+            try connection.open(self.configuration, listen: self.channel, requires: self.requires)
             self.listening(true)
         }
         for payload in try connection.wait(milliseconds: 250) { self.notice(payload) }
@@ -71,36 +84,77 @@ public final class PostgresListener: Service, Sendable {
     /// The listening connection, used on the listener's one thread only.
     private final class Connection: @unchecked Sendable {
         private var connection: OpaquePointer?
+        /// Server notices go nowhere (libpq's default prints them to stderr).
+        private let notices = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        /// When the heartbeat in flight was sent; nil when none is.
+        private var heartbeatSent: ContinuousClock.Instant?
+        private var lastHeartbeat = ContinuousClock.now
+
+        static let heartbeatEvery = Duration.seconds(1)
+        static let heartbeatWithin = Duration.seconds(3)
+
+        init() { self.notices.initialize(to: 0) }
 
         var isOpen: Bool { self.connection != nil }
 
-        func open(_ configuration: PostgresConfiguration, listen channel: String) throws(PostgresError) {
+        func open(_ configuration: PostgresConfiguration, listen channel: String, requires: String?) throws {
             let keywords = configuration.keywords
             let connection = LibPQConnection.withCStrings(keywords.map(\.0)) { names in
                 LibPQConnection.withCStrings(keywords.map(\.1)) { values in PQconnectdbParams(names, values, 1) }
             }
-            guard let connection else { throw PostgresError(code: .connection, detail: "libpq could not allocate a connection") }
+            guard let connection else { throw Lost(description: "libpq could not allocate a connection") }
             guard PQstatus(connection) == CONNECTION_OK else {
-                let message = String(cString: PQerrorMessage(connection))
                 PQfinish(connection)
-                throw PostgresError(code: .connection, detail: message)
+                throw Lost(description: "could not connect")
             }
-            let result = PQexec(connection, "LISTEN \(channel)")
-            defer { PQclear(result) }
-            guard PQresultStatus(result) == PGRES_COMMAND_OK else {
-                let message = String(cString: PQerrorMessage(connection))
+            clibpq_watch_notices(connection, self.notices)
+            guard Self.command(connection, "LISTEN \(channel)") else {
                 PQfinish(connection)
-                throw PostgresError(code: .server, detail: message)
+                throw Lost(description: "LISTEN was refused")
+            }
+            if let requires {
+                let result = PQexec(connection, requires)
+                defer { PQclear(result) }
+                let holds = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 && String(cString: PQgetvalue(result, 0, 0)) == "t"
+                guard holds else {
+                    PQfinish(connection)
+                    throw Lost(description: "what sends the notices is not in place (\(requires))")
+                }
             }
             self.connection = connection
+            self.heartbeatSent = nil
+            self.lastHeartbeat = .now
+        }
+
+        private static func command(_ connection: OpaquePointer, _ sql: String) -> Bool {
+            let result = PQexec(connection, sql)
+            defer { PQclear(result) }
+            return PQresultStatus(result) == PGRES_COMMAND_OK
         }
 
         /// The payloads of the notices that came within `milliseconds` (none when none did).
-        func wait(milliseconds: Int32) throws(PostgresError) -> [String] {
+        func wait(milliseconds: Int32) throws -> [String] {
             guard let connection else { return [] }
+            let now = ContinuousClock.now
+            if let sent = self.heartbeatSent {
+                guard now - sent < Self.heartbeatWithin else { throw Lost(description: "the server stopped answering") }
+            } else if now - self.lastHeartbeat >= Self.heartbeatEvery {
+                guard PQsendQuery(connection, "SELECT 1") == 1 else { throw Lost(description: "the connection broke") }
+                self.heartbeatSent = now
+            }
             let ready = clibpq_wait_readable(connection, milliseconds)
             if ready < 0 || (ready > 0 && PQconsumeInput(connection) == 0) || PQstatus(connection) != CONNECTION_OK {
-                throw PostgresError(code: .connection, detail: String(cString: PQerrorMessage(connection)))
+                throw Lost(description: "the connection broke")
+            }
+            // The heartbeat's answer, once whole.
+            while self.heartbeatSent != nil && PQisBusy(connection) == 0 {
+                guard let result = PQgetResult(connection) else {
+                    (self.heartbeatSent, self.lastHeartbeat) = (nil, .now)
+                    break
+                }
+                let status = PQresultStatus(result)
+                PQclear(result)
+                guard status == PGRES_TUPLES_OK else { throw Lost(description: "the heartbeat failed") }
             }
             var payloads: [String] = []
             while let notice = PQnotifies(connection) {
@@ -115,6 +169,9 @@ public final class PostgresListener: Service, Sendable {
             self.connection = nil
         }
 
-        deinit { self.close() }
+        deinit {
+            self.close()
+            self.notices.deallocate()
+        }
     }
 }

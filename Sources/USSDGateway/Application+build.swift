@@ -54,7 +54,8 @@ public func buildApplication(
         // Profiles are kept only while their changes are heard of.
         services.append(
             PostgresListener(
-                configuration: parts.clients.postgres.configuration, channel: "customer_profiles", logger: parts.logger(.wallet),
+                configuration: parts.clients.postgres.configuration, channel: "customer_profiles", requires: CustomerProfiles.noticesInPlace,
+                logger: parts.logger(.wallet),
                 notice: { profiles.changed($0) }, listening: { profiles.listening($0) }
             )
         )

@@ -31,6 +31,14 @@ public final class CustomerProfiles: Sendable {
         var misses = 0
     }
 
+    /// True when migration 0019's triggers are on `customers` and enabled (not switched off, and
+    /// not only for replication): a listener that finds them missing keeps nothing.
+    public static let noticesInPlace = """
+        SELECT count(*) = 2 FROM pg_trigger
+        WHERE tgrelid = 'customers'::regclass AND tgenabled IN ('O', 'A')
+          AND tgname IN ('customers_profile_changed', 'customers_profile_added_or_removed')
+        """
+
     let limit: Int
     let maximumAge: Duration
     private let state = Mutex(State())

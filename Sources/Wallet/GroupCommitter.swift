@@ -46,8 +46,9 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
     }
 
     /// Runs its closure on one of the Postgres pool's threads with one connection; the closure is
-    /// handed a function that runs one batch on that connection, synchronously (a batch of one
-    /// call as that call alone, once). Given, a lane runs batch after batch on that thread while
+    /// handed a function that runs one batch on that connection, synchronously: a batch of one
+    /// call as that call alone, with the single path's retries, so what it throws is the call's
+    /// answer (it is not run again). Given, a lane runs batch after batch on that thread while
     /// calls wait, resuming each batch's callers from there: no hand-off between a task and the
     /// pool's thread per batch, and none for a call that came alone while the lane was busy.
     package typealias Lane = @Sendable (_ body: @escaping @Sendable (_ runBatch: ([Call]) throws -> [Row]) -> Void) async throws -> Void
@@ -163,6 +164,9 @@ package final class GroupCommitter<Call: Sendable & Encodable>: Sendable {
                     } catch let error as PostgresError where error.code == .unconfirmedCommit {
                         // As in `run`: unknown, at once.
                         for waiting in batch { waiting.continuation.resume(throwing: error) }
+                    } catch where batch.count == 1 {
+                        // A call alone, retried as on its own already: its answer.
+                        batch[0].continuation.resume(throwing: error)
                     } catch {
                         unsettled.value.withLock { $0 = batch }
                         return

@@ -76,11 +76,19 @@ extension Wallet {
         }
     }
 
-    /// The same, once, on a connection a group-commit lane holds on the pool's thread: a call that
-    /// came alone while the lane was busy. A failure goes back to the committer, which runs the
-    /// call again with `moveOne`'s retries.
+    /// The same on a connection a group-commit lane holds on the pool's thread (a call that came
+    /// alone while the lane was busy), with the same retries: what it throws is the call's answer.
     static func moveOne(_ call: MoveCall, on connection: BlockingPostgresConnection, limits: WalletLimits) throws -> PostgresRow {
-        try connection.query(Self.singleStatement(call, limits: limits)).single()!
+        var attempt = 1
+        while true {
+            do {
+                return try connection.query(Self.singleStatement(call, limits: limits)).single()!
+            } catch let error as PostgresError where attempt < 5 && Self.isRetried(error) {
+                attempt += 1
+            } catch let error as PostgresError where error.constraint == "customer_balance_never_negative" {
+                throw WalletError.insufficientFunds
+            }
+        }
     }
 
     private static func singleStatement(_ call: MoveCall, limits: WalletLimits) -> PostgresQuery {
@@ -117,12 +125,18 @@ extension Wallet {
         try await Self.retryingTransient(body)
     }
 
+    /// A deadlock, a serialization failure, or a racing insert of the same key (the rerun then
+    /// sees the committed row and replays it).
+    static func isRetried(_ error: PostgresError) -> Bool {
+        error.isTransient || (error.isUniqueViolation && error.constraint == "transfers_pkey")
+    }
+
     package static func retryingTransient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
         var attempt = 1
         while true {
             do {
                 return try await body()
-            } catch let error as PostgresError where attempt < 5 && (error.isTransient || (error.isUniqueViolation && error.constraint == "transfers_pkey")) {
+            } catch let error as PostgresError where attempt < 5 && Self.isRetried(error) {
                 attempt += 1
             } catch let error as PostgresError where error.constraint == "customer_balance_never_negative" {
                 throw WalletError.insufficientFunds

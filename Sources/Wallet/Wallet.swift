@@ -176,7 +176,10 @@ public final class Wallet: Sendable {
     /// Postgres otherwise. Nothing that moves money or checks a PIN reads it.
     public func profile(_ msisdn: MSISDN) async throws -> Customer {
         guard let profiles = self.profiles else { return try await self.customer(msisdn) }
-        return try await profiles.lookup(msisdn.value) { try await self.customer(msisdn) }
+        let customer = try await profiles.lookup(msisdn.value) { try await self.customer(msisdn) }
+        // Kept for a send's PIN too when that cache forgot it (a hint the movement checks).
+        self.customerIDs.remember(customer.id, for: msisdn)
+        return customer
     }
 
     /// Drops the kept profile of a customer this process is changing, whatever the outcome: its

@@ -66,6 +66,21 @@ import Testing
         _ = try channel.finish()
     }
 
+    @Test func anAnswerBeforeItsRequestEndedLeavesTheNextRequestReadable() throws {
+        let (channel, reads) = try Self.channel(keepReading: true)
+        // A refusal written while the body still comes (as a route may answer a body too large).
+        try channel.writeInbound(HTTPServerRequestPart.head(Self.head))
+        try Self.answer(channel)
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        // The next request is answered as usual, with the socket readable meanwhile.
+        try channel.writeInbound(HTTPServerRequestPart.head(Self.head))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        let before = reads.count
+        channel.pipeline.fireChannelReadComplete()
+        #expect(reads.count == before + 1, "read interest asked for while the second request is answered")
+        _ = try channel.finish()
+    }
+
     @Test func aPipelinedRequestLeavesReadsToThePipeliningHandler() throws {
         let (channel, reads) = try Self.channel(keepReading: true)
         try Self.request(channel)

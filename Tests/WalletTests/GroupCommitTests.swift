@@ -163,6 +163,29 @@ import TestSupport
         await ledger.postgres.shutdown()
     }
 
+    @Test func aMovementAloneThatRaisesOnTheLaneIsAnsweredOnceNotRunAgain() async throws {
+        let ledger = try await Ledger.make()
+        let wallet = Self.oneLane(ledger)
+        let sender = try await ledger.funded("254711000001", cents: 100_000)
+        let sink = try await ledger.funded("254711000002", cents: 0)
+        // Counts the statement's attempts outside its transaction (a sequence is never rolled back).
+        try await ledger.postgres.query("CREATE SEQUENCE poison_attempts")
+        try await ledger.postgres.query(
+            """
+            CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM nextval('poison_attempts'); RAISE EXCEPTION 'poisoned transfer' USING ERRCODE = 'raise_exception'; END $$
+            """
+        )
+        try await ledger.postgres.query("CREATE TRIGGER poison BEFORE INSERT ON transfers FOR EACH ROW WHEN (NEW.id = 'lone-1') EXECUTE FUNCTION poison()")
+        await #expect(throws: (any Error).self) { try await wallet.send(from: sender, to: sink, amount: .shillings(100), key: key("lone-1")) }
+        let attempts = try await ledger.postgres.query("SELECT last_value FROM poison_attempts").single()!.decode(Int64.self, column: 0)
+        #expect(attempts == 1, "run once: not again after the lane's answer")
+        // The lane goes on with the next call.
+        #expect(try await wallet.send(from: sender, to: sink, amount: .shillings(100), key: key("lone-2")).key == "lone-2")
+        try await ledger.audit()
+        await ledger.postgres.shutdown()
+    }
+
     final class Flag: Sendable {
         let value = Atomic<Int>(0)
     }

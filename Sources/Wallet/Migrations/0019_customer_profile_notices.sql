@@ -4,7 +4,9 @@
 -- when it rolls back). A profile is what that lookup reads: the number, name, language, status,
 -- lock, PIN reset and its completion, and tier. A PIN check that changes none of them (a right
 -- PIN, a wrong one short of a lock) sends nothing. A number that registers, or a row that goes,
--- is told too.
+-- is told too. A gateway keeps profiles only while these triggers are on (`noticesInPlace`). What
+-- fires no row trigger sends nothing: TRUNCATE, and writes made with session_replication_role =
+-- replica (`pg_restore --disable-triggers`); restart the gateways after either.
 CREATE FUNCTION customers_profile_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
