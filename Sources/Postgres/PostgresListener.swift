@@ -11,9 +11,10 @@ import ServiceLifecycle
 /// boolean: that whatever sends the notices is in place) answered true; `listening(false)` as
 /// soon as the connection is lost or stops answering (notices sent meanwhile are lost with it)
 /// and at shutdown. A connection that dies without a word (a host gone, a network split) is found
-/// out by a heartbeat: a `SELECT 1` every second, unanswered for three seconds, counts as lost.
-/// It then reconnects, from one second up to ten between attempts. Whoever keeps state by its
-/// notices drops that state on `false` and starts again on `true`.
+/// out by a heartbeat: a `SELECT 1` every second, unanswered for five seconds (a statement's own
+/// default limit), counts as lost. It then reconnects, from one second up to ten between
+/// attempts. Whoever keeps state by its notices drops that state on `false` and starts again on
+/// `true`.
 public final class PostgresListener: Service, Sendable {
     let configuration: PostgresConfiguration
     let channel: String
@@ -91,7 +92,7 @@ public final class PostgresListener: Service, Sendable {
         private var lastHeartbeat = ContinuousClock.now
 
         static let heartbeatEvery = Duration.seconds(1)
-        static let heartbeatWithin = Duration.seconds(3)
+        static let heartbeatWithin = Duration.seconds(5)
 
         init() { self.notices.initialize(to: 0) }
 

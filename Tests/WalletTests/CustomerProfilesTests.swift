@@ -52,7 +52,7 @@ import TestSupport
 
     /// Waits for something another connection makes happen (a notice, a reconnection): no time is asserted.
     static func until(_ condition: () -> Bool) async throws {
-        for _ in 0..<1000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<3000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
         #expect(condition())
     }
 
@@ -162,7 +162,7 @@ import TestSupport
             try await ledger.postgres.query("SELECT last_value FROM listener_checks").single()!.decode(Int64.self, column: 0)
         }
         // Connected, listened and checked: not listening, so nothing is kept.
-        for _ in 0..<1000 where try await checks() < 1 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<3000 where try await checks() < 1 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(try await checks() >= 1)
         #expect(!profiles.counts.listening)
         // Switched back on: listening from the next attempt.
