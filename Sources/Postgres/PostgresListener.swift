@@ -11,8 +11,8 @@ import ServiceLifecycle
 /// boolean: that whatever sends the notices is in place) answered true; `listening(false)` as
 /// soon as the connection is lost or stops answering (notices sent meanwhile are lost with it)
 /// and at shutdown. A connection that dies without a word (a host gone, a network split) is found
-/// out by a heartbeat: a `SELECT 1` every second, unanswered for five seconds (a statement's own
-/// default limit), counts as lost. It then reconnects, from one second up to ten between
+/// out by a heartbeat every second (`requires` again, or `SELECT 1`): unanswered for five seconds
+/// (a statement's own default limit), or `requires` answering false, counts as lost. It then reconnects, from one second up to ten between
 /// attempts. Whoever keeps state by its notices drops that state on `false` and starts again on
 /// `true`.
 public final class PostgresListener: Service, Sendable {
@@ -34,6 +34,9 @@ public final class PostgresListener: Service, Sendable {
                 && channel.allSatisfy { $0 == "_" || ("a"..."z").contains($0) || ("0"..."9").contains($0) },
             "a notification channel is a lower-case identifier"
         )
+        var configuration = configuration
+        // Told apart from the pool's connections in `pg_stat_activity`.
+        configuration.applicationName += " listener"
         self.configuration = configuration
         self.channel = channel
         self.requires = requires
@@ -79,7 +82,7 @@ public final class PostgresListener: Service, Sendable {
             try connection.open(self.configuration, listen: self.channel, requires: self.requires)
             self.listening(true)
         }
-        for payload in try connection.wait(milliseconds: 250) { self.notice(payload) }
+        for payload in try connection.wait(milliseconds: 250, heartbeat: self.requires) { self.notice(payload) }
     }
 
     /// The listening connection, used on the listener's one thread only.
@@ -133,15 +136,14 @@ public final class PostgresListener: Service, Sendable {
             return PQresultStatus(result) == PGRES_COMMAND_OK
         }
 
-        /// The payloads of the notices that came within `milliseconds` (none when none did).
-        func wait(milliseconds: Int32) throws -> [String] {
+        /// The payloads of the notices that came within `milliseconds` (none when none did). The
+        /// heartbeat is `requires` when given (so what sends the notices is checked every second
+        /// too), `SELECT 1` otherwise.
+        func wait(milliseconds: Int32, heartbeat requires: String?) throws -> [String] {
             guard let connection else { return [] }
-            let now = ContinuousClock.now
-            if let sent = self.heartbeatSent {
-                guard now - sent < Self.heartbeatWithin else { throw Lost(description: "the server stopped answering") }
-            } else if now - self.lastHeartbeat >= Self.heartbeatEvery {
-                guard PQsendQuery(connection, "SELECT 1") == 1 else { throw Lost(description: "the connection broke") }
-                self.heartbeatSent = now
+            if self.heartbeatSent == nil && ContinuousClock.now - self.lastHeartbeat >= Self.heartbeatEvery {
+                guard PQsendQuery(connection, requires ?? "SELECT 1") == 1 else { throw Lost(description: "the connection broke") }
+                self.heartbeatSent = .now
             }
             let ready = clibpq_wait_readable(connection, milliseconds)
             if ready < 0 || (ready > 0 && PQconsumeInput(connection) == 0) || PQstatus(connection) != CONNECTION_OK {
@@ -153,9 +155,13 @@ public final class PostgresListener: Service, Sendable {
                     (self.heartbeatSent, self.lastHeartbeat) = (nil, .now)
                     break
                 }
-                let status = PQresultStatus(result)
+                let holds = PQresultStatus(result) == PGRES_TUPLES_OK && (requires == nil || (PQntuples(result) == 1 && String(cString: PQgetvalue(result, 0, 0)) == "t"))
                 PQclear(result)
-                guard status == PGRES_TUPLES_OK else { throw Lost(description: "the heartbeat failed") }
+                guard holds else { throw Lost(description: "the heartbeat failed, or what sends the notices is no longer in place") }
+            }
+            // Judged after reading, so an answer already in the socket is never taken for silence.
+            if let sent = self.heartbeatSent, ContinuousClock.now - sent >= Self.heartbeatWithin {
+                throw Lost(description: "the server stopped answering")
             }
             var payloads: [String] = []
             while let notice = PQnotifies(connection) {
