@@ -108,18 +108,34 @@ struct USSDHarness {
         await self.redis.shutdown()
     }
 
-    /// Whether `token` appears in `text` not glued to other letters or digits.
+    /// Whether `token` appears in `text` not glued to other letters or digits, and not as a group of
+    /// a UUID (a request or message id such as `…-AC2D-4627-9146-F786…` holds four digits by chance).
     static func containsToken(_ text: String, _ token: String) -> Bool {
         var searchRange = text.startIndex..<text.endIndex
         while let found = text.range(of: token, range: searchRange) {
             let before = found.lowerBound == text.startIndex ? nil : text[text.index(before: found.lowerBound)]
             let after = found.upperBound == text.endIndex ? nil : text[found.upperBound]
-            if !(before?.isLetter ?? false) && !(before?.isNumber ?? false) && !(after?.isLetter ?? false) && !(after?.isNumber ?? false) {
+            if !(before?.isLetter ?? false) && !(before?.isNumber ?? false) && !(after?.isLetter ?? false) && !(after?.isNumber ?? false)
+                && !Self.isInUUID(text, found)
+            {
                 return true
             }
             searchRange = found.upperBound..<text.endIndex
         }
         return false
+    }
+
+    /// Whether `range` lies inside a UUID written in `text` (8-4-4-4-12 hexadecimal digits).
+    static func isInUUID(_ text: String, _ range: Range<String.Index>) -> Bool {
+        let isPart: (Character) -> Bool = { $0.isHexDigit || $0 == "-" }
+        var start = range.lowerBound
+        while start > text.startIndex, isPart(text[text.index(before: start)]) { start = text.index(before: start) }
+        var end = range.upperBound
+        while end < text.endIndex, isPart(text[end]) { end = text.index(after: end) }
+        // The run may carry hexadecimal letters glued to either end (`id` before a UUID).
+        let groups = text[start..<end].split(separator: "-", omittingEmptySubsequences: false).map(\.count)
+        guard groups.count == 5 else { return false }
+        return groups[0] >= 8 && groups[1] == 4 && groups[2] == 4 && groups[3] == 4 && groups[4] >= 12
     }
 
     /// Registers a customer straight in the wallet and deposits `shillings` through the deposit flow.

@@ -341,6 +341,15 @@ struct HostileBodies {
         await harness.finish()
     }
 
+    /// The logs' PIN scanner: a PIN glued to nothing is found; the same digits as a group of a
+    /// message id's UUID are not (they were a false alarm one run in a few thousand).
+    @Test func theLeakScannerFindsAPINButNotAUUIDsGroup() {
+        #expect(USSDHarness.containsToken("text=1*9146 status=200", "9146"))
+        #expect(USSDHarness.containsToken("pin 9146-", "9146"))
+        #expect(!USSDHarness.containsToken("sms=ATXid_in_D8F85C04-AC2D-4627-9146-F7869E672F8C command=help", "9146"))
+        #expect(!USSDHarness.containsToken("request 9146ab0c-1234-4d2e-8f00-aa11bb22cc33", "9146"))
+    }
+
     /// Over `SMS_RATE_LIMIT_PER_MINUTE`, one polite reply and then silence; other numbers unaffected.
     @Test func smsCommandsAreRateLimitedPerNumber() async throws {
         let rig = try await SMSRig.make { $0.sms.rateLimitPerMinute = 3 }
