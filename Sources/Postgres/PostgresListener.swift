@@ -12,9 +12,9 @@ import ServiceLifecycle
 /// soon as the connection is lost or stops answering (notices sent meanwhile are lost with it)
 /// and at shutdown. A connection that dies without a word (a host gone, a network split) is found
 /// out by a heartbeat every second (`requires` again, or `SELECT 1`): unanswered for five seconds
-/// (a statement's own default limit), or `requires` answering false, counts as lost. It then reconnects, from one second up to ten between
-/// attempts. Whoever keeps state by its notices drops that state on `false` and starts again on
-/// `true`.
+/// (a statement's own default limit), or `requires` answering false, counts as lost. It then
+/// reconnects, from one second up to ten between attempts. Whoever keeps state by its notices
+/// drops that state on `false` and starts again on `true`.
 public final class PostgresListener: Service, Sendable {
     let configuration: PostgresConfiguration
     let channel: String
@@ -71,7 +71,9 @@ public final class PostgresListener: Service, Sendable {
                 }
             }
         }
-        try? await self.thread.run { connection.close() }
+        // Closed on the listener's thread even when this task was cancelled (a cancelled task's
+        // call to the thread would not run): a new task does not inherit the cancellation.
+        await Task { try? await self.thread.run { connection.close() } }.value
         self.listening(false)
         await self.thread.shutdown()
     }
@@ -122,7 +124,7 @@ public final class PostgresListener: Service, Sendable {
                 let holds = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 && String(cString: PQgetvalue(result, 0, 0)) == "t"
                 guard holds else {
                     PQfinish(connection)
-                    throw Lost(description: "what sends the notices is not in place (\(requires))")
+                    throw Lost(description: "what sends the notices is not in place")
                 }
             }
             self.connection = connection
