@@ -301,3 +301,13 @@ unsigned long cpkcs11_import_key(cpkcs11_token *token, const char *label, const 
                                  char *error, size_t error_size) {
     return store_key(token, label, id, id_length, value, value_length, handle, error, error_size);
 }
+
+unsigned long cpkcs11_destroy_key(cpkcs11_token *token, unsigned long handle, char *error, size_t error_size) {
+    CK_SESSION_HANDLE session;
+    CK_RV rv = take_session(token, &session);
+    if (rv != CKR_OK) { say(error, error_size, "no session could be opened on the token", rv); return rv; }
+    rv = token->functions->C_DestroyObject(session, (CK_OBJECT_HANDLE)handle);
+    if (rv != CKR_OK) say(error, error_size, "the token refused to destroy the key", rv);
+    give_back(token, session, rv == CKR_OK);
+    return rv;
+}

@@ -44,4 +44,8 @@ unsigned long cpkcs11_generate_key(cpkcs11_token *token, const char *label, cons
 unsigned long cpkcs11_import_key(cpkcs11_token *token, const char *label, const unsigned char *id, size_t id_length,
                                  const unsigned char *value, size_t value_length, unsigned long *handle,
                                  char *error, size_t error_size);
+
+/// Destroys the key `handle` in the token (a retired version no stored value names any more).
+/// Returns 0 or the PKCS#11 return value with a reason in `error`.
+unsigned long cpkcs11_destroy_key(cpkcs11_token *token, unsigned long handle, char *error, size_t error_size);
 #endif

@@ -102,6 +102,16 @@ public final class PKCS11PINKeys: PINKeyStore, @unchecked Sendable {
         return version
     }
 
+    /// Destroys a version's key in the token.
+    public func removeVersion(_ version: Int) throws(PINKeyError) {
+        try self.reload()
+        guard let handle = self.handles.withLock({ $0[version] }) else { throw PINKeyError("no key version \(version) labelled \(self.label) in the token") }
+        guard self.versions.contains(where: { $0 != version }) else { throw PINKeyError("version \(version) is the only key labelled \(self.label): it is never removed") }
+        var error = [CChar](repeating: 0, count: 256)
+        guard cpkcs11_destroy_key(self.token, handle, &error, error.count) == 0 else { throw PINKeyError("PKCS#11: \(Self.text(error))") }
+        self.handles.withLock { $0[version] = nil }
+    }
+
     private static func text(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
