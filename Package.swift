@@ -94,7 +94,7 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Migrations")]
+            resources: [.copy("Migrations"), .copy("KeyStoreMigrations")]
         ),
         // Settings: each part reads its own through swift-configuration, checked the same way.
         .target(
@@ -245,7 +245,7 @@ let package = Package(
         ),
 
         // Helpers the test targets share: the servers `make test` started, private ones to restart.
-        .target(name: "TestSupport", dependencies: ["Redis", "Postgres"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Redis", "Postgres", "Wallet"], path: "Tests/TestSupport"),
 
         .testTarget(name: "ConnectionPoolTests", dependencies: ["ConnectionPool", "TestSupport"]),
         .testTarget(name: "MenusTests", dependencies: ["Menus", "Basics"]),

@@ -75,7 +75,7 @@ if [ -n "$output" ]; then printf '%s\n' "$output" >&2; exit 1; fi
 
 if docker compose version >/dev/null 2>&1; then
     log "docker compose config"
-    POSTGRES_PASSWORD=x GATEWAY_DB_PASSWORD=x REDIS_PASSWORD=x PIN_KEY=1:xx AT_CALLBACK_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx \
+    POSTGRES_PASSWORD=x GATEWAY_DB_PASSWORD=x REDIS_PASSWORD=x PIN_KEY=1:xx PERSONAL_DATA_KEY=1:xx AT_CALLBACK_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx \
         TLS_CERTIFICATE="$scratch/gateway.pem" docker compose -f deploy/compose.yaml config --quiet
 else
     log "no compose binary here: compose.yaml is checked by deploy_check.py only"

@@ -111,6 +111,9 @@ export ENVIRONMENT=production AT_CALLBACK_TOKEN="$token" PIN_KEY="1:$(head -c 32
 export REDIS_URL="$redis_url" LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 owner_url="postgres://ussd@$hosts/ha_bench?target_session_attrs=read-write"
 export DATABASE_URL=$owner_url
+# The personal-data key and the key store (made and migrated by `migrate`, as the owner).
+export PERSONAL_DATA_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export PERSONAL_DATA_KEYS_URL="postgres://ussd@$hosts/ha_bench_keys?target_session_attrs=read-write"
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
 "$bin" db login ha_gateway --role ussd_app >/dev/null
@@ -121,6 +124,7 @@ http=$(bash scripts/services.sh free-port)
 admin_port=$(bash scripts/services.sh free-port)
 while [ "$admin_port" = "$http" ]; do admin_port=$(bash scripts/services.sh free-port); done
 DATABASE_URL="postgres://ha_gateway@$hosts/ha_bench?target_session_attrs=read-write" HTTP_PORT=$http ADMIN_PORT=$admin_port \
+    PERSONAL_DATA_KEYS_URL="postgres://ha_gateway@$hosts/ha_bench_keys?target_session_attrs=read-write" \
     "$bin" serve >>"$scratch/gateway.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" 2>/dev/null && break; sleep 0.1; done

@@ -43,6 +43,9 @@ export ENVIRONMENT=production PIN_PEPPER="open-loop-pepper-$(head -c 8 /dev/uran
 # The gateways' PIN key (and the handsets' seed, which makes their customers' PIN values): one per run.
 export PIN_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export REDIS_URL="redis://127.0.0.1:$(cat "$scratch/redis/port")/0" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/open_bench"
+# The personal-data key and the key store (made and migrated by `migrate`, as the owner).
+export PERSONAL_DATA_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export PERSONAL_DATA_KEYS_URL="postgres://ussd@127.0.0.1:$pg_port/open_bench_keys"
 export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
@@ -53,7 +56,7 @@ app_url="postgres://open_gateway@127.0.0.1:$pg_port/open_bench"
 http_port=$(bash scripts/services.sh free-port)
 admin_port=$(bash scripts/services.sh free-port)
 while [ "$admin_port" = "$http_port" ]; do admin_port=$(bash scripts/services.sh free-port); done
-DATABASE_URL=$app_url HTTP_PORT=$http_port ADMIN_PORT=$admin_port "$bin" serve 2>>"$scratch/serve.log" &
+DATABASE_URL=$app_url PERSONAL_DATA_KEYS_URL="postgres://open_gateway@127.0.0.1:$pg_port/open_bench_keys" HTTP_PORT=$http_port ADMIN_PORT=$admin_port "$bin" serve 2>>"$scratch/serve.log" &
 server=$!
 for _ in $(seq 1 200); do curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" 2>/dev/null && break; sleep 0.1; done
 curl -fsS -o /dev/null "http://127.0.0.1:$admin_port/readyz" || { cat "$scratch/serve.log" >&2; exit 1; }

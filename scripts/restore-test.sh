@@ -58,6 +58,9 @@ export ENVIRONMENT=production AT_CALLBACK_TOKEN="$token" PIN_KEY="1:$(head -c 32
 export REDIS_URL="$redis_url" LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 psql_at "$pg_port" postgres "CREATE DATABASE restore_bench" >/dev/null
 export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/restore_bench"
+# The personal-data key and the key store (made and migrated by `migrate`, as the owner).
+export PERSONAL_DATA_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export PERSONAL_DATA_KEYS_URL="postgres://ussd@127.0.0.1:$pg_port/restore_bench_keys"
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
 "$bin" db login restore_gateway --role ussd_app >/dev/null
@@ -73,6 +76,7 @@ serve() {
     port=$1 http=$(free_port) admin=$(free_port)
     while [ "$admin" = "$http" ]; do admin=$(free_port); done
     DATABASE_URL="postgres://restore_gateway@127.0.0.1:$port/restore_bench" HTTP_PORT=$http ADMIN_PORT=$admin \
+    PERSONAL_DATA_KEYS_URL="postgres://restore_gateway@127.0.0.1:$port/restore_bench_keys" \
         "$bin" serve >>"$scratch/gateway-$port.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 300); do

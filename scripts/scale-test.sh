@@ -64,6 +64,9 @@ export ENVIRONMENT=production PIN_PEPPER="scale-test-pepper-$(head -c 8 /dev/ura
 # The gateways' PIN key (and the handsets' seed, which makes their customers' PIN values): one per run.
 export PIN_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export REDIS_URL="$redis_url" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/scale_bench"
+# The personal-data key and the key store (made and migrated by `migrate`, as the owner).
+export PERSONAL_DATA_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export PERSONAL_DATA_KEYS_URL="postgres://ussd@127.0.0.1:$pg_port/scale_bench_keys"
 export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
@@ -75,7 +78,7 @@ free_port() { bash scripts/services.sh free-port; }
 declare -a http_ports admin_ports replica_pids
 start_replica() {
     local index=$1
-    DATABASE_URL=$app_url HTTP_PORT=${http_ports[$index]} ADMIN_PORT=${admin_ports[$index]} "$bin" serve 2>>"$scratch/replica$index.log" &
+    DATABASE_URL=$app_url PERSONAL_DATA_KEYS_URL="postgres://scale_gateway@127.0.0.1:$pg_port/scale_bench_keys" HTTP_PORT=${http_ports[$index]} ADMIN_PORT=${admin_ports[$index]} "$bin" serve 2>>"$scratch/replica$index.log" &
     replica_pids[$index]=$!
     pids+=($!)
     for _ in $(seq 1 200); do

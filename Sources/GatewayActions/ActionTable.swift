@@ -25,7 +25,7 @@ public enum ActionTable {
             let customer = try await actions.wallet.profile(context.msisdn)
             // What the home route acts on first: a PIN to set, a lock, a block.
             let status = customer.pinResetRequired ? "reset_pin" : customer.isLocked() ? "locked" : customer.isBlocked ? "blocked" : customer.status.rawValue
-            return .success(["name": String(customer.name.prefix(20)), "language": customer.language, "status": status])
+            return .success(["name": String((customer.name ?? "").prefix(20)), "language": customer.language, "status": status])
         },
         ActionBinding(ActionSpec(name: "wallet.register", arguments: ["msisdn", "name", "language", "pin"], errors: ["weak_pin", "already_registered"])) {
             actions, request, context in

@@ -30,9 +30,12 @@ public final class OutboxSender: Service, Sendable {
     let metrics: MetricCache
     private let pacing = Mutex(ContinuousClock.now)
 
-    public init(postgres: PostgresClient, client: AfricasTalkingSMS, graph: MenuGraph, settings: SMSSettings, metrics: MetricCache, logger: Logger) {
+    public init(
+        postgres: PostgresClient, personalData: PersonalData?, client: AfricasTalkingSMS, graph: MenuGraph, settings: SMSSettings, metrics: MetricCache,
+        logger: Logger
+    ) {
         self.metrics = metrics
-        self.outbox = Outbox(postgres: postgres)
+        self.outbox = Outbox(postgres: postgres, personalData: personalData)
         self.client = client
         self.graph = graph
         self.settings = settings
@@ -77,7 +80,19 @@ public final class OutboxSender: Service, Sendable {
     /// left to that sender.
     public func send(_ claimed: Outbox.Claimed) async -> Outcome {
         let id = claimed.id
-        guard let text = claimed.message ?? self.word(template: claimed.template, language: claimed.language, params: claimed.params) else {
+        let worded: String?
+        do {
+            let (text, erased) = try await self.outbox.text(of: claimed)
+            if erased {
+                await self.record(claimed) { try await $0.markFailed($1, reason: "the recipient's personal data was erased") }
+                return .failed
+            }
+            worded = text
+        } catch {
+            self.logger.warning("outbox text not opened; left for later", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
+            return .skipped
+        }
+        guard let text = worded ?? self.word(template: claimed.template, language: claimed.language, params: claimed.params) else {
             await self.record(claimed) { try await $0.markFailed($1, reason: "menus.json has no wording for this template") }
             self.logger.error("no wording for an outbox template", metadata: ["template": .string(claimed.template), "outbox": .stringConvertible(id)])
             return .failed

@@ -80,16 +80,20 @@ public final class SMSService: Sendable {
             self.metrics.count("sms_inbound_total", [("outcome", "ignored")])
             return .ignored
         }
-        guard try await self.claim(message, from: msisdn) else {
+        let customer = try? await self.wallet.customer(msisdn)
+        guard try await self.claim(message, from: msisdn, customer: customer) else {
             self.metrics.count("sms_inbound_total", [("outcome", "duplicate")])
             self.logger.info("duplicate SMS callback", metadata: ["sms": .string(message.id)])
             return .duplicate
         }
-        let language = try? await self.wallet.customer(msisdn).language
+        let language = customer?.language
         let (outcome, command, reply) = try await self.answer(message, from: msisdn, language: language)
+        let outbox = Outbox(postgres: self.postgres, personalData: self.wallet.personalData)
+        var sealed: Outbox.SealedText?
+        if let reply { sealed = try await outbox.seal(reply, to: msisdn, dedupe: "sms:\(message.id):reply") }
         try await self.postgres.transaction { tx in
-            if let reply {
-                try await Outbox.queue(tx, text: reply, to: msisdn, language: language ?? self.graph.defaultLanguage, template: "reply", dedupe: "sms:\(message.id):reply")
+            if let sealed {
+                try await Outbox.queue(tx, text: sealed, to: msisdn, language: language ?? self.graph.defaultLanguage, template: "reply")
             }
             try await tx.query("UPDATE sms_inbound SET status = 'done', done_at = now() WHERE id = \(message.id)")
         }
@@ -100,10 +104,19 @@ public final class SMSService: Sendable {
 
     /// Claims a message's id: a new id is claimed; a known one runs again only when its first run
     /// died unfinished. False for a repeated callback.
-    func claim(_ message: Inbound, from msisdn: MSISDN) async throws -> Bool {
-        try await !self.postgres.query(
+    /// The text is kept sealed (PIN masked first) for the sender's subject, or the month's when the
+    /// number has no wallet.
+    func claim(_ message: Inbound, from msisdn: MSISDN, customer: Wallet.Customer?) async throws -> Bool {
+        let subject = customer.flatMap { $0.erasedAt == nil ? $0.subject : nil }
+        let kept = subject ?? PersonalData.periodSubject(self.now())
+        guard let personalData = self.wallet.personalData else {
+            throw PersonalDataError.keys("the SMS channel has no personal-data keys: an inbound text cannot be kept sealed")
+        }
+        let sealed = try await personalData.seal(
+            self.engine.masked(message.text), for: kept, purpose: subject == nil ? .period : .customer, at: .inboundText(message.id))
+        return try await !self.postgres.query(
             """
-            INSERT INTO sms_inbound (id, sender, text_masked) VALUES (\(message.id), \(msisdn.value), \(self.engine.masked(message.text)))
+            INSERT INTO sms_inbound (id, sender, subject, text_sealed) VALUES (\(message.id), \(msisdn.value), \(kept.uuidString)::uuid, \(sealed))
             ON CONFLICT (id) DO UPDATE SET received_at = now()
             WHERE sms_inbound.status = 'received' AND sms_inbound.received_at < now() - interval '30 seconds'
             RETURNING id
@@ -154,8 +167,10 @@ public final class SMSService: Sendable {
     }
 
     /// Queues an operator's message (`ussd-gateway sms send`); returns the outbox id.
-    public static func queue(_ postgres: PostgresClient, to msisdn: MSISDN, text: String, by action: OperatorAction? = nil) async throws -> Int64 {
-        try await Outbox(postgres: postgres).queueOperatorMessage(text, to: msisdn, by: action)
+    public static func queue(
+        _ postgres: PostgresClient, personalData: PersonalData?, to msisdn: MSISDN, text: String, by action: OperatorAction? = nil
+    ) async throws -> Int64 {
+        try await Outbox(postgres: postgres, personalData: personalData).queueOperatorMessage(text, to: msisdn, by: action)
     }
 
 }

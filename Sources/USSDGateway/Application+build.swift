@@ -45,11 +45,11 @@ public func buildApplication(
     // The hop routes, answered in the channel pipeline with the same log line and metrics.
     let hops = HopRoutes(log: RequestLog(logger: parts.logger), metrics: requestMetrics)
     var services: [any Service] = [
-        parts.clients.redis, parts.clients.postgres, parts.clients.http, workers, USSDGauges(service: ussd, logger: parts.logger(.ussd)),
+        parts.clients.redis, parts.clients.postgres, parts.personalData.store, parts.personalData, parts.clients.http, workers, USSDGauges(service: ussd, logger: parts.logger(.ussd)),
         RefusedCallbackAuditor(refusals: parts.refusals, wallet: parts.wallet, metrics: parts.metrics, logger: parts.logger),
     ]
     // Started before the workers and stopped after them: no PIN check is cut off.
-    if parts.ownsPINs { services.insert(parts.pins, at: 3) }
+    if parts.ownsPINs { services.insert(parts.pins, at: 5) }
     if let profiles = parts.wallet.profiles {
         // Profiles are kept only while their changes are heard of.
         services.append(

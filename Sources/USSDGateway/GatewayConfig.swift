@@ -43,6 +43,13 @@ public struct GatewayConfig: Sendable {
     public var pinKeys: PINKeySource?
     /// True when ``pinKeys`` is development's own key file, made when missing.
     public var pinKeyIsDevelopmentDefault = false
+    /// The personal-data keys (KEKs) that wrap each data subject's key (``readPersonalDataKeys``).
+    public var personalDataKeys: PINKeySource?
+    /// True when ``personalDataKeys`` is development's own key file, made when missing.
+    public var personalDataKeyIsDevelopmentDefault = false
+    /// `PERSONAL_DATA_KEYS_URL`: the key store's database; nil in development derives it
+    /// (``keyStoreConfiguration``).
+    public var personalDataStore: PostgresConfiguration?
     /// `PIN_PEPPER`: only to check scrypt PIN hashes from before PIN keys, each replaced by a
     /// value under the newest key at its customer's next right PIN. At least 16 bytes.
     public var pinPepper: [UInt8]?
@@ -81,7 +88,8 @@ public struct GatewayConfig: Sendable {
         "PIN_PEPPER", "PIN_KEY", "PIN_KEY_FILE", "PIN_PKCS11_MODULE", "PIN_PKCS11_SLOT", "PIN_PKCS11_LABEL", "PIN_PKCS11_PIN", "DATABASE_URL",
         "REDIS_URL", "REDIS_CA_FILE", "CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "DIALECT_CALLBACK_TOKEN", "AT_API_KEY",
         "AT_USERNAME", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL", "MPESA_C2B_SECURITY_CREDENTIAL",
-        "FLARES_USERID", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD",
+        "FLARES_USERID", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD", "PERSONAL_DATA_KEY", "PERSONAL_DATA_KEY_FILE", "PERSONAL_DATA_PKCS11_MODULE",
+        "PERSONAL_DATA_PKCS11_SLOT", "PERSONAL_DATA_PKCS11_LABEL", "PERSONAL_DATA_PKCS11_PIN", "PERSONAL_DATA_KEYS_URL",
     ]
     /// `CALLBACK_TOKEN`: when set, every provider callback path carries it as one extra trailing
     /// segment (`/ussd/africastalking/<token>`); anything else is 404. Each provider's own token
@@ -142,6 +150,7 @@ public struct GatewayConfig: Sendable {
         config.sms = try SMSSettings(reader: reader)
         try config.readSandbox(reader)
         try config.readPINKeys(reader, required: serving)
+        try config.readPersonalDataKeys(reader, required: serving)
         try config.readBackendVariables(reader)
         guard serving else { return config }
         if let problem = config.productionProblem { throw problem }

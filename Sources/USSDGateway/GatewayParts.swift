@@ -25,6 +25,8 @@ struct GatewayParts {
     /// A vault passed in is its owner's to run and stop (tests share one across applications).
     let ownsPINs: Bool
     let wallet: Wallet
+    /// The keys that seal names and texts, over a client of the key store.
+    let personalData: PersonalData
     /// M-Pesa's records beside the ledger (one per process: it gathers deposit completions).
     let book: MPesaBook
     /// Refused callbacks (forged, from outside the allowlist, malformed), for the audit trail.
@@ -55,10 +57,12 @@ struct GatewayParts {
         self.clients = GatewayClients(config: config, logger: logger)
         self.ownsPINs = pins == nil
         self.pins = try pins ?? config.openPINVault()
+        self.personalData = try config.openPersonalData(logger: logger)
         self.wallet = Wallet(
             postgres: self.clients.postgres, pins: self.pins, lockDuration: .seconds(config.wallet.pinLockMinutes * 60), groupCommit: config.wallet.groupCommit,
             pinResetCooldown: config.wallet.pinResetCooldown,
-            profiles: config.wallet.profileCacheSize > 0 ? CustomerProfiles(limit: config.wallet.profileCacheSize) : nil, now: config.now,
+            profiles: config.wallet.profileCacheSize > 0 ? CustomerProfiles(limit: config.wallet.profileCacheSize) : nil,
+            personalData: self.personalData, now: config.now,
             logger: Logger(label: "wallet")
         )
         self.book = MPesaBook(wallet: self.wallet)
@@ -127,7 +131,7 @@ struct GatewayParts {
         let logger = self.logger(.sms)
         let sender = self.config.sms.configuration.map { configuration in
             OutboxSender(
-                postgres: self.clients.postgres, client: AfricasTalkingSMS(configuration: configuration, http: self.clients.http), graph: self.graph,
+                postgres: self.clients.postgres, personalData: self.personalData, client: AfricasTalkingSMS(configuration: configuration, http: self.clients.http), graph: self.graph,
                 settings: self.config.sms, metrics: self.metrics, logger: logger
             )
         }

@@ -17,7 +17,7 @@ import Synchronization
 /// at most `limit` of them, none longer than `maximumAge`.
 public final class CustomerProfiles: Sendable {
     private struct Entry {
-        let customer: Wallet.Customer
+        let profile: Wallet.Profile
         let read: ContinuousClock.Instant
     }
 
@@ -50,27 +50,27 @@ public final class CustomerProfiles: Sendable {
     }
 
     /// The profile behind `msisdn`: kept, or read with `load` (and kept when nothing changed meanwhile).
-    func lookup(_ msisdn: String, load: () async throws -> Wallet.Customer) async throws -> Wallet.Customer {
+    func lookup(_ msisdn: String, load: () async throws -> Wallet.Profile) async throws -> Wallet.Profile {
         let now = ContinuousClock.now
-        let (kept, generation) = self.state.withLock { state -> (Wallet.Customer?, UInt64?) in
+        let (kept, generation) = self.state.withLock { state -> (Wallet.Profile?, UInt64?) in
             guard state.listening else { return (nil, nil) }
             if let entry = state.entries[msisdn], now - entry.read < self.maximumAge {
                 state.hits += 1
-                return (entry.customer, nil)
+                return (entry.profile, nil)
             }
             state.misses += 1
             return (nil, state.generation)
         }
         if let kept { return kept }
-        let customer = try await load()
+        let profile = try await load()
         if let generation {
             self.state.withLock { state in
                 guard state.listening, state.generation == generation else { return }
                 if state.entries[msisdn] == nil, state.entries.count >= self.limit { state.entries.remove(at: state.entries.startIndex) }
-                state.entries[msisdn] = Entry(customer: customer, read: now)
+                state.entries[msisdn] = Entry(profile: profile, read: now)
             }
         }
-        return customer
+        return profile
     }
 
     /// A notice: the profile of `msisdn` changed (or the number came or went).

@@ -7,6 +7,8 @@ public struct LedgerRequest: Sendable, Hashable, Codable {
     public enum Kind: String, Sendable, Codable {
         case adjustment, reversal
         case pinReset = "pin_reset"
+        /// Erasure of a closed wallet's personal data (issue 31).
+        case erase
     }
     public enum Direction: String, Sendable, Codable {
         /// Money into the customer's main account, out of suspense.
@@ -218,7 +220,7 @@ extension Wallet {
     }
 
     /// Runs an asking transaction, the database's refusals named.
-    private func asking(reference: String? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> LedgerRequest) async throws
+    func asking(reference: String? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> LedgerRequest) async throws
         -> LedgerRequest
     {
         do {

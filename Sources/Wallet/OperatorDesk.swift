@@ -48,6 +48,8 @@ public struct CustomerOverview: Sendable, Hashable {
     }
 
     public let customer: Wallet.Customer
+    /// The name, opened for this read (recorded in the audit trail); nil once erased.
+    public let name: String?
     public let failedPINAttempts: Int
     /// Locks in a row: the third lasts until an operator unlocks.
     public let locksInARow: Int
@@ -101,16 +103,18 @@ extension Wallet {
     }
 
     /// Everything the support desk needs to answer a call about this number; nil when it is not
-    /// registered.
-    public func overview(_ msisdn: MSISDN) async throws -> CustomerOverview? {
+    /// registered. The read is written to the audit trail (who, by the database's identity; why;
+    /// what was shown) before anything is shown.
+    public func overview(_ msisdn: MSISDN, by action: OperatorAction) async throws -> CustomerOverview? {
         guard let row = try await self.postgres.query(
             """
-            SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, failed_pin_attempts, pin_locks, created_at,
-                pin_reset_completed_at
+            SELECT id, msisdn, name_sealed, language, status, locked_until, pin_reset_required, tier, failed_pin_attempts, pin_locks, created_at,
+                pin_reset_completed_at, subject::text AS subject, erased_at
             FROM customers WHERE msisdn = \(msisdn.value)
             """
         ).single() else { return nil }
         let customer = try Self.customer(row)
+        try await self.recordRead(msisdn, "customer.viewed", shown: "profile, name, balances, holds, last 20 movements", by: action)
         let holds = try await self.postgres.query(
             """
             SELECT id, amount, status, created_at FROM payouts
@@ -123,7 +127,7 @@ extension Wallet {
             )
         }
         return CustomerOverview(
-            customer: customer, failedPINAttempts: try row.decode(Int.self, column: 8), locksInARow: try row.decode(Int.self, column: 9),
+            customer: customer, name: try await self.name(of: customer), failedPINAttempts: try row.decode(Int.self, column: 8), locksInARow: try row.decode(Int.self, column: 9),
             registeredAt: try row.decode(Date.self, column: 10), balances: try await self.balances(msisdn), holds: holds,
             movements: try await self.statement(msisdn, limit: 20)
         )
@@ -139,6 +143,17 @@ extension Wallet {
         if suppressed > 0 { after["suppressed_before_this"] = String(suppressed) }
         try await self.postgres.withConnection { connection in
             try await Self.audit(connection, actor: "system", "callback.refused", msisdn: nil, reason: String("\(route): \(reason)".prefix(500)), before: nil, after: after)
+        }
+    }
+}
+
+extension Wallet {
+    /// Writes a member of staff's read of a customer's personal data to the audit trail: `what`
+    /// (`customer.viewed`, `customer.exported`), why, and what was shown. Staff and reporting
+    /// logins may write these rows (migration 0020); the database names the reader.
+    public func recordRead(_ msisdn: MSISDN, _ what: String, shown: String, by action: OperatorAction) async throws {
+        try await self.postgres.transaction { tx in
+            _ = try await Self.audit(tx, action, what, msisdn: msisdn, before: nil, after: ["shown": shown])
         }
     }
 }

@@ -8,9 +8,12 @@ import Postgres
 /// send it together).
 public struct Outbox: Sendable {
     let postgres: PostgresClient
+    /// Seals worded texts when queued and opens them to send (``PersonalData``).
+    let personalData: PersonalData?
 
-    public init(postgres: PostgresClient) {
+    public init(postgres: PostgresClient, personalData: PersonalData? = nil) {
         self.postgres = postgres
+        self.personalData = personalData
     }
 
     /// A row's life: waiting to go, accepted by the provider, or given up on.
@@ -28,8 +31,13 @@ public struct Outbox: Sendable {
         public let template: String
         /// The template's parameters as JSON text.
         public let params: String
-        /// The text when it was worded when queued (replies, operators' messages).
+        /// The text when it was worded when queued (replies, operators' messages) before texts
+        /// were sealed; ``sealedMessage`` since.
         public let message: String?
+        /// The worded text sealed for ``subject`` at its de-duplication key.
+        public let sealedMessage: Data?
+        public let subject: UUID?
+        public let dedupeKey: String
         /// Attempts so far, this one included.
         public let attempts: Int
     }
@@ -60,12 +68,33 @@ public struct Outbox: Sendable {
         )
     }
 
-    /// Queues a text already worded (a reply to a command) in the caller's transaction, once per `dedupe` key.
-    public static func queue(_ tx: PostgresConnection, text: String, to msisdn: MSISDN, language: String, template: String, dedupe: String) async throws {
+    /// A worded text sealed for the outbox: for `subject` (the recipient's, or the month's for a
+    /// number with no wallet), bound to the row's de-duplication key.
+    public struct SealedText: Sendable {
+        public let sealed: Data
+        public let subject: UUID
+        public let dedupe: String
+    }
+
+    /// Seals `text` for the row `dedupe` to `msisdn` (before the transaction that queues it).
+    public func seal(_ text: String, to msisdn: MSISDN, dedupe: String) async throws -> SealedText {
+        guard let personalData = self.personalData else {
+            throw PersonalDataError.keys("this outbox has no personal-data keys: worded texts cannot be sealed")
+        }
+        let customer = try await self.postgres.query("SELECT subject::text FROM customers WHERE msisdn = \(msisdn.value) AND erased_at IS NULL").single()
+        let subject = try customer.map { UUID(uuidString: try $0.decode(String.self, column: 0))! }
+        let sealed = try await personalData.seal(
+            text, for: subject ?? PersonalData.periodSubject(Date()), purpose: subject == nil ? .period : .customer, at: .outboxMessage(dedupe))
+        return SealedText(sealed: sealed, subject: subject ?? PersonalData.periodSubject(Date()), dedupe: dedupe)
+    }
+
+    /// Queues a text already worded (a reply to a command) and sealed (``seal(_:to:dedupe:)``) in
+    /// the caller's transaction, once per its de-duplication key.
+    public static func queue(_ tx: PostgresConnection, text: SealedText, to msisdn: MSISDN, language: String, template: String) async throws {
         try await tx.query(
             """
-            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
-            VALUES ('sms', \(msisdn.value), \(language), \(template), '{}', \(dedupe), \(text))
+            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message_sealed, subject)
+            VALUES ('sms', \(msisdn.value), \(language), \(template), '{}', \(text.dedupe), \(text.sealed), \(text.subject.uuidString)::uuid)
             ON CONFLICT (dedupe_key) DO NOTHING
             """
         )
@@ -75,11 +104,12 @@ public struct Outbox: Sendable {
     /// audit trail in the same transaction (who, by the database's identity; why; the outbox row and
     /// the message's length, not its words, which stay in the outbox).
     public func queueOperatorMessage(_ text: String, to msisdn: MSISDN, by action: OperatorAction? = nil) async throws -> Int64 {
-        try await self.postgres.transaction { tx in
+        let sealed = try await self.seal(text, to: msisdn, dedupe: "operator:" + UUID().uuidString)
+        return try await self.postgres.transaction { tx in
             let id = try await tx.query(
                 """
-                INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
-                VALUES ('sms', \(msisdn.value), 'en', 'operator', '{}', \("operator:" + UUID().uuidString), \(text))
+                INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message_sealed, subject)
+                VALUES ('sms', \(msisdn.value), 'en', 'operator', '{}', \(sealed.dedupe), \(sealed.sealed), \(sealed.subject.uuidString)::uuid)
                 RETURNING id
                 """
             ).single()!.decode(Int64.self, column: 0)
@@ -103,15 +133,28 @@ public struct Outbox: Sendable {
                 SELECT id FROM outbox WHERE kind = 'sms' AND status = 'pending' AND next_attempt_at <= now()
                     AND (claimed_until IS NULL OR claimed_until < now())
                 ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING o.id, o.recipient, o.language, o.template, o.params::text, o.message, o.attempts
+            RETURNING o.id, o.recipient, o.language, o.template, o.params::text, o.message, o.attempts, o.message_sealed, o.subject::text, o.dedupe_key
             """
         ).map { row in
             let (id, recipient, language, template, params, message, attempts) = try row.decode((Int64, String, String, String, String, String?, Int32).self)
             return Claimed(
                 id: id, token: token, recipient: MSISDN(recipient)!, language: language, template: template, params: params, message: message,
-                attempts: Int(attempts)
+                sealedMessage: try row.decode(Data?.self, column: 7), subject: try row.decode(String?.self, column: 8).flatMap(UUID.init(uuidString:)),
+                dedupeKey: try row.decode(String.self, column: 9), attempts: Int(attempts)
             )
         }
+    }
+
+    /// A claimed message's worded text, opened when sealed; nil when it has none (a template's) or
+    /// its subject was erased meanwhile (``sealedMessage`` set but unreadable).
+    public func text(of claimed: Claimed) async throws -> (text: String?, erased: Bool) {
+        if let message = claimed.message { return (message, false) }
+        guard let sealed = claimed.sealedMessage, let subject = claimed.subject else { return (nil, false) }
+        guard let personalData = self.personalData else {
+            throw PersonalDataError.keys("this outbox has no personal-data keys: a sealed text cannot be opened")
+        }
+        let text = try await personalData.open(sealed, for: subject, at: .outboxMessage(claimed.dedupeKey))
+        return (text, text == nil)
     }
 
     /// Renews a claim right before its message goes; false when another sender holds the row now

@@ -58,10 +58,13 @@ extension Wallet {
     }
 
     static func customer(_ row: PostgresRow) throws -> Customer {
-        let (id, msisdn, name, language, status, lockedUntil, resetRequired, tier) = try row.decode((Int64, String, String, String, String, Date?, Bool, String?).self)
+        let (id, msisdn, sealedName, language, status, lockedUntil, resetRequired, tier) = try row.decode(
+            (Int64, String, Data?, String, String, Date?, Bool, String?).self)
         return Customer(
-            id: id, msisdn: MSISDN(msisdn)!, name: name, language: language, status: try Self.status(status), lockedUntil: lockedUntil,
-            pinResetRequired: resetRequired, tier: tier, pinResetCompletedAt: try row.decode(Date?.self, column: "pin_reset_completed_at")
+            id: id, msisdn: MSISDN(msisdn)!, subject: UUID(uuidString: try row.decode(String.self, column: "subject"))!, sealedName: sealedName,
+            erasedAt: try row.decode(Date?.self, column: "erased_at"), language: language, status: try Self.status(status),
+            lockedUntil: lockedUntil, pinResetRequired: resetRequired, tier: tier,
+            pinResetCompletedAt: try row.decode(Date?.self, column: "pin_reset_completed_at")
         )
     }
 }

@@ -87,7 +87,8 @@ extension Wallet {
     private func counted(_ id: Int64) async throws -> (Customer, String) {
         guard let row = try await self.postgres.query(
             """
-            SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_hash, failed_pin_attempts, pin_reset_completed_at
+            SELECT id, msisdn, name_sealed, language, status, locked_until, pin_reset_required, tier, pin_hash, failed_pin_attempts, pin_reset_completed_at,
+                subject::text AS subject, erased_at
             FROM customers WHERE id = \(id)
             """
         ).single() else { throw WalletError.notRegistered }

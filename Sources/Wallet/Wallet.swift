@@ -30,6 +30,9 @@ public final class Wallet: Sendable {
     package let groupCommit: GroupCommit
     /// The profiles kept for menus (``profile(_:)``); nil reads every one from Postgres.
     public let profiles: CustomerProfiles?
+    /// The keys that seal names and texts (``PersonalData``); nil in a wallet that never reads or
+    /// writes them (benchmarks of money paths, key checks), where registering is refused.
+    public let personalData: PersonalData?
 
     /// How movements and deposit completions share commits: at most `lanes` batches in flight, each of at most
     /// `maximumBatch` movements. `maximumBatch` 1 turns group commit off.
@@ -49,9 +52,11 @@ public final class Wallet: Sendable {
     public init(
         postgres: PostgresClient, pins: PINVault, lockDuration: Duration = .seconds(30 * 60), limits: WalletLimits = WalletLimits(),
         groupCommit: GroupCommit = GroupCommit(), pinResetCooldown: PINResetCooldown = PINResetCooldown(),
-        profiles: CustomerProfiles? = nil, now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "wallet")
+        profiles: CustomerProfiles? = nil, personalData: PersonalData? = nil, now: @escaping @Sendable () -> Date = { Date() },
+        logger: Logger = Logger(label: "wallet")
     ) {
         self.postgres = postgres
+        self.personalData = personalData
         self.profiles = profiles
         self.pinResetCooldown = pinResetCooldown
         self.now = now
@@ -75,41 +80,6 @@ public final class Wallet: Sendable {
         )
     }
 
-    /// After a customer sets the PIN an approved reset asked for, sends and withdrawals (fees
-    /// included) beyond `limit` in all are refused for `window` (balance, deposits and smaller
-    /// amounts work), as banks do after a SIM swap: whoever took the number over cannot empty the
-    /// wallet at once.
-    public struct PINResetCooldown: Sendable, Hashable {
-        public var window: Duration
-        public var limit: Amount
-
-        public init(window: Duration = .seconds(24 * 3600), limit: Amount = Amount(cents: 100_000)) {
-            self.window = window
-            self.limit = limit
-        }
-    }
-
-    /// The amount above which sends and withdrawals wait out a PIN reset's cooling-off window.
-    public var coolingOffLimit: Amount { self.pinResetCooldown.limit }
-
-    /// Refuses a send or withdrawal of `amount` by `customer` while a PIN reset's cooling-off
-    /// window runs and it would take what they sent and withdrew since the new PIN past the limit
-    /// (so the window cannot be drained in small amounts): ``WalletError/coolingOff(until:)``.
-    public func checkCoolingOff(_ customer: Customer, amount: Amount) async throws {
-        guard let completed = customer.pinResetCompletedAt else { return }
-        let until = completed.addingTimeInterval(TimeInterval(self.pinResetCooldown.window.components.seconds))
-        guard self.now() < until else { return }
-        guard amount.cents <= self.pinResetCooldown.limit.cents else { throw WalletError.coolingOff(until: until) }
-        let spent = try await self.postgres.query(
-            """
-            SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t JOIN accounts a ON a.id = t.debit_account
-            WHERE a.customer_id = \(customer.id) AND a.kind = 'main' AND t.kind IN ('p2p', 'withdrawal', 'fee') AND t.status <> 'voided'
-                AND t.created_at >= \(completed)
-            """
-        ).single()!.decode(Int64.self, column: 0)
-        if spent + amount.cents > self.pinResetCooldown.limit.cents { throw WalletError.coolingOff(until: until) }
-    }
-
     /// A registered customer.
     public struct Customer: Sendable, Hashable {
         /// Active customers use the wallet; suspended ones (blocked by an operator) may only check
@@ -120,7 +90,14 @@ public final class Wallet: Sendable {
 
         public let id: Int64
         public let msisdn: MSISDN
-        public let name: String
+        /// The customer's pseudonymous id: their data key's in the key store, and what the
+        /// ledger's rows stay attached to after an erasure.
+        public let subject: UUID
+        /// The name, sealed with the customer's data key (``Wallet/name(of:)`` opens it); nil once
+        /// erased, or for a row `migrate` has not sealed yet.
+        public let sealedName: Data?
+        /// When the customer's personal data was erased (``PersonalData``): their fields read as erased.
+        public let erasedAt: Date?
         public let language: String
         public let status: Status
         public let lockedUntil: Date?
@@ -150,14 +127,22 @@ public final class Wallet: Sendable {
         }
         guard PINPolicy.isWellFormed(pin) else { throw WalletError.invalidArgument("a PIN is four digits") }
         guard PINPolicy.isAcceptable(pin, msisdn: msisdn.value) else { throw WalletError.weakPIN }
+        let personalData = try self.requirePersonalData()
+        // The name is sealed with a data key of the customer's own, made here under a new subject;
+        // a registration that fails leaves only an unused key behind.
+        let subject = UUID()
+        let sealed = try await personalData.seal(name, for: subject, at: .customerName(subject))
+        let index = try await personalData.blindIndex(name)
         do {
             return try await self.postgres.transaction { tx in
                 // The PIN's value names the customer's id, known once the row exists: the row is
                 // written with no value anyone can match, then given its value, in one transaction.
                 let row = try await tx.query(
                     """
-                    INSERT INTO customers (msisdn, name, language, pin_hash) VALUES (\(msisdn.value), \(name), \(language), 'unset')
-                    RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at
+                    INSERT INTO customers (msisdn, subject, name_sealed, name_index, language, pin_hash)
+                    VALUES (\(msisdn.value), \(subject.uuidString), \(sealed), \(Self.byteaArray(index))::bytea[], \(language), 'unset')
+                    RETURNING id, msisdn, name_sealed, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at,
+                        subject::text AS subject, erased_at
                     """
                 ).single()!
                 let customer = try Self.customer(row)
@@ -171,17 +156,6 @@ public final class Wallet: Sendable {
         }
     }
 
-    /// The customer behind a number, for what a menu shows (the home route's profile): from
-    /// ``profiles`` when it keeps them, so as fresh as Postgres' notices of changes; read from
-    /// Postgres otherwise. Nothing that moves money or checks a PIN reads it.
-    public func profile(_ msisdn: MSISDN) async throws -> Customer {
-        guard let profiles = self.profiles else { return try await self.customer(msisdn) }
-        let customer = try await profiles.lookup(msisdn.value) { try await self.customer(msisdn) }
-        // Kept for a send's PIN too when that cache forgot it (a hint the movement checks).
-        self.customerIDs.remember(customer.id, for: msisdn)
-        return customer
-    }
-
     /// Drops the kept profile of a customer this process is changing, whatever the outcome: its
     /// own next lookup then reads the change, without waiting for Postgres' notice of it.
     func forgetProfile(_ msisdn: MSISDN) { self.profiles?.changed(msisdn.value) }
@@ -189,7 +163,10 @@ public final class Wallet: Sendable {
     /// The customer behind a number.
     public func customer(_ msisdn: MSISDN) async throws -> Customer {
         guard let row = try await self.postgres.query(
-            "SELECT id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at FROM customers WHERE msisdn = \(msisdn.value)"
+            """
+            SELECT id, msisdn, name_sealed, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at, subject::text AS subject, erased_at
+            FROM customers WHERE msisdn = \(msisdn.value)
+            """
         ).single() else { throw WalletError.notRegistered }
         let customer = try Self.customer(row)
         self.customerIDs.remember(customer.id, for: msisdn)
@@ -255,7 +232,8 @@ public final class Wallet: Sendable {
                 locked_until = CASE WHEN locked_until <= now() THEN NULL ELSE locked_until END
             WHERE msisdn = \(msisdn.value) AND NOT pin_reset_required
                 AND (locked_until <= now() OR (locked_until IS NULL AND failed_pin_attempts < \(PINPolicy.attemptsBeforeLock)))
-            RETURNING id, msisdn, name, language, status, locked_until, pin_reset_required, tier, pin_hash, failed_pin_attempts, pin_reset_completed_at
+            RETURNING id, msisdn, name_sealed, language, status, locked_until, pin_reset_required, tier, pin_hash, failed_pin_attempts, pin_reset_completed_at,
+                subject::text AS subject, erased_at
             """
         ).single() else {
             let customer = try await self.customer(msisdn)

@@ -9,4 +9,13 @@ public enum WalletMigrations {
         }
         return try Migration.load(directory: directory)
     }
+
+    /// The key store's schema (`KeyStoreMigrations/`): the data keys that seal personal data, in a
+    /// database of their own (``PersonalData``).
+    public static func keyStore() throws -> [Migration] {
+        guard let directory = Bundle.module.url(forResource: "KeyStoreMigrations", withExtension: nil) else {
+            throw MigrationError.badFileName("KeyStoreMigrations resource folder is missing from the Wallet bundle")
+        }
+        return try Migration.load(directory: directory)
+    }
 }

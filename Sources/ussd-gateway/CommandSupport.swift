@@ -60,10 +60,31 @@ func msisdnArgument(_ value: String, named name: String, plan: NumberingPlan) th
 /// The wallet over `postgres`, as the gateway builds it. A staff command reads no PIN key and
 /// checks no PIN: its wallet's vault has a random key of this process only, so a PIN value it made
 /// would verify against nothing stored.
-func wallet(_ config: GatewayConfig, _ postgres: PostgresClient) -> Wallet {
+func wallet(_ config: GatewayConfig, _ postgres: PostgresClient, personalData: PersonalData? = nil) -> Wallet {
     Wallet(
         postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey()), pinResetCooldown: config.wallet.pinResetCooldown,
-        logger: Logger(label: "wallet"))
+        personalData: personalData, logger: Logger(label: "wallet"))
+}
+
+/// Runs `body` with a wallet that can open and seal personal data (the personal-data keys and the
+/// key store, `PERSONAL_DATA_KEY_FILE` and `PERSONAL_DATA_KEYS_URL`), shut down afterwards; a
+/// failure prints one line naming `what` and exits with code 1.
+func withPersonalWallet<T>(_ config: GatewayConfig, doing what: String, _ body: (Wallet) async throws -> T) async throws -> T {
+    let personalData: PersonalData
+    do {
+        personalData = try config.openPersonalData()
+    } catch {
+        FileHandle.standardError.write(Data("ussd-gateway: \(what) failed: the personal-data keys: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+    do {
+        let result = try await withPostgres(config, doing: what) { try await body(wallet(config, $0, personalData: personalData)) }
+        await personalData.store.shutdown()
+        return result
+    } catch {
+        await personalData.store.shutdown()
+        throw error
+    }
 }
 
 /// Runs `body` with a Postgres client that is shut down afterwards; a failure prints one line

@@ -8,7 +8,7 @@ import Wallet
 
 struct CustomerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "customer", abstract: "Customer support: look a customer up, unlock, reset a PIN, block, set a KYC tier.", subcommands: [Show.self, Unlock.self, ResetPIN.self, Block.self, Unblock.self, Tier.self]
+        commandName: "customer", abstract: "Customer support: look a customer up, unlock, reset a PIN, block, set a KYC tier.", subcommands: [Show.self, Unlock.self, ResetPIN.self, Block.self, Unblock.self, Tier.self, Close.self, Erase.self]
     )
 
     struct Show: AsyncParsableCommand {
@@ -18,12 +18,14 @@ struct CustomerCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
         @Flag(help: "Print JSON, for scripts.") var json = false
+        @OptionGroup var who: OperatorOptions
 
         func run() async throws {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
-            guard let overview = try await withPostgres(config, doing: "looking up", { try await wallet(config, $0).overview(msisdn) }) else {
+            let action = try self.who.action()
+            guard let overview = try await withPersonalWallet(config, doing: "looking up", { try await $0.overview(msisdn, by: action) }) else {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
                 throw ExitCode(1)
             }
@@ -127,6 +129,42 @@ struct CustomerCommand: AsyncParsableCommand {
     }
 }
 
+extension CustomerCommand {
+    struct Close: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Close a wallet that holds nothing (every account at zero, no deposit or payout in flight): every movement is refused from then on. The customer gets an SMS. Audited."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @OptionGroup var who: OperatorOptions
+
+        func run() async throws {
+            try await changeCustomer(self.options, self.number, self.who, doing: "closing", done: { "closed \($0)" }, already: "is already closed") {
+                try await $0.close($1, by: $2)
+            }
+        }
+    }
+
+    struct Erase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Ask for a closed wallet's personal data to be erased (a data subject's request). When an approver (`ledger approve <id>`, another person) approves it, the name, texts and payloads become unreadable everywhere, backups included, by destroying the customer's data key; the ledger keeps every transfer under a pseudonymous id. Audited."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @OptionGroup var who: OperatorOptions
+
+        func run() async throws {
+            let config = try self.options.loadForStaff()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
+            try await ledgerRequest(config, self.who, doing: "asking for the erasure") { try await $0.requestErasure(msisdn, by: $1) } said: {
+                "request #\($0.id): \(describe($0)); waiting for an approver: ledger approve \($0.id)"
+            }
+        }
+    }
+}
+
 /// One audited change to a customer from the command line: the configuration, the number and
 /// who and why checked, `change` applied, and what happened printed (exit 1 for an unknown number).
 func changeCustomer(
@@ -212,7 +250,7 @@ struct CustomerView: Codable {
 
     init(_ overview: CustomerOverview) {
         let customer = overview.customer
-        (self.number, self.name, self.language) = (customer.msisdn.value, customer.name, customer.language)
+        (self.number, self.name, self.language) = (customer.msisdn.value, overview.name ?? "[erased]", customer.language)
         self.status = customer.isBlocked ? "blocked" : customer.status.rawValue
         (self.tier, self.pinResetRequired) = (customer.tier ?? "default", customer.pinResetRequired)
         (self.locked, self.lockedUntil) = (customer.isLocked(), customer.lockedUntil.map(iso8601))

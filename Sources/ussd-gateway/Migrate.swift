@@ -25,11 +25,37 @@ struct Migrate: AsyncParsableCommand {
             if try await wallet(config, postgres).applyLedgerSettings(dualApprovalAbove: config.wallet.ledgerDualApprovalAbove, adjustMax: config.wallet.ledgerAdjustMax) {
                 logger.notice("ledger limits changed: recorded in the audit trail (action config.ledger)")
             }
+            // The key store's database (made when missing) and schema; then anything still in clear
+            // sealed, when this configuration holds the personal-data key (`keys seal` otherwise).
+            if config.personalDataStore != nil || config.environment == .development {
+                try await GatewayConfig.prepareKeyStore(config.keyStoreConfiguration, creating: true, logger: logger)
+            } else {
+                logger.warning("PERSONAL_DATA_KEYS_URL is not set: the key store's schema was not migrated (the gateway refuses to serve without it)")
+            }
+            if config.personalDataKeys != nil || config.environment == .development {
+                try await sealInClear(config, postgres, logger: logger)
+            } else if let clear = try await Wallet.clearPersonalValues(postgres), clear > 0 {
+                logger.warning("personal data in clear remains: `ussd-gateway keys seal` with the personal-data key seals it", metadata: ["values": "\(clear)"])
+            }
             await postgres.shutdown()
         } catch {
             await postgres.shutdown()
             FileHandle.standardError.write(Data("ussd-gateway: migrate failed: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+/// Seals what rows from before migration 0020 hold in clear (the schema's owner's `DATABASE_URL`,
+/// the personal-data key and the key store).
+func sealInClear(_ config: GatewayConfig, _ postgres: PostgresClient, logger: Logger) async throws {
+    let personalData = try config.openPersonalData(logger: logger)
+    do {
+        let sealed = try await wallet(config, postgres, personalData: personalData).sealClearPersonalData()
+        if sealed > 0 { logger.notice("personal data sealed", metadata: ["values": "\(sealed)"]) }
+        await personalData.store.shutdown()
+    } catch {
+        await personalData.store.shutdown()
+        throw error
     }
 }

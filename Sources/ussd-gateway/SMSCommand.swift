@@ -27,7 +27,9 @@ struct SMSCommand: AsyncParsableCommand {
             let msisdn = try msisdnArgument(self.to, named: "--to", plan: config.numberingPlan)
             guard !self.text.isEmpty, self.text.count <= 918 else { throw refusal("--text must be 1 to 918 characters (6 segments)") }
             let action = try self.who.action()
-            let id = try await withPostgres(config, doing: "queueing") { try await SMSService.queue($0, to: msisdn, text: self.text, by: action) }
+            let id = try await withPersonalWallet(config, doing: "queueing") {
+                try await SMSService.queue($0.postgres, personalData: $0.personalData, to: msisdn, text: self.text, by: action)
+            }
             print("queued as outbox #\(id) to \(msisdn.value)" + (config.sms.configuration == nil ? " (AT_USERNAME/AT_API_KEY unset here: a configured gateway sends it)" : ""))
         }
     }

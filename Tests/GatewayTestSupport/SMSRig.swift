@@ -54,7 +54,7 @@ struct SMSRig {
         var settings = self.harness.config.sms
         settings.maxAttempts = maxAttempts
         return OutboxSender(
-            postgres: self.harness.postgres, client: AfricasTalkingSMS(configuration: settings.configuration!, http: http), graph: self.harness.graph,
+            postgres: self.harness.postgres, personalData: self.harness.wallet.personalData, client: AfricasTalkingSMS(configuration: settings.configuration!, http: http), graph: self.harness.graph,
             settings: settings, metrics: GatewayMetrics.serving, logger: self.harness.capture.logger
         )
     }

@@ -55,6 +55,8 @@ struct USSDHarness {
         config.redis = try TestServers.redisConfiguration()
         let database = try await TestServers.freshDatabase("ussd")
         config.pinKeys = .environment(USSDHarness.testPINKey)
+        config.personalDataKeys = .environment(TestPersonalData.environmentValue)
+        config.personalDataStore = try await TestPersonalData.freshStore()
         config.logLevel = .trace
         let postgres = PostgresClient(configuration: database)
         try await postgres.migrate(try GatewayMigrations.all())
@@ -65,7 +67,7 @@ struct USSDHarness {
         config.now = clock.read
         adjust(&config)
         let pins = try config.openPINVault()
-        let wallet = Wallet(postgres: postgres, pins: pins)
+        let wallet = Wallet(postgres: postgres, pins: pins, personalData: try config.openPersonalData())
         return USSDHarness(
             config: config, postgres: postgres, redis: RedisClient(configuration: config.redis), pins: pins, wallet: wallet,
             graph: try loadCheckedMenus(at: config.menusPath), clock: clock
@@ -76,7 +78,8 @@ struct USSDHarness {
     func restarted() throws -> USSDHarness {
         let pins = try self.config.openPINVault()
         return USSDHarness(
-            config: self.config, postgres: self.postgres, redis: self.redis, pins: pins, wallet: Wallet(postgres: self.postgres, pins: pins), graph: self.graph,
+            config: self.config, postgres: self.postgres, redis: self.redis, pins: pins,
+            wallet: Wallet(postgres: self.postgres, pins: pins, personalData: self.wallet.personalData), graph: self.graph,
             clock: self.clock
         )
     }
@@ -103,7 +106,13 @@ struct USSDHarness {
         }
     }
 
+    /// What a child process of the gateway needs to open this harness's personal data.
+    var personalDataEnvironment: [String: String] {
+        ["PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": self.config.keyStoreConfiguration.connectionString]
+    }
+
     func finish() async {
+        await self.wallet.personalData?.store.shutdown()
         await self.postgres.shutdown()
         await self.redis.shutdown()
     }

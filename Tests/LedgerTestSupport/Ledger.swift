@@ -40,7 +40,7 @@ struct Ledger {
     static func make(now: @escaping @Sendable () -> Date = { Date() }) async throws -> Ledger {
         let postgres = PostgresClient(configuration: try await TestServers.freshDatabase("wallet"))
         try await postgres.migrate(try WalletMigrations.all())
-        let wallet = Wallet(postgres: postgres, pins: Self.pins, lockDuration: .seconds(2), now: now)
+        let wallet = Wallet(postgres: postgres, pins: Self.pins, lockDuration: .seconds(2), personalData: try await TestPersonalData.make(), now: now)
         return Ledger(postgres: postgres, wallet: wallet, book: MPesaBook(wallet: wallet))
     }
 
@@ -49,12 +49,13 @@ struct Ledger {
     func staff(_ name: String, _ role: String = "ussd_approver") async throws -> Person {
         let client = PostgresClient(configuration: try await TestServers.login(name, in: role, to: self.postgres.configuration))
         self.extras.add(client)
-        let wallet = Wallet(postgres: client, pins: Self.pins)
+        let wallet = Wallet(postgres: client, pins: Self.pins, personalData: self.wallet.personalData)
         return Person(name: try await wallet.databaseIdentity().user, client: client, wallet: wallet)
     }
 
     func shutdown() async {
         for client in self.extras.drain() { await client.shutdown() }
+        await self.wallet.personalData?.store.shutdown()
         await self.postgres.shutdown()
     }
 

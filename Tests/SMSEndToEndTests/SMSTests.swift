@@ -74,12 +74,25 @@ import Wallet
             // What was stored of the commands has the PIN masked.
             // (This test's own senders' rows only, and a PIN as the word it was typed as: another
             // test's phone number, or this one's, may hold the same four digits.)
+            // Kept sealed, each for its sender (the month's key for the number without a wallet).
             let (one, two, three) = (achieng.value, otieno.value, stranger.value)
-            let stored = try await rig.harness.postgres.query("SELECT text_masked FROM sms_inbound WHERE sender IN (\(one), \(two), \(three))")
-                .map { try $0.decode(String.self, column: 0) }
+            let personalData = try #require(rig.harness.wallet.personalData)
+            var stored: [String] = []
+            for row in try await rig.harness.postgres.query(
+                "SELECT id, subject::text, text_sealed, text_masked FROM sms_inbound WHERE sender IN (\(one), \(two), \(three))")
+            {
+                let (id, subject, sealed, clear) = try row.decode((String, String, Data, String?).self)
+                #expect(clear == nil)
+                stored.append(try #require(try await personalData.open(sealed, for: UUID(uuidString: subject)!, at: .inboundText(id))))
+            }
             #expect(stored.contains("bal ****") && stored.contains("SEND +254\(otienoLocal.dropFirst()) 100 ****"), "\(stored)")
             let words = Set(stored.flatMap { $0.split(separator: " ").map(String.init) })
             for pin in TypedPINs.all { #expect(!words.contains(pin), "a PIN was stored") }
+        }
+        // A backup of the database after all that holds no name, command or reply in clear.
+        let dump = try await TestServers.dump(rig.harness.postgres.configuration)
+        for clear in ["Achieng", "Otieno", "HELLO there", "habari", "Balance KES 1,000", "Salio KES 1,100", "This number has no wallet", "TAARIFA"] {
+            #expect(!dump.contains(clear), "\(clear) is in clear in the backup")
         }
         try await rig.harness.audit()
         await rig.finish()
@@ -136,18 +149,18 @@ import Wallet
         let third = MSISDN(parsing: c, plan: .kenya)!
         try await rig.harness.run(.live) { _ in
             rig.fake.state.withLock { $0.script = [.http(500), .recipient(502, "RejectedByGateway")] }
-            let retried = try await SMSService.queue(rig.harness.postgres, to: first, text: "Retried until it goes")
+            let retried = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: first, text: "Retried until it goes")
             var row = try await rig.settled(retried)
             #expect(row.status == "sent" && row.attempts == 3, "\(row)")
             #expect(rig.fake.texts(to: first.value) == ["Retried until it goes"])
 
             rig.fake.state.withLock { $0.script = [.recipient(403, "InvalidPhoneNumber")] }
-            let refused = try await SMSService.queue(rig.harness.postgres, to: second, text: "Never retried")
+            let refused = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: second, text: "Never retried")
             row = try await rig.settled(refused)
             #expect(row.status == "failed" && row.attempts == 1 && row.error == "403 InvalidPhoneNumber", "\(row)")
 
             rig.fake.state.withLock { $0.script = [.hang, .http(503), .http(503)] }
-            let hopeless = try await SMSService.queue(rig.harness.postgres, to: third, text: "Given up on")
+            let hopeless = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: third, text: "Given up on")
             row = try await rig.settled(hopeless)
             #expect(row.status == "failed" && row.attempts == 3 && row.error?.hasPrefix("gave up after 3 attempts") == true, "\(row)")
             #expect(try await throughout(.milliseconds(200)) { rig.fake.state.withLock { $0.requests } == 7 }, "three for the retried one, one for the refused one, three for the hopeless one")
@@ -159,7 +172,7 @@ import Wallet
         let rig = try await SMSRig.make()
         let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
         try await rig.harness.run(.live) { client in
-            let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Report on me")
+            let id = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: msisdn, text: "Report on me")
             _ = try await rig.settled(id)
             let messageID = try #require(rig.fake.messages.first { $0.to == "+" + msisdn.value }?.messageID)
             func report(_ fields: [String: String]) async throws -> TestResponse {
@@ -184,10 +197,10 @@ import Wallet
         let rig = try await SMSRig.make()
         let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
         // A sender claimed this row and died: its claim has run out.
-        let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Survived a crash")
+        let id = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: msisdn, text: "Survived a crash")
         try await rig.harness.postgres.query("UPDATE outbox SET attempts = 1, claimed_until = now() - interval '1 second' WHERE id = \(id)")
         // And one claimed by a sender that is still alive is left to it.
-        let held = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Someone else's")
+        let held = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: msisdn, text: "Someone else's")
         try await rig.harness.postgres.query("UPDATE outbox SET attempts = 1, claimed_until = now() + interval '1 hour' WHERE id = \(held)")
         try await rig.harness.run(.live) { _ in
             let row = try await rig.settled(id)
@@ -201,7 +214,7 @@ import Wallet
     @Test func twoSendersNeverSendTheSameRowTwice() async throws {
         let rig = try await SMSRig.make()
         let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
-        for index in 0..<40 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
+        for index in 0..<40 { _ = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: msisdn, text: "Message \(index)") }
         let http = CurlClient()
         let (one, two) = (rig.sender(http: http), rig.sender(http: http))
         // Each sends a first batch (so both take part however the two are scheduled), then both
@@ -231,6 +244,7 @@ import Wallet
             // Ten a second: a replica's batch of 20 takes two seconds, so the other one claims the next.
             "SMS_RATE_PER_SECOND": "10",
         ]) { $1 }
+        environment.merge(rig.harness.personalDataEnvironment) { $1 }
         var replicas: [(name: String, process: ChildProcess, port: Int)] = []
         for name in ["REPLICA1", "REPLICA2"] {
             // The first replica may not have bound its port yet when the second looks for one.
@@ -248,7 +262,7 @@ import Wallet
         }
         // Queued once both replicas are polling.
         let queuedAt = ContinuousClock.now
-        for index in 0..<60 { _ = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Message \(index)") }
+        for index in 0..<60 { _ = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: msisdn, text: "Message \(index)") }
         _ = try await eventually(within: .seconds(30)) { rig.fake.texts(to: msisdn.value).count >= 60 }
         for replica in replicas {
             replica.process.signal(SIGTERM)
@@ -275,7 +289,7 @@ import Wallet
     @Test func aClaimThatRanOutAndWasTakenOverIsNotSentTwice() async throws {
         let rig = try await SMSRig.make()
         let msisdn = MSISDN(parsing: freshLocal(), plan: .kenya)!
-        let id = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Only once")
+        let id = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: msisdn, text: "Only once")
         let http = CurlClient()
         let (slow, other) = (rig.sender(http: http), rig.sender(http: http))
         // The slow sender claims the row, then takes longer than its claim.
@@ -287,7 +301,7 @@ import Wallet
         #expect(rig.fake.texts(to: msisdn.value) == ["Only once"])
         #expect(try await rig.status(id).status == "sent")
         // A claim that ran out but that nobody took is renewed and sent.
-        let late = try await SMSService.queue(rig.harness.postgres, to: msisdn, text: "Late but sent")
+        let late = try await SMSService.queue(rig.harness.postgres, personalData: rig.harness.wallet.personalData, to: msisdn, text: "Late but sent")
         let mine = try #require(try await slow.outbox.claimDue(limit: 1).first)
         try await rig.harness.postgres.query("UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE id = \(late)")
         #expect(await slow.send(mine) == .sent)
@@ -302,6 +316,7 @@ import Wallet
         // A member of staff's own login: the message is audited under it.
         let staff = try await TestServers.login("wanjiru", in: "ussd_operator", to: rig.harness.postgres.configuration)
         environment.merge(["LOG_LEVEL": "warning", "ENVIRONMENT": "development", "DATABASE_URL": staff.connectionString]) { $1 }
+        environment.merge(rig.harness.personalDataEnvironment) { $1 }
         let local = freshLocal()
         let send = try ChildProcess.start(
             GatewayBinary.path, ["sms", "send", "--to", local, "--text", "Office closed on Monday", "--reason", "notice 12"], environment: environment)

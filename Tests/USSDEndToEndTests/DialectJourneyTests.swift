@@ -91,7 +91,7 @@ import Wallet
                 #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Esi Mensah! Your wallet is ready. Dial again to use it.")
             }
         }
-        #expect(try await harness.wallet.customer(MSISDN(parsing: local, plan: .kenya)!).name == "Esi Mensah")
+        #expect(try await harness.wallet.profile(MSISDN(parsing: local, plan: .kenya)!).name == "Esi Mensah")
         await harness.finish()
     }
 

@@ -58,7 +58,7 @@ import Wallet
             #expect(try await phone.type("1") == "CON Enter your 4-digit PIN")
             #expect(try await phone.type(TypedPINs.achieng) == "END Balance: KES 0\nSavings: KES 0")
         }
-        #expect(try await harness.wallet.customer(MSISDN(parsing: local, plan: .kenya)!).name == "Achieng Otieno")
+        #expect(try await harness.wallet.profile(MSISDN(parsing: local, plan: .kenya)!).name == "Achieng Otieno")
         await harness.finish()
     }
 

@@ -14,7 +14,7 @@ import Wallet
 
 @Suite struct ConfigTests {
     @Test func defaultsAreDocumentedValues() throws {
-        let config = try GatewayConfig.load(environment: ["PIN_KEY": "1:612d70726f64756374696f6e2d7065707065722d6f662d33322d627974657321", "CALLBACK_TOKEN": "abcdefghijklmnopqrstuvwxyz012345"])
+        let config = try GatewayConfig.load(environment: ["PIN_KEY": "1:612d70726f64756374696f6e2d7065707065722d6f662d33322d627974657321", "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "CALLBACK_TOKEN": "abcdefghijklmnopqrstuvwxyz012345"])
         #expect(config.wallet.pinLockMinutes == 30)
         #expect(config.httpHost == "127.0.0.1")
         #expect(config.httpPort == 8080)

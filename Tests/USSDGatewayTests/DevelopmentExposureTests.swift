@@ -74,7 +74,7 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         for name in ["CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "PIN_PEPPER", "PIN_KEY_FILE", "SANDBOX", "SIMULATOR"] { environment[name] = nil }
         environment.merge([
-            "ENVIRONMENT": "production", "PIN_KEY": ProductionSafetyTests.pinKey, "AT_CALLBACK_TOKEN": ProductionSafetyTests.atToken,
+            "ENVIRONMENT": "production", "PIN_KEY": ProductionSafetyTests.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "AT_CALLBACK_TOKEN": ProductionSafetyTests.atToken,
             "MENUS_PATH": RepoFiles.menus, "LOG_LEVEL": "warning", "HTTP_PORT": "0", "JOBS_API_URL": "http://jobs.example.com/api",
         ]) { $1 }
         let refused = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
@@ -82,7 +82,7 @@ import Testing
         let lines = refused.errorOutput.split(separator: "\n").filter { !$0.contains("configuration changed since the last start") }
         #expect(lines.last == "ussd-gateway: configuration error: JOBS_API_URL: is plain http to jobs.example.com: in production a backend is reached over https (plain http only to loopback)", "\(refused.errorOutput)")
         // https, or plain http to this machine, is fine.
-        var https = try GatewayConfig.load(environment: ["ENVIRONMENT": "production", "PIN_KEY": ProductionSafetyTests.pinKey, "AT_CALLBACK_TOKEN": ProductionSafetyTests.atToken, "JOBS_API_URL": "https://jobs.example.com"])
+        var https = try GatewayConfig.load(environment: ["ENVIRONMENT": "production", "PIN_KEY": ProductionSafetyTests.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "AT_CALLBACK_TOKEN": ProductionSafetyTests.atToken, "JOBS_API_URL": "https://jobs.example.com"])
         let document = try loadCheckedMenus(at: RepoFiles.menus).document
         #expect(https.backendTransportProblem(document) == nil)
         https.backendValues["JOBS_API_URL"] = "http://127.0.0.1:9000"

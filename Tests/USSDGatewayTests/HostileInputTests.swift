@@ -320,23 +320,24 @@ struct HostileBodies {
         let wanjiru = try await TestServers.login("wanjiru", in: "ussd_operator", to: harness.postgres.configuration)
         environment["DATABASE_URL"] = wanjiru.connectionString
         environment["LOG_LEVEL"] = "warning"
+        environment.merge(harness.personalDataEnvironment) { $1 }
         let login = try #require(URLComponents(string: wanjiru.connectionString)?.user)
         let refused = try ChildProcess.start(GatewayBinary.path, ["customer", "unlock", local, "--reason", ""], environment: environment)
         #expect(await refused.wait() == 2)
         // What the desk sees first: locked, three locks in a row.
-        let shown = try await ChildProcess.run(GatewayBinary.path, ["customer", "show", local, "--json"], environment: environment)
+        let shown = try await ChildProcess.run(GatewayBinary.path, ["customer", "show", local, "--json", "--reason", "caller verified"], environment: environment)
         let view = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any]
         #expect(view?["locked"] as? Bool == true && view?["locksInARow"] as? Int == 3 && view?["name"] as? String == "Locked", "\(shown)")
         #expect(view?["mainKES"] as? String == "0.00")
         let output = try await ChildProcess.run(GatewayBinary.path, ["customer", "unlock", local, "--reason", "caller verified"], environment: environment)
         #expect(output.contains("unlocked \(msisdn.value)"))
         try await harness.wallet.verifyPIN(msisdn, pin: TypedPINs.achieng)
-        let text = try await ChildProcess.run(GatewayBinary.path, ["customer", "show", local], environment: environment)
+        let text = try await ChildProcess.run(GatewayBinary.path, ["customer", "show", local, "--reason", "caller verified"], environment: environment)
         #expect(text.contains("Locked (\(msisdn.value))") && text.contains("PIN not locked"), "\(text)")
         // The unlock is in the customer's audit trail, with who and why.
         let trail = try await ChildProcess.run(GatewayBinary.path, ["audit", "--number", local], environment: environment)
         #expect(trail.contains("\(login) pin.unlocked — caller verified") && trail.contains("\"locks_in_a_row\": 3"), "\(trail)")
-        let unknown = try ChildProcess.start(GatewayBinary.path, ["customer", "show", freshLocal()], environment: environment)
+        let unknown = try ChildProcess.start(GatewayBinary.path, ["customer", "show", freshLocal(), "--reason", "caller verified"], environment: environment)
         #expect(await unknown.wait() == 1)
         await harness.finish()
     }

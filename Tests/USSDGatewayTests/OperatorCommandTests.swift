@@ -28,6 +28,8 @@ import Wallet
                 environment[secret] = nil
             }
             environment["LOG_LEVEL"] = "warning"
+            // Reading a customer opens their name: the desk holds the personal-data key.
+            environment.merge(harness.personalDataEnvironment) { $1 }
             var logins: [String: (String, String)] = [:]
             for (person, role) in [("wanjiru", "ussd_operator"), ("kamau", "ussd_approver"), ("chebet", "ussd_approver"), ("auditor", "ussd_report")] {
                 let url = try await TestServers.login(person, in: role, to: harness.postgres.configuration).connectionString
@@ -77,7 +79,7 @@ import Wallet
         #expect(operatorOnly.0 == 1 && operatorOnly.2.contains("only an approver"), "\(operatorOnly)")
         #expect(try await desk.run(as: "kamau", ["ledger", "approve", String(resetID), "--reason", "ID seen"]).contains("the next dial sets a new PIN"))
         await #expect(throws: WalletError.pinResetRequired) { try await desk.harness.wallet.verifyPIN(sender, pin: TypedPINs.achieng) }
-        #expect(try await desk.run(as: "wanjiru", ["customer", "show", achieng]).contains("PIN reset: the next dial must set a new PIN"))
+        #expect(try await desk.run(as: "wanjiru", ["customer", "show", achieng, "--reason", "caller verified"]).contains("PIN reset: the next dial must set a new PIN"))
         try await desk.harness.wallet.completePINReset(sender, new: TypedPINs.newPIN)
 
         #expect(try await desk.run(as: "wanjiru", ["customer", "block", achieng] + who).contains("blocked \(sender.value)"))
@@ -87,7 +89,7 @@ import Wallet
         await #expect(throws: WalletError.blocked) {
             try await desk.harness.wallet.send(from: sender, to: recipient, amount: .shillings(10), key: IdempotencyKey("cli-1")!)
         }
-        let shown = try await desk.run(as: "auditor", ["customer", "show", achieng, "--json"])
+        let shown = try await desk.run(as: "auditor", ["customer", "show", achieng, "--json", "--reason", "reconciliation sample"])
         let view = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any]
         #expect(view?["status"] as? String == "blocked" && view?["tier"] as? String == "default", "\(shown)")
         #expect(try await desk.run(as: "wanjiru", ["customer", "unblock", achieng] + who).contains("unblocked"))
@@ -116,6 +118,31 @@ import Wallet
         let otienoTrail = try await desk.run(as: "auditor", "audit", "--number", otieno)
         #expect(otienoTrail.contains("\(desk.name("wanjiru")) customer.tier — caller verified with national ID"), "\(otienoTrail)")
         #expect(otienoTrail.contains("\(desk.name("wanjiru")) sms.sent — ticket 8812"), "\(otienoTrail)")
+        await desk.harness.finish()
+    }
+
+    /// A data subject's erasure from the command line: one person closes the empty wallet and asks,
+    /// another approves; the approval destroys the customer's data key, and the desk then sees the
+    /// customer as erased while the ledger stays balanced.
+    @Test func anErasureIsAskedByOnePersonAndApprovedByAnother() async throws {
+        let desk = try await Desk.make()
+        let local = freshLocal()
+        let msisdn = try await desk.harness.customer(local, name: "Erasable Wanjiru", pin: TypedPINs.achieng)
+        let who = ["--reason", "data subject request DSR-7, identity checked"]
+        let (open, _, openError) = try await desk.status(as: "wanjiru", ["customer", "erase", local] + who)
+        #expect(open == 1 && openError.contains("only a closed wallet is erased"), "\(openError)")
+        #expect(try await desk.run(as: "wanjiru", ["customer", "close", local] + who).contains("closed \(msisdn.value)"))
+        let asked = try await desk.run(as: "wanjiru", ["customer", "erase", local] + who)
+        #expect(asked.contains("erasure of the personal data of \(msisdn.value), asked by \(desk.name("wanjiru"))"), "\(asked)")
+        let id = try #require(asked.split(separator: " ").dropFirst().first.flatMap { Int($0.dropFirst().dropLast()) }, "\(asked)")
+        let (own, _, _) = try await desk.status(as: "wanjiru", ["ledger", "approve", String(id)] + who)
+        #expect(own != 0, "the one who asked may not approve")
+        let approved = try await desk.run(as: "kamau", ["ledger", "approve", String(id)] + who)
+        #expect(approved.contains("approved #\(id)") && approved.contains("data keys destroyed: 1"), "\(approved)")
+        let shown = try await desk.run(as: "chebet", ["customer", "show", local] + who)
+        #expect(shown.contains("[erased] (\(msisdn.value)), language en, closed"), "\(shown)")
+        #expect(try await desk.run(as: "chebet", ["keys", "sweep"]).contains("destroyed 0 data key(s)"))
+        try await desk.harness.audit()
         await desk.harness.finish()
     }
 

@@ -32,7 +32,7 @@ import Wallet
     /// Another aggregator's routes are served only when named, and in production only behind a
     /// token of their own (or the shared one); Flares' operator credentials come as a pair.
     @Test func dialectRoutesNeedATokenInProductionAndFlaresCredentialsComeTogether() throws {
-        let base = ["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken]
+        let base = ["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "AT_CALLBACK_TOKEN": Self.atToken]
         #expect(try GatewayConfig.load(environment: base).ussd.dialects.isEmpty, "none by default")
         let open = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: base.merging(["USSD_DIALECTS": "hubtel, flares"]) { $1 }) }
         #expect(open?.variable == "DIALECT_CALLBACK_TOKEN")
@@ -63,30 +63,30 @@ import Wallet
     }
 
     @Test func productionRefusesUnguardedCallbackRoutesNamingTheVariable() throws {
-        let noToken = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey]) }
+        let noToken = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore]) }
         #expect(noToken?.variable == "AT_CALLBACK_TOKEN")
         let mpesaOpen = #expect(throws: ConfigError.self) {
-            try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken]) { $1 })
+            try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "AT_CALLBACK_TOKEN": Self.atToken]) { $1 })
         }
         #expect(mpesaOpen?.variable == "MPESA_CALLBACK_TOKEN")
         // A paybill shortcode alone serves /paybill/confirm: it needs the token as much.
         let paybillOpen = #expect(throws: ConfigError.self) {
-            try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_C2B_SHORTCODE": "600000"])
+            try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_C2B_SHORTCODE": "600000"])
         }
         #expect(paybillOpen?.variable == "MPESA_CALLBACK_TOKEN" && paybillOpen?.description.contains("paybill") == true)
         let short = #expect(throws: ConfigError.self) {
-            try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey, "CALLBACK_TOKEN": "only-sixteen-chr"])
+            try GatewayConfig.load(environment: ["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "CALLBACK_TOKEN": "only-sixteen-chr"])
         }
         #expect(short?.variable == "CALLBACK_TOKEN" && short?.description.contains("only-sixteen") == false, "the value is never echoed")
 
         // Per provider: a leak at one opens nothing at the other.
         let both = try GatewayConfig.load(
-            environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken]) { $1 }
+            environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "AT_CALLBACK_TOKEN": Self.atToken, "MPESA_CALLBACK_TOKEN": Self.mpesaToken]) { $1 }
         )
         #expect(both.africasTalkingToken == Self.atToken && both.mpesaToken == Self.mpesaToken)
         #expect(both.mpesa.daraja(publicBaseURL: both.publicBaseURL, callbackToken: both.mpesaToken)?.stkCallbackURL.hasSuffix(Self.mpesaToken) == true)
         // One shared token covers both; development needs none.
-        let shared = try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "CALLBACK_TOKEN": Self.atToken]) { $1 })
+        let shared = try GatewayConfig.load(environment: Self.mpesa.merging(["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "CALLBACK_TOKEN": Self.atToken]) { $1 })
         #expect(shared.africasTalkingToken == Self.atToken && shared.mpesaToken == Self.atToken)
         #expect(try GatewayConfig.load(environment: Self.mpesa.merging(["ENVIRONMENT": "development"]) { $1 }).productionProblem == nil)
 
@@ -130,6 +130,7 @@ import Wallet
         var environment = ProcessInfo.processInfo.environment
         environment["ENVIRONMENT"] = "production"
         environment["PIN_KEY"] = Self.pinKey
+        environment.merge(["PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore]) { $1 }
         environment["MENUS_PATH"] = RepoFiles.menus
         environment["LOG_LEVEL"] = "warning"
         for name in ["CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN"] { environment[name] = nil }

@@ -314,7 +314,7 @@ import Wallet
     }
 
     @Test func productionNeverRunsTheSandboxOrTheBrowserPhone() async throws {
-        let production = ["ENVIRONMENT": "production", "PIN_KEY": "1:612d70726f64756374696f6e2d7065707065722d6f662d33322d627974657321", "AT_CALLBACK_TOKEN": String(repeating: "t", count: 32)]
+        let production = ["ENVIRONMENT": "production", "PIN_KEY": "1:612d70726f64756374696f6e2d7065707065722d6f662d33322d627974657321", "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore, "AT_CALLBACK_TOKEN": String(repeating: "t", count: 32)]
         let quiet = try GatewayConfig.load(environment: production)
         #expect(!quiet.sandbox.isOn && !quiet.sandbox.simulator, "auto is off in production")
         #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: production.merging(["SANDBOX": "on"]) { $1 }) }

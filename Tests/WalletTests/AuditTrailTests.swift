@@ -145,14 +145,18 @@ import Wallet
         let payout = try await ledger.book.reserveWithdrawal(self.achieng, amount: .shillings(100), key: IdempotencyKey("withdraw-1")!)
         _ = try? await ledger.wallet.verifyPIN(self.achieng, pin: "9999")
 
-        let overview = try #require(try await ledger.wallet.overview(self.achieng))
-        #expect(overview.customer.name == "Achieng" && overview.customer.language == "sw" && overview.customer.status == .active)
+        let reading = try OperatorAction(reason: "caller verified with national ID")
+        let overview = try #require(try await ledger.wallet.overview(self.achieng, by: reading))
+        #expect(overview.name == "Achieng" && overview.customer.language == "sw" && overview.customer.status == .active)
         #expect(overview.failedPINAttempts == 1 && overview.locksInARow == 0 && !overview.customer.isLocked())
         #expect(overview.balances.main == .shillings(750) && overview.balances.held == .shillings(100) && overview.balances.savings == .shillings(0))
         #expect(overview.holds.map(\.payout) == [payout.id] && overview.holds.first?.amount == .shillings(100))
         #expect(overview.movements.count == 20, "the last 20")
         #expect(overview.movements.first?.key == "withdrawal:" + payout.id || overview.movements.first?.key == "send-24", "\(overview.movements.first?.key ?? "")")
-        #expect(try await ledger.wallet.overview(MSISDN("254733000000")!) == nil)
+        #expect(try await ledger.wallet.overview(MSISDN("254733000000")!, by: reading) == nil)
+        // The read is in the audit trail, with why and what was shown.
+        let viewed = try await ledger.wallet.auditTrail(self.achieng).filter { $0.action == "customer.viewed" }
+        #expect(viewed.count == 1 && viewed.first?.reason == "caller verified with national ID" && viewed.first?.after?.contains("name") == true)
         await ledger.postgres.shutdown()
     }
 }

@@ -31,7 +31,7 @@ import TestSupport
     static func listening(_ body: (Listening) async throws -> Void) async throws {
         let ledger = try await Ledger.make()
         let profiles = CustomerProfiles(limit: 100)
-        let wallet = Wallet(postgres: ledger.postgres, pins: Ledger.pins, profiles: profiles)
+        let wallet = Wallet(postgres: ledger.postgres, pins: Ledger.pins, profiles: profiles, personalData: ledger.wallet.personalData)
         let notices = Notices()
         let listener = PostgresListener(
             configuration: ledger.postgres.configuration, channel: "customer_profiles", logger: Logger(label: "test"),
@@ -137,7 +137,7 @@ import TestSupport
     @Test func aChangeThisProcessMakesIsSeenByItsNextLookupAtOnce() async throws {
         let ledger = try await Ledger.make()
         let profiles = CustomerProfiles(limit: 10)
-        let wallet = Wallet(postgres: ledger.postgres, pins: Ledger.pins, lockDuration: .seconds(60), profiles: profiles)
+        let wallet = Wallet(postgres: ledger.postgres, pins: Ledger.pins, lockDuration: .seconds(60), profiles: profiles, personalData: ledger.wallet.personalData)
         // Kept as if notices were heard, but none will come: only the wallet's own dropping shows.
         profiles.listening(true)
         try await wallet.register(msisdn: self.achieng, name: "Achieng", pin: "4826", language: "en")
@@ -179,10 +179,13 @@ import TestSupport
         await ledger.shutdown()
     }
 
-    static func customer(_ language: String) -> Wallet.Customer {
-        Wallet.Customer(
-            id: 1, msisdn: MSISDN("254712345678")!, name: "Achieng", language: language, status: .active, lockedUntil: nil, pinResetRequired: false,
-            tier: nil, pinResetCompletedAt: nil
+    static func customer(_ language: String) -> Wallet.Profile {
+        Wallet.Profile(
+            customer: Wallet.Customer(
+                id: 1, msisdn: MSISDN("254712345678")!, subject: UUID(), sealedName: nil, erasedAt: nil, language: language, status: .active,
+                lockedUntil: nil, pinResetRequired: false, tier: nil, pinResetCompletedAt: nil
+            ),
+            name: "Achieng"
         )
     }
 
