@@ -5,6 +5,15 @@
 public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
     public let value: String
 
+    /// The number with its middle hidden, `2547***678`, for whoever reads it without a reason to
+    /// see it whole (a counterparty in an export, a report).
+    public var masked: String { Self.masked(self.value) }
+
+    /// Any string of digits so: its first four and last three kept.
+    public static func masked(_ digits: String) -> String {
+        digits.count > 7 ? digits.prefix(4) + "***" + digits.suffix(3) : String(repeating: "*", count: digits.count)
+    }
+
     /// A numbering plan the gateway knows: country code, national number length, and the first
     /// digits of its mobile numbers.
     public enum Country: String, Sendable, CaseIterable {

@@ -11,6 +11,8 @@ extension MPesaBook {
         kind: String, reference: String, reason: String, body: String, depositID: Int64? = nil, payoutID: String? = nil,
         earlierResult: String? = nil, newResult: String? = nil
     ) async throws {
+        let body = try await self.sealingNames(
+            body, reference: reference, owner: .review(kind: kind, reference: reference, depositID: depositID, payoutID: payoutID))
         try await self.postgres.query(
             """
             INSERT INTO mpesa_review (kind, reference, reason, body, deposit_id, payout_id, earlier_result, new_result)

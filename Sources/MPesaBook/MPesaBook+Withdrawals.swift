@@ -174,7 +174,9 @@ extension MPesaBook {
     /// A timeout: the outcome is unknown, so the hold stays until reconciliation says paid or not.
     @discardableResult
     public func markWithdrawalUnknown(_ id: String, raw: String? = nil) async throws -> Bool {
-        try await !self.postgres.query(
+        var raw = raw
+        if let body = raw { raw = try await self.sealingNames(body, reference: id, owner: .payout(id)) }
+        return try await !self.postgres.query(
             """
             UPDATE payouts SET status = 'unknown', outcome_unknown = true, raw_result = COALESCE(\(raw)::jsonb, raw_result),
                 next_check_at = now() + interval '60 seconds', updated_at = now()
@@ -238,7 +240,9 @@ extension MPesaBook {
     /// payout; the opposite outcome after one was applied is a conflict for a human, never a second
     /// movement.
     private func settle(_ id: String, outcome: Payout.Status, raw: String?, _ apply: (PostgresConnection, Payout) async throws -> Payout.Status) async throws -> Payout {
-        try await self.postgres.transaction(maxAttempts: 5) { tx in
+        var raw = raw
+        if let body = raw { raw = try await self.sealingNames(body, reference: id, owner: .payout(id)) }
+        return try await self.postgres.transaction(maxAttempts: 5) { tx in
             guard let row = try await tx.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id) FOR UPDATE").single() else {
                 throw ProviderRecordError.unknownPayout
             }

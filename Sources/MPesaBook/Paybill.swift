@@ -77,6 +77,8 @@ extension MPesaBook {
     public func recordPaybillConfirmation(
         transID: String, billRef: String, shortcode: String, msisdn: MSISDN?, amount: Amount, raw: String
     ) async throws -> PaybillConfirmation {
+        // The payer's names sealed for the account's customer (the month's key for nobody known).
+        let raw = try await self.sealingNames(raw, reference: transID, owner: .number(msisdn))
         let outcome = try await self.postgres.transaction(maxAttempts: 5) { tx -> (PaybillConfirmation, (Int64, String)?) in
             func earlier() async throws -> (state: String?, confirmed: Int64?)? {
                 try await tx.query("SELECT state, confirmed_amount FROM paybill_payments WHERE trans_id = \(transID) FOR UPDATE").single()

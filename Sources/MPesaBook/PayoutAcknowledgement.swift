@@ -45,7 +45,8 @@ extension MPesaBook {
     /// when nothing changed.
     @discardableResult
     public func holdForStatus(_ id: String, raw: String) async throws -> Bool {
-        try await !self.postgres.query(
+        let raw = try await self.sealingNames(raw, reference: id, owner: .payout(id))
+        return try await !self.postgres.query(
             """
             UPDATE payouts SET status = 'unknown', raw_result = COALESCE(raw_result, \(raw)::jsonb), next_check_at = now(), updated_at = now()
             WHERE id = \(id) AND status IN ('sent', 'unknown') RETURNING id

@@ -74,7 +74,12 @@ extension MPesaBook {
     /// Keeps an authentic answer with its query; the first one stays (a repeat returns false).
     @discardableResult
     public func recordStatusAnswer(id: String, raw: String) async throws -> Bool {
-        try await !self.postgres.query(
+        // The names in it sealed for the customer of the payment the query was about.
+        let asked = try await self.postgres.query("SELECT subject, reference FROM mpesa_status_queries WHERE id = \(id)").single()?
+            .decode((String, String).self)
+        let owner: PayloadOwner = asked.map { $0.0 == "payout" ? .payout($0.1) : .paybill($0.1) } ?? .nobody
+        let raw = try await self.sealingNames(raw, reference: id, owner: owner)
+        return try await !self.postgres.query(
             "UPDATE mpesa_status_queries SET answer = \(raw)::jsonb, answered_at = now() WHERE id = \(id) AND answer IS NULL RETURNING id"
         ).isEmpty
     }
@@ -98,6 +103,8 @@ extension MPesaBook {
         kind: String, reference: String, reason: String, body: String, depositID: Int64? = nil, payoutID: String? = nil,
         earlierResult: String? = nil, newResult: String? = nil
     ) async throws {
+        let body = try await self.sealingNames(
+            body, reference: reference, owner: .review(kind: kind, reference: reference, depositID: depositID, payoutID: payoutID))
         try await self.postgres.transaction(maxAttempts: 5) { tx in
             // Concurrent copies of one callback wait for each other here.
             try await tx.query("SELECT pg_advisory_xact_lock(hashtextextended(\(kind + ":" + reference + ":" + reason), 26))")

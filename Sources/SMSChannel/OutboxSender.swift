@@ -88,9 +88,21 @@ public final class OutboxSender: Service, Sendable {
                 return .failed
             }
             worded = text
+        } catch let error as PersonalDataError {
+            switch error {
+            case .keys, .missingKey:
+                // The key store or the keys are not reachable now: another attempt later, within the attempts' limit.
+                self.logger.warning("outbox text not opened; tried again later", metadata: ["outbox": .stringConvertible(id), "error": .string(error.description)])
+                return await self.retry(claimed, reason: "personal-data keys unavailable")
+            case .doesNotOpen, .malformed, .destroyed:
+                // It will never open: given up on at once, never sent as anything else.
+                await self.record(claimed) { try await $0.markFailed($1, reason: "its sealed text does not open") }
+                self.logger.error("outbox text does not open; not sent", metadata: ["outbox": .stringConvertible(id), "error": .string(error.description)])
+                return .failed
+            }
         } catch {
-            self.logger.warning("outbox text not opened; left for later", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
-            return .skipped
+            self.logger.warning("outbox text not opened; tried again later", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
+            return await self.retry(claimed, reason: "personal-data keys unavailable")
         }
         guard let text = worded ?? self.word(template: claimed.template, language: claimed.language, params: claimed.params) else {
             await self.record(claimed) { try await $0.markFailed($1, reason: "menus.json has no wording for this template") }

@@ -30,6 +30,9 @@ extension GatewayConfig {
         guard sources.count <= 1 else {
             throw ConfigError(variable: sources.map(\.0).joined(separator: ", "), problem: "name one source of personal-data keys, not several")
         }
+        if let source = sources.first?.1, let pins = self.pinKeys, Self.sameKeys(source, pins) {
+            throw ConfigError(variable: sources[0].0, problem: "names the PIN keys: the personal-data keys are keys of their own (retiring one must never touch the other)")
+        }
         if let store = reader.value("PERSONAL_DATA_KEYS_URL", secret: true) {
             self.personalDataStore = PostgresConfiguration(connectionString: store)
         }
@@ -123,6 +126,15 @@ extension GatewayConfig {
         } catch {
             await client.shutdown()
             throw error
+        }
+    }
+
+    static func sameKeys(_ one: PINKeySource, _ other: PINKeySource) -> Bool {
+        switch (one, other) {
+        case (.file(let a), .file(let b)): return (a as NSString).standardizingPath == (b as NSString).standardizingPath
+        case (.environment(let a), .environment(let b)): return a == b
+        case (.pkcs11(let a), .pkcs11(let b)): return a.module == b.module && a.slot == b.slot && a.label == b.label
+        default: return false
         }
     }
 

@@ -82,10 +82,11 @@ public struct Outbox: Sendable {
             throw PersonalDataError.keys("this outbox has no personal-data keys: worded texts cannot be sealed")
         }
         let customer = try await self.postgres.query("SELECT subject::text FROM customers WHERE msisdn = \(msisdn.value) AND erased_at IS NULL").single()
-        let subject = try customer.map { UUID(uuidString: try $0.decode(String.self, column: 0))! }
-        let sealed = try await personalData.seal(
-            text, for: subject ?? PersonalData.periodSubject(Date()), purpose: subject == nil ? .period : .customer, at: .outboxMessage(dedupe))
-        return SealedText(sealed: sealed, subject: subject ?? PersonalData.periodSubject(Date()), dedupe: dedupe)
+        let known = try customer.flatMap { UUID(uuidString: try $0.decode(String.self, column: 0)) }
+        // Decided once: a month that ends meanwhile must not part the key from the row.
+        let subject = known ?? PersonalData.periodSubject(Date())
+        let sealed = try await personalData.seal(text, for: subject, purpose: known == nil ? .period : .customer, at: .outboxMessage(dedupe))
+        return SealedText(sealed: sealed, subject: subject, dedupe: dedupe)
     }
 
     /// Queues a text already worded (a reply to a command) and sealed (``seal(_:to:dedupe:)``) in

@@ -8,7 +8,7 @@ import Wallet
 
 struct CustomerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "customer", abstract: "Customer support: look a customer up, unlock, reset a PIN, block, set a KYC tier.", subcommands: [Show.self, Unlock.self, ResetPIN.self, Block.self, Unblock.self, Tier.self, Close.self, Erase.self]
+        commandName: "customer", abstract: "Customer support: look a customer up, unlock, reset a PIN, block, set a KYC tier.", subcommands: [Show.self, Unlock.self, ResetPIN.self, Block.self, Unblock.self, Tier.self, Close.self, Erase.self, Export.self]
     )
 
     struct Show: AsyncParsableCommand {
@@ -142,6 +142,28 @@ extension CustomerCommand {
             try await changeCustomer(self.options, self.number, self.who, doing: "closing", done: { "closed \($0)" }, already: "is already closed") {
                 try await $0.close($1, by: $2)
             }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Everything held about a customer as JSON, for a subject access request: profile (name opened), balances, transfers, deposits, payouts, paybill payments, SMS both ways, staff requests and the audit trail; other people's numbers masked, their names withheld. Audited before it is read."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @OptionGroup var who: OperatorOptions
+
+        func run() async throws {
+            let config = try self.options.loadForStaff()
+            bootstrapLogging(config)
+            let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
+            let action = try self.who.action()
+            guard let exported = try await withPersonalWallet(config, doing: "exporting", { try await $0.export(msisdn, by: action) }) else {
+                FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
+                throw ExitCode(1)
+            }
+            print(exported.serialized)
         }
     }
 

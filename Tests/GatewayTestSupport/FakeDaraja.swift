@@ -19,6 +19,12 @@ import TestSupport
 /// Timestamp, a stale token, a field format) is recorded in `violations` and refused the way
 /// Daraja refuses (400 with its error shape); tests expect `violations` to stay empty.
 final class FakeDaraja: Sendable {
+    /// The payer's names Safaricom sends (paybill confirmations, Transaction Status and B2C results):
+    /// distinctive, so a test can grep a database dump for them.
+    static let payerFirstName = "Nyokabi"
+    static let payerLastName = "Wairimu-Kamau"
+    static var payerName: String { payerFirstName + " " + payerLastName }
+
     static let key = "fake-consumer-key"
     static let secret = "fake-consumer-secret"
     static let shortcode = "174379"
@@ -165,7 +171,7 @@ final class FakeDaraja: Sendable {
         if code == 0, let known {
             parameters = [
                 ("TransactionAmount", String(known.shillings)), ("TransactionReceipt", quotedJSON(known.receipt)),
-                ("ReceiverPartyPublicName", quotedJSON(known.phone + " - JOHN DOE")), ("TransactionCompletedDateTime", quotedJSON("06.07.2024 22:48:52")),
+                ("ReceiverPartyPublicName", quotedJSON(known.phone + " - " + FakeDaraja.payerName.uppercased())), ("TransactionCompletedDateTime", quotedJSON("06.07.2024 22:48:52")),
                 ("B2CUtilityAccountAvailableFunds", "8959269.60"), ("B2CRecipientIsRegisteredCustomer", quotedJSON("Y")),
             ]
         }
@@ -228,8 +234,8 @@ final class FakeDaraja: Sendable {
         }
         let isPaybill = json["TransactionID"] != nil
         let (debit, credit) = isPaybill
-            ? (known.phone + " - John Doe", known.shortcode + " - Merchant")
-            : (known.shortcode + " - Wallet Ltd", known.phone + " - John Doe")
+            ? (known.phone + " - " + FakeDaraja.payerName, known.shortcode + " - Merchant")
+            : (known.shortcode + " - Wallet Ltd", known.phone + " - " + FakeDaraja.payerName)
         return Self.result(
             queryID, conversation: conversation, code: "0", description: "The service request is processed successfully.", transactionID: known.receipt,
             parameters: [
@@ -270,7 +276,7 @@ final class FakeDaraja: Sendable {
             "TransactionType": .string("Pay Bill"), "TransID": .string(transID), "TransTime": .string(DarajaClient.timestamp(Date())),
             "TransAmount": .string(amount), "BusinessShortCode": .string(shortcode), "BillRefNumber": .string(account), "InvoiceNumber": .string(""),
             "OrgAccountBalance": .string("49197.00"), "ThirdPartyTransID": .string(""), "MSISDN": .string("2547 ***** 126"),
-            "FirstName": .string("John"), "MiddleName": .string(""), "LastName": .string(""),
+            "FirstName": .string(FakeDaraja.payerFirstName), "MiddleName": .string(""), "LastName": .string(FakeDaraja.payerLastName),
         ]
         let reply = try await http.execute(
             CurlRequest(method: "POST", url: urls.confirmation, headers: [("Content-Type", "application/json")], body: Array(JSONValue.object(members).serialized.utf8))
@@ -296,7 +302,7 @@ final class FakeDaraja: Sendable {
                 "TransactionType": .string("Pay Bill"), "TransID": .string(id), "TransTime": .string(DarajaClient.timestamp(Date())),
                 "TransAmount": .string(amount), "BusinessShortCode": .string(shortcode), "BillRefNumber": .string(account), "InvoiceNumber": .string(""),
                 "OrgAccountBalance": .string(balance), "ThirdPartyTransID": .string(""), "MSISDN": .string("2547 ***** 126"),
-                "FirstName": .string("John"), "MiddleName": .string(""), "LastName": .string(""),
+                "FirstName": .string(FakeDaraja.payerFirstName), "MiddleName": .string(""), "LastName": .string(FakeDaraja.payerLastName),
             ]
             return Array(JSONValue.object(members).serialized.utf8)
         }

@@ -177,6 +177,11 @@ import Wallet
             #expect(try await rig.outbox(msisdn, "withdrawal_failed") == 1)
             #expect(try await rig.harness.movements(kind: "withdrawal") == 2)
             #expect(try await rig.harness.postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int.self, column: 0) == 1, "only the contradiction")
+            // The receiver's name in B2C results and in Transaction Status answers is kept sealed:
+            // none in clear in a backup, in any case.
+            let dump = try await TestServers.dump(rig.harness.postgres.configuration).lowercased()
+            #expect(!dump.contains(FakeDaraja.payerFirstName.lowercased()) && !dump.contains(FakeDaraja.payerLastName.lowercased()))
+            #expect(dump.contains("sealed:v1:"))
         }
         #expect(rig.fake.violations.isEmpty, "\(rig.fake.violations)")
         try await rig.harness.audit()

@@ -97,6 +97,18 @@ import Wallet
             #expect(deposit.0 == paid.transID && deposit.1 == "c2b:" + paid.transID && deposit.2.hasPrefix("deposit:"), "\(deposit)")
             #expect(try await Self.state(rig, paid.transID) == "credited")
             #expect(try await Self.review(rig, paid.transID).isEmpty)
+
+            // The payer's names are kept sealed for the customer, in the confirmation and in
+            // Safaricom's answer; a backup holds none of them in clear.
+            let kept = try await rig.harness.postgres.query(
+                "SELECT confirmation->>'FirstName', confirmation->>'LastName', confirmation->>'TransAmount' FROM paybill_payments WHERE trans_id = \(paid.transID)"
+            ).single()!.decode((String, String, String).self)
+            #expect(kept.0.hasPrefix("sealed:v1:") && kept.1.hasPrefix("sealed:v1:") && kept.2 == "750", "\(kept)")
+            #expect(try await rig.harness.book.openName(kept.0, reference: paid.transID, key: "FirstName") == FakeDaraja.payerFirstName)
+            await #expect(throws: PersonalDataError.self) { try await rig.harness.book.openName(kept.0, reference: "SOMEOTHER1", key: "FirstName") }
+            let dump = try await TestServers.dump(rig.harness.postgres.configuration)
+            #expect(!dump.contains(FakeDaraja.payerFirstName) && !dump.contains(FakeDaraja.payerLastName), "a payer's name is in clear in the backup")
+            #expect(dump.contains("sealed:v1:"))
         }
     }
 

@@ -69,7 +69,7 @@ import Wallet
 
     @Test func anErasureTakesTwoPeopleAndLeavesABackupFromBeforeItUnreadable() async throws {
         let ledger = try await Ledger.make()
-        let (wanjiru, kamau) = (try await ledger.staff("wanjiru", "ussd_operator"), try await ledger.staff("kamau"))
+        let (wanjiru, kamau) = (try await ledger.staff("wanjiru"), try await ledger.staff("kamau"))
         let achieng = try await ledger.funded("254712345678", cents: 10_000, name: "Achieng Wambui")
         let otieno = try await ledger.funded("254722000111", cents: 0, name: "Otieno Kipchumba")
         _ = try await ledger.wallet.send(from: achieng, to: otieno, amount: .shillings(100), key: IdempotencyKey("send-all")!)
@@ -85,8 +85,8 @@ import Wallet
         let backup = try await TestServers.dump(ledger.postgres.configuration)
         let request = try await wanjiru.wallet.requestErasure(achieng, by: self.verified)
         #expect(request.kind == .erase && request.status == "pending")
-        // Four eyes: the one who asked may not approve.
-        await #expect(throws: LedgerDeskError.self) { try await wanjiru.wallet.approve(request.id, by: self.checked) }
+        // Four eyes: the one who asked may not approve, though an approver.
+        await #expect(throws: LedgerDeskError.sameOperator) { try await wanjiru.wallet.approve(request.id, by: self.checked) }
         #expect(try await kamau.wallet.approve(request.id, by: self.checked).status == "approved")
         #expect(try await ledger.wallet.destroyErasedKeys() == 1)
         #expect(try await ledger.wallet.destroyErasedKeys() == 0, "a key is destroyed once")
@@ -139,9 +139,13 @@ import Wallet
         #expect(version == 2 && rewrapped == 1)
         #expect(try await personalData.keysByVersion() == [2: 1])
         let new = try await personalData.seal("written after", for: after, at: .customerName(after))
-        await #expect(throws: PersonalDataError.self) { try await personalData.retire(version: 2) }
+        await #expect { try await personalData.retire(version: 2) } throws: { "\($0)".contains("is the newest") }
+        // A process still on version 1 alone cannot wrap a new key under it any more.
+        let stale = try await TestPersonalData.make(store: personalData.store.configuration, keys: SoftwarePINKeys(key: try Self.version1(of: file)))
+        await #expect { try await stale.seal("x", for: UUID(), at: .customerName(UUID())) } throws: { "\($0)".contains("newer personal-data key") }
+        await stale.store.shutdown()
         _ = try keys.addVersion(importing: nil)
-        await #expect(throws: PersonalDataError.self) { try await personalData.retire(version: 2) }
+        await #expect { try await personalData.retire(version: 2) } throws: { "\($0)".contains("still wrapped under KEK version 2") }
         #expect(try await personalData.rewrap() == 2)
         try await personalData.retire(version: 1)
         try await personalData.retire(version: 2)
@@ -155,6 +159,52 @@ import Wallet
         #expect(try await reopened.open(new, for: after, at: .customerName(after)) == "written after")
         await reopened.store.shutdown()
         await personalData.store.shutdown()
+    }
+
+    @Test func rowsFromBeforeSealingAreSealedAndAnErasedCustomersAreDropped() async throws {
+        let ledger = try await Ledger.make()
+        let (wanjiru, kamau) = (try await ledger.staff("wanjiru"), try await ledger.staff("kamau"))
+        // Rows as migration 0019 left them, written as the owner: names and texts in clear.
+        try await ledger.postgres.query(
+            """
+            INSERT INTO customers (msisdn, name, language, pin_hash) VALUES ('254712000001', 'Legacy Kiprono', 'en', 'x'), ('254712000002', 'Gone Chelimo', 'en', 'x')
+            """)
+        try await ledger.postgres.query(
+            "INSERT INTO accounts (customer_id, kind) SELECT id, k FROM customers, (VALUES ('main'), ('savings')) v(k) WHERE msisdn LIKE '25471200000_'")
+        try await ledger.postgres.query(
+            """
+            INSERT INTO sms_inbound (id, sender, text_masked) VALUES ('ATXid_old_1', '254712000001', 'BAL ****'), ('ATXid_old_2', '254712000002', 'MINI ****'),
+                ('ATXid_old_3', '254799000003', 'HELLO from nobody')
+            """)
+        try await ledger.postgres.query(
+            """
+            INSERT INTO outbox (kind, recipient, language, template, params, dedupe_key, message)
+            VALUES ('sms', '254712000001', 'en', 'reply', '{}', 'old:1', 'Balance KES 5'), ('sms', '254712000002', 'en', 'reply', '{}', 'old:2', 'Mini statement')
+            """)
+        // One of them is erased before `migrate` seals anything: their old texts must go, not be sealed.
+        let gone = MSISDN("254712000002")!
+        _ = try await wanjiru.wallet.close(gone, by: self.verified)
+        let request = try await wanjiru.wallet.requestErasure(gone, by: self.verified)
+        _ = try await kamau.wallet.approve(request.id, by: self.checked)
+        #expect(try await Wallet.clearPersonalValues(ledger.postgres) == 4, "the legacy customer's name, text and reply, and the stranger's text")
+
+        #expect(try await ledger.wallet.sealClearPersonalData(batchSize: 2) == 4)
+        #expect(try await Wallet.clearPersonalValues(ledger.postgres) == 0)
+        #expect(try await ledger.wallet.sealClearPersonalData() == 0, "nothing twice")
+        let legacy = try await ledger.wallet.customer(MSISDN("254712000001")!)
+        #expect(try await ledger.wallet.name(of: legacy) == "Legacy Kiprono")
+        let personalData = try #require(ledger.wallet.personalData)
+        let texts = try await ledger.postgres.query("SELECT id, subject::text, text_sealed FROM sms_inbound ORDER BY id").map {
+            try $0.decode((String, String?, Data?).self)
+        }
+        #expect(texts.map(\.0) == ["ATXid_old_1", "ATXid_old_2", "ATXid_old_3"])
+        #expect(try await personalData.open(try #require(texts[0].2), for: legacy.subject, at: .inboundText("ATXid_old_1")) == "BAL ****")
+        #expect(texts[1].2 == nil, "the erased customer's text was dropped")
+        let month = try #require(texts[2].1.flatMap(UUID.init(uuidString:)))
+        #expect(try await personalData.open(try #require(texts[2].2), for: month, at: .inboundText("ATXid_old_3")) == "HELLO from nobody")
+        let dump = try await TestServers.dump(ledger.postgres.configuration)
+        for clear in ["Legacy Kiprono", "Gone Chelimo", "HELLO from nobody", "Balance KES 5", "Mini statement"] { #expect(!dump.contains(clear), "\(clear)") }
+        await ledger.shutdown()
     }
 
     @Test func aNameIsFoundByItsBlindIndexWithoutReadingNames() async throws {
@@ -171,6 +221,14 @@ import Wallet
         #expect(try await ledger.postgres.query("SELECT count(*) FROM customers WHERE name_index @> \(Wallet.byteaArray(both))::bytea[]").single()!
             .decode(Int.self, column: 0) == 1)
         await ledger.shutdown()
+    }
+}
+
+extension PersonalDataTests {
+    /// Version 1's key from a key file.
+    static func version1(of file: String) throws -> [UInt8] {
+        let line = try #require(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("1 ") })
+        return try #require(Hex.decode(String(line.dropFirst(2))))
     }
 }
 

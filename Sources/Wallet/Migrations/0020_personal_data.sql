@@ -12,6 +12,19 @@ ALTER TABLE customers
     ADD COLUMN name_index BYTEA[] CHECK (cardinality(name_index) <= 20),
     ADD COLUMN erased_at TIMESTAMPTZ;
 ALTER TABLE customers ADD CONSTRAINT customers_subject_key UNIQUE (subject);
+-- A customer's subject is a random (version 4) UUID: never the blind index's or a month's, whose
+-- keys an erasure must not reach.
+ALTER TABLE customers ADD CONSTRAINT customers_subject_is_random
+    CHECK (subject::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$');
+-- A closed wallet stays closed (an erasure rests on it).
+CREATE FUNCTION customers_closed_is_final() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status = 'closed' AND NEW.status <> 'closed' THEN
+        RAISE EXCEPTION 'a closed wallet is never opened again' USING ERRCODE = 'UL021';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER customers_closed_is_final BEFORE UPDATE OF status ON customers FOR EACH ROW EXECUTE FUNCTION customers_closed_is_final();
 ALTER TABLE customers ALTER COLUMN name DROP NOT NULL;
 -- A name is either sealed or (until `migrate` seals it) in clear, never both; none once erased.
 ALTER TABLE customers ADD CONSTRAINT customers_name_sealed_or_erased CHECK (
@@ -74,8 +87,15 @@ BEGIN
     IF c.status <> 'closed' THEN
         RAISE EXCEPTION 'only a closed wallet is erased (customer close first)' USING ERRCODE = 'UL021';
     END IF;
+    -- Its accounts locked in id order, as every movement locks them: money in flight to it either
+    -- committed before (and is counted below) or waits and then finds the wallet closed.
+    PERFORM 1 FROM accounts WHERE customer_id = p_id ORDER BY id FOR UPDATE;
     IF EXISTS (SELECT 1 FROM account_balances a WHERE a.customer_id = p_id AND (a.balance <> 0 OR a.held <> 0)) THEN
         RAISE EXCEPTION 'the wallet still holds money: pay it out before erasing' USING ERRCODE = 'UL021';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ledger_requests q JOIN customers w ON w.msisdn = q.msisdn
+               WHERE w.id = p_id AND q.status = 'pending' AND q.kind <> 'erase') THEN
+        RAISE EXCEPTION 'a correction, reversal or PIN reset of this wallet waits for an approver: decide it first' USING ERRCODE = 'UL021';
     END IF;
     IF EXISTS (SELECT 1 FROM deposits d WHERE d.customer_id = p_id AND d.status = 'pending')
         OR EXISTS (SELECT 1 FROM payouts p WHERE p.customer_id = p_id AND p.status IN ('reserved', 'sent', 'unknown')) THEN
@@ -218,8 +238,12 @@ BEGIN
         END IF;
         PERFORM customers_erasable(cust.id);
         UPDATE customers SET name = NULL, name_sealed = NULL, name_index = NULL, erased_at = now(), updated_at = now() WHERE id = cust.id;
-        UPDATE sms_inbound SET text_sealed = NULL, text_masked = NULL WHERE subject = cust.subject;
-        UPDATE outbox SET message_sealed = NULL, message = NULL WHERE subject = cust.subject;
+        -- Their texts: sealed for them, sealed under a month's key (before they registered), or
+        -- from before texts were sealed.
+        UPDATE sms_inbound SET text_sealed = NULL, text_masked = NULL
+        WHERE (subject = cust.subject OR sender = r.msisdn) AND (text_sealed IS NOT NULL OR text_masked IS NOT NULL);
+        UPDATE outbox SET message_sealed = NULL, message = NULL
+        WHERE (subject = cust.subject OR recipient = r.msisdn) AND (message_sealed IS NOT NULL OR message IS NOT NULL);
         INSERT INTO audit_log (actor, action, msisdn, reason, before, after)
         VALUES (NEW.decided_by, 'customer.erased', r.msisdn, NEW.reason,
                 jsonb_build_object('subject', cust.subject::text, 'requested_by', r.requested_by, 'request', r.id::text),
@@ -296,11 +320,13 @@ BEGIN
     END LOOP;
     -- Staff and reports read customers, never their PIN hashes or PIN-change grants.
     REVOKE SELECT ON customers FROM ussd_report, ussd_operator;
+    -- Nor the blind index's hashes of names (reports): only support searches by name.
     FOR t IN SELECT a.attname AS relname FROM pg_attribute a
              WHERE a.attrelid = 'customers'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-                 AND a.attname NOT IN ('pin_hash', 'pin_change_grant') LOOP
+                 AND a.attname NOT IN ('pin_hash', 'pin_change_grant', 'name_index') LOOP
         EXECUTE format('GRANT SELECT (%I) ON customers TO ussd_report, ussd_operator', t.relname);
     END LOOP;
+    GRANT SELECT (name_index) ON customers TO ussd_operator;
     -- A payout row exists only with its hold (wallet_hold_withdrawal).
     REVOKE INSERT, DELETE ON payouts FROM ussd_app;
     -- Names only sealed (migration 0020): the clear column is the owner's, for `migrate` to seal.
@@ -310,7 +336,8 @@ BEGIN
     -- A new wallet's two accounts start at zero (their balance is not the client's to choose).
     GRANT INSERT (customer_id, kind) ON accounts TO ussd_app;
     -- Reporting logins record their own reads of personal data (audit_log_identity checks which).
-    GRANT INSERT ON audit_log TO ussd_app, ussd_operator, ussd_report;
+    GRANT INSERT ON audit_log TO ussd_app, ussd_operator;
+    GRANT INSERT (actor, action, msisdn, reason, before, after) ON audit_log TO ussd_report;
     GRANT USAGE ON SEQUENCE audit_log_id_seq TO ussd_report;
     -- Staff: desk changes that move no money; requests; decisions (approvers).
     GRANT UPDATE (status, tier, locked_until, failed_pin_attempts, pin_locks, updated_at) ON customers TO ussd_operator;
@@ -337,7 +364,7 @@ BEGIN
         WHERE p.pronamespace = current_schema()::regnamespace
             AND p.proname IN ('ledger_requests_identity', 'ledger_decisions_identity', 'ledger_staff_identity', 'ledger_is_owner',
                               'audit_log_identity', 'customers_pin_reset_completed', 'ledger_called_from_wallet',
-                              'customers_erasable', 'ledger_requests_erasable')
+                              'customers_erasable', 'ledger_requests_erasable', 'customers_closed_is_final')
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f.signature, current_schema());
     END LOOP;

@@ -75,7 +75,7 @@ public final class PersonalData: Service, Sendable {
     /// `text` sealed for `subject` at `field`: a format byte, then AES-256-GCM's nonce, ciphertext
     /// and tag. Makes the subject's data key when they have none yet.
     public func seal(_ text: String, for subject: UUID, purpose: Purpose = .customer, at field: PersonalField) async throws -> Data {
-        let key = try await self.dataKey(subject, purpose: purpose, create: true)!
+        guard let key = try await self.dataKey(subject, purpose: purpose, create: true) else { throw PersonalDataError.destroyed(subject) }
         let box = try AES.GCM.seal(Data(text.utf8), using: key, authenticating: field.associatedData(subject: subject))
         var sealed = Data([Self.format])
         sealed.append(box.combined!)
@@ -101,10 +101,11 @@ public final class PersonalData: Service, Sendable {
 
     /// The keyed hashes a sealed name is found by: one per word of the name (lower-cased, accents
     /// and spacing as typed), 16 bytes each, under the index's own data key. A search for a name
-    /// hashes its words the same way and asks for rows holding all of them.
+    /// hashes its words the same way and asks for rows holding all of them. At most the first 20
+    /// words are indexed.
     public func blindIndex(_ text: String) async throws -> [Data] {
-        let key = try await self.dataKey(Self.indexSubject, purpose: .index, create: true)!
-        return Self.words(text).map { word in
+        guard let key = try await self.dataKey(Self.indexSubject, purpose: .index, create: true) else { throw PersonalDataError.destroyed(Self.indexSubject) }
+        return Self.words(text).prefix(20).map { word in
             Data(HMAC<SHA256>.authenticationCode(for: Data("name|\(word)".utf8), using: key).prefix(16))
         }
     }
@@ -156,20 +157,32 @@ public final class PersonalData: Service, Sendable {
         }
         guard create, let purpose else { throw PersonalDataError.missingKey(subject) }
         let fresh = SymmetricKey(size: .bits256)
-        guard let version = self.keys.newest else { throw PersonalDataError.keys("no personal-data key (KEK) is present") }
-        let wrapped = try await self.wrap(fresh, subject: subject, version: version)
-        do {
-            // Two processes making one subject's key at once: the first row stays, and both use it.
-            try await self.store.query(
-                """
-                INSERT INTO data_keys (subject, purpose, kek_version, wrapped) VALUES (\(subject.uuidString), \(purpose.rawValue), \(version), \(wrapped))
-                ON CONFLICT (subject) DO NOTHING
-                """
-            )
-        } catch let error as PostgresError where error.sqlState == "UK001" {
-            throw PersonalDataError.destroyed(subject)
+        for attempt in 0..<2 {
+            guard let version = self.keys.newest else { throw PersonalDataError.keys("no personal-data key (KEK) is present") }
+            let wrapped = try await self.wrap(fresh, subject: subject, version: version)
+            do {
+                // Two processes making one subject's key at once: the first row stays, and both use it.
+                try await self.store.query(
+                    """
+                    INSERT INTO data_keys (subject, purpose, kek_version, wrapped) VALUES (\(subject.uuidString), \(purpose.rawValue), \(version), \(wrapped))
+                    ON CONFLICT (subject) DO NOTHING
+                    """
+                )
+                break
+            } catch let error as PostgresError where error.sqlState == "UK001" {
+                throw PersonalDataError.destroyed(subject)
+            } catch let error as PostgresError where error.sqlState == "UK002" {
+                // `keys rotate` made a newer version current: read the key source again (a file or a
+                // token); environment keys are the deployment's to give this process.
+                try? self.keys.reload()
+                if attempt == 1 || self.keys.newest == version {
+                    throw PersonalDataError.keys(
+                        "a newer personal-data key (KEK) version is current than this process holds (\(version)): give it the new key (PERSONAL_DATA_KEY) and restart it")
+                }
+            }
         }
-        return try await self.dataKey(subject, purpose: purpose, create: false)
+        guard let key = try await self.dataKey(subject, purpose: purpose, create: false) else { throw PersonalDataError.destroyed(subject) }
+        return key
     }
 
     /// Runs `prepare` until it succeeds once (concurrent first uses may each run it: it is idempotent).
@@ -179,10 +192,13 @@ public final class PersonalData: Service, Sendable {
         self.prepared.withLock { $0 = true }
     }
 
+    /// Keeps an unwrapped key; every 256th keeping drops the keys past their age, so none stays in
+    /// memory much longer than `maximumAge` after it was read.
     private func keep(_ key: SymmetricKey, for subject: UUID, at now: ContinuousClock.Instant) {
         self.kept.withLock { kept in
             if kept.count >= self.cacheLimit { kept.removeAll(keepingCapacity: true) }
             kept[subject] = Kept(key: key, read: now)
+            if kept.count % 256 == 0 { kept = kept.filter { now - $0.value.read < self.maximumAge } }
         }
     }
 
@@ -233,18 +249,10 @@ public final class PersonalData: Service, Sendable {
     @discardableResult
     public func destroy(_ subject: UUID, reason: String) async throws -> Bool {
         try await self.prepareStore()
-        let destroyed = try await self.store.transaction { tx in
-            let purpose = try await tx.query("SELECT purpose FROM data_keys WHERE subject = \(subject.uuidString)").single()?
-                .decode(String.self, column: 0)
-            try await tx.query(
-                """
-                INSERT INTO destroyed_keys (subject, purpose, reason) VALUES (\(subject.uuidString), \(purpose ?? "customer"), \(String(reason.prefix(200))))
-                ON CONFLICT (subject) DO NOTHING
-                """
-            )
-            try await tx.query("DELETE FROM data_keys WHERE subject = \(subject.uuidString)")
-            return purpose != nil
-        }
+        // Through the key store's own function: it records who (the login) and refuses staff the
+        // blind index's and the months' keys.
+        let destroyed = try await self.store.query("SELECT data_key_destroy(\(subject.uuidString)::uuid, \(String(reason.prefix(200))))").single()!
+            .decode(Bool.self, column: 0)
         _ = self.kept.withLock { $0.removeValue(forKey: subject) }
         return destroyed
     }
@@ -256,6 +264,9 @@ public final class PersonalData: Service, Sendable {
         try await self.prepareStore()
         try self.keys.reload()
         guard let newest = self.keys.newest else { throw PersonalDataError.keys("no personal-data key (KEK) is present") }
+        // Current first: from here no process wraps a new key under an older version.
+        try await self.store.query(
+            "INSERT INTO kek_current (one, version) VALUES (true, \(newest)) ON CONFLICT (one) DO UPDATE SET version = greatest(kek_current.version, excluded.version)")
         var total = 0
         while true {
             let moved = try await self.store.transaction { tx in

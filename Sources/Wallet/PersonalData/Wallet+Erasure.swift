@@ -8,12 +8,14 @@ extension Wallet {
     /// to the audit trail. The first step of an erasure (``requestErasure(_:by:)``).
     public func close(_ msisdn: MSISDN, by action: OperatorAction) async throws -> DeskOutcome {
         defer { self.forgetProfile(msisdn) }
-        return try await self.postgres.transaction { tx in
+        return try await self.postgres.transaction(maxAttempts: 5) { tx in
             guard let row = try await tx.query("SELECT id, status FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE").single() else {
                 return .notRegistered
             }
             let (id, old) = try row.decode((Int64, String).self)
             guard old != Customer.Status.closed.rawValue else { return .unchanged }
+            // What the desk checks before closing; the erasure checks it again, under the accounts'
+            // locks, in the database.
             let (money, inFlight) = try await tx.query(
                 """
                 SELECT (SELECT count(*) FROM account_balances a WHERE a.customer_id = \(id) AND (a.balance <> 0 OR a.held <> 0))::bigint,

@@ -9,7 +9,14 @@ extension Wallet {
     public func profile(_ msisdn: MSISDN) async throws -> Profile {
         let load = { () async throws -> Profile in
             let customer = try await self.customer(msisdn)
-            return Profile(customer: customer, name: try await self.name(of: customer))
+            // A menu greets without the name rather than fail when the name cannot be opened now
+            // (the key store unreachable); logged, never the name.
+            do {
+                return Profile(customer: customer, name: try await self.name(of: customer))
+            } catch {
+                self.logger.warning("a customer's name was not opened for the menu", metadata: ["error": .string(String(describing: error))])
+                return Profile(customer: customer, name: nil)
+            }
         }
         guard let profiles = self.profiles else { return try await load() }
         let profile = try await profiles.lookup(msisdn.value, load: load)

@@ -43,12 +43,17 @@ extension Wallet {
         while true {
             let texts = try await self.postgres.query(
                 """
-                SELECT s.id, s.received_at, c.subject::text, s.text_masked FROM sms_inbound s
-                LEFT JOIN customers c ON c.msisdn = s.sender AND c.erased_at IS NULL
+                SELECT s.id, s.received_at, c.subject::text, s.text_masked, c.erased_at IS NOT NULL FROM sms_inbound s
+                LEFT JOIN customers c ON c.msisdn = s.sender
                 WHERE s.text_masked IS NOT NULL ORDER BY s.id LIMIT \(batchSize)
                 """
-            ).map { try $0.decode((String, Date, String?, String).self) }
-            for (id, received, customer, text) in texts {
+            ).map { try $0.decode((String, Date, String?, String, Bool).self) }
+            for (id, received, customer, text, erased) in texts {
+                // An erased customer's text is not sealed under anyone's key: it goes.
+                if erased {
+                    try await self.postgres.query("UPDATE sms_inbound SET text_masked = NULL WHERE id = \(id)")
+                    continue
+                }
                 let subject = customer.flatMap(UUID.init(uuidString:)) ?? PersonalData.periodSubject(received)
                 let value = try await personalData.seal(text, for: subject, purpose: customer == nil ? .period : .customer, at: .inboundText(id))
                 try await self.postgres.query(
@@ -61,12 +66,16 @@ extension Wallet {
         while true {
             let messages = try await self.postgres.query(
                 """
-                SELECT o.id, o.created_at, c.subject::text, o.dedupe_key, o.message FROM outbox o
-                LEFT JOIN customers c ON c.msisdn = o.recipient AND c.erased_at IS NULL
+                SELECT o.id, o.created_at, c.subject::text, o.dedupe_key, o.message, c.erased_at IS NOT NULL FROM outbox o
+                LEFT JOIN customers c ON c.msisdn = o.recipient
                 WHERE o.message IS NOT NULL ORDER BY o.id LIMIT \(batchSize)
                 """
-            ).map { try $0.decode((Int64, Date, String?, String, String).self) }
-            for (id, created, customer, dedupe, text) in messages {
+            ).map { try $0.decode((Int64, Date, String?, String, String, Bool).self) }
+            for (id, created, customer, dedupe, text, erased) in messages {
+                if erased {
+                    try await self.postgres.query("UPDATE outbox SET message = NULL WHERE id = \(id)")
+                    continue
+                }
                 let subject = customer.flatMap(UUID.init(uuidString:)) ?? PersonalData.periodSubject(created)
                 let value = try await personalData.seal(text, for: subject, purpose: customer == nil ? .period : .customer, at: .outboxMessage(dedupe))
                 try await self.postgres.query(
