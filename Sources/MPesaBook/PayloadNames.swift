@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+import Logging
 import Postgres
 import Wallet
 
@@ -7,7 +8,9 @@ import Wallet
 /// `DebitPartyName`, `CreditPartyName` and `ReceiverPartyPublicName` of Transaction Status and B2C
 /// results) are never stored in clear (issue 31). Before a body is kept, each such value is
 /// replaced by `sealed:v1:<subject>:<base64>`: the value sealed with the data key of the customer
-/// the payment concerns (the month's key when it concerns nobody known), bound to the payment's
+/// the payment concerns when the name is theirs (a payout's receiver), else with the month's key (a
+/// paybill payer may be anyone: their name goes with the month, never into the account owner's
+/// export or kept past `RETENTION_UNKNOWN_SENDER_DAYS`), bound to the payment's
 /// reference (its TransID, CheckoutRequestID, payout id or status query id) and the key's name. The
 /// rest of the body (amounts, receipts, result codes) stays as it was, so everything that reads a
 /// body reads it as before; an erasure makes the names unreadable with the customer's other fields.
@@ -46,11 +49,18 @@ extension MPesaBook {
     public func sealingNames(_ raw: String, reference: String, owner: PayloadOwner) async throws -> String {
         guard raw.contains("Name"), let body = JSONValue.parse(Array(raw.utf8)), Self.namesSomeone(body) else { return raw }
         guard let personalData = self.wallet.personalData else { return Self.replacingNames(body) { _, _ in "[not kept]" }.serialized }
-        let (subject, purpose) = try await self.subject(of: owner)
         var sealed: [String: String] = [:]
-        for (key, value) in Self.names(in: body) where sealed[key + "\u{0}" + value] == nil {
-            let box = try await personalData.seal(value, for: subject, purpose: purpose, at: Self.field(reference: reference, key: key))
-            sealed[key + "\u{0}" + value] = "sealed:v1:\(subject.uuidString.lowercased()):\(box.base64EncodedString())"
+        do {
+            let (subject, purpose) = try await self.subject(of: owner)
+            for (key, value) in Self.names(in: body) where sealed[key + "\u{0}" + value] == nil {
+                let box = try await personalData.seal(value, for: subject, purpose: purpose, at: Self.field(reference: reference, key: key))
+                sealed[key + "\u{0}" + value] = "sealed:v1:\(subject.uuidString.lowercased()):\(box.base64EncodedString())"
+            }
+        } catch {
+            // The key store cannot be reached: the payment's record is kept (money comes first) and
+            // the names in it are not, rather than kept in clear.
+            Logger(label: "mpesa").warning("names in an M-Pesa body not kept: the key store is unavailable", metadata: ["error": .string(String(describing: error))])
+            return Self.replacingNames(body) { _, _ in "[not kept]" }.serialized
         }
         return Self.replacingNames(body) { key, value in sealed[key + "\u{0}" + value] ?? "[not kept]" }.serialized
     }
@@ -75,11 +85,11 @@ extension MPesaBook {
     func subject(of owner: PayloadOwner) async throws -> (UUID, PersonalData.Purpose) {
         let query: PostgresQuery?
         switch owner {
-        case .paybill(let id): query = "SELECT c.subject::text FROM paybill_payments p JOIN customers c ON c.id = p.customer_id WHERE p.trans_id = \(id) AND c.erased_at IS NULL"
+        // A paybill payer is whoever paid, not the account's customer: the month's key.
+        case .paybill: query = nil
         case .deposit(let id): query = "SELECT c.subject::text FROM deposits d JOIN customers c ON c.id = d.customer_id WHERE d.checkout_request_id = \(id) AND c.erased_at IS NULL"
         case .payout(let id): query = "SELECT c.subject::text FROM payouts p JOIN customers c ON c.id = p.customer_id WHERE p.id = \(id) AND c.erased_at IS NULL"
-        case .number(let msisdn?): query = "SELECT subject::text FROM customers WHERE msisdn = \(msisdn.value) AND erased_at IS NULL"
-        case .number(nil), .nobody: query = nil
+        case .number, .nobody: query = nil
         }
         if let query, let text = try await self.postgres.query(query).single()?.decode(String.self, column: 0), let subject = UUID(uuidString: text) {
             return (subject, .customer)

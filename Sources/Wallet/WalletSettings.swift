@@ -44,9 +44,9 @@ public struct WalletSettings: Sendable {
         self.groupCommit.lanes = try reader.integer("WALLET_COMMIT_LANES", default: self.groupCommit.lanes, in: 1...64)
         self.groupCommit.maximumBatch = try reader.integer("WALLET_COMMIT_BATCH", default: self.groupCommit.maximumBatch, in: 1...256)
         self.profileCacheSize = try reader.integer("PROFILE_CACHE_SIZE", default: self.profileCacheSize, in: 0...10_000_000)
-        self.retention.smsDays = try reader.integer("RETENTION_SMS_DAYS", default: self.retention.smsDays, in: 1...3650)
+        self.retention.smsDays = try reader.integer("RETENTION_SMS_DAYS", default: self.retention.smsDays, in: 7...3650)
         self.retention.unknownSenderDays = try reader.integer(
-            "RETENTION_UNKNOWN_SENDER_DAYS", default: self.retention.unknownSenderDays, in: 1...3650)
+            "RETENTION_UNKNOWN_SENDER_DAYS", default: self.retention.unknownSenderDays, in: 7...3650)
     }
 
     /// What the audit trail records of these settings when they change between start-ups: four

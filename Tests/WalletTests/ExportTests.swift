@@ -1,6 +1,7 @@
 import Basics
 import Foundation
 @testable import LedgerTestSupport
+import MPesaBook
 import Postgres
 import Testing
 import TestSupport
@@ -23,6 +24,10 @@ import Wallet
         _ = try await outbox.queueOperatorMessage("Achieng, your card is ready", to: achieng)
         _ = try await outbox.queueOperatorMessage("Otieno, your card is ready", to: otieno)
         let payout = try await ledger.book.reserveWithdrawal(achieng, amount: .shillings(50), key: IdempotencyKey("w-1")!)
+        // Someone pays her paybill account: their name is theirs, not hers.
+        let confirmation = #"{"TransID":"SKX1234567","TransAmount":"200.00","BillRefNumber":"0712345678","FirstName":"Payer","MiddleName":"","LastName":"Wekesa-Njoroge"}"#
+        _ = try await ledger.book.recordPaybillConfirmation(
+            transID: "SKX1234567", billRef: "0712345678", shortcode: "600000", msisdn: achieng, amount: .shillings(200), raw: confirmation)
         _ = try await ledger.wallet.block(achieng, by: self.why)
         _ = try await ledger.wallet.unblock(achieng, by: self.why)
 
@@ -39,7 +44,9 @@ import Wallet
         #expect(text.contains("Achieng, your card is ready"))
         #expect(exported["audit_trail"]?.arrayValue?.compactMap { $0["action"]?.string }.contains("customer.blocked") == true)
         // Nobody else's: no other name, no other text, no other number but masked.
-        for other in ["Otieno", "Kipchumba", "Stranger", "Muthoni", otieno.value, stranger.value] {
+        let paybill = try #require(exported["paybill_payments"]?.arrayValue?.first)
+        #expect(paybill["trans_id"] == .string("SKX1234567") && paybill["payer"]?["LastName"] == .string("[another person]"), "\(paybill)")
+        for other in ["Otieno", "Kipchumba", "Stranger", "Muthoni", "Wekesa", otieno.value, stranger.value] {
             #expect(!text.contains(other), "\(other) is in the export")
         }
         #expect(text.contains(otieno.masked), "the counterparty, masked")

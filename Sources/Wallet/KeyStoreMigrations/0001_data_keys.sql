@@ -74,7 +74,10 @@ DECLARE
     kind TEXT;
 BEGIN
     SELECT purpose INTO kind FROM data_keys WHERE subject = p_subject FOR UPDATE;
-    IF kind IS NOT NULL AND kind <> 'customer' AND session_user <> current_user THEN
+    -- Staff destroy customers' keys only: a customer's subject is a random (version 4) UUID, so a
+    -- month's or the index's (whose subjects are known in advance) cannot be destroyed ahead of use.
+    IF session_user <> current_user AND (coalesce(kind, 'customer') <> 'customer'
+        OR p_subject::text !~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$') THEN
         RAISE EXCEPTION 'only a customer''s data key is destroyed by staff' USING ERRCODE = 'UK003';
     END IF;
     INSERT INTO destroyed_keys (subject, purpose, destroyed_by, reason) VALUES (p_subject, coalesce(kind, 'customer'), session_user, p_reason)

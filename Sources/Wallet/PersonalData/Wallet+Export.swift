@@ -93,7 +93,9 @@ extension Wallet {
             let (id, at, status, subject, sealed) = try row.decode((String, String, String, String?, Data?).self)
             var text: String?
             if let sealed, let subject = subject.flatMap(UUID.init(uuidString:)) { text = try await personalData.open(sealed, for: subject, at: .inboundText(id)) }
-            inbound.append(.object(["id": .string(id), "received_at": .string(at), "status": .string(status), "text": text.map(JSONValue.string) ?? .null]))
+            // A command names other people's numbers (`SEND 0722...`): masked like every other one.
+            let shown = text.map { Self.maskingNumbers($0) }
+            inbound.append(.object(["id": .string(id), "received_at": .string(at), "status": .string(status), "text": shown.map(JSONValue.string) ?? .null]))
         }
         var outbound: [JSONValue] = []
         for row in try await self.postgres.query(
@@ -136,6 +138,22 @@ extension Wallet {
             "staff_requests": .array(requests.map(JSONValue.object)),
             "audit_trail": .array(audit.map(JSONValue.object)),
         ])
+    }
+
+    /// `text` with every run of nine or more digits (a phone number in any form) masked.
+    static func maskingNumbers(_ text: String) -> String {
+        var output = ""
+        var digits = ""
+        for character in text + " " {
+            if character.isASCII && character.isNumber {
+                digits.append(character)
+                continue
+            }
+            output += digits.count >= 9 ? MSISDN.masked(digits) : digits
+            digits = ""
+            output.append(character)
+        }
+        return String(output.dropLast())
     }
 
     /// A payer's name as an export shows it: opened when it was sealed for this customer (they paid

@@ -55,7 +55,14 @@ extension Wallet {
                     continue
                 }
                 let subject = customer.flatMap(UUID.init(uuidString:)) ?? PersonalData.periodSubject(received)
-                let value = try await personalData.seal(text, for: subject, purpose: customer == nil ? .period : .customer, at: .inboundText(id))
+                let value: Data
+                do {
+                    value = try await personalData.seal(text, for: subject, purpose: customer == nil ? .period : .customer, at: .inboundText(id))
+                } catch PersonalDataError.destroyed {
+                    // Its month is past its period already: the text goes.
+                    try await self.postgres.query("UPDATE sms_inbound SET text_masked = NULL WHERE id = \(id)")
+                    continue
+                }
                 try await self.postgres.query(
                     "UPDATE sms_inbound SET subject = \(subject.uuidString)::uuid, text_sealed = \(value), text_masked = NULL WHERE id = \(id) AND text_masked IS NOT NULL"
                 )
@@ -77,7 +84,13 @@ extension Wallet {
                     continue
                 }
                 let subject = customer.flatMap(UUID.init(uuidString:)) ?? PersonalData.periodSubject(created)
-                let value = try await personalData.seal(text, for: subject, purpose: customer == nil ? .period : .customer, at: .outboxMessage(dedupe))
+                let value: Data
+                do {
+                    value = try await personalData.seal(text, for: subject, purpose: customer == nil ? .period : .customer, at: .outboxMessage(dedupe))
+                } catch PersonalDataError.destroyed {
+                    try await self.postgres.query("UPDATE outbox SET message = NULL WHERE id = \(id)")
+                    continue
+                }
                 try await self.postgres.query(
                     "UPDATE outbox SET subject = \(subject.uuidString)::uuid, message_sealed = \(value), message = NULL WHERE id = \(id) AND message IS NOT NULL"
                 )
