@@ -27,10 +27,13 @@ public enum ActionTable {
             let status = customer.pinResetRequired ? "reset_pin" : customer.isLocked() ? "locked" : customer.isBlocked ? "blocked" : customer.status.rawValue
             return .success(["name": String((customer.name ?? "").prefix(20)), "language": customer.language, "status": status])
         },
-        ActionBinding(ActionSpec(name: "wallet.register", arguments: ["msisdn", "name", "language", "pin"], errors: ["weak_pin", "already_registered"])) {
+        ActionBinding(ActionSpec(name: "wallet.register", arguments: ["msisdn", "name", "language", "pin", "privacy"], errors: ["weak_pin", "already_registered"])) {
             actions, request, context in
             let arguments = request.arguments
-            try await actions.wallet.register(msisdn: context.msisdn, name: arguments["name"] ?? "", pin: arguments["pin"] ?? "", language: arguments["language"] ?? "en")
+            // The privacy notice's version the registration screen told of, recorded as accepted.
+            try await actions.wallet.register(
+                msisdn: context.msisdn, name: arguments["name"] ?? "", pin: arguments["pin"] ?? "", language: arguments["language"] ?? "en",
+                privacyNotice: arguments["privacy"].flatMap { $0.isEmpty ? nil : $0 })
             return .success([:])
         },
         ActionBinding(ActionSpec(name: "wallet.balance", arguments: ["msisdn", "pin"], results: ["balance": money, "savings": money], errors: pinErrors)) {

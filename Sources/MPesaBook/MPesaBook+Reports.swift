@@ -166,7 +166,7 @@ extension MPesaBook {
         holds: [
             .init(
                 owned: "EXISTS (SELECT 1 FROM payouts p WHERE p.transfer_id = t.id AND p.status IN ('reserved', 'sent', 'unknown', 'needs_review'))",
-                described: "(SELECT 'payout ' || p.id || ' of ' || p.msisdn || ' (' || p.status || ')' FROM payouts p WHERE p.transfer_id = t.id ORDER BY p.created_at DESC LIMIT 1)"
+                described: "(SELECT 'payout ' || p.id || ' of ' || left(p.msisdn, 4) || '***' || right(p.msisdn, 3) || ' (' || p.status || ')' FROM payouts p WHERE p.transfer_id = t.id ORDER BY p.created_at DESC LIMIT 1)"
             )
         ],
         waiting: [.init(count: "SELECT count(*) FROM mpesa_review WHERE resolution IS NULL", note: "M-Pesa review item(s) open (mpesa review)")]

@@ -119,7 +119,9 @@ public final class Wallet: Sendable {
 
     /// Opens a wallet: the customer, a main and a savings account. Weak PINs are refused.
     @discardableResult
-    public func register(msisdn: MSISDN, name: String, pin: String, language: String) async throws -> Customer {
+    /// `privacyNotice` is the version of the privacy notice the customer was told of and accepted
+    /// by registering (menus.json's registration screens), recorded with when.
+    public func register(msisdn: MSISDN, name: String, pin: String, language: String, privacyNotice: String? = nil) async throws -> Customer {
         let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...60).contains(name.count) else { throw WalletError.invalidArgument("name must be 1 to 60 characters") }
         guard language.count == 2, language.allSatisfy({ $0.isLowercase && $0.isASCII }) else {
@@ -127,6 +129,7 @@ public final class Wallet: Sendable {
         }
         guard PINPolicy.isWellFormed(pin) else { throw WalletError.invalidArgument("a PIN is four digits") }
         guard PINPolicy.isAcceptable(pin, msisdn: msisdn.value) else { throw WalletError.weakPIN }
+        if let privacyNotice, !(1...40).contains(privacyNotice.count) { throw WalletError.invalidArgument("a privacy notice's version is 1 to 40 characters") }
         let personalData = try self.requirePersonalData()
         // The name is sealed with a data key of the customer's own, made here under a new subject;
         // a registration that fails leaves only an unused key behind.
@@ -139,8 +142,9 @@ public final class Wallet: Sendable {
                 // written with no value anyone can match, then given its value, in one transaction.
                 let row = try await tx.query(
                     """
-                    INSERT INTO customers (msisdn, subject, name_sealed, name_index, language, pin_hash)
-                    VALUES (\(msisdn.value), \(subject.uuidString), \(sealed), \(Self.byteaArray(index))::bytea[], \(language), 'unset')
+                    INSERT INTO customers (msisdn, subject, name_sealed, name_index, language, pin_hash, privacy_notice, privacy_accepted_at)
+                    VALUES (\(msisdn.value), \(subject.uuidString), \(sealed), \(Self.byteaArray(index))::bytea[], \(language), 'unset', \(privacyNotice),
+                            CASE WHEN \(privacyNotice)::text IS NULL THEN NULL ELSE now() END)
                     RETURNING id, msisdn, name_sealed, language, status, locked_until, pin_reset_required, tier, pin_reset_completed_at,
                         subject::text AS subject, erased_at
                     """

@@ -55,7 +55,7 @@ struct CustomerCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("ussd-gateway: \(msisdn.value) is not registered\n".utf8))
                 throw ExitCode(1)
             }
-            Logger(label: "wallet").notice("PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.value)])
+            Logger(label: "wallet").notice("PIN unlocked by an operator", metadata: ["msisdn": .string(msisdn.masked)])
             print("unlocked \(msisdn.value)")
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import Logging
 import Postgres
@@ -47,7 +48,7 @@ struct SMSCommand: AsyncParsableCommand {
             }
             let lines = entries.map { entry in
                 let next = entry.nextAttemptAt.map { "next " + ISO8601DateFormatter().string(from: $0) } ?? ""
-                return "#\(entry.id)\t\(entry.status.rawValue)\t\(entry.attempts) attempts\t\(entry.recipient)\t\(entry.template)\t"
+                return "#\(entry.id)\t\(entry.status.rawValue)\t\(entry.attempts) attempts\t\(MSISDN.masked(entry.recipient))\t\(entry.template)\t"
                     + (entry.status == .pending ? next : entry.lastError ?? "")
             }
             print(lines.isEmpty ? "no pending or failed messages" : lines.joined(separator: "\n"))

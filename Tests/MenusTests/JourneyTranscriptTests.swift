@@ -38,7 +38,7 @@ import Testing
     @Test(arguments: ["en", "sw"]) func registrationOfAnUnknownNumber(language: String) {
         let wallet = FakeWallet()
         var phone = Phone(engine: self.engine, wallet: wallet, msisdn: "254799000001")
-        #expect(phone.dial().hasPrefix("Welcome! Enter your full name"))
+        #expect(phone.dial().hasPrefix("Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name"))
         #expect(phone.type("").hasPrefix("Use 1 to 20 letters."), "empty name is refused with the screen's error")
         phone.type("Wanjiku Kamau")
         #expect(phone.type(language == "sw" ? "2" : "1").contains(language == "sw" ? "Chagua PIN" : "Choose a 4-digit PIN"))

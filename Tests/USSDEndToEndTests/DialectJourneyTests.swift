@@ -26,12 +26,12 @@ import Wallet
         let recipient = try await rig.harness.customer(otieno, name: "Otieno", pin: TypedPINs.otieno)
         try await rig.harness.run(.live) { client in
             var phone = DialectPhone(client, dialect, local, graph: rig.harness.graph, clock: rig.harness.clock)
-            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
-            #expect(try await phone.repeatLast() == "CON Welcome! Enter your full name", "a repeated dial")
+            #expect(try await phone.dial() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name")
+            #expect(try await phone.repeatLast() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name", "a repeated dial")
             #expect(try await phone.type("Akosua Mensah").hasPrefix("CON Choose your language"))
             #expect(try await phone.type("1") == "CON Choose a 4-digit PIN")
-            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
-            #expect(try await phone.repeatLast() == "CON Enter the PIN again to confirm", "a repeat is not the confirmation")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm. You accept our privacy notice: dial *384*96*7#")
+            #expect(try await phone.repeatLast() == "CON Enter the PIN again to confirm. You accept our privacy notice: dial *384*96*7#", "a repeat is not the confirmation")
             // The same four digits again, typed on the next screen: the confirmation.
             #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Akosua Mensah! Your wallet is ready. Dial again to use it.")
             let msisdn = try #require(MSISDN(parsing: local, plan: .kenya))
@@ -78,15 +78,15 @@ import Wallet
         try await harness.run { first async throws in
             try await other.test(.live) { second async throws in
                 var phone = DialectPhone(first, .nalo, local, graph: harness.graph, clock: harness.clock)
-                #expect(try await phone.dial() == "CON Welcome! Enter your full name")
-                #expect(try await phone.on(second).repeatLast() == "CON Welcome! Enter your full name", "the dial again, on the other")
+                #expect(try await phone.dial() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name")
+                #expect(try await phone.on(second).repeatLast() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name", "the dial again, on the other")
                 phone = phone.on(second)
                 #expect(try await phone.type("Esi Mensah").hasPrefix("CON Choose your language"))
                 phone = phone.on(first)
                 #expect(try await phone.type("1") == "CON Choose a 4-digit PIN")
                 phone = phone.on(second)
-                #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
-                #expect(try await phone.on(first).repeatLast() == "CON Enter the PIN again to confirm", "a repeat, on the other")
+                #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm. You accept our privacy notice: dial *384*96*7#")
+                #expect(try await phone.on(first).repeatLast() == "CON Enter the PIN again to confirm. You accept our privacy notice: dial *384*96*7#", "a repeat, on the other")
                 phone = phone.on(first)
                 #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Esi Mensah! Your wallet is ready. Dial again to use it.")
             }

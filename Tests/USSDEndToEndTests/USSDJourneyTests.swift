@@ -27,7 +27,7 @@ import Wallet
         let local = freshLocal()
         try await harness.run(metrics: MetricCache(factory: recorded)) { client in
             var phone = Phone(client, local, graph: harness.graph)
-            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+            #expect(try await phone.dial() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name")
             _ = try await phone.repeatLast()
         }
         let hops = try recorded.expectCounter("ussd_hops_total", [("screen", "reg.name"), ("outcome", "con")])
@@ -42,15 +42,15 @@ import Wallet
         let local = freshLocal()
         try await harness.run { client in
             var phone = Phone(client, local, graph: harness.graph)
-            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+            #expect(try await phone.dial() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name")
             #expect(try await phone.type("Achieng Otieno").hasPrefix("CON Choose your language"))
             #expect(try await phone.type("1") == "CON Choose a 4-digit PIN")
-            #expect(try await phone.type("1234") == "CON Enter the PIN again to confirm")
+            #expect(try await phone.type("1234") == "CON Enter the PIN again to confirm. You accept our privacy notice: dial *384*96*7#")
             // A weak PIN is refused by the wallet after confirmation, and asked for again.
             #expect(try await phone.type("1234") == "CON That PIN is too easy to guess. Choose another 4-digit PIN")
-            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm. You accept our privacy notice: dial *384*96*7#")
             #expect(try await phone.type("9999").contains("The PINs did not match."), "a mismatch asks again")
-            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm")
+            #expect(try await phone.type(TypedPINs.achieng) == "CON Enter the PIN again to confirm. You accept our privacy notice: dial *384*96*7#")
             #expect(try await phone.type(TypedPINs.achieng) == "END Welcome Achieng Otieno! Your wallet is ready. Dial again to use it.")
 
             let main = try await phone.dial()
@@ -59,6 +59,26 @@ import Wallet
             #expect(try await phone.type(TypedPINs.achieng) == "END Balance: KES 0\nSavings: KES 0")
         }
         #expect(try await harness.wallet.profile(MSISDN(parsing: local, plan: .kenya)!).name == "Achieng Otieno")
+        // The notice the registration told of, accepted with its version and when.
+        let accepted = try await harness.postgres.query(
+            "SELECT privacy_notice, privacy_accepted_at IS NOT NULL FROM customers WHERE msisdn = \(MSISDN(parsing: local, plan: .kenya)!.value)"
+        ).single()!.decode((String?, Bool).self)
+        #expect(accepted.0 == "2026-12" && accepted.1)
+        await harness.finish()
+    }
+
+    /// Where the privacy notice is, as registration tells it: its own short code (and My Account's
+    /// Privacy item) once registered; registration's first screen says what is kept and where.
+    @Test func thePrivacyNoticeIsOneDialAway() async throws {
+        let harness = try await USSDHarness.make()
+        let local = freshLocal()
+        _ = try await harness.customer(local, name: "Achieng", pin: TypedPINs.achieng)
+        try await harness.run { client in
+            var phone = Phone(client, local, graph: harness.graph)
+            phone.serviceCode = "*384*96*7#"
+            let reply = try await phone.dial()
+            #expect(reply == "END Privacy: we keep your name, number, payments and SMS to run your wallet. For a copy or erasure call 0800 720 000.")
+        }
         await harness.finish()
     }
 

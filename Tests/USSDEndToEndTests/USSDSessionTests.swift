@@ -274,7 +274,7 @@ import Wallet
             #expect(try await phone.raw("x", path: "/ussd/africastalking/wrong-token-0000000000").status == .notFound)
             #expect(try await phone.raw("x", path: "/ussd/africastalking/events").status == .notFound)
             phone.path = "/ussd/africastalking/" + token
-            #expect(try await phone.dial() == "CON Welcome! Enter your full name")
+            #expect(try await phone.dial() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name")
             let event = try await phone.raw(
                 Phone.form(["sessionId": phone.session, "phoneNumber": phone.number, "status": "Success"]), path: "/ussd/africastalking/events/" + token
             )

@@ -96,7 +96,7 @@ import Wallet
 
             // Two newcomers register.
             try await phone.use(amina)
-            #expect(try await phone.call().hasPrefix("Welcome! Enter your full name"))
+            #expect(try await phone.call().hasPrefix("Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name"))
             for input in ["Amina Wanjiru", "1", TypedPINs.achieng] { _ = try await phone.answer(input) }
             #expect(try await phone.answer(TypedPINs.achieng).contains("Your wallet is ready"))
             try await phone.use(baraka)

@@ -68,7 +68,7 @@ struct EdgeProxyTests {
                 #expect(direct.status == 403, "the forged header, sent straight to the gateway, is believed and refused")
                 let through = try await edge.send(edge.tlsURL + path, headers: forgedHeaders, body: body)
                 #expect(
-                    through.status == 200 && through.text == "CON Welcome! Enter your full name", "through haproxy: \(through.status) \(through.text)"
+                    through.status == 200 && through.text == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name", "through haproxy: \(through.status) \(through.text)"
                 )
             }
         }

@@ -10,7 +10,12 @@ ALTER TABLE customers
     ADD COLUMN subject UUID NOT NULL DEFAULT gen_random_uuid(),
     ADD COLUMN name_sealed BYTEA CHECK (length(name_sealed) BETWEEN 30 AND 1000),
     ADD COLUMN name_index BYTEA[] CHECK (cardinality(name_index) <= 20),
-    ADD COLUMN erased_at TIMESTAMPTZ;
+    ADD COLUMN erased_at TIMESTAMPTZ,
+    -- The privacy notice the customer was told of at registration and accepted by registering
+    -- (menus.json's `privacy` argument of wallet.register), and when.
+    ADD COLUMN privacy_notice TEXT CHECK (length(privacy_notice) BETWEEN 1 AND 40),
+    ADD COLUMN privacy_accepted_at TIMESTAMPTZ,
+    ADD CONSTRAINT customers_privacy_acceptance CHECK ((privacy_notice IS NULL) = (privacy_accepted_at IS NULL));
 ALTER TABLE customers ADD CONSTRAINT customers_subject_key UNIQUE (subject);
 -- A customer's subject is a random (version 4) UUID: never the blind index's or a month's, whose
 -- keys an erasure must not reach.
@@ -333,7 +338,7 @@ BEGIN
     -- A payout row exists only with its hold (wallet_hold_withdrawal).
     REVOKE INSERT, DELETE ON payouts FROM ussd_app;
     -- Names only sealed (migration 0020): the clear column is the owner's, for `migrate` to seal.
-    GRANT INSERT (msisdn, subject, name_sealed, name_index, language, pin_hash, status) ON customers TO ussd_app;
+    GRANT INSERT (msisdn, subject, name_sealed, name_index, language, pin_hash, status, privacy_notice, privacy_accepted_at) ON customers TO ussd_app;
     GRANT UPDATE (name_sealed, name_index, language, pin_hash, failed_pin_attempts, locked_until, updated_at, pin_locks, pin_change_grant,
                   pin_change_grant_until, pin_reset_required) ON customers TO ussd_app;
     -- A new wallet's two accounts start at zero (their balance is not the client's to choose).

@@ -39,7 +39,7 @@ extension Wallet {
         let profile = try await rows(
             """
             SELECT msisdn, subject::text, language, status, tier, created_at::text AS registered_at, erased_at::text,
-                failed_pin_attempts::text, pin_locks::text, locked_until::text, pin_reset_required::text
+                failed_pin_attempts::text, pin_locks::text, locked_until::text, pin_reset_required::text, privacy_notice, privacy_accepted_at::text
             FROM customers WHERE msisdn = \(number)
             """
         )
