@@ -31,6 +31,8 @@ for login in ussd_gateway:ussd_app ussd_audit:ussd_report ops_amina:ussd_operato
 done
 if [ "$DATABASE_URL" = "postgres://ussd@127.0.0.1:$PG_PORT/ussd" ]; then
     export DATABASE_URL="postgres://ussd_gateway@127.0.0.1:$PG_PORT/ussd"
+    # The key store `migrate` made beside the ledger (personal data, PRIVACY.md), as the gateway's login.
+    export PERSONAL_DATA_KEYS_URL=${PERSONAL_DATA_KEYS_URL:-postgres://ussd_gateway@127.0.0.1:$PG_PORT/ussd_keys}
 fi
 echo "run: the gateway logs in as ussd_gateway (ussd_app); the owner ($owner_url) is for migrate. Staff: DATABASE_URL=postgres://ops_amina@127.0.0.1:$PG_PORT/ussd $bin customer reset-pin 0712345678 --reason '...'" >&2
 echo "run: serving on http://$HTTP_HOST:$HTTP_PORT, the browser phone at http://$HTTP_HOST:$HTTP_PORT/simulator (Redis :$REDIS_PORT, Postgres :$PG_PORT; Ctrl-C stops, make stop stops the servers)" >&2
