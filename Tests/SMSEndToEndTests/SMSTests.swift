@@ -341,6 +341,12 @@ import Wallet
                 let response = try await client.execute(uri: "/sms/africastalking/inbound", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: body))
                 #expect(response.status == .badRequest, "\(body)")
             }
+            // The longest text the callback may carry, in characters of four bytes each: answered,
+            // and kept sealed (the sealed column holds it).
+            let longest = String(repeating: "\u{1F600}", count: 1_600)
+            let response = try await sms(client, from: MSISDN(parsing: freshLocal(), plan: .kenya)!, longest)
+            #expect(response.status == .ok)
+            #expect(try await rig.harness.postgres.query("SELECT max(length(text_sealed)) FROM sms_inbound").single()!.decode(Int.self, column: 0) > 6_400)
         }
         await rig.finish()
     }

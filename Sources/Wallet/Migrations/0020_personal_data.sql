@@ -53,13 +53,15 @@ CREATE TRIGGER customers_profile_changed AFTER UPDATE ON customers FOR EACH ROW
 -- before this migration (sealed by `migrate`) and hold nothing new.
 ALTER TABLE sms_inbound
     ADD COLUMN subject UUID,
-    ADD COLUMN text_sealed BYTEA CHECK (length(text_sealed) <= 2000);
+    -- The longest text Africa's Talking's callback may carry (1,600 characters, 4 bytes each at
+    -- most), sealed (29 bytes more).
+    ADD COLUMN text_sealed BYTEA CHECK (length(text_sealed) <= 6500);
 ALTER TABLE sms_inbound ALTER COLUMN text_masked DROP NOT NULL;
 ALTER TABLE sms_inbound ADD CONSTRAINT sms_inbound_sealed_with_subject CHECK (text_sealed IS NULL OR subject IS NOT NULL);
 CREATE INDEX sms_inbound_subject ON sms_inbound (subject);
 ALTER TABLE outbox
     ADD COLUMN subject UUID,
-    ADD COLUMN message_sealed BYTEA CHECK (length(message_sealed) <= 4000);
+    ADD COLUMN message_sealed BYTEA CHECK (length(message_sealed) <= 8000);
 ALTER TABLE outbox ADD CONSTRAINT outbox_sealed_with_subject CHECK (message_sealed IS NULL OR subject IS NOT NULL);
 CREATE INDEX outbox_subject ON outbox (subject) WHERE subject IS NOT NULL;
 -- What `retention run` deletes, found without reading the whole table for each batch.
