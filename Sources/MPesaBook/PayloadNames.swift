@@ -59,7 +59,7 @@ extension MPesaBook {
         } catch {
             // The key store cannot be reached: the payment's record is kept (money comes first) and
             // the names in it are not, rather than kept in clear.
-            Logger(label: "mpesa").warning("names in an M-Pesa body not kept: the key store is unavailable", metadata: ["error": .string(String(describing: error))])
+            Logger(label: "mpesa").warning("names in an M-Pesa body not kept: the key store is unavailable", metadata: ["error": .string(safeDescription(of: error))])
             return Self.replacingNames(body) { _, _ in "[not kept]" }.serialized
         }
         return Self.replacingNames(body) { key, value in sealed[key + "\u{0}" + value] ?? "[not kept]" }.serialized

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Where a sealed personal value sits: its table, its column and its row's own key. The three are
@@ -66,3 +67,6 @@ public enum PersonalDataError: Error, Sendable, CustomStringConvertible, Equatab
         }
     }
 }
+
+// Its words name fields, rows, subjects' pseudonymous ids and key versions: never a value.
+extension PersonalDataError: LogSafeError {}

@@ -14,7 +14,7 @@ extension Wallet {
             do {
                 return Profile(customer: customer, name: try await self.name(of: customer))
             } catch {
-                self.logger.warning("a customer's name was not opened for the menu", metadata: ["error": .string(String(describing: error))])
+                self.logger.warning("a customer's name was not opened for the menu", metadata: ["error": .string(safeDescription(of: error))])
                 return Profile(customer: customer, name: nil)
             }
         }
