@@ -12,7 +12,9 @@ public struct Deposit: Sendable, Hashable {
 
     public let id: Int64
     public let key: String
-    public let msisdn: MSISDN
+    /// The customer's number; nil once they were erased (a settled deposit holds no number of its
+    /// own: migration 0021).
+    public let msisdn: MSISDN?
     public let amount: Amount
     public let status: Status
     public let checkoutRequestID: String?

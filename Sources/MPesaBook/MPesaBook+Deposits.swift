@@ -17,7 +17,7 @@ extension MPesaBook {
             """
             INSERT INTO deposits (idempotency_key, customer_id, msisdn, amount) VALUES (\(key.value), \(customer.id), \(msisdn.value), \(amount.cents))
             ON CONFLICT (idempotency_key) DO UPDATE SET updated_at = deposits.updated_at
-            RETURNING id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
+            RETURNING id, idempotency_key, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = deposits.customer_id)), amount, status, checkout_request_id, receipt
             """
         ).single()!
         let deposit = try Self.deposit(row)
@@ -71,7 +71,7 @@ extension MPesaBook {
                 next_check_at = now(), updated_at = now()
             WHERE id = (SELECT min(id) FROM candidates) AND (SELECT count(*) FROM candidates) = 1
                 AND NOT EXISTS (SELECT 1 FROM deposits WHERE checkout_request_id = \(checkoutRequestID))
-            RETURNING id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt
+            RETURNING id, idempotency_key, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = deposits.customer_id)), amount, status, checkout_request_id, receipt
             """
         ).single().map(Self.deposit)
     }
@@ -103,8 +103,8 @@ extension MPesaBook {
             let (status, known) = (try row.decode(String.self, column: 5), try row.decode(String?.self, column: 7))
             throw ProviderRecordError.conflict(current: status == "completed" ? "credited under receipt \(known ?? "-")" : "failed (\(known ?? "-"))")
         default:
-            let (_, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String, Int64, String, String?, String?).self)
-            return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
+            let (_, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String?, Int64, String, String?, String?).self)
+            return Deposit(id: id, key: key, msisdn: msisdn.flatMap { MSISDN($0) }, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
         }
     }
 
@@ -147,21 +147,21 @@ extension MPesaBook {
                 rows = try await tx.query(
                     """
                     UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), updated_at = now()
-                    WHERE id = \(id) AND status = 'pending' RETURNING id, msisdn, amount
+                    WHERE id = \(id) AND status = 'pending' RETURNING id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = deposits.customer_id)), amount
                     """
                 )
             case .checkout(let checkout):
                 rows = try await tx.query(
                     """
                     UPDATE deposits SET status = 'failed', result_code = \(code), result_text = \(text), raw_callback = COALESCE(\(raw)::jsonb, raw_callback), updated_at = now()
-                    WHERE checkout_request_id = \(checkout) AND status = 'pending' RETURNING id, msisdn, amount
+                    WHERE checkout_request_id = \(checkout) AND status = 'pending' RETURNING id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = deposits.customer_id)), amount
                     """
                 )
             }
             guard let row = rows.first else { return false }
-            let (id, msisdn, cents) = try row.decode((Int64, String, Int64).self)
+            let (id, msisdn, cents) = try row.decode((Int64, String?, Int64).self)
             try await self.wallet.queueSMS(
-                tx, to: MSISDN(msisdn)!, template: "deposit_failed", params: ["amount": String(cents), "reason": DepositFailure(code: code).rawValue],
+                tx, to: msisdn.flatMap { MSISDN($0) }, template: "deposit_failed", params: ["amount": String(cents), "reason": DepositFailure(code: code).rawValue],
                 // Not the credit's key ('deposit:<id>'): a payment that still arrives after this
                 // notice credits the deposit, and its receipt must not be swallowed.
                 dedupe: "deposit-failed:\(id)"
@@ -173,14 +173,14 @@ extension MPesaBook {
     /// A deposit as the wallet has it, by its CheckoutRequestID.
     public func deposit(checkoutRequestID: String) async throws -> Deposit? {
         try await self.postgres.query(
-            "SELECT id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt FROM deposits WHERE checkout_request_id = \(checkoutRequestID)"
+            "SELECT id, idempotency_key, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = deposits.customer_id)), amount, status, checkout_request_id, receipt FROM deposits WHERE checkout_request_id = \(checkoutRequestID)"
         ).single().map(Self.deposit)
     }
 
     /// A deposit as the wallet has it, by id.
     public func deposit(id: Int64) async throws -> Deposit? {
         try await self.postgres.query(
-            "SELECT id, idempotency_key, msisdn, amount, status, checkout_request_id, receipt FROM deposits WHERE id = \(id)"
+            "SELECT id, idempotency_key, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = deposits.customer_id)), amount, status, checkout_request_id, receipt FROM deposits WHERE id = \(id)"
         ).single().map(Self.deposit)
     }
 

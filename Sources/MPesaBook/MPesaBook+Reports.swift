@@ -126,7 +126,8 @@ extension MPesaBook {
                     """
                     UPDATE mpesa_review SET resolution = \(resolution), resolved_by = current_user, resolved_at = now(), resolution_note = \(note)
                     WHERE id = \(id) AND resolution IS NULL
-                    RETURNING kind, reference, reason, (SELECT d.msisdn FROM deposits d WHERE d.id = deposit_id), (SELECT p.msisdn FROM payouts p WHERE p.id = payout_id)
+                    RETURNING kind, reference, reason, (SELECT c.msisdn FROM deposits d JOIN customers c ON c.id = d.customer_id WHERE d.id = deposit_id),
+                        (SELECT c.msisdn FROM payouts p JOIN customers c ON c.id = p.customer_id WHERE p.id = payout_id)
                     """
                 ).single()
             else { return false }

@@ -15,7 +15,7 @@ extension MPesaBook {
             guard existing.msisdn == msisdn, existing.amount == amount else { throw WalletError.idempotencyKeyReused }
             return existing
         }
-        let fingerprint = "withdrawal|\(msisdn)|\(amount.cents)"
+        let fingerprint = try await self.wallet.fingerprint("withdrawal|\(msisdn)|\(amount.cents)")
         let transferID = "withdrawal:\(key.value)"
         do {
             let outcome: Result<Payout, WalletError> = try await self.postgres.transaction(maxAttempts: 5) { tx in
@@ -202,8 +202,8 @@ extension MPesaBook {
             RETURNING p.id, p.msisdn, p.amount, p.status, p.checks
             """
         ).map { row in
-            let (id, msisdn, cents, status, checks) = try row.decode((String, String, Int64, String, Int32).self)
-            return (Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status)), Int(checks))
+            let (id, msisdn, cents, status, checks) = try row.decode((String, String?, Int64, String, Int32).self)
+            return (Payout(id: id, msisdn: msisdn.flatMap { MSISDN($0) }, amount: Amount(cents: cents), status: try Self.status(status)), Int(checks))
         }
     }
 
@@ -216,7 +216,7 @@ extension MPesaBook {
             UPDATE payouts SET status = 'needs_review', updated_at = now()
             WHERE status IN ('reserved', 'sent', 'unknown')
                 AND (checks >= \(maxChecks) OR created_at < now() - make_interval(secs => \(Double(maxAge.components.seconds))))
-            RETURNING id, msisdn, amount, status
+            RETURNING id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status
             """
         ).map(Self.payout)
     }
@@ -224,16 +224,16 @@ extension MPesaBook {
     /// The payout a transaction-status query sent before migration 0013 was for, by that query's
     /// id (derived from the payout's): its answer is not trusted, the payout is asked about again.
     public func payout(statusQueryID: String) async throws -> Payout? {
-        try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map(Self.payout)
+        try await self.postgres.query("SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map(Self.payout)
     }
 
     public func payout(id: String) async throws -> Payout? {
-        try await self.postgres.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id)").single().map(Self.payout)
+        try await self.postgres.query("SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status FROM payouts WHERE id = \(id)").single().map(Self.payout)
     }
 
     static func payout(_ row: PostgresRow) throws -> Payout {
-        let (id, msisdn, cents, status) = try row.decode((String, String, Int64, String).self)
-        return Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status))
+        let (id, msisdn, cents, status) = try row.decode((String, String?, Int64, String).self)
+        return Payout(id: id, msisdn: msisdn.flatMap { MSISDN($0) }, amount: Amount(cents: cents), status: try Self.status(status))
     }
 
     /// Applies a final B2C outcome (`paid` or `failed`) once: the same outcome again returns the
@@ -243,7 +243,7 @@ extension MPesaBook {
         var raw = raw
         if let body = raw { raw = try await self.sealingNames(body, reference: id, owner: .payout(id)) }
         return try await self.postgres.transaction(maxAttempts: 5) { tx in
-            guard let row = try await tx.query("SELECT id, msisdn, amount, status FROM payouts WHERE id = \(id) FOR UPDATE").single() else {
+            guard let row = try await tx.query("SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status FROM payouts WHERE id = \(id) FOR UPDATE").single() else {
                 throw ProviderRecordError.unknownPayout
             }
             let payout = try Self.payout(row)

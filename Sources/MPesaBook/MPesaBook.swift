@@ -34,8 +34,8 @@ public final class MPesaBook: Sendable {
     }
 
     static func deposit(_ row: PostgresRow) throws -> Deposit {
-        let (id, key, msisdn, cents, status, checkout, receipt) = try row.decode((Int64, String, String, Int64, String, String?, String?).self)
-        return Deposit(id: id, key: key, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
+        let (id, key, msisdn, cents, status, checkout, receipt) = try row.decode((Int64, String, String?, Int64, String, String?, String?).self)
+        return Deposit(id: id, key: key, msisdn: msisdn.flatMap { MSISDN($0) }, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
     }
 }
 

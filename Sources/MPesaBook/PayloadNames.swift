@@ -6,7 +6,8 @@ import Wallet
 
 /// Names inside M-Pesa's bodies (a paybill payer's `FirstName`, `MiddleName`, `LastName`; the
 /// `DebitPartyName`, `CreditPartyName` and `ReceiverPartyPublicName` of Transaction Status and B2C
-/// results) are never stored in clear (issue 31). Before a body is kept, each such value is
+/// results) and the numbers beside them (a payer's `MSISDN` and the `BillRefNumber` they typed, an
+/// STK callback's `PhoneNumber`) are never stored in clear (issue 31). Before a body is kept, each such value is
 /// replaced by `sealed:v1:<subject>:<base64>`: the value sealed with the data key of the customer
 /// the payment concerns when the name is theirs (a payout's receiver), else with the month's key (a
 /// paybill payer may be anyone: their name goes with the month, never into the account owner's
@@ -15,8 +16,10 @@ import Wallet
 /// rest of the body (amounts, receipts, result codes) stays as it was, so everything that reads a
 /// body reads it as before; an erasure makes the names unreadable with the customer's other fields.
 extension MPesaBook {
-    /// The keys whose values name a person.
-    static let nameKeys: Set<String> = ["FirstName", "MiddleName", "LastName", "DebitPartyName", "CreditPartyName", "ReceiverPartyPublicName"]
+    /// The keys whose values name a person, or are their number.
+    static let nameKeys: Set<String> = [
+        "FirstName", "MiddleName", "LastName", "DebitPartyName", "CreditPartyName", "ReceiverPartyPublicName", "MSISDN", "BillRefNumber", "PhoneNumber",
+    ]
 
     /// What a kept body's payment is, to find whose key seals its names.
     public enum PayloadOwner: Sendable {
@@ -47,7 +50,7 @@ extension MPesaBook {
     /// names nobody, comes back as it was. Without personal-data keys a name is dropped rather than
     /// kept in clear.
     public func sealingNames(_ raw: String, reference: String, owner: PayloadOwner) async throws -> String {
-        guard raw.contains("Name"), let body = JSONValue.parse(Array(raw.utf8)), Self.namesSomeone(body) else { return raw }
+        guard raw.contains("Name") || raw.contains("MSISDN"), let body = JSONValue.parse(Array(raw.utf8)), Self.namesSomeone(body) else { return raw }
         guard let personalData = self.wallet.personalData else { return Self.replacingNames(body) { _, _ in "[not kept]" }.serialized }
         var sealed: [String: String] = [:]
         do {
@@ -102,9 +105,7 @@ extension MPesaBook {
     static func names(in body: JSONValue) -> [(String, String)] {
         switch body {
         case .object(let members):
-            if case .string(let key)? = members["Key"], Self.nameKeys.contains(key), case .string(let value)? = members["Value"], !value.isEmpty {
-                return [(key, value)]
-            }
+            if let (key, value) = Self.item(members) { return value.isEmpty || value.hasPrefix("sealed:v1:") ? [] : [(key, value)] }
             return members.sorted { $0.key < $1.key }.flatMap { key, value -> [(String, String)] in
                 if Self.nameKeys.contains(key), case .string(let text) = value { return text.isEmpty || text.hasPrefix("sealed:v1:") ? [] : [(key, text)] }
                 return Self.names(in: value)
@@ -116,11 +117,23 @@ extension MPesaBook {
 
     static func namesSomeone(_ body: JSONValue) -> Bool { !Self.names(in: body).isEmpty }
 
+    /// A parameter of Daraja's lists that names someone: `{"Key": "ReceiverPartyPublicName", "Value":
+    /// "..."}` in results, `{"Name": "PhoneNumber", "Value": 254708374149}` in an STK callback's
+    /// metadata (a number, sealed as its digits).
+    static func item(_ members: [String: JSONValue]) -> (String, String)? {
+        guard case .string(let key)? = members["Key"] ?? members["Name"], Self.nameKeys.contains(key) else { return nil }
+        switch members["Value"] {
+        case .string(let value)?: return (key, value)
+        case .integer(let value)?: return (key, String(value))
+        default: return nil
+        }
+    }
+
     static func replacingNames(_ body: JSONValue, _ replacement: (String, String) -> String) -> JSONValue {
         switch body {
         case .object(var members):
-            if case .string(let key)? = members["Key"], Self.nameKeys.contains(key), case .string(let value)? = members["Value"], !value.isEmpty {
-                members["Value"] = .string(replacement(key, value))
+            if let (key, value) = Self.item(members) {
+                if !value.isEmpty && !value.hasPrefix("sealed:v1:") { members["Value"] = .string(replacement(key, value)) }
                 return .object(members)
             }
             for (key, value) in members {

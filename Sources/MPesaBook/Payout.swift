@@ -13,7 +13,9 @@ public struct Payout: Sendable, Hashable {
     }
 
     public let id: String
-    public let msisdn: MSISDN
+    /// The customer's number; nil once they were erased (a settled payout holds no number of its
+    /// own: migration 0021).
+    public let msisdn: MSISDN?
     public let amount: Amount
     public let status: Status
 }

@@ -27,12 +27,12 @@ extension MPesaBook {
     public func payoutAcknowledgement(originator: String) async throws -> PayoutAcknowledgement? {
         try await self.postgres.query(
             """
-            SELECT id, msisdn, amount, status, conversation_id, originator_conversation_id FROM payouts
+            SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status, conversation_id, originator_conversation_id FROM payouts
             WHERE id = \(originator) OR originator_conversation_id = \(originator) ORDER BY id = \(originator) DESC LIMIT 1
             """
         ).single().map { row in
-            let (id, msisdn, cents, status, conversation, originator) = try row.decode((String, String, Int64, String, String?, String?).self)
-            let payout = Payout(id: id, msisdn: MSISDN(msisdn)!, amount: Amount(cents: cents), status: try Self.status(status))
+            let (id, msisdn, cents, status, conversation, originator) = try row.decode((String, String?, Int64, String, String?, String?).self)
+            let payout = Payout(id: id, msisdn: msisdn.flatMap { MSISDN($0) }, amount: Amount(cents: cents), status: try Self.status(status))
             return PayoutAcknowledgement(payout: payout, conversationID: conversation, originatorConversationID: originator)
         }
     }

@@ -105,7 +105,9 @@ extension MPesaService {
             case .pending:
                 self.logger.info("matched payment not confirmed yet; the reconciler asks again", metadata: ["deposit": .stringConvertible(deposit.id)])
             case .paid:
-                try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
+                // A deposit in flight holds its number (only a settled one, or an erased customer's, has none).
+                guard let phone = deposit.msisdn else { throw WalletError.notRegistered }
+                try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: receipt, amount: deposit.amount, phone: phone, confirmedByQuery: true)
                 self.logger.info("STK query confirmed a payment for a push whose answer was lost", metadata: ["deposit": .stringConvertible(deposit.id)])
             case .failed(let code, let text):
                 _ = try await self.conflict(

@@ -63,7 +63,8 @@ extension MPesaService {
             return nil
         case .paid:
             // A query carries no receipt; a paid callback that matched this deposit left its own.
-            try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: deposit.msisdn, confirmedByQuery: true)
+            guard let phone = deposit.msisdn else { throw WalletError.notRegistered }
+            try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: phone, confirmedByQuery: true)
             return "deposit \(deposit.id): credited \(deposit.amount) (STK query says paid)"
         case .failed(let code, let text):
             guard try await self.book.failDeposit(.checkout(checkout), code: code, text: text) else { return nil }

@@ -124,8 +124,9 @@ public final class MPesaService: MobileMoneyChannel, Service {
     func push(_ deposit: Deposit) async {
         try? await Task.sleep(for: self.stkDelay)
         do {
+            guard let phone = deposit.msisdn else { throw WalletError.notRegistered }
             let accepted = try await self.daraja.stkPush(
-                phone: deposit.msisdn.value, shillings: Int(deposit.amount.cents / 100), accountReference: MPesaBook.stkAccountReference, description: "Deposit"
+                phone: phone.value, shillings: Int(deposit.amount.cents / 100), accountReference: MPesaBook.stkAccountReference, description: "Deposit"
             )
             try await self.book.recordCheckout(depositID: deposit.id, checkoutRequestID: accepted.checkoutRequestID)
             self.counter("mpesa_stk_push_total", "accepted")
@@ -162,8 +163,9 @@ public final class MPesaService: MobileMoneyChannel, Service {
     /// Sends the B2C request for a reserved payout, always under the payout's own id.
     func pay(_ payout: Payout) async {
         do {
+            guard let phone = payout.msisdn else { throw WalletError.notRegistered }
             let acknowledged = try await self.daraja.b2c(
-                originatorConversationID: payout.id, phone: payout.msisdn.value, shillings: Int(payout.amount.cents / 100), remarks: "Wallet withdrawal"
+                originatorConversationID: payout.id, phone: phone.value, shillings: Int(payout.amount.cents / 100), remarks: "Wallet withdrawal"
             )
             if acknowledged.originatorConversationID != payout.id {
                 self.logger.warning("B2C acknowledgement names another OriginatorConversationID; results must name it", metadata: ["payout": .string(payout.id)])

@@ -249,7 +249,7 @@ extension Wallet {
     }
 
     static let requestColumns = """
-        id, kind, msisdn, amount, direction, reference, requested_by, reason, requested_at, status, decided_by, decided_at, transfer_id,
+        id, kind, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.subject = ledger_requests.subject), '[erased]'), amount, direction, reference, requested_by, reason, requested_at, status, decided_by, decided_at, transfer_id,
         approvals_needed::int, (SELECT count(*) FROM ledger_decisions d WHERE d.request_id = ledger_requests.id AND d.decision = 'approve')::int
         """
 

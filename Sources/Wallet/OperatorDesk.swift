@@ -85,12 +85,17 @@ extension Wallet {
         ).isEmpty
     }
 
-    /// A customer's audit trail, newest first.
+    /// A customer's audit trail, newest first: the rows that name them by their subject (every row
+    /// written while they were registered, migration 0021) or by the number (a row about it from
+    /// when nobody held it).
     public func auditTrail(_ msisdn: MSISDN, limit: Int = 200) async throws -> [AuditEntry] {
         let rows = try await self.postgres.query(
             """
-            SELECT id, at, actor, action, msisdn, reason, before::text, after::text FROM audit_log
-            WHERE msisdn = \(msisdn.value) ORDER BY id DESC LIMIT \(max(1, min(limit, 10_000)))
+            SELECT id, at, actor, action, \(msisdn.value)::text, reason, before::text, after::text FROM audit_log
+            WHERE subject = (SELECT subject FROM customers WHERE msisdn = \(msisdn.value))
+            UNION ALL
+            SELECT id, at, actor, action, msisdn, reason, before::text, after::text FROM audit_log WHERE msisdn = \(msisdn.value)
+            ORDER BY id DESC LIMIT \(max(1, min(limit, 10_000)))
             """
         )
         return try rows.map { row in

@@ -47,7 +47,7 @@ extension Wallet {
         pin: PINInMovement.Check? = nil
     ) async throws -> TransferReceipt {
         guard fee.cents >= 0 else { throw WalletError.invalidArgument("a fee is never negative") }
-        let fingerprint = "\(kind)|\(debit.msisdn)|\(debit.accountKind)|\(credit.msisdn)|\(credit.accountKind)|\(amount.cents)"
+        let fingerprint = try await self.fingerprint("\(kind)|\(debit.msisdn)|\(debit.accountKind)|\(credit.msisdn)|\(credit.accountKind)|\(amount.cents)")
         var call = MoveCall(
             k: key.value, t: kind, f: fingerprint, dm: debit.msisdn.value, dk: debit.accountKind, cm: credit.msisdn.value, ck: credit.accountKind,
             a: amount.cents, fee: fee.cents

@@ -16,6 +16,12 @@ extension Wallet {
     package func queueSMS(_ tx: PostgresConnection, to msisdn: MSISDN, template: String, params: [String: String], dedupe: String) async throws {
         try await Outbox.queue(tx, notice: template, to: msisdn, params: params, dedupe: dedupe)
     }
+
+    /// As above, for a customer who may have been erased since: nobody is left to tell then.
+    package func queueSMS(_ tx: PostgresConnection, to msisdn: MSISDN?, template: String, params: [String: String], dedupe: String) async throws {
+        guard let msisdn else { return }
+        try await self.queueSMS(tx, to: msisdn, template: template, params: params, dedupe: dedupe)
+    }
 }
 
 extension Wallet {
@@ -30,4 +36,14 @@ extension Wallet {
 /// A row holds a value the schema does not allow.
 public struct CorruptRecord: Error, LogSafeError, Hashable {
     public let description: String
+}
+
+extension Wallet {
+    /// What the ledger keeps of a movement's terms to know a retried key from a reused one: keyed
+    /// (``PersonalData/fingerprint(_:)``), so that no number sits in the ledger's rows, when the
+    /// wallet has personal-data keys (always, in production); the terms themselves without.
+    package func fingerprint(_ terms: String) async throws -> String {
+        guard let personalData = self.personalData else { return terms }
+        return try await personalData.fingerprint(terms)
+    }
 }

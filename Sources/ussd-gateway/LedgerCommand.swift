@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import Logging
 import MPesaBook
@@ -168,21 +169,24 @@ func ledgerRequest(
     print(said(request))
 }
 
-/// One request in words: `adjustment: KES 500.00 to 254712345678 from suspense, asked by wanjiru (why)`.
+/// One request in words: `adjustment: KES 500.00 to 2547***678 from suspense, asked by wanjiru (why)`.
+/// The number is masked, as in every listing staff read (PRIVACY.md): whoever needs it whole asks
+/// `customer show --reason`, which the audit trail records.
 func describe(_ request: LedgerRequest) -> String {
     let amount = "KES \(Amount(cents: request.amount ?? 0))"
+    let number = request.msisdn.allSatisfy(\.isNumber) ? MSISDN.masked(request.msisdn) : request.msisdn
     let what: String
     switch request.kind {
     case .adjustment:
         what =
             request.direction == .fromSuspense
-            ? "adjustment: \(amount) to \(request.msisdn) from suspense" : "adjustment: \(amount) from \(request.msisdn) to suspense"
+            ? "adjustment: \(amount) to \(number) from suspense" : "adjustment: \(amount) from \(number) to suspense"
     case .reversal:
-        what = "reversal of \(request.reference ?? "?"): \(amount) back to \(request.msisdn)"
+        what = "reversal of \(request.reference ?? "?"): \(amount) back to \(number)"
     case .pinReset:
-        what = "PIN reset for \(request.msisdn)"
+        what = "PIN reset for \(number)"
     case .erase:
-        what = "erasure of the personal data of \(request.msisdn)"
+        what = "erasure of the personal data of \(number)"
     }
     var text = "\(what), asked by \(request.requestedBy) (\(request.reason))"
     if request.status == "pending" && request.approvalsNeeded > 1 { text += ", approvals \(request.approvals) of \(request.approvalsNeeded)" }

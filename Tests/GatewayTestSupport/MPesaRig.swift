@@ -125,7 +125,7 @@ struct MPesaRig {
         var checkout: String?
         _ = try await eventually(within: .seconds(30)) {
             checkout = try await self.harness.postgres.query(
-                "SELECT checkout_request_id FROM deposits WHERE msisdn = \(msisdn.value) AND checkout_request_id IS NOT NULL AND idempotency_key NOT LIKE 'fund-%' ORDER BY id DESC LIMIT 1"
+                "SELECT checkout_request_id FROM deposits WHERE customer_id = (SELECT id FROM customers WHERE msisdn = \(msisdn.value)) AND checkout_request_id IS NOT NULL AND idempotency_key NOT LIKE 'fund-%' ORDER BY id DESC LIMIT 1"
             ).single()?.decode(String.self, column: 0)
             return checkout != nil
         }
@@ -144,7 +144,7 @@ struct MPesaRig {
         let row = try await self.harness.postgres.query(
             """
             SELECT p.id, p.status, a.held FROM payouts p JOIN accounts a ON a.customer_id = p.customer_id AND a.kind = 'main'
-            WHERE p.msisdn = \(msisdn.value) ORDER BY p.created_at DESC LIMIT 1
+            WHERE p.customer_id = (SELECT id FROM customers WHERE msisdn = \(msisdn.value)) ORDER BY p.created_at DESC LIMIT 1
             """
         ).single()!
         return try row.decode((String, String, Int64).self)

@@ -380,7 +380,7 @@ import Wallet
             try await rig.logged("B2C unanswered")
             // No answer: nothing is decided yet.
             let deposit = try #require(try await rig.harness.postgres.query(
-                "SELECT id, status, checkout_request_id FROM deposits WHERE msisdn = \(payerMSISDN.value)"
+                "SELECT id, status, checkout_request_id FROM deposits WHERE customer_id = (SELECT id FROM customers WHERE msisdn = \(payerMSISDN.value))"
             ).single()).decode((Int64, String, String?).self)
             #expect(deposit.1 == "pending" && deposit.2 == nil)
             #expect(try await rig.payoutStatus(withdrawerMSISDN).status == "reserved")
@@ -474,7 +474,7 @@ import Wallet
             #expect(try await rig.balance(payerMSISDN) == 10_000, "credited once, after the query")
             try await callback(client, "/mpesa/stk/callback", orphan)
             let row = try #require(try await rig.harness.postgres.query(
-                "SELECT status, checkout_request_id, receipt FROM deposits WHERE msisdn = \(payerMSISDN.value)"
+                "SELECT status, checkout_request_id, receipt FROM deposits WHERE customer_id = (SELECT id FROM customers WHERE msisdn = \(payerMSISDN.value))"
             ).single()).decode((String, String?, String?).self)
             #expect(row.0 == "completed" && row.1 == "ws_CO_LOST_ANSWER_1" && row.2 == "LOSTANS01", "with the callback's receipt")
             #expect(try await rig.outbox(payerMSISDN, "deposit_received") == 1)

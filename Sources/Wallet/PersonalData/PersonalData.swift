@@ -47,6 +47,9 @@ public final class PersonalData: Service, Sendable {
     /// Run once before the key store is first used (development: make and migrate its database).
     private let prepare: (@Sendable () async throws -> Void)?
     private let prepared = Mutex(false)
+    /// The index's data key once read: it is never rotated away or destroyed, and a movement's
+    /// fingerprint must not wait on the key store (nor fail when it is away) after the first read.
+    private let fingerprintKey = Mutex<SymmetricKey?>(nil)
 
     public init(
         keys: any PINKeyStore, store: PostgresClient, cacheLimit: Int = 100_000, maximumAge: Duration = .seconds(600),
@@ -108,6 +111,31 @@ public final class PersonalData: Service, Sendable {
         return Self.words(text).prefix(20).map { word in
             Data(HMAC<SHA256>.authenticationCode(for: Data("name|\(word)".utf8), using: key).prefix(16))
         }
+    }
+
+    /// A keyed fingerprint of `text`, `h1:` and 64 hex digits: HMAC-SHA-256 under the index's data
+    /// key. A movement's idempotency fingerprint names its numbers; the ledger keeps this instead,
+    /// so that its rows (kept for the legal period) hold no number a dump could read or a guess
+    /// could confirm without the key store.
+    public func fingerprint(_ text: String) async throws -> String {
+        let key: SymmetricKey
+        if let known = self.fingerprintKey.withLock({ $0 }) {
+            key = known
+        } else {
+            guard let read = try await self.dataKey(Self.indexSubject, purpose: .index, create: true) else {
+                throw PersonalDataError.destroyed(Self.indexSubject)
+            }
+            self.fingerprintKey.withLock { $0 = read }
+            key = read
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        var hex = Array("h1:".utf8)
+        hex.reserveCapacity(67)
+        for byte in HMAC<SHA256>.authenticationCode(for: Data("fingerprint|\(text)".utf8), using: key) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 
     static func words(_ text: String) -> [String] {

@@ -120,10 +120,10 @@ extension Wallet {
             ]))
         }
         let requests = try await rows(
-            "SELECT id::text, kind, amount::text, status, requested_by, reason, requested_at::text, decided_by, decided_at::text FROM ledger_requests WHERE msisdn = \(number) ORDER BY id"
+            "SELECT id::text, kind, amount::text, status, requested_by, reason, requested_at::text, decided_by, decided_at::text FROM ledger_requests WHERE subject = \(customer.subject.uuidString)::uuid OR msisdn = \(number) ORDER BY id"
         )
         let audit = try await rows(
-            "SELECT id::text, at::text, actor, action, reason, before::text, after::text FROM audit_log WHERE msisdn = \(number) ORDER BY id"
+            "SELECT id::text, at::text, actor, action, reason, before::text, after::text FROM audit_log WHERE subject = \(customer.subject.uuidString)::uuid OR msisdn = \(number) ORDER BY id"
         )
         return .object([
             "exported_at": .string(ISO8601DateFormatter().string(from: self.now())),
