@@ -59,7 +59,10 @@ extension MPesaBook {
     /// review. The match is not a credit: the receipt waits on the deposit, which is due for an
     /// STK Query at once, and only a query that says paid credits it. Returns the deposit.
     public func adoptUnconfirmedDeposit(checkoutRequestID: String, phone: MSISDN, amount: Amount, receipt: String, raw: String) async throws -> Deposit? {
-        try await self.postgres.query(
+        // Sealed for the number's customer: the deposit this adopts is theirs (it is not yet known by
+        // its CheckoutRequestID).
+        let raw = try await self.sealingNames(raw, reference: checkoutRequestID, owner: .customerNumbered(phone))
+        return try await self.postgres.query(
             """
             WITH candidates AS (
                 SELECT id FROM deposits
@@ -91,7 +94,9 @@ extension MPesaBook {
     ) async throws -> Deposit {
         // One round trip (`wallet_complete_deposit`, migration 0002), shared with concurrent
         // completions (group commit, migration 0010). A mismatch is recorded on the deposit and
-        // committed, then reported.
+        // committed, then reported. The body's phone number is sealed for the deposit's customer.
+        var raw = raw
+        if let body = raw { raw = try await self.sealingNames(body, reference: checkoutRequestID, owner: .deposit(checkoutRequestID)) }
         let row = try await self.completions.submit(
             DepositCompletion(c: checkoutRequestID, r: receipt, a: amount.cents, p: phone.value, raw: raw, q: confirmedByQuery)
         )
@@ -140,7 +145,9 @@ extension MPesaBook {
     /// answered).
     @discardableResult
     public func failDeposit(_ reference: DepositReference, code: Int, text: String, raw: String? = nil) async throws -> Bool {
-        try await self.postgres.transaction(maxAttempts: 5) { tx in
+        var raw = raw
+        if let body = raw, case .checkout(let checkout) = reference { raw = try await self.sealingNames(body, reference: checkout, owner: .deposit(checkout)) }
+        return try await self.postgres.transaction(maxAttempts: 5) { tx in
             let rows: PostgresRows
             switch reference {
             case .id(let id):

@@ -31,6 +31,8 @@ extension MPesaBook {
         case payout(String)
         /// A number (a paybill's account before its row exists).
         case number(MSISDN?)
+        /// The customer who holds this number (a payment their own phone made).
+        case customerNumbered(MSISDN)
         /// Nobody known.
         case nobody
 
@@ -92,6 +94,7 @@ extension MPesaBook {
         case .paybill: query = nil
         case .deposit(let id): query = "SELECT c.subject::text FROM deposits d JOIN customers c ON c.id = d.customer_id WHERE d.checkout_request_id = \(id) AND c.erased_at IS NULL"
         case .payout(let id): query = "SELECT c.subject::text FROM payouts p JOIN customers c ON c.id = p.customer_id WHERE p.id = \(id) AND c.erased_at IS NULL"
+        case .customerNumbered(let msisdn): query = "SELECT subject::text FROM customers WHERE msisdn = \(msisdn.value) AND erased_at IS NULL"
         case .number, .nobody: query = nil
         }
         if let query, let text = try await self.postgres.query(query).single()?.decode(String.self, column: 0), let subject = UUID(uuidString: text) {

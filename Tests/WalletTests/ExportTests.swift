@@ -28,6 +28,11 @@ import Wallet
         let confirmation = #"{"TransID":"SKX1234567","TransAmount":"200.00","BillRefNumber":"0712345678","FirstName":"Payer","MiddleName":"","LastName":"Wekesa-Njoroge"}"#
         _ = try await ledger.book.recordPaybillConfirmation(
             transID: "SKX1234567", billRef: "0712345678", shortcode: "600000", msisdn: achieng, amount: .shillings(200), raw: confirmation)
+        // Her payout's result names her (her number and name, as M-Pesa registered them).
+        let result = #"{"Result":{"ResultCode":0,"ResultParameters":{"ResultParameter":[{"Key":"ReceiverPartyPublicName","Value":"254712345678 - Achieng Wambui"},{"Key":"TransactionAmount","Value":50}]}}}"#
+        _ = try await ledger.book.completeWithdrawal(payout.id, providerTransactionID: "PAYOUTRCPT1", raw: result)
+        let stored = try await ledger.postgres.query("SELECT raw_result::text FROM payouts WHERE id = \(payout.id)").single()!.decode(String.self, column: 0)
+        #expect(!stored.contains("Achieng") && !stored.contains(achieng.value), "sealed where it is kept: \(stored)")
         _ = try await ledger.wallet.block(achieng, by: self.why)
         _ = try await ledger.wallet.unblock(achieng, by: self.why)
 
@@ -42,6 +47,10 @@ import Wallet
         #expect(!transfers.contains { $0["id"]?.string == "o-to-s" }, "a send between two others")
         #expect(exported["payouts"]?.arrayValue?.map { $0["id"]?.string } == [payout.id])
         #expect(text.contains("Achieng, your card is ready"))
+        let records = try #require(exported["provider_records"]?.arrayValue)
+        let kept = try #require(records.first { $0["kind"]?.string == "payout" }, "\(records)")
+        #expect(kept["reference"] == .string(payout.id) && kept["body"]?.serialized.contains("254712345678 - Achieng Wambui") == true, "\(kept)")
+        #expect(records.contains { $0["kind"]?.string == "paybill" && $0["reference"]?.string == "SKX1234567" }, "\(records)")
         #expect(exported["audit_trail"]?.arrayValue?.compactMap { $0["action"]?.string }.contains("customer.blocked") == true)
         // Nobody else's: no other name, no other text, no other number but masked.
         let paybill = try #require(exported["paybill_payments"]?.arrayValue?.first)

@@ -86,6 +86,37 @@ extension Wallet {
                 "confirmed_at": at.map(JSONValue.string) ?? .null, "payer": .object(payer),
             ]))
         }
+        // The provider's own records of their payments, as kept (every body M-Pesa sent about them,
+        // and the ones kept for a person to review), with what was sealed for them opened.
+        var records: [JSONValue] = []
+        for row in try await self.postgres.query(
+            """
+            SELECT 'deposit', checkout_request_id, raw_callback::text, updated_at::text FROM deposits
+                WHERE customer_id = \(customer.id) AND raw_callback IS NOT NULL AND checkout_request_id IS NOT NULL
+            UNION ALL
+            SELECT 'paybill', trans_id, confirmation::text, confirmed_at::text FROM paybill_payments
+                WHERE customer_id = \(customer.id) AND confirmation IS NOT NULL
+            UNION ALL
+            SELECT 'payout', id, raw_result::text, updated_at::text FROM payouts WHERE customer_id = \(customer.id) AND raw_result IS NOT NULL
+            UNION ALL
+            SELECT 'status_answer', q.id, q.answer::text, q.asked_at::text FROM mpesa_status_queries q
+                WHERE q.answer IS NOT NULL AND ((q.subject = 'payout' AND q.reference IN (SELECT id FROM payouts WHERE customer_id = \(customer.id)))
+                    OR (q.subject = 'c2b' AND q.reference IN (SELECT trans_id FROM paybill_payments WHERE customer_id = \(customer.id))))
+            UNION ALL
+            SELECT 'review:' || r.kind, r.reference, r.body::text, r.received_at::text FROM mpesa_review r
+                WHERE r.deposit_id IN (SELECT id FROM deposits WHERE customer_id = \(customer.id))
+                    OR r.payout_id IN (SELECT id FROM payouts WHERE customer_id = \(customer.id))
+                    OR (r.kind = 'c2b' AND r.reference IN (SELECT trans_id FROM paybill_payments WHERE customer_id = \(customer.id)))
+            ORDER BY 4, 2
+            """
+        ) {
+            let (kind, reference, body, at) = try row.decode((String, String, String, String).self)
+            guard let parsed = JSONValue.parse(Array(body.utf8)) else { continue }
+            records.append(.object([
+                "kind": .string(kind), "reference": .string(reference), "at": .string(at),
+                "body": try await self.opened(parsed, reference: reference, subject: customer.subject, personalData),
+            ]))
+        }
         var inbound: [JSONValue] = []
         for row in try await self.postgres.query(
             "SELECT id, received_at::text, status, subject::text, text_sealed FROM sms_inbound WHERE sender = \(number) ORDER BY received_at, id"
@@ -133,6 +164,7 @@ extension Wallet {
             "deposits": .array(deposits.map(JSONValue.object)),
             "payouts": .array(payouts.map(JSONValue.object)),
             "paybill_payments": .array(paybill),
+            "provider_records": .array(records),
             "sms_received": .array(inbound),
             "sms_sent": .array(outbound),
             "staff_requests": .array(requests.map(JSONValue.object)),
@@ -158,12 +190,44 @@ extension Wallet {
 
     /// A payer's name as an export shows it: opened when it was sealed for this customer (they paid
     /// their own account), `[another person]` when someone else paid, `[erased]` once unreadable.
+    /// `body` with each sealed value (``MPesaBook``'s `sealed:v1:` form) opened when it was sealed
+    /// for `subject`; another person's stays unread.
+    private func opened(_ body: JSONValue, reference: String, subject: UUID, _ personalData: PersonalData) async throws -> JSONValue {
+        switch body {
+        case .object(var members):
+            // Daraja's `{"Key": ..., "Value": ...}` and `{"Name": ..., "Value": ...}` parameters.
+            if case .string(let key)? = members["Key"] ?? members["Name"], case .string(let stored)? = members["Value"], stored.hasPrefix("sealed:v1:") {
+                members["Value"] = .string(try await self.payerName(stored, reference: reference, key: key, subject: subject, personalData))
+                return .object(members)
+            }
+            for (key, value) in members {
+                if case .string(let stored) = value, stored.hasPrefix("sealed:v1:") {
+                    members[key] = .string(try await self.payerName(stored, reference: reference, key: key, subject: subject, personalData))
+                } else {
+                    members[key] = try await self.opened(value, reference: reference, subject: subject, personalData)
+                }
+            }
+            return .object(members)
+        case .array(let items):
+            var opened: [JSONValue] = []
+            for item in items { opened.append(try await self.opened(item, reference: reference, subject: subject, personalData)) }
+            return .array(opened)
+        default:
+            return body
+        }
+    }
+
     private func payerName(_ stored: String, reference: String, key: String, subject: UUID, _ personalData: PersonalData) async throws -> String {
         let parts = stored.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == "sealed", let sealedFor = UUID(uuidString: String(parts[2])), let box = Data(base64Encoded: String(parts[3])) else {
             return "[another person]"
         }
         guard sealedFor == subject else { return "[another person]" }
-        return try await personalData.open(box, for: subject, at: PersonalField("provider_payload", key, row: reference)) ?? "[erased]"
+        do {
+            return try await personalData.open(box, for: subject, at: PersonalField("provider_payload", key, row: reference)) ?? "[erased]"
+        } catch PersonalDataError.doesNotOpen, PersonalDataError.malformed {
+            // Sealed for them under another payment's reference (a body kept twice): said, not guessed.
+            return "[sealed for another record]"
+        }
     }
 }
