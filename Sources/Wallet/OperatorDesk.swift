@@ -141,14 +141,16 @@ extension Wallet {
 
 extension Wallet {
     /// Records a refused provider callback (forged, from outside the allowlist, or malformed) in
-    /// the audit trail: the route, why, the source address and the status answered; never the
-    /// body. `suppressed` counts the refusals over the rate cap since the last row.
+    /// `callback_refusals` (migration 0021), kept `RETENTION_REFUSED_CALLBACK_DAYS`: the route, why,
+    /// the source address and the status answered; never the body. `suppressed` counts the
+    /// refusals over the rate cap since the last row.
     public func recordRefusedCallback(route: String, reason: String, source: String?, status: Int, suppressed: Int = 0) async throws {
-        var after = ["route": route, "status": String(status), "source": source ?? "unknown"]
-        if suppressed > 0 { after["suppressed_before_this"] = String(suppressed) }
-        try await self.postgres.withConnection { connection in
-            try await Self.audit(connection, actor: "system", "callback.refused", msisdn: nil, reason: String("\(route): \(reason)".prefix(500)), before: nil, after: after)
-        }
+        try await self.postgres.query(
+            """
+            INSERT INTO callback_refusals (route, reason, source, status, suppressed_before)
+            VALUES (\(String(route.prefix(200))), \(String("\(route): \(reason)".prefix(500))), \(source.map { String($0.prefix(100)) }), \(status), \(suppressed))
+            """
+        )
     }
 }
 

@@ -47,6 +47,8 @@ public struct WalletSettings: Sendable {
         self.retention.smsDays = try reader.integer("RETENTION_SMS_DAYS", default: self.retention.smsDays, in: 7...3650)
         self.retention.unknownSenderDays = try reader.integer(
             "RETENTION_UNKNOWN_SENDER_DAYS", default: self.retention.unknownSenderDays, in: 7...3650)
+        self.retention.refusedCallbackDays = try reader.integer(
+            "RETENTION_REFUSED_CALLBACK_DAYS", default: self.retention.refusedCallbackDays, in: 7...3650)
     }
 
     /// What the audit trail records of these settings when they change between start-ups: four

@@ -14,7 +14,7 @@ struct RetentionCommand: AsyncParsableCommand {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Delete SMS past RETENTION_SMS_DAYS (done or sent; never pending), destroy the month keys of people with no wallet past RETENTION_UNKNOWN_SENDER_DAYS, and destroy erased customers' keys still held; in short batches. The ledger and the audit trail are never touched. Run daily (the CronJob, the systemd timer) as the schema's owner and the key store's owner."
+                "Delete SMS past RETENTION_SMS_DAYS (done or sent; never pending) and refused callbacks past RETENTION_REFUSED_CALLBACK_DAYS, destroy the month keys of people with no wallet past RETENTION_UNKNOWN_SENDER_DAYS, and destroy erased customers' keys still held; in short batches. The ledger and the audit trail are never touched. Run daily (the CronJob, the systemd timer) as the schema's owner and the key store's owner."
         )
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Count what would go, and remove nothing.") var dryRun = false
@@ -30,6 +30,7 @@ struct RetentionCommand: AsyncParsableCommand {
             }
             let verb = dryRun ? "would remove" : "removed"
             print("\(verb): \(report.inboundSMS) inbound SMS and \(report.outboundSMS) outbound SMS older than \(retention.smsDays) days")
+            print("\(verb): \(report.refusedCallbacks) refused callback(s) older than \(retention.refusedCallbackDays) days")
             print("\(verb): the keys of \(report.monthKeys.count) month(s) of people with no wallet\(report.monthKeys.isEmpty ? "" : " (" + report.monthKeys.joined(separator: ", ") + ")")")
             if !dryRun { print("destroyed: \(swept) erased customer(s)' data key(s) still held") }
         }

@@ -183,7 +183,7 @@ import Wallet
             var rows: [(String, String)] = []
             _ = try await eventually(within: .seconds(30), every: .milliseconds(50)) {
                 rows = try await harness.postgres.query(
-                    "SELECT reason, after->>'status' FROM audit_log WHERE action = 'callback.refused' AND actor = 'system' ORDER BY id"
+                    "SELECT reason, status::text FROM callback_refusals ORDER BY id"
                 ).map { try $0.decode((String, String).self) }
                 return rows.count >= 2
             }
@@ -191,7 +191,8 @@ import Wallet
             #expect(rows.first { $0.1 == "404" }?.0.contains("wrong or missing callback token") == true, "\(rows)")
             #expect(rows.first { $0.1 == "400" }?.0.hasPrefix("ussd") == true, "\(rows)")
             // Nothing of the body: no typed input, no token.
-            let trail = try await harness.postgres.query("SELECT coalesce(reason, '') || coalesce(after::text, '') FROM audit_log")
+            let trail = try await harness.postgres.query(
+                "SELECT coalesce(reason, '') || coalesce(after::text, '') FROM audit_log UNION ALL SELECT reason || coalesce(source, '') FROM callback_refusals")
                 .map { try $0.decode(String.self, column: 0) }.joined()
             #expect(!trail.contains("4826") && !trail.contains("desk-token") && !trail.contains("not-the-token"), "\(trail)")
         }

@@ -14,7 +14,7 @@ import Wallet
         let personalData = try await TestPersonalData.make(store: try await TestPersonalData.freshStore())
         let wallet = Wallet(postgres: ledger.postgres, pins: Ledger.pins, personalData: personalData)
         let now = ISO8601DateFormatter().date(from: "2027-06-15T09:00:00Z")!
-        let retention = Retention(smsDays: 30, unknownSenderDays: 60)
+        let retention = Retention(smsDays: 30, unknownSenderDays: 60, refusedCallbackDays: 14)
         let day: TimeInterval = 86_400
         // Inbound SMS: done long ago, done a day inside the period, received (unfinished) long ago.
         for (id, age, status) in [("old-done", 31.0, "done"), ("young-done", 29.0, "done"), ("old-received", 90.0, "received"), ("edge", 30.0 - 0.01, "done")] {
@@ -29,6 +29,11 @@ import Wallet
                 VALUES ('sms', '254712345678', 'en', 'reply', '{}', \(key), \(status), \(now.addingTimeInterval(-age * day)))
                 """)
         }
+        // Refused callbacks: 15 days old (past 14) and 13 (inside).
+        for (route, age) in [("/mpesa/c2b/confirmation", 15.0), ("/ussd/africastalking", 13.0)] {
+            try await ledger.postgres.query(
+                "INSERT INTO callback_refusals (at, route, reason, source, status) VALUES (\(now.addingTimeInterval(-age * day)), \(route), 'wrong token', '203.0.113.9', 404)")
+        }
         // Month keys: March 2027 ended 76 days before `now` (past 60), April 2027 ended 45 days
         // before (inside), and June 2027 is the current month.
         var sealed: [String: Data] = [:]
@@ -38,7 +43,7 @@ import Wallet
         }
 
         let dry = try await wallet.runRetention(retention, now: now, dryRun: true)
-        #expect(dry.inboundSMS == 1 && dry.outboundSMS == 2 && dry.monthKeys == ["2027-03"], "\(dry)")
+        #expect(dry.inboundSMS == 1 && dry.outboundSMS == 2 && dry.refusedCallbacks == 1 && dry.monthKeys == ["2027-03"], "\(dry)")
         #expect(try await ledger.postgres.query("SELECT count(*) FROM sms_inbound").single()!.decode(Int.self, column: 0) == 4, "a dry run removes nothing")
 
         let done = try await wallet.runRetention(retention, now: now, dryRun: false, batchSize: 1)
@@ -47,6 +52,8 @@ import Wallet
         #expect(inbound == ["edge", "old-received", "young-done"])
         let outbound = try await ledger.postgres.query("SELECT dedupe_key FROM outbox ORDER BY dedupe_key").map { try $0.decode(String.self, column: 0) }
         #expect(outbound == ["pending-old", "sent-young"])
+        let refusals = try await ledger.postgres.query("SELECT route FROM callback_refusals").map { try $0.decode(String.self, column: 0) }
+        #expect(refusals == ["/ussd/africastalking"])
         personalData.forgetKeptKeys()
         let march = PersonalData.periodSubject(year: 2027, month: 3)
         #expect(try await personalData.open(sealed["2027-3"]!, for: march, at: .inboundText("m3")) == nil, "March's key destroyed")

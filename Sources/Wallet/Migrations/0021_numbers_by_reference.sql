@@ -102,6 +102,22 @@ DELETE FROM outbox o USING customers c WHERE c.erased_at IS NOT NULL AND (o.subj
 UPDATE customers SET msisdn = NULL WHERE erased_at IS NOT NULL;
 ALTER TABLE customers ADD CONSTRAINT customers_number_until_erased CHECK ((msisdn IS NULL) = (erased_at IS NOT NULL));
 
+-- Refused provider callbacks (a wrong token, a source outside the allowlist, a malformed body): the
+-- route, why, the source address and the status answered, never the body. They were rows of the
+-- audit trail, which keeps the legal period; they are security telemetry with a source address,
+-- kept `RETENTION_REFUSED_CALLBACK_DAYS` (`retention run`). Rows already in the trail stay there.
+CREATE TABLE callback_refusals (
+    id BIGSERIAL PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    route TEXT NOT NULL CHECK (length(route) BETWEEN 1 AND 200),
+    reason TEXT NOT NULL CHECK (length(reason) BETWEEN 1 AND 500),
+    source TEXT CHECK (length(source) <= 100),
+    status INT NOT NULL CHECK (status BETWEEN 100 AND 599),
+    -- Refusals over the rate cap since the row before, not written one by one.
+    suppressed_before INT NOT NULL DEFAULT 0 CHECK (suppressed_before >= 0)
+);
+CREATE INDEX callback_refusals_at ON callback_refusals (at);
+
 -- A profile's notice names the number it was cached under; an erased one has none left.
 CREATE OR REPLACE FUNCTION customers_profile_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -15,10 +15,14 @@ public struct Retention: Sendable, Hashable {
     /// under its calendar month's key; a month's key is destroyed this long after the month ends,
     /// which makes all of it unreadable at once, wherever it is kept, backups included.
     public var unknownSenderDays = 90
+    /// `RETENTION_REFUSED_CALLBACK_DAYS` (default 90): refused provider callbacks (route, reason,
+    /// source address; never a body) older than this are deleted.
+    public var refusedCallbackDays = 90
 
-    public init(smsDays: Int = 180, unknownSenderDays: Int = 90) {
+    public init(smsDays: Int = 180, unknownSenderDays: Int = 90, refusedCallbackDays: Int = 90) {
         self.smsDays = smsDays
         self.unknownSenderDays = unknownSenderDays
+        self.refusedCallbackDays = refusedCallbackDays
     }
 }
 
@@ -26,6 +30,7 @@ public struct Retention: Sendable, Hashable {
 public struct RetentionReport: Sendable, Hashable {
     public var inboundSMS = 0
     public var outboundSMS = 0
+    public var refusedCallbacks = 0
     /// The months whose key was (or would be) destroyed, as `YYYY-MM`.
     public var monthKeys: [String] = []
 
@@ -39,7 +44,10 @@ extension Wallet {
     public func runRetention(_ retention: Retention, now: Date, dryRun: Bool, batchSize: Int = 1000) async throws -> RetentionReport {
         var report = RetentionReport()
         let smsCutoff = now.addingTimeInterval(-Double(retention.smsDays) * 86_400)
+        let refusalsCutoff = now.addingTimeInterval(-Double(retention.refusedCallbackDays) * 86_400)
         if dryRun {
+            report.refusedCallbacks = try await self.postgres.query("SELECT count(*) FROM callback_refusals WHERE at < \(refusalsCutoff)")
+                .single()!.decode(Int.self, column: 0)
             report.inboundSMS = try await self.postgres.query("SELECT count(*) FROM sms_inbound WHERE status = 'done' AND received_at < \(smsCutoff)")
                 .single()!.decode(Int.self, column: 0)
             report.outboundSMS = try await self.postgres.query(
@@ -63,6 +71,16 @@ extension Wallet {
                     """
                 ).affectedRows
                 report.outboundSMS += removed
+                if removed < batchSize { break }
+            }
+            while true {
+                let removed = try await self.postgres.query(
+                    """
+                    DELETE FROM callback_refusals WHERE id IN (
+                        SELECT id FROM callback_refusals WHERE at < \(refusalsCutoff) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
+                    """
+                ).affectedRows
+                report.refusedCallbacks += removed
                 if removed < batchSize { break }
             }
         }
