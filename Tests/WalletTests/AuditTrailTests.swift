@@ -81,6 +81,22 @@ import Wallet
             try await app.client.query("UPDATE payouts SET msisdn = '254799999999', amount = 99999999 WHERE id = \(payout.id)")
         }
         #expect(rewritten?.sqlState == "23001", "restrict_violation")
+        // Nor blank the number of a payment in flight (which would skip a callback's phone check):
+        // not directly, and not by settling it to blank the number and reopening it.
+        let blanked = await #expect(throws: PostgresError.self) { try await app.client.query("UPDATE payouts SET msisdn = NULL WHERE id = \(payout.id)") }
+        #expect(blanked?.sqlState == "23001", "restrict_violation")
+        let deposit = try await app.book.beginDeposit(achieng, amount: .shillings(30), key: IdempotencyKey("app-3")!)
+        try await app.client.query("UPDATE deposits SET status = 'failed', result_code = 1 WHERE id = \(deposit.id)")
+        let reopened = await #expect(throws: PostgresError.self) {
+            try await app.client.query("UPDATE deposits SET status = 'pending', result_code = NULL WHERE id = \(deposit.id)")
+        }
+        #expect(reopened?.sqlState == "23001", "restrict_violation")
+        // Refused callbacks are written, never changed or removed, by the gateway.
+        try await app.wallet.recordRefusedCallback(route: "/mpesa/c2b/confirmation", reason: "wrong token", source: "203.0.113.9", status: 404)
+        for statement: PostgresQuery in ["DELETE FROM callback_refusals", "UPDATE callback_refusals SET source = 'elsewhere'"] {
+            let error = await #expect(throws: PostgresError.self, "\(statement)") { try await app.client.query(statement) }
+            #expect(error?.sqlState == "42501", "\(statement)")
+        }
         #expect(try await ledger.wallet.balances(otieno).main == .shillings(10))
         try await ledger.audit()
         await ledger.shutdown()

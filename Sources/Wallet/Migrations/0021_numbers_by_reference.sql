@@ -51,7 +51,7 @@ ALTER TABLE deposits ALTER COLUMN msisdn DROP NOT NULL;
 ALTER TABLE payouts ALTER COLUMN msisdn DROP NOT NULL;
 CREATE FUNCTION wallet_settled_number_by_reference() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF (TG_TABLE_NAME = 'deposits' AND (NEW.status = 'completed' OR (NEW.status = 'failed' AND NEW.result_code IS DISTINCT FROM -2)))
+    IF (TG_TABLE_NAME = 'deposits' AND (NEW.status = 'completed' OR (NEW.status = 'failed' AND NEW.result_code <> -2)))
         OR (TG_TABLE_NAME = 'payouts' AND NEW.status IN ('paid', 'failed')) THEN
         NEW.msisdn := NULL;
     END IF;
@@ -71,10 +71,12 @@ BEGIN
         RAISE EXCEPTION '% rows are never deleted', TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
     END IF;
     IF NEW.id <> OLD.id OR NEW.customer_id <> OLD.customer_id OR NEW.amount <> OLD.amount
-        OR (NEW.msisdn IS DISTINCT FROM OLD.msisdn
-            AND NOT (NEW.msisdn IS NULL AND (ledger_is_owner()
-                OR (TG_TABLE_NAME = 'deposits' AND (NEW.status = 'completed' OR (NEW.status = 'failed' AND to_jsonb(NEW)->>'result_code' IS DISTINCT FROM '-2')))
-                OR (TG_TABLE_NAME = 'payouts' AND NEW.status IN ('paid', 'failed')))))
+        -- The number goes only with a settled status, and a row without it never leaves one (the
+        -- gateway's login may not settle a row to blank its number and then reopen it).
+        OR ((NEW.msisdn IS NULL) AND NOT ledger_is_owner()
+            AND NOT ((TG_TABLE_NAME = 'deposits' AND (NEW.status = 'completed' OR (NEW.status = 'failed' AND (to_jsonb(NEW)->>'result_code')::int <> -2)))
+                     OR (TG_TABLE_NAME = 'payouts' AND NEW.status IN ('paid', 'failed'))))
+        OR (NEW.msisdn IS NOT NULL AND NEW.msisdn IS DISTINCT FROM OLD.msisdn)
         OR (TG_TABLE_NAME = 'payouts' AND (to_jsonb(NEW)->>'transfer_id' IS DISTINCT FROM to_jsonb(OLD)->>'transfer_id'
                                             OR to_jsonb(NEW)->>'fee' IS DISTINCT FROM to_jsonb(OLD)->>'fee')) THEN
         RAISE EXCEPTION 'a %''s customer, phone and amount never change', rtrim(TG_TABLE_NAME, 's') USING ERRCODE = 'restrict_violation';
@@ -84,23 +86,64 @@ END $$;
 
 -- Rows from before: converted once, as the owner (the trail's append-only rule and a decided
 -- request's are set aside for this statement only).
+-- (The owner's UPDATE on the trail was revoked by migration 0008: granted for this statement.)
+DO $$ BEGIN
+    EXECUTE format('GRANT UPDATE ON audit_log TO %I', current_user);
+END $$;
 ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;
 UPDATE audit_log a SET subject = c.subject, msisdn = NULL FROM customers c WHERE a.msisdn = c.msisdn;
 ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;
+DO $$ BEGIN
+    EXECUTE format('REVOKE UPDATE ON audit_log FROM %I', current_user);
+END $$;
 ALTER TABLE ledger_requests DISABLE TRIGGER ledger_requests_decide_once;
 UPDATE ledger_requests q SET subject = c.subject FROM customers c WHERE q.msisdn = c.msisdn;
 UPDATE ledger_requests SET msisdn = NULL WHERE status <> 'pending' AND subject IS NOT NULL;
 ALTER TABLE ledger_requests ENABLE TRIGGER ledger_requests_decide_once;
-UPDATE deposits SET status = status;
-UPDATE payouts SET status = status WHERE status IN ('paid', 'failed');
+UPDATE deposits SET status = status WHERE msisdn IS NOT NULL AND (status = 'completed' OR (status = 'failed' AND result_code <> -2));
+UPDATE payouts SET status = status WHERE msisdn IS NOT NULL AND status IN ('paid', 'failed');
 -- Customers erased before this migration: their number goes too.
 UPDATE deposits d SET msisdn = NULL FROM customers c WHERE d.customer_id = c.id AND c.erased_at IS NOT NULL AND d.msisdn IS NOT NULL;
 UPDATE payouts p SET msisdn = NULL FROM customers c WHERE p.customer_id = c.id AND c.erased_at IS NOT NULL AND p.msisdn IS NOT NULL;
 UPDATE paybill_payments p SET bill_ref = '[erased]' FROM customers c WHERE p.customer_id = c.id AND c.erased_at IS NOT NULL;
 DELETE FROM sms_inbound s USING customers c WHERE c.erased_at IS NOT NULL AND (s.subject = c.subject OR s.sender = c.msisdn);
 DELETE FROM outbox o USING customers c WHERE c.erased_at IS NOT NULL AND (o.subject = c.subject OR o.recipient = c.msisdn);
+UPDATE outbox o SET params = jsonb_set(o.params, '{to}', '"[erased]"') FROM customers c WHERE c.erased_at IS NOT NULL AND o.params->>'to' = c.msisdn;
+UPDATE outbox o SET params = jsonb_set(o.params, '{from}', '"[erased]"') FROM customers c WHERE c.erased_at IS NOT NULL AND o.params->>'from' = c.msisdn;
 UPDATE customers SET msisdn = NULL WHERE erased_at IS NOT NULL;
 ALTER TABLE customers ADD CONSTRAINT customers_number_until_erased CHECK ((msisdn IS NULL) = (erased_at IS NOT NULL));
+
+-- A deposit failed with -2 may still be paid (and then checked against its phone): in flight, as a
+-- pending one, for an erasure.
+CREATE OR REPLACE FUNCTION customers_erasable(p_id BIGINT) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    c RECORD;
+BEGIN
+    SELECT status, erased_at INTO c FROM customers WHERE id = p_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no such customer' USING ERRCODE = 'UL011';
+    END IF;
+    IF c.erased_at IS NOT NULL THEN
+        RAISE EXCEPTION 'this customer was erased already' USING ERRCODE = 'UL021';
+    END IF;
+    IF c.status <> 'closed' THEN
+        RAISE EXCEPTION 'only a closed wallet is erased (customer close first)' USING ERRCODE = 'UL021';
+    END IF;
+    -- Its accounts locked in id order, as every movement locks them: money in flight to it either
+    -- committed before (and is counted below) or waits and then finds the wallet closed.
+    PERFORM 1 FROM accounts WHERE customer_id = p_id ORDER BY id FOR UPDATE;
+    IF EXISTS (SELECT 1 FROM account_balances a WHERE a.customer_id = p_id AND (a.balance <> 0 OR a.held <> 0)) THEN
+        RAISE EXCEPTION 'the wallet still holds money: pay it out before erasing' USING ERRCODE = 'UL021';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ledger_requests q JOIN customers w ON w.msisdn = q.msisdn
+               WHERE w.id = p_id AND q.status = 'pending' AND q.kind <> 'erase') THEN
+        RAISE EXCEPTION 'a correction, reversal or PIN reset of this wallet waits for an approver: decide it first' USING ERRCODE = 'UL021';
+    END IF;
+    IF EXISTS (SELECT 1 FROM deposits d WHERE d.customer_id = p_id AND (d.status = 'pending' OR (d.status = 'failed' AND d.result_code = -2)))
+        OR EXISTS (SELECT 1 FROM payouts p WHERE p.customer_id = p_id AND p.status IN ('reserved', 'sent', 'unknown')) THEN
+        RAISE EXCEPTION 'a deposit or payout of this wallet is still in flight' USING ERRCODE = 'UL021';
+    END IF;
+END $$;
 
 -- Refused provider callbacks (a wrong token, a source outside the allowlist, a malformed body): the
 -- route, why, the source address and the status answered, never the body. They were rows of the
@@ -117,6 +160,16 @@ CREATE TABLE callback_refusals (
     suppressed_before INT NOT NULL DEFAULT 0 CHECK (suppressed_before >= 0)
 );
 CREATE INDEX callback_refusals_at ON callback_refusals (at);
+-- Evidence of who knocked: the gateway writes a row, never changes or removes one; only the owner's
+-- `retention run` deletes them, past their period.
+CREATE FUNCTION callback_refusals_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT ledger_is_owner() THEN
+        RAISE EXCEPTION 'refused callbacks are kept as written; retention run removes them' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+CREATE TRIGGER callback_refusals_keep BEFORE UPDATE OR DELETE ON callback_refusals FOR EACH ROW EXECUTE FUNCTION callback_refusals_keep();
 
 -- A profile's notice names the number it was cached under; an erased one has none left.
 CREATE OR REPLACE FUNCTION customers_profile_changed() RETURNS trigger LANGUAGE plpgsql AS $$
