@@ -91,6 +91,11 @@ import Wallet
             try await app.client.query("UPDATE deposits SET status = 'pending', result_code = NULL WHERE id = \(deposit.id)")
         }
         #expect(reopened?.sqlState == "23001", "restrict_violation")
+        let other = try await app.book.beginDeposit(achieng, amount: .shillings(40), key: IdempotencyKey("app-4")!)
+        let uncoded = await #expect(throws: PostgresError.self) {
+            try await app.client.query("UPDATE deposits SET status = 'failed', msisdn = NULL WHERE id = \(other.id)")
+        }
+        #expect(uncoded?.sqlState == "23514", "a failure says how: check_violation")
         // Refused callbacks are written, never changed or removed, by the gateway.
         try await app.wallet.recordRefusedCallback(route: "/mpesa/c2b/confirmation", reason: "wrong token", source: "203.0.113.9", status: 404)
         for statement: PostgresQuery in ["DELETE FROM callback_refusals", "UPDATE callback_refusals SET source = 'elsewhere'"] {

@@ -48,6 +48,10 @@ CREATE TRIGGER ledger_requests_number_by_reference BEFORE INSERT OR UPDATE ON le
 -- customer_id only. A deposit failed with -2 (cancelled while a payment may still come) is not
 -- settled yet.
 ALTER TABLE deposits ALTER COLUMN msisdn DROP NOT NULL;
+-- A failed deposit says how (the gateway always writes the code): a failure without one would be
+-- neither settled nor cancelled-awaiting-payment (-2) to the rules here and in
+-- wallet_complete_deposit. Checked for rows written from now on.
+ALTER TABLE deposits ADD CONSTRAINT deposits_failed_with_a_code CHECK (status <> 'failed' OR result_code IS NOT NULL) NOT VALID;
 ALTER TABLE payouts ALTER COLUMN msisdn DROP NOT NULL;
 CREATE FUNCTION wallet_settled_number_by_reference() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
