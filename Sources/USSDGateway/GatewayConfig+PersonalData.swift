@@ -85,6 +85,11 @@ extension GatewayConfig {
             }
             keys = SoftwarePINKeys(key: SoftwarePINKeys.randomKey(), noun: "personal-data key")
         }
+        // Outside development the key store is named, never guessed next to the ledger (a command
+        // run without PERSONAL_DATA_KEYS_URL would otherwise use, or half-change, another one).
+        guard self.personalDataStore != nil || self.environment == .development else {
+            throw PINKeyError("PERSONAL_DATA_KEYS_URL is required outside development: the key store's database, apart from the ledger's")
+        }
         let store = self.keyStoreConfiguration
         // Development's own key store (named after the ledger's database) is made on first use; a
         // key store named by PERSONAL_DATA_KEYS_URL is `migrate`'s to make.
@@ -168,8 +173,17 @@ extension GatewayConfig {
         return components.string ?? url
     }
 
+    /// Whether two connection strings name one database, as libpq reads them (URLs or `key=value`
+    /// strings, another user or options aside): host, port and database name. Two names of one host
+    /// (`localhost`, `127.0.0.1`) are not resolved.
     static func sameDatabase(_ one: String, _ other: String) -> Bool {
-        guard let a = URLComponents(string: one), let b = URLComponents(string: other) else { return one == other }
-        return a.host == b.host && (a.port ?? 5432) == (b.port ?? 5432) && a.path == b.path
+        func place(_ connection: String) -> [String]? {
+            let options = PostgresConfiguration(connectionString: connection).declaredOptions
+            guard !options.isEmpty else { return nil }
+            let host = options["host"] ?? options["hostaddr"] ?? ProcessInfo.processInfo.environment["PGHOST"] ?? "localhost"
+            return [host, options["port"] ?? ProcessInfo.processInfo.environment["PGPORT"] ?? "5432", options["dbname"] ?? options["user"] ?? ""]
+        }
+        guard let a = place(one), let b = place(other) else { return one == other }
+        return a == b
     }
 }

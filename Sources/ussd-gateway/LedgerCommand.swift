@@ -120,23 +120,16 @@ struct LedgerCommand: AsyncParsableCommand {
             let config = try self.options.loadForStaff()
             bootstrapLogging(config)
             let id = self.id
-            var erased: LedgerRequest?
             try await ledgerRequest(config, self.who, doing: "approving") { try await $0.approve(id, by: $1) } said: { request in
                 switch (request.status, request.kind) {
                 case ("pending", _):
                     return "approval recorded for #\(request.id): \(describe(request)); a second approver must approve it too (above LEDGER_DUAL_APPROVAL_ABOVE)"
                 case (_, .pinReset): return "approved #\(request.id): \(describe(request)); the next dial sets a new PIN"
                 case (_, .erase):
-                    erased = request
-                    return "approved #\(request.id): \(describe(request)); the wallet's personal fields are blanked"
+                    return "approved #\(request.id): \(describe(request)); the wallet's personal fields and number are vacated; "
+                        + "the key custodian's next `keys sweep` (nightly, in `retention run`) destroys its data key, which makes every copy unreadable"
                 default: return "approved #\(request.id): \(describe(request)); transfer \(request.transfer ?? "?")"
                 }
-            }
-            if erased != nil {
-                // The data key goes now when this login reaches the key store; otherwise the next
-                // `keys sweep` (run by `retention run`) destroys it.
-                let destroyed = try await withPersonalWallet(config, doing: "destroying the data key") { try await $0.destroyErasedKeys() }
-                print("data keys destroyed: \(destroyed) (every copy of the customer's sealed fields, backups included, is unreadable)")
             }
         }
     }

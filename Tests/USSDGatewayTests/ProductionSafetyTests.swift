@@ -29,6 +29,24 @@ import Wallet
         "MPESA_PASSKEY": "p", "MPESA_B2C_SHORTCODE": "600992", "MPESA_INITIATOR_NAME": "testapi", "MPESA_SECURITY_CREDENTIAL": "c",
     ]
 
+    /// The key store is named outside development, and is never the ledger's own database however
+    /// the two connection strings spell it; a command does not guess one either.
+    @Test func theKeyStoreIsNamedAndApartFromTheLedgersDatabase() throws {
+        let base = ["PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "AT_CALLBACK_TOKEN": Self.atToken, "DATABASE_URL": "postgres://ussd_app@db.internal:5432/ussd"]
+        let missing = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: base) }
+        #expect(missing?.variable == "PERSONAL_DATA_KEYS_URL")
+        for same in ["postgres://keys_owner@db.internal/ussd", "host=db.internal port=5432 dbname=ussd user=keys_owner", "postgresql://db.internal:5432/ussd?sslmode=require"] {
+            let refused = #expect(throws: ConfigError.self, "\(same)") { try GatewayConfig.load(environment: base.merging(["PERSONAL_DATA_KEYS_URL": same]) { $1 }) }
+            #expect(refused?.variable == "PERSONAL_DATA_KEYS_URL", "\(same)")
+        }
+        for apart in ["postgres://keys@db.internal/ussd_keys", "host=keys.internal dbname=ussd user=keys"] {
+            #expect(throws: Never.self, "\(apart)") { try GatewayConfig.load(environment: base.merging(["PERSONAL_DATA_KEYS_URL": apart]) { $1 }) }
+        }
+        var command = try GatewayConfig.load(environment: base.merging(["PERSONAL_DATA_KEYS_URL": "postgres://keys@db.internal/ussd_keys"]) { $1 })
+        command.personalDataStore = nil
+        #expect(throws: PINKeyError.self, "no key store guessed next to the ledger") { try command.openPersonalData() }
+    }
+
     /// Another aggregator's routes are served only when named, and in production only behind a
     /// token of their own (or the shared one); Flares' operator credentials come as a pair.
     @Test func dialectRoutesNeedATokenInProductionAndFlaresCredentialsComeTogether() throws {

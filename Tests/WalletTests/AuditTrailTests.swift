@@ -63,6 +63,8 @@ import Wallet
             // trigger's per-row work.
             "SELECT * FROM ledger_move_each('[]'::jsonb, 1, 2, 3)", "SELECT ledger_apply_transfer(t) FROM transfers t LIMIT 1",
             "UPDATE customers SET tier = NULL", "UPDATE kyc_tiers SET per_transaction = 1",
+            // A sealed name, or its index, once written.
+            "UPDATE customers SET name_sealed = NULL", "UPDATE customers SET name_index = NULL",
             // A payout exists only with its hold, and pays what it was made for.
             "INSERT INTO payouts (id, customer_id, msisdn, amount, transfer_id) SELECT 'forged', id, msisdn, 100, 'x' FROM customers LIMIT 1",
             // Only an approved request resets a PIN.

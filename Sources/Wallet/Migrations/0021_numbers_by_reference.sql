@@ -361,4 +361,83 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- The gateway's login no longer changes a sealed name or its index (nothing of the gateway does; a
+-- compromised one could overwrite names or poison the search), and the functions above resolve
+-- names in this schema only. Every later migration's call re-applies this.
+CREATE OR REPLACE FUNCTION ledger_apply_privileges() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    f RECORD;
+    -- Tables the gateway may not write: money, the staff's requests and decisions, settings.
+    not_app TEXT[] := ARRAY['transfers', 'accounts', 'account_shards', 'audit_log', 'kyc_tiers', 'ledger_requests', 'ledger_decisions',
+                            'ledger_settings', 'customers', 'schema_migrations'];
+    t RECORD;
+BEGIN
+    EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC', current_schema());
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO ussd_app, ussd_report, ussd_operator', current_schema());
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC, ussd_app, ussd_report, ussd_operator, ussd_approver', current_schema());
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO ussd_app, ussd_report, ussd_operator', current_schema());
+    EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %I TO ussd_app, ussd_operator', current_schema());
+    -- The gateway's own bookkeeping: every other table (provider records, the outbox, inbound SMS).
+    FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+                 AND NOT c.relname = ANY (not_app) LOOP
+        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %I TO ussd_app', t.relname);
+    END LOOP;
+    -- Staff and reports read customers, never their PIN hashes or PIN-change grants.
+    REVOKE SELECT ON customers FROM ussd_report, ussd_operator;
+    -- Nor the blind index's hashes of names (reports): only support searches by name.
+    FOR t IN SELECT a.attname AS relname FROM pg_attribute a
+             WHERE a.attrelid = 'customers'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                 AND a.attname NOT IN ('pin_hash', 'pin_change_grant', 'name_index') LOOP
+        EXECUTE format('GRANT SELECT (%I) ON customers TO ussd_report, ussd_operator', t.relname);
+    END LOOP;
+    GRANT SELECT (name_index) ON customers TO ussd_operator;
+    -- A payout row exists only with its hold (wallet_hold_withdrawal).
+    REVOKE INSERT, DELETE ON payouts FROM ussd_app;
+    -- Names only sealed (migration 0020): the clear column is the owner's, for `migrate` to seal.
+    GRANT INSERT (msisdn, subject, name_sealed, name_index, language, pin_hash, status, privacy_notice, privacy_accepted_at) ON customers TO ussd_app;
+    -- Nor change a sealed name or its index once written (only `migrate` seals, as the owner).
+    GRANT UPDATE (language, pin_hash, failed_pin_attempts, locked_until, updated_at, pin_locks, pin_change_grant,
+                  pin_change_grant_until, pin_reset_required) ON customers TO ussd_app;
+    -- A new wallet's two accounts start at zero (their balance is not the client's to choose).
+    GRANT INSERT (customer_id, kind) ON accounts TO ussd_app;
+    -- Reporting logins record their own reads of personal data (audit_log_identity checks which).
+    GRANT INSERT ON audit_log TO ussd_app, ussd_operator;
+    GRANT INSERT (actor, action, msisdn, reason, before, after) ON audit_log TO ussd_report;
+    GRANT USAGE ON SEQUENCE audit_log_id_seq TO ussd_report;
+    -- Staff: desk changes that move no money; requests; decisions (approvers).
+    GRANT UPDATE (status, tier, locked_until, failed_pin_attempts, pin_locks, updated_at) ON customers TO ussd_operator;
+    GRANT INSERT ON outbox TO ussd_operator;
+    GRANT INSERT (kind, msisdn, amount, direction, reference, reason) ON ledger_requests TO ussd_operator;
+    GRANT UPDATE (resolution, resolved_by, resolved_at, resolution_note) ON mpesa_review TO ussd_operator;
+    GRANT INSERT (request_id, decision, reason) ON ledger_decisions TO ussd_approver;
+    -- Money only through the wallet's functions, as the owner, with a search_path of their own.
+    FOR f IN
+        SELECT p.oid::regprocedure AS signature, p.prorettype = 'trigger'::regtype AS is_trigger FROM pg_proc p
+        WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'wallet\_%'
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = %I, pg_temp', f.signature, current_schema());
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.signature);
+        IF NOT f.is_trigger THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO ussd_app', f.signature);
+        END IF;
+    END LOOP;
+    -- The staff's checks run as the person (that is how they know who it is): their names resolve
+    -- in this schema only, and nobody but the owner may create temporary tables to shadow them.
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    FOR f IN
+        SELECT p.oid::regprocedure AS signature FROM pg_proc p
+        WHERE p.pronamespace = current_schema()::regnamespace
+            AND p.proname IN ('ledger_requests_identity', 'ledger_decisions_identity', 'ledger_staff_identity', 'ledger_is_owner',
+                              'audit_log_identity', 'customers_pin_reset_completed', 'ledger_called_from_wallet',
+                              'customers_erasable', 'ledger_requests_erasable', 'customers_closed_is_final',
+                              'ledger_keep_terms', 'callback_refusals_keep')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f.signature, current_schema());
+    END LOOP;
+    -- What only the owner runs.
+    REVOKE EXECUTE ON FUNCTION ledger_apply_privileges() FROM PUBLIC;
+    REVOKE EXECUTE ON FUNCTION ledger_add(BIGINT, BIGINT) FROM PUBLIC;
+    REVOKE EXECUTE ON FUNCTION customers_erasable(BIGINT) FROM PUBLIC;
+END $$;
+
 SELECT ledger_apply_privileges();

@@ -202,7 +202,9 @@ public final class PersonalData: Service, Sendable {
             } catch let error as PostgresError where error.sqlState == "UK002" {
                 // `keys rotate` made a newer version current: read the key source again (a file or a
                 // token); environment keys are the deployment's to give this process.
-                try? self.keys.reload()
+                // A token's call or a file's read blocks: off the cooperative pool and the event loops.
+                let keys = self.keys
+                _ = try? await self.threads.run { try keys.reload() }
                 if attempt == 1 || self.keys.newest == version {
                     throw PersonalDataError.keys(
                         "a newer personal-data key (KEK) version is current than this process holds (\(version)): give it the new key (PERSONAL_DATA_KEY) and restart it")
@@ -241,7 +243,9 @@ public final class PersonalData: Service, Sendable {
             return try keys.authenticationCode(for: message, version: version)
         }
         do {
-            return SymmetricKey(data: keys.isHardware ? try await self.threads.run(compute) : try compute())
+            // A token's call, or a key file read again, blocks: off the cooperative pool (as PINVault).
+            let blocks = keys.isHardware || !keys.versions.contains(version)
+            return SymmetricKey(data: blocks ? try await self.threads.run(compute) : try compute())
         } catch let error as PINKeyError {
             throw PersonalDataError.keys("personal-data key (KEK) version \(version): \(error.reason)")
         }
