@@ -8,7 +8,7 @@ import Wallet
 
 struct CustomerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "customer", abstract: "Customer support: look a customer up, unlock, reset a PIN, block, set a KYC tier.", subcommands: [Show.self, Unlock.self, ResetPIN.self, Block.self, Unblock.self, Tier.self, Close.self, Erase.self, Export.self]
+        commandName: "customer", abstract: "Customer support: look a customer up, unlock, reset a PIN, block, set a KYC tier.", subcommands: [Show.self, Unlock.self, ResetPIN.self, Block.self, Unblock.self, Tier.self, Close.self, Reopen.self, Erase.self, Export.self]
     )
 
     struct Show: AsyncParsableCommand {
@@ -141,6 +141,21 @@ extension CustomerCommand {
         func run() async throws {
             try await changeCustomer(self.options, self.number, self.who, doing: "closing", done: { "closed \($0)" }, already: "is already closed") {
                 try await $0.close($1, by: $2)
+            }
+        }
+    }
+
+    struct Reopen: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Reopen a wallet closed by mistake (refused while its erasure waits for an approver, or once erased). Audited."
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The customer's number, in any usual Kenyan form.") var number: String
+        @OptionGroup var who: OperatorOptions
+
+        func run() async throws {
+            try await changeCustomer(self.options, self.number, self.who, doing: "reopening", done: { "reopened \($0)" }, already: "is not closed") {
+                try await $0.reopen($1, by: $2)
             }
         }
     }

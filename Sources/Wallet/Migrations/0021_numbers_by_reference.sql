@@ -149,6 +149,17 @@ BEGIN
     END IF;
 END $$;
 
+-- A closed wallet may be reopened by staff (closing is one person's change), until its erasure is
+-- asked for: an erasure rests on the wallet staying closed from the request to the approval.
+CREATE OR REPLACE FUNCTION customers_closed_is_final() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status = 'closed' AND NEW.status <> 'closed' AND (OLD.erased_at IS NOT NULL
+        OR EXISTS (SELECT 1 FROM ledger_requests q WHERE q.msisdn = OLD.msisdn AND q.kind = 'erase' AND q.status = 'pending')) THEN
+        RAISE EXCEPTION 'a closed wallet whose erasure is asked for (or done) is never opened again' USING ERRCODE = 'UL021';
+    END IF;
+    RETURN NEW;
+END $$;
+
 -- Refused provider callbacks (a wrong token, a source outside the allowlist, a malformed body): the
 -- route, why, the source address and the status answered, never the body. They were rows of the
 -- audit trail, which keeps the legal period; they are security telemetry with a source address,

@@ -32,11 +32,31 @@ extension Wallet {
         }
     }
 
+    /// Reopens a wallet closed by mistake: closing is one person's change and is not final on one
+    /// person's word. Refused while an erasure of it waits for an approver (reject that first);
+    /// an erased wallet has no number left to reopen. Audited.
+    public func reopen(_ msisdn: MSISDN, by action: OperatorAction) async throws -> DeskOutcome {
+        defer { self.forgetProfile(msisdn) }
+        return try await self.postgres.transaction(maxAttempts: 5) { tx in
+            guard let row = try await tx.query("SELECT id, status FROM customers WHERE msisdn = \(msisdn.value) FOR UPDATE").single() else {
+                return .notRegistered
+            }
+            let (id, old) = try row.decode((Int64, String).self)
+            guard old == Customer.Status.closed.rawValue else { return .unchanged }
+            guard try await tx.query("SELECT 1 FROM ledger_requests WHERE msisdn = \(msisdn.value) AND kind = 'erase' AND status = 'pending'").isEmpty else {
+                throw WalletError.invalidArgument("an erasure of this wallet waits for an approver: reject it first (ledger reject)")
+            }
+            try await tx.query("UPDATE customers SET status = 'active', updated_at = now() WHERE id = \(id)")
+            _ = try await Self.audit(tx, action, "customer.reopened", msisdn: msisdn, before: ["status": old], after: ["status": "active"])
+            return .changed
+        }
+    }
+
     /// Asks for a closed wallet's personal data to be erased. When another person approves it
-    /// (`ledger approve`), the database blanks the wallet's personal fields and the approving
-    /// command destroys the customer's data key (``destroyErasedKeys()``): their name, texts and
-    /// payloads are then unreadable everywhere, backups included, while the ledger keeps every
-    /// transfer under the customer's pseudonymous subject.
+    /// (`ledger approve`), the database blanks the wallet's personal fields and vacates its number;
+    /// the key custodian's sweep (``destroyErasedKeys()``) then destroys the customer's data key:
+    /// their name, texts and payloads are unreadable everywhere, backups included, while the ledger
+    /// keeps every transfer under the customer's pseudonymous subject.
     public func requestErasure(_ msisdn: MSISDN, by action: OperatorAction) async throws -> LedgerRequest {
         try await self.asking { tx in
             guard try await !tx.query("SELECT 1 FROM customers WHERE msisdn = \(msisdn.value)").isEmpty else { throw WalletError.notRegistered }
