@@ -90,14 +90,16 @@ import Testing
         #expect(throws: PINKeyError.self) { try SoftwarePINKeys(file: path) }
         chmod(path, 0o600)
         #expect(try SoftwarePINKeys(file: path).versions == [1])
-        for bad in ["1 abcd\n", line + line, "0 " + Self.hex(Self.key), "one " + Self.hex(Self.key), "# only a comment\n"] {
+        // A version the databases' INT cannot hold (or whose next would overflow) is refused here.
+        for bad in ["1 abcd\n", line + line, "0 " + Self.hex(Self.key), "one " + Self.hex(Self.key), "# only a comment\n",
+                    "\(Int.max) " + Self.hex(Self.key), "2147483648 " + Self.hex(Self.key)] {
             try bad.write(toFile: path, atomically: false, encoding: .utf8)
             chmod(path, 0o600)
             #expect(throws: PINKeyError.self, "\(bad.prefix(8))") { try SoftwarePINKeys(file: path) }
         }
         #expect(try SoftwarePINKeys(environment: "1:\(Self.hex(Self.key)),2:\(Self.hex(Array(Self.key.reversed())))").versions == [1, 2])
         #expect(try SoftwarePINKeys(environment: Self.hex(Self.key)).versions == [1])
-        for bad in ["1:abcd", "zz", "1:\(Self.hex(Self.key)),1:\(Self.hex(Self.key))", ""] {
+        for bad in ["1:abcd", "zz", "1:\(Self.hex(Self.key)),1:\(Self.hex(Self.key))", "", "\(Int.max):\(Self.hex(Self.key))"] {
             #expect(throws: PINKeyError.self) { try SoftwarePINKeys(environment: bad) }
         }
         #expect(throws: PINKeyError.self) { try SoftwarePINKeys(environment: Self.hex(Self.key)).addVersion(importing: nil) }

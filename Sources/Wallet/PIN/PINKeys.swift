@@ -111,12 +111,26 @@ extension PINKeyStore {
 
     public func addVersion(importing material: [UInt8]?) throws(PINKeyError) -> Int { try self.addVersion(importing: material, as: nil) }
 
-    /// The version to add: `requested` when free, else the next.
+    /// The version to add: `requested` when free, else the next; never past ``PINKeyVersion/maximum``.
     func versionToAdd(_ requested: Int?, present: [Int]) throws(PINKeyError) -> Int {
-        guard let requested else { return (present.max() ?? 0) + 1 }
-        guard requested > 0, !present.contains(requested) else { throw PINKeyError("PIN key version \(requested) is present already (or not a positive number)") }
+        guard let requested else {
+            let next = (present.max() ?? 0) + 1
+            guard next <= PINKeyVersion.maximum else { throw PINKeyError("no key version is left after \(PINKeyVersion.maximum)") }
+            return next
+        }
+        guard PINKeyVersion.valid.contains(requested), !present.contains(requested) else {
+            throw PINKeyError("PIN key version \(requested) is present already (or not a number from 1 to \(PINKeyVersion.maximum))")
+        }
         return requested
     }
+}
+
+/// Key versions are the databases' `INT` (the key store's `kek_version`, a PIN value's version):
+/// from 1 to 2^31 - 1. A key file or token naming another is refused where it is read, so no
+/// later arithmetic or insert meets it.
+public enum PINKeyVersion {
+    public static let maximum = Int(Int32.max)
+    public static let valid = 1...maximum
 }
 
 /// Keys held in this process's memory, from a file or an environment variable.
@@ -303,7 +317,7 @@ public final class SoftwarePINKeys: PINKeyStore {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count == 2, let version = Int(fields[0]), version > 0, keys[version] == nil,
+            guard fields.count == 2, let version = Int(fields[0]), PINKeyVersion.valid.contains(version), keys[version] == nil,
                 let material = Self.bytes(hex: String(fields[1])), material.count >= Self.minimumKeyBytes
             else { throw PINKeyError("the \(noun) file \(path): line \(number + 1) is not \"<new version> <64 or more hex digits>\"") }
             keys[version] = SymmetricKey(data: material)
@@ -317,7 +331,7 @@ public final class SoftwarePINKeys: PINKeyStore {
         for entry in value.split(separator: ",") {
             let parts = entry.trimmingCharacters(in: .whitespaces).split(separator: ":", maxSplits: 1)
             let (version, hex) = parts.count == 2 ? (Int(parts[0]), String(parts[1])) : (1, String(parts[0]))
-            guard let version, version > 0, keys[version] == nil, let material = Self.bytes(hex: hex), material.count >= Self.minimumKeyBytes else {
+            guard let version, PINKeyVersion.valid.contains(version), keys[version] == nil, let material = Self.bytes(hex: hex), material.count >= Self.minimumKeyBytes else {
                 throw PINKeyError("\(variable) must be <version>:<64 or more hex digits>, comma-separated, each version once")
             }
             keys[version] = SymmetricKey(data: material)

@@ -76,7 +76,7 @@ public final class PKCS11PINKeys: PINKeyStore, @unchecked Sendable {
         for index in 0..<found {
             let id = ids[index * 32..<index * 32 + lengths[index]]
             // A key of ours has its version as its ID, in decimal digits; other keys under the label are not ours.
-            guard let version = Int(String(decoding: id, as: UTF8.self)), version > 0 else { continue }
+            guard let version = Int(String(decoding: id, as: UTF8.self)), PINKeyVersion.valid.contains(version) else { continue }
             guard byVersion[version] == nil else { throw PINKeyError("PKCS#11: two keys labelled \(self.label) have version \(version)") }
             byVersion[version] = handles[index]
         }
