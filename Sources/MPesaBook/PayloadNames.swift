@@ -59,7 +59,7 @@ extension MPesaBook {
             let (subject, purpose) = try await self.subject(of: owner)
             for (key, value) in Self.names(in: body) where sealed[key + "\u{0}" + value] == nil {
                 let box = try await personalData.seal(value, for: subject, purpose: purpose, at: Self.field(reference: reference, key: key))
-                sealed[key + "\u{0}" + value] = "sealed:v1:\(subject.uuidString.lowercased()):\(box.base64EncodedString())"
+                sealed[key + "\u{0}" + value] = SealedText(subject: subject, box: box).stored
             }
         } catch {
             // The key store cannot be reached: the payment's record is kept (money comes first) and
@@ -73,17 +73,14 @@ extension MPesaBook {
     /// A sealed name as stored (`sealed:v1:...`) opened, for `reference` and `key`; nil once its
     /// subject was erased.
     public func openName(_ stored: String, reference: String, key: String) async throws -> String? {
-        let parts = stored.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
         let field = Self.field(reference: reference, key: key)
-        guard parts.count == 4, parts[0] == "sealed", parts[1] == "v1", let subject = UUID(uuidString: String(parts[2])),
-            let box = Data(base64Encoded: String(parts[3]))
-        else { throw PersonalDataError.malformed(field) }
+        guard let sealed = SealedText(parsing: stored) else { throw PersonalDataError.malformed(field) }
         guard let personalData = self.wallet.personalData else { throw PersonalDataError.keys("this book has no personal-data keys") }
-        return try await personalData.open(box, for: subject, at: field)
+        return try await personalData.open(sealed.box, for: sealed.subject, at: field)
     }
 
     static func field(reference: String, key: String) -> PersonalField {
-        PersonalField("provider_payload", key, row: reference)
+        .providerPayload(reference: reference, key: key)
     }
 
     /// The subject whose key seals a payment's names: its customer's (not erased), else the month's.
@@ -108,9 +105,9 @@ extension MPesaBook {
     static func names(in body: JSONValue) -> [(String, String)] {
         switch body {
         case .object(let members):
-            if let (key, value) = Self.item(members) { return value.isEmpty || value.hasPrefix("sealed:v1:") ? [] : [(key, value)] }
+            if let (key, value) = Self.item(members) { return value.isEmpty || value.hasPrefix(SealedText.prefix) ? [] : [(key, value)] }
             return members.sorted { $0.key < $1.key }.flatMap { key, value -> [(String, String)] in
-                if Self.nameKeys.contains(key), case .string(let text) = value { return text.isEmpty || text.hasPrefix("sealed:v1:") ? [] : [(key, text)] }
+                if Self.nameKeys.contains(key), case .string(let text) = value { return text.isEmpty || text.hasPrefix(SealedText.prefix) ? [] : [(key, text)] }
                 return Self.names(in: value)
             }
         case .array(let items): return items.flatMap(Self.names(in:))
@@ -136,12 +133,12 @@ extension MPesaBook {
         switch body {
         case .object(var members):
             if let (key, value) = Self.item(members) {
-                if !value.isEmpty && !value.hasPrefix("sealed:v1:") { members["Value"] = .string(replacement(key, value)) }
+                if !value.isEmpty && !value.hasPrefix(SealedText.prefix) { members["Value"] = .string(replacement(key, value)) }
                 return .object(members)
             }
             for (key, value) in members {
                 if Self.nameKeys.contains(key), case .string(let text) = value {
-                    if !text.isEmpty && !text.hasPrefix("sealed:v1:") { members[key] = .string(replacement(key, text)) }
+                    if !text.isEmpty && !text.hasPrefix(SealedText.prefix) { members[key] = .string(replacement(key, text)) }
                 } else {
                     members[key] = Self.replacingNames(value, replacement)
                 }

@@ -38,6 +38,33 @@ public struct PersonalField: Sendable, Hashable, CustomStringConvertible {
     public static func outboxMessage(_ dedupeKey: String) -> PersonalField {
         PersonalField("outbox", "message_sealed", row: dedupeKey)
     }
+
+    /// A name or number inside a provider's body (its `key`), bound to the payment's reference.
+    public static func providerPayload(reference: String, key: String) -> PersonalField {
+        PersonalField("provider_payload", key, row: reference)
+    }
+}
+
+/// A value sealed inside a JSON body kept as it came (a provider's): `sealed:v1:<subject>:<base64>`,
+/// so the body stays JSON and everything else in it reads as before.
+public struct SealedText: Sendable, Hashable {
+    public static let prefix = "sealed:v1:"
+    public let subject: UUID
+    public let box: Data
+
+    public init(subject: UUID, box: Data) {
+        (self.subject, self.box) = (subject, box)
+    }
+
+    /// `stored` read back; nil when it is not of this form.
+    public init?(parsing stored: String) {
+        guard stored.hasPrefix(Self.prefix) else { return nil }
+        let parts = stored.dropFirst(Self.prefix.count).split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let subject = UUID(uuidString: String(parts[0])), let box = Data(base64Encoded: String(parts[1])) else { return nil }
+        (self.subject, self.box) = (subject, box)
+    }
+
+    public var stored: String { Self.prefix + self.subject.uuidString.lowercased() + ":" + self.box.base64EncodedString() }
 }
 
 /// Why personal data could not be sealed or opened. Never holds the data or a key.

@@ -196,12 +196,12 @@ extension Wallet {
         switch body {
         case .object(var members):
             // Daraja's `{"Key": ..., "Value": ...}` and `{"Name": ..., "Value": ...}` parameters.
-            if case .string(let key)? = members["Key"] ?? members["Name"], case .string(let stored)? = members["Value"], stored.hasPrefix("sealed:v1:") {
+            if case .string(let key)? = members["Key"] ?? members["Name"], case .string(let stored)? = members["Value"], stored.hasPrefix(SealedText.prefix) {
                 members["Value"] = .string(try await self.payerName(stored, reference: reference, key: key, subject: subject, personalData))
                 return .object(members)
             }
             for (key, value) in members {
-                if case .string(let stored) = value, stored.hasPrefix("sealed:v1:") {
+                if case .string(let stored) = value, stored.hasPrefix(SealedText.prefix) {
                     members[key] = .string(try await self.payerName(stored, reference: reference, key: key, subject: subject, personalData))
                 } else {
                     members[key] = try await self.opened(value, reference: reference, subject: subject, personalData)
@@ -218,13 +218,9 @@ extension Wallet {
     }
 
     private func payerName(_ stored: String, reference: String, key: String, subject: UUID, _ personalData: PersonalData) async throws -> String {
-        let parts = stored.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "sealed", let sealedFor = UUID(uuidString: String(parts[2])), let box = Data(base64Encoded: String(parts[3])) else {
-            return "[another person]"
-        }
-        guard sealedFor == subject else { return "[another person]" }
+        guard let sealed = SealedText(parsing: stored), sealed.subject == subject else { return "[another person]" }
         do {
-            return try await personalData.open(box, for: subject, at: PersonalField("provider_payload", key, row: reference)) ?? "[erased]"
+            return try await personalData.open(sealed.box, for: subject, at: .providerPayload(reference: reference, key: key)) ?? "[erased]"
         } catch PersonalDataError.doesNotOpen, PersonalDataError.malformed {
             // Sealed for them under another payment's reference (a body kept twice): said, not guessed.
             return "[sealed for another record]"
