@@ -22,7 +22,7 @@ struct KeysCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             try await withPersonalData(config, doing: "reading the key store") { personalData in
                 let counts = try await personalData.keysByVersion()
-                print("personal-data keys (KEK): \(config.personalDataKeys?.summary ?? "a key of this process") versions \(personalData.versions.map(String.init).joined(separator: ", "))")
+                print("personal-data keys (KEK): \(config.personalDataKeys?.summary(variable: "PERSONAL_DATA_KEY") ?? "a key of this process") versions \(personalData.versions.map(String.init).joined(separator: ", "))")
                 for version in Set(counts.keys).union(personalData.versions).sorted() {
                     let present = personalData.versions.contains(version) ? "" : " (MISSING from the key source: these cannot be opened)"
                     print("  version \(version): \(counts[version] ?? 0) data key(s)\(present)")

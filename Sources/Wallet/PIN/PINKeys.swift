@@ -16,10 +16,13 @@ public enum PINKeySource: Sendable, Hashable {
     case pkcs11(PKCS11Settings)
 
     /// What a log line may say about the source: never the key or the token's PIN.
-    public var summary: String {
+    public var summary: String { self.summary(variable: "PIN_KEY") }
+
+    /// As ``summary``, naming `variable` for keys from the environment (`PERSONAL_DATA_KEY`).
+    public func summary(variable: String) -> String {
         switch self {
         case .file(let path): return "key file \(path)"
-        case .environment: return "PIN_KEY"
+        case .environment: return variable
         case .pkcs11(let settings): return "PKCS#11 token (\(settings.module), \(settings.slot), label \(settings.label))"
         }
     }
