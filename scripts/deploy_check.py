@@ -12,6 +12,7 @@ callback URLs. The cloudnative-pg overlay: each custom resource valid against it
 schema (deploy/kubernetes/schemas, unknown fields refused), synchronous replication that never
 falls back to asynchronous, WAL archived to the ObjectStore the Cluster names, a ScheduledBackup
 and a PodMonitor of that Cluster, and the gateway checking Postgres against the Cluster's own CA.
+The base's PrometheusRule valid against its CRD schema too.
 Patroni on hosts: strict synchronous replication, timings within the failover goal, pg_rewind, commit
 timestamps, TLS and scram in pg_hba, and no password in the file.
 Prints one line per problem; exit 1 when there is any."""
@@ -271,6 +272,20 @@ for name in sorted(os.listdir(schemas_dir)):
         for version in crd["spec"]["versions"]:
             api_version = f"{crd['spec']['group']}/{version['name']}"
             crds[(api_version, crd["spec"]["names"]["kind"])] = strict(version["schema"]["openAPIV3Schema"])
+
+# The base's custom resources against their CRDs too: the PrometheusRule (deploy/monitoring's alerts
+# and SLO rules, which scripts/monitoring.py generates and checks against its sources).
+for (kind, name), document in sorted(base.items()):
+    key = (document["apiVersion"], kind)
+    where = f"kubernetes/base: {kind}/{name}"
+    if key not in crds:
+        if kind == "PrometheusRule":
+            problems.append(f"{where}: no CRD schema for {document['apiVersion']} in deploy/kubernetes/schemas")
+        continue
+    for error in sorted(jsonschema.Draft7Validator(crds[key]).iter_errors(document), key=lambda e: list(e.path)):
+        problems.append(f"{where}: {'.'.join(str(part) for part in error.path) or '(top)'}: {error.message}")
+if ("PrometheusRule", "ussd-gateway") not in base:
+    problems.append("kubernetes/base has no PrometheusRule ussd-gateway (python3 scripts/monitoring.py kubernetes)")
 
 cnpg_dir = os.path.join(DEPLOY, "kubernetes", "overlays", "cloudnative-pg")
 cnpg_config, cnpg = kustomization(cnpg_dir)
