@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", exact: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", exact: "1.35.2"),
         .package(url: "https://github.com/apple/swift-collections.git", exact: "1.6.0"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", exact: "1.0.0"),
     ],
     targets: [
         // C libraries from Debian's packages, wrapped as system-library targets.
@@ -51,6 +52,7 @@ let package = Package(
             name: "ConnectionPool",
             dependencies: [
                 "Basics",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -115,7 +117,7 @@ let package = Package(
         .target(
             name: "MPesa",
             dependencies: [
-                "Curl", "Basics",
+                "Curl", "Basics", "GatewayTelemetry",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -135,8 +137,10 @@ let package = Package(
         .target(
             name: "GatewayTelemetry",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ]
         ),
         .target(name: "Menus", dependencies: ["Basics"]),
@@ -159,7 +163,8 @@ let package = Package(
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "Basics",
+                "Basics", "GatewayTelemetry",
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -222,6 +227,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -25,7 +25,9 @@ set -euo pipefail
 
 # haproxy and openssl: Tests/USSDGatewayTests/EdgeProxyTests.swift runs deploy/haproxy.cfg with a certificate it makes.
 # libp11-kit-dev: the PKCS#11 header; softhsm2: the token the PIN key tests make (Tests/TestSupport/SoftHSM.swift).
-PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev libp11-kit-dev softhsm2 redis-server redis-tools postgresql postgresql-contrib haproxy openssl)
+# prometheus: promtool checks and unit-tests deploy/monitoring's rules (make test, make deploy-check), and
+# `make scale-test` runs a Prometheus that scrapes the replicas with those rules.
+PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev libp11-kit-dev softhsm2 redis-server redis-tools postgresql postgresql-contrib haproxy openssl prometheus)
 
 log() { printf '%s\n' "services: $*" >&2; }
 
@@ -53,7 +55,7 @@ install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts the packaged servers as system services where it can; we never use them.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        as_root systemctl disable --now redis-server postgresql haproxy >/dev/null 2>&1 || true
+        as_root systemctl disable --now redis-server postgresql haproxy prometheus >/dev/null 2>&1 || true
     fi
 }
 

@@ -1,3 +1,4 @@
+import Metrics
 import NIOPosix
 
 /// A bounded pool of connections over a blocking C client library.
@@ -11,6 +12,9 @@ public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
     public let size: Int
     private let threads: OnDemandThreadPool
     private let leases: LeasePool<Lease>
+    /// How long each call waited for a connection (`db_pool_wait_duration_seconds{pool}`), to the
+    /// process's metrics system: a pool too small for its load shows here before it times out.
+    private let waits: Metrics.Timer
 
     /// A connection handed to one caller; `@unchecked Sendable` because the pool guarantees it is
     /// leased to one caller at a time and only touched on pool threads, one call after another.
@@ -25,6 +29,7 @@ public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
         self.size = size
         self.threads = OnDemandThreadPool(numberOfThreads: size)
         self.leases = LeasePool(name: name, resources: (0..<size).map { _ in Lease(connection: makeConnection()) }, acquireTimeout: acquireTimeout)
+        self.waits = Metrics.Timer(label: "db_pool_wait_duration_seconds", dimensions: [("pool", name)])
     }
 
     /// The pool's name in errors and logs.
@@ -32,7 +37,15 @@ public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
 
     /// Runs `body` with a leased connection and returns it to the pool afterwards, even on throw.
     public func withConnection<Result: Sendable>(_ body: (Lease) async throws -> Result) async throws -> Result {
-        let lease = try await self.leases.acquire()
+        let lease: Lease
+        if let free = self.leases.tryAcquire() {
+            lease = free
+            self.waits.recordNanoseconds(0)
+        } else {
+            let start = ContinuousClock.now
+            lease = try await self.leases.acquire()
+            self.waits.record(duration: ContinuousClock.now - start)
+        }
         defer { self.leases.release(lease) }
         return try await body(lease)
     }

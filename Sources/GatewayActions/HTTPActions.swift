@@ -150,8 +150,10 @@ public final class HTTPActions: Sendable {
         var outcome: (ActionResult, String) = (.failure("unavailable"), "unavailable")
         for attempt in 1...tries {
             attempts = attempt
+            // The hop's trace, a new span per attempt (``HopTrace``).
+            let traced = HopTrace.outbound().map { [(name: "traceparent", value: $0)] } ?? []
             let request = CurlRequest(
-                method: call.method, url: url, headers: headers, body: body, timeout: .milliseconds(call.timeoutMs),
+                method: call.method, url: url, headers: headers + traced, body: body, timeout: .milliseconds(call.timeoutMs),
                 connectTimeout: .milliseconds(min(call.timeoutMs, 2000))
             )
             do {

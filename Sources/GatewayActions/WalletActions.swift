@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+import GatewayTelemetry
 import Logging
 import Menus
 import Wallet
@@ -15,13 +16,16 @@ public struct WalletActions: ActionRunner {
     let httpActions: HTTPActions?
     /// Whose numbers a recipient may be.
     let plan: NumberingPlan
+    /// `wallet_journeys_total{kind,outcome}`: each money journey's end (``journeys``).
+    let metrics: MetricCache
     let logger = Logger(label: "wallet.actions")
 
     public init(
         wallet: Wallet, mobileMoney: any MobileMoneyChannel = UnavailableMobileMoney(), tariff: Tariff = Tariff([:]), httpActions: HTTPActions? = nil,
-        plan: NumberingPlan = .kenya
+        plan: NumberingPlan = .kenya, metrics: MetricCache = .discarding
     ) {
         self.plan = plan
+        self.metrics = metrics
         self.wallet = wallet
         self.mobileMoney = mobileMoney
         self.tariff = tariff
@@ -39,6 +43,37 @@ public struct WalletActions: ActionRunner {
             return try await http.run(request, context: context)
         }
         guard let binding = ActionTable.byName[request.action] else { throw ActionError.unknownAction(request.action) }
+        guard let journey = Self.journeys[request.action] else { return try await self.perform(binding, request, context) }
+        do {
+            let result = try await self.perform(binding, request, context)
+            self.journeyEnded(journey, result)
+            return result
+        } catch {
+            self.metrics.count("wallet_journeys_total", [("kind", journey), ("outcome", "failed")])
+            throw error
+        }
+    }
+
+    /// The actions that move money, by the journey they end: the money-journey objective counts
+    /// their outcomes (docs/SLO.md).
+    static let journeys = [
+        "wallet.send": "send", "wallet.save": "save", "wallet.unsave": "unsave", "mpesa.deposit": "deposit", "mpesa.withdraw": "withdraw",
+    ]
+
+    /// The error codes that are the gateway's or the provider's failing, not the customer's doing
+    /// (a wrong PIN, too little money, a limit).
+    static let failingCodes: Set<String> = ["unavailable", "idempotency_key_reused"]
+
+    private func journeyEnded(_ journey: String, _ result: ActionResult) {
+        let outcome: String
+        switch result {
+        case .success: outcome = "completed"
+        case .failure(let code, _): outcome = Self.failingCodes.contains(code) ? "failed" : "refused"
+        }
+        self.metrics.count("wallet_journeys_total", [("kind", journey), ("outcome", outcome)])
+    }
+
+    private func perform(_ binding: ActionBinding, _ request: ActionRequest, _ context: ActionContext) async throws -> ActionResult {
         do {
             return try await binding.perform(self, request, context)
         } catch let error as WalletError {

@@ -1,11 +1,13 @@
 import Basics
 import Dispatch
+import GatewayTelemetry
 #if canImport(Glibc)
 import Glibc
 #endif
 import Logging
 import NIOCore
 import NIOHTTP1
+import W3CTraceContext
 
 /// Answers the hop routes of one connection in its channel pipeline; passes every other request on.
 ///
@@ -34,6 +36,8 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
         let query: Substring
         let head: HTTPRequestHead
         let requestID: String
+        /// The request's trace (its `traceparent`, or a new one): the task answering it runs in it.
+        let trace: TraceContext
         let start: ContinuousClock.Instant
         let started: UInt64
         var body: ByteBuffer?
@@ -70,9 +74,10 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
                 self.state = .passing
                 return context.fireChannelRead(data)
             }
-            let requestID = RequestLog.acceptedID(head.headers.first(name: "X-Request-Id")) ?? RequestLog.newID()
+            let trace = HopTrace.context(traceparent: head.headers.first(name: "traceparent"))
+            let requestID = RequestLog.acceptedID(head.headers.first(name: "X-Request-Id")) ?? trace.traceID.description
             var reading = Reading(
-                route: route, token: token, query: query, head: head, requestID: requestID, start: .now, started: DispatchTime.now().uptimeNanoseconds,
+                route: route, token: token, query: query, head: head, requestID: requestID, trace: trace, start: .now, started: DispatchTime.now().uptimeNanoseconds,
                 body: nil, tooLarge: false, refused: nil
             )
             if let guardian = route.guardian {
@@ -170,10 +175,11 @@ final class HopHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bound = NIOLoopBound(finish, eventLoop: loop)
         let logger = routes.log.logger
         routes.started()
+        let trace = reading.trace
         Task(executorPreference: executor) {
             let result: Result<CallbackAnswer, any Error>
             do {
-                result = .success(try await later(call))
+                result = .success(try await HopTrace.$current.withValue(trace) { try await later(call) })
             } catch {
                 result = .failure(error)
             }

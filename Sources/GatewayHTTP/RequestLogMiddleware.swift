@@ -1,9 +1,12 @@
 import Basics
+import GatewayTelemetry
 import HTTPTypes
 import Hummingbird
 import Logging
 
 /// One log line per request (``RequestLog``): method, route pattern, status, duration and request id.
+/// The request is answered inside its trace (``HopTrace``): its `traceparent`'s, or a new one whose
+/// id is the request id.
 ///
 /// Logs the route *pattern* (`context.endpointPath`), never `request.uri`, which would carry the
 /// callback token, and never the body, which carries PINs. The request id comes from a sane
@@ -22,10 +25,11 @@ public struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         var context = context
-        let requestID = RequestLog.acceptedID(request.headers[.xRequestID]) ?? context.id
+        let trace = HopTrace.context(traceparent: request.headers[.traceparent])
+        let requestID = RequestLog.acceptedID(request.headers[.xRequestID]) ?? trace.traceID.description
         context.logger[metadataKey: "request_id"] = .string(requestID)
         do {
-            var response = try await next(request, context)
+            var response = try await HopTrace.$current.withValue(trace) { try await next(request, context) }
             response.headers[.xRequestID] = requestID
             self.log(request, context: context, status: response.status.code, start: start, requestID: requestID)
             return response
@@ -53,4 +57,5 @@ public struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
 
 extension HTTPField.Name {
     static let xRequestID = HTTPField.Name("X-Request-Id")!
+    static let traceparent = HTTPField.Name("traceparent")!
 }

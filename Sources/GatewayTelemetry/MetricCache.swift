@@ -20,9 +20,15 @@ public final class MetricCache: Sendable {
     private let counters = Mutex<[Key: Metrics.Counter]>([:])
     private let timers = Mutex<[Key: Metrics.Timer]>([:])
     private let gauges = Mutex<[Key: Metrics.Gauge]>([:])
+    private let floatingCounters = Mutex<[Key: Metrics.FloatingPointCounter]>([:])
 
     public func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
         Self.cached(self.counters, label, dimensions) { Metrics.Counter(label: label, dimensions: dimensions, factory: self.factory) }
+    }
+
+    /// A counter of fractional amounts (money in whole units).
+    public func floatingCounter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.FloatingPointCounter {
+        Self.cached(self.floatingCounters, label, dimensions) { Metrics.FloatingPointCounter(label: label, dimensions: dimensions, factory: self.factory) }
     }
 
     public func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {

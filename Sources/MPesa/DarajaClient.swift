@@ -1,6 +1,7 @@
 import Basics
 import Curl
 import Foundation
+import GatewayTelemetry
 import Logging
 
 /// A Daraja API client over libcurl: OAuth, STK push and query, B2C and transaction status.
@@ -15,11 +16,17 @@ public final class DarajaClient: Sendable {
     private let tokens: TokenCache
     private let logger: Logger
     private let now: @Sendable () -> Date
+    /// `mpesa_request_duration_seconds{endpoint,outcome}`: every call's time, answered or not.
+    let metrics: MetricCache
 
-    public init(configuration: DarajaConfiguration, http: CurlClient, logger: Logger = Logger(label: "mpesa"), now: @escaping @Sendable () -> Date = Date.init) {
+    public init(
+        configuration: DarajaConfiguration, http: CurlClient, logger: Logger = Logger(label: "mpesa"), metrics: MetricCache = .discarding,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.configuration = configuration
         self.http = http
         self.logger = logger
+        self.metrics = metrics
         self.now = now
         self.tokens = TokenCache(margin: configuration.tokenRefreshMargin, now: now)
     }
@@ -183,6 +190,29 @@ public final class DarajaClient: Sendable {
         return try Self.acknowledgement(reply)
     }
 
+    /// Asks Account Balance about the B2C shortcode: what its accounts hold, the utility account
+    /// being the float payouts draw on. The answer comes later to ``DarajaConfiguration/balanceResultURL``
+    /// naming the ConversationID and OriginatorConversationID acknowledged here (Account Balance
+    /// takes no OriginatorConversationID of ours: Safaricom gives one).
+    public func accountBalance() async throws(DarajaError) -> Acknowledgement {
+        guard let resultURL = self.configuration.balanceResultURL, let timeoutURL = self.configuration.balanceTimeoutURL else {
+            throw .invalidRequest("no Account Balance callback URL is configured")
+        }
+        try Validate.callbackURL(resultURL, field: "ResultURL")
+        try Validate.callbackURL(timeoutURL, field: "QueueTimeOutURL")
+        let body: [(String, JSONOut)] = [
+            ("Initiator", .string(self.configuration.initiatorName)),
+            ("SecurityCredential", .string(self.configuration.securityCredential)),
+            ("CommandID", .string("AccountBalance")),
+            ("PartyA", .string(self.configuration.b2cShortcode)),
+            ("IdentifierType", .string("4")),
+            ("Remarks", .string("Float check")),
+            ("QueueTimeOutURL", .string(timeoutURL)),
+            ("ResultURL", .string(resultURL)),
+        ]
+        return try Self.acknowledgement(try await self.call("/mpesa/accountbalance/v1/query", body))
+    }
+
     /// The pair an accepting answer (`ResponseCode` "0") names; an answer without a ConversationID
     /// acknowledges nothing a result could be matched to.
     static func acknowledgement(_ reply: JSONValue) throws(DarajaError) -> Acknowledgement {
@@ -228,9 +258,12 @@ public final class DarajaClient: Sendable {
     private func post(_ path: String, _ body: [UInt8], token: String) async throws(DarajaError) -> JSONValue {
         let request = CurlRequest(
             method: "POST", url: self.configuration.baseURL + path,
-            headers: [("Content-Type", "application/json"), ("Accept", "application/json"), ("Authorization", "Bearer " + token)],
+            headers: [("Content-Type", "application/json"), ("Accept", "application/json"), ("Authorization", "Bearer " + token)] + Self.traced,
             body: body, timeout: self.configuration.requestTimeout
         )
+        let start = ContinuousClock.now
+        var outcome = "error"
+        defer { self.timed(path, outcome, since: start) }
         let response: CurlResponse
         do {
             response = try await self.http.execute(request)
@@ -239,7 +272,35 @@ public final class DarajaClient: Sendable {
         } catch {
             throw .cancelled
         }
-        return try Self.decode(response)
+        let json = try Self.decode(response)
+        outcome = "ok"
+        return json
+    }
+
+    /// The `traceparent` of a call made inside a traced request (``HopTrace``): the hop or callback
+    /// that caused it, in Daraja's logs as in ours.
+    static var traced: [(name: String, value: String)] {
+        HopTrace.outbound().map { [("traceparent", $0)] } ?? []
+    }
+
+    /// Records a call's time under its endpoint's short name.
+    private func timed(_ path: String, _ outcome: String, since start: ContinuousClock.Instant) {
+        self.metrics.timer("mpesa_request_duration_seconds", [("endpoint", Self.endpoint(path)), ("outcome", outcome)])
+            .record(duration: ContinuousClock.now - start)
+    }
+
+    /// A Daraja path's name in metrics: a fixed set, whatever the path.
+    static func endpoint(_ path: String) -> String {
+        switch path {
+        case "/oauth/v1/generate": "oauth"
+        case "/mpesa/stkpush/v1/processrequest": "stk_push"
+        case "/mpesa/stkpushquery/v1/query": "stk_query"
+        case "/mpesa/b2c/v3/paymentrequest": "b2c"
+        case "/mpesa/transactionstatus/v1/query": "transaction_status"
+        case "/mpesa/accountbalance/v1/query": "account_balance"
+        case "/mpesa/c2b/v2/registerurl": "register_c2b"
+        default: "other"
+        }
     }
 
     static func decode(_ response: CurlResponse) throws(DarajaError) -> JSONValue {
@@ -266,8 +327,11 @@ public final class DarajaClient: Sendable {
         let basic = Data((self.configuration.consumerKey + ":" + self.configuration.consumerSecret).utf8).base64EncodedString()
         let request = CurlRequest(
             method: "GET", url: self.configuration.baseURL + "/oauth/v1/generate?grant_type=client_credentials",
-            headers: [("Authorization", "Basic " + basic), ("Accept", "application/json")], timeout: self.configuration.requestTimeout
+            headers: [("Authorization", "Basic " + basic), ("Accept", "application/json")] + Self.traced, timeout: self.configuration.requestTimeout
         )
+        let start = ContinuousClock.now
+        var outcome = "error"
+        defer { self.timed("/oauth/v1/generate", outcome, since: start) }
         let response: CurlResponse
         do {
             response = try await self.http.execute(request)
@@ -278,6 +342,7 @@ public final class DarajaClient: Sendable {
         guard let token = json["access_token"]?.string, !token.isEmpty, let lifetime = json["expires_in"]?.integer, lifetime > 0 else {
             throw DarajaError.malformedResponse(status: response.status)
         }
+        outcome = "ok"
         self.logger.debug("Daraja access token refreshed", metadata: ["expires_in": .stringConvertible(lifetime)])
         return (token, .seconds(lifetime))
     }

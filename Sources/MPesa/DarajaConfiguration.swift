@@ -38,6 +38,10 @@ public struct DarajaConfiguration: Sendable, CustomStringConvertible {
     public var stkCallbackURL: String
     public var b2cResultURL: String
     public var b2cTimeoutURL: String
+    /// Where Account Balance answers (the float) and their queue timeouts are posted; nil leaves
+    /// the float unwatched.
+    public var balanceResultURL: String?
+    public var balanceTimeoutURL: String?
     /// How long before expiry a token is refreshed.
     public var tokenRefreshMargin: Duration = .seconds(300)
     public var requestTimeout: Duration = .seconds(30)

@@ -42,7 +42,9 @@ extension MPesaService {
         do {
             let before = try await self.book.deposit(checkoutRequestID: checkout)?.status
             try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: callback.raw)
-            return before == .completed ? .alreadyFinal : .credited
+            if before == .completed { return .alreadyFinal }
+            self.moneyMoved(.in, amount)
+            return .credited
         } catch ProviderRecordError.unknownDeposit {
             return try await self.adopt(callback, receipt: paid.receipt, amount: amount, phone: phone)
         } catch ProviderRecordError.awaitingQuery {
@@ -216,6 +218,7 @@ extension MPesaService {
         if payout.status == (paid ? .paid : .failed) { return .alreadyFinal }
         do {
             _ = try await apply()
+            if paid { self.moneyMoved(.out, payout.amount) }
             return paid ? .paid : .failed
         } catch ProviderRecordError.conflict(let current) {
             return try await self.conflict(
@@ -248,5 +251,16 @@ extension MPesaService {
 
     private static func firstNonEmpty(_ values: String?...) -> String? {
         values.lazy.compactMap { $0 }.first { !$0.isEmpty }
+    }
+}
+
+extension MPesaService {
+    enum MoneyDirection: String { case `in`, out }
+
+    /// `wallet_money_total{direction,currency}`, in whole units: counted where a deposit is credited
+    /// or a payout paid, once (a repeated callback is `already_final` and counts nothing).
+    func moneyMoved(_ direction: MoneyDirection, _ amount: Amount) {
+        self.metrics.floatingCounter("wallet_money_total", [("direction", direction.rawValue), ("currency", "KES")])
+            .increment(by: Double(amount.cents) / 100)
     }
 }

@@ -7,7 +7,8 @@ import Metrics
 import MPesa
 import NIOCore
 
-/// Safaricom's callbacks: `POST /mpesa/stk/callback`, `/mpesa/b2c/result`, `/mpesa/b2c/timeout`
+/// Safaricom's callbacks: `POST /mpesa/stk/callback`, `/mpesa/b2c/result`, `/mpesa/b2c/timeout`,
+/// `/mpesa/balance/result`, `/mpesa/balance/timeout`
 /// (each with the callback token as one more segment when set). A well-formed callback gets
 /// `{"ResultCode":0,"ResultDesc":"Accepted"}` even when it matched nothing (it is kept for review);
 /// malformed JSON gets 400 with the reason logged. Bodies are never logged.
@@ -32,6 +33,13 @@ public struct MPesaRoutes: Sendable {
         }
         router.post(self.guardian.paths("/mpesa/b2c/timeout")) { request, context in
             try await self.handle(request, context, kind: "b2c_timeout") { try await $0.b2cTimeout($1) }
+        }
+        // Account Balance answers: the float (the same token guards them).
+        router.post(self.guardian.paths("/mpesa/balance/result")) { request, context in
+            try await self.handle(request, context, kind: "balance_result") { try await $0.balanceResult($1) }
+        }
+        router.post(self.guardian.paths("/mpesa/balance/timeout")) { request, context in
+            try await self.handle(request, context, kind: "balance_timeout") { try await $0.balanceTimeout($1) }
         }
     }
 

@@ -30,6 +30,8 @@ public final class MPesaService: MobileMoneyChannel, Service {
     var wallet: Wallet { self.book.wallet }
     let stkDelay: Duration
     let reconcileInterval: Duration
+    /// How often the float is asked for; nil never (tests ask with ``checkFloat(interval:)``).
+    let floatCheckInterval: Duration?
     /// When the reconciler gives up on a payout and hands it to a person.
     let payoutReview: (checks: Int, age: Duration)
     /// How long a reconciler's claim on a deposit or payout lasts: two full Daraja calls and a margin, so
@@ -60,7 +62,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
     private let jobs = JobQueue(atShutdown: .finish)
 
     public init(
-        daraja: DarajaClient, book: MPesaBook, stkDelay: Duration, reconcileInterval: Duration = .seconds(15),
+        daraja: DarajaClient, book: MPesaBook, stkDelay: Duration, reconcileInterval: Duration = .seconds(15), floatCheckInterval: Duration? = nil,
         payoutReview: (checks: Int, age: Duration) = (12, .seconds(24 * 3600)), paybillUnconfirmedAfter: Duration = .seconds(600),
         paybill: PaybillRules = PaybillRules(), now: @escaping @Sendable () -> Date = Date.init, metrics: MetricCache, logger: Logger
     ) {
@@ -72,6 +74,7 @@ public final class MPesaService: MobileMoneyChannel, Service {
         self.book = book
         self.stkDelay = stkDelay
         self.reconcileInterval = reconcileInterval
+        self.floatCheckInterval = floatCheckInterval
         self.payoutReview = payoutReview
         self.claimLease = daraja.configuration.requestTimeout * 2 + .seconds(10)
         self.logger = logger
@@ -93,11 +96,23 @@ public final class MPesaService: MobileMoneyChannel, Service {
                     }
                 }
             }
+            if let interval = self.floatCheckInterval {
+                group.addTask {
+                    // The first check soon after start-up (the slot keeps it to one per interval),
+                    // then a look every tenth of the interval for a slot no replica took yet.
+                    while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                        await self.checkFloat(interval: interval)
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval / 10) }
+                    }
+                }
+            }
         }
     }
 
     func later(_ job: @escaping @Sendable () async -> Void) {
-        self.jobs.add(job)
+        // In the trace of the request that queued it: the STK push or B2C of a hop names the hop.
+        let trace = HopTrace.current
+        self.jobs.add { await HopTrace.$current.withValue(trace) { await job() } }
     }
 
     // MARK: Deposit

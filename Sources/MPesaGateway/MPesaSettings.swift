@@ -30,6 +30,10 @@ public struct MPesaSettings: Sendable {
     public var requestTimeout = Duration.seconds(30)
     /// How often the reconciler looks for deposits and payouts to check.
     public var reconcileInterval = Duration.seconds(15)
+    /// How often the float (the B2C utility account) is asked for with Account Balance
+    /// (`MPESA_FLOAT_CHECK_SECONDS`, default 900; 0 never asks): once per interval for the whole
+    /// deployment, whichever replica is first.
+    public var floatCheckInterval: Duration? = .seconds(900)
     /// A payout still unsettled after this many checks (`MPESA_PAYOUT_REVIEW_AFTER_CHECKS`, default
     /// 12: about four hours of backing-off checks) or this age (`MPESA_PAYOUT_REVIEW_AFTER_HOURS`,
     /// default 24) goes to `needs_review`, its hold kept.
@@ -108,6 +112,8 @@ public struct MPesaSettings: Sendable {
             b2cTimeoutURL: base + "/mpesa/b2c/timeout" + suffix
         )
         configuration.requestTimeout = self.requestTimeout
+        configuration.balanceResultURL = base + "/mpesa/balance/result" + suffix
+        configuration.balanceTimeoutURL = base + "/mpesa/balance/timeout" + suffix
         configuration.c2bShortcode = self.c2bShortcode
         configuration.c2bInitiatorName = self.c2bInitiatorName
         configuration.c2bSecurityCredential = self.c2bSecurityCredential
@@ -145,6 +151,8 @@ extension MPesaSettings {
         self.allowedCIDRs = try reader.list("MPESA_ALLOWED_CIDRS", problem: CIDR.refusal, CIDR.init)
         self.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.requestTimeout, in: 100...55_000)
         self.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: self.reconcileInterval, in: 1...3600)
+        let floatSeconds = try reader.integer("MPESA_FLOAT_CHECK_SECONDS", default: 900, in: 0...86_400)
+        self.floatCheckInterval = floatSeconds == 0 ? nil : .seconds(max(10, floatSeconds))
         self.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: self.payoutReviewAfterChecks, in: 1...1000)
         self.payoutReviewAfter = .seconds(
             3600 * (try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_HOURS", default: Int(self.payoutReviewAfter.components.seconds / 3600), in: 1...720))

@@ -126,6 +126,7 @@ extension MPesaService {
             case .credited:
                 self.metrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "credited")])
                 self.logger.info("paybill payment confirmed by Safaricom; credited", metadata: metadata)
+                self.moneyMoved(.in, payment.amount)
                 return .credited
             case .suspense(let reason):
                 self.metrics.count("mpesa_paybill_total", [("kind", "verified"), ("outcome", "suspense")])

@@ -116,8 +116,10 @@ public final class OutboxSender: Service, Sendable {
             self.logger.warning("outbox claim not renewed; left for later", metadata: ["outbox": .stringConvertible(id), "error": .string(safeDescription(of: error))])
             return .skipped
         }
+        let start = ContinuousClock.now
         do {
             let status = try await self.client.send(to: claimed.recipient.international, message: text)
+            self.timeSend(since: start, status.accepted ? "accepted" : "refused")
             if status.accepted {
                 await self.record(claimed) { try await $0.markSent($1, messageID: status.messageID, providerStatus: status.status) }
                 return .sent
@@ -125,8 +127,14 @@ public final class OutboxSender: Service, Sendable {
             let reason = "\(status.statusCode) \(status.status)"
             return await status.transient ? self.retry(claimed, reason: reason) : self.fail(claimed, reason: reason)
         } catch {
+            self.timeSend(since: start, "error")
             return await error.transient ? self.retry(claimed, reason: error.description) : self.fail(claimed, reason: error.description)
         }
+    }
+
+    /// `sms_send_duration_seconds{outcome}`: the provider's answer time, accepted, refused or none.
+    private func timeSend(since start: ContinuousClock.Instant, _ outcome: String) {
+        self.metrics.timer("sms_send_duration_seconds", [("outcome", outcome)]).record(duration: ContinuousClock.now - start)
     }
 
     private func retry(_ claimed: Outbox.Claimed, reason: String) async -> Outcome {

@@ -12,6 +12,7 @@ public struct DarajaRequestRules: Sendable {
     public static let b2c = "/mpesa/b2c/v3/paymentrequest"
     public static let transactionStatus = "/mpesa/transactionstatus/v1/query"
     public static let registerC2B = "/mpesa/c2b/v2/registerurl"
+    public static let accountBalance = "/mpesa/accountbalance/v1/query"
 
     public var shortcode: String
     public var passkey: String
@@ -40,6 +41,7 @@ public struct DarajaRequestRules: Sendable {
             "Remarks", "Occasion",
         ],
         registerC2B: ["ShortCode", "ResponseType", "ConfirmationURL", "ValidationURL"],
+        accountBalance: ["Initiator", "SecurityCredential", "CommandID", "PartyA", "IdentifierType", "Remarks", "QueueTimeOutURL", "ResultURL"],
     ]
 
     /// What a Transaction Status query names: a B2C by our OriginatorConversationID (PartyA the B2C
@@ -65,6 +67,7 @@ public struct DarajaRequestRules: Sendable {
         case Self.b2c: self.checkB2C(&request)
         case Self.transactionStatus: self.checkTransactionStatus(&request)
         case Self.registerC2B: self.checkRegisterC2B(&request)
+        case Self.accountBalance: self.checkAccountBalance(&request)
         default: break
         }
         return request.problems
@@ -148,6 +151,17 @@ public struct DarajaRequestRules: Sendable {
         }
         if request.text("Initiator").isEmpty || request.text("SecurityCredential").isEmpty { request.problems.append("initiator") }
         if request.text("OriginatorConversationID").isEmpty { request.problems.append("OriginatorConversationID") }
+        request.url("ResultURL")
+        request.url("QueueTimeOutURL")
+    }
+
+    /// Account Balance of the B2C shortcode (an organisation: IdentifierType 4).
+    func checkAccountBalance(_ request: inout Checked) {
+        if request.text("CommandID") != "AccountBalance" { request.problems.append("CommandID") }
+        if request.text("IdentifierType") != "4" { request.problems.append("IdentifierType") }
+        if request.text("PartyA") != self.b2cShortcode { request.problems.append("PartyA is not the B2C shortcode") }
+        if request.text("Initiator").isEmpty || request.text("SecurityCredential").isEmpty { request.problems.append("initiator") }
+        if !(2...100).contains(request.text("Remarks").count) { request.problems.append("Remarks not 2-100") }
         request.url("ResultURL")
         request.url("QueueTimeOutURL")
     }

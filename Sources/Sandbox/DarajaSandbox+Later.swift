@@ -12,6 +12,7 @@ extension DarajaSandbox {
     func settle(_ checkout: String, _ push: Push, callbackURL: String) async {
         let (code, description) = push.outcome.result
         if push.outcome.paid {
+            self.state.withLock { $0.workingCents += Int64(push.shillings) * 100 }
             self.inbox.deliver(
                 to: "+" + push.phone, from: "MPESA",
                 text: "\(push.receipt) Confirmed. Ksh\(push.shillings).00 sent to WALLET \(Self.shortcode) for account Wallet on \(Self.handsetDate(Date())). (sandbox)"
@@ -34,6 +35,10 @@ extension DarajaSandbox {
     }
 
     func settle(_ originator: String, conversation: String, _ payment: Payment, resultURL: String, timeoutURL: String) async {
+        let float = self.state.withLock { state -> Int64 in
+            if payment.outcome.paid { state.utilityCents -= Int64(payment.shillings) * 100 }
+            return state.utilityCents
+        }
         if payment.outcome.paid {
             self.inbox.deliver(
                 to: "+" + payment.phone, from: "MPESA",
@@ -53,7 +58,7 @@ extension DarajaSandbox {
                 parameters: [
                     ("TransactionAmount", String(payment.shillings)), ("TransactionReceipt", quoted(payment.receipt)),
                     ("ReceiverPartyPublicName", quoted(payment.phone + " - SANDBOX CUSTOMER")), ("TransactionCompletedDateTime", quoted(Self.resultDate(Date()))),
-                    ("B2CUtilityAccountAvailableFunds", "1000000.00"), ("B2CRecipientIsRegisteredCustomer", quoted("Y")),
+                    ("B2CUtilityAccountAvailableFunds", Self.decimal(float)), ("B2CRecipientIsRegisteredCustomer", quoted("Y")),
                 ]
             )
             await self.callback(resultURL, body, what: "B2C result")

@@ -64,6 +64,10 @@ public final class DarajaSandbox: Sendable {
         /// The paybill's confirmation and validation URLs: registered, or the gateway's own.
         var c2bURLs: (confirmation: String, validation: String)?
         var sequence = 0
+        /// The simulated shortcodes' accounts, in cents: payouts draw on the B2C utility account
+        /// (the float), paid pushes and paybill payments land in the working account.
+        var utilityCents: Int64 = DarajaSandbox.startingFloat
+        var workingCents: Int64 = 0
     }
 
     /// How long the simulated customer takes to answer a prompt, and Safaricom to pay out.
@@ -102,6 +106,7 @@ public final class DarajaSandbox: Sendable {
         router.get(RouterPath(Self.pathPrefix + "/oauth/v1/generate")) { request, _ -> Response in self.oauth(request) }
         for path in [
             DarajaRequestRules.stkPush, DarajaRequestRules.stkQuery, DarajaRequestRules.b2c, DarajaRequestRules.transactionStatus, DarajaRequestRules.registerC2B,
+            DarajaRequestRules.accountBalance,
         ] {
             router.post(RouterPath(Self.pathPrefix + path)) { request, _ -> Response in
                 let body = try await request.body.collect(upTo: 64 * 1024)
@@ -142,6 +147,7 @@ public final class DarajaSandbox: Sendable {
         case DarajaRequestRules.stkPush: return self.stkPush(json)
         case DarajaRequestRules.stkQuery: return self.stkQuery(json)
         case DarajaRequestRules.b2c: return self.b2c(json)
+        case DarajaRequestRules.accountBalance: return self.accountBalance(json)
         case DarajaRequestRules.registerC2B:
             self.state.withLock { $0.c2bURLs = (json["ConfirmationURL"]?.string ?? "", json["ValidationURL"]?.string ?? "") }
             return Self.json(200, #"{"OriginatorCoversationID":"sandbox-\#(Self.randomToken(8))","ResponseCode":"0","ResponseDescription":"Success"}"#)

@@ -31,6 +31,9 @@ public struct USSDHop: Sendable {
     /// See ``Form``. Holds PINs: never log or store it.
     public let text: String
     public let form: Form
+    /// The aggregator whose dialect brought the hop (``CanonicalHop/Provider``'s name): a label of
+    /// the hop's metrics, never part of its session.
+    public var provider = CanonicalHop.Provider.africastalking.rawValue
 
     /// An Africa's Talking hop: the whole path in `text`.
     public init(sessionId: String, msisdn: MSISDN, serviceCode: String, text: String) {
@@ -66,8 +69,10 @@ public struct USSDHop: Sendable {
     func asFirst(dialled serviceCode: String) -> USSDHop {
         var sequence: Int?
         if case .latestInput(let number, _) = self.form { sequence = number }
-        return USSDHop(
+        var first = USSDHop(
             sessionId: self.sessionId, msisdn: self.msisdn, serviceCode: serviceCode, text: "", form: .latestInput(sequence: sequence, first: true))
+        first.provider = self.provider
+        return first
     }
 }
 
@@ -91,6 +96,7 @@ extension USSDHop {
         } else {
             self.init(sessionId: sessionId, msisdn: msisdn, serviceCode: "", text: hop.input, form: .latestInput(sequence: hop.sequence, first: false))
         }
+        self.provider = hop.provider.rawValue
     }
 
     /// The session's key: `<provider>-<session id>`, so two aggregators' ids never meet. Africa's

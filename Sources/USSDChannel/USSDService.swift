@@ -94,8 +94,9 @@ public final class USSDService: Sendable {
         let start = ContinuousClock.now
         var outcome = (screen: "-", kind: "error")
         defer {
-            self.metrics.counter("ussd_hops_total", [("screen", outcome.screen), ("outcome", outcome.kind)]).increment()
-            self.metrics.timer("ussd_hop_duration_seconds", [("outcome", outcome.kind)]).record(duration: ContinuousClock.now - start)
+            self.metrics.counter("ussd_hops_total", [("provider", hop.provider), ("screen", outcome.screen), ("outcome", outcome.kind)]).increment()
+            self.metrics.timer("ussd_hop_duration_seconds", [("provider", hop.provider), ("outcome", outcome.kind)])
+                .record(duration: ContinuousClock.now - start)
         }
         var facts = HopFacts()
         guard self.planner.serves(hop) else {

@@ -32,7 +32,7 @@ public func buildApplication(
     let mpesa = parts.mobileMoney()
     let actions = WalletActions(
         wallet: parts.wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: parts.graph.document.tariff, httpActions: parts.httpActions(),
-        plan: config.numberingPlan
+        plan: config.numberingPlan, metrics: parts.metrics
     )
     let workers = ActionWorkers()
     let ussd = parts.ussdService(actions: actions, workers: workers)
@@ -66,6 +66,12 @@ public func buildApplication(
         mpesa: config.sandbox.mpesa ? .sandbox : mpesa != nil ? .configured : .notConfigured,
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
+    services.append(
+        OperationsGauges(
+            health: health, book: parts.book, metrics: parts.metrics, probeInterval: config.dependencyProbeInterval,
+            snapshotInterval: config.operationsGaugesInterval, certificates: config.certificateFiles, logger: parts.logger
+        )
+    )
     if let admin = parts.admin(health, public: router, hops: hops, onAdminRunning: onAdminRunning) { services.append(admin) }
     parts.callbackRoutes(on: router, hops: hops, ussd: ussd, mpesa: mpesa, sms: sms)
     if let mpesa { services.append(mpesa) }
@@ -89,8 +95,8 @@ extension MPesaService {
     public static func make(config: GatewayConfig, book: MPesaBook, http: CurlClient, metrics: MetricCache, logger: Logger) -> MPesaService? {
         config.mpesa.daraja(publicBaseURL: config.publicBaseURL, callbackToken: config.mpesaToken).map { daraja in
             MPesaService(
-                daraja: DarajaClient(configuration: daraja, http: http, logger: logger), book: book, stkDelay: config.mpesa.stkDelay,
-                reconcileInterval: config.mpesa.reconcileInterval,
+                daraja: DarajaClient(configuration: daraja, http: http, logger: logger, metrics: metrics), book: book, stkDelay: config.mpesa.stkDelay,
+                reconcileInterval: config.mpesa.reconcileInterval, floatCheckInterval: config.mpesa.floatCheckInterval,
                 payoutReview: (config.mpesa.payoutReviewAfterChecks, config.mpesa.payoutReviewAfter),
                 paybillUnconfirmedAfter: config.mpesa.c2bUnconfirmedAfter, paybill: config.mpesa.paybillRules, metrics: metrics, logger: logger
             )

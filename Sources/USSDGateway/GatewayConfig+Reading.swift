@@ -22,6 +22,8 @@ extension GatewayConfig {
         self.logLevel = try reader.oneOf("LOG_LEVEL", default: self.logLevel)
         self.menusPath = try reader.string("MENUS_PATH", default: self.menusPath)
         self.shutdownTimeout = try reader.seconds("SHUTDOWN_TIMEOUT_SECONDS", default: self.shutdownTimeout, in: 1...3600)
+        self.dependencyProbeInterval = try reader.seconds("DEPENDENCY_PROBE_SECONDS", default: self.dependencyProbeInterval, in: 1...300)
+        self.operationsGaugesInterval = try reader.seconds("OPERATIONS_GAUGES_SECONDS", default: self.operationsGaugesInterval, in: 1...3600)
     }
 
     /// The countries whose numbers are served.

@@ -63,6 +63,11 @@ public struct GatewayConfig: Sendable {
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
     /// (under Kubernetes' 30-second termination grace period).
     public var shutdownTimeout = Duration.seconds(25)
+    /// `DEPENDENCY_PROBE_SECONDS` (default 5): how often each replica probes Redis and Postgres for
+    /// `gateway_dependency_up`. `OPERATIONS_GAUGES_SECONDS` (default 15): how often it reads the
+    /// outbox, payouts, deposits, review queue and float for their gauges (``OperationsGauges``).
+    public var dependencyProbeInterval = Duration.seconds(5)
+    public var operationsGaugesInterval = Duration.seconds(15)
 
     /// The USSD channel's sessions, hops, limits and aggregators (``USSDSettings``).
     public var ussd = USSDSettings()

@@ -43,14 +43,21 @@ struct HealthRoutes {
         hops.add(.get, "/healthz") { _ in .text("ok\n") }
     }
 
-    /// 200 when Redis answers PING and Postgres `SELECT 1`; otherwise 503 naming what failed.
-    func readiness() async throws -> Response {
+    /// Each dependency and what is wrong with it (nil when it answered): Redis `PING` and Postgres
+    /// `SELECT 1`, each within ``checkTimeout``. Also what the dependency probe reports as
+    /// `gateway_dependency_up` (``OperationsGauges``).
+    func dependencyProblems() async -> [(name: String, problem: String?)] {
         async let redisCheck = self.check { try await self.redis.ping() }
         async let postgresCheck = self.check {
             let rows = try await self.postgres.query("SELECT 1")
             return try rows.single()?.decode(Int.self, column: 0) == 1
         }
-        let results = [("redis", await redisCheck), ("postgres", await postgresCheck)]
+        return [("redis", await redisCheck), ("postgres", await postgresCheck)]
+    }
+
+    /// 200 when Redis answers PING and Postgres `SELECT 1`; otherwise 503 naming what failed.
+    func readiness() async throws -> Response {
+        let results = await self.dependencyProblems()
         let failed = results.filter { $0.1 != nil }
         let lines = results.map { name, problem in "\(name): \(problem ?? "ok")" } + [
             "mpesa: \(self.mpesa.rawValue)", "sms: \(self.sms.rawValue)",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Basics
 import Curl
 import Foundation
+import GatewayTelemetry
 import Logging
 import Menus
 import Postgres
@@ -35,11 +36,14 @@ struct ConfigOptions: ParsableArguments {
 
 func bootstrapLogging(_ config: GatewayConfig) {
     let level = config.logLevel
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
+    // Every line written inside a traced request names its trace (`trace_id`, ``HopTrace``).
+    LoggingSystem.bootstrap(
+        { label, provider in
+            var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+            handler.logLevel = level
+            return handler
+        }, metadataProvider: HopTrace.metadataProvider
+    )
 }
 
 func refusal(_ problem: String) -> ExitCode {

@@ -52,6 +52,8 @@ final class FakeDaraja: Sendable {
     struct Request: Sendable {
         let path: String
         let json: [String: JSONValue]
+        /// The W3C trace context the call carried, if any.
+        var traceparent: String? = nil
     }
 
     /// A payment M-Pesa knows, as Transaction Status reports it.
@@ -392,7 +394,8 @@ final class FakeDaraja: Sendable {
         if !problems.isEmpty {
             return self.refuse(problems.joined(separator: "; "), status: 400, code: "400.002.02", message: "Bad Request - " + problems[0])
         }
-        self.state.withLock { $0.requests.append(Request(path: path, json: json)) }
+        let traceparent = request.headers[HTTPField.Name("traceparent")!]
+        self.state.withLock { $0.requests.append(Request(path: path, json: json, traceparent: traceparent)) }
         switch path {
         case "/mpesa/stkpush/v1/processrequest":
             switch self.next(\.stk) {

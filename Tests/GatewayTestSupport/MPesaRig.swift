@@ -41,6 +41,8 @@ struct MPesaRig {
             config.mpesa.c2bSecurityCredential = FakeDaraja.c2bCredential
             config.mpesa.stkDelay = .milliseconds(50)
             config.mpesa.reconcileInterval = .seconds(3600)
+            // The fake knows no Account Balance: the float is the sandbox's (MonitoringTests).
+            config.mpesa.floatCheckInterval = nil
             adjust(&config)
         }
         return MPesaRig(fake: fake, harness: harness)

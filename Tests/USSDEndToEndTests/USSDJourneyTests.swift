@@ -30,8 +30,8 @@ import Wallet
             #expect(try await phone.dial() == "CON Welcome! We keep your name, number and payments to run your wallet (privacy notice: *384*96*7#). Enter your full name")
             _ = try await phone.repeatLast()
         }
-        let hops = try recorded.expectCounter("ussd_hops_total", [("screen", "reg.name"), ("outcome", "con")])
-        let replays = try recorded.expectCounter("ussd_hops_total", [("screen", "reg.name"), ("outcome", "replay")])
+        let hops = try recorded.expectCounter("ussd_hops_total", [("provider", "africastalking"), ("screen", "reg.name"), ("outcome", "con")])
+        let replays = try recorded.expectCounter("ussd_hops_total", [("provider", "africastalking"), ("screen", "reg.name"), ("outcome", "replay")])
         #expect(hops.totalValue == 1 && replays.totalValue == 1)
         #expect(recorded.counters(label: "ussd_hops_total").count == 2, "no hop of another test")
         await harness.finish()
@@ -99,7 +99,7 @@ import Wallet
             #expect(try await phone.repeatLast() == done, "byte for byte")
             #expect(try await phone.repeatLast() == done)
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
-            #expect(metrics.contains("ussd_hops_total{screen=\"send.done\",outcome=\"end\"}"), "hops by screen and outcome")
+            #expect(metrics.contains("ussd_hops_total{provider=\"africastalking\",screen=\"send.done\",outcome=\"end\"}"), "hops by screen and outcome")
             #expect(metrics.contains("outcome=\"replay\"") && metrics.contains("ussd_hop_duration_seconds_bucket"))
             #expect(metrics.contains("ussd_active_sessions"))
         }

@@ -113,6 +113,9 @@ struct HostileBodies {
     static let b2c =
         #"{"Result":{"ResultType":$,"ResultCode":$,"ResultDesc":$,"OriginatorConversationID":$,"ConversationID":$,"TransactionID":$,"ResultParameters":{"ResultParameter":[{"Key":"TransactionAmount","Value":$},{"Key":"TransactionReceipt","Value":$},{"Key":"TransactionStatus","Value":$},{"Key":"ReceiptNo","Value":$}]}}}"#
 
+    static let balance =
+        #"{"Result":{"ResultType":$,"ResultCode":$,"ResultDesc":$,"OriginatorConversationID":$,"ConversationID":$,"TransactionID":$,"ResultParameters":{"ResultParameter":[{"Key":"AccountBalance","Value":$},{"Key":"BOCompletedTime","Value":$}]}}}"#
+
     /// Thousands of generated bodies against every provider route: none gets a 5xx, none crashes the
     /// process (a trap would end this test run), no money moves, and the gateway still answers.
     @Test func thousandsOfRandomAndMutatedBodiesGetNoServerError() async throws {
@@ -143,8 +146,17 @@ struct HostileBodies {
                 try await post("/mpesa/stk/callback", bodies.json(Self.stk, valid: [#""1""#, #""ws_CO_fuzz""#, "0", #""ok""#, "100.00", #""NLJ7RT61SV""#, "20191219102115", "254712345678"]), json: true)
                 try await post("/mpesa/b2c/result", bodies.json(Self.b2c, valid: ["0", "0", #""ok""#, #""fuzz-payout""#, #""AG_1""#, #""SG6""#, "100", #""SG632NMUAB""#, #""Completed""#, #""SG6""#]), json: true)
                 try await post("/mpesa/b2c/timeout", bodies.json(Self.b2c, valid: ["0", "1", #""timeout""#, #""fuzz-payout""#, #""AG_1""#, #""""#, "100", "null", "null", "null"]), json: true)
+                try await post(
+                    "/mpesa/balance/result",
+                    bodies.json(
+                        Self.balance,
+                        valid: [
+                            "0", "0", #""ok""#, #""fuzz-balance""#, #""AG_bal""#, #""SG6""#,
+                            #""Working Account|KES|100.00|100.00|0.00|0.00&Utility Account|KES|5000.50|5000.50|0.00|0.00""#, "20261207120000",
+                        ]),
+                    json: true)
                 if round % 3 == 0 {
-                    let path = bodies.pick(["/ussd/africastalking", "/sms/africastalking/inbound", "/mpesa/stk/callback", "/mpesa/b2c/result"])
+                    let path = bodies.pick(["/ussd/africastalking", "/sms/africastalking/inbound", "/mpesa/stk/callback", "/mpesa/b2c/result", "/mpesa/balance/result"])
                     try await post(path, bodies.noise(), json: path.hasPrefix("/mpesa"))
                 }
             }
