@@ -31,7 +31,7 @@ module() {
 module Basics Sources/Basics/*.swift
 module Menus Sources/Menus/*.swift
 module AfricasTalking Sources/AfricasTalking/{AfricasTalkingUSSDHop,AfricasTalkingUSSDEvent,AfricasTalkingInboundSMS,AfricasTalkingDeliveryReport}.swift
-module MPesa Sources/MPesa/{DarajaCallbackMalformed,DarajaField,STKCallback,B2CResult,C2BPayment}.swift
+module MPesa Sources/MPesa/{DarajaCallbackMalformed,DarajaField,STKCallback,B2CResult,C2BPayment,AccountBalance}.swift
 module USSDDialects Sources/USSDDialects/*.swift
 
 declare -A sources=(

@@ -14,6 +14,12 @@
 #
 # Each throughput phase also prints every tier's CPU per hop (from /proc): what one core of each
 # carries at that cost, so which part saturates first (SCALING.md).
+#
+# A Prometheus (Debian's) scrapes the replicas every second with the shipped alert rules
+# (deploy/monitoring, `for:` shortened to 2 s); the end prints which alerts fired during the faults
+# and why, and fails unless the replica kill, the Redis restart and the Postgres crash each fired
+# their own (GatewayReplicaDown, RedisUnreachable, PostgresUnreachable). MONITORING_PICTURE=FILE.png
+# also draws the dashboard's main panels from the run's series (README's monitoring picture).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +74,8 @@ export REDIS_URL="$redis_url" DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/s
 export PERSONAL_DATA_KEY="1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export PERSONAL_DATA_KEYS_URL="postgres://ussd@127.0.0.1:$pg_port/scale_bench_keys"
 export LOG_LEVEL=warning USSD_RATE_LIMIT_PER_MINUTE=0 RESUME_WINDOW_SECONDS=0 MENUS_PATH="$PWD/menus.json"
+# Each replica probes Redis and Postgres every second (gateway_dependency_up), for the Prometheus below.
+export DEPENDENCY_PROBE_SECONDS=1
 "$bin" migrate 2>/dev/null
 "$bench" seed --customers "$CUSTOMERS" 2>&1 | grep -v 'applied migration' >&2
 # The schema's owner migrated and seeded; the gateway serves as its own login, as in production.
@@ -93,6 +101,28 @@ for index in 1 2 3; do
     while [ "${admin_ports[$index]}" = "${http_ports[$index]}" ]; do admin_ports[$index]=$(free_port); done
     start_replica "$index"
 done
+
+# Debian's Prometheus scraping every replica's /metrics each second with the shipped rules
+# (deploy/monitoring), their `for:` durations shortened to 2 s so that a fault of a few seconds
+# fires its alert; a watcher keeps each alert that fires, with its summary, for the report.
+prom_port=$(free_port)
+mkdir -p "$scratch/prometheus"
+for rules in alerts slo dashboard-queries; do
+    sed -E 's/^( +)for: .*/\1for: 2s/' "deploy/monitoring/$rules.yml" > "$scratch/prometheus/$rules.yml"
+done
+{
+    printf 'global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [alerts.yml, slo.yml, dashboard-queries.yml]\n'
+    printf 'scrape_configs:\n  - job_name: ussd-gateway\n    static_configs:\n      - targets: ["127.0.0.1:%s", "127.0.0.1:%s", "127.0.0.1:%s"]\n' \
+        "${admin_ports[1]}" "${admin_ports[2]}" "${admin_ports[3]}"
+} > "$scratch/prometheus/prometheus.yml"
+prometheus --config.file="$scratch/prometheus/prometheus.yml" --storage.tsdb.path="$scratch/prometheus/data" \
+    --web.listen-address="127.0.0.1:$prom_port" --log.level=warn 2>>"$scratch/prometheus.log" &
+pids+=($!)
+prom_url="http://127.0.0.1:$prom_port"
+for _ in $(seq 1 100); do curl -fsS -o /dev/null "$prom_url/-/ready" 2>/dev/null && break; sleep 0.1; done
+python3 scripts/scale-monitor.py watch "$prom_url" "$scratch/alerts.jsonl" &
+pids+=($!)
+run_start=$(date +%s)
 
 haproxy_port=$(free_port)
 start_haproxy() {
@@ -175,8 +205,10 @@ echo "== faults, 3 replicas, ${FAULT_SECONDS}s: replica 2 SIGKILLed and restarte
 "$bench" handsets --url "$url" --concurrency "$CONCURRENCY" --seconds "$FAULT_SECONDS" --customers "$CUSTOMERS" --outcomes "$outcomes" > "$scratch/faults.out" 2>&1 &
 load=$!
 quarter=$((FAULT_SECONDS / 4))
+# Each fault's time, for the alerts' report.
+fault() { echo "$(date +%s.%N) $1" >> "$scratch/faults.txt"; }
 sleep "$quarter"
-log "SIGKILL replica 2"; kill -9 "${replica_pids[2]}"; sleep 2; start_replica 2; log "replica 2 back"
+fault replica; log "SIGKILL replica 2"; kill -9 "${replica_pids[2]}"; sleep 5; start_replica 2; log "replica 2 back"
 sleep "$quarter"
 if [ "$REDIS_MODE" = cluster ]; then
     # The primary of slot 0, killed as a crash would; the cluster promotes its replica after the
@@ -185,7 +217,7 @@ if [ "$REDIS_MODE" = cluster ]; then
     for node in "$scratch"/redis-cluster/node*; do
         if redis-cli -p "$(cat "$node/port")" cluster nodes | grep -q 'myself,master.* 0-'; then victim=$node; fi
     done
-    log "SIGKILL the Redis primary on :$(cat "$victim/port")"; kill -9 "$(cat "$victim/redis.pid")"
+    fault redis; log "SIGKILL the Redis primary on :$(cat "$victim/port")"; kill -9 "$(cat "$victim/redis.pid")"
     for _ in $(seq 1 100); do
         other=$(ls -d "$scratch"/redis-cluster/node* | grep -v "^$victim\$" | head -1)
         redis-cli -p "$(cat "$other/port")" cluster info | grep -q cluster_state:ok \
@@ -195,10 +227,10 @@ if [ "$REDIS_MODE" = cluster ]; then
     log "a replica serves its slots"
     rm -f "$victim/redis.pid"; bash scripts/services.sh start-redis "$victim" "$(cat "$victim/port")"; log "the old primary is back as a replica"
 else
-    log "restarting Redis"; bash scripts/services.sh stop-redis "$scratch/redis"; bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"; log "Redis back"
+    fault redis; log "restarting Redis (down 6 s)"; bash scripts/services.sh stop-redis "$scratch/redis"; sleep 6; bash scripts/services.sh start-redis "$scratch/redis" "$redis_port"; log "Redis back"
 fi
 sleep "$quarter"
-log "crashing Postgres"; bash scripts/services.sh crash-postgres "$scratch/postgres"; sleep 1
+fault postgres; log "crashing Postgres (down 6 s)"; bash scripts/services.sh crash-postgres "$scratch/postgres"; sleep 6
 bash scripts/services.sh start-postgres "$scratch/postgres" "$pg_port"; log "Postgres back"
 wait "$load" || { cat "$scratch/faults.out" >&2; exit 1; }
 grep -v 'applied migration' "$scratch/faults.out"
@@ -236,3 +268,13 @@ for name, (value, expected) in checks.items():
     print("%-45s %6d %s" % (name, value, "ok" if ok else "FAILED"))
 sys.exit(1 if failed else 0)
 PY
+
+echo "== alerts (Prometheus with the shipped rules, each replica scraped every second)"
+sleep 3
+python3 scripts/scale-monitor.py report "$scratch/alerts.jsonl" "$scratch/faults.txt"
+# MONITORING_PICTURE=docs/monitoring.png: the dashboard's main panels drawn from this run's series
+# (the README's picture), with matplotlib from PyPI in .build/monitoring-tools.
+if [ -n "${MONITORING_PICTURE:-}" ]; then
+    [ -x .build/monitoring-tools/bin/python ] || { python3 -m venv .build/monitoring-tools && .build/monitoring-tools/bin/pip install -q matplotlib==3.9.2; }
+    .build/monitoring-tools/bin/python scripts/scale-monitor.py picture "$prom_url" "$run_start" "$(date +%s)" "$MONITORING_PICTURE" "$scratch/faults.txt" "$scratch/alerts.jsonl"
+fi

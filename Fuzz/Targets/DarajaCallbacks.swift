@@ -26,6 +26,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(JSONValue.parse(Array(result.raw.utf8)) != nil, "a stored body that is not JSON")
         precondition(result.resultCodeName == nil || (result.resultCode == -1 && result.outOfRange == "ResultCode"), "a named result code taken as a number")
         precondition(!result.succeeded || result.resultCode == 0, "success without ResultCode 0")
+        // An Account Balance answer (the float): accounts bounded, amounts in cents that fit.
+        if let accounts = try? AccountBalance.accounts(result.parameters["AccountBalance"]) {
+            precondition((1...16).contains(accounts.count), "an unbounded list of accounts")
+            for account in accounts {
+                precondition((1...64).contains(account.name.utf8.count) && account.currency.utf8.count == 3, "an account outside its columns")
+                precondition(abs(account.cents) < 10_000_000_000_000_00, "an amount outside its range")
+            }
+        }
+        _ = AccountBalance.completedTime(result.parameters["BOCompletedTime"])
         if let answer = try? TransactionStatusAnswer(result) {
             if let cents = answer.cents { precondition(cents > 0 && cents <= 100_000_000_000, "an amount outside its range") }
             for party in [answer.creditParty, answer.debitParty].compactMap({ $0 }) {

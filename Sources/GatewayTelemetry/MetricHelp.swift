@@ -62,6 +62,7 @@ public enum MetricHelp {
         "mpesa_review_oldest_age_seconds": "Age of the oldest provider report waiting for review, by kind.",
         "mpesa_float_balance": "The B2C utility account's balance at Daraja's last Account Balance answer, in whole currency units: the float payouts draw on.",
         "mpesa_float_reported_timestamp_seconds": "When Daraja's last Account Balance answer was completed, in Unix time.",
+        "mpesa_float_watched": "Whether this replica asks Daraja for the float on a schedule (1) or not (0: M-Pesa not configured or MPESA_FLOAT_CHECK_SECONDS=0).",
         "mpesa_float_queries_total": "Account Balance queries sent to Daraja, by outcome.",
         // Callbacks and HTTP actions.
         "callback_refusals_total": "Provider callbacks refused (bad token, address or body), by route pattern.",

@@ -69,7 +69,8 @@ public func buildApplication(
     services.append(
         OperationsGauges(
             health: health, book: parts.book, metrics: parts.metrics, probeInterval: config.dependencyProbeInterval,
-            snapshotInterval: config.operationsGaugesInterval, certificates: config.certificateFiles, logger: parts.logger
+            snapshotInterval: config.operationsGaugesInterval, certificates: config.certificateFiles,
+            floatWatched: mpesa != nil && config.mpesa.floatCheckInterval != nil, logger: parts.logger
         )
     )
     if let admin = parts.admin(health, public: router, hops: hops, onAdminRunning: onAdminRunning) { services.append(admin) }

@@ -21,10 +21,14 @@ struct OperationsGauges: Service {
     let snapshotInterval: Duration
     /// Certificate files by the name the gauge gives them (`redis_ca`, `redis_client`, `postgres_root`, ...).
     let certificates: [String: String]
+    /// Whether this replica asks Daraja for the float (`mpesa_float_watched`): the float-unknown
+    /// alert applies only then.
+    var floatWatched = false
     let logger: Logger
 
     func run() async throws {
         self.recordCertificates()
+        self.metrics.gauge("mpesa_float_watched").record(self.floatWatched ? 1 : 0)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.every(self.probeInterval) { await self.probe() } }
             group.addTask {

@@ -130,11 +130,11 @@ import Wallet
         ("Utility Account|KES|-12.05|0.00", [-1205]),
     ])
     func accountBalanceIsReadAccountByAccount(_ text: String, _ cents: [Int64]) throws {
-        #expect(try FloatAnswer.accounts(.string(text)).map(\.available.cents) == cents)
+        #expect(try AccountBalance.accounts(.string(text)).map(\.cents) == cents)
     }
 
     @Test(arguments: ["", "Utility Account", "Utility Account|kes|1.00", "Utility Account|KES|1.001", "Utility Account|KES|1e9", "Utility\nAccount|KES|1.00", "|KES|1.00"])
     func malformedAccountBalancesAreRefused(_ text: String) {
-        #expect(throws: DarajaCallbackMalformed.self) { _ = try FloatAnswer.accounts(.string(text)) }
+        #expect(throws: DarajaCallbackMalformed.self) { _ = try AccountBalance.accounts(.string(text)) }
     }
 }
