@@ -113,6 +113,26 @@ import TestSupport
         }
     }
 
+    /// `smtp://` to a host that is not loopback must upgrade to TLS: against a server that offers no
+    /// STARTTLS (this one) nothing is sent. (0.0.0.0 reaches this machine on Linux, but is not a
+    /// loopback name, so the client holds it to the rule.)
+    @Test func plainSMTPToAnotherHostIsNeverSent() async throws {
+        try await Self.withServer { port, mailbox in
+            let http = CurlClient()
+            let (message, _) = Self.mail("secret figures", port: port)
+            let server = try MailServer(url: "smtp://reporter:mail-pass@0.0.0.0:\(port)")
+            #expect(server.security == .startTLS)
+            do {
+                try await http.sendMail(message, via: server, timeout: .seconds(10))
+                Issue.record("sent in the clear")
+            } catch let error as CurlError {
+                #expect(error.code == .tls && error.operation == .mail, "\(error)")
+            }
+            await http.shutdown()
+            #expect(mailbox.messages().isEmpty)
+        }
+    }
+
     /// The mailbox keeps the newest messages only.
     @Test func keptMessagesAreBounded() async throws {
         try await Self.withServer { port, mailbox in
