@@ -147,7 +147,8 @@ let package = Package(
         // Work requests hand on to a service that owns it until graceful shutdown.
         .target(name: "Jobs", dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         // The embedded sandbox of a development gateway: simulated Daraja and Africa's Talking
-        // messaging, the handsets' inboxes and the browser phone. Never switched on in production.
+        // messaging, the handsets' inboxes, a mail server that keeps what it is sent, and the
+        // browser phone. Never switched on in production.
         .target(
             name: "Sandbox",
             dependencies: [
@@ -155,6 +156,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -311,7 +314,9 @@ let package = Package(
         // The gateway as one process: configuration, production refusals, the edge, hostile input, the sandbox, the operator's commands.
         .testTarget(
             name: "USSDGatewayTests",
-            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
+            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies + [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         // The USSD channel end to end: every aggregator's journeys, sessions, replicas, PIN keys, jobs.
         .testTarget(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make deploy-check`: validates deploy/ offline. The Kubernetes manifests against the Kubernetes
 # schemas (kubernetes-validate, strict), the Containerfile with hadolint, haproxy.cfg with
-# `haproxy -c` (reading a throwaway certificate), the systemd unit with `systemd-analyze verify` (in a scratch root holding a stand-in
+# `haproxy -c` (reading a throwaway certificate), the systemd units with `systemd-analyze verify` (in a scratch root holding a stand-in
 # binary), compose.yaml with `docker compose config` where a compose binary exists, the
 # cross-file rules of scripts/deploy_check.py, and deploy/monitoring with scripts/monitoring.py
 # (promtool's checks and rule tests when promtool is installed). Tools come from PyPI (into
@@ -70,7 +70,7 @@ for stand_in in "$root/opt/ussd-gateway/ussd-gateway" "$root/usr/bin/pgbackrest"
 done
 cp deploy/systemd/* "$root/etc/systemd/system/"
 output=$(systemd-analyze verify --root="$root" ussd-gateway.service ussd-ledger-backup-full.timer ussd-ledger-backup-diff.timer \
-    ussd-ledger-backup@full.service ussd-ledger-backup@diff.service 2>&1) || { printf '%s\n' "$output" >&2; exit 1; }
+    ussd-ledger-backup@full.service ussd-ledger-backup@diff.service ussd-gateway-daily-report.service ussd-gateway-daily-report.timer 2>&1) || { printf '%s\n' "$output" >&2; exit 1; }
 # Unknown keys are only warnings to systemd; here they fail.
 if [ -n "$output" ]; then printf '%s\n' "$output" >&2; exit 1; fi
 

@@ -35,5 +35,6 @@ if [ "$DATABASE_URL" = "postgres://ussd@127.0.0.1:$PG_PORT/ussd" ]; then
     export PERSONAL_DATA_KEYS_URL=${PERSONAL_DATA_KEYS_URL:-postgres://ussd_gateway@127.0.0.1:$PG_PORT/ussd_keys}
 fi
 echo "run: the gateway logs in as ussd_gateway (ussd_app); the owner ($owner_url) is for migrate. Staff: DATABASE_URL=postgres://ops_amina@127.0.0.1:$PG_PORT/ussd $bin customer reset-pin 0712345678 --reason '...'" >&2
+echo "run: the morning report by mail: ENVIRONMENT=development DATABASE_URL=postgres://ussd_audit@127.0.0.1:$PG_PORT/ussd $bin report daily --email; it lands at http://$HTTP_HOST:$HTTP_PORT/sandbox/mail (SMTP on 127.0.0.1:${SANDBOX_SMTP_PORT:-2525}, unless REPORT_SMTP_URL is set)" >&2
 echo "run: serving on http://$HTTP_HOST:$HTTP_PORT, the browser phone at http://$HTTP_HOST:$HTTP_PORT/simulator (Redis :$REDIS_PORT, Postgres :$PG_PORT; Ctrl-C stops, make stop stops the servers)" >&2
 exec "$bin" serve

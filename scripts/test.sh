@@ -44,6 +44,9 @@ export DATABASE_URL="postgres://ussd@127.0.0.1:$pg_port/ussd"
 # The CA is trusted only by rediss:// URLs: the plain REDIS_URL ignores it.
 export REDIS_TLS_URL=$(cat "$scratch/redis-tls/url")
 export REDIS_CA_FILE="$scratch/redis-tls/ca.pem"
+# The development gateways the tests start keep the sandbox's mail on a free port each, never on
+# 2525, where a `make run` on this machine may listen (ReportMailTests picks its own).
+export SANDBOX_SMTP_PORT=0
 echo "test: Redis on :$redis_port, Redis Cluster at ${REDIS_CLUSTER_URL#redis+cluster://}, TLS Redis on :$(cat "$scratch/redis-tls/port"), Postgres on :$pg_port" >&2
 
 # Whatever the build and the tests leave in the temporary directory (the compiler's scratch files,

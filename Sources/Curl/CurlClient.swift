@@ -4,7 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// An async HTTP client on libcurl's multi interface.
+/// An async HTTP (and SMTP: ``sendMail(_:via:)``) client on libcurl's multi interface.
 ///
 /// One driver thread of its own runs `curl_multi_poll` and every transfer, so hundreds of
 /// requests can be in flight while no Swift concurrency thread waits: callers suspend on a
@@ -22,16 +22,24 @@ public final class CurlClient: Sendable, Service {
 
     /// Sends the request and returns the response; any HTTP status is a response, not an error.
     public func execute(_ request: CurlRequest) async throws -> CurlResponse {
+        try await self.perform { continuation in
+            CurlTransfer(request: request, maximumResponseBytes: self.configuration.maximumResponseBytes, continuation: continuation)
+        }
+    }
+
+    /// Runs the job `make` creates on the driver thread and suspends until it ends; a cancelled
+    /// task cancels its transfer.
+    func perform<Result: Sendable>(_ make: (CheckedContinuation<Result, any Error>) -> any CurlJob) async throws -> Result {
         try Task.checkCancellation()
-        let box = CurlTransferBox()
+        let box = CurlJobBox()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let transfer = CurlTransfer(request: request, maximumResponseBytes: self.configuration.maximumResponseBytes, continuation: continuation)
-                box.transfer.withLock { $0 = transfer }
-                self.driver.submit(transfer)
+                let job = make(continuation)
+                box.job.withLock { $0 = job }
+                self.driver.submit(job)
             }
         } onCancel: {
-            if let transfer = box.transfer.withLock({ $0 }) { self.driver.cancel(transfer) }
+            if let job = box.job.withLock({ $0 }) { self.driver.cancel(job) }
         }
     }
 
@@ -49,9 +57,9 @@ public final class CurlClient: Sendable, Service {
     }
 }
 
-/// Lets the cancellation handler find the transfer the operation created.
-private final class CurlTransferBox: Sendable {
-    let transfer = Mutex<CurlTransfer?>(nil)
+/// Lets the cancellation handler find the job the operation created.
+private final class CurlJobBox: Sendable {
+    let job = Mutex<(any CurlJob)?>(nil)
 }
 
 private enum CurlGlobal {

@@ -4,6 +4,22 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
+/// One transfer the driver runs, of any protocol (an HTTP request, a mail): its easy handle, made
+/// on the driver thread, and how it ends.
+///
+/// From ``CurlDriver/submit(_:)`` on, only the driver thread calls these; each job resumes its
+/// caller once, whichever of ``complete(code:)`` and ``fail(_:)`` comes first.
+protocol CurlJob: AnyObject, Sendable {
+    /// The easy handle while the transfer is on the multi handle.
+    var handle: UnsafeMutableRawPointer? { get }
+    /// Creates and configures the easy handle.
+    func makeHandle(configuration: CurlConfiguration) throws(CurlError) -> UnsafeMutableRawPointer
+    /// libcurl finished the transfer with `code`.
+    func complete(code: CURLcode)
+    /// The transfer ends without libcurl's verdict: cancelled, shut down, or never started.
+    func fail(_ error: any Error)
+}
+
 /// The thread that owns the multi handle and every transfer on it.
 ///
 /// `@unchecked Sendable`: the multi handle and `active` are touched only by the driver thread;
@@ -11,8 +27,8 @@ import Synchronization
 /// libcurl documents as safe from any thread.
 final class CurlDriver: @unchecked Sendable {
     private struct Inbox {
-        var submitted: [CurlTransfer] = []
-        var cancelled: [CurlTransfer] = []
+        var submitted: [any CurlJob] = []
+        var cancelled: [any CurlJob] = []
         var started = false
         var stopping = false
         var stopped = false
@@ -23,7 +39,7 @@ final class CurlDriver: @unchecked Sendable {
     private let logger: Logger
     private let multi: UnsafeMutableRawPointer
     private let inbox = Mutex(Inbox())
-    private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    private var active: [UnsafeMutableRawPointer: any CurlJob] = [:]
 
     init(configuration: CurlConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -50,21 +66,21 @@ final class CurlDriver: @unchecked Sendable {
         curl_multi_cleanup(self.multi)
     }
 
-    func submit(_ transfer: CurlTransfer) {
+    func submit(_ transfer: any CurlJob) {
         let accepted = self.inbox.withLock { inbox -> Bool in
             guard !inbox.stopping else { return false }
             inbox.submitted.append(transfer)
             return true
         }
         guard accepted else {
-            transfer.finish(.failure(CurlError(code: .shutdown, detail: "client shut down")))
+            transfer.fail(CurlError(code: .shutdown, detail: "client shut down"))
             return
         }
         self.start()
         curl_multi_wakeup(self.multi)
     }
 
-    func cancel(_ transfer: CurlTransfer) {
+    func cancel(_ transfer: any CurlJob) {
         let accepted = self.inbox.withLock { inbox -> Bool in
             guard !inbox.stopped else { return false }
             inbox.cancelled.append(transfer)
@@ -104,7 +120,7 @@ final class CurlDriver: @unchecked Sendable {
             for transfer in cancelled {
                 guard let handle = transfer.handle, self.active.removeValue(forKey: handle) != nil else { continue }
                 curl_multi_remove_handle(self.multi, handle)
-                transfer.finish(.failure(CancellationError()))
+                transfer.fail(CancellationError())
             }
             if stopping { break }
 
@@ -129,16 +145,16 @@ final class CurlDriver: @unchecked Sendable {
         }
         for (handle, transfer) in self.active {
             curl_multi_remove_handle(self.multi, handle)
-            transfer.finish(.failure(CurlError(code: .shutdown, detail: "client shut down with the request in flight")))
+            transfer.fail(CurlError(code: .shutdown, detail: "client shut down with the request in flight"))
         }
         self.active = [:]
         for transfer in leftovers {
-            transfer.finish(.failure(CurlError(code: .shutdown, detail: "client shut down")))
+            transfer.fail(CurlError(code: .shutdown, detail: "client shut down"))
         }
         for continuation in waiting { continuation.resume() }
     }
 
-    private func add(_ transfer: CurlTransfer) {
+    private func add(_ transfer: any CurlJob) {
         do {
             let handle = try transfer.makeHandle(configuration: self.configuration)
             let code = curl_multi_add_handle(self.multi, handle)
@@ -147,7 +163,7 @@ final class CurlDriver: @unchecked Sendable {
             }
             self.active[handle] = transfer
         } catch {
-            transfer.finish(.failure(error))
+            transfer.fail(error)
         }
     }
 }

@@ -6,7 +6,7 @@ import CCurl
 ///
 /// `@unchecked Sendable`: created on the caller's task and handed to the driver thread once; from
 /// then on only the driver thread reads or writes it (a cancellation only queues it for the driver).
-final class CurlTransfer: @unchecked Sendable {
+final class CurlTransfer: CurlJob, @unchecked Sendable {
     let request: CurlRequest
     let maximumResponseBytes: Int
     private var continuation: CheckedContinuation<CurlResponse, any Error>?
@@ -83,6 +83,8 @@ final class CurlTransfer: @unchecked Sendable {
         self.releaseHandle()
         continuation.resume(with: result)
     }
+
+    func fail(_ error: any Error) { self.finish(.failure(error)) }
 
     /// Completes from curl's result code for this transfer.
     func complete(code: CURLcode) {

@@ -6,7 +6,8 @@ import Basics
 import ServiceLifecycle
 
 /// The embedded sandbox of a development gateway: a simulated Daraja, a simulated Africa's
-/// Talking messaging API, and the handsets' inboxes, all on the gateway's own listener.
+/// Talking messaging API, and the handsets' inboxes, all on the gateway's own listener; and a
+/// mail server on a loopback port of its own that keeps the reports mailed to it.
 ///
 /// The gateway's real clients are pointed at it (`MPESA_BASE_URL`, `AT_SMS_BASE_URL`), so every
 /// request, callback, reconciliation and delivery report runs as it does live; only the far end
@@ -28,12 +29,15 @@ public final class Sandbox: Service, Sendable {
         public var paybillURLs: (confirmation: String, validation: String)?
         /// Whose numbers the simulated customers and handsets have.
         public var plan: NumberingPlan
+        /// The loopback port of the mail server (``SandboxMailServer``), 0 for a free one; nil: no mail server.
+        public var mailPort: Int?
 
         public init(
             mpesa: Bool, sms: Bool, delay: Duration, deliveryDelay: Duration, deliveryURL: String,
-            paybillURLs: (confirmation: String, validation: String)? = nil, plan: NumberingPlan = .kenya
+            paybillURLs: (confirmation: String, validation: String)? = nil, plan: NumberingPlan = .kenya, mailPort: Int? = nil
         ) {
             self.plan = plan
+            self.mailPort = mailPort
             self.mpesa = mpesa
             self.sms = sms
             self.delay = delay
@@ -48,6 +52,8 @@ public final class Sandbox: Service, Sendable {
     let scheduler = SandboxScheduler()
     let daraja: DarajaSandbox?
     let africasTalking: AfricasTalkingSandbox?
+    /// The mail server, when ``Settings/mailPort`` asks for one.
+    public let mail: SandboxMailServer?
 
     public init(settings: Settings, http: CurlClient, logger: Logger) {
         self.settings = settings
@@ -63,13 +69,15 @@ public final class Sandbox: Service, Sendable {
                 inbox: self.inbox, scheduler: self.scheduler, http: http, deliveryURL: settings.deliveryURL, deliveryDelay: settings.deliveryDelay,
                 logger: logger
             ) : nil
+        self.mail = settings.mailPort.map { SandboxMailServer(port: $0, mailbox: SandboxMailbox(), logger: logger) }
     }
 
-    /// The simulated providers' routes, and `GET /sandbox/inbox?phone=+2547...[&after=N]`: a
-    /// handset's messages as JSON, oldest first.
+    /// The simulated providers' routes, `GET /sandbox/inbox?phone=+2547...[&after=N]`: a
+    /// handset's messages as JSON, oldest first, and the mail routes (``registerMail(on:)``).
     public func register<Context: RequestContext>(on router: Router<Context>) {
         self.daraja?.register(on: router)
         self.africasTalking?.register(on: router)
+        if let mail { Self.registerMail(mail.mailbox, on: router) }
         router.get("/sandbox/inbox") { request, _ -> Response in
             guard let phone = self.phone(request.uri.queryParameters["phone"].map(String.init) ?? "") else {
                 return Response(
@@ -96,7 +104,11 @@ public final class Sandbox: Service, Sendable {
         MSISDN(parsing: value.trimmingCharacters(in: .whitespaces), plan: self.settings.plan)?.international
     }
 
+    /// Runs the delayed work and the mail server until graceful shutdown.
     public func run() async throws {
-        try await self.scheduler.run()
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.scheduler.run() }
+            if let mail = self.mail { group.addTask { try await mail.run() } }
+        }
     }
 }

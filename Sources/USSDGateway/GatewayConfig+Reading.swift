@@ -76,19 +76,25 @@ extension GatewayConfig {
             // Reachable from outside: no simulated provider, no browser phone, unless asked for (refused below).
             self.sandbox.mpesa = sandbox == .on
             self.sandbox.sms = sandbox == .on
+            self.sandbox.mail = sandbox == .on
             self.sandbox.simulator = simulator == .on
         } else if self.environment == .development {
             let darajaCredentials = self.mpesa.consumerKey != nil || self.mpesa.consumerSecret != nil
             let africasTalkingCredentials = self.sms.username != nil || self.sms.apiKey != nil
             self.sandbox.mpesa = sandbox == .on || (sandbox == .auto && !darajaCredentials)
             self.sandbox.sms = sandbox == .on || (sandbox == .auto && !africasTalkingCredentials)
+            self.sandbox.mail = sandbox == .on || (sandbox == .auto && self.reportMail.server == nil)
             self.sandbox.simulator = simulator != .off
         } else {
             self.sandbox.mpesa = sandbox == .on
             self.sandbox.sms = sandbox == .on
+            self.sandbox.mail = sandbox == .on
             self.sandbox.simulator = simulator == .on
         }
         self.sandbox.delay = try reader.milliseconds("SANDBOX_DELAY_MS", default: self.sandbox.delay, in: 0...60_000)
+        self.sandbox.mailPort = try reader.integer("SANDBOX_SMTP_PORT", default: self.sandbox.mailPort, in: 0...65535)
+        // The report's mail goes to the sandbox's server, whichever process sends it (`report daily --email`).
+        if self.sandbox.mail && self.sandbox.mailPort != 0 { self.reportMail.useSandbox(port: self.sandbox.mailPort) }
         if let problem = self.sandboxProblem { throw problem }
         // With HTTP_PORT=0 the port is known only when serving: `buildApplication` applies it then.
         if self.sandbox.isOn && self.httpPort != 0 { self.applySandbox(port: self.httpPort) }

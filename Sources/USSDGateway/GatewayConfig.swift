@@ -94,7 +94,7 @@ public struct GatewayConfig: Sendable {
         "REDIS_URL", "REDIS_CA_FILE", "CALLBACK_TOKEN", "AT_CALLBACK_TOKEN", "MPESA_CALLBACK_TOKEN", "DIALECT_CALLBACK_TOKEN", "AT_API_KEY",
         "AT_USERNAME", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL", "MPESA_C2B_SECURITY_CREDENTIAL",
         "FLARES_USERID", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD", "PERSONAL_DATA_KEY", "PERSONAL_DATA_KEY_FILE", "PERSONAL_DATA_PKCS11_MODULE",
-        "PERSONAL_DATA_PKCS11_SLOT", "PERSONAL_DATA_PKCS11_LABEL", "PERSONAL_DATA_PKCS11_PIN", "PERSONAL_DATA_KEYS_URL",
+        "PERSONAL_DATA_PKCS11_SLOT", "PERSONAL_DATA_PKCS11_LABEL", "PERSONAL_DATA_PKCS11_PIN", "PERSONAL_DATA_KEYS_URL", "REPORT_SMTP_URL",
     ]
     /// `CALLBACK_TOKEN`: when set, every provider callback path carries it as one extra trailing
     /// segment (`/ussd/africastalking/<token>`); anything else is 404. Each provider's own token
@@ -129,6 +129,8 @@ public struct GatewayConfig: Sendable {
     public var sms = SMSSettings()
     /// The embedded sandbox and the browser phone (development only).
     public var sandbox = SandboxSettings()
+    /// Where `report daily --email` sends the reconciliation (``ReportMailSettings``).
+    public var reportMail = ReportMailSettings()
 
     public init() {}
 
@@ -153,6 +155,7 @@ public struct GatewayConfig: Sendable {
         try config.readCallbacks(reader)
         config.mpesa = try MPesaSettings(reader: reader)
         config.sms = try SMSSettings(reader: reader)
+        config.reportMail = try ReportMailSettings(reader: reader)
         try config.readSandbox(reader)
         try config.readPINKeys(reader, required: serving)
         try config.readPersonalDataKeys(reader, required: serving)

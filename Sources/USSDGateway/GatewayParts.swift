@@ -153,13 +153,16 @@ struct GatewayParts {
     func development(on router: Router<GatewayRequestContext>, mpesa: MPesaService?, sender: OutboxSender?) -> [any Service] {
         let config = self.config
         var services: [any Service] = []
-        if config.sandbox.isOn, let gatewayURL = config.sandbox.gatewayURL {
+        if config.sandbox.runs {
+            // Only the mail server runs when both providers are live: nothing calls the gateway back.
+            let gatewayURL = config.sandbox.gatewayURL ?? "http://127.0.0.1:\(config.httpPort)"
             let logger = self.logger(.sandbox)
             let sandbox = Sandbox(
                 settings: .init(
                     mpesa: config.sandbox.mpesa, sms: config.sandbox.sms, delay: config.sandbox.delay, deliveryDelay: config.sandbox.deliveryDelay,
                     deliveryURL: gatewayURL + "/sms/africastalking/delivery" + (config.africasTalkingToken.map { "/" + $0 } ?? ""),
-                    paybillURLs: MPesaSettings.paybillURLs(publicBaseURL: gatewayURL, callbackToken: config.mpesaToken), plan: config.numberingPlan
+                    paybillURLs: MPesaSettings.paybillURLs(publicBaseURL: gatewayURL, callbackToken: config.mpesaToken), plan: config.numberingPlan,
+                    mailPort: config.sandbox.mail ? config.sandbox.mailPort : nil
                 ),
                 http: self.clients.http, logger: logger
             )

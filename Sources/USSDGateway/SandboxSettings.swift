@@ -6,8 +6,9 @@ import Sandbox
 import SMSChannel
 import Settings
 
-/// The embedded sandbox's settings (`SANDBOX`, `SIMULATOR`, `SANDBOX_DELAY_MS`): which providers
-/// are simulated on the gateway's own listener, and whether the browser phone is served.
+/// The embedded sandbox's settings (`SANDBOX`, `SIMULATOR`, `SANDBOX_DELAY_MS`, `SANDBOX_SMTP_PORT`):
+/// which providers are simulated on the gateway's own listener, whether the browser phone is
+/// served, and whether a mail server keeps the reports mailed to it.
 ///
 /// Development only. With `ENVIRONMENT=production` `auto` means off, and `on` stops start-up.
 public struct SandboxSettings: Sendable {
@@ -25,6 +26,12 @@ public struct SandboxSettings: Sendable {
     public var simulator = false
     /// The sample jobs API at `/sandbox/jobs` serves the Jobs option (no `JOBS_API_URL` set).
     public var jobs = false
+    /// The mail server (``Sandbox/SandboxMailServer``) keeps what `report daily --email` sends: no
+    /// `REPORT_SMTP_URL` set.
+    public var mail = false
+    /// `SANDBOX_SMTP_PORT`: the mail server's port on 127.0.0.1; default 2525. 0 takes a free port
+    /// (for tests: a command in another process cannot find it).
+    public var mailPort = 2525
     /// `SANDBOX_DELAY_MS`: how long the simulated customer takes to approve a prompt and Safaricom
     /// to pay out; default 2000.
     public var delay = Duration.milliseconds(2000)
@@ -38,6 +45,8 @@ public struct SandboxSettings: Sendable {
 
     /// Any provider simulated.
     public var isOn: Bool { self.mpesa || self.sms }
+    /// Anything of the sandbox runs: a provider simulated, or the mail server.
+    public var runs: Bool { self.isOn || self.mail }
 }
 
 extension GatewayConfig {
@@ -90,12 +99,12 @@ extension GatewayConfig {
                     problem: "is \(self.httpHost), not loopback: development has no safeguards and is served on 127.0.0.1 only (DEVELOPMENT_LISTEN_PUBLIC=1 to serve there, without the sandbox and the browser phone)"
                 )
             }
-            if self.sandbox.isOn { return ConfigError(variable: "SANDBOX", problem: "cannot be on when development listens on a public address") }
+            if self.sandbox.runs { return ConfigError(variable: "SANDBOX", problem: "cannot be on when development listens on a public address") }
             if self.sandbox.simulator { return ConfigError(variable: "SIMULATOR", problem: "cannot be on when development listens on a public address") }
             return nil
         }
         guard self.environment == .production else { return nil }
-        if self.sandbox.isOn {
+        if self.sandbox.runs {
             return ConfigError(variable: "SANDBOX", problem: "cannot be on in production: it simulates M-Pesa payments and SMS (set auto or off)")
         }
         if self.sandbox.simulator {
