@@ -105,7 +105,7 @@ def picture(base, start, end, png, faults_path=None, alerts_path=None):
     chosen = ["USSD hops per second", "USSD hop latency", "Money journeys per minute", "Errors by kind", "Dependencies up", "CPU per replica"]
     start, end = float(start), float(end)
     step = max(1, int((end - start) / 300))
-    figure, axes = plt.subplots(3, 2, figsize=(13, 10))
+    figure, axes = plt.subplots(3, 2, figsize=(13, 10), sharex=True)
     faults = faults_of(faults_path) if faults_path else []
     fired = [json.loads(line) for line in open(alerts_path) if line.strip()] if alerts_path else []
     for axis, title in zip(axes.flat, chosen):
