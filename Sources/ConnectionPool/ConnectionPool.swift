@@ -42,9 +42,10 @@ public final class ConnectionPool<Connection: PoolableConnection>: Sendable {
             lease = free
             self.waits.recordNanoseconds(0)
         } else {
+            // Timed also when the wait ends in a timeout: the worst waits are the ones to see.
             let start = ContinuousClock.now
+            defer { self.waits.record(duration: ContinuousClock.now - start) }
             lease = try await self.leases.acquire()
-            self.waits.record(duration: ContinuousClock.now - start)
         }
         defer { self.leases.release(lease) }
         return try await body(lease)

@@ -1,3 +1,5 @@
+import GatewayTelemetry
+
 /// Refused provider callbacks (a wrong token, a source outside the allowlist, a malformed body),
 /// handed from the routes to whoever writes them to the audit trail, without waiting: a flood of
 /// forged callbacks fills a bounded buffer (the newest kept), never the request path.
@@ -16,11 +18,17 @@ public final class CallbackRefusals: Sendable {
     public let refusals: AsyncStream<Refusal>
     private let continuation: AsyncStream<Refusal>.Continuation
 
-    public init(buffer: Int = 256) {
+    /// `callback_refusals_total{route}`, counted as each refusal happens (before the buffer, which
+    /// drops the oldest in a flood).
+    let metrics: MetricCache
+
+    public init(buffer: Int = 256, metrics: MetricCache = .discarding) {
         (self.refusals, self.continuation) = AsyncStream.makeStream(of: Refusal.self, bufferingPolicy: .bufferingNewest(buffer))
+        self.metrics = metrics
     }
 
     public func record(route: String, reason: String, source: String?, status: Int) {
+        self.metrics.count("callback_refusals_total", [("route", route)])
         self.continuation.yield(Refusal(route: route, reason: String(reason.prefix(300)), source: source, status: status))
     }
 

@@ -38,11 +38,14 @@ public enum GatewayMetrics {
 
     /// The registry's metrics in Prometheus' text exposition format.
     public static func render() -> String {
-        ProcessMetrics.shared.update()
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return String(decoding: buffer, as: UTF8.self)
     }
+
+    /// Reads the process's CPU, memory and descriptors from `/proc` into their metrics; the
+    /// serving gateway calls it every few seconds off the event loops (``render()`` does not).
+    public static func updateProcessMetrics() { ProcessMetrics.shared.update() }
 
     static func prometheusName(_ name: String) -> String {
         switch name {

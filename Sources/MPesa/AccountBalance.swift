@@ -20,6 +20,7 @@ public enum AccountBalance {
         let entries = text.split(separator: "&", omittingEmptySubsequences: true)
         guard (1...16).contains(entries.count) else { throw DarajaCallbackMalformed("AccountBalance malformed") }
         var accounts: [Account] = []
+        var names = Set<String>()
         for entry in entries {
             let fields = entry.split(separator: "|", omittingEmptySubsequences: false)
             guard fields.count >= 3 else { throw DarajaCallbackMalformed("AccountBalance malformed") }
@@ -29,6 +30,8 @@ public enum AccountBalance {
                 currency.utf8.count == 3, currency.unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) }),
                 let cents = Self.cents(fields[2])
             else { throw DarajaCallbackMalformed("AccountBalance malformed") }
+            // One reading per account: a name twice is not an answer to keep.
+            guard names.insert(name).inserted else { throw DarajaCallbackMalformed("AccountBalance names an account twice") }
             accounts.append(Account(name: name, currency: currency, cents: cents))
         }
         return accounts
@@ -68,7 +71,12 @@ public enum AccountBalance {
         (components.hour, components.minute, components.second) = (number(8..<10), number(10..<12), number(12..<14))
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(secondsFromGMT: 3 * 3600)!
-        return calendar.date(from: components)
+        // A date that does not read back as written (month 13, 30 February) is none: Calendar
+        // would roll it over.
+        guard let date = calendar.date(from: components),
+            calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date) == components
+        else { return nil }
+        return date
     }
 }
 

@@ -19,4 +19,7 @@ public struct Deposit: Sendable, Hashable {
     public let status: Status
     public let checkoutRequestID: String?
     public let receipt: String?
+    /// Set by a completion that credited the deposit just now (the ledger's `credited`, not
+    /// `already_completed`): what counts the money once (`wallet_money_total`).
+    public var creditedNow = false
 }

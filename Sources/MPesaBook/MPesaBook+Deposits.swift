@@ -108,8 +108,12 @@ extension MPesaBook {
             let (status, known) = (try row.decode(String.self, column: 5), try row.decode(String?.self, column: 7))
             throw ProviderRecordError.conflict(current: status == "completed" ? "credited under receipt \(known ?? "-")" : "failed (\(known ?? "-"))")
         default:
-            let (_, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String?, Int64, String, String?, String?).self)
-            return Deposit(id: id, key: key, msisdn: msisdn.flatMap { MSISDN($0) }, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout, receipt: receipt)
+            let (outcome, id, key, msisdn, cents, status, checkout, receipt) = try row.decode((String, Int64, String, String?, Int64, String, String?, String?).self)
+            var deposit = Deposit(
+                id: id, key: key, msisdn: msisdn.flatMap { MSISDN($0) }, amount: Amount(cents: cents), status: try Self.status(status), checkoutRequestID: checkout,
+                receipt: receipt)
+            deposit.creditedNow = outcome == "credited"
+            return deposit
         }
     }
 

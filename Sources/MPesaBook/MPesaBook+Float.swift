@@ -89,11 +89,12 @@ extension MPesaBook {
         return known.isEmpty ? .unknown : .repeated
     }
 
-    /// The B2C utility account at its latest reading, if M-Pesa ever reported one.
+    /// The B2C utility account at its latest reading, if M-Pesa ever reported one: the answer to
+    /// the latest query (never the latest time an answer claims, which is Daraja's to write).
     public func latestFloat() async throws -> FloatReading? {
         guard
             let row = try await self.postgres.query(
-                "SELECT currency, available, reported_at FROM mpesa_float WHERE account = 'Utility Account' ORDER BY reported_at DESC LIMIT 1"
+                "SELECT currency, available, reported_at FROM mpesa_float WHERE account = 'Utility Account' ORDER BY query_id DESC LIMIT 1"
             ).single()
         else { return nil }
         let (currency, cents, at) = try row.decode((String, Int64, Date).self)

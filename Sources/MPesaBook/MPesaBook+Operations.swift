@@ -4,7 +4,7 @@ import Postgres
 import Wallet
 
 /// What an operator watches between the ledger and M-Pesa: the SMS outbox, the payouts and deposits
-/// still in flight, the review queue and the float, read in one round trip over the partial
+/// still in flight, the review queue and the float, read in three queries over the partial
 /// indexes that keep each of them small (`outbox_due`, `payouts_open_check`,
 /// `deposits_pending_check`, `mpesa_review_open`).
 public struct OperationsSnapshot: Sendable, Hashable {

@@ -254,7 +254,9 @@ extension MPesaBook {
             }
             let final = try await apply(tx, payout)
             if let raw { try await tx.query("UPDATE payouts SET raw_result = \(raw)::jsonb WHERE id = \(id)") }
-            return Payout(id: payoutID, msisdn: payout.msisdn, amount: payout.amount, status: final)
+            var settled = Payout(id: payoutID, msisdn: payout.msisdn, amount: payout.amount, status: final)
+            settled.settledNow = final == outcome
+            return settled
         }
     }
 }

@@ -18,4 +18,7 @@ public struct Payout: Sendable, Hashable {
     public let msisdn: MSISDN?
     public let amount: Amount
     public let status: Status
+    /// Set by a settlement that made the payout final just now (not when it found it final
+    /// already): what counts the money once (`wallet_money_total`).
+    public var settledNow = false
 }

@@ -41,10 +41,9 @@ extension MPesaService {
         }
         do {
             let before = try await self.book.deposit(checkoutRequestID: checkout)?.status
-            try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: callback.raw)
-            if before == .completed { return .alreadyFinal }
-            self.moneyMoved(.in, amount)
-            return .credited
+            let completed = try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: paid.receipt, amount: amount, phone: phone, raw: callback.raw)
+            if completed.creditedNow { self.moneyMoved(.in, amount) }
+            return before == .completed ? .alreadyFinal : .credited
         } catch ProviderRecordError.unknownDeposit {
             return try await self.adopt(callback, receipt: paid.receipt, amount: amount, phone: phone)
         } catch ProviderRecordError.awaitingQuery {
@@ -217,8 +216,8 @@ extension MPesaService {
     ) async throws -> CallbackOutcome {
         if payout.status == (paid ? .paid : .failed) { return .alreadyFinal }
         do {
-            _ = try await apply()
-            if paid { self.moneyMoved(.out, payout.amount) }
+            let settled = try await apply()
+            if paid && settled.settledNow { self.moneyMoved(.out, payout.amount) }
             return paid ? .paid : .failed
         } catch ProviderRecordError.conflict(let current) {
             return try await self.conflict(
@@ -258,7 +257,7 @@ extension MPesaService {
     enum MoneyDirection: String { case `in`, out }
 
     /// `wallet_money_total{direction,currency}`, in whole units: counted where a deposit is credited
-    /// or a payout paid, once (a repeated callback is `already_final` and counts nothing).
+    /// or a payout paid, once: only by the call whose write made it final (the ledger says which).
     func moneyMoved(_ direction: MoneyDirection, _ amount: Amount) {
         self.metrics.floatingCounter("wallet_money_total", [("direction", direction.rawValue), ("currency", "KES")])
             .increment(by: Double(amount.cents) / 100)

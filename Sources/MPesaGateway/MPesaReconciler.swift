@@ -64,8 +64,9 @@ extension MPesaService {
         case .paid:
             // A query carries no receipt; a paid callback that matched this deposit left its own.
             guard let phone = deposit.msisdn else { throw WalletError.notRegistered }
-            try await self.book.completeDeposit(checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: phone, confirmedByQuery: true)
-            self.moneyMoved(.in, deposit.amount)
+            let completed = try await self.book.completeDeposit(
+                checkoutRequestID: checkout, receipt: deposit.receipt, amount: deposit.amount, phone: phone, confirmedByQuery: true)
+            if completed.creditedNow { self.moneyMoved(.in, deposit.amount) }
             return "deposit \(deposit.id): credited \(deposit.amount) (STK query says paid)"
         case .failed(let code, let text):
             guard try await self.book.failDeposit(.checkout(checkout), code: code, text: text) else { return nil }

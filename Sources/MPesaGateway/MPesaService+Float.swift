@@ -18,6 +18,8 @@ extension MPesaService {
         do {
             guard let query = try await self.book.claimBalanceQuery(interval: interval, now: self.now()) else { return false }
             let acknowledged = try await self.daraja.accountBalance()
+            // The answer must name both ids: without Safaricom's originator none could be matched.
+            guard !acknowledged.originatorConversationID.isEmpty else { throw DarajaError.malformedResponse(status: 200) }
             try await self.book.acknowledgeBalanceQuery(
                 id: query, conversationID: acknowledged.conversationID, originator: acknowledged.originatorConversationID)
             self.counter("mpesa_float_queries_total", "accepted")
@@ -40,12 +42,13 @@ extension MPesaService {
             accounts = try AccountBalance.accounts(result.parameters["AccountBalance"]).map {
                 MPesaBook.FloatAccount(account: $0.name, currency: $0.currency, available: Amount(cents: $0.cents))
             }
-            reportedAt = AccountBalance.completedTime(result.parameters["BOCompletedTime"]) ?? reportedAt
+            // M-Pesa's time of the reading; one from the future (beyond a clock's skew) is not
+            // believed: the reading counts as read now.
+            if let completed = AccountBalance.completedTime(result.parameters["BOCompletedTime"]), completed <= reportedAt.addingTimeInterval(600) {
+                reportedAt = completed
+            }
         }
-        let kept = try await self.book.recordBalanceAnswer(
-            conversationID: result.conversationID, originator: result.originatorConversationID, resultCode: result.resultCodeText,
-            resultText: result.resultDescription, accounts: accounts, reportedAt: reportedAt
-        )
+        let kept = try await self.recordAnswerOnceAcknowledged(result, accounts: accounts, reportedAt: reportedAt, resultCode: result.resultCodeText)
         return self.balanceOutcome(kept, result, what: "Account Balance answer")
     }
 
@@ -53,11 +56,26 @@ extension MPesaService {
     /// answered (nothing read) and the next interval asks again.
     public func balanceTimeout(_ body: [UInt8]) async throws -> CallbackOutcome {
         let result = try B2CResult(json: body)
-        let kept = try await self.book.recordBalanceAnswer(
-            conversationID: result.conversationID, originator: result.originatorConversationID, resultCode: "timeout",
-            resultText: result.resultDescription, accounts: [], reportedAt: self.now()
-        )
+        let kept = try await self.recordAnswerOnceAcknowledged(result, accounts: [], reportedAt: self.now(), resultCode: "timeout")
         return self.balanceOutcome(kept, result, what: "Account Balance timeout")
+    }
+
+    /// Keeps the answer; one naming no acknowledged query is looked for again for two seconds: the
+    /// answer can overtake the write of the acknowledgement it names (Daraja answers fast, and the
+    /// acknowledgement is written after its HTTP reply).
+    private func recordAnswerOnceAcknowledged(
+        _ result: B2CResult, accounts: [MPesaBook.FloatAccount], reportedAt: Date, resultCode: String
+    ) async throws -> MPesaBook.BalanceAnswer {
+        var kept = MPesaBook.BalanceAnswer.unknown
+        for attempt in 0..<5 {
+            if attempt > 0 { try await Task.sleep(for: .milliseconds(400)) }
+            kept = try await self.book.recordBalanceAnswer(
+                conversationID: result.conversationID, originator: result.originatorConversationID, resultCode: resultCode,
+                resultText: result.resultDescription, accounts: accounts, reportedAt: reportedAt
+            )
+            if kept != .unknown || result.conversationID.isEmpty { break }
+        }
+        return kept
     }
 
     private func balanceOutcome(_ kept: MPesaBook.BalanceAnswer, _ result: B2CResult, what: String) -> CallbackOutcome {

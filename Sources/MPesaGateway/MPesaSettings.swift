@@ -151,7 +151,8 @@ extension MPesaSettings {
         self.allowedCIDRs = try reader.list("MPESA_ALLOWED_CIDRS", problem: CIDR.refusal, CIDR.init)
         self.requestTimeout = try reader.milliseconds("MPESA_TIMEOUT_MS", default: self.requestTimeout, in: 100...55_000)
         self.reconcileInterval = try reader.seconds("MPESA_RECONCILE_INTERVAL_SECONDS", default: self.reconcileInterval, in: 1...3600)
-        let floatSeconds = try reader.integer("MPESA_FLOAT_CHECK_SECONDS", default: 900, in: 0...86_400)
+        // At most an hour: the float-unknown alert expects a reading within three hours.
+        let floatSeconds = try reader.integer("MPESA_FLOAT_CHECK_SECONDS", default: 900, in: 0...3600)
         self.floatCheckInterval = floatSeconds == 0 ? nil : .seconds(max(10, floatSeconds))
         self.payoutReviewAfterChecks = try reader.integer("MPESA_PAYOUT_REVIEW_AFTER_CHECKS", default: self.payoutReviewAfterChecks, in: 1...1000)
         self.payoutReviewAfter = .seconds(

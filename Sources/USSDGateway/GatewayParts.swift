@@ -30,7 +30,7 @@ struct GatewayParts {
     /// M-Pesa's records beside the ledger (one per process: it gathers deposit completions).
     let book: MPesaBook
     /// Refused callbacks (forged, from outside the allowlist, malformed), for the audit trail.
-    let refusals = CallbackRefusals()
+    let refusals: CallbackRefusals
     /// What every part records, handed to each (the process's Prometheus registry when serving).
     let metrics: MetricCache
 
@@ -38,6 +38,7 @@ struct GatewayParts {
 
     init(config: GatewayConfig, logger: Logger?, menus: MenuGraph?, pins: PINVault?, metrics: MetricCache) throws {
         self.metrics = metrics
+        self.refusals = CallbackRefusals(metrics: metrics)
         var config = config
         // Checked here too: a configuration built in code never ran `GatewayConfig.load`'s checks.
         if let problem = config.sandboxProblem { throw problem }

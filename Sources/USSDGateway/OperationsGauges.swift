@@ -12,7 +12,8 @@ import ServiceLifecycle
 /// - every `snapshotInterval`, the SMS outbox's backlog and oldest age, the payouts and deposits in
 ///   flight and their oldest, the review queue by kind and the float (``MPesaBook/operationsSnapshot()``);
 ///   every replica reads the same database, so each reports the same figures (rules take `max`);
-/// - once, when each certificate the gateway reads expires (`gateway_tls_certificate_expiry_timestamp_seconds`).
+/// - once, when each certificate the gateway reads expires (`gateway_tls_certificate_expiry_timestamp_seconds`);
+/// - with each probe, the process's own metrics (CPU, memory, descriptors: ``GatewayMetrics``).
 struct OperationsGauges: Service {
     let health: HealthRoutes
     let book: MPesaBook
@@ -36,7 +37,7 @@ struct OperationsGauges: Service {
                     do {
                         try await self.refresh()
                     } catch {
-                        self.logger.debug("operations gauges not refreshed", metadata: ["error": .string(safeDescription(of: error))])
+                        self.logger.warning("operations gauges not refreshed; they keep their last values", metadata: ["error": .string(safeDescription(of: error))])
                     }
                 }
             }
@@ -50,8 +51,10 @@ struct OperationsGauges: Service {
         }
     }
 
-    /// Probes each dependency once and sets its gauge.
+    /// Probes each dependency once and sets its gauge; reads the process's own metrics from /proc
+    /// (here, on the concurrency pool, rather than on the event loop that answers `/metrics`).
     func probe() async {
+        GatewayMetrics.updateProcessMetrics()
         for (name, problem) in await self.health.dependencyProblems() {
             self.metrics.gauge("gateway_dependency_up", [("dependency", name)]).record(problem == nil ? 1 : 0)
             if let problem { self.logger.warning("dependency unreachable", metadata: ["dependency": .string(name), "problem": .string(problem)]) }
@@ -80,11 +83,14 @@ struct OperationsGauges: Service {
         }
     }
 
-    /// Sets each certificate file's earliest expiry (a file may hold a chain).
+    /// Sets each certificate file's expiry: a client certificate's own (the chain's first); a CA
+    /// file's earliest, unless it is a bundle of many roots (the system's), whose oldest would
+    /// always be near its end and say nothing of this deployment.
     func recordCertificates() {
         for (name, path) in self.certificates {
             do {
-                let expiries = try NIOSSLCertificate.fromPEMFile(path).map(\.notValidAfter)
+                let chain = try NIOSSLCertificate.fromPEMFile(path)
+                let expiries = name.hasSuffix("_client") ? chain.prefix(1).map(\.notValidAfter) : chain.count > 10 ? [] : chain.map(\.notValidAfter)
                 guard let earliest = expiries.min() else { continue }
                 self.metrics.gauge("gateway_tls_certificate_expiry_timestamp_seconds", [("certificate", name)]).record(Double(earliest))
             } catch {

@@ -24,7 +24,6 @@ struct RefusedCallbackAuditor: Service {
         var written = 0
         var suppressed = 0
         for await refusal in self.refusals.refusals {
-            self.metrics.count("callback_refusals_total", [("route", refusal.route)])
             let now = ContinuousClock.now
             if now - windowStart >= .seconds(60) {
                 (windowStart, written) = (now, 0)

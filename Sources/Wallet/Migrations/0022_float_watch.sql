@@ -28,6 +28,6 @@ CREATE TABLE mpesa_float (
     reported_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (query_id, account)
 );
-CREATE INDEX mpesa_float_latest ON mpesa_float (account, reported_at DESC);
+CREATE INDEX mpesa_float_latest ON mpesa_float (account, query_id DESC);
 
 SELECT ledger_apply_privileges();
