@@ -133,8 +133,32 @@ import Wallet
         #expect(try AccountBalance.accounts(.string(text)).map(\.cents) == cents)
     }
 
-    @Test(arguments: ["", "Utility Account", "Utility Account|kes|1.00", "Utility Account|KES|1.001", "Utility Account|KES|1e9", "Utility\nAccount|KES|1.00", "|KES|1.00"])
+    @Test(arguments: [
+        "", "Utility Account", "Utility Account|kes|1.00", "Utility Account|KES|1.001", "Utility Account|KES|1e9", "Utility\nAccount|KES|1.00", "|KES|1.00",
+        "Utility Account|KES|1.00&Utility Account|KES|2.00",
+    ])
     func malformedAccountBalancesAreRefused(_ text: String) {
         #expect(throws: DarajaCallbackMalformed.self) { _ = try AccountBalance.accounts(.string(text)) }
+    }
+
+    /// BOCompletedTime: Nairobi time, read back as written or not at all (no rolled-over month 13).
+    @Test func completedTimeIsNairobiTimeAndNothingImpossible() throws {
+        let time = try #require(AccountBalance.completedTime(.integer(20_261_207_120_000)))
+        #expect(time.timeIntervalSince1970 == 1_796_634_000, "12:00 in Nairobi is 09:00 UTC")
+        #expect(AccountBalance.completedTime(.string("20261307120000")) == nil)
+        #expect(AccountBalance.completedTime(.string("20260230120000")) == nil)
+        #expect(AccountBalance.completedTime(.string("2026120712000")) == nil)
+    }
+
+    /// Daraja's published sample of an Account Balance result (kept as a fuzzing seed too), read
+    /// whole: five accounts, the utility account the float.
+    @Test func darajasSampleAnswerReadsAsFiveAccounts() throws {
+        let sample = try String(contentsOfFile: "Fuzz/Corpus/daraja-callbacks/account-balance", encoding: .utf8)
+        let result = try B2CResult(json: Array(sample.utf8))
+        let accounts = try AccountBalance.accounts(result.parameters["AccountBalance"])
+        #expect(accounts.map(\.name) == ["Working Account", "Float Account", "Utility Account", "Charges Paid Account", "Organization Settlement Account"])
+        #expect(accounts.first { $0.name == "Utility Account" }?.cents == 22_803_700)
+        #expect(accounts.first { $0.name == "Charges Paid Account" }?.cents == -154_000)
+        #expect(AccountBalance.completedTime(result.parameters["BOCompletedTime"]) != nil)
     }
 }
