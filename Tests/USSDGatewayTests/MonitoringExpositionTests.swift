@@ -56,7 +56,10 @@ import TestSupport
     /// exports (``MetricHelp`` names each family it exports), so a renamed metric fails here
     /// rather than silently emptying a panel or an alert.
     @Test func everyMetricTheRulesAndTheDashboardNameIsOneTheGatewayExports() async throws {
-        let names = try await ChildProcess.run("/usr/bin/env", ["python3", "scripts/monitoring.py", "names"])
+        // The deploy tools' Python (with PyYAML, made by `make deploy-check`, which `make test` runs first), else the system's.
+        let venv = ".build/deploy-tools/bin/python"
+        let python = FileManager.default.isExecutableFile(atPath: venv) ? [venv] : ["/usr/bin/env", "python3"]
+        let names = try await ChildProcess.run(python[0], Array(python.dropFirst()) + ["scripts/monitoring.py", "names"])
             .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         #expect(names.count > 20, "\(names)")
         let unknown = names.filter { name in
