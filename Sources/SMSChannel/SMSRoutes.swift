@@ -33,9 +33,17 @@ public struct SMSRoutes: Sendable {
 
     func delivery(_ call: CallbackCall) async throws -> CallbackAnswer {
         let report = try self.decode(call, route: "sms.delivery", AfricasTalkingDeliveryReport.init(form:))
-        if try await !self.service.deliveryReport(report) {
-            self.logger.notice("delivery report for a message we do not know", metadata: ["status": .string(report.known?.rawValue ?? "other")])
+        // A report can overtake the write of the messageId it names (the provider reports as soon
+        // as it answers the send; the outbox row learns the id just after): while a message is
+        // being sent, an unknown id is looked for again, for up to ten seconds.
+        for attempt in 0..<25 {
+            if attempt > 0 {
+                guard try await self.service.sendingNow() else { break }
+                try await Task.sleep(for: .milliseconds(400))
+            }
+            if try await self.service.deliveryReport(report, counted: attempt == 0) { return CallbackAnswer() }
         }
+        self.logger.notice("delivery report for a message we do not know", metadata: ["status": .string(report.known?.rawValue ?? "other")])
         return CallbackAnswer()
     }
 

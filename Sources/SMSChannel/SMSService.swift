@@ -157,13 +157,19 @@ public final class SMSService: Sendable {
 
     /// `POST /sms/africastalking/delivery`: the message's delivery status by its messageId; a final
     /// status is not undone by a late in-progress one. False when no message of ours has that id.
-    public func deliveryReport(_ report: AfricasTalkingDeliveryReport) async throws -> Bool {
+    /// `counted`: false for a second look at the same report (it is counted once).
+    public func deliveryReport(_ report: AfricasTalkingDeliveryReport, counted: Bool = true) async throws -> Bool {
         // Labels only from the documented vocabulary: anything else is `other`.
-        self.metrics.count("sms_delivery_reports_total", [("status", report.known?.rawValue ?? "other")])
+        if counted { self.metrics.count("sms_delivery_reports_total", [("status", report.known?.rawValue ?? "other")]) }
         return try await Outbox(postgres: self.postgres).recordDelivery(
             messageID: report.id, status: report.status, failureReason: report.failureReason, delivered: report.known == .success,
             final: report.known?.isFinal ?? false
         )
+    }
+
+    /// Whether the outbox is sending a message right now (``Outbox/sendingNow()``).
+    func sendingNow() async throws -> Bool {
+        try await Outbox(postgres: self.postgres).sendingNow()
     }
 
     /// Queues an operator's message (`ussd-gateway sms send`); returns the outbox id.

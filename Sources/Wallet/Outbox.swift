@@ -215,6 +215,12 @@ public struct Outbox: Sendable {
         return try await !self.postgres.query("SELECT 1 FROM outbox WHERE provider_message_id = \(messageID)").isEmpty
     }
 
+    /// Whether a message is being sent right now (claimed, its provider's id not yet recorded): a
+    /// delivery report naming an unknown id may be for it.
+    public func sendingNow() async throws -> Bool {
+        try await !self.postgres.query("SELECT 1 FROM outbox WHERE status = 'pending' AND claimed_until > now() LIMIT 1").isEmpty
+    }
+
     // MARK: Support
 
     /// Pending and failed messages, oldest first.

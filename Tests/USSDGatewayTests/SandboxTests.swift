@@ -126,10 +126,15 @@ import Wallet
             #expect(held == 0, "no hold left")
 
             // Every receipt went through the real client to the inbox and was reported delivered.
-            #expect(try await Self.eventually {
+            let delivered = try await Self.eventually {
                 try await harness.postgres.query("SELECT count(*) FILTER (WHERE delivery_status = 'Success'), count(*) FROM outbox WHERE recipient = \(msisdn.value)")
                     .single().map { row in let (delivered, all) = try row.decode((Int, Int).self); return delivered == all && all > 0 } ?? false
-            }, "every message delivered")
+            }
+            let messages = try await harness.postgres.query(
+                "SELECT template || ' ' || status || ' ' || coalesce(delivery_status, '-') || ' attempts ' || attempts || ' ' || coalesce(provider_message_id, 'no id') || ' ' || coalesce(last_error, '') FROM outbox WHERE recipient = \(msisdn.value) ORDER BY id"
+            ).map { try $0.decode(String.self, column: 0) }
+            let handset = try await Self.inbox(http, base, msisdn).map { "\($0.text.prefix(30)) \($0.status)" }
+            #expect(delivered, "every message delivered: \(messages); the handset's: \(handset)")
             // The sandbox marks a message delivered once the gateway has taken its report (just after
             // the outbox row says so).
             var inbox = try await Self.inbox(http, base, msisdn)
