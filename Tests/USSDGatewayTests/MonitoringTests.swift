@@ -19,23 +19,14 @@ import Wallet
 /// money, `/metrics` as `promtool check metrics` reads it, the names the shipped rules and
 /// dashboard use, and one hop's trace carried into its Daraja call.
 @Suite struct MonitoringTests {
-    /// A development gateway with both providers simulated, its gauges refreshed every second and
-    /// the float asked for every two seconds.
+    /// The sandbox tests' development gateway (both providers simulated), its gauges refreshed every
+    /// second and the float asked for every two seconds.
     static func harness(smsPoll: Duration = .milliseconds(100)) async throws -> USSDHarness {
-        try await USSDHarness.make { config in
-            config.httpPort = try! freeListeningPort(host: "127.0.0.1")
-            config.sandbox.mpesa = true
-            config.sandbox.sms = true
-            config.sandbox.delay = .milliseconds(200)
-            config.sandbox.deliveryDelay = .milliseconds(50)
-            config.mpesa.stkDelay = .milliseconds(50)
-            config.mpesa.reconcileInterval = .seconds(1)
+        try await SandboxTests.harness { config in
             config.mpesa.floatCheckInterval = .seconds(2)
             config.sms.pollInterval = smsPoll
-            config.ussd.rateLimitPerMinute = 0
             config.operationsGaugesInterval = .seconds(1)
             config.dependencyProbeInterval = .seconds(1)
-            config.applySandbox(port: config.httpPort)
         }
     }
 

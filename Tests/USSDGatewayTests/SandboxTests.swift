@@ -27,7 +27,8 @@ import Wallet
 @Suite struct SandboxTests {
     /// A development gateway on a known free port with both providers simulated: deposits approved
     /// after 200 ms, a reconciler that runs every second.
-    static func harness() async throws -> USSDHarness {
+    /// `adjust` changes what a test needs on top.
+    static func harness(_ adjust: @escaping (inout GatewayConfig) -> Void = { _ in }) async throws -> USSDHarness {
         try await USSDHarness.make { config in
             config.httpPort = try! freeListeningPort(host: "127.0.0.1")
             config.sandbox.mpesa = true
@@ -38,6 +39,7 @@ import Wallet
             config.mpesa.reconcileInterval = .seconds(1)
             config.sms.pollInterval = .milliseconds(100)
             config.ussd.rateLimitPerMinute = 0
+            adjust(&config)
             config.applySandbox(port: config.httpPort)
         }
     }
