@@ -4,7 +4,8 @@ import PackageDescription
 /// What the gateway's end-to-end suites and their shared harness import: the whole gateway.
 let gatewayTestDependencies: [Target.Dependency] = [
     "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
-    "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics",
+    "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics", "StaffDesk",
+    .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
     .product(name: "MetricsTestKit", package: "swift-metrics"),
     .product(name: "HTTPTypes", package: "swift-http-types"),
     .product(name: "Hummingbird", package: "hummingbird"),
@@ -36,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", exact: "1.35.2"),
         .package(url: "https://github.com/apple/swift-collections.git", exact: "1.6.0"),
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", exact: "1.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", exact: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", exact: "2.1.1"),
     ],
     targets: [
         // C libraries from Debian's packages, wrapped as system-library targets.
@@ -44,6 +47,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // The PKCS#11 header as p11-kit ships it, and the few calls the PIN keys make into a module
         // (an HSM's, or SoftHSM2's in the tests) loaded by path at run time.
+        // QR codes for the staff desk's TOTP enrolment (libqrencode).
+        .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         .systemLibrary(name: "CP11Kit", pkgConfig: "p11-kit-1", providers: [.apt(["libp11-kit-dev"])]),
         .target(name: "CPKCS11", dependencies: ["CP11Kit"]),
 
@@ -222,12 +227,28 @@ let package = Package(
             ]
         ),
         // Configuration and composition: builds the application from the parts above.
+        // The staff desk: a web back-office on the admin listener, people signed in with a password
+        // and TOTP, acting in the database as themselves (SET LOCAL ROLE).
+        .target(
+            name: "StaffDesk",
+            dependencies: [
+                "Wallet", "MPesaBook", "Redis", "Postgres", "Basics", "ConnectionPool", "CQRencode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Templates")]
+        ),
         .target(
             name: "USSDGateway",
             dependencies: [
                 "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesaBook", "MPesa", "AfricasTalking", "Sandbox", "Basics", "Settings",
-                "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway",
+                "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "StaffDesk",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -238,7 +259,7 @@ let package = Package(
             name: "ussd-gateway",
             dependencies: [
                 "USSDGateway", "Wallet", "MPesaBook", "Curl", "Postgres", "Menus", "Sandbox", "MPesaGateway", "SMSChannel", "GatewayActions", "MPesa", "Basics", "Settings",
-                "GatewayTelemetry",
+                "GatewayTelemetry", "StaffDesk",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -266,6 +287,13 @@ let package = Package(
         .testTarget(
             name: "WalletTests",
             dependencies: ["Wallet", "MPesaBook", "LedgerTestSupport", "Postgres", "Settings", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "StaffDeskTests",
+            dependencies: [
+                "StaffDesk", "Wallet", "LedgerTestSupport", "Postgres", "Redis", "Basics", "TestSupport",
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(name: "MPesaBookTests", dependencies: ["MPesaBook", "Wallet", "LedgerTestSupport", "Postgres", "Basics", "TestSupport"]),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"]),

@@ -27,7 +27,7 @@ set -euo pipefail
 # libp11-kit-dev: the PKCS#11 header; softhsm2: the token the PIN key tests make (Tests/TestSupport/SoftHSM.swift).
 # prometheus: promtool checks and unit-tests deploy/monitoring's rules (make test, make deploy-check), and
 # `make scale-test` runs a Prometheus that scrapes the replicas with those rules.
-PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev libp11-kit-dev softhsm2 redis-server redis-tools postgresql postgresql-contrib haproxy openssl prometheus)
+PACKAGES=(pkg-config libhiredis-dev libpq-dev libcurl4-openssl-dev libp11-kit-dev libqrencode-dev softhsm2 redis-server redis-tools postgresql postgresql-contrib haproxy openssl prometheus)
 
 log() { printf '%s\n' "services: $*" >&2; }
 

@@ -11,13 +11,38 @@ public final class PostgresClient: Sendable, Service {
     public let configuration: PostgresConfiguration
     let pool: ConnectionPool<LibPQConnection>
     let logger: Logger
+    /// The role every statement runs as (``acting(as:)``); nil: the login's own.
+    public let actingRole: String?
 
     public init(configuration: PostgresConfiguration, logger: Logger = Logger(label: "postgres")) {
         self.configuration = configuration
         self.logger = logger
+        self.actingRole = nil
         self.pool = ConnectionPool(name: "postgres", size: configuration.poolSize, acquireTimeout: configuration.acquireTimeout) {
             LibPQConnection(configuration: configuration)
         }
+    }
+
+    private init(sharing client: PostgresClient, role: String) {
+        self.configuration = client.configuration
+        self.logger = client.logger
+        self.pool = client.pool
+        self.actingRole = role
+    }
+
+    /// The same pool, every statement in a transaction that first switches to `role`
+    /// (`SET LOCAL ROLE`): the staff desk's login acting as the person signed in, so the database
+    /// sees and checks the person (`current_user`) and the role ends with the transaction, never
+    /// left on a pooled connection. The login must be a member of `role`. Not a service of its
+    /// own: the pool is the original client's to shut down.
+    public func acting(as role: String) -> PostgresClient {
+        PostgresClient(sharing: self, role: role)
+    }
+
+    /// `SET LOCAL ROLE`, the name quoted as an identifier. A command, not a query: it takes no
+    /// snapshot, so the transaction may still set its isolation level after it.
+    static func setRole(_ role: String) -> String {
+        "SET LOCAL ROLE \"" + role.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
     /// Waits for graceful shutdown, then lets in-flight work finish and closes the pool.
@@ -37,7 +62,8 @@ public final class PostgresClient: Sendable, Service {
     /// Runs one statement on any free connection.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
-        try await self.pool.run { connection in try connection.execute(query, reconnect: true) }
+        if self.actingRole != nil { return try await self.transaction { try await $0.query(query) } }
+        return try await self.pool.run { connection in try connection.execute(query, reconnect: true) }
     }
 
     /// How a connection of the pool reaches the server: its host, `sslmode`, and whether it is
@@ -47,9 +73,16 @@ public final class PostgresClient: Sendable, Service {
     }
 
     /// Runs `body` with one connection held for all its statements (session settings, advisory locks).
+    /// An acting client (``acting(as:)``) holds one transaction for the whole closure; a
+    /// `transaction` inside it is a savepoint.
     public func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
         try await self.pool.withConnection { lease in
-            try await body(PostgresConnection(pool: self.pool, lease: lease))
+            let connection = PostgresConnection(pool: self.pool, lease: lease)
+            guard let role = self.actingRole else { return try await body(connection) }
+            return try await connection.transaction { tx in
+                try await tx.executeScript(Self.setRole(role))
+                return try await body(PostgresConnection(pool: self.pool, lease: lease, nested: true))
+            }
         }
     }
 
@@ -72,8 +105,11 @@ public final class PostgresClient: Sendable, Service {
         var attempt = 1
         while true {
             do {
-                return try await self.withConnection { connection in
-                    try await connection.transaction(isolation: isolation, body)
+                return try await self.pool.withConnection { lease in
+                    try await PostgresConnection(pool: self.pool, lease: lease).transaction(isolation: isolation) { tx in
+                        if let role = self.actingRole { try await tx.executeScript(Self.setRole(role)) }
+                        return try await body(tx)
+                    }
                 }
             } catch let error as PostgresError where error.isTransient && attempt < maxAttempts {
                 self.logger.debug("retrying transaction", metadata: ["sqlstate": "\(error.sqlState ?? "")", "attempt": "\(attempt)"])

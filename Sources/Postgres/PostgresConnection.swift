@@ -6,6 +6,15 @@ import ServiceLifecycle
 public struct PostgresConnection: Sendable {
     let pool: ConnectionPool<LibPQConnection>
     let lease: ConnectionPool<LibPQConnection>.Lease
+    /// Inside a transaction its client opened (an acting client's `withConnection`): a
+    /// `transaction` here is a savepoint.
+    var nested = false
+
+    init(pool: ConnectionPool<LibPQConnection>, lease: ConnectionPool<LibPQConnection>.Lease, nested: Bool = false) {
+        self.pool = pool
+        self.lease = lease
+        self.nested = nested
+    }
 
     /// Runs one statement on this connection.
     @discardableResult
@@ -27,6 +36,7 @@ public struct PostgresConnection: Sendable {
         isolation: PostgresClient.IsolationLevel = .readCommitted,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
+        if self.nested { return try await self.savepoint(body) }
         try await self.executeScript("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
         let result: Result
         do {
@@ -42,6 +52,19 @@ public struct PostgresConnection: Sendable {
             throw error
         }
         return result
+    }
+
+    /// `body` between SAVEPOINT and RELEASE, rolled back to the savepoint when it throws.
+    private func savepoint<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        try await self.executeScript("SAVEPOINT nested")
+        do {
+            let result = try await body(self)
+            try await self.executeScript("RELEASE SAVEPOINT nested")
+            return result
+        } catch {
+            try? await self.executeScript("ROLLBACK TO SAVEPOINT nested")
+            throw error
+        }
     }
 
     private func rollback() async throws {

@@ -73,7 +73,7 @@ public func buildApplication(
             floatWatched: mpesa != nil && config.mpesa.floatCheckInterval != nil, logger: parts.logger
         )
     )
-    if let admin = parts.admin(health, public: router, hops: hops, onAdminRunning: onAdminRunning) { services.append(admin) }
+    services += try parts.admin(health, public: router, hops: hops, onAdminRunning: onAdminRunning)
     parts.callbackRoutes(on: router, hops: hops, ussd: ussd, mpesa: mpesa, sms: sms)
     if let mpesa { services.append(mpesa) }
     if let sender { services.append(sender) }

@@ -95,6 +95,7 @@ public struct GatewayConfig: Sendable {
         "AT_USERNAME", "MPESA_CONSUMER_KEY", "MPESA_CONSUMER_SECRET", "MPESA_PASSKEY", "MPESA_SECURITY_CREDENTIAL", "MPESA_C2B_SECURITY_CREDENTIAL",
         "FLARES_USERID", "FLARES_PASSWORD", "DB_LOGIN_PASSWORD", "PERSONAL_DATA_KEY", "PERSONAL_DATA_KEY_FILE", "PERSONAL_DATA_PKCS11_MODULE",
         "PERSONAL_DATA_PKCS11_SLOT", "PERSONAL_DATA_PKCS11_LABEL", "PERSONAL_DATA_PKCS11_PIN", "PERSONAL_DATA_KEYS_URL", "REPORT_SMTP_URL",
+        "DESK_DATABASE_URL", "DESK_SESSION_KEY", "ADMIN_TLS_KEY_FILE",
     ]
     /// `CALLBACK_TOKEN`: when set, every provider callback path carries it as one extra trailing
     /// segment (`/ussd/africastalking/<token>`); anything else is 404. Each provider's own token
@@ -131,6 +132,8 @@ public struct GatewayConfig: Sendable {
     public var sandbox = SandboxSettings()
     /// Where `report daily --email` sends the reconciliation (``ReportMailSettings``).
     public var reportMail = ReportMailSettings()
+    /// The staff desk on the admin listener (`DESK`, issue 33).
+    public var desk = DeskConfiguration()
 
     public init() {}
 
@@ -156,11 +159,13 @@ public struct GatewayConfig: Sendable {
         config.mpesa = try MPesaSettings(reader: reader)
         config.sms = try SMSSettings(reader: reader)
         config.reportMail = try ReportMailSettings(reader: reader)
+        config.desk = try DeskConfiguration(reader: reader)
         try config.readSandbox(reader)
         try config.readPINKeys(reader, required: serving)
         try config.readPersonalDataKeys(reader, required: serving)
         try config.readBackendVariables(reader)
         guard serving else { return config }
+        if let problem = config.desk.problem(environment: config.environment, adminPort: config.adminPort, adminHost: config.adminHost) { throw problem }
         if let problem = config.productionProblem { throw problem }
         return config
     }

@@ -4,11 +4,13 @@ import GatewayActions
 import GatewayHTTP
 import GatewayTelemetry
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import Menus
 import MPesaBook
 import MPesaGateway
 import Sandbox
+import StaffDesk
 import ServiceLifecycle
 import SMSChannel
 import USSDChannel
@@ -192,22 +194,34 @@ struct GatewayParts {
     }
 
     /// Readiness and metrics on a listener of their own, off the public callback port (its
-    /// application, a service); without `ADMIN_PORT`, every health route on the public router.
+    /// application, a service), with the staff desk when `DESK=on` (over TLS when its certificate
+    /// is set); without `ADMIN_PORT`, every health route on the public router.
     func admin(
         _ health: HealthRoutes, public router: Router<GatewayRequestContext>, hops: HopRoutes, onAdminRunning: @escaping @Sendable (Int) async -> Void
-    ) -> (any Service)? {
+    ) throws -> [any Service] {
         // The public listener's /healthz is the hop server's.
         health.register(on: hops)
         guard let adminPort = self.config.adminPort else {
             health.register(on: router, parts: [.readiness, .metrics])
-            return nil
+            return []
         }
         let admin = Router(context: GatewayRequestContext.self)
         health.register(on: admin, parts: [.health, .readiness, .metrics])
-        return Application(
-            router: admin, configuration: .init(address: .hostname(self.config.adminHost, port: adminPort), serverName: "ussd-gateway-admin"),
-            onServerRunning: { channel in await onAdminRunning(channel.localAddress?.port ?? adminPort) }, logger: self.logger
+        var services: [any Service] = []
+        if let desk = try self.desk() {
+            desk.register(on: admin)
+            services.append(desk)
+            self.logger.notice("staff desk: /desk on the admin listener", metadata: ["port": .stringConvertible(adminPort)])
+        }
+        let tls = try self.config.desk.tlsConfiguration()
+        services.append(
+            Application(
+                router: admin, server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
+                configuration: .init(address: .hostname(self.config.adminHost, port: adminPort), serverName: "ussd-gateway-admin"),
+                onServerRunning: { channel in await onAdminRunning(channel.localAddress?.port ?? adminPort) }, logger: self.logger
+            )
         )
+        return services
     }
 
     /// Every provider's callback routes, each behind the guard of its own token: USSD and SMS on the

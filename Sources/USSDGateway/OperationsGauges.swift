@@ -111,6 +111,7 @@ extension GatewayConfig {
         let options = self.postgres.declaredOptions
         if let root = options["sslrootcert"], root != "system" { files["postgres_root"] = root }
         files["postgres_client"] = options["sslcert"]
+        files["admin"] = self.desk.tlsCertificateFile
         return files
     }
 }

@@ -7,7 +7,7 @@ import Postgres
 /// schema's owner (or a role with CREATEROLE) creates logins; `ussd-gateway db login` runs this.
 public enum DatabaseRoles {
     /// The group roles a login may join.
-    public static let groups = ["ussd_app", "ussd_report", "ussd_operator", "ussd_approver"]
+    public static let groups = ["ussd_app", "ussd_report", "ussd_operator", "ussd_approver", "ussd_desk"]
 
     /// What creating a login did.
     public enum Outcome: Sendable, Hashable {
@@ -21,7 +21,11 @@ public enum DatabaseRoles {
     /// reaches the server: its SCRAM-SHA-256 verifier is computed here, as `psql`'s `\password`
     /// does, so no statement or server log line can hold it. A login already in another group (or
     /// a group role, or the owner) is refused: one login, one role.
-    public static func createLogin(_ postgres: PostgresClient, name: String, group: String, password: String?) async throws -> Outcome {
+    ///
+    /// `canLogIn` false makes a role that never connects itself (a member of staff who works only
+    /// through the staff desk, which switches to it). A login in `ussd_desk` is the desk's own: it
+    /// inherits nothing and may switch to every member of staff (migration 0023's `desk_admit_all`).
+    public static func createLogin(_ postgres: PostgresClient, name: String, group: String, password: String?, canLogIn: Bool = true) async throws -> Outcome {
         guard name.range(of: #"^[a-z_][a-z0-9_]{0,62}$"#, options: .regularExpression) != nil else {
             throw WalletError.invalidArgument("a login name is lower-case letters, digits and _, at most 63 characters")
         }
@@ -44,7 +48,10 @@ public enum DatabaseRoles {
                 }
             }
             try await connection.query(
-                "SELECT set_config('ussd.new_login', \(name), true), set_config('ussd.new_group', \(group), true), set_config('ussd.new_password', \(verifier ?? ""), true)"
+                """
+                SELECT set_config('ussd.new_login', \(name), true), set_config('ussd.new_group', \(group), true), set_config('ussd.new_password', \(verifier ?? ""), true),
+                       set_config('ussd.new_can_log_in', \(canLogIn ? "LOGIN" : "NOLOGIN"), true)
+                """
             )
             let created = try await connection.query(
                 """
@@ -59,7 +66,7 @@ public enum DatabaseRoles {
                     secret TEXT := nullif(current_setting('ussd.new_password'), '');
                 BEGIN
                     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = login) THEN
-                        EXECUTE format('CREATE ROLE %I LOGIN', login);
+                        EXECUTE format('CREATE ROLE %I ' || current_setting('ussd.new_can_log_in'), login);
                     END IF;
                     IF secret IS NOT NULL THEN
                         EXECUTE format('ALTER ROLE %I PASSWORD %L', login, secret);
@@ -68,6 +75,7 @@ public enum DatabaseRoles {
                 END $$;
                 """
             )
+            if group == "ussd_desk" { try await connection.query("SELECT desk_admit_all(\(name))") }
             return created ? .created : .updated
         }
     }

@@ -98,13 +98,30 @@ extension Wallet {
             ORDER BY id DESC LIMIT \(max(1, min(limit, 10_000)))
             """
         )
-        return try rows.map { row in
-            AuditEntry(
-                id: try row.decode(Int64.self, column: 0), at: try row.decode(Date.self, column: 1), actor: try row.decode(String.self, column: 2),
-                action: try row.decode(String.self, column: 3), msisdn: try row.decode(String?.self, column: 4),
-                reason: try row.decode(String?.self, column: 5), before: try row.decode(String?.self, column: 6), after: try row.decode(String?.self, column: 7)
-            )
-        }
+        return try rows.map(Self.auditEntry)
+    }
+
+    /// The whole audit trail, newest first, by who (`actor`), what (an `action` prefix) and when
+    /// (`from` inclusive, `to` exclusive), each when given; the number of a row about a customer
+    /// is read through their subject (migration 0021).
+    public func auditTrail(actor: String?, actionPrefix: String?, from: Date?, to: Date?, limit: Int = 200) async throws -> [AuditEntry] {
+        try await self.postgres.query(
+            """
+            SELECT a.id, a.at, a.actor, a.action, coalesce(c.msisdn, a.msisdn), a.reason, a.before::text, a.after::text
+            FROM audit_log a LEFT JOIN customers c ON c.subject = a.subject
+            WHERE (\(actor)::text IS NULL OR a.actor = \(actor)) AND (\(actionPrefix)::text IS NULL OR starts_with(a.action, \(actionPrefix)))
+                AND (\(from)::timestamptz IS NULL OR a.at >= \(from)) AND (\(to)::timestamptz IS NULL OR a.at < \(to))
+            ORDER BY a.id DESC LIMIT \(max(1, min(limit, 10_000)))
+            """
+        ).map(Self.auditEntry)
+    }
+
+    static func auditEntry(_ row: PostgresRow) throws -> AuditEntry {
+        AuditEntry(
+            id: try row.decode(Int64.self, column: 0), at: try row.decode(Date.self, column: 1), actor: try row.decode(String.self, column: 2),
+            action: try row.decode(String.self, column: 3), msisdn: try row.decode(String?.self, column: 4),
+            reason: try row.decode(String?.self, column: 5), before: try row.decode(String?.self, column: 6), after: try row.decode(String?.self, column: 7)
+        )
     }
 
     /// Everything the support desk needs to answer a call about this number; nil when it is not

@@ -126,12 +126,6 @@ struct OperatorOptions: ParsableArguments {
 
 /// An amount in shillings as typed (`500`, `1,250.50`), in cents; exit code 2 otherwise.
 func shillingsArgument(_ text: String, named name: String) throws -> Amount {
-    let plain = text.replacingOccurrences(of: ",", with: "")
-    let parts = plain.split(separator: ".", omittingEmptySubsequences: false)
-    guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }), parts[0].count <= 9,
-        parts.count == 1 || parts[1].count <= 2, let shillings = Int64(parts[0])
-    else { throw refusal("\(name) must be an amount in shillings, e.g. 500 or 1250.50") }
-    let cents = parts.count == 2 ? Int64(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0
-    guard shillings * 100 + cents > 0 else { throw refusal("\(name) must be more than zero") }
-    return Amount(cents: shillings * 100 + cents)
+    guard let amount = Amount(typedShillings: text) else { throw refusal("\(name) must be an amount in shillings more than zero, e.g. 500 or 1250.50") }
+    return amount
 }

@@ -13,11 +13,11 @@ struct DBCommand: AsyncParsableCommand {
     struct Login: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Create a login in one of the group roles (or add an existing one to it): ussd_app for `serve`, ussd_report for reports and the ledger audit, ussd_operator for support staff who ask, ussd_approver for those who decide. The password, if any, is read from DB_LOGIN_PASSWORD, never from the command line."
+                "Create a login in one of the group roles (or add an existing one to it): ussd_app for `serve`, ussd_report for reports and the ledger audit, ussd_operator for support staff who ask, ussd_approver for those who decide, ussd_desk for the staff desk (DESK_DATABASE_URL). The password, if any, is read from DB_LOGIN_PASSWORD, never from the command line."
         )
         @OptionGroup var options: ConfigOptions
         @Argument(help: "The login's name: lower-case letters, digits and _.") var name: String
-        @Option(help: "ussd_app, ussd_report, ussd_operator or ussd_approver.") var role: String
+        @Option(help: "ussd_app, ussd_report, ussd_operator, ussd_approver, or ussd_desk for the staff desk's own login.") var role: String
 
         func run() async throws {
             let config = try self.options.loadForStaff()

@@ -61,6 +61,11 @@ extension TestServers {
     /// A new login in the group role `role` (`ussd_app`, `ussd_report`, `ussd_operator`,
     /// `ussd_approver`, created by migration 0014) and the configuration to connect to `database`
     /// as it. Roles are cluster-wide: each login's name is new (`prefix` and a random suffix).
+    /// `database` reached as `user` (a login made by some other means, such as the desk's).
+    public static func connection(to database: PostgresConfiguration, as user: String) -> PostgresConfiguration {
+        PostgresConfiguration(connectionString: database.connectionString.replacingUser(with: user))
+    }
+
     public static func login(_ prefix: String, in role: String, to database: PostgresConfiguration) async throws -> PostgresConfiguration {
         precondition(["ussd_app", "ussd_report", "ussd_operator", "ussd_approver"].contains(role))
         let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"

@@ -18,6 +18,19 @@ public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
         guard let amount = Amount(shillings: shillings) else { preconditionFailure("\(shillings) shillings overflow Int64 cents") }
         return amount
     }
+    /// An amount in shillings as a person types it (`500`, `1,250.50`): more than zero, at most
+    /// two decimals and nine digits of shillings; nil otherwise. The CLI's and the staff desk's reader.
+    public init?(typedShillings text: String) {
+        let plain = text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ",", with: "")
+        let parts = plain.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }), parts[0].count <= 9,
+            parts.count == 1 || parts[1].count <= 2, let shillings = Int64(parts[0])
+        else { return nil }
+        let cents = parts.count == 2 ? Int64(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0
+        guard shillings * 100 + cents > 0 else { return nil }
+        self.cents = shillings * 100 + cents
+    }
+
     public static func < (lhs: Amount, rhs: Amount) -> Bool { lhs.cents < rhs.cents }
     public static let zero = Amount(cents: 0)
     public var description: String {

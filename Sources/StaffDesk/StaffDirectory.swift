@@ -1,0 +1,216 @@
+import Basics
+import ConnectionPool
+import Foundation
+import Postgres
+import Wallet
+
+/// A member of staff as the desk knows them (migration 0023's `staff`).
+public struct StaffMember: Sendable, Hashable {
+    public let login: String
+    public let displayName: String
+    public let role: DeskRole
+    let passwordHash: String
+    let totpSecret: String
+    public let totpShownAt: Date?
+    public let totpEnrolledAt: Date?
+    public let failedAttempts: Int
+    public let lockedUntil: Date?
+    public let sessionEpoch: Int
+    public let disabledAt: Date?
+    public let lastSignedInAt: Date?
+    public let createdAt: Date
+    public let createdBy: String
+
+    public func isLocked(at now: Date) -> Bool { self.lockedUntil.map { $0 > now } ?? false }
+}
+
+/// Why a staff account could not be made or changed.
+public struct StaffError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The staff accounts, read and changed by the desk's own login (which may update sign-in state
+/// only), and created on the command line by the schema's owner. Password hashing runs on a
+/// thread of its own.
+public final class StaffDirectory: Sendable {
+    let postgres: PostgresClient
+    private let hashing = OnDemandThreadPool(numberOfThreads: 1)
+
+    public init(postgres: PostgresClient) {
+        self.postgres = postgres
+    }
+
+    public func shutdown() async { await self.hashing.shutdown() }
+
+    static let columns = """
+        login, display_name, desk_role, password_hash, totp_secret, totp_shown_at, totp_enrolled_at, failed_attempts, locked_until, session_epoch,
+        disabled_at, last_signed_in_at, created_at, created_by
+        """
+
+    static func member(_ row: PostgresRow) throws -> StaffMember {
+        guard let role = DeskRole(rawValue: try row.decode(String.self, column: 2)) else { throw StaffError("an unknown desk role") }
+        return StaffMember(
+            login: try row.decode(String.self, column: 0), displayName: try row.decode(String.self, column: 1), role: role,
+            passwordHash: try row.decode(String.self, column: 3), totpSecret: try row.decode(String.self, column: 4),
+            totpShownAt: try row.decode(Date?.self, column: 5), totpEnrolledAt: try row.decode(Date?.self, column: 6),
+            failedAttempts: try row.decode(Int.self, column: 7), lockedUntil: try row.decode(Date?.self, column: 8),
+            sessionEpoch: try row.decode(Int.self, column: 9), disabledAt: try row.decode(Date?.self, column: 10),
+            lastSignedInAt: try row.decode(Date?.self, column: 11), createdAt: try row.decode(Date.self, column: 12),
+            createdBy: try row.decode(String.self, column: 13)
+        )
+    }
+
+    public func member(_ login: String) async throws -> StaffMember? {
+        guard Self.isLogin(login) else { return nil }
+        return try await self.postgres.query("SELECT \(unescaped: Self.columns) FROM staff WHERE login = \(login)").single().map(Self.member)
+    }
+
+    public func all() async throws -> [StaffMember] {
+        try await self.postgres.query("SELECT \(unescaped: Self.columns) FROM staff ORDER BY login").map(Self.member)
+    }
+
+    /// Whether `password` is the member's, checked off the event loop; an unknown login is checked
+    /// against a decoy so that it takes as long.
+    public func checkPassword(_ password: String, of member: StaffMember?) async throws -> Bool {
+        let stored = member?.passwordHash ?? StaffPassword.decoy
+        let right = try await self.hashing.run { StaffPassword.verify(password, against: stored) }
+        return right && member != nil
+    }
+
+    /// Hashes `password` off the event loop.
+    public func hash(_ password: String) async throws -> String {
+        try await self.hashing.run { try StaffPassword.hash(password) }
+    }
+
+    /// Counts a failed sign-in; at `limit` failures in a row the account locks for `lockFor` (and
+    /// the count starts again). The lock's end when this failure locked it.
+    public func recordFailure(_ login: String, limit: Int, lockFor: Duration) async throws -> Date? {
+        try await self.postgres.query(
+            """
+            UPDATE staff SET failed_attempts = CASE WHEN failed_attempts + 1 >= \(limit) THEN 0 ELSE failed_attempts + 1 END,
+                locked_until = CASE WHEN failed_attempts + 1 >= \(limit) THEN now() + make_interval(secs => \(Double(lockFor.components.seconds))) ELSE locked_until END
+            WHERE login = \(login)
+            RETURNING CASE WHEN failed_attempts = 0 THEN locked_until END
+            """
+        ).single()?.decode(Date?.self, column: 0)
+    }
+
+    /// Takes a second-factor code's step: true only when it is later than the last one taken (a
+    /// code is never taken twice, even by two requests at once). Confirms an enrolment, clears
+    /// the failures and notes the sign-in.
+    public func acceptSecondFactor(_ login: String, step: Int64) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            UPDATE staff SET totp_last_step = \(step), failed_attempts = 0, totp_enrolled_at = coalesce(totp_enrolled_at, now()), last_signed_in_at = now()
+            WHERE login = \(login) AND totp_last_step < \(step) AND disabled_at IS NULL RETURNING login
+            """
+        ).isEmpty
+    }
+
+    /// A new secret for a member who never saw one (created in the desk's absence of a terminal, or
+    /// reset by an administrator), noted as shown: nil when one was shown already.
+    public func showNewSecret(_ login: String) async throws -> String? {
+        let secret = StaffTOTP.newSecret()
+        let rows = try await self.postgres.query(
+            """
+            UPDATE staff SET totp_secret = \(secret), totp_shown_at = now()
+            WHERE login = \(login) AND totp_enrolled_at IS NULL AND totp_shown_at IS NULL RETURNING login
+            """
+        )
+        return rows.isEmpty ? nil : secret
+    }
+
+    /// Ends every session of `login` (each carries the epoch it began in).
+    public func signOutEverywhere(_ login: String) async throws {
+        try await self.postgres.query("UPDATE staff SET session_epoch = session_epoch + 1 WHERE login = \(login)")
+    }
+
+    /// An administrator's changes; each also ends the member's sessions. False when no such member.
+    public func setDisabled(_ login: String, _ disabled: Bool) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            UPDATE staff SET disabled_at = CASE WHEN \(disabled) THEN coalesce(disabled_at, now()) END, session_epoch = session_epoch + 1,
+                failed_attempts = 0, locked_until = NULL
+            WHERE login = \(login) RETURNING login
+            """
+        ).isEmpty
+    }
+
+    public func resetPassword(_ login: String, hash: String) async throws -> Bool {
+        try await !self.postgres.query(
+            "UPDATE staff SET password_hash = \(hash), session_epoch = session_epoch + 1, failed_attempts = 0, locked_until = NULL WHERE login = \(login) RETURNING login"
+        ).isEmpty
+    }
+
+    /// The member enrols again at their next sign-in, with a secret shown then.
+    public func resetSecondFactor(_ login: String) async throws -> Bool {
+        try await !self.postgres.query(
+            """
+            UPDATE staff SET totp_secret = \(StaffTOTP.newSecret()), totp_shown_at = NULL, totp_enrolled_at = NULL, session_epoch = session_epoch + 1
+            WHERE login = \(login) RETURNING login
+            """
+        ).isEmpty
+    }
+
+    /// Writes one of the desk's own rows to the audit trail (`desk.*`, under the desk's login, as
+    /// migration 0023 allows): sign-ins, refusals, staff changes. `login` is whom it concerns.
+    public func audit(_ action: String, login: String?, reason: String? = nil, details: [String: String] = [:]) async throws {
+        var after = details
+        if let login { after["login"] = String(login.prefix(63)) }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: after, options: [.sortedKeys]), as: UTF8.self)
+        try await self.postgres.query(
+            """
+            INSERT INTO audit_log (actor, action, reason, after)
+            VALUES ('desk', \(action), \(reason.map { String($0.prefix(500)) }.flatMap { $0.isEmpty ? nil : $0 }), \(json)::jsonb)
+            """
+        )
+    }
+
+    static func isLogin(_ text: String) -> Bool {
+        text.range(of: #"^[a-z_][a-z0-9_]{0,62}$"#, options: .regularExpression) != nil
+    }
+}
+
+extension StaffDirectory {
+    /// What creating a member of staff made: the sign-in to hand over once.
+    public struct Created: Sendable {
+        public let member: StaffMember
+        /// The password, when one was generated.
+        public let password: String?
+        public let totpSecret: String
+    }
+
+    /// Creates a member of staff, run by the schema's owner (or a login that may create roles):
+    /// their database role in the group `role` maps to (a role without LOGIN unless it exists: they
+    /// work through the desk), the desk's right to switch to it, and the account with a scrypt hash
+    /// of `password` (generated when nil) and a TOTP secret, noted as shown (the caller prints it).
+    public static func create(
+        owner postgres: PostgresClient, login: String, displayName: String, role: DeskRole, password: String?
+    ) async throws -> Created {
+        guard Self.isLogin(login) else { throw StaffError("a login is lower-case letters, digits and _, at most 63 characters") }
+        let name = displayName.trimmingCharacters(in: .whitespaces)
+        guard (1...100).contains(name.count), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw StaffError("a name is 1 to 100 characters")
+        }
+        if let password, let problem = StaffPassword.problem(password) { throw StaffError(problem) }
+        let chosen = password ?? StaffPassword.generate()
+        let hash = try StaffPassword.hash(chosen)
+        let secret = StaffTOTP.newSecret()
+        _ = try await DatabaseRoles.createLogin(postgres, name: login, group: role.databaseGroup, password: nil, canLogIn: false)
+        let row = try await postgres.transaction { tx in
+            let row = try await tx.query(
+                """
+                INSERT INTO staff (login, display_name, desk_role, password_hash, totp_secret, totp_shown_at)
+                VALUES (\(login), \(name), \(role.rawValue), \(hash), \(secret), now())
+                ON CONFLICT (login) DO NOTHING
+                RETURNING \(unescaped: Self.columns)
+                """
+            ).single()
+            guard let row else { throw StaffError("\(login) already has a desk account") }
+            try await tx.query("SELECT desk_admit_all()")
+            return row
+        }
+        return Created(member: try Self.member(row), password: password == nil ? chosen : nil, totpSecret: secret)
+    }
+}
