@@ -42,7 +42,7 @@ struct DeskViews: Sendable {
         var headers: HTTPFields = [
             .contentType: type, .contentSecurityPolicy: Self.policy, .cacheControl: "no-store",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff", HTTPField.Name("X-Frame-Options")!: "DENY",
-            HTTPField.Name("Referrer-Policy")!: "no-referrer", HTTPField.Name("Cross-Origin-Opener-Policy")!: "same-origin",
+            HTTPField.Name("Referrer-Policy")!: "same-origin", HTTPField.Name("Cross-Origin-Opener-Policy")!: "same-origin",
         ]
         headers.append(contentsOf: extra)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
