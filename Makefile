@@ -46,10 +46,10 @@ scale-test: install
 scale-test-cluster: install
 	@REDIS_MODE=cluster bash scripts/scale-test.sh
 
-## The browser phone's test alone, its screenshot written to docs/simulator.png (the README's picture).
+## The browser tests alone, their screenshots written to docs/simulator.png and docs/desk.png (the README's pictures).
 screenshot: install
 	@bash scripts/services.sh install-browser
-	@SCREENSHOT_PATH="$(CURDIR)/docs/simulator.png" bash scripts/test.sh --filter BrowserPhoneTests
+	@SCREENSHOT_PATH="$(CURDIR)/docs/simulator.png" DESK_SCREENSHOT_PATH="$(CURDIR)/docs/desk.png" bash scripts/test.sh --filter 'BrowserPhoneTests|StaffDeskBrowserTests'
 
 ## pgBackRest backups of `make run`'s Postgres into .data/backup: WAL archived continuously, a full backup first, then differential ones.
 backup: install

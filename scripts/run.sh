@@ -26,14 +26,24 @@ bin="$(swift build --show-bin-path)/ussd-gateway"
 # desk: ops_amina asks (ussd_operator), ops_baraka and ops_chebet approve (ussd_approver).
 "$bin" migrate
 owner_url=$DATABASE_URL
-for login in ussd_gateway:ussd_app ussd_audit:ussd_report ops_amina:ussd_operator ops_baraka:ussd_approver ops_chebet:ussd_approver; do
+for login in ussd_gateway:ussd_app ussd_audit:ussd_report ops_amina:ussd_operator ops_baraka:ussd_approver ops_chebet:ussd_approver ussd_desk_web:ussd_desk; do
     "$bin" db login "${login%%:*}" --role "${login#*:}" >/dev/null
 done
+# The staff desk (http://127.0.0.1:8081/desk): a development administrator, its sign-in printed
+# once, the first time. Its desk login switches to each person's role (SET LOCAL ROLE).
+if ! "$bin" staff list 2>/dev/null | grep -q '^desk_admin'; then
+    echo "run: the staff desk's development administrator (sign in at http://$HTTP_HOST:${ADMIN_PORT:-8081}/desk as desk_admin; shown once, lost: $bin staff reset desk_admin):" >&2
+    "$bin" staff create desk_admin --admin --name "Desk administrator" >&2
+fi
 if [ "$DATABASE_URL" = "postgres://ussd@127.0.0.1:$PG_PORT/ussd" ]; then
     export DATABASE_URL="postgres://ussd_gateway@127.0.0.1:$PG_PORT/ussd"
     # The key store `migrate` made beside the ledger (personal data, PRIVACY.md), as the gateway's login.
     export PERSONAL_DATA_KEYS_URL=${PERSONAL_DATA_KEYS_URL:-postgres://ussd_gateway@127.0.0.1:$PG_PORT/ussd_keys}
 fi
+export DESK=${DESK:-on}
+export ADMIN_PORT=${ADMIN_PORT:-8081}
+export DESK_DATABASE_URL=${DESK_DATABASE_URL:-postgres://ussd_desk_web@127.0.0.1:$PG_PORT/ussd}
+echo "run: the staff desk at http://$HTTP_HOST:$ADMIN_PORT/desk (readiness and metrics there too); more staff: DATABASE_URL=$owner_url $bin staff create NAME --role support --name 'Full Name'" >&2
 echo "run: the gateway logs in as ussd_gateway (ussd_app); the owner ($owner_url) is for migrate. Staff: DATABASE_URL=postgres://ops_amina@127.0.0.1:$PG_PORT/ussd $bin customer reset-pin 0712345678 --reason '...'" >&2
 echo "run: the morning report by mail: ENVIRONMENT=development DATABASE_URL=postgres://ussd_audit@127.0.0.1:$PG_PORT/ussd $bin report daily --email; it lands at http://$HTTP_HOST:$HTTP_PORT/sandbox/mail (SMTP on 127.0.0.1:${SANDBOX_SMTP_PORT:-2525}, unless REPORT_SMTP_URL is set)" >&2
 echo "run: serving on http://$HTTP_HOST:$HTTP_PORT, the browser phone at http://$HTTP_HOST:$HTTP_PORT/simulator (Redis :$REDIS_PORT, Postgres :$PG_PORT; Ctrl-C stops, make stop stops the servers)" >&2

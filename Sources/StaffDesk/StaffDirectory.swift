@@ -213,4 +213,22 @@ extension StaffDirectory {
         }
         return Created(member: try Self.member(row), password: password == nil ? chosen : nil, totpSecret: secret)
     }
+
+    /// Break-glass, run by the schema's owner: a new password (generated when nil) and a new
+    /// second factor for `login`, every session ended; the caller prints both once.
+    public static func reset(owner postgres: PostgresClient, login: String, password: String?) async throws -> Created {
+        if let password, let problem = StaffPassword.problem(password) { throw StaffError(problem) }
+        let chosen = password ?? StaffPassword.generate()
+        let secret = StaffTOTP.newSecret()
+        guard
+            let row = try await postgres.query(
+                """
+                UPDATE staff SET password_hash = \(try StaffPassword.hash(chosen)), totp_secret = \(secret), totp_shown_at = now(), totp_enrolled_at = NULL,
+                    session_epoch = session_epoch + 1, failed_attempts = 0, locked_until = NULL, disabled_at = NULL
+                WHERE login = \(login) RETURNING \(unescaped: Self.columns)
+                """
+            ).single()
+        else { throw StaffError("\(login) has no desk account") }
+        return Created(member: try Self.member(row), password: password == nil ? chosen : nil, totpSecret: secret)
+    }
 }

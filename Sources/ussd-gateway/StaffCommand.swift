@@ -8,7 +8,7 @@ import Wallet
 /// `ussd-gateway staff`: the staff desk's accounts, made by the schema's owner.
 struct StaffCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "staff", abstract: "The staff desk's accounts: create one (as the schema's owner), list them.", subcommands: [Create.self, List.self]
+        commandName: "staff", abstract: "The staff desk's accounts: create one (as the schema's owner), list them.", subcommands: [Create.self, Reset.self, List.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -36,13 +36,40 @@ struct StaffCommand: AsyncParsableCommand {
             let created = try await withPostgres(config, doing: "creating the member of staff") { postgres in
                 try await StaffDirectory.create(owner: postgres, login: self.login, displayName: self.name, role: role, password: password)
             }
-            let uri = StaffTOTP.enrolmentURI(secret: created.totpSecret, login: self.login, issuer: config.desk.settings.issuer)
             print("created \(self.login): \(role.title), acting in the database as \(self.login) (\(role.databaseGroup))")
-            if let password = created.password { print("password (shown once): \(password)") }
-            print("second factor (shown once): scan with an authenticator app, or type the key \(StaffTOTP.typedKey(created.totpSecret))")
-            if let code = QRCode(uri) { print(code.terminalText) }
-            print(uri)
+            StaffCommand.printSignIn(created, issuer: config.desk.settings.issuer)
         }
+    }
+
+    struct Reset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: """
+                Break-glass, as the schema's owner: a new password (from STAFF_PASSWORD, else generated) and a new second factor for a member \
+                of staff, every session of theirs ended, the account enabled and unlocked; both printed once.
+                """
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The member's login.") var login: String
+
+        func run() async throws {
+            let config = try self.options.loadForStaff()
+            bootstrapLogging(config)
+            let password = ProcessInfo.processInfo.environment["STAFF_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+            let reset = try await withPostgres(config, doing: "resetting the member of staff") { postgres in
+                try await StaffDirectory.reset(owner: postgres, login: self.login, password: password)
+            }
+            print("reset \(self.login): every session ended")
+            StaffCommand.printSignIn(reset, issuer: config.desk.settings.issuer)
+        }
+    }
+
+    /// The password (when generated) and the second factor's key, QR code and URI, printed once.
+    static func printSignIn(_ created: StaffDirectory.Created, issuer: String) {
+        let login = created.member.login
+        if let password = created.password { print("password (shown once): \(password)") }
+        let key = StaffTOTP.typedKey(created.totpSecret)
+        print("second factor (shown once): scan the code with an authenticator app, or type the key \(key) (oathtool --totp -b \(key) prints a code)")
+        if let code = QRCode(StaffTOTP.enrolmentURI(secret: created.totpSecret, login: login, issuer: issuer)) { print(code.terminalText) }
     }
 
     struct List: AsyncParsableCommand {
