@@ -53,7 +53,7 @@ public struct DeskSessions: Sendable {
     /// A new session; its cookie's value.
     public func start(_ session: DeskSession) async throws -> String {
         let id = Self.base64URL(Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }))
-        try await self.save(id, session)
+        try await self.save(id, session, creating: true)
         return id + "." + self.mac("session|" + id)
     }
 
@@ -77,9 +77,12 @@ public struct DeskSessions: Sendable {
         return now.timeIntervalSince(session.lastSeenAt) > self.idle.inSeconds || now.timeIntervalSince(session.createdAt) > absolute.inSeconds
     }
 
-    public func save(_ id: String, _ session: DeskSession) async throws {
+    /// Writes the session back with a fresh idle timeout; only while it still exists (a session
+    /// another request ended stays ended), unless `creating` it.
+    public func save(_ id: String, _ session: DeskSession, creating: Bool = false) async throws {
         let json = String(decoding: try JSONEncoder().encode(session), as: UTF8.self)
-        _ = try await self.redis.set(self.redisKey(id), to: json, expiresIn: max(1, Int(self.idle.inSeconds.rounded(.up))))
+        _ = try await self.redis.set(
+            self.redisKey(id), to: json, expiresIn: max(1, Int(self.idle.inSeconds.rounded(.up))), condition: creating ? .ifNotExists : .ifExists)
     }
 
     public func end(_ id: String) async throws {

@@ -16,6 +16,7 @@ extension StaffDesk {
         desk.post("/sign-out") { request, _ in
             try await self.post(request, nil) { visit, _ in
                 try await self.sessions.end(visit.id)
+                visit.ended = true
                 try await self.directory.audit("desk.signed_out", login: visit.login)
                 return self.signedOut()
             }
@@ -24,6 +25,7 @@ extension StaffDesk {
             try await self.post(request, nil) { visit, _ in
                 try await self.directory.signOutEverywhere(visit.login)
                 try await self.sessions.end(visit.id)
+                visit.ended = true
                 try await self.directory.audit("desk.signed_out_everywhere", login: visit.login)
                 return self.signedOut()
             }
@@ -48,6 +50,7 @@ extension StaffDesk {
                 try await self.directory.audit("desk.password_changed", login: visit.login)
                 // The change ended every session, this one too.
                 try await self.sessions.end(visit.id)
+                visit.ended = true
                 return self.signedOut()
             }
         }
@@ -65,7 +68,8 @@ extension StaffDesk {
     }
 
     /// The password step: on success a half session (the code is next); any failure says the same
-    /// to the browser and the reason to the audit trail.
+    /// to the browser and the reason to the audit trail. The try is reserved before the password
+    /// is checked, so tries sent at once cannot outrun the lockout.
     func signIn(_ request: Request) async throws -> Response {
         if let why = Self.crossSite(request) {
             try await self.directory.audit("desk.post_refused", login: nil, details: ["path": "/desk/sign-in", "why": why])
@@ -73,34 +77,54 @@ extension StaffDesk {
         }
         guard let form = try await Self.form(request) else { return try self.signInPage(problem: "The form could not be read.", status: .badRequest) }
         let login = (form["login"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
-        let member = try await self.directory.member(login)
-        let right = try await self.directory.checkPassword(form["password"] ?? "", of: member)
-        let now = self.now()
+        let password = form["password"] ?? ""
         let wrong = "That login and password do not match an account that may sign in."
-        guard let member, member.disabledAt == nil else {
-            // The typed login is kept only when it names an account (a password typed there is not).
-            try await self.directory.audit(
-                "desk.signin_refused", login: member?.login, details: ["why": member == nil ? "no such login" : "the account is disabled"]
-            )
-            return try self.signInPage(problem: wrong, status: .unauthorized)
-        }
-        if member.isLocked(at: now) {
-            try await self.directory.audit("desk.signin_refused", login: member.login, details: ["why": "the account is locked"])
-            return try self.signInPage(problem: "This account is locked after too many wrong tries until \(DeskFormat.time(member.lockedUntil)).", status: .unauthorized)
-        }
-        guard right else {
-            return try await self.failed(member.login, why: "a wrong password") { locked in
-                try self.signInPage(problem: locked.map { "Too many wrong tries: this account is locked until \(DeskFormat.time($0))." } ?? wrong, status: .unauthorized)
+        do {
+            guard let member = try await self.directory.member(login), member.disabledAt == nil else {
+                // As long as a real check; the typed login is kept only when it names an account
+                // (a password typed there is not).
+                _ = try await self.directory.checkPassword(password, of: nil)
+                let known = try await self.directory.member(login)
+                try await self.directory.audit(
+                    "desk.signin_refused", login: known?.login, details: ["why": known == nil ? "no such login" : "the account is disabled"])
+                return try self.signInPage(problem: wrong, status: .unauthorized)
             }
+            guard try await self.directory.reserveAttempt(member.login, limit: self.settings.lockoutAttempts, now: self.now()) != nil else {
+                return try await self.lockedOut(member.login)
+            }
+            let right: Bool
+            do {
+                right = try await self.directory.checkPassword(password, of: member)
+            } catch {
+                try await self.directory.releaseAttempt(member.login)
+                throw error
+            }
+            guard right else {
+                return try await self.failed(member.login, why: "a wrong password") { locked in
+                    try self.signInPage(problem: locked.map { "Too many wrong tries: this account is locked until \(DeskFormat.time($0))." } ?? wrong, status: .unauthorized)
+                }
+            }
+            try await self.directory.releaseAttempt(member.login)
+            let now = self.now()
+            let cookie = try await self.sessions.start(DeskSession(login: member.login, stage: .password, epoch: member.sessionEpoch, createdAt: now, lastSeenAt: now))
+            return Response(status: .seeOther, headers: [.location: "/desk/second-factor", .setCookie: self.sessions.cookieHeader(cookie)])
+        } catch let busy as StaffError {
+            return try self.signInPage(problem: busy.description, status: .serviceUnavailable)
         }
-        let cookie = try await self.sessions.start(DeskSession(login: member.login, stage: .password, epoch: member.sessionEpoch, createdAt: now, lastSeenAt: now))
-        return Response(status: .seeOther, headers: [.location: "/desk/second-factor", .setCookie: self.sessions.cookieHeader(cookie)])
+    }
+
+    /// The account may not try now (locked, or as many tries in flight as the limit): refused, audited.
+    func lockedOut(_ login: String) async throws -> Response {
+        try await self.directory.audit("desk.signin_refused", login: login, details: ["why": "the account is locked"])
+        let until = try await self.directory.member(login)?.lockedUntil
+        let when = until.map { " until \(DeskFormat.time($0))" } ?? " for now"
+        return try self.signInPage(problem: "This account is locked after too many wrong tries\(when).", status: .unauthorized)
     }
 
     /// Counts a failure (locking the account at the limit), writes it to the audit trail, and
     /// answers with `page`, given the lock's end when this failure locked it.
     func failed(_ login: String, why: String, page: (Date?) async throws -> Response) async throws -> Response {
-        let locked = try await self.directory.recordFailure(login, limit: self.settings.lockoutAttempts, lockFor: self.settings.lockout)
+        let locked = try await self.directory.recordFailure(login, limit: self.settings.lockoutAttempts, lockFor: self.settings.lockout, now: self.now())
         var details = ["why": why]
         if let locked { details["locked_until"] = ISO8601DateFormatter().string(from: locked) }
         try await self.directory.audit("desk.signin_refused", login: login, details: details)
@@ -108,10 +132,18 @@ extension StaffDesk {
     }
 
     /// The code step's page: the QR code of a new secret the first time (once), else the form.
+    /// Only for a half session still current (no reset or sign-out everywhere since) of an account
+    /// neither disabled nor locked.
     func secondFactorPage(_ request: Request, problem: String?, status: HTTPResponse.Status = .ok) async throws -> Response {
-        guard let (id, session) = try await self.session(request), session.stage == .password,
-            let member = try await self.directory.member(session.login), member.disabledAt == nil
-        else { return Response.redirect(to: "/desk/sign-in", type: .normal) }
+        guard let (id, session) = try await self.session(request), session.stage == .password else {
+            return Response.redirect(to: "/desk/sign-in", type: .normal)
+        }
+        guard let member = try await self.directory.member(session.login), member.disabledAt == nil, member.sessionEpoch == session.epoch,
+            !member.isLocked(at: self.now())
+        else {
+            try await self.sessions.end(id)
+            return Response.redirect(to: "/desk/sign-in", type: .normal)
+        }
         var values: [String: Any] = ["csrf": self.sessions.csrfToken(id), "login": member.login, "problem": problem as Any]
         if member.totpEnrolledAt != nil {
             values["enrolled"] = true
@@ -145,13 +177,12 @@ extension StaffDesk {
             try await self.sessions.end(id)
             return Response.redirect(to: "/desk/sign-in", type: .normal)
         }
-        if member.isLocked(at: now) {
+        guard try await self.directory.reserveAttempt(member.login, limit: self.settings.lockoutAttempts, now: self.now()) != nil else {
             try await self.sessions.end(id)
-            try await self.directory.audit("desk.signin_refused", login: member.login, details: ["why": "the account is locked"])
-            return try self.signInPage(problem: "This account is locked after too many wrong tries until \(DeskFormat.time(member.lockedUntil)).", status: .unauthorized)
+            return try await self.lockedOut(member.login)
         }
         let step = StaffTOTP.matchingStep(form["code"] ?? "", secret: member.totpSecret, now: now)
-        let accepted = try await step.asyncMap { try await self.directory.acceptSecondFactor(member.login, step: $0) } ?? false
+        let accepted = try await step.asyncMap { try await self.directory.acceptSecondFactor(member.login, step: $0, epoch: session.epoch, now: now) } ?? false
         guard accepted else {
             let why = step == nil ? "a wrong second-factor code" : "a second-factor code used before"
             return try await self.failed(member.login, why: why) { locked in

@@ -2,9 +2,10 @@ import Foundation
 import Hummingbird
 
 /// The staff list, and an administrator's changes to an account: sign out everywhere, a new
-/// password (shown once, to the administrator, on the answer to the form and nowhere else), a new
-/// second factor (enrolled at the member's next sign-in), disable and enable. Each is written to
-/// the audit trail with the administrator and their reason. Roles are the owner's to change.
+/// second factor (enrolled by the member at their next sign-in, with their own password), disable
+/// and enable. Each is written to the audit trail with the administrator and their reason. No
+/// administrator learns a password: new ones come from the owner's `staff reset`, so one
+/// administrator cannot take over two accounts and pass four eyes alone. Roles are the owner's.
 extension StaffDesk {
     func registerStaff<Context: RequestContext>(_ desk: RouterGroup<Context>) {
         desk.get("/staff") { request, _ in
@@ -46,17 +47,6 @@ extension StaffDesk {
             _ = try await self.directory.setDisabled(login, change == "disable")
         case "reset-second-factor":
             _ = try await self.directory.resetSecondFactor(login)
-        case "reset-password":
-            let password = StaffPassword.generate()
-            _ = try await self.directory.resetPassword(login, hash: try await self.directory.hash(password))
-            try await self.directory.audit("desk.staff_changed", login: login, reason: reason, details: details)
-            return try self.render(
-                "message", title: "New password", visit: visit,
-                [
-                    "heading": "New password for \(login)", "back": "/desk/staff", "secret": password,
-                    "text": "Give it to them in person or by a channel you trust; their sessions have ended.",
-                ]
-            )
         default:
             return self.redirect("/desk/staff", &visit, problem: "Choose a change.")
         }

@@ -83,6 +83,8 @@ public final class StaffDesk: Sendable {
         let member: StaffMember
         let csrf: String
         let wallet: Wallet
+        /// Signed out by this request: nothing is written back.
+        var ended = false
 
         var role: DeskRole { self.member.role }
         var login: String { self.member.login }
@@ -135,9 +137,11 @@ public final class StaffDesk: Sendable {
             return try self.refusal(.forbidden, "Your role (\(visit.role.title)) may not see this page.", visit: visit)
         }
         let response = try await body(&visit)
-        // The line for this page was shown.
-        visit.session.notice = nil
-        visit.session.problem = nil
+        // The line for this page was shown (unless the answer is a redirect to the page that shows it).
+        if !(300..<400).contains(response.status.code) {
+            visit.session.notice = nil
+            visit.session.problem = nil
+        }
         try await self.sessions.save(visit.id, visit.session)
         return response
     }
@@ -167,7 +171,7 @@ public final class StaffDesk: Sendable {
             return try self.refusal(.forbidden, "Your role (\(visit.role.title)) may not do this.", visit: visit)
         }
         let response = try await body(&visit, form)
-        try await self.sessions.save(visit.id, visit.session)
+        if !visit.ended { try await self.sessions.save(visit.id, visit.session) }
         return response
     }
 

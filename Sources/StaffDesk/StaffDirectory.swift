@@ -2,6 +2,7 @@ import Basics
 import ConnectionPool
 import Foundation
 import Postgres
+import Synchronization
 import Wallet
 
 /// A member of staff as the desk knows them (migration 0023's `staff`).
@@ -36,6 +37,10 @@ public struct StaffError: Error, Sendable, Hashable, CustomStringConvertible {
 public final class StaffDirectory: Sendable {
     let postgres: PostgresClient
     private let hashing = OnDemandThreadPool(numberOfThreads: 1)
+    /// Passwords being checked or waiting: past ``maximumWaiting`` a sign-in is refused as busy, so
+    /// a flood of sign-ins cannot queue every real one behind it for minutes.
+    private let waiting = Mutex(0)
+    static let maximumWaiting = 16
 
     public init(postgres: PostgresClient) {
         self.postgres = postgres
@@ -74,6 +79,13 @@ public final class StaffDirectory: Sendable {
     /// against a decoy so that it takes as long.
     public func checkPassword(_ password: String, of member: StaffMember?) async throws -> Bool {
         let stored = member?.passwordHash ?? StaffPassword.decoy
+        let admitted = self.waiting.withLock { count -> Bool in
+            guard count < Self.maximumWaiting else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else { throw StaffError("the desk is busy checking sign-ins: try again in a moment") }
+        defer { self.waiting.withLock { $0 -= 1 } }
         let right = try await self.hashing.run { StaffPassword.verify(password, against: stored) }
         return right && member != nil
     }
@@ -83,27 +95,47 @@ public final class StaffDirectory: Sendable {
         try await self.hashing.run { try StaffPassword.hash(password) }
     }
 
-    /// Counts a failed sign-in; at `limit` failures in a row the account locks for `lockFor` (and
-    /// the count starts again). The lock's end when this failure locked it.
-    public func recordFailure(_ login: String, limit: Int, lockFor: Duration) async throws -> Date? {
+    /// Reserves one try (a password or a code) before it is judged, so that tries sent at once
+    /// cannot outrun the lockout: at most `limit` are judged before the account locks. Nil when the
+    /// account may not try at `now`: locked, disabled, or with `limit` tries in flight or failed.
+    public func reserveAttempt(_ login: String, limit: Int, now: Date = Date()) async throws -> Int? {
         try await self.postgres.query(
             """
-            UPDATE staff SET failed_attempts = CASE WHEN failed_attempts + 1 >= \(limit) THEN 0 ELSE failed_attempts + 1 END,
-                locked_until = CASE WHEN failed_attempts + 1 >= \(limit) THEN now() + make_interval(secs => \(Double(lockFor.components.seconds))) ELSE locked_until END
-            WHERE login = \(login)
-            RETURNING CASE WHEN failed_attempts = 0 THEN locked_until END
+            UPDATE staff SET failed_attempts = failed_attempts + 1
+            WHERE login = \(login) AND disabled_at IS NULL AND (locked_until IS NULL OR locked_until <= \(now)) AND failed_attempts < \(limit)
+            RETURNING failed_attempts
             """
-        ).single()?.decode(Date?.self, column: 0)
+        ).single()?.decode(Int.self, column: 0)
+    }
+
+    /// A reserved try that was right (the password: the code is still to come) no longer counts.
+    public func releaseAttempt(_ login: String) async throws {
+        try await self.postgres.query("UPDATE staff SET failed_attempts = greatest(failed_attempts - 1, 0) WHERE login = \(login)")
+    }
+
+    /// A reserved try that was wrong stays counted; at `limit` the account locks for `lockFor` (and
+    /// the count starts again). The lock's end when this failure locked it.
+    public func recordFailure(_ login: String, limit: Int, lockFor: Duration, now: Date = Date()) async throws -> Date? {
+        try await self.postgres.query(
+            """
+            UPDATE staff SET failed_attempts = 0, locked_until = \(now.addingTimeInterval(lockFor.inSeconds))
+            WHERE login = \(login) AND failed_attempts >= \(limit) AND (locked_until IS NULL OR locked_until <= \(now))
+            RETURNING locked_until
+            """
+        ).single()?.decode(Date.self, column: 0)
     }
 
     /// Takes a second-factor code's step: true only when it is later than the last one taken (a
-    /// code is never taken twice, even by two requests at once). Confirms an enrolment, clears
-    /// the failures and notes the sign-in.
-    public func acceptSecondFactor(_ login: String, step: Int64) async throws -> Bool {
+    /// code is never taken twice, even by two requests at once), the account is neither locked nor
+    /// disabled, and no reset or sign-out everywhere came since the password (`epoch`). Confirms an
+    /// enrolment, clears the failures and notes the sign-in.
+    public func acceptSecondFactor(_ login: String, step: Int64, epoch: Int, now: Date = Date()) async throws -> Bool {
         try await !self.postgres.query(
             """
             UPDATE staff SET totp_last_step = \(step), failed_attempts = 0, totp_enrolled_at = coalesce(totp_enrolled_at, now()), last_signed_in_at = now()
-            WHERE login = \(login) AND totp_last_step < \(step) AND disabled_at IS NULL RETURNING login
+            WHERE login = \(login) AND totp_last_step < \(step) AND disabled_at IS NULL AND (locked_until IS NULL OR locked_until <= \(now))
+                AND session_epoch = \(epoch)
+            RETURNING login
             """
         ).isEmpty
     }
@@ -215,7 +247,8 @@ extension StaffDirectory {
     }
 
     /// Break-glass, run by the schema's owner: a new password (generated when nil) and a new
-    /// second factor for `login`, every session ended; the caller prints both once.
+    /// second factor for `login`, every session ended, the lock lifted (a disabled account stays
+    /// disabled), written to the audit trail; the caller prints both once.
     public static func reset(owner postgres: PostgresClient, login: String, password: String?) async throws -> Created {
         if let password, let problem = StaffPassword.problem(password) { throw StaffError(problem) }
         let chosen = password ?? StaffPassword.generate()
@@ -224,11 +257,17 @@ extension StaffDirectory {
             let row = try await postgres.query(
                 """
                 UPDATE staff SET password_hash = \(try StaffPassword.hash(chosen)), totp_secret = \(secret), totp_shown_at = now(), totp_enrolled_at = NULL,
-                    session_epoch = session_epoch + 1, failed_attempts = 0, locked_until = NULL, disabled_at = NULL
+                    session_epoch = session_epoch + 1, failed_attempts = 0, locked_until = NULL
                 WHERE login = \(login) RETURNING \(unescaped: Self.columns)
                 """
             ).single()
         else { throw StaffError("\(login) has no desk account") }
+        try await postgres.query(
+            """
+            INSERT INTO audit_log (actor, action, after)
+            VALUES (current_user, 'desk.staff_reset', jsonb_build_object('login', \(login)::text, 'by', current_user::text, 'change', 'password and second factor'))
+            """
+        )
         return Created(member: try Self.member(row), password: password == nil ? chosen : nil, totpSecret: secret)
     }
 }

@@ -18,6 +18,8 @@ extension GatewayParts {
         let postgres = PostgresClient(configuration: database, logger: logger)
         var settings = config.desk.settings
         settings.plan = config.numberingPlan
+        // The cookie is `Secure` exactly when the listener speaks TLS.
+        settings.secureCookies = config.desk.tlsCertificateFile != nil
         let (pins, personalData) = (self.pins, self.personalData)
         let desk = try StaffDesk(
             settings: settings, postgres: postgres, redis: self.clients.redis,

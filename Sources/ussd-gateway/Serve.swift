@@ -70,8 +70,10 @@ struct Serve: AsyncParsableCommand {
             retry = StartupConfigurationRetry(config: config, menus: menus.document, logger: logger)
         }
         // Redis's TLS refused (an untrusted certificate) stops the start; unencrypted links warn.
+        // The staff desk's own login must be a desk login (production refuses another).
         do {
             try await checkTransportSecurity(config: config, postgres: postgresTransport, logger: logger)
+            try await checkDeskLogin(config: config, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
             throw ExitCode(2)

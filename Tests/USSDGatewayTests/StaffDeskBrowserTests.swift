@@ -188,12 +188,16 @@ struct StaffDeskBrowserTests {
                 try await desk.submit("#request-\(request.id) button[value=approve]")
                 #expect(try await driver.text(".notice") == "Request #\(request.id) approved.")
                 #expect(try await !desk.has("#request-\(request.id)"), "no longer waiting")
-                // Clicking again from a stale page: the database says it is decided, nothing moves twice.
-                try await driver.call("POST", "/back")
-                if try await desk.has("#request-\(request.id) button[value=approve]") {
-                    try await driver.type("#request-\(request.id) input[name=reason]", "again")
-                    try await desk.submit("#request-\(request.id) button[value=approve]")
-                }
+                // Approving again (a stale page, a double click, a forged post): the database says
+                // it is decided, and nothing moves twice.
+                let again = DeskClient(admin)
+                rig.harness.clock.advance(by: .seconds(30))
+                try await again.signIn(baraka) { rig.code(barakaSecret) }
+                _ = try await again.get("/desk/requests")
+                #expect(try await again.post("/desk/requests/\(request.id)/decide", ["decision": "approve", "reason": "again"]).header("Location") == "/desk/requests")
+                _ = try await again.get("/desk/requests")
+                #expect(again.page.contains("is already approved"), "\(again.page.prefix(2000))")
+                await again.shutdown()
             } catch {
                 await driver.quit()
                 throw error

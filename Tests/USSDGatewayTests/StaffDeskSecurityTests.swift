@@ -195,21 +195,23 @@ import Wallet
 
     @Test func productionRefusesTheDeskWithoutTheAdminListenerAndItsTLS() throws {
         let base = ["ENVIRONMENT": "production", "DESK": "on", "HTTP_PORT": "8080"]
-        func problem(_ extra: [String: String]) -> ConfigError? {
-            let config = try? GatewayConfig.load(environment: base.merging(extra) { $1 }, serving: false)
-            return config?.desk.problem(environment: config!.environment, adminPort: config!.adminPort, adminHost: config!.adminHost)
+        func problem(_ extra: [String: String]) throws -> ConfigError? {
+            let config = try GatewayConfig.load(environment: base.merging(extra) { $1 }, serving: false)
+            #expect(config.desk.enabled)
+            return config.desk.problem(environment: config.environment, adminPort: config.adminPort, adminHost: config.adminHost)
         }
-        #expect(problem([:])?.variable == "ADMIN_PORT")
-        #expect(problem(["ADMIN_PORT": "9090"])?.variable == "ADMIN_TLS_CERT_FILE")
-        #expect(problem(["ADMIN_PORT": "9090", "ADMIN_TLS_CERT_FILE": "/c.pem", "ADMIN_TLS_KEY_FILE": "/k.pem"])?.variable == "DESK_DATABASE_URL")
+        #expect(try problem([:])?.variable == "ADMIN_PORT")
+        #expect(try problem(["ADMIN_PORT": "9090"])?.variable == "ADMIN_TLS_CERT_FILE")
+        #expect(try problem(["ADMIN_PORT": "9090", "ADMIN_TLS_CERT_FILE": "/c.pem", "ADMIN_TLS_KEY_FILE": "/k.pem"])?.variable == "DESK_DATABASE_URL")
         let tls = ["ADMIN_PORT": "9090", "ADMIN_TLS_CERT_FILE": "/c.pem", "ADMIN_TLS_KEY_FILE": "/k.pem", "DESK_DATABASE_URL": "postgres://desk@db/ussd"]
-        #expect(problem(tls)?.variable == "DESK_SESSION_KEY")
-        #expect(problem(tls.merging(["DESK_SESSION_KEY": String(repeating: "ab", count: 32)]) { $1 }) == nil)
+        #expect(try problem(tls)?.variable == "DESK_SESSION_KEY")
+        #expect(try problem(tls.merging(["DESK_SESSION_KEY": String(repeating: "ab", count: 32)]) { $1 }) == nil)
         // Development on this machine may use plain HTTP; off it, not.
         let development = ["ENVIRONMENT": "development", "ADMIN_PORT": "9090", "DESK_DATABASE_URL": "postgres://desk@127.0.0.1/ussd"]
-        #expect(problem(development) == nil)
-        #expect(problem(development.merging(["ADMIN_HOST": "0.0.0.0"]) { $1 })?.variable == "ADMIN_TLS_CERT_FILE")
+        #expect(try problem(development) == nil)
+        #expect(try problem(development.merging(["ADMIN_HOST": "0.0.0.0"]) { $1 })?.variable == "ADMIN_TLS_CERT_FILE")
         #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["DESK_SESSION_KEY": "short"], serving: false) }
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ADMIN_TLS_CERT_FILE": "/c.pem"], serving: false) }
     }
 
     @Test func serveRefusesTheDeskInProductionWithOneLine() async throws {
@@ -241,7 +243,6 @@ import Wallet
         let rig = try await DeskRig.make {
             $0.desk.tlsCertificateFile = certificate
             $0.desk.tlsKeyFile = key
-            $0.desk.settings.secureCookies = true
         }
         let (amina, _) = try await rig.member("amina", .support)
         try await rig.run { _, admin in
@@ -260,6 +261,81 @@ import Wallet
             await plain.shutdown()
         }
         try? FileManager.default.removeItem(at: folder)
+        await rig.finish()
+    }
+
+    @Test func aSignedOutCookieOpensNothing() async throws {
+        let rig = try await DeskRig.make()
+        let (amina, secret) = try await rig.member("amina", .support)
+        try await rig.run { _, admin in
+            let desk = DeskClient(admin)
+            try await desk.signIn(amina) { rig.code(secret) }
+            let copied = try #require(desk.cookie)
+            #expect(try await desk.post("/desk/sign-out", [:]).header("Location") == "/desk/sign-in")
+            let thief = DeskClient(admin)
+            thief.cookie = copied
+            #expect(try await thief.get("/desk/search").header("Location") == "/desk/sign-in", "the session ended on the server, not only in the browser")
+            await desk.shutdown()
+            await thief.shutdown()
+        }
+        await rig.finish()
+    }
+
+    @Test func guessesSentAtOnceCannotOutrunTheLockoutNorALockedAccountsRightCode() async throws {
+        let rig = try await DeskRig.make()
+        let (amina, secret) = try await rig.member("amina", .support)
+        try await rig.run { _, admin in
+            // A browser past the password, before its code.
+            let waiting = DeskClient(admin)
+            #expect(try await waiting.post("/desk/sign-in", ["login": amina, "password": DeskRig.password], csrf: false).status == 303)
+            #expect(try await waiting.get("/desk/second-factor").status == 200)
+            // Twelve wrong passwords at once from elsewhere.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<12 {
+                    group.addTask {
+                        let guesser = DeskClient(admin)
+                        let status = try await guesser.post("/desk/sign-in", ["login": amina, "password": "a guess of twelve"], csrf: false).status
+                        await guesser.shutdown()
+                        return status
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == 401 })
+            // The right code now: refused, the account is locked.
+            let late = try await waiting.post("/desk/second-factor", ["code": rig.code(secret)])
+            #expect(late.status == 401 && late.text.contains("locked"))
+            #expect(try await waiting.get("/desk/search").header("Location") == "/desk/sign-in")
+            await waiting.shutdown()
+        }
+        let refusals = try await rig.deskRows("desk.signin_refused")
+        #expect(refusals.filter { $0.contains("a wrong password") }.count <= 5, "at most the limit judged: \(refusals)")
+        #expect(refusals.filter { $0.contains("the account is locked") }.count >= 8)
+        #expect(try await rig.harness.postgres.query("SELECT locked_until > now() FROM staff WHERE login = \(amina)").single()!.decode(Bool.self, column: 0))
+        await rig.finish()
+    }
+
+    @Test func anApproversOwnRequestIsRefusedByTheDatabaseAndThePageSaysWhy() async throws {
+        let rig = try await DeskRig.make()
+        let (baraka, secret) = try await rig.member("baraka", .financeApprover)
+        let msisdn = try await rig.harness.customer(freshLocal(), name: "Halima", pin: TypedPINs.achieng, shillings: 25)
+        // Baraka asked on the command line (an approver may ask); the desk's queue would not offer
+        // him the decision, so he forges it.
+        let own = try await Wallet(postgres: rig.harness.postgres.acting(as: baraka), pins: rig.harness.pins).requestAdjustment(
+            msisdn, amount: .shillings(9), direction: .fromSuspense, by: try OperatorAction(reason: "his own"))
+        try await rig.run { _, admin in
+            let desk = DeskClient(admin)
+            try await desk.signIn(baraka) { rig.code(secret) }
+            _ = try await desk.get("/desk/requests")
+            #expect(desk.page.contains("You asked for this: another person must decide it (four eyes)."))
+            #expect(try await desk.post("/desk/requests/\(own.id)/decide", ["decision": "approve", "reason": "mine"]).header("Location") == "/desk/requests")
+            _ = try await desk.get("/desk/requests")
+            #expect(desk.page.contains("the person who asked for this may not decide it"), "the database's refusal, in its words")
+            await desk.shutdown()
+        }
+        #expect(try await rig.harness.wallet.ledgerRequest(own.id)?.status == "pending")
+        #expect(try await rig.harness.wallet.balances(msisdn).main == .shillings(25))
+        #expect(try await rig.deskRows("desk.decision_refused").count == 1)
         await rig.finish()
     }
 }

@@ -74,7 +74,7 @@ BEGIN
     -- owner inside the wallet's functions): `ops_baraka as ussd_owner`.
     NEW.db_user := CASE WHEN session_user = current_user THEN current_user::text ELSE session_user || ' as ' || current_user END;
     NEW.at := now();
-    IF pg_has_role(current_user, 'ussd_desk', 'MEMBER') AND NOT pg_has_role(current_user, 'ussd_app', 'MEMBER') THEN
+    IF pg_has_role(current_user, 'ussd_desk', 'MEMBER') AND NOT ledger_is_owner() AND NOT pg_has_role(current_user, 'ussd_app', 'MEMBER') THEN
         IF NEW.action NOT LIKE 'desk.%' THEN
             RAISE EXCEPTION 'the desk writes only its own desk.* rows; a person''s actions are written as that person' USING ERRCODE = 'UL004';
         END IF;
@@ -91,8 +91,16 @@ BEGIN
     RETURN NEW;
 END $$;
 
--- Four eyes as before; a PIN reset may also be decided by another member of support (a login in
--- ussd_operator), as support desks work: never by the one who asked.
+-- Whether `login` works at the desk as support or as an administrator (an enabled account): the
+-- ones who may decide a PIN reset besides approvers. Runs as the owner, since staff logins may not
+-- read the accounts; it answers only that.
+CREATE FUNCTION staff_decides_pin_resets(login TEXT) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER AS $$
+    SELECT EXISTS (SELECT 1 FROM staff s WHERE s.login = $1 AND s.desk_role IN ('support', 'admin') AND s.disabled_at IS NULL)
+$$;
+
+-- Four eyes as before; a PIN reset may also be decided by another member of support (or an
+-- administrator) at the desk, as support desks work: never by the one who asked. A login in
+-- ussd_operator without such a desk account (a finance maker, a command-line operator) may not.
 CREATE OR REPLACE FUNCTION ledger_decisions_identity() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     r RECORD;
@@ -101,7 +109,7 @@ BEGIN
     NEW.decided_at := now();
     SELECT * INTO r FROM ledger_requests WHERE id = NEW.request_id;
     IF NOT pg_has_role(current_user, 'ussd_approver', 'MEMBER')
-        AND NOT (FOUND AND r.kind = 'pin_reset' AND pg_has_role(current_user, 'ussd_operator', 'MEMBER')) THEN
+        AND NOT (FOUND AND r.kind = 'pin_reset' AND pg_has_role(current_user, 'ussd_operator', 'MEMBER') AND staff_decides_pin_resets(current_user::text)) THEN
         RAISE EXCEPTION 'only an approver (ussd_approver) may decide a request' USING ERRCODE = 'UL004';
     END IF;
     IF NOT FOUND THEN
@@ -129,6 +137,8 @@ DECLARE
     d RECORD;
     s RECORD;
 BEGIN
+    -- One at a time in this database: two `staff create` at once would grant the same rows.
+    PERFORM pg_advisory_xact_lock(hashtext('desk_admit_all'));
     FOR d IN SELECT r.oid, r.rolname, r.rolinherit FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid
              WHERE g.rolname = 'ussd_desk' AND r.rolcanlogin
                  AND (r.rolname = only_desk OR (only_desk IS NULL AND has_table_privilege(r.oid, 'staff', 'SELECT'))) LOOP
@@ -225,6 +235,9 @@ BEGIN
     REVOKE EXECUTE ON FUNCTION ledger_add(BIGINT, BIGINT) FROM PUBLIC;
     REVOKE EXECUTE ON FUNCTION customers_erasable(BIGINT) FROM PUBLIC;
     REVOKE EXECUTE ON FUNCTION desk_admit_all(TEXT) FROM PUBLIC;
+    EXECUTE format('ALTER FUNCTION staff_decides_pin_resets(TEXT) SET search_path = %I, pg_temp', current_schema());
+    REVOKE EXECUTE ON FUNCTION staff_decides_pin_resets(TEXT) FROM PUBLIC;
+    GRANT EXECUTE ON FUNCTION staff_decides_pin_resets(TEXT) TO ussd_operator;
     PERFORM desk_admit_all();
 END $$;
 
