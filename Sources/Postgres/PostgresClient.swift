@@ -74,7 +74,7 @@ public final class PostgresClient: Sendable, Service {
 
     /// Runs `body` with one connection held for all its statements (session settings, advisory locks).
     /// An acting client (``acting(as:)``) holds one transaction for the whole closure; a
-    /// `transaction` inside it is a savepoint.
+    /// `transaction` inside it is a savepoint (of the outer transaction's isolation level).
     public func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
         try await self.pool.withConnection { lease in
             let connection = PostgresConnection(pool: self.pool, lease: lease)

@@ -89,8 +89,12 @@ public struct BlockingPostgresConnection {
 }
 
 extension PostgresClient {
-    /// Runs `body` on one of the pool's threads with one connection leased for all of it.
+    /// Runs `body` on one of the pool's threads with one connection leased for all of it. Refused
+    /// on an acting client (``PostgresClient/acting(as:)``): its statements would not switch roles.
     public func withBlockingConnection<Result: Sendable>(_ body: @escaping @Sendable (BlockingPostgresConnection) throws -> Result) async throws -> Result {
-        try await self.pool.run { connection in try body(BlockingPostgresConnection(connection: connection)) }
+        guard self.actingRole == nil else {
+            throw PostgresError(code: .usage, detail: "a blocking connection does not act as another role: use query or transaction")
+        }
+        return try await self.pool.run { connection in try body(BlockingPostgresConnection(connection: connection)) }
     }
 }
