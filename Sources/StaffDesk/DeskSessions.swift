@@ -36,6 +36,8 @@ public struct DeskSession: Codable, Sendable, Hashable {
 /// changes with every session and is kept nowhere.
 public struct DeskSessions: Sendable {
     public static let cookieName = "desk_session"
+    /// Seconds an idle session stays in Redis after it expired, to be recognised as expired.
+    static let expiredKept = 600
     let redis: RedisClient
     let key: SymmetricKey
     let idle: Duration
@@ -81,8 +83,11 @@ public struct DeskSessions: Sendable {
     /// another request ended stays ended), unless `creating` it.
     public func save(_ id: String, _ session: DeskSession, creating: Bool = false) async throws {
         let json = String(decoding: try JSONEncoder().encode(session), as: UTF8.self)
+        // Kept a while past the idle timeout, so that a late request finds it expired (and the
+        // expiry is audited) rather than gone; ``hasExpired`` decides.
         _ = try await self.redis.set(
-            self.redisKey(id), to: json, expiresIn: max(1, Int(self.idle.inSeconds.rounded(.up))), condition: creating ? .ifNotExists : .ifExists)
+            self.redisKey(id), to: json, expiresIn: Int(self.idle.inSeconds.rounded(.up)) + Self.expiredKept,
+            condition: creating ? .ifNotExists : .ifExists)
     }
 
     public func end(_ id: String) async throws {

@@ -40,10 +40,33 @@ extension StaffDesk {
         }
         desk.post("/account/password") { request, _ in
             try await self.post(request, nil) { visit, form in
-                guard try await self.directory.checkPassword(form["current"] ?? "", of: visit.member) else {
-                    try await self.directory.audit("desk.password_refused", login: visit.login, details: ["why": "the current password was wrong"])
+                // Tries at the current password count towards the lockout as a sign-in's do; a lock
+                // ends this session (a stolen cookie guesses no further).
+                let settings = self.settings
+                guard try await self.directory.reserveAttempt(visit.login, limit: settings.lockoutAttempts, lockFor: settings.lockout, now: self.now()) != nil else {
+                    try await self.sessions.end(visit.id)
+                    visit.ended = true
+                    return self.signedOut()
+                }
+                let right: Bool
+                do {
+                    right = try await self.directory.checkPassword(form["current"] ?? "", of: visit.member)
+                } catch {
+                    try? await self.directory.releaseAttempt(visit.login)
+                    throw error
+                }
+                guard right else {
+                    let locked = try await self.directory.recordFailure(visit.login, limit: settings.lockoutAttempts, lockFor: settings.lockout, now: self.now())
+                    try await self.directory.audit(
+                        "desk.password_refused", login: visit.login, details: ["why": "the current password was wrong", "locked": String(locked != nil)])
+                    if locked != nil {
+                        try await self.sessions.end(visit.id)
+                        visit.ended = true
+                        return self.signedOut()
+                    }
                     return self.redirect("/desk/account", &visit, problem: "The current password is not right.")
                 }
+                try await self.directory.releaseAttempt(visit.login)
                 let new = form["new"] ?? ""
                 if let problem = StaffPassword.problem(new) { return self.redirect("/desk/account", &visit, problem: problem) }
                 _ = try await self.directory.resetPassword(visit.login, hash: try await self.directory.hash(new))
@@ -89,7 +112,7 @@ extension StaffDesk {
                     "desk.signin_refused", login: known?.login, details: ["why": known == nil ? "no such login" : "the account is disabled"])
                 return try self.signInPage(problem: wrong, status: .unauthorized)
             }
-            guard try await self.directory.reserveAttempt(member.login, limit: self.settings.lockoutAttempts, now: self.now()) != nil else {
+            guard try await self.directory.reserveAttempt(member.login, limit: self.settings.lockoutAttempts, lockFor: self.settings.lockout, now: self.now()) != nil else {
                 return try await self.lockedOut(member.login)
             }
             let right: Bool
@@ -177,12 +200,19 @@ extension StaffDesk {
             try await self.sessions.end(id)
             return Response.redirect(to: "/desk/sign-in", type: .normal)
         }
-        guard try await self.directory.reserveAttempt(member.login, limit: self.settings.lockoutAttempts, now: self.now()) != nil else {
+        guard try await self.directory.reserveAttempt(member.login, limit: self.settings.lockoutAttempts, lockFor: self.settings.lockout, now: self.now()) != nil else {
             try await self.sessions.end(id)
             return try await self.lockedOut(member.login)
         }
         let step = StaffTOTP.matchingStep(form["code"] ?? "", secret: member.totpSecret, now: now)
-        let accepted = try await step.asyncMap { try await self.directory.acceptSecondFactor(member.login, step: $0, epoch: session.epoch, now: now) } ?? false
+        let accepted: Bool
+        do {
+            accepted = try await step.asyncMap { try await self.directory.acceptSecondFactor(member.login, step: $0, epoch: session.epoch, now: now) } ?? false
+        } catch {
+            // Not judged: the try does not count.
+            try? await self.directory.releaseAttempt(member.login)
+            throw error
+        }
         guard accepted else {
             let why = step == nil ? "a wrong second-factor code" : "a second-factor code used before"
             return try await self.failed(member.login, why: why) { locked in

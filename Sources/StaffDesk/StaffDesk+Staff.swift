@@ -47,6 +47,8 @@ extension StaffDesk {
             _ = try await self.directory.setDisabled(login, change == "disable")
         case "reset-second-factor":
             _ = try await self.directory.resetSecondFactor(login)
+        case "unlock":
+            _ = try await self.directory.unlock(login)
         default:
             return self.redirect("/desk/staff", &visit, problem: "Choose a change.")
         }

@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import Postgres
 import Redis
+import Synchronization
 import Wallet
 
 /// How the desk behaves: timeouts, lockout, what its enrolment codes are called.
@@ -41,6 +42,8 @@ public final class StaffDesk: Sendable {
     let makeWallet: @Sendable (PostgresClient) -> Wallet
     let now: @Sendable () -> Date
     let logger: Logger
+    /// Closed until the desk's database login has been checked (``open()``): every page answers 503.
+    let gate = Mutex(false)
 
     /// `postgres` logs in as a desk login (a member of `ussd_desk`); `makeWallet` builds the
     /// wallet the gateway would, over the client it is given (the desk's, acting as the person).
@@ -60,8 +63,14 @@ public final class StaffDesk: Sendable {
 
     public func shutdown() async { await self.directory.shutdown() }
 
+    /// Lets people in: the desk's login was checked.
+    public func open() { self.gate.withLock { $0 = true } }
+
+    public var isOpen: Bool { self.gate.withLock { $0 } }
+
     public func register<Context: RequestContext>(on router: Router<Context>) {
         let desk = router.group("/desk")
+        desk.add(middleware: DeskGate(desk: self))
         desk.get("/desk.css") { _, _ in self.views.stylesheet() }
         desk.get { request, _ in
             guard let visit = try await self.visit(request) else { return Response.redirect(to: "/desk/sign-in", type: .normal) }
@@ -241,5 +250,19 @@ public final class StaffDesk: Sendable {
     /// A reason typed into a form, as the wallet takes it; the problem otherwise.
     static func action(_ form: [String: String], field: String = "reason") -> Result<OperatorAction, WalletError> {
         Result { () throws(WalletError) in try OperatorAction(reason: form[field] ?? "") }
+    }
+}
+
+/// Every desk page answers 503 until the desk is open.
+struct DeskGate<Context: RequestContext>: RouterMiddleware {
+    let desk: StaffDesk
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard self.desk.isOpen else {
+            return DeskViews.response(
+                "The staff desk is starting: its database login is being checked. Try again in a moment.", type: "text/plain; charset=utf-8",
+                status: .serviceUnavailable)
+        }
+        return try await next(request, context)
     }
 }

@@ -97,15 +97,21 @@ public final class StaffDirectory: Sendable {
 
     /// Reserves one try (a password or a code) before it is judged, so that tries sent at once
     /// cannot outrun the lockout: at most `limit` are judged before the account locks. Nil when the
-    /// account may not try at `now`: locked, disabled, or with `limit` tries in flight or failed.
-    public func reserveAttempt(_ login: String, limit: Int, now: Date = Date()) async throws -> Int? {
-        try await self.postgres.query(
+    /// account may not try at `now`: locked or disabled. A try past the limit (tries in flight, or
+    /// one lost to a crash before it was judged) locks the account for `lockFor` then and there, so
+    /// a count can never block an account without a lock that ends.
+    public func reserveAttempt(_ login: String, limit: Int, lockFor: Duration, now: Date = Date()) async throws -> Int? {
+        let row = try await self.postgres.query(
             """
-            UPDATE staff SET failed_attempts = failed_attempts + 1
-            WHERE login = \(login) AND disabled_at IS NULL AND (locked_until IS NULL OR locked_until <= \(now)) AND failed_attempts < \(limit)
-            RETURNING failed_attempts
+            UPDATE staff SET
+                failed_attempts = CASE WHEN failed_attempts >= \(limit) THEN 0 ELSE failed_attempts + 1 END,
+                locked_until = CASE WHEN failed_attempts >= \(limit) THEN \(now.addingTimeInterval(lockFor.inSeconds)) ELSE locked_until END
+            WHERE login = \(login) AND disabled_at IS NULL AND (locked_until IS NULL OR locked_until <= \(now))
+            RETURNING failed_attempts, locked_until IS NOT NULL AND locked_until > \(now)
             """
-        ).single()?.decode(Int.self, column: 0)
+        ).single()
+        guard let (count, locked) = try row?.decode((Int, Bool).self), !locked else { return nil }
+        return count
     }
 
     /// A reserved try that was right (the password: the code is still to come) no longer counts.
@@ -156,6 +162,11 @@ public final class StaffDirectory: Sendable {
     /// Ends every session of `login` (each carries the epoch it began in).
     public func signOutEverywhere(_ login: String) async throws {
         try await self.postgres.query("UPDATE staff SET session_epoch = session_epoch + 1 WHERE login = \(login)")
+    }
+
+    /// Lifts a lock before its time (an administrator, after checking with the member).
+    public func unlock(_ login: String) async throws -> Bool {
+        try await !self.postgres.query("UPDATE staff SET failed_attempts = 0, locked_until = NULL WHERE login = \(login) RETURNING login").isEmpty
     }
 
     /// An administrator's changes; each also ends the member's sessions. False when no such member.
@@ -253,21 +264,25 @@ extension StaffDirectory {
         if let password, let problem = StaffPassword.problem(password) { throw StaffError(problem) }
         let chosen = password ?? StaffPassword.generate()
         let secret = StaffTOTP.newSecret()
-        guard
-            let row = try await postgres.query(
+        let hash = try StaffPassword.hash(chosen)
+        let row = try await postgres.transaction { tx in
+            guard
+                let row = try await tx.query(
+                    """
+                    UPDATE staff SET password_hash = \(hash), totp_secret = \(secret), totp_shown_at = now(), totp_enrolled_at = NULL,
+                        session_epoch = session_epoch + 1, failed_attempts = 0, locked_until = NULL
+                    WHERE login = \(login) RETURNING \(unescaped: Self.columns)
+                    """
+                ).single()
+            else { throw StaffError("\(login) has no desk account") }
+            try await tx.query(
                 """
-                UPDATE staff SET password_hash = \(try StaffPassword.hash(chosen)), totp_secret = \(secret), totp_shown_at = now(), totp_enrolled_at = NULL,
-                    session_epoch = session_epoch + 1, failed_attempts = 0, locked_until = NULL
-                WHERE login = \(login) RETURNING \(unescaped: Self.columns)
+                INSERT INTO audit_log (actor, action, after)
+                VALUES (current_user, 'desk.staff_reset', jsonb_build_object('login', \(login)::text, 'by', current_user::text, 'change', 'password and second factor'))
                 """
-            ).single()
-        else { throw StaffError("\(login) has no desk account") }
-        try await postgres.query(
-            """
-            INSERT INTO audit_log (actor, action, after)
-            VALUES (current_user, 'desk.staff_reset', jsonb_build_object('login', \(login)::text, 'by', current_user::text, 'change', 'password and second factor'))
-            """
-        )
+            )
+            return row
+        }
         return Created(member: try Self.member(row), password: password == nil ? chosen : nil, totpSecret: secret)
     }
 }

@@ -32,18 +32,36 @@ extension GatewayParts {
             },
             now: config.now, logger: logger
         )
-        return DeskService(desk: desk, postgres: postgres)
+        return DeskService(desk: desk, postgres: postgres, config: config, logger: logger)
     }
 }
 
-/// The desk as a service: its pool and its hashing thread close at shutdown, after the listener.
+/// The desk as a service: it opens once its database login passed the check (``checkDeskLogin``,
+/// retried every 5 s while the database does not answer; an unsafe login in production keeps it
+/// closed), and its pool and hashing thread close at shutdown, after the listener.
 struct DeskService: Service {
     let desk: StaffDesk
     let postgres: PostgresClient
+    let config: GatewayConfig
+    let logger: Logger
 
     func register(on router: Router<GatewayRequestContext>) { self.desk.register(on: router) }
 
     func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await checkDeskLogin(self.postgres, config: self.config, logger: self.logger)
+                    self.desk.open()
+                    return
+                } catch let refused as UnsafeDeskLogin {
+                    self.logger.error("the staff desk stays closed: \(refused)")
+                    return
+                } catch {
+                    try? await Task.sleep(for: .seconds(5))
+                }
+            }
+        }
         try? await gracefulShutdown()
         await self.desk.shutdown()
         await self.postgres.shutdown()

@@ -57,6 +57,16 @@ struct DeskRig {
         try await application.test(.live) { client in
             _ = try await eventually(within: .seconds(30), every: .milliseconds(10)) { adminPort.withLock { $0 } != nil }
             let admin = try #require(adminPort.withLock { $0 })
+            let scheme = self.harness.config.desk.tlsCertificateFile == nil ? "http" : "https"
+            // The desk opens once its database login passed the check.
+            if self.harness.config.desk.enabled && scheme == "http" {
+                let curl = CurlClient()
+                let open = try await eventually(within: .seconds(30), every: .milliseconds(20)) {
+                    (try? await curl.execute(CurlRequest(url: "http://127.0.0.1:\(admin)/desk/sign-in")))?.status == 200
+                }
+                await curl.shutdown()
+                try #require(open, "the desk never opened")
+            }
             try await body("http://127.0.0.1:\(client.port!)", "http://127.0.0.1:\(admin)")
         }
         self.harness.expectNoTypedPINInLogs()

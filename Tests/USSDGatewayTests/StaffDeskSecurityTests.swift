@@ -247,15 +247,21 @@ import Wallet
         let (amina, _) = try await rig.member("amina", .support)
         try await rig.run { _, admin in
             let https = admin.replacingOccurrences(of: "http://", with: "https://")
-            let curl = try ChildProcess.start(
-                "/usr/bin/curl",
-                ["-s", "-i", "--cacert", certificate, "-H", "Origin: \(https)", "--data-urlencode", "login=\(amina)", "--data-urlencode", "password=\(DeskRig.password)",
-                 https + "/desk/sign-in"],
-                environment: ProcessInfo.processInfo.environment
-            )
-            #expect(await curl.wait() == 0, "\(curl.errorOutput)")
-            let cookie = curl.output.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") } ?? ""
-            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Secure"), "\(curl.output.prefix(600))")
+            // Signing in over TLS (once the desk is open): the cookie comes back Secure.
+            var answer = ""
+            _ = try await eventually(within: .seconds(30), every: .milliseconds(100)) {
+                let curl = try ChildProcess.start(
+                    "/usr/bin/curl",
+                    ["-s", "-i", "--cacert", certificate, "-H", "Origin: \(https)", "--data-urlencode", "login=\(amina)",
+                     "--data-urlencode", "password=\(DeskRig.password)", https + "/desk/sign-in"],
+                    environment: ProcessInfo.processInfo.environment
+                )
+                _ = await curl.wait()
+                answer = curl.output
+                return answer.contains("HTTP/1.1 303")
+            }
+            let cookie = answer.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") } ?? ""
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Secure"), "\(answer.prefix(600))")
             let plain = CurlClient()
             #expect((try? await plain.execute(CurlRequest(url: admin + "/desk/sign-in")))?.status != 200, "no plain HTTP on a TLS listener")
             await plain.shutdown()
@@ -336,6 +342,33 @@ import Wallet
         #expect(try await rig.harness.wallet.ledgerRequest(own.id)?.status == "pending")
         #expect(try await rig.harness.wallet.balances(msisdn).main == .shillings(25))
         #expect(try await rig.deskRows("desk.decision_refused").count == 1)
+        await rig.finish()
+    }
+
+    @Test func productionRefusesADeskLoginThatIsNotADesksOwn() async throws {
+        let rig = try await DeskRig.make()
+        var config = rig.harness.config
+        config.environment = .production
+        let logger = rig.harness.capture.logger
+        try await checkDeskLogin(config: config, logger: logger)
+        for (login, why) in [
+            (try await TestServers.login("operator", in: "ussd_operator", to: rig.harness.postgres.configuration), "a login in ussd_operator itself"),
+            (rig.harness.postgres.configuration, "a superuser"),
+        ] {
+            config.desk.postgres = login
+            let refused = await #expect(throws: UnsafeDeskLogin.self) { try await checkDeskLogin(config: config, logger: logger) }
+            #expect(refused?.why == why)
+        }
+        // A desk login that may switch to the owner is no desk login either.
+        let owner = try await rig.harness.postgres.query("SELECT tableowner::text FROM pg_tables WHERE tablename = 'transfers' AND schemaname = current_schema()").single()!
+            .decode(String.self, column: 0)
+        let sneaky = "desk_" + UUID().uuidString.prefix(8).lowercased()
+        _ = try await DatabaseRoles.createLogin(rig.harness.postgres, name: sneaky, group: "ussd_desk", password: nil)
+        try await rig.harness.postgres.query("GRANT \(unescaped: owner) TO \(unescaped: sneaky)")
+        config.desk.postgres = TestServers.connection(to: rig.harness.postgres.configuration, as: sneaky)
+        let switching = await #expect(throws: UnsafeDeskLogin.self) { try await checkDeskLogin(config: config, logger: logger) }
+        #expect(switching?.why == "the schema's owner, or may switch to it")
+        try await rig.harness.postgres.query("REVOKE \(unescaped: owner) FROM \(unescaped: sneaky)")
         await rig.finish()
     }
 }

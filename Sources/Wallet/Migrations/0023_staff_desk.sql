@@ -95,7 +95,9 @@ END $$;
 -- ones who may decide a PIN reset besides approvers. Runs as the owner, since staff logins may not
 -- read the accounts; it answers only that.
 CREATE FUNCTION staff_decides_pin_resets(login TEXT) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER AS $$
-    SELECT EXISTS (SELECT 1 FROM staff s WHERE s.login = $1 AND s.desk_role IN ('support', 'admin') AND s.disabled_at IS NULL)
+    -- Only about the caller: the session's own login, or a person the session (the desk) acts as.
+    SELECT ($1 = session_user OR pg_has_role(session_user, $1, 'MEMBER'))
+        AND EXISTS (SELECT 1 FROM staff s WHERE s.login = $1 AND s.desk_role IN ('support', 'admin') AND s.disabled_at IS NULL)
 $$;
 
 -- Four eyes as before; a PIN reset may also be decided by another member of support (or an
