@@ -229,7 +229,7 @@ extension StaffDirectory {
     /// work through the desk), the desk's right to switch to it, and the account with a scrypt hash
     /// of `password` (generated when nil) and a TOTP secret, noted as shown (the caller prints it).
     public static func create(
-        owner postgres: PostgresClient, login: String, displayName: String, role: DeskRole, password: String?
+        owner postgres: PostgresClient, login: String, displayName: String, role: DeskRole, password: String?, cost: StaffPassword.Cost = .standard
     ) async throws -> Created {
         guard Self.isLogin(login) else { throw StaffError("a login is lower-case letters, digits and _, at most 63 characters") }
         let name = displayName.trimmingCharacters(in: .whitespaces)
@@ -238,7 +238,7 @@ extension StaffDirectory {
         }
         if let password, let problem = StaffPassword.problem(password) { throw StaffError(problem) }
         let chosen = password ?? StaffPassword.generate()
-        let hash = try StaffPassword.hash(chosen)
+        let hash = try StaffPassword.hash(chosen, cost: cost)
         let secret = StaffTOTP.newSecret()
         _ = try await DatabaseRoles.createLogin(postgres, name: login, group: role.databaseGroup, password: nil, canLogIn: false)
         let row = try await postgres.transaction { tx in

@@ -13,6 +13,10 @@ public enum StaffPassword {
         public let parallelism: Int
 
         public static let standard = Cost(log2Rounds: 15, blockSize: 8, parallelism: 1)
+
+        public init(log2Rounds: Int, blockSize: Int, parallelism: Int) {
+            (self.log2Rounds, self.blockSize, self.parallelism) = (log2Rounds, blockSize, parallelism)
+        }
     }
 
     /// Why a password is refused before it is hashed.

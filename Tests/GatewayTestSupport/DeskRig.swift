@@ -37,7 +37,11 @@ struct DeskRig {
     /// their first sign-in (as after an administrator's reset), else it is the secret returned.
     func member(_ prefix: String, _ role: DeskRole, shown: Bool = true) async throws -> (login: String, secret: String) {
         let login = prefix + "_" + UUID().uuidString.prefix(6).lowercased()
-        let created = try await StaffDirectory.create(owner: self.harness.postgres, login: login, displayName: prefix.capitalized, role: role, password: Self.password)
+        // A cheap cost: the suite runs many sign-ins beside other tests on two cores (the cost is
+        // the hash's own, so the desk checks it as it was made).
+        let created = try await StaffDirectory.create(
+            owner: self.harness.postgres, login: login, displayName: prefix.capitalized, role: role, password: Self.password,
+            cost: .init(log2Rounds: 10, blockSize: 8, parallelism: 1))
         if !shown { try await self.harness.postgres.query("UPDATE staff SET totp_shown_at = NULL WHERE login = \(login)") }
         return (login, created.totpSecret)
     }
