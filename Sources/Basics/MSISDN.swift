@@ -1,5 +1,5 @@
 /// A mobile number as the gateway stores and sends it: the country code and the national number,
-/// digits only (`254712345678`, `233241234567`, `2348031234567`), of a country the deployment
+/// digits only (`254712345678`, `233241234567`, `2348031234567`, `255712345678`), of a country the deployment
 /// serves (its ``NumberingPlan``, from `MSISDN_COUNTRIES`; Kenya by default). The only parser of
 /// phone numbers in the gateway: a value of this type is valid wherever it goes.
 public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
@@ -20,30 +20,40 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
         case kenya = "KE"
         case ghana = "GH"
         case nigeria = "NG"
+        case tanzania = "TZ"
+        case uganda = "UG"
+        case rwanda = "RW"
 
         public var code: String {
             switch self {
             case .kenya: "254"
             case .ghana: "233"
             case .nigeria: "234"
+            case .tanzania: "255"
+            case .uganda: "256"
+            case .rwanda: "250"
             }
         }
 
         /// Digits after the country code (after the trunk `0` in local form).
         public var nationalLength: Int {
             switch self {
-            case .kenya, .ghana: 9
+            case .kenya, .ghana, .tanzania, .uganda, .rwanda: 9
             case .nigeria: 10
             }
         }
 
         /// First national digits of mobile numbers: Kenya 7 and 1 (Safaricom, Airtel, Telkom),
-        /// Ghana 2 and 5 (MTN, Telecel, AirtelTigo), Nigeria 7, 8 and 9.
+        /// Ghana 2 and 5 (MTN, Telecel, AirtelTigo), Nigeria 7, 8 and 9, Tanzania 6 and 7 (Vodacom,
+        /// Airtel, Yas, Halotel, TTCL: 61 to 79), Uganda 7 (MTN, Airtel, Lyca: 70 to 79), Rwanda 7
+        /// (MTN, Airtel: 72, 73, 78, 79).
         public var mobilePrefixes: Set<Character> {
             switch self {
             case .kenya: ["7", "1"]
             case .ghana: ["2", "5"]
             case .nigeria: ["7", "8", "9"]
+            case .tanzania: ["6", "7"]
+            case .uganda, .rwanda: ["7"]
             }
         }
 
@@ -53,12 +63,18 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
             case .kenya: Self.kenyaCode
             case .ghana: Self.ghanaCode
             case .nigeria: Self.nigeriaCode
+            case .tanzania: Self.tanzaniaCode
+            case .uganda: Self.ugandaCode
+            case .rwanda: Self.rwandaCode
             }
         }
 
         private static let kenyaCode = Array("254".utf8)
         private static let ghanaCode = Array("233".utf8)
         private static let nigeriaCode = Array("234".utf8)
+        private static let tanzaniaCode = Array("255".utf8)
+        private static let ugandaCode = Array("256".utf8)
+        private static let rwandaCode = Array("250".utf8)
 
         /// Whether `national` (ASCII digits) is a mobile number's national part here.
         func accepts(national: some Collection<UInt8>) -> Bool {
@@ -67,6 +83,8 @@ public struct MSISDN: Sendable, Hashable, CustomStringConvertible {
             case .kenya: return first == UInt8(ascii: "7") || first == UInt8(ascii: "1")
             case .ghana: return first == UInt8(ascii: "2") || first == UInt8(ascii: "5")
             case .nigeria: return first >= UInt8(ascii: "7") && first <= UInt8(ascii: "9")
+            case .tanzania: return first == UInt8(ascii: "6") || first == UInt8(ascii: "7")
+            case .uganda, .rwanda: return first == UInt8(ascii: "7")
             }
         }
 

@@ -32,7 +32,9 @@ extension GatewayConfig {
             var parsed: [MSISDN.Country] = []
             for code in countries.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).uppercased() }) {
                 guard let country = MSISDN.Country(rawValue: code) else {
-                    throw ConfigError(variable: "MSISDN_COUNTRIES", problem: "must be country codes among KE, GH, NG (got \(code))")
+                    throw ConfigError(
+                        variable: "MSISDN_COUNTRIES",
+                        problem: "must be country codes among \(MSISDN.Country.allCases.map(\.rawValue).joined(separator: ", ")) (got \(code))")
                 }
                 if !parsed.contains(country) { parsed.append(country) }
             }

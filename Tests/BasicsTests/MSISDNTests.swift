@@ -30,6 +30,33 @@ import Testing
         #expect(MSISDN("233241234567", countries: westAfrica) != nil && MSISDN("233241234567", countries: [.kenya]) == nil)
     }
 
+    /// Tanzania, Uganda and Rwanda: each in its local and international forms, a local number
+    /// belonging to the first country served, a fixed line or a country not served refused.
+    @Test func tanzaniaUgandaAndRwandaByTheirPlans() throws {
+        let eastAfrica: [MSISDN.Country] = [.tanzania, .uganda, .rwanda]
+        for (input, value, country) in [
+            ("0754 123 456", "255754123456", MSISDN.Country.tanzania), ("+255 65 123 4567", "255651234567", .tanzania), ("255 612 345 678", "255612345678", .tanzania),
+            ("+256 772 123456", "256772123456", .uganda), ("256-701-234-567", "256701234567", .uganda),
+            ("+250 788 123 456", "250788123456", .rwanda), ("250(72)1234567", "250721234567", .rwanda),
+        ] {
+            let number = try #require(MSISDN(parsing: input, countries: eastAfrica), "\(input)")
+            #expect(number.value == value && number.country == country, "\(input)")
+            #expect(number.local == "0" + value.dropFirst(3) && number.international == "+" + value)
+            #expect(MSISDN(value) == number, "stored form of any known country")
+        }
+        // Local forms belong to the first country served.
+        #expect(MSISDN(parsing: "0772123456", countries: [.uganda, .tanzania])?.value == "256772123456")
+        #expect(MSISDN(parsing: "0788123456", countries: [.rwanda])?.value == "250788123456")
+        // Fixed lines (Dar es Salaam 022, Kampala 041, Kigali 025) and too short or too long: refused.
+        for input in ["+255 22 211 2345", "+256 41 423 4567", "+250 25 252 1234", "+255 75412345", "+256 7721234567", "0654123"] {
+            #expect(MSISDN(parsing: input, countries: eastAfrica) == nil, "\(input)")
+        }
+        // A country not served is refused, in any form.
+        #expect(MSISDN(parsing: "+255754123456", countries: [.kenya]) == nil)
+        #expect(MSISDN(parsing: "+254712345678", countries: eastAfrica) == nil)
+        #expect(MSISDN("250788123456", countries: [.kenya, .uganda]) == nil)
+    }
+
     /// The byte parser's codes and first digits are the countries' published ones.
     @Test func theByteParserKnowsEachCountryAsItsPublicFieldsSay() {
         for country in MSISDN.Country.allCases {
@@ -47,8 +74,13 @@ import Testing
     /// generated inputs: digits, separators, plus signs, letters, combining marks and emoji.
     @Test func readingBytesAnswersAsReadingCharactersDid() {
         var generator = SystemRandomNumberGenerator()
-        let pieces = ["0", "1", "2", "3", "4", "5", "7", "8", "9", "254", "233", "234", "+", " ", "-", "(", ")", ".", "x", "\u{301}", "٣", "🇰🇪", "07", "0712345678"]
-        let plans: [[MSISDN.Country]] = [[.kenya], [.ghana, .nigeria], [.nigeria, .ghana], [.kenya, .ghana, .nigeria]]
+        let pieces = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "254", "233", "234", "255", "256", "250", "+", " ", "-", "(", ")", ".", "x", "\u{301}", "٣", "🇰🇪",
+            "07", "0712345678",
+        ]
+        let plans: [[MSISDN.Country]] = [
+            [.kenya], [.ghana, .nigeria], [.nigeria, .ghana], [.kenya, .ghana, .nigeria], [.tanzania, .uganda, .rwanda], [.rwanda, .kenya], MSISDN.Country.allCases,
+        ]
         for _ in 0..<20_000 {
             let input = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
             for countries in plans {

@@ -175,8 +175,10 @@ import Wallet
         #expect(try GatewayConfig.load(environment: ["ENVIRONMENT": "development"]).numberingPlan.countries == [.kenya])
         let served = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "gh, NG,GH"])
         #expect(served.numberingPlan.countries == [.ghana, .nigeria], "in order, each once; the first is the local numbers' country")
-        let unknown = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "KE,UG"]) }
-        #expect(unknown?.description == "MSISDN_COUNTRIES: must be country codes among KE, GH, NG (got UG)")
+        let unknown = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "KE,ZA"]) }
+        #expect(unknown?.description == "MSISDN_COUNTRIES: must be country codes among KE, GH, NG, TZ, UG, RW (got ZA)")
+        let eastAfrica = try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "MSISDN_COUNTRIES": "TZ,UG,RW,KE"])
+        #expect(eastAfrica.numberingPlan.countries == [.tanzania, .uganda, .rwanda, .kenya])
     }
 
     @Test func executableReportsABadValueInOneLineAndExitsWith2() async throws {
