@@ -118,10 +118,7 @@ public struct DeskSessions: Sendable {
         Self.base64URL(Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: self.key)))
     }
 
-    static func equal(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (Array(a.utf8), Array(b.utf8))
-        return x.withUnsafeBytes { a in y.withUnsafeBytes { b in safeCompare(a, b) } }
-    }
+    static func equal(_ a: String, _ b: String) -> Bool { ConstantTime.equal(a.utf8, b.utf8) }
 
     static func base64URL(_ data: Data) -> String {
         data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")

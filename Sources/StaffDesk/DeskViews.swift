@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -77,6 +78,15 @@ enum DeskFormat {
         let components = DateComponents(year: year, month: month, day: day)
         guard components.isValidDate(in: Self.nairobi) else { return nil }
         return Self.nairobi.date(from: components)
+    }
+
+    /// `text` with every phone number in it (a run of digits that is a number of a known country,
+    /// as audit details or a movement's key may hold) masked, as the desk shows numbers.
+    static func maskingNumbers(_ text: String) -> String {
+        text.replacing(/\d{10,15}/) { match in
+            let digits = String(match.output)
+            return MSISDN(digits) == nil ? digits : MSISDN.masked(digits)
+        }
     }
 
     static func money(_ cents: Int64) -> String {

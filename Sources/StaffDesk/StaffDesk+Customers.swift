@@ -19,6 +19,8 @@ extension StaffDesk {
                 switch Self.action(form) {
                 case .failure(let error): return self.redirect("/desk/search", &visit, problem: error.description)
                 case .success(let action):
+                    // A session keeps the customers opened in it, a bounded few.
+                    if visit.session.cases.count >= 50 { visit.session.cases.removeAll() }
                     visit.session.cases[String(id)] = action.reason
                     return self.redirect("/desk/customers/\(id)", &visit)
                 }
@@ -69,7 +71,8 @@ extension StaffDesk {
         }
         desk.post("/customers/:id/reverse") { request, context in
             try await self.change(request, context, .askCorrection) { visit, _, action, form in
-                let request = try await visit.wallet.requestReversal(of: (form["transfer"] ?? "").trimmingCharacters(in: .whitespaces), by: action)
+                let reference = String((form["transfer"] ?? "").trimmingCharacters(in: .whitespaces).prefix(100))
+                let request = try await visit.wallet.requestReversal(of: reference, by: action)
                 return "Reversal asked for (request #\(request.id)): a finance approver must decide it."
             }
         }
@@ -165,7 +168,7 @@ extension StaffDesk {
             "movements": overview.movements.map { entry -> [String: Any] in
                 [
                     "at": DeskFormat.time(entry.at), "kind": entry.kind, "direction": "\(entry.direction)",
-                    "amount": DeskFormat.money(entry.amount.cents), "counterparty": entry.counterparty?.masked ?? "", "key": entry.key,
+                    "amount": DeskFormat.money(entry.amount.cents), "counterparty": entry.counterparty?.masked ?? "", "key": DeskFormat.maskingNumbers(entry.key),
                 ]
             },
             "mayUnlock": role.may(.unlock) && (locked || overview.locksInARow > 0 || overview.failedPINAttempts > 0),
@@ -185,7 +188,7 @@ extension StaffDesk {
             "SELECT created_at, amount, status, coalesce(receipt, '') FROM deposits WHERE customer_id = \(customer.id) ORDER BY id DESC LIMIT 20"
         ).map { row -> [String: Any] in
             let (at, amount, status, receipt) = try row.decode((Date, Int64, String, String).self)
-            return ["at": DeskFormat.time(at), "amount": DeskFormat.money(amount), "status": status, "receipt": receipt]
+            return ["at": DeskFormat.time(at), "amount": DeskFormat.money(amount), "status": status, "receipt": DeskFormat.maskingNumbers(receipt)]
         }
         values["payouts"] = try await postgres.query(
             "SELECT created_at, amount, status, id FROM payouts WHERE customer_id = \(customer.id) ORDER BY created_at DESC LIMIT 20"
@@ -209,7 +212,7 @@ extension StaffDesk {
         let details = [entry.before.map { "before \($0)" }, entry.after.map { "after \($0)" }].compactMap { $0 }.joined(separator: " · ")
         return [
             "at": DeskFormat.time(entry.at), "actor": entry.actor, "action": entry.action, "number": entry.msisdn.map(MSISDN.masked) ?? "",
-            "reason": entry.reason ?? "", "details": String(details.prefix(600)),
+            "reason": entry.reason ?? "", "details": DeskFormat.maskingNumbers(String(details.prefix(600))),
         ]
     }
 }

@@ -30,7 +30,8 @@ extension StaffDesk {
                             [
                                 "id": item.id, "kind": item.kind, "reference": item.reference, "reason": item.reason, "receivedAt": DeskFormat.time(item.receivedAt),
                                 "deposit": item.depositID.map(String.init) as Any, "payout": item.payoutID as Any,
-                                "earlier": item.earlierResult ?? "(nothing before this report)", "newer": item.newResult ?? "(no result in the report)",
+                                "earlier": DeskFormat.maskingNumbers(item.earlierResult ?? "(nothing before this report)"),
+                                "newer": DeskFormat.maskingNumbers(item.newResult ?? "(no result in the report)"),
                                 "resolution": item.resolution as Any, "resolvedBy": item.resolvedBy ?? "", "note": item.resolutionNote ?? "",
                                 "mayResolve": mayResolve && item.resolution == nil,
                             ]

@@ -53,7 +53,7 @@ public final class StaffDesk: Sendable {
     ) throws {
         self.settings = settings
         self.postgres = postgres
-        self.directory = StaffDirectory(postgres: postgres)
+        self.directory = StaffDirectory(postgres: postgres, now: now)
         self.sessions = DeskSessions(redis: redis, key: sessionKey, idle: settings.idle, absolute: settings.absolute, secure: settings.secureCookies)
         self.views = try DeskViews()
         self.makeWallet = makeWallet

@@ -42,8 +42,21 @@ public final class StaffDirectory: Sendable {
     private let waiting = Mutex(0)
     static let maximumWaiting = 16
 
-    public init(postgres: PostgresClient) {
+    /// Refusal rows written in the current minute, and those left out since the last one written.
+    private let refusals = Mutex<(minute: Int64, written: Int, suppressed: Int)>((0, 0, 0))
+    /// At most this many refusal rows a minute reach the trail from one process: a flood of forged
+    /// posts or guesses (from anyone who reaches the admin listener) cannot fill it. The next row
+    /// written says how many were left out before it (`suppressed_before`).
+    static let refusalsPerMinute = 60
+    static let refusalActions: Set<String> = [
+        "desk.post_refused", "desk.signin_refused", "desk.csrf_refused", "desk.session_expired", "desk.forbidden", "desk.password_refused",
+        "desk.decision_refused",
+    ]
+    let now: @Sendable () -> Date
+
+    public init(postgres: PostgresClient, now: @escaping @Sendable () -> Date = { Date() }) {
         self.postgres = postgres
+        self.now = now
     }
 
     public func shutdown() async { await self.hashing.shutdown() }
@@ -200,6 +213,21 @@ public final class StaffDirectory: Sendable {
     /// migration 0023 allows): sign-ins, refusals, staff changes. `login` is whom it concerns.
     public func audit(_ action: String, login: String?, reason: String? = nil, details: [String: String] = [:]) async throws {
         var after = details
+        if Self.refusalActions.contains(action) {
+            let minute = Int64(self.now().timeIntervalSince1970 / 60)
+            let suppressed = self.refusals.withLock { state -> Int? in
+                if state.minute != minute { (state.minute, state.written) = (minute, 0) }
+                guard state.written < Self.refusalsPerMinute else {
+                    state.suppressed += 1
+                    return nil
+                }
+                state.written += 1
+                defer { state.suppressed = 0 }
+                return state.suppressed
+            }
+            guard let suppressed else { return }
+            if suppressed > 0 { after["suppressed_before"] = String(suppressed) }
+        }
         if let login { after["login"] = String(login.prefix(63)) }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: after, options: [.sortedKeys]), as: UTF8.self)
         try await self.postgres.query(

@@ -1,3 +1,4 @@
+import Basics
 import Crypto
 import CryptoExtras
 import Foundation
@@ -41,7 +42,7 @@ public enum StaffPassword {
             expected.count == 32, password.utf8.count <= 256,
             let derived = try? self.derive(password, salt: Array(salt), cost: Cost(log2Rounds: log2, blockSize: r, parallelism: p))
         else { return false }
-        return derived.withUnsafeBytes { a in expected.withUnsafeBytes { b in safeCompare(a, b) } }
+        return ConstantTime.equal(derived, expected)
     }
 
     /// A hash of nothing anyone knows, checked for an unknown login so that its answer takes as long.
@@ -61,12 +62,4 @@ public enum StaffPassword {
         )
         return key.withUnsafeBytes { Data($0) }
     }
-}
-
-/// Equal length and equal bytes, in time that depends on the length only.
-func safeCompare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-    guard a.count == b.count else { return false }
-    var difference: UInt8 = 0
-    for index in 0..<a.count { difference |= a[index] ^ b[index] }
-    return difference == 0
 }

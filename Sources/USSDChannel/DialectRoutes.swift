@@ -142,8 +142,7 @@ public struct DialectRoutes: Sendable {
     /// Compared in constant time.
     static func same(_ given: String?, _ expected: String) -> Bool {
         guard let given else { return false }
-        let (a, b) = (Array(SHA256.hash(data: Array(given.utf8))), Array(SHA256.hash(data: Array(expected.utf8))))
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        return ConstantTime.equal(Array(SHA256.hash(data: Array(given.utf8))), Array(SHA256.hash(data: Array(expected.utf8))))
     }
 }
 

@@ -2,6 +2,7 @@ import Basics
 import Foundation
 @testable import LedgerTestSupport
 import Postgres
+import Synchronization
 @testable import StaffDesk
 import Testing
 import TestSupport
@@ -136,6 +137,24 @@ import Wallet
         await ledger.shutdown()
     }
 
+    @Test func aFloodOfRefusalsWritesAtMostSixtyRowsAMinuteAndCountsTheRest() async throws {
+        let ledger = try await Ledger.make()
+        let (_, desk) = try await Self.desk(ledger)
+        let clock = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+        let directory = StaffDirectory(postgres: desk, now: { clock.withLock { $0 } })
+        for _ in 0..<65 { try await directory.audit("desk.post_refused", login: nil, details: ["why": "no session"]) }
+        try await directory.audit("desk.signed_in", login: "amina", details: [:])
+        let count = { try await ledger.postgres.query("SELECT count(*) FROM audit_log WHERE action = 'desk.post_refused'").single()!.decode(Int.self, column: 0) }
+        #expect(try await count() == 60)
+        #expect(try await ledger.postgres.query("SELECT count(*) FROM audit_log WHERE action = 'desk.signed_in'").single()!.decode(Int.self, column: 0) == 1, "not a refusal: always written")
+        clock.withLock { $0 += 60 }
+        try await directory.audit("desk.post_refused", login: nil, details: ["why": "no session"])
+        let last = try await ledger.postgres.query("SELECT after->>'suppressed_before' FROM audit_log WHERE action = 'desk.post_refused' ORDER BY id DESC LIMIT 1").single()!
+        #expect(try last.decode(String?.self, column: 0) == "5")
+        #expect(try await count() == 61)
+        await ledger.shutdown()
+    }
+
     @Test func aCodeIsTakenOnceAndRepeatedFailuresLock() async throws {
         let ledger = try await Ledger.make()
         let (_, desk) = try await Self.desk(ledger)
@@ -177,6 +196,11 @@ import Wallet
 
 /// Passwords and codes without a database.
 @Suite struct StaffSecretsTests {
+    @Test func numbersInWhatTheDeskShowsAreMasked() {
+        #expect(DeskFormat.maskingNumbers("sms:254712345678:1 to 233241234567") == "sms:2547***678:1 to 2332***567")
+        #expect(DeskFormat.maskingNumbers("receipt QGH12345678, transfer 1234567890123") == "receipt QGH12345678, transfer 1234567890123", "not a number")
+    }
+
     @Test func passwordsAreScryptWithTheirCostAndSaltKept() throws {
         let hash = try StaffPassword.hash("correct horse battery", cost: .init(log2Rounds: 10, blockSize: 8, parallelism: 1))
         #expect(hash.hasPrefix("scrypt$10$8$1$"))

@@ -184,10 +184,7 @@ public final class PINVault: Service, Sendable {
 
     // MARK: Bytes
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
-    }
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool { ConstantTime.equal(a, b) }
 
     static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
