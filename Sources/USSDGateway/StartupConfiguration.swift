@@ -25,6 +25,12 @@ extension GatewayConfig {
             "sandbox.sms": String(self.sandbox.sms),
             "menus.path": self.menusPath,
             "menus.version": String(menus.version),
+            // Who may reach the staff desk, and how long a sign-in lasts.
+            "desk": self.desk.enabled ? "on" : "off",
+            "desk.tls": set(self.desk.tlsCertificateFile),
+            "desk.idle_minutes": String(Int(self.desk.settings.idle.components.seconds / 60)),
+            "desk.session_hours": String(Int(self.desk.settings.absolute.components.seconds / 3600)),
+            "desk.lockout": "\(self.desk.settings.lockoutAttempts) tries, \(Int(self.desk.settings.lockout.components.seconds / 60)) minutes",
         ]
         for section in [self.wallet.audited, self.ussd.audited, self.sms.audited, self.mpesa.audited] {
             settings.merge(section) { _, new in new }

@@ -78,6 +78,13 @@ import Wallet
         #expect(money["ledger.dual_approval_above"] == "2000000" && money["ledger.adjust_max"] == "9000000", "in cents, as the ledger keeps them")
         #expect(money["pin.reset_cooldown_hours"] == "12" && money["msisdn.countries"] == "KE,GH")
         #expect(money["mpesa.allowed_cidrs"] == "196.201.214.0/24")
+        // The staff desk's switch and sign-in rules too, never its key.
+        let desk = try GatewayConfig.load(environment: [
+            "ENVIRONMENT": "development", "DESK": "on", "ADMIN_PORT": "9099", "DESK_DATABASE_URL": "postgres://desk@127.0.0.1/ussd", "DESK_IDLE_MINUTES": "10", "DESK_LOCKOUT_ATTEMPTS": "4", "DESK_SESSION_KEY": String(repeating: "cd", count: 32),
+        ]).auditedSettings(menus: try loadCheckedMenus(at: "menus.json").document)
+        #expect(desk["desk"] == "on" && desk["desk.idle_minutes"] == "10" && desk["desk.lockout"] == "4 tries, 15 minutes" && desk["desk.tls"] == "not set")
+        #expect(!desk.values.contains { $0.contains("cdcd") })
+        #expect(money["desk"] == "off")
     }
 
     @Test func productionRefusesUnguardedCallbackRoutesNamingTheVariable() throws {
