@@ -193,7 +193,9 @@ public final class HTTPActions: Sendable {
         template.parts.map { part in
             switch part {
             case .literal(let text): return text
-            case .variable(let name, let formatter): return Self.escape(Template.format(values[name] ?? "", formatter), place)
+            case .variable(let name, let formatter):
+                if let constant = template.market.constant(name) { return Self.escape(constant, place) }
+                return Self.escape(Template.format(values[name] ?? "", formatter, template.currency), place)
             }
         }.joined()
     }

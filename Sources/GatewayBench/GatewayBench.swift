@@ -102,7 +102,7 @@ struct GatewayBench: AsyncParsableCommand {
                 try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
             }
         case .menus:
-            let graph = try loadCheckedMenus(at: config.menusPath)
+            let graph = try loadCheckedMenus(at: config.menusPath, market: config.market)
             _ = MenuBenchmark.engineSteps(graph: graph, journeys: 1000)
             let steps = MenuBenchmark.engineSteps(graph: graph, journeys: self.requests / 8)
             print(steps, String(format: "= %.2f microseconds per step", steps.seconds / Double(steps.operations) * 1e6))

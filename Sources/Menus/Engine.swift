@@ -59,7 +59,7 @@ public struct Engine: Sendable {
             guard let value = typed.first(where: { $0.screen == screenID })?.value, let screen = self.graph.screen(screenID), screen.type == .input,
                 let validator = screen.validator, let variable = screen.variable
             else { return self.failure(state) }
-            guard let normalised = validator.validate(value.trimmedOfSpaces, plan: self.plan) else {
+            guard let normalised = validator.validate(value.trimmedOfSpaces, plan: self.plan, currency: self.graph.currency) else {
                 let error = self.graph.compiled[screenID]?.error?.render(state.language, state.variables) ?? ""
                 return self.enter(screenID, state, secrets: [:], transitions: transitions + 1, notice: error.isEmpty ? nil : error)
             }
@@ -202,7 +202,7 @@ public struct Engine: Sendable {
     private func accept(_ screen: MenuDocument.Screen, _ input: String, _ state: SessionState) -> Step {
         var state = state
         let id = state.screen
-        guard let value = screen.validator!.validate(input, plan: self.plan) else {
+        guard let value = screen.validator!.validate(input, plan: self.plan, currency: self.graph.currency) else {
             return self.wrong(state) { state in
                 let error = self.graph.compiled[id]?.error?.render(state.language, state.variables) ?? ""
                 return self.enter(id, state, secrets: [:], transitions: 0, notice: error.isEmpty ? nil : error)

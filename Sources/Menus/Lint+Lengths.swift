@@ -17,7 +17,7 @@ extension Linter {
         for (name, spec) in self.document.variables ?? [:] { add(name, spec) }
         for screen in self.document.screens.values {
             if screen.type == .input, let validator = screen.validator {
-                add(screen.variable!, .init(maxLength: validator.maxLength, unicode: !validator.isGSM7))
+                add(screen.variable!, .init(maxLength: validator.maxLength(in: self.graph.currency), unicode: !validator.isGSM7))
             }
             if screen.type == .action, let spec = self.actions[screen.action!] {
                 for (name, result) in spec.results { add(name, result) }
@@ -98,6 +98,7 @@ extension Linter {
                 for part in template.parts {
                     switch part {
                     case .literal(let text): worst += text
+                    case .variable(let variable, _) where Market.constantNames.contains(variable): worst += self.graph.market.constant(variable)!
                     case .variable(let variable, let formatter):
                         guard let spec = notice.params?[variable] else {
                             self.report(location, "{\(variable)} has no entry in params (its longest value)")
@@ -105,7 +106,7 @@ extension Linter {
                         }
                         switch formatter {
                         case .plain: worst += String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
-                        case .amount: worst += Template.formatAmount(Int(String(repeating: "9", count: min(max(spec.maxLength, 1), 17)))!)
+                        case .amount: worst += self.graph.currency.widest(digits: spec.maxLength)
                         case .phone: worst += "0712345678"
                         }
                     }
@@ -176,10 +177,8 @@ struct WorstCase {
         String(repeating: spec.unicode == true ? "字" : "W", count: spec.maxLength)
     }
 
-    /// The widest amount of `length` digits, formatted.
-    static func amount(_ length: Int) -> String {
-        Template.formatAmount(Int(String(repeating: "9", count: min(max(length, 1), 17)))!)
-    }
+    /// The widest amount of `length` digits of minor units, as the deployment's currency shows it.
+    func amount(_ length: Int) -> String { self.graph.currency.widest(digits: length) }
 
     /// The template's variables at their longest, as each formatter shows them.
     func values(_ template: Template) -> [String: String] {
@@ -189,7 +188,7 @@ struct WorstCase {
             let base = self.worst[name] ?? ""
             switch formatter {
             case .plain: values[name] = base
-            case .amount: values[name] = base.isEmpty ? "" : Self.amount(base.count)
+            case .amount: values[name] = base.isEmpty ? "" : self.amount(base.count)
             case .phone: values[name] = "0712345678"
             }
         }
@@ -200,6 +199,7 @@ struct WorstCase {
         template.parts.map { part -> String in
             switch part {
             case .literal(let text): return text
+            case .variable(let name, _) where Market.constantNames.contains(name): return self.graph.market.constant(name)!
             case .variable(let name, let formatter): return formatter == .phone ? "0712345678" : values[name] ?? ""
             }
         }.joined()
@@ -215,7 +215,7 @@ struct WorstCase {
     func item(_ template: Template, fields: [String: MenuDocument.VariableSpec]) -> String {
         var values = self.values(template)
         for (field, value) in fields {
-            values[field] = template.parts.contains(.variable(field, .amount)) ? Self.amount(value.maxLength) : Self.longest(value)
+            values[field] = template.parts.contains(.variable(field, .amount)) ? self.amount(value.maxLength) : Self.longest(value)
         }
         return self.fill(template, values)
     }

@@ -1,4 +1,5 @@
 // menus.json's lint: translations, and the variables and secrets texts may show.
+import Basics
 
 extension Linter {
     // MARK: Texts
@@ -86,7 +87,7 @@ extension Linter {
                 templates.append(("item", Template(parts: entry.template.parts.filter { part in
                     if case .variable(let name, _) = part { return !itemFields.contains(name) }
                     return true
-                })))
+                }, market: entry.template.market)))
             }
             // Secrets may appear only as arguments of the action right after the secret input.
             var allowedSecrets: Set<String> = []
@@ -156,5 +157,27 @@ extension Linter {
             break
         }
         return result
+    }
+}
+
+extension Linter {
+    /// No text names a currency: amounts show the deployment's through `{…|amount}`, and a text that
+    /// must name it says `{currency}`. A code written in (`Enter amount (KES)`) would greet a
+    /// Ghanaian deployment in shillings.
+    mutating func checkCurrencyCodes() {
+        for (key, text) in self.graph.texts.sorted(by: { $0.key < $1.key }) {
+            var named: Set<String> = []
+            for entry in text.all {
+                for part in entry.template.parts {
+                    guard case .literal(let literal) = part else { continue }
+                    for word in literal.split(whereSeparator: { !($0.isASCII && $0.isLetter) }) where word.count == 3 && Currency.table[String(word)] != nil {
+                        named.insert(String(word))
+                    }
+                }
+            }
+            for code in named.sorted() {
+                self.report(key, "names the currency \(code): write {currency} (the deployment's, CURRENCY) or show amounts with {…|amount}")
+            }
+        }
     }
 }

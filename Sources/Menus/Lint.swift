@@ -35,6 +35,7 @@ struct Linter {
         self.checkOptions()
         self.checkActions()
         self.checkTranslations()
+        self.checkCurrencyCodes()
         self.checkVariablesAndSecrets()
         self.checkLengths()
         self.checkSMS()

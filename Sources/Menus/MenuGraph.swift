@@ -1,4 +1,5 @@
 import Foundation
+import Basics
 
 /// A checked, compiled `menus.json`: every template parsed, every screen of a known shape.
 ///
@@ -7,6 +8,10 @@ import Foundation
 /// is ``lint(actions:)``'s business, which the gateway runs before serving.
 public struct MenuGraph: Sendable {
     public let document: MenuDocument
+    /// The deployment's currency and rail: how `{…|amount}` shows amounts and amount inputs read
+    /// them, and what `{currency}` and `{mobileMoney}` say.
+    public let market: Market
+    public var currency: Currency { self.market.currency }
     public let budget: TextBudget
     public let backKey: String
     public let homeKey: String
@@ -31,15 +36,15 @@ public struct MenuGraph: Sendable {
     public func httpTemplates(_ id: String) -> HTTPTemplates? { self.calls[id] }
 
     /// Reads and compiles a menus file.
-    public static func load(contentsOf url: URL) throws(MenuLoadError) -> MenuGraph {
+    public static func load(contentsOf url: URL, market: Market = .kenya) throws(MenuLoadError) -> MenuGraph {
         guard let data = try? Data(contentsOf: url) else {
             throw MenuLoadError(location: url.path, problem: "cannot be read")
         }
-        return try self.load(data: data)
+        return try self.load(data: data, market: market)
     }
 
     /// Decodes and compiles menus JSON.
-    public static func load(data: Data) throws(MenuLoadError) -> MenuGraph {
+    public static func load(data: Data, market: Market = .kenya) throws(MenuLoadError) -> MenuGraph {
         let document: MenuDocument
         do {
             document = try JSONDecoder().decode(MenuDocument.self, from: data)
@@ -49,11 +54,12 @@ public struct MenuGraph: Sendable {
         } catch {
             throw MenuLoadError(location: "menus.json", problem: "\(error)")
         }
-        return try MenuGraph(document: document)
+        return try MenuGraph(document: document, market: market)
     }
 
-    public init(document: MenuDocument) throws(MenuLoadError) {
+    public init(document: MenuDocument, market: Market = .kenya) throws(MenuLoadError) {
         self.document = document
+        self.market = market
         let settings = document.settings
         let gsm7 = settings.pageBudget ?? 160
         guard (20...TextBudget.ceiling).contains(gsm7) else {
@@ -71,20 +77,20 @@ public struct MenuGraph: Sendable {
             throw MenuLoadError(location: "settings", problem: "back, home and more keys must differ")
         }
 
-        let texts = try Self.compileTexts(document)
+        let texts = try Self.compileTexts(document, market: market)
         self.texts = texts
-        (self.compiled, self.calls) = Self.compileScreens(document, texts: texts)
+        (self.compiled, self.calls) = Self.compileScreens(document, texts: texts, market: market)
         self.systemTexts = Dictionary(uniqueKeysWithValues: (settings.texts ?? [:]).keys.map { ($0, texts["settings.texts.\($0)"]!) })
         self.layouts = MenuLayouts(self)
     }
 
     /// Every text of the document compiled once, keyed by where it sits (`<screen>.text`,
     /// `<screen>.option.<n>`, `sms.<command>.reply`, ...).
-    private static func compileTexts(_ document: MenuDocument) throws(MenuLoadError) -> [String: CompiledText] {
+    private static func compileTexts(_ document: MenuDocument, market: Market) throws(MenuLoadError) -> [String: CompiledText] {
         var texts: [String: CompiledText] = [:]
         func compile(_ text: LocalizedText?, _ key: String) throws(MenuLoadError) {
             guard let text else { return }
-            texts[key] = try CompiledText(text, location: key, defaultLanguage: document.defaultLanguage)
+            texts[key] = try CompiledText(text, location: key, defaultLanguage: document.defaultLanguage, market: market)
         }
         for (id, screen) in document.screens {
             try Self.checkShape(id, screen)
@@ -125,7 +131,7 @@ public struct MenuGraph: Sendable {
 
     /// Each screen with its compiled texts, and the `http` calls' templates by screen.
     private static func compileScreens(
-        _ document: MenuDocument, texts: [String: CompiledText]
+        _ document: MenuDocument, texts: [String: CompiledText], market: Market
     ) -> (screens: [String: CompiledScreen], calls: [String: HTTPTemplates]) {
         var compiled: [String: CompiledScreen] = [:]
         var calls: [String: HTTPTemplates] = [:]
@@ -142,7 +148,7 @@ public struct MenuGraph: Sendable {
                 // The engine hands the action the values of the variables the call reads; the
                 // runner renders the templates itself, escaping each value for where it goes.
                 arguments = templates.variables.sorted().map { name in
-                    (name, try! CompiledText(.shared("{\(name)}"), location: id, defaultLanguage: document.defaultLanguage))
+                    (name, try! CompiledText(.shared("{\(name)}"), location: id, defaultLanguage: document.defaultLanguage, market: market))
                 }
             }
             compiled[id] = CompiledScreen(
@@ -243,23 +249,23 @@ struct CompiledText: Sendable {
     let templates: [String: Template]
     let fallback: Template
 
-    init(_ text: LocalizedText, location: String, defaultLanguage: String) throws(MenuLoadError) {
+    init(_ text: LocalizedText, location: String, defaultLanguage: String, market: Market) throws(MenuLoadError) {
         var templates: [String: Template] = [:]
         do {
             switch text {
             case .shared(let source):
-                let template = try Template(source)
+                let template = try Template(source, market: market)
                 self.templates = [:]
                 self.fallback = template
                 return
             case .perLanguage(let sources):
-                for (language, source) in sources { templates[language] = try Template(source) }
+                for (language, source) in sources { templates[language] = try Template(source, market: market) }
             }
         } catch {
             throw MenuLoadError(location: location, problem: "bad template: \(error.problem)")
         }
         self.templates = templates
-        self.fallback = templates[defaultLanguage] ?? templates.sorted { $0.key < $1.key }.first?.value ?? (try! Template(""))
+        self.fallback = templates[defaultLanguage] ?? templates.sorted { $0.key < $1.key }.first?.value ?? (try! Template("", market: market))
     }
 
     func template(_ language: String) -> Template { self.templates[language] ?? self.fallback }

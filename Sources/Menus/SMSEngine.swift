@@ -41,7 +41,7 @@ public struct SMSEngine: Sendable {
                 return .reply(self.graph.render("sms.\(command.name).usage", replyLanguage, variables))
             }
             for (argument, word) in zip(expected, given) {
-                guard let value = argument.validator.validate(word, plan: self.plan) else {
+                guard let value = argument.validator.validate(word, plan: self.plan, currency: self.graph.currency) else {
                     return .reply(self.graph.render("sms.\(command.name).usage", replyLanguage, variables))
                 }
                 variables[argument.variable] = value

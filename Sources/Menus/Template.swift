@@ -2,8 +2,10 @@ import Basics
 import Foundation
 
 /// A text with `{name}` placeholders and optional formatters: `{amount|amount}` renders integer
-/// cents as `KES 1,250`, `{recipient|phone}` masks `254712345678` as `0712***678`. Nothing else is
-/// evaluated: a template cannot reach code or the environment. `{{` and `}}` stand for braces.
+/// minor units in the deployment's currency (`GHS 12.50`, ``Currency/format(_:)``),
+/// `{recipient|phone}` masks `254712345678` as `0712***678`, and `{currency}` and `{mobileMoney}`
+/// are always the deployment's (``Market``), so no text names them. Nothing else is evaluated: a
+/// template cannot reach code or the environment. `{{` and `}}` stand for braces.
 public struct Template: Sendable, Hashable {
     public enum Part: Sendable, Hashable {
         case literal(String)
@@ -13,19 +15,26 @@ public struct Template: Sendable, Hashable {
     /// How a placeholder's value is shown.
     public enum Formatter: String, Sendable, Hashable, CaseIterable {
         case plain
-        /// Integer cents as `KES 1,250` (or `KES 1,250.50`).
+        /// Integer minor units in the template's currency: `KES 1,250`, `GHS 12.50`.
         case amount
         /// A normalised MSISDN as a local number with the middle hidden: `0712***678`.
         case phone
     }
 
     public let parts: [Part]
+    /// The currency `{…|amount}` shows, and the constants `{currency}` and `{mobileMoney}`.
+    public let market: Market
+    public var currency: Currency { self.market.currency }
 
     /// A template of these parts.
-    init(parts: [Part]) { self.parts = parts }
+    init(parts: [Part], market: Market) {
+        self.parts = parts
+        self.market = market
+    }
 
     /// Parses `source`; a malformed placeholder is a ``TemplateError``.
-    public init(_ source: String) throws(TemplateError) {
+    public init(_ source: String, market: Market = .kenya) throws(TemplateError) {
+        self.market = market
         var parts: [Part] = []
         var literal = ""
         var index = source.startIndex
@@ -77,10 +86,10 @@ public struct Template: Sendable, Hashable {
         self.parts = parts
     }
 
-    /// The variable names the template reads.
+    /// The variable names the template reads from its values (not ``Market``'s constants).
     public var variables: [String] {
         self.parts.compactMap { part in
-            if case .variable(let name, _) = part { return name }
+            if case .variable(let name, _) = part, !Market.constantNames.contains(name) { return name }
             return nil
         }
     }
@@ -91,35 +100,20 @@ public struct Template: Sendable, Hashable {
         for part in self.parts {
             switch part {
             case .literal(let literal): text += literal
-            case .variable(let name, let formatter): text += Self.format(values[name] ?? "", formatter)
+            case .variable(let name, let formatter):
+                text += self.market.constant(name) ?? Self.format(values[name] ?? "", formatter, self.currency)
             }
         }
         return text
     }
 
     /// Applies a formatter; values it cannot read are shown as they are.
-    public static func format(_ value: String, _ formatter: Formatter) -> String {
+    public static func format(_ value: String, _ formatter: Formatter, _ currency: Currency) -> String {
         switch formatter {
         case .plain: return value
-        case .amount: return Int(value).map(formatAmount) ?? value
+        case .amount: return Int64(value).map(currency.format) ?? value
         case .phone: return maskPhone(value)
         }
-    }
-
-    /// `125000` cents -> `KES 1,250`; `125050` -> `KES 1,250.50`.
-    public static func formatAmount(_ cents: Int) -> String {
-        let negative = cents < 0
-        let magnitude = cents.magnitude
-        let shillings = String(magnitude / 100)
-        var grouped = ""
-        for (offset, digit) in shillings.reversed().enumerated() {
-            if offset > 0 && offset % 3 == 0 { grouped.append(",") }
-            grouped.append(digit)
-        }
-        var text = "KES " + (negative ? "-" : "") + String(grouped.reversed())
-        let remainder = magnitude % 100
-        if remainder != 0 { text += "." + (remainder < 10 ? "0" : "") + String(remainder) }
-        return text
     }
 
     /// `254712345678` -> `0712***678`; anything else keeps only its last three digits visible.

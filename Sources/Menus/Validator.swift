@@ -9,7 +9,8 @@ public enum Validator: Sendable, Hashable {
     /// (`0712345678`, `712345678`, `+254712345678`, `254712345678`, with spaces or dashes; a local
     /// form is the first country's), normalised to country code and national number.
     case msisdn
-    /// Whole shillings from `min` to `max`, stored as integer cents.
+    /// From `min` to `max` whole units of the deployment's currency, stored as integer minor units;
+    /// fractions are read only when the currency shows them (``Currency/parse(typed:)``).
     case amount(min: Int, max: Int)
     /// Exactly four digits.
     case pin
@@ -21,8 +22,8 @@ public enum Validator: Sendable, Hashable {
     case regex(pattern: String, maxLength: Int)
 
     /// The normalised value, or nil when `input` is not acceptable; a number must be of a country
-    /// `plan` serves.
-    public func validate(_ input: String, plan: NumberingPlan) -> String? {
+    /// `plan` serves, an amount is read in `currency`.
+    public func validate(_ input: String, plan: NumberingPlan, currency: Currency) -> String? {
         let trimmed = input.trimmedOfSpaces
         switch self {
         case .digits(let minLength, let maxLength):
@@ -31,11 +32,8 @@ public enum Validator: Sendable, Hashable {
         case .msisdn:
             return MSISDN(parsing: trimmed, plan: plan)?.value
         case .amount(let min, let max):
-            let digits = trimmed.filter { $0 != "," }
-            guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy(\.isASCIIDigit), let shillings = Int(digits),
-                (min...max).contains(shillings)
-            else { return nil }
-            return String(shillings * 100)
+            guard let minor = currency.parse(typed: trimmed), (currency.minor(whole: min)...currency.minor(whole: max)).contains(minor) else { return nil }
+            return String(minor)
         case .pin:
             guard trimmed.count == 4, trimmed.allSatisfy(\.isASCIIDigit) else { return nil }
             return trimmed
@@ -51,7 +49,13 @@ public enum Validator: Sendable, Hashable {
         }
     }
 
-    /// The longest value it can store, in characters (for worst-case page lengths).
+    /// The longest value it can store in `currency`, in characters (for worst-case page lengths).
+    public func maxLength(in currency: Currency) -> Int {
+        if case .amount(_, let max) = self { return String(currency.minor(whole: max)).count }
+        return self.maxLength
+    }
+
+    /// The longest value it can store, in characters; an amount's as hundredths (see ``maxLength(in:)``).
     public var maxLength: Int {
         switch self {
         case .digits(_, let maxLength): return maxLength

@@ -89,14 +89,8 @@ enum DeskFormat {
         }
     }
 
-    static func money(_ cents: Int64) -> String {
-        let magnitude = cents.magnitude
-        var shillings = String(magnitude / 100)
-        var grouped = ""
-        while shillings.count > 3 {
-            grouped = "," + shillings.suffix(3) + grouped
-            shillings.removeLast(3)
-        }
-        return (cents < 0 ? "-" : "") + "KES " + shillings + grouped + "." + String(format: "%02llu", magnitude % 100)
+    /// An amount with every decimal its currency has (`GHS 1,250.00`): staff read exact figures.
+    static func money(_ minor: Int64, _ currency: Currency) -> String {
+        (Currency(code: currency.code, fractions: true) ?? currency).format(minor)
     }
 }

@@ -61,12 +61,12 @@ extension StaffDesk {
         }
         desk.post("/customers/:id/adjust") { request, context in
             try await self.change(request, context, .askCorrection) { visit, msisdn, action, form in
-                guard let amount = Amount(typedShillings: form["amount"] ?? "") else {
-                    throw WalletError.invalidArgument("the amount must be in shillings, more than zero, e.g. 500 or 1250.50")
+                guard let amount = Amount(typed: form["amount"] ?? "", in: self.settings.currency) else {
+                    throw WalletError.invalidArgument("the amount must be in \(self.settings.currency.code), more than zero, e.g. 500 or 1250.50")
                 }
                 guard let direction = LedgerRequest.Direction(rawValue: form["direction"] ?? "") else { throw WalletError.invalidArgument("choose a direction") }
                 let request = try await visit.wallet.requestAdjustment(msisdn, amount: amount, direction: direction, by: action)
-                return "Adjustment of \(DeskFormat.money(amount.cents)) asked for (request #\(request.id)): a finance approver must decide it."
+                return "Adjustment of \(DeskFormat.money(amount.cents, self.settings.currency)) asked for (request #\(request.id)): a finance approver must decide it."
             }
         }
         desk.post("/customers/:id/reverse") { request, context in
@@ -159,16 +159,16 @@ extension StaffDesk {
             "pinState": customer.pinResetRequired ? "reset approved: a new PIN is set at the next dial" : locked ? "locked until \(DeskFormat.time(customer.lockedUntil))" : overview.locksInARow >= 3 ? "locked until unlocked" : "usable",
             "failedPINAttempts": overview.failedPINAttempts, "locksInARow": overview.locksInARow, "registered": DeskFormat.time(overview.registeredAt),
             "balances": [
-                "main": DeskFormat.money(overview.balances.main.cents), "savings": DeskFormat.money(overview.balances.savings.cents),
-                "held": DeskFormat.money(overview.balances.held.cents), "available": DeskFormat.money(overview.balances.available.cents),
+                "main": DeskFormat.money(overview.balances.main.cents, self.settings.currency), "savings": DeskFormat.money(overview.balances.savings.cents, self.settings.currency),
+                "held": DeskFormat.money(overview.balances.held.cents, self.settings.currency), "available": DeskFormat.money(overview.balances.available.cents, self.settings.currency),
             ],
             "holds": overview.holds.map {
-                ["amount": DeskFormat.money($0.amount.cents), "payout": $0.payout, "status": $0.status, "since": DeskFormat.time($0.since)] as [String: Any]
+                ["amount": DeskFormat.money($0.amount.cents, self.settings.currency), "payout": $0.payout, "status": $0.status, "since": DeskFormat.time($0.since)] as [String: Any]
             },
             "movements": overview.movements.map { entry -> [String: Any] in
                 [
                     "at": DeskFormat.time(entry.at), "kind": entry.kind, "direction": "\(entry.direction)",
-                    "amount": DeskFormat.money(entry.amount.cents), "counterparty": entry.counterparty?.masked ?? "", "key": DeskFormat.maskingNumbers(entry.key),
+                    "amount": DeskFormat.money(entry.amount.cents, self.settings.currency), "counterparty": entry.counterparty?.masked ?? "", "key": DeskFormat.maskingNumbers(entry.key),
                 ]
             },
             "mayUnlock": role.may(.unlock) && (locked || overview.locksInARow > 0 || overview.failedPINAttempts > 0),
@@ -188,13 +188,13 @@ extension StaffDesk {
             "SELECT created_at, amount, status, coalesce(receipt, '') FROM deposits WHERE customer_id = \(customer.id) ORDER BY id DESC LIMIT 20"
         ).map { row -> [String: Any] in
             let (at, amount, status, receipt) = try row.decode((Date, Int64, String, String).self)
-            return ["at": DeskFormat.time(at), "amount": DeskFormat.money(amount), "status": status, "receipt": DeskFormat.maskingNumbers(receipt)]
+            return ["at": DeskFormat.time(at), "amount": DeskFormat.money(amount, self.settings.currency), "status": status, "receipt": DeskFormat.maskingNumbers(receipt)]
         }
         values["payouts"] = try await postgres.query(
             "SELECT created_at, amount, status, id FROM payouts WHERE customer_id = \(customer.id) ORDER BY created_at DESC LIMIT 20"
         ).map { row -> [String: Any] in
             let (at, amount, status, reference) = try row.decode((Date, Int64, String, String).self)
-            return ["at": DeskFormat.time(at), "amount": DeskFormat.money(amount), "status": status, "reference": reference]
+            return ["at": DeskFormat.time(at), "amount": DeskFormat.money(amount, self.settings.currency), "status": status, "reference": reference]
         }
         values["messages"] = try await postgres.query(
             """

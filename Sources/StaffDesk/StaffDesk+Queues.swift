@@ -95,7 +95,7 @@ extension StaffDesk {
                     let whyNot = self.whyNot(deciding: request, visit)
                     return [
                         "id": request.id, "kind": request.kind.rawValue.replacingOccurrences(of: "_", with: " "), "reference": request.reference as Any,
-                        "number": MSISDN.masked(request.msisdn), "amount": request.amount.map(DeskFormat.money) ?? "",
+                        "number": MSISDN.masked(request.msisdn), "amount": request.amount.map { DeskFormat.money($0, self.settings.currency) } ?? "",
                         "direction": request.direction.map { $0 == .fromSuspense ? "credit" : "debit" } ?? "", "requestedBy": request.requestedBy,
                         "requestedAt": DeskFormat.time(request.requestedAt), "reason": request.reason, "status": request.status,
                         "pending": request.status == "pending", "approvals": request.approvals, "approvalsNeeded": request.approvalsNeeded,

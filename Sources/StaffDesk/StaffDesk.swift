@@ -24,6 +24,8 @@ public struct DeskSettings: Sendable {
     /// Cookies marked `Secure`: the admin listener speaks TLS.
     public var secureCookies = false
     public var plan: NumberingPlan = .kenya
+    /// The deployment's currency (`CURRENCY`): how amounts are shown and typed.
+    public var currency: Currency = .kenyanShilling
 
     public init() {}
 }

@@ -31,7 +31,7 @@ public func buildApplication(
     let config = parts.config
     let mpesa = parts.mobileMoney()
     let actions = WalletActions(
-        wallet: parts.wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: parts.graph.document.tariff, httpActions: parts.httpActions(),
+        wallet: parts.wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: parts.graph.document.tariff(in: parts.graph.currency), httpActions: parts.httpActions(),
         plan: config.numberingPlan, metrics: parts.metrics
     )
     let workers = ActionWorkers()

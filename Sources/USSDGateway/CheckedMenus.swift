@@ -8,9 +8,9 @@ import Settings
 /// Loads a menus file and lints it against ``ActionTable`` (its `http` actions against the hop
 /// deadline): a file with any problem is refused.
 public func loadCheckedMenus(
-    at path: String, hopDeadline: Duration = .milliseconds(4000), backendVariables: BackendVariables = BackendVariables()
+    at path: String, hopDeadline: Duration = .milliseconds(4000), backendVariables: BackendVariables = BackendVariables(), market: Market = .kenya
 ) throws -> MenuGraph {
-    let graph = try MenuGraph.load(contentsOf: URL(fileURLWithPath: path))
+    let graph = try MenuGraph.load(contentsOf: URL(fileURLWithPath: path), market: market)
     let problems = graph.lint(actions: ActionTable.specs, hopDeadlineMilliseconds: Int(hopDeadline.inMilliseconds), backendVariables: backendVariables)
     guard problems.isEmpty else { throw MenuProblems(path: path, problems: problems) }
     return graph

@@ -41,6 +41,13 @@ extension GatewayConfig {
             guard !parsed.isEmpty else { throw ConfigError(variable: "MSISDN_COUNTRIES", problem: "must name at least one country") }
             self.numberingPlan = NumberingPlan(countries: parsed)!
         }
+        let code = reader.string("CURRENCY", default: self.currency.code)
+        let fractions = try reader.oneOf("CURRENCY_FRACTIONS", default: DeskConfiguration.Switch.off) == .on
+        guard let currency = Currency(code: code, fractions: fractions) else {
+            throw ConfigError(variable: "CURRENCY", problem: "must be an ISO 4217 code among \(Currency.table.keys.sorted().joined(separator: ", ")) (got \(code.prefix(8)))")
+        }
+        self.currency = currency
+        self.mobileMoney = try reader.oneOf("MOBILE_MONEY", default: self.mobileMoney)
     }
 
     /// Provider callbacks: tokens, the admin listener, source allowlists, the public address.

@@ -60,6 +60,25 @@ public struct GatewayConfig: Sendable {
     /// (`KE`, `GH`, `NG`), comma-separated; the first is the one local numbers (`07...`) belong to.
     /// Default `KE`. Handed to every part that parses numbers.
     public var numberingPlan = NumberingPlan.kenya
+    /// `CURRENCY` (ISO 4217, default `KES`) and `CURRENCY_FRACTIONS` (`on`/`off`, default off): the
+    /// deployment's one currency, in whose minor units the ledger counts and in which every
+    /// screen, SMS, tariff, tier and limit is written (``Currency``). The ledger refuses a second.
+    public var currency = Currency.kenyanShilling
+    /// `MOBILE_MONEY`: the rail deposits and withdrawals use, `mpesa` (default) or `mtn-momo`.
+    public var mobileMoney = MobileMoneyRail.mpesa
+    /// What every text says the same way: the currency and the rail's name (``Market``).
+    public var market: Market { Market(currency: self.currency, mobileMoney: self.mobileMoney.displayName) }
+
+    /// The mobile-money rails the gateway speaks.
+    public enum MobileMoneyRail: String, Sendable, CaseIterable {
+        /// Safaricom's M-Pesa through Daraja (Kenyan shillings).
+        case mpesa
+        /// MTN Mobile Money through the MoMo Open API (Ghana, Uganda, Rwanda, ...).
+        case mtnMoMo = "mtn-momo"
+
+        /// The name customers know it by.
+        public var displayName: String { self == .mpesa ? "M-Pesa" : "MoMo" }
+    }
     /// `SHUTDOWN_TIMEOUT_SECONDS`: longest graceful shutdown before the process gives up; default 25
     /// (under Kubernetes' 30-second termination grace period).
     public var shutdownTimeout = Duration.seconds(25)

@@ -17,7 +17,7 @@ extension GatewayParts {
         logger[metadataKey: "subsystem"] = "desk"
         let postgres = PostgresClient(configuration: database, logger: logger)
         var settings = config.desk.settings
-        settings.plan = config.numberingPlan
+        (settings.plan, settings.currency) = (config.numberingPlan, config.currency)
         // The cookie is `Secure` exactly when the listener speaks TLS.
         settings.secureCookies = config.desk.tlsCertificateFile != nil
         let (pins, personalData) = (self.pins, self.personalData)

@@ -52,7 +52,7 @@ struct GatewayParts {
         var logger = logger ?? Logger(label: "ussd.http")
         logger.logLevel = config.logLevel
         GatewayMetrics.bootstrap()
-        let graph = try menus ?? loadCheckedMenus(at: config.menusPath, hopDeadline: config.ussd.hopDeadline, backendVariables: config.backendVariables)
+        let graph = try menus ?? loadCheckedMenus(at: config.menusPath, hopDeadline: config.ussd.hopDeadline, backendVariables: config.backendVariables, market: config.market)
         if let problem = config.backendTransportProblem(graph.document) { throw problem }
         self.config = config
         self.logger = logger

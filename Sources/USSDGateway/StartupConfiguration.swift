@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Logging
 import Menus
@@ -21,6 +22,8 @@ extension GatewayConfig {
             "public_base_url": self.publicBaseURL ?? "not set",
             // Whose numbers are served.
             "msisdn.countries": self.numberingPlan.countries.map(\.rawValue).joined(separator: ","),
+            "currency": self.currency.code + (self.currency.fractions ? " with fractions" : " whole units"),
+            "mobile_money": self.mobileMoney.rawValue,
             "sandbox.mpesa": String(self.sandbox.mpesa),
             "sandbox.sms": String(self.sandbox.sms),
             "menus.path": self.menusPath,
@@ -53,16 +56,18 @@ extension GatewayConfig {
         return settings
     }
 
-    /// The KYC tiers of `menus` in cents, and the default tier: the document's, or one `standard`
-    /// tier with M-Pesa's per-transaction and daily limits and no balance cap when it declares none.
-    public static func tiers(of menus: MenuDocument) -> (tiers: [KYCTier], defaultTier: String) {
+    /// The KYC tiers of `menus` in minor units of `currency`, and the default tier: the document's,
+    /// or one `standard` tier with the ledger's per-transaction and daily limits and no balance cap
+    /// when it declares none.
+    public static func tiers(of menus: MenuDocument, in currency: Currency) -> (tiers: [KYCTier], defaultTier: String) {
         guard let section = menus.tiers else {
-            return ([KYCTier(name: "standard", perTransaction: 25_000_000, daily: 50_000_000, maxBalance: nil)], "standard")
+            let limits = WalletLimits()
+            return ([KYCTier(name: "standard", perTransaction: limits.perTransaction.upperBound, daily: limits.daily, maxBalance: nil)], "standard")
         }
         let tiers = section.levels.sorted { $0.key < $1.key }.map { name, limits in
             KYCTier(
-                name: name, perTransaction: Tariff.cents(limits.perTransaction), daily: Tariff.cents(limits.daily),
-                maxBalance: limits.maxBalance.map(Tariff.cents)
+                name: name, perTransaction: currency.minor(whole: limits.perTransaction), daily: currency.minor(whole: limits.daily),
+                maxBalance: limits.maxBalance.map(currency.minor(whole:))
             )
         }
         return (tiers, section.default)
@@ -104,7 +109,7 @@ public func applyStartupConfiguration(config: GatewayConfig, menus: MenuDocument
     -> Bool
 {
     try await checkDatabaseLogin(config: config, wallet: wallet, logger: logger)
-    let (tiers, defaultTier) = GatewayConfig.tiers(of: menus)
+    let (tiers, defaultTier) = GatewayConfig.tiers(of: menus, in: config.currency)
     return try await wallet.applyConfiguration(tiers: tiers, defaultTier: defaultTier, settings: config.auditedSettings(menus: menus))
 }
 

@@ -124,8 +124,10 @@ struct OperatorOptions: ParsableArguments {
     }
 }
 
-/// An amount in shillings as typed (`500`, `1,250.50`), in cents; exit code 2 otherwise.
-func shillingsArgument(_ text: String, named name: String) throws -> Amount {
-    guard let amount = Amount(typedShillings: text) else { throw refusal("\(name) must be an amount in shillings more than zero, e.g. 500 or 1250.50") }
+/// An amount in the deployment's currency as typed (`500`, `1,250.50`), in minor units; exit code 2 otherwise.
+func amountArgument(_ text: String, named name: String, in currency: Currency) throws -> Amount {
+    guard let amount = Amount(typed: text, in: currency) else {
+        throw refusal("\(name) must be an amount in \(currency.code) more than zero, e.g. 500" + (currency.minorUnits > 0 ? " or 1250.50" : ""))
+    }
     return amount
 }

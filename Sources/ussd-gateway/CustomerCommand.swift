@@ -30,9 +30,9 @@ struct CustomerCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             if self.json {
-                print(try jsonText(CustomerView(overview)))
+                print(try jsonText(CustomerView(overview, currency: config.currency)))
             } else {
-                print(CustomerView(overview).text)
+                print(CustomerView(overview, currency: config.currency).text)
             }
         }
     }
@@ -75,7 +75,7 @@ struct CustomerCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
             try await ledgerRequest(config, self.who, doing: "asking for the PIN reset") { try await $0.requestPINReset(msisdn, by: $1) } said: {
-                "request #\($0.id): \(describe($0)); waiting for an approver: ledger approve \($0.id)"
+                "request #\($0.id): \(describe($0, in: config.currency)); waiting for an approver: ledger approve \($0.id)"
             }
         }
     }
@@ -196,7 +196,7 @@ extension CustomerCommand {
             bootstrapLogging(config)
             let msisdn = try msisdnArgument(self.number, named: "the number", plan: config.numberingPlan)
             try await ledgerRequest(config, self.who, doing: "asking for the erasure") { try await $0.requestErasure(msisdn, by: $1) } said: {
-                "request #\($0.id): \(describe($0)); waiting for an approver: ledger approve \($0.id)"
+                "request #\($0.id): \(describe($0, in: config.currency)); waiting for an approver: ledger approve \($0.id)"
             }
         }
     }
@@ -254,7 +254,7 @@ struct AuditCommand: AsyncParsableCommand {
 struct CustomerView: Codable {
     struct Hold: Codable {
         let payout: String
-        let amountKES: String
+        let amount: String
         let status: String
         let since: String
     }
@@ -263,7 +263,7 @@ struct CustomerView: Codable {
         let reference: String
         let kind: String
         let direction: String
-        let amountKES: String
+        let amount: String
         let counterparty: String?
         let at: String
     }
@@ -279,24 +279,30 @@ struct CustomerView: Codable {
     let failedPINAttempts: Int
     let locksInARow: Int
     let registeredAt: String
-    let mainKES: String
-    let savingsKES: String
-    let heldKES: String
+    /// The deployment's currency; the amounts below are in its major units with all its decimals.
+    let currency: String
+    let main: String
+    let savings: String
+    let held: String
     let holds: [Hold]
     let movements: [Movement]
 
-    init(_ overview: CustomerOverview) {
+    init(_ overview: CustomerOverview, currency: Currency) {
+        let exact = Currency(code: currency.code, fractions: true)!
+        /// `GHS 12.50` -> `12.50`: the amount without its code, for JSON.
+        func figure(_ amount: Amount) -> String { String(exact.format(amount.cents).dropFirst(exact.code.count + 1)).replacingOccurrences(of: ",", with: "") }
+        self.currency = currency.code
         let customer = overview.customer
         (self.number, self.name, self.language) = (customer.msisdn.value, overview.name ?? "[erased]", customer.language)
         self.status = customer.isBlocked ? "blocked" : customer.status.rawValue
         (self.tier, self.pinResetRequired) = (customer.tier ?? "default", customer.pinResetRequired)
         (self.locked, self.lockedUntil) = (customer.isLocked(), customer.lockedUntil.map(iso8601))
         (self.failedPINAttempts, self.locksInARow, self.registeredAt) = (overview.failedPINAttempts, overview.locksInARow, iso8601(overview.registeredAt))
-        (self.mainKES, self.savingsKES, self.heldKES) = (overview.balances.main.description, overview.balances.savings.description, overview.balances.held.description)
-        self.holds = overview.holds.map { Hold(payout: $0.payout, amountKES: $0.amount.description, status: $0.status, since: iso8601($0.since)) }
+        (self.main, self.savings, self.held) = (figure(overview.balances.main), figure(overview.balances.savings), figure(overview.balances.held))
+        self.holds = overview.holds.map { Hold(payout: $0.payout, amount: figure($0.amount), status: $0.status, since: iso8601($0.since)) }
         self.movements = overview.movements.map {
             Movement(
-                reference: $0.key, kind: $0.kind, direction: $0.direction.rawValue, amountKES: $0.amount.description, counterparty: $0.counterparty?.value,
+                reference: $0.key, kind: $0.kind, direction: $0.direction.rawValue, amount: figure($0.amount), counterparty: $0.counterparty?.value,
                 at: iso8601($0.at)
             )
         }
@@ -308,14 +314,14 @@ struct CustomerView: Codable {
             self.locked
                 ? "PIN locked until \(self.lockedUntil ?? "?") (\(self.locksInARow) lock(s) in a row)"
                 : "PIN not locked; \(self.failedPINAttempts) failed attempt(s), \(self.locksInARow) lock(s) in a row",
-            "balances: main KES \(self.mainKES), savings KES \(self.savingsKES), held KES \(self.heldKES)",
+            "balances: main \(self.currency) \(self.main), savings \(self.currency) \(self.savings), held \(self.currency) \(self.held)",
         ]
         if self.pinResetRequired { lines.append("PIN reset: the next dial must set a new PIN") }
         lines.append(self.holds.isEmpty ? "no open holds" : "open holds:")
-        lines += self.holds.map { "  payout \($0.payout): KES \($0.amountKES), \($0.status) since \($0.since)" }
+        lines += self.holds.map { "  payout \($0.payout): \(self.currency) \($0.amount), \($0.status) since \($0.since)" }
         lines.append(self.movements.isEmpty ? "no movements" : "last \(self.movements.count) movements:")
         lines += self.movements.map {
-            "  \($0.at) \($0.direction == "in" ? "+" : "-")KES \($0.amountKES) \($0.kind)" + ($0.counterparty.map { " \($0)" } ?? "") + " ref \($0.reference)"
+            "  \($0.at) \($0.direction == "in" ? "+" : "-")\(self.currency) \($0.amount) \($0.kind)" + ($0.counterparty.map { " \($0)" } ?? "") + " ref \($0.reference)"
         }
         return lines.joined(separator: "\n")
     }

@@ -52,7 +52,7 @@ struct LedgerCommand: AsyncParsableCommand {
         )
         @OptionGroup var options: ConfigOptions
         @Option(help: "The customer's number, in any usual Kenyan form.") var to: String
-        @Option(help: "The amount in shillings, e.g. 500 or 1250.50.") var amount: String
+        @Option(help: "The amount in the deployment's currency (CURRENCY), e.g. 500 or 1250.50.") var amount: String
         @Flag(help: "Credit the customer from suspense (money owed to them).") var fromSuspense = false
         @Flag(help: "Debit the customer into suspense (money credited by mistake).") var toSuspense = false
         @OptionGroup var who: OperatorOptions
@@ -62,11 +62,11 @@ struct LedgerCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             guard self.fromSuspense != self.toSuspense else { throw refusal("give exactly one of --from-suspense and --to-suspense") }
             let msisdn = try msisdnArgument(self.to, named: "--to", plan: config.numberingPlan)
-            let amount = try shillingsArgument(self.amount, named: "--amount")
+            let amount = try amountArgument(self.amount, named: "--amount", in: config.currency)
             let direction: LedgerRequest.Direction = self.fromSuspense ? .fromSuspense : .toSuspense
             try await ledgerRequest(config, self.who, doing: "asking for the correction") {
                 try await $0.requestAdjustment(msisdn, amount: amount, direction: direction, by: $1)
-            } said: { "request #\($0.id): \(describe($0)); waiting for another operator: ledger approve \($0.id)" }
+            } said: { "request #\($0.id): \(describe($0, in: config.currency)); waiting for another operator: ledger approve \($0.id)" }
         }
     }
 
@@ -84,7 +84,7 @@ struct LedgerCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             let reference = self.reference
             try await ledgerRequest(config, self.who, doing: "asking for the reversal") { try await $0.requestReversal(of: reference, by: $1) } said: {
-                "request #\($0.id): \(describe($0)); waiting for another operator: ledger approve \($0.id)"
+                "request #\($0.id): \(describe($0, in: config.currency)); waiting for another operator: ledger approve \($0.id)"
             }
         }
     }
@@ -103,7 +103,7 @@ struct LedgerCommand: AsyncParsableCommand {
                 try await wallet(config, $0).ledgerRequests(pendingOnly: !self.all)
             }
             if self.json { return print(try jsonText(requests)) }
-            print(requests.isEmpty ? "no requests" : requests.map { "#\($0.id)\t\($0.status)\t\(describe($0))" }.joined(separator: "\n"))
+            print(requests.isEmpty ? "no requests" : requests.map { "#\($0.id)\t\($0.status)\t\(describe($0, in: config.currency))" }.joined(separator: "\n"))
         }
     }
 
@@ -123,12 +123,12 @@ struct LedgerCommand: AsyncParsableCommand {
             try await ledgerRequest(config, self.who, doing: "approving") { try await $0.approve(id, by: $1) } said: { request in
                 switch (request.status, request.kind) {
                 case ("pending", _):
-                    return "approval recorded for #\(request.id): \(describe(request)); a second approver must approve it too (above LEDGER_DUAL_APPROVAL_ABOVE)"
-                case (_, .pinReset): return "approved #\(request.id): \(describe(request)); the next dial sets a new PIN"
+                    return "approval recorded for #\(request.id): \(describe(request, in: config.currency)); a second approver must approve it too (above LEDGER_DUAL_APPROVAL_ABOVE)"
+                case (_, .pinReset): return "approved #\(request.id): \(describe(request, in: config.currency)); the next dial sets a new PIN"
                 case (_, .erase):
-                    return "approved #\(request.id): \(describe(request)); the wallet's personal fields and number are vacated; "
+                    return "approved #\(request.id): \(describe(request, in: config.currency)); the wallet's personal fields and number are vacated; "
                         + "the key custodian's next `keys sweep` (nightly, in `retention run`) destroys its data key, which makes every copy unreadable"
-                default: return "approved #\(request.id): \(describe(request)); transfer \(request.transfer ?? "?")"
+                default: return "approved #\(request.id): \(describe(request, in: config.currency)); transfer \(request.transfer ?? "?")"
                 }
             }
         }
@@ -145,7 +145,7 @@ struct LedgerCommand: AsyncParsableCommand {
             bootstrapLogging(config)
             let id = self.id
             try await ledgerRequest(config, self.who, doing: "rejecting") { try await $0.reject(id, by: $1) } said: {
-                "rejected #\($0.id): \(describe($0))"
+                "rejected #\($0.id): \(describe($0, in: config.currency))"
             }
         }
     }
@@ -162,11 +162,11 @@ func ledgerRequest(
     print(said(request))
 }
 
-/// One request in words: `adjustment: KES 500.00 to 2547***678 from suspense, asked by wanjiru (why)`.
+/// One request in words: `adjustment: GHS 500.00 to 2332***567 from suspense, asked by ama (why)`.
 /// The number is masked, as in every listing staff read (PRIVACY.md): whoever needs it whole asks
 /// `customer show --reason`, which the audit trail records.
-func describe(_ request: LedgerRequest) -> String {
-    let amount = "KES \(Amount(cents: request.amount ?? 0))"
+func describe(_ request: LedgerRequest, in currency: Currency) -> String {
+    let amount = Currency(code: currency.code, fractions: true)!.format(request.amount ?? 0)
     let number = request.msisdn.allSatisfy(\.isNumber) ? MSISDN.masked(request.msisdn) : request.msisdn
     let what: String
     switch request.kind {

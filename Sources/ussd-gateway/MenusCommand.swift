@@ -24,16 +24,24 @@ struct MenusCommand: AsyncParsableCommand {
 
         func run() async throws {
             let path = self.path ?? ProcessInfo.processInfo.environment["MENUS_PATH"] ?? "menus.json"
+            // Checked as serving checks it: in the deployment's currency and rail (CURRENCY,
+            // CURRENCY_FRACTIONS, MOBILE_MONEY), the backends' env: references against
+            // BACKEND_ENV_ALLOW and the gateway's own settings.
+            let config: GatewayConfig
+            do {
+                config = try GatewayConfig.load(environment: ProcessInfo.processInfo.environment, serving: false)
+            } catch {
+                print("configuration error: \(error)")
+                throw ExitCode(2)
+            }
             let graph: MenuGraph
             do {
-                graph = try MenuGraph.load(contentsOf: URL(fileURLWithPath: path))
+                graph = try MenuGraph.load(contentsOf: URL(fileURLWithPath: path), market: config.market)
             } catch {
                 print(error)
                 throw ExitCode(1)
             }
-            // The backends' env: references against BACKEND_ENV_ALLOW and the gateway's own settings, as serving checks them.
-            let variables = (try? GatewayConfig.load(environment: ProcessInfo.processInfo.environment, serving: false).backendVariables)
-                ?? BackendVariables(forbidden: GatewayConfig.secretVariables)
+            let variables = config.backendVariables
             let problems = graph.lint(actions: ActionTable.specs, backendVariables: variables)
             for problem in problems { print(problem) }
             if !problems.isEmpty { throw ExitCode(1) }

@@ -18,7 +18,7 @@ struct Serve: AsyncParsableCommand {
         bootstrapLogging(config)
         let menus: MenuGraph
         do {
-            menus = try loadCheckedMenus(at: config.menusPath, hopDeadline: config.ussd.hopDeadline, backendVariables: config.backendVariables)
+            menus = try loadCheckedMenus(at: config.menusPath, hopDeadline: config.ussd.hopDeadline, backendVariables: config.backendVariables, market: config.market)
         } catch {
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
             throw ExitCode(2)

@@ -70,7 +70,7 @@ struct USSDHarness {
         let wallet = Wallet(postgres: postgres, pins: pins, personalData: try config.openPersonalData())
         return USSDHarness(
             config: config, postgres: postgres, redis: RedisClient(configuration: config.redis), pins: pins, wallet: wallet,
-            graph: try loadCheckedMenus(at: config.menusPath), clock: clock
+            graph: try loadCheckedMenus(at: config.menusPath, market: config.market), clock: clock
         )
     }
 

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Menus
 import Testing
@@ -36,11 +37,49 @@ import Testing
         ]
     }
 
-    static func lint(_ change: (inout [String: Any]) -> Void) throws -> [String] {
+    static func lint(market: Market = .kenya, _ change: (inout [String: Any]) -> Void) throws -> [String] {
         var document = base()
         change(&document)
         let data = try JSONSerialization.data(withJSONObject: document)
-        return try MenuGraph.load(data: data).lint(actions: actions).map(\.description)
+        return try MenuGraph.load(data: data, market: market).lint(actions: actions).map(\.description)
+    }
+
+    /// A text that names a currency is refused (it would greet another market in shillings);
+    /// `{currency}` and `{mobileMoney}` are the deployment's, known everywhere.
+    @Test func aCurrencyCodeWrittenIntoATextIsRefused() throws {
+        let named = try Self.lint { document in
+            Self.screens(&document) { $0["show"]!["text"] = ["en": "Balance (KES) {balance|amount}", "sw": "Salio {balance|amount} GHS"] }
+        }
+        #expect(named == [
+            "show.text: names the currency GHS: write {currency} (the deployment's, CURRENCY) or show amounts with {…|amount}",
+            "show.text: names the currency KES: write {currency} (the deployment's, CURRENCY) or show amounts with {…|amount}",
+        ])
+        let constants = try Self.lint { document in
+            Self.screens(&document) { $0["show"]!["text"] = ["en": "Balance ({currency}) {balance|amount} in {mobileMoney}", "sw": "Salio {balance|amount} ({currency})"] }
+        }
+        #expect(constants.isEmpty, "\(constants)")
+        // Words that merely contain three capitals are not codes.
+        let words = try Self.lint { document in
+            Self.screens(&document) { $0["show"]!["text"] = ["en": "PIN OK KESHO {balance|amount}", "sw": "Salio {balance|amount}"] }
+        }
+        #expect(words.isEmpty, "\(words)")
+    }
+
+    /// The worst case of a screen is measured with the longest amount the deployment's currency can
+    /// show: a text that fits with Uganda francs' (`UGX 999,999,999,999`) is over the budget with
+    /// shillings' cents (`KES 9,999,999,999.99`), and `{mobileMoney}` counts as the rail's name.
+    @Test func pagesAreMeasuredWithTheCurrencysLongestAmount() throws {
+        func lint(_ market: Market) throws -> [String] {
+            try Self.lint(market: market) { document in
+                // 160 characters with a 19-character amount.
+                let text = "Balance {balance|amount}" + String(repeating: "x", count: 160 - 8 - 19)
+                Self.screens(&document) { $0["show"]!["text"] = ["en": text, "sw": "Salio {balance|amount}"] }
+            }
+        }
+        #expect(try lint(Market(currency: Currency(code: "UGX")!, mobileMoney: "MoMo")).isEmpty)
+        let kenya = try lint(.kenya)
+        #expect(kenya == ["show: text can reach 161 septets in en, over the budget of 160"], "\(kenya)")
+        #expect(try lint(Market(currency: Currency(code: "GHS", fractions: true)!, mobileMoney: "MoMo")).count == 1)
     }
 
     static func screens(_ document: inout [String: Any], _ change: (inout [String: [String: Any]]) -> Void) {

@@ -30,7 +30,7 @@ final class FakeWallet: @unchecked Sendable {
     }
 
     /// The default menus' tariff, as the gateway charges it.
-    static let tariff = try! MenuGraph.load(contentsOf: defaultMenusURL()).document.tariff
+    static let tariff = try! MenuGraph.load(contentsOf: defaultMenusURL()).document.tariff(in: .kenyanShilling)
 
     var customers: [String: Customer] = [:]
     var requests: [ActionRequest] = []

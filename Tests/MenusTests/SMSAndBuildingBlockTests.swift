@@ -1,4 +1,5 @@
 import Foundation
+import Basics
 import Menus
 import Testing
 
@@ -57,38 +58,66 @@ import Testing
         ("254 712-345-678", "254712345678"), ("0110345678", "254110345678"),
     ])
     func kenyanNumbersNormalise(input: String, expected: String) {
-        #expect(Validator.msisdn.validate(input, plan: .kenya) == expected)
+        #expect(Validator.msisdn.validate(input, plan: .kenya, currency: .kenyanShilling) == expected)
     }
 
     @Test(arguments: ["0812345678", "07123456", "+1712345678", "2547123456789", "07l2345678", ""])
     func otherNumbersAreRefused(input: String) {
-        #expect(Validator.msisdn.validate(input, plan: .kenya) == nil)
+        #expect(Validator.msisdn.validate(input, plan: .kenya, currency: .kenyanShilling) == nil)
     }
 
     @Test func validatorsAcceptAndNormalise() {
-        #expect(Validator.amount(min: 10, max: 250_000).validate("1,250", plan: .kenya) == "125000")
-        #expect(Validator.amount(min: 10, max: 250_000).validate("9", plan: .kenya) == nil)
-        #expect(Validator.amount(min: 10, max: 250_000).validate("250001", plan: .kenya) == nil)
-        #expect(Validator.amount(min: 10, max: 250_000).validate("12.50", plan: .kenya) == nil, "whole shillings only")
-        #expect(Validator.pin.validate("0042", plan: .kenya) == "0042")
-        #expect(Validator.pin.validate("042", plan: .kenya) == nil)
-        #expect(Validator.digits(minLength: 2, maxLength: 3).validate("123", plan: .kenya) == "123")
-        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Amani", plan: .kenya) == "Amani")
-        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Ama😀", plan: .kenya) == nil, "GSM-7 only unless allowed")
-        #expect(Validator.oneOf(["en", "sw"]).validate("SW", plan: .kenya) == "sw")
-        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE254", plan: .kenya) == "KE254")
-        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE2545", plan: .kenya) == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("1,250", plan: .kenya, currency: .kenyanShilling) == "125000")
+        #expect(Validator.amount(min: 10, max: 250_000).validate("9", plan: .kenya, currency: .kenyanShilling) == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("250001", plan: .kenya, currency: .kenyanShilling) == nil)
+        #expect(Validator.amount(min: 10, max: 250_000).validate("12.50", plan: .kenya, currency: .kenyanShilling) == nil, "whole shillings only")
+        #expect(Validator.pin.validate("0042", plan: .kenya, currency: .kenyanShilling) == "0042")
+        #expect(Validator.pin.validate("042", plan: .kenya, currency: .kenyanShilling) == nil)
+        #expect(Validator.digits(minLength: 2, maxLength: 3).validate("123", plan: .kenya, currency: .kenyanShilling) == "123")
+        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Amani", plan: .kenya, currency: .kenyanShilling) == "Amani")
+        #expect(Validator.text(maxLength: 5, allowUnicode: false).validate("Ama😀", plan: .kenya, currency: .kenyanShilling) == nil, "GSM-7 only unless allowed")
+        #expect(Validator.oneOf(["en", "sw"]).validate("SW", plan: .kenya, currency: .kenyanShilling) == "sw")
+        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE254", plan: .kenya, currency: .kenyanShilling) == "KE254")
+        #expect(Validator.regex(pattern: "[A-Z]{2}[0-9]{3}", maxLength: 5).validate("KE2545", plan: .kenya, currency: .kenyanShilling) == nil)
     }
 
     @Test func formattersShowAmountsAndMaskPhones() throws {
-        #expect(Template.formatAmount(125_000) == "KES 1,250")
-        #expect(Template.formatAmount(125_050) == "KES 1,250.50")
-        #expect(Template.formatAmount(5) == "KES 0.05")
-        #expect(Template.formatAmount(100_000_000_00) == "KES 100,000,000")
+        let shillings = Currency.kenyanShilling
+        #expect(shillings.format(125_000) == "KES 1,250")
+        #expect(shillings.format(125_050) == "KES 1,250.50")
+        #expect(shillings.format(5) == "KES 0.05")
+        #expect(shillings.format(100_000_000_00) == "KES 100,000,000")
         #expect(Template.maskPhone("254712345678") == "0712***678")
         let template = try Template("Sent {amount|amount} to {to|phone}. {{ok}}")
         #expect(template.render(["amount": "50000", "to": "254722000111"]) == "Sent KES 500 to 0722***111. {ok}")
         #expect(throws: TemplateError.self) { try Template("{amount|upper}") }
+        let cedis = try Template("Sent {amount|amount} ({currency}) by {mobileMoney}. Fee {fee|amount}", market: Market(currency: Currency(code: "GHS", fractions: true)!, mobileMoney: "MoMo"))
+        #expect(cedis.render(["amount": "1250", "fee": "100", "currency": "KES"]) == "Sent GHS 12.50 (GHS) by MoMo. Fee GHS 1.00", "{currency} is always the deployment's")
+    }
+
+    @Test func theDeploymentsCurrencyReadsAndShowsItsOwnMinorUnits() throws {
+        let cedis = Currency(code: "GHS", fractions: true)!
+        #expect(cedis.format(123_456_789) == "GHS 1,234,567.89")
+        #expect(cedis.format(-5) == "GHS -0.05")
+        #expect(cedis.parse(typed: "12.50") == 1250)
+        #expect(cedis.parse(typed: "12.5") == 1250)
+        #expect(cedis.parse(typed: "1,250") == 125_000)
+        for refused in ["12.505", "1e3", "-5", "12.", ".5", "", "١٢", "12,50.5.1", "0x10"] { #expect(cedis.parse(typed: refused) == nil, "\(refused)") }
+        let wholeCedis = Currency(code: "GHS")!
+        #expect(wholeCedis.parse(typed: "12.50") == nil, "fractions are off")
+        #expect(wholeCedis.format(1200) == "GHS 12")
+        let francs = Currency(code: "UGX", fractions: true)!
+        #expect(!francs.fractions, "UGX has no minor unit")
+        #expect(francs.format(1_250_000) == "UGX 1,250,000")
+        #expect(francs.parse(typed: "5000") == 5000)
+        #expect(francs.minor(whole: 5000) == 5000)
+        #expect(Currency(code: "XYZ") == nil)
+        #expect(Currency(code: "kes") == nil)
+        #expect(Validator.amount(min: 1, max: 1000).validate("12.50", plan: NumberingPlan(countries: [.ghana])!, currency: cedis) == "1250")
+        #expect(Validator.amount(min: 1, max: 1000).validate("0.50", plan: NumberingPlan(countries: [.ghana])!, currency: cedis) == nil, "below the smallest")
+        #expect(Validator.amount(min: 1, max: 1000).validate("1000.01", plan: NumberingPlan(countries: [.ghana])!, currency: cedis) == nil, "above the largest")
+        #expect(Validator.amount(min: 1, max: 1000).maxLength(in: cedis) == 6)
+        #expect(Validator.amount(min: 1, max: 1000).maxLength(in: francs) == 4)
     }
 
     @Test func gsm7CountsExtensionCharactersTwiceAndFallsBackToUCS2() {

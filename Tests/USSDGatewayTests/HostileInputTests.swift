@@ -340,7 +340,8 @@ struct HostileBodies {
         let shown = try await ChildProcess.run(GatewayBinary.path, ["customer", "show", local, "--json", "--reason", "caller verified"], environment: environment)
         let view = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any]
         #expect(view?["locked"] as? Bool == true && view?["locksInARow"] as? Int == 3 && view?["name"] as? String == "Locked", "\(shown)")
-        #expect(view?["mainKES"] as? String == "0.00")
+        #expect(view?["main"] as? String == "0.00")
+        #expect(view?["currency"] as? String == "KES")
         let output = try await ChildProcess.run(GatewayBinary.path, ["customer", "unlock", local, "--reason", "caller verified"], environment: environment)
         #expect(output.contains("unlocked \(msisdn.value)"))
         try await harness.wallet.verifyPIN(msisdn, pin: TypedPINs.achieng)

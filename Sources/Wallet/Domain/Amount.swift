@@ -1,6 +1,9 @@
+import Basics
 import Foundation
 
-/// Money in integer cents (KES). Never a floating-point number.
+/// Money in integer minor units of the deployment's one currency (``Basics/Currency``): cents of a
+/// shilling or a cedi, whole Uganda francs. Never a floating-point number. `description` shows
+/// hundredths (for logs and M-Pesa's shillings); what people read goes through ``Currency/format(_:)``.
 public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let cents: Int64
 
@@ -18,17 +21,13 @@ public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
         guard let amount = Amount(shillings: shillings) else { preconditionFailure("\(shillings) shillings overflow Int64 cents") }
         return amount
     }
-    /// An amount in shillings as a person types it (`500`, `1,250.50`): more than zero, at most
-    /// two decimals and nine digits of shillings; nil otherwise. The CLI's and the staff desk's reader.
-    public init?(typedShillings text: String) {
-        let plain = text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ",", with: "")
-        let parts = plain.split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }), parts[0].count <= 9,
-            parts.count == 1 || parts[1].count <= 2, let shillings = Int64(parts[0])
-        else { return nil }
-        let cents = parts.count == 2 ? Int64(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0
-        guard shillings * 100 + cents > 0 else { return nil }
-        self.cents = shillings * 100 + cents
+    /// An amount as staff type it in `currency` (`500`, `1,250.50`): more than zero, with at most
+    /// the currency's own decimals whatever `CURRENCY_FRACTIONS` says (a correction may need them),
+    /// at most 12 digits of whole units; nil otherwise. The CLI's and the staff desk's reader.
+    public init?(typed text: String, in currency: Currency) {
+        let exact = Currency(code: currency.code, fractions: true) ?? currency
+        guard let minor = exact.parse(typed: text.trimmingCharacters(in: .whitespaces)), minor > 0 else { return nil }
+        self.cents = minor
     }
 
     public static func < (lhs: Amount, rhs: Amount) -> Bool { lhs.cents < rhs.cents }
