@@ -10,7 +10,7 @@ import Wallet
 /// deposit completions, which all credit through the one M-Pesa float account (the hot row).
 public enum WalletBenchmark {
     /// Migrates the database and bulk-creates `customers` customers (``number(_:)`` 1 to
-    /// `customers`) with 40,000 KES each (under every tier's maximum balance in menus.json), unlocked,
+    /// `customers`) with 40,000 shillings each (under every tier's maximum balance in menus.json), unlocked,
     /// with the PIN `pin` under `pins`' newest key (by default a value no PIN matches). Only those
     /// seeded numbers are touched: their PIN values, locks and funding.
     static func prepare(_ postgres: PostgresClient, customers: Int, pins: PINVault? = nil, pin: String = "0000") async throws {
@@ -101,9 +101,9 @@ public enum WalletBenchmark {
             try await sendOne(wallet, "group")
         }
 
-        // The same with the tariff's fee for a 500 KES send (KES 7), posted to fee income in the
+        // The same with the tariff's fee for a 500-shilling send (7 shillings), posted to fee income in the
         // same transaction: two transfers per send.
-        let paying = try await ClientBenchmark.measure("fee-paying sends (KES 7 to fee income)", concurrency: concurrency, total: sends) { index in
+        let paying = try await ClientBenchmark.measure("fee-paying sends (7 shillings to fee income)", concurrency: concurrency, total: sends) { index in
             let from = Int.random(in: 1...customers)
             var to = Int.random(in: 1...customers)
             while to == from { to = Int.random(in: 1...customers) }

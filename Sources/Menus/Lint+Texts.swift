@@ -162,8 +162,8 @@ extension Linter {
 
 extension Linter {
     /// No text names a currency: amounts show the deployment's through `{…|amount}`, and a text that
-    /// must name it says `{currency}`. A code written in (`Enter amount (KES)`) would greet a
-    /// Ghanaian deployment in shillings.
+    /// must name it says `{currency}`. A code written in (`Enter amount (GHS)`) would greet a
+    /// Kenyan deployment in cedis.
     mutating func checkCurrencyCodes() {
         for (key, text) in self.graph.texts.sorted(by: { $0.key < $1.key }) {
             var named: Set<String> = []

@@ -15,7 +15,7 @@ public struct Template: Sendable, Hashable {
     /// How a placeholder's value is shown.
     public enum Formatter: String, Sendable, Hashable, CaseIterable {
         case plain
-        /// Integer minor units in the template's currency: `KES 1,250`, `GHS 12.50`.
+        /// Integer minor units in the template's currency: `GHS 1,250`, `GHS 12.50`.
         case amount
         /// A normalised MSISDN as a local number with the middle hidden: `0712***678`.
         case phone

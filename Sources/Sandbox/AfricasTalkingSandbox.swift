@@ -29,9 +29,16 @@ public final class AfricasTalkingSandbox: Sendable {
     /// The gateway's delivery-report route, token included when there is one.
     let deliveryURL: String
     let deliveryDelay: Duration
+    /// Whose numbers it delivers to, and the currency it prices messages in.
+    let plan: NumberingPlan
+    let currency: Currency
     let logger: Logger
 
-    init(inbox: SandboxInbox, scheduler: SandboxScheduler, http: CurlClient, deliveryURL: String, deliveryDelay: Duration, logger: Logger) {
+    init(
+        inbox: SandboxInbox, scheduler: SandboxScheduler, http: CurlClient, deliveryURL: String, deliveryDelay: Duration, plan: NumberingPlan,
+        currency: Currency, logger: Logger
+    ) {
+        (self.plan, self.currency) = (plan, currency)
         self.inbox = inbox
         self.scheduler = scheduler
         self.http = http
@@ -66,18 +73,18 @@ public final class AfricasTalkingSandbox: Sendable {
         for number in numbers {
             // The form decoder reads a literal `+` as a space.
             let phone = number.hasPrefix("+") ? number : "+" + number.trimmingCharacters(in: .whitespaces)
-            guard phone.count == 13, phone.hasPrefix("+254"), phone.dropFirst().allSatisfy(\.isNumber) else {
+            guard phone.dropFirst().allSatisfy(\.isNumber), let msisdn = MSISDN(parsing: phone, plan: self.plan), msisdn.international == phone else {
                 recipients.append(#"{"statusCode":403,"number":\#(quoted(phone)),"status":"InvalidPhoneNumber","cost":"0","messageId":"None"}"#)
                 continue
             }
             let id = "ATXid_" + DarajaSandbox.randomToken(32).lowercased()
             self.inbox.deliver(to: phone, from: sender, text: message, messageID: id, status: "Sent")
-            recipients.append(#"{"statusCode":101,"number":\#(quoted(phone)),"status":"Success","cost":"KES 0.8000","messageId":\#(quoted(id))}"#)
+            recipients.append(#"{"statusCode":101,"number":\#(quoted(phone)),"status":"Success","cost":"\#(self.currency.code) 0.8000","messageId":\#(quoted(id))}"#)
             self.scheduler.after(self.deliveryDelay) { await self.report(id, phone: phone) }
         }
         let sent = recipients.filter { $0.contains(#""statusCode":101"#) }.count
         return Self.json(
-            201, #"{"SMSMessageData":{"Message":"Sent to \#(sent)/\#(recipients.count) Total Cost: KES \#(sent * 8 / 10).\#(sent * 8 % 10)000","Recipients":[\#(recipients.joined(separator: ","))]}}"#
+            201, #"{"SMSMessageData":{"Message":"Sent to \#(sent)/\#(recipients.count) Total Cost: \#(self.currency.code) \#(sent * 8 / 10).\#(sent * 8 % 10)000","Recipients":[\#(recipients.joined(separator: ","))]}}"#
         )
     }
 

@@ -29,6 +29,8 @@ public final class Sandbox: Service, Sendable {
         public var paybillURLs: (confirmation: String, validation: String)?
         /// Whose numbers the simulated customers and handsets have.
         public var plan: NumberingPlan
+        /// The deployment's currency (what the simulated providers price and pay in).
+        public var currency: Currency = .kenyanShilling
         /// The loopback port of the mail server (``SandboxMailServer``), 0 for a free one; nil: no mail server.
         public var mailPort: Int?
 
@@ -67,7 +69,7 @@ public final class Sandbox: Service, Sendable {
             settings.sms
             ? AfricasTalkingSandbox(
                 inbox: self.inbox, scheduler: self.scheduler, http: http, deliveryURL: settings.deliveryURL, deliveryDelay: settings.deliveryDelay,
-                logger: logger
+                plan: settings.plan, currency: settings.currency, logger: logger
             ) : nil
         self.mail = settings.mailPort.map { SandboxMailServer(port: $0, mailbox: SandboxMailbox(), logger: logger) }
     }
@@ -82,7 +84,7 @@ public final class Sandbox: Service, Sendable {
             guard let phone = self.phone(request.uri.queryParameters["phone"].map(String.init) ?? "") else {
                 return Response(
                     status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
-                    body: .init(byteBuffer: ByteBuffer(string: "phone must be a Kenyan mobile number such as +254712000001\n"))
+                    body: .init(byteBuffer: ByteBuffer(string: "phone must be a mobile number of a country served, such as +254712000001\n"))
                 )
             }
             let after = request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? 0
@@ -99,7 +101,7 @@ public final class Sandbox: Service, Sendable {
         let messages: [SandboxInbox.Message]
     }
 
-    /// `+254` and nine digits from any usual form; a `+` decoded as a space is forgiven.
+    /// A served number in international form (`+254...`) from any usual form; a `+` decoded as a space is forgiven.
     func phone(_ value: String) -> String? {
         MSISDN(parsing: value.trimmingCharacters(in: .whitespaces), plan: self.settings.plan)?.international
     }

@@ -144,7 +144,7 @@ public struct SimulatorPage: Sendable {
             (simulated) confirms the payment.</p>
             <div class="sms">
               <input id="paybill-account" autocomplete="off" placeholder="Account (the phone above)" aria-label="Account number">
-              <input id="paybill-amount" autocomplete="off" inputmode="numeric" placeholder="KES" aria-label="Amount in shillings" value="500">
+              <input id="paybill-amount" autocomplete="off" inputmode="numeric" placeholder="Amount" aria-label="Amount" value="500">
               <button id="paybill-send" type="button">Pay bill</button>
             </div>
             <p id="paybill-status" class="note"></p>

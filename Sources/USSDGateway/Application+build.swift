@@ -70,7 +70,7 @@ public func buildApplication(
         OperationsGauges(
             health: health, book: parts.book, metrics: parts.metrics, probeInterval: config.dependencyProbeInterval,
             snapshotInterval: config.operationsGaugesInterval, certificates: config.certificateFiles,
-            floatWatched: mpesa != nil && config.mpesa.floatCheckInterval != nil, logger: parts.logger
+            floatWatched: mpesa != nil && config.mpesa.floatCheckInterval != nil, currency: config.currency, logger: parts.logger
         )
     )
     services += try parts.admin(health, public: router, hops: hops, onAdminRunning: onAdminRunning)

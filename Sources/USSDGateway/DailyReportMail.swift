@@ -7,7 +7,7 @@ import MPesaBook
 /// `report daily` prints, and the CSV `report daily --csv` prints is attached as
 /// `reconciliation-YYYY-MM-DD.csv`, byte for byte.
 public enum DailyReportMail {
-    /// `Reconciliation 2026-12-06: reconciles`, or `... DOES NOT RECONCILE — ... off by KES 1,200.00`.
+    /// `Reconciliation 2026-12-06: reconciles`, or `... DOES NOT RECONCILE — ... off by` and the amount.
     public static func subject(_ report: DailyReport) -> String {
         "Reconciliation \(report.date): \(report.headline)"
     }

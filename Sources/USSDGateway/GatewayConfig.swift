@@ -60,7 +60,7 @@ public struct GatewayConfig: Sendable {
     /// (`KE`, `GH`, `NG`), comma-separated; the first is the one local numbers (`07...`) belong to.
     /// Default `KE`. Handed to every part that parses numbers.
     public var numberingPlan = NumberingPlan.kenya
-    /// `CURRENCY` (ISO 4217, default `KES`) and `CURRENCY_FRACTIONS` (`on`/`off`, default off): the
+    /// `CURRENCY` (ISO 4217, default Kenyan shillings) and `CURRENCY_FRACTIONS` (`on`/`off`, default off): the
     /// deployment's one currency, in whose minor units the ledger counts and in which every
     /// screen, SMS, tariff, tier and limit is written (``Currency``). The ledger refuses a second.
     public var currency = Currency.kenyanShilling

@@ -160,15 +160,14 @@ struct GatewayParts {
             // Only the mail server runs when both providers are live: nothing calls the gateway back.
             let gatewayURL = config.sandbox.gatewayURL ?? "http://127.0.0.1:\(config.httpPort)"
             let logger = self.logger(.sandbox)
-            let sandbox = Sandbox(
-                settings: .init(
+            var settings = Sandbox.Settings(
                     mpesa: config.sandbox.mpesa, sms: config.sandbox.sms, delay: config.sandbox.delay, deliveryDelay: config.sandbox.deliveryDelay,
                     deliveryURL: gatewayURL + "/sms/africastalking/delivery" + (config.africasTalkingToken.map { "/" + $0 } ?? ""),
                     paybillURLs: MPesaSettings.paybillURLs(publicBaseURL: gatewayURL, callbackToken: config.mpesaToken), plan: config.numberingPlan,
                     mailPort: config.sandbox.mail ? config.sandbox.mailPort : nil
-                ),
-                http: self.clients.http, logger: logger
             )
+            settings.currency = config.currency
+            let sandbox = Sandbox(settings: settings, http: self.clients.http, logger: logger)
             sandbox.register(on: router)
             if config.sandbox.jobs {
                 JobsSandbox().register(on: router)

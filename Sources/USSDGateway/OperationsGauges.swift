@@ -25,6 +25,8 @@ struct OperationsGauges: Service {
     /// Whether this replica asks Daraja for the float (`mpesa_float_watched`): the float-unknown
     /// alert applies only then.
     var floatWatched = false
+    /// The ledger's currency: amounts are reported in its major units, labelled with its code.
+    var currency = Currency.kenyanShilling
     let logger: Logger
 
     func run() async throws {
@@ -64,11 +66,11 @@ struct OperationsGauges: Service {
     /// Reads the snapshot once and sets its gauges.
     func refresh() async throws {
         let snapshot = try await self.book.operationsSnapshot()
-        let currency = [("currency", "KES")]
+        let currency = [("currency", self.currency.code)]
         self.metrics.gauge("sms_outbox_backlog").record(snapshot.outboxBacklog)
         self.metrics.gauge("sms_outbox_oldest_age_seconds").record(snapshot.outboxOldestAge)
         self.metrics.gauge("mpesa_payouts_in_flight").record(snapshot.payoutsInFlight)
-        self.metrics.gauge("mpesa_payouts_in_flight_amount", currency).record(Double(snapshot.payoutsInFlightAmount.cents) / 100)
+        self.metrics.gauge("mpesa_payouts_in_flight_amount", currency).record(Double(snapshot.payoutsInFlightAmount.cents) / Double(self.currency.perMajor))
         self.metrics.gauge("mpesa_payouts_oldest_age_seconds").record(snapshot.payoutsOldestAge)
         self.metrics.gauge("mpesa_deposits_awaiting").record(snapshot.depositsAwaiting)
         self.metrics.gauge("mpesa_deposits_oldest_age_seconds").record(snapshot.depositsOldestAge)

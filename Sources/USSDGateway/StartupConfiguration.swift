@@ -109,6 +109,7 @@ public func applyStartupConfiguration(config: GatewayConfig, menus: MenuDocument
     -> Bool
 {
     try await checkDatabaseLogin(config: config, wallet: wallet, logger: logger)
+    try await wallet.claimCurrency(config.currency)
     let (tiers, defaultTier) = GatewayConfig.tiers(of: menus, in: config.currency)
     return try await wallet.applyConfiguration(tiers: tiers, defaultTier: defaultTier, settings: config.auditedSettings(menus: menus))
 }
@@ -141,6 +142,11 @@ public struct StartupConfigurationRetry: Service {
             } catch let error as WalletError {
                 self.logger.error("configuration refused by the database; tiers stay as last applied", metadata: ["error": "\(error)"])
                 break
+            } catch let error as LedgerCurrencyMismatch {
+                // Amounts would be read in the wrong currency: the whole process stops.
+                self.logger.critical("refusing to serve: \(error)")
+                await postgres.shutdown()
+                throw error
             } catch let error as UnsafeDatabaseLogin {
                 // Production never serves as a login that can rewrite the schema: the whole process stops.
                 self.logger.critical("refusing to serve: \(error)")

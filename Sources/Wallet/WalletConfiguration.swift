@@ -122,3 +122,25 @@ extension Wallet {
         }
     }
 }
+
+/// The ledger counts in one currency and this start-up names another (``Wallet/claimCurrency(_:)``).
+public struct LedgerCurrencyMismatch: Error, CustomStringConvertible {
+    public let ledger: String
+    public let configured: String
+    public var description: String {
+        "the ledger counts in \(self.ledger) and CURRENCY is \(self.configured): one ledger holds one currency (a deployment in another country needs a database of its own)"
+    }
+}
+
+extension Wallet {
+    /// Claims `currency` for a ledger that has none yet, and checks that the one in force is it:
+    /// the same code and the same minor units. A mismatch is ``LedgerCurrencyMismatch``, and
+    /// `serve` refuses to start.
+    public func claimCurrency(_ currency: Currency) async throws {
+        let row = try await self.postgres.query("SELECT code, minor_units FROM wallet_claim_currency(\(currency.code), \(currency.minorUnits)::int)").single()!
+        let (code, minorUnits) = try row.decode((String, Int32).self)
+        guard code == currency.code, Int(minorUnits) == currency.minorUnits else {
+            throw LedgerCurrencyMismatch(ledger: code, configured: currency.code)
+        }
+    }
+}

@@ -56,6 +56,10 @@ struct Serve: AsyncParsableCommand {
             await postgres.shutdown()
         } catch let error as ExitCode {
             throw error
+        } catch let error as LedgerCurrencyMismatch {
+            await postgres.shutdown()
+            FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
+            throw ExitCode(2)
         } catch let error as UnsafeDatabaseLogin {
             await postgres.shutdown()
             FileHandle.standardError.write(Data("ussd-gateway: refusing to start: \(error)\n".utf8))
