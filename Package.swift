@@ -126,6 +126,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // MTN MoMo Open API: Collections (request to pay) and Disbursements (transfer), per-product tokens.
+        .target(
+            name: "MoMo",
+            dependencies: [
+                "Curl", "Basics", "GatewayTelemetry",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "AfricasTalking",
             dependencies: [
