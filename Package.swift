@@ -3,7 +3,7 @@ import PackageDescription
 
 /// What the gateway's end-to-end suites and their shared harness import: the whole gateway.
 let gatewayTestDependencies: [Target.Dependency] = [
-    "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
+    "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox", "MoMo",
     "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics", "StaffDesk",
     .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
     .product(name: "MetricsTestKit", package: "swift-metrics"),
