@@ -370,6 +370,11 @@ let package = Package(
             name: "MPesaEndToEndTests",
             dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
         ),
+        // MTN MoMo's client against the strict fake MoMo: tokens, creates, statuses, errors, callbacks.
+        .testTarget(
+            name: "MoMoTests",
+            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
