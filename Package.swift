@@ -3,7 +3,7 @@ import PackageDescription
 
 /// What the gateway's end-to-end suites and their shared harness import: the whole gateway.
 let gatewayTestDependencies: [Target.Dependency] = [
-    "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox",
+    "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox", "MoMo",
     "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics", "StaffDesk",
     .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
     .product(name: "MetricsTestKit", package: "swift-metrics"),
@@ -123,6 +123,15 @@ let package = Package(
             name: "MPesa",
             dependencies: [
                 "Curl", "Basics", "GatewayTelemetry",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // MTN MoMo Open API: Collections (request to pay) and Disbursements (transfer), per-product tokens.
+        .target(
+            name: "MoMo",
+            dependencies: [
+                "Curl", "Basics", "GatewayTelemetry",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -359,6 +368,11 @@ let package = Package(
         // M-Pesa end to end: STK, B2C, paybill, status queries, the reconciler, Daraja's client.
         .testTarget(
             name: "MPesaEndToEndTests",
+            dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
+        ),
+        // MTN MoMo's client against the strict fake MoMo: tokens, creates, statuses, errors, callbacks.
+        .testTarget(
+            name: "MoMoTests",
             dependencies: ["GatewayTestSupport"] + gatewayTestDependencies
         ),
     ],
