@@ -4,7 +4,7 @@ import PackageDescription
 /// What the gateway's end-to-end suites and their shared harness import: the whole gateway.
 let gatewayTestDependencies: [Target.Dependency] = [
     "USSDGateway", "GatewayTelemetry", "TestSupport", "Curl", "Postgres", "Menus", "MPesa", "Wallet", "MPesaBook", "Settings", "AfricasTalking", "Sandbox", "MoMo",
-    "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "Basics", "StaffDesk",
+    "GatewayHTTP", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "MoMoGateway", "Basics", "StaffDesk",
     .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
     .product(name: "MetricsTestKit", package: "swift-metrics"),
     .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -111,6 +111,16 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
+        // MTN MoMo as the mobile-money rail (MOBILE_MONEY=mtn-momo): its service, callbacks and reconciler.
+        .target(
+            name: "MoMoGateway",
+            dependencies: [
+                "MoMo", "MPesaBook", "Wallet", "Basics", "GatewayActions", "GatewayHTTP", "GatewayTelemetry", "Jobs", "Settings",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // M-Pesa's records beside the ledger: deposits, payouts, paybill payments, status queries, review.
         .target(
             name: "MPesaBook",
@@ -166,7 +176,7 @@ let package = Package(
         .target(
             name: "Sandbox",
             dependencies: [
-                "Curl", "MPesa", "AfricasTalking", "Basics", "Jobs",
+                "Curl", "MPesa", "MoMo", "AfricasTalking", "Basics", "Jobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -255,7 +265,7 @@ let package = Package(
             name: "USSDGateway",
             dependencies: [
                 "Redis", "Postgres", "Curl", "Menus", "Wallet", "MPesaBook", "MPesa", "AfricasTalking", "Sandbox", "Basics", "Settings",
-                "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "StaffDesk",
+                "GatewayHTTP", "GatewayTelemetry", "GatewayActions", "USSDChannel", "SMSChannel", "MPesaGateway", "MoMoGateway", "MoMo", "StaffDesk",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

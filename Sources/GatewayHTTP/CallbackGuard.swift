@@ -29,6 +29,11 @@ public struct CallbackGuard: Sendable {
         RouterPath(self.token == nil ? base : base + "/:callback_token")
     }
 
+    /// The route for `base`, its token when there is one, then `suffix` (`/:reference`).
+    public func paths(_ base: String, then suffix: String) -> RouterPath {
+        RouterPath((self.token == nil ? base : base + "/:callback_token") + suffix)
+    }
+
     /// The route pattern for `base`, as logs and metrics name it (as Hummingbird's router names
     /// its routes): `base/{callback_token}` with a token.
     public func pattern(_ base: String) -> String {

@@ -227,6 +227,12 @@ extension MPesaBook {
         try await self.postgres.query("SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map(Self.payout)
     }
 
+    /// A payout by the provider's reference for it (`conversation_id`: Daraja's ConversationID,
+    /// MoMo's `X-Reference-Id`), once it is known to have been sent.
+    public func payout(conversationID: String) async throws -> Payout? {
+        try await self.postgres.query("SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status FROM payouts WHERE conversation_id = \(conversationID)").single().map(Self.payout)
+    }
+
     public func payout(id: String) async throws -> Payout? {
         try await self.postgres.query("SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status FROM payouts WHERE id = \(id)").single().map(Self.payout)
     }

@@ -16,6 +16,8 @@ public final class Sandbox: Service, Sendable {
     public struct Settings: Sendable {
         /// Simulate Daraja.
         public var mpesa: Bool
+        /// Simulate MTN MoMo (``MoMoSandbox``).
+        public var momo = false
         /// Simulate Africa's Talking's messaging API.
         public var sms: Bool
         /// How long the simulated customer takes to answer an STK prompt, and Safaricom a B2C payment.
@@ -53,6 +55,7 @@ public final class Sandbox: Service, Sendable {
     public let inbox = SandboxInbox()
     let scheduler = SandboxScheduler()
     let daraja: DarajaSandbox?
+    let momo: MoMoSandbox?
     let africasTalking: AfricasTalkingSandbox?
     /// The mail server, when ``Settings/mailPort`` asks for one.
     public let mail: SandboxMailServer?
@@ -65,6 +68,9 @@ public final class Sandbox: Service, Sendable {
                 delay: settings.delay, inbox: self.inbox, scheduler: self.scheduler, http: http, paybillURLs: settings.paybillURLs, plan: settings.plan,
                 logger: logger)
             : nil
+        self.momo =
+            settings.momo
+            ? MoMoSandbox(delay: settings.delay, inbox: self.inbox, scheduler: self.scheduler, http: http, currency: settings.currency, logger: logger) : nil
         self.africasTalking =
             settings.sms
             ? AfricasTalkingSandbox(
@@ -78,6 +84,7 @@ public final class Sandbox: Service, Sendable {
     /// handset's messages as JSON, oldest first, and the mail routes (``registerMail(on:)``).
     public func register<Context: RequestContext>(on router: Router<Context>) {
         self.daraja?.register(on: router)
+        self.momo?.register(on: router)
         self.africasTalking?.register(on: router)
         if let mail { Self.registerMail(mail.mailbox, on: router) }
         router.get("/sandbox/inbox") { request, _ -> Response in

@@ -29,9 +29,11 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let parts = try GatewayParts(config: config, logger: logger, menus: menus, pins: pins, metrics: metrics)
     let config = parts.config
-    let mpesa = parts.mobileMoney()
+    // One rail moves money: M-Pesa, or MTN MoMo (MOBILE_MONEY).
+    let mpesa = config.mobileMoney == .mpesa ? parts.mobileMoney() : nil
+    let momo = parts.momo()
     let actions = WalletActions(
-        wallet: parts.wallet, mobileMoney: mpesa ?? UnavailableMobileMoney(), tariff: parts.graph.document.tariff(in: parts.graph.currency), httpActions: parts.httpActions(),
+        wallet: parts.wallet, mobileMoney: (mpesa as (any MobileMoneyChannel)?) ?? momo ?? UnavailableMobileMoney(), tariff: parts.graph.document.tariff(in: parts.graph.currency), httpActions: parts.httpActions(),
         plan: config.numberingPlan, metrics: parts.metrics
     )
     let workers = ActionWorkers()
@@ -63,7 +65,7 @@ public func buildApplication(
     services += parts.development(on: router, mpesa: mpesa, sender: sender)
     let health = HealthRoutes(
         redis: parts.clients.redis, postgres: parts.clients.postgres,
-        mpesa: config.sandbox.mpesa ? .sandbox : mpesa != nil ? .configured : .notConfigured,
+        mpesa: config.sandbox.mpesa || config.sandbox.momo ? .sandbox : mpesa != nil || momo != nil ? .configured : .notConfigured,
         sms: config.sandbox.sms ? .sandbox : sender != nil ? .configured : .notConfigured
     )
     services.append(
@@ -75,7 +77,9 @@ public func buildApplication(
     )
     services += try parts.admin(health, public: router, hops: hops, onAdminRunning: onAdminRunning)
     parts.callbackRoutes(on: router, hops: hops, ussd: ussd, mpesa: mpesa, sms: sms)
+    parts.momoRoutes(on: router, momo: momo)
     if let mpesa { services.append(mpesa) }
+    if let momo { services.append(momo) }
     if let sender { services.append(sender) }
     // Last: stopped right after the server, it waits for the hops still running before the
     // workers and the clients they use stop.

@@ -54,6 +54,7 @@ extension GatewayConfig {
     mutating func readCallbacks(_ reader: SettingsReader) throws(ConfigError) {
         self.callbackToken = try reader.token("CALLBACK_TOKEN")
         self.mpesaCallbackToken = try reader.token("MPESA_CALLBACK_TOKEN")
+        self.momoCallbackToken = try reader.token("MOMO_CALLBACK_TOKEN")
         self.africasTalkingCallbackToken = try reader.token("AT_CALLBACK_TOKEN")
         self.dialectCallbackToken = try reader.token("DIALECT_CALLBACK_TOKEN")
         self.adminHost = try reader.string("ADMIN_HOST", default: self.adminHost)
@@ -88,7 +89,10 @@ extension GatewayConfig {
             self.sandbox.mail = sandbox == .on
             self.sandbox.simulator = simulator == .on
         } else if self.environment == .development {
-            let darajaCredentials = self.mpesa.consumerKey != nil || self.mpesa.consumerSecret != nil
+            let darajaCredentials =
+                self.mobileMoney == .mpesa
+                ? self.mpesa.consumerKey != nil || self.mpesa.consumerSecret != nil
+                : self.momo.collection.apiKey != nil || self.momo.disbursement.apiKey != nil
             let africasTalkingCredentials = self.sms.username != nil || self.sms.apiKey != nil
             self.sandbox.mpesa = sandbox == .on || (sandbox == .auto && !darajaCredentials)
             self.sandbox.sms = sandbox == .on || (sandbox == .auto && !africasTalkingCredentials)
@@ -106,6 +110,8 @@ extension GatewayConfig {
         if self.sandbox.mail && self.sandbox.mailPort != 0 { self.reportMail.useSandbox(port: self.sandbox.mailPort) }
         if let problem = self.sandboxProblem { throw problem }
         // With HTTP_PORT=0 the port is known only when serving: `buildApplication` applies it then.
+        // One rail is simulated: the one the deployment moves money with.
+        if self.mobileMoney == .mtnMoMo { (self.sandbox.momo, self.sandbox.mpesa) = (self.sandbox.mpesa, false) }
         if self.sandbox.isOn && self.httpPort != 0 { self.applySandbox(port: self.httpPort) }
     }
 

@@ -4,6 +4,7 @@ import GatewayHTTP
 import Logging
 import Menus
 import MPesa
+import MoMoGateway
 import MPesaGateway
 import Postgres
 import Redis
@@ -127,6 +128,11 @@ public struct GatewayConfig: Sendable {
     public var africasTalkingCallbackToken: String?
     /// The token guarding the M-Pesa routes.
     public var mpesaToken: String? { self.mpesaCallbackToken ?? self.callbackToken }
+    /// `MOMO_CALLBACK_TOKEN`: the MoMo callback route's token; `CALLBACK_TOKEN` when unset.
+    public var momoCallbackToken: String?
+    public var momoToken: String? { self.momoCallbackToken ?? self.callbackToken }
+    /// The `MOMO_*` settings (``MoMoSettings``), used when `MOBILE_MONEY=mtn-momo`.
+    public var momo = MoMoSettings()
     /// The token guarding the Africa's Talking routes.
     public var africasTalkingToken: String? { self.africasTalkingCallbackToken ?? self.callbackToken }
     /// Shortest callback token taken (`openssl rand -hex 16` gives 32 characters).
@@ -176,6 +182,7 @@ public struct GatewayConfig: Sendable {
         config.ussd = try USSDSettings(reader: reader)
         try config.readCallbacks(reader)
         config.mpesa = try MPesaSettings(reader: reader)
+        config.momo = try MoMoSettings(reader: reader)
         config.sms = try SMSSettings(reader: reader)
         config.reportMail = try ReportMailSettings(reader: reader)
         config.desk = try DeskConfiguration(reader: reader)
@@ -223,6 +230,12 @@ public struct GatewayConfig: Sendable {
             return ConfigError(
                 variable: "MPESA_CALLBACK_TOKEN",
                 problem: "is required in production when M-Pesa is configured (or CALLBACK_TOKEN): anyone could post a paid STK callback"
+            )
+        }
+        if self.mobileMoney == .mtnMoMo, self.momo.missing(publicBaseURL: self.publicBaseURL).isEmpty, self.momoToken == nil {
+            return ConfigError(
+                variable: "MOMO_CALLBACK_TOKEN",
+                problem: "is required in production when MoMo is configured (or CALLBACK_TOKEN): anyone could post a callback that sets off status queries"
             )
         }
         // The paybill routes serve once a shortcode is known, M-Pesa configured or not.

@@ -166,7 +166,7 @@ struct GatewayParts {
                     paybillURLs: MPesaSettings.paybillURLs(publicBaseURL: gatewayURL, callbackToken: config.mpesaToken), plan: config.numberingPlan,
                     mailPort: config.sandbox.mail ? config.sandbox.mailPort : nil
             )
-            settings.currency = config.currency
+            (settings.currency, settings.momo) = (config.currency, config.sandbox.momo)
             let sandbox = Sandbox(settings: settings, http: self.clients.http, logger: logger)
             sandbox.register(on: router)
             if config.sandbox.jobs {

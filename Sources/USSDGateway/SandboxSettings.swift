@@ -20,6 +20,8 @@ public struct SandboxSettings: Sendable {
 
     /// Daraja is simulated: the M-Pesa settings point at ``DarajaSandbox``.
     public var mpesa = false
+    /// MTN MoMo is simulated (`MOBILE_MONEY=mtn-momo`): the MoMo settings point at ``MoMoSandbox``.
+    public var momo = false
     /// Africa's Talking's messaging API is simulated: the SMS settings point at ``AfricasTalkingSandbox``.
     public var sms = false
     /// `GET /simulator`, the browser phone, is served.
@@ -44,7 +46,7 @@ public struct SandboxSettings: Sendable {
     public init() {}
 
     /// Any provider simulated.
-    public var isOn: Bool { self.mpesa || self.sms }
+    public var isOn: Bool { self.mpesa || self.momo || self.sms }
     /// Anything of the sandbox runs: a provider simulated, or the mail server.
     public var runs: Bool { self.isOn || self.mail }
 }
@@ -79,6 +81,13 @@ extension GatewayConfig {
             self.backendValues["JOBS_API_URL"] = base + JobsSandbox.pathPrefix
             self.backendValues["JOBS_API_KEY"] = JobsSandbox.apiKey
             self.sandbox.jobs = true
+        }
+        if self.sandbox.momo {
+            self.momo.baseURL = base + MoMoSandbox.pathPrefix
+            self.momo.targetEnvironment = "sandbox"
+            self.momo.collection = (MoMoSandbox.collection.subscriptionKey, MoMoSandbox.collection.apiUser, MoMoSandbox.collection.apiKey)
+            self.momo.disbursement = (MoMoSandbox.disbursement.subscriptionKey, MoMoSandbox.disbursement.apiUser, MoMoSandbox.disbursement.apiKey)
+            if self.publicBaseURL == nil { self.publicBaseURL = base }
         }
         if self.sandbox.sms {
             self.sms.username = AfricasTalkingSandbox.username

@@ -35,7 +35,7 @@ extension GatewayConfig {
             "desk.session_hours": String(Int(self.desk.settings.absolute.components.seconds / 3600)),
             "desk.lockout": "\(self.desk.settings.lockoutAttempts) tries, \(Int(self.desk.settings.lockout.components.seconds / 60)) minutes",
         ]
-        for section in [self.wallet.audited, self.ussd.audited, self.sms.audited, self.mpesa.audited] {
+        for section in [self.wallet.audited, self.ussd.audited, self.sms.audited, self.mobileMoney == .mtnMoMo ? self.momo.audited : self.mpesa.audited] {
             settings.merge(section) { _, new in new }
         }
         if self.sandbox.isOn {

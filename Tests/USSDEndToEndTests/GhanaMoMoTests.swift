@@ -1,0 +1,148 @@
+import Basics
+import Curl
+import Foundation
+@testable import GatewayTestSupport
+import MPesaBook
+import Postgres
+import TestSupport
+import Testing
+import USSDGateway
+import Wallet
+
+/// A Ghana deployment on MTN MoMo, the gateway as its own process (`MOBILE_MONEY=mtn-momo`,
+/// `CURRENCY=GHS`, `CURRENCY_FRACTIONS=on`, `MSISDN_COUNTRIES=GH`) against the strict fake MoMo:
+/// register, deposit by request to pay, send, withdraw by transfer, every screen and SMS in cedis
+/// with pesewas; a callback delivered twice credits once; a transfer whose answer is lost is
+/// settled by the status query and paid once; the ledger audit is clean.
+@Suite struct GhanaMoMoTests {
+    @Test func aGhanaianDepositsSendsAndWithdrawsInCedisThroughMoMo() async throws {
+        let momo = try await FakeMoMo.start(environment: "mtnghana", currency: "GHS")
+        momo.state.withLock { $0.callbackDelivery = .afterAnswer(times: 2) }
+        let database = try await TestServers.freshDatabase("ghana_momo")
+        let postgres = PostgresClient(configuration: database)
+        try await postgres.migrate(try GatewayMigrations.all())
+        let port = try await PrivateServer.freePort()
+        let token = "momo-callback-token-" + DialectPhone.newSession()
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge([
+            "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": RepoFiles.menus, "HTTP_PORT": String(port),
+            "DATABASE_URL": database.connectionString, "MSISDN_COUNTRIES": "GH", "USSD_DIALECTS": "hubtel", "USSD_REPEAT_WINDOW_MS": "300",
+            "CURRENCY": "GHS", "CURRENCY_FRACTIONS": "on", "MOBILE_MONEY": "mtn-momo", "MOMO_BASE_URL": momo.baseURL, "MOMO_TARGET_ENVIRONMENT": "mtnghana",
+            "MOMO_COLLECTION_SUBSCRIPTION_KEY": FakeMoMo.collection.subscriptionKey, "MOMO_COLLECTION_API_USER": FakeMoMo.collection.apiUser,
+            "MOMO_COLLECTION_API_KEY": FakeMoMo.collection.apiKey,
+            "MOMO_DISBURSEMENT_SUBSCRIPTION_KEY": FakeMoMo.disbursement.subscriptionKey, "MOMO_DISBURSEMENT_API_USER": FakeMoMo.disbursement.apiUser,
+            "MOMO_DISBURSEMENT_API_KEY": FakeMoMo.disbursement.apiKey, "MOMO_CALLBACK_TOKEN": token, "MOMO_TIMEOUT_MS": "1000",
+            "MOMO_RECONCILE_INTERVAL_SECONDS": "1", "STK_DELAY_MS": "0", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
+        ]) { $1 }
+        let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
+        let curl = CurlClient()
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await waitUntilReady(curl, base + "/readyz")?.status == 200, "\(server.errorOutput)")
+
+        /// One Hubtel session of typed inputs; every reply's text.
+        func session(_ number: String, _ inputs: [String]) async throws -> [String] {
+            let id = DialectPhone.newSession()
+            var texts: [String] = []
+            for (index, input) in ([""] + inputs).enumerated() {
+                if index > 1 && input == inputs[index - 2] { try await Task.sleep(for: .milliseconds(500)) }
+                let body = JSONValue.object([
+                    "Type": .string(index == 0 ? "Initiation" : "Response"), "Mobile": .string(number), "SessionId": .string(id), "ServiceCode": .string("384"),
+                    "Message": .string(index == 0 ? "*384*96#" : input), "Operator": .string("mtn"), "Sequence": .integer(Int64(index + 1)),
+                ])
+                let response = try await curl.execute(
+                    CurlRequest(method: "POST", url: base + "/ussd/hubtel", headers: [("Content-Type", "application/json")], body: Array(body.serialized.utf8)))
+                texts.append(JSONValue.parse(response.body)?["Message"]?.string ?? "?")
+            }
+            return texts
+        }
+        func inbox(_ number: String) async throws -> [String] {
+            let response = try await curl.execute(CurlRequest(url: base + "/sandbox/inbox?phone=%2B\(number)", timeout: .seconds(5)))
+            guard case .array(let messages)? = JSONValue.parse(response.body)?["messages"] else { return [] }
+            return messages.compactMap { $0["text"]?.string }
+        }
+        func balance(_ number: String) async throws -> Int64 {
+            try await postgres.query("SELECT a.balance FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = \(number) AND a.kind = 'main'")
+                .single()!.decode(Int64.self, column: 0)
+        }
+
+        let (ama, kojo) = (GhanaDeploymentTests.freshGhanaian(), GhanaDeploymentTests.freshGhanaian())
+        let (amaE164, kojoE164) = ("233" + ama.dropFirst(), "233" + kojo.dropFirst())
+        for (number, name) in [(amaE164, "Ama Owusu"), (kojoE164, "Kojo Asante")] {
+            let done = try await session(number, [name, "1", TypedPINs.achieng, TypedPINs.achieng]).last
+            #expect(done == "Welcome \(name)! Your wallet is ready. Dial again to use it.", "\(done ?? "-")")
+        }
+
+        // Deposit GHS 120.50 by request to pay; MoMo's callback arrives twice.
+        let deposit = try await session(amaE164, ["2", "120.50", "1", TypedPINs.achieng])
+        #expect(deposit[2].hasPrefix("Deposit from MoMo. Enter amount (GHS)"), "\(deposit[2])")
+        #expect(deposit[3].hasPrefix("Deposit GHS 120.50 from MoMo \(ama.prefix(4))***"), "\(deposit[3])")
+        #expect(deposit[4] == "Check your phone: enter your MoMo PIN to pay GHS 120.50. We will SMS you when it arrives.", "\(deposit[4])")
+        #expect(try await eventually { try await balance(amaE164) == 12_050 }, "credited once the status query says SUCCESSFUL")
+        let requested = momo.requests("POST", "/collection/v1_0/requesttopay")
+        #expect(requested.count == 1)
+        #expect(requested.first?.json?["amount"]?.string == "120.50" && requested.first?.json?["currency"]?.string == "GHS")
+        #expect(requested.first?.json?["payer"]?["partyId"]?.string == amaE164)
+        #expect(requested.first?.headers["x-callback-url"]?.hasPrefix(base + "/momo/callback/" + token + "/") == true)
+        let reference = requested.first?.headers["x-reference-id"] ?? ""
+        #expect(try await eventually { momo.state.withLock { $0.callbacksPosted } >= 2 }, "both callbacks were delivered")
+        // And twice more by hand: still one credit, one receipt.
+        #expect(try await momo.postCallbacks(for: reference, times: 2, http: curl) == [200, 200])
+        #expect(try await throughout(.seconds(1)) { try await balance(amaE164) == 12_050 })
+        let receipts = try await inbox(amaE164).filter { $0.contains("is in your wallet") }
+        #expect(receipts.count == 1 && receipts.first?.hasPrefix("GHS 120.50 from MoMo is in your wallet. MoMo ref ") == true, "\(receipts)")
+        // A callback without the token, or naming no reference, is refused.
+        let forged = try await curl.execute(CurlRequest(method: "PUT", url: base + "/momo/callback/" + reference, headers: [("Content-Type", "application/json")], body: Array("{}".utf8)))
+        #expect(forged.status == 404 || forged.status == 401 || forged.status == 403, "\(forged.status)")
+        let malformed = try await curl.execute(
+            CurlRequest(method: "PUT", url: base + "/momo/callback/\(token)/not-a-uuid", headers: [("Content-Type", "application/json")], body: Array("{}".utf8)))
+        #expect(malformed.status == 400)
+
+        // Send GHS 20.25 to Kojo, typed in Ghana's local form.
+        let send = try await session(amaE164, ["4", kojo, "20.25", "1", TypedPINs.achieng])
+        #expect(send[3].hasPrefix("Enter amount to send (GHS)"), "\(send[3])")
+        #expect(send[4].hasPrefix("Send GHS 20.25 to \(kojo.prefix(4))***"), "\(send[4])")
+        #expect(send[5].hasPrefix("Sent GHS 20.25 to \(kojo.prefix(4))***"), "\(send[5])")
+        #expect(try await balance(kojoE164) == 2_025)
+        #expect(try await eventually { try await inbox(kojoE164).contains { $0.contains("GHS 20.25") } }, "Kojo's SMS names cedis")
+
+        // Withdraw GHS 50.75 by transfer.
+        let before = try await balance(amaE164)
+        let withdraw = try await session(amaE164, ["3", "50.75", "1", TypedPINs.achieng])
+        #expect(withdraw[2].hasPrefix("Withdraw to MoMo. Enter amount (GHS)"), "\(withdraw[2])")
+        #expect(withdraw[4].hasPrefix("GHS 50.75 is on its way to MoMo \(ama.prefix(4))***"), "\(withdraw[4])")
+        #expect(try await eventually { try await postgres.query("SELECT count(*) FROM payouts WHERE status = 'paid'").single()!.decode(Int64.self, column: 0) == 1 })
+        let fee = before - 5_075 - (try await balance(amaE164))
+        #expect(fee >= 0)
+        let paidNotice = try await eventually { try await inbox(amaE164).contains { $0.hasPrefix("GHS 50.75 was sent to your MoMo") } }
+        #expect(paidNotice, "\(try await inbox(amaE164))")
+
+        // A transfer whose answer is lost: the status query settles it, paid once.
+        momo.state.withLock { $0.dropNextCreateAnswer = true }
+        let lost = try await session(amaE164, ["3", "10", "1", TypedPINs.achieng])
+        #expect(lost[4].hasPrefix("GHS 10.00 is on its way"), "\(lost[4])")
+        #expect(try await eventually { try await postgres.query("SELECT count(*) FROM payouts WHERE outcome_unknown").single()!.decode(Int64.self, column: 0) == 1 })
+        // The reconciler's next look is due at once (a test does not wait out its back-off).
+        #expect(
+            try await eventually(every: .milliseconds(500)) {
+                try await postgres.query("UPDATE payouts SET next_check_at = now() WHERE status IN ('reserved', 'sent', 'unknown')")
+                return try await postgres.query("SELECT count(*) FROM payouts WHERE status = 'paid'").single()!.decode(Int64.self, column: 0) == 2
+            })
+        let transfers = momo.requests("POST", "/disbursement/v1_0/transfer")
+        let lostReference = transfers.last?.headers["x-reference-id"] ?? ""
+        #expect(transfers.count >= 3 && transfers.dropFirst().allSatisfy { $0.headers["x-reference-id"] == lostReference }, "every attempt carries one reference")
+        #expect(momo.paidCount(lostReference) == 1, "never paid twice")
+        #expect(momo.state.withLock { $0.violations }.isEmpty, "\(momo.state.withLock { $0.violations })")
+
+        // The ledger audit is clean, and nothing was left for review.
+        let book = MPesaBook(wallet: Wallet(postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey())))
+        let audit = try await book.auditLedger()
+        #expect(audit.passed, "\(audit)")
+        #expect(try await postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int64.self, column: 0) == 0)
+        #expect(try await postgres.query("SELECT code FROM ledger_currency").single()?.decode(String.self, column: 0) == "GHS")
+        server.signal(SIGTERM)
+        #expect(await server.wait() == 0)
+        await postgres.shutdown()
+        await curl.shutdown()
+        await momo.stop()
+    }
+}
