@@ -227,6 +227,12 @@ extension MPesaBook {
         try await self.postgres.query("SELECT id, COALESCE(msisdn, (SELECT c.msisdn FROM customers c WHERE c.id = payouts.customer_id)), amount, status FROM payouts WHERE status_query_id = \(statusQueryID)").single().map(Self.payout)
     }
 
+    /// Notes the provider's reference of a payout known before it is sent (MoMo's `X-Reference-Id`,
+    /// derived from the payout's id), so a callback that overtakes the request's own answer finds it.
+    public func recordPayoutReference(_ id: String, reference: String) async throws {
+        try await self.postgres.query("UPDATE payouts SET conversation_id = \(reference), updated_at = now() WHERE id = \(id) AND conversation_id IS NULL")
+    }
+
     /// A payout by the provider's reference for it (`conversation_id`: Daraja's ConversationID,
     /// MoMo's `X-Reference-Id`), once it is known to have been sent.
     public func payout(conversationID: String) async throws -> Payout? {

@@ -17,7 +17,7 @@ extension MoMoService {
             return try await self.settle(deposit, reference) == nil ? "pending" : "settled"
         }
         if let payout = try await self.book.payout(conversationID: reference.uuidString) {
-            return try await self.settle(payout) == nil ? "pending" : "settled"
+            return try await self.settle(payout, askFirst: true) == nil ? "pending" : "settled"
         }
         // Not ours, or a transfer whose acceptance is still being written: the reconciler asks.
         return "unknown_reference"
@@ -105,11 +105,12 @@ extension MoMoService {
     }
 
     /// Settles a payout by MoMo's answer about its transfer; nil when nothing changed. A payout
-    /// never confirmed as sent, or one MoMo has no record of, is sent again under the same
-    /// reference: MoMo refuses a repeat, so that cannot pay twice.
-    func settle(_ payout: Payout) async throws -> String? {
+    /// never confirmed as sent (unless a callback says MoMo has it: `askFirst`), or one MoMo has
+    /// no record of, is sent again under the same reference: MoMo refuses a repeat, so that
+    /// cannot pay twice.
+    func settle(_ payout: Payout, askFirst: Bool = false) async throws -> String? {
         let reference = Self.reference(payout: payout.id)
-        if payout.status == .reserved { return await self.resend(payout, because: "never confirmed as sent") }
+        if payout.status == .reserved && !askFirst { return await self.resend(payout, because: "never confirmed as sent") }
         guard let answer = try await Self.known({ () async throws(MoMoError) in try await self.client.transferStatus(reference) }) else {
             return await self.resend(payout, because: "MoMo had no transfer")
         }

@@ -131,7 +131,11 @@ public final class MoMoService: MobileMoneyChannel, Service {
     public func withdraw(_ msisdn: MSISDN, amount: Amount, fee: Amount, key: IdempotencyKey) async throws -> MobileMoneyOutcome {
         guard amount.cents > 0, self.momoAmount(amount) != nil else { return .outsideLimits }
         let payout = try await self.book.reserveWithdrawal(msisdn, amount: amount, fee: fee, key: key)
-        if payout.status == .reserved { self.later("payout:" + payout.id) { await self.transfer(payout) } }
+        if payout.status == .reserved {
+            // Its reference first: MoMo's callback may overtake the transfer's own answer.
+            try await self.book.recordPayoutReference(payout.id, reference: Self.reference(payout: payout.id).uuidString)
+            self.later("payout:" + payout.id) { await self.transfer(payout) }
+        }
         return .paying(available: try await self.book.wallet.balances(msisdn).available)
     }
 
