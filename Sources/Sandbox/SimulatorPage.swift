@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -12,45 +13,6 @@ import Hummingbird
 /// with `textContent`: a reply is always text, never HTML.
 public struct SimulatorPage: Sendable {
     /// What the page needs to know, served as `/simulator/settings.json`.
-    public struct Settings: Sendable, Encodable {
-        /// The USSD route, with the callback token when there is one.
-        public var ussdPath: String
-        /// The inbound SMS route, with the callback token when there is one.
-        public var smsPath: String
-        public var serviceCodes: [String]
-        /// The shortcode customers text (`to` of an inbound SMS).
-        public var smsShortcode: String
-        public var mpesa: String
-        public var sms: String
-        public var rules: [Rule]
-        /// The sandbox's pay-bill route (``DarajaSandbox/paybillPath``) when Daraja is simulated;
-        /// the "Pay bill" control is shown only then.
-        public var paybillPath: String?
-        /// The paybill number customers pay.
-        public var paybill: String?
-
-        public struct Rule: Sendable, Encodable {
-            public let endsIn: String
-            public let deposit: String
-            public let withdrawal: String
-        }
-
-        public init(
-            ussdPath: String, smsPath: String, serviceCodes: [String], smsShortcode: String, mpesa: String, sms: String, paybillPath: String? = nil,
-            paybill: String? = nil
-        ) {
-            self.paybillPath = paybillPath
-            self.paybill = paybill
-            self.ussdPath = ussdPath
-            self.smsPath = smsPath
-            self.serviceCodes = serviceCodes
-            self.smsShortcode = smsShortcode
-            self.mpesa = mpesa
-            self.sms = sms
-            self.rules = SandboxRules.table.map { Rule(endsIn: $0.endsIn, deposit: $0.deposit, withdrawal: $0.withdrawal) }
-        }
-    }
-
     public let settings: Settings
 
     public init(settings: Settings) {
@@ -96,7 +58,7 @@ public struct SimulatorPage: Sendable {
         <header>
           <h1>Browser phone</h1>
           <p>Dials this gateway's <code>/ussd/africastalking</code> route as Africa's Talking does.
-          M-Pesa: <strong id="mode-mpesa">…</strong> · SMS: <strong id="mode-sms">…</strong></p>
+          <span id="rail">M-Pesa</span>: <strong id="mode-mpesa">…</strong> · SMS: <strong id="mode-sms">…</strong></p>
         </header>
         <main>
           <section class="phone" aria-label="Phone">
@@ -203,13 +165,17 @@ public struct SimulatorPage: Sendable {
         let busy = false;
         let hops = 0;            // replies shown so far, in body's data-hops (tests wait on it)
 
-        // 0712345678, 712345678, 254712345678 or +254712345678 -> +254712345678; null otherwise.
+        // A number of the country served in its local or international form (0712345678,
+        // 712345678, 254712345678, +254712345678) -> +254712345678; null otherwise.
         function msisdn(value) {
           const digits = value.replace(/[^0-9]/g, "");
-          if (/^254[17][0-9]{8}$/.test(digits)) return "+" + digits;
-          if (/^0[17][0-9]{8}$/.test(digits)) return "+254" + digits.slice(1);
-          if (/^[17][0-9]{8}$/.test(digits)) return "+254" + digits;
-          return null;
+          const country = settings.country;
+          let national = null;
+          if (digits.startsWith(country.code) && digits.length === country.code.length + country.length) national = digits.slice(country.code.length);
+          else if (digits.startsWith("0") && digits.length === country.length + 1) national = digits.slice(1);
+          else if (digits.length === country.length) national = digits;
+          if (national === null || !country.prefixes.includes(national[0])) return null;
+          return "+" + country.code + national;
         }
 
         function randomID(prefix) {
@@ -228,7 +194,7 @@ public struct SimulatorPage: Sendable {
 
         async function hop() {
           const phone = msisdn($("number").value);
-          if (!phone) { $("screen").textContent = "Enter a Kenyan mobile number such as 0712000001."; session = null; setCall(false); return; }
+          if (!phone) { $("screen").textContent = "Enter a mobile number of the country served, such as " + settings.country.samples[0] + "."; session = null; setCall(false); return; }
           busy = true;
           $("send").disabled = true;
           const body = new URLSearchParams({
@@ -356,6 +322,16 @@ public struct SimulatorPage: Sendable {
         async function start() {
           settings = await (await fetch("/simulator/settings.json")).json();
           $("mode-mpesa").textContent = settings.mpesa;
+          $("rail").textContent = settings.rail;
+          if ($("number").value === "0712000001" && settings.country.samples[0] !== "0712000001") {
+            $("number").value = settings.country.samples[0];
+            $("numbers").replaceChildren(...settings.country.samples.map((number, index) => {
+              const option = document.createElement("option");
+              option.value = number;
+              option.textContent = "Phone " + "ABC"[index];
+              return option;
+            }));
+          }
           $("mode-sms").textContent = settings.sms;
           if (settings.serviceCodes.length > 0) $("code").value = settings.serviceCodes[0];
           for (const rule of settings.rules) {

@@ -180,10 +180,10 @@ struct GatewayParts {
             SimulatorPage(
                 settings: .init(
                     ussdPath: "/ussd/africastalking" + suffix, smsPath: "/sms/africastalking/inbound" + suffix, serviceCodes: self.graph.document.serviceCodes,
-                    smsShortcode: config.sms.senderID ?? "22384", mpesa: config.sandbox.mpesa ? "sandbox" : mpesa != nil ? "live" : "not configured",
+                    smsShortcode: config.sms.senderID ?? "22384", mpesa: config.sandbox.mpesa || config.sandbox.momo ? "sandbox" : mpesa != nil || config.mobileMoney == .mtnMoMo ? "live" : "not configured",
                     sms: config.sandbox.sms ? "sandbox" : sender != nil ? "live" : "not configured",
                     paybillPath: config.sandbox.mpesa ? DarajaSandbox.paybillPath : nil, paybill: config.mpesa.paybillShortcode
-                )
+                ).inMarket(rail: config.mobileMoney.displayName, country: config.numberingPlan.countries[0])
             ).register(on: router)
             self.logger.notice(
                 "browser phone: GET /simulator", metadata: ["url": .string((config.sandbox.gatewayURL ?? "http://\(config.httpHost):\(config.httpPort)") + "/simulator")]

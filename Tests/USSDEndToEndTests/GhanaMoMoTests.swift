@@ -4,6 +4,7 @@ import Foundation
 @testable import GatewayTestSupport
 import MPesaBook
 import Postgres
+import Sandbox
 import TestSupport
 import Testing
 import USSDGateway
@@ -32,7 +33,7 @@ import Wallet
             "MOMO_COLLECTION_API_KEY": FakeMoMo.collection.apiKey,
             "MOMO_DISBURSEMENT_SUBSCRIPTION_KEY": FakeMoMo.disbursement.subscriptionKey, "MOMO_DISBURSEMENT_API_USER": FakeMoMo.disbursement.apiUser,
             "MOMO_DISBURSEMENT_API_KEY": FakeMoMo.disbursement.apiKey, "MOMO_CALLBACK_TOKEN": token, "MOMO_TIMEOUT_MS": "1000",
-            "MOMO_RECONCILE_INTERVAL_SECONDS": "1", "STK_DELAY_MS": "0", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
+            "MOMO_RECONCILE_INTERVAL_SECONDS": "1", "STK_DELAY_MS": "0", "USSD_RATE_LIMIT_PER_MINUTE": "0", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
         ]) { $1 }
         let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
         let curl = CurlClient()
@@ -137,16 +138,101 @@ import Wallet
         #expect(momo.paidCount(lostReference) == 1, "never paid twice")
         #expect(momo.state.withLock { $0.violations }.isEmpty, "\(momo.state.withLock { $0.violations })")
 
-        // The ledger audit is clean, and nothing was left for review.
+        // Two reports disagree: MoMo first says FAILED (the deposit fails, the customer is told),
+        // then SUCCESSFUL. Nothing is credited on the second word; both go to a person.
+        momo.state.withLock { ($0.outcomes[amaE164], $0.callbackDelivery) = (.failed(reason: "NOT_ENOUGH_FUNDS"), .afterAnswer(times: 1)) }
+        let held = try await balance(amaE164)
+        let second = try await session(amaE164, ["2", "60", "1", TypedPINs.achieng])
+        #expect(second.last?.hasPrefix("Check your phone") == true, "\(second)")
+        let short = try await eventually { try await inbox(amaE164).contains { $0.hasPrefix("Your {mobileMoney} balance".replacingOccurrences(of: "{mobileMoney}", with: "MoMo") + " was not enough for GHS 60.00") } }
+        let told = try await inbox(amaE164)
+        #expect(short, "the failure is told in the customer's words: \(told)")
+        let failedReference = momo.requests("POST", "/collection/v1_0/requesttopay").last?.headers["x-reference-id"] ?? ""
+        momo.settle(failedReference, .successful)
+        let flipped = try await momo.postCallbacks(for: failedReference, http: curl)
+        #expect(flipped == [200], "\(flipped): \(server.errorOutput.suffix(2000))")
+        let reviewed = try await eventually {
+            try await postgres.query("SELECT count(*) FROM mpesa_review WHERE kind = 'momo_deposit' AND reference = \(failedReference)").single()!.decode(Int64.self, column: 0) == 1
+        }
+        #expect(reviewed, "the disagreement waits for a person")
+        #expect(try await balance(amaE164) == held, "nothing credited on MoMo's second word")
+
+        // The ledger audit is clean, and nothing else was left for review.
         let book = MPesaBook(wallet: Wallet(postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey())))
         let audit = try await book.auditLedger()
         #expect(audit.passed, "\(audit)")
-        #expect(try await postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int64.self, column: 0) == 0)
+        #expect(try await postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int64.self, column: 0) == 1)
         #expect(try await postgres.query("SELECT code FROM ledger_currency").single()?.decode(String.self, column: 0) == "GHS")
         server.signal(SIGTERM)
         #expect(await server.wait() == 0)
         await postgres.shutdown()
         await curl.shutdown()
         await momo.stop()
+    }
+
+    /// `make run` with `MOBILE_MONEY=mtn-momo CURRENCY=GHS MSISDN_COUNTRIES=GH` and no MoMo
+    /// credentials: MoMo is simulated on the gateway's own listener, and the browser phone's route
+    /// walks a Ghanaian deposit, send and withdrawal in cedis, the amount's last digit choosing
+    /// each outcome as the Daraja sandbox's rules say.
+    @Test func theEmbeddedSandboxSimulatesMoMoForTheBrowserPhone() async throws {
+        let database = try await TestServers.freshDatabase("ghana_sandbox")
+        let postgres = PostgresClient(configuration: database)
+        try await postgres.migrate(try GatewayMigrations.all())
+        let port = try await PrivateServer.freePort()
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge([
+            "LOG_LEVEL": "warning", "ENVIRONMENT": "development", "MENUS_PATH": RepoFiles.menus, "HTTP_PORT": String(port),
+            "DATABASE_URL": database.connectionString, "MSISDN_COUNTRIES": "GH", "CURRENCY": "GHS", "CURRENCY_FRACTIONS": "on", "MOBILE_MONEY": "mtn-momo",
+            "SANDBOX_DELAY_MS": "100", "STK_DELAY_MS": "0", "SANDBOX_SMTP_PORT": "0", "USSD_REPEAT_WINDOW_MS": "300",
+        ]) { $1 }
+        for name in environment.keys where name.hasPrefix("MOMO_") || name.hasPrefix("AT_") { environment[name] = nil }
+        let server = try ChildProcess.start(GatewayBinary.path, ["serve"], environment: environment)
+        let curl = CurlClient()
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await waitUntilReady(curl, base + "/readyz")?.status == 200, "\(server.errorOutput)")
+        let settings = JSONValue.parse(try await curl.execute(CurlRequest(url: base + "/simulator/settings.json")).body)
+        #expect(settings?["rail"]?.string == "MoMo" && settings?["mpesa"]?.string == "sandbox")
+        #expect(settings?["country"]?["code"]?.string == "233" && settings?["country"]?["samples"]?.array?.first?.string == "0241000001", "\(String(describing: settings))")
+
+        let plan = NumberingPlan(countries: [.ghana])!
+        let local = GhanaDeploymentTests.freshGhanaian()
+        let number = "233" + local.dropFirst()
+        func walk(_ inputs: [String]) async throws -> [String] {
+            var phone = try #require(SimulatedPhone(url: base + "/ussd/africastalking", phone: local, serviceCode: "*384*96#", http: curl, plan: plan))
+            var texts = [try await phone.dial().text]
+            for input in inputs { texts.append(try await phone.answer(input).text) }
+            return texts
+        }
+        func balance() async throws -> Int64 {
+            try await postgres.query("SELECT a.balance FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE c.msisdn = \(number) AND a.kind = 'main'")
+                .single()?.decode(Int64.self, column: 0) ?? -1
+        }
+        func inbox() async throws -> [String] {
+            let response = try await curl.execute(CurlRequest(url: base + "/sandbox/inbox?phone=%2B\(number)", timeout: .seconds(5)))
+            guard case .array(let messages)? = JSONValue.parse(response.body)?["messages"] else { return [] }
+            return messages.compactMap { $0["text"]?.string }
+        }
+        #expect(try await walk(["Esi Mensah", "1", TypedPINs.achieng, TypedPINs.achieng]).last == "Welcome Esi Mensah! Your wallet is ready. Dial again to use it.")
+        // Approved (ends in 0): credited, and the handset has MoMo's message and the wallet's receipt.
+        let deposit = try await walk(["2", "150.40", "1", TypedPINs.achieng])
+        #expect(deposit.last == "Check your phone: enter your MoMo PIN to pay GHS 150.40. We will SMS you when it arrives.", "\(deposit)")
+        #expect(try await eventually { try await balance() == 15_040 })
+        #expect(try await eventually { try await inbox().contains { $0.hasPrefix("GHS 150.40 from MoMo is in your wallet.") } })
+        #expect(try await inbox().contains { $0.hasPrefix("You have paid GHS 150.40 to WALLET.") })
+        // Cancelled on the handset (ends in 1): nothing credited, the customer told so.
+        _ = try await walk(["2", "31", "1", TypedPINs.achieng])
+        let cancelled = try await eventually { try await inbox().contains { $0.hasPrefix("You cancelled the MoMo prompt for GHS 31.00") } }
+        let esisInbox = try await inbox()
+        #expect(cancelled, "\(esisInbox)")
+        // Paid out (ends in 0): the money and its fee leave the wallet once.
+        let withdraw = try await walk(["3", "40", "1", TypedPINs.achieng])
+        #expect(withdraw.last?.hasPrefix("GHS 40.00 is on its way to MoMo") == true, "\(withdraw)")
+        #expect(try await eventually { try await inbox().contains { $0.hasPrefix("GHS 40.00 was sent to your MoMo") } })
+        #expect(try await postgres.query("SELECT count(*) FROM payouts WHERE status = 'paid'").single()!.decode(Int64.self, column: 0) == 1)
+        #expect(try await balance() < 15_040 - 4_000)
+        server.signal(SIGTERM)
+        #expect(await server.wait() == 0)
+        await postgres.shutdown()
+        await curl.shutdown()
     }
 }

@@ -32,4 +32,10 @@ BEGIN
 END;
 $$;
 
+-- MTN MoMo's disagreements wait for a person beside M-Pesa's (the review queue is the rail's, not
+-- one provider's): a deposit or a payout MoMo reports otherwise than the ledger has it.
+ALTER TABLE mpesa_review DROP CONSTRAINT mpesa_review_kind_check;
+ALTER TABLE mpesa_review ADD CONSTRAINT mpesa_review_kind_check
+    CHECK (kind IN ('stk', 'b2c_result', 'b2c_timeout', 'stk_query', 'payout', 'c2b', 'momo_deposit', 'momo_payout'));
+
 SELECT ledger_apply_privileges();
