@@ -48,6 +48,9 @@ extension GatewayConfig {
         }
         self.currency = currency
         self.mobileMoney = try reader.oneOf("MOBILE_MONEY", default: self.mobileMoney)
+        if self.mobileMoney == .mpesa && self.currency.code != Currency.kenyanShilling.code {
+            throw ConfigError(variable: "CURRENCY", problem: "is \(self.currency.code), but M-Pesa (MOBILE_MONEY=mpesa) moves Kenyan shillings only: set MOBILE_MONEY=mtn-momo for another market")
+        }
     }
 
     /// Provider callbacks: tokens, the admin listener, source allowlists, the public address.

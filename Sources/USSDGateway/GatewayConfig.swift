@@ -178,7 +178,7 @@ public struct GatewayConfig: Sendable {
         try config.readServer(reader)
         (config.redis, config.postgres) = (try RedisConfiguration(reader: reader), try PostgresConfiguration(reader: reader))
         try config.readCountries(reader)
-        config.wallet = try WalletSettings(reader: reader)
+        config.wallet = try WalletSettings(reader: reader, currency: config.currency)
         config.ussd = try USSDSettings(reader: reader)
         try config.readCallbacks(reader)
         config.mpesa = try MPesaSettings(reader: reader)

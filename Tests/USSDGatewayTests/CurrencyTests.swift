@@ -48,7 +48,14 @@ import Testing
         let kenya = try GatewayConfig.load(environment: [:], serving: false)
         #expect(kenya.currency == .kenyanShilling && !kenya.currency.fractions && kenya.mobileMoney == .mpesa)
         for (name, value) in [("CURRENCY", "XYZ"), ("CURRENCY", "ghs"), ("CURRENCY_FRACTIONS", "yes"), ("MOBILE_MONEY", "airtel")] {
-            #expect(throws: ConfigError.self, "\(name)=\(value)") { _ = try GatewayConfig.load(environment: [name: value], serving: false) }
+            #expect(throws: ConfigError.self, "\(name)=\(value)") { _ = try GatewayConfig.load(environment: ["MOBILE_MONEY": "mtn-momo"].merging([name: value]) { $1 }, serving: false) }
         }
+        // M-Pesa moves shillings only.
+        let cedisOnMPesa = #expect(throws: ConfigError.self) { _ = try GatewayConfig.load(environment: ["CURRENCY": "GHS"], serving: false) }
+        #expect(cedisOnMPesa?.variable == "CURRENCY")
+        // Limits written in whole units are the currency's: a thousand Uganda francs are 1,000 minor units.
+        let uganda = try GatewayConfig.load(environment: ["CURRENCY": "UGX", "MOBILE_MONEY": "mtn-momo", "PIN_RESET_COOLDOWN_LIMIT": "1000"], serving: false)
+        #expect(uganda.wallet.pinResetCooldown.limit.cents == 1_000 && uganda.wallet.ledgerAdjustMax == 1_000_000)
+        #expect(kenya.wallet.pinResetCooldown.limit.cents == 100_000 && kenya.wallet.ledgerAdjustMax == 100_000_000, "Kenya's as before")
     }
 }
