@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Wallet
 
@@ -20,18 +21,17 @@ extension DailyReport {
         return String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
     }
 
-    static func kes(_ cents: Int64) -> String { Amount(cents: cents).description }
+    /// The ledger's currency with every decimal it has: finance reads exact figures.
+    var currency: Currency { Currency(code: self.currencyCode, fractions: true) ?? .kenyanShilling }
+
+    /// `1200.00`: an amount in the report's currency, ungrouped, with all its decimals.
+    func plain(_ minor: Int64) -> String {
+        String(self.currency.format(minor).dropFirst(self.currencyCode.count + 1)).replacingOccurrences(of: ",", with: "")
+    }
 
     /// `1,200.00`: an amount's size (no sign) with its thousands grouped, for a headline.
-    static func groupedKES(_ cents: Int64) -> String {
-        let magnitude = cents.magnitude
-        let whole = String(magnitude / 100)
-        var grouped = ""
-        for (index, digit) in whole.enumerated() {
-            if index > 0 && (whole.count - index) % 3 == 0 { grouped.append(",") }
-            grouped.append(digit)
-        }
-        return grouped + "." + String(format: "%02llu", magnitude % 100)
+    func grouped(_ minor: Int64) -> String {
+        String(self.currency.format(Int64(clamping: minor.magnitude)).dropFirst(self.currencyCode.count + 1))
     }
 
     /// Every figure of the report in order, the differences included.
@@ -53,14 +53,14 @@ extension DailyReport {
         return rows
     }
 
-    /// `date,section,item,count,amount_kes` and a line per row (`report daily --csv`).
+    /// `date,section,item,count,amount_kes` (the ledger's currency) and a line per row (`report daily --csv`).
     public var csv: String {
         func field(_ text: String) -> String {
             text.contains(where: { ",\"\n".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
         }
-        var lines = ["date,section,item,count,amount_kes"]
+        var lines = ["date,section,item,count,amount_" + self.currencyCode.lowercased()]
         for row in self.rows {
-            lines.append([self.date, row.section, row.item, row.count.map(String.init) ?? "", row.cents.map(Self.kes) ?? ""].map(field).joined(separator: ","))
+            lines.append([self.date, row.section, row.item, row.count.map(String.init) ?? "", row.cents.map(self.plain) ?? ""].map(field).joined(separator: ","))
         }
         return lines.joined(separator: "\n")
     }
@@ -74,13 +74,14 @@ extension DailyReport {
                 section = row.section
                 lines.append(section + ":")
             }
-            let figures = [row.count.map { "\($0)" }, row.cents.map { "KES \(Self.kes($0))" }].compactMap { $0 }
+            let figures = [row.count.map { "\($0)" }, row.cents.map { "\(self.currencyCode) \(self.plain($0))" }].compactMap { $0 }
             lines.append("  \(row.item): " + figures.joined(separator: ", "))
         }
         lines.append("reconciliation:")
         for comparison in self.comparisons {
-            let state = comparison.difference == 0 ? "ok" : "DIFFERENCE KES \(Self.kes(comparison.difference))"
-            lines.append("  \(comparison.name): reported KES \(Self.kes(comparison.reported)), ledger KES \(Self.kes(comparison.ledger)): \(state)")
+            let code = self.currencyCode
+            let state = comparison.difference == 0 ? "ok" : "DIFFERENCE \(code) \(self.plain(comparison.difference))"
+            lines.append("  \(comparison.name): reported \(code) \(self.plain(comparison.reported)), ledger \(code) \(self.plain(comparison.ledger)): \(state)")
             for reason in comparison.reasons { lines.append("    because \(reason)") }
         }
         lines.append(self.balanced ? "everything reconciles" : "NOT RECONCILED")
@@ -88,11 +89,11 @@ extension DailyReport {
     }
 
     /// `reconciles`, or `DOES NOT RECONCILE — ` and each figure that does not, as `what vs what
-    /// off by KES 1,200.00`: a mail's subject names what to look at before it is opened.
+    /// off by KES 1,200.00` (the ledger's currency): a mail's subject names what to look at before it is opened.
     public var headline: String {
         guard !self.balanced else { return "reconciles" }
         let off = self.comparisons.filter { $0.difference != 0 }.map { comparison in
-            "\(comparison.name.replacingOccurrences(of: " / ", with: " vs ")) off by KES \(Self.groupedKES(comparison.difference))"
+            "\(comparison.name.replacingOccurrences(of: " / ", with: " vs ")) off by \(self.currencyCode) \(self.grouped(comparison.difference))"
         }
         return "DOES NOT RECONCILE — " + off.joined(separator: "; ")
     }

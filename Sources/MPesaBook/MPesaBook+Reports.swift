@@ -41,6 +41,8 @@ public struct DailyReport: Sendable, Hashable, Codable {
     public let comparisons: [Comparison]
     public let openReviewItems: Int64
     public let reviewItemsReceived: Int64
+    /// The ledger's currency (its claim, migration 0024): every amount above is in its minor units.
+    public var currencyCode = "KES"
     public var balanced: Bool { self.comparisons.allSatisfy { $0.difference == 0 } }
 }
 
@@ -104,11 +106,13 @@ extension MPesaBook {
             ]
             let open = try await day.figure("SELECT count(*) FROM mpesa_review WHERE resolution IS NULL")
             let received = try await day.figure("SELECT count(*) FROM mpesa_review WHERE received_at >= \(start) AND received_at < \(end)")
-            return DailyReport(
+            var report = DailyReport(
                 date: date, deposits: deposits, payouts: payouts, depositsCredited: credited, payoutsPaid: paid, movements: movements,
                 feesEarned: fees, floatMovement: float, inFlightMovement: inFlight, feeIncomeMovement: feeIncome, suspenseMovement: suspense,
                 comparisons: comparisons, openReviewItems: open, reviewItemsReceived: received
             )
+            if let code = try await self.postgres.query("SELECT code FROM ledger_currency").single()?.decode(String.self, column: 0) { report.currencyCode = code }
+            return report
         }
     }
 

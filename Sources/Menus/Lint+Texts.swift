@@ -165,6 +165,13 @@ extension Linter {
     /// must name it says `{currency}`. A code written in (`Enter amount (GHS)`) would greet a
     /// Kenyan deployment in cedis.
     mutating func checkCurrencyCodes() {
+        // Nor may a variable take a constant's name: its value would never show.
+        for (id, screen) in self.document.screens.sorted(by: { $0.key < $1.key }) {
+            let names = [screen.variable].compactMap { $0 } + (screen.options ?? []).flatMap { ($0.set ?? [:]).keys }
+            for name in Set(names).intersection(Market.constantNames).sorted() {
+                self.report(id, "sets {\(name)}, which is the deployment's own (CURRENCY, MOBILE_MONEY): choose another name")
+            }
+        }
         for (key, text) in self.graph.texts.sorted(by: { $0.key < $1.key }) {
             var named: Set<String> = []
             for entry in text.all {

@@ -139,12 +139,15 @@ public final class MoMoClient: Sendable {
         let refusal = MoMoError.refusal(status: response.status, body: response.body, secrets: self.configuration.secrets)
         switch response.status {
         case 409 where creating:
-            if case .refused(_, "RESOURCE_ALREADY_EXIST", _) = refusal { return .duplicateReference }
-            return refusal
+            // A create under a reference MoMo already holds means only that, whatever the body
+            // says (a gateway in front of MoMo may answer its own shape): never a refusal, which
+            // could release money an earlier attempt moved.
+            return .duplicateReference
         case 404 where !creating:
             if case .refused(_, "RESOURCE_NOT_FOUND", _) = refusal { return .notFound }
             return refusal
-        case 408, 500...599: return .serverError(status: response.status)
+        // Throttled, timed out or failing: the request may or may not have been taken.
+        case 408, 429, 500...599: return .serverError(status: response.status)
         case 400...499: return refusal
         default: return .malformedResponse(status: response.status)
         }

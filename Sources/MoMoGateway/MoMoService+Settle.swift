@@ -66,7 +66,9 @@ extension MoMoService {
         guard let answer = try await Self.known({ () async throws(MoMoError) in try await self.client.requestToPayStatus(reference) }) else {
             // MoMo never received the request (its answer was lost before it got there): no
             // prompt, nothing to pay. One still queued here is not judged yet.
-            guard !self.isInFlight("deposit:\(deposit.id)") else { return nil }
+            // A request still on its way from another replica is not judged: only once the
+            // deposit is past the window in which a prompt could still appear.
+            guard !self.isInFlight("deposit:\(deposit.id)"), try await self.book.isPastUnconfirmedWindow(deposit) else { return nil }
             guard try await self.book.failDeposit(.checkout(reference.uuidString), code: DepositFailure.unconfirmedCode, text: "MoMo has no such request")
             else { return nil }
             return "deposit \(deposit.id): failed, MoMo never received the request"
@@ -81,7 +83,7 @@ extension MoMoService {
             return "deposit \(deposit.id): failed (MoMo: \(reason))"
         case .successful:
             guard let phone = deposit.msisdn else { throw WalletError.notRegistered }
-            if let problem = self.disagreement(answer, amount: deposit.amount, party: phone) {
+            if let problem = self.disagreement(answer, amount: deposit.amount, party: phone, externalID: Self.externalID(deposit: deposit)) {
                 try await self.book.keepForReviewOnce(
                     kind: "momo_deposit", reference: reference.uuidString, reason: problem, body: Self.record(answer), depositID: deposit.id,
                     earlierResult: "request to pay of \(self.currency.format(deposit.amount.cents))", newResult: "MoMo: SUCCESSFUL, \(answer.amount) \(answer.currency)")
@@ -104,14 +106,17 @@ extension MoMoService {
         }
     }
 
-    /// Settles a payout by MoMo's answer about its transfer; nil when nothing changed. A payout
-    /// never confirmed as sent (unless a callback says MoMo has it: `askFirst`), or one MoMo has
-    /// no record of, is sent again under the same reference: MoMo refuses a repeat, so that
-    /// cannot pay twice.
+    /// Settles a payout by MoMo's answer about its transfer; nil when nothing changed. An open
+    /// payout never confirmed as sent (unless a callback says MoMo has it: `askFirst`), or one
+    /// MoMo has no record of, is sent again under the same reference: MoMo refuses a repeat, so
+    /// that cannot pay twice. A settled payout (or one a person holds) is never sent again: MoMo's
+    /// answer is only compared with it, and a disagreement goes to review.
     func settle(_ payout: Payout, askFirst: Bool = false) async throws -> String? {
         let reference = Self.reference(payout: payout.id)
+        let open = [Payout.Status.reserved, .sent, .unknown].contains(payout.status)
         if payout.status == .reserved && !askFirst { return await self.resend(payout, because: "never confirmed as sent") }
         guard let answer = try await Self.known({ () async throws(MoMoError) in try await self.client.transferStatus(reference) }) else {
+            guard open else { return nil }
             return await self.resend(payout, because: "MoMo had no transfer")
         }
         do {
@@ -120,7 +125,7 @@ extension MoMoService {
                 return nil
             case .successful:
                 guard let phone = payout.msisdn else { throw WalletError.notRegistered }
-                if let problem = self.disagreement(answer, amount: payout.amount, party: phone) {
+                if let problem = self.disagreement(answer, amount: payout.amount, party: phone, externalID: Self.externalID(payout: payout)) {
                     try await self.book.keepForReviewOnce(
                         kind: "momo_payout", reference: payout.id, reason: problem, body: Self.record(answer), payoutID: payout.id,
                         earlierResult: "transfer of \(self.currency.format(payout.amount.cents))", newResult: "MoMo: SUCCESSFUL, \(answer.amount) \(answer.currency)")
@@ -157,13 +162,25 @@ extension MoMoService {
 
     private func resend(_ payout: Payout, because why: String) async -> String? {
         guard !self.isInFlight("payout:" + payout.id) else { return nil }
+        // An attempt went out before: from now on a refusal of a re-send proves nothing.
+        if payout.status != .reserved {
+            do { try await self.book.markPayoutOutcomeUnknown(payout.id) } catch { return nil }
+        }
         self.later("payout:" + payout.id) { await self.transfer(payout) }
         return "payout \(payout.id): \(why), transfer sent again under the same reference"
     }
 
     /// Why MoMo's answer is not the movement asked for (another amount, currency or number), or nil.
-    func disagreement(_ answer: MoMoTransaction, amount: Amount, party: MSISDN) -> String? {
-        if MoMoAmount.minorUnits(answer.amount, decimals: self.currency.minorUnits) != amount.cents {
+    func disagreement(_ answer: MoMoTransaction, amount: Amount, party: MSISDN, externalID: String) -> String? {
+        // Trailing zeros after the currency's decimals say the same amount (`5000.0` francs).
+        var written = answer.amount
+        if let point = written.firstIndex(of: "."), written.distance(from: point, to: written.endIndex) - 1 > self.currency.minorUnits {
+            let keep = written.index(point, offsetBy: self.currency.minorUnits)
+            if written[written.index(after: keep)...].allSatisfy({ $0 == "0" }) { written = String(written[...keep]) }
+            if written.hasSuffix(".") { written.removeLast() }
+        }
+        if let id = answer.externalId, id != externalID { return "MoMo's answer is for \(id.prefix(64)), not \(externalID)" }
+        if MoMoAmount.minorUnits(written, decimals: self.currency.minorUnits) != amount.cents {
             return "MoMo's amount \(answer.amount) is not the \(self.currency.format(amount.cents)) asked for"
         }
         if answer.currency != self.client.configuration.currency { return "MoMo's currency \(answer.currency) is not \(self.client.configuration.currency)" }

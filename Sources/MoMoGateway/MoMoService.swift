@@ -86,6 +86,9 @@ public final class MoMoService: MobileMoneyChannel, Service {
     /// The `X-Reference-Id` of a deposit (from its idempotency key) and of a payout (from its id).
     static func reference(deposit key: String) -> MoMoReference { MoMoReference(idempotencyKey: "deposit:" + key) }
     static func reference(payout id: String) -> MoMoReference { MoMoReference(idempotencyKey: "payout:" + id) }
+    /// The `externalId` each request carries, which MoMo's answers must name back.
+    static func externalID(deposit: Deposit) -> String { "deposit-\(deposit.id)" }
+    static func externalID(payout: Payout) -> String { "payout-" + String(payout.id.suffix(40)).filter { $0.isLetter || $0.isNumber || $0 == "-" } }
 
     // MARK: Deposit
 
@@ -108,17 +111,20 @@ public final class MoMoService: MobileMoneyChannel, Service {
         do {
             guard let phone = deposit.msisdn, let amount = self.momoAmount(deposit.amount) else { throw WalletError.notRegistered }
             try await self.client.requestToPay(
-                reference: reference, amount: amount, externalID: "deposit-\(deposit.id)", payer: phone.value, payerMessage: "Deposit to your wallet",
+                reference: reference, amount: amount, externalID: Self.externalID(deposit: deposit), payer: phone.value, payerMessage: "Deposit to your wallet",
                 payeeNote: "Wallet deposit")
             self.count("momo_request_to_pay_total", "accepted")
         } catch let error as MoMoError where error == .duplicateReference {
             // An earlier attempt got there: its prompt is the one.
             self.count("momo_request_to_pay_total", "duplicate")
         } catch let error as MoMoError where !error.outcomeUnknown {
-            // Refused outright: no prompt reached the customer.
+            // Refused. An earlier attempt under this reference may still have prompted the
+            // customer: the deposit fails only when MoMo has no request under it.
             self.count("momo_request_to_pay_total", "refused")
-            _ = try? await self.book.failDeposit(.checkout(reference.uuidString), code: DepositFailure.notSentCode, text: error.description)
             self.logger.warning("MoMo request to pay refused", metadata: ["deposit": .stringConvertible(deposit.id), "error": .string(error.description)])
+            if (try? await Self.known({ () async throws(MoMoError) in try await self.client.requestToPayStatus(reference) })) == .some(nil) {
+                _ = try? await self.book.failDeposit(.checkout(reference.uuidString), code: DepositFailure.notSentCode, text: error.description)
+            }
         } catch {
             // No answer: the reconciler's status query says whether MoMo has it.
             self.count("momo_request_to_pay_total", "unknown")
@@ -142,10 +148,15 @@ public final class MoMoService: MobileMoneyChannel, Service {
     /// Sends the transfer of a reserved payout, always under the payout's own reference.
     func transfer(_ payout: Payout) async {
         let reference = Self.reference(payout: payout.id)
+        // Sent only while the payout is open: a settled one (or one a person holds) never again.
+        guard let current = try? await self.book.payout(id: payout.id), [Payout.Status.reserved, .sent, .unknown].contains(current.status) else {
+            self.logger.warning("MoMo transfer not sent: the payout is no longer open", metadata: ["payout": .string(payout.id)])
+            return
+        }
         do {
             guard let phone = payout.msisdn, let amount = self.momoAmount(payout.amount) else { throw WalletError.notRegistered }
             try await self.client.transfer(
-                reference: reference, amount: amount, externalID: "payout-" + String(payout.id.suffix(40)).filter { $0.isLetter || $0.isNumber || $0 == "-" },
+                reference: reference, amount: amount, externalID: Self.externalID(payout: payout),
                 payee: phone.value, payerMessage: "Wallet withdrawal", payeeNote: "Wallet withdrawal")
             try await self.book.markWithdrawalSent(payout.id, conversationID: reference.uuidString)
             self.count("momo_transfer_total", "accepted")

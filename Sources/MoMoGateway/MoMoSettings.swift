@@ -90,6 +90,22 @@ extension MoMoSettings {
         self.promptDelay = try reader.milliseconds("STK_DELAY_MS", default: self.promptDelay, in: 0...30_000)
     }
 
+    /// Why these settings would move no real money, or move it in clear, in production: MTN's
+    /// sandbox (its host or its target environment, which approves made-up payments), or MoMo
+    /// over plain http (the API key and tokens in clear). Nil when they are a market's.
+    public var productionProblem: ConfigError? {
+        if self.targetEnvironment == "sandbox" {
+            return ConfigError(variable: "MOMO_TARGET_ENVIRONMENT", problem: "is sandbox in production: set the market (mtnghana, mtnuganda, ...)")
+        }
+        guard let url = URLComponents(string: self.baseURL), url.scheme?.lowercased() == "https", let host = url.host?.lowercased(), !host.isEmpty else {
+            return ConfigError(variable: "MOMO_BASE_URL", problem: "must be an https URL in production: MoMo's API key and tokens travel on it")
+        }
+        if host.contains("sandbox") {
+            return ConfigError(variable: "MOMO_BASE_URL", problem: "is MTN's sandbox (\(host)) in production: set the market's host")
+        }
+        return nil
+    }
+
     /// What the audit trail records of them (never a key).
     public var audited: [String: String] {
         [

@@ -115,7 +115,7 @@ public final class MoMoSandbox: Sendable {
         guard case .object(let fields)? = try? JSONValue.parseChecked(body).get(), case .string(let amount)? = fields["amount"],
             case .string(let currency)? = fields["currency"], case .string(let externalId)? = fields["externalId"],
             case .object(let party)? = fields[product == "collection" ? "payer" : "payee"], case .string("MSISDN")? = party["partyIdType"],
-            case .string(let number)? = party["partyId"], let minor = MoMoAmount.minorUnits(amount, decimals: self.currency.minorUnits), minor > 0
+            case .string(let number)? = party["partyId"], let minor = MoMoAmount.minorUnits(amount, decimals: self.currency.minorUnits), (1...1_000_000_000_000).contains(minor)
         else { return Self.error(400, "INVALID_PARAMETER", "the body is not MoMo's shape") }
         let movement = Movement(product: product, amount: amount, currency: currency, externalId: externalId, party: number)
         let taken = self.state.withLock { state -> Bool in

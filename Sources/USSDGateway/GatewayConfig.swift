@@ -183,6 +183,10 @@ public struct GatewayConfig: Sendable {
         try config.readCallbacks(reader)
         config.mpesa = try MPesaSettings(reader: reader)
         config.momo = try MoMoSettings(reader: reader)
+        if let sent = config.momo.currency, sent != config.currency.code, config.momo.targetEnvironment != "sandbox" {
+            // MoMo's amounts are the ledger's: another currency is only for MTN's sandbox (EUR).
+            throw ConfigError(variable: "MOMO_CURRENCY", problem: "is \(sent), not CURRENCY (\(config.currency.code)): another currency is only for MTN's sandbox")
+        }
         config.sms = try SMSSettings(reader: reader)
         config.reportMail = try ReportMailSettings(reader: reader)
         config.desk = try DeskConfiguration(reader: reader)
@@ -231,6 +235,9 @@ public struct GatewayConfig: Sendable {
                 variable: "MPESA_CALLBACK_TOKEN",
                 problem: "is required in production when M-Pesa is configured (or CALLBACK_TOKEN): anyone could post a paid STK callback"
             )
+        }
+        if self.mobileMoney == .mtnMoMo, self.momo.missing(publicBaseURL: self.publicBaseURL).isEmpty, let problem = self.momo.productionProblem {
+            return problem
         }
         if self.mobileMoney == .mtnMoMo, self.momo.missing(publicBaseURL: self.publicBaseURL).isEmpty, self.momoToken == nil {
             return ConfigError(

@@ -127,6 +127,9 @@ extension Wallet {
 public struct LedgerCurrencyMismatch: Error, CustomStringConvertible {
     public let ledger: String
     public let configured: String
+    public init(ledger: String, configured: String) {
+        (self.ledger, self.configured) = (ledger, configured)
+    }
     public var description: String {
         "the ledger counts in \(self.ledger) and CURRENCY is \(self.configured): one ledger holds one currency (a deployment in another country needs a database of its own)"
     }

@@ -96,6 +96,14 @@ func withPersonalWallet<T>(_ config: GatewayConfig, doing what: String, _ body: 
 func withPostgres<T>(_ config: GatewayConfig, doing what: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
     let postgres = PostgresClient(configuration: config.postgres, logger: Logger(label: "postgres"))
     do {
+        // Amounts typed and shown here are the ledger's: a shell without the deployment's CURRENCY
+        // would read 500 shillings where the ledger counts francs. (A login that cannot read the
+        // claim, or a ledger not migrated yet, has none to compare.)
+        if let row = try? await postgres.query("SELECT code FROM ledger_currency").single(), let code = try? row.decode(String.self, column: 0),
+            code != config.currency.code
+        {
+            throw LedgerCurrencyMismatch(ledger: code, configured: config.currency.code)
+        }
         let result = try await body(postgres)
         await postgres.shutdown()
         return result

@@ -21,6 +21,9 @@ struct Migrate: AsyncParsableCommand {
             let migrations = try GatewayMigrations.all()
             let applied = try await postgres.migrate(migrations)
             logger.info("migrations done", metadata: ["applied": "\(applied.count)", "known": "\(migrations.count)"])
+            // The ledger's one currency: claimed before anything moves, or checked (the limits
+            // below are written in its minor units).
+            try await wallet(config, postgres).claimCurrency(config.currency)
             // The staff desk's limits, where the database's four-eyes checks read them.
             if try await wallet(config, postgres).applyLedgerSettings(dualApprovalAbove: config.wallet.ledgerDualApprovalAbove, adjustMax: config.wallet.ledgerAdjustMax) {
                 logger.notice("ledger limits changed: recorded in the audit trail (action config.ledger)")

@@ -63,6 +63,15 @@ import Testing
             Self.screens(&document) { $0["show"]!["text"] = ["en": "PIN OK KESHO {balance|amount}", "sw": "Salio {balance|amount}"] }
         }
         #expect(words.isEmpty, "\(words)")
+        // A variable may not take a constant's name: the deployment's value would hide it.
+        let shadowed = try Self.lint { document in
+            Self.screens(&document) { screens in
+                var options = screens["main"]!["options"] as! [[String: Any]]
+                options[1]["set"] = ["mobileMoney": "Airtel"]
+                screens["main"]!["options"] = options
+            }
+        }
+        #expect(shadowed.contains("main: sets {mobileMoney}, which is the deployment's own (CURRENCY, MOBILE_MONEY): choose another name"), "\(shadowed)")
     }
 
     /// The worst case of a screen is measured with the longest amount the deployment's currency can

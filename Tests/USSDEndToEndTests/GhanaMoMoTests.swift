@@ -163,6 +163,10 @@ import Wallet
         #expect(audit.passed, "\(audit)")
         #expect(try await postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int64.self, column: 0) == 1)
         #expect(try await postgres.query("SELECT code FROM ledger_currency").single()?.decode(String.self, column: 0) == "GHS")
+        // The day's reconciliation is in cedis too, and it reconciles.
+        let report = try await book.dailyReport(date: DailyReport.yesterday(now: Date().addingTimeInterval(24 * 3600)))
+        #expect(report.text.contains("credited: 1, GHS 120.50") && !report.text.contains("KES"), "\(report.text)")
+        #expect(report.csv.hasPrefix("date,section,item,count,amount_ghs\n"))
         server.signal(SIGTERM)
         #expect(await server.wait() == 0)
         await postgres.shutdown()

@@ -115,6 +115,26 @@ import Wallet
         #expect(shared.africasTalkingToken == Self.atToken && shared.mpesaToken == Self.atToken)
         #expect(try GatewayConfig.load(environment: Self.mpesa.merging(["ENVIRONMENT": "development"]) { $1 }).productionProblem == nil)
 
+        // MoMo in production: its own callback token, a market's https host and target, never MTN's sandbox.
+        let momo = [
+            "PIN_KEY": Self.pinKey, "PERSONAL_DATA_KEY": TestPersonalData.environmentValue, "PERSONAL_DATA_KEYS_URL": TestPersonalData.productionStore,
+            "AT_CALLBACK_TOKEN": Self.atToken, "MOBILE_MONEY": "mtn-momo", "CURRENCY": "GHS", "PUBLIC_BASE_URL": "https://gw.example.com",
+            "MOMO_COLLECTION_SUBSCRIPTION_KEY": "k1", "MOMO_COLLECTION_API_USER": "u1", "MOMO_COLLECTION_API_KEY": "s1",
+            "MOMO_DISBURSEMENT_SUBSCRIPTION_KEY": "k2", "MOMO_DISBURSEMENT_API_USER": "u2", "MOMO_DISBURSEMENT_API_KEY": "s2",
+            "MOMO_BASE_URL": "https://proxy.momoapi.mtn.com", "MOMO_TARGET_ENVIRONMENT": "mtnghana",
+        ]
+        let momoOpen = #expect(throws: ConfigError.self) { try GatewayConfig.load(environment: momo) }
+        #expect(momoOpen?.variable == "MOMO_CALLBACK_TOKEN")
+        let guarded = momo.merging(["MOMO_CALLBACK_TOKEN": Self.mpesaToken]) { $1 }
+        #expect(try GatewayConfig.load(environment: guarded).momoToken == Self.mpesaToken)
+        for (name, value, variable) in [
+            ("MOMO_TARGET_ENVIRONMENT", "sandbox", "MOMO_TARGET_ENVIRONMENT"), ("MOMO_BASE_URL", "https://sandbox.momodeveloper.mtn.com", "MOMO_BASE_URL"),
+            ("MOMO_BASE_URL", "http://proxy.momoapi.mtn.com", "MOMO_BASE_URL"), ("MOMO_CURRENCY", "EUR", "MOMO_CURRENCY"),
+        ] {
+            let refused = #expect(throws: ConfigError.self, "\(name)=\(value)") { try GatewayConfig.load(environment: guarded.merging([name: value]) { $1 }) }
+            #expect(refused?.variable == variable, "\(name)=\(value)")
+        }
+
         let clash = #expect(throws: ConfigError.self) {
             try GatewayConfig.load(environment: ["ENVIRONMENT": "development", "HTTP_PORT": "8080", "ADMIN_PORT": "8080"])
         }

@@ -3,6 +3,7 @@ import Foundation
 @testable import LedgerTestSupport
 import Postgres
 import Testing
+import TestSupport
 import Wallet
 
 /// One ledger, one currency: the first start claims it, a start naming another is refused, and
@@ -24,21 +25,31 @@ import Wallet
         #expect(update?.sqlState == "UL022")
         let delete = await #expect(throws: PostgresError.self) { try await ledger.postgres.query("DELETE FROM ledger_currency") }
         #expect(delete?.sqlState == "UL022")
-        // The gateway may not write it by hand.
-        let direct = await #expect(throws: PostgresError.self) { try await app.client.query("INSERT INTO ledger_currency (only_row, code, minor_units) VALUES (true, 'KES', 2)") }
-        #expect(direct != nil)
+        // The gateway may not write it by hand, not even on an empty ledger: only the function claims.
+        let direct = await #expect(throws: PostgresError.self) { try await app.client.query("DELETE FROM ledger_currency") }
+        #expect(direct?.sqlState == "42501", "insufficient privilege")
+        let fresh = try await Ledger.make()
+        let stranger = try await fresh.staff("gateway", "ussd_app")
+        let written = await #expect(throws: PostgresError.self) { try await stranger.client.query("INSERT INTO ledger_currency (code, minor_units) VALUES ('KES', 2)") }
+        #expect(written?.sqlState == "42501")
+        await fresh.shutdown()
         await ledger.shutdown()
     }
 
-    /// A ledger that already moved money before currencies existed was counting shillings: the
-    /// first start with another currency is refused, not allowed to read cents as pesewas.
-    @Test func aLedgerWithMoneyAndNoClaimIsShillings() async throws {
-        let ledger = try await Ledger.make()
-        let float = try await ledger.systemAccount("mpesa_float")
-        let inFlight = try await ledger.systemAccount("payouts_in_flight")
-        try await ledger.post("before-currencies", from: float, to: inFlight, cents: 100, kind: "deposit")
-        await #expect(throws: LedgerCurrencyMismatch.self) { try await ledger.wallet.claimCurrency(Currency(code: "GHS")!) }
-        try await ledger.wallet.claimCurrency(.kenyanShilling)
-        await ledger.shutdown()
+    /// A ledger that already moved money before currencies existed counted shillings: migration
+    /// 0024 seeds KES, and a start with another currency is refused, not allowed to read cents as pesewas.
+    @Test func aLedgerThatHeldMoneyBeforeCurrenciesIsShillings() async throws {
+        let postgres = PostgresClient(configuration: try await TestServers.freshDatabase("wallet"))
+        let all = try WalletMigrations.all()
+        try await postgres.migrate(all.filter { $0.version < 24 })
+        let float = try await postgres.query("SELECT id FROM accounts WHERE customer_id IS NULL AND kind = 'mpesa_float'").single()!.decode(Int64.self, column: 0)
+        let inFlight = try await postgres.query("SELECT id FROM accounts WHERE customer_id IS NULL AND kind = 'payouts_in_flight'").single()!.decode(Int64.self, column: 0)
+        try await postgres.query(
+            "INSERT INTO transfers (id, debit_account, credit_account, amount, kind, status) VALUES ('before-currencies', \(float), \(inFlight), 100, 'deposit', 'posted')")
+        try await postgres.migrate(all)
+        let wallet = Wallet(postgres: postgres, pins: Ledger.pins)
+        await #expect(throws: LedgerCurrencyMismatch.self) { try await wallet.claimCurrency(Currency(code: "GHS")!) }
+        try await wallet.claimCurrency(.kenyanShilling)
+        await postgres.shutdown()
     }
 }
