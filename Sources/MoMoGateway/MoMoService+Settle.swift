@@ -52,6 +52,12 @@ extension MoMoService {
         }
         for (payout, _) in try await self.book.claimPayoutsToCheck(limit: limit, lease: self.claimLease) {
             do {
+                // Only MoMo's own payouts (their reference was recorded with the hold): one another
+                // rail left open on this ledger is that rail's to settle, never sent through MoMo.
+                guard try await self.book.payout(conversationID: Self.reference(payout: payout.id).uuidString)?.id == payout.id else {
+                    self.logger.warning("open payout of another rail left to its own; MoMo does not send it", metadata: ["payout": .string(payout.id)])
+                    continue
+                }
                 if let line = try await self.settle(payout) { changes.append(line) }
             } catch {
                 self.logger.warning("MoMo payout check failed", metadata: ["payout": .string(payout.id), "error": .string(safeDescription(of: error))])

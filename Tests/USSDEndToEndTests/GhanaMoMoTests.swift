@@ -159,6 +159,16 @@ import Wallet
 
         // The ledger audit is clean, and nothing else was left for review.
         let book = MPesaBook(wallet: Wallet(postgres: postgres, pins: PINVault(key: SoftwarePINKeys.randomKey())))
+        // A payout another rail left open on this ledger (held without MoMo's reference) is never
+        // sent through MoMo, however often the reconciler looks.
+        let sentBefore = momo.requests("POST", "/disbursement/v1_0/transfer").count
+        let foreign = try await book.reserveWithdrawal(MSISDN(amaE164)!, amount: Amount(cents: 1_000), key: IdempotencyKey("mpesa-era-payout")!)
+        let untouched = try await throughout(.seconds(3), every: .milliseconds(250)) {
+            try await postgres.query("UPDATE payouts SET next_check_at = now() WHERE id = \(foreign.id)")
+            return momo.requests("POST", "/disbursement/v1_0/transfer").count == sentBefore
+        }
+        #expect(untouched, "no MoMo transfer for another rail's payout")
+        try await postgres.query("UPDATE payouts SET next_check_at = now() + interval '1 day' WHERE id = \(foreign.id)")
         let audit = try await book.auditLedger()
         #expect(audit.passed, "\(audit)")
         #expect(try await postgres.query("SELECT count(*) FROM mpesa_review").single()!.decode(Int64.self, column: 0) == 1)
