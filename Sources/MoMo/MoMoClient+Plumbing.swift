@@ -78,7 +78,7 @@ extension MoMoClient {
         product == .collection ? self.configuration.collection : self.configuration.disbursement
     }
 
-    func tokenCache(_ product: Product) -> MoMoTokenCache {
+    func tokenCache(_ product: Product) -> TokenCache {
         self.tokens[product]!
     }
 

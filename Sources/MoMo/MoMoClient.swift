@@ -22,7 +22,7 @@ public final class MoMoClient: Sendable {
 
     public let configuration: MoMoConfiguration
     let http: CurlClient
-    let tokens: [Product: MoMoTokenCache]
+    let tokens: [Product: TokenCache]
     let logger: Logger
     /// `momo_request_duration_seconds{endpoint,outcome}`: every call's time, answered or not.
     let metrics: MetricCache
@@ -35,7 +35,7 @@ public final class MoMoClient: Sendable {
         self.http = http
         self.logger = logger
         self.metrics = metrics
-        self.tokens = Dictionary(uniqueKeysWithValues: Product.allCases.map { ($0, MoMoTokenCache(margin: configuration.tokenRefreshMargin, now: now)) })
+        self.tokens = Dictionary(uniqueKeysWithValues: Product.allCases.map { ($0, TokenCache(margin: configuration.tokenRefreshMargin, now: now)) })
     }
 
     // MARK: Collections

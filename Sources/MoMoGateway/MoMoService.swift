@@ -55,9 +55,7 @@ public final class MoMoService: MobileMoneyChannel, Service {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.jobs.run() }
             group.addTask {
-                while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.reconcileInterval) }
-                    guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+                await periodically(every: self.reconcileInterval) {
                     do {
                         _ = try await self.reconcile()
                     } catch {
