@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(africastalking-forms daraja-callbacks sms-commands menus-loader ussd-dialects backend-answers)
+[ ${#targets[@]} -gt 0 ] || targets=(africastalking-forms daraja-callbacks sms-commands menus-loader ussd-dialects backend-answers momo-callbacks)
 command -v swiftc >/dev/null || { echo "fuzz: Swift is not on PATH" >&2; exit 1; }
 
 build=.build-fuzz
@@ -33,6 +33,7 @@ module Menus Sources/Menus/*.swift
 module AfricasTalking Sources/AfricasTalking/{AfricasTalkingUSSDHop,AfricasTalkingUSSDEvent,AfricasTalkingInboundSMS,AfricasTalkingDeliveryReport}.swift
 module MPesa Sources/MPesa/{DarajaCallbackMalformed,DarajaField,STKCallback,B2CResult,C2BPayment,AccountBalance}.swift
 module USSDDialects Sources/USSDDialects/*.swift
+module MoMo Sources/MoMo/{MoMoTransaction,MoMoCallbackMalformed,MoMoAmount}.swift
 
 declare -A sources=(
     [africastalking-forms]="Fuzz/Targets/AfricasTalkingForms.swift"
@@ -41,6 +42,7 @@ declare -A sources=(
     [menus-loader]="Fuzz/Targets/MenusLoader.swift"
     [ussd-dialects]="Fuzz/Targets/USSDDialects.swift"
     [backend-answers]="Fuzz/Targets/BackendAnswers.swift"
+    [momo-callbacks]="Fuzz/Targets/MoMoCallbacks.swift"
 )
 declare -A dictionaries=(
     [africastalking-forms]="Fuzz/Dictionaries/form.dict"
@@ -49,6 +51,7 @@ declare -A dictionaries=(
     [menus-loader]="Fuzz/Dictionaries/json.dict"
     [ussd-dialects]="Fuzz/Dictionaries/json.dict"
     [backend-answers]="Fuzz/Dictionaries/json.dict"
+    [momo-callbacks]="Fuzz/Dictionaries/json.dict"
 )
 declare -A objects=(
     [africastalking-forms]="$build/AfricasTalking.o $build/Menus.o $build/Basics.o"
@@ -57,6 +60,7 @@ declare -A objects=(
     [menus-loader]="$build/Menus.o $build/Basics.o"
     [ussd-dialects]="$build/USSDDialects.o $build/AfricasTalking.o $build/Basics.o"
     [backend-answers]="$build/Menus.o $build/Basics.o"
+    [momo-callbacks]="$build/MoMo.o $build/Basics.o"
 )
 
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1

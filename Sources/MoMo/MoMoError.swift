@@ -65,14 +65,8 @@ public enum MoMoError: LogSafeError, Sendable, Hashable, CustomStringConvertible
     /// as a refusal; the message bounded, printable and without any of `secrets`.
     static func refusal(status: Int, body: [UInt8], secrets: [String]) -> MoMoError {
         let json = body.count <= 16 * 1024 ? JSONValue.parse(body) : nil
-        let code = json?["code"]?.string.flatMap(Self.codeShaped) ?? "HTTP_\(status)"
+        let code = json?["code"]?.string.flatMap(MoMoTransaction.codeShaped) ?? "HTTP_\(status)"
         return .refused(status: status, code: code, message: Self.scrubbed(json?["message"]?.string ?? "", secrets: secrets))
-    }
-
-    /// `code` if it looks like MoMo's codes (`NOT_ENOUGH_FUNDS`, `401`), else nil.
-    static func codeShaped(_ code: String) -> String? {
-        let allowed = code.utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || ($0 >= 0x61 && $0 <= 0x7A) }
-        return (1...64).contains(code.utf8.count) && allowed ? code : nil
     }
 
     /// At most 200 printable characters, every secret replaced.

@@ -100,10 +100,10 @@ public struct MoMoTransaction: Sendable, Hashable {
         switch value {
         case nil, .null?: return nil
         case .string(let text)?:
-            guard let code = MoMoError.codeShaped(text) else { throw MoMoCallbackMalformed("reason is not an error code") }
+            guard let code = Self.codeShaped(text) else { throw MoMoCallbackMalformed("reason is not an error code") }
             return Reason(code: code, message: nil)
         case .object?:
-            guard let code = value?["code"]?.stringValue.flatMap(MoMoError.codeShaped) else { throw MoMoCallbackMalformed("reason.code is not an error code") }
+            guard let code = value?["code"]?.stringValue.flatMap(Self.codeShaped) else { throw MoMoCallbackMalformed("reason.code is not an error code") }
             let message = try Self.optionalToken(value?["message"], "reason.message", maxLength: 256, spaces: true)
             return Reason(code: code, message: message)
         default: throw MoMoCallbackMalformed("reason is neither a code nor {code, message}")
@@ -138,5 +138,14 @@ extension JSONValue {
         case .integer(let number) where number >= 0: return String(number)
         default: return nil
         }
+    }
+}
+
+extension MoMoTransaction {
+    /// `code` if it looks like MoMo's codes (`NOT_ENOUGH_FUNDS`, `401`), else nil: a reason, or an
+    /// error body's code.
+    static func codeShaped(_ code: String) -> String? {
+        let allowed = code.utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || ($0 >= 0x61 && $0 <= 0x7A) }
+        return (1...64).contains(code.utf8.count) && allowed ? code : nil
     }
 }
